@@ -1,0 +1,179 @@
+//! The messages two replicas exchange; see `docs/PROTOCOL.md` for the byte-level encoding.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+use super::record::Record;
+use super::version::{Category, Dot, Knowledge, VersionVector};
+use crate::device::{DeviceId, ReplicaId};
+use crate::hash::BlobHash;
+
+/// Which way content moves in a sync, seen from the side that starts it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Direction {
+    /// Both ways.
+    #[default]
+    Bidirectional,
+    /// Only from the initiator to the peer.
+    Push,
+    /// Only from the peer to the initiator.
+    Pull,
+}
+
+impl Direction {
+    /// Whether the initiator sends its content.
+    pub fn pushes(self) -> bool {
+        self != Direction::Pull
+    }
+    /// Whether the initiator receives the peer's content.
+    pub fn pulls(self) -> bool {
+        self != Direction::Push
+    }
+}
+
+/// Which categories a sync covers (`syncImages`, `syncPatterns`, `syncSettings`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Categories {
+    /// Images and their pixels.
+    pub images: bool,
+    /// Patterns and sequences.
+    pub patterns: bool,
+    /// Shared settings.
+    pub settings: bool,
+}
+
+impl Categories {
+    /// Everything.
+    pub const ALL: Categories = Categories { images: true, patterns: true, settings: true };
+
+    /// Whether `category` is included.
+    pub fn contains(&self, category: Category) -> bool {
+        match category {
+            Category::Images => self.images,
+            Category::Patterns => self.patterns,
+            Category::Settings => self.settings,
+        }
+    }
+
+    /// The included categories.
+    pub fn iter(self) -> impl Iterator<Item = Category> {
+        Category::ALL.into_iter().filter(move |c| self.contains(*c))
+    }
+}
+
+impl Default for Categories {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
+/// How one sync session runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncOptions {
+    /// Which way content moves.
+    pub direction: Direction,
+    /// What content moves.
+    pub categories: Categories,
+}
+
+/// What a replica says about itself at the start of a session: its size depends on the
+/// number of replicas that ever edited, never on the number of items.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Protocol version spoken ([`super::PROTOCOL_VERSION`]).
+    pub protocol: u16,
+    /// Sync group; replicas of different groups never merge.
+    pub group: String,
+    /// The poi's user-facing id.
+    pub device: DeviceId,
+    /// The replica's id (the origin of its dots).
+    pub replica: ReplicaId,
+    /// Everything the replica has seen, per category.
+    pub knowledge: Knowledge,
+}
+
+/// Lets a peer that fell behind a compaction drop items whose tombstones are gone.
+///
+/// Sent when the receiver's knowledge does not cover `floor`, the join of the contexts of
+/// every tombstone the sender compacted in `category`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repair {
+    /// The category repaired.
+    pub category: Category,
+    /// Covers every compacted tombstone and every edit it deleted.
+    pub floor: VersionVector,
+    /// The dots of every record the sender still holds that `floor` covers.
+    pub live: Vec<Dot>,
+}
+
+/// The records a peer lacks, with what the sender has seen.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delta {
+    /// Sender's sync group.
+    pub group: String,
+    /// Sender's replica id.
+    pub replica: ReplicaId,
+    /// Categories this delta is complete for.
+    pub categories: Categories,
+    /// Every record the sender holds in those categories whose dot the receiver's
+    /// knowledge did not cover.
+    pub records: Vec<Record>,
+    /// The sender's knowledge; the receiver adopts it for `categories` after merging.
+    pub knowledge: Knowledge,
+    /// Repairs for categories where the receiver is behind a compaction.
+    pub repairs: Vec<Repair>,
+}
+
+/// The pixels of one image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Blob {
+    /// Content address, checked by the receiver before it keeps the bytes.
+    pub hash: BlobHash,
+    /// Canonical pixel bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// What the initiator of a session sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Opens a session: here is what I have seen; answer with yours (and, if I pull, the
+    /// records I lack).
+    Begin {
+        /// The initiator's summary.
+        summary: Summary,
+        /// Direction and categories.
+        options: SyncOptions,
+    },
+    /// Records the responder lacks; the answer lists the blobs it then misses.
+    Push(Delta),
+    /// Asks for blobs by hash.
+    Fetch(Vec<BlobHash>),
+    /// Delivers blobs the responder asked for.
+    Store(Vec<Blob>),
+}
+
+/// What the responder answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Answer to `Begin`.
+    Begun {
+        /// The responder's summary.
+        summary: Summary,
+        /// The records the initiator lacks, if it pulls and lacks any.
+        delta: Option<Delta>,
+    },
+    /// Answer to `Push`: blobs the responder misses now.
+    Want(Vec<BlobHash>),
+    /// Answer to `Fetch`.
+    Blobs {
+        /// As many requested blobs as fit in one message, in request order.
+        blobs: Vec<Blob>,
+        /// Requested hashes the responder does not have.
+        missing: Vec<BlobHash>,
+    },
+    /// Answer to `Store`: how many blobs were verified and kept.
+    Stored(u32),
+    /// The request was refused; the text says why.
+    Refused(String),
+}

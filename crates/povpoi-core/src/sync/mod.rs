@@ -1,0 +1,28 @@
+//! The replicated library and the protocol that keeps copies of it in agreement.
+//!
+//! Each poi holds a full [`Replica`]. Every edit is a [`Record`] named by a [`Dot`]
+//! (replica id, per-replica counter) and carrying the version vector of the edits of that
+//! item it had seen; an edit supersedes exactly what that vector covers, so concurrent edits
+//! are detected, never silently lost, and kept side by side until someone settles them.
+//! A replica also keeps, per category, a version vector of every dot it has seen; a peer
+//! sends only the records whose dots that vector does not cover. `docs/PROTOCOL.md`
+//! describes the protocol independent of this code.
+
+mod error;
+mod message;
+mod record;
+mod replica;
+mod session;
+mod storage;
+mod version;
+
+pub use error::Error;
+pub use message::{Blob, Categories, Delta, Direction, Repair, Request, Response, Summary, SyncOptions};
+pub use record::{InvalidRecord, Key, Record, Value};
+pub use replica::{Conflict, Identity, MergeReport, Replica};
+pub use session::{MAX_BLOB_BYTES_PER_MESSAGE, MAX_FETCH_HASHES, Session, SessionReport};
+pub use storage::{MemoryStorage, Storage, StorageError};
+pub use version::{Category, Dot, Knowledge, VersionVector};
+
+/// Version of the peer sync protocol; peers of another version refuse to sync.
+pub const PROTOCOL_VERSION: u16 = 1;

@@ -1,0 +1,640 @@
+//! One poi's full copy of the library, its local edits and how it merges a peer's.
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+use super::error::Error;
+use super::message::{Blob, Categories, Delta, Repair, Summary};
+use super::record::{Key, Record, Value};
+use super::storage::Storage;
+use super::version::{Category, Dot, Knowledge, VersionVector};
+use super::PROTOCOL_VERSION;
+use crate::clock::{Hlc, Stamp};
+use crate::device::{DeviceId, ReplicaId};
+use crate::hash::BlobHash;
+use crate::model::{
+    ImageId, ImageMeta, Pattern, Selection, Sequence, Settings, check_framerate, check_pattern_slot,
+    check_sequence_slot,
+};
+
+/// Version of the snapshot layout written by [`Replica`].
+const SNAPSHOT_FORMAT: u8 = 1;
+
+/// Who a new replica is; used only when the storage holds no snapshot yet.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// Fresh random id of this copy of the library.
+    pub replica: ReplicaId,
+    /// The poi's user-facing id.
+    pub device: DeviceId,
+    /// The sync group it starts in.
+    pub group: String,
+}
+
+/// What a merge changed, counted the way `/api/sync/execute` reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MergeReport {
+    /// Records that changed this replica's state.
+    pub records_merged: u32,
+    /// Images that were not visible before and are now.
+    pub images_added: u32,
+    /// Pattern or sequence slots that were empty before and are filled now.
+    pub patterns_added: u32,
+    /// Settings fields whose value changed.
+    pub settings_updated: u32,
+    /// Items that were visible before and are deleted now.
+    pub items_deleted: u32,
+}
+
+impl MergeReport {
+    /// Adds another report's counts to this one.
+    pub fn add(&mut self, other: &MergeReport) {
+        self.records_merged += other.records_merged;
+        self.images_added += other.images_added;
+        self.patterns_added += other.patterns_added;
+        self.settings_updated += other.settings_updated;
+        self.items_deleted += other.items_deleted;
+    }
+}
+
+/// An item with concurrent edits: the version shown, and the others kept as conflict copies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conflict<'a> {
+    /// The item.
+    pub key: Key,
+    /// The version shown.
+    pub winner: &'a Record,
+    /// The other live versions, oldest stamp first.
+    pub copies: Vec<&'a Record>,
+}
+
+/// The persisted part of a replica.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct State {
+    replica: ReplicaId,
+    device: DeviceId,
+    group: String,
+    seq: u64,
+    hlc: Hlc,
+    /// Per item, the edits not superseded by another edit seen here (one unless concurrent).
+    entries: BTreeMap<Key, Vec<Record>>,
+    knowledge: Knowledge,
+    /// Covers every tombstone compacted here and what it deleted, per category.
+    floor: Knowledge,
+}
+
+/// A poi's replicated library: images, patterns, sequences and shared settings.
+///
+/// Every method that changes it saves a snapshot through its [`Storage`] before returning,
+/// so nothing it tells a peer or a user can be lost by a crash afterwards. When saving
+/// fails, the replica reloads the last snapshot and returns the error: it is never left
+/// half-changed.
+pub struct Replica<S: Storage> {
+    storage: S,
+    state: State,
+    /// The knowledge each peer last reported, by replica: decides when tombstones can go.
+    /// Kept in RAM only; after a restart compaction waits for peers to report again.
+    peers: BTreeMap<ReplicaId, Knowledge>,
+    /// Blobs held in storage.
+    present: BTreeSet<BlobHash>,
+}
+
+impl<S: Storage> Replica<S> {
+    /// Opens the replica kept in `storage`, or creates one as `identity` if it is empty.
+    pub fn open(mut storage: S, identity: Identity) -> Result<Self, Error> {
+        let (state, fresh) = match storage.load_state()? {
+            Some(bytes) => (decode_snapshot(&bytes)?, false),
+            None => {
+                let state = State {
+                    replica: identity.replica,
+                    device: identity.device,
+                    group: identity.group,
+                    seq: 0,
+                    hlc: Hlc::default(),
+                    entries: BTreeMap::new(),
+                    knowledge: Knowledge::default(),
+                    floor: Knowledge::default(),
+                };
+                storage.save_state(&encode_snapshot(&state))?;
+                (state, true)
+            }
+        };
+        let present = storage.blob_hashes()?.into_iter().collect();
+        let mut replica = Replica { storage, state, peers: BTreeMap::new(), present };
+        if !fresh {
+            replica.collect_garbage()?;
+        }
+        Ok(replica)
+    }
+
+    /// Gives the storage back (the in-memory state is dropped, as in a crash).
+    pub fn into_storage(self) -> S {
+        self.storage
+    }
+
+    /// The storage, for inspection.
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// This copy's replica id.
+    pub fn replica_id(&self) -> ReplicaId {
+        self.state.replica
+    }
+
+    /// The poi's device id.
+    pub fn device_id(&self) -> DeviceId {
+        self.state.device
+    }
+
+    /// The sync group.
+    pub fn group(&self) -> &str {
+        &self.state.group
+    }
+
+    /// Moves this poi to another sync group; its content goes along.
+    pub fn set_group(&mut self, group: &str) -> Result<(), Error> {
+        self.state.group = group.into();
+        self.peers.clear();
+        self.commit()
+    }
+
+    /// Everything this replica has seen, per category.
+    pub fn knowledge(&self) -> &Knowledge {
+        &self.state.knowledge
+    }
+
+    /// The latest hybrid-logical time seen.
+    pub fn clock(&self) -> Stamp {
+        self.state.hlc.last()
+    }
+
+    /// What this replica tells a peer when a session opens.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            protocol: PROTOCOL_VERSION,
+            group: self.state.group.clone(),
+            device: self.state.device,
+            replica: self.state.replica,
+            knowledge: self.state.knowledge.clone(),
+        }
+    }
+
+    // ----- reading the library -----
+
+    /// Every record held, item by item (siblings of one item together, by dot).
+    pub fn records(&self) -> impl Iterator<Item = &Record> {
+        self.state.entries.values().flatten()
+    }
+
+    /// The edits of one item not superseded here (more than one when concurrent).
+    pub fn siblings(&self, key: &Key) -> &[Record] {
+        self.state.entries.get(key).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The version of an item that is shown, if it exists and is not deleted.
+    pub fn visible(&self, key: &Key) -> Option<&Record> {
+        winner(self.siblings(key))
+    }
+
+    /// The stored images (the shown version of each), by id.
+    pub fn images(&self) -> impl Iterator<Item = (ImageId, &ImageMeta)> {
+        self.state.entries.iter().filter_map(|(key, sibs)| match (key, &winner(sibs)?.value) {
+            (Key::Image(id), Value::Image(meta)) => Some((*id, meta)),
+            _ => None,
+        })
+    }
+
+    /// One image's metadata.
+    pub fn image(&self, id: ImageId) -> Option<&ImageMeta> {
+        match &self.visible(&Key::Image(id))?.value {
+            Value::Image(meta) => Some(meta),
+            _ => None,
+        }
+    }
+
+    /// The pattern in a slot.
+    pub fn pattern(&self, slot: u8) -> Option<&Pattern> {
+        match &self.visible(&Key::Pattern(slot))?.value {
+            Value::Pattern(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The sequence in a slot.
+    pub fn sequence(&self, slot: u8) -> Option<&Sequence> {
+        match &self.visible(&Key::Sequence(slot))?.value {
+            Value::Sequence(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The shared settings, with defaults for fields never set.
+    pub fn settings(&self) -> Settings {
+        let mut settings = Settings::default();
+        for key in [Key::Brightness, Key::Framerate, Key::Selection] {
+            match self.visible(&key).map(|r| &r.value) {
+                Some(Value::Brightness(b)) => settings.brightness = *b,
+                Some(Value::Framerate(f)) => settings.framerate = *f,
+                Some(Value::Selection(s)) => settings.selection = *s,
+                _ => {}
+            }
+        }
+        settings
+    }
+
+    /// Content items edited concurrently on several poi, each with its conflict copies.
+    pub fn conflicts(&self) -> impl Iterator<Item = Conflict<'_>> {
+        self.state.entries.iter().filter(|(key, _)| key.keeps_conflicts()).filter_map(|(key, sibs)| {
+            let winner = winner(sibs)?;
+            let mut copies: Vec<&Record> =
+                sibs.iter().filter(|r| !r.value.is_deleted() && r.dot != winner.dot).collect();
+            if copies.is_empty() {
+                return None;
+            }
+            copies.sort_by_key(|r| r.precedence());
+            Some(Conflict { key: *key, winner, copies })
+        })
+    }
+
+    /// An image's pixel bytes, verified against their hash. `None` when not (yet) held or
+    /// when the stored copy is damaged (it is then dropped and fetched again from a peer).
+    pub fn image_pixels(&mut self, hash: &BlobHash) -> Result<Option<Vec<u8>>, Error> {
+        if !self.present.contains(hash) {
+            return Ok(None);
+        }
+        match self.storage.load_blob(hash)? {
+            Some(bytes) if hash.verifies(&bytes) => Ok(Some(bytes)),
+            _ => {
+                self.storage.remove_blob(hash)?;
+                self.present.remove(hash);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Blobs referenced by the library that this replica does not hold yet.
+    pub fn missing_blobs(&self) -> Vec<BlobHash> {
+        let mut missing: Vec<BlobHash> =
+            self.referenced_blobs().into_iter().filter(|h| !self.present.contains(h)).collect();
+        missing.dedup();
+        missing
+    }
+
+    // ----- local edits -----
+
+    /// Stores a new image from its canonical pixel bytes (RGB, row-major, row y = LED y).
+    pub fn add_image(&mut self, name: &str, width: u32, height: u32, pixels: &[u8], now_ms: u64) -> Result<ImageId, Error> {
+        let meta = ImageMeta::describe(name, width, height, pixels)?;
+        if !self.present.contains(&meta.pixels()) {
+            self.storage.save_blob(&meta.pixels(), pixels)?;
+            self.present.insert(meta.pixels());
+        }
+        let id = ImageId { origin: self.state.replica, seq: self.state.seq + 1 };
+        self.write(Key::Image(id), Value::Image(meta), now_ms)?;
+        Ok(id)
+    }
+
+    /// Renames an image.
+    pub fn rename_image(&mut self, id: ImageId, name: &str, now_ms: u64) -> Result<(), Error> {
+        let meta = self.image(id).ok_or(Error::NotFound(Key::Image(id)))?.renamed(name)?;
+        self.write(Key::Image(id), Value::Image(meta), now_ms).map(drop)
+    }
+
+    /// Deletes an image (and, once no version refers to them, its pixels).
+    pub fn delete_image(&mut self, id: ImageId, now_ms: u64) -> Result<(), Error> {
+        self.delete(Key::Image(id), now_ms)
+    }
+
+    /// Puts a pattern in a slot (0-17).
+    pub fn set_pattern(&mut self, slot: u8, pattern: Pattern, now_ms: u64) -> Result<(), Error> {
+        check_pattern_slot(slot)?;
+        self.write(Key::Pattern(slot), Value::Pattern(pattern), now_ms).map(drop)
+    }
+
+    /// Empties a pattern slot.
+    pub fn clear_pattern(&mut self, slot: u8, now_ms: u64) -> Result<(), Error> {
+        self.delete(Key::Pattern(slot), now_ms)
+    }
+
+    /// Puts a sequence in a slot (0-4).
+    pub fn set_sequence(&mut self, slot: u8, sequence: Sequence, now_ms: u64) -> Result<(), Error> {
+        check_sequence_slot(slot)?;
+        self.write(Key::Sequence(slot), Value::Sequence(sequence), now_ms).map(drop)
+    }
+
+    /// Empties a sequence slot.
+    pub fn clear_sequence(&mut self, slot: u8, now_ms: u64) -> Result<(), Error> {
+        self.delete(Key::Sequence(slot), now_ms)
+    }
+
+    /// Sets the shared brightness.
+    pub fn set_brightness(&mut self, brightness: u8, now_ms: u64) -> Result<(), Error> {
+        self.write(Key::Brightness, Value::Brightness(brightness), now_ms).map(drop)
+    }
+
+    /// Sets the shared frame rate (1-255 columns per second).
+    pub fn set_framerate(&mut self, fps: u16, now_ms: u64) -> Result<(), Error> {
+        check_framerate(fps)?;
+        self.write(Key::Framerate, Value::Framerate(fps), now_ms).map(drop)
+    }
+
+    /// Sets what plays.
+    pub fn set_selection(&mut self, selection: Selection, now_ms: u64) -> Result<(), Error> {
+        self.write(Key::Selection, Value::Selection(selection), now_ms).map(drop)
+    }
+
+    /// Settles a conflict by keeping the version `keep` (a dot from [`Self::conflicts`]);
+    /// the other copies are superseded everywhere once this edit syncs.
+    pub fn resolve(&mut self, key: Key, keep: Dot, now_ms: u64) -> Result<(), Error> {
+        let value = self.siblings(&key).iter().find(|r| r.dot == keep).map(|r| r.value.clone());
+        let value = value.ok_or(Error::NotFound(key))?;
+        self.write(key, value, now_ms).map(drop)
+    }
+
+    fn delete(&mut self, key: Key, now_ms: u64) -> Result<(), Error> {
+        if self.visible(&key).is_none() {
+            return Err(Error::NotFound(key));
+        }
+        self.write(key, Value::Deleted, now_ms).map(drop)
+    }
+
+    /// Records a local edit that supersedes every version of `key` held here.
+    fn write(&mut self, key: Key, value: Value, now_ms: u64) -> Result<Dot, Error> {
+        let dot = Dot { replica: self.state.replica, seq: self.state.seq + 1 };
+        let stamp = self.state.hlc.tick(now_ms);
+        let mut context = VersionVector::default();
+        for sibling in self.siblings(&key) {
+            context.join(&sibling.context);
+        }
+        context.observe(dot);
+        self.state.seq = dot.seq;
+        self.state.entries.insert(key, vec![Record { key, dot, stamp, context, value }]);
+        self.state.knowledge.get_mut(key.category()).observe(dot);
+        self.commit()?;
+        Ok(dot)
+    }
+
+    // ----- sync -----
+
+    /// Remembers what a peer reported having seen, then drops tombstones every known
+    /// replica has seen. Returns whether anything was compacted.
+    pub fn note_peer(&mut self, peer: &Summary) -> Result<bool, Error> {
+        if peer.replica == self.state.replica || peer.group != self.state.group {
+            return Ok(false);
+        }
+        self.peers.insert(peer.replica, peer.knowledge.clone());
+        self.compact()
+    }
+
+    /// Drops items whose every version is a tombstone seen by this replica and by every
+    /// peer it knows of. A peer it does not know of that still holds such an item is put
+    /// right by the [`Repair`] in the next delta it receives from here.
+    fn compact(&mut self) -> Result<bool, Error> {
+        let mut compacted = false;
+        for category in Category::ALL {
+            let mut stable = self.state.knowledge.get(category).clone();
+            for peer in self.peers.values() {
+                stable.meet(peer.get(category));
+            }
+            let mut floor = self.state.floor.get(category).clone();
+            self.state.entries.retain(|key, sibs| {
+                let gone = key.category() == category
+                    && sibs.iter().all(|r| r.value.is_deleted() && stable.covers(r.dot));
+                if gone {
+                    sibs.iter().for_each(|r| floor.join(&r.context));
+                    compacted = true;
+                }
+                !gone
+            });
+            *self.state.floor.get_mut(category) = floor;
+        }
+        if compacted {
+            self.commit()?;
+        }
+        Ok(compacted)
+    }
+
+    /// Whether a peer that reported `theirs` lacks anything of ours in `categories`.
+    pub fn peer_lacks(&self, theirs: &Knowledge, categories: Categories) -> bool {
+        categories.iter().any(|c| !theirs.get(c).dominates(self.state.knowledge.get(c)))
+    }
+
+    /// The records a peer that has seen `theirs` lacks, in the given categories.
+    pub fn delta_for(&self, theirs: &Knowledge, categories: Categories) -> Delta {
+        let records = self
+            .records()
+            .filter(|r| categories.contains(r.key.category()) && !theirs.get(r.key.category()).covers(r.dot))
+            .cloned()
+            .collect();
+        let repairs = categories
+            .iter()
+            .filter(|c| !theirs.get(*c).dominates(self.state.floor.get(*c)))
+            .map(|category| {
+                let floor = self.state.floor.get(category).clone();
+                let live = self
+                    .records()
+                    .filter(|r| r.key.category() == category && floor.covers(r.dot))
+                    .map(|r| r.dot)
+                    .collect();
+                Repair { category, floor, live }
+            })
+            .collect();
+        Delta {
+            group: self.state.group.clone(),
+            replica: self.state.replica,
+            categories,
+            records,
+            knowledge: self.state.knowledge.clone(),
+            repairs,
+        }
+    }
+
+    /// Merges a peer's delta. The whole delta is checked first: a bad one changes nothing.
+    pub fn apply_delta(&mut self, delta: Delta, now_ms: u64) -> Result<MergeReport, Error> {
+        if delta.group != self.state.group {
+            return Err(Error::GroupMismatch { ours: self.state.group.clone(), theirs: delta.group });
+        }
+        for record in &delta.records {
+            record.validate().map_err(Error::BadRecord)?;
+            if !delta.categories.contains(record.key.category()) {
+                return Err(Error::Protocol("delta holds a record outside its categories"));
+            }
+        }
+        if delta.repairs.iter().any(|r| !delta.categories.contains(r.category)) {
+            return Err(Error::Protocol("delta repairs a category it does not cover"));
+        }
+
+        let knowledge_before = self.state.knowledge.clone();
+        let touched: BTreeSet<Key> = delta.records.iter().map(|r| r.key).collect();
+        let before: BTreeMap<Key, Option<Record>> =
+            touched.iter().map(|k| (*k, self.visible(k).cloned())).collect();
+        let mut report = MergeReport::default();
+        let mut affected = touched;
+
+        for record in delta.records {
+            self.state.hlc.observe(record.stamp, now_ms);
+            if self.merge(record) {
+                report.records_merged += 1;
+            }
+        }
+        for repair in &delta.repairs {
+            let live: BTreeSet<Dot> = repair.live.iter().copied().collect();
+            for (key, sibs) in self.state.entries.iter_mut() {
+                if key.category() != repair.category {
+                    continue;
+                }
+                let len = sibs.len();
+                sibs.retain(|r| !repair.floor.covers(r.dot) || live.contains(&r.dot));
+                if sibs.len() != len {
+                    report.records_merged += (len - sibs.len()) as u32;
+                    affected.insert(*key);
+                }
+            }
+            self.state.entries.retain(|_, sibs| !sibs.is_empty());
+        }
+        for category in delta.categories.iter() {
+            self.state.knowledge.get_mut(category).join(delta.knowledge.get(category));
+        }
+
+        for key in &affected {
+            let was = before.get(key).cloned().unwrap_or_else(|| None);
+            let now = self.visible(key);
+            match (key.category(), &was, now) {
+                (Category::Settings, _, Some(now)) if was.as_ref().map(|w| &w.value) != Some(&now.value) => {
+                    report.settings_updated += 1
+                }
+                (Category::Images, None, Some(_)) => report.images_added += 1,
+                (Category::Patterns, None, Some(_)) => report.patterns_added += 1,
+                (_, Some(_), None) => report.items_deleted += 1,
+                _ => {}
+            }
+        }
+        if report.records_merged > 0 || self.state.knowledge != knowledge_before {
+            self.commit()?;
+        }
+        Ok(report)
+    }
+
+    /// Merges one record; returns whether it changed anything.
+    fn merge(&mut self, record: Record) -> bool {
+        let category = record.key.category();
+        if self.state.knowledge.get(category).covers(record.dot) {
+            // Held already, or superseded (perhaps by a tombstone since compacted).
+            return false;
+        }
+        let sibs = self.state.entries.entry(record.key).or_default();
+        if sibs.iter().any(|s| s.dot == record.dot || s.supersedes(&record)) {
+            return false;
+        }
+        sibs.retain(|s| !record.supersedes(s));
+        let at = sibs.partition_point(|s| s.dot < record.dot);
+        sibs.insert(at, record);
+        true
+    }
+
+    /// Serves blobs by hash, in request order, up to about `max_bytes` (always at least one
+    /// when any is held). Returns the blobs and the requested hashes not held here.
+    pub fn blobs(&mut self, hashes: &[BlobHash], max_bytes: usize) -> Result<(Vec<Blob>, Vec<BlobHash>), Error> {
+        let mut blobs = Vec::new();
+        let mut missing = Vec::new();
+        let mut total = 0;
+        for hash in hashes {
+            match self.image_pixels(hash)? {
+                Some(bytes) => {
+                    if !blobs.is_empty() && total + bytes.len() > max_bytes {
+                        break;
+                    }
+                    total += bytes.len();
+                    blobs.push(Blob { hash: *hash, bytes });
+                }
+                None => missing.push(*hash),
+            }
+        }
+        Ok((blobs, missing))
+    }
+
+    /// Keeps received blobs that the library needs and that verify against their hash and
+    /// size; silently ignores unneeded ones. Returns how many were kept.
+    pub fn store_blobs(&mut self, blobs: Vec<Blob>) -> Result<u32, Error> {
+        let wanted: BTreeMap<BlobHash, usize> = self
+            .records()
+            .filter_map(|r| match &r.value {
+                Value::Image(meta) => Some((meta.pixels(), meta.byte_len())),
+                _ => None,
+            })
+            .collect();
+        let mut kept = 0;
+        for blob in blobs {
+            let fits = wanted.get(&blob.hash) == Some(&blob.bytes.len());
+            if self.present.contains(&blob.hash) || !fits || !blob.hash.verifies(&blob.bytes) {
+                continue;
+            }
+            self.storage.save_blob(&blob.hash, &blob.bytes)?;
+            self.present.insert(blob.hash);
+            kept += 1;
+        }
+        Ok(kept)
+    }
+
+    // ----- persistence -----
+
+    fn referenced_blobs(&self) -> BTreeSet<BlobHash> {
+        self.records()
+            .filter_map(|r| match &r.value {
+                Value::Image(meta) => Some(meta.pixels()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Saves the state; on failure, returns to the last saved state.
+    fn commit(&mut self) -> Result<(), Error> {
+        if let Err(e) = self.storage.save_state(&encode_snapshot(&self.state)) {
+            self.rollback()?;
+            return Err(e.into());
+        }
+        self.collect_garbage()
+    }
+
+    fn rollback(&mut self) -> Result<(), Error> {
+        let bytes = self.storage.load_state()?.ok_or(Error::Protocol("snapshot vanished from storage"))?;
+        self.state = decode_snapshot(&bytes)?;
+        Ok(())
+    }
+
+    /// Removes stored blobs no version of any image refers to any more.
+    fn collect_garbage(&mut self) -> Result<(), Error> {
+        let referenced = self.referenced_blobs();
+        let unused: Vec<BlobHash> = self.present.difference(&referenced).copied().collect();
+        for hash in unused {
+            self.storage.remove_blob(&hash)?;
+            self.present.remove(&hash);
+        }
+        Ok(())
+    }
+}
+
+/// The version of an item that is shown: see [`Record::precedence`]. `None` when the
+/// item does not exist or every version is a deletion.
+fn winner(siblings: &[Record]) -> Option<&Record> {
+    siblings.iter().filter(|r| !r.value.is_deleted()).max_by_key(|r| r.precedence())
+}
+
+fn encode_snapshot(state: &State) -> Vec<u8> {
+    let mut bytes = vec![SNAPSHOT_FORMAT];
+    bytes.extend(postcard::to_allocvec(state).expect("in-memory state always encodes"));
+    bytes
+}
+
+fn decode_snapshot(bytes: &[u8]) -> Result<State, Error> {
+    match bytes.split_first() {
+        Some((&SNAPSHOT_FORMAT, rest)) => {
+            postcard::from_bytes(rest).map_err(|_| Error::Protocol("stored snapshot is damaged"))
+        }
+        _ => Err(Error::Protocol("stored snapshot has an unknown format")),
+    }
+}

@@ -1,0 +1,238 @@
+//! Running a sync session: the initiator's steps and the responder's answers.
+//!
+//! Each request is answered on its own and every answer reflects saved state, so a
+//! session may stop after any message (lost, cut off, crashed) and the next session simply
+//! starts over from the summaries, moving only what is still missing.
+
+use alloc::collections::BTreeSet;
+use alloc::format;
+use alloc::string::ToString;
+use alloc::vec::Vec;
+
+use super::error::Error;
+use super::message::{Blob, Request, Response, Summary, SyncOptions};
+use super::replica::{MergeReport, Replica};
+use super::storage::Storage;
+use super::PROTOCOL_VERSION;
+use crate::hash::BlobHash;
+
+/// Most blob hashes asked for in one `Fetch`.
+pub const MAX_FETCH_HASHES: usize = 64;
+/// Rough cap on the pixel bytes in one `Blobs` or `Store` message (one blob always goes).
+pub const MAX_BLOB_BYTES_PER_MESSAGE: usize = 128 * 1024;
+
+/// What a session moved, from the initiator's side.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionReport {
+    /// What merging the peer's records changed here.
+    pub pulled: MergeReport,
+    /// Records sent to the peer.
+    pub records_sent: u32,
+    /// Blobs received and kept.
+    pub blobs_received: u32,
+    /// Blobs the peer kept.
+    pub blobs_sent: u32,
+}
+
+#[derive(Debug)]
+enum Stage {
+    AwaitBegun,
+    AwaitWant,
+    AwaitStored { pending: Vec<BlobHash> },
+    AwaitBlobs { asked: Vec<BlobHash> },
+    Done,
+}
+
+/// The initiator's side of one sync session with one peer.
+///
+/// ```text
+/// let (mut session, mut request) = Session::start(&replica, options);
+/// loop {
+///     let response = transport(request)?;
+///     match session.on_response(&mut replica, response, now)? {
+///         Some(next) => request = next,
+///         None => break,
+///     }
+/// }
+/// ```
+#[derive(Debug)]
+pub struct Session {
+    options: SyncOptions,
+    stage: Stage,
+    peer: Option<Summary>,
+    /// Blobs the peer said it does not have: not asked again in this session.
+    unavailable: BTreeSet<BlobHash>,
+    report: SessionReport,
+}
+
+impl Session {
+    /// Opens a session; send the returned request to the peer.
+    pub fn start<S: Storage>(replica: &Replica<S>, options: SyncOptions) -> (Session, Request) {
+        let session = Session {
+            options,
+            stage: Stage::AwaitBegun,
+            peer: None,
+            unavailable: BTreeSet::new(),
+            report: SessionReport::default(),
+        };
+        (session, Request::Begin { summary: replica.summary(), options })
+    }
+
+    /// What the session moved so far.
+    pub fn report(&self) -> &SessionReport {
+        &self.report
+    }
+
+    /// The peer's summary, once it answered.
+    pub fn peer(&self) -> Option<&Summary> {
+        self.peer.as_ref()
+    }
+
+    /// Whether the session has finished.
+    pub fn is_done(&self) -> bool {
+        matches!(self.stage, Stage::Done)
+    }
+
+    /// Takes the peer's answer; returns the next request, or `None` when the session is done.
+    pub fn on_response<S: Storage>(
+        &mut self,
+        replica: &mut Replica<S>,
+        response: Response,
+        now_ms: u64,
+    ) -> Result<Option<Request>, Error> {
+        let stage = core::mem::replace(&mut self.stage, Stage::Done);
+        match (stage, response) {
+            (_, Response::Refused(why)) => Err(Error::Refused(why)),
+            (Stage::AwaitBegun, Response::Begun { summary, delta }) => {
+                check_peer(replica, &summary)?;
+                replica.note_peer(&summary)?;
+                if let Some(delta) = delta {
+                    if !self.options.direction.pulls() || delta.replica != summary.replica {
+                        return Err(Error::Protocol("peer sent records that were not asked for"));
+                    }
+                    self.report.pulled.add(&replica.apply_delta(delta, now_ms)?);
+                }
+                let push = self.options.direction.pushes()
+                    && replica.peer_lacks(&summary.knowledge, self.options.categories);
+                let next = if push {
+                    let delta = replica.delta_for(&summary.knowledge, self.options.categories);
+                    self.report.records_sent += delta.records.len() as u32;
+                    self.stage = Stage::AwaitWant;
+                    Some(Request::Push(delta))
+                } else {
+                    self.next_fetch(replica)
+                };
+                self.peer = Some(summary);
+                Ok(next)
+            }
+            (Stage::AwaitWant, Response::Want(wanted)) => {
+                let pending = wanted.into_iter().take(4 * MAX_FETCH_HASHES).collect();
+                self.next_store(replica, pending)
+            }
+            (Stage::AwaitStored { pending }, Response::Stored(kept)) => {
+                self.report.blobs_sent += kept;
+                self.next_store(replica, pending)
+            }
+            (Stage::AwaitBlobs { asked }, Response::Blobs { blobs, missing }) => {
+                let delivered: BTreeSet<BlobHash> = blobs.iter().map(|b| b.hash).collect();
+                if blobs.iter().any(|b| !asked.contains(&b.hash)) {
+                    return Err(Error::Protocol("peer sent blobs that were not asked for"));
+                }
+                let kept = replica.store_blobs(blobs)?;
+                self.report.blobs_received += kept;
+                self.unavailable.extend(missing);
+                if delivered.is_empty() || (kept as usize) < delivered.len() {
+                    // Nothing usable came back: stop asking for these in this session.
+                    self.unavailable.extend(asked);
+                }
+                Ok(self.next_fetch(replica))
+            }
+            (_, _) => Err(Error::Protocol("answer does not fit the session's step")),
+        }
+    }
+
+    /// Sends the next batch of blobs the peer asked for, or moves on to fetching.
+    fn next_store<S: Storage>(&mut self, replica: &mut Replica<S>, mut pending: Vec<BlobHash>) -> Result<Option<Request>, Error> {
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        while let Some(hash) = pending.first().copied() {
+            let Some(pixels) = replica.image_pixels(&hash)? else {
+                pending.remove(0);
+                continue;
+            };
+            if !batch.is_empty() && bytes + pixels.len() > MAX_BLOB_BYTES_PER_MESSAGE {
+                break;
+            }
+            bytes += pixels.len();
+            batch.push(Blob { hash, bytes: pixels });
+            pending.remove(0);
+        }
+        if batch.is_empty() {
+            return Ok(self.next_fetch(replica));
+        }
+        self.stage = Stage::AwaitStored { pending };
+        Ok(Some(Request::Store(batch)))
+    }
+
+    /// Asks for the next blobs this replica misses, or ends the session.
+    fn next_fetch<S: Storage>(&mut self, replica: &Replica<S>) -> Option<Request> {
+        if !self.options.direction.pulls() || !self.options.categories.images {
+            return None;
+        }
+        let asked: Vec<BlobHash> = replica
+            .missing_blobs()
+            .into_iter()
+            .filter(|h| !self.unavailable.contains(h))
+            .take(MAX_FETCH_HASHES)
+            .collect();
+        if asked.is_empty() {
+            return None;
+        }
+        self.stage = Stage::AwaitBlobs { asked: asked.clone() };
+        Some(Request::Fetch(asked))
+    }
+}
+
+fn check_peer<S: Storage>(replica: &Replica<S>, peer: &Summary) -> Result<(), Error> {
+    if peer.protocol != PROTOCOL_VERSION {
+        return Err(Error::UnsupportedProtocol(peer.protocol));
+    }
+    if peer.group != replica.group() {
+        return Err(Error::GroupMismatch { ours: replica.group().to_string(), theirs: peer.group.clone() });
+    }
+    if peer.replica == replica.replica_id() {
+        return Err(Error::Protocol("peer has this replica's own id"));
+    }
+    Ok(())
+}
+
+impl<S: Storage> Replica<S> {
+    /// Answers one request of a peer's session. Errors become [`Response::Refused`].
+    pub fn respond(&mut self, request: Request, now_ms: u64) -> Response {
+        self.try_respond(request, now_ms).unwrap_or_else(|e| Response::Refused(format!("{e}")))
+    }
+
+    fn try_respond(&mut self, request: Request, now_ms: u64) -> Result<Response, Error> {
+        Ok(match request {
+            Request::Begin { summary: peer, options } => {
+                check_peer(self, &peer)?;
+                self.note_peer(&peer)?;
+                let categories = options.categories;
+                let delta = options.direction.pulls().then(|| self.delta_for(&peer.knowledge, categories)).filter(|d| {
+                    !d.records.is_empty() || !d.repairs.is_empty() || self.peer_lacks(&peer.knowledge, categories)
+                });
+                Response::Begun { summary: self.summary(), delta }
+            }
+            Request::Push(delta) => {
+                self.apply_delta(delta, now_ms)?;
+                Response::Want(self.missing_blobs())
+            }
+            Request::Fetch(hashes) => {
+                let hashes = &hashes[..hashes.len().min(MAX_FETCH_HASHES)];
+                let (blobs, missing) = self.blobs(hashes, MAX_BLOB_BYTES_PER_MESSAGE)?;
+                Response::Blobs { blobs, missing }
+            }
+            Request::Store(blobs) => Response::Stored(self.store_blobs(blobs)?),
+        })
+    }
+}

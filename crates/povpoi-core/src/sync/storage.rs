@@ -1,0 +1,73 @@
+//! The persistence hook: where a replica keeps its state and pixel blobs.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::hash::BlobHash;
+
+/// A storage failure, described for a log or an API error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageError(pub String);
+
+impl core::fmt::Display for StorageError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "storage: {}", self.0)
+    }
+}
+
+/// Durable storage for one replica: a state snapshot and content-addressed blobs.
+///
+/// Contract the replica relies on:
+/// - `save_state` is atomic and durable: after a crash, `load_state` returns either the
+///   previous snapshot or the new one, never a mix.
+/// - a blob is saved before any state that refers to it, so a crash can leave an unused
+///   blob (collected later) but never a state pointing at a blob that was never written.
+/// - `load_blob` may return damaged bytes; the replica verifies them against the hash.
+pub trait Storage {
+    /// The last saved snapshot, or `None` for a new store.
+    fn load_state(&self) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Replaces the snapshot, atomically.
+    fn save_state(&mut self, snapshot: &[u8]) -> Result<(), StorageError>;
+    /// The bytes stored under `hash`, if any.
+    fn load_blob(&self, hash: &BlobHash) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Stores `bytes` under `hash` (already verified by the caller).
+    fn save_blob(&mut self, hash: &BlobHash, bytes: &[u8]) -> Result<(), StorageError>;
+    /// Forgets a blob; removing a missing one is not an error.
+    fn remove_blob(&mut self, hash: &BlobHash) -> Result<(), StorageError>;
+    /// Every stored blob's hash.
+    fn blob_hashes(&self) -> Result<Vec<BlobHash>, StorageError>;
+}
+
+/// Storage in RAM: for a poi without flash storage, for tests and for the simulation.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStorage {
+    /// The current snapshot.
+    pub state: Option<Vec<u8>>,
+    /// The blobs by hash.
+    pub blobs: BTreeMap<BlobHash, Vec<u8>>,
+}
+
+impl Storage for MemoryStorage {
+    fn load_state(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.state.clone())
+    }
+    fn save_state(&mut self, snapshot: &[u8]) -> Result<(), StorageError> {
+        self.state = Some(snapshot.to_vec());
+        Ok(())
+    }
+    fn load_blob(&self, hash: &BlobHash) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.blobs.get(hash).cloned())
+    }
+    fn save_blob(&mut self, hash: &BlobHash, bytes: &[u8]) -> Result<(), StorageError> {
+        self.blobs.insert(*hash, bytes.to_vec());
+        Ok(())
+    }
+    fn remove_blob(&mut self, hash: &BlobHash) -> Result<(), StorageError> {
+        self.blobs.remove(hash);
+        Ok(())
+    }
+    fn blob_hashes(&self) -> Result<Vec<BlobHash>, StorageError> {
+        Ok(self.blobs.keys().copied().collect())
+    }
+}
