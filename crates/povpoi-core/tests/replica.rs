@@ -1,0 +1,364 @@
+//! Behaviour of the replicated library between two or three poi, through real sessions
+//! whose messages go through the postcard wire encoding.
+
+use povpoi_core::device::{DeviceId, ReplicaId};
+use povpoi_core::hash::BlobHash;
+use povpoi_core::model::{Pattern, PatternKind, Rgb};
+use povpoi_core::sync::{
+    Blob, Categories, Direction, Error, Identity, Key, MemoryStorage, Record, Replica, Request, Response, Session,
+    SessionReport, Storage, StorageError, SyncOptions, Value,
+};
+use povpoi_core::wire;
+
+type Poi = Replica<MemoryStorage>;
+
+fn poi(n: u8) -> Poi {
+    poi_in(n, "troupe")
+}
+
+fn poi_in(n: u8, group: &str) -> Poi {
+    let identity = Identity { replica: ReplicaId(n.into()), device: DeviceId([0xA0, 0, 0, 0, 0, n]), group: group.into() };
+    Replica::open(MemoryStorage::default(), identity).unwrap()
+}
+
+/// Runs a whole session from `a` to `b`; returns its report and the bytes both ways.
+fn sync_with(a: &mut Poi, b: &mut Poi, options: SyncOptions, now: u64) -> Result<(SessionReport, usize), Error> {
+    let (mut session, mut request) = Session::start(a, options);
+    let mut bytes = 0;
+    for _ in 0..100 {
+        let encoded = wire::to_bytes(&request);
+        bytes += encoded.len();
+        let response = b.respond(wire::from_bytes(&encoded)?, now);
+        let encoded = wire::to_bytes(&response);
+        bytes += encoded.len();
+        match session.on_response(a, wire::from_bytes(&encoded)?, now)? {
+            Some(next) => request = next,
+            None => return Ok((*session.report(), bytes)),
+        }
+    }
+    panic!("session did not finish in 100 messages");
+}
+
+fn sync(a: &mut Poi, b: &mut Poi, now: u64) -> SessionReport {
+    sync_with(a, b, SyncOptions::default(), now).unwrap().0
+}
+
+fn pixels(w: usize, h: usize, seed: u8) -> Vec<u8> {
+    (0..w * h * 3).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+fn image_names(p: &Poi) -> Vec<String> {
+    p.images().map(|(_, m)| m.name().to_string()).collect()
+}
+
+/// What a user sees, plus every record: equal on two replicas means they agree.
+fn view(p: &Poi) -> (Vec<Record>, String) {
+    (p.records().cloned().collect(), format!("{:?}", p.settings()))
+}
+
+#[test]
+fn an_image_reaches_the_peer_with_identical_pixels_and_its_blob_moves_once() {
+    let (mut a, mut b) = (poi(1), poi(2));
+    let px = pixels(400, 32, 9);
+    let id = a.add_image("logo", 400, 32, &px, 1_000).unwrap();
+
+    let report = sync(&mut b, &mut a, 2_000);
+    assert_eq!((report.pulled.images_added, report.blobs_received), (1, 1));
+    let meta = b.image(id).unwrap().clone();
+    assert_eq!((meta.name(), meta.width(), meta.height()), ("logo", 400, 32));
+    assert_eq!(b.image_pixels(&meta.pixels()).unwrap().unwrap(), px);
+
+    // Already in sync: two small messages, nothing moves, whatever the library size.
+    let (again, bytes) = sync_with(&mut b, &mut a, SyncOptions::default(), 3_000).unwrap();
+    assert_eq!(again, SessionReport::default());
+    assert!(bytes < 200, "in-sync exchange took {bytes} bytes");
+    assert_eq!(view(&a), view(&b));
+}
+
+#[test]
+fn concurrent_renames_keep_both_versions_as_a_conflict_until_resolved() {
+    let (mut a, mut b) = (poi(1), poi(2));
+    let id = a.add_image("original", 2, 2, &pixels(2, 2, 1), 1_000).unwrap();
+    sync(&mut a, &mut b, 1_100);
+    a.rename_image(id, "from A", 2_000).unwrap();
+    b.rename_image(id, "from B", 2_500).unwrap();
+    sync(&mut a, &mut b, 3_000);
+
+    assert_eq!(view(&a), view(&b));
+    for p in [&a, &b] {
+        assert_eq!(p.image(id).unwrap().name(), "from B", "later stamp is shown");
+        let conflicts: Vec<_> = p.conflicts().collect();
+        assert_eq!(conflicts.len(), 1);
+        assert_eq!(conflicts[0].key, Key::Image(id));
+        let copies: Vec<_> = conflicts[0].copies.iter().map(|r| &r.value).collect();
+        assert!(matches!(copies[..], [Value::Image(m)] if m.name() == "from A"));
+    }
+
+    let keep = a.conflicts().next().unwrap().copies[0].dot;
+    a.resolve(Key::Image(id), keep, 4_000).unwrap();
+    sync(&mut a, &mut b, 4_100);
+    assert_eq!(b.conflicts().count(), 0);
+    assert_eq!(b.image(id).unwrap().name(), "from A");
+    assert_eq!(view(&a), view(&b));
+}
+
+#[test]
+fn an_edit_beats_a_concurrent_delete_even_with_an_older_stamp() {
+    let (mut a, mut b) = (poi(1), poi(2));
+    let id = a.add_image("keep me", 1, 1, &[1, 2, 3], 1_000).unwrap();
+    sync(&mut a, &mut b, 1_000);
+    b.rename_image(id, "edited", 2_000).unwrap();
+    a.delete_image(id, 9_000).unwrap();
+    sync(&mut a, &mut b, 10_000);
+    for p in [&mut a, &mut b] {
+        assert_eq!(p.image(id).map(|m| m.name()), Some("edited"));
+        let hash = p.image(id).unwrap().pixels();
+        assert_eq!(p.image_pixels(&hash).unwrap().unwrap(), [1, 2, 3]);
+        assert_eq!(p.conflicts().count(), 0, "a deletion is not a conflict copy");
+    }
+}
+
+#[test]
+fn deletes_propagate_compact_once_acknowledged_and_never_come_back() {
+    let (mut a, mut b, mut c) = (poi(1), poi(2), poi(3));
+    let id = a.add_image("doomed", 2, 1, &pixels(2, 1, 5), 1_000).unwrap();
+    sync(&mut a, &mut b, 1_100);
+    sync(&mut c, &mut b, 1_200); // C knows B, A never heard of C
+    assert_eq!(image_names(&c), ["doomed"]);
+
+    a.delete_image(id, 2_000).unwrap();
+    sync(&mut a, &mut b, 2_100);
+    assert!(b.image(id).is_none());
+    assert!(a.storage().blobs.is_empty() && b.storage().blobs.is_empty(), "unused pixels are removed");
+    sync(&mut a, &mut b, 2_200); // A now knows B has seen the tombstone
+    assert!(a.siblings(&Key::Image(id)).is_empty(), "A compacted the tombstone");
+    assert!(!b.siblings(&Key::Image(id)).is_empty(), "B keeps it: C has not seen it");
+
+    // C, still holding the image, meets A, which no longer has the tombstone.
+    sync(&mut c, &mut a, 3_000);
+    assert!(c.image(id).is_none(), "C dropped the deleted image through the repair");
+    assert!(a.image(id).is_none(), "and did not bring it back to A");
+    sync(&mut c, &mut b, 3_100);
+    sync(&mut b, &mut c, 3_200);
+    for p in [&a, &b, &c] {
+        assert!(p.image(id).is_none());
+    }
+    assert!(b.siblings(&Key::Image(id)).is_empty(), "B compacted once C acknowledged");
+}
+
+#[test]
+fn a_causally_later_setting_wins_whatever_the_clocks_say() {
+    let (mut fast, mut slow) = (poi(1), poi(2));
+    let year = 365 * 24 * 3600 * 1000;
+    fast.set_brightness(10, 1_000 + year).unwrap();
+    sync(&mut fast, &mut slow, 1_000);
+    assert_eq!(slow.settings().brightness, 10);
+    slow.set_brightness(200, 2_000).unwrap(); // slow's wall clock is a year behind
+    sync(&mut slow, &mut fast, 2_000);
+    assert_eq!(fast.settings().brightness, 200);
+    assert_eq!(slow.settings().brightness, 200);
+    assert!(slow.clock().millis < year, "the far-future stamp did not drag the clock along");
+}
+
+#[test]
+fn concurrent_settings_are_last_writer_wins_per_field_without_conflicts() {
+    let (mut a, mut b) = (poi(1), poi(2));
+    a.set_brightness(50, 1_000).unwrap();
+    b.set_brightness(60, 2_000).unwrap();
+    b.set_framerate(100, 2_000).unwrap();
+    a.set_framerate(120, 3_000).unwrap();
+    sync(&mut a, &mut b, 4_000);
+    for p in [&a, &b] {
+        assert_eq!((p.settings().brightness, p.settings().framerate), (60, 120));
+        assert_eq!(p.conflicts().count(), 0);
+    }
+    assert_eq!(view(&a), view(&b));
+}
+
+#[test]
+fn different_sync_groups_never_merge() {
+    let (mut a, mut b) = (poi_in(1, "red"), poi_in(2, "blue"));
+    a.set_brightness(1, 1_000).unwrap();
+    b.set_pattern(0, Pattern::default(), 1_000).unwrap();
+    let before = (view(&a), view(&b));
+    let err = sync_with(&mut a, &mut b, SyncOptions::default(), 2_000).unwrap_err();
+    assert!(matches!(err, Error::Refused(ref why) if why.contains("sync group")), "{err}");
+    let delta = a.delta_for(&Default::default(), Categories::ALL);
+    assert!(matches!(b.apply_delta(delta, 2_000), Err(Error::GroupMismatch { .. })));
+    assert_eq!((view(&a), view(&b)), before);
+}
+
+#[test]
+fn selective_sync_moves_only_the_chosen_categories_and_catches_up_later() {
+    let (mut a, mut b) = (poi(1), poi(2));
+    a.add_image("img", 1, 1, &[9, 9, 9], 1_000).unwrap();
+    a.set_pattern(3, Pattern::new(PatternKind::Fire, Rgb::new(1, 2, 3), Rgb::new(4, 5, 6), 9).unwrap(), 1_000).unwrap();
+    a.set_brightness(77, 1_000).unwrap();
+    let images_only = SyncOptions { categories: Categories { images: true, patterns: false, settings: false }, ..Default::default() };
+    sync_with(&mut b, &mut a, images_only, 2_000).unwrap();
+    assert_eq!(image_names(&b), ["img"]);
+    assert!(b.pattern(3).is_none());
+    assert_eq!(b.settings().brightness, 128);
+
+    let report = sync(&mut b, &mut a, 3_000);
+    assert_eq!((report.pulled.patterns_added, report.pulled.settings_updated, report.pulled.images_added), (1, 1, 0));
+    assert_eq!(view(&a), view(&b));
+}
+
+#[test]
+fn push_and_pull_move_content_one_way_only() {
+    let (mut a, mut b) = (poi(1), poi(2));
+    a.set_brightness(1, 1_000).unwrap();
+    b.set_pattern(0, Pattern::default(), 1_000).unwrap();
+    let push = SyncOptions { direction: Direction::Push, ..Default::default() };
+    let (report, _) = sync_with(&mut a, &mut b, push, 2_000).unwrap();
+    assert_eq!((report.records_sent, report.pulled.records_merged), (1, 0));
+    assert_eq!(b.settings().brightness, 1);
+    assert!(a.pattern(0).is_none());
+
+    let pull = SyncOptions { direction: Direction::Pull, ..Default::default() };
+    let (report, _) = sync_with(&mut a, &mut b, pull, 3_000).unwrap();
+    assert_eq!((report.records_sent, report.pulled.patterns_added), (0, 1));
+    assert_eq!(view(&a), view(&b));
+}
+
+#[test]
+fn damaged_or_unwanted_blobs_are_refused() {
+    let (mut a, mut b) = (poi(1), poi(2));
+    let px = pixels(2, 2, 3);
+    let id = a.add_image("px", 2, 2, &px, 1_000).unwrap();
+    let pull_meta = SyncOptions { categories: Categories::ALL, direction: Direction::Pull };
+    // Only metadata moves: cut the session right after Begun.
+    let (mut session, request) = Session::start(&b, pull_meta);
+    let response = a.respond(request, 2_000);
+    let next = session.on_response(&mut b, response, 2_000).unwrap();
+    assert!(matches!(next, Some(Request::Fetch(ref h)) if h.len() == 1));
+    let hash = b.image(id).unwrap().pixels();
+    assert_eq!(b.missing_blobs(), [hash]);
+
+    let mut bad = px.clone();
+    bad[0] ^= 1;
+    let stranger = vec![1u8, 2, 3];
+    let kept = b
+        .store_blobs(vec![Blob { hash, bytes: bad }, Blob { hash: BlobHash::of(&stranger), bytes: stranger }])
+        .unwrap();
+    assert_eq!(kept, 0);
+    assert_eq!(b.missing_blobs(), [hash]);
+    assert_eq!(b.store_blobs(vec![Blob { hash, bytes: px.clone() }]).unwrap(), 1);
+    assert!(b.missing_blobs().is_empty());
+}
+
+#[test]
+fn an_interrupted_session_resumes_with_only_what_is_missing() {
+    let (mut a, mut b) = (poi(1), poi(2));
+    for i in 0..3 {
+        a.add_image(&format!("img{i}"), 400, 64, &pixels(400, 64, i), 1_000).unwrap();
+    }
+    // Cut after the first blob batch.
+    let (mut session, request) = Session::start(&b, SyncOptions::default());
+    let mut next = session.on_response(&mut b, a.respond(request, 2_000), 2_000).unwrap();
+    next = session.on_response(&mut b, a.respond(next.unwrap(), 2_000), 2_000).unwrap();
+    assert!(next.is_some());
+    let got_first = session.report().blobs_received;
+    assert!((1..3).contains(&got_first), "first batch brought {got_first} blobs");
+    let report = sync(&mut b, &mut a, 3_000);
+    assert_eq!(report.pulled.records_merged, 0, "metadata is not sent again");
+    assert_eq!(report.blobs_received, 3 - got_first);
+    assert!(b.missing_blobs().is_empty());
+}
+
+#[test]
+fn a_bad_record_rejects_the_whole_delta_and_changes_nothing() {
+    let (mut a, mut b) = (poi(1), poi(2));
+    a.set_brightness(5, 1_000).unwrap();
+    a.set_framerate(30, 1_000).unwrap();
+    let mut delta = a.delta_for(&Default::default(), Categories::ALL);
+    delta.records[1].value = Value::Deleted; // settings cannot be deleted
+    let before = view(&b);
+    assert!(matches!(b.apply_delta(delta.clone(), 2_000), Err(Error::BadRecord(_))));
+    delta.records[1].value = Value::Framerate(0);
+    assert!(matches!(b.apply_delta(delta, 2_000), Err(Error::BadRecord(_))));
+    assert_eq!(view(&b), before);
+    assert!(b.knowledge().settings.is_empty());
+}
+
+#[test]
+fn garbage_on_the_wire_is_a_protocol_error() {
+    let request = Request::Fetch(vec![BlobHash::of(b"x")]);
+    let mut bytes = wire::to_bytes(&request);
+    assert_eq!(wire::from_bytes::<Request>(&bytes).unwrap(), request);
+    bytes.push(0);
+    assert!(matches!(wire::from_bytes::<Request>(&bytes), Err(Error::Protocol(_))));
+    assert!(matches!(wire::from_bytes::<Response>(&[0xff, 0xff, 0xff]), Err(Error::Protocol(_))));
+}
+
+/// Storage whose saves can be made to fail, to check that a failed save changes nothing.
+#[derive(Default)]
+struct Flaky {
+    inner: MemoryStorage,
+    fail_saves: bool,
+}
+
+impl Storage for Flaky {
+    fn load_state(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.load_state()
+    }
+    fn save_state(&mut self, snapshot: &[u8]) -> Result<(), StorageError> {
+        if self.fail_saves {
+            return Err(StorageError("disk full".into()));
+        }
+        self.inner.save_state(snapshot)
+    }
+    fn load_blob(&self, hash: &BlobHash) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.load_blob(hash)
+    }
+    fn save_blob(&mut self, hash: &BlobHash, bytes: &[u8]) -> Result<(), StorageError> {
+        self.inner.save_blob(hash, bytes)
+    }
+    fn remove_blob(&mut self, hash: &BlobHash) -> Result<(), StorageError> {
+        self.inner.remove_blob(hash)
+    }
+    fn blob_hashes(&self) -> Result<Vec<BlobHash>, StorageError> {
+        self.inner.blob_hashes()
+    }
+}
+
+#[test]
+fn a_failed_save_rolls_back_and_the_store_reopens_as_it_was() {
+    let identity = Identity { replica: ReplicaId(7), device: DeviceId([7; 6]), group: "g".into() };
+    let mut p = Replica::open(Flaky::default(), identity.clone()).unwrap();
+    p.set_brightness(10, 1_000).unwrap();
+    let id = p.add_image("kept", 1, 1, &[1, 1, 1], 1_000).unwrap();
+    let records: Vec<Record> = p.records().cloned().collect();
+
+    let mut storage = p.into_storage();
+    storage.fail_saves = true;
+    let mut p = Replica::open(storage, identity.clone()).unwrap();
+    assert!(matches!(p.set_brightness(99, 2_000), Err(Error::Storage(_))));
+    assert!(matches!(p.delete_image(id, 2_000), Err(Error::Storage(_))));
+    assert_eq!(p.settings().brightness, 10);
+    assert_eq!(p.records().cloned().collect::<Vec<_>>(), records);
+
+    let mut storage = p.into_storage();
+    storage.fail_saves = false;
+    let mut p = Replica::open(storage, identity).unwrap();
+    assert_eq!(p.records().cloned().collect::<Vec<_>>(), records);
+    let hash = p.image(id).unwrap().pixels();
+    assert_eq!(p.image_pixels(&hash).unwrap().unwrap(), [1, 1, 1]);
+    p.set_brightness(11, 3_000).unwrap();
+    assert_eq!(p.settings().brightness, 11, "edits go on after the failure");
+}
+
+#[test]
+fn third_party_edits_are_relayed() {
+    let (mut a, mut b, mut c) = (poi(1), poi(2), poi(3));
+    a.add_image("from A", 3, 1, &pixels(3, 1, 0), 1_000).unwrap();
+    c.set_pattern(1, Pattern::default(), 1_000).unwrap();
+    sync(&mut a, &mut b, 2_000);
+    sync(&mut b, &mut c, 2_100);
+    sync(&mut a, &mut b, 2_200);
+    assert_eq!(view(&a), view(&c));
+    assert_eq!(image_names(&c), ["from A"]);
+    assert!(a.pattern(1).is_some());
+    assert!(c.missing_blobs().is_empty());
+}
