@@ -14,6 +14,10 @@ pub enum Error {
     Invalid(InvalidContent),
     /// An edit named an item that does not exist (or was deleted).
     NotFound(Key),
+    /// An image's pixels have not arrived here yet, so it cannot be edited here: the poi
+    /// making a version of an image must hold its pixels, or a concurrent delete elsewhere
+    /// could leave a live image that nobody has the pixels of.
+    PixelsMissing(Key),
     /// The peer belongs to another sync group; the two never merge.
     GroupMismatch {
         /// Our group.
@@ -38,6 +42,7 @@ impl fmt::Display for Error {
         match self {
             Self::Invalid(e) => write!(f, "{e}"),
             Self::NotFound(key) => write!(f, "no such item: {key:?}"),
+            Self::PixelsMissing(key) => write!(f, "the pixels of {key:?} are still syncing to this poi; try again once they arrived"),
             Self::GroupMismatch { ours, theirs } => {
                 write!(f, "peer is in sync group {theirs:?}, this poi in {ours:?}: they never sync")
             }

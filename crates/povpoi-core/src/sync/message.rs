@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 use super::record::Record;
-use super::version::{Category, Dot, Knowledge, VersionVector};
+use super::version::{Category, Dot, Knowledge};
 use crate::device::{DeviceId, ReplicaId};
 use crate::hash::BlobHash;
 
@@ -93,17 +93,17 @@ pub struct Summary {
     pub knowledge: Knowledge,
 }
 
-/// Lets a peer that fell behind a compaction drop items whose tombstones are gone.
+/// Lets a peer that fell behind a compaction drop versions whose tombstones are gone.
 ///
-/// Sent when the receiver's knowledge does not cover `floor`, the join of the contexts of
-/// every tombstone the sender compacted in `category`.
+/// Sent for a category when the receiver's knowledge does not cover the sender's floor
+/// there: the receiver then drops every version it holds that the floor covers and that is
+/// not listed here, since the sender has seen it and no longer holds it (it was deleted or
+/// replaced).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Repair {
     /// The category repaired.
     pub category: Category,
-    /// Covers every compacted tombstone and every edit it deleted.
-    pub floor: VersionVector,
-    /// The dots of every record the sender still holds that `floor` covers.
+    /// The dots of every record the sender holds that its floor covers, in that category.
     pub live: Vec<Dot>,
 }
 
@@ -121,6 +121,9 @@ pub struct Delta {
     pub records: Vec<Record>,
     /// The sender's knowledge; the receiver adopts it for `categories` after merging.
     pub knowledge: Knowledge,
+    /// The sender's compaction floor: covers every tombstone compacted by it (or by those
+    /// it learned from) and what they deleted. Adopted together with `knowledge`.
+    pub floor: Knowledge,
     /// Repairs for categories where the receiver is behind a compaction.
     pub repairs: Vec<Repair>,
 }
@@ -162,6 +165,9 @@ pub enum Response {
         summary: Summary,
         /// The records the initiator lacks, if it pulls and lacks any.
         delta: Option<Delta>,
+        /// Blobs the responder misses (at most [`super::MAX_FETCH_HASHES`]), if the
+        /// initiator pushes images: it sends those it holds even when no record moves.
+        want: Vec<BlobHash>,
     },
     /// Answer to `Push`: blobs the responder misses now.
     Want(Vec<BlobHash>),

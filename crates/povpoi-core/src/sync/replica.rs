@@ -364,6 +364,11 @@ impl<S: Storage> Replica<S> {
 
     /// Records a local edit that supersedes every version of `key` held here.
     fn write(&mut self, key: Key, value: Value, now_ms: u64) -> Result<Dot, Error> {
+        if let Value::Image(meta) = &value {
+            if !self.present.contains(&meta.pixels()) {
+                return Err(Error::PixelsMissing(key));
+            }
+        }
         let dot = Dot { replica: self.state.replica, seq: self.state.seq + 1 };
         let stamp = self.state.hlc.tick(now_ms);
         let mut context = VersionVector::default();
@@ -390,9 +395,11 @@ impl<S: Storage> Replica<S> {
         self.compact()
     }
 
-    /// Drops items whose every version is a tombstone seen by this replica and by every
-    /// peer it knows of. A peer it does not know of that still holds such an item is put
-    /// right by the [`Repair`] in the next delta it receives from here.
+    /// Drops tombstones seen by this replica and by every peer it knows of: once all have
+    /// seen a deletion, its record has no more work to do (a live version beside it wins
+    /// anyway, and knowledge vectors keep what it deleted from coming back). A peer it
+    /// does not know of that still holds a deleted version is put right by the [`Repair`]
+    /// in the next delta it receives from here.
     fn compact(&mut self) -> Result<bool, Error> {
         let mut compacted = false;
         for category in Category::ALL {
@@ -400,19 +407,20 @@ impl<S: Storage> Replica<S> {
             for peer in self.peers.values() {
                 stable.meet(peer.get(category));
             }
-            let mut floor = self.state.floor.get(category).clone();
-            self.state.entries.retain(|key, sibs| {
-                let gone = key.category() == category
-                    && sibs.iter().all(|r| r.value.is_deleted() && stable.covers(r.dot));
-                if gone {
-                    sibs.iter().for_each(|r| floor.join(&r.context));
-                    compacted = true;
-                }
-                !gone
-            });
-            *self.state.floor.get_mut(category) = floor;
+            let floor = self.state.floor.get_mut(category);
+            for sibs in self.state.entries.iter_mut().filter(|(k, _)| k.category() == category).map(|(_, s)| s) {
+                sibs.retain(|r| {
+                    let done = r.value.is_deleted() && stable.covers(r.dot);
+                    if done {
+                        floor.join(&r.context);
+                        compacted = true;
+                    }
+                    !done
+                });
+            }
         }
         if compacted {
+            self.state.entries.retain(|_, sibs| !sibs.is_empty());
             self.commit()?;
         }
         Ok(compacted)
@@ -434,13 +442,13 @@ impl<S: Storage> Replica<S> {
             .iter()
             .filter(|c| !theirs.get(*c).dominates(self.state.floor.get(*c)))
             .map(|category| {
-                let floor = self.state.floor.get(category).clone();
+                let floor = self.state.floor.get(category);
                 let live = self
                     .records()
                     .filter(|r| r.key.category() == category && floor.covers(r.dot))
                     .map(|r| r.dot)
                     .collect();
-                Repair { category, floor, live }
+                Repair { category, live }
             })
             .collect();
         Delta {
@@ -449,6 +457,7 @@ impl<S: Storage> Replica<S> {
             categories,
             records,
             knowledge: self.state.knowledge.clone(),
+            floor: self.state.floor.clone(),
             repairs,
         }
     }
@@ -468,7 +477,7 @@ impl<S: Storage> Replica<S> {
             return Err(Error::Protocol("delta repairs a category it does not cover"));
         }
 
-        let knowledge_before = self.state.knowledge.clone();
+        let before_sync_state = (self.state.knowledge.clone(), self.state.floor.clone());
         let touched: BTreeSet<Key> = delta.records.iter().map(|r| r.key).collect();
         let before: BTreeMap<Key, Option<Record>> =
             touched.iter().map(|k| (*k, self.visible(k).cloned())).collect();
@@ -482,13 +491,14 @@ impl<S: Storage> Replica<S> {
             }
         }
         for repair in &delta.repairs {
+            let floor = delta.floor.get(repair.category);
             let live: BTreeSet<Dot> = repair.live.iter().copied().collect();
             for (key, sibs) in self.state.entries.iter_mut() {
                 if key.category() != repair.category {
                     continue;
                 }
                 let len = sibs.len();
-                sibs.retain(|r| !repair.floor.covers(r.dot) || live.contains(&r.dot));
+                sibs.retain(|r| !floor.covers(r.dot) || live.contains(&r.dot));
                 if sibs.len() != len {
                     report.records_merged += (len - sibs.len()) as u32;
                     affected.insert(*key);
@@ -496,8 +506,11 @@ impl<S: Storage> Replica<S> {
             }
             self.state.entries.retain(|_, sibs| !sibs.is_empty());
         }
+        // Knowledge and floor travel together: a dot we now count as seen is one we hold,
+        // one superseded by what we hold, or one under the floor (deleted, tombstone gone).
         for category in delta.categories.iter() {
             self.state.knowledge.get_mut(category).join(delta.knowledge.get(category));
+            self.state.floor.get_mut(category).join(delta.floor.get(category));
         }
 
         for key in &affected {
@@ -513,7 +526,7 @@ impl<S: Storage> Replica<S> {
                 _ => {}
             }
         }
-        if report.records_merged > 0 || self.state.knowledge != knowledge_before {
+        if report.records_merged > 0 || (&self.state.knowledge, &self.state.floor) != (&before_sync_state.0, &before_sync_state.1) {
             self.commit()?;
         }
         Ok(report)

@@ -103,7 +103,7 @@ impl Session {
         let stage = core::mem::replace(&mut self.stage, Stage::Done);
         match (stage, response) {
             (_, Response::Refused(why)) => Err(Error::Refused(why)),
-            (Stage::AwaitBegun, Response::Begun { summary, delta }) => {
+            (Stage::AwaitBegun, Response::Begun { summary, delta, want }) => {
                 check_peer(replica, &summary)?;
                 replica.note_peer(&summary)?;
                 if let Some(delta) = delta {
@@ -119,6 +119,8 @@ impl Session {
                     self.report.records_sent += delta.records.len() as u32;
                     self.stage = Stage::AwaitWant;
                     Some(Request::Push(delta))
+                } else if self.options.direction.pushes() && self.options.categories.images {
+                    self.next_store(replica, want.into_iter().take(MAX_FETCH_HASHES).collect())?
                 } else {
                     self.next_fetch(replica)
                 };
@@ -221,7 +223,12 @@ impl<S: Storage> Replica<S> {
                 let delta = options.direction.pulls().then(|| self.delta_for(&peer.knowledge, categories)).filter(|d| {
                     !d.records.is_empty() || !d.repairs.is_empty() || self.peer_lacks(&peer.knowledge, categories)
                 });
-                Response::Begun { summary: self.summary(), delta }
+                let want = if options.direction.pushes() && categories.images {
+                    self.missing_blobs().into_iter().take(MAX_FETCH_HASHES).collect()
+                } else {
+                    Vec::new()
+                };
+                Response::Begun { summary: self.summary(), delta, want }
             }
             Request::Push(delta) => {
                 self.apply_delta(delta, now_ms)?;
