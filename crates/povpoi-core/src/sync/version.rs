@@ -1,6 +1,6 @@
 //! Dots and version vectors: who has seen which edits.
 
-use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 use crate::device::ReplicaId;
@@ -18,13 +18,29 @@ pub struct Dot {
 ///
 /// Edits are only ever dropped once something newer covers them, so "counter ≤ n seen"
 /// holds even though a replica may never have held every intermediate edit.
+///
+/// Stored as pairs sorted by replica: a vector holds a handful of entries (one per poi that
+/// ever edited), where a tree map would cost a 200-byte node per record. On the wire it is
+/// a postcard sequence of (replica, counter) pairs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VersionVector(BTreeMap<ReplicaId, u64>);
+#[serde(try_from = "Vec<(ReplicaId, u64)>")]
+pub struct VersionVector(Vec<(ReplicaId, u64)>);
+
+impl TryFrom<Vec<(ReplicaId, u64)>> for VersionVector {
+    type Error = &'static str;
+
+    fn try_from(pairs: Vec<(ReplicaId, u64)>) -> Result<Self, Self::Error> {
+        if pairs.windows(2).any(|w| w[0].0 >= w[1].0) || pairs.iter().any(|p| p.1 == 0) {
+            return Err("version vector entries must be sorted by replica, unique and non-zero");
+        }
+        Ok(VersionVector(pairs))
+    }
+}
 
 impl VersionVector {
     /// The highest counter seen from `replica` (0 for none).
     pub fn get(&self, replica: ReplicaId) -> u64 {
-        self.0.get(&replica).copied().unwrap_or(0)
+        self.0.binary_search_by_key(&replica, |p| p.0).map_or(0, |i| self.0[i].1)
     }
 
     /// Whether the edit `dot` is covered by this vector.
@@ -34,20 +50,25 @@ impl VersionVector {
 
     /// Records that `dot` has been seen.
     pub fn observe(&mut self, dot: Dot) {
-        let seen = self.0.entry(dot.replica).or_insert(0);
-        *seen = (*seen).max(dot.seq);
+        if dot.seq == 0 {
+            return;
+        }
+        match self.0.binary_search_by_key(&dot.replica, |p| p.0) {
+            Ok(i) => self.0[i].1 = self.0[i].1.max(dot.seq),
+            Err(i) => self.0.insert(i, (dot.replica, dot.seq)),
+        }
     }
 
     /// Adds everything `other` has seen.
     pub fn join(&mut self, other: &VersionVector) {
-        for (&replica, &seq) in &other.0 {
+        for &(replica, seq) in &other.0 {
             self.observe(Dot { replica, seq });
         }
     }
 
     /// Keeps only what both this vector and `other` have seen.
     pub fn meet(&mut self, other: &VersionVector) {
-        self.0.retain(|replica, seq| {
+        self.0.retain_mut(|(replica, seq)| {
             *seq = (*seq).min(other.get(*replica));
             *seq > 0
         });
@@ -55,12 +76,12 @@ impl VersionVector {
 
     /// Whether this vector has seen everything `other` has.
     pub fn dominates(&self, other: &VersionVector) -> bool {
-        other.0.iter().all(|(&replica, &seq)| self.get(replica) >= seq)
+        other.0.iter().all(|&(replica, seq)| self.get(replica) >= seq)
     }
 
     /// The (replica, counter) pairs, ordered by replica.
     pub fn iter(&self) -> impl Iterator<Item = (ReplicaId, u64)> + '_ {
-        self.0.iter().map(|(r, s)| (*r, *s))
+        self.0.iter().copied()
     }
 
     /// Number of replicas with an entry.
@@ -156,5 +177,16 @@ mod tests {
         assert!(a.covers(Dot { replica: ReplicaId(1), seq: 5 }));
         assert!(!a.covers(Dot { replica: ReplicaId(1), seq: 6 }));
         assert!(!a.covers(Dot { replica: ReplicaId(9), seq: 1 }));
+    }
+
+    #[test]
+    fn decoding_refuses_unsorted_or_zero_entries() {
+        let good = vv(&[(1, 5), (2, 1)]);
+        let bytes = postcard::to_allocvec(&good).unwrap();
+        assert_eq!(postcard::from_bytes::<VersionVector>(&bytes).unwrap(), good);
+        let unsorted = postcard::to_allocvec(&[(ReplicaId(2), 1u64), (ReplicaId(1), 5)]).unwrap();
+        assert!(postcard::from_bytes::<VersionVector>(&unsorted).is_err());
+        let zero = postcard::to_allocvec(&[(ReplicaId(1), 0u64)]).unwrap();
+        assert!(postcard::from_bytes::<VersionVector>(&zero).is_err());
     }
 }
