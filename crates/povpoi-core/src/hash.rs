@@ -45,10 +45,7 @@ mod tests {
     #[test]
     fn hash_is_sha256_and_detects_a_flipped_byte() {
         let h = BlobHash::of(b"abc");
-        assert_eq!(
-            alloc::format!("{h}"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(alloc::format!("{h}"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert!(h.verifies(b"abc"));
         assert!(!h.verifies(b"abd"));
     }

@@ -17,7 +17,8 @@ fn poi(n: u8) -> Poi {
 }
 
 fn poi_in(n: u8, group: &str) -> Poi {
-    let identity = Identity { replica: ReplicaId(n.into()), device: DeviceId([0xA0, 0, 0, 0, 0, n]), group: group.into() };
+    let identity =
+        Identity { replica: ReplicaId(n.into()), device: DeviceId([0xA0, 0, 0, 0, 0, n]), group: group.into() };
     Replica::open(MemoryStorage::default(), identity).unwrap()
 }
 
@@ -194,7 +195,8 @@ fn selective_sync_moves_only_the_chosen_categories_and_catches_up_later() {
     a.add_image("img", 1, 1, &[9, 9, 9], 1_000).unwrap();
     a.set_pattern(3, Pattern::new(PatternKind::Fire, Rgb::new(1, 2, 3), Rgb::new(4, 5, 6), 9).unwrap(), 1_000).unwrap();
     a.set_brightness(77, 1_000).unwrap();
-    let images_only = SyncOptions { categories: Categories { images: true, patterns: false, settings: false }, ..Default::default() };
+    let images_only =
+        SyncOptions { categories: Categories { images: true, patterns: false, settings: false }, ..Default::default() };
     sync_with(&mut b, &mut a, images_only, 2_000).unwrap();
     assert_eq!(image_names(&b), ["img"]);
     assert!(b.pattern(3).is_none());

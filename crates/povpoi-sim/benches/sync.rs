@@ -36,10 +36,17 @@ static ALLOCATOR: Counting = Counting;
 
 type Poi = Replica<SimStorage>;
 
+/// One edit applied to a replica.
+type Change = fn(&mut Poi);
+
 const NOW: u64 = 1_700_000_000_000;
 
 fn poi(n: u8) -> Poi {
-    let identity = Identity { replica: ReplicaId(0x5eed_0000_0000_0000 + u64::from(n)), device: DeviceId([2, 0, 0, 0, 0, n]), group: "troupe".into() };
+    let identity = Identity {
+        replica: ReplicaId(0x5eed_0000_0000_0000 + u64::from(n)),
+        device: DeviceId([2, 0, 0, 0, 0, n]),
+        group: "troupe".into(),
+    };
     Replica::open(SimStorage::default(), identity).unwrap()
 }
 
@@ -59,11 +66,13 @@ fn library(items: usize) -> Poi {
     made += 3;
     for slot in 0..18.min(items.saturating_sub(made) / 4) as u8 {
         let kind = PatternKind::ALL[slot as usize];
-        p.set_pattern(slot, Pattern::new(kind, Rgb::new(slot, 0, 0), Rgb::new(0, 0, slot), 50).unwrap(), tick()).unwrap();
+        p.set_pattern(slot, Pattern::new(kind, Rgb::new(slot, 0, 0), Rgb::new(0, 0, slot), 50).unwrap(), tick())
+            .unwrap();
         made += 1;
     }
     for slot in 0..5.min(items.saturating_sub(made) / 10) as u8 {
-        let items = (0..10).map(|i| SequenceItem { target: SequenceTarget::Pattern(i % 18), duration_ms: 1000 }).collect();
+        let items =
+            (0..10).map(|i| SequenceItem { target: SequenceTarget::Pattern(i % 18), duration_ms: 1000 }).collect();
         p.set_sequence(slot, Sequence::new(items, true).unwrap(), tick()).unwrap();
         made += 1;
     }
@@ -122,11 +131,15 @@ fn main() {
     println!("\n## (b) One item changed among 1,000: session that brings the peer up to date\n");
     println!("| change | messages | bytes (both ways) | old design: one listing (JSON, no pixels) |");
     println!("|---|---:|---:|---:|");
-    let changes: [(&str, fn(&mut Poi)); 4] = [
+    let changes: [(&str, Change); 4] = [
         ("brightness", |p| p.set_brightness(17, NOW + 3_000_000).unwrap()),
         ("pattern slot 0", |p| {
-            p.set_pattern(0, Pattern::new(PatternKind::Fire, Rgb::new(1, 1, 1), Rgb::new(2, 2, 2), 99).unwrap(), NOW + 3_000_000)
-                .unwrap()
+            p.set_pattern(
+                0,
+                Pattern::new(PatternKind::Fire, Rgb::new(1, 1, 1), Rgb::new(2, 2, 2), 99).unwrap(),
+                NOW + 3_000_000,
+            )
+            .unwrap()
         }),
         ("image rename", |p| {
             let id = p.images().next().unwrap().0;
@@ -149,7 +162,13 @@ fn main() {
     let full: Delta = source.delta_for(&Knowledge::default(), Categories::ALL);
     let full_bytes = wire::to_bytes(&full);
     let decode = time(15, || (), |_| drop(black_box(wire::from_bytes::<Delta>(&full_bytes).unwrap())));
-    let merge_new = time(15, || (poi(2), full.clone()), |(mut p, d)| drop(black_box(p.apply_delta(d, NOW + 5_000_000).unwrap())));
+    let merge_new = time(
+        15,
+        || (poi(2), full.clone()),
+        |(mut p, d)| {
+            black_box(p.apply_delta(d, NOW + 5_000_000).unwrap());
+        },
+    );
     // Every item edited on both sides while apart: 1,000 concurrent versions to keep.
     let conflicting = || {
         let mut a = library(1000);
@@ -179,7 +198,11 @@ fn main() {
     println!("| what | median | ratio to decoding the same delta |");
     println!("|---|---:|---:|");
     println!("| decode a 1,000-record delta ({} bytes), baseline | {:.2?} | 1.0 |", full_bytes.len(), decode);
-    println!("| merge it into an empty replica (incl. snapshot save) | {:.2?} | {:.1} |", merge_new, merge_new.as_secs_f64() / decode.as_secs_f64());
+    println!(
+        "| merge it into an empty replica (incl. snapshot save) | {:.2?} | {:.1} |",
+        merge_new,
+        merge_new.as_secs_f64() / decode.as_secs_f64()
+    );
     println!(
         "| merge 1,000 concurrent renames ({conflicts_made} conflicts kept) | {:.2?} | {:.1} |",
         merge_conflicts,

@@ -56,7 +56,7 @@ impl Oracle {
     /// compacted away), every image version has intact pixels, and all agree.
     pub fn check<S: Storage>(&self, replicas: &mut [Replica<S>]) -> Result<Converged, String> {
         let mut stats = Converged::default();
-        for (key, _) in &self.writes {
+        for key in self.writes.keys() {
             let expected = self.maximal(key);
             let all_deleted = expected.iter().all(|r| r.value.is_deleted());
             if all_deleted {

@@ -190,11 +190,8 @@ impl World {
                 let fail_saves = storage.fail_switch();
                 let replica = Replica::open(storage, identity.clone()).expect("a new store opens");
                 // Skew of up to 5 minutes each way; one poi may be a year ahead.
-                let clock_offset_ms = if far_future == Some(i) {
-                    365 * 24 * 3600 * 1000
-                } else {
-                    rng.random_range(-300_000..=300_000)
-                };
+                let clock_offset_ms =
+                    if far_future == Some(i) { 365 * 24 * 3600 * 1000 } else { rng.random_range(-300_000..=300_000) };
                 Node { replica: Some(replica), identity, fail_saves, clock_offset_ms, side: 0 }
             })
             .collect();
@@ -234,7 +231,8 @@ impl World {
         let node = &mut self.nodes[i];
         node.fail_saves.set(0);
         let storage = node.replica.take().expect("node is up").into_storage();
-        let replica = Replica::open(storage, node.identity.clone()).map_err(|e| format!("replica {i} failed to reopen: {e}"))?;
+        let replica =
+            Replica::open(storage, node.identity.clone()).map_err(|e| format!("replica {i} failed to reopen: {e}"))?;
         node.replica = Some(replica);
         Ok(())
     }
@@ -305,7 +303,13 @@ impl World {
         let (left, right) = self.nodes.split_at_mut(hi);
         let (low, high) = (left[lo].replica.as_mut().unwrap(), right[0].replica.as_mut().unwrap());
         let (init, resp) = if a < b { (low, high) } else { (high, low) };
-        let mut link = FaultyLink { rng: &mut self.rng, stash: &mut self.stash, stats: &mut self.stats, initiator: a, responder: b };
+        let mut link = FaultyLink {
+            rng: &mut self.rng,
+            stash: &mut self.stash,
+            stats: &mut self.stats,
+            initiator: a,
+            responder: b,
+        };
         let mut crash_switch = |leg: Leg| match leg {
             Leg::Request => fail_b.set(1),
             Leg::Response => fail_a.set(1),
@@ -343,7 +347,12 @@ impl World {
                 let replica = self.replica(to);
                 let (mut session, _) = Session::start(replica, SyncOptions::default());
                 let result = session.on_response(replica, response, now);
-                self.log(|| format!("stale response replayed to {to}: {}", result.as_ref().map_or_else(|e| e.to_string(), |_| "taken".into())));
+                self.log(|| {
+                    format!(
+                        "stale response replayed to {to}: {}",
+                        result.as_ref().map_or_else(|e| e.to_string(), |_| "taken".into())
+                    )
+                });
                 if let Err(Error::Storage(e)) = result {
                     return Err(format!("stale response broke storage: {e}"));
                 }
@@ -467,7 +476,8 @@ impl World {
                 (Key::Framerate, format!("framerate {f}"))
             }
             89..94 => {
-                let selection = Selection { mode: Mode::from_id(rng.random_range(0..5))?, index: rng.random_range(0..4) };
+                let selection =
+                    Selection { mode: Mode::from_id(rng.random_range(0..5))?, index: rng.random_range(0..4) };
                 replica.set_selection(selection, now)?;
                 (Key::Selection, format!("select {selection:?}"))
             }
@@ -500,7 +510,8 @@ impl World {
                 let now = self.now(0).max(self.now(i));
                 let (first, rest) = self.nodes.split_at_mut(i);
                 let (hub, other) = (first[0].replica.as_mut().unwrap(), rest[0].replica.as_mut().unwrap());
-                transport::sync(hub, other, SyncOptions::default(), now).map_err(|e| format!("final sync 0 <-> {i}: {e}"))?;
+                transport::sync(hub, other, SyncOptions::default(), now)
+                    .map_err(|e| format!("final sync 0 <-> {i}: {e}"))?;
             }
         }
         let mut replicas: Vec<_> = self.nodes.iter_mut().map(|n| n.replica.take().unwrap()).collect();

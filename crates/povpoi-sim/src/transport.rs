@@ -140,7 +140,12 @@ pub fn run_session<S: Storage>(
 }
 
 /// Runs one fault-free session and returns what moved and the traffic.
-pub fn sync<S: Storage>(a: &mut Replica<S>, b: &mut Replica<S>, options: SyncOptions, now: u64) -> Result<(SessionReport, Traffic), Error> {
+pub fn sync<S: Storage>(
+    a: &mut Replica<S>,
+    b: &mut Replica<S>,
+    options: SyncOptions,
+    now: u64,
+) -> Result<(SessionReport, Traffic), Error> {
     let outcome = run_session(a, b, options, (now, now), &mut Reliable, &mut |_| {});
     match (outcome.report, outcome.stopped) {
         (Some(report), _) => Ok((report, outcome.traffic)),

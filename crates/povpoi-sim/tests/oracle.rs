@@ -17,7 +17,7 @@ fn record_last(oracle: &mut Oracle, r: &Replica<SimStorage>, key: Key) {
 
 #[test]
 fn the_oracle_flags_a_missing_edit_a_revived_delete_and_missing_pixels() {
-    let (mut a, mut b) = (replica(1), replica(2));
+    let (mut a, b) = (replica(1), replica(2));
     let mut oracle = Oracle::default();
     let px = [5u8; 6];
     let id = a.add_image("x", 2, 1, &px, 1_000).unwrap();

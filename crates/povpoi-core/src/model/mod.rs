@@ -12,8 +12,8 @@ mod settings;
 
 pub use error::InvalidContent;
 pub use image::{ImageId, ImageMeta, MAX_HEIGHT, MAX_NAME_LEN, MAX_WIDTH, Rgb, validate_name};
+pub(crate) use pattern::check_pattern_slot;
 pub use pattern::{PATTERN_SLOTS, Pattern, PatternKind};
+pub(crate) use sequence::check_sequence_slot;
 pub use sequence::{MAX_SEQUENCE_ITEMS, SEQUENCE_SLOTS, Sequence, SequenceItem, SequenceTarget};
 pub use settings::{Mode, Selection, Settings, check_framerate};
-pub(crate) use pattern::check_pattern_slot;
-pub(crate) use sequence::check_sequence_slot;

@@ -159,7 +159,8 @@ mod tests {
         assert_eq!(PatternKind::from_id(11).unwrap().name(), "VU Meter");
         assert_eq!(PatternKind::from_id(17).unwrap().name(), "Theater Chase");
         assert_eq!(PatternKind::from_id(18), Err(InvalidContent::PatternKind(18)));
-        let audio: alloc::vec::Vec<u8> = PatternKind::ALL.iter().filter(|k| k.is_audio_reactive()).map(|k| k.id()).collect();
+        let audio: alloc::vec::Vec<u8> =
+            PatternKind::ALL.iter().filter(|k| k.is_audio_reactive()).map(|k| k.id()).collect();
         assert_eq!(audio, [11, 12, 13, 14, 15]);
     }
 

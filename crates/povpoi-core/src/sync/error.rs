@@ -41,12 +41,16 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Invalid(e) => write!(f, "{e}"),
-            Self::NotFound(key) => write!(f, "no such item: {key:?}"),
-            Self::PixelsMissing(key) => write!(f, "the pixels of {key:?} are still syncing to this poi; try again once they arrived"),
+            Self::NotFound(key) => write!(f, "no such item: {key}"),
+            Self::PixelsMissing(key) => {
+                write!(f, "the pixels of {key} are still syncing to this poi; try again once they arrived")
+            }
             Self::GroupMismatch { ours, theirs } => {
                 write!(f, "peer is in sync group {theirs:?}, this poi in {ours:?}: they never sync")
             }
-            Self::UnsupportedProtocol(v) => write!(f, "peer speaks sync protocol version {v}, this poi version {}", super::PROTOCOL_VERSION),
+            Self::UnsupportedProtocol(v) => {
+                write!(f, "peer speaks sync protocol version {v}, this poi version {}", super::PROTOCOL_VERSION)
+            }
             Self::BadRecord(e) => write!(f, "peer sent a bad record: {e}"),
             Self::Protocol(what) => write!(f, "sync protocol error: {what}"),
             Self::Refused(why) => write!(f, "peer refused: {why}"),

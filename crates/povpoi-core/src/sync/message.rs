@@ -1,5 +1,6 @@
 //! The messages two replicas exchange; see `docs/PROTOCOL.md` for the byte-level encoding.
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
@@ -164,7 +165,7 @@ pub enum Response {
         /// The responder's summary.
         summary: Summary,
         /// The records the initiator lacks, if it pulls and lacks any.
-        delta: Option<Delta>,
+        delta: Option<Box<Delta>>,
         /// Blobs the responder misses (at most [`super::MAX_FETCH_HASHES`]), if the
         /// initiator pushes images: it sends those it holds even when no record moves.
         want: Vec<BlobHash>,

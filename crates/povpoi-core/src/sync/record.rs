@@ -40,6 +40,19 @@ impl Key {
     }
 }
 
+impl core::fmt::Display for Key {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Key::Image(id) => write!(f, "image {id}"),
+            Key::Pattern(slot) => write!(f, "pattern slot {slot}"),
+            Key::Sequence(slot) => write!(f, "sequence slot {slot}"),
+            Key::Brightness => f.write_str("brightness"),
+            Key::Framerate => f.write_str("frame rate"),
+            Key::Selection => f.write_str("mode and index"),
+        }
+    }
+}
+
 /// What an edit wrote.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Value {

@@ -6,12 +6,12 @@ use alloc::vec;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
+use super::PROTOCOL_VERSION;
 use super::error::Error;
 use super::message::{Blob, Categories, Delta, Repair, Summary};
 use super::record::{Key, Record, Value};
 use super::storage::Storage;
 use super::version::{Category, Dot, Knowledge, VersionVector};
-use super::PROTOCOL_VERSION;
 use crate::clock::{Hlc, Stamp};
 use crate::device::{DeviceId, ReplicaId};
 use crate::hash::BlobHash;
@@ -287,7 +287,14 @@ impl<S: Storage> Replica<S> {
     // ----- local edits -----
 
     /// Stores a new image from its canonical pixel bytes (RGB, row-major, row y = LED y).
-    pub fn add_image(&mut self, name: &str, width: u32, height: u32, pixels: &[u8], now_ms: u64) -> Result<ImageId, Error> {
+    pub fn add_image(
+        &mut self,
+        name: &str,
+        width: u32,
+        height: u32,
+        pixels: &[u8],
+        now_ms: u64,
+    ) -> Result<ImageId, Error> {
         let meta = ImageMeta::describe(name, width, height, pixels)?;
         if !self.present.contains(&meta.pixels()) {
             self.storage.save_blob(&meta.pixels(), pixels)?;
@@ -364,10 +371,10 @@ impl<S: Storage> Replica<S> {
 
     /// Records a local edit that supersedes every version of `key` held here.
     fn write(&mut self, key: Key, value: Value, now_ms: u64) -> Result<Dot, Error> {
-        if let Value::Image(meta) = &value {
-            if !self.present.contains(&meta.pixels()) {
-                return Err(Error::PixelsMissing(key));
-            }
+        if let Value::Image(meta) = &value
+            && !self.present.contains(&meta.pixels())
+        {
+            return Err(Error::PixelsMissing(key));
         }
         let dot = Dot { replica: self.state.replica, seq: self.state.seq + 1 };
         let stamp = self.state.hlc.tick(now_ms);
@@ -479,8 +486,7 @@ impl<S: Storage> Replica<S> {
 
         let before_sync_state = (self.state.knowledge.clone(), self.state.floor.clone());
         let touched: BTreeSet<Key> = delta.records.iter().map(|r| r.key).collect();
-        let before: BTreeMap<Key, Option<Record>> =
-            touched.iter().map(|k| (*k, self.visible(k).cloned())).collect();
+        let before: BTreeMap<Key, Option<Record>> = touched.iter().map(|k| (*k, self.visible(k).cloned())).collect();
         let mut report = MergeReport::default();
         let mut affected = touched;
 
@@ -514,7 +520,7 @@ impl<S: Storage> Replica<S> {
         }
 
         for key in &affected {
-            let was = before.get(key).cloned().unwrap_or_else(|| None);
+            let was = before.get(key).cloned().flatten();
             let now = self.visible(key);
             match (key.category(), &was, now) {
                 (Category::Settings, _, Some(now)) if was.as_ref().map(|w| &w.value) != Some(&now.value) => {
@@ -526,7 +532,9 @@ impl<S: Storage> Replica<S> {
                 _ => {}
             }
         }
-        if report.records_merged > 0 || (&self.state.knowledge, &self.state.floor) != (&before_sync_state.0, &before_sync_state.1) {
+        if report.records_merged > 0
+            || (&self.state.knowledge, &self.state.floor) != (&before_sync_state.0, &before_sync_state.1)
+        {
             self.commit()?;
         }
         Ok(report)

@@ -4,16 +4,17 @@
 //! session may stop after any message (lost, cut off, crashed) and the next session simply
 //! starts over from the summaries, moving only what is still missing.
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeSet;
 use alloc::format;
 use alloc::string::ToString;
 use alloc::vec::Vec;
 
+use super::PROTOCOL_VERSION;
 use super::error::Error;
 use super::message::{Blob, Request, Response, Summary, SyncOptions};
 use super::replica::{MergeReport, Replica};
 use super::storage::Storage;
-use super::PROTOCOL_VERSION;
 use crate::hash::BlobHash;
 
 /// Most blob hashes asked for in one `Fetch`.
@@ -110,10 +111,10 @@ impl Session {
                     if !self.options.direction.pulls() || delta.replica != summary.replica {
                         return Err(Error::Protocol("peer sent records that were not asked for"));
                     }
-                    self.report.pulled.add(&replica.apply_delta(delta, now_ms)?);
+                    self.report.pulled.add(&replica.apply_delta(*delta, now_ms)?);
                 }
-                let push = self.options.direction.pushes()
-                    && replica.peer_lacks(&summary.knowledge, self.options.categories);
+                let push =
+                    self.options.direction.pushes() && replica.peer_lacks(&summary.knowledge, self.options.categories);
                 let next = if push {
                     let delta = replica.delta_for(&summary.knowledge, self.options.categories);
                     self.report.records_sent += delta.records.len() as u32;
@@ -154,7 +155,11 @@ impl Session {
     }
 
     /// Sends the next batch of blobs the peer asked for, or moves on to fetching.
-    fn next_store<S: Storage>(&mut self, replica: &mut Replica<S>, mut pending: Vec<BlobHash>) -> Result<Option<Request>, Error> {
+    fn next_store<S: Storage>(
+        &mut self,
+        replica: &mut Replica<S>,
+        mut pending: Vec<BlobHash>,
+    ) -> Result<Option<Request>, Error> {
         let mut batch = Vec::new();
         let mut bytes = 0;
         while let Some(hash) = pending.first().copied() {
@@ -220,15 +225,16 @@ impl<S: Storage> Replica<S> {
                 check_peer(self, &peer)?;
                 self.note_peer(&peer)?;
                 let categories = options.categories;
-                let delta = options.direction.pulls().then(|| self.delta_for(&peer.knowledge, categories)).filter(|d| {
-                    !d.records.is_empty() || !d.repairs.is_empty() || self.peer_lacks(&peer.knowledge, categories)
-                });
+                let delta =
+                    options.direction.pulls().then(|| self.delta_for(&peer.knowledge, categories)).filter(|d| {
+                        !d.records.is_empty() || !d.repairs.is_empty() || self.peer_lacks(&peer.knowledge, categories)
+                    });
                 let want = if options.direction.pushes() && categories.images {
                     self.missing_blobs().into_iter().take(MAX_FETCH_HASHES).collect()
                 } else {
                     Vec::new()
                 };
-                Response::Begun { summary: self.summary(), delta, want }
+                Response::Begun { summary: self.summary(), delta: delta.map(Box::new), want }
             }
             Request::Push(delta) => {
                 self.apply_delta(delta, now_ms)?;

@@ -1,0 +1,186 @@
+//! The replica's storage as files in a data directory, crash-safe.
+//!
+//! ```text
+//! DIR/state.bin          the replica snapshot
+//! DIR/blobs/<sha256hex>  one file per image's pixels
+//! ```
+//! Every file is written whole to a temporary name, flushed to disk, renamed over the final
+//! name and the directory flushed, so a crash (power cut, SIGKILL) leaves either the old or
+//! the new file, never a torn one. Plain files rather than an embedded database: the data is
+//! one small snapshot and immutable content-addressed blobs, which rename-into-place covers
+//! completely, and the layout stays readable with `ls` on a poi's SD card.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use povpoi_core::hash::BlobHash;
+use povpoi_core::sync::{Storage, StorageError};
+
+const STATE_FILE: &str = "state.bin";
+const BLOB_DIR: &str = "blobs";
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// A replica's storage in a directory.
+#[derive(Debug)]
+pub struct DirStorage {
+    root: PathBuf,
+}
+
+impl DirStorage {
+    /// Opens (creating if needed) the store in `root`, clearing temporary files that a
+    /// crash may have left.
+    pub fn open(root: impl Into<PathBuf>) -> io::Result<Self> {
+        let root = root.into();
+        fs::create_dir_all(root.join(BLOB_DIR))?;
+        for dir in [root.clone(), root.join(BLOB_DIR)] {
+            for entry in fs::read_dir(&dir)? {
+                let path = entry?.path();
+                if path.extension().is_some_and(|e| e == &TEMP_SUFFIX[1..]) {
+                    fs::remove_file(&path)?;
+                }
+            }
+        }
+        Ok(DirStorage { root })
+    }
+
+    /// The data directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn blob_path(&self, hash: &BlobHash) -> PathBuf {
+        self.root.join(BLOB_DIR).join(hash.to_string())
+    }
+}
+
+/// Writes `bytes` to `path` so that a crash leaves either the old file or the new one.
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut temp_name = path.file_name().expect("store paths name a file").to_os_string();
+    temp_name.push(TEMP_SUFFIX);
+    let temp = path.with_file_name(temp_name);
+    let mut file = File::create(&temp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&temp, path)?;
+    File::open(path.parent().expect("store paths have a parent"))?.sync_all()
+}
+
+fn storage_error(what: &str, path: &Path, e: io::Error) -> StorageError {
+    StorageError(format!("{what} {}: {e}", path.display()))
+}
+
+fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(storage_error("cannot read", path, e)),
+    }
+}
+
+impl Storage for DirStorage {
+    fn load_state(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        read_if_present(&self.root.join(STATE_FILE))
+    }
+
+    fn save_state(&mut self, snapshot: &[u8]) -> Result<(), StorageError> {
+        let path = self.root.join(STATE_FILE);
+        write_atomically(&path, snapshot).map_err(|e| storage_error("cannot write", &path, e))
+    }
+
+    fn load_blob(&self, hash: &BlobHash) -> Result<Option<Vec<u8>>, StorageError> {
+        read_if_present(&self.blob_path(hash))
+    }
+
+    fn save_blob(&mut self, hash: &BlobHash, bytes: &[u8]) -> Result<(), StorageError> {
+        let path = self.blob_path(hash);
+        write_atomically(&path, bytes).map_err(|e| storage_error("cannot write", &path, e))
+    }
+
+    fn remove_blob(&mut self, hash: &BlobHash) -> Result<(), StorageError> {
+        let path = self.blob_path(hash);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(storage_error("cannot remove", &path, e)),
+            _ => Ok(()),
+        }
+    }
+
+    fn blob_hashes(&self) -> Result<Vec<BlobHash>, StorageError> {
+        let dir = self.root.join(BLOB_DIR);
+        let entries = fs::read_dir(&dir).map_err(|e| storage_error("cannot list", &dir, e))?;
+        let mut hashes = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| storage_error("cannot list", &dir, e))?;
+            if let Some(hash) = entry.file_name().to_str().and_then(parse_hash) {
+                hashes.push(hash);
+            }
+        }
+        Ok(hashes)
+    }
+}
+
+/// A blob file name back to its hash; anything else in the folder is not a blob.
+fn parse_hash(name: &str) -> Option<BlobHash> {
+    if name.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(name.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(BlobHash(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use povpoi_core::device::{DeviceId, ReplicaId};
+    use povpoi_core::sync::{Identity, Replica};
+
+    fn identity() -> Identity {
+        Identity { replica: ReplicaId(42), device: DeviceId([1, 2, 3, 4, 5, 6]), group: "g".into() }
+    }
+
+    #[test]
+    fn a_replica_reopens_from_disk_with_its_images_and_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let px: Vec<u8> = (0..10 * 32 * 3).map(|i| i as u8).collect();
+        let id = {
+            let mut poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
+            poi.set_brightness(33, 1_000).unwrap();
+            poi.add_image("disk", 10, 32, &px, 1_000).unwrap()
+        };
+        let mut poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
+        assert_eq!(poi.settings().brightness, 33);
+        let hash = poi.image(id).unwrap().pixels();
+        assert_eq!(poi.image_pixels(&hash).unwrap().unwrap(), px);
+        assert!(dir.path().join("blobs").join(hash.to_string()).is_file());
+    }
+
+    #[test]
+    fn leftovers_of_a_crash_are_cleared_and_a_damaged_blob_is_not_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = {
+            let mut poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
+            poi.add_image("x", 1, 1, &[1, 2, 3], 1_000).unwrap()
+        };
+        fs::write(dir.path().join("state.bin.tmp"), b"half a snapshot").unwrap();
+        let mut poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
+        assert!(!dir.path().join("state.bin.tmp").exists());
+
+        let hash = poi.image(id).unwrap().pixels();
+        fs::write(dir.path().join("blobs").join(hash.to_string()), [9, 9, 9]).unwrap();
+        assert_eq!(poi.image_pixels(&hash).unwrap(), None);
+        assert_eq!(poi.missing_blobs(), [hash], "the damaged copy is dropped and wanted again");
+    }
+
+    #[test]
+    fn unused_blobs_are_removed_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
+        let id = poi.add_image("x", 1, 1, &[1, 2, 3], 1_000).unwrap();
+        poi.delete_image(id, 2_000).unwrap();
+        assert_eq!(fs::read_dir(dir.path().join("blobs")).unwrap().count(), 0);
+    }
+}
