@@ -170,7 +170,7 @@ pub enum Response {
         /// initiator pushes images: it sends those it holds even when no record moves.
         want: Vec<BlobHash>,
     },
-    /// Answer to `Push`: blobs the responder misses now.
+    /// Answer to `Push`: blobs the responder misses now (at most [`super::MAX_FETCH_HASHES`]).
     Want(Vec<BlobHash>),
     /// Answer to `Fetch`.
     Blobs {

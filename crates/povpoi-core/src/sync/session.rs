@@ -129,7 +129,7 @@ impl Session {
                 Ok(next)
             }
             (Stage::AwaitWant, Response::Want(wanted)) => {
-                let pending = wanted.into_iter().take(4 * MAX_FETCH_HASHES).collect();
+                let pending = wanted.into_iter().take(MAX_FETCH_HASHES).collect();
                 self.next_store(replica, pending)
             }
             (Stage::AwaitStored { pending }, Response::Stored(kept)) => {
@@ -238,7 +238,7 @@ impl<S: Storage> Replica<S> {
             }
             Request::Push(delta) => {
                 self.apply_delta(delta, now_ms)?;
-                Response::Want(self.missing_blobs())
+                Response::Want(self.missing_blobs().into_iter().take(MAX_FETCH_HASHES).collect())
             }
             Request::Fetch(hashes) => {
                 let hashes = &hashes[..hashes.len().min(MAX_FETCH_HASHES)];
