@@ -29,10 +29,7 @@ fn summary() -> Summary {
 fn begin_request_bytes() {
     let request = Request::Begin { summary: summary(), options: SyncOptions::default() };
     let bytes = wire::to_bytes(&request);
-    assert_eq!(
-        hex(&bytes),
-        "00 01 02 61 62 a1 b2 c3 d4 e5 f6 01 01 01 03 00 01 01 03 00 01 01 01"
-    );
+    assert_eq!(hex(&bytes), "00 01 02 61 62 a1 b2 c3 d4 e5 f6 01 01 01 03 00 01 01 03 00 01 01 01");
     assert_eq!(wire::from_bytes::<Request>(&bytes).unwrap(), request);
 }
 

@@ -1,0 +1,104 @@
+//! Properties of merging that any order of delivery must respect.
+
+use povpoi_core::device::{DeviceId, ReplicaId};
+use povpoi_core::model::{Pattern, PatternKind, Rgb};
+use povpoi_core::sync::{Categories, Delta, Identity, Knowledge, MemoryStorage, Record, Replica};
+use proptest::prelude::*;
+
+type Poi = Replica<MemoryStorage>;
+
+fn poi(n: u8) -> Poi {
+    let identity = Identity { replica: ReplicaId(n.into()), device: DeviceId([n; 6]), group: "g".into() };
+    Replica::open(MemoryStorage::default(), identity).unwrap()
+}
+
+/// One step of three poi: an edit on one of them, or one poi taking another's delta.
+#[derive(Clone, Debug)]
+enum Step {
+    Brightness { poi: usize, value: u8 },
+    Pattern { poi: usize, slot: u8, speed: u8 },
+    ClearPattern { poi: usize, slot: u8 },
+    Merge { from: usize, into: usize },
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        (0..3usize, any::<u8>()).prop_map(|(poi, value)| Step::Brightness { poi, value }),
+        (0..3usize, 0..3u8, 1..=255u8).prop_map(|(poi, slot, speed)| Step::Pattern { poi, slot, speed }),
+        (0..3usize, 0..3u8).prop_map(|(poi, slot)| Step::ClearPattern { poi, slot }),
+        (0..3usize, 0..3usize).prop_map(|(from, into)| Step::Merge { from, into }),
+    ]
+}
+
+fn play(steps: &[Step]) -> Vec<Poi> {
+    let mut pois: Vec<Poi> = (1..=3).map(poi).collect();
+    for (t, step) in steps.iter().enumerate() {
+        let now = 1_000 + t as u64;
+        match *step {
+            Step::Brightness { poi, value } => pois[poi].set_brightness(value, now).unwrap(),
+            Step::Pattern { poi, slot, speed } => {
+                let p = Pattern::new(PatternKind::Comet, Rgb::new(speed, 0, 0), Rgb::default(), speed).unwrap();
+                pois[poi].set_pattern(slot, p, now).unwrap()
+            }
+            Step::ClearPattern { poi, slot } => {
+                let _ = pois[poi].clear_pattern(slot, now); // refused when the slot is empty
+            }
+            Step::Merge { from, into } if from != into => {
+                let delta = pois[from].delta_for(pois[into].knowledge(), Categories::ALL);
+                pois[into].apply_delta(delta, now).unwrap();
+            }
+            Step::Merge { .. } => {}
+        }
+    }
+    pois
+}
+
+fn everything(p: &Poi) -> Delta {
+    p.delta_for(&Knowledge::default(), Categories::ALL)
+}
+
+fn state(p: &Poi) -> (Vec<Record>, Knowledge) {
+    (p.records().cloned().collect(), p.knowledge().clone())
+}
+
+proptest! {
+    /// Taking the three histories in any order, once or twice, gives the same replica.
+    #[test]
+    fn merge_is_order_independent_and_idempotent(steps in prop::collection::vec(step(), 0..40), order in 0..6usize) {
+        let pois = play(&steps);
+        let deltas: Vec<Delta> = pois.iter().map(everything).collect();
+        let orders = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+
+        let mut reference = poi(9);
+        for d in &deltas {
+            reference.apply_delta(d.clone(), 5_000).unwrap();
+        }
+        let mut shuffled = poi(9);
+        for &i in &orders[order] {
+            shuffled.apply_delta(deltas[i].clone(), 5_000).unwrap();
+            shuffled.apply_delta(deltas[i].clone(), 5_000).unwrap();
+        }
+        prop_assert_eq!(state(&reference), state(&shuffled));
+    }
+
+    /// After everyone has taken everyone's delta, all three agree.
+    #[test]
+    fn a_full_exchange_makes_all_replicas_equal(steps in prop::collection::vec(step(), 0..40)) {
+        let mut pois = play(&steps);
+        for _ in 0..2 {
+            for from in 0..3 {
+                for into in 0..3 {
+                    if from != into {
+                        let delta = pois[from].delta_for(pois[into].knowledge(), Categories::ALL);
+                        pois[into].apply_delta(delta, 9_000).unwrap();
+                    }
+                }
+            }
+        }
+        let visible = |p: &Poi| (p.settings(), (0..3).map(|s| p.pattern(s).copied()).collect::<Vec<_>>());
+        prop_assert_eq!(visible(&pois[0]), visible(&pois[1]));
+        prop_assert_eq!(visible(&pois[1]), visible(&pois[2]));
+        prop_assert_eq!(state(&pois[0]), state(&pois[1]));
+        prop_assert_eq!(state(&pois[1]), state(&pois[2]));
+    }
+}
