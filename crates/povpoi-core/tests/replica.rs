@@ -6,7 +6,7 @@ use povpoi_core::hash::BlobHash;
 use povpoi_core::model::{Pattern, PatternKind, Rgb};
 use povpoi_core::sync::{
     Blob, Categories, Direction, Error, Identity, Key, MemoryStorage, Record, Replica, Request, Response, Session,
-    SessionReport, Storage, StorageError, SyncOptions, Value,
+    SessionReport, SyncOptions, Value,
 };
 use povpoi_core::wire;
 
@@ -292,63 +292,6 @@ fn garbage_on_the_wire_is_a_protocol_error() {
     bytes.push(0);
     assert!(matches!(wire::from_bytes::<Request>(&bytes), Err(Error::Protocol(_))));
     assert!(matches!(wire::from_bytes::<Response>(&[0xff, 0xff, 0xff]), Err(Error::Protocol(_))));
-}
-
-/// Storage whose saves can be made to fail, to check that a failed save changes nothing.
-#[derive(Default)]
-struct Flaky {
-    inner: MemoryStorage,
-    fail_saves: bool,
-}
-
-impl Storage for Flaky {
-    fn load_state(&self) -> Result<Option<Vec<u8>>, StorageError> {
-        self.inner.load_state()
-    }
-    fn save_state(&mut self, snapshot: &[u8]) -> Result<(), StorageError> {
-        if self.fail_saves {
-            return Err(StorageError("disk full".into()));
-        }
-        self.inner.save_state(snapshot)
-    }
-    fn load_blob(&self, hash: &BlobHash) -> Result<Option<Vec<u8>>, StorageError> {
-        self.inner.load_blob(hash)
-    }
-    fn save_blob(&mut self, hash: &BlobHash, bytes: &[u8]) -> Result<(), StorageError> {
-        self.inner.save_blob(hash, bytes)
-    }
-    fn remove_blob(&mut self, hash: &BlobHash) -> Result<(), StorageError> {
-        self.inner.remove_blob(hash)
-    }
-    fn blob_hashes(&self) -> Result<Vec<BlobHash>, StorageError> {
-        self.inner.blob_hashes()
-    }
-}
-
-#[test]
-fn a_failed_save_rolls_back_and_the_store_reopens_as_it_was() {
-    let identity = Identity { replica: ReplicaId(7), device: DeviceId([7; 6]), group: "g".into() };
-    let mut p = Replica::open(Flaky::default(), identity.clone()).unwrap();
-    p.set_brightness(10, 1_000).unwrap();
-    let id = p.add_image("kept", 1, 1, &[1, 1, 1], 1_000).unwrap();
-    let records: Vec<Record> = p.records().cloned().collect();
-
-    let mut storage = p.into_storage();
-    storage.fail_saves = true;
-    let mut p = Replica::open(storage, identity.clone()).unwrap();
-    assert!(matches!(p.set_brightness(99, 2_000), Err(Error::Storage(_))));
-    assert!(matches!(p.delete_image(id, 2_000), Err(Error::Storage(_))));
-    assert_eq!(p.settings().brightness, 10);
-    assert_eq!(p.records().cloned().collect::<Vec<_>>(), records);
-
-    let mut storage = p.into_storage();
-    storage.fail_saves = false;
-    let mut p = Replica::open(storage, identity).unwrap();
-    assert_eq!(p.records().cloned().collect::<Vec<_>>(), records);
-    let hash = p.image(id).unwrap().pixels();
-    assert_eq!(p.image_pixels(&hash).unwrap().unwrap(), [1, 1, 1]);
-    p.set_brightness(11, 3_000).unwrap();
-    assert_eq!(p.settings().brightness, 11, "edits go on after the failure");
 }
 
 #[test]
