@@ -1,6 +1,6 @@
 //! Thousands of seeded runs of 2-8 replicas under faults must all converge.
 //!
-//! - `POVPOI_SIM_SEEDS=N` runs N seeds (default 2000), from `POVPOI_SIM_FIRST_SEED` (default 0).
+//! - `POVPOI_SIM_SEEDS=N` runs N seeds (default 10,000), from `POVPOI_SIM_FIRST_SEED` (default 0).
 //! - `POVPOI_SIM_STEPS=N` random steps per run (default 150).
 //! - `POVPOI_SIM_SEED=S` replays one seed and prints its step-by-step trace.
 
@@ -28,7 +28,7 @@ fn every_seed_converges_with_nothing_lost() {
         return;
     }
     let first = env("POVPOI_SIM_FIRST_SEED", 0);
-    let seeds = env("POVPOI_SIM_SEEDS", 2000);
+    let seeds = env("POVPOI_SIM_SEEDS", 10_000);
     let mut total = RunStats::default();
     for seed in first..first + seeds {
         match scenario::run(seed, steps) {
