@@ -307,3 +307,70 @@ fn third_party_edits_are_relayed() {
     assert!(a.pattern(1).is_some());
     assert!(c.missing_blobs().is_empty());
 }
+
+#[test]
+fn a_delta_meant_for_another_replica_is_refused() {
+    let (mut a, mut b, mut c) = (poi(1), poi(2), poi(3));
+    a.set_brightness(1, 1_000).unwrap();
+    a.set_framerate(30, 1_000).unwrap();
+    let delta_for_b_later = {
+        sync(&mut b, &mut a, 1_100); // B now has both edits
+        a.set_brightness(2, 1_200).unwrap();
+        a.delta_for(b.knowledge(), Categories::ALL) // holds only the new brightness
+    };
+    let before = view(&c);
+    assert!(matches!(c.apply_delta(delta_for_b_later, 1_300), Err(Error::Protocol(_))));
+    assert_eq!(view(&c), before, "C did not count records as seen that it never got");
+    sync(&mut c, &mut a, 1_400);
+    assert_eq!((c.settings().brightness, c.settings().framerate), (2, 30));
+}
+
+#[test]
+fn a_restored_copy_of_a_store_is_refused_instead_of_silently_diverging() {
+    let (mut a, mut b) = (poi(1), poi(2));
+    a.set_brightness(10, 1_000).unwrap();
+    let backup = a.storage().clone();
+    a.set_brightness(20, 2_000).unwrap();
+    sync(&mut a, &mut b, 2_100);
+
+    let identity = Identity { replica: ReplicaId(1), device: DeviceId([0xA0, 0, 0, 0, 0, 1]), group: "troupe".into() };
+    // The restored poi meets B before making as many edits as it lost: B has seen edits of
+    // replica 1 that the restored store never made, so both sides refuse.
+    let mut restored = Replica::open(backup, identity).unwrap();
+    let err = sync_with(&mut restored, &mut b, SyncOptions::default(), 3_100).unwrap_err();
+    assert_eq!(err, Error::ForeignHistory);
+    let err = sync_with(&mut b, &mut restored, SyncOptions::default(), 3_200).unwrap_err();
+    assert!(matches!(err, Error::Refused(ref why) if why.contains("never made")), "{err}");
+    assert_eq!(b.settings().brightness, 20);
+
+    // A forged delta claiming B's future edits changes nothing either.
+    let mut forged = a.delta_for(&Default::default(), Categories::ALL);
+    forged.knowledge.settings.observe(povpoi_core::sync::Dot { replica: ReplicaId(2), seq: 1_000_000 });
+    assert_eq!(b.apply_delta(forged, 3_300), Err(Error::ForeignHistory));
+}
+
+#[test]
+fn a_damaged_stored_blob_does_not_swallow_a_new_upload_of_the_same_picture() {
+    let mut a = poi(1);
+    let px = pixels(3, 2, 4);
+    let first = a.add_image("one", 3, 2, &px, 1_000).unwrap();
+    let hash = a.image(first).unwrap().pixels();
+    let identity = Identity { replica: ReplicaId(1), device: DeviceId([0xA0, 0, 0, 0, 0, 1]), group: "troupe".into() };
+    let mut storage = a.into_storage();
+    storage.blobs.get_mut(&hash).unwrap()[0] ^= 0xff; // flash rot
+    let mut a = Replica::open(storage, identity).unwrap();
+    a.add_image("two", 3, 2, &px, 2_000).unwrap();
+    assert_eq!(a.image_pixels(&hash).unwrap().unwrap(), px);
+    assert!(a.missing_blobs().is_empty());
+}
+
+#[test]
+fn a_deletion_of_a_slot_that_cannot_exist_is_a_bad_record() {
+    let (mut a, mut b) = (poi(1), poi(2));
+    a.set_pattern(2, Pattern::default(), 1_000).unwrap();
+    a.clear_pattern(2, 1_100).unwrap();
+    let mut delta = a.delta_for(&Default::default(), Categories::ALL);
+    let tombstone = delta.records.iter_mut().find(|r| r.value == Value::Deleted).unwrap();
+    tombstone.key = Key::Pattern(200);
+    assert!(matches!(b.apply_delta(delta, 2_000), Err(Error::BadRecord(_))));
+}

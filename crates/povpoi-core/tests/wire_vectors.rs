@@ -48,6 +48,7 @@ fn begun_response_with_one_setting_record_bytes() {
         group: "ab".into(),
         replica: ReplicaId(1),
         categories: Categories { images: false, patterns: false, settings: true },
+        base: Knowledge::default(),
         records: vec![record],
         knowledge: s.knowledge.clone(),
         floor: Knowledge::default(),
@@ -58,7 +59,7 @@ fn begun_response_with_one_setting_record_bytes() {
     assert_eq!(
         hex(&bytes),
         "00 01 02 61 62 a1 b2 c3 d4 e5 f6 01 01 01 03 00 01 01 03 \
-         01 02 61 62 01 00 00 01 01 05 01 03 80 d0 95 ff bc 31 00 01 01 03 05 02 05 \
+         01 02 61 62 01 00 00 01 00 00 00 01 05 01 03 80 d0 95 ff bc 31 00 01 01 03 05 02 05 \
          01 01 03 00 01 01 03 00 00 00 00 \
          00"
     );

@@ -29,6 +29,10 @@ pub enum Error {
     UnsupportedProtocol(u16),
     /// A peer sent a record that breaks the rules.
     BadRecord(InvalidRecord),
+    /// A peer counts edits of this replica that this replica never made: it met a copy of
+    /// this poi's store (restored backup, copied data directory). Syncing would silently
+    /// drop this poi's new edits there, so it is refused; give this store a new replica id.
+    ForeignHistory,
     /// A message could not be decoded, or came at the wrong point of a session.
     Protocol(&'static str),
     /// The peer refused our request.
@@ -52,6 +56,10 @@ impl fmt::Display for Error {
                 write!(f, "peer speaks sync protocol version {v}, this poi version {}", super::PROTOCOL_VERSION)
             }
             Self::BadRecord(e) => write!(f, "peer sent a bad record: {e}"),
+            Self::ForeignHistory => f.write_str(
+                "a peer has seen edits of this poi that this poi never made (a restored backup or copied data \
+                 directory?); this poi needs a new replica id before it can sync",
+            ),
             Self::Protocol(what) => write!(f, "sync protocol error: {what}"),
             Self::Refused(why) => write!(f, "peer refused: {why}"),
             Self::Storage(e) => write!(f, "{e}"),

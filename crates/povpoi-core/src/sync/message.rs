@@ -117,6 +117,9 @@ pub struct Delta {
     pub replica: ReplicaId,
     /// Categories this delta is complete for.
     pub categories: Categories,
+    /// The receiver's knowledge the delta was computed against: a receiver that has not
+    /// seen at least this much refuses the delta (it was meant for someone else).
+    pub base: Knowledge,
     /// Every record the sender holds in those categories whose dot the receiver's
     /// knowledge did not cover.
     pub records: Vec<Record>,

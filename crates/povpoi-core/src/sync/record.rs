@@ -113,11 +113,17 @@ impl Record {
         if !self.context.covers(self.dot) || self.dot.seq == 0 {
             return Err(InvalidRecord::Context);
         }
+        let slot = match self.key {
+            Key::Pattern(slot) => crate::model::check_pattern_slot(slot),
+            Key::Sequence(slot) => crate::model::check_sequence_slot(slot),
+            _ => Ok(()),
+        };
+        slot.map_err(InvalidRecord::Content)?;
         let content = match (&self.key, &self.value) {
             (_, Value::Deleted) if self.key.keeps_conflicts() => Ok(()),
             (Key::Image(_), Value::Image(meta)) => meta.validate(),
-            (Key::Pattern(slot), Value::Pattern(p)) => crate::model::check_pattern_slot(*slot).and(p.validate()),
-            (Key::Sequence(slot), Value::Sequence(s)) => crate::model::check_sequence_slot(*slot).and(s.validate()),
+            (Key::Pattern(_), Value::Pattern(p)) => p.validate(),
+            (Key::Sequence(_), Value::Sequence(s)) => s.validate(),
             (Key::Brightness, Value::Brightness(_)) => Ok(()),
             (Key::Framerate, Value::Framerate(fps)) => check_framerate(*fps),
             (Key::Selection, Value::Selection(_)) => Ok(()),

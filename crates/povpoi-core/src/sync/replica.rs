@@ -296,7 +296,8 @@ impl<S: Storage> Replica<S> {
         now_ms: u64,
     ) -> Result<ImageId, Error> {
         let meta = ImageMeta::describe(name, width, height, pixels)?;
-        if !self.present.contains(&meta.pixels()) {
+        // A held copy may have rotted on flash since it was written: only a verified one counts.
+        if self.image_pixels(&meta.pixels())?.is_none() {
             self.storage.save_blob(&meta.pixels(), pixels)?;
             self.present.insert(meta.pixels());
         }
@@ -433,6 +434,12 @@ impl<S: Storage> Replica<S> {
         Ok(compacted)
     }
 
+    /// Whether `knowledge` counts edits of this replica that it has not made: a peer that
+    /// saw a restored backup or a copied data directory of this poi, or a forgery.
+    pub(crate) fn claims_our_future(&self, knowledge: &Knowledge) -> bool {
+        Category::ALL.iter().any(|c| knowledge.get(*c).get(self.state.replica) > self.state.seq)
+    }
+
     /// Whether a peer that reported `theirs` lacks anything of ours in `categories`.
     pub fn peer_lacks(&self, theirs: &Knowledge, categories: Categories) -> bool {
         categories.iter().any(|c| !theirs.get(c).dominates(self.state.knowledge.get(c)))
@@ -462,6 +469,7 @@ impl<S: Storage> Replica<S> {
             group: self.state.group.clone(),
             replica: self.state.replica,
             categories,
+            base: theirs.clone(),
             records,
             knowledge: self.state.knowledge.clone(),
             floor: self.state.floor.clone(),
@@ -483,9 +491,24 @@ impl<S: Storage> Replica<S> {
         if delta.repairs.iter().any(|r| !delta.categories.contains(r.category)) {
             return Err(Error::Protocol("delta repairs a category it does not cover"));
         }
+        if delta.categories.iter().any(|c| !self.state.knowledge.get(c).dominates(delta.base.get(c))) {
+            return Err(Error::Protocol("delta was computed for a replica that has seen more than this one"));
+        }
+        if self.claims_our_future(&delta.knowledge)
+            || self.claims_our_future(&delta.floor)
+            || delta.records.iter().any(|r| r.dot.replica == self.state.replica && r.dot.seq > self.state.seq)
+        {
+            return Err(Error::ForeignHistory);
+        }
 
         let before_sync_state = (self.state.knowledge.clone(), self.state.floor.clone());
-        let touched: BTreeSet<Key> = delta.records.iter().map(|r| r.key).collect();
+        let repaired: BTreeSet<Category> = delta.repairs.iter().map(|r| r.category).collect();
+        let touched: BTreeSet<Key> = delta
+            .records
+            .iter()
+            .map(|r| r.key)
+            .chain(self.state.entries.keys().filter(|k| repaired.contains(&k.category())).copied())
+            .collect();
         let before: BTreeMap<Key, Option<Record>> = touched.iter().map(|k| (*k, self.visible(k).cloned())).collect();
         let mut report = MergeReport::default();
         let mut affected = touched;
@@ -591,7 +614,7 @@ impl<S: Storage> Replica<S> {
         let mut kept = 0;
         for blob in blobs {
             let fits = wanted.get(&blob.hash) == Some(&blob.bytes.len());
-            if self.present.contains(&blob.hash) || !fits || !blob.hash.verifies(&blob.bytes) {
+            if !fits || !blob.hash.verifies(&blob.bytes) || self.image_pixels(&blob.hash)?.is_some() {
                 continue;
             }
             self.storage.save_blob(&blob.hash, &blob.bytes)?;
@@ -612,13 +635,15 @@ impl<S: Storage> Replica<S> {
             .collect()
     }
 
-    /// Saves the state; on failure, returns to the last saved state.
+    /// Saves the state; on failure, returns to the last saved state. Once the state is
+    /// saved the change stands: removing unused blobs is best effort (retried next time).
     fn commit(&mut self) -> Result<(), Error> {
         if let Err(e) = self.storage.save_state(&encode_snapshot(&self.state)) {
             self.rollback()?;
             return Err(e.into());
         }
-        self.collect_garbage()
+        let _ = self.collect_garbage();
+        Ok(())
     }
 
     fn rollback(&mut self) -> Result<(), Error> {

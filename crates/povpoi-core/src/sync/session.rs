@@ -39,7 +39,7 @@ pub struct SessionReport {
 enum Stage {
     AwaitBegun,
     AwaitWant,
-    AwaitStored { pending: Vec<BlobHash> },
+    AwaitStored { pending: Vec<BlobHash>, sent: u32 },
     AwaitBlobs { asked: Vec<BlobHash> },
     Done,
 }
@@ -132,8 +132,8 @@ impl Session {
                 let pending = wanted.into_iter().take(MAX_FETCH_HASHES).collect();
                 self.next_store(replica, pending)
             }
-            (Stage::AwaitStored { pending }, Response::Stored(kept)) => {
-                self.report.blobs_sent += kept;
+            (Stage::AwaitStored { pending, sent }, Response::Stored(kept)) => {
+                self.report.blobs_sent = self.report.blobs_sent.saturating_add(kept.min(sent));
                 self.next_store(replica, pending)
             }
             (Stage::AwaitBlobs { asked }, Response::Blobs { blobs, missing }) => {
@@ -142,11 +142,15 @@ impl Session {
                     return Err(Error::Protocol("peer sent blobs that were not asked for"));
                 }
                 let kept = replica.store_blobs(blobs)?;
-                self.report.blobs_received += kept;
+                self.report.blobs_received = self.report.blobs_received.saturating_add(kept);
                 self.unavailable.extend(missing);
-                if delivered.is_empty() || (kept as usize) < delivered.len() {
-                    // Nothing usable came back: stop asking for these in this session.
+                if delivered.is_empty() {
+                    // Nothing came back: stop asking for these in this session.
                     self.unavailable.extend(asked);
+                } else {
+                    // Delivered but refused (damaged, or no longer needed): not asked again.
+                    let still_missing = replica.missing_blobs();
+                    self.unavailable.extend(delivered.into_iter().filter(|h| still_missing.contains(h)));
                 }
                 Ok(self.next_fetch(replica))
             }
@@ -177,7 +181,7 @@ impl Session {
         if batch.is_empty() {
             return Ok(self.next_fetch(replica));
         }
-        self.stage = Stage::AwaitStored { pending };
+        self.stage = Stage::AwaitStored { pending, sent: batch.len() as u32 };
         Ok(Some(Request::Store(batch)))
     }
 
@@ -209,6 +213,9 @@ fn check_peer<S: Storage>(replica: &Replica<S>, peer: &Summary) -> Result<(), Er
     }
     if peer.replica == replica.replica_id() {
         return Err(Error::Protocol("peer has this replica's own id"));
+    }
+    if replica.claims_our_future(&peer.knowledge) {
+        return Err(Error::ForeignHistory);
     }
     Ok(())
 }
