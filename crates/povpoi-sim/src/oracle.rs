@@ -37,11 +37,6 @@ impl Oracle {
         self.pixels.insert(BlobHash::of(pixels), pixels.to_vec());
     }
 
-    /// Edits seen so far.
-    pub fn edit_count(&self) -> usize {
-        self.writes.values().map(Vec::len).sum()
-    }
-
     /// The edits of `key` that no other edit of it was made with knowledge of: exactly
     /// the versions a converged replica must hold.
     pub fn maximal(&self, key: &Key) -> Vec<&Record> {
@@ -64,7 +59,7 @@ impl Oracle {
             } else {
                 stats.live_items += 1;
             }
-            if expected.iter().filter(|r| !r.value.is_deleted()).count() > 1 || (!all_deleted && expected.len() > 1) {
+            if !all_deleted && expected.len() > 1 {
                 stats.multi_version_items += 1;
             }
             let live = |records: &[&Record]| -> Vec<Record> {

@@ -85,7 +85,7 @@ impl std::fmt::Display for Failure {
 }
 
 /// Number of replicas a seed runs with: 2 to 8.
-pub fn replicas_for(seed: u64) -> usize {
+fn replicas_for(seed: u64) -> usize {
     2 + (seed % 7) as usize
 }
 
@@ -225,9 +225,14 @@ impl World {
         Failure { seed: self.seed, steps, message }
     }
 
-    /// Drops a replica's memory and reopens it from what it saved.
+    /// A fault: the replica loses its memory and reopens from what it saved.
     fn crash(&mut self, i: usize) -> Result<(), String> {
         self.stats.crashes += 1;
+        self.restart(i)
+    }
+
+    /// Drops a replica's memory and reopens it from what it saved.
+    fn restart(&mut self, i: usize) -> Result<(), String> {
         let node = &mut self.nodes[i];
         node.fail_saves.set(0);
         let storage = node.replica.take().expect("node is up").into_storage();
@@ -299,10 +304,7 @@ impl World {
         self.stats.sessions += 1;
         let now = (self.now(a), self.now(b));
         let (fail_a, fail_b) = (self.nodes[a].fail_saves.clone(), self.nodes[b].fail_saves.clone());
-        let (lo, hi) = (a.min(b), a.max(b));
-        let (left, right) = self.nodes.split_at_mut(hi);
-        let (low, high) = (left[lo].replica.as_mut().unwrap(), right[0].replica.as_mut().unwrap());
-        let (init, resp) = if a < b { (low, high) } else { (high, low) };
+        let (init, resp) = pair_mut(&mut self.nodes, a, b);
         let mut link = FaultyLink {
             rng: &mut self.rng,
             stash: &mut self.stash,
@@ -413,21 +415,17 @@ impl World {
                 self.oracle.record_pixels(&pixels);
                 (Key::Image(id), format!("add image {name} {w}x{h}"))
             }
-            20..34 => match image {
-                Some(id) => {
-                    let name = format!("renamed{}", rng.random_range(0..1000));
-                    replica.rename_image(id, &name, now)?;
-                    (Key::Image(id), format!("rename {id} to {name}"))
-                }
-                None => return Ok(None),
-            },
-            34..44 => match image {
-                Some(id) => {
-                    replica.delete_image(id, now)?;
-                    (Key::Image(id), format!("delete {id}"))
-                }
-                None => return Ok(None),
-            },
+            20..34 => {
+                let Some(id) = image else { return Ok(None) };
+                let name = format!("renamed{}", rng.random_range(0..1000));
+                replica.rename_image(id, &name, now)?;
+                (Key::Image(id), format!("rename {id} to {name}"))
+            }
+            34..44 => {
+                let Some(id) = image else { return Ok(None) };
+                replica.delete_image(id, now)?;
+                (Key::Image(id), format!("delete {id}"))
+            }
             44..60 => {
                 let slot = rng.random_range(0..4);
                 let kind = PatternKind::ALL[rng.random_range(0..18)];
@@ -502,14 +500,12 @@ impl World {
     fn heal_and_check(&mut self) -> Result<RunStats, String> {
         self.log(|| "heal: restart all, full round".into());
         for i in 0..self.nodes.len() {
-            self.crash(i)?;
-            self.stats.crashes -= 1; // a planned restart, not a fault
+            self.restart(i)?;
         }
         for _pass in 0..2 {
             for i in 1..self.nodes.len() {
                 let now = self.now(0).max(self.now(i));
-                let (first, rest) = self.nodes.split_at_mut(i);
-                let (hub, other) = (first[0].replica.as_mut().unwrap(), rest[0].replica.as_mut().unwrap());
+                let (hub, other) = pair_mut(&mut self.nodes, 0, i);
                 transport::sync(hub, other, SyncOptions::default(), now)
                     .map_err(|e| format!("final sync 0 <-> {i}: {e}"))?;
             }
@@ -522,6 +518,15 @@ impl World {
         self.stats.converged = result?;
         Ok(self.stats)
     }
+}
+
+/// The replicas of two different nodes, both borrowed mutably.
+fn pair_mut(nodes: &mut [Node], a: usize, b: usize) -> (&mut Replica<SimStorage>, &mut Replica<SimStorage>) {
+    assert_ne!(a, b, "a replica does not sync with itself");
+    let (lo, hi) = (a.min(b), a.max(b));
+    let (left, right) = nodes.split_at_mut(hi);
+    let (low, high) = (left[lo].replica.as_mut().expect("node is up"), right[0].replica.as_mut().expect("node is up"));
+    if a < b { (low, high) } else { (high, low) }
 }
 
 fn short(response: &povpoi_core::sync::Response) -> String {

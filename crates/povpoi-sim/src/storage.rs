@@ -19,16 +19,6 @@ impl SimStorage {
     pub fn fail_switch(&self) -> Rc<Cell<u32>> {
         self.failing_saves.clone()
     }
-
-    /// Number of stored blobs.
-    pub fn blob_count(&self) -> usize {
-        self.mem.blobs.len()
-    }
-
-    /// Bytes of the last saved snapshot.
-    pub fn snapshot_len(&self) -> usize {
-        self.mem.state.as_ref().map_or(0, Vec::len)
-    }
 }
 
 impl Storage for SimStorage {

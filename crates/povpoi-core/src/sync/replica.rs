@@ -278,10 +278,7 @@ impl<S: Storage> Replica<S> {
 
     /// Blobs referenced by the library that this replica does not hold yet.
     pub fn missing_blobs(&self) -> Vec<BlobHash> {
-        let mut missing: Vec<BlobHash> =
-            self.referenced_blobs().into_iter().filter(|h| !self.present.contains(h)).collect();
-        missing.dedup();
-        missing
+        self.referenced_blobs().into_iter().filter(|h| !self.present.contains(h)).collect()
     }
 
     // ----- local edits -----

@@ -60,7 +60,6 @@ enum Stage {
 pub struct Session {
     options: SyncOptions,
     stage: Stage,
-    peer: Option<Summary>,
     /// Blobs the peer said it does not have: not asked again in this session.
     unavailable: BTreeSet<BlobHash>,
     report: SessionReport,
@@ -72,7 +71,6 @@ impl Session {
         let session = Session {
             options,
             stage: Stage::AwaitBegun,
-            peer: None,
             unavailable: BTreeSet::new(),
             report: SessionReport::default(),
         };
@@ -82,16 +80,6 @@ impl Session {
     /// What the session moved so far.
     pub fn report(&self) -> &SessionReport {
         &self.report
-    }
-
-    /// The peer's summary, once it answered.
-    pub fn peer(&self) -> Option<&Summary> {
-        self.peer.as_ref()
-    }
-
-    /// Whether the session has finished.
-    pub fn is_done(&self) -> bool {
-        matches!(self.stage, Stage::Done)
     }
 
     /// Takes the peer's answer; returns the next request, or `None` when the session is done.
@@ -125,7 +113,6 @@ impl Session {
                 } else {
                     self.next_fetch(replica)
                 };
-                self.peer = Some(summary);
                 Ok(next)
             }
             (Stage::AwaitWant, Response::Want(wanted)) => {
