@@ -1,8 +1,19 @@
-//! One povpoi poi as a long-running process.
-//!
-//! Today this crate holds the poi's on-disk [`storage`]; the HTTP API, discovery and peer
-//! sync build on it next.
+//! One povpoi poi as a long-running process: its data directory ([`storage`], [`config`]),
+//! the HTTP API of the existing system and more ([`api`]), discovery of peers ([`discovery`],
+//! [`peers`]) and the sync sessions it starts ([`sync_client`]), all tied together in [`node`].
 
 #![warn(missing_docs)]
 
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod discovery;
+pub mod events;
+pub mod history;
+pub mod library;
+pub mod node;
+pub mod peers;
 pub mod storage;
+pub mod sync_client;
+
+pub use node::{Node, NodeOptions, NodeState};

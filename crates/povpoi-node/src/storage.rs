@@ -55,7 +55,7 @@ impl DirStorage {
 }
 
 /// Writes `bytes` to `path` so that a crash leaves either the old file or the new one.
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut temp_name = path.file_name().expect("store paths name a file").to_os_string();
     temp_name.push(TEMP_SUFFIX);
     let temp = path.with_file_name(temp_name);

@@ -1,0 +1,9 @@
+//! (being written)
+
+use axum::Router;
+
+use super::AppState;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+}

@@ -1,0 +1,108 @@
+//! `/api/device/config`: who this poi is and how it syncs.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState, JsonBody, ok};
+use crate::config::{self, GroupKey};
+use crate::library::Origin;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new().route("/api/device/config", get(get_config).post(set_config))
+}
+
+async fn get_config(State(node): State<AppState>) -> Json<Value> {
+    let c = node.config();
+    Json(json!({
+        "deviceId": c.device_id.to_string(),
+        "deviceName": c.device_name,
+        "syncGroup": c.sync_group,
+        "autoSync": c.auto_sync,
+        "syncInterval": c.sync_interval,
+        "syncMode": c.sync_mode,
+        "powerMode": c.power_mode,
+        "protected": c.group_key.is_some(),
+        "peerAddresses": c.manual_peers,
+    }))
+}
+
+/// Any of the fields; unknown ones are refused so a typo is not silently ignored.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ConfigChange {
+    device_name: Option<String>,
+    sync_group: Option<String>,
+    auto_sync: Option<bool>,
+    sync_interval: Option<u64>,
+    /// A string sets the key, `null` or `""` removes it.
+    #[serde(default, deserialize_with = "present")]
+    group_key: Option<Option<String>>,
+    /// Needed to change or remove a key that is set.
+    current_group_key: Option<String>,
+}
+
+/// Tells a field sent as `null` (Some(None)) from one not sent (None).
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Some)
+}
+
+async fn set_config(
+    State(node): State<AppState>,
+    JsonBody(change): JsonBody<ConfigChange>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(name) = &change.device_name {
+        config::check_label("deviceName", name).map_err(ApiError::bad_request)?;
+    }
+    if let Some(group) = &change.sync_group {
+        config::check_label("syncGroup", group).map_err(ApiError::bad_request)?;
+    }
+    if let Some(interval) = change.sync_interval {
+        config::check_interval(interval).map_err(ApiError::bad_request)?;
+    }
+    let new_key = match &change.group_key {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(text)) if text.is_empty() => Some(None),
+        Some(Some(text)) => Some(Some(GroupKey::new(text).map_err(ApiError::bad_request)?)),
+    };
+    if new_key.is_some() {
+        let current = node.config().group_key.clone();
+        if let Some(current) = current {
+            let given = change.current_group_key.as_deref().map(GroupKey::new);
+            if !matches!(given, Some(Ok(ref k)) if *k == current) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "a pairing key is set: send currentGroupKey to change or remove it",
+                ));
+            }
+        }
+    }
+    if let Some(group) = change.sync_group.clone()
+        && node.library.read(|poi| poi.group() != group)
+    {
+        node.library.write(Origin::Local, move |poi| poi.set_group(&group)).await?;
+    }
+    node.update_config(|c| {
+        if let Some(name) = change.device_name {
+            c.device_name = name;
+        }
+        if let Some(group) = change.sync_group {
+            c.sync_group = group;
+        }
+        if let Some(auto) = change.auto_sync {
+            c.auto_sync = auto;
+        }
+        if let Some(interval) = change.sync_interval {
+            c.sync_interval = interval;
+        }
+        if let Some(key) = new_key {
+            c.group_key = key;
+        }
+    })
+    .map_err(|e| ApiError::internal(format!("cannot save the configuration: {e}")))?;
+    Ok(ok("configuration saved"))
+}

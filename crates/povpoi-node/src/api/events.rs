@@ -1,0 +1,32 @@
+//! `GET /api/events`: the event stream (server-sent events, one JSON object per event).
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::routing::get;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::{Stream, StreamExt};
+
+use super::AppState;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new().route("/api/events", get(stream))
+}
+
+async fn stream(State(node): State<AppState>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let events = BroadcastStream::new(node.events.subscribe()).filter_map(|event| {
+        // A watcher too slow to keep up misses events rather than slowing the poi down.
+        let event = event.ok()?;
+        let name = match &event {
+            crate::events::Event::LibraryChanged { .. } => "libraryChanged",
+            crate::events::Event::PeerUp { .. } => "peerUp",
+            crate::events::Event::PeerDown { .. } => "peerDown",
+            crate::events::Event::SyncFinished(_) => "syncFinished",
+        };
+        SseEvent::default().event(name).json_data(&event).ok().map(Ok)
+    });
+    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}

@@ -1,0 +1,142 @@
+//! The HTTP API: the existing system's endpoints with their exact paths and field names
+//! (see shared/spec), plus what a user and a peer need beyond them.
+//!
+//! Every error is `{"error": "..."}` with a 4xx status saying what to fix (5xx only when the
+//! poi itself failed, such as a full disk). Bodies are parsed whatever their content type,
+//! as the old firmware did, and size-limited per route.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::node::NodeState;
+
+mod content;
+mod control;
+mod device;
+mod events;
+mod sync;
+mod ui;
+
+/// Largest JSON body accepted by default.
+pub const JSON_BODY_LIMIT: usize = 64 * 1024;
+
+/// The shared state every handler gets.
+pub type AppState = Arc<NodeState>;
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(device::routes())
+        .merge(sync::routes())
+        .merge(events::routes())
+        .merge(control::routes())
+        .merge(content::routes())
+        .merge(ui::routes())
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "this endpoint does not take that method")
+        })
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .with_state(state)
+}
+
+/// An error answer: a status and a message that says what to fix.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// The `error` text.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with this status.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError { status, message: message.into() }
+    }
+
+    /// 400: the input is wrong.
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 404: no such thing.
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// 500: the poi failed (storage).
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+impl From<povpoi_core::sync::Error> for ApiError {
+    fn from(e: povpoi_core::sync::Error) -> ApiError {
+        use povpoi_core::sync::Error as E;
+        let status = match &e {
+            E::Invalid(_) => StatusCode::BAD_REQUEST,
+            E::NotFound(_) => StatusCode::NOT_FOUND,
+            E::PixelsMissing(_) | E::GroupMismatch { .. } | E::ForeignHistory => StatusCode::CONFLICT,
+            E::UnsupportedProtocol(_) | E::BadRecord(_) | E::Protocol(_) | E::Refused(_) => StatusCode::BAD_REQUEST,
+            E::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<povpoi_core::model::InvalidContent> for ApiError {
+    fn from(e: povpoi_core::model::InvalidContent) -> ApiError {
+        ApiError::bad_request(e.to_string())
+    }
+}
+
+/// A JSON body, parsed whatever the content type, with parse errors as JSON 400s
+/// (413 beyond the route's size limit).
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(request, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+            } else {
+                ApiError::bad_request(format!("cannot read the request body: {e}"))
+            }
+        })?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Parses a JSON body, saying where it is wrong.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("request body is empty: send a JSON object"));
+    }
+    if std::str::from_utf8(bytes).is_err() {
+        return Err(ApiError::bad_request("request body is not UTF-8 text"));
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+/// The plain success answer of the existing system.
+pub fn ok(message: &str) -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok", "message": message }))
+}

@@ -1,0 +1,494 @@
+//! `/api/sync/*`: peer sync. The existing system's endpoints (status, discover, execute,
+//! data, push) with their field names, the compact peer protocol (`POST /api/sync/v1`),
+//! blobs by hash, history, conflicts and peers added by address.
+//!
+//! When the group has a pairing key, everything a peer uses to read or change the library
+//! (`v1`, `blobs`, `data`, `push`) needs a request signed with it; answers to `v1` are signed
+//! back.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use povpoi_core::device::DeviceId;
+use povpoi_core::hash::BlobHash;
+use povpoi_core::model::{ImageId, Mode, Pattern, PatternKind, Rgb, Selection};
+use povpoi_core::sync::{Categories, Direction, Key, PROTOCOL_VERSION, Request, SyncOptions};
+use povpoi_core::wire::{self, legacy::SyncData};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState, JsonBody, parse_json};
+use crate::auth::{self, HEADER_DEVICE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME, RequestAuth, Signed};
+use crate::discovery::Sighting;
+use crate::history::HistoryEntry;
+use crate::library::{Origin, now_ms};
+use crate::peers::Source;
+use crate::sync_client::{self, HEADER_PORT, SYNC_PATH};
+
+/// Largest peer-protocol message accepted (a delta of a full library, or 128 KiB of pixels).
+const SYNC_BODY_LIMIT: usize = 8 * 1024 * 1024;
+/// How long `discover` waits for answers before it reports.
+const DISCOVER_WAIT: Duration = Duration::from_millis(1_500);
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/sync/status", get(status))
+        .route("/api/sync/discover", post(discover))
+        .route("/api/sync/execute", post(execute))
+        .route("/api/sync/data", get(data))
+        .route("/api/sync/push", post(push))
+        .route("/api/sync/history", get(history))
+        .route("/api/sync/conflicts", get(conflicts))
+        .route("/api/sync/conflicts/resolve", post(resolve))
+        .route("/api/sync/peers", get(peers).post(add_peer))
+        .route(SYNC_PATH, post(message).layer(DefaultBodyLimit::max(SYNC_BODY_LIMIT)))
+        .route("/api/blobs/{hash}", get(blob))
+}
+
+/// Checks a peer request's signature when the group has a key (403 otherwise).
+fn authenticate(node: &AppState, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+    let (key, group) = {
+        let config = node.config();
+        (config.group_key.clone(), config.sync_group.clone())
+    };
+    let Some(key) = key else { return Ok(()) };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let refuse = |e: auth::AuthError| {
+        tracing::warn!(path = %uri.path(), error = %e, "peer request refused");
+        ApiError::new(StatusCode::FORBIDDEN, e.to_string())
+    };
+    let auth = match (header(HEADER_TIME), header(HEADER_NONCE), header(HEADER_SIGNATURE)) {
+        (Some(time), Some(nonce), Some(signature)) => Some(RequestAuth {
+            time_ms: time.parse().map_err(|_| refuse(auth::AuthError::Malformed("time is not a number")))?,
+            nonce: nonce.into(),
+            signature: signature.into(),
+        }),
+        _ => None,
+    };
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let signed = Signed { method: method.as_str(), path, body, device: header(HEADER_DEVICE).unwrap_or(""), group: &group };
+    let result = node.replay.lock().unwrap_or_else(|p| p.into_inner()).verify(&key, &signed, auth.as_ref(), now_ms());
+    result.map_err(refuse)
+}
+
+async fn status(State(node): State<AppState>) -> Json<Value> {
+    let c = node.config().clone();
+    let peers: Vec<Value> = node
+        .peers
+        .list()
+        .iter()
+        .map(|p| {
+            json!({
+                "deviceId": p.device_id.to_string(),
+                "deviceName": p.device_name,
+                "ipAddress": p.addr.ip().to_string(),
+                "port": p.addr.port(),
+                "lastSeen": p.last_seen_ms,
+                "online": p.online,
+                "syncGroup": p.sync_group,
+                "source": p.source,
+            })
+        })
+        .collect();
+    Json(json!({
+        "deviceId": c.device_id.to_string(),
+        "deviceName": c.device_name,
+        "syncGroup": c.sync_group,
+        "autoSync": c.auto_sync,
+        "syncInterval": c.sync_interval,
+        "protocol": PROTOCOL_VERSION,
+        "libraryDigest": node.library.digest(),
+        "protected": c.group_key.is_some(),
+        "syncMode": c.sync_mode,
+        "peers": peers,
+    }))
+}
+
+fn online_peers(node: &AppState) -> Vec<Value> {
+    node.peers
+        .list()
+        .iter()
+        .filter(|p| p.online)
+        .map(|p| {
+            json!({"deviceId": p.device_id.to_string(), "deviceName": p.device_name, "ipAddress": p.addr.ip().to_string(), "port": p.addr.port()})
+        })
+        .collect()
+}
+
+async fn discover(State(node): State<AppState>) -> Json<Value> {
+    node.refresh_discovery();
+    tokio::time::sleep(DISCOVER_WAIT).await;
+    let peers = online_peers(&node);
+    Json(json!({ "status": "ok", "peersFound": peers.len(), "peers": peers }))
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn auto() -> String {
+    "auto".into()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ExecuteRequest {
+    #[serde(default = "auto")]
+    peer_id: String,
+    #[serde(default)]
+    direction: Option<String>,
+    #[serde(default = "yes")]
+    sync_images: bool,
+    #[serde(default = "yes")]
+    sync_patterns: bool,
+    #[serde(default = "yes")]
+    sync_settings: bool,
+}
+
+async fn execute(State(node): State<AppState>, JsonBody(ask): JsonBody<ExecuteRequest>) -> Result<Json<Value>, ApiError> {
+    let direction = match ask.direction.as_deref().unwrap_or("bidirectional") {
+        "bidirectional" => Direction::Bidirectional,
+        "push" => Direction::Push,
+        "pull" => Direction::Pull,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "direction {other:?} is not one of \"bidirectional\", \"push\", \"pull\""
+            )));
+        }
+    };
+    let categories = Categories { images: ask.sync_images, patterns: ask.sync_patterns, settings: ask.sync_settings };
+    let options = SyncOptions { direction, categories };
+    let entries = if ask.peer_id == "auto" {
+        let entries = sync_client::sync_with_online_peers(&node, options, "manual").await;
+        if entries.is_empty() {
+            let group = node.config().sync_group.clone();
+            return Err(ApiError::not_found(format!("no online peer in sync group {group:?}: try /api/sync/discover")));
+        }
+        entries
+    } else if let Some(peer) = node.peers.find(&ask.peer_id) {
+        vec![sync_client::sync_with(&node, peer.addr, Some(&peer), options, "manual").await]
+    } else if let Ok(addr) = ask.peer_id.parse::<SocketAddr>() {
+        vec![sync_client::sync_with(&node, addr, None, options, "manual").await]
+    } else {
+        return Err(ApiError::not_found(format!(
+            "no known peer {:?}: give a deviceId, name or address from /api/sync/status, or \"auto\"",
+            ask.peer_id
+        )));
+    };
+    let sum = |f: fn(&HistoryEntry) -> u32| entries.iter().map(f).sum::<u32>();
+    let failed: Vec<&HistoryEntry> = entries.iter().filter(|e| !e.ok).collect();
+    let body = json!({
+        "status": if failed.is_empty() { "ok" } else { "error" },
+        "itemsSynced": sum(|e| e.records_received + e.records_sent),
+        "imagesAdded": sum(|e| e.images_added),
+        "patternsAdded": sum(|e| e.patterns_added),
+        "settingsUpdated": sum(|e| e.settings_updated),
+        "sessions": entries,
+    });
+    if failed.len() == entries.len() {
+        let why: Vec<&str> = failed.iter().filter_map(|e| e.error.as_deref()).collect();
+        return Err(ApiError::new(StatusCode::BAD_GATEWAY, format!("sync failed: {}", why.join("; "))));
+    }
+    Ok(Json(body))
+}
+
+async fn data(State(node): State<AppState>, method: Method, uri: Uri, headers: HeaderMap) -> Result<Json<SyncData>, ApiError> {
+    authenticate(&node, &method, &uri, &headers, &[])?;
+    let name = node.config().device_name.clone();
+    Ok(Json(node.library.read(|poi| SyncData::of(poi, &name))))
+}
+
+/// The body of the existing system's `/api/sync/push`: the listing shapes, every field optional.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LegacyPush {
+    #[serde(default)]
+    images: Vec<LegacyImage>,
+    #[serde(default)]
+    patterns: Vec<LegacyPattern>,
+    settings: Option<LegacySettings>,
+    // deviceId and deviceName of a full listing are accepted and ignored.
+}
+
+#[derive(Deserialize)]
+struct LegacyImage {
+    id: String,
+    name: Option<String>,
+    #[serde(default)]
+    timestamp: u64,
+}
+
+#[derive(Deserialize)]
+struct LegacyColor {
+    r: u8,
+    g: u8,
+    b: u8,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LegacyPattern {
+    id: u8,
+    #[serde(rename = "type")]
+    kind: u8,
+    #[serde(default)]
+    timestamp: u64,
+    color1: Option<LegacyColor>,
+    color2: Option<LegacyColor>,
+    speed: Option<u8>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LegacySettings {
+    brightness: Option<u8>,
+    framerate: Option<u16>,
+    mode: Option<u8>,
+    index: Option<u16>,
+    #[serde(default)]
+    timestamp: u64,
+}
+
+/// Whether a pushed entry stamped `pushed` replaces our version of `key`: when it carries no
+/// time (0), or a later one than ours. The old firmware's uptime stamps lose to real ones.
+fn newer(poi: &crate::library::Poi, key: &Key, pushed: u64) -> bool {
+    pushed == 0 || poi.visible(key).is_none_or(|r| pushed > r.stamp.millis)
+}
+
+async fn push(State(node): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+    authenticate(&node, &method, &uri, &headers, &body)?;
+    let pushed: LegacyPush = parse_json(&body)?;
+    // Validate everything first, so a bad entry changes nothing.
+    let mut patterns = Vec::new();
+    for p in &pushed.patterns {
+        let kind = PatternKind::from_id(p.kind)?;
+        let rgb = |c: &Option<LegacyColor>| c.as_ref().map(|c| Rgb::new(c.r, c.g, c.b));
+        if p.id >= povpoi_core::model::PATTERN_SLOTS {
+            return Err(ApiError::bad_request(format!("pattern id {} is not a slot 0-17", p.id)));
+        }
+        patterns.push((p.id, kind, rgb(&p.color1), rgb(&p.color2), p.speed, p.timestamp));
+    }
+    let mut images = Vec::new();
+    for i in &pushed.images {
+        let id: ImageId = i.id.parse().map_err(|_| ApiError::bad_request(format!("image id {:?} is not an image id", i.id)))?;
+        if let Some(name) = &i.name {
+            povpoi_core::model::validate_name(name)?;
+        }
+        images.push((id, i.name.clone(), i.timestamp));
+    }
+    if let Some(s) = &pushed.settings {
+        if let Some(fps) = s.framerate {
+            povpoi_core::model::check_framerate(fps)?;
+        }
+        if let Some(mode) = s.mode {
+            Mode::from_id(mode)?;
+        }
+    }
+    let settings = pushed.settings;
+    let result = node
+        .library
+        .write(Origin::Peer, move |poi| -> Result<Value, povpoi_core::sync::Error> {
+            let now = now_ms();
+            let (mut images_updated, mut patterns_updated, mut settings_updated) = (0u32, 0u32, 0u32);
+            let mut skipped = Vec::new();
+            for (id, name, stamp) in images {
+                match (poi.image(id).cloned(), name) {
+                    (None, _) => skipped.push(json!({"item": id.to_string(), "reason": "pixels are not part of /api/sync/push: upload the image with POST /api/image"})),
+                    (Some(meta), Some(name)) if meta.name() != name && newer(poi, &Key::Image(id), stamp) => {
+                        poi.rename_image(id, &name, now)?;
+                        images_updated += 1;
+                    }
+                    _ => {}
+                }
+            }
+            for (slot, kind, c1, c2, speed, stamp) in patterns {
+                let old = poi.pattern(slot).cloned();
+                let base = old.clone().unwrap_or(Pattern::new(kind, Rgb::new(255, 0, 0), Rgb::new(0, 0, 255), 50)?);
+                let next = Pattern::new(kind, c1.unwrap_or(base.color1()), c2.unwrap_or(base.color2()), speed.unwrap_or(base.speed()))?;
+                if old.as_ref() != Some(&next) && newer(poi, &Key::Pattern(slot), stamp) {
+                    poi.set_pattern(slot, next, now)?;
+                    patterns_updated += 1;
+                }
+            }
+            if let Some(s) = settings {
+                let current = poi.settings();
+                if let Some(b) = s.brightness.filter(|b| *b != current.brightness && newer(poi, &Key::Brightness, s.timestamp)) {
+                    poi.set_brightness(b, now)?;
+                    settings_updated += 1;
+                }
+                if let Some(f) = s.framerate.filter(|f| *f != current.framerate && newer(poi, &Key::Framerate, s.timestamp)) {
+                    poi.set_framerate(f, now)?;
+                    settings_updated += 1;
+                }
+                if s.mode.is_some() || s.index.is_some() {
+                    let selection = Selection {
+                        mode: s.mode.map_or(Ok(current.selection.mode), Mode::from_id)?,
+                        index: s.index.unwrap_or(current.selection.index),
+                    };
+                    if selection != current.selection && newer(poi, &Key::Selection, s.timestamp) {
+                        poi.set_selection(selection, now)?;
+                        settings_updated += 1;
+                    }
+                }
+            }
+            Ok(json!({
+                "status": "ok",
+                "imagesUpdated": images_updated,
+                "patternsUpdated": patterns_updated,
+                "settingsUpdated": settings_updated,
+                "skipped": skipped,
+            }))
+        })
+        .await?;
+    Ok(Json(result))
+}
+
+async fn history(State(node): State<AppState>) -> Json<Vec<HistoryEntry>> {
+    Json(node.history.newest_first())
+}
+
+fn version_name(dot: povpoi_core::sync::Dot) -> String {
+    format!("{}:{}", dot.replica, dot.seq)
+}
+
+async fn conflicts(State(node): State<AppState>) -> Json<Value> {
+    let list: Vec<Value> = node.library.read(|poi| {
+        poi.conflicts()
+            .map(|c| {
+                let describe = |r: &povpoi_core::sync::Record, shown: bool| {
+                    json!({
+                        "version": version_name(r.dot),
+                        "timestamp": r.stamp.millis,
+                        "shown": shown,
+                        "value": format!("{:?}", r.value),
+                    })
+                };
+                let mut versions = vec![describe(c.winner, true)];
+                versions.extend(c.copies.iter().map(|r| describe(r, false)));
+                json!({ "item": c.key.to_string(), "versions": versions })
+            })
+            .collect()
+    });
+    Json(json!({ "conflicts": list }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResolveRequest {
+    item: String,
+    keep: String,
+}
+
+async fn resolve(State(node): State<AppState>, JsonBody(ask): JsonBody<ResolveRequest>) -> Result<Json<Value>, ApiError> {
+    let found = node.library.read(|poi| {
+        poi.conflicts().find(|c| c.key.to_string() == ask.item).map(|c| {
+            let dot = std::iter::once(c.winner).chain(c.copies.iter().copied()).find(|r| version_name(r.dot) == ask.keep).map(|r| r.dot);
+            (c.key, dot)
+        })
+    });
+    let Some((key, dot)) = found else {
+        return Err(ApiError::not_found(format!("no conflict on {:?}: see GET /api/sync/conflicts", ask.item)));
+    };
+    let dot = dot.ok_or_else(|| ApiError::not_found(format!("{:?} has no version {:?}", ask.item, ask.keep)))?;
+    node.library.write(Origin::Local, move |poi| poi.resolve(key, dot, now_ms())).await?;
+    Ok(super::ok("conflict resolved"))
+}
+
+async fn peers(State(node): State<AppState>) -> Json<Value> {
+    let manual = node.manual_peers.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    Json(json!({ "addresses": manual, "online": online_peers(&node) }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddPeer {
+    address: String,
+}
+
+async fn add_peer(State(node): State<AppState>, JsonBody(ask): JsonBody<AddPeer>) -> Result<Json<Value>, ApiError> {
+    let addr: SocketAddr = ask
+        .address
+        .parse()
+        .or_else(|_| format!("{}:80", ask.address).parse())
+        .map_err(|_| ApiError::bad_request(format!("address {:?} is not IP:PORT (e.g. 192.168.4.2:80)", ask.address)))?;
+    if addr == node.addr {
+        return Err(ApiError::bad_request("that is this poi's own address"));
+    }
+    let list = {
+        let mut manual = node.manual_peers.lock().unwrap_or_else(|p| p.into_inner());
+        if !manual.contains(&addr) {
+            manual.push(addr);
+        }
+        manual.clone()
+    };
+    node.update_config(|c| c.manual_peers = list).map_err(|e| ApiError::internal(format!("cannot save: {e}")))?;
+    node.refresh_discovery();
+    Ok(Json(json!({ "status": "ok", "message": format!("peer address {addr} added") })))
+}
+
+/// The peer protocol: one postcard `Request` in, one `Response` out.
+async fn message(
+    State(node): State<AppState>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authenticate(&node, &method, &uri, &headers, &body)?;
+    let request: Request =
+        wire::from_bytes(&body).map_err(|e| ApiError::bad_request(format!("not a sync protocol message: {e}")))?;
+    if let Request::Begin { summary, .. } = &request {
+        note_caller(&node, &headers, from, summary.device, &summary.group, summary.protocol);
+    }
+    let response = node.library.write(Origin::Peer, move |poi| poi.respond(request, now_ms())).await;
+    let bytes = wire::to_bytes(&response);
+    let mut answer = (StatusCode::OK, [("content-type", "application/octet-stream")], bytes.clone()).into_response();
+    let key = node.config().group_key.clone();
+    if let (Some(key), Some(nonce)) = (key, headers.get(HEADER_NONCE).and_then(|v| v.to_str().ok())) {
+        let signature = auth::sign_response(&key, nonce, StatusCode::OK.as_u16(), &bytes);
+        answer.headers_mut().insert(HEADER_SIGNATURE, HeaderValue::from_str(&signature).expect("hex is a header value"));
+    }
+    Ok(answer)
+}
+
+/// A peer that calls us is a peer we can call back (networks without multicast).
+fn note_caller(node: &AppState, headers: &HeaderMap, from: SocketAddr, device: DeviceId, group: &str, protocol: u16) {
+    let Some(port) = headers.get(HEADER_PORT).and_then(|v| v.to_str().ok()).and_then(|p| p.parse::<u16>().ok()) else {
+        return;
+    };
+    let known = node.peers.find(&device.to_string());
+    let seen = Sighting {
+        device_id: device,
+        device_name: known.as_ref().map_or_else(|| device.default_name(), |p| p.device_name.clone()),
+        sync_group: group.into(),
+        protocol,
+        digest: known.map(|p| p.digest).unwrap_or_default(),
+        addr: SocketAddr::new(from.ip(), port),
+    };
+    node.peer_seen(&seen, Source::Contact);
+}
+
+async fn blob(
+    State(node): State<AppState>,
+    Path(hash): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authenticate(&node, &method, &uri, &headers, &[])?;
+    let bytes = hex::decode(&hash)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| ApiError::bad_request("a blob hash is 64 hex digits (SHA-256)"))?;
+    let hash = BlobHash(bytes);
+    let pixels = node.library.write(Origin::Local, move |poi| poi.image_pixels(&hash)).await?;
+    let pixels = pixels.ok_or_else(|| ApiError::not_found("no such blob on this poi"))?;
+    Ok((StatusCode::OK, [("content-type", "application/octet-stream")], pixels).into_response())
+}

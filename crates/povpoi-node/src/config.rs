@@ -1,0 +1,297 @@
+//! The poi's own settings, kept in `DIR/config.json`: who it is (device id, name), which
+//! group it syncs with and how, and the local-only playback limits.
+//!
+//! These are not replicated: each poi has its own name and key. The file is written
+//! atomically like everything else in the data directory.
+
+use std::fmt;
+use std::io;
+use std::net::IpAddr;
+use std::path::Path;
+
+use povpoi_core::device::DeviceId;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::storage::write_atomically;
+
+const CONFIG_FILE: &str = "config.json";
+/// Default auto-sync interval, as in the existing system.
+pub const DEFAULT_SYNC_INTERVAL_MS: u64 = 30_000;
+/// Shortest accepted auto-sync interval: the push-on-change path makes faster polling useless.
+pub const MIN_SYNC_INTERVAL_MS: u64 = 1_000;
+/// Longest accepted auto-sync interval (one day).
+pub const MAX_SYNC_INTERVAL_MS: u64 = 86_400_000;
+/// Longest device name and sync group (bytes); they travel in mDNS TXT records.
+pub const MAX_LABEL_LEN: usize = 63;
+/// Shortest accepted pairing key: shorter secrets are guessable offline from one signed request.
+pub const MIN_GROUP_KEY_LEN: usize = 8;
+
+/// How a pair plays: mirrored (shared mode, brightness, frame rate) or each on its own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// Settings sync between the poi of the group.
+    #[default]
+    Mirror,
+    /// Content syncs, settings stay local.
+    Independent,
+}
+
+/// The power profiles of the existing firmware: a frame-rate cap and a brightness cap.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PowerMode {
+    /// Up to 120 columns per second.
+    Performance,
+    /// Up to 60 columns per second.
+    #[default]
+    Balanced,
+    /// Up to 30 columns per second, brightness at most 150.
+    Powersave,
+    /// Up to 15 columns per second, brightness at most 80.
+    Ultrasave,
+}
+
+impl PowerMode {
+    /// The profile with this name.
+    pub fn parse(name: &str) -> Option<PowerMode> {
+        Some(match name {
+            "performance" => PowerMode::Performance,
+            "balanced" => PowerMode::Balanced,
+            "powersave" => PowerMode::Powersave,
+            "ultrasave" => PowerMode::Ultrasave,
+            _ => return None,
+        })
+    }
+
+    /// The CPU clock the ESP32 firmware used for this profile (MHz), reported for compatibility.
+    pub fn cpu_mhz(self) -> u32 {
+        match self {
+            PowerMode::Performance => 240,
+            PowerMode::Balanced => 160,
+            PowerMode::Powersave | PowerMode::Ultrasave => 80,
+        }
+    }
+
+    /// Highest frame rate played in this profile.
+    pub fn fps_limit(self) -> u16 {
+        match self {
+            PowerMode::Performance => 120,
+            PowerMode::Balanced => 60,
+            PowerMode::Powersave => 30,
+            PowerMode::Ultrasave => 15,
+        }
+    }
+
+    /// Highest brightness played in this profile.
+    pub fn brightness_cap(self) -> u8 {
+        match self {
+            PowerMode::Powersave => 150,
+            PowerMode::Ultrasave => 80,
+            _ => 255,
+        }
+    }
+}
+
+/// A group's shared secret. Never serialised back out, never printed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct GroupKey(String);
+
+impl GroupKey {
+    /// A key from its text, if it is long enough to be worth having.
+    pub fn new(secret: &str) -> Result<GroupKey, String> {
+        if secret.len() < MIN_GROUP_KEY_LEN {
+            return Err(format!("groupKey must be at least {MIN_GROUP_KEY_LEN} bytes"));
+        }
+        if secret.len() > 256 {
+            return Err("groupKey must be at most 256 bytes".into());
+        }
+        Ok(GroupKey(secret.into()))
+    }
+
+    /// The secret's bytes, for the signing code only.
+    pub(crate) fn secret(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl fmt::Debug for GroupKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("GroupKey(<redacted>)")
+    }
+}
+
+/// Everything in `config.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceConfig {
+    /// The poi's id, MAC-like.
+    #[serde(with = "device_id_text")]
+    pub device_id: DeviceId,
+    /// Its user-facing name.
+    pub device_name: String,
+    /// Only poi of the same group sync.
+    pub sync_group: String,
+    /// Sync with online peers every `sync_interval` ms and right after each change.
+    pub auto_sync: bool,
+    /// Auto-sync period, ms.
+    pub sync_interval: u64,
+    /// The group's pairing key; when set, every peer request is signed with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_key: Option<GroupKey>,
+    /// Mirror or independent play.
+    #[serde(default)]
+    pub sync_mode: SyncMode,
+    /// Local power profile.
+    #[serde(default)]
+    pub power_mode: PowerMode,
+    /// Peer addresses added by hand, for networks that block multicast.
+    #[serde(default)]
+    pub manual_peers: Vec<std::net::SocketAddr>,
+}
+
+impl DeviceConfig {
+    /// A first-start configuration for a poi with this id.
+    pub fn new(device_id: DeviceId) -> DeviceConfig {
+        DeviceConfig {
+            device_id,
+            device_name: device_id.default_name(),
+            sync_group: "default".into(),
+            auto_sync: true,
+            sync_interval: DEFAULT_SYNC_INTERVAL_MS,
+            group_key: None,
+            sync_mode: SyncMode::Mirror,
+            power_mode: PowerMode::Balanced,
+            manual_peers: Vec::new(),
+        }
+    }
+
+    /// Reads `DIR/config.json`, if it exists.
+    pub fn load(dir: &Path) -> io::Result<Option<DeviceConfig>> {
+        match std::fs::read(dir.join(CONFIG_FILE)) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{CONFIG_FILE}: {e}"))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes `DIR/config.json` atomically.
+    pub fn save(&self, dir: &Path) -> io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
+        write_atomically(&dir.join(CONFIG_FILE), &bytes)
+    }
+}
+
+/// Checks a device name or group: 1-63 bytes of printable text (it goes into mDNS TXT).
+pub fn check_label(field: &str, value: &str) -> Result<(), String> {
+    if value.trim().is_empty() {
+        return Err(format!("{field} must not be empty"));
+    }
+    if value.len() > MAX_LABEL_LEN {
+        return Err(format!("{field} must be at most {MAX_LABEL_LEN} bytes"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(format!("{field} must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// Checks an auto-sync interval.
+pub fn check_interval(ms: u64) -> Result<(), String> {
+    if (MIN_SYNC_INTERVAL_MS..=MAX_SYNC_INTERVAL_MS).contains(&ms) {
+        Ok(())
+    } else {
+        Err(format!("syncInterval must be {MIN_SYNC_INTERVAL_MS}-{MAX_SYNC_INTERVAL_MS} ms"))
+    }
+}
+
+/// The id a new poi takes: the MAC of the interface it listens on (or of the first real
+/// interface when it listens on all), else a random locally-administered one.
+///
+/// Loopback has no MAC, so poi simulated on 127.0.0.1 get random, distinct ids.
+pub fn derive_device_id(listen: IpAddr) -> DeviceId {
+    mac_for(listen).unwrap_or_else(random_device_id)
+}
+
+fn mac_for(listen: IpAddr) -> Option<DeviceId> {
+    let interfaces = if_addrs::get_if_addrs().ok()?;
+    let mut names: Vec<String> = interfaces
+        .iter()
+        .filter(|i| !i.is_loopback() && (listen.is_unspecified() || i.ip() == listen))
+        .map(|i| i.name.clone())
+        .collect();
+    names.sort();
+    names.dedup();
+    names.iter().find_map(|name| read_mac(name))
+}
+
+fn read_mac(interface: &str) -> Option<DeviceId> {
+    let text = std::fs::read_to_string(Path::new("/sys/class/net").join(interface).join("address")).ok()?;
+    let id: DeviceId = text.trim().to_ascii_uppercase().parse().ok()?;
+    (id.0 != [0; 6]).then_some(id)
+}
+
+/// A random id with the locally-administered bit set, so it cannot equal a real MAC.
+pub fn random_device_id() -> DeviceId {
+    let mut bytes: [u8; 6] = rand::rng().random();
+    bytes[0] = (bytes[0] | 0x02) & !0x01;
+    DeviceId(bytes)
+}
+
+/// Writes a device id as its MAC-like text in JSON, as the API shows it.
+mod device_id_text {
+    use povpoi_core::device::DeviceId;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(id: &DeviceId, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(id)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DeviceId, D::Error> {
+        String::deserialize(deserializer)?.parse().map_err(D::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_never_shows_in_debug_output() {
+        let mut config = DeviceConfig::new(DeviceId([1, 2, 3, 4, 5, 6]));
+        config.group_key = Some(GroupKey::new("correct horse").unwrap());
+        assert!(!format!("{config:?}").contains("horse"));
+    }
+
+    #[test]
+    fn config_round_trips_through_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(DeviceConfig::load(dir.path()).unwrap(), None);
+        let mut config = DeviceConfig::new(random_device_id());
+        config.sync_group = "troupe \"A\"".into();
+        config.save(dir.path()).unwrap();
+        assert_eq!(DeviceConfig::load(dir.path()).unwrap(), Some(config));
+    }
+
+    #[test]
+    fn random_ids_are_locally_administered_unicast() {
+        for _ in 0..100 {
+            let id = random_device_id();
+            assert_eq!(id.0[0] & 0x03, 0x02);
+        }
+    }
+
+    #[test]
+    fn labels_and_intervals_are_checked() {
+        assert!(check_label("deviceName", "Left poi").is_ok());
+        assert!(check_label("deviceName", " ").is_err());
+        assert!(check_label("deviceName", &"x".repeat(64)).is_err());
+        assert!(check_label("deviceName", "a\nb").is_err());
+        assert!(check_interval(999).is_err());
+        assert!(check_interval(30_000).is_ok());
+    }
+}

@@ -1,0 +1,64 @@
+//! What the node tells its watchers (the web UI, scripts) as it happens: the event stream
+//! behind `GET /api/events`.
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::history::HistoryEntry;
+
+/// How many events a slow watcher may fall behind before it misses some.
+const BACKLOG: usize = 256;
+
+/// One thing that happened on this poi.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Event {
+    /// The library changed (a local edit, or a merge from a peer).
+    #[serde(rename_all = "camelCase")]
+    LibraryChanged {
+        /// The library digest after the change.
+        digest: String,
+        /// `"local"` or `"peer"`.
+        source: &'static str,
+    },
+    /// A peer came online (found, or answered).
+    #[serde(rename_all = "camelCase")]
+    PeerUp {
+        /// Its device id.
+        device_id: String,
+        /// Its name.
+        device_name: String,
+        /// Its address.
+        ip_address: String,
+    },
+    /// A peer went offline (not seen for the timeout, or said goodbye).
+    #[serde(rename_all = "camelCase")]
+    PeerDown {
+        /// Its device id.
+        device_id: String,
+    },
+    /// A sync session this poi started finished, well or not.
+    SyncFinished(HistoryEntry),
+}
+
+/// Fan-out of events to every watcher; sending never blocks the node.
+#[derive(Clone, Debug)]
+pub struct EventBus(broadcast::Sender<Event>);
+
+impl Default for EventBus {
+    fn default() -> Self {
+        EventBus(broadcast::channel(BACKLOG).0)
+    }
+}
+
+impl EventBus {
+    /// Tells every current watcher (none is fine).
+    pub fn send(&self, event: Event) {
+        let _ = self.0.send(event);
+    }
+
+    /// A new watcher, seeing events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.0.subscribe()
+    }
+}

@@ -1,0 +1,92 @@
+//! The sync history: the last sessions this poi started, when, with whom, what moved and
+//! what went wrong (`GET /api/sync/history`). Kept in memory; it restarts empty.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+/// Sessions remembered.
+pub const HISTORY_LEN: usize = 200;
+
+/// One finished sync session.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    /// When it started, ms since the epoch.
+    pub at: u64,
+    /// How long it took, ms.
+    pub duration_ms: u64,
+    /// Peer's device id (empty if never learned).
+    pub peer_id: String,
+    /// Peer's name.
+    pub peer_name: String,
+    /// Peer's address.
+    pub ip_address: String,
+    /// `"bidirectional"`, `"push"` or `"pull"`.
+    pub direction: String,
+    /// Why it ran: `"manual"`, `"change"`, `"interval"`.
+    pub trigger: String,
+    /// Whether it completed.
+    pub ok: bool,
+    /// What went wrong, if it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Records merged here from the peer.
+    pub records_received: u32,
+    /// Records sent to the peer.
+    pub records_sent: u32,
+    /// Images that appeared here.
+    pub images_added: u32,
+    /// Pattern and sequence slots filled here.
+    pub patterns_added: u32,
+    /// Settings fields changed here.
+    pub settings_updated: u32,
+    /// Items deleted here.
+    pub items_deleted: u32,
+    /// Image pixel blobs received.
+    pub blobs_received: u32,
+    /// Image pixel blobs the peer kept.
+    pub blobs_sent: u32,
+    /// Request/answer round trips.
+    pub round_trips: u32,
+    /// Bytes sent plus received in message bodies.
+    pub bytes: u64,
+}
+
+/// The last [`HISTORY_LEN`] sessions, newest last.
+#[derive(Debug, Default)]
+pub struct History(Mutex<VecDeque<HistoryEntry>>);
+
+impl History {
+    /// Adds a finished session, forgetting the oldest beyond the limit.
+    pub fn push(&self, entry: HistoryEntry) {
+        let mut entries = self.0.lock().expect("history lock");
+        if entries.len() == HISTORY_LEN {
+            entries.pop_front();
+        }
+        entries.push_back(entry);
+    }
+
+    /// The sessions remembered, newest first.
+    pub fn newest_first(&self) -> Vec<HistoryEntry> {
+        self.0.lock().expect("history lock").iter().rev().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_newest_sessions_newest_first() {
+        let history = History::default();
+        for at in 0..(HISTORY_LEN as u64 + 5) {
+            history.push(HistoryEntry { at, ..HistoryEntry::default() });
+        }
+        let list = history.newest_first();
+        assert_eq!(list.len(), HISTORY_LEN);
+        assert_eq!(list[0].at, HISTORY_LEN as u64 + 4);
+        assert_eq!(list.last().unwrap().at, 5);
+    }
+}

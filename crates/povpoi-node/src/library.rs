@@ -1,0 +1,106 @@
+//! The poi's replicated library as the node shares it between HTTP handlers, the sync loop
+//! and discovery: one replica behind a lock, disk work off the async threads, and a
+//! notification on every change (what push-on-change and the event stream listen to).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use povpoi_core::sync::{Identity, Replica};
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+use crate::events::{Event, EventBus};
+use crate::storage::DirStorage;
+
+/// The replica type of a node: the core's library on files.
+pub type Poi = Replica<DirStorage>;
+
+/// Milliseconds since the epoch by the system clock: what edits are stamped with.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A short digest of what a replica has seen: equal digests mean nothing to sync.
+pub fn digest_of(poi: &Poi) -> String {
+    let mut hash = Sha256::new();
+    hash.update(poi.group().as_bytes());
+    hash.update(povpoi_core::wire::to_bytes(poi.knowledge()));
+    hex::encode(&hash.finalize()[..4])
+}
+
+/// Where a change came from, for watchers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// An edit made on this poi.
+    Local,
+    /// A merge of a peer's records.
+    Peer,
+}
+
+/// The shared library handle; clones share the same replica.
+#[derive(Clone)]
+pub struct Library {
+    replica: Arc<Mutex<Poi>>,
+    digest: Arc<watch::Sender<String>>,
+    events: EventBus,
+}
+
+impl Library {
+    /// Opens (or creates) the library stored in `storage`.
+    pub fn open(storage: DirStorage, identity: Identity, events: EventBus) -> Result<Library, String> {
+        let poi = Replica::open(storage, identity).map_err(|e| format!("cannot open the library: {e}"))?;
+        let digest = digest_of(&poi);
+        Ok(Library { replica: Arc::new(Mutex::new(poi)), digest: Arc::new(watch::channel(digest).0), events })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Poi> {
+        // A panic while holding the lock cannot leave the replica half-changed (every change
+        // is saved whole or rolled back), so a poisoned lock is still safe to use.
+        self.replica.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Reads the library (in memory only: keep it short, it holds the lock).
+    pub fn read<R>(&self, f: impl FnOnce(&Poi) -> R) -> R {
+        f(&self.lock())
+    }
+
+    /// Runs `f` on the library off the async threads (it may write to disk); if what the
+    /// replica has seen changed, watchers and push-on-change are told.
+    pub async fn write<R: Send + 'static>(&self, origin: Origin, f: impl FnOnce(&mut Poi) -> R + Send + 'static) -> R {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut poi = this.lock();
+            let result = f(&mut poi);
+            let digest = digest_of(&poi);
+            drop(poi);
+            this.publish(digest, origin);
+            result
+        })
+        .await
+        .expect("library task panicked")
+    }
+
+    fn publish(&self, digest: String, origin: Origin) {
+        let changed = self.digest.send_if_modified(|current| {
+            if *current == digest {
+                return false;
+            }
+            current.clone_from(&digest);
+            true
+        });
+        if changed {
+            let source = if origin == Origin::Local { "local" } else { "peer" };
+            self.events.send(Event::LibraryChanged { digest, source });
+        }
+    }
+
+    /// The current digest.
+    pub fn digest(&self) -> String {
+        self.digest.borrow().clone()
+    }
+
+    /// A receiver woken on every change of the library.
+    pub fn changes(&self) -> watch::Receiver<String> {
+        self.digest.subscribe()
+    }
+}

@@ -1,0 +1,465 @@
+//! One poi as a running service: opens its data directory, serves the HTTP API, finds
+//! peers, and keeps its library in sync with them (on a timer and right after changes).
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use povpoi_core::device::{DeviceId, ReplicaId};
+use povpoi_core::model::Rgb;
+use povpoi_core::sync::{Categories, Direction, Identity, PROTOCOL_VERSION, SyncOptions};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::auth::ReplayGuard;
+use crate::config::{self, DeviceConfig, SyncMode};
+use crate::discovery::{Advert, Discovery, Sighting};
+use crate::events::{Event, EventBus};
+use crate::history::History;
+use crate::library::{Library, now_ms};
+use crate::peers::{Change, PeerTable, Source};
+use crate::storage::DirStorage;
+use crate::{api, sync_client};
+
+/// Quiet time after a change before the push starts, so a burst of edits goes in one round.
+const PUSH_DEBOUNCE: Duration = Duration::from_millis(25);
+/// How often addresses added by hand are asked who they are.
+const PROBE_PERIOD: Duration = Duration::from_secs(5);
+
+/// How to run a node.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    /// Where everything is stored.
+    pub data_dir: PathBuf,
+    /// HTTP address; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// Name to set (otherwise the stored one, or the default of the spec).
+    pub name: Option<String>,
+    /// Sync group to set (otherwise the stored one, or `"default"`).
+    pub group: Option<String>,
+    /// Advertise and browse with mDNS.
+    pub mdns: bool,
+    /// Peer addresses to sync with besides the ones discovered.
+    pub peers: Vec<SocketAddr>,
+    /// Unseen this long, a peer counts as offline.
+    pub peer_timeout: Duration,
+}
+
+impl NodeOptions {
+    /// Defaults for a node storing in `data_dir` and listening on `listen`.
+    pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> NodeOptions {
+        NodeOptions {
+            data_dir: data_dir.into(),
+            listen,
+            name: None,
+            group: None,
+            mdns: true,
+            peers: Vec::new(),
+            peer_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Everything the node's tasks and handlers share.
+pub struct NodeState {
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The address the API really listens on.
+    pub addr: SocketAddr,
+    /// The replicated library.
+    pub library: Library,
+    config: Mutex<DeviceConfig>,
+    /// Known peers.
+    pub peers: PeerTable,
+    /// Sessions this poi started.
+    pub history: History,
+    /// The event stream.
+    pub events: EventBus,
+    /// Nonces of accepted peer requests.
+    pub replay: Mutex<ReplayGuard>,
+    /// HTTP client for peers.
+    pub http: reqwest::Client,
+    /// One outgoing session at a time.
+    pub session_lock: tokio::sync::Mutex<()>,
+    /// The column shown in live mode (not replicated: it changes many times a second).
+    pub live: Mutex<Vec<Rgb>>,
+    /// Addresses added by hand (probed until they answer, kept across restarts).
+    pub manual_peers: Mutex<Vec<SocketAddr>>,
+    /// Wakes the sync loop: settings changed or a sync was asked for.
+    pub kick: Notify,
+    /// Wakes the prober and discovery to look again now.
+    pub rediscover: Notify,
+    discovery: Mutex<Option<Discovery>>,
+    peer_timeout: Duration,
+}
+
+impl NodeState {
+    /// The device configuration (hold the guard briefly).
+    pub fn config(&self) -> MutexGuard<'_, DeviceConfig> {
+        self.config.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Changes the configuration and saves it; on a failed save nothing changes.
+    pub fn update_config(&self, change: impl FnOnce(&mut DeviceConfig)) -> std::io::Result<()> {
+        let mut config = self.config();
+        let mut next = config.clone();
+        change(&mut next);
+        next.save(&self.data_dir)?;
+        *config = next;
+        drop(config);
+        self.kick.notify_one();
+        self.readvertise();
+        Ok(())
+    }
+
+    /// What the node advertises now.
+    fn advert(&self) -> Advert {
+        let config = self.config();
+        Advert {
+            device_id: config.device_id,
+            device_name: config.device_name.clone(),
+            sync_group: config.sync_group.clone(),
+            protocol: PROTOCOL_VERSION,
+            digest: self.library.digest(),
+            port: self.addr.port(),
+            addrs: if self.addr.ip().is_unspecified() { Vec::new() } else { vec![self.addr.ip()] },
+        }
+    }
+
+    fn readvertise(&self) {
+        if let Some(discovery) = self.discovery.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
+            && let Err(e) = discovery.update(&self.advert())
+        {
+            tracing::warn!(error = %e, "cannot update the mDNS advert");
+        }
+    }
+
+    /// Asks mDNS and the hand-added addresses again, now.
+    pub fn refresh_discovery(&self) {
+        if let Some(discovery) = self.discovery.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
+            && let Err(e) = discovery.refresh()
+        {
+            tracing::warn!(error = %e, "cannot restart the mDNS browse");
+        }
+        self.rediscover.notify_one();
+    }
+
+    /// What auto-sync moves: everything in mirror mode, content only in independent mode.
+    pub fn auto_options(&self) -> SyncOptions {
+        let settings = self.config().sync_mode == SyncMode::Mirror;
+        SyncOptions {
+            direction: Direction::Bidirectional,
+            categories: Categories { images: true, patterns: true, settings },
+        }
+    }
+
+    /// Records a peer seen now; tells watchers when it comes online and starts a sync with it.
+    pub fn peer_seen(&self, seen: &Sighting, source: Source) {
+        if let Change::Up(id) = self.peers.saw(seen, source, now_ms()) {
+            tracing::info!(peer = %id, name = %seen.device_name, addr = %seen.addr, "peer online");
+            self.events.send(Event::PeerUp {
+                device_id: id.to_string(),
+                device_name: seen.device_name.clone(),
+                ip_address: seen.addr.to_string(),
+            });
+            // Meeting again is when what each learned alone gets merged.
+            self.kick.notify_one();
+        }
+    }
+
+    /// Whether a peer needs a sync: its digest differs from ours, or ours lacks pixels.
+    fn needs_sync(&self, peer_digest: &str) -> bool {
+        peer_digest != self.library.digest() || self.library.read(|poi| !poi.missing_blobs().is_empty())
+    }
+}
+
+/// A running node; stops when [`Node::stop`] is called or it is dropped.
+pub struct Node {
+    state: Arc<NodeState>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    _lock: File,
+}
+
+impl Node {
+    /// Opens the data directory, binds the API and starts discovery and sync.
+    pub async fn start(options: NodeOptions) -> Result<Node, String> {
+        let dir = &options.data_dir;
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))?;
+        let lock = lock_data_dir(dir)?;
+        let listener =
+            TcpListener::bind(options.listen).await.map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+
+        let mut config = match DeviceConfig::load(dir).map_err(|e| format!("cannot read the config: {e}"))? {
+            Some(config) => config,
+            None => DeviceConfig::new(config::derive_device_id(addr.ip())),
+        };
+        if let Some(name) = &options.name {
+            config::check_label("--name", name)?;
+            config.device_name = name.clone();
+        }
+        if let Some(group) = &options.group {
+            config::check_label("--group", group)?;
+            config.sync_group = group.clone();
+        }
+        config.save(dir).map_err(|e| format!("cannot write the config: {e}"))?;
+
+        let events = EventBus::default();
+        let storage = DirStorage::open(dir.join("library")).map_err(|e| format!("cannot open the store: {e}"))?;
+        let identity =
+            Identity { replica: ReplicaId(rand::random()), device: config.device_id, group: config.sync_group.clone() };
+        let library = Library::open(storage, identity, events.clone())?;
+        if library.read(|poi| poi.group() != config.sync_group) {
+            let group = config.sync_group.clone();
+            library
+                .write(crate::library::Origin::Local, move |poi| poi.set_group(&group))
+                .await
+                .map_err(|e| format!("cannot set the sync group: {e}"))?;
+        }
+
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(20))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let mut manual = config.manual_peers.clone();
+        manual.extend(options.peers.iter().copied());
+        manual.sort();
+        manual.dedup();
+        let state = Arc::new(NodeState {
+            data_dir: dir.clone(),
+            addr,
+            library,
+            config: Mutex::new(config),
+            peers: PeerTable::default(),
+            history: History::default(),
+            events,
+            replay: Mutex::new(ReplayGuard::default()),
+            http,
+            session_lock: tokio::sync::Mutex::new(()),
+            live: Mutex::new(Vec::new()),
+            manual_peers: Mutex::new(manual),
+            kick: Notify::new(),
+            rediscover: Notify::new(),
+            discovery: Mutex::new(None),
+            peer_timeout: options.peer_timeout,
+        });
+
+        let (shutdown, stopping) = watch::channel(false);
+        let mut tasks = Vec::new();
+        if options.mdns {
+            let (found, sightings) = mpsc::unbounded_channel();
+            let discovery = Discovery::start(&state.advert(), found).map_err(|e| format!("mDNS: {e}"))?;
+            *state.discovery.lock().unwrap_or_else(|p| p.into_inner()) = Some(discovery);
+            tasks.push(tokio::spawn(take_sightings(state.clone(), sightings)));
+            tasks.push(tokio::spawn(readvertise_on_change(state.clone(), stopping.clone())));
+        }
+        tasks.push(tokio::spawn(probe_manual_peers(state.clone(), stopping.clone())));
+        tasks.push(tokio::spawn(expire_peers(state.clone(), stopping.clone())));
+        tasks.push(tokio::spawn(auto_sync(state.clone(), stopping.clone())));
+        tasks.push(tokio::spawn(serve(listener, state.clone(), stopping)));
+        let config = state.config().clone();
+        tracing::info!(
+            device = %config.device_id, name = %config.device_name, group = %config.sync_group,
+            %addr, mdns = options.mdns, protected = config.group_key.is_some(), "poi started"
+        );
+        Ok(Node { state, shutdown, tasks, _lock: lock })
+    }
+
+    /// Where the API listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.state.addr
+    }
+
+    /// The shared state (for tests and the command).
+    pub fn state(&self) -> &Arc<NodeState> {
+        &self.state
+    }
+
+    /// Stops serving and syncing, says goodbye on mDNS, and waits for the tasks.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        let discovery = self.state.discovery.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(discovery) = discovery {
+            tokio::task::spawn_blocking(move || discovery.shutdown()).await.ok();
+        }
+        for task in self.tasks.drain(..) {
+            if tokio::time::timeout(Duration::from_secs(5), task).await.is_err() {
+                tracing::warn!("a task did not stop within 5 s");
+            }
+        }
+        tracing::info!("poi stopped");
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Takes an exclusive lock on `DIR/lock`, so two nodes never share one store.
+fn lock_data_dir(dir: &std::path::Path) -> Result<File, String> {
+    let path = dir.join("lock");
+    let file = File::create(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    fs4::FileExt::try_lock(&file)
+        .map_err(|_| format!("{} is in use by another povpoi node", dir.display()))?;
+    Ok(file)
+}
+
+/// Resolves once the node is told to stop.
+async fn stopped(stopping: &mut watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|s| *s).await;
+}
+
+async fn serve(listener: TcpListener, state: Arc<NodeState>, mut stopping: watch::Receiver<bool>) {
+    let app = api::router(state);
+    let stop = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+    };
+    if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(stop)
+        .await
+    {
+        tracing::error!(error = %e, "HTTP server failed");
+    }
+}
+
+async fn take_sightings(state: Arc<NodeState>, mut sightings: mpsc::UnboundedReceiver<Sighting>) {
+    while let Some(seen) = sightings.recv().await {
+        if seen.device_id != state.config().device_id {
+            state.peer_seen(&seen, Source::Mdns);
+        }
+    }
+}
+
+async fn readvertise_on_change(state: Arc<NodeState>, mut stopping: watch::Receiver<bool>) {
+    let mut changes = state.library.changes();
+    loop {
+        tokio::select! {
+            _ = stopped(&mut stopping) => return,
+            changed = changes.changed() => if changed.is_err() { return },
+        }
+        // Coalesce bursts: TXT updates are multicast to everyone.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        changes.mark_unchanged();
+        state.readvertise();
+    }
+}
+
+/// The answer of `GET /api/sync/status` that a prober reads.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProbeAnswer {
+    device_id: String,
+    device_name: String,
+    sync_group: String,
+    #[serde(default)]
+    protocol: u16,
+    #[serde(default)]
+    library_digest: String,
+}
+
+async fn probe(state: &NodeState, addr: SocketAddr) -> Result<Sighting, String> {
+    let answer = state
+        .http
+        .get(format!("http://{addr}/api/sync/status"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let bytes = answer.bytes().await.map_err(|e| e.to_string())?;
+    let info: ProbeAnswer = serde_json::from_slice(&bytes).map_err(|e| format!("not a povpoi node: {e}"))?;
+    let device_id: DeviceId = info.device_id.parse().map_err(|e| format!("bad deviceId: {e}"))?;
+    Ok(Sighting {
+        device_id,
+        device_name: info.device_name,
+        sync_group: info.sync_group,
+        protocol: info.protocol,
+        digest: info.library_digest,
+        addr,
+    })
+}
+
+async fn probe_manual_peers(state: Arc<NodeState>, mut stopping: watch::Receiver<bool>) {
+    loop {
+        let addrs = state.manual_peers.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for addr in addrs {
+            match probe(&state, addr).await {
+                Ok(seen) if seen.device_id != state.config().device_id => state.peer_seen(&seen, Source::Manual),
+                Ok(_) => {}
+                Err(e) => tracing::debug!(%addr, error = %e, "peer address did not answer"),
+            }
+        }
+        tokio::select! {
+            _ = stopped(&mut stopping) => return,
+            _ = tokio::time::sleep(PROBE_PERIOD) => {}
+            _ = state.rediscover.notified() => {}
+        }
+    }
+}
+
+async fn expire_peers(state: Arc<NodeState>, mut stopping: watch::Receiver<bool>) {
+    let tick = (state.peer_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = stopped(&mut stopping) => return,
+            _ = tokio::time::sleep(tick) => {}
+        }
+        for id in state.peers.expire(state.peer_timeout) {
+            tracing::info!(peer = %id, "peer offline");
+            state.events.send(Event::PeerDown { device_id: id.to_string() });
+        }
+    }
+}
+
+/// Push-on-change and the periodic round, with every online peer of the group.
+async fn auto_sync(state: Arc<NodeState>, mut stopping: watch::Receiver<bool>) {
+    let mut changes = state.library.changes();
+    let mut last_round = tokio::time::Instant::now();
+    loop {
+        let (enabled, interval) = {
+            let config = state.config();
+            (config.auto_sync, Duration::from_millis(config.sync_interval))
+        };
+        let due = last_round + interval;
+        let trigger = tokio::select! {
+            _ = stopped(&mut stopping) => return,
+            changed = changes.changed() => {
+                if changed.is_err() { return }
+                tokio::time::sleep(PUSH_DEBOUNCE).await;
+                changes.mark_unchanged();
+                "change"
+            }
+            _ = state.kick.notified() => "kick",
+            _ = tokio::time::sleep_until(due) => "interval",
+        };
+        if !enabled {
+            continue;
+        }
+        let options = state.auto_options();
+        let group = state.config().sync_group.clone();
+        for peer in state.peers.online_in(&group, PROTOCOL_VERSION) {
+            // On the timer, a peer whose advertised digest equals ours is skipped unasked.
+            if trigger == "interval" && !state.needs_sync(&peer.digest) {
+                continue;
+            }
+            let trigger = if trigger == "kick" { "meet" } else { trigger };
+            let entry = sync_client::sync_with(&state, peer.addr, Some(&peer), options, trigger).await;
+            if !entry.ok && entry.round_trips == 0 && state.peers.offline(peer.device_id) {
+                state.events.send(Event::PeerDown { device_id: peer.device_id.to_string() });
+            }
+        }
+        if trigger == "interval" {
+            last_round = tokio::time::Instant::now();
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The peers this poi knows: found by mDNS, added by address, or met when they called.
+//!
+//! A peer is online while it has been seen (announced, answered or called us) within the
+//! timeout; offline ones stay listed so the status shows when each was last seen.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use povpoi_core::device::DeviceId;
+use serde::Serialize;
+
+use crate::discovery::Sighting;
+
+/// Most peers remembered; the least recently seen offline one goes first.
+pub const MAX_PEERS: usize = 64;
+
+/// How a peer was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// mDNS announcement.
+    Mdns,
+    /// An address the user gave.
+    Manual,
+    /// It called this poi with a sync request.
+    Contact,
+}
+
+/// One known peer.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    /// Its device id.
+    pub device_id: DeviceId,
+    /// Its name.
+    pub device_name: String,
+    /// Its sync group, as it last said.
+    pub sync_group: String,
+    /// Its sync protocol version.
+    pub protocol: u16,
+    /// Its library digest as last advertised (empty if unknown).
+    pub digest: String,
+    /// Where its HTTP API listens.
+    pub addr: SocketAddr,
+    /// When it was last seen, ms since the epoch.
+    pub last_seen_ms: u64,
+    /// Monotonic time of the same.
+    last_seen: Instant,
+    /// Whether it is seen within the timeout.
+    pub online: bool,
+    /// How it was found.
+    pub source: Source,
+}
+
+/// The peer table, shared by discovery, the sync loop and the API.
+#[derive(Debug, Default)]
+pub struct PeerTable(Mutex<BTreeMap<DeviceId, Peer>>);
+
+/// What changed in the table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A peer became online.
+    Up(DeviceId),
+    /// Nothing visible.
+    None,
+}
+
+impl PeerTable {
+    /// Records that a peer was seen now; says whether it just came online.
+    pub fn saw(&self, seen: &Sighting, source: Source, now_ms: u64) -> Change {
+        let mut peers = self.0.lock().expect("peer table lock");
+        let was_online = peers.get(&seen.device_id).is_some_and(|p| p.online);
+        let source = match peers.get(&seen.device_id) {
+            // An address the user gave stays marked as such.
+            Some(old) if old.source == Source::Manual => Source::Manual,
+            _ => source,
+        };
+        peers.insert(
+            seen.device_id,
+            Peer {
+                device_id: seen.device_id,
+                device_name: seen.device_name.clone(),
+                sync_group: seen.sync_group.clone(),
+                protocol: seen.protocol,
+                digest: seen.digest.clone(),
+                addr: seen.addr,
+                last_seen_ms: now_ms,
+                last_seen: Instant::now(),
+                online: true,
+                source,
+            },
+        );
+        if peers.len() > MAX_PEERS {
+            let oldest = peers.values().filter(|p| !p.online).min_by_key(|p| p.last_seen).map(|p| p.device_id);
+            if let Some(id) = oldest {
+                peers.remove(&id);
+            }
+        }
+        if was_online { Change::None } else { Change::Up(seen.device_id) }
+    }
+
+    /// Marks peers unseen for longer than `timeout` offline; returns those that just went.
+    pub fn expire(&self, timeout: Duration) -> Vec<DeviceId> {
+        let mut peers = self.0.lock().expect("peer table lock");
+        let mut gone = Vec::new();
+        for peer in peers.values_mut() {
+            if peer.online && peer.last_seen.elapsed() > timeout {
+                peer.online = false;
+                gone.push(peer.device_id);
+            }
+        }
+        gone
+    }
+
+    /// Marks one peer offline now (it said goodbye or stopped answering); true if it was online.
+    pub fn offline(&self, id: DeviceId) -> bool {
+        let mut peers = self.0.lock().expect("peer table lock");
+        peers.get_mut(&id).is_some_and(|p| std::mem::replace(&mut p.online, false))
+    }
+
+    /// Records the library digest a peer is known to have now.
+    pub fn set_digest(&self, id: DeviceId, digest: String) {
+        if let Some(peer) = self.0.lock().expect("peer table lock").get_mut(&id) {
+            peer.digest = digest;
+        }
+    }
+
+    /// Drops a peer from the table.
+    pub fn forget(&self, id: DeviceId) -> bool {
+        self.0.lock().expect("peer table lock").remove(&id).is_some()
+    }
+
+    /// Every known peer, by device id.
+    pub fn list(&self) -> Vec<Peer> {
+        self.0.lock().expect("peer table lock").values().cloned().collect()
+    }
+
+    /// Online peers of `group` speaking `protocol`.
+    pub fn online_in(&self, group: &str, protocol: u16) -> Vec<Peer> {
+        self.list().into_iter().filter(|p| p.online && p.sync_group == group && p.protocol == protocol).collect()
+    }
+
+    /// A peer named by device id, address (`ip` or `ip:port`) or name.
+    pub fn find(&self, name: &str) -> Option<Peer> {
+        let peers = self.list();
+        let by_id = name.parse::<DeviceId>().ok();
+        peers
+            .iter()
+            .find(|p| Some(p.device_id) == by_id)
+            .or_else(|| peers.iter().find(|p| p.addr.to_string() == name || p.addr.ip().to_string() == name))
+            .or_else(|| peers.iter().find(|p| p.device_name == name))
+            .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sighting(last: u8) -> Sighting {
+        Sighting {
+            device_id: DeviceId([2, 0, 0, 0, 0, last]),
+            device_name: format!("poi {last}"),
+            sync_group: "g".into(),
+            protocol: 1,
+            digest: String::new(),
+            addr: SocketAddr::from(([10, 0, 0, last], 8080)),
+        }
+    }
+
+    #[test]
+    fn peers_come_online_once_and_expire_after_the_timeout() {
+        let table = PeerTable::default();
+        assert_eq!(table.saw(&sighting(1), Source::Mdns, 1), Change::Up(sighting(1).device_id));
+        assert_eq!(table.saw(&sighting(1), Source::Mdns, 2), Change::None);
+        assert!(table.expire(Duration::from_secs(60)).is_empty());
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(table.expire(Duration::from_millis(1)), vec![sighting(1).device_id]);
+        assert!(table.online_in("g", 1).is_empty());
+        assert_eq!(table.list().len(), 1, "offline peers stay listed");
+        assert_eq!(table.saw(&sighting(1), Source::Mdns, 3), Change::Up(sighting(1).device_id));
+    }
+
+    #[test]
+    fn peers_are_found_by_id_address_or_name_and_filtered_by_group() {
+        let table = PeerTable::default();
+        table.saw(&sighting(1), Source::Manual, 1);
+        let mut other = sighting(2);
+        other.sync_group = "h".into();
+        table.saw(&other, Source::Mdns, 1);
+        assert_eq!(table.find("02:00:00:00:00:01").unwrap().addr.port(), 8080);
+        assert_eq!(table.find("10.0.0.2").unwrap().device_name, "poi 2");
+        assert_eq!(table.find("poi 1").unwrap().source, Source::Manual);
+        assert!(table.find("nobody").is_none());
+        assert_eq!(table.online_in("g", 1).len(), 1);
+        table.saw(&sighting(1), Source::Mdns, 2);
+        assert_eq!(table.find("poi 1").unwrap().source, Source::Manual, "a manual peer stays manual");
+    }
+}
