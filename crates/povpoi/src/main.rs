@@ -1,5 +1,7 @@
 //! The `povpoi` command.
 
+mod node;
+mod sim;
 mod sim_sync;
 
 use clap::{Parser, Subcommand};
@@ -14,6 +16,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Runs one poi: its HTTP API, discovery and sync, until SIGINT or SIGTERM.
+    Node(node::Args),
+    /// Starts a troupe of poi on 127.0.0.1 that sync with each other (no multicast needed).
+    Sim(sim::Args),
     /// Shows poi replicas, in memory, editing apart and converging when they sync.
     SimSync(sim_sync::Args),
 }
@@ -21,6 +27,8 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Node(args) => node::run(&args),
+        Command::Sim(args) => sim::run(&args),
         Command::SimSync(args) => sim_sync::run(&args),
     };
     match result {

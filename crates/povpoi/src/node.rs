@@ -1,0 +1,78 @@
+//! `povpoi node`: one poi in the foreground until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use povpoi_node::{Node, NodeOptions};
+
+/// Options of `povpoi node`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Args {
+    /// Folder holding this poi's library, blobs and configuration (created if missing).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Address and port of the HTTP API, e.g. 0.0.0.0:80 on a poi, 127.0.0.1:8080 on a laptop.
+    #[arg(long, default_value = "0.0.0.0:80")]
+    pub listen: SocketAddr,
+    /// Device name to set (kept in the data dir; default "POV Poi " + the end of the device id).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Sync group to set (only poi of the same group sync; default "default").
+    #[arg(long)]
+    pub group: Option<String>,
+    /// A peer's address (IP:PORT) to sync with even without mDNS; repeatable.
+    #[arg(long = "peer")]
+    pub peers: Vec<SocketAddr>,
+    /// Do not advertise or browse with mDNS (peers only from --peer or the API).
+    #[arg(long)]
+    pub no_mdns: bool,
+    /// Seconds unseen after which a peer counts as offline.
+    #[arg(long, default_value_t = 120)]
+    pub peer_timeout: u64,
+}
+
+impl Args {
+    /// The node options these arguments describe.
+    pub fn options(&self) -> NodeOptions {
+        NodeOptions {
+            name: self.name.clone(),
+            group: self.group.clone(),
+            mdns: !self.no_mdns,
+            peers: self.peers.clone(),
+            peer_timeout: Duration::from_secs(self.peer_timeout.max(1)),
+            ..NodeOptions::new(&self.data_dir, self.listen)
+        }
+    }
+}
+
+/// Logs to stderr, filtered by RUST_LOG (default: info).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
+}
+
+pub fn run(args: &Args) -> Result<(), String> {
+    init_logging();
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(async {
+        let node = Node::start(args.options()).await?;
+        println!("povpoi node listening on http://{}", node.addr());
+        stop_signal().await?;
+        tracing::info!("stopping");
+        node.stop().await;
+        Ok(())
+    })
+}
+
+/// Waits for SIGINT (Ctrl-C) or SIGTERM.
+async fn stop_signal() -> Result<(), String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.map_err(|e| format!("cannot watch SIGINT: {e}")),
+        _ = term.recv() => Ok(()),
+    }
+}
