@@ -3,6 +3,7 @@
 //! ```text
 //! DIR/state.bin          the replica snapshot
 //! DIR/blobs/<sha256hex>  one file per image's pixels
+//! DIR/quarantine/        blobs whose bytes no longer match their name, moved aside
 //! ```
 //! Every file is written whole to a temporary name, flushed to disk, renamed over the final
 //! name and the directory flushed, so a crash (power cut, SIGKILL) leaves either the old or
@@ -19,6 +20,7 @@ use povpoi_core::sync::{Storage, StorageError};
 
 const STATE_FILE: &str = "state.bin";
 const BLOB_DIR: &str = "blobs";
+const QUARANTINE_DIR: &str = "quarantine";
 const TEMP_SUFFIX: &str = ".tmp";
 
 /// A replica's storage in a directory.
@@ -41,7 +43,33 @@ impl DirStorage {
                 }
             }
         }
-        Ok(DirStorage { root })
+        let storage = DirStorage { root };
+        storage.quarantine_damaged()?;
+        Ok(storage)
+    }
+
+    /// Checks every blob against its name and moves the damaged ones aside, so a file
+    /// rotted on the card is never served and is fetched again from a peer.
+    fn quarantine_damaged(&self) -> io::Result<()> {
+        for entry in fs::read_dir(self.root.join(BLOB_DIR))? {
+            let path = entry?.path();
+            let Some(hash) = path.file_name().and_then(|n| n.to_str()).and_then(parse_hash) else { continue };
+            let bytes = fs::read(&path)?;
+            if !hash.verifies(&bytes) {
+                self.quarantine(&hash)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves a damaged blob to `DIR/quarantine/`, keeping it for inspection.
+    fn quarantine(&self, hash: &BlobHash) -> io::Result<()> {
+        let dir = self.root.join(QUARANTINE_DIR);
+        fs::create_dir_all(&dir)?;
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let target = dir.join(format!("{hash}.{stamp}"));
+        tracing::warn!(blob = %hash, to = %target.display(), "blob does not match its hash: quarantined");
+        fs::rename(self.blob_path(hash), &target)
     }
 
     /// The data directory.
@@ -90,7 +118,14 @@ impl Storage for DirStorage {
     }
 
     fn load_blob(&self, hash: &BlobHash) -> Result<Option<Vec<u8>>, StorageError> {
-        read_if_present(&self.blob_path(hash))
+        let path = self.blob_path(hash);
+        match read_if_present(&path)? {
+            Some(bytes) if !hash.verifies(&bytes) => {
+                self.quarantine(hash).map_err(|e| storage_error("cannot quarantine", &path, e))?;
+                Ok(None)
+            }
+            found => Ok(found),
+        }
     }
 
     fn save_blob(&mut self, hash: &BlobHash, bytes: &[u8]) -> Result<(), StorageError> {
@@ -173,6 +208,23 @@ mod tests {
         fs::write(dir.path().join("blobs").join(hash.to_string()), [9, 9, 9]).unwrap();
         assert_eq!(poi.image_pixels(&hash).unwrap(), None);
         assert_eq!(poi.missing_blobs(), [hash], "the damaged copy is dropped and wanted again");
+        let quarantined: Vec<_> = fs::read_dir(dir.path().join("quarantine")).unwrap().collect();
+        assert_eq!(quarantined.len(), 1, "the damaged file is kept aside for inspection");
+        assert!(!dir.path().join("blobs").join(hash.to_string()).exists());
+    }
+
+    #[test]
+    fn a_blob_damaged_while_the_poi_was_off_is_quarantined_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = {
+            let mut poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
+            poi.add_image("x", 2, 1, &[1, 2, 3, 4, 5, 6], 1_000).unwrap()
+        };
+        let blob = fs::read_dir(dir.path().join("blobs")).unwrap().next().unwrap().unwrap().path();
+        fs::write(&blob, [1, 2, 3]).unwrap(); // a torn copy: half the bytes
+        let poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
+        assert!(!blob.exists());
+        assert_eq!(poi.missing_blobs(), [poi.image(id).unwrap().pixels()]);
     }
 
     #[test]
