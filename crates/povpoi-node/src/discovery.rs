@@ -146,7 +146,9 @@ impl Discovery {
         Self::start_with(advert, sightings, ANNOUNCE_EVERY)
     }
 
-    fn start_with(
+    /// Like [`Discovery::start`], re-announcing every `announce_every` (keep it well under the
+    /// peer timeout: an unchanged announcement is only reported because `seq` changes).
+    pub fn start_with(
         advert: &Advert,
         sightings: UnboundedSender<Sighting>,
         announce_every: Duration,

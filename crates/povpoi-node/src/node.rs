@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::auth::ReplayGuard;
 use crate::config::{self, DeviceConfig, SyncMode};
-use crate::discovery::{Advert, Discovery, Sighting};
+use crate::discovery::{ANNOUNCE_EVERY, Advert, Discovery, Sighting};
 use crate::events::{Event, EventBus};
 use crate::history::History;
 use crate::library::{Library, now_ms};
@@ -254,7 +254,10 @@ impl Node {
         let mut tasks = Vec::new();
         if options.mdns {
             let (found, sightings) = mpsc::unbounded_channel();
-            let discovery = Discovery::start(&state.advert(), found).map_err(|e| format!("mDNS: {e}"))?;
+            // Peers count as seen on each announcement: three chances within the timeout.
+            let announce_every = (options.peer_timeout / 3).clamp(Duration::from_secs(1), ANNOUNCE_EVERY);
+            let discovery =
+                Discovery::start_with(&state.advert(), found, announce_every).map_err(|e| format!("mDNS: {e}"))?;
             *state.discovery.lock().unwrap_or_else(|p| p.into_inner()) = Some(discovery);
             tasks.push(tokio::spawn(take_sightings(state.clone(), sightings)));
             tasks.push(tokio::spawn(readvertise_on_change(state.clone(), stopping.clone())));

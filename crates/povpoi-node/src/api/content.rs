@@ -1,9 +1,580 @@
-//! (being written)
+//! Content: images (the old `POST /api/image` upload and the `/api/sd/*` file view of the
+//! library), pattern slots and sequences, plus the REST views of each (`/api/images`,
+//! `/api/patterns`, `/api/sequences`) that the old system did not have.
+//!
+//! Names and indices follow the existing system (shared/spec sections 2-3). The library has
+//! no files: "SD" endpoints name images by their name (or id), and the data directory's
+//! filesystem stands for the card.
 
-use axum::Router;
+use axum::body::Bytes;
+use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use povpoi_core::model::{
+    ImageId, ImageMeta, MAX_HEIGHT, MAX_SEQUENCE_ITEMS, MAX_WIDTH, Mode, PATTERN_SLOTS, Pattern, PatternKind,
+    SEQUENCE_SLOTS, Selection, Sequence, SequenceItem, SequenceTarget, validate_name,
+};
+use povpoi_core::sync::Key;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
 
-use super::AppState;
+use super::control::{color, int_in, required_int};
+use super::{ApiError, AppState, JsonBody};
+use crate::library::{Origin, Poi, now_ms};
+
+/// Largest upload accepted: a 400 x 64 image is 75 KiB, so this leaves room for any form.
+pub const UPLOAD_BODY_LIMIT: usize = 1024 * 1024;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
+        .route("/api/image", post(upload).layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT)))
+        .route("/api/pattern", post(post_pattern))
+        .route("/api/sd/list", get(sd_list))
+        .route("/api/sd/info", get(sd_info))
+        .route("/api/sd/delete", post(sd_delete))
+        .route("/api/sd/load", post(sd_load))
+        .route("/api/images", get(list_images))
+        .route("/api/images/{id}", get(get_image).patch(rename_image).delete(delete_image))
+        .route("/api/images/{id}/pixels", get(image_pixels))
+        .route("/api/patterns", get(list_patterns))
+        .route("/api/patterns/{index}", get(get_pattern).put(put_pattern).delete(delete_pattern))
+        .route("/api/sequences", get(list_sequences))
+        .route("/api/sequences/{index}", get(get_sequence).put(put_sequence).delete(delete_sequence))
+}
+
+/// A path segment as text, with a JSON 400 when it is not valid (bad percent-encoding).
+fn segment(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    path.map(|Path(s)| s).map_err(|e| ApiError::bad_request(format!("bad path: {}", e.body_text())))
+}
+
+/// Checks a user-given image name: the core's rules, and nothing that reads as a path,
+/// since names end up as file names on other tools (the old SD card, `povpoi convert`).
+fn check_name(name: &str) -> Result<(), ApiError> {
+    if name.contains(['/', '\\']) || name == "." || name == ".." || name.contains("..") {
+        return Err(ApiError::bad_request(format!(
+            "name {name:?} looks like a path: use a plain name without '/', '\\' or '..'"
+        )));
+    }
+    validate_name(name)?;
+    Ok(())
+}
+
+// ----- images -----
+
+/// The listing shape of one image; `index` is its position, what `/api/mode` selects.
+fn image_json(
+    poi: &Poi,
+    index: usize,
+    id: ImageId,
+    meta: &ImageMeta,
+    missing: &[povpoi_core::hash::BlobHash],
+) -> Value {
+    json!({
+        "id": id.to_string(),
+        "name": meta.name(),
+        "width": meta.width(),
+        "height": meta.height(),
+        "size": meta.byte_len(),
+        "timestamp": poi.visible(&Key::Image(id)).map_or(0, |r| r.stamp.millis),
+        "index": index,
+        "pixels": meta.pixels().to_string(),
+        "available": !missing.contains(&meta.pixels()),
+    })
+}
+
+fn parse_image_id(text: &str) -> Result<ImageId, ApiError> {
+    text.parse().map_err(|_| {
+        ApiError::bad_request(format!("{text:?} is not an image id (like 0123456789abcdef-1): see GET /api/images"))
+    })
+}
+
+fn no_image(id: impl std::fmt::Display) -> ApiError {
+    ApiError::not_found(format!("no image {id}: see GET /api/images"))
+}
+
+/// An image by id: its position and listing.
+fn find_image(poi: &Poi, id: ImageId) -> Option<Value> {
+    let missing = poi.missing_blobs();
+    poi.images()
+        .enumerate()
+        .find(|(_, (i, _))| *i == id)
+        .map(|(index, (id, meta))| image_json(poi, index, id, meta, &missing))
+}
+
+/// What a `filename` of the SD endpoints names: an image id, else the one image of that name.
+fn resolve_file(poi: &Poi, filename: &str) -> Result<(usize, ImageId), ApiError> {
+    if let Ok(id) = filename.parse::<ImageId>()
+        && let Some(index) = poi.images().position(|(i, _)| i == id)
+    {
+        return Ok((index, id));
+    }
+    let named: Vec<(usize, ImageId)> =
+        poi.images().enumerate().filter(|(_, (_, meta))| meta.name() == filename).map(|(n, (id, _))| (n, id)).collect();
+    match named.as_slice() {
+        [] => Err(ApiError::not_found(format!("no image named {filename:?}: see GET /api/sd/list"))),
+        [one] => Ok(*one),
+        _ => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("{} images are named {filename:?}: name one by its id (GET /api/images)", named.len()),
+        )),
+    }
+}
+
+/// Maps a multipart failure to a JSON error (413 past the body limit).
+fn multipart_error(e: &MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("upload too large: at most {} KiB", UPLOAD_BODY_LIMIT / 1024),
+        )
+    } else {
+        ApiError::bad_request(format!("malformed multipart form: {}", e.body_text()))
+    }
+}
+
+/// Reads `image_<W>x<H>.rgb` into (W, H); numbers too long to parse count as too large.
+fn size_from_filename(filename: &str) -> Result<(u64, u64), ApiError> {
+    let form = || {
+        ApiError::bad_request(format!(
+            "file name {filename:?} does not carry the size: name the raw RGB file image_<width>x<height>.rgb \
+             (e.g. image_20x32.rgb)"
+        ))
+    };
+    let size = filename.strip_prefix("image_").and_then(|s| s.strip_suffix(".rgb")).ok_or_else(form)?;
+    let (w, h) = size.split_once('x').ok_or_else(form)?;
+    let number = |s: &str| -> Result<u64, ApiError> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(form());
+        }
+        Ok(s.parse().unwrap_or(u64::MAX))
+    };
+    Ok((number(w)?, number(h)?))
+}
+
+/// Whether a form part carries a file name multer could not decode (not UTF-8).
+fn has_raw_filename(headers: &axum::http::HeaderMap) -> bool {
+    headers.get("content-disposition").is_some_and(|v| {
+        let bytes = v.as_bytes();
+        bytes.windows(9).any(|w| w.eq_ignore_ascii_case(b"filename="))
+    })
+}
+
+/// `POST /api/image`: one raw RGB file named `image_WxH.rgb`, an optional `name` field.
+async fn upload(
+    State(node): State<AppState>,
+    form: Result<Multipart, MultipartRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let mut form = form.map_err(|_| {
+        ApiError::bad_request("send the image as multipart/form-data with one file field (image_<width>x<height>.rgb)")
+    })?;
+    let mut file: Option<(String, Bytes)> = None;
+    let mut name: Option<String> = None;
+    while let Some(field) = form.next_field().await.map_err(|e| multipart_error(&e))? {
+        let filename = field.file_name().map(str::to_owned);
+        if filename.is_none() && has_raw_filename(field.headers()) {
+            return Err(ApiError::bad_request("the file name is not UTF-8 text"));
+        }
+        let field_name = field.name().map(str::to_owned);
+        let bytes = field.bytes().await.map_err(|e| multipart_error(&e))?;
+        match filename {
+            Some(filename) => {
+                if file.is_some() {
+                    return Err(ApiError::bad_request("send one file per upload"));
+                }
+                file = Some((filename, bytes));
+            }
+            None if field_name.as_deref() == Some("name") => {
+                let text = String::from_utf8(bytes.to_vec())
+                    .map_err(|_| ApiError::bad_request("the name field is not UTF-8 text"))?;
+                name = Some(text);
+            }
+            // Other text fields (a form's submit button, say) carry nothing we use.
+            None => {}
+        }
+    }
+    let Some((filename, pixels)) = file else {
+        return Err(ApiError::bad_request(
+            "no file in the form: send one file field holding image_<width>x<height>.rgb",
+        ));
+    };
+    if filename.contains(['/', '\\']) || filename.contains("..") || filename.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "file name {filename:?} looks like a path: send the bare name image_<width>x<height>.rgb"
+        )));
+    }
+    let (width, height) = size_from_filename(&filename)?;
+    if width > u64::from(MAX_WIDTH) || height > u64::from(MAX_HEIGHT) {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("image {width}x{height} is too large: at most {MAX_WIDTH} columns by {MAX_HEIGHT} LEDs"),
+        ));
+    }
+    if width == 0 || height == 0 {
+        return Err(ApiError::bad_request(format!("image {width}x{height} is empty: width and height start at 1")));
+    }
+    let expected = width * height * 3;
+    if pixels.len() as u64 != expected {
+        return Err(ApiError::bad_request(format!(
+            "the file holds {} bytes but a {width}x{height} image is {expected} (width x height x 3 RGB bytes)",
+            pixels.len()
+        )));
+    }
+    let name = match name.filter(|n| !n.is_empty()) {
+        Some(name) => name,
+        None => filename.strip_suffix(".rgb").unwrap_or(&filename).to_owned(),
+    };
+    check_name(&name)?;
+    let (width, height) = (width as u32, height as u32);
+    let stored = name.clone();
+    let (id, index) = node
+        .library
+        .write(Origin::Local, move |poi| -> Result<(ImageId, usize), povpoi_core::sync::Error> {
+            let now = now_ms();
+            let id = poi.add_image(&stored, width, height, &pixels, now)?;
+            let index = poi.images().position(|(i, _)| i == id).unwrap_or(0);
+            let index16 = u16::try_from(index).unwrap_or(u16::MAX);
+            poi.set_selection(Selection { mode: Mode::Image, index: index16 }, now)?;
+            Ok((id, index))
+        })
+        .await?;
+    Ok(Json(json!({
+        "status": "ok",
+        "id": id.to_string(),
+        "name": name,
+        "width": width,
+        "height": height,
+        "size": expected,
+        "index": index,
+    })))
+}
+
+async fn list_images(State(node): State<AppState>) -> Json<Value> {
+    let images: Vec<Value> = node.library.read(|poi| {
+        let missing = poi.missing_blobs();
+        poi.images().enumerate().map(|(index, (id, meta))| image_json(poi, index, id, meta, &missing)).collect()
+    });
+    Json(json!({ "images": images }))
+}
+
+async fn get_image(
+    State(node): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_image_id(&segment(path)?)?;
+    node.library.read(|poi| find_image(poi, id)).map(Json).ok_or_else(|| no_image(id))
+}
+
+async fn image_pixels(
+    State(node): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = parse_image_id(&segment(path)?)?;
+    let hash = node.library.read(|poi| poi.image(id).map(ImageMeta::pixels)).ok_or_else(|| no_image(id))?;
+    let pixels = node.library.write(Origin::Local, move |poi| poi.image_pixels(&hash)).await?;
+    let pixels = pixels.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            format!("the pixels of image {id} are still syncing to this poi; try again soon"),
+        )
+    })?;
+    Ok((StatusCode::OK, [("content-type", "application/octet-stream")], pixels).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenameRequest {
+    name: String,
+}
+
+async fn rename_image(
+    State(node): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    JsonBody(ask): JsonBody<RenameRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_image_id(&segment(path)?)?;
+    check_name(&ask.name)?;
+    if node.library.read(|poi| poi.image(id).is_none()) {
+        return Err(no_image(id));
+    }
+    let image = node
+        .library
+        .write(Origin::Local, move |poi| -> Result<Option<Value>, povpoi_core::sync::Error> {
+            poi.rename_image(id, &ask.name, now_ms())?;
+            Ok(find_image(poi, id))
+        })
+        .await?;
+    image.map(Json).ok_or_else(|| no_image(id))
+}
+
+async fn delete_image(
+    State(node): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_image_id(&segment(path)?)?;
+    if node.library.read(|poi| poi.image(id).is_none()) {
+        return Err(no_image(id));
+    }
+    node.library.write(Origin::Local, move |poi| poi.delete_image(id, now_ms())).await?;
+    Ok(Json(json!({ "status": "ok", "message": format!("image {id} deleted") })))
+}
+
+// ----- the SD view -----
+
+async fn sd_list(State(node): State<AppState>) -> Json<Value> {
+    let files: Vec<String> = node.library.read(|poi| poi.images().map(|(_, meta)| meta.name().to_owned()).collect());
+    Json(json!({ "files": files }))
+}
+
+async fn sd_info(State(node): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let dir = node.data_dir.clone();
+    let stats = tokio::task::spawn_blocking(move || fs4::statvfs(dir))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::internal(format!("cannot read the storage size: {e}")))?;
+    Ok(Json(json!({ "present": true, "totalSpace": stats.total_space(), "freeSpace": stats.available_space() })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRequest {
+    filename: String,
+}
+
+async fn sd_delete(
+    State(node): State<AppState>,
+    JsonBody(ask): JsonBody<FileRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let (_, id) = node.library.read(|poi| resolve_file(poi, &ask.filename))?;
+    node.library.write(Origin::Local, move |poi| poi.delete_image(id, now_ms())).await?;
+    Ok(Json(json!({ "status": "ok", "message": format!("{} deleted", ask.filename) })))
+}
+
+async fn sd_load(State(node): State<AppState>, JsonBody(ask): JsonBody<FileRequest>) -> Result<Json<Value>, ApiError> {
+    let (index, _) = node.library.read(|poi| resolve_file(poi, &ask.filename))?;
+    let index = u16::try_from(index).map_err(|_| ApiError::bad_request("image index beyond 65535"))?;
+    let selection = Selection { mode: Mode::Image, index };
+    node.library.write(Origin::Local, move |poi| poi.set_selection(selection, now_ms())).await?;
+    Ok(Json(json!({ "status": "ok", "mode": Mode::Image as u8, "index": index })))
+}
+
+// ----- patterns -----
+
+/// The pattern fields of `PUT /api/patterns/{index}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatternFields {
+    #[serde(rename = "type")]
+    kind: Option<Value>,
+    color1: Option<Value>,
+    color2: Option<Value>,
+    speed: Option<Value>,
+}
+
+impl PatternFields {
+    /// The pattern, with the existing system's defaults for what is not given.
+    fn pattern(&self) -> Result<Pattern, ApiError> {
+        let base = Pattern::default();
+        let last_kind = PatternKind::ALL.len() as u64 - 1;
+        let kind = int_in(self.kind.as_ref(), "type", 0, last_kind)?
+            .map_or(base.kind(), |k| PatternKind::from_id(k as u8).unwrap_or(base.kind()));
+        let speed = int_in(self.speed.as_ref(), "speed", 1, 255)?.map_or(base.speed(), |s| s as u8);
+        let color1 = color(self.color1.as_ref(), "color1")?.unwrap_or(base.color1());
+        let color2 = color(self.color2.as_ref(), "color2")?.unwrap_or(base.color2());
+        Ok(Pattern::new(kind, color1, color2, speed)?)
+    }
+}
+
+/// The body of `POST /api/pattern`: the slot and the pattern fields.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatternRequest {
+    index: Option<Value>,
+    #[serde(rename = "type")]
+    kind: Option<Value>,
+    color1: Option<Value>,
+    color2: Option<Value>,
+    speed: Option<Value>,
+}
+
+fn pattern_json(slot: u8, pattern: &Pattern) -> Value {
+    json!({
+        "index": slot,
+        "type": pattern.kind().id(),
+        "name": pattern.kind().name(),
+        "color1": pattern.color1(),
+        "color2": pattern.color2(),
+        "speed": pattern.speed(),
+    })
+}
+
+fn parse_slot(text: &str, what: &str, slots: u8) -> Result<u8, ApiError> {
+    text.parse::<u8>()
+        .ok()
+        .filter(|s| *s < slots)
+        .ok_or_else(|| ApiError::bad_request(format!("{what} slot {text:?} is not a number 0-{}", slots - 1)))
+}
+
+async fn store_pattern(node: &AppState, slot: u8, pattern: Pattern) -> Result<(), ApiError> {
+    node.library.write(Origin::Local, move |poi| poi.set_pattern(slot, pattern, now_ms())).await?;
+    Ok(())
+}
+
+async fn post_pattern(
+    State(node): State<AppState>,
+    JsonBody(ask): JsonBody<PatternRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let slot = required_int(ask.index.as_ref(), "index", 0, u64::from(PATTERN_SLOTS) - 1)? as u8;
+    let PatternRequest { kind, color1, color2, speed, .. } = ask;
+    let pattern = PatternFields { kind, color1, color2, speed }.pattern()?;
+    store_pattern(&node, slot, pattern).await?;
+    Ok(Json(json!({ "status": "ok", "index": slot })))
+}
+
+async fn list_patterns(State(node): State<AppState>) -> Json<Value> {
+    let patterns: Vec<Value> = node
+        .library
+        .read(|poi| (0..PATTERN_SLOTS).filter_map(|slot| poi.pattern(slot).map(|p| pattern_json(slot, p))).collect());
+    Json(json!({ "patterns": patterns }))
+}
+
+async fn get_pattern(
+    State(node): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let slot = parse_slot(&segment(path)?, "pattern", PATTERN_SLOTS)?;
+    node.library
+        .read(|poi| poi.pattern(slot).map(|p| pattern_json(slot, p)))
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("pattern slot {slot} is empty")))
+}
+
+async fn put_pattern(
+    State(node): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    JsonBody(ask): JsonBody<PatternFields>,
+) -> Result<Json<Value>, ApiError> {
+    let slot = parse_slot(&segment(path)?, "pattern", PATTERN_SLOTS)?;
+    let pattern = ask.pattern()?;
+    store_pattern(&node, slot, pattern).await?;
+    Ok(Json(pattern_json(slot, &pattern)))
+}
+
+async fn delete_pattern(
+    State(node): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let slot = parse_slot(&segment(path)?, "pattern", PATTERN_SLOTS)?;
+    if node.library.read(|poi| poi.pattern(slot).is_none()) {
+        return Err(ApiError::not_found(format!("pattern slot {slot} is already empty")));
+    }
+    node.library.write(Origin::Local, move |poi| poi.clear_pattern(slot, now_ms())).await?;
+    Ok(Json(json!({ "status": "ok", "message": format!("pattern slot {slot} cleared") })))
+}
+
+// ----- sequences -----
+
+fn sequence_json(slot: u8, sequence: &Sequence) -> Value {
+    let items: Vec<Value> = sequence
+        .items()
+        .iter()
+        .map(|item| match item.target {
+            SequenceTarget::Image(id) => json!({ "image": id.to_string(), "durationMs": item.duration_ms }),
+            SequenceTarget::Pattern(slot) => json!({ "pattern": slot, "durationMs": item.duration_ms }),
+        })
+        .collect();
+    json!({ "index": slot, "loop": sequence.looped(), "items": items })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SequenceRequest {
+    items: Vec<Map<String, Value>>,
+    #[serde(rename = "loop", default = "looped")]
+    looped: bool,
+}
+
+/// Sequences loop unless told otherwise: a show runs until it is changed.
+fn looped() -> bool {
+    true
+}
+
+/// One sequence item from `{image: "<id>"} | {pattern: slot}` plus `durationMs`.
+fn sequence_item(poi: &Poi, n: usize, item: &Map<String, Value>) -> Result<SequenceItem, ApiError> {
+    let bad = |what: String| ApiError::bad_request(format!("items[{n}]: {what}"));
+    if let Some(key) = item.keys().find(|k| !matches!(k.as_str(), "image" | "pattern" | "durationMs")) {
+        return Err(bad(format!(
+            "unknown field {key:?}: an item is {{image: id}} or {{pattern: slot}}, and durationMs"
+        )));
+    }
+    let duration = required_int(item.get("durationMs"), &format!("items[{n}].durationMs"), 1, u64::from(u16::MAX))?;
+    let target = match (item.get("image"), item.get("pattern")) {
+        (Some(Value::String(text)), None) => {
+            let id = text.parse::<ImageId>().map_err(|_| bad(format!("{text:?} is not an image id")))?;
+            if poi.image(id).is_none() {
+                return Err(bad(format!("no image {id} on this poi: see GET /api/images")));
+            }
+            SequenceTarget::Image(id)
+        }
+        (None, Some(slot)) => {
+            let slot = required_int(Some(slot), &format!("items[{n}].pattern"), 0, u64::from(PATTERN_SLOTS) - 1)?;
+            SequenceTarget::Pattern(slot as u8)
+        }
+        _ => return Err(bad("give either image (an image id string) or pattern (a slot 0-17)".into())),
+    };
+    Ok(SequenceItem { target, duration_ms: duration as u16 })
+}
+
+async fn list_sequences(State(node): State<AppState>) -> Json<Value> {
+    let sequences: Vec<Value> = node.library.read(|poi| {
+        (0..SEQUENCE_SLOTS).filter_map(|slot| poi.sequence(slot).map(|s| sequence_json(slot, s))).collect()
+    });
+    Json(json!({ "sequences": sequences }))
+}
+
+async fn get_sequence(
+    State(node): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let slot = parse_slot(&segment(path)?, "sequence", SEQUENCE_SLOTS)?;
+    node.library
+        .read(|poi| poi.sequence(slot).map(|s| sequence_json(slot, s)))
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("sequence slot {slot} is empty")))
+}
+
+async fn put_sequence(
+    State(node): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    JsonBody(ask): JsonBody<SequenceRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let slot = parse_slot(&segment(path)?, "sequence", SEQUENCE_SLOTS)?;
+    if ask.items.is_empty() || ask.items.len() > MAX_SEQUENCE_ITEMS {
+        return Err(ApiError::bad_request(format!(
+            "a sequence has 1-{MAX_SEQUENCE_ITEMS} items, not {}",
+            ask.items.len()
+        )));
+    }
+    let items = node.library.read(|poi| {
+        ask.items.iter().enumerate().map(|(n, item)| sequence_item(poi, n, item)).collect::<Result<Vec<_>, _>>()
+    })?;
+    let sequence = Sequence::new(items, ask.looped)?;
+    let answer = sequence_json(slot, &sequence);
+    node.library.write(Origin::Local, move |poi| poi.set_sequence(slot, sequence, now_ms())).await?;
+    Ok(Json(answer))
+}
+
+async fn delete_sequence(
+    State(node): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let slot = parse_slot(&segment(path)?, "sequence", SEQUENCE_SLOTS)?;
+    if node.library.read(|poi| poi.sequence(slot).is_none()) {
+        return Err(ApiError::not_found(format!("sequence slot {slot} is already empty")));
+    }
+    node.library.write(Origin::Local, move |poi| poi.clear_sequence(slot, now_ms())).await?;
+    Ok(Json(json!({ "status": "ok", "message": format!("sequence slot {slot} cleared") })))
 }

@@ -1,9 +1,399 @@
-//! (being written)
+//! Device control: `/api/status`, mode, brightness, frame rate, power profile, live columns,
+//! the multi-poi endpoints and the Wi-Fi stubs, with the existing system's paths and field
+//! names (shared/spec section 2).
+//!
+//! Mode, brightness and frame rate are replicated settings: in mirror mode they reach the
+//! other poi of the group by the normal sync (push-on-change), which replaces the ESP-NOW
+//! link of the old firmware. The power profile and the live column stay on this poi.
 
-use axum::Router;
+use std::time::Duration;
 
-use super::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use povpoi_core::model::{Mode, Rgb, Selection, check_framerate};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{ApiError, AppState, JsonBody};
+use crate::config::{PowerMode, SyncMode};
+use crate::library::{Origin, now_ms};
+
+/// Most LEDs a live column may carry (two strips of 72; the usual poi has 32).
+pub const MAX_LIVE_PIXELS: usize = 144;
+/// How long a forwarded peer command may take: it is one small request on the local network.
+const PEER_COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// What `/api/wifi/*` answers on this node.
+const NO_WIFI: &str = "this poi runs on a Linux board and does not manage Wi-Fi; use the system's network settings";
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
+        .route("/api/status", get(status))
+        .route("/api/mode", post(set_mode))
+        .route("/api/brightness", post(set_brightness))
+        .route("/api/framerate", post(set_framerate))
+        .route("/api/power/mode", post(set_power_mode))
+        .route("/api/live", post(live))
+        .route("/api/multipoi/status", get(multipoi_status))
+        .route("/api/multipoi/syncmode", post(set_sync_mode))
+        .route("/api/multipoi/pair", post(pair))
+        .route("/api/multipoi/unpair", post(unpair))
+        .route("/api/multipoi/peercmd", post(peer_command))
+        .route("/api/wifi/status", any(no_wifi))
+        .route("/api/wifi/scan", any(no_wifi))
+        .route("/api/wifi/connect", any(no_wifi))
+        .route("/api/wifi/disconnect", any(no_wifi))
+}
+
+// ----- field checks shared with the content endpoints -----
+
+/// Shows a value in an error message, cut short so a huge body does not come back whole.
+fn shown(value: &Value) -> String {
+    let text = value.to_string();
+    match text.char_indices().nth(40) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+/// An integer field within `min..=max`, `None` when absent or null; anything else (a string,
+/// a fraction, out of range) is a 400 naming the field and the accepted range.
+pub(super) fn int_in(value: Option<&Value>, field: &str, min: u64, max: u64) -> Result<Option<u64>, ApiError> {
+    let Some(value) = value.filter(|v| !v.is_null()) else { return Ok(None) };
+    match value.as_u64() {
+        Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
+        _ => Err(ApiError::bad_request(format!("{field} must be an integer {min}-{max}, not {}", shown(value)))),
+    }
+}
+
+/// A required integer field within `min..=max`.
+pub(super) fn required_int(value: Option<&Value>, field: &str, min: u64, max: u64) -> Result<u64, ApiError> {
+    int_in(value, field, min, max)?
+        .ok_or_else(|| ApiError::bad_request(format!("{field} is missing: send an integer {min}-{max}")))
+}
+
+/// A colour field `{r, g, b}` (each 0-255), `None` when absent or null.
+pub(super) fn color(value: Option<&Value>, field: &str) -> Result<Option<Rgb>, ApiError> {
+    let Some(value) = value.filter(|v| !v.is_null()) else { return Ok(None) };
+    let Some(object) = value.as_object() else {
+        return Err(ApiError::bad_request(format!(
+            "{field} must be an object {{\"r\": 0-255, \"g\": 0-255, \"b\": 0-255}}, not {}",
+            shown(value)
+        )));
+    };
+    if let Some(key) = object.keys().find(|k| !matches!(k.as_str(), "r" | "g" | "b")) {
+        return Err(ApiError::bad_request(format!("{field} has an unknown key {key:?}: a colour is {{r, g, b}}")));
+    }
+    let channel = |c: &str| -> Result<u8, ApiError> {
+        let n = required_int(object.get(c), &format!("{field}.{c}"), 0, 255)?;
+        Ok(n as u8)
+    };
+    Ok(Some(Rgb::new(channel("r")?, channel("g")?, channel("b")?)))
+}
+
+/// Stores what plays (a replicated setting).
+async fn select(node: &AppState, selection: Selection) -> Result<(), ApiError> {
+    node.library.write(Origin::Local, move |poi| poi.set_selection(selection, now_ms())).await?;
+    Ok(())
+}
+
+// ----- status and settings -----
+
+async fn status(State(node): State<AppState>) -> Json<Value> {
+    let (settings, count) = node.library.read(|poi| (poi.settings(), poi.images().count()));
+    let power = node.config().power_mode;
+    Json(json!({
+        // The LED driver is not attached yet; the API itself is up.
+        "connected": true,
+        "mode": settings.selection.mode as u8,
+        "index": settings.selection.index,
+        "brightness": settings.brightness,
+        "framerate": settings.framerate,
+        // The data directory plays the part of the SD card.
+        "sdCardPresent": true,
+        "powerMode": power,
+        "count": count,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModeRequest {
+    mode: Option<Value>,
+    index: Option<Value>,
+}
+
+async fn set_mode(State(node): State<AppState>, JsonBody(ask): JsonBody<ModeRequest>) -> Result<Json<Value>, ApiError> {
+    let mode = required_int(ask.mode.as_ref(), "mode", 0, 4)? as u8;
+    let index = int_in(ask.index.as_ref(), "index", 0, u64::from(u16::MAX))?.unwrap_or(0) as u16;
+    select(&node, Selection { mode: Mode::from_id(mode)?, index }).await?;
+    Ok(Json(json!({ "status": "ok", "mode": mode, "index": index })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BrightnessRequest {
+    brightness: Option<Value>,
+}
+
+async fn set_brightness(
+    State(node): State<AppState>,
+    JsonBody(ask): JsonBody<BrightnessRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let brightness = required_int(ask.brightness.as_ref(), "brightness", 0, 255)? as u8;
+    node.library.write(Origin::Local, move |poi| poi.set_brightness(brightness, now_ms())).await?;
+    Ok(Json(json!({ "status": "ok", "brightness": brightness })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FramerateRequest {
+    framerate: Option<Value>,
+}
+
+async fn set_framerate(
+    State(node): State<AppState>,
+    JsonBody(ask): JsonBody<FramerateRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let framerate = required_int(ask.framerate.as_ref(), "framerate", 1, 255)? as u16;
+    check_framerate(framerate)?;
+    node.library.write(Origin::Local, move |poi| poi.set_framerate(framerate, now_ms())).await?;
+    Ok(Json(json!({ "status": "ok", "framerate": framerate })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PowerRequest {
+    mode: Option<Value>,
+}
+
+async fn set_power_mode(
+    State(node): State<AppState>,
+    JsonBody(ask): JsonBody<PowerRequest>,
+) -> Result<Json<Value>, ApiError> {
+    const NAMES: &str = "\"performance\", \"balanced\", \"powersave\" or \"ultrasave\"";
+    let Some(value) = ask.mode.filter(|v| !v.is_null()) else {
+        return Err(ApiError::bad_request(format!("mode is missing: send {NAMES}")));
+    };
+    let power = value
+        .as_str()
+        .and_then(PowerMode::parse)
+        .ok_or_else(|| ApiError::bad_request(format!("mode must be {NAMES}, not {}", shown(&value))))?;
+    node.update_config(|c| c.power_mode = power)
+        .map_err(|e| ApiError::internal(format!("cannot save the configuration: {e}")))?;
+    Ok(Json(json!({
+        "status": "ok",
+        "mode": power,
+        "cpuMhz": power.cpu_mhz(),
+        "fpsLimit": power.fps_limit(),
+        "brightnessCap": power.brightness_cap(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LiveRequest {
+    pixels: Option<Value>,
+}
+
+async fn live(State(node): State<AppState>, JsonBody(ask): JsonBody<LiveRequest>) -> Result<Json<Value>, ApiError> {
+    let Some(list) = ask.pixels.as_ref().and_then(Value::as_array) else {
+        return Err(ApiError::bad_request("pixels must be an array of {r, g, b}, one per LED"));
+    };
+    if list.is_empty() || list.len() > MAX_LIVE_PIXELS {
+        return Err(ApiError::bad_request(format!(
+            "pixels has {} entries: send 1-{MAX_LIVE_PIXELS} (one per LED)",
+            list.len()
+        )));
+    }
+    let mut column = Vec::with_capacity(list.len());
+    for (i, value) in list.iter().enumerate() {
+        let field = format!("pixels[{i}]");
+        let rgb = color(Some(value), &field)?.ok_or_else(|| ApiError::bad_request(format!("{field} is null")))?;
+        column.push(rgb);
+    }
+    let count = column.len();
+    *node.live.lock().unwrap_or_else(|p| p.into_inner()) = column;
+    // Columns come many times a second: only the switch into live mode is a replicated edit.
+    if node.library.read(|poi| poi.settings().selection.mode) != Mode::Live {
+        select(&node, Selection { mode: Mode::Live, index: 0 }).await?;
+    }
+    Ok(Json(json!({ "status": "ok", "mode": Mode::Live as u8, "pixels": count })))
+}
+
+// ----- multi-poi -----
+
+async fn multipoi_status(State(node): State<AppState>) -> Json<Value> {
+    let config = node.config().clone();
+    let settings = node.library.read(|poi| poi.settings());
+    let mirror = config.sync_mode == SyncMode::Mirror;
+    let peers: Vec<Value> = node
+        .peers
+        .list()
+        .iter()
+        .map(|p| {
+            let paired = p.online && p.sync_group == config.sync_group;
+            // A paired poi in mirror mode plays our shared settings; otherwise we do not know.
+            let (mode, index, brightness) = if mirror && paired {
+                (json!(settings.selection.mode as u8), json!(settings.selection.index), json!(settings.brightness))
+            } else {
+                (Value::Null, Value::Null, Value::Null)
+            };
+            json!({
+                "name": p.device_name,
+                "mac": p.device_id.to_string(),
+                "state": if paired { "paired" } else { "discovered" },
+                "online": p.online,
+                "mode": mode,
+                "index": index,
+                "brightness": brightness,
+            })
+        })
+        .collect();
+    let has_paired = peers.iter().any(|p| p["state"] == "paired");
+    Json(json!({
+        "syncMode": config.sync_mode,
+        "localName": config.device_name,
+        "localMac": config.device_id.to_string(),
+        "hasPairedPeer": has_paired,
+        "autoPair": config.auto_sync,
+        "peers": peers,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyncModeRequest {
+    mode: Option<Value>,
+}
+
+async fn set_sync_mode(
+    State(node): State<AppState>,
+    JsonBody(ask): JsonBody<SyncModeRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let mode = match ask.mode.as_ref() {
+        Some(Value::String(s)) if s == "mirror" => SyncMode::Mirror,
+        Some(Value::String(s)) if s == "independent" => SyncMode::Independent,
+        Some(n) if n.as_u64() == Some(0) => SyncMode::Mirror,
+        Some(n) if n.as_u64() == Some(1) => SyncMode::Independent,
+        other => {
+            let got = other.map_or_else(|| "nothing".to_owned(), shown);
+            return Err(ApiError::bad_request(format!(
+                "mode must be \"mirror\" (0) or \"independent\" (1), not {got}"
+            )));
+        }
+    };
+    node.update_config(|c| c.sync_mode = mode)
+        .map_err(|e| ApiError::internal(format!("cannot save the configuration: {e}")))?;
+    Ok(Json(json!({ "status": "ok", "syncMode": mode })))
+}
+
+async fn pair(State(node): State<AppState>) -> Result<Json<Value>, ApiError> {
+    node.update_config(|c| c.auto_sync = true)
+        .map_err(|e| ApiError::internal(format!("cannot save the configuration: {e}")))?;
+    node.refresh_discovery();
+    let group = node.config().sync_group.clone();
+    Ok(Json(json!({
+        "status": "ok",
+        "message": format!("auto-sync on; looking for poi in sync group {group:?}"),
+        "autoPair": true,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnpairRequest {
+    index: Option<Value>,
+}
+
+async fn unpair(State(node): State<AppState>, JsonBody(ask): JsonBody<UnpairRequest>) -> Result<Json<Value>, ApiError> {
+    let index = required_int(ask.index.as_ref(), "index", 0, u64::from(u16::MAX))? as usize;
+    let peers = node.peers.list();
+    let Some(peer) = peers.get(index) else {
+        return Err(ApiError::not_found(format!(
+            "no peer at index {index}: /api/multipoi/status lists {} peer(s)",
+            peers.len()
+        )));
+    };
+    node.peers.forget(peer.device_id);
+    // An address added by hand would be probed and listed again within seconds.
+    let manual = {
+        let mut manual = node.manual_peers.lock().unwrap_or_else(|p| p.into_inner());
+        let before = manual.len();
+        manual.retain(|a| *a != peer.addr);
+        (manual.len() != before).then(|| manual.clone())
+    };
+    if let Some(list) = manual {
+        node.update_config(|c| c.manual_peers = list)
+            .map_err(|e| ApiError::internal(format!("cannot save the configuration: {e}")))?;
+    }
+    Ok(Json(json!({
+        "status": "ok",
+        "message": format!("forgot {} ({})", peer.device_name, peer.device_id),
+    })))
+}
+
+/// Drives one peer: the body without `peer` and `cmd` goes to that peer's `/api/{cmd}`.
+async fn peer_command(
+    State(node): State<AppState>,
+    JsonBody(mut body): JsonBody<Map<String, Value>>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let cmd = match body.remove("cmd") {
+        Some(Value::String(cmd)) if matches!(cmd.as_str(), "mode" | "pattern" | "brightness" | "framerate") => cmd,
+        other => {
+            let got = other.as_ref().map_or_else(|| "nothing".to_owned(), shown);
+            return Err(ApiError::bad_request(format!(
+                "cmd must be \"mode\", \"pattern\", \"brightness\" or \"framerate\", not {got}"
+            )));
+        }
+    };
+    let peers = node.peers.list();
+    let peer = match body.remove("peer") {
+        Some(Value::String(name)) => node
+            .peers
+            .find(&name)
+            .ok_or_else(|| ApiError::not_found(format!("no known peer {name:?}: see /api/multipoi/status")))?,
+        Some(value @ Value::Number(_)) => {
+            let index = required_int(Some(&value), "peer", 0, u64::from(u16::MAX))? as usize;
+            peers.get(index).cloned().ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "no peer at index {index}: /api/multipoi/status lists {} peer(s)",
+                    peers.len()
+                ))
+            })?
+        }
+        other => {
+            let got = other.as_ref().map_or_else(|| "nothing".to_owned(), shown);
+            return Err(ApiError::bad_request(format!(
+                "peer must be an index into /api/multipoi/status peers or a deviceId, not {got}"
+            )));
+        }
+    };
+    let url = format!("http://{}/api/{cmd}", peer.addr);
+    let unreachable =
+        |e: String| ApiError::new(StatusCode::BAD_GATEWAY, format!("peer {} did not answer: {e}", peer.device_name));
+    let bytes = serde_json::to_vec(&body).map_err(|e| ApiError::internal(e.to_string()))?;
+    let answer = node
+        .http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(bytes)
+        .timeout(PEER_COMMAND_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let text = answer.bytes().await.map_err(|e| unreachable(e.to_string()))?;
+    let value: Value = serde_json::from_slice(&text).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("peer {} answered with something that is not JSON", peer.device_name),
+        )
+    })?;
+    Ok((status, Json(value)))
+}
+
+async fn no_wifi() -> ApiError {
+    ApiError::new(StatusCode::NOT_IMPLEMENTED, NO_WIFI)
 }

@@ -308,8 +308,8 @@ async fn push(State(node): State<AppState>, method: Method, uri: Uri, headers: H
                 }
             }
             for (slot, kind, c1, c2, speed, stamp) in patterns {
-                let old = poi.pattern(slot).cloned();
-                let base = old.clone().unwrap_or(Pattern::new(kind, Rgb::new(255, 0, 0), Rgb::new(0, 0, 255), 50)?);
+                let old = poi.pattern(slot).copied();
+                let base = old.unwrap_or(Pattern::new(kind, Rgb::new(255, 0, 0), Rgb::new(0, 0, 255), 50)?);
                 let next = Pattern::new(kind, c1.unwrap_or(base.color1()), c2.unwrap_or(base.color2()), speed.unwrap_or(base.speed()))?;
                 if old.as_ref() != Some(&next) && newer(poi, &Key::Pattern(slot), stamp) {
                     poi.set_pattern(slot, next, now)?;
