@@ -371,7 +371,8 @@ struct ProbeAnswer {
     library_digest: String,
 }
 
-async fn probe(state: &NodeState, addr: SocketAddr) -> Result<Sighting, String> {
+/// Asks the node at `addr` who it is (`GET /api/sync/status`).
+pub(crate) async fn probe(state: &NodeState, addr: SocketAddr) -> Result<Sighting, String> {
     let answer = state
         .http
         .get(format!("http://{addr}/api/sync/status"))

@@ -174,7 +174,15 @@ async fn execute(State(node): State<AppState>, JsonBody(ask): JsonBody<ExecuteRe
     } else if let Some(peer) = node.peers.find(&ask.peer_id) {
         vec![sync_client::sync_with(&node, peer.addr, Some(&peer), options, "manual").await]
     } else if let Ok(addr) = ask.peer_id.parse::<SocketAddr>() {
-        vec![sync_client::sync_with(&node, addr, None, options, "manual").await]
+        // An address not met yet: learn who answers there, so it is listed as a peer after.
+        let peer = match crate::node::probe(&node, addr).await {
+            Ok(seen) => {
+                node.peer_seen(&seen, Source::Contact);
+                node.peers.find(&seen.device_id.to_string())
+            }
+            Err(_) => None,
+        };
+        vec![sync_client::sync_with(&node, addr, peer.as_ref(), options, "manual").await]
     } else {
         return Err(ApiError::not_found(format!(
             "no known peer {:?}: give a deviceId, name or address from /api/sync/status, or \"auto\"",

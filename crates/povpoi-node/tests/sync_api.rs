@@ -1,0 +1,285 @@
+//! The sync and device-config endpoints between in-process nodes over real loopback HTTP
+//! (mDNS off: peers are given by address): configuration checks, `execute` counts, the
+//! existing system's `/api/sync/push`, conflicts, and the pairing key.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use povpoi_node::auth::{self, HEADER_DEVICE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME, Signed};
+use povpoi_node::config::GroupKey;
+use povpoi_node::{Node, NodeOptions};
+use serde_json::{Value, json};
+
+struct Http(reqwest::Client);
+
+impl Http {
+    fn new() -> Http {
+        Http(reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap())
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
+        let answer = request.send().await.unwrap();
+        let status = answer.status().as_u16();
+        let bytes = answer.bytes().await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, addr: SocketAddr, path: &str) -> (u16, Value) {
+        self.send(self.0.get(format!("http://{addr}{path}"))).await
+    }
+
+    async fn post(&self, addr: SocketAddr, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        self.send(self.0.post(format!("http://{addr}{path}")).body(body)).await
+    }
+
+    async fn post_json(&self, addr: SocketAddr, path: &str, body: Value) -> (u16, Value) {
+        self.post(addr, path, serde_json::to_vec(&body).unwrap()).await
+    }
+}
+
+async fn node(dir: &tempfile::TempDir, peers: Vec<SocketAddr>) -> Node {
+    let options = NodeOptions {
+        mdns: false,
+        peers,
+        group: Some("test".into()),
+        ..NodeOptions::new(dir.path(), "127.0.0.1:0".parse().unwrap())
+    };
+    Node::start(options).await.unwrap()
+}
+
+async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what} did not happen within 10 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn is_error(answer: &(u16, Value), status: u16) -> bool {
+    answer.0 == status && answer.1["error"].as_str().is_some_and(|e| !e.is_empty())
+}
+
+#[tokio::test]
+async fn config_is_validated_persisted_and_never_shows_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = Http::new();
+    let a = node(&dir, vec![]).await;
+    let addr = a.addr();
+    let (_, config) = http.get(addr, "/api/device/config").await;
+    let id = config["deviceId"].as_str().unwrap().to_string();
+    assert_eq!(config["deviceName"], json!(format!("POV Poi {}", &id[id.len() - 5..])));
+    assert_eq!((config["syncGroup"].clone(), config["syncInterval"].clone()), (json!("test"), json!(30000)));
+
+    for bad in [
+        json!({"syncInterval": 10}),
+        json!({"syncInterval": "often"}),
+        json!({"deviceName": ""}),
+        json!({"deviceName": "x".repeat(64)}),
+        json!({"syncGroupp": "typo"}),
+        json!({"groupKey": "short"}),
+        json!({"autoSync": 1}),
+    ] {
+        assert!(is_error(&http.post_json(addr, "/api/device/config", bad.clone()).await, 400), "{bad} accepted");
+    }
+    assert!(is_error(&http.post(addr, "/api/device/config", "{\"deviceName\": ").await, 400));
+    assert!(is_error(&http.post(addr, "/api/device/config", vec![0xff, 0xfe, 0x00]).await, 400));
+    let (_, unchanged) = http.get(addr, "/api/device/config").await;
+    assert_eq!(unchanged, config, "refused changes changed nothing");
+
+    let change = json!({"deviceName": "Left \"poi\"", "syncGroup": "troupe", "autoSync": false, "syncInterval": 5000, "groupKey": "pairing secret"});
+    let (status, answer) = http.post_json(addr, "/api/device/config", change).await;
+    assert_eq!((status, answer["status"].clone()), (200, json!("ok")));
+    let (_, status_now) = http.get(addr, "/api/sync/status").await;
+    assert_eq!(status_now["protected"], json!(true));
+    assert_eq!(status_now["deviceName"], json!("Left \"poi\""));
+    // Changing or removing a set key needs the current one.
+    assert!(is_error(&http.post_json(addr, "/api/device/config", json!({"groupKey": null})).await, 403));
+    let wrong = json!({"groupKey": "another secret", "currentGroupKey": "not the key"});
+    assert!(is_error(&http.post_json(addr, "/api/device/config", wrong).await, 403));
+
+    a.stop().await;
+    let file = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
+    assert!(file.contains("pairing secret"), "the key is kept on the poi itself");
+    let a = node(&dir, vec![]).await;
+    let (_, reopened) = http.get(a.addr(), "/api/device/config").await;
+    assert_eq!(reopened["deviceId"], json!(id), "the device id is kept");
+    // --group on the command line (here "test") wins over the stored group.
+    assert_eq!((reopened["deviceName"].clone(), reopened["syncInterval"].clone()), (json!("Left \"poi\""), json!(5000)));
+    assert_eq!(reopened["autoSync"], json!(false));
+    let all = reopened.to_string() + &http.get(a.addr(), "/api/sync/status").await.1.to_string();
+    assert!(!all.contains("pairing secret"), "the key is never returned: {all}");
+    a.stop().await;
+}
+
+#[tokio::test]
+async fn execute_moves_real_counts_and_push_on_change_needs_no_execute() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let http = Http::new();
+    let a = node(&dir_a, vec![]).await;
+    // Auto-sync off on A for the counting part: execute does the work.
+    http.post_json(a.addr(), "/api/device/config", json!({"autoSync": false})).await;
+    let pushed = json!({"settings": {"brightness": 99, "framerate": 120, "mode": 2, "index": 3}, "patterns": [{"id": 4, "type": 5}]});
+    let (status, merged) = http.post_json(a.addr(), "/api/sync/push", pushed).await;
+    assert_eq!(status, 200);
+    assert_eq!((merged["settingsUpdated"].clone(), merged["patternsUpdated"].clone()), (json!(3), json!(1)));
+
+    let b = node(&dir_b, vec![]).await;
+    http.post_json(b.addr(), "/api/device/config", json!({"autoSync": false})).await;
+    let (status, answer) = http.post_json(b.addr(), "/api/sync/execute", json!({"peerId": "auto"})).await;
+    assert!(is_error(&(status, answer), 404), "no peer known yet");
+    let ask = json!({"peerId": a.addr().to_string(), "direction": "pull", "syncImages": true});
+    let (status, answer) = http.post_json(b.addr(), "/api/sync/execute", ask).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], json!("ok"));
+    assert_eq!(answer["itemsSynced"], json!(4));
+    assert_eq!(answer["patternsAdded"], json!(1));
+    assert_eq!(answer["settingsUpdated"], json!(3));
+    let (_, data_b) = http.get(b.addr(), "/api/sync/data").await;
+    assert_eq!(data_b["settings"]["brightness"], json!(99));
+    assert_eq!(data_b["patterns"][0]["name"], json!("Comet"));
+    // A learned B when B called it; the second run has nothing to move.
+    let b_id = http.get(b.addr(), "/api/device/config").await.1["deviceId"].clone();
+    let (_, status_a) = http.get(a.addr(), "/api/sync/status").await;
+    assert_eq!(status_a["peers"][0]["deviceId"], b_id);
+    let (_, again) = http.post_json(b.addr(), "/api/sync/execute", json!({"peerId": "auto"})).await;
+    assert_eq!(again["itemsSynced"], json!(0));
+    let (_, history) = http.get(b.addr(), "/api/sync/history").await;
+    assert_eq!(history.as_array().unwrap().len(), 2);
+    assert_eq!(history[1]["recordsReceived"], json!(4));
+
+    for bad in [json!({"peerId": "auto", "direction": "sideways"}), json!({"peerId": 5}), json!({"peerID": "auto"})] {
+        assert!(is_error(&http.post_json(b.addr(), "/api/sync/execute", bad.clone()).await, 400), "{bad}");
+    }
+    assert!(is_error(&http.post_json(b.addr(), "/api/sync/execute", json!({"peerId": "nobody"})).await, 404));
+
+    // With auto-sync on, a change on B is on A without any execute.
+    http.post_json(b.addr(), "/api/device/config", json!({"autoSync": true})).await;
+    let started = Instant::now();
+    http.post_json(b.addr(), "/api/sync/push", json!({"settings": {"brightness": 42}})).await;
+    until("brightness 42 on A", async || {
+        http.get(a.addr(), "/api/sync/data").await.1["settings"]["brightness"] == json!(42)
+    })
+    .await;
+    println!("push-on-change visible after {:?}", started.elapsed());
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn legacy_push_checks_everything_before_changing_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = Http::new();
+    let a = node(&dir, vec![]).await;
+    let (_, before) = http.get(a.addr(), "/api/sync/data").await;
+    for bad in [
+        json!({"patterns": [{"id": 1, "type": 3}, {"id": 18, "type": 0}]}),
+        json!({"patterns": [{"id": 1, "type": 30}]}),
+        json!({"settings": {"brightness": 10, "framerate": 0}}),
+        json!({"settings": {"brightness": 300}}),
+        json!({"settings": {"mode": 9}}),
+        json!({"images": [{"id": "../etc", "name": "x"}]}),
+        json!({"images": "all"}),
+    ] {
+        assert!(is_error(&http.post_json(a.addr(), "/api/sync/push", bad.clone()).await, 400), "{bad}");
+    }
+    let (_, after) = http.get(a.addr(), "/api/sync/data").await;
+    assert_eq!(before, after, "a refused push changed the library");
+    // Old firmware stamps are uptimes: they lose against a real edit.
+    http.post_json(a.addr(), "/api/sync/push", json!({"settings": {"brightness": 10}})).await;
+    let (_, stale) = http.post_json(a.addr(), "/api/sync/push", json!({"settings": {"brightness": 200, "timestamp": 123456}})).await;
+    assert_eq!(stale["settingsUpdated"], json!(0));
+    let (_, unknown) = http.post_json(a.addr(), "/api/sync/push", json!({"images": [{"id": "1f-3", "name": "ghost"}]})).await;
+    assert_eq!(unknown["skipped"][0]["item"], json!("000000000000001f-3"));
+    a.stop().await;
+}
+
+/// A signed request as a peer with `key` would send it.
+fn signed(http: &Http, addr: SocketAddr, key: &GroupKey, method: &str, path: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
+    let device = "02:00:00:00:00:99";
+    let what = Signed { method, path, body: &body, device, group: "test" };
+    let auth = auth::sign_request(key, &what, povpoi_node::library::now_ms());
+    let url = format!("http://{addr}{path}");
+    let builder = if method == "GET" { http.0.get(url) } else { http.0.post(url).body(body) };
+    builder
+        .header(HEADER_DEVICE, device)
+        .header(HEADER_TIME, auth.time_ms.to_string())
+        .header(HEADER_NONCE, auth.nonce)
+        .header(HEADER_SIGNATURE, auth.signature)
+}
+
+#[tokio::test]
+async fn a_pairing_key_keeps_out_whoever_lacks_it() {
+    let (dir_a, dir_b, dir_c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let http = Http::new();
+    let a = node(&dir_a, vec![]).await;
+    let b = node(&dir_b, vec![a.addr()]).await;
+    let c = node(&dir_c, vec![a.addr()]).await;
+    // The control API stays open (as in the existing system); the push endpoint is a peer's.
+    http.post_json(a.addr(), "/api/sync/push", json!({"settings": {"brightness": 7}})).await;
+    let secret = "troupe secret 1";
+    for addr in [a.addr(), b.addr()] {
+        let (status, _) = http.post_json(addr, "/api/device/config", json!({"groupKey": secret})).await;
+        assert_eq!(status, 200);
+    }
+    http.post_json(c.addr(), "/api/device/config", json!({"groupKey": "a wrong secret"})).await;
+    let (_, before) = http.get(a.addr(), "/api/sync/status").await;
+    let digest = before["libraryDigest"].clone();
+
+    // B (right key) syncs; C (wrong key) and a keyless client get nothing and change nothing.
+    let (status, answer) = http.post_json(b.addr(), "/api/sync/execute", json!({"peerId": a.addr().to_string()})).await;
+    assert_eq!((status, answer["status"].clone()), (200, json!("ok")), "{answer}");
+    assert_eq!(http.get(b.addr(), "/api/status").await.1["brightness"], json!(7));
+    http.post_json(c.addr(), "/api/brightness", json!({"brightness": 250})).await;
+    let (status, answer) = http.post_json(c.addr(), "/api/sync/execute", json!({"peerId": a.addr().to_string()})).await;
+    assert!(is_error(&(status, answer.clone()), 502), "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("403"));
+    assert_eq!(http.get(c.addr(), "/api/status").await.1["brightness"], json!(250));
+    assert!(is_error(&http.get(a.addr(), "/api/sync/data").await, 403));
+    assert!(is_error(&http.post_json(a.addr(), "/api/sync/push", json!({"settings": {"brightness": 1}})).await, 403));
+    assert!(is_error(&http.post(a.addr(), "/api/sync/v1", vec![0u8; 8]).await, 403));
+    let wrong = GroupKey::new("a wrong secret").unwrap();
+    let forged = signed(&http, a.addr(), &wrong, "GET", "/api/sync/data", vec![]);
+    assert!(is_error(&http.send(forged).await, 403));
+    assert_eq!(http.get(a.addr(), "/api/sync/status").await.1["libraryDigest"], digest, "A's library unchanged");
+
+    // With the key a request passes once; the same bytes again are a replay.
+    let key = GroupKey::new(secret).unwrap();
+    let request = signed(&http, a.addr(), &key, "GET", "/api/sync/data", vec![]);
+    let replay = request.try_clone().unwrap();
+    let (status, data) = http.send(request).await;
+    assert_eq!((status, data["settings"]["brightness"].clone()), (200, json!(7)));
+    let replayed = http.send(replay).await;
+    assert!(is_error(&replayed, 403) && replayed.1["error"].as_str().unwrap().contains("replayed"));
+    for node in [a, b, c] {
+        node.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_edits_are_listed_as_conflicts_and_resolved() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let http = Http::new();
+    let a = node(&dir_a, vec![]).await;
+    let b = node(&dir_b, vec![]).await;
+    for addr in [a.addr(), b.addr()] {
+        http.post_json(addr, "/api/device/config", json!({"autoSync": false})).await;
+    }
+    http.post_json(a.addr(), "/api/sync/push", json!({"patterns": [{"id": 0, "type": 1}]})).await;
+    http.post_json(b.addr(), "/api/sync/push", json!({"patterns": [{"id": 0, "type": 2}]})).await;
+    let (status, _) = http.post_json(b.addr(), "/api/sync/execute", json!({"peerId": a.addr().to_string()})).await;
+    assert_eq!(status, 200);
+    let (_, conflicts) = http.get(a.addr(), "/api/sync/conflicts").await;
+    let list = conflicts["conflicts"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{conflicts}");
+    assert_eq!(list[0]["item"], json!("pattern slot 0"));
+    let versions = list[0]["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 2);
+    let keep = versions.iter().find(|v| v["shown"] == json!(false)).unwrap()["version"].clone();
+    let bad = json!({"item": "pattern slot 0", "keep": "nope"});
+    assert!(is_error(&http.post_json(a.addr(), "/api/sync/conflicts/resolve", bad).await, 404));
+    let ask = json!({"item": "pattern slot 0", "keep": keep});
+    assert_eq!(http.post_json(a.addr(), "/api/sync/conflicts/resolve", ask).await.0, 200);
+    assert_eq!(http.get(a.addr(), "/api/sync/conflicts").await.1["conflicts"], json!([]));
+    a.stop().await;
+    b.stop().await;
+}
