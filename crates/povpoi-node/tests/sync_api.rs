@@ -283,3 +283,26 @@ async fn concurrent_edits_are_listed_as_conflicts_and_resolved() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn the_event_stream_reports_changes_peers_and_sessions() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let http = Http::new();
+    let a = node(&dir_a, vec![]).await;
+    let mut stream = http.0.get(format!("http://{}/api/events", a.addr())).send().await.unwrap();
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let b = node(&dir_b, vec![a.addr()]).await;
+    http.post_json(a.addr(), "/api/brightness", json!({"brightness": 3})).await;
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let wanted = ["event: peerUp", "event: libraryChanged", "event: syncFinished"];
+    while !wanted.iter().all(|w| seen.contains(w)) {
+        assert!(Instant::now() < deadline, "events missing; got:\n{seen}");
+        if let Ok(Ok(Some(chunk))) = tokio::time::timeout(Duration::from_millis(500), stream.chunk()).await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+    assert!(seen.contains("\"source\":\"local\""), "{seen}");
+    b.stop().await;
+    a.stop().await;
+}
