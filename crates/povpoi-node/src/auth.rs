@@ -77,7 +77,9 @@ pub enum AuthError {
 impl std::fmt::Display for AuthError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            AuthError::Missing => f.write_str("this sync group is protected by a pairing key: unsigned request refused"),
+            AuthError::Missing => {
+                f.write_str("this sync group is protected by a pairing key: unsigned request refused")
+            }
             AuthError::Malformed(what) => write!(f, "malformed authentication header: {what}"),
             AuthError::BadSignature => f.write_str("signature does not match: wrong or missing pairing key"),
             AuthError::Stale { skew_ms } => write!(

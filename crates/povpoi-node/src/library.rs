@@ -71,9 +71,9 @@ impl Library {
         tokio::task::spawn_blocking(move || {
             let mut poi = this.lock();
             let result = f(&mut poi);
-            let digest = digest_of(&poi);
+            // Published under the lock, so a change is announced by the write that made it.
+            this.publish(digest_of(&poi), origin);
             drop(poi);
-            this.publish(digest, origin);
             result
         })
         .await

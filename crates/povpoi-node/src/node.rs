@@ -94,9 +94,15 @@ pub struct NodeState {
     pub rediscover: Notify,
     discovery: Mutex<Option<Discovery>>,
     peer_timeout: Duration,
+    stopping: watch::Receiver<bool>,
 }
 
 impl NodeState {
+    /// Resolves once the node is stopping (long-lived answers such as the event stream end then).
+    pub async fn stopped(&self) {
+        stopped(&mut self.stopping.clone()).await;
+    }
+
     /// The device configuration (hold the guard briefly).
     pub fn config(&self) -> MutexGuard<'_, DeviceConfig> {
         self.config.lock().unwrap_or_else(|p| p.into_inner())
@@ -231,6 +237,7 @@ impl Node {
         manual.extend(options.peers.iter().copied());
         manual.sort();
         manual.dedup();
+        let (shutdown, stopping) = watch::channel(false);
         let state = Arc::new(NodeState {
             data_dir: dir.clone(),
             addr,
@@ -248,9 +255,9 @@ impl Node {
             rediscover: Notify::new(),
             discovery: Mutex::new(None),
             peer_timeout: options.peer_timeout,
+            stopping: stopping.clone(),
         });
 
-        let (shutdown, stopping) = watch::channel(false);
         let mut tasks = Vec::new();
         if options.mdns {
             let (found, sightings) = mpsc::unbounded_channel();
@@ -313,8 +320,7 @@ impl Drop for Node {
 fn lock_data_dir(dir: &std::path::Path) -> Result<File, String> {
     let path = dir.join("lock");
     let file = File::create(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    fs4::FileExt::try_lock(&file)
-        .map_err(|_| format!("{} is in use by another povpoi node", dir.display()))?;
+    fs4::FileExt::try_lock(&file).map_err(|_| format!("{} is in use by another povpoi node", dir.display()))?;
     Ok(file)
 }
 

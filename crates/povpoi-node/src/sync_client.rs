@@ -116,7 +116,12 @@ pub async fn sync_with(
     entry
 }
 
-async fn drive(node: &NodeState, addr: SocketAddr, options: SyncOptions, entry: &mut HistoryEntry) -> Result<(), SyncFailure> {
+async fn drive(
+    node: &NodeState,
+    addr: SocketAddr,
+    options: SyncOptions,
+    entry: &mut HistoryEntry,
+) -> Result<(), SyncFailure> {
     let (mut session, mut request) = node.library.read(|poi| Session::start(poi, options));
     loop {
         if entry.round_trips >= MAX_ROUND_TRIPS {

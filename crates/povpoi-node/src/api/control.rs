@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
-use povpoi_core::model::{Mode, Rgb, Selection, check_framerate};
+use povpoi_core::model::{Mode, Rgb, Selection};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -46,7 +46,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/wifi/disconnect", any(no_wifi))
 }
 
-// ----- field checks shared with the content endpoints -----
+// ----- body and field checks shared with the content endpoints -----
 
 /// Shows a value in an error message, cut short so a huge body does not come back whole.
 fn shown(value: &Value) -> String {
@@ -157,7 +157,6 @@ async fn set_framerate(
     JsonBody(ask): JsonBody<FramerateRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let framerate = required_int(ask.framerate.as_ref(), "framerate", 1, 255)? as u16;
-    check_framerate(framerate)?;
     node.library.write(Origin::Local, move |poi| poi.set_framerate(framerate, now_ms())).await?;
     Ok(Json(json!({ "status": "ok", "framerate": framerate })))
 }

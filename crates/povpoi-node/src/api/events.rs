@@ -28,5 +28,8 @@ async fn stream(State(node): State<AppState>) -> Sse<impl Stream<Item = Result<S
         };
         SseEvent::default().event(name).json_data(&event).ok().map(Ok)
     });
-    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    // Without an end, an open stream would hold the graceful shutdown of the server.
+    let until_stop = async move { node.stopped().await };
+    Sse::new(futures_util::StreamExt::take_until(events, until_stop))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

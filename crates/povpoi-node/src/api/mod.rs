@@ -7,13 +7,13 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
 use axum::extract::DefaultBodyLimit;
+use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
@@ -106,7 +106,7 @@ impl From<povpoi_core::model::InvalidContent> for ApiError {
     }
 }
 
-/// A JSON body, parsed whatever the content type, with parse errors as JSON 400s
+/// A JSON object body, parsed whatever the content type, with parse errors as JSON 400s
 /// (413 beyond the route's size limit).
 pub struct JsonBody<T>(pub T);
 
@@ -132,6 +132,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     }
     if std::str::from_utf8(bytes).is_err() {
         return Err(ApiError::bad_request("request body is not UTF-8 text"));
+    }
+    // serde would fill a struct from an array by position (`[1, 2]` as mode 1, index 2).
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad_request("request body must be a JSON object ({...})"));
     }
     serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }

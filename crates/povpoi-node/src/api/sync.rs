@@ -72,7 +72,8 @@ fn authenticate(node: &AppState, method: &Method, uri: &Uri, headers: &HeaderMap
         _ => None,
     };
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-    let signed = Signed { method: method.as_str(), path, body, device: header(HEADER_DEVICE).unwrap_or(""), group: &group };
+    let signed =
+        Signed { method: method.as_str(), path, body, device: header(HEADER_DEVICE).unwrap_or(""), group: &group };
     let result = node.replay.lock().unwrap_or_else(|p| p.into_inner()).verify(&key, &signed, auth.as_ref(), now_ms());
     result.map_err(refuse)
 }
@@ -151,7 +152,10 @@ struct ExecuteRequest {
     sync_settings: bool,
 }
 
-async fn execute(State(node): State<AppState>, JsonBody(ask): JsonBody<ExecuteRequest>) -> Result<Json<Value>, ApiError> {
+async fn execute(
+    State(node): State<AppState>,
+    JsonBody(ask): JsonBody<ExecuteRequest>,
+) -> Result<Json<Value>, ApiError> {
     let direction = match ask.direction.as_deref().unwrap_or("bidirectional") {
         "bidirectional" => Direction::Bidirectional,
         "push" => Direction::Push,
@@ -206,7 +210,12 @@ async fn execute(State(node): State<AppState>, JsonBody(ask): JsonBody<ExecuteRe
     Ok(Json(body))
 }
 
-async fn data(State(node): State<AppState>, method: Method, uri: Uri, headers: HeaderMap) -> Result<Json<SyncData>, ApiError> {
+async fn data(
+    State(node): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<SyncData>, ApiError> {
     authenticate(&node, &method, &uri, &headers, &[])?;
     let name = node.config().device_name.clone();
     Ok(Json(node.library.read(|poi| SyncData::of(poi, &name))))
@@ -269,7 +278,13 @@ fn newer(poi: &crate::library::Poi, key: &Key, pushed: u64) -> bool {
     pushed == 0 || poi.visible(key).is_none_or(|r| pushed > r.stamp.millis)
 }
 
-async fn push(State(node): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+async fn push(
+    State(node): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     authenticate(&node, &method, &uri, &headers, &body)?;
     let pushed: LegacyPush = parse_json(&body)?;
     // Validate everything first, so a bad entry changes nothing.
@@ -284,7 +299,8 @@ async fn push(State(node): State<AppState>, method: Method, uri: Uri, headers: H
     }
     let mut images = Vec::new();
     for i in &pushed.images {
-        let id: ImageId = i.id.parse().map_err(|_| ApiError::bad_request(format!("image id {:?} is not an image id", i.id)))?;
+        let id: ImageId =
+            i.id.parse().map_err(|_| ApiError::bad_request(format!("image id {:?} is not an image id", i.id)))?;
         if let Some(name) = &i.name {
             povpoi_core::model::validate_name(name)?;
         }
@@ -393,10 +409,16 @@ struct ResolveRequest {
     keep: String,
 }
 
-async fn resolve(State(node): State<AppState>, JsonBody(ask): JsonBody<ResolveRequest>) -> Result<Json<Value>, ApiError> {
+async fn resolve(
+    State(node): State<AppState>,
+    JsonBody(ask): JsonBody<ResolveRequest>,
+) -> Result<Json<Value>, ApiError> {
     let found = node.library.read(|poi| {
         poi.conflicts().find(|c| c.key.to_string() == ask.item).map(|c| {
-            let dot = std::iter::once(c.winner).chain(c.copies.iter().copied()).find(|r| version_name(r.dot) == ask.keep).map(|r| r.dot);
+            let dot = std::iter::once(c.winner)
+                .chain(c.copies.iter().copied())
+                .find(|r| version_name(r.dot) == ask.keep)
+                .map(|r| r.dot);
             (c.key, dot)
         })
     });
@@ -420,11 +442,9 @@ struct AddPeer {
 }
 
 async fn add_peer(State(node): State<AppState>, JsonBody(ask): JsonBody<AddPeer>) -> Result<Json<Value>, ApiError> {
-    let addr: SocketAddr = ask
-        .address
-        .parse()
-        .or_else(|_| format!("{}:80", ask.address).parse())
-        .map_err(|_| ApiError::bad_request(format!("address {:?} is not IP:PORT (e.g. 192.168.4.2:80)", ask.address)))?;
+    let addr: SocketAddr = ask.address.parse().or_else(|_| format!("{}:80", ask.address).parse()).map_err(|_| {
+        ApiError::bad_request(format!("address {:?} is not IP:PORT (e.g. 192.168.4.2:80)", ask.address))
+    })?;
     if addr == node.addr {
         return Err(ApiError::bad_request("that is this poi's own address"));
     }
@@ -461,7 +481,9 @@ async fn message(
     let key = node.config().group_key.clone();
     if let (Some(key), Some(nonce)) = (key, headers.get(HEADER_NONCE).and_then(|v| v.to_str().ok())) {
         let signature = auth::sign_response(&key, nonce, StatusCode::OK.as_u16(), &bytes);
-        answer.headers_mut().insert(HEADER_SIGNATURE, HeaderValue::from_str(&signature).expect("hex is a header value"));
+        answer
+            .headers_mut()
+            .insert(HEADER_SIGNATURE, HeaderValue::from_str(&signature).expect("hex is a header value"));
     }
     Ok(answer)
 }

@@ -1,0 +1,500 @@
+//! The HTTP API over real HTTP: a node started in-process on 127.0.0.1, driven with reqwest.
+//! Covers the control and content endpoints of the existing system and the additions, and
+//! checks that malformed input of every kind is a JSON 4xx that leaves the library alone.
+
+use std::time::Duration;
+
+use povpoi_node::{Node, NodeOptions};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const BOUNDARY: &str = "povpoiTestBoundary7MA4YWxkTrZu0gW";
+
+/// A node in a temporary directory, and a client for it.
+struct Poi {
+    node: Node,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Poi {
+    async fn start() -> Poi {
+        Poi::start_with(Vec::new()).await
+    }
+
+    async fn start_with(peers: Vec<std::net::SocketAddr>) -> Poi {
+        let dir = tempfile::tempdir().unwrap();
+        let options =
+            NodeOptions { mdns: false, peers, ..NodeOptions::new(dir.path(), "127.0.0.1:0".parse().unwrap()) };
+        let node = Node::start(options).await.unwrap();
+        let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap();
+        Poi { node, http, _dir: dir }
+    }
+
+    /// Sends a request; answers the status and the body bytes.
+    async fn send(&self, method: Method, path: &str, content_type: Option<&str>, body: Vec<u8>) -> (u16, Vec<u8>) {
+        let mut request = self.http.request(method, format!("http://{}{path}", self.node.addr()));
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let answer = request.body(body).send().await.unwrap();
+        let status = answer.status().as_u16();
+        (status, answer.bytes().await.unwrap().to_vec())
+    }
+
+    /// Sends raw bytes; the answer must be JSON.
+    async fn raw(&self, method: Method, path: &str, body: &[u8]) -> (u16, Value) {
+        let (status, bytes) = self.send(method, path, Some("application/json"), body.to_vec()).await;
+        let value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            panic!("{path} answered {status} with non-JSON {:?}: {e}", String::from_utf8_lossy(&bytes))
+        });
+        (status, value)
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Value) -> (u16, Value) {
+        self.raw(method, path, &serde_json::to_vec(&body).unwrap()).await
+    }
+
+    /// A request that must succeed.
+    async fn ok(&self, method: Method, path: &str, body: Value) -> Value {
+        let (status, value) = self.call(method, path, body).await;
+        assert_eq!(status, 200, "{path}: {value}");
+        value
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let (status, value) = self.raw(Method::GET, path, b"").await;
+        assert_eq!(status, 200, "{path}: {value}");
+        value
+    }
+
+    async fn upload(&self, parts: &[Part<'_>]) -> (u16, Value) {
+        let (status, bytes) = self.send(Method::POST, "/api/image", Some(&multipart_type()), multipart(parts)).await;
+        (status, serde_json::from_slice(&bytes).expect("upload answers JSON"))
+    }
+}
+
+/// One part of a multipart form: field name, file name (raw bytes), content.
+struct Part<'a>(&'a str, Option<&'a [u8]>, &'a [u8]);
+
+fn multipart_type() -> String {
+    format!("multipart/form-data; boundary={BOUNDARY}")
+}
+
+/// Builds a `multipart/form-data` body by hand (reqwest's multipart feature is off).
+fn multipart(parts: &[Part<'_>]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for Part(name, filename, data) in parts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"").as_bytes());
+        if let Some(filename) = filename {
+            body.extend_from_slice(b"; filename=\"");
+            body.extend_from_slice(filename);
+            body.extend_from_slice(b"\"\r\nContent-Type: application/octet-stream");
+        }
+        body.extend_from_slice(b"\r\n\r\n");
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+/// Pixel bytes of a `w` x `h` image, all different enough to catch a reordering.
+fn pixels(w: usize, h: usize) -> Vec<u8> {
+    (0..w * h * 3).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+/// The library as the API shows it, without the parts that change on their own.
+async fn snapshot(poi: &Poi) -> (Value, Value, Value, Value, Value) {
+    let mut status = poi.get("/api/status").await;
+    status.as_object_mut().unwrap().remove("connected");
+    (
+        poi.get("/api/images").await,
+        poi.get("/api/sync/data").await,
+        poi.get("/api/patterns").await,
+        poi.get("/api/sequences").await,
+        status,
+    )
+}
+
+#[tokio::test]
+async fn images_upload_read_back_rename_and_delete() {
+    let poi = Poi::start().await;
+    let data = pixels(20, 32);
+    let (status, answer) = poi.upload(&[Part("file", Some(b"image_20x32.rgb"), &data)]).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (answer["name"].as_str(), answer["width"].as_u64(), answer["height"].as_u64()),
+        (Some("image_20x32"), Some(20), Some(32))
+    );
+    assert_eq!(answer["size"], 1920);
+    assert_eq!(answer["index"], 0);
+    let id = answer["id"].as_str().unwrap().to_owned();
+
+    // The upload selects the image, as the old firmware switched to mode 1.
+    let status = poi.get("/api/status").await;
+    assert_eq!(
+        (status["mode"].as_u64(), status["index"].as_u64(), status["count"].as_u64()),
+        (Some(1), Some(0), Some(1))
+    );
+
+    let list = poi.get("/api/images").await;
+    let image = &list["images"][0];
+    assert_eq!(image["id"], id);
+    assert_eq!(image["available"], true);
+    assert_eq!(image["pixels"].as_str().unwrap().len(), 64);
+    assert!(image["timestamp"].as_u64().unwrap() > 1_600_000_000_000, "timestamps are wall-clock ms");
+    assert_eq!(poi.get(&format!("/api/images/{id}")).await, *image);
+
+    let (code, back) = poi.send(Method::GET, &format!("/api/images/{id}/pixels"), None, Vec::new()).await;
+    assert_eq!(code, 200);
+    assert_eq!(back, data, "pixels come back byte for byte");
+
+    assert_eq!(poi.get("/api/sd/list").await, json!({ "files": ["image_20x32"] }));
+    let info = poi.get("/api/sd/info").await;
+    assert_eq!(info["present"], true);
+    assert!(info["totalSpace"].as_u64().unwrap() >= info["freeSpace"].as_u64().unwrap());
+    assert!(info["totalSpace"].as_u64().unwrap() > 0);
+
+    // A second image with its own name lands after the first and is selected.
+    let (status, second) = poi
+        .upload(&[
+            Part("name", None, "Flames 🔥".as_bytes()),
+            Part("upload", Some(b"image_2x1.rgb"), &[1, 2, 3, 4, 5, 6]),
+        ])
+        .await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!((second["name"].as_str(), second["index"].as_u64()), (Some("Flames 🔥"), Some(1)));
+    assert_eq!(poi.get("/api/status").await["index"], 1);
+
+    let renamed = poi.ok(Method::PATCH, &format!("/api/images/{id}"), json!({ "name": "logo" })).await;
+    assert_eq!(renamed["name"], "logo");
+    assert_eq!(poi.get("/api/sd/list").await, json!({ "files": ["logo", "Flames 🔥"] }));
+
+    let loaded = poi.ok(Method::POST, "/api/sd/load", json!({ "filename": "logo" })).await;
+    assert_eq!((loaded["mode"].as_u64(), loaded["index"].as_u64()), (Some(1), Some(0)));
+    assert_eq!(poi.get("/api/status").await["index"], 0);
+
+    poi.ok(Method::POST, "/api/sd/delete", json!({ "filename": "Flames 🔥" })).await;
+    poi.ok(Method::DELETE, &format!("/api/images/{id}"), Value::Null).await;
+    let (status, gone) = poi.raw(Method::GET, &format!("/api/images/{id}"), b"").await;
+    assert_eq!(status, 404, "{gone}");
+    assert_eq!(poi.get("/api/images").await, json!({ "images": [] }));
+    assert_eq!(poi.get("/api/status").await["count"], 0);
+    let (status, _) = poi.call(Method::POST, "/api/sd/delete", json!({ "filename": "logo" })).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn patterns_and_sequences_are_stored_and_listed() {
+    let poi = Poi::start().await;
+    assert_eq!(
+        poi.ok(Method::POST, "/api/pattern", json!({ "index": 3 })).await,
+        json!({ "status": "ok", "index": 3 })
+    );
+    // The spec's defaults: type 0, red and blue, speed 50.
+    assert_eq!(
+        poi.get("/api/patterns/3").await,
+        json!({ "index": 3, "type": 0, "name": "Rainbow", "color1": {"r": 255, "g": 0, "b": 0},
+                "color2": {"r": 0, "g": 0, "b": 255}, "speed": 50 })
+    );
+    let body = json!({ "index": 17, "type": 17, "color1": {"r": 1, "g": 2, "b": 3}, "color2": {"r": 4, "g": 5, "b": 6}, "speed": 255 });
+    poi.ok(Method::POST, "/api/pattern", body).await;
+    let put = poi.ok(Method::PUT, "/api/patterns/4", json!({ "type": 11, "speed": 9 })).await;
+    assert_eq!((put["name"].as_str(), put["speed"].as_u64()), (Some("VU Meter"), Some(9)));
+
+    let list = poi.get("/api/patterns").await;
+    let slots: Vec<u64> = list["patterns"].as_array().unwrap().iter().map(|p| p["index"].as_u64().unwrap()).collect();
+    assert_eq!(slots, [3, 4, 17]);
+    assert_eq!(list["patterns"][2]["name"], "Theater Chase");
+    assert_eq!(list["patterns"][2]["color2"], json!({"r": 4, "g": 5, "b": 6}));
+    // The old sync listing sees them too.
+    assert_eq!(poi.get("/api/sync/data").await["patterns"].as_array().unwrap().len(), 3);
+
+    poi.ok(Method::DELETE, "/api/patterns/4", Value::Null).await;
+    assert_eq!(poi.call(Method::GET, "/api/patterns/4", Value::Null).await.0, 404);
+    assert_eq!(poi.call(Method::DELETE, "/api/patterns/4", Value::Null).await.0, 404);
+
+    let (_, image) = poi.upload(&[Part("file", Some(b"image_1x2.rgb"), &[9; 6])]).await;
+    let id = image["id"].as_str().unwrap();
+    let sequence = json!({ "items": [ { "image": id, "durationMs": 1500 }, { "pattern": 3, "durationMs": 65535 } ], "loop": false });
+    let stored = poi.ok(Method::PUT, "/api/sequences/2", sequence.clone()).await;
+    assert_eq!(stored, json!({ "index": 2, "loop": false, "items": sequence["items"] }));
+    assert_eq!(poi.get("/api/sequences/2").await, stored);
+    // loop defaults to true.
+    let looped =
+        poi.ok(Method::PUT, "/api/sequences/0", json!({ "items": [ { "pattern": 17, "durationMs": 1 } ] })).await;
+    assert_eq!(looped["loop"], true);
+    let list = poi.get("/api/sequences").await;
+    assert_eq!(list["sequences"].as_array().unwrap().len(), 2);
+    assert_eq!(list["sequences"][1], stored);
+    poi.ok(Method::DELETE, "/api/sequences/2", Value::Null).await;
+    assert_eq!(poi.call(Method::GET, "/api/sequences/2", Value::Null).await.0, 404);
+}
+
+#[tokio::test]
+async fn settings_status_live_power_and_wifi() {
+    let poi = Poi::start().await;
+    let status = poi.get("/api/status").await;
+    assert_eq!(status["connected"], true);
+    assert_eq!(status["sdCardPresent"], true);
+    assert_eq!(status["powerMode"], "balanced");
+    assert_eq!(status["count"], 0);
+
+    assert_eq!(
+        poi.ok(Method::POST, "/api/mode", json!({ "mode": 2, "index": 5 })).await,
+        json!({"status": "ok", "mode": 2, "index": 5})
+    );
+    assert_eq!(poi.ok(Method::POST, "/api/mode", json!({ "mode": 3 })).await["index"], 0, "index defaults to 0");
+    poi.ok(Method::POST, "/api/mode", json!({ "mode": 2, "index": 65535 })).await;
+    assert_eq!(poi.ok(Method::POST, "/api/brightness", json!({ "brightness": 0 })).await["brightness"], 0);
+    poi.ok(Method::POST, "/api/brightness", json!({ "brightness": 255 })).await;
+    assert_eq!(poi.ok(Method::POST, "/api/framerate", json!({ "framerate": 1 })).await["framerate"], 1);
+    poi.ok(Method::POST, "/api/framerate", json!({ "framerate": 250 })).await;
+    let status = poi.get("/api/status").await;
+    assert_eq!(
+        (
+            status["mode"].as_u64(),
+            status["index"].as_u64(),
+            status["brightness"].as_u64(),
+            status["framerate"].as_u64()
+        ),
+        (Some(2), Some(65535), Some(255), Some(250))
+    );
+    let settings = poi.get("/api/sync/data").await["settings"].clone();
+    assert_eq!((settings["brightness"].as_u64(), settings["framerate"].as_u64()), (Some(255), Some(250)));
+
+    let power = poi.ok(Method::POST, "/api/power/mode", json!({ "mode": "powersave" })).await;
+    assert_eq!((power["cpuMhz"].as_u64(), power["fpsLimit"].as_u64()), (Some(80), Some(30)));
+    assert_eq!(poi.get("/api/status").await["powerMode"], "powersave");
+    assert_eq!(poi.get("/api/device/config").await["powerMode"], "powersave");
+
+    // A live column switches to mode 4 once; the next ones do not touch the library.
+    let column: Vec<Value> = (0..32).map(|i| json!({ "r": i, "g": 255 - i, "b": 7 })).collect();
+    poi.ok(Method::POST, "/api/live", json!({ "pixels": column })).await;
+    assert_eq!(poi.get("/api/status").await["mode"], 4);
+    let digest = poi.get("/api/sync/status").await["libraryDigest"].clone();
+    let column: Vec<Value> = (0..144).map(|_| json!({ "r": 1, "g": 2, "b": 3 })).collect();
+    poi.ok(Method::POST, "/api/live", json!({ "pixels": column })).await;
+    assert_eq!(poi.get("/api/sync/status").await["libraryDigest"], digest, "live columns are not replicated edits");
+    let live = poi.node.state().live.lock().unwrap().clone();
+    assert_eq!(live.len(), 144);
+    assert_eq!((live[0].r, live[0].g, live[0].b), (1, 2, 3));
+
+    for path in ["/api/wifi/status", "/api/wifi/scan", "/api/wifi/connect", "/api/wifi/disconnect"] {
+        for method in [Method::GET, Method::POST] {
+            let (status, body) = poi.raw(method, path, b"{}").await;
+            assert_eq!(status, 501, "{path}");
+            assert!(body["error"].as_str().unwrap().contains("Wi-Fi"));
+        }
+    }
+
+    let multi = poi.get("/api/multipoi/status").await;
+    assert_eq!((multi["syncMode"].as_str(), multi["hasPairedPeer"].as_bool()), (Some("mirror"), Some(false)));
+    assert_eq!(multi["localMac"], poi.get("/api/device/config").await["deviceId"]);
+    assert_eq!(poi.ok(Method::POST, "/api/multipoi/syncmode", json!({ "mode": 1 })).await["syncMode"], "independent");
+    assert_eq!(poi.get("/api/multipoi/status").await["syncMode"], "independent");
+    poi.ok(Method::POST, "/api/multipoi/syncmode", json!({ "mode": "mirror" })).await;
+    assert_eq!(poi.get("/api/device/config").await["syncMode"], "mirror");
+    poi.ok(Method::POST, "/api/device/config", json!({ "autoSync": false })).await;
+    assert_eq!(poi.ok(Method::POST, "/api/multipoi/pair", Value::Null).await["autoPair"], true);
+    assert_eq!(poi.get("/api/multipoi/status").await["autoPair"], true);
+
+    let (code, page) = poi.send(Method::GET, "/", None, Vec::new()).await;
+    assert_eq!(code, 200);
+    let page = String::from_utf8(page).unwrap();
+    assert!(page.contains("EventSource('/api/events')") || page.contains("EventSource(\"/api/events\")"));
+    assert!(!page.contains("http://") && !page.contains("https://"), "the page loads nothing from outside");
+}
+
+#[tokio::test]
+async fn peers_are_listed_driven_and_forgotten() {
+    let b = Poi::start().await;
+    let a = Poi::start_with(vec![b.node.addr()]).await;
+    let mut multi = Value::Null;
+    for _ in 0..100 {
+        multi = a.get("/api/multipoi/status").await;
+        if multi["hasPairedPeer"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(multi["hasPairedPeer"], true, "{multi}");
+    let b_id = b.get("/api/device/config").await["deviceId"].clone();
+    assert_eq!(multi["peers"][0]["mac"], b_id);
+    assert_eq!(multi["peers"][0]["state"], "paired");
+
+    // The rest of the body goes to the peer's own endpoint; its answer comes back.
+    let answer =
+        a.ok(Method::POST, "/api/multipoi/peercmd", json!({ "peer": 0, "cmd": "brightness", "brightness": 77 })).await;
+    assert_eq!(answer, json!({ "status": "ok", "brightness": 77 }));
+    assert_eq!(b.get("/api/status").await["brightness"], 77);
+    let by_id = json!({ "peer": b_id, "cmd": "mode", "mode": 2, "index": 4 });
+    assert_eq!(a.ok(Method::POST, "/api/multipoi/peercmd", by_id).await["index"], 4);
+    let (status, refused) =
+        a.call(Method::POST, "/api/multipoi/peercmd", json!({ "peer": 0, "cmd": "framerate", "framerate": 0 })).await;
+    assert_eq!(status, 400, "the peer's refusal is passed on: {refused}");
+    assert!(refused["error"].as_str().unwrap().contains("framerate"));
+
+    a.ok(Method::POST, "/api/multipoi/unpair", json!({ "index": 0 })).await;
+    assert_eq!(a.get("/api/sync/peers").await["addresses"], json!([]), "a hand-added address is dropped too");
+}
+
+/// Every bad request below must be a JSON 4xx with an `error` text and change nothing.
+#[tokio::test]
+async fn malformed_input_is_refused_and_changes_nothing() {
+    let poi = Poi::start().await;
+    let (_, image) = poi.upload(&[Part("file", Some(b"image_20x32.rgb"), &pixels(20, 32))]).await;
+    let id = image["id"].as_str().unwrap().to_owned();
+    poi.ok(Method::POST, "/api/pattern", json!({ "index": 1 })).await;
+    poi.ok(Method::PUT, "/api/sequences/1", json!({ "items": [ { "pattern": 1, "durationMs": 100 } ] })).await;
+    let before = snapshot(&poi).await;
+
+    let mut failures = Vec::new();
+    let mut expect = |what: &str, expected: u16, (status, body): (u16, Value)| {
+        let has_error = body["error"].as_str().is_some_and(|e| !e.is_empty());
+        if status != expected || !has_error {
+            failures.push(format!("{what}: expected {expected} with an error, got {status} {body}"));
+        }
+    };
+
+    // JSON bodies.
+    let post = |path: &'static str, body: &'static [u8]| poi.raw(Method::POST, path, body);
+    expect("malformed JSON", 400, post("/api/brightness", b"{\"brightness\": ").await);
+    expect("empty body", 400, post("/api/brightness", b"").await);
+    expect("non-UTF-8 body", 400, post("/api/brightness", b"{\"brightness\": \"\xff\xfe\"}").await);
+    expect("not an object", 400, post("/api/mode", b"[1, 2]").await);
+    expect("brightness as a word", 400, post("/api/brightness", br#"{"brightness": "high"}"#).await);
+    expect("brightness 300", 400, post("/api/brightness", br#"{"brightness": 300}"#).await);
+    expect("brightness 1.5", 400, post("/api/brightness", br#"{"brightness": 1.5}"#).await);
+    expect("brightness -1", 400, post("/api/brightness", br#"{"brightness": -1}"#).await);
+    expect("brightness missing", 400, post("/api/brightness", b"{}").await);
+    expect("brightness typo", 400, post("/api/brightness", br#"{"brigthness": 10}"#).await);
+    expect("mode missing", 400, post("/api/mode", br#"{"index": 1}"#).await);
+    expect("mode 5", 400, post("/api/mode", br#"{"mode": 5}"#).await);
+    expect("mode as text", 400, post("/api/mode", br#"{"mode": "image"}"#).await);
+    expect("index 65536", 400, post("/api/mode", br#"{"mode": 1, "index": 65536}"#).await);
+    expect("index typo", 400, post("/api/mode", br#"{"mode": 1, "idx": 2}"#).await);
+    expect("framerate 0", 400, post("/api/framerate", br#"{"framerate": 0}"#).await);
+    expect("framerate 256", 400, post("/api/framerate", br#"{"framerate": 256}"#).await);
+    expect("framerate null", 400, post("/api/framerate", br#"{"framerate": null}"#).await);
+    expect("power mode unknown", 400, post("/api/power/mode", br#"{"mode": "turbo"}"#).await);
+    expect("pattern without index", 400, post("/api/pattern", br#"{"type": 1}"#).await);
+    expect("pattern slot 18", 400, post("/api/pattern", br#"{"index": 18}"#).await);
+    expect("pattern type 18", 400, post("/api/pattern", br#"{"index": 2, "type": 18}"#).await);
+    expect("pattern speed 0", 400, post("/api/pattern", br#"{"index": 2, "speed": 0}"#).await);
+    expect("colour 256", 400, post("/api/pattern", br#"{"index": 2, "color1": {"r": 256, "g": 0, "b": 0}}"#).await);
+    expect("colour part missing", 400, post("/api/pattern", br#"{"index": 2, "color1": {"r": 1, "g": 0}}"#).await);
+    expect("colour as text", 400, post("/api/pattern", br##"{"index": 2, "color1": "#ff0000"}"##).await);
+    expect("pattern typo", 400, post("/api/pattern", br#"{"index": 2, "colour1": {"r": 1, "g": 2, "b": 3}}"#).await);
+    expect("live empty", 400, post("/api/live", br#"{"pixels": []}"#).await);
+    let too_many = serde_json::to_vec(&json!({ "pixels": vec![json!({"r": 0, "g": 0, "b": 0}); 145] })).unwrap();
+    expect("live 145", 400, poi.raw(Method::POST, "/api/live", &too_many).await);
+    expect("live bad pixel", 400, post("/api/live", br#"{"pixels": [{"r": 0, "g": 0, "b": 0}, 7]}"#).await);
+    expect("syncmode unknown", 400, post("/api/multipoi/syncmode", br#"{"mode": 2}"#).await);
+    expect("unpair nobody", 404, post("/api/multipoi/unpair", br#"{"index": 0}"#).await);
+    expect("peercmd bad cmd", 400, post("/api/multipoi/peercmd", br#"{"peer": 0, "cmd": "reboot"}"#).await);
+    expect("peercmd nobody", 404, post("/api/multipoi/peercmd", br#"{"peer": 0, "cmd": "mode", "mode": 1}"#).await);
+    expect("sd delete unknown", 404, post("/api/sd/delete", br#"{"filename": "nope"}"#).await);
+    expect("sd load unknown", 404, post("/api/sd/load", br#"{"filename": "nope"}"#).await);
+    expect("sd load typo", 400, post("/api/sd/load", br#"{"file": "image_20x32"}"#).await);
+    let huge = serde_json::to_vec(&json!({ "brightness": 1, "pad": "x".repeat(100_000) })).unwrap();
+    expect("oversized JSON", 413, poi.raw(Method::POST, "/api/brightness", &huge).await);
+
+    // Paths and the REST additions.
+    let image_path = format!("/api/images/{id}");
+    expect("image id malformed", 400, poi.raw(Method::GET, "/api/images/nonsense", b"").await);
+    expect("image id unknown", 404, poi.raw(Method::GET, "/api/images/0000000000000abc-42", b"").await);
+    expect("pixels of unknown", 404, poi.raw(Method::GET, "/api/images/0000000000000abc-42/pixels", b"").await);
+    expect("delete unknown", 404, poi.raw(Method::DELETE, "/api/images/0000000000000abc-42", b"").await);
+    expect("rename typo", 400, poi.raw(Method::PATCH, &image_path, br#"{"nmae": "x"}"#).await);
+    expect("rename to a path", 400, poi.raw(Method::PATCH, &image_path, br#"{"name": "../etc/passwd"}"#).await);
+    expect("rename with backslash", 400, poi.raw(Method::PATCH, &image_path, br#"{"name": "a\\b"}"#).await);
+    expect("rename with control", 400, poi.raw(Method::PATCH, &image_path, br#"{"name": "a\u0007b"}"#).await);
+    expect("rename empty", 400, poi.raw(Method::PATCH, &image_path, br#"{"name": ""}"#).await);
+    expect("rename too long", 400, poi.call(Method::PATCH, &image_path, json!({ "name": "x".repeat(65) })).await);
+    expect("pattern slot text", 400, poi.raw(Method::GET, "/api/patterns/one", b"").await);
+    expect("pattern slot 18", 400, poi.raw(Method::PUT, "/api/patterns/18", b"{}").await);
+    expect("pattern put index", 400, poi.raw(Method::PUT, "/api/patterns/2", br#"{"index": 2}"#).await);
+    expect(
+        "sequence slot 5",
+        400,
+        poi.raw(Method::PUT, "/api/sequences/5", br#"{"items": [{"pattern": 1, "durationMs": 5}]}"#).await,
+    );
+    let seq = |body: &'static [u8]| poi.raw(Method::PUT, "/api/sequences/3", body);
+    expect("sequence empty", 400, seq(br#"{"items": []}"#).await);
+    let eleven = serde_json::to_vec(&json!({ "items": vec![json!({"pattern": 1, "durationMs": 5}); 11] })).unwrap();
+    expect("sequence of 11", 400, poi.raw(Method::PUT, "/api/sequences/3", &eleven).await);
+    expect("sequence duration 0", 400, seq(br#"{"items": [{"pattern": 1, "durationMs": 0}]}"#).await);
+    expect("sequence duration 65536", 400, seq(br#"{"items": [{"pattern": 1, "durationMs": 65536}]}"#).await);
+    expect("sequence without duration", 400, seq(br#"{"items": [{"pattern": 1}]}"#).await);
+    expect("sequence both targets", 400, seq(br#"{"items": [{"pattern": 1, "image": "x", "durationMs": 5}]}"#).await);
+    expect(
+        "sequence unknown image",
+        400,
+        seq(br#"{"items": [{"image": "0000000000000abc-42", "durationMs": 5}]}"#).await,
+    );
+    expect("sequence pattern 18", 400, seq(br#"{"items": [{"pattern": 18, "durationMs": 5}]}"#).await);
+    expect("sequence typo", 400, seq(br#"{"items": [{"pattern": 1, "durationMs": 5}], "looped": true}"#).await);
+    expect("unknown endpoint", 404, poi.raw(Method::GET, "/api/nothing", b"").await);
+    expect("wrong method", 405, poi.raw(Method::GET, "/api/brightness", b"").await);
+
+    // Uploads.
+    let data = pixels(20, 32);
+    let leak = &data[..];
+    expect("truncated upload", 400, poi.upload(&[Part("file", Some(b"image_20x32.rgb"), &leak[..1919])]).await);
+    expect("size mismatch", 400, poi.upload(&[Part("file", Some(b"image_10x32.rgb"), leak)]).await);
+    let wide = vec![0u8; 401 * 32 * 3];
+    expect("width 401", 413, poi.upload(&[Part("file", Some(b"image_401x32.rgb"), &wide)]).await);
+    expect("height 65", 413, poi.upload(&[Part("file", Some(b"image_1x65.rgb"), &wide[..195])]).await);
+    expect(
+        "width 99999999999999999999",
+        413,
+        poi.upload(&[Part("file", Some(b"image_99999999999999999999x1.rgb"), &[0; 3])]).await,
+    );
+    expect("width 0", 400, poi.upload(&[Part("file", Some(b"image_0x32.rgb"), &[])]).await);
+    expect("no size in name", 400, poi.upload(&[Part("file", Some(b"picture.rgb"), leak)]).await);
+    expect("wrong extension", 400, poi.upload(&[Part("file", Some(b"image_20x32.png"), leak)]).await);
+    expect("path in file name", 400, poi.upload(&[Part("file", Some(b"../image_20x32.rgb"), leak)]).await);
+    expect("backslash file name", 400, poi.upload(&[Part("file", Some(b"..\\image_20x32.rgb"), leak)]).await);
+    expect("non-UTF-8 file name", 400, poi.upload(&[Part("file", Some(b"image_20x32\xff.rgb"), leak)]).await);
+    expect(
+        "name with path",
+        400,
+        poi.upload(&[Part("name", None, b"../../evil"), Part("file", Some(b"image_20x32.rgb"), leak)]).await,
+    );
+    expect(
+        "name with slash",
+        400,
+        poi.upload(&[Part("name", None, b"a/b"), Part("file", Some(b"image_20x32.rgb"), leak)]).await,
+    );
+    expect(
+        "name with control",
+        400,
+        poi.upload(&[Part("name", None, b"a\x1bb"), Part("file", Some(b"image_20x32.rgb"), leak)]).await,
+    );
+    expect(
+        "name not UTF-8",
+        400,
+        poi.upload(&[Part("name", None, b"\xc3\x28"), Part("file", Some(b"image_20x32.rgb"), leak)]).await,
+    );
+    expect("no file part", 400, poi.upload(&[Part("name", None, b"lonely")]).await);
+    expect(
+        "two files",
+        400,
+        poi.upload(&[Part("a", Some(b"image_20x32.rgb"), leak), Part("b", Some(b"image_20x32.rgb"), leak)]).await,
+    );
+    let (status, bytes) = poi.send(Method::POST, "/api/image", Some("application/json"), b"{}".to_vec()).await;
+    expect("not multipart", 400, (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)));
+    let mut cut = multipart(&[Part("file", Some(b"image_20x32.rgb"), &data)]);
+    cut.truncate(cut.len() - 100);
+    let (status, bytes) = poi.send(Method::POST, "/api/image", Some(&multipart_type()), cut).await;
+    expect("body cut short", 400, (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)));
+    let big = vec![0u8; 1024 * 1024 + 1];
+    let body = multipart(&[Part("file", Some(b"image_20x32.rgb"), &big)]);
+    let (status, bytes) = poi.send(Method::POST, "/api/image", Some(&multipart_type()), body).await;
+    expect("upload over 1 MiB", 413, (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)));
+
+    assert!(failures.is_empty(), "{} bad answers:\n{}", failures.len(), failures.join("\n"));
+    assert_eq!(snapshot(&poi).await, before, "refused requests left the library as it was");
+}
