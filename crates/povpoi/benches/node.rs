@@ -178,8 +178,10 @@ async fn main() {
         let value = (i % 200 + 20) as u64;
         let t0 = Instant::now();
         http.post_json(a, "/api/brightness", json!({ "brightness": value })).await;
-        http.until("brightness on B", async || http.json(b, "/api/sync/data").await["settings"]["brightness"] == json!(value))
-            .await;
+        http.until("brightness on B", async || {
+            http.json(b, "/api/sync/data").await["settings"]["brightness"] == json!(value)
+        })
+        .await;
         settings.push(t0.elapsed().as_secs_f64() * 1e3);
     }
     report("brightness change on A visible on B", settings);

@@ -71,9 +71,12 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async {
-        let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().map_err(|e| e.to_string())?;
+        let http =
+            reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().map_err(|e| e.to_string())?;
         for (i, addr) in addrs.iter().enumerate() {
-            wait_until_up(&http, *addr).await.map_err(|e| format!("poi {} did not start: {e}; see {}", i + 1, log_path(&root, i).display()))?;
+            wait_until_up(&http, *addr)
+                .await
+                .map_err(|e| format!("poi {} did not start: {e}; see {}", i + 1, log_path(&root, i).display()))?;
             println!("poi {} http://{addr}/  (data {})", i + 1, root.join(format!("poi-{}", i + 1)).display());
         }
         if args.demo {
@@ -122,7 +125,12 @@ async fn wait_until_up(http: &reqwest::Client, addr: SocketAddr) -> Result<(), S
 }
 
 /// Polls until `check` holds on every poi; returns the time it took.
-async fn until_everywhere<F>(http: &reqwest::Client, addrs: &[SocketAddr], path: &str, check: F) -> Result<Duration, String>
+async fn until_everywhere<F>(
+    http: &reqwest::Client,
+    addrs: &[SocketAddr],
+    path: &str,
+    check: F,
+) -> Result<Duration, String>
 where
     F: Fn(&Value) -> bool,
 {
@@ -169,7 +177,8 @@ async fn demo(http: &reqwest::Client, addrs: &[SocketAddr]) -> Result<(), String
         .await
         .map_err(|e| e.to_string())?;
     let status = answer.status();
-    let uploaded: Value = serde_json::from_slice(&answer.bytes().await.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let uploaded: Value =
+        serde_json::from_slice(&answer.bytes().await.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
     if !status.is_success() {
         return Err(format!("upload refused: {uploaded}"));
     }
@@ -185,7 +194,11 @@ async fn demo(http: &reqwest::Client, addrs: &[SocketAddr]) -> Result<(), String
             return Err(format!("pixels on {addr} differ from the upload"));
         }
     }
-    println!("image {id} ({w}x{h}) uploaded on poi 1: listed on all {} poi after {} ms, pixels identical", addrs.len(), image_ms.as_millis());
+    println!(
+        "image {id} ({w}x{h}) uploaded on poi 1: listed on all {} poi after {} ms, pixels identical",
+        addrs.len(),
+        image_ms.as_millis()
+    );
 
     let last = addrs[addrs.len() - 1];
     let body = serde_json::to_vec(&json!({"brightness": 77})).map_err(|e| e.to_string())?;

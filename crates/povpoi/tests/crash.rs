@@ -213,7 +213,9 @@ async fn sigkill_at_random_moments_never_loses_acknowledged_changes() {
     let mut kills_with_work_in_flight = 0;
     for round in 0..rounds {
         let mut poi_b = Poi::start(&b_dir, b, a, &log);
-        http.wait_up(b).await.unwrap_or_else(|e| panic!("round {round}: {e}\n{}", std::fs::read_to_string(&log).unwrap()));
+        http.wait_up(b)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}\n{}", std::fs::read_to_string(&log).unwrap()));
         {
             let acked = acked_b.lock().unwrap();
             let a_known = acked_a.lock().unwrap();
@@ -243,7 +245,8 @@ async fn sigkill_at_random_moments_never_loses_acknowledged_changes() {
     let expected: Vec<String> = acked_a.lock().unwrap().images.keys().cloned().collect();
     loop {
         let listing = http.get_json(b, "/api/images").await.unwrap();
-        let names: Vec<&str> = listing["images"].as_array().unwrap().iter().filter_map(|i| i["name"].as_str()).collect();
+        let names: Vec<&str> =
+            listing["images"].as_array().unwrap().iter().filter_map(|i| i["name"].as_str()).collect();
         let all_available = listing["images"].as_array().unwrap().iter().all(|i| i["available"] == json!(true));
         if expected.iter().all(|n| names.contains(&n.as_str())) && all_available {
             break;
