@@ -26,7 +26,7 @@ use crate::{api, sync_client};
 
 /// Quiet time after a change before the push starts, so a burst of edits goes in one round.
 const PUSH_DEBOUNCE: Duration = Duration::from_millis(25);
-/// How often addresses added by hand are asked who they are.
+/// How often addresses added by hand and not seen lately are asked who they are.
 const PROBE_PERIOD: Duration = Duration::from_secs(5);
 
 /// How to run a node.
@@ -400,20 +400,26 @@ pub(crate) async fn probe(state: &NodeState, addr: SocketAddr) -> Result<Sightin
 }
 
 async fn probe_manual_peers(state: Arc<NodeState>, mut stopping: watch::Receiver<bool>) {
+    let mut asked = true;
     loop {
         let addrs = state.manual_peers.lock().unwrap_or_else(|p| p.into_inner()).clone();
         for addr in addrs {
+            // A peer seen lately (probed, or it answered a session) needs no probe yet;
+            // offline ones are probed every period, so they are found soon after they return.
+            if !asked && state.peers.seen_within(addr, state.peer_timeout / 3) {
+                continue;
+            }
             match probe(&state, addr).await {
                 Ok(seen) if seen.device_id != state.config().device_id => state.peer_seen(&seen, Source::Manual),
                 Ok(_) => {}
                 Err(e) => tracing::debug!(%addr, error = %e, "peer address did not answer"),
             }
         }
-        tokio::select! {
+        asked = tokio::select! {
             _ = stopped(&mut stopping) => return,
-            _ = tokio::time::sleep(PROBE_PERIOD) => {}
-            _ = state.rediscover.notified() => {}
-        }
+            _ = tokio::time::sleep(PROBE_PERIOD) => false,
+            _ = state.rediscover.notified() => true,
+        };
     }
 }
 

@@ -71,10 +71,10 @@ impl PeerTable {
     pub fn saw(&self, seen: &Sighting, source: Source, now_ms: u64) -> Change {
         let mut peers = self.0.lock().expect("peer table lock");
         let was_online = peers.get(&seen.device_id).is_some_and(|p| p.online);
-        let source = match peers.get(&seen.device_id) {
-            // An address the user gave stays marked as such.
-            Some(old) if old.source == Source::Manual => Source::Manual,
-            _ => source,
+        let (source, addr) = match peers.get(&seen.device_id) {
+            // An address the user gave stays as given: it is how this poi reaches that one.
+            Some(old) if old.source == Source::Manual && source != Source::Manual => (Source::Manual, old.addr),
+            _ => (source, seen.addr),
         };
         peers.insert(
             seen.device_id,
@@ -84,7 +84,7 @@ impl PeerTable {
                 sync_group: seen.sync_group.clone(),
                 protocol: seen.protocol,
                 digest: seen.digest.clone(),
-                addr: seen.addr,
+                addr,
                 last_seen_ms: now_ms,
                 last_seen: Instant::now(),
                 online: true,
@@ -117,6 +117,19 @@ impl PeerTable {
     pub fn offline(&self, id: DeviceId) -> bool {
         let mut peers = self.0.lock().expect("peer table lock");
         peers.get_mut(&id).is_some_and(|p| std::mem::replace(&mut p.online, false))
+    }
+
+    /// Refreshes an online peer's last-seen time (it just answered a session).
+    pub fn touch(&self, id: DeviceId, now_ms: u64) {
+        if let Some(peer) = self.0.lock().expect("peer table lock").get_mut(&id).filter(|p| p.online) {
+            peer.last_seen = Instant::now();
+            peer.last_seen_ms = now_ms;
+        }
+    }
+
+    /// Whether an online peer at `addr` was seen within `period`.
+    pub fn seen_within(&self, addr: SocketAddr, period: Duration) -> bool {
+        self.0.lock().expect("peer table lock").values().any(|p| p.online && p.addr == addr && p.last_seen.elapsed() < period)
     }
 
     /// Records the library digest a peer is known to have now.

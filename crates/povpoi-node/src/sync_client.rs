@@ -100,6 +100,7 @@ pub async fn sync_with(
             if let Some(peer) = peer {
                 // Both sides now hold what both had: the peer's digest is ours until it changes again.
                 node.peers.set_digest(peer.device_id, node.library.digest());
+                node.peers.touch(peer.device_id, now_ms());
             }
         }
         Err(SyncFailure(why)) => {
