@@ -129,7 +129,11 @@ impl PeerTable {
 
     /// Whether an online peer at `addr` was seen within `period`.
     pub fn seen_within(&self, addr: SocketAddr, period: Duration) -> bool {
-        self.0.lock().expect("peer table lock").values().any(|p| p.online && p.addr == addr && p.last_seen.elapsed() < period)
+        self.0
+            .lock()
+            .expect("peer table lock")
+            .values()
+            .any(|p| p.online && p.addr == addr && p.last_seen.elapsed() < period)
     }
 
     /// Records the library digest a peer is known to have now.
