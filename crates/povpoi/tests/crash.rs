@@ -195,6 +195,15 @@ fn leftover_temp_files(dir: &Path) -> Vec<String> {
     found
 }
 
+/// What B must hold: what B acknowledged; images acknowledged by A may or may not have
+/// reached B before a kill, so they only count as attempted.
+fn expected_on_b(acked_b: &Mutex<Acked>, acked_a: &Mutex<Acked>) -> Acked {
+    let on_b = acked_b.lock().unwrap();
+    let mut attempted = on_b.attempted.clone();
+    attempted.extend(acked_a.lock().unwrap().attempted.clone());
+    Acked { images: on_b.images.clone(), attempted, brightness: on_b.brightness }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_never_loses_acknowledged_changes() {
     let rounds: u32 = std::env::var("POVPOI_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(25);
@@ -216,16 +225,7 @@ async fn sigkill_at_random_moments_never_loses_acknowledged_changes() {
         http.wait_up(b)
             .await
             .unwrap_or_else(|e| panic!("round {round}: {e}\n{}", std::fs::read_to_string(&log).unwrap()));
-        {
-            let acked = acked_b.lock().unwrap();
-            let a_known = acked_a.lock().unwrap();
-            let mut all = Acked { brightness: acked.brightness, ..Acked::default() };
-            all.images = acked.images.clone();
-            all.attempted = acked.attempted.clone();
-            // Images acknowledged by A may or may not have reached B before the kill.
-            all.attempted.extend(a_known.attempted.clone());
-            check_store(&http, b, &all, round).await;
-        }
+        check_store(&http, b, &expected_on_b(&acked_b, &acked_a), round).await;
         assert!(leftover_temp_files(&b_dir).is_empty(), "round {round}: temporary files left after restart");
         let on_b = tokio::spawn(workload(http.clone(), b, round * 2, acked_b.clone(), true));
         let on_a = tokio::spawn(workload(http.clone(), a, round * 2 + 1, acked_a.clone(), false));
@@ -254,14 +254,10 @@ async fn sigkill_at_random_moments_never_loses_acknowledged_changes() {
         assert!(Instant::now() < deadline, "B did not converge with A after the last restart");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let acked = acked_b.lock().unwrap();
-    let all = Acked { images: acked.images.clone(), attempted: acked.attempted.clone(), brightness: acked.brightness };
-    let mut all = all;
-    all.attempted.extend(acked_a.lock().unwrap().attempted.clone());
-    check_store(&http, b, &all, rounds).await;
+    check_store(&http, b, &expected_on_b(&acked_b, &acked_a), rounds).await;
     println!(
         "{rounds} SIGKILLs ({kills_with_work_in_flight} with requests in flight); {} uploads acknowledged on B, {} on A; all survived",
-        acked.images.len(),
+        acked_b.lock().unwrap().images.len(),
         acked_a.lock().unwrap().images.len()
     );
     assert!(kills_with_work_in_flight > rounds / 2, "most kills must hit a node that is busy");

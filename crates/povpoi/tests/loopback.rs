@@ -1,0 +1,209 @@
+//! Real `povpoi node` processes on 127.0.0.1 that know each other by address (`--no-mdns
+//! --peer`): the core sync flows over real HTTP, with stops and restarts. Runs anywhere, no
+//! privileges needed.
+
+#[macro_use]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::*;
+
+/// Settings fields that differ between two `/api/sync/data` listings.
+fn settings_differing(a: &Value, b: &Value) -> u64 {
+    let (a, b) = (&a["settings"], &b["settings"]);
+    let brightness = a["brightness"] != b["brightness"];
+    let framerate = a["framerate"] != b["framerate"];
+    let selection = (&a["mode"], &a["index"]) != (&b["mode"], &b["index"]);
+    u64::from(brightness) + u64::from(framerate) + u64::from(selection)
+}
+
+#[test]
+fn upload_on_a_is_listed_on_b_with_identical_pixels() {
+    let started = Instant::now();
+    let mut lab = Lab::loopback(2);
+    let a = lab.start(0);
+    let b = lab.start(1);
+    note("both saw each other", lab.wait_meet(&[(0, 1)], Duration::from_secs(15)));
+    let c = &lab.client;
+
+    let px = pixels(1, 40, 32);
+    let id = c.upload_ok(a, None, 40, 32, &px);
+    let on_a = image(c, a, &id).expect("listed on A");
+    assert_eq!(
+        (on_a["width"].as_u64(), on_a["height"].as_u64(), on_a["size"].as_u64()),
+        (Some(40), Some(32), Some(3840))
+    );
+    assert_eq!(on_a["name"], json!("image_40x32"), "the name defaults to the file name");
+    assert!(has_pixels(c, a, &id, &px));
+
+    // No execute: the change is pushed.
+    let took = wait_until("B lists the image with its pixels", Duration::from_secs(5), || {
+        image(c, b, &id).is_some() && has_pixels(c, b, &id, &px)
+    });
+    note("image on B (push-on-change)", took);
+    let on_b = image(c, b, &id).unwrap();
+    for field in ["id", "name", "width", "height", "size", "timestamp", "pixels"] {
+        assert_eq!(on_b[field], on_a[field], "field {field} of the image differs between A and B");
+    }
+    assert_eq!(on_b["available"], json!(true));
+    assert_eq!(library(c, a), library(c, b), "whole libraries differ");
+    note("test", started.elapsed());
+}
+
+#[test]
+fn edits_on_both_sides_apart_converge_after_restarts() {
+    let started = Instant::now();
+    let mut lab = Lab::loopback(2);
+    let a = lab.start(0);
+    let b = lab.start(1);
+    lab.wait_meet(&[(0, 1)], Duration::from_secs(15));
+    let c = &lab.client;
+    let px1 = pixels(11, 30, 32);
+    let id1 = c.upload_ok(a, Some("first"), 30, 32, &px1);
+    wait_until("B has the first image", Duration::from_secs(5), || has_pixels(c, b, &id1, &px1));
+    let b_id = device_id(c, b);
+
+    // B stops cleanly; A edits alone.
+    lab.stop(1);
+    let c = &lab.client;
+    let px2 = pixels(12, 20, 32);
+    let id2 = c.upload_ok(a, Some("second"), 20, 32, &px2);
+    c.post_ok(a, "/api/pattern", &json!({"index": 5, "type": 3, "color1": {"r": 1, "g": 2, "b": 3}, "speed": 77}));
+    c.post_ok(a, "/api/brightness", &json!({"brightness": 111}));
+    lab.stop(0);
+
+    // B comes back alone (A is down) with what it had, and edits on its own.
+    lab.restart(1);
+    let c = &lab.client;
+    assert_eq!(device_id(c, b), b_id, "the device id changed across a restart");
+    assert!(has_pixels(c, b, &id1, &px1), "B lost the first image across its restart");
+    assert!(image(c, b, &id2).is_none(), "B has an image it cannot have received");
+    let px3 = pixels(13, 64, 64);
+    let id3 = c.upload_ok(b, Some("third"), 64, 64, &px3);
+    c.post_ok(b, "/api/pattern", &json!({"index": 7, "type": 12, "speed": 200}));
+    c.post_ok(b, "/api/framerate", &json!({"framerate": 44}));
+    let (status, renamed) =
+        c.send_json(reqwest::Method::PATCH, b, &format!("/api/images/{id1}"), &json!({"name": "first, renamed on B"}));
+    assert_eq!(status, 200, "rename: {renamed}");
+
+    // A comes back: they meet and merge.
+    lab.restart(0);
+    let c = &lab.client;
+    lab.wait_meet(&[(0, 1)], Duration::from_secs(15));
+    note("converged after A's restart", lab.wait_converged(&[0, 1], Duration::from_secs(15)));
+    let (la, lb) = (library(c, a), library(c, b));
+    assert_eq!(la, lb);
+    for (addr, who) in [(a, "A"), (b, "B")] {
+        for (id, px) in [(&id1, &px1), (&id2, &px2), (&id3, &px3)] {
+            assert!(has_pixels(c, addr, id, px), "{who} lacks the pixels of {id}");
+        }
+        assert_eq!(image(c, addr, &id1).unwrap()["name"], json!("first, renamed on B"), "rename lost on {who}");
+        assert_eq!(image(c, addr, &id2).unwrap()["name"], json!("second"));
+        assert_eq!(images(c, addr).len(), 3, "{who} does not hold exactly the three images");
+        let patterns = c.get_ok(addr, "/api/patterns");
+        let p5 = c.get_ok(addr, "/api/patterns/5");
+        assert_eq!((p5["type"].as_u64(), p5["speed"].as_u64()), (Some(3), Some(77)), "{who}: {patterns}");
+        assert_eq!(p5["color1"], json!({"r": 1, "g": 2, "b": 3}), "{who}: {patterns}");
+        let p7 = c.get_ok(addr, "/api/patterns/7");
+        assert_eq!((p7["type"].as_u64(), p7["speed"].as_u64()), (Some(12), Some(200)), "{who}: {patterns}");
+        let s = c.get_ok(addr, "/api/status");
+        assert_eq!(
+            (s["brightness"].as_u64(), s["framerate"].as_u64(), s["count"].as_u64()),
+            (Some(111), Some(44), Some(3))
+        );
+    }
+    note("test", started.elapsed());
+}
+
+#[test]
+fn execute_with_explicit_peer_id_returns_real_counts() {
+    let started = Instant::now();
+    let mut lab = Lab::loopback(2);
+    let a = lab.start(0);
+    let b = lab.start(1);
+    lab.wait_meet(&[(0, 1)], Duration::from_secs(15));
+    let c = &lab.client;
+    for addr in [a, b] {
+        c.post_ok(addr, "/api/device/config", &json!({"autoSync": false}));
+        assert_eq!(c.get_ok(addr, "/api/device/config")["autoSync"], json!(false));
+    }
+    let a_id = device_id(c, a);
+    let b_id = device_id(c, b);
+    let before_b = library(c, b);
+
+    let px1 = pixels(21, 40, 32);
+    let px2 = pixels(22, 400, 64);
+    let id1 = c.upload_ok(a, None, 40, 32, &px1);
+    let id2 = c.upload_ok(a, Some("wide"), 400, 64, &px2);
+    c.post_ok(a, "/api/pattern", &json!({"index": 1, "type": 10}));
+    c.post_ok(a, "/api/pattern", &json!({"index": 2, "type": 5, "speed": 9}));
+    c.post_ok(a, "/api/brightness", &json!({"brightness": 42}));
+    c.post_ok(b, "/api/pattern", &json!({"index": 9, "type": 7}));
+    let lib_a = library(c, a);
+    let expected_settings = settings_differing(&lib_a, &before_b);
+    assert!(expected_settings >= 1, "A's brightness must differ from B's");
+
+    // Auto-sync is off: nothing moves by itself.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(image(c, b, &id1).is_none(), "with autoSync off, A's image reached B without execute");
+
+    let (status, answer) = c.post_json(b, "/api/sync/execute", &json!({"peerId": a_id}));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], json!("ok"), "{answer}");
+    for field in ["itemsSynced", "imagesAdded", "patternsAdded", "settingsUpdated"] {
+        assert!(answer[field].is_u64(), "{field} is not a non-negative integer: {answer}");
+    }
+    assert_eq!(answer["imagesAdded"], json!(2), "{answer}");
+    assert_eq!(answer["patternsAdded"], json!(2), "{answer}");
+    assert_eq!(answer["settingsUpdated"], json!(expected_settings), "{answer}");
+    // Records: at least every item that arrived here, plus B's pattern sent to A.
+    let min_items = 2 + 2 + expected_settings + 1;
+    assert!(answer["itemsSynced"].as_u64().unwrap() >= min_items, "itemsSynced < {min_items}: {answer}");
+
+    // Both ways, pixels included, right after the answer.
+    assert!(has_pixels(c, b, &id1, &px1), "B lacks image 1's pixels after execute");
+    assert!(has_pixels(c, b, &id2, &px2), "B lacks image 2's pixels after execute");
+    assert_eq!(pattern_type(&library(c, a), 9), Some(7), "bidirectional execute did not give A B's pattern");
+    assert_eq!(library(c, a), library(c, b));
+
+    // Nothing left to move: zeros, still ok.
+    let again = c.post_ok(b, "/api/sync/execute", &json!({"peerId": a_id}));
+    assert_eq!(
+        (
+            &again["status"],
+            &again["itemsSynced"],
+            &again["imagesAdded"],
+            &again["patternsAdded"],
+            &again["settingsUpdated"]
+        ),
+        (&json!("ok"), &json!(0), &json!(0), &json!(0), &json!(0)),
+        "{again}"
+    );
+    let pull = c.post_ok(a, "/api/sync/execute", &json!({"peerId": b_id, "direction": "pull"}));
+    assert_eq!((&pull["status"], &pull["itemsSynced"]), (&json!("ok"), &json!(0)), "{pull}");
+
+    // A push of a new pattern from A, then a pull that excludes patterns.
+    c.post_ok(a, "/api/pattern", &json!({"index": 3, "type": 1}));
+    let push = c.post_ok(a, "/api/sync/execute", &json!({"peerId": b_id, "direction": "push"}));
+    assert_eq!(
+        (&push["status"], &push["patternsAdded"]),
+        (&json!("ok"), &json!(0)),
+        "counts are what arrived on A: {push}"
+    );
+    assert!(push["itemsSynced"].as_u64().unwrap() >= 1, "{push}");
+    assert_eq!(pattern_type(&library(c, b), 3), Some(1), "push did not reach B");
+    c.post_ok(a, "/api/pattern", &json!({"index": 4, "type": 2}));
+    let no_patterns = c.post_ok(b, "/api/sync/execute", &json!({"peerId": a_id, "syncPatterns": false}));
+    assert_eq!(no_patterns["patternsAdded"], json!(0), "{no_patterns}");
+    assert_eq!(pattern_type(&library(c, b), 4), None, "syncPatterns:false moved a pattern");
+
+    // Errors are JSON with a status saying what is wrong.
+    let (status, answer) = c.post_json(b, "/api/sync/execute", &json!({"peerId": "nobody-here"}));
+    assert_eq!(status, 404, "{answer}");
+    assert!(answer["error"].is_string(), "{answer}");
+    let (status, answer) = c.post_json(b, "/api/sync/execute", &json!({"peerId": a_id, "direction": "sideways"}));
+    assert_eq!(status, 400, "{answer}");
+    note("test", started.elapsed());
+}
