@@ -72,6 +72,8 @@ pub enum AuthError {
     },
     /// This nonce was already used.
     Replayed,
+    /// Too many requests within the replay window to remember them all.
+    Busy,
 }
 
 impl std::fmt::Display for AuthError {
@@ -89,6 +91,7 @@ impl std::fmt::Display for AuthError {
                 MAX_CLOCK_SKEW_MS / 1000
             ),
             AuthError::Replayed => f.write_str("request replayed: this nonce was already used"),
+            AuthError::Busy => f.write_str("too many signed requests in the last 10 minutes: try again later"),
         }
     }
 }
@@ -178,7 +181,7 @@ impl ReplayGuard {
         request_mac(key, what, auth.time_ms, &auth.nonce)
             .verify_slice(&signature)
             .map_err(|_| AuthError::BadSignature)?;
-        let skew_ms = auth.time_ms as i64 - now_ms as i64;
+        let skew_ms = (i128::from(auth.time_ms) - i128::from(now_ms)).clamp(i64::MIN.into(), i64::MAX.into()) as i64;
         if skew_ms.unsigned_abs() > MAX_CLOCK_SKEW_MS {
             return Err(AuthError::Stale { skew_ms });
         }
@@ -186,8 +189,9 @@ impl ReplayGuard {
         if self.seen.contains_key(&auth.nonce) {
             return Err(AuthError::Replayed);
         }
+        // Forgetting a nonce still inside the window would let it be replayed: refuse instead.
         if self.seen.len() >= MAX_REMEMBERED_NONCES {
-            self.forget_before(now_ms.saturating_sub(MAX_CLOCK_SKEW_MS / 10));
+            return Err(AuthError::Busy);
         }
         self.seen.insert(auth.nonce.clone(), auth.time_ms);
         Ok(())
@@ -245,6 +249,21 @@ mod tests {
         assert!(matches!(guard.verify(&k, &what(b""), Some(&old), NOW), Err(AuthError::Stale { .. })));
         let future = sign_request(&k, &what(b""), NOW + MAX_CLOCK_SKEW_MS + 1);
         assert!(matches!(guard.verify(&k, &what(b""), Some(&future), NOW), Err(AuthError::Stale { .. })));
+    }
+
+    #[test]
+    fn a_full_nonce_memory_refuses_rather_than_forgets_live_nonces() {
+        let k = key("pairing secret");
+        let mut guard = ReplayGuard::default();
+        guard.seen.extend((0..MAX_REMEMBERED_NONCES).map(|i| (format!("{i:032x}"), NOW - 1_000)));
+        let fresh = sign_request(&k, &what(b""), NOW);
+        assert_eq!(guard.verify(&k, &what(b""), Some(&fresh), NOW), Err(AuthError::Busy));
+        assert_eq!(guard.seen.len(), MAX_REMEMBERED_NONCES, "no live nonce was dropped");
+        // Once those are past the window they go, and requests pass again.
+        let later = NOW + 2 * MAX_CLOCK_SKEW_MS;
+        let fresh = sign_request(&k, &what(b""), later);
+        assert_eq!(guard.verify(&k, &what(b""), Some(&fresh), later), Ok(()));
+        assert_eq!(guard.seen.len(), 1);
     }
 
     #[test]

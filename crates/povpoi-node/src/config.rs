@@ -111,6 +111,13 @@ impl GroupKey {
         Ok(GroupKey(secret.into()))
     }
 
+    /// Whether `given` is this key. Compares SHA-256 digests, so the time taken tells
+    /// nothing about how much of a guess was right.
+    pub fn matches(&self, given: &str) -> bool {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(self.0.as_bytes()) == Sha256::digest(given.as_bytes())
+    }
+
     /// The secret's bytes, for the signing code only.
     pub(crate) fn secret(&self) -> &[u8] {
         self.0.as_bytes()
@@ -171,9 +178,16 @@ impl DeviceConfig {
     /// Reads `DIR/config.json`, if it exists.
     pub fn load(dir: &Path) -> io::Result<Option<DeviceConfig>> {
         match std::fs::read(dir.join(CONFIG_FILE)) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{CONFIG_FILE}: {e}"))),
+            Ok(bytes) => {
+                let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidData, format!("{CONFIG_FILE}: {e}"));
+                let config: DeviceConfig = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+                // A hand-edited file gets the same checks as the API, so a zero or huge
+                // interval cannot make the sync timer spin or overflow.
+                check_interval(config.sync_interval).map_err(invalid)?;
+                check_label("deviceName", &config.device_name).map_err(invalid)?;
+                check_label("syncGroup", &config.sync_group).map_err(invalid)?;
+                Ok(Some(config))
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }

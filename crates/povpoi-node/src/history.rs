@@ -32,6 +32,9 @@ pub struct HistoryEntry {
     /// What went wrong, if it did not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The peer refused this poi (pairing key or clock): it is left alone for a while.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub refused: bool,
     /// Records merged here from the peer.
     pub records_received: u32,
     /// Records sent to the peer.

@@ -386,7 +386,7 @@ pub(crate) async fn probe(state: &NodeState, addr: SocketAddr) -> Result<Sightin
         .send()
         .await
         .map_err(|e| e.to_string())?;
-    let bytes = answer.bytes().await.map_err(|e| e.to_string())?;
+    let bytes = sync_client::read_capped(answer, 64 * 1024).await?;
     let info: ProbeAnswer = serde_json::from_slice(&bytes).map_err(|e| format!("not a povpoi node: {e}"))?;
     let device_id: DeviceId = info.device_id.parse().map_err(|e| format!("bad deviceId: {e}"))?;
     Ok(Sighting {
@@ -442,11 +442,7 @@ async fn auto_sync(state: Arc<NodeState>, mut stopping: watch::Receiver<bool>) {
     let mut changes = state.library.changes();
     let mut last_round = tokio::time::Instant::now();
     loop {
-        let (enabled, interval) = {
-            let config = state.config();
-            (config.auto_sync, Duration::from_millis(config.sync_interval))
-        };
-        let due = last_round + interval;
+        let due = last_round + Duration::from_millis(state.config().sync_interval);
         let trigger = tokio::select! {
             _ = stopped(&mut stopping) => return,
             changed = changes.changed() => {
@@ -458,7 +454,13 @@ async fn auto_sync(state: Arc<NodeState>, mut stopping: watch::Receiver<bool>) {
             _ = state.kick.notified() => "kick",
             _ = tokio::time::sleep_until(due) => "interval",
         };
-        if !enabled {
+        // Counted before the `enabled` check: with auto-sync off the timer must still move
+        // on, or `due` stays in the past and this loop spins.
+        if trigger == "interval" {
+            last_round = tokio::time::Instant::now();
+        }
+        // Read now, not before waiting: autoSync may have been turned off meanwhile.
+        if !state.config().auto_sync {
             continue;
         }
         let options = state.auto_options();
@@ -470,12 +472,11 @@ async fn auto_sync(state: Arc<NodeState>, mut stopping: watch::Receiver<bool>) {
             }
             let trigger = if trigger == "kick" { "meet" } else { trigger };
             let entry = sync_client::sync_with(&state, peer.addr, Some(&peer), options, trigger).await;
-            if !entry.ok && entry.round_trips == 0 && state.peers.offline(peer.device_id) {
+            if entry.refused {
+                state.peers.refuse(peer.device_id, state.peer_timeout);
+            } else if !entry.ok && entry.round_trips == 0 && state.peers.offline(peer.device_id) {
                 state.events.send(Event::PeerDown { device_id: peer.device_id.to_string() });
             }
-        }
-        if trigger == "interval" {
-            last_round = tokio::time::Instant::now();
         }
     }
 }

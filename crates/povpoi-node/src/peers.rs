@@ -51,6 +51,8 @@ pub struct Peer {
     pub online: bool,
     /// How it was found.
     pub source: Source,
+    /// Until when auto-sync leaves it alone: it refused this poi (another key, say).
+    refused_until: Option<Instant>,
 }
 
 /// The peer table, shared by discovery, the sync loop and the API.
@@ -71,6 +73,15 @@ impl PeerTable {
     pub fn saw(&self, seen: &Sighting, source: Source, now_ms: u64) -> Change {
         let mut peers = self.0.lock().expect("peer table lock");
         let was_online = peers.get(&seen.device_id).is_some_and(|p| p.online);
+        let refused_until = peers.get(&seen.device_id).and_then(|p| p.refused_until);
+        // A full table takes no newcomers: a flood of adverts must not grow it without end.
+        if !peers.contains_key(&seen.device_id) && peers.len() >= MAX_PEERS {
+            let oldest = peers.values().filter(|p| !p.online).min_by_key(|p| p.last_seen).map(|p| p.device_id);
+            match oldest {
+                Some(id) => peers.remove(&id),
+                None => return Change::None,
+            };
+        }
         let (source, addr) = match peers.get(&seen.device_id) {
             // An address the user gave stays as given: it is how this poi reaches that one.
             Some(old) if old.source == Source::Manual && source != Source::Manual => (Source::Manual, old.addr),
@@ -89,14 +100,9 @@ impl PeerTable {
                 last_seen: Instant::now(),
                 online: true,
                 source,
+                refused_until,
             },
         );
-        if peers.len() > MAX_PEERS {
-            let oldest = peers.values().filter(|p| !p.online).min_by_key(|p| p.last_seen).map(|p| p.device_id);
-            if let Some(id) = oldest {
-                peers.remove(&id);
-            }
-        }
         if was_online { Change::None } else { Change::Up(seen.device_id) }
     }
 
@@ -155,7 +161,20 @@ impl PeerTable {
 
     /// Online peers of `group` speaking `protocol`.
     pub fn online_in(&self, group: &str, protocol: u16) -> Vec<Peer> {
-        self.list().into_iter().filter(|p| p.online && p.sync_group == group && p.protocol == protocol).collect()
+        let now = Instant::now();
+        self.list()
+            .into_iter()
+            .filter(|p| p.online && p.sync_group == group && p.protocol == protocol)
+            .filter(|p| p.refused_until.is_none_or(|until| until <= now))
+            .collect()
+    }
+
+    /// Leaves a peer that refused this poi out of auto-sync for `period`, so a poi with
+    /// another key is not asked again at every sighting.
+    pub fn refuse(&self, id: DeviceId, period: Duration) {
+        if let Some(peer) = self.0.lock().expect("peer table lock").get_mut(&id) {
+            peer.refused_until = Some(Instant::now() + period);
+        }
     }
 
     /// A peer named by device id, address (`ip` or `ip:port`) or name.
@@ -197,6 +216,38 @@ mod tests {
         assert!(table.online_in("g", 1).is_empty());
         assert_eq!(table.list().len(), 1, "offline peers stay listed");
         assert_eq!(table.saw(&sighting(1), Source::Mdns, 3), Change::Up(sighting(1).device_id));
+    }
+
+    #[test]
+    fn a_refusing_peer_stays_listed_but_is_left_out_of_auto_sync_for_a_while() {
+        let table = PeerTable::default();
+        table.saw(&sighting(1), Source::Mdns, 1);
+        table.saw(&sighting(2), Source::Mdns, 1);
+        table.refuse(sighting(1).device_id, Duration::from_millis(30));
+        // Seen again meanwhile (its next announcement): still left alone, no new "up".
+        assert_eq!(table.saw(&sighting(1), Source::Mdns, 2), Change::None);
+        let ids = |t: &PeerTable| t.online_in("g", 1).iter().map(|p| p.device_id).collect::<Vec<_>>();
+        assert_eq!(ids(&table), vec![sighting(2).device_id]);
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(ids(&table).len(), 2, "asked again once the period is over");
+    }
+
+    #[test]
+    fn a_full_table_of_online_peers_takes_no_newcomers() {
+        let table = PeerTable::default();
+        let flood = |i: usize| {
+            let mut seen = sighting(0);
+            seen.device_id = DeviceId([2, 0, 0, 0, (i >> 8) as u8, i as u8]);
+            table.saw(&seen, Source::Mdns, 1)
+        };
+        for i in 0..MAX_PEERS {
+            assert!(matches!(flood(i), Change::Up(_)));
+        }
+        assert_eq!(flood(MAX_PEERS), Change::None);
+        assert_eq!(table.list().len(), MAX_PEERS);
+        table.offline(DeviceId([2, 0, 0, 0, 0, 0]));
+        assert!(matches!(flood(MAX_PEERS + 1), Change::Up(_)), "an offline one makes room");
+        assert_eq!(table.list().len(), MAX_PEERS);
     }
 
     #[test]

@@ -54,8 +54,10 @@ impl DirStorage {
         for entry in fs::read_dir(self.root.join(BLOB_DIR))? {
             let path = entry?.path();
             let Some(hash) = path.file_name().and_then(|n| n.to_str()).and_then(parse_hash) else { continue };
-            let bytes = fs::read(&path)?;
-            if !hash.verifies(&bytes) {
+            // An unreadable blob (bad sector) is as lost as a damaged one: set it aside
+            // rather than refuse to start.
+            let sound = fs::read(&path).is_ok_and(|bytes| hash.verifies(&bytes));
+            if !sound {
                 self.quarantine(&hash)?;
             }
         }
@@ -87,7 +89,12 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut temp_name = path.file_name().expect("store paths name a file").to_os_string();
     temp_name.push(TEMP_SUFFIX);
     let temp = path.with_file_name(temp_name);
-    let mut file = File::create(&temp)?;
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    // Owner-only: config.json holds the pairing key, and the library is private content.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&temp)?;
     file.write_all(bytes)?;
     file.sync_all()?;
     drop(file);

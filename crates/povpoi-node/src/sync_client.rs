@@ -26,24 +26,46 @@ const SESSION_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Why a session stopped early.
 #[derive(Debug)]
-pub struct SyncFailure(pub String);
+pub struct SyncFailure {
+    /// What went wrong, for the history and the log.
+    pub message: String,
+    /// The peer answered but would not let us in (401/403: wrong or missing key, clock skew).
+    pub refused: bool,
+}
 
-/// Sends one message to a peer and returns its answer and the bytes both ways.
-pub async fn exchange(node: &NodeState, addr: SocketAddr, request: &Request) -> Result<(Response, u64), SyncFailure> {
-    let body = wire::to_bytes(request);
+impl SyncFailure {
+    fn new(message: String) -> SyncFailure {
+        SyncFailure { message, refused: false }
+    }
+}
+
+/// Largest answer read from a peer: a sync answer is bounded by the peer's own request
+/// limit; anything bigger is not a povpoi peer and must not fill our memory.
+pub(crate) const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
+/// A request to another poi, signed when the group has a key (the HMAC of `auth`); also
+/// returns the nonce the answer's signature must echo.
+pub(crate) fn signed_request(
+    node: &NodeState,
+    method: reqwest::Method,
+    addr: SocketAddr,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> (reqwest::RequestBuilder, Option<String>) {
     let (device, group, key) = {
         let config = node.config();
         (config.device_id.to_string(), config.sync_group.clone(), config.group_key.clone())
     };
     let mut call = node
         .http
-        .post(format!("http://{addr}{SYNC_PATH}"))
+        .request(method.clone(), format!("http://{addr}{path}"))
         .header(HEADER_DEVICE, &device)
         .header(HEADER_PORT, node.addr.port().to_string())
-        .header("content-type", "application/octet-stream");
+        .header("content-type", content_type);
     let mut nonce = None;
     if let Some(key) = &key {
-        let signed = Signed { method: "POST", path: SYNC_PATH, body: &body, device: &device, group: &group };
+        let signed = Signed { method: method.as_str(), path, body, device: &device, group: &group };
         let auth = auth::sign_request(key, &signed, now_ms());
         call = call
             .header(HEADER_TIME, auth.time_ms.to_string())
@@ -51,23 +73,51 @@ pub async fn exchange(node: &NodeState, addr: SocketAddr, request: &Request) -> 
             .header(HEADER_SIGNATURE, &auth.signature);
         nonce = Some(auth.nonce);
     }
+    (call.body(body.to_vec()), nonce)
+}
+
+/// Reads an answer's body, refusing one longer than `limit` bytes.
+pub(crate) async fn read_capped(mut answer: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+    if answer.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(format!("answer larger than {limit} bytes"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = answer.chunk().await.map_err(|e| format!("cut short: {e}"))? {
+        if body.len() + chunk.len() > limit {
+            return Err(format!("answer larger than {limit} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Sends one message to a peer and returns its answer and the bytes both ways.
+pub async fn exchange(node: &NodeState, addr: SocketAddr, request: &Request) -> Result<(Response, u64), SyncFailure> {
+    let body = wire::to_bytes(request);
+    let (call, nonce) = signed_request(node, reqwest::Method::POST, addr, SYNC_PATH, "application/octet-stream", &body);
+    let key = node.config().group_key.clone();
     let sent = body.len() as u64;
-    let answer = call.body(body).send().await.map_err(|e| SyncFailure(format!("cannot reach {addr}: {e}")))?;
+    let answer = call.send().await.map_err(|e| SyncFailure::new(format!("cannot reach {addr}: {e}")))?;
     let status = answer.status();
     let signature = answer.headers().get(HEADER_SIGNATURE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let bytes = answer.bytes().await.map_err(|e| SyncFailure(format!("answer from {addr} cut short: {e}")))?;
+    let bytes = read_capped(answer, MAX_ANSWER_BYTES)
+        .await
+        .map_err(|e| SyncFailure::new(format!("answer from {addr}: {e}")))?;
     if !status.is_success() {
         let message = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
             .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-        return Err(SyncFailure(format!("{addr} answered {status}: {message}")));
+        return Err(SyncFailure {
+            message: format!("{addr} answered {status}: {message}"),
+            refused: matches!(status.as_u16(), 401 | 403),
+        });
     }
     if let (Some(key), Some(nonce)) = (&key, &nonce) {
         auth::verify_response(key, nonce, status.as_u16(), &bytes, signature.as_deref())
-            .map_err(|e| SyncFailure(format!("answer from {addr} not authentic: {e}")))?;
+            .map_err(|e| SyncFailure::new(format!("answer from {addr} not authentic: {e}")))?;
     }
-    let response = wire::from_bytes(&bytes).map_err(|e| SyncFailure(format!("bad answer from {addr}: {e}")))?;
+    let response = wire::from_bytes(&bytes).map_err(|e| SyncFailure::new(format!("bad answer from {addr}: {e}")))?;
     Ok((response, sent + bytes.len() as u64))
 }
 
@@ -92,7 +142,7 @@ pub async fn sync_with(
         ..HistoryEntry::default()
     };
     let outcome = tokio::time::timeout(SESSION_TIMEOUT, drive(node, addr, options, &mut entry)).await;
-    let outcome = outcome.unwrap_or_else(|_| Err(SyncFailure(format!("session took over {SESSION_TIMEOUT:?}"))));
+    let outcome = outcome.unwrap_or_else(|_| Err(SyncFailure::new(format!("session took over {SESSION_TIMEOUT:?}"))));
     entry.duration_ms = started.elapsed().as_millis() as u64;
     match outcome {
         Ok(()) => {
@@ -103,9 +153,10 @@ pub async fn sync_with(
                 node.peers.touch(peer.device_id, now_ms());
             }
         }
-        Err(SyncFailure(why)) => {
-            tracing::warn!(peer = %addr, error = %why, "sync failed");
-            entry.error = Some(why);
+        Err(SyncFailure { message, refused }) => {
+            tracing::warn!(peer = %addr, error = %message, "sync failed");
+            entry.error = Some(message);
+            entry.refused = refused;
         }
     }
     tracing::info!(
@@ -126,7 +177,7 @@ async fn drive(
     let (mut session, mut request) = node.library.read(|poi| Session::start(poi, options));
     loop {
         if entry.round_trips >= MAX_ROUND_TRIPS {
-            return Err(SyncFailure(format!("gave up after {MAX_ROUND_TRIPS} round trips")));
+            return Err(SyncFailure::new(format!("gave up after {MAX_ROUND_TRIPS} round trips")));
         }
         let (response, bytes) = exchange(node, addr, &request).await?;
         entry.round_trips += 1;
@@ -148,7 +199,7 @@ async fn drive(
         entry.items_deleted = report.pulled.items_deleted;
         entry.blobs_received = report.blobs_received;
         entry.blobs_sent = report.blobs_sent;
-        match next.map_err(|e| SyncFailure(e.to_string()))? {
+        match next.map_err(|e| SyncFailure::new(e.to_string()))? {
             Some(next) => request = next,
             None => return Ok(()),
         }

@@ -303,7 +303,8 @@ async fn settings_status_live_power_and_wifi() {
     let (code, page) = poi.send(Method::GET, "/", None, Vec::new()).await;
     assert_eq!(code, 200);
     let page = String::from_utf8(page).unwrap();
-    assert!(page.contains("EventSource('/api/events')") || page.contains("EventSource(\"/api/events\")"));
+    assert!(page.contains("fetch(\"/api/events\""), "the page follows the event stream");
+    assert!(page.contains("Bearer "), "the page can send a pairing key");
     assert!(!page.contains("http://") && !page.contains("https://"), "the page loads nothing from outside");
 }
 

@@ -35,6 +35,22 @@ impl Http {
     async fn post_json(&self, addr: SocketAddr, path: &str, body: Value) -> (u16, Value) {
         self.post(addr, path, serde_json::to_vec(&body).unwrap()).await
     }
+
+    /// A request carrying a pairing key as a bearer token, as the web UI sends it.
+    async fn as_holder(
+        &self,
+        method: reqwest::Method,
+        addr: SocketAddr,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self.0.request(method, format!("http://{addr}{path}")).bearer_auth(key);
+        if let Some(body) = body {
+            request = request.body(serde_json::to_vec(&body).unwrap());
+        }
+        self.send(request).await
+    }
 }
 
 async fn node(dir: &tempfile::TempDir, peers: Vec<SocketAddr>) -> Node {
@@ -92,14 +108,28 @@ async fn config_is_validated_persisted_and_never_shows_the_key() {
     let (_, status_now) = http.get(addr, "/api/sync/status").await;
     assert_eq!(status_now["protected"], json!(true));
     assert_eq!(status_now["deviceName"], json!("Left \"poi\""));
-    // Changing or removing a set key needs the current one.
-    assert!(is_error(&http.post_json(addr, "/api/device/config", json!({"groupKey": null})).await, 403));
+    // Once protected, the config is changed only by a key holder; changing or removing the
+    // key itself needs the current one in the body too.
+    let (code, answer) = http.post_json(addr, "/api/device/config", json!({"deviceName": "Intruder"})).await;
+    assert!(is_error(&(code, answer.clone()), 401), "{answer}");
+    let post = reqwest::Method::POST;
+    let holder = |body| http.as_holder(post.clone(), addr, "/api/device/config", "pairing secret", Some(body));
+    assert!(is_error(&holder(json!({"groupKey": null})).await, 403));
     let wrong = json!({"groupKey": "another secret", "currentGroupKey": "not the key"});
-    assert!(is_error(&http.post_json(addr, "/api/device/config", wrong).await, 403));
+    assert!(is_error(&holder(wrong).await, 403));
+    assert!(is_error(
+        &http.as_holder(post.clone(), addr, "/api/device/config", "not the key", Some(json!({}))).await,
+        401
+    ));
+    assert_eq!(http.get(addr, "/api/device/config").await.1["deviceName"], json!("Left \"poi\""));
 
     a.stop().await;
     let file = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
     assert!(file.contains("pairing secret"), "the key is kept on the poi itself");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.path().join("config.json")).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "config.json (it holds the key) is readable by its owner only");
     let a = node(&dir, vec![]).await;
     let (_, reopened) = http.get(a.addr(), "/api/device/config").await;
     assert_eq!(reopened["deviceId"], json!(id), "the device id is kept");
@@ -239,11 +269,23 @@ async fn a_pairing_key_keeps_out_whoever_lacks_it() {
     let digest = before["libraryDigest"].clone();
 
     // B (right key) syncs; C (wrong key) and a keyless client get nothing and change nothing.
-    let (status, answer) = http.post_json(b.addr(), "/api/sync/execute", json!({"peerId": a.addr().to_string()})).await;
+    let execute = json!({"peerId": a.addr().to_string()});
+    let (status, answer) =
+        http.as_holder(reqwest::Method::POST, b.addr(), "/api/sync/execute", secret, Some(execute.clone())).await;
     assert_eq!((status, answer["status"].clone()), (200, json!("ok")), "{answer}");
     assert_eq!(http.get(b.addr(), "/api/status").await.1["brightness"], json!(7));
-    http.post_json(c.addr(), "/api/brightness", json!({"brightness": 250})).await;
-    let (status, answer) = http.post_json(c.addr(), "/api/sync/execute", json!({"peerId": a.addr().to_string()})).await;
+    let (code, _) = http
+        .as_holder(
+            reqwest::Method::POST,
+            c.addr(),
+            "/api/brightness",
+            "a wrong secret",
+            Some(json!({"brightness": 250})),
+        )
+        .await;
+    assert_eq!(code, 200);
+    let (status, answer) =
+        http.as_holder(reqwest::Method::POST, c.addr(), "/api/sync/execute", "a wrong secret", Some(execute)).await;
     assert!(is_error(&(status, answer.clone()), 502), "{answer}");
     assert!(answer["error"].as_str().unwrap().contains("403"));
     assert_eq!(http.get(c.addr(), "/api/status").await.1["brightness"], json!(250));
@@ -253,7 +295,30 @@ async fn a_pairing_key_keeps_out_whoever_lacks_it() {
     let wrong = GroupKey::new("a wrong secret").unwrap();
     let forged = signed(&http, a.addr(), &wrong, "GET", "/api/sync/data", vec![]);
     assert!(is_error(&http.send(forged).await, 403));
+    // The content and control endpoints, too, want the key: reading, changing, following.
+    let get = reqwest::Method::GET;
+    for (method, path, body) in [
+        (get.clone(), "/api/images", None),
+        (get.clone(), "/api/patterns", None),
+        (get.clone(), "/api/events", None),
+        (get.clone(), "/api/sync/history", None),
+        (reqwest::Method::POST, "/api/brightness", Some(json!({"brightness": 1}))),
+        (reqwest::Method::POST, "/api/pattern", Some(json!({"index": 1, "type": 3}))),
+        (reqwest::Method::POST, "/api/sd/delete", Some(json!({"filename": "x"}))),
+    ] {
+        let (code, answer) = http.as_holder(method.clone(), a.addr(), path, "a wrong secret", body.clone()).await;
+        assert!(is_error(&(code, answer.clone()), 401), "{method} {path} with a wrong key: {code} {answer}");
+        let mut request = http.0.request(method.clone(), format!("http://{}{path}", a.addr()));
+        if let Some(body) = &body {
+            request = request.body(serde_json::to_vec(body).unwrap());
+        }
+        let (code, answer) = http.send(request).await;
+        assert!(is_error(&(code, answer.clone()), 401), "{method} {path} without a key: {code} {answer}");
+    }
+    assert_eq!(http.get(a.addr(), "/api/status").await.0, 200, "the status stays readable");
     assert_eq!(http.get(a.addr(), "/api/sync/status").await.1["libraryDigest"], digest, "A's library unchanged");
+    let (code, images) = http.as_holder(get.clone(), a.addr(), "/api/images", secret, None).await;
+    assert_eq!((code, images["images"].is_array()), (200, true), "the key holder reads: {images}");
 
     // With the key a request passes once; the same bytes again are a replay.
     let key = GroupKey::new(secret).unwrap();
@@ -263,6 +328,19 @@ async fn a_pairing_key_keeps_out_whoever_lacks_it() {
     assert_eq!((status, data["settings"]["brightness"].clone()), (200, json!(7)));
     let replayed = http.send(replay).await;
     assert!(is_error(&replayed, 403) && replayed.1["error"].as_str().unwrap().contains("replayed"));
+
+    // A command relayed to a peer (multipoi peercmd) is signed: A takes B's, refuses C's.
+    let a_id = http.get(a.addr(), "/api/device/config").await.1["deviceId"].clone();
+    let command = json!({"peer": a_id, "cmd": "brightness", "brightness": 77});
+    let post = reqwest::Method::POST;
+    let (code, answer) =
+        http.as_holder(post.clone(), b.addr(), "/api/multipoi/peercmd", secret, Some(command.clone())).await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(http.get(a.addr(), "/api/status").await.1["brightness"], json!(77));
+    let from_c = json!({"peer": a_id, "cmd": "brightness", "brightness": 5});
+    let (code, answer) = http.as_holder(post, c.addr(), "/api/multipoi/peercmd", "a wrong secret", Some(from_c)).await;
+    assert!(is_error(&(code, answer.clone()), 403), "{code} {answer}");
+    assert_eq!(http.get(a.addr(), "/api/status").await.1["brightness"], json!(77));
     for node in [a, b, c] {
         node.stop().await;
     }

@@ -303,6 +303,10 @@ fn pairing_key_keeps_outsiders_out() {
     let c = &lab.client;
     for (addr, key) in [(a, KEY), (b, KEY), (cc, WRONG)] {
         c.post_ok(addr, "/api/device/config", &json!({"groupKey": key}));
+        // Once set, the key guards the API too; the test holds each poi's key.
+        let (code, answer) = c.get_json(addr, "/api/images");
+        assert_eq!(code, 401, "content readable without the key: {answer}");
+        c.set_key(addr, Some(key));
     }
     for (addr, protected) in [(a, true), (b, true), (cc, true), (d, false)] {
         let raw = c.try_get(addr, "/api/device/config").unwrap();
@@ -363,12 +367,17 @@ fn pairing_key_keeps_outsiders_out() {
     }
     assert!(has_pixels(c, cc, &id_c, &px_c) && has_pixels(c, d, &id_d, &px_d));
 
-    // The peer endpoints refuse unsigned requests.
+    // The peer endpoints refuse unsigned requests (and the rest wants the key).
     let digest_before = digest(c, a).unwrap();
+    let hash = image(c, a, &id).unwrap()["pixels"].as_str().unwrap().to_string();
+    c.set_key(a, None);
     let (code, answer) = c.get_json(a, "/api/sync/data");
     assert_eq!(code, 403, "{answer}");
     assert!(answer["error"].is_string(), "403 without a JSON error: {answer}");
-    let hash = image(c, a, &id).unwrap()["pixels"].as_str().unwrap().to_string();
+    let (code, body) = c.get_bytes(a, &format!("/api/blobs/{hash}"));
+    assert_eq!(code, 403, "blob served unsigned ({} bytes)", body.len());
+    let (code, body) = c.get_bytes(a, &format!("/api/images/{id}/pixels"));
+    assert_eq!(code, 401, "pixels served without the key ({} bytes)", body.len());
     let (code, body) = c.get_bytes(a, &format!("/api/blobs/{hash}"));
     assert_eq!(code, 403, "blob served unsigned ({} bytes)", body.len());
     assert!(body != px, "the pixels were served unsigned");
@@ -382,6 +391,9 @@ fn pairing_key_keeps_outsiders_out() {
     let (code, answer) = c.post_json(a, "/api/sync/push", &push);
     assert_eq!(code, 403, "{answer}");
     assert!(answer["error"].is_string(), "{answer}");
+    let (code, answer) = c.post_json(a, "/api/brightness", &json!({"brightness": 3}));
+    assert_eq!(code, 401, "{answer}");
+    c.set_key(a, Some(KEY));
     assert_eq!(digest(c, a).unwrap(), digest_before, "A's library changed after a refused push");
     assert_eq!(image(c, a, &id).unwrap()["name"], json!("secret show"));
     assert_ne!(c.get_ok(a, "/api/status")["brightness"], json!(3));

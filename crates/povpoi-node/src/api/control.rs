@@ -16,9 +16,10 @@ use povpoi_core::model::{Mode, Rgb, Selection};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{ApiError, AppState, JsonBody};
+use super::{ApiError, AppState, JSON_BODY_LIMIT, JsonBody};
 use crate::config::{PowerMode, SyncMode};
 use crate::library::{Origin, now_ms};
+use crate::sync_client;
 
 /// Most LEDs a live column may carry (two strips of 72; the usual poi has 32).
 pub const MAX_LIVE_PIXELS: usize = 144;
@@ -369,21 +370,16 @@ async fn peer_command(
             )));
         }
     };
-    let url = format!("http://{}/api/{cmd}", peer.addr);
     let unreachable =
         |e: String| ApiError::new(StatusCode::BAD_GATEWAY, format!("peer {} did not answer: {e}", peer.device_name));
     let bytes = serde_json::to_vec(&body).map_err(|e| ApiError::internal(e.to_string()))?;
-    let answer = node
-        .http
-        .post(url)
-        .header("content-type", "application/json")
-        .body(bytes)
-        .timeout(PEER_COMMAND_TIMEOUT)
-        .send()
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
+    // Signed like every request between poi, so a peer protected by the group's key takes it.
+    let path = format!("/api/{cmd}");
+    let (call, _) =
+        sync_client::signed_request(&node, reqwest::Method::POST, peer.addr, &path, "application/json", &bytes);
+    let answer = call.timeout(PEER_COMMAND_TIMEOUT).send().await.map_err(|e| unreachable(e.to_string()))?;
     let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let text = answer.bytes().await.map_err(|e| unreachable(e.to_string()))?;
+    let text = sync_client::read_capped(answer, JSON_BODY_LIMIT).await.map_err(unreachable)?;
     let value: Value = serde_json::from_slice(&text).map_err(|_| {
         ApiError::new(
             StatusCode::BAD_GATEWAY,

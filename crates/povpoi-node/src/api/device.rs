@@ -71,14 +71,13 @@ async fn set_config(
     };
     if new_key.is_some() {
         let current = node.config().group_key.clone();
-        if let Some(current) = current {
-            let given = change.current_group_key.as_deref().map(GroupKey::new);
-            if !matches!(given, Some(Ok(ref k)) if *k == current) {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "a pairing key is set: send currentGroupKey to change or remove it",
-                ));
-            }
+        if let Some(current) = current
+            && !change.current_group_key.as_deref().is_some_and(|given| current.matches(given))
+        {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "a pairing key is set: send currentGroupKey to change or remove it",
+            ));
         }
     }
     if let Some(group) = change.sync_group.clone()

@@ -19,6 +19,7 @@ use serde_json::json;
 
 use crate::node::NodeState;
 
+mod access;
 mod content;
 mod control;
 mod device;
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "this endpoint does not take that method")
         })
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), access::require_key))
         .with_state(state)
 }
 

@@ -52,12 +52,21 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// Checks a peer request's signature when the group has a key (403 otherwise).
-fn authenticate(node: &AppState, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+pub(crate) fn authenticate(
+    node: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), ApiError> {
     let (key, group) = {
         let config = node.config();
         (config.group_key.clone(), config.sync_group.clone())
     };
     let Some(key) = key else { return Ok(()) };
+    if super::access::has_bearer_key(node, headers) {
+        return Ok(());
+    }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let refuse = |e: auth::AuthError| {
         tracing::warn!(path = %uri.path(), error = %e, "peer request refused");

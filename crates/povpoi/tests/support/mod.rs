@@ -86,6 +86,7 @@ struct Job {
     method: reqwest::Method,
     url: String,
     content_type: Option<String>,
+    bearer: Option<String>,
     body: Vec<u8>,
     reply: mpsc::Sender<Result<Reply, String>>,
 }
@@ -96,6 +97,8 @@ struct Job {
 pub struct Client {
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
+    /// Pairing keys sent as bearer tokens, per node, as a key holder's browser would.
+    keys: std::sync::Mutex<std::collections::HashMap<SocketAddr, String>>,
 }
 
 impl Client {
@@ -152,6 +155,9 @@ impl Client {
                         if let Some(ct) = &job.content_type {
                             call = call.header("content-type", ct);
                         }
+                        if let Some(key) = &job.bearer {
+                            call = call.bearer_auth(key);
+                        }
                         if !job.body.is_empty() {
                             call = call.body(job.body);
                         }
@@ -164,7 +170,7 @@ impl Client {
                 }
             })
             .map_err(|e| format!("cannot start the client thread: {e}"))?;
-        let mut client = Client { jobs: Some(jobs), thread: Some(thread) };
+        let mut client = Client { jobs: Some(jobs), thread: Some(thread), keys: Default::default() };
         match started.recv() {
             Ok(Ok(())) => Ok(client),
             Ok(Err(e)) => Err(e),
@@ -173,6 +179,15 @@ impl Client {
                 Err("client thread died".into())
             }
         }
+    }
+
+    /// From now on, requests to `addr` carry `key` (None: no key).
+    pub fn set_key(&self, addr: SocketAddr, key: Option<&str>) {
+        let mut keys = self.keys.lock().unwrap();
+        match key {
+            Some(key) => keys.insert(addr, key.to_string()),
+            None => keys.remove(&addr),
+        };
     }
 
     /// Any request; Err on a transport error.
@@ -189,6 +204,7 @@ impl Client {
             method,
             url: format!("http://{addr}{path}"),
             content_type: content_type.map(str::to_string),
+            bearer: self.keys.lock().unwrap().get(&addr).cloned(),
             body,
             reply,
         };
