@@ -4,10 +4,13 @@
 #![forbid(unsafe_code)]
 
 extern crate alloc;
+#[cfg(test)]
+extern crate std;
 
 pub mod clock;
 pub mod device;
 pub mod hash;
 pub mod model;
+pub mod render;
 pub mod sync;
 pub mod wire;

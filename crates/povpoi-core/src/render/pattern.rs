@@ -1,0 +1,301 @@
+//! The 18 patterns as pure functions of (show time, pattern, LED index, audio level).
+//!
+//! No state is carried from one column to the next: the same show time gives the same
+//! column on every poi, and "random" patterns draw from a hash of the time slot, the LED
+//! and the pattern's parameters instead of a generator that would drift apart.
+
+use crate::model::{Pattern, PatternKind, Rgb};
+
+use super::color::{BLACK, blend, scale, wheel};
+
+/// One period of a sine, 0-255 around 128.
+const SINE: [u8; 256] = [
+    128, 131, 134, 137, 140, 143, 146, 149, 152, 155, 158, 162, 165, 167, 170, 173, 176, 179, 182, 185, 188, 190, 193,
+    196, 198, 201, 203, 206, 208, 211, 213, 215, 218, 220, 222, 224, 226, 228, 230, 232, 234, 235, 237, 238, 240, 241,
+    243, 244, 245, 246, 248, 249, 250, 250, 251, 252, 253, 253, 254, 254, 254, 255, 255, 255, 255, 255, 255, 255, 254,
+    254, 254, 253, 253, 252, 251, 250, 250, 249, 248, 246, 245, 244, 243, 241, 240, 238, 237, 235, 234, 232, 230, 228,
+    226, 224, 222, 220, 218, 215, 213, 211, 208, 206, 203, 201, 198, 196, 193, 190, 188, 185, 182, 179, 176, 173, 170,
+    167, 165, 162, 158, 155, 152, 149, 146, 143, 140, 137, 134, 131, 128, 124, 121, 118, 115, 112, 109, 106, 103, 100,
+    97, 93, 90, 88, 85, 82, 79, 76, 73, 70, 67, 65, 62, 59, 57, 54, 52, 49, 47, 44, 42, 40, 37, 35, 33, 31, 29, 27, 25,
+    23, 21, 20, 18, 17, 15, 14, 12, 11, 10, 9, 7, 6, 5, 5, 4, 3, 2, 2, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 3,
+    4, 5, 5, 6, 7, 9, 10, 11, 12, 14, 15, 17, 18, 20, 21, 23, 25, 27, 29, 31, 33, 35, 37, 40, 42, 44, 47, 49, 52, 54,
+    57, 59, 62, 65, 67, 70, 73, 76, 79, 82, 85, 88, 90, 93, 97, 100, 103, 106, 109, 112, 115, 118, 121, 124,
+];
+
+/// Sine of an angle in 1/256 turns, 0-255.
+fn sin8(angle: u8) -> u8 {
+    SINE[usize::from(angle)]
+}
+
+/// 0 up to 254 and back down: a gradient that does not jump when it wraps.
+fn triangle8(x: u8) -> u8 {
+    if x < 128 { x * 2 } else { (255 - x) * 2 }
+}
+
+/// A well-mixed 32-bit hash of three words (the murmur3 finaliser over a combination), the
+/// patterns' source of randomness.
+fn hash3(a: u32, b: u32, c: u32) -> u32 {
+    let mut h = a ^ b.wrapping_mul(0x9E37_79B9) ^ c.wrapping_mul(0x85EB_CA6B).rotate_left(13);
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85EB_CA6B);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xC2B2_AE35);
+    h ^ (h >> 16)
+}
+
+/// What a pattern is drawn from at one instant.
+struct Scene {
+    /// Show time, ms.
+    t: u64,
+    /// LEDs on the strip.
+    n: u32,
+    pattern: Pattern,
+    /// Microphone level, 0-255.
+    level: u8,
+    /// Fixed per pattern, so two patterns with other colours sparkle differently.
+    seed: u32,
+}
+
+impl Scene {
+    /// Progress through the pattern's cycle in 1/256 turns, as a wide counter: 256 units
+    /// take 256 * 256 / speed ms (about 1.3 s at the default speed 50).
+    fn phase(&self) -> u64 {
+        self.scaled(u64::from(self.pattern.speed()), 256)
+    }
+
+    /// `t * numerator / denominator` without overflow for any show time.
+    fn scaled(&self, numerator: u64, denominator: u64) -> u64 {
+        (u128::from(self.t) * u128::from(numerator) / u128::from(denominator)) as u64
+    }
+
+    fn phase8(&self) -> u8 {
+        self.phase() as u8
+    }
+
+    /// Index of the current time slot for effects that change in steps; `per_second` slots
+    /// a second at speed 50, proportionally more at higher speeds.
+    fn slot(&self, per_second: u64) -> u64 {
+        self.scaled(per_second * u64::from(self.pattern.speed()), 50_000)
+    }
+
+    /// LED `i`'s place along the strip in 1/256 of its length.
+    fn along(&self, i: u32) -> u8 {
+        (i * 256 / self.n) as u8
+    }
+
+    fn random(&self, slot: u64, i: u32) -> u32 {
+        hash3(self.seed ^ (slot >> 32) as u32, slot as u32, i)
+    }
+
+    fn c1(&self) -> Rgb {
+        self.pattern.color1()
+    }
+
+    fn c2(&self) -> Rgb {
+        self.pattern.color2()
+    }
+}
+
+/// Fills `out` (one entry per LED, LED 0 at the handle) with `pattern` at show time `t_ms`.
+pub(crate) fn draw(pattern: &Pattern, t_ms: u64, level: u8, out: &mut [Rgb]) {
+    let n = out.len() as u32;
+    if n == 0 {
+        return;
+    }
+    let (c1, c2) = (pattern.color1(), pattern.color2());
+    let seed = hash3(
+        u32::from(pattern.kind().id()) << 8 | u32::from(pattern.speed()),
+        u32::from_le_bytes([c1.r, c1.g, c1.b, 0]),
+        u32::from_le_bytes([c2.r, c2.g, c2.b, 0]),
+    );
+    let s = Scene { t: t_ms, n, pattern: *pattern, level, seed };
+    for (i, led) in out.iter_mut().enumerate() {
+        *led = led_color(&s, i as u32);
+    }
+}
+
+fn led_color(s: &Scene, i: u32) -> Rgb {
+    let n = s.n;
+    match s.pattern.kind() {
+        PatternKind::Rainbow => wheel(s.along(i).wrapping_add(s.phase8())),
+        PatternKind::Wave => blend(s.c2(), s.c1(), sin8(s.along(i).wrapping_mul(2).wrapping_sub(s.phase8()))),
+        PatternKind::Gradient => blend(s.c1(), s.c2(), triangle8(s.along(i).wrapping_add(s.phase8()))),
+        PatternKind::Sparkle => sparkle(s, i, 32),
+        PatternKind::Fire => fire(s, i),
+        PatternKind::Comet => comet(s, i, (n / 4).max(2), false),
+        PatternKind::Breathing => scale(s.c1(), 16 + (u16::from(sin8(s.phase8())) * 239 / 255) as u8),
+        PatternKind::Strobe => {
+            // speed/10 flashes a second (5 at 50), each a quarter of its period.
+            let within = (u128::from(s.t) * u128::from(s.pattern.speed()) % 10_000) as u64;
+            if within < 2_500 { s.c1() } else { BLACK }
+        }
+        PatternKind::Meteor => comet(s, i, (n / 2).max(2), true),
+        PatternKind::Wipe => {
+            let cycle = (s.phase() % 512) as u32;
+            let (front, fill, rest) = if cycle < 256 { (cycle, s.c1(), s.c2()) } else { (cycle - 256, s.c2(), s.c1()) };
+            if i * 256 < front * n { fill } else { rest }
+        }
+        PatternKind::Plasma => {
+            let x = s.along(i);
+            let p = s.phase8();
+            let a = sin8(x.wrapping_mul(2).wrapping_add(p));
+            let b = sin8(x.wrapping_mul(3).wrapping_sub(p.wrapping_mul(2)));
+            wheel((((u16::from(a) + u16::from(b)) / 2) as u8).wrapping_add(p / 2))
+        }
+        PatternKind::VuMeter => {
+            let lit = u32::from(s.level) * n / 255;
+            if i < lit { blend(s.c1(), s.c2(), (i * 255 / n) as u8) } else { BLACK }
+        }
+        PatternKind::Pulse => blend(scale(s.c2(), 24), s.c1(), s.level),
+        PatternKind::AudioRainbow => scale(wheel(s.along(i).wrapping_add(s.phase8())), s.level.max(24)),
+        PatternKind::CenterBurst => {
+            let half = (n / 2).max(1);
+            let distance = (2 * i + 1).abs_diff(n) / 2;
+            let radius = u32::from(s.level) * half / 255;
+            if s.level > 0 && distance <= radius {
+                blend(s.c1(), s.c2(), (distance * 255 / half).min(255) as u8)
+            } else {
+                BLACK
+            }
+        }
+        PatternKind::AudioSparkle => sparkle(s, i, u32::from(s.level) / 2),
+        PatternKind::SplitSpin => {
+            if s.along(i).wrapping_add(s.phase8()) < 128 {
+                s.c1()
+            } else {
+                s.c2()
+            }
+        }
+        PatternKind::TheaterChase => {
+            let step = s.slot(10);
+            if (u64::from(i) + step).is_multiple_of(3) {
+                if step.is_multiple_of(2) { s.c1() } else { s.c2() }
+            } else {
+                BLACK
+            }
+        }
+    }
+}
+
+/// LEDs light up in colour 1 at random (`chance` in 256 per slot) and fade within their
+/// slot, over colour 2 at a glimmer.
+fn sparkle(s: &Scene, i: u32, chance: u32) -> Rgb {
+    let per_second = 20;
+    let slot = s.slot(per_second);
+    let background = scale(s.c2(), 16);
+    if s.random(slot, i) % 256 >= chance {
+        return background;
+    }
+    // How far into the slot we are, 0-255: the spark fades out as the slot ends.
+    let slot_len = 50_000 / (per_second * u64::from(s.pattern.speed())).max(1);
+    let into = if slot_len == 0 { 0 } else { (s.t % slot_len.max(1)) * 255 / slot_len.max(1) };
+    blend(s.c1(), background, into.min(255) as u8)
+}
+
+/// Flames rising from the handle: heat is value noise in time, cooling toward the tip,
+/// shown black, then colour 1, then colour 2 at the hottest.
+fn fire(s: &Scene, i: u32) -> Rgb {
+    let fine = s.scaled(u64::from(s.pattern.speed()), 20); // 1/256 steps between noise slots
+    let (slot, frac) = (fine / 256, (fine % 256) as u32);
+    let a = s.random(slot, i) % 256;
+    let b = s.random(slot + 1, i) % 256;
+    let noise = (a * (256 - frac) + b * frac) / 256;
+    let cooling = 255 - i * 200 / s.n;
+    let heat = (noise * cooling / 255) as u8;
+    if heat < 128 { blend(BLACK, s.c1(), heat * 2) } else { blend(s.c1(), s.c2(), (heat - 128) * 2) }
+}
+
+/// A head of colour 1 running from handle to tip once a cycle, with a tail fading into
+/// colour 2; a meteor's tail crumbles at random.
+fn comet(s: &Scene, i: u32, tail: u32, crumbling: bool) -> Rgb {
+    let n = u64::from(s.n);
+    let head = ((s.phase() % 256) * n / 256) as u32;
+    let behind = (head + s.n - i) % s.n;
+    if behind >= tail {
+        return BLACK;
+    }
+    let fade = 255 - behind * 255 / tail;
+    let mut c = scale(blend(s.c1(), s.c2(), (behind * 255 / tail) as u8), fade as u8);
+    if crumbling && behind > 0 && s.random(s.slot(15), i).is_multiple_of(3) {
+        c = scale(c, 64);
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    fn column(kind: PatternKind, t: u64, level: u8, n: usize) -> Vec<Rgb> {
+        let p = Pattern::new(kind, Rgb::new(255, 0, 0), Rgb::new(0, 0, 255), 50).unwrap();
+        let mut out = vec![Rgb::default(); n];
+        draw(&p, t, level, &mut out);
+        out
+    }
+
+    #[test]
+    fn every_pattern_is_a_pure_function_of_time_and_parameters() {
+        for kind in PatternKind::ALL {
+            for t in [0, 1, 999, 123_456_789, u64::MAX / 512] {
+                for n in [1, 32, 144] {
+                    assert_eq!(column(kind, t, 100, n), column(kind, t, 100, n), "{kind:?} t={t} n={n}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_pattern_moves_and_shows_something() {
+        for kind in PatternKind::ALL {
+            // The level varies too: the audio patterns move with the sound, not the clock.
+            let frames: Vec<Vec<Rgb>> =
+                (0..200).map(|k| column(kind, 10_000 + k * 37, (k * 53 % 256) as u8, 32)).collect();
+            assert!(frames.iter().any(|f| f.iter().any(|c| *c != BLACK)), "{kind:?} is always dark");
+            assert!(frames.windows(2).any(|w| w[0] != w[1]), "{kind:?} never changes");
+        }
+    }
+
+    #[test]
+    fn audio_patterns_follow_the_level() {
+        let lit = |c: &[Rgb]| c.iter().filter(|c| **c != BLACK).count();
+        assert_eq!(lit(&column(PatternKind::VuMeter, 5_000, 0, 32)), 0);
+        assert_eq!(lit(&column(PatternKind::VuMeter, 5_000, 128, 32)), 16);
+        assert_eq!(lit(&column(PatternKind::VuMeter, 5_000, 255, 32)), 32);
+        assert_eq!(lit(&column(PatternKind::CenterBurst, 5_000, 0, 32)), 0);
+        assert!(lit(&column(PatternKind::CenterBurst, 5_000, 255, 32)) >= 30);
+        // Sparks are colour 1 (red); the background glimmer is colour 2 (blue).
+        let sparks = |c: &[Rgb]| c.iter().filter(|c| c.r > 0).count();
+        let quiet: usize = (0..50).map(|k| sparks(&column(PatternKind::AudioSparkle, k * 60, 0, 32))).sum();
+        let loud: usize = (0..50).map(|k| sparks(&column(PatternKind::AudioSparkle, k * 60, 255, 32))).sum();
+        assert_eq!(quiet, 0, "silence, no sparks");
+        assert!(loud > quiet, "louder sparkles more: {loud} vs {quiet}");
+        assert_ne!(column(PatternKind::Pulse, 0, 0, 4), column(PatternKind::Pulse, 0, 255, 4));
+    }
+
+    #[test]
+    fn a_faster_speed_moves_the_rainbow_further() {
+        let at = |speed: u8, t: u64| {
+            let p = Pattern::new(PatternKind::Rainbow, BLACK, BLACK, speed).unwrap();
+            let mut out = [BLACK; 1];
+            draw(&p, t, 0, &mut out);
+            out[0]
+        };
+        // At speed 256/256 a phase unit per ms: 64 ms moves the hue by 64 steps.
+        assert_eq!(at(255, 0), wheel(0));
+        assert_eq!(at(128, 512), wheel(0u8.wrapping_add((512 * 128 / 256) as u8)));
+        assert_ne!(at(200, 1_000), at(20, 1_000));
+    }
+
+    #[test]
+    fn the_comet_head_runs_from_handle_to_tip() {
+        let brightest = |t: u64| {
+            let c = column(PatternKind::Comet, t, 0, 32);
+            (0..32).max_by_key(|&i| u16::from(c[i].r) + u16::from(c[i].b)).unwrap()
+        };
+        // Speed 50: 256 phase units take 1,310 ms; a quarter cycle is LED 8.
+        assert_eq!(brightest(0), 0);
+        assert_eq!(brightest(1_311 / 4 + 1), 8);
+    }
+}

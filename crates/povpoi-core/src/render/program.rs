@@ -1,0 +1,267 @@
+//! What plays, and how it turns into one column of LED colours at a given show time.
+
+use crate::model::{ImageId, Pattern, Rgb, Sequence, SequenceTarget};
+
+use super::color::BLACK;
+use super::pattern;
+
+/// Most LEDs one strip may have.
+pub const MAX_LEDS: u16 = 144;
+/// LEDs on the existing system's poi.
+pub const DEFAULT_LEDS: u16 = 32;
+
+/// An image's pixels as the renderer reads them: RGB bytes, row-major, row y drives LED y.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageView<'a> {
+    /// Columns.
+    pub width: u16,
+    /// Rows.
+    pub height: u16,
+    /// `width * height * 3` bytes.
+    pub pixels: &'a [u8],
+}
+
+impl ImageView<'_> {
+    /// The pixel at column `x`, row `y` (black if the bytes are short).
+    fn pixel(&self, x: usize, y: usize) -> Rgb {
+        let at = (y * usize::from(self.width) + x) * 3;
+        match self.pixels.get(at..at + 3) {
+            Some(p) => Rgb::new(p[0], p[1], p[2]),
+            None => BLACK,
+        }
+    }
+}
+
+/// Where a sequence finds the images and pattern slots its items name.
+pub trait Content {
+    /// The pixels of a stored image, if they are here.
+    fn image(&self, id: ImageId) -> Option<ImageView<'_>>;
+    /// The pattern in a slot, if the slot is filled.
+    fn pattern(&self, slot: u8) -> Option<Pattern>;
+}
+
+/// What the poi plays.
+#[derive(Clone, Copy)]
+pub enum Program<'a> {
+    /// Dark.
+    Idle,
+    /// An image, one column per frame.
+    Image(ImageView<'a>),
+    /// A pattern.
+    Pattern(Pattern),
+    /// A sequence that began at show time `started_ms`, its items found in `content`.
+    Sequence {
+        /// The playlist.
+        sequence: &'a Sequence,
+        /// Show time at which item 0 began.
+        started_ms: u64,
+        /// Images and patterns the items refer to.
+        content: &'a dyn Content,
+    },
+    /// A column pushed from outside, shown as is (stretched to the strip).
+    Live(&'a [Rgb]),
+}
+
+/// The LED count is outside 1-[`MAX_LEDS`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadLedCount(pub u16);
+
+impl core::fmt::Display for BadLedCount {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "a strip has 1-{MAX_LEDS} LEDs, not {}", self.0)
+    }
+}
+
+/// Which image column is on at show time `t_ms` at `framerate` columns per second. Wide
+/// arithmetic: no overflow for any time or width (the old firmware's 8-bit counter wrapped
+/// at 256 columns).
+pub fn image_column(t_ms: u64, framerate: u16, width: u16) -> usize {
+    let frame = u128::from(t_ms) * u128::from(framerate) / 1000;
+    (frame % u128::from(width.max(1))) as usize
+}
+
+/// Turns a program into columns for a strip of a given length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Renderer {
+    leds: u16,
+}
+
+impl Renderer {
+    /// A renderer for `leds` LEDs (1-144).
+    pub fn new(leds: u16) -> Result<Renderer, BadLedCount> {
+        if leds == 0 || leds > MAX_LEDS { Err(BadLedCount(leds)) } else { Ok(Renderer { leds }) }
+    }
+
+    /// LEDs per column.
+    pub fn leds(&self) -> usize {
+        usize::from(self.leds)
+    }
+
+    /// Fills `out` (at least [`Renderer::leds`] long; LED 0 at the handle) with the column
+    /// shown at show time `t_ms`. `framerate` (columns per second) paces images; `audio`
+    /// (0-255) drives the audio-reactive patterns. Brightness and gamma come after, with
+    /// [`super::Finish`].
+    pub fn render(&self, program: &Program<'_>, t_ms: u64, framerate: u16, audio: u8, out: &mut [Rgb]) {
+        let out = &mut out[..self.leds()];
+        match program {
+            Program::Idle => out.fill(BLACK),
+            Program::Image(image) => draw_image(image, t_ms, framerate, out),
+            Program::Pattern(p) => pattern::draw(p, t_ms, audio, out),
+            Program::Sequence { sequence, started_ms, content } => {
+                match sequence_item(sequence, t_ms.saturating_sub(*started_ms)) {
+                    Some(SequenceTarget::Image(id)) => match content.image(id) {
+                        Some(image) => draw_image(&image, t_ms, framerate, out),
+                        None => out.fill(BLACK),
+                    },
+                    Some(SequenceTarget::Pattern(slot)) => match content.pattern(slot) {
+                        Some(p) => pattern::draw(&p, t_ms, audio, out),
+                        None => out.fill(BLACK),
+                    },
+                    None => out.fill(BLACK),
+                }
+            }
+            Program::Live(column) => stretch(column.len(), out, |y| column[y]),
+        }
+    }
+}
+
+/// The item playing `elapsed_ms` after the sequence began; None once a sequence that does
+/// not loop is over.
+pub fn sequence_item(sequence: &Sequence, elapsed_ms: u64) -> Option<SequenceTarget> {
+    let total: u64 = sequence.items().iter().map(|i| u64::from(i.duration_ms)).sum();
+    if total == 0 || (!sequence.looped() && elapsed_ms >= total) {
+        return None;
+    }
+    let mut into = elapsed_ms % total;
+    for item in sequence.items() {
+        let d = u64::from(item.duration_ms);
+        if into < d {
+            return Some(item.target);
+        }
+        into -= d;
+    }
+    None
+}
+
+fn draw_image(image: &ImageView<'_>, t_ms: u64, framerate: u16, out: &mut [Rgb]) {
+    let x = image_column(t_ms, framerate, image.width);
+    stretch(usize::from(image.height), out, |y| image.pixel(x, y));
+}
+
+/// Maps `rows` source rows onto the strip, nearest neighbour: a 32-row image fills a
+/// 144-LED strip, a 64-row one shows every other row on 32 LEDs.
+fn stretch(rows: usize, out: &mut [Rgb], row: impl Fn(usize) -> Rgb) {
+    let n = out.len();
+    if rows == 0 {
+        out.fill(BLACK);
+        return;
+    }
+    for (i, led) in out.iter_mut().enumerate() {
+        *led = row(i * rows / n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::ReplicaId;
+    use crate::model::{PatternKind, SequenceItem};
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    fn gradient_image(width: u16, height: u16) -> Vec<u8> {
+        let mut px = Vec::new();
+        for y in 0..height {
+            for x in 0..width {
+                px.extend_from_slice(&[(x % 256) as u8, (x / 256) as u8, y as u8]);
+            }
+        }
+        px
+    }
+
+    #[test]
+    fn image_mode_shows_one_column_per_frame_and_wraps_at_the_width() {
+        let px = gradient_image(400, 32);
+        let image = Program::Image(ImageView { width: 400, height: 32, pixels: &px });
+        let r = Renderer::new(32).unwrap();
+        let mut out = [BLACK; 32];
+        let column_of = |out: &[Rgb]| usize::from(out[0].r) + 256 * usize::from(out[0].g);
+        // 50 columns per second: column k is on from k*20 ms.
+        for (t, x) in [(0, 0), (19, 0), (20, 1), (5_099, 254), (5_120, 256), (7_999, 399), (8_000, 0)] {
+            r.render(&image, t, 50, 0, &mut out);
+            assert_eq!(column_of(&out), x, "t={t}");
+            assert_eq!(out[31].b, 31, "row y drives LED y");
+        }
+        // Years of show time at 255 fps: no overflow, still inside the image.
+        assert_eq!(image_column(u64::MAX, 255, 400), ((u128::from(u64::MAX) * 255 / 1000) % 400) as usize);
+    }
+
+    #[test]
+    fn images_stretch_to_the_strip() {
+        let px = gradient_image(1, 32);
+        let image = Program::Image(ImageView { width: 1, height: 32, pixels: &px });
+        let mut long = [BLACK; 144];
+        Renderer::new(144).unwrap().render(&image, 0, 10, 0, &mut long);
+        assert_eq!((long[0].b, long[143].b, long[72].b), (0, 31, 16));
+        let mut short = [BLACK; 16];
+        Renderer::new(16).unwrap().render(&image, 0, 10, 0, &mut short);
+        assert_eq!((short[1].b, short[15].b), (2, 30));
+    }
+
+    struct Library {
+        image: Vec<u8>,
+    }
+
+    const IMAGE: ImageId = ImageId { origin: ReplicaId(1), seq: 1 };
+
+    impl Content for Library {
+        fn image(&self, id: ImageId) -> Option<ImageView<'_>> {
+            (id == IMAGE).then_some(ImageView { width: 2, height: 1, pixels: &self.image })
+        }
+        fn pattern(&self, slot: u8) -> Option<Pattern> {
+            (slot == 3).then(|| Pattern::new(PatternKind::Breathing, Rgb::new(0, 255, 0), BLACK, 50).unwrap())
+        }
+    }
+
+    #[test]
+    fn sequences_play_items_for_their_durations_then_loop_or_stop() {
+        let items = vec![
+            SequenceItem { target: SequenceTarget::Image(IMAGE), duration_ms: 1_000 },
+            SequenceItem { target: SequenceTarget::Pattern(3), duration_ms: 500 },
+            SequenceItem { target: SequenceTarget::Pattern(9), duration_ms: 500 },
+        ];
+        let looped = Sequence::new(items.clone(), true).unwrap();
+        let once = Sequence::new(items, false).unwrap();
+        assert_eq!(sequence_item(&looped, 999), Some(SequenceTarget::Image(IMAGE)));
+        assert_eq!(sequence_item(&looped, 1_000), Some(SequenceTarget::Pattern(3)));
+        assert_eq!(sequence_item(&looped, 2_000 + 1_200), Some(SequenceTarget::Pattern(3)));
+        assert_eq!(sequence_item(&once, 1_999), Some(SequenceTarget::Pattern(9)));
+        assert_eq!(sequence_item(&once, 2_000), None);
+
+        let library = Library { image: vec![200, 0, 0, 0, 0, 200] };
+        let program = Program::Sequence { sequence: &looped, started_ms: 10_000, content: &library };
+        let r = Renderer::new(4).unwrap();
+        let mut out = [BLACK; 4];
+        r.render(&program, 10_000, 1, 0, &mut out);
+        assert_eq!(out[0], Rgb::new(200, 0, 0), "image column 0 at 10 s and 1 fps");
+        r.render(&program, 11_200, 1, 0, &mut out);
+        assert!(out[0].g > 0 && out[0].r == 0, "the green breathing pattern: {:?}", out[0]);
+        r.render(&program, 11_700, 1, 0, &mut out);
+        assert_eq!(out, [BLACK; 4], "an empty pattern slot is dark");
+        r.render(&program, 6_000, 1, 0, &mut out);
+        assert_eq!(out[0], Rgb::new(200, 0, 0), "before its start a sequence shows item 0");
+    }
+
+    #[test]
+    fn live_columns_and_idle() {
+        let r = Renderer::new(4).unwrap();
+        let mut out = [Rgb::new(9, 9, 9); 4];
+        r.render(&Program::Idle, 5, 50, 0, &mut out);
+        assert_eq!(out, [BLACK; 4]);
+        let pushed = [Rgb::new(1, 0, 0), Rgb::new(2, 0, 0)];
+        r.render(&Program::Live(&pushed), 5, 50, 0, &mut out);
+        assert_eq!(out.map(|c| c.r), [1, 1, 2, 2]);
+        assert_eq!(Renderer::new(0), Err(BadLedCount(0)));
+        assert_eq!(Renderer::new(145), Err(BadLedCount(145)));
+    }
+}
