@@ -12,6 +12,7 @@ pub mod events;
 pub mod history;
 pub mod library;
 pub mod node;
+pub mod output;
 pub mod peers;
 pub mod storage;
 pub mod sync_client;

@@ -1,0 +1,100 @@
+//! Where the rendered show goes: LED strips and the existing Teensy board, behind one small
+//! trait, so the player does not care which it drives.
+//!
+//! Two kinds of output exist. A *column* output (the in-memory `sim` strip, an APA102 strip
+//! on SPI) takes one finished column per frame, rendered here. A *mirroring* output (the
+//! Teensy link) takes what plays, the content and settings, and lets the board render.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use povpoi_core::model::{Mode, Pattern, Rgb, Sequence};
+use povpoi_core::render::ColorOrder;
+
+pub mod sim;
+
+/// What plays now and everything a mirroring output needs to play it itself.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Show {
+    /// Mode (idle, image, pattern, sequence, live).
+    pub mode: Mode,
+    /// Slot of the mode: image index in list order, pattern slot, sequence slot.
+    pub index: u16,
+    /// Global brightness after the power mode's cap, 0-255.
+    pub brightness: u8,
+    /// Columns per second after the power mode's cap.
+    pub framerate: u16,
+    /// The 18 pattern slots.
+    pub patterns: Vec<Option<Pattern>>,
+    /// The 5 sequence slots.
+    pub sequences: Vec<Option<Sequence>>,
+    /// The image playing (mode 1), or the first image of the sequence playing.
+    pub image: Option<ShowImage>,
+    /// The column pushed with `/api/live` (mode 4).
+    pub live: Option<Vec<Rgb>>,
+}
+
+/// An image's pixels as the display model holds them: RGB, row-major, row y drives LED y.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShowImage {
+    /// Columns.
+    pub width: u16,
+    /// Rows.
+    pub height: u16,
+    /// `width * height * 3` bytes.
+    pub pixels: Arc<Vec<u8>>,
+}
+
+/// One place the show goes.
+pub trait Output: Send {
+    /// A short description for logs and `/api/status` (`sim`, `apa102 /dev/spidev0.0`...).
+    fn describe(&self) -> String;
+
+    /// Whether the player should render a column per frame for it (false for the Teensy,
+    /// which renders itself).
+    fn wants_columns(&self) -> bool {
+        true
+    }
+
+    /// One finished column (brightness and gamma applied), LED 0 first.
+    fn column(&mut self, column: &[Rgb]) -> std::io::Result<()>;
+
+    /// What plays changed; a mirroring output passes it on.
+    fn show_changed(&mut self, _show: &Show) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Which output `--output` names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OutputSpec {
+    /// Frames kept in memory and streamed to the web UI (`sim`).
+    Sim,
+    /// An APA102/SK9822 strip on a Linux SPI device (`apa102:/dev/spidev0.0`).
+    Apa102 {
+        /// The spidev device.
+        device: PathBuf,
+        /// SPI clock, Hz.
+        clock_hz: u32,
+        /// Channel order of the strip.
+        order: ColorOrder,
+    },
+    /// The existing Teensy 4.1 firmware on a serial port (`teensy:/dev/ttyUSB0`).
+    Teensy {
+        /// The serial device.
+        device: PathBuf,
+    },
+}
+
+impl FromStr for OutputSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // Filled in by the APA102 and Teensy outputs; `sim` is always there.
+        match s {
+            "sim" => Ok(OutputSpec::Sim),
+            other => Err(format!("unknown output {other:?}: use sim, apa102:/dev/spidevB.C or teensy:/dev/ttyXXX")),
+        }
+    }
+}
