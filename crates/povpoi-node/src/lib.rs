@@ -14,6 +14,7 @@ pub mod library;
 pub mod node;
 pub mod output;
 pub mod peers;
+pub mod player;
 pub mod storage;
 pub mod sync_client;
 

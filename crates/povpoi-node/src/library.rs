@@ -5,11 +5,13 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use povpoi_core::model::ImageId;
 use povpoi_core::sync::{Identity, Replica};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use crate::events::{Event, EventBus};
+use crate::output::ShowImage;
 use crate::storage::DirStorage;
 
 /// The replica type of a node: the core's library on files.
@@ -92,6 +94,15 @@ impl Library {
             let source = if origin == Origin::Local { "local" } else { "peer" };
             self.events.send(Event::LibraryChanged { digest, source });
         }
+    }
+
+    /// An image's metadata and pixels for the player (blocking: call off the async threads).
+    /// None when the image is gone or its pixels have not arrived yet.
+    pub fn image_for_display(&self, id: ImageId) -> Option<ShowImage> {
+        let mut poi = self.lock();
+        let meta = poi.image(id)?.clone();
+        let pixels = poi.image_pixels(&meta.pixels()).ok().flatten()?;
+        Some(ShowImage { width: meta.width(), height: meta.height(), pixels: Arc::new(pixels) })
     }
 
     /// The current digest.

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use povpoi_core::device::{DeviceId, ReplicaId};
 use povpoi_core::model::Rgb;
+use povpoi_core::render::{DEFAULT_LEDS, Renderer};
 use povpoi_core::sync::{Categories, Direction, Identity, PROTOCOL_VERSION, SyncOptions};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, watch};
@@ -20,7 +21,10 @@ use crate::discovery::{ANNOUNCE_EVERY, Advert, Discovery, Sighting};
 use crate::events::{Event, EventBus};
 use crate::history::History;
 use crate::library::{Library, now_ms};
+use crate::output::sim::SimStrip;
+use crate::output::{Output, OutputSpec};
 use crate::peers::{Change, PeerTable, Source};
+use crate::player::{AudioChoice, Player, PlayerStats};
 use crate::storage::DirStorage;
 use crate::{api, sync_client};
 
@@ -46,6 +50,12 @@ pub struct NodeOptions {
     pub peers: Vec<SocketAddr>,
     /// Unseen this long, a peer counts as offline.
     pub peer_timeout: Duration,
+    /// Where the show goes.
+    pub output: OutputSpec,
+    /// LEDs on the strip.
+    pub leds: u16,
+    /// Sound level source of the audio-reactive patterns.
+    pub audio: AudioChoice,
 }
 
 impl NodeOptions {
@@ -59,8 +69,22 @@ impl NodeOptions {
             mdns: true,
             peers: Vec::new(),
             peer_timeout: Duration::from_secs(120),
+            output: OutputSpec::Sim,
+            leds: DEFAULT_LEDS,
+            audio: AudioChoice::None,
         }
     }
+}
+
+/// The poi's LEDs as the API describes them.
+#[derive(Clone, Debug)]
+pub struct Display {
+    /// LEDs per column.
+    pub leds: u16,
+    /// The output, described (`sim`, `apa102 /dev/spidev0.0`...).
+    pub output: String,
+    /// The in-memory strip, when the output is `sim`.
+    pub strip: Option<SimStrip>,
 }
 
 /// Everything the node's tasks and handlers share.
@@ -92,6 +116,10 @@ pub struct NodeState {
     pub kick: Notify,
     /// Wakes the prober and discovery to look again now.
     pub rediscover: Notify,
+    /// The strip and output this poi plays on.
+    pub display: Display,
+    /// The frame loop's counters.
+    pub player_stats: PlayerStats,
     discovery: Mutex<Option<Discovery>>,
     peer_timeout: Duration,
     stopping: watch::Receiver<bool>,
@@ -187,6 +215,7 @@ pub struct Node {
     state: Arc<NodeState>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    player: Option<Player>,
     _lock: File,
 }
 
@@ -237,6 +266,19 @@ impl Node {
         manual.extend(options.peers.iter().copied());
         manual.sort();
         manual.dedup();
+        let renderer = Renderer::new(options.leds).map_err(|e| format!("--leds: {e}"))?;
+        let (outputs, strip): (Vec<Box<dyn Output>>, _) = match &options.output {
+            OutputSpec::Sim => {
+                let strip = SimStrip::default();
+                (vec![Box::new(strip.clone())], Some(strip))
+            }
+            other => return Err(format!("output {other:?} is not available in this build")),
+        };
+        let display = Display {
+            leds: options.leds,
+            output: outputs.iter().map(|o| o.describe()).collect::<Vec<_>>().join(", "),
+            strip,
+        };
         let (shutdown, stopping) = watch::channel(false);
         let state = Arc::new(NodeState {
             data_dir: dir.clone(),
@@ -253,6 +295,8 @@ impl Node {
             manual_peers: Mutex::new(manual),
             kick: Notify::new(),
             rediscover: Notify::new(),
+            display,
+            player_stats: PlayerStats::default(),
             discovery: Mutex::new(None),
             peer_timeout: options.peer_timeout,
             stopping: stopping.clone(),
@@ -273,12 +317,13 @@ impl Node {
         tasks.push(tokio::spawn(expire_peers(state.clone(), stopping.clone())));
         tasks.push(tokio::spawn(auto_sync(state.clone(), stopping.clone())));
         tasks.push(tokio::spawn(serve(listener, state.clone(), stopping)));
+        let player = Player::start(state.clone(), outputs, renderer, options.audio);
         let config = state.config().clone();
         tracing::info!(
             device = %config.device_id, name = %config.device_name, group = %config.sync_group,
             %addr, mdns = options.mdns, protected = config.group_key.is_some(), "poi started"
         );
-        Ok(Node { state, shutdown, tasks, _lock: lock })
+        Ok(Node { state, shutdown, tasks, player: Some(player), _lock: lock })
     }
 
     /// Where the API listens.
@@ -294,6 +339,9 @@ impl Node {
     /// Stops serving and syncing, says goodbye on mDNS, and waits for the tasks.
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
+        if let Some(player) = self.player.take() {
+            tokio::task::spawn_blocking(move || player.stop()).await.ok();
+        }
         let discovery = self.state.discovery.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(discovery) = discovery {
             tokio::task::spawn_blocking(move || discovery.shutdown()).await.ok();

@@ -108,6 +108,7 @@ fn pixels(w: usize, h: usize) -> Vec<u8> {
 async fn snapshot(poi: &Poi) -> (Value, Value, Value, Value, Value) {
     let mut status = poi.get("/api/status").await;
     status.as_object_mut().unwrap().remove("connected");
+    status.as_object_mut().unwrap().remove("columnsShown");
     (
         poi.get("/api/images").await,
         poi.get("/api/sync/data").await,
@@ -498,4 +499,102 @@ async fn malformed_input_is_refused_and_changes_nothing() {
 
     assert!(failures.is_empty(), "{} bad answers:\n{}", failures.len(), failures.join("\n"));
     assert_eq!(snapshot(&poi).await, before, "refused requests left the library as it was");
+}
+
+/// The sim strip's columns after `after`, as RGB triples per LED, and the last number.
+async fn strip_since(poi: &Poi, after: u64) -> (Vec<Vec<[u8; 3]>>, u64) {
+    let strip = poi.get(&format!("/api/strip?after={after}")).await;
+    let columns = strip["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let bytes = hex::decode(c.as_str().unwrap()).unwrap();
+            bytes.chunks(3).map(|p| [p[0], p[1], p[2]]).collect()
+        })
+        .collect();
+    (columns, strip["shown"].as_u64().unwrap())
+}
+
+/// Columns shown after the last change settles (skips what was on before).
+async fn fresh_columns(poi: &Poi, wanted: usize) -> Vec<Vec<[u8; 3]>> {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (_, mark) = strip_since(poi, u64::MAX).await;
+    let mut got = Vec::new();
+    let mut after = mark;
+    for _ in 0..200 {
+        let (columns, shown) = strip_since(poi, after).await;
+        got.extend(columns);
+        after = shown;
+        if got.len() >= wanted {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the strip showed only {} columns in 4 s", got.len());
+}
+
+#[tokio::test]
+async fn the_sim_strip_plays_images_patterns_live_and_idle() {
+    let poi = Poi::start().await;
+    let status = poi.get("/api/status").await;
+    assert_eq!((&status["output"], &status["leds"]), (&json!("sim"), &json!(32)));
+    let idle = fresh_columns(&poi, 5).await;
+    assert!(idle.iter().flatten().all(|p| *p == [0, 0, 0]), "idle is dark");
+
+    // Ten columns, each one solid colour: column x is red 20x+10, blue 250-20x.
+    let mut px = Vec::new();
+    for _y in 0..32 {
+        for x in 0..10u8 {
+            px.extend_from_slice(&[20 * x + 10, 0, 250 - 20 * x]);
+        }
+    }
+    let (code, answer) = poi.upload(&[Part("file", Some(b"image_10x32.rgb"), &px)]).await;
+    assert_eq!(code, 200, "{answer}");
+    poi.ok(Method::POST, "/api/brightness", json!({"brightness": 255})).await;
+    poi.ok(Method::POST, "/api/framerate", json!({"framerate": 50})).await;
+    // What the LEDs get: gamma 2.2 of each column's colour, at full brightness.
+    let gamma = |v: u8| (255.0 * (f64::from(v) / 255.0).powf(2.2)).round() as u8;
+    let expected: Vec<[u8; 3]> = (0..10u8).map(|x| [gamma(20 * x + 10), 0, gamma(250 - 20 * x)]).collect();
+    let shown = fresh_columns(&poi, 40).await;
+    let mut steps_of_one = 0;
+    let mut previous = None;
+    for column in &shown {
+        assert!(column.iter().all(|p| p == &column[0]), "a column of the image is one colour: {column:?}");
+        let x = expected.iter().position(|e| *e == column[0]).unwrap_or_else(|| panic!("{:?} is no column", column[0]));
+        if let Some(p) = previous {
+            let step = (x + 10 - p) % 10;
+            assert!((1..=3).contains(&step), "column {p} then {x}: the image ran backwards or jumped");
+            steps_of_one += usize::from(step == 1);
+        }
+        previous = Some(x);
+    }
+    // One column per frame: consecutive frames show consecutive columns (a busy machine may
+    // drop a frame now and then, never show columns out of order).
+    assert!(steps_of_one * 2 >= shown.len() - 1, "only {steps_of_one} of {} steps were +1", shown.len() - 1);
+
+    // The power profile caps brightness: white at 255 shows at 80 in ultrasave.
+    poi.ok(Method::POST, "/api/power/mode", json!({"mode": "ultrasave"})).await;
+    let white = json!({"r": 255, "g": 255, "b": 255});
+    let gradient = json!({"index": 2, "type": 2, "color1": white, "color2": white});
+    poi.ok(Method::POST, "/api/pattern", gradient).await;
+    poi.ok(Method::POST, "/api/mode", json!({"mode": 2, "index": 2})).await;
+    let capped = fresh_columns(&poi, 5).await;
+    assert!(capped.iter().flatten().all(|p| *p == [80, 80, 80]), "{:?}", capped[0]);
+    poi.ok(Method::POST, "/api/power/mode", json!({"mode": "performance"})).await;
+
+    // A live column is shown as pushed (stretched from 2 LEDs to 32).
+    let live = json!({"pixels": [{"r": 255, "g": 0, "b": 0}, {"r": 0, "g": 255, "b": 0}]});
+    poi.ok(Method::POST, "/api/live", live).await;
+    let pushed = fresh_columns(&poi, 3).await;
+    for column in &pushed {
+        assert_eq!(
+            (column[0], column[15], column[16], column[31]),
+            ([255, 0, 0], [255, 0, 0], [0, 255, 0], [0, 255, 0])
+        );
+    }
+    poi.ok(Method::POST, "/api/mode", json!({"mode": 0})).await;
+    assert!(fresh_columns(&poi, 3).await.iter().flatten().all(|p| *p == [0, 0, 0]), "idle again");
+    let (code, answer) = poi.raw(Method::GET, "/api/strip?after=soon", b"").await;
+    assert!(code == 400 && answer["error"].is_string(), "{answer}");
 }

@@ -4,6 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use povpoi_core::render::{DEFAULT_LEDS, MAX_LEDS};
+use povpoi_node::output::OutputSpec;
+use povpoi_node::player::AudioChoice;
 use povpoi_node::{Node, NodeOptions};
 
 /// Options of `povpoi node`.
@@ -30,6 +33,16 @@ pub struct Args {
     /// Seconds unseen after which a peer counts as offline.
     #[arg(long, default_value_t = 120)]
     pub peer_timeout: u64,
+    /// Where the show goes: sim (in memory, drawn by the web UI), apa102:/dev/spidevB.C[@HZ][,order=bgr]
+    /// or teensy:/dev/ttyXXX.
+    #[arg(long, default_value = "sim")]
+    pub output: OutputSpec,
+    /// LEDs on the strip (1-144).
+    #[arg(long, default_value_t = DEFAULT_LEDS, value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_LEDS)))]
+    pub leds: u16,
+    /// Sound level for the audio patterns: none, test (a 120 bpm beat) or constant:LEVEL.
+    #[arg(long, default_value = "none")]
+    pub audio: AudioChoice,
 }
 
 impl Args {
@@ -41,6 +54,9 @@ impl Args {
             mdns: !self.no_mdns,
             peers: self.peers.clone(),
             peer_timeout: Duration::from_secs(self.peer_timeout.max(1)),
+            output: self.output.clone(),
+            leds: self.leds,
+            audio: self.audio,
             ..NodeOptions::new(&self.data_dir, self.listen)
         }
     }

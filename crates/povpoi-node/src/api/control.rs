@@ -105,8 +105,8 @@ async fn status(State(node): State<AppState>) -> Json<Value> {
     let (settings, count) = node.library.read(|poi| (poi.settings(), poi.images().count()));
     let power = node.config().power_mode;
     Json(json!({
-        // The LED driver is not attached yet; the API itself is up.
-        "connected": true,
+        // Whether the display is being driven: the player runs for as long as the node does.
+        "connected": node.player_stats.output_errors.load(std::sync::atomic::Ordering::Relaxed) == 0,
         "mode": settings.selection.mode as u8,
         "index": settings.selection.index,
         "brightness": settings.brightness,
@@ -115,6 +115,9 @@ async fn status(State(node): State<AppState>) -> Json<Value> {
         "sdCardPresent": true,
         "powerMode": power,
         "count": count,
+        "output": node.display.output,
+        "leds": node.display.leds,
+        "columnsShown": node.player_stats.columns.load(std::sync::atomic::Ordering::Relaxed),
     }))
 }
 

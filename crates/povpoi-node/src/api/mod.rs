@@ -23,6 +23,7 @@ mod access;
 mod content;
 mod control;
 mod device;
+mod display;
 mod events;
 mod sync;
 mod ui;
@@ -37,6 +38,7 @@ pub type AppState = Arc<NodeState>;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(device::routes())
+        .merge(display::routes())
         .merge(sync::routes())
         .merge(events::routes())
         .merge(control::routes())

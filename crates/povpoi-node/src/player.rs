@@ -1,0 +1,300 @@
+//! The player: what the library says should play, turned into columns on the outputs, frame
+//! by frame, on a thread of its own (an SPI or serial write may block; frame timing should
+//! not depend on the async runtime's load).
+//!
+//! Show time is the system clock in ms since the epoch for now, so two poi with synchronised
+//! clocks already show the same column of an image or pattern at the same instant; a sequence
+//! starts at the stamp of the edit that selected it, which both poi share.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use povpoi_core::model::{ImageId, Mode, PATTERN_SLOTS, Pattern, Rgb, SEQUENCE_SLOTS, Sequence, SequenceTarget};
+use povpoi_core::render::{AudioSource, Constant, Content, Finish, ImageView, Program, Renderer, Silence, TestSignal};
+use povpoi_core::sync::Key;
+
+use crate::library::now_ms;
+use crate::node::NodeState;
+use crate::output::{Output, Show, ShowImage};
+
+/// Where the audio-reactive patterns get their level (`--audio`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AudioChoice {
+    /// No microphone: level 0.
+    #[default]
+    None,
+    /// A fixed level.
+    Constant(u8),
+    /// A 120 bpm beat, for trying the audio patterns.
+    Test,
+}
+
+impl FromStr for AudioChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(AudioChoice::None),
+            "test" => Ok(AudioChoice::Test),
+            other => match other.strip_prefix("constant:").map(str::parse::<u8>) {
+                Some(Ok(level)) => Ok(AudioChoice::Constant(level)),
+                _ => Err(format!("audio must be none, test or constant:LEVEL (0-255), not {other:?}")),
+            },
+        }
+    }
+}
+
+impl AudioChoice {
+    fn source(self) -> Box<dyn AudioSource + Send> {
+        match self {
+            AudioChoice::None => Box::new(Silence),
+            AudioChoice::Constant(level) => Box::new(Constant(level)),
+            AudioChoice::Test => Box::new(TestSignal),
+        }
+    }
+}
+
+/// Show time now, ms.
+pub fn show_now_ms() -> u64 {
+    now_ms()
+}
+
+/// Everything the frame loop needs between library changes.
+#[derive(Default)]
+struct Playing {
+    show: Show,
+    /// Show time at which the selected sequence began.
+    sequence_start: u64,
+    /// Pixels of the images the selection shows.
+    images: HashMap<ImageId, ShowImage>,
+    /// The image of image mode.
+    image_id: Option<ImageId>,
+}
+
+impl Content for Playing {
+    fn image(&self, id: ImageId) -> Option<ImageView<'_>> {
+        self.images.get(&id).map(|i| ImageView { width: i.width, height: i.height, pixels: &i.pixels })
+    }
+
+    fn pattern(&self, slot: u8) -> Option<Pattern> {
+        self.show.patterns.get(usize::from(slot)).copied().flatten()
+    }
+}
+
+impl Playing {
+    /// Reads what plays from the library (and the pixels it needs from disk).
+    fn load(state: &NodeState) -> Playing {
+        let power = state.config().power_mode;
+        let (settings, patterns, sequences, started, image_ids) = state.library.read(|poi| {
+            let patterns: Vec<Option<Pattern>> = (0..PATTERN_SLOTS).map(|s| poi.pattern(s).copied()).collect();
+            let sequences: Vec<Option<Sequence>> = (0..SEQUENCE_SLOTS).map(|s| poi.sequence(s).cloned()).collect();
+            let started = poi.visible(&Key::Selection).map_or(0, |r| r.stamp.millis);
+            let ids: Vec<ImageId> = poi.images().map(|(id, _)| id).collect();
+            (poi.settings(), patterns, sequences, started, ids)
+        });
+        let selection = settings.selection;
+        let mut wanted = Vec::new();
+        let mut image_id = None;
+        match selection.mode {
+            Mode::Image => {
+                image_id = image_ids.get(usize::from(selection.index)).copied();
+                wanted.extend(image_id);
+            }
+            Mode::Sequence => {
+                if let Some(Some(sequence)) = sequences.get(usize::from(selection.index)) {
+                    for item in sequence.items() {
+                        if let SequenceTarget::Image(id) = item.target {
+                            wanted.push(id);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        let mut images = HashMap::new();
+        for id in wanted {
+            if let Some(image) = state.library.image_for_display(id) {
+                images.insert(id, image);
+            }
+        }
+        let show = Show {
+            mode: selection.mode,
+            index: selection.index,
+            brightness: settings.brightness.min(power.brightness_cap()),
+            framerate: settings.framerate.clamp(1, power.fps_limit()),
+            patterns,
+            sequences,
+            image: image_id.and_then(|id| images.get(&id).cloned()).or_else(|| images.values().next().cloned()),
+            live: None,
+        };
+        Playing { show, sequence_start: started, images, image_id }
+    }
+
+    fn program<'a>(&'a self, live: &'a [Rgb]) -> Program<'a> {
+        let index = self.show.index;
+        match self.show.mode {
+            Mode::Idle => Program::Idle,
+            Mode::Image => match self.image_id.and_then(|id| self.image(id)) {
+                Some(view) => Program::Image(view),
+                None => Program::Idle,
+            },
+            Mode::Pattern => match index.try_into().ok().and_then(|slot| self.pattern(slot)) {
+                Some(p) => Program::Pattern(p),
+                None => Program::Idle,
+            },
+            Mode::Sequence => match self.show.sequences.get(usize::from(index)) {
+                Some(Some(sequence)) => Program::Sequence { sequence, started_ms: self.sequence_start, content: self },
+                _ => Program::Idle,
+            },
+            Mode::Live => Program::Live(live),
+        }
+    }
+}
+
+/// The running frame loop.
+pub struct Player {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Counters the frame loop keeps, for `/api/status` and benchmarks.
+#[derive(Debug, Default)]
+pub struct PlayerStats {
+    /// Columns rendered and handed to the column outputs.
+    pub columns: AtomicU64,
+    /// Writes an output refused.
+    pub output_errors: AtomicU64,
+}
+
+impl Player {
+    /// Starts playing on `outputs`, with a strip of `leds` LEDs.
+    pub fn start(
+        state: Arc<NodeState>,
+        outputs: Vec<Box<dyn Output>>,
+        renderer: Renderer,
+        audio: AudioChoice,
+    ) -> Player {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("povpoi-player".into())
+            .spawn(move || run(&state, outputs, renderer, audio.source(), &flag))
+            .expect("cannot start the player thread");
+        Player { stop, thread: Some(thread) }
+    }
+
+    /// Stops the loop and waits for it (the last column written stays on the strip).
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Player {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+fn run(
+    state: &NodeState,
+    mut outputs: Vec<Box<dyn Output>>,
+    renderer: Renderer,
+    mut audio: Box<dyn AudioSource + Send>,
+    stop: &AtomicBool,
+) {
+    let mut changes = state.library.changes();
+    let mut power = state.config().power_mode;
+    let mut playing = Playing::load(state);
+    let mut live = Vec::new();
+    let mut sent: Option<Show> = None;
+    let mut column = vec![Rgb::default(); renderer.leds()];
+    let wants_columns = outputs.iter().any(|o| o.wants_columns());
+    while !stop.load(Ordering::Relaxed) {
+        let power_now = state.config().power_mode;
+        if changes.has_changed().unwrap_or(false) || power_now != power {
+            changes.borrow_and_update();
+            power = power_now;
+            playing = Playing::load(state);
+        }
+        if playing.show.mode == Mode::Live {
+            let pushed = state.live.lock().unwrap_or_else(|p| p.into_inner());
+            if *pushed != live {
+                live.clone_from(&pushed);
+            }
+        }
+        playing.show.live = (playing.show.mode == Mode::Live).then(|| live.clone());
+        if sent.as_ref() != Some(&playing.show) {
+            for output in &mut outputs {
+                if let Err(e) = output.show_changed(&playing.show) {
+                    note_error(state, output.as_ref(), &e);
+                }
+            }
+            sent = Some(playing.show.clone());
+        }
+
+        let now = show_now_ms();
+        let fps = u64::from(playing.show.framerate.max(1));
+        if wants_columns {
+            let level = audio.level(now);
+            renderer.render(&playing.program(&live), now, playing.show.framerate, level, &mut column);
+            Finish { brightness: playing.show.brightness, gamma: true }.apply(&mut column);
+            for output in outputs.iter_mut().filter(|o| o.wants_columns()) {
+                if let Err(e) = output.column(&column) {
+                    note_error(state, output.as_ref(), &e);
+                }
+            }
+            state.player_stats.columns.fetch_add(1, Ordering::Relaxed);
+            // Sleep to the start of the next column: frame k begins at k * 1000 / fps ms.
+            let next_frame = now * fps / 1000 + 1;
+            let next_ms = (next_frame * 1000).div_ceil(fps);
+            nap_until(next_ms, stop);
+        } else {
+            nap_until(now + 20, stop);
+        }
+    }
+}
+
+/// Sleeps until show time `deadline_ms`, looking at `stop` at least every 50 ms (at 1 fps a
+/// frame lasts a second; stopping should not).
+fn nap_until(deadline_ms: u64, stop: &AtomicBool) {
+    loop {
+        let left = deadline_ms.saturating_sub(show_now_ms());
+        if left == 0 || stop.load(Ordering::Relaxed) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(left.min(50)));
+    }
+}
+
+fn note_error(state: &NodeState, output: &dyn Output, e: &std::io::Error) {
+    let count = state.player_stats.output_errors.fetch_add(1, Ordering::Relaxed);
+    // A strip unplugged mid-show fails every frame: log the first and then every 1,000th.
+    if count.is_multiple_of(1000) {
+        tracing::warn!(output = %output.describe(), error = %e, failures = count + 1, "output failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audio_choices_parse() {
+        assert_eq!("none".parse(), Ok(AudioChoice::None));
+        assert_eq!("test".parse(), Ok(AudioChoice::Test));
+        assert_eq!("constant:200".parse(), Ok(AudioChoice::Constant(200)));
+        assert!("constant:300".parse::<AudioChoice>().is_err());
+        assert!("mic".parse::<AudioChoice>().is_err());
+    }
+}
