@@ -43,10 +43,10 @@ fn hash3(a: u32, b: u32, c: u32) -> u32 {
     h ^ (h >> 16)
 }
 
-/// What a pattern is drawn from at one instant.
+/// What a pattern is drawn from at one instant. The time-derived values are worked out once
+/// per column: their wide multiplications and divisions are software routines on a 32-bit
+/// microcontroller, too dear to repeat for every LED.
 struct Scene {
-    /// Show time, ms.
-    t: u64,
     /// LEDs on the strip.
     n: u32,
     pattern: Pattern,
@@ -54,28 +54,48 @@ struct Scene {
     level: u8,
     /// Fixed per pattern, so two patterns with other colours sparkle differently.
     seed: u32,
+    /// Progress through the pattern's cycle in 1/256 turns, as a wide counter: 256 units
+    /// take 256 * 256 / speed ms (about 1.3 s at the default speed 50).
+    phase: u64,
+    /// Time slots of the stepped effects at 10, 15 and 20 slots a second (at speed 50,
+    /// proportionally more at higher speeds).
+    slot10: u64,
+    slot15: u64,
+    slot20: u64,
+    /// How far into its 20-a-second slot the column is, 0-255 (sparkles fade over it).
+    into_slot20: u8,
+    /// Fire's noise position: slot and fraction in 1/256.
+    fire: (u64, u32),
+    /// The strobe is in the lit quarter of its period.
+    strobe_on: bool,
 }
 
 impl Scene {
-    /// Progress through the pattern's cycle in 1/256 turns, as a wide counter: 256 units
-    /// take 256 * 256 / speed ms (about 1.3 s at the default speed 50).
-    fn phase(&self) -> u64 {
-        self.scaled(u64::from(self.pattern.speed()), 256)
-    }
-
-    /// `t * numerator / denominator` without overflow for any show time.
-    fn scaled(&self, numerator: u64, denominator: u64) -> u64 {
-        (u128::from(self.t) * u128::from(numerator) / u128::from(denominator)) as u64
+    fn new(pattern: &Pattern, t: u64, n: u32, level: u8, seed: u32) -> Scene {
+        let speed = u64::from(pattern.speed());
+        let scaled =
+            |numerator: u64, denominator: u64| (u128::from(t) * u128::from(numerator) / u128::from(denominator)) as u64;
+        // Slots of a fine counter: 256 fine steps per 20-a-second slot.
+        let fine20 = scaled(20 * speed * 256, 50_000);
+        let fire = scaled(speed, 20);
+        Scene {
+            n,
+            pattern: *pattern,
+            level,
+            seed,
+            phase: scaled(speed, 256),
+            slot10: scaled(10 * speed, 50_000),
+            slot15: scaled(15 * speed, 50_000),
+            slot20: fine20 / 256,
+            into_slot20: (fine20 % 256) as u8,
+            fire: (fire / 256, (fire % 256) as u32),
+            // speed/10 flashes a second (5 at 50), each a quarter of its period.
+            strobe_on: (u128::from(t) * u128::from(speed) % 10_000) < 2_500,
+        }
     }
 
     fn phase8(&self) -> u8 {
-        self.phase() as u8
-    }
-
-    /// Index of the current time slot for effects that change in steps; `per_second` slots
-    /// a second at speed 50, proportionally more at higher speeds.
-    fn slot(&self, per_second: u64) -> u64 {
-        self.scaled(per_second * u64::from(self.pattern.speed()), 50_000)
+        self.phase as u8
     }
 
     /// LED `i`'s place along the strip in 1/256 of its length.
@@ -108,7 +128,7 @@ pub(crate) fn draw(pattern: &Pattern, t_ms: u64, level: u8, out: &mut [Rgb]) {
         u32::from_le_bytes([c1.r, c1.g, c1.b, 0]),
         u32::from_le_bytes([c2.r, c2.g, c2.b, 0]),
     );
-    let s = Scene { t: t_ms, n, pattern: *pattern, level, seed };
+    let s = Scene::new(pattern, t_ms, n, level, seed);
     for (i, led) in out.iter_mut().enumerate() {
         *led = led_color(&s, i as u32);
     }
@@ -125,13 +145,15 @@ fn led_color(s: &Scene, i: u32) -> Rgb {
         PatternKind::Comet => comet(s, i, (n / 4).max(2), false),
         PatternKind::Breathing => scale(s.c1(), 16 + (u16::from(sin8(s.phase8())) * 239 / 255) as u8),
         PatternKind::Strobe => {
-            // speed/10 flashes a second (5 at 50), each a quarter of its period.
-            let within = (u128::from(s.t) * u128::from(s.pattern.speed()) % 10_000) as u64;
-            if within < 2_500 { s.c1() } else { BLACK }
+            if s.strobe_on {
+                s.c1()
+            } else {
+                BLACK
+            }
         }
         PatternKind::Meteor => comet(s, i, (n / 2).max(2), true),
         PatternKind::Wipe => {
-            let cycle = (s.phase() % 512) as u32;
+            let cycle = (s.phase % 512) as u32;
             let (front, fill, rest) = if cycle < 256 { (cycle, s.c1(), s.c2()) } else { (cycle - 256, s.c2(), s.c1()) };
             if i * 256 < front * n { fill } else { rest }
         }
@@ -167,7 +189,7 @@ fn led_color(s: &Scene, i: u32) -> Rgb {
             }
         }
         PatternKind::TheaterChase => {
-            let step = s.slot(10);
+            let step = s.slot10;
             if (u64::from(i) + step).is_multiple_of(3) {
                 if step.is_multiple_of(2) { s.c1() } else { s.c2() }
             } else {
@@ -180,23 +202,18 @@ fn led_color(s: &Scene, i: u32) -> Rgb {
 /// LEDs light up in colour 1 at random (`chance` in 256 per slot) and fade within their
 /// slot, over colour 2 at a glimmer.
 fn sparkle(s: &Scene, i: u32, chance: u32) -> Rgb {
-    let per_second = 20;
-    let slot = s.slot(per_second);
     let background = scale(s.c2(), 16);
-    if s.random(slot, i) % 256 >= chance {
+    if s.random(s.slot20, i) % 256 >= chance {
         return background;
     }
-    // How far into the slot we are, 0-255: the spark fades out as the slot ends.
-    let slot_len = 50_000 / (per_second * u64::from(s.pattern.speed())).max(1);
-    let into = if slot_len == 0 { 0 } else { (s.t % slot_len.max(1)) * 255 / slot_len.max(1) };
-    blend(s.c1(), background, into.min(255) as u8)
+    // The spark fades out as its slot ends.
+    blend(s.c1(), background, s.into_slot20)
 }
 
 /// Flames rising from the handle: heat is value noise in time, cooling toward the tip,
 /// shown black, then colour 1, then colour 2 at the hottest.
 fn fire(s: &Scene, i: u32) -> Rgb {
-    let fine = s.scaled(u64::from(s.pattern.speed()), 20); // 1/256 steps between noise slots
-    let (slot, frac) = (fine / 256, (fine % 256) as u32);
+    let (slot, frac) = s.fire;
     let a = s.random(slot, i) % 256;
     let b = s.random(slot + 1, i) % 256;
     let noise = (a * (256 - frac) + b * frac) / 256;
@@ -209,14 +226,14 @@ fn fire(s: &Scene, i: u32) -> Rgb {
 /// colour 2; a meteor's tail crumbles at random.
 fn comet(s: &Scene, i: u32, tail: u32, crumbling: bool) -> Rgb {
     let n = u64::from(s.n);
-    let head = ((s.phase() % 256) * n / 256) as u32;
+    let head = ((s.phase % 256) * n / 256) as u32;
     let behind = (head + s.n - i) % s.n;
     if behind >= tail {
         return BLACK;
     }
     let fade = 255 - behind * 255 / tail;
     let mut c = scale(blend(s.c1(), s.c2(), (behind * 255 / tail) as u8), fade as u8);
-    if crumbling && behind > 0 && s.random(s.slot(15), i).is_multiple_of(3) {
+    if crumbling && behind > 0 && s.random(s.slot15, i).is_multiple_of(3) {
         c = scale(c, 64);
     }
     c
