@@ -1,6 +1,8 @@
 //! The `povpoi` command.
 
+mod convert;
 mod node;
+mod preview;
 mod sim;
 mod sim_sync;
 
@@ -22,6 +24,11 @@ enum Command {
     Sim(sim::Args),
     /// Shows poi replicas, in memory, editing apart and converging when they sync.
     SimSync(sim_sync::Args),
+    /// Converts a picture (PNG, JPEG, GIF, BMP, WebP, .pov, image_WxH.rgb) for the poi:
+    /// raw image_WxH.rgb to upload, .pov for SD cards, or PNG.
+    Convert(convert::Args),
+    /// Draws what a spectator sees when the poi spins with a picture or a pattern (a PNG).
+    Preview(preview::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -30,6 +37,8 @@ fn main() -> std::process::ExitCode {
         Command::Node(args) => node::run(&args),
         Command::Sim(args) => sim::run(&args),
         Command::SimSync(args) => sim_sync::run(&args),
+        Command::Convert(args) => convert::run(&args),
+        Command::Preview(args) => preview::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
