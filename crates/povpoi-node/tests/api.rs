@@ -492,10 +492,10 @@ async fn malformed_input_is_refused_and_changes_nothing() {
     cut.truncate(cut.len() - 100);
     let (status, bytes) = poi.send(Method::POST, "/api/image", Some(&multipart_type()), cut).await;
     expect("body cut short", 400, (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)));
-    let big = vec![0u8; 1024 * 1024 + 1];
+    let big = vec![0u8; 16 * 1024 * 1024 + 1];
     let body = multipart(&[Part("file", Some(b"image_20x32.rgb"), &big)]);
     let (status, bytes) = poi.send(Method::POST, "/api/image", Some(&multipart_type()), body).await;
-    expect("upload over 1 MiB", 413, (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)));
+    expect("upload over 16 MiB", 413, (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)));
 
     assert!(failures.is_empty(), "{} bad answers:\n{}", failures.len(), failures.join("\n"));
     assert_eq!(snapshot(&poi).await, before, "refused requests left the library as it was");
@@ -597,4 +597,57 @@ async fn the_sim_strip_plays_images_patterns_live_and_idle() {
     assert!(fresh_columns(&poi, 3).await.iter().flatten().all(|p| *p == [0, 0, 0]), "idle again");
     let (code, answer) = poi.raw(Method::GET, "/api/strip?after=soon", b"").await;
     assert!(code == 400 && answer["error"].is_string(), "{answer}");
+}
+
+#[tokio::test]
+async fn pictures_in_any_format_are_converted_and_items_previewed() {
+    use povpoi_media::image::{ImageFormat, Rgb, RgbImage};
+    let poi = Poi::start().await;
+    // A 64x16 PNG: a poi of 32 LEDs stores it 128x32 (height to the LED count, width in proportion).
+    let picture = RgbImage::from_fn(64, 16, |x, y| Rgb([(x * 4) as u8, (y * 16) as u8, 200]));
+    let mut png = std::io::Cursor::new(Vec::new());
+    picture.write_to(&mut png, ImageFormat::Png).unwrap();
+    let png = png.into_inner();
+    let (code, answer) = poi.upload(&[Part("file", Some(b"sunset.png"), &png)]).await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!((&answer["width"], &answer["height"], &answer["name"]), (&json!(128), &json!(32), &json!("sunset")));
+    let id = answer["id"].as_str().unwrap().to_string();
+
+    // A damaged picture is refused, saying what to send, and nothing is stored.
+    let before = snapshot(&poi).await;
+    let (code, answer) = poi.upload(&[Part("file", Some(b"broken.png"), &png[..png.len() / 2])]).await;
+    assert!(code == 400 && answer["error"].as_str().unwrap().contains("broken.png"), "{code} {answer}");
+    let (code, answer) = poi.upload(&[Part("file", Some(b"notes.txt"), b"just text")]).await;
+    assert!(code == 400 && answer["error"].as_str().unwrap().contains("PNG"), "{code} {answer}");
+    assert_eq!(snapshot(&poi).await, before);
+
+    // The preview of the stored image: a PNG with the picture wrapped around a dark hub.
+    let (code, bytes) = poi.send(Method::GET, &format!("/api/preview/image/{id}?size=256"), None, vec![]).await;
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&bytes));
+    let shown = povpoi_media::image::load_from_memory(&bytes).unwrap().to_rgb8();
+    assert_eq!(shown.dimensions(), (256, 256));
+    assert_eq!(shown.get_pixel(128, 128).0, [0, 0, 0], "the hub is dark");
+    assert!(shown.pixels().filter(|p| p.0[2] > 0).count() > 256 * 256 / 4, "the trail covers the disc");
+
+    poi.ok(Method::POST, "/api/pattern", json!({"index": 5, "type": 0})).await;
+    let sequence =
+        json!({"items": [{"image": id, "durationMs": 500}, {"pattern": 5, "durationMs": 500}], "loop": true});
+    let (code, answer) = poi.call(Method::PUT, "/api/sequences/1", sequence).await;
+    assert_eq!(code, 200, "{answer}");
+    for path in ["/api/preview/pattern/5", "/api/preview/sequence/1?rps=0.5&fps=100"] {
+        let (code, bytes) = poi.send(Method::GET, path, None, vec![]).await;
+        assert_eq!(code, 200, "{path}: {}", String::from_utf8_lossy(&bytes));
+        assert!(povpoi_media::image::load_from_memory(&bytes).is_ok(), "{path} is not an image");
+    }
+    for (path, status) in [
+        ("/api/preview/pattern/6", 404),
+        ("/api/preview/pattern/18", 400),
+        ("/api/preview/video/1", 404),
+        ("/api/preview/image/nonsense", 400),
+        ("/api/preview/pattern/5?rps=-1", 400),
+        ("/api/preview/pattern/5?colour=red", 400),
+    ] {
+        let (code, answer) = poi.raw(Method::GET, path, b"").await;
+        assert!(code == status && answer["error"].is_string(), "{path}: {code} {answer}");
+    }
 }

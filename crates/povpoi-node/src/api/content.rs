@@ -27,7 +27,7 @@ use super::{ApiError, AppState, JsonBody};
 use crate::library::{Origin, Poi, now_ms};
 
 /// Largest upload accepted: a 400 x 64 image is 75 KiB, so this leaves room for any form.
-pub const UPLOAD_BODY_LIMIT: usize = 1024 * 1024;
+pub const UPLOAD_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -206,6 +206,9 @@ async fn upload(
             "file name {filename:?} looks like a path: send the bare name image_<width>x<height>.rgb"
         )));
     }
+    if !filename.to_ascii_lowercase().ends_with(".rgb") {
+        return store_converted(&node, filename, pixels, name).await;
+    }
     let (width, height) = size_from_filename(&filename)?;
     if width > u64::from(MAX_WIDTH) || height > u64::from(MAX_HEIGHT) {
         return Err(ApiError::new(
@@ -227,8 +230,45 @@ async fn upload(
         Some(name) => name,
         None => filename.strip_suffix(".rgb").unwrap_or(&filename).to_owned(),
     };
+    store_image(&node, name, width as u32, height as u32, pixels.to_vec()).await
+}
+
+/// A picture in any format `povpoi-media` reads (PNG, JPEG, GIF, BMP, WebP, `.pov`), scaled
+/// to this poi's LED count (at most 64 rows) with proportional width, at most 400 columns.
+async fn store_converted(
+    node: &AppState,
+    filename: String,
+    bytes: Bytes,
+    name: Option<String>,
+) -> Result<Json<Value>, ApiError> {
+    let leds = node.display.leds.min(MAX_HEIGHT);
+    let file = filename.clone();
+    let picture = tokio::task::spawn_blocking(move || {
+        povpoi_media::convert(&bytes, &file, &povpoi_media::ConvertOptions::for_leds(leds))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("conversion failed: {e}")))?
+    .map_err(|e| {
+        ApiError::bad_request(format!("{filename}: {e} (send PNG, JPEG, GIF, BMP, WebP, .pov or image_WxH.rgb)"))
+    })?;
+    let name = match name.filter(|n| !n.is_empty()) {
+        Some(name) => name,
+        None => filename.rsplit_once('.').map_or(filename.as_str(), |(stem, _)| stem).to_owned(),
+    };
+    let (width, height) = (u32::from(picture.width()), u32::from(picture.height()));
+    store_image(node, name, width, height, picture.into_pixels()).await
+}
+
+/// Adds an image and plays it, as the existing upload did (mode 1).
+async fn store_image(
+    node: &AppState,
+    name: String,
+    width: u32,
+    height: u32,
+    pixels: Vec<u8>,
+) -> Result<Json<Value>, ApiError> {
     check_name(&name)?;
-    let (width, height) = (width as u32, height as u32);
+    let expected = pixels.len();
     let stored = name.clone();
     let (id, index) = node
         .library

@@ -1,18 +1,28 @@
 //! What the strip shows: `GET /api/strip` gives the columns the `sim` output kept, so the
-//! web UI (or a test) can draw the poi live without hardware.
+//! web UI (or a test) can draw the poi live without hardware; `GET /api/preview/...` draws
+//! what a spectator sees when a stored item is spun (a long-exposure light trail, PNG).
 
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, http::StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use std::collections::HashMap;
+
+use povpoi_core::model::{ImageId, PATTERN_SLOTS, Pattern, SEQUENCE_SLOTS, Sequence, SequenceTarget};
+use povpoi_core::render::{Content, Finish, ImageView, Program};
+use povpoi_media::PreviewOptions;
+
 use super::{ApiError, AppState};
+use crate::output::ShowImage;
 
 pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/api/strip", get(strip))
+    Router::new().route("/api/strip", get(strip)).route("/api/preview/{kind}/{item}", get(preview))
 }
 
 #[derive(Deserialize)]
@@ -41,4 +51,124 @@ async fn strip(
         .map(|column| column.iter().flat_map(|c| [c.r, c.g, c.b]).map(|b| format!("{b:02x}")).collect())
         .collect();
     Ok(Json(json!({ "leds": node.display.leds, "shown": shown, "columns": columns })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviewQuery {
+    /// Rotations per second (default 2).
+    rps: Option<f64>,
+    /// Columns per second (default: the poi's frame rate).
+    fps: Option<u16>,
+    /// Picture side in pixels (default 512).
+    size: Option<u32>,
+    /// Show time at which the shutter opens, ms (default 0).
+    at: Option<u64>,
+    /// Exposure, ms (default one rotation).
+    exposure: Option<u64>,
+}
+
+/// The images and patterns a previewed sequence refers to.
+#[derive(Default)]
+struct Stored {
+    images: HashMap<ImageId, ShowImage>,
+    patterns: Vec<Option<Pattern>>,
+}
+
+impl Content for Stored {
+    fn image(&self, id: ImageId) -> Option<ImageView<'_>> {
+        self.images.get(&id).map(|i| ImageView { width: i.width, height: i.height, pixels: &i.pixels })
+    }
+
+    fn pattern(&self, slot: u8) -> Option<Pattern> {
+        self.patterns.get(usize::from(slot)).copied().flatten()
+    }
+}
+
+/// What to preview, with the content it needs.
+enum Item {
+    Image(ShowImage),
+    Pattern(Pattern),
+    Sequence(Sequence, Stored),
+}
+
+/// `GET /api/preview/image/{id}`, `/api/preview/pattern/{slot}`, `/api/preview/sequence/{slot}`:
+/// a PNG of the item spun at `rps`, at the poi's frame rate and brightness.
+async fn preview(
+    State(node): State<AppState>,
+    Path((kind, item)): Path<(String, String)>,
+    query: Result<Query<PreviewQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
+    let slot = |limit: u8| -> Result<u8, ApiError> {
+        item.parse::<u8>()
+            .ok()
+            .filter(|s| *s < limit)
+            .ok_or_else(|| ApiError::bad_request(format!("{kind} slot must be 0-{}, not {item:?}", limit - 1)))
+    };
+    let state = node.clone();
+    let what = match kind.as_str() {
+        "image" => {
+            let id: ImageId =
+                item.parse().map_err(|_| ApiError::bad_request(format!("{item:?} is not an image id")))?;
+            let image = tokio::task::spawn_blocking(move || state.library.image_for_display(id))
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            Item::Image(image.ok_or_else(|| ApiError::not_found(format!("no image {id} with its pixels here")))?)
+        }
+        "pattern" => {
+            let slot = slot(PATTERN_SLOTS)?;
+            let pattern = node.library.read(|poi| poi.pattern(slot).copied());
+            Item::Pattern(pattern.ok_or_else(|| ApiError::not_found(format!("pattern slot {slot} is empty")))?)
+        }
+        "sequence" => {
+            let slot = slot(SEQUENCE_SLOTS)?;
+            let (sequence, patterns) = node.library.read(|poi| {
+                (poi.sequence(slot).cloned(), (0..PATTERN_SLOTS).map(|s| poi.pattern(s).copied()).collect())
+            });
+            let sequence = sequence.ok_or_else(|| ApiError::not_found(format!("sequence slot {slot} is empty")))?;
+            let ids: Vec<ImageId> = sequence
+                .items()
+                .iter()
+                .filter_map(|i| match i.target {
+                    SequenceTarget::Image(id) => Some(id),
+                    SequenceTarget::Pattern(_) => None,
+                })
+                .collect();
+            let images = tokio::task::spawn_blocking(move || {
+                ids.into_iter().filter_map(|id| Some((id, state.library.image_for_display(id)?))).collect()
+            })
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+            Item::Sequence(sequence, Stored { images, patterns })
+        }
+        other => {
+            return Err(ApiError::not_found(format!("no preview of {other:?}: use image, pattern or sequence")));
+        }
+    };
+    let settings = node.library.read(|poi| poi.settings());
+    let size = query.size.unwrap_or(512);
+    let options = PreviewOptions {
+        leds: node.display.leds,
+        rps: query.rps.unwrap_or(2.0),
+        fps: query.fps.unwrap_or(settings.framerate),
+        exposure_ms: query.exposure,
+        start_ms: query.at.unwrap_or(0),
+        width: size,
+        height: size,
+        finish: Finish { brightness: settings.brightness, gamma: false },
+        ..PreviewOptions::default()
+    };
+    let png = tokio::task::spawn_blocking(move || {
+        let program = match &what {
+            Item::Image(i) => Program::Image(ImageView { width: i.width, height: i.height, pixels: &i.pixels }),
+            Item::Pattern(p) => Program::Pattern(*p),
+            Item::Sequence(sequence, stored) => Program::Sequence { sequence, started_ms: 0, content: stored },
+        };
+        povpoi_media::preview_program(&program, &options).and_then(|picture| povpoi_media::png_bytes(&picture))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, "image/png")], png).into_response())
 }
