@@ -1,6 +1,9 @@
-//! Encodings: compact binary (postcard) between poi, JSON shapes for the HTTP API.
+//! Encodings: compact binary (postcard) between poi, JSON shapes for the HTTP API, and the
+//! bytes an LED strip ([`apa102`]) and the existing Teensy board ([`teensy`]) take.
 
+pub mod apa102;
 pub mod legacy;
+pub mod teensy;
 
 use alloc::vec::Vec;
 use serde::Serialize;

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use povpoi_core::model::{Mode, Pattern, Rgb, Sequence};
 use povpoi_core::render::ColorOrder;
 
+pub mod apa102;
 pub mod sim;
+pub mod teensy;
 
 /// What plays now and everything a mirroring output needs to play it itself.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -90,11 +92,65 @@ pub enum OutputSpec {
 impl FromStr for OutputSpec {
     type Err = String;
 
+    /// Parses `sim`, `apa102:DEVICE[@HZ][,order=ORDER]` (8 MHz and BGR unless given) or
+    /// `teensy:DEVICE`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        // Filled in by the APA102 and Teensy outputs; `sim` is always there.
-        match s {
-            "sim" => Ok(OutputSpec::Sim),
-            other => Err(format!("unknown output {other:?}: use sim, apa102:/dev/spidevB.C or teensy:/dev/ttyXXX")),
+        const USAGE: &str = "use sim, apa102:/dev/spidevB.C[@HZ][,order=bgr] or teensy:/dev/ttyXXX";
+        if s == "sim" {
+            return Ok(OutputSpec::Sim);
         }
+        if let Some(rest) = s.strip_prefix("apa102:") {
+            let mut parts = rest.split(',');
+            let device = parts.next().unwrap_or_default();
+            let (device, clock_hz) = match device.rsplit_once('@') {
+                Some((device, hz)) => match hz.parse::<u32>() {
+                    Ok(hz) if hz > 0 => (device, hz),
+                    _ => return Err(format!("output {s:?}: the SPI clock after @ must be a positive number of Hz")),
+                },
+                None => (device, apa102::DEFAULT_CLOCK_HZ),
+            };
+            let mut order = ColorOrder::default();
+            for option in parts {
+                match option.split_once('=') {
+                    Some(("order", value)) => order = value.parse().map_err(|e| format!("output {s:?}: {e}"))?,
+                    _ => return Err(format!("output {s:?}: unknown option {option:?}; the only one is order=ORDER")),
+                }
+            }
+            if device.is_empty() {
+                return Err(format!("output {s:?} names no SPI device; {USAGE}"));
+            }
+            return Ok(OutputSpec::Apa102 { device: PathBuf::from(device), clock_hz, order });
+        }
+        if let Some(device) = s.strip_prefix("teensy:") {
+            if device.is_empty() {
+                return Err(format!("output {s:?} names no serial device; {USAGE}"));
+            }
+            return Ok(OutputSpec::Teensy { device: PathBuf::from(device) });
+        }
+        Err(format!("unknown output {s:?}: {USAGE}"))
+    }
+}
+
+impl OutputSpec {
+    /// Opens the device for a strip of `leds` LEDs, or says what to check.
+    ///
+    /// `Sim` gives a fresh [`sim::SimStrip`] that nobody else holds; a caller that wants to
+    /// read the frames (the node, for the web UI) makes the strip itself and keeps a clone.
+    pub fn open(&self, leds: u16) -> Result<Box<dyn Output>, String> {
+        Ok(match self {
+            OutputSpec::Sim => Box::new(sim::SimStrip::default()),
+            OutputSpec::Apa102 { device, clock_hz, order } => {
+                Box::new(apa102::Apa102::open(device, *clock_hz, *order)?.for_leds(leds))
+            }
+            OutputSpec::Teensy { device } => {
+                if leds != povpoi_core::render::DEFAULT_LEDS {
+                    tracing::warn!(
+                        leds,
+                        "the Teensy renders on its own 32-LED strip; the LED count is not used for it"
+                    );
+                }
+                Box::new(teensy::TeensyLink::open(device)?)
+            }
+        })
     }
 }

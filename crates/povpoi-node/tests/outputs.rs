@@ -1,0 +1,259 @@
+//! The hardware outputs against stand-ins: the APA102 strip's bytes captured in memory, and
+//! the Teensy link talking over a pseudo-terminal to a fake board that parses with the
+//! Teensy firmware's own rules.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use povpoi_core::device::ReplicaId;
+use povpoi_core::model::{ImageId, Mode, Pattern, PatternKind, Rgb, Sequence, SequenceItem, SequenceTarget};
+use povpoi_core::render::ColorOrder;
+use povpoi_core::wire::teensy::{Command, Malformed, Receiver, Reply, Status};
+use povpoi_node::output::apa102::{Apa102, DEFAULT_CLOCK_HZ};
+use povpoi_node::output::teensy::TeensyLink;
+use povpoi_node::output::{Output, OutputSpec, Show, ShowImage};
+
+#[test]
+fn apa102_writes_one_exact_frame_per_column() {
+    let mut strip = Apa102::new(Vec::new(), "test", ColorOrder::Bgr);
+    strip.column(&[Rgb::new(0x11, 0x22, 0x33), Rgb::new(254, 0, 1), Rgb::new(0, 0, 0)]).unwrap();
+    #[rustfmt::skip]
+    let first = [
+        0x00, 0x00, 0x00, 0x00,
+        0xFF, 0x33, 0x22, 0x11,
+        0xFF, 0x01, 0x00, 0xFE,
+        0xFF, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00,
+    ];
+    assert_eq!(strip.get_ref()[..], first);
+
+    let mut grb = Apa102::new(Vec::new(), "test", ColorOrder::Grb).with_global(3);
+    grb.column(&[Rgb::new(1, 2, 3); 32]).unwrap();
+    let bytes = grb.get_ref();
+    assert_eq!(bytes.len(), 4 + 32 * 4 + 4 + 2);
+    assert!(bytes[4..4 + 128].chunks(4).all(|led| led == [0xE3, 2, 1, 3]));
+    assert!(grb.wants_columns());
+}
+
+#[test]
+fn output_specs_parse() {
+    let parse = |s: &str| s.parse::<OutputSpec>();
+    assert_eq!(parse("sim"), Ok(OutputSpec::Sim));
+    let spi = |device: &str, clock_hz, order| OutputSpec::Apa102 { device: PathBuf::from(device), clock_hz, order };
+    assert_eq!(parse("apa102:/dev/spidev0.0"), Ok(spi("/dev/spidev0.0", DEFAULT_CLOCK_HZ, ColorOrder::Bgr)));
+    assert_eq!(parse("apa102:/dev/spidev0.1@4000000"), Ok(spi("/dev/spidev0.1", 4_000_000, ColorOrder::Bgr)));
+    assert_eq!(
+        parse("apa102:/dev/spidev1.0@12000000,order=grb"),
+        Ok(spi("/dev/spidev1.0", 12_000_000, ColorOrder::Grb))
+    );
+    assert_eq!(parse("apa102:/dev/spidev0.0,order=RGB"), Ok(spi("/dev/spidev0.0", DEFAULT_CLOCK_HZ, ColorOrder::Rgb)));
+    assert_eq!(parse("teensy:/dev/ttyUSB0"), Ok(OutputSpec::Teensy { device: PathBuf::from("/dev/ttyUSB0") }));
+    for bad in [
+        "apa102:",
+        "apa102:/dev/spidev0.0@",
+        "apa102:/dev/spidev0.0@0",
+        "apa102:/dev/spidev0.0@fast",
+        "apa102:/dev/spidev0.0,order=rgbw",
+        "apa102:/dev/spidev0.0,speed=3",
+        "teensy:",
+        "ws2812:/dev/spidev0.0",
+        "",
+    ] {
+        let err = bad.parse::<OutputSpec>().unwrap_err();
+        assert!(!err.is_empty(), "{bad:?}");
+    }
+}
+
+#[test]
+fn opening_a_missing_device_says_what_to_check() {
+    let spi = OutputSpec::Apa102 {
+        device: PathBuf::from("/nonexistent/spidev9.9"),
+        clock_hz: DEFAULT_CLOCK_HZ,
+        order: ColorOrder::Bgr,
+    };
+    let err = spi.open(32).err().expect("no such device");
+    assert!(err.contains("/nonexistent/spidev9.9") && err.contains("SPI is enabled"), "{err}");
+
+    let tty = OutputSpec::Teensy { device: PathBuf::from("/nonexistent/ttyUSB9") };
+    let err = tty.open(32).err().expect("no such device");
+    assert!(err.contains("/nonexistent/ttyUSB9") && err.contains("plugged in"), "{err}");
+
+    // A file that is not a terminal opens but cannot be set to 115200 8N1.
+    let err = TeensyLink::open(Path::new("/dev/null")).err().expect("not a tty");
+    assert!(err.contains("/dev/null") && err.contains("serial port"), "{err}");
+
+    assert_eq!(OutputSpec::Sim.open(32).unwrap().describe(), "sim");
+}
+
+/// A fake Teensy on the master side of a pseudo-terminal: cuts frames with the firmware's
+/// rules, records what it decoded, acks every command (live columns too, which the link
+/// must skip over) and answers status requests with the mode it was last set to.
+struct FakeTeensy {
+    got: Arc<Mutex<Vec<Result<Command, Malformed>>>>,
+}
+
+impl FakeTeensy {
+    fn start(master: File, answer: bool) -> FakeTeensy {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let log = got.clone();
+        thread::spawn(move || {
+            let mut port = master;
+            let mut receiver = Receiver::default();
+            let mut status = Status::default();
+            let mut buf = [0u8; 4096];
+            // Ends when the link closes its end (the read fails with EIO).
+            while let Ok(n @ 1..) = port.read(&mut buf) {
+                for decoded in receiver.feed(&buf[..n]) {
+                    let reply = match &decoded {
+                        Ok(Command::StatusRequest) => Some(Reply::Status(status)),
+                        Ok(command) => {
+                            if let Command::SetMode { mode, index } = command {
+                                (status.mode, status.index) = (*mode, *index);
+                            }
+                            Some(Reply::Ack(command.code()))
+                        }
+                        Err(_) => None,
+                    };
+                    log.lock().unwrap().push(decoded);
+                    if let Some(reply) = reply.filter(|_| answer) {
+                        let mut out = b"noise".to_vec();
+                        reply.encode(&mut out);
+                        port.write_all(&out).unwrap();
+                    }
+                }
+            }
+        });
+        FakeTeensy { got }
+    }
+
+    fn take(&self) -> Vec<Result<Command, Malformed>> {
+        std::mem::take(&mut *self.got.lock().unwrap())
+    }
+
+    /// What arrived once `count` frames are in (the link does not wait for live acks).
+    fn take_when(&self, count: usize) -> Vec<Result<Command, Malformed>> {
+        let until = Instant::now() + Duration::from_secs(5);
+        while self.got.lock().unwrap().len() < count && Instant::now() < until {
+            thread::sleep(Duration::from_millis(5));
+        }
+        self.take()
+    }
+}
+
+/// A link on the slave side of a pseudo-terminal, opened by name as it would open
+/// `/dev/ttyUSB0`, and a fake board on the master side.
+fn link_and_board(answer: bool) -> (TeensyLink<File>, FakeTeensy, PathBuf) {
+    let pair = nix::pty::openpty(None, None).expect("openpty");
+    let name = nix::unistd::ttyname(&pair.slave).expect("ttyname");
+    let link = TeensyLink::open(&name).expect("open the pty as a serial port");
+    // Only the link holds the slave now, so the board's reads end when the link is dropped.
+    drop(pair.slave);
+    (link, FakeTeensy::start(File::from(pair.master), answer), name)
+}
+
+fn content() -> Show {
+    let red = Rgb::new(255, 0, 0);
+    let mut patterns = vec![None; 18];
+    patterns[0] = Some(Pattern::default());
+    patterns[5] = Some(Pattern::new(PatternKind::Comet, Rgb::new(254, 10, 0), red, 200).unwrap());
+    let image_id = ImageId { origin: ReplicaId(7), seq: 1 };
+    let mut sequences = vec![None; 5];
+    sequences[1] = Some(
+        Sequence::new(
+            vec![
+                SequenceItem { target: SequenceTarget::Pattern(5), duration_ms: 1500 },
+                SequenceItem { target: SequenceTarget::Image(image_id), duration_ms: 254 },
+            ],
+            true,
+        )
+        .unwrap(),
+    );
+    // 400 x 32 with every value, 254 included, so the clamp shows.
+    let pixels: Vec<u8> = (0..400 * 32 * 3).map(|i| (i % 256) as u8).collect();
+    Show {
+        mode: Mode::Sequence,
+        index: 1,
+        brightness: 254,
+        framerate: 120,
+        patterns,
+        sequences,
+        image: Some(ShowImage { width: 400, height: 32, pixels: Arc::new(pixels) }),
+        live: None,
+    }
+}
+
+#[test]
+fn the_teensy_link_sends_only_what_changed() {
+    let (mut link, teensy, slave) = link_and_board(true);
+    assert!(!link.wants_columns());
+    assert_eq!(link.describe(), format!("teensy {}", slave.display()));
+
+    // First show: everything, in the documented order, mode last.
+    let mut show = content();
+    link.show_changed(&show).unwrap();
+    let got = teensy.take();
+    let want = [
+        Command::pattern(0, show.patterns[0].as_ref().unwrap()),
+        Command::pattern(5, show.patterns[5].as_ref().unwrap()),
+        Command::sequence(1, show.sequences[1].as_ref().unwrap()),
+        Command::image(400, 32, show.image.as_ref().unwrap().pixels.as_slice()),
+        Command::Brightness(254),
+        Command::FrameRate(120),
+        Command::SetMode { mode: 3, index: 1 },
+    ];
+    let want: Vec<_> = want.iter().map(|c| Ok(c.to_wire())).collect();
+    assert_eq!(got, want);
+    // Spelled out, what the rules did to this show.
+    let Ok(Command::Pattern { color1, .. }) = &got[1] else { panic!() };
+    assert_eq!(*color1, Rgb::new(253, 10, 0));
+    let Ok(Command::Sequence { items, .. }) = &got[2] else { panic!() };
+    assert_eq!(items.iter().map(|i| (i.item, i.duration_ms)).collect::<Vec<_>>(), [(0x85, 1500), (0, 253)]);
+    let Ok(Command::Image(image)) = &got[3] else { panic!() };
+    assert_eq!((image.width, image.height, image.pixels[254], image.pixels[255]), (400, 32, 253, 255));
+    assert_eq!(got[4], Ok(Command::Brightness(253)));
+
+    // The same show again: nothing.
+    link.show_changed(&show).unwrap();
+    // Only the brightness changed: only 0x06.
+    show.brightness = 100;
+    link.show_changed(&show).unwrap();
+    assert_eq!(teensy.take(), [Ok(Command::Brightness(100))]);
+
+    // Live: the column, padded to 32, then the mode.
+    show.mode = Mode::Live;
+    show.index = 0;
+    show.live = Some(vec![Rgb::new(1, 254, 3); 20]);
+    link.show_changed(&show).unwrap();
+    let mut column = vec![Rgb::new(1, 253, 3); 20];
+    column.resize(32, Rgb::default());
+    assert_eq!(teensy.take(), [Ok(Command::Live(column)), Ok(Command::SetMode { mode: 4, index: 0 })]);
+
+    // A new live column alone: just 0x05, with no wait for an ack.
+    show.live = Some(vec![Rgb::new(9, 9, 9); 32]);
+    link.show_changed(&show).unwrap();
+    assert_eq!(teensy.take_when(1), [Ok(Command::Live(vec![Rgb::new(9, 9, 9); 32]))]);
+
+    // Status round trip, past the stale live ack still in the pipe.
+    let status = link.status().unwrap();
+    assert_eq!(status, Some(Status { mode: 4, index: 0, sd_present: false }));
+    assert_eq!(teensy.take(), [Ok(Command::StatusRequest)]);
+}
+
+#[test]
+fn a_silent_teensy_costs_two_timeouts_per_change() {
+    let (mut link, teensy, _) = link_and_board(false);
+    let show = content();
+    let started = Instant::now();
+    link.show_changed(&show).unwrap();
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1000) && took < Duration::from_millis(2500), "{took:?}");
+    // Everything still went out, and is not sent again.
+    assert_eq!(teensy.take_when(7).len(), 7);
+    link.show_changed(&show).unwrap();
+    assert_eq!(link.status().unwrap(), None);
+    assert_eq!(teensy.take_when(1), [Ok(Command::StatusRequest)]);
+}
