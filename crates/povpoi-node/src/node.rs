@@ -272,7 +272,7 @@ impl Node {
                 let strip = SimStrip::default();
                 (vec![Box::new(strip.clone())], Some(strip))
             }
-            other => return Err(format!("output {other:?} is not available in this build")),
+            other => (vec![other.open(options.leds)?], None),
         };
         let display = Display {
             leds: options.leds,

@@ -257,3 +257,42 @@ fn a_silent_teensy_costs_two_timeouts_per_change() {
     assert_eq!(link.status().unwrap(), None);
     assert_eq!(teensy.take_when(1), [Ok(Command::StatusRequest)]);
 }
+
+/// The whole path on a running node: an API call changes the library, the player sees it
+/// and the Teensy link sends it to the board over the serial port named by `--output`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_on_the_teensy_output_mirrors_what_the_api_changes() {
+    let pair = nix::pty::openpty(None, None).expect("openpty");
+    let name = nix::unistd::ttyname(&pair.slave).expect("ttyname");
+    let dir = tempfile::tempdir().unwrap();
+    let options = povpoi_node::NodeOptions {
+        mdns: false,
+        output: OutputSpec::Teensy { device: name },
+        ..povpoi_node::NodeOptions::new(dir.path(), "127.0.0.1:0".parse().unwrap())
+    };
+    let node = povpoi_node::Node::start(options).await.unwrap();
+    drop(pair.slave);
+    let board = FakeTeensy::start(File::from(pair.master), true);
+    // On start the link sends the whole show; the default selection is idle.
+    let first = board.take_when(3);
+    assert!(first.iter().any(|c| matches!(c, Ok(Command::SetMode { mode: 0, .. }))), "{first:?}");
+
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let post =
+        |path: &'static str, body: &'static str| http.post(format!("http://{}{path}", node.addr())).body(body).send();
+    assert!(post("/api/brightness", r#"{"brightness": 99}"#).await.unwrap().status().is_success());
+    let got = board.take_when(1);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(matches!(got[0], Ok(Command::Brightness(99))), "{got:?}");
+    assert!(post("/api/pattern", r#"{"index": 3, "type": 4}"#).await.unwrap().status().is_success());
+    assert!(post("/api/mode", r#"{"mode": 2, "index": 3}"#).await.unwrap().status().is_success());
+    let got = board.take_when(2);
+    assert!(got.iter().any(|c| matches!(c, Ok(Command::Pattern { slot: 3, kind: 4, .. }))), "{got:?}");
+    assert!(got.iter().any(|c| matches!(c, Ok(Command::SetMode { mode: 2, index: 3 }))), "{got:?}");
+    let status: serde_json::Value = serde_json::from_slice(
+        &http.get(format!("http://{}/api/status", node.addr())).send().await.unwrap().bytes().await.unwrap(),
+    )
+    .unwrap();
+    assert!(status["output"].as_str().unwrap().starts_with("teensy"), "{status}");
+    node.stop().await;
+}
