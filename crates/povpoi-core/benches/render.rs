@@ -70,9 +70,9 @@ fn instructions(case: &str, leds: u16, columns: u64) -> Option<u64> {
     line.rsplit(':').next()?.trim().parse().ok()
 }
 
-/// Bits an APA102 strip of `leds` LEDs needs per column: start frame, 32 per LED, end frame.
+/// Bits an APA102 strip of `leds` LEDs needs per column (start frame, 32 per LED, end frame).
 fn apa102_bits(leds: u64) -> u64 {
-    32 + 32 * leds + 32.max(leds.div_ceil(16) * 8)
+    povpoi_core::wire::apa102::frame_len(leds as usize) as u64 * 8
 }
 
 fn main() {
