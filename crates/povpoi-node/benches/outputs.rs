@@ -50,7 +50,11 @@ fn main() {
         let mut strip = Apa102::new(null, "apa102 /dev/null", ColorOrder::Bgr).for_leds(leds);
         let rate = capacity(leds, |c| strip.column(c).unwrap());
         let bits = apa102::frame_len(usize::from(leds)) as f64 * 8.0;
-        println!("| apa102 (write to /dev/null) | {leds} | {rate:.0} | {:.0} at 24 MHz, {:.0} at 8 MHz |", 24e6 / bits, 8e6 / bits);
+        println!(
+            "| apa102 (write to /dev/null) | {leds} | {rate:.0} | {:.0} at 24 MHz, {:.0} at 8 MHz |",
+            24e6 / bits,
+            8e6 / bits
+        );
     }
     // The Teensy renders itself; in live mode each column is a 0x05 frame on a 115200 baud
     // line (10 bits a byte with start and stop bits).

@@ -583,6 +583,14 @@ async fn the_sim_strip_plays_images_patterns_live_and_idle() {
     assert!(capped.iter().flatten().all(|p| *p == [80, 80, 80]), "{:?}", capped[0]);
     poi.ok(Method::POST, "/api/power/mode", json!({"mode": "performance"})).await;
 
+    // A sequence plays its items: here one, the white gradient of slot 2, at full brightness.
+    let sequence = json!({"items": [{"pattern": 2, "durationMs": 1000}], "loop": true});
+    let (code, answer) = poi.call(Method::PUT, "/api/sequences/0", sequence).await;
+    assert_eq!(code, 200, "{answer}");
+    poi.ok(Method::POST, "/api/mode", json!({"mode": 3, "index": 0})).await;
+    let played = fresh_columns(&poi, 5).await;
+    assert!(played.iter().flatten().all(|p| *p == [255, 255, 255]), "{:?}", played[0]);
+
     // A live column is shown as pushed (stretched from 2 LEDs to 32).
     let live = json!({"pixels": [{"r": 255, "g": 0, "b": 0}, {"r": 0, "g": 255, "b": 0}]});
     poi.ok(Method::POST, "/api/live", live).await;
