@@ -13,8 +13,16 @@ use povpoi_media::{ConvertOptions, PreviewOptions, convert, png_bytes, preview_p
 pub struct Args {
     /// What spins: a picture file (any format `povpoi convert` reads) or
     /// pattern:TYPE[:RRGGBB:RRGGBB[:SPEED]], TYPE 0-17 or a name (e.g. pattern:4:ff0000:ffff00:80,
-    /// pattern:fire).
+    /// pattern:fire). With --node, an item stored on that poi: image:ID, pattern:SLOT or
+    /// sequence:SLOT.
     pub item: String,
+    /// A poi's address (http://HOST:PORT): preview an item stored on it, drawn by the poi at
+    /// its own LED count, frame rate and brightness (--fps overrides the frame rate).
+    #[arg(long)]
+    pub node: Option<String>,
+    /// The group's pairing key, if the poi has one.
+    #[arg(long, env = "POVPOI_KEY", hide_env_values = true)]
+    pub key: Option<String>,
     /// The PNG to write.
     #[arg(short, long)]
     pub output: PathBuf,
@@ -49,6 +57,9 @@ pub fn run(args: &Args) -> Result<(), String> {
     let is_png = args.output.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));
     if !is_png {
         return Err(format!("{}: the preview is a PNG; name it NAME.png", args.output.display()));
+    }
+    if let Some(node) = &args.node {
+        return from_node(node, args);
     }
     let options = PreviewOptions {
         leds: args.leds,
@@ -92,6 +103,56 @@ pub fn run(args: &Args) -> Result<(), String> {
         args.leds,
         args.brightness,
     );
+    Ok(())
+}
+
+/// Asks the poi at `node` for its preview of a stored item and writes the PNG.
+fn from_node(node: &str, args: &Args) -> Result<(), String> {
+    let usage = "with --node, name a stored item: image:ID, pattern:SLOT or sequence:SLOT";
+    let (kind, item) = args.item.split_once(':').ok_or_else(|| format!("{:?}: {usage}", args.item))?;
+    if !matches!(kind, "image" | "pattern" | "sequence") || item.is_empty() {
+        return Err(format!("{:?}: {usage}", args.item));
+    }
+    let base = node.trim_end_matches('/');
+    if !base.starts_with("http://") && !base.starts_with("https://") {
+        return Err(format!("--node {node:?}: give the poi's address as http://HOST:PORT"));
+    }
+    let mut url = format!("{base}/api/preview/{kind}/{item}?rps={}&size={}&at={}", args.rps, args.size, args.at);
+    if args.fps != 50 {
+        url.push_str(&format!("&fps={}", args.fps));
+    }
+    if let Some(exposure) = args.exposure {
+        url.push_str(&format!("&exposure={exposure}"));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let (status, body) = runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let mut request = client.get(&url);
+        if let Some(key) = &args.key {
+            request = request.bearer_auth(key);
+        }
+        let answer = request.send().await.map_err(|e| format!("cannot reach {base}: {e}"))?;
+        let status = answer.status();
+        let body = answer.bytes().await.map_err(|e| format!("{base}: answer cut short: {e}"))?;
+        Ok::<_, String>((status, body))
+    })?;
+    if !status.is_success() {
+        let error = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        let hint = if status.as_u16() == 401 { " (pass the group's key with --key)" } else { "" };
+        return Err(format!("{base} answered {status}: {error}{hint}"));
+    }
+    std::fs::write(&args.output, &body).map_err(|e| format!("cannot write {}: {e}", args.output.display()))?;
+    println!("wrote {}: the preview of {} on {base} ({} bytes)", args.output.display(), args.item, body.len());
     Ok(())
 }
 

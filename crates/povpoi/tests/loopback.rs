@@ -207,3 +207,33 @@ fn execute_with_explicit_peer_id_returns_real_counts() {
     assert_eq!(status, 400, "{answer}");
     note("test", started.elapsed());
 }
+
+#[test]
+fn the_cli_previews_items_stored_on_a_poi() {
+    let mut lab = Lab::loopback(1);
+    let a = lab.start(0);
+    let c = &lab.client;
+    let px = pixels(3, 40, 32);
+    let id = c.upload_ok(a, Some("stored"), 40, 32, &px);
+    c.post_ok(a, "/api/pattern", &json!({"index": 7, "type": 10}));
+    let dir = tempfile::tempdir().unwrap();
+    for item in [format!("image:{id}"), "pattern:7".to_string()] {
+        let out = dir.path().join("spun.png");
+        let run = std::process::Command::new(EXE)
+            .args(["preview", &item, "--node", &format!("http://{a}"), "--size", "128", "-o"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{item}: {}", String::from_utf8_lossy(&run.stderr));
+        let png = povpoi_media::image::open(&out).unwrap().to_rgb8();
+        assert_eq!(png.dimensions(), (128, 128), "{item}");
+        assert!(png.pixels().any(|p| p.0 != [0, 0, 0]), "{item}: the preview is dark");
+    }
+    let run = std::process::Command::new(EXE)
+        .args(["preview", "sequence:4", "--node", &format!("http://{a}"), "-o"])
+        .arg(dir.path().join("none.png"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success() && stderr.contains("404") && stderr.contains("empty"), "{stderr}");
+}
