@@ -14,8 +14,9 @@ use crate::{MediaError, Picture};
 
 /// Widest or tallest picture decoded; far above any screen photo, far below a bomb.
 pub const MAX_DECODE_SIDE: u32 = 16_384;
-/// Most memory one decode may allocate.
-pub const MAX_DECODE_ALLOC: u64 = 256 * 1024 * 1024;
+/// Most memory one decode may allocate: a 24-megapixel RGBA photo fits; a poi board with
+/// 512 MB must survive the decode plus its RGB copy.
+pub const MAX_DECODE_ALLOC: u64 = 96 * 1024 * 1024;
 
 /// What kind of file a picture came in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,6 +142,12 @@ pub fn decode(bytes: &[u8], file_name: &str) -> Result<RgbImage, MediaError> {
 fn read_raw(bytes: &[u8], width: u32, height: u32) -> Result<RgbImage, MediaError> {
     if width == 0 || height == 0 {
         return Err(MediaError::ZeroSize);
+    }
+    // The same bound as decoded formats: scaling a 5-million-column strip would take gigabytes.
+    if width > MAX_DECODE_SIDE || height > MAX_DECODE_SIDE {
+        return Err(MediaError::TooLarge {
+            reason: format!("{width}x{height}: at most {MAX_DECODE_SIDE} pixels a side"),
+        });
     }
     let mismatch = || MediaError::DataSize { format: "raw .rgb", width, height, actual: bytes.len() };
     if u64::from(width) * u64::from(height) * 3 != bytes.len() as u64 {

@@ -419,3 +419,10 @@ fn bad_preview_options_are_refused() {
         preview_program(&program, &PreviewOptions { width: 32, height: 32, ..PreviewOptions::default() }).unwrap();
     assert!(dark.pixels().all(|p| p.0 == [0, 0, 0]));
 }
+
+#[test]
+fn a_raw_file_too_long_to_scale_is_refused() {
+    let long = vec![7u8; 20_000 * 3];
+    let refused = povpoi_media::convert(&long, "image_20000x1.rgb", &ConvertOptions::for_leds(32));
+    assert!(matches!(refused, Err(MediaError::TooLarge { .. })), "{refused:?}");
+}

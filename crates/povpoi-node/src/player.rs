@@ -58,6 +58,9 @@ impl AudioChoice {
     }
 }
 
+/// How often the player looks again for pixels that have not arrived yet.
+const PIXEL_RETRY_MS: u64 = 250;
+
 /// Show time now, ms.
 pub fn show_now_ms() -> u64 {
     now_ms()
@@ -73,6 +76,8 @@ struct Playing {
     images: HashMap<ImageId, ShowImage>,
     /// The image of image mode.
     image_id: Option<ImageId>,
+    /// Some pixels the selection needs have not arrived yet.
+    incomplete: bool,
 }
 
 impl Content for Playing {
@@ -116,11 +121,14 @@ impl Playing {
             _ => {}
         }
         let mut images = HashMap::new();
-        for id in wanted {
+        for &id in &wanted {
             if let Some(image) = state.library.image_for_display(id) {
                 images.insert(id, image);
             }
         }
+        // Pixels arrive after the records that name them (and a blob arriving does not
+        // change the library digest): look again until all are here.
+        let incomplete = wanted.iter().any(|id| !images.contains_key(id));
         let show = Show {
             mode: selection.mode,
             index: selection.index,
@@ -128,10 +136,14 @@ impl Playing {
             framerate: settings.framerate.clamp(1, power.fps_limit()),
             patterns,
             sequences,
-            image: image_id.and_then(|id| images.get(&id).cloned()).or_else(|| images.values().next().cloned()),
+            // The image of image mode, else the sequence's first image that is here (the
+            // Teensy holds one image); in item order, so every load picks the same one.
+            image: image_id
+                .or_else(|| wanted.iter().copied().find(|id| images.contains_key(id)))
+                .and_then(|id| images.get(&id).cloned()),
             live: None,
         };
-        Playing { show, sequence_start: started, images, image_id }
+        Playing { show, sequence_start: started, images, image_id, incomplete }
     }
 
     fn program<'a>(&'a self, live: &'a [Rgb]) -> Program<'a> {
@@ -220,12 +232,16 @@ fn run(
     let mut sent: Option<Show> = None;
     let mut column = vec![Rgb::default(); renderer.leds()];
     let wants_columns = outputs.iter().any(|o| o.wants_columns());
+    let mut loaded_at = show_now_ms();
+    let mut retry_outputs_at = 0;
     while !stop.load(Ordering::Relaxed) {
         let power_now = state.config().power_mode;
-        if changes.has_changed().unwrap_or(false) || power_now != power {
+        let waiting_for_pixels = playing.incomplete && show_now_ms().abs_diff(loaded_at) >= PIXEL_RETRY_MS;
+        if changes.has_changed().unwrap_or(false) || power_now != power || waiting_for_pixels {
             changes.borrow_and_update();
             power = power_now;
             playing = Playing::load(state);
+            loaded_at = show_now_ms();
         }
         if playing.show.mode == Mode::Live {
             let pushed = state.live.lock().unwrap_or_else(|p| p.into_inner());
@@ -234,13 +250,22 @@ fn run(
             }
         }
         playing.show.live = (playing.show.mode == Mode::Live).then(|| live.clone());
-        if sent.as_ref() != Some(&playing.show) {
+        if sent.as_ref() != Some(&playing.show) && show_now_ms() >= retry_outputs_at {
+            let mut all_took_it = true;
             for output in &mut outputs {
                 if let Err(e) = output.show_changed(&playing.show) {
                     note_error(state, output.as_ref(), &e);
+                    all_took_it = false;
                 }
             }
-            sent = Some(playing.show.clone());
+            // A board that failed half-way (unplugged, rebooting) is sent the show again
+            // a second later rather than left with part of it.
+            if all_took_it {
+                sent = Some(playing.show.clone());
+            } else {
+                sent = None;
+                retry_outputs_at = show_now_ms() + 1_000;
+            }
         }
 
         let now = show_now_ms();
@@ -258,18 +283,22 @@ fn run(
             // Sleep to the start of the next column: frame k begins at k * 1000 / fps ms.
             let next_frame = now * fps / 1000 + 1;
             let next_ms = (next_frame * 1000).div_ceil(fps);
-            nap_until(next_ms, stop);
+            nap_until(next_ms.min(now + 1000 / fps + 1), stop);
         } else {
             nap_until(now + 20, stop);
         }
     }
 }
 
-/// Sleeps until show time `deadline_ms`, looking at `stop` at least every 50 ms (at 1 fps a
-/// frame lasts a second; stopping should not).
+/// Sleeps until show time `deadline_ms` (at most one frame away, so a clock stepped back by
+/// NTP cannot freeze the loop), looking at `stop` at least every 50 ms (at 1 fps a frame
+/// lasts a second; stopping should not).
 fn nap_until(deadline_ms: u64, stop: &AtomicBool) {
+    let started = std::time::Instant::now();
+    let longest = Duration::from_millis(deadline_ms.saturating_sub(show_now_ms()).min(1_001));
     loop {
-        let left = deadline_ms.saturating_sub(show_now_ms());
+        let left =
+            deadline_ms.saturating_sub(show_now_ms()).min(longest.saturating_sub(started.elapsed()).as_millis() as u64);
         if left == 0 || stop.load(Ordering::Relaxed) {
             return;
         }

@@ -654,6 +654,10 @@ async fn pictures_in_any_format_are_converted_and_items_previewed() {
         ("/api/preview/image/nonsense", 400),
         ("/api/preview/pattern/5?rps=-1", 400),
         ("/api/preview/pattern/5?colour=red", 400),
+        ("/api/preview/pattern/5?size=4096", 400),
+        ("/api/preview/pattern/5?rps=50&exposure=2000", 400),
+        ("/api/preview/pattern/5?fps=0", 400),
+        ("/api/preview/pattern/5?rps=NaN", 400),
     ] {
         let (code, answer) = poi.raw(Method::GET, path, b"").await;
         assert!(code == status && answer["error"].is_string(), "{path}: {code} {answer}");

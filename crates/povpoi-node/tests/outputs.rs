@@ -196,11 +196,18 @@ fn the_teensy_link_sends_only_what_changed() {
     let mut show = content();
     link.show_changed(&show).unwrap();
     let got = teensy.take();
+    // The board's column counter is 8 bits: the 400-column image goes squeezed to 256, column
+    // x of it being the source's column x * 400 / 256.
+    let source = show.image.as_ref().unwrap().pixels.clone();
+    let squeezed: Vec<u8> = (0..32)
+        .flat_map(|y| (0..256).flat_map(move |x| [0, 1, 2].map(|c| (y * 400 + x * 400 / 256) * 3 + c)))
+        .map(|i| source[i])
+        .collect();
     let want = [
         Command::pattern(0, show.patterns[0].as_ref().unwrap()),
         Command::pattern(5, show.patterns[5].as_ref().unwrap()),
         Command::sequence(1, show.sequences[1].as_ref().unwrap()),
-        Command::image(400, 32, show.image.as_ref().unwrap().pixels.as_slice()),
+        Command::image(256, 32, &squeezed),
         Command::Brightness(254),
         Command::FrameRate(120),
         Command::SetMode { mode: 3, index: 1 },
@@ -213,7 +220,9 @@ fn the_teensy_link_sends_only_what_changed() {
     let Ok(Command::Sequence { items, .. }) = &got[2] else { panic!() };
     assert_eq!(items.iter().map(|i| (i.item, i.duration_ms)).collect::<Vec<_>>(), [(0x85, 1500), (0, 253)]);
     let Ok(Command::Image(image)) = &got[3] else { panic!() };
-    assert_eq!((image.width, image.height, image.pixels[254], image.pixels[255]), (400, 32, 253, 255));
+    assert_eq!((image.width, image.height), (256, 32));
+    // The last column is the source's column 398 (pixel byte 398 * 3 = 1194 -> 1194 % 256).
+    assert_eq!(&image.pixels[255 * 3..256 * 3], &[170, 171, 172]);
     assert_eq!(got[4], Ok(Command::Brightness(253)));
 
     // The same show again: nothing.

@@ -5,6 +5,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use povpoi_core::model::Rgb;
+use povpoi_core::render::Finish;
 use povpoi_node::auth::{self, HEADER_DEVICE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME, Signed};
 use povpoi_node::config::GroupKey;
 use povpoi_node::{Node, NodeOptions};
@@ -395,4 +397,39 @@ async fn the_event_stream_reports_changes_peers_and_sessions() {
     }
     b.stop().await;
     a.stop().await;
+}
+
+/// A poi plays an image that was uploaded and selected on another poi and reached it by sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_selected_on_one_poi_plays_on_the_other() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let http = Http::new();
+    let a = node(&dir_a, vec![]).await;
+    let b = node(&dir_b, vec![a.addr()]).await;
+    // One solid colour, so every column B shows must be exactly it (gamma applied).
+    let pixels: Vec<u8> = [200u8, 40, 0].repeat(16 * 32);
+    let boundary = "povpoiSyncTestBoundary";
+    let mut form =
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"image_16x32.rgb\"\r\n\r\n")
+            .into_bytes();
+    form.extend_from_slice(&pixels);
+    form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let upload = http
+        .0
+        .post(format!("http://{}/api/image", a.addr()))
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .body(form);
+    let (status, answer) = http.send(upload).await;
+    assert_eq!(status, 200, "{answer}");
+    let strip = b.state().display.strip.clone().expect("B plays on the sim strip");
+    let mut lit = [Rgb::new(200, 40, 0)];
+    Finish { brightness: 128, gamma: true }.apply(&mut lit);
+    let lit = lit[0];
+    until("B's strip shows A's image", async || {
+        let (columns, _) = strip.since(0);
+        columns.last().is_some_and(|c| c.iter().all(|p| *p == lit))
+    })
+    .await;
+    a.stop().await;
+    b.stop().await;
 }

@@ -299,9 +299,11 @@ mod tests {
             draw(&p, t, 0, &mut out);
             out[0]
         };
-        // At speed 256/256 a phase unit per ms: 64 ms moves the hue by 64 steps.
-        assert_eq!(at(255, 0), wheel(0));
-        assert_eq!(at(128, 512), wheel(0u8.wrapping_add((512 * 128 / 256) as u8)));
+        // Phase = t * speed / 256 in 1/256 turns of the hue wheel.
+        assert_eq!(at(128, 100), wheel(50));
+        assert_eq!(at(64, 100), wheel(25), "half the speed, half the way");
+        assert_eq!(at(255, 256), wheel(255));
+        assert_eq!(at(255, 300), wheel(42), "past a full turn it wraps (298 - 256)");
         assert_ne!(at(200, 1_000), at(20, 1_000));
     }
 

@@ -243,6 +243,7 @@ async fn store_converted(
 ) -> Result<Json<Value>, ApiError> {
     let leds = node.display.leds.min(MAX_HEIGHT);
     let file = filename.clone();
+    let _turn = super::HEAVY_WORK.acquire().await.map_err(|e| ApiError::internal(e.to_string()))?;
     let picture = tokio::task::spawn_blocking(move || {
         povpoi_media::convert(&bytes, &file, &povpoi_media::ConvertOptions::for_leds(leds))
     })

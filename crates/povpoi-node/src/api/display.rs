@@ -53,6 +53,11 @@ async fn strip(
     Ok(Json(json!({ "leds": node.display.leds, "shown": shown, "columns": columns })))
 }
 
+/// Largest preview served, pixels a side.
+const MAX_PREVIEW_SIZE: u32 = 1024;
+/// Most turns of the arm one preview exposure may cover.
+const MAX_PREVIEW_TURNS: f64 = 10.0;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PreviewQuery {
@@ -148,9 +153,24 @@ async fn preview(
     };
     let settings = node.library.read(|poi| poi.settings());
     let size = query.size.unwrap_or(512);
+    // The work grows with pixels x turns of the arm: bounded so one request stays well under
+    // a second on the VM (and a few on a Pi).
+    if !(16..=MAX_PREVIEW_SIZE).contains(&size) {
+        return Err(ApiError::bad_request(format!("size must be 16-{MAX_PREVIEW_SIZE} pixels")));
+    }
+    let rps = query.rps.unwrap_or(2.0);
+    if let Some(exposure) = query.exposure
+        && rps.is_finite()
+        && rps * exposure as f64 / 1000.0 > MAX_PREVIEW_TURNS
+    {
+        return Err(ApiError::bad_request(format!(
+            "exposure x rps is {:.0} turns of the arm: at most {MAX_PREVIEW_TURNS}",
+            rps * exposure as f64 / 1000.0
+        )));
+    }
     let options = PreviewOptions {
         leds: node.display.leds,
-        rps: query.rps.unwrap_or(2.0),
+        rps,
         fps: query.fps.unwrap_or(settings.framerate),
         exposure_ms: query.exposure,
         start_ms: query.at.unwrap_or(0),
@@ -159,6 +179,7 @@ async fn preview(
         finish: Finish { brightness: settings.brightness, gamma: false },
         ..PreviewOptions::default()
     };
+    let _turn = super::HEAVY_WORK.acquire().await.map_err(|e| ApiError::internal(e.to_string()))?;
     let png = tokio::task::spawn_blocking(move || {
         let program = match &what {
             Item::Image(i) => Program::Image(ImageView { width: i.width, height: i.height, pixels: &i.pixels }),

@@ -28,6 +28,10 @@ mod events;
 mod sync;
 mod ui;
 
+/// One CPU-heavy job (a picture conversion, a preview) at a time: a few parallel requests
+/// must not take every core (or a board's memory) from the player and the sync.
+pub(crate) static HEAVY_WORK: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 /// Largest JSON body accepted by default.
 pub const JSON_BODY_LIMIT: usize = 64 * 1024;
 

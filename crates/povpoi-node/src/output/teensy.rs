@@ -17,6 +17,10 @@
 //! waited for: the firmware does not ack them, and waiting would cap a live stream at a
 //! couple of columns a second.
 //!
+//! The board counts columns in 8 bits (spec section 4), so it would show only the first 256
+//! columns of a wider image and wrap: an image wider than 256 columns is sent squeezed to 256
+//! (nearest column), so the whole picture still goes round, slightly narrower.
+//!
 //! The board has no command to empty a slot. When the mode selects an empty slot (or image
 //! mode has no image), the link sends idle, which is what the renderer shows for it,
 //! instead of letting the board play whatever it kept in that slot.
@@ -157,7 +161,8 @@ impl<P: Read + Write> TeensyLink<P> {
         if let Some(image) = &show.image
             && !self.board.image.as_ref().is_some_and(|had| same_image(had, image))
         {
-            self.send(&Command::image(image.width, image.height, &image.pixels))?;
+            let (width, pixels) = fit_column_counter(image);
+            self.send(&Command::image(width, image.height, &pixels))?;
             self.board.image = Some(image.clone());
         }
         if self.board.brightness != Some(show.brightness) {
@@ -315,4 +320,25 @@ mod tests {
         show.image = Some(ShowImage { width: 1, height: 1, pixels: Arc::new(vec![0; 3]) });
         assert_eq!(selection(&show), (1, IMAGE_SLOT), "the upload slot, whatever the list index");
     }
+}
+
+/// Widest image the board's 8-bit column counter plays whole.
+pub const BOARD_MAX_COLUMNS: u16 = 256;
+
+/// The image's width and pixels as the board can play them: squeezed to
+/// [`BOARD_MAX_COLUMNS`] by taking the nearest column when wider.
+fn fit_column_counter(image: &ShowImage) -> (u16, Vec<u8>) {
+    let (w, h) = (usize::from(image.width), usize::from(image.height));
+    if image.width <= BOARD_MAX_COLUMNS {
+        return (image.width, image.pixels.to_vec());
+    }
+    let target = usize::from(BOARD_MAX_COLUMNS);
+    let mut out = Vec::with_capacity(target * h * 3);
+    for y in 0..h {
+        for x in 0..target {
+            let from = (y * w + x * w / target) * 3;
+            out.extend_from_slice(image.pixels.get(from..from + 3).unwrap_or(&[0, 0, 0]));
+        }
+    }
+    (BOARD_MAX_COLUMNS, out)
 }
