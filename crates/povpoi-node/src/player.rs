@@ -295,10 +295,12 @@ fn run(
 /// lasts a second; stopping should not).
 fn nap_until(deadline_ms: u64, stop: &AtomicBool) {
     let started = std::time::Instant::now();
-    let longest = Duration::from_millis(deadline_ms.saturating_sub(show_now_ms()).min(1_001));
+    // One ms of slack: the show clock reads whole ms, so the wall-clock wait can be up to one
+    // ms longer than the difference says.
+    let longest = Duration::from_millis(deadline_ms.saturating_sub(show_now_ms()).min(1_000) + 1);
     loop {
-        let left =
-            deadline_ms.saturating_sub(show_now_ms()).min(longest.saturating_sub(started.elapsed()).as_millis() as u64);
+        let monotonic_left = longest.saturating_sub(started.elapsed()).as_micros().div_ceil(1000) as u64;
+        let left = deadline_ms.saturating_sub(show_now_ms()).min(monotonic_left);
         if left == 0 || stop.load(Ordering::Relaxed) {
             return;
         }

@@ -297,6 +297,27 @@ fn selection(show: &Show) -> (u8, u8) {
     }
 }
 
+/// Widest image the board's 8-bit column counter plays whole.
+pub const BOARD_MAX_COLUMNS: u16 = 256;
+
+/// The image's width and pixels as the board can play them: squeezed to
+/// [`BOARD_MAX_COLUMNS`] by taking the nearest column when wider.
+fn fit_column_counter(image: &ShowImage) -> (u16, Vec<u8>) {
+    let (w, h) = (usize::from(image.width), usize::from(image.height));
+    if image.width <= BOARD_MAX_COLUMNS {
+        return (image.width, image.pixels.to_vec());
+    }
+    let target = usize::from(BOARD_MAX_COLUMNS);
+    let mut out = Vec::with_capacity(target * h * 3);
+    for y in 0..h {
+        for x in 0..target {
+            let from = (y * w + x * w / target) * 3;
+            out.extend_from_slice(image.pixels.get(from..from + 3).unwrap_or(&[0, 0, 0]));
+        }
+    }
+    (BOARD_MAX_COLUMNS, out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,25 +341,4 @@ mod tests {
         show.image = Some(ShowImage { width: 1, height: 1, pixels: Arc::new(vec![0; 3]) });
         assert_eq!(selection(&show), (1, IMAGE_SLOT), "the upload slot, whatever the list index");
     }
-}
-
-/// Widest image the board's 8-bit column counter plays whole.
-pub const BOARD_MAX_COLUMNS: u16 = 256;
-
-/// The image's width and pixels as the board can play them: squeezed to
-/// [`BOARD_MAX_COLUMNS`] by taking the nearest column when wider.
-fn fit_column_counter(image: &ShowImage) -> (u16, Vec<u8>) {
-    let (w, h) = (usize::from(image.width), usize::from(image.height));
-    if image.width <= BOARD_MAX_COLUMNS {
-        return (image.width, image.pixels.to_vec());
-    }
-    let target = usize::from(BOARD_MAX_COLUMNS);
-    let mut out = Vec::with_capacity(target * h * 3);
-    for y in 0..h {
-        for x in 0..target {
-            let from = (y * w + x * w / target) * 3;
-            out.extend_from_slice(image.pixels.get(from..from + 3).unwrap_or(&[0, 0, 0]));
-        }
-    }
-    (BOARD_MAX_COLUMNS, out)
 }
