@@ -433,3 +433,36 @@ async fn an_image_selected_on_one_poi_plays_on_the_other() {
     a.stop().await;
     b.stop().await;
 }
+
+/// A poi in independent mode keeps its settings even when a mirror-mode peer starts the
+/// session; content still moves both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_independent_poi_keeps_its_settings_whoever_starts_the_session() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let http = Http::new();
+    let a = node(&dir_a, vec![]).await;
+    let b = node(&dir_b, vec![]).await;
+    for addr in [a.addr(), b.addr()] {
+        http.post_json(addr, "/api/device/config", json!({"autoSync": false})).await;
+    }
+    http.post_json(b.addr(), "/api/multipoi/syncmode", json!({"mode": "independent"})).await;
+    http.post_json(a.addr(), "/api/brightness", json!({"brightness": 200})).await;
+    http.post_json(b.addr(), "/api/brightness", json!({"brightness": 10})).await;
+    http.post_json(a.addr(), "/api/pattern", json!({"index": 4, "type": 9})).await;
+    http.post_json(b.addr(), "/api/pattern", json!({"index": 5, "type": 3})).await;
+
+    // A (mirror) starts a two-way session with B (independent).
+    let execute = json!({"peerId": b.addr().to_string()});
+    let (status, answer) = http.post_json(a.addr(), "/api/sync/execute", execute).await;
+    assert_eq!((status, answer["status"].clone()), (200, json!("ok")), "{answer}");
+    let brightness = async |addr| http.get(addr, "/api/status").await.1["brightness"].clone();
+    assert_eq!(brightness(b.addr()).await, json!(10), "B's own brightness was overwritten");
+    assert_eq!(brightness(a.addr()).await, json!(200), "A took B's brightness");
+    for addr in [a.addr(), b.addr()] {
+        let (_, data) = http.get(addr, "/api/sync/data").await;
+        let slots: Vec<_> = data["patterns"].as_array().unwrap().iter().map(|p| p["id"].clone()).collect();
+        assert!(slots.contains(&json!(4)) && slots.contains(&json!(5)), "patterns did not move both ways: {data}");
+    }
+    a.stop().await;
+    b.stop().await;
+}

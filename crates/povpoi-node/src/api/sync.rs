@@ -18,13 +18,14 @@ use axum::{Json, Router};
 use povpoi_core::device::DeviceId;
 use povpoi_core::hash::BlobHash;
 use povpoi_core::model::{ImageId, Mode, Pattern, PatternKind, Rgb, Selection};
-use povpoi_core::sync::{Categories, Direction, Key, PROTOCOL_VERSION, Request, SyncOptions};
+use povpoi_core::sync::{Categories, Category, Direction, Key, PROTOCOL_VERSION, Request, SyncOptions};
 use povpoi_core::wire::{self, legacy::SyncData};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState, JsonBody, parse_json};
 use crate::auth::{self, HEADER_DEVICE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME, RequestAuth, Signed};
+use crate::config::SyncMode;
 use crate::discovery::Sighting;
 use crate::history::HistoryEntry;
 use crate::library::{Origin, now_ms};
@@ -484,6 +485,7 @@ async fn message(
     if let Request::Begin { summary, .. } = &request {
         note_caller(&node, &headers, from, summary.device, &summary.group, summary.protocol);
     }
+    let request = if node.config().sync_mode == SyncMode::Independent { keep_settings_local(request) } else { request };
     let response = node.library.write(Origin::Peer, move |poi| poi.respond(request, now_ms())).await;
     let bytes = wire::to_bytes(&response);
     let mut answer = (StatusCode::OK, [("content-type", "application/octet-stream")], bytes.clone()).into_response();
@@ -495,6 +497,24 @@ async fn message(
             .insert(HEADER_SIGNATURE, HeaderValue::from_str(&signature).expect("hex is a header value"));
     }
     Ok(answer)
+}
+
+/// In independent mode this poi's settings are its own, whoever starts the session: a
+/// mirror-mode peer neither gets them nor overwrites them (content still syncs).
+fn keep_settings_local(request: Request) -> Request {
+    match request {
+        Request::Begin { summary, mut options } => {
+            options.categories.settings = false;
+            Request::Begin { summary, options }
+        }
+        Request::Push(mut delta) if delta.categories.settings => {
+            delta.categories.settings = false;
+            delta.records.retain(|r| r.key.category() != Category::Settings);
+            delta.repairs.retain(|r| r.category != Category::Settings);
+            Request::Push(delta)
+        }
+        other => other,
+    }
 }
 
 /// A peer that calls us is a peer we can call back (networks without multicast).
