@@ -350,6 +350,28 @@ fn a_restored_copy_of_a_store_is_refused_instead_of_silently_diverging() {
 }
 
 #[test]
+fn a_restored_copy_under_a_new_replica_id_gets_back_what_it_lost_from_its_peers() {
+    let (mut a, mut b) = (poi(1), poi(2));
+    a.set_brightness(10, 1_000).unwrap();
+    let backup = a.storage().clone();
+    a.set_brightness(20, 2_000).unwrap();
+    a.set_framerate(40, 2_001).unwrap();
+    sync(&mut a, &mut b, 2_100);
+
+    let identity = Identity { replica: ReplicaId(1), device: DeviceId([0xA0, 0, 0, 0, 0, 1]), group: "troupe".into() };
+    let mut restored = Replica::open(backup, identity).unwrap();
+    restored.renew_replica_id(ReplicaId(77)).unwrap();
+    assert_eq!(restored.replica_id(), ReplicaId(77));
+    sync(&mut restored, &mut b, 3_100);
+    assert_eq!((restored.settings().brightness, restored.settings().framerate), (20, 40));
+    // Its next edits are numbered afresh and reach B, which still knows old replica 1.
+    restored.set_brightness(30, 4_000).unwrap();
+    sync(&mut restored, &mut b, 4_100);
+    assert_eq!(b.settings().brightness, 30);
+    assert_eq!(view(&restored), view(&b));
+}
+
+#[test]
 fn a_damaged_stored_blob_does_not_swallow_a_new_upload_of_the_same_picture() {
     let mut a = poi(1);
     let px = pixels(3, 2, 4);

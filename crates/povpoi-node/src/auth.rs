@@ -1,18 +1,29 @@
-//! Pairing-key authentication of peer requests and their answers (HMAC-SHA256).
+//! Pairing-key protection of peer requests and their answers.
 //!
-//! A request is signed over its method, path, body hash, time, a random nonce, the sender's
-//! device id and the sync group; the answer is signed over the request's nonce, the status
-//! and the body hash, so a device without the key can neither ask nor answer. Requests more
-//! than [`MAX_CLOCK_SKEW_MS`] away from the receiver's clock, or carrying a nonce already
-//! seen within that window, are refused. The exact strings are in docs/PROTOCOL.md.
+//! A request is signed (HMAC-SHA256) over its method, path, body hash, time, a random nonce,
+//! the sender's and the receiver's device ids and the sync group; the answer is signed over
+//! the request's nonce, the status and the body hash, so a device without the key can
+//! neither ask nor answer, and a request meant for one poi is refused by any other. Sync
+//! bodies are sealed too (XChaCha20-Poly1305 with a key derived from the pairing key), so
+//! what crosses the LAN cannot be read without the key. Requests more than
+//! [`MAX_CLOCK_SKEW_MS`] away from the receiver's clock, or carrying a nonce already seen
+//! within that window, are refused; the nonces are kept on disk, so a restart does not
+//! reopen the window for a captured request. The exact strings are in docs/PROTOCOL.md.
 
 use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
 
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
 use crate::config::GroupKey;
+use crate::storage::write_atomically;
 
 /// Header with the sender's device id (sent with or without a key).
 pub const HEADER_DEVICE: &str = "x-povpoi-device";
@@ -22,6 +33,10 @@ pub const HEADER_TIME: &str = "x-povpoi-time";
 pub const HEADER_NONCE: &str = "x-povpoi-nonce";
 /// Header with the hex HMAC of a request or an answer.
 pub const HEADER_SIGNATURE: &str = "x-povpoi-signature";
+/// Header naming how a body is sealed ([`SEAL_SCHEME`]); absent on clear bodies.
+pub const HEADER_SEALED: &str = "x-povpoi-sealed";
+/// The one sealing scheme: XChaCha20-Poly1305, 24-byte nonce first, tag last.
+pub const SEAL_SCHEME: &str = "xchacha20poly1305";
 /// How far a request's time may be from the receiver's clock.
 pub const MAX_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
 /// Most nonces remembered; beyond this the oldest are dropped early (and their requests
@@ -52,6 +67,9 @@ pub struct Signed<'a> {
     pub body: &'a [u8],
     /// The sender's device id, as text.
     pub device: &'a str,
+    /// The receiver's device id, as text: a request captured on its way to one poi is
+    /// refused by every other.
+    pub receiver: &'a str,
     /// The sync group both are in.
     pub group: &'a str,
 }
@@ -74,6 +92,8 @@ pub enum AuthError {
     Replayed,
     /// Too many requests within the replay window to remember them all.
     Busy,
+    /// A sealed body did not open with this key (wrong key, or altered on the way).
+    Unsealable,
 }
 
 impl std::fmt::Display for AuthError {
@@ -83,7 +103,9 @@ impl std::fmt::Display for AuthError {
                 f.write_str("this sync group is protected by a pairing key: unsigned request refused")
             }
             AuthError::Malformed(what) => write!(f, "malformed authentication header: {what}"),
-            AuthError::BadSignature => f.write_str("signature does not match: wrong or missing pairing key"),
+            AuthError::BadSignature => {
+                f.write_str("signature does not match: wrong or missing pairing key, or meant for another poi")
+            }
             AuthError::Stale { skew_ms } => write!(
                 f,
                 "request time is {:.0} s from this poi's clock (at most {} s allowed): check both clocks",
@@ -92,6 +114,7 @@ impl std::fmt::Display for AuthError {
             ),
             AuthError::Replayed => f.write_str("request replayed: this nonce was already used"),
             AuthError::Busy => f.write_str("too many signed requests in the last 10 minutes: try again later"),
+            AuthError::Unsealable => f.write_str("sealed body does not open with this pairing key"),
         }
     }
 }
@@ -99,7 +122,7 @@ impl std::fmt::Display for AuthError {
 impl std::error::Error for AuthError {}
 
 fn mac(key: &GroupKey, parts: &[&[u8]]) -> HmacSha256 {
-    let mut mac = HmacSha256::new_from_slice(key.secret()).expect("HMAC takes keys of any length");
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(key.secret()).expect("HMAC takes keys of any length");
     for (i, part) in parts.iter().enumerate() {
         if i > 0 {
             mac.update(b"\n");
@@ -122,6 +145,7 @@ fn request_mac(key: &GroupKey, what: &Signed<'_>, time_ms: u64, nonce: &str) -> 
             time.as_bytes(),
             nonce.as_bytes(),
             what.device.as_bytes(),
+            what.receiver.as_bytes(),
             what.group.as_bytes(),
         ],
     )
@@ -133,9 +157,19 @@ fn response_mac(key: &GroupKey, request_nonce: &str, status: u16, body: &[u8]) -
     mac(key, &[b"povpoi-response-v1", request_nonce.as_bytes(), status.as_bytes(), body_hash.as_bytes()])
 }
 
+/// A fresh request nonce: 16 random bytes as 32 hex digits.
+pub fn new_nonce() -> String {
+    hex::encode(rand::rng().random::<[u8; 16]>())
+}
+
 /// Signs a request at `now_ms` with a fresh nonce.
 pub fn sign_request(key: &GroupKey, what: &Signed<'_>, now_ms: u64) -> RequestAuth {
-    let nonce = hex::encode(rand::rng().random::<[u8; 16]>());
+    sign_request_with(key, what, now_ms, new_nonce())
+}
+
+/// Signs a request at `now_ms` with `nonce` (from [`new_nonce`]; the body may already be
+/// sealed for it).
+pub fn sign_request_with(key: &GroupKey, what: &Signed<'_>, now_ms: u64, nonce: String) -> RequestAuth {
     let signature = hex::encode(request_mac(key, what, now_ms, &nonce).finalize().into_bytes());
     RequestAuth { time_ms: now_ms, nonce, signature }
 }
@@ -158,13 +192,116 @@ pub fn verify_response(
     response_mac(key, request_nonce, status, body).verify_slice(&bytes).map_err(|_| AuthError::BadSignature)
 }
 
-/// Refuses replayed and stale requests; remembers each accepted nonce for the skew window.
+/// Which way a sealed body travels: part of what the seal authenticates, so an answer can
+/// never be passed off as a request or the other way round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Way {
+    /// Initiator to responder.
+    Request,
+    /// Responder to initiator.
+    Answer,
+}
+
+impl Way {
+    fn label(self) -> &'static [u8] {
+        match self {
+            Way::Request => b"povpoi-request-v1",
+            Way::Answer => b"povpoi-response-v1",
+        }
+    }
+}
+
+const SEAL_NONCE_LEN: usize = 24;
+const SEAL_TAG_LEN: usize = 16;
+
+/// The body cipher: its key is HKDF-SHA256 of the pairing key, so the MAC key and the
+/// encryption key are never the same bytes.
+fn body_cipher(key: &GroupKey) -> XChaCha20Poly1305 {
+    let mut body_key = [0u8; 32];
+    Hkdf::<Sha256>::new(Some(b"povpoi-seal-v1"), key.secret())
+        .expand(b"xchacha20poly1305 body key", &mut body_key)
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    XChaCha20Poly1305::new(&body_key.into())
+}
+
+fn seal_aad(way: Way, request_nonce: &str) -> Vec<u8> {
+    [way.label(), b"\n", request_nonce.as_bytes()].concat()
+}
+
+/// Encrypts a body of the exchange whose request carried `request_nonce`: a fresh random
+/// 24-byte nonce, then the ciphertext and its 16-byte tag.
+pub fn seal(key: &GroupKey, way: Way, request_nonce: &str, plain: &[u8]) -> Vec<u8> {
+    let nonce: [u8; SEAL_NONCE_LEN] = rand::rng().random();
+    let aad = seal_aad(way, request_nonce);
+    let sealed = body_cipher(key)
+        .encrypt(XNonce::from_slice(&nonce), Payload { msg: plain, aad: &aad })
+        .expect("XChaCha20-Poly1305 encrypts any in-memory buffer");
+    [nonce.as_slice(), &sealed].concat()
+}
+
+/// Decrypts what [`seal`] made for the same exchange and direction.
+pub fn open(key: &GroupKey, way: Way, request_nonce: &str, sealed: &[u8]) -> Result<Vec<u8>, AuthError> {
+    if sealed.len() < SEAL_NONCE_LEN + SEAL_TAG_LEN {
+        return Err(AuthError::Malformed("sealed body shorter than its nonce and tag"));
+    }
+    let (nonce, ciphertext) = sealed.split_at(SEAL_NONCE_LEN);
+    let aad = seal_aad(way, request_nonce);
+    body_cipher(key)
+        .decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: &aad })
+        .map_err(|_| AuthError::Unsealable)
+}
+
+/// Refuses replayed and stale requests; remembers each accepted nonce for the skew window,
+/// in memory and (when opened on a file) on disk, so a restarted poi still knows them.
 #[derive(Debug, Default)]
 pub struct ReplayGuard {
     seen: HashMap<String, u64>,
+    log: Option<NonceLog>,
+}
+
+/// The accepted nonces on disk: one `time nonce` line each, appended as they come.
+#[derive(Debug)]
+struct NonceLog {
+    path: PathBuf,
+    file: File,
+    lines: usize,
+}
+
+impl NonceLog {
+    fn append_to(path: PathBuf, lines: usize) -> io::Result<NonceLog> {
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        Ok(NonceLog { path, file, lines })
+    }
+}
+
+fn nonce_lines<'a>(seen: impl Iterator<Item = (&'a String, &'a u64)>) -> String {
+    seen.map(|(nonce, time)| format!("{time} {nonce}\n")).collect()
 }
 
 impl ReplayGuard {
+    /// A guard that keeps its nonces in `path`: the ones still inside the window at `now_ms`
+    /// are loaded (a line torn by a crash is skipped), the rest dropped from the file.
+    pub fn open(path: &Path, now_ms: u64) -> io::Result<ReplayGuard> {
+        let mut seen = HashMap::new();
+        match File::open(path) {
+            Ok(file) => {
+                for line in BufReader::new(file).lines() {
+                    let line = line?;
+                    let Some((time, nonce)) = line.split_once(' ') else { continue };
+                    let Ok(time) = time.parse::<u64>() else { continue };
+                    if is_nonce(nonce) && time >= window_start(now_ms) {
+                        seen.insert(nonce.to_owned(), time);
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        write_atomically(path, nonce_lines(seen.iter()).as_bytes())?;
+        let log = NonceLog::append_to(path.to_owned(), seen.len())?;
+        Ok(ReplayGuard { seen, log: Some(log) })
+    }
+
     /// Checks a request's signature, time and nonce; on success the nonce is used up.
     pub fn verify(
         &mut self,
@@ -174,7 +311,7 @@ impl ReplayGuard {
         now_ms: u64,
     ) -> Result<(), AuthError> {
         let auth = auth.ok_or(AuthError::Missing)?;
-        if auth.nonce.len() != 32 || !auth.nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !is_nonce(&auth.nonce) {
             return Err(AuthError::Malformed("nonce must be 32 hex digits"));
         }
         let signature = hex::decode(&auth.signature).map_err(|_| AuthError::Malformed("signature is not hex"))?;
@@ -185,7 +322,7 @@ impl ReplayGuard {
         if skew_ms.unsigned_abs() > MAX_CLOCK_SKEW_MS {
             return Err(AuthError::Stale { skew_ms });
         }
-        self.forget_before(now_ms.saturating_sub(2 * MAX_CLOCK_SKEW_MS));
+        self.seen.retain(|_, time| *time >= window_start(now_ms));
         if self.seen.contains_key(&auth.nonce) {
             return Err(AuthError::Replayed);
         }
@@ -194,16 +331,41 @@ impl ReplayGuard {
             return Err(AuthError::Busy);
         }
         self.seen.insert(auth.nonce.clone(), auth.time_ms);
+        self.remember(&auth.nonce, auth.time_ms);
         Ok(())
     }
 
-    fn forget_before(&mut self, cutoff_ms: u64) {
-        self.seen.retain(|_, time| *time >= cutoff_ms);
+    /// Appends an accepted nonce to the file, rewriting it without the expired ones once
+    /// they are most of it.
+    fn remember(&mut self, nonce: &str, time_ms: u64) {
+        let Some(log) = &mut self.log else { return };
+        let result = if log.lines > 2 * self.seen.len() + 1_024 {
+            write_atomically(&log.path, nonce_lines(self.seen.iter()).as_bytes())
+                .and_then(|()| NonceLog::append_to(log.path.clone(), self.seen.len()))
+                .map(|fresh| *log = fresh)
+        } else {
+            writeln!(log.file, "{time_ms} {nonce}").map(|()| log.lines += 1)
+        };
+        // The request itself is sound; only its protection across a restart is weaker.
+        if let Err(e) = result {
+            tracing::warn!(path = %log.path.display(), error = %e, "cannot record a request nonce on disk");
+        }
     }
+}
+
+/// The oldest request time still inside the replay window (both clocks may be off by the skew).
+fn window_start(now_ms: u64) -> u64 {
+    now_ms.saturating_sub(2 * MAX_CLOCK_SKEW_MS)
+}
+
+fn is_nonce(text: &str) -> bool {
+    text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     const NOW: u64 = 1_764_000_000_000;
@@ -213,7 +375,14 @@ mod tests {
     }
 
     fn what(body: &[u8]) -> Signed<'_> {
-        Signed { method: "POST", path: "/api/sync/v1", body, device: "02:00:00:00:00:01", group: "troupe" }
+        Signed {
+            method: "POST",
+            path: "/api/sync/v1",
+            body,
+            device: "02:00:00:00:00:01",
+            receiver: "02:00:00:00:00:02",
+            group: "troupe",
+        }
     }
 
     #[test]
@@ -236,6 +405,8 @@ mod tests {
         assert_eq!(guard.verify(&k, &moved, Some(&auth), NOW), Err(AuthError::BadSignature));
         let regrouped = Signed { group: "other", ..what(b"body") };
         assert_eq!(guard.verify(&k, &regrouped, Some(&auth), NOW), Err(AuthError::BadSignature));
+        let elsewhere = Signed { receiver: "02:00:00:00:00:03", ..what(b"body") };
+        assert_eq!(guard.verify(&k, &elsewhere, Some(&auth), NOW), Err(AuthError::BadSignature));
         assert_eq!(guard.verify(&k, &what(b"body"), None, NOW), Err(AuthError::Missing));
         // None of the refusals used the nonce up.
         assert_eq!(guard.verify(&k, &what(b"body"), Some(&auth), NOW), Ok(()));
@@ -283,5 +454,61 @@ mod tests {
         assert_eq!(verify_response(&k, "aa", 200, b"forged", Some(&sig)), Err(AuthError::BadSignature));
         assert_eq!(verify_response(&k, "aa", 400, b"answer", Some(&sig)), Err(AuthError::BadSignature));
         assert_eq!(verify_response(&k, "aa", 200, b"answer", None), Err(AuthError::Missing));
+    }
+
+    #[test]
+    fn a_restarted_poi_still_refuses_a_request_it_took_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nonces");
+        let k = key("pairing secret");
+        let first = sign_request(&k, &what(b"a"), NOW);
+        let second = sign_request(&k, &what(b"b"), NOW);
+        {
+            let mut guard = ReplayGuard::open(&path, NOW).unwrap();
+            assert_eq!(guard.verify(&k, &what(b"a"), Some(&first), NOW), Ok(()));
+        }
+        // A crash cut the last line short: it is skipped, the rest still counts.
+        fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"17640000").unwrap();
+        let mut guard = ReplayGuard::open(&path, NOW + 1_000).unwrap();
+        assert_eq!(guard.verify(&k, &what(b"a"), Some(&first), NOW + 1_000), Err(AuthError::Replayed));
+        assert_eq!(guard.verify(&k, &what(b"b"), Some(&second), NOW + 1_000), Ok(()));
+        // Past the window the file forgets them (time alone refuses such requests).
+        let later = NOW + 3 * MAX_CLOCK_SKEW_MS;
+        drop(guard);
+        let guard = ReplayGuard::open(&path, later).unwrap();
+        assert!(guard.seen.is_empty());
+        assert_eq!(fs::read(&path).unwrap(), b"");
+    }
+
+    #[test]
+    fn the_nonce_file_is_compacted_once_mostly_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nonces");
+        let k = key("pairing secret");
+        let mut guard = ReplayGuard::open(&path, NOW).unwrap();
+        for i in 0..1_600u64 {
+            let at = NOW + i * MAX_CLOCK_SKEW_MS / 100;
+            let auth = sign_request(&k, &what(b""), at);
+            assert_eq!(guard.verify(&k, &what(b""), Some(&auth), at), Ok(()));
+        }
+        let lines = fs::read_to_string(&path).unwrap().lines().count();
+        assert!(lines < 1_600, "expired nonces were dropped from the file ({lines} lines)");
+        assert!(lines >= guard.seen.len(), "every live nonce is still on disk");
+    }
+
+    #[test]
+    fn sealed_bodies_open_only_with_the_key_for_the_same_exchange_and_way() {
+        let k = key("pairing secret");
+        let sealed = seal(&k, Way::Request, "aa", b"the library");
+        assert!(!sealed.windows(11).any(|w| w == b"the library"), "the body is not readable on the wire");
+        assert_eq!(open(&k, Way::Request, "aa", &sealed).unwrap(), b"the library");
+        assert_ne!(seal(&k, Way::Request, "aa", b"the library"), sealed, "a fresh nonce every time");
+        assert_eq!(open(&key("other secret"), Way::Request, "aa", &sealed), Err(AuthError::Unsealable));
+        assert_eq!(open(&k, Way::Answer, "aa", &sealed), Err(AuthError::Unsealable));
+        assert_eq!(open(&k, Way::Request, "ab", &sealed), Err(AuthError::Unsealable));
+        let mut altered = sealed.clone();
+        *altered.last_mut().unwrap() ^= 1;
+        assert_eq!(open(&k, Way::Request, "aa", &altered), Err(AuthError::Unsealable));
+        assert!(matches!(open(&k, Way::Request, "aa", &sealed[..30]), Err(AuthError::Malformed(_))));
     }
 }

@@ -1,5 +1,5 @@
-//! The sync history: the last sessions this poi started, when, with whom, what moved and
-//! what went wrong (`GET /api/sync/history`). Kept in memory; it restarts empty.
+//! The sync history: the last sessions this poi started or answered, when, with whom, what
+//! moved and what went wrong (`GET /api/sync/history`). Kept in memory; it restarts empty.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -9,12 +9,30 @@ use serde::Serialize;
 /// Sessions remembered.
 pub const HISTORY_LEN: usize = 200;
 
-/// One finished sync session.
+/// Which side of a session this poi was on.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// This poi started it.
+    #[default]
+    Initiator,
+    /// A peer started it; this poi answered.
+    Responder,
+}
+
+/// A responder's entry takes the messages of one session: those from the same peer within
+/// this long of the `Begin` (the initiator gives up on a session after 120 s).
+const RESPONDER_SESSION_MS: u64 = 120_000;
+
+/// One sync session.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
     /// When it started, ms since the epoch.
     pub at: u64,
+    /// Whether this poi started or answered it. An answering poi counts the records and
+    /// blobs the messages carried; what they added here is counted by the initiator.
+    pub role: Role,
     /// How long it took, ms.
     pub duration_ms: u64,
     /// Peer's device id (empty if never learned).
@@ -25,7 +43,7 @@ pub struct HistoryEntry {
     pub ip_address: String,
     /// `"bidirectional"`, `"push"` or `"pull"`.
     pub direction: String,
-    /// Why it ran: `"manual"`, `"change"`, `"interval"`.
+    /// Why it ran: `"manual"`, `"change"`, `"interval"`, `"meet"`; `"peer"` when answered.
     pub trigger: String,
     /// Whether it completed.
     pub ok: bool,
@@ -71,6 +89,26 @@ impl History {
         entries.push_back(entry);
     }
 
+    /// Opens the entry of a session a peer started with this poi.
+    pub fn answering(&self, entry: HistoryEntry) {
+        self.push(HistoryEntry { role: Role::Responder, ok: true, ..entry });
+    }
+
+    /// Updates the entry of the session `peer_id` opened with this poi most recently, if it
+    /// opened one within a session's time of `now_ms`.
+    pub fn answered(&self, peer_id: &str, now_ms: u64, update: impl FnOnce(&mut HistoryEntry)) {
+        let mut entries = self.0.lock().expect("history lock");
+        let open = entries
+            .iter_mut()
+            .rev()
+            .find(|e| e.role == Role::Responder && e.peer_id == peer_id)
+            .filter(|e| now_ms.saturating_sub(e.at) <= RESPONDER_SESSION_MS);
+        if let Some(entry) = open {
+            update(entry);
+            entry.duration_ms = now_ms.saturating_sub(entry.at);
+        }
+    }
+
     /// The sessions remembered, newest first.
     pub fn newest_first(&self) -> Vec<HistoryEntry> {
         self.0.lock().expect("history lock").iter().rev().cloned().collect()
@@ -91,5 +129,18 @@ mod tests {
         assert_eq!(list.len(), HISTORY_LEN);
         assert_eq!(list[0].at, HISTORY_LEN as u64 + 4);
         assert_eq!(list.last().unwrap().at, 5);
+    }
+
+    #[test]
+    fn an_answered_session_collects_its_messages_until_it_is_over() {
+        let history = History::default();
+        history.answering(HistoryEntry { at: 1_000, peer_id: "A".into(), ..HistoryEntry::default() });
+        history.push(HistoryEntry { at: 1_001, peer_id: "A".into(), ..HistoryEntry::default() });
+        history.answered("A", 1_500, |e| e.records_received += 3);
+        history.answered("B", 1_500, |e| e.records_received += 100);
+        history.answered("A", 1_000 + RESPONDER_SESSION_MS + 1, |e| e.records_received += 100);
+        let answered: Vec<_> = history.newest_first().into_iter().filter(|e| e.role == Role::Responder).collect();
+        assert_eq!(answered.len(), 1);
+        assert_eq!((answered[0].records_received, answered[0].duration_ms, answered[0].ok), (3, 500, true));
     }
 }

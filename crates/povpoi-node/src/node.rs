@@ -30,6 +30,8 @@ use crate::{api, sync_client};
 
 /// Quiet time after a change before the push starts, so a burst of edits goes in one round.
 const PUSH_DEBOUNCE: Duration = Duration::from_millis(25);
+/// Nonces of the signed requests taken within the replay window, kept across restarts.
+const NONCE_FILE: &str = "nonces";
 /// How often addresses added by hand and not seen lately are asked who they are.
 const PROBE_PERIOD: Duration = Duration::from_secs(5);
 
@@ -243,11 +245,24 @@ impl Node {
         }
         config.save(dir).map_err(|e| format!("cannot write the config: {e}"))?;
 
+        let nonces = dir.join(NONCE_FILE);
+        let replay = ReplayGuard::open(&nonces, now_ms())
+            .map_err(|e| format!("cannot open the request nonces {}: {e}", nonces.display()))?;
         let events = EventBus::default();
         let storage = DirStorage::open(dir.join("library")).map_err(|e| format!("cannot open the store: {e}"))?;
         let identity =
             Identity { replica: ReplicaId(rand::random()), device: config.device_id, group: config.sync_group.clone() };
         let library = Library::open(storage, identity, events.clone())?;
+        if library.read(|poi| poi.storage().restored_from_previous()) {
+            // The lost snapshot's edits may be on peers under the old id: numbering new
+            // edits there again would make peers refuse this poi (ForeignHistory).
+            let replica = ReplicaId(rand::random());
+            library
+                .write(crate::library::Origin::Local, move |poi| poi.renew_replica_id(replica))
+                .await
+                .map_err(|e| format!("cannot renew the replica id: {e}"))?;
+            tracing::warn!(%replica, "previous snapshot loaded: continuing under a new replica id");
+        }
         if library.read(|poi| poi.group() != config.sync_group) {
             let group = config.sync_group.clone();
             library
@@ -288,7 +303,7 @@ impl Node {
             peers: PeerTable::default(),
             history: History::default(),
             events,
-            replay: Mutex::new(ReplayGuard::default()),
+            replay: Mutex::new(replay),
             http,
             session_lock: tokio::sync::Mutex::new(()),
             live: Mutex::new(Vec::new()),

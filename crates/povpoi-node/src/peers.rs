@@ -53,6 +53,9 @@ pub struct Peer {
     pub source: Source,
     /// Until when auto-sync leaves it alone: it refused this poi (another key, say).
     refused_until: Option<Instant>,
+    /// The address where it last finished a session as itself (with the key, when the
+    /// group has one); an mDNS advert cannot move it elsewhere while it is online there.
+    confirmed: Option<SocketAddr>,
 }
 
 /// The peer table, shared by discovery, the sync loop and the API.
@@ -72,8 +75,18 @@ impl PeerTable {
     /// Records that a peer was seen now; says whether it just came online.
     pub fn saw(&self, seen: &Sighting, source: Source, now_ms: u64) -> Change {
         let mut peers = self.0.lock().expect("peer table lock");
-        let was_online = peers.get(&seen.device_id).is_some_and(|p| p.online);
-        let refused_until = peers.get(&seen.device_id).and_then(|p| p.refused_until);
+        let known = peers.get(&seen.device_id);
+        let was_online = known.is_some_and(|p| p.online);
+        // Anyone on the LAN can advertise any device id: an advert pointing an online,
+        // confirmed peer somewhere else is ignored. If the peer really moved, its old
+        // address stops answering, it goes offline, and the next advert is taken.
+        if source == Source::Mdns
+            && known.is_some_and(|p| p.online && p.confirmed == Some(p.addr) && p.addr != seen.addr)
+        {
+            return Change::None;
+        }
+        let refused_until = known.and_then(|p| p.refused_until);
+        let confirmed = known.and_then(|p| p.confirmed);
         // A full table takes no newcomers: a flood of adverts must not grow it without end.
         if !peers.contains_key(&seen.device_id) && peers.len() >= MAX_PEERS {
             let oldest = peers.values().filter(|p| !p.online).min_by_key(|p| p.last_seen).map(|p| p.device_id);
@@ -101,6 +114,7 @@ impl PeerTable {
                 online: true,
                 source,
                 refused_until,
+                confirmed,
             },
         );
         if was_online { Change::None } else { Change::Up(seen.device_id) }
@@ -125,11 +139,15 @@ impl PeerTable {
         peers.get_mut(&id).is_some_and(|p| std::mem::replace(&mut p.online, false))
     }
 
-    /// Refreshes an online peer's last-seen time (it just answered a session).
-    pub fn touch(&self, id: DeviceId, now_ms: u64) {
+    /// Notes that the peer finished a session at `addr` as itself: it is seen now, and
+    /// that address is the one adverts cannot move it from.
+    pub fn confirm(&self, id: DeviceId, addr: SocketAddr, now_ms: u64) {
         if let Some(peer) = self.0.lock().expect("peer table lock").get_mut(&id).filter(|p| p.online) {
             peer.last_seen = Instant::now();
             peer.last_seen_ms = now_ms;
+            if peer.addr == addr {
+                peer.confirmed = Some(addr);
+            }
         }
     }
 
@@ -264,5 +282,27 @@ mod tests {
         assert_eq!(table.online_in("g", 1).len(), 1);
         table.saw(&sighting(1), Source::Mdns, 2);
         assert_eq!(table.find("poi 1").unwrap().source, Source::Manual, "a manual peer stays manual");
+    }
+
+    #[test]
+    fn an_advert_cannot_move_a_confirmed_peer_until_it_stops_answering() {
+        let table = PeerTable::default();
+        let real = sighting(1);
+        table.saw(&real, Source::Mdns, 1);
+        let impostor = Sighting { addr: SocketAddr::from(([10, 0, 0, 66], 8080)), ..sighting(1) };
+        table.saw(&impostor, Source::Mdns, 2);
+        assert_eq!(table.find("poi 1").unwrap().addr, impostor.addr, "not confirmed yet: the newest advert wins");
+        table.saw(&real, Source::Mdns, 3);
+        table.confirm(real.device_id, real.addr, 4);
+        table.saw(&impostor, Source::Mdns, 5);
+        assert_eq!(table.find("poi 1").unwrap().addr, real.addr);
+        // A signed call from the new address (Contact) or a hand-given one still moves it.
+        table.saw(&impostor, Source::Contact, 6);
+        assert_eq!(table.find("poi 1").unwrap().addr, impostor.addr);
+        table.confirm(real.device_id, impostor.addr, 7);
+        // It stopped answering there: offline, so the next advert is believed.
+        table.offline(real.device_id);
+        table.saw(&real, Source::Mdns, 8);
+        assert_eq!(table.find("poi 1").unwrap().addr, real.addr);
     }
 }

@@ -1,13 +1,16 @@
 //! The replica's storage as files in a data directory, crash-safe.
 //!
 //! ```text
-//! DIR/state.bin          the replica snapshot
+//! DIR/state.bin          the replica snapshot: "povpoiS1", SHA-256 of the rest, postcard
+//! DIR/state.prev         the snapshot before it, same form
 //! DIR/blobs/<sha256hex>  one file per image's pixels
-//! DIR/quarantine/        blobs whose bytes no longer match their name, moved aside
+//! DIR/quarantine/        files whose bytes no longer match their hash, moved aside
 //! ```
 //! Every file is written whole to a temporary name, flushed to disk, renamed over the final
 //! name and the directory flushed, so a crash (power cut, SIGKILL) leaves either the old or
-//! the new file, never a torn one. Plain files rather than an embedded database: the data is
+//! the new file, never a torn one. Every file is checked against its hash when read: a
+//! blob that rotted on the card is never served (a peer sends it again), and a damaged
+//! snapshot gives way to the previous one (see [`DirStorage::restored_from_previous`]). Plain files rather than an embedded database: the data is
 //! one small snapshot and immutable content-addressed blobs, which rename-into-place covers
 //! completely, and the layout stays readable with `ls` on a poi's SD card.
 
@@ -17,8 +20,13 @@ use std::path::{Path, PathBuf};
 
 use povpoi_core::hash::BlobHash;
 use povpoi_core::sync::{Storage, StorageError};
+use sha2::{Digest, Sha256};
 
 const STATE_FILE: &str = "state.bin";
+const PREVIOUS_STATE_FILE: &str = "state.prev";
+/// First bytes of a snapshot file; the format's version is its last byte.
+const STATE_MAGIC: &[u8; 8] = b"povpoiS1";
+const STATE_HEADER_LEN: usize = STATE_MAGIC.len() + 32;
 const BLOB_DIR: &str = "blobs";
 const QUARANTINE_DIR: &str = "quarantine";
 const TEMP_SUFFIX: &str = ".tmp";
@@ -27,6 +35,8 @@ const TEMP_SUFFIX: &str = ".tmp";
 #[derive(Debug)]
 pub struct DirStorage {
     root: PathBuf,
+    /// Set when the newest snapshot was damaged and the previous one was loaded instead.
+    restored: std::sync::atomic::AtomicBool,
 }
 
 impl DirStorage {
@@ -43,9 +53,41 @@ impl DirStorage {
                 }
             }
         }
-        let storage = DirStorage { root };
+        let storage = DirStorage { root, restored: false.into() };
         storage.quarantine_damaged()?;
         Ok(storage)
+    }
+
+    /// Whether the last snapshot was damaged and the one before it loaded instead: the
+    /// replica then runs under a new replica id (its peers may hold the lost edits).
+    pub fn restored_from_previous(&self) -> bool {
+        self.restored.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Moves a damaged file aside to `DIR/quarantine/`, keeping it for inspection.
+    fn quarantine_file(&self, path: &Path) -> io::Result<PathBuf> {
+        let dir = self.root.join(QUARANTINE_DIR);
+        fs::create_dir_all(&dir)?;
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let name = path.file_name().expect("store paths name a file").to_string_lossy();
+        let target = dir.join(format!("{name}.{stamp}"));
+        fs::rename(path, &target)?;
+        Ok(target)
+    }
+
+    /// Reads a snapshot file: `None` when absent, `Err` with the reason when damaged.
+    fn read_snapshot(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let path = self.root.join(name);
+        let Some(bytes) = read_if_present(&path)? else { return Ok(None) };
+        let sound = bytes.len() >= STATE_HEADER_LEN
+            && bytes.starts_with(STATE_MAGIC)
+            && Sha256::digest(&bytes[STATE_HEADER_LEN..]).as_slice() == &bytes[STATE_MAGIC.len()..STATE_HEADER_LEN];
+        if sound {
+            return Ok(Some(bytes[STATE_HEADER_LEN..].to_vec()));
+        }
+        let moved = self.quarantine_file(&path).map_err(|e| storage_error("cannot quarantine", &path, e))?;
+        tracing::error!(file = %path.display(), to = %moved.display(), "snapshot does not match its hash: quarantined");
+        Err(StorageError(format!("{} is damaged (moved to {})", path.display(), moved.display())))
     }
 
     /// Checks every blob against its name and moves the damaged ones aside, so a file
@@ -66,12 +108,9 @@ impl DirStorage {
 
     /// Moves a damaged blob to `DIR/quarantine/`, keeping it for inspection.
     fn quarantine(&self, hash: &BlobHash) -> io::Result<()> {
-        let dir = self.root.join(QUARANTINE_DIR);
-        fs::create_dir_all(&dir)?;
-        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-        let target = dir.join(format!("{hash}.{stamp}"));
+        let target = self.quarantine_file(&self.blob_path(hash))?;
         tracing::warn!(blob = %hash, to = %target.display(), "blob does not match its hash: quarantined");
-        fs::rename(self.blob_path(hash), &target)
+        Ok(())
     }
 
     /// The data directory.
@@ -86,6 +125,12 @@ impl DirStorage {
 
 /// Writes `bytes` to `path` so that a crash leaves either the old file or the new one.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomically_after(path, bytes, || Ok(()))
+}
+
+/// [`write_atomically`], running `before_rename` once the new bytes are safely on disk and
+/// just before they take the final name (to move the old file elsewhere, say).
+fn write_atomically_after(path: &Path, bytes: &[u8], before_rename: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
     let mut temp_name = path.file_name().expect("store paths name a file").to_os_string();
     temp_name.push(TEMP_SUFFIX);
     let temp = path.with_file_name(temp_name);
@@ -98,6 +143,7 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     file.write_all(bytes)?;
     file.sync_all()?;
     drop(file);
+    before_rename()?;
     fs::rename(&temp, path)?;
     File::open(path.parent().expect("store paths have a parent"))?.sync_all()
 }
@@ -116,12 +162,36 @@ fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
 
 impl Storage for DirStorage {
     fn load_state(&self) -> Result<Option<Vec<u8>>, StorageError> {
-        read_if_present(&self.root.join(STATE_FILE))
+        match self.read_snapshot(STATE_FILE) {
+            Ok(Some(snapshot)) => Ok(Some(snapshot)),
+            // A crash between the two renames of a save: the previous snapshot is the last
+            // one saved whole, and nothing newer was ever acknowledged.
+            Ok(None) => self.read_snapshot(PREVIOUS_STATE_FILE),
+            Err(damage) => match self.read_snapshot(PREVIOUS_STATE_FILE) {
+                Ok(Some(previous)) => {
+                    tracing::error!(error = %damage, "loading the previous snapshot instead");
+                    self.restored.store(true, std::sync::atomic::Ordering::Relaxed);
+                    Ok(Some(previous))
+                }
+                // Nothing sound is left: start empty (under a new replica id, as any new
+                // store) and let the peers fill it again, rather than not start at all.
+                Ok(None) | Err(_) => {
+                    tracing::error!(error = %damage, "no sound snapshot left: starting with an empty library");
+                    Ok(None)
+                }
+            },
+        }
     }
 
     fn save_state(&mut self, snapshot: &[u8]) -> Result<(), StorageError> {
         let path = self.root.join(STATE_FILE);
-        write_atomically(&path, snapshot).map_err(|e| storage_error("cannot write", &path, e))
+        let previous = self.root.join(PREVIOUS_STATE_FILE);
+        let bytes = [STATE_MAGIC.as_slice(), &Sha256::digest(snapshot), snapshot].concat();
+        let keep_previous = || match fs::rename(&path, &previous) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+        write_atomically_after(&path, &bytes, keep_previous).map_err(|e| storage_error("cannot write", &path, e))
     }
 
     fn load_blob(&self, hash: &BlobHash) -> Result<Option<Vec<u8>>, StorageError> {
@@ -232,6 +302,64 @@ mod tests {
         let poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
         assert!(!blob.exists());
         assert_eq!(poi.missing_blobs(), [poi.image(id).unwrap().pixels()]);
+    }
+
+    fn quarantined(dir: &Path) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(dir.join("quarantine")) else { return Vec::new() };
+        entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
+    }
+
+    #[test]
+    fn a_damaged_snapshot_gives_way_to_the_previous_one_and_is_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
+            poi.set_brightness(10, 1_000).unwrap();
+            poi.set_brightness(20, 2_000).unwrap();
+        }
+        let state = dir.path().join("state.bin");
+        let mut bytes = fs::read(&state).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x40; // one flipped bit, as a failing card gives
+        fs::write(&state, &bytes).unwrap();
+
+        let storage = DirStorage::open(dir.path()).unwrap();
+        let poi = Replica::open(storage, identity()).unwrap();
+        assert_eq!(poi.settings().brightness, 10, "the snapshot before the damaged one");
+        assert!(poi.storage().restored_from_previous());
+        assert!(quarantined(dir.path()).iter().any(|n| n.starts_with("state.bin.")));
+    }
+
+    #[test]
+    fn with_no_sound_snapshot_left_the_poi_starts_empty_instead_of_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
+            poi.set_brightness(10, 1_000).unwrap();
+        }
+        fs::write(dir.path().join("state.bin"), b"povpoiS1 but the rest is gone").unwrap();
+        fs::write(dir.path().join("state.prev"), b"").unwrap();
+        let poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
+        assert_ne!(poi.settings().brightness, 10);
+        assert!(!poi.storage().restored_from_previous(), "a fresh store, not a restored one");
+        assert_eq!(quarantined(dir.path()).len(), 2);
+    }
+
+    #[test]
+    fn a_crash_between_the_renames_of_a_save_loads_the_last_whole_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
+            poi.set_brightness(10, 1_000).unwrap();
+            poi.set_brightness(20, 2_000).unwrap();
+        }
+        // The save of brightness 20 had moved state.bin aside and died before renaming
+        // its new file into place (its .tmp is cleared at start).
+        fs::rename(dir.path().join("state.bin"), dir.path().join("state.bin.tmp")).unwrap();
+        let poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
+        assert_eq!(poi.settings().brightness, 10);
+        assert!(!poi.storage().restored_from_previous(), "nothing newer was ever acknowledged");
+        assert!(quarantined(dir.path()).is_empty());
     }
 
     #[test]

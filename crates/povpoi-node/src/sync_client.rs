@@ -5,12 +5,15 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use povpoi_core::sync::{Direction, Request, Response, Session, SyncOptions};
+use povpoi_core::device::DeviceId;
+use povpoi_core::sync::{Categories, Direction, Request, Response, Session, SyncOptions};
 use povpoi_core::wire;
 
-use crate::auth::{self, HEADER_DEVICE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME, Signed};
+use crate::auth::{
+    self, HEADER_DEVICE, HEADER_NONCE, HEADER_SEALED, HEADER_SIGNATURE, HEADER_TIME, SEAL_SCHEME, Signed, Way,
+};
 use crate::events::Event;
-use crate::history::HistoryEntry;
+use crate::history::{HistoryEntry, Role};
 use crate::library::{Origin, now_ms};
 use crate::node::NodeState;
 use crate::peers::Peer;
@@ -43,37 +46,78 @@ impl SyncFailure {
 /// limit; anything bigger is not a povpoi peer and must not fill our memory.
 pub(crate) const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
-/// A request to another poi, signed when the group has a key (the HMAC of `auth`); also
-/// returns the nonce the answer's signature must echo.
-pub(crate) fn signed_request(
+/// What the answer to a [`peer_request`] must be: signed for its nonce, and sealed if the
+/// request was.
+pub(crate) struct AnswerCheck {
+    /// The key and nonce the answer must be signed (and, if sealed, encrypted) for.
+    guard: Option<(crate::config::GroupKey, String)>,
+    sealed: bool,
+    /// Bytes of the request body as sent.
+    pub sent: u64,
+}
+
+/// The poi a request goes to: where it listens, and its device id (which a signed request
+/// names, so no other poi takes it).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Destination<'a> {
+    /// Its HTTP address.
+    pub addr: SocketAddr,
+    /// Its device id, as text.
+    pub device: &'a str,
+}
+
+/// A request to another poi, ready to send: signed for `to` when the group has a key,
+/// with the body sealed too when `seal` is set.
+pub(crate) fn peer_request(
     node: &NodeState,
     method: reqwest::Method,
-    addr: SocketAddr,
+    to: Destination<'_>,
     path: &str,
     content_type: &str,
     body: &[u8],
-) -> (reqwest::RequestBuilder, Option<String>) {
+    seal: bool,
+) -> (reqwest::RequestBuilder, AnswerCheck) {
     let (device, group, key) = {
         let config = node.config();
         (config.device_id.to_string(), config.sync_group.clone(), config.group_key.clone())
     };
-    let mut call = node
+    let mut builder = node
         .http
-        .request(method.clone(), format!("http://{addr}{path}"))
+        .request(method.clone(), format!("http://{}{path}", to.addr))
         .header(HEADER_DEVICE, &device)
         .header(HEADER_PORT, node.addr.port().to_string())
         .header("content-type", content_type);
-    let mut nonce = None;
-    if let Some(key) = &key {
-        let signed = Signed { method: method.as_str(), path, body, device: &device, group: &group };
-        let auth = auth::sign_request(key, &signed, now_ms());
-        call = call
-            .header(HEADER_TIME, auth.time_ms.to_string())
-            .header(HEADER_NONCE, &auth.nonce)
-            .header(HEADER_SIGNATURE, &auth.signature);
-        nonce = Some(auth.nonce);
+    let Some(key) = key else {
+        let check = AnswerCheck { guard: None, sealed: false, sent: body.len() as u64 };
+        return (builder.body(body.to_vec()), check);
+    };
+    let nonce = auth::new_nonce();
+    let wire_body = if seal { auth::seal(&key, Way::Request, &nonce, body) } else { body.to_vec() };
+    let signed =
+        Signed { method: method.as_str(), path, body: &wire_body, device: &device, receiver: to.device, group: &group };
+    let signature = auth::sign_request_with(&key, &signed, now_ms(), nonce);
+    builder = builder
+        .header(HEADER_TIME, signature.time_ms.to_string())
+        .header(HEADER_NONCE, &signature.nonce)
+        .header(HEADER_SIGNATURE, &signature.signature);
+    if seal {
+        builder = builder.header(HEADER_SEALED, SEAL_SCHEME);
     }
-    (call.body(body.to_vec()), nonce)
+    let check = AnswerCheck { guard: Some((key, signature.nonce)), sealed: seal, sent: wire_body.len() as u64 };
+    (builder.body(wire_body), check)
+}
+
+impl AnswerCheck {
+    /// Checks a successful answer's signature and opens its body when the call was sealed;
+    /// without a key the body is returned as it came.
+    pub(crate) fn open_answer(&self, status: u16, signature: Option<&str>, body: Vec<u8>) -> Result<Vec<u8>, String> {
+        let Some((key, nonce)) = &self.guard else { return Ok(body) };
+        auth::verify_response(key, nonce, status, &body, signature).map_err(|e| format!("not authentic: {e}"))?;
+        if !self.sealed {
+            return Ok(body);
+        }
+        auth::open(key, Way::Answer, nonce, &body).map_err(|e| format!("cannot be opened: {e}"))
+    }
 }
 
 /// Reads an answer's body, refusing one longer than `limit` bytes.
@@ -91,18 +135,25 @@ pub(crate) async fn read_capped(mut answer: reqwest::Response, limit: usize) -> 
     Ok(body)
 }
 
-/// Sends one message to a peer and returns its answer and the bytes both ways.
-pub async fn exchange(node: &NodeState, addr: SocketAddr, request: &Request) -> Result<(Response, u64), SyncFailure> {
+/// Sends one message to the peer `receiver` (its device id) at `addr`; returns its answer
+/// and the bytes both ways.
+pub async fn exchange(
+    node: &NodeState,
+    addr: SocketAddr,
+    receiver: &str,
+    request: &Request,
+) -> Result<(Response, u64), SyncFailure> {
     let body = wire::to_bytes(request);
-    let (call, nonce) = signed_request(node, reqwest::Method::POST, addr, SYNC_PATH, "application/octet-stream", &body);
-    let key = node.config().group_key.clone();
-    let sent = body.len() as u64;
+    let to = Destination { addr, device: receiver };
+    let (call, check) =
+        peer_request(node, reqwest::Method::POST, to, SYNC_PATH, "application/octet-stream", &body, true);
     let answer = call.send().await.map_err(|e| SyncFailure::new(format!("cannot reach {addr}: {e}")))?;
     let status = answer.status();
     let signature = answer.headers().get(HEADER_SIGNATURE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let bytes = read_capped(answer, MAX_ANSWER_BYTES)
         .await
         .map_err(|e| SyncFailure::new(format!("answer from {addr}: {e}")))?;
+    let on_wire = bytes.len() as u64;
     if !status.is_success() {
         let message = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
@@ -113,12 +164,12 @@ pub async fn exchange(node: &NodeState, addr: SocketAddr, request: &Request) -> 
             refused: matches!(status.as_u16(), 401 | 403),
         });
     }
-    if let (Some(key), Some(nonce)) = (&key, &nonce) {
-        auth::verify_response(key, nonce, status.as_u16(), &bytes, signature.as_deref())
-            .map_err(|e| SyncFailure::new(format!("answer from {addr} not authentic: {e}")))?;
-    }
+    let sent = check.sent;
+    let bytes = check
+        .open_answer(status.as_u16(), signature.as_deref(), bytes)
+        .map_err(|e| SyncFailure::new(format!("answer from {addr} {e}")))?;
     let response = wire::from_bytes(&bytes).map_err(|e| SyncFailure::new(format!("bad answer from {addr}: {e}")))?;
-    Ok((response, sent + bytes.len() as u64))
+    Ok((response, sent + on_wire))
 }
 
 /// Runs one whole session with the peer at `addr`; the outcome goes into the history and
@@ -134,6 +185,7 @@ pub async fn sync_with(
     let started = Instant::now();
     let mut entry = HistoryEntry {
         at: now_ms(),
+        role: Role::Initiator,
         peer_id: peer.map(|p| p.device_id.to_string()).unwrap_or_default(),
         peer_name: peer.map(|p| p.device_name.clone()).unwrap_or_default(),
         ip_address: addr.to_string(),
@@ -141,16 +193,32 @@ pub async fn sync_with(
         trigger: trigger.into(),
         ..HistoryEntry::default()
     };
-    let outcome = tokio::time::timeout(SESSION_TIMEOUT, drive(node, addr, options, &mut entry)).await;
+    let session = async {
+        let receiver = match peer {
+            Some(peer) => peer.device_id,
+            // A request is signed for the poi it goes to: learn who answers there first.
+            None => {
+                let seen = crate::node::probe(node, addr)
+                    .await
+                    .map_err(|e| SyncFailure::new(format!("cannot learn which poi answers at {addr}: {e}")))?;
+                entry.peer_id = seen.device_id.to_string();
+                entry.peer_name = seen.device_name;
+                seen.device_id
+            }
+        };
+        drive(node, addr, receiver, options, &mut entry).await.map(|()| receiver)
+    };
+    let outcome = tokio::time::timeout(SESSION_TIMEOUT, session).await;
     let outcome = outcome.unwrap_or_else(|_| Err(SyncFailure::new(format!("session took over {SESSION_TIMEOUT:?}"))));
     entry.duration_ms = started.elapsed().as_millis() as u64;
     match outcome {
-        Ok(()) => {
+        Ok(receiver) => {
             entry.ok = true;
-            if let Some(peer) = peer {
-                // Both sides now hold what both had: the peer's digest is ours until it changes again.
-                node.peers.set_digest(peer.device_id, node.library.digest());
-                node.peers.touch(peer.device_id, now_ms());
+            node.peers.confirm(receiver, addr, now_ms());
+            if options.direction == Direction::Bidirectional && options.categories == Categories::ALL {
+                // Both sides now hold what both had: the peer's digest is ours until it
+                // changes again. Not after a partial session: the two still differ.
+                node.peers.set_digest(receiver, node.library.digest());
             }
         }
         Err(SyncFailure { message, refused }) => {
@@ -171,15 +239,22 @@ pub async fn sync_with(
 async fn drive(
     node: &NodeState,
     addr: SocketAddr,
+    receiver: DeviceId,
     options: SyncOptions,
     entry: &mut HistoryEntry,
 ) -> Result<(), SyncFailure> {
     let (mut session, mut request) = node.library.read(|poi| Session::start(poi, options));
+    let receiver_text = receiver.to_string();
     loop {
         if entry.round_trips >= MAX_ROUND_TRIPS {
             return Err(SyncFailure::new(format!("gave up after {MAX_ROUND_TRIPS} round trips")));
         }
-        let (response, bytes) = exchange(node, addr, &request).await?;
+        let (response, bytes) = exchange(node, addr, &receiver_text, &request).await?;
+        if let Response::Begun { summary, .. } = &response
+            && summary.device != receiver
+        {
+            return Err(SyncFailure::new(format!("the poi at {addr} is {}, not {receiver}", summary.device)));
+        }
         entry.round_trips += 1;
         entry.bytes += bytes;
         let (back, next) = node

@@ -181,6 +181,14 @@ async fn execute_moves_real_counts_and_push_on_change_needs_no_execute() {
     let (_, history) = http.get(b.addr(), "/api/sync/history").await;
     assert_eq!(history.as_array().unwrap().len(), 2);
     assert_eq!(history[1]["recordsReceived"], json!(4));
+    assert_eq!(history[1]["role"], json!("initiator"));
+    // A, which answered, lists the same sessions from its side.
+    let (_, answered) = http.get(a.addr(), "/api/sync/history").await;
+    let answered = answered.as_array().unwrap();
+    assert_eq!(answered.len(), 2, "{answered:?}");
+    assert!(answered.iter().all(|e| e["role"] == json!("responder") && e["peerId"] == b_id && e["ok"] == json!(true)));
+    assert_eq!((answered[1]["recordsSent"].clone(), answered[1]["direction"].clone()), (json!(4), json!("pull")));
+    assert_eq!(answered[0]["recordsSent"], json!(0));
 
     for bad in [json!({"peerId": "auto", "direction": "sideways"}), json!({"peerId": 5}), json!({"peerID": "auto"})] {
         assert!(is_error(&http.post_json(b.addr(), "/api/sync/execute", bad.clone()).await, 400), "{bad}");
@@ -209,6 +217,7 @@ async fn legacy_push_checks_everything_before_changing_anything() {
     for bad in [
         json!({"patterns": [{"id": 1, "type": 3}, {"id": 18, "type": 0}]}),
         json!({"patterns": [{"id": 1, "type": 30}]}),
+        json!({"patterns": [{"id": 0, "type": 1}, {"id": 1, "type": 1, "speed": 0}]}),
         json!({"settings": {"brightness": 10, "framerate": 0}}),
         json!({"settings": {"brightness": 300}}),
         json!({"settings": {"mode": 9}}),
@@ -230,17 +239,17 @@ async fn legacy_push_checks_everything_before_changing_anything() {
     a.stop().await;
 }
 
-/// A signed request as a peer with `key` would send it.
+/// A signed request as a peer with `key` would send it to the poi `receiver` at `addr`.
 fn signed(
     http: &Http,
-    addr: SocketAddr,
+    (addr, receiver): (SocketAddr, &str),
     key: &GroupKey,
     method: &str,
     path: &str,
     body: Vec<u8>,
 ) -> reqwest::RequestBuilder {
     let device = "02:00:00:00:00:99";
-    let what = Signed { method, path, body: &body, device, group: "test" };
+    let what = Signed { method, path, body: &body, device, receiver, group: "test" };
     let auth = auth::sign_request(key, &what, povpoi_node::library::now_ms());
     let url = format!("http://{addr}{path}");
     let builder = if method == "GET" { http.0.get(url) } else { http.0.post(url).body(body) };
@@ -294,8 +303,10 @@ async fn a_pairing_key_keeps_out_whoever_lacks_it() {
     assert!(is_error(&http.get(a.addr(), "/api/sync/data").await, 403));
     assert!(is_error(&http.post_json(a.addr(), "/api/sync/push", json!({"settings": {"brightness": 1}})).await, 403));
     assert!(is_error(&http.post(a.addr(), "/api/sync/v1", vec![0u8; 8]).await, 403));
+    let a_id = http.get(a.addr(), "/api/device/config").await.1["deviceId"].clone();
+    let to_a = (a.addr(), a_id.as_str().unwrap());
     let wrong = GroupKey::new("a wrong secret").unwrap();
-    let forged = signed(&http, a.addr(), &wrong, "GET", "/api/sync/data", vec![]);
+    let forged = signed(&http, to_a, &wrong, "GET", "/api/sync/data", vec![]);
     assert!(is_error(&http.send(forged).await, 403));
     // The content and control endpoints, too, want the key: reading, changing, following.
     let get = reqwest::Method::GET;
@@ -324,15 +335,23 @@ async fn a_pairing_key_keeps_out_whoever_lacks_it() {
 
     // With the key a request passes once; the same bytes again are a replay.
     let key = GroupKey::new(secret).unwrap();
-    let request = signed(&http, a.addr(), &key, "GET", "/api/sync/data", vec![]);
+    let request = signed(&http, to_a, &key, "GET", "/api/sync/data", vec![]);
     let replay = request.try_clone().unwrap();
     let (status, data) = http.send(request).await;
     assert_eq!((status, data["settings"]["brightness"].clone()), (200, json!(7)));
     let replayed = http.send(replay).await;
     assert!(is_error(&replayed, 403) && replayed.1["error"].as_str().unwrap().contains("replayed"));
+    // A request signed for another poi of the group (captured on its way there) is refused.
+    let meant_for_b = signed(&http, (a.addr(), "02:00:00:00:00:02"), &key, "GET", "/api/sync/data", vec![]);
+    let refused = http.send(meant_for_b).await;
+    assert!(is_error(&refused, 403) && refused.1["error"].as_str().unwrap().contains("another poi"), "{refused:?}");
+    // Sync messages must be sealed: a signed but readable one is refused before it is read.
+    let begin = povpoi_core::wire::to_bytes(&povpoi_core::sync::Request::Fetch(vec![]));
+    let clear = signed(&http, to_a, &key, "POST", "/api/sync/v1", begin);
+    let refused = http.send(clear).await;
+    assert!(is_error(&refused, 403) && refused.1["error"].as_str().unwrap().contains("sealed"), "{refused:?}");
 
     // A command relayed to a peer (multipoi peercmd) is signed: A takes B's, refuses C's.
-    let a_id = http.get(a.addr(), "/api/device/config").await.1["deviceId"].clone();
     let command = json!({"peer": a_id, "cmd": "brightness", "brightness": 77});
     let post = reqwest::Method::POST;
     let (code, answer) =

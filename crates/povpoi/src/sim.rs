@@ -63,6 +63,7 @@ pub fn run(args: &Args) -> Result<(), String> {
             temp.path().to_path_buf()
         }
     };
+    std::fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
     let addrs: Vec<SocketAddr> = (0..args.devices).map(|i| SocketAddr::from(([127, 0, 0, 1], args.port + i))).collect();
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the povpoi executable: {e}"))?;
     let mut troupe = Troupe { children: Vec::new() };

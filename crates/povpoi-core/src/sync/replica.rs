@@ -162,6 +162,17 @@ impl<S: Storage> Replica<S> {
         self.commit()
     }
 
+    /// Carries on under a new replica id, for a store brought back from an older copy (a
+    /// backup, or the previous snapshot after the newest was damaged): peers may hold
+    /// edits the old id made after that copy, which the copy would otherwise number again.
+    /// Under a fresh id those come back from peers like anyone's edits.
+    pub fn renew_replica_id(&mut self, replica: ReplicaId) -> Result<(), Error> {
+        self.state.replica = replica;
+        self.state.seq = 0;
+        self.peers.clear();
+        self.commit()
+    }
+
     /// Everything this replica has seen, per category.
     pub fn knowledge(&self) -> &Knowledge {
         &self.state.knowledge

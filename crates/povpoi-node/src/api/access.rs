@@ -13,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState};
-use crate::auth::HEADER_SIGNATURE;
+use crate::auth::{self, HEADER_NONCE, HEADER_SEALED, HEADER_SIGNATURE, SEAL_SCHEME, Way};
 
 /// Paths whose handlers check a peer's HMAC signature themselves (or a bearer key).
 pub(crate) fn is_peer_path(path: &str) -> bool {
@@ -36,8 +36,46 @@ pub(crate) fn has_bearer_key(node: &AppState, headers: &HeaderMap) -> bool {
         .is_some_and(|given| key.matches(given))
 }
 
-/// Largest body of a signed request to a non-peer endpoint (read whole to check the MAC).
+/// Largest body of a signed request to a non-peer endpoint (read whole to check the MAC),
+/// and of its answer (read whole to seal it).
 const SIGNED_BODY_LIMIT: usize = 1024 * 1024;
+
+/// A peer's command (multipoi peercmd): the MAC covers the body, so it is read first; a
+/// sealed body is opened for the handler, and the handler's answer, whatever its status,
+/// is sealed and signed back for the request's nonce.
+async fn peer_command(node: &AppState, request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, SIGNED_BODY_LIMIT).await else {
+        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "signed request body too large").into_response();
+    };
+    if let Err(refusal) = super::sync::authenticate(node, &parts.method, &parts.uri, &parts.headers, &bytes) {
+        return refusal.into_response();
+    }
+    let key = node.config().group_key.clone().expect("only a protected poi checks signatures");
+    let nonce = parts.headers.get(HEADER_NONCE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let sealed = parts.headers.get(HEADER_SEALED).is_some_and(|v| v.as_bytes() == SEAL_SCHEME.as_bytes());
+    let plain = if sealed {
+        match auth::open(&key, Way::Request, &nonce, &bytes) {
+            Ok(plain) => {
+                parts.headers.remove(header::CONTENT_LENGTH);
+                plain
+            }
+            Err(e) => return ApiError::new(StatusCode::FORBIDDEN, e.to_string()).into_response(),
+        }
+    } else {
+        bytes.to_vec()
+    };
+    let answer = next.run(Request::from_parts(parts, Body::from(plain))).await;
+    let (mut parts, body) = answer.into_parts();
+    let Ok(answer) = axum::body::to_bytes(body, SIGNED_BODY_LIMIT).await else {
+        return ApiError::internal("answer too large to seal").into_response();
+    };
+    let answer = if sealed { auth::seal(&key, Way::Answer, &nonce, &answer) } else { answer.to_vec() };
+    let signature = auth::sign_response(&key, &nonce, parts.status.as_u16(), &answer);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(HEADER_SIGNATURE, header::HeaderValue::from_str(&signature).expect("hex is a header value"));
+    Response::from_parts(parts, Body::from(answer))
+}
 
 /// Middleware: lets a request through when the group has no key, when it carries the key,
 /// when it is signed by a peer holding the key, or when it goes to an open or a peer
@@ -49,18 +87,7 @@ pub(crate) async fn require_key(State(node): State<AppState>, request: Request, 
         return next.run(request).await;
     }
     if request.headers().contains_key(HEADER_SIGNATURE) {
-        // A peer's command (multipoi peercmd): the MAC covers the body, so read it first.
-        let (parts, body) = request.into_parts();
-        let bytes = match axum::body::to_bytes(body, SIGNED_BODY_LIMIT).await {
-            Ok(bytes) => bytes,
-            Err(_) => {
-                return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "signed request body too large").into_response();
-            }
-        };
-        if let Err(refusal) = super::sync::authenticate(&node, &parts.method, &parts.uri, &parts.headers, &bytes) {
-            return refusal.into_response();
-        }
-        return next.run(Request::from_parts(parts, Body::from(bytes))).await;
+        return peer_command(&node, request, next).await;
     }
     let refusal = ApiError::new(
         StatusCode::UNAUTHORIZED,

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{ApiError, AppState, JSON_BODY_LIMIT, JsonBody};
+use crate::auth;
 use crate::config::{PowerMode, SyncMode};
 use crate::library::{Origin, now_ms};
 use crate::sync_client;
@@ -321,15 +322,15 @@ async fn unpair(State(node): State<AppState>, JsonBody(ask): JsonBody<UnpairRequ
     };
     node.peers.forget(peer.device_id);
     // An address added by hand would be probed and listed again within seconds.
-    let manual = {
+    {
+        // Held while the list is saved, so two changes at once cannot save a stale list.
         let mut manual = node.manual_peers.lock().unwrap_or_else(|p| p.into_inner());
-        let before = manual.len();
-        manual.retain(|a| *a != peer.addr);
-        (manual.len() != before).then(|| manual.clone())
-    };
-    if let Some(list) = manual {
-        node.update_config(|c| c.manual_peers = list)
-            .map_err(|e| ApiError::internal(format!("cannot save the configuration: {e}")))?;
+        if manual.contains(&peer.addr) {
+            let next: Vec<_> = manual.iter().copied().filter(|a| *a != peer.addr).collect();
+            node.update_config(|c| c.manual_peers = next.clone())
+                .map_err(|e| ApiError::internal(format!("cannot save the configuration: {e}")))?;
+            *manual = next;
+        }
     }
     Ok(Json(json!({
         "status": "ok",
@@ -376,13 +377,26 @@ async fn peer_command(
     let unreachable =
         |e: String| ApiError::new(StatusCode::BAD_GATEWAY, format!("peer {} did not answer: {e}", peer.device_name));
     let bytes = serde_json::to_vec(&body).map_err(|e| ApiError::internal(e.to_string()))?;
-    // Signed like every request between poi, so a peer protected by the group's key takes it.
+    // Signed and sealed like every request between poi, so a peer protected by the group's
+    // key takes it and nobody else can read or redirect it.
     let path = format!("/api/{cmd}");
-    let (call, _) =
-        sync_client::signed_request(&node, reqwest::Method::POST, peer.addr, &path, "application/json", &bytes);
+    let device = peer.device_id.to_string();
+    let to = sync_client::Destination { addr: peer.addr, device: &device };
+    let (call, check) =
+        sync_client::peer_request(&node, reqwest::Method::POST, to, &path, "application/json", &bytes, true);
     let answer = call.timeout(PEER_COMMAND_TIMEOUT).send().await.map_err(|e| unreachable(e.to_string()))?;
     let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let signature = answer.headers().get(auth::HEADER_SIGNATURE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let text = sync_client::read_capped(answer, JSON_BODY_LIMIT).await.map_err(unreachable)?;
+    // A poi that took the request signs (and seals) its answer, whatever the status; one
+    // that refused it could not, and its error is shown as it came.
+    let text = if signature.is_some() || status.is_success() {
+        check
+            .open_answer(status.as_u16(), signature.as_deref(), text)
+            .map_err(|e| unreachable(format!("answer {e}")))?
+    } else {
+        text
+    };
     let value: Value = serde_json::from_slice(&text).map_err(|_| {
         ApiError::new(
             StatusCode::BAD_GATEWAY,

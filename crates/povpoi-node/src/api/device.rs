@@ -80,11 +80,10 @@ async fn set_config(
             ));
         }
     }
-    if let Some(group) = change.sync_group.clone()
-        && node.library.read(|poi| poi.group() != group)
-    {
-        node.library.write(Origin::Local, move |poi| poi.set_group(&group)).await?;
-    }
+    let old_group = node.config().sync_group.clone();
+    let regroup = change.sync_group.clone().filter(|group| node.library.read(|poi| poi.group() != group));
+    // The config first: on a failed save nothing changed, and a library left behind by a
+    // failed regroup below is put back in line with the config at the next start.
     node.update_config(|c| {
         if let Some(name) = change.device_name {
             c.device_name = name;
@@ -103,5 +102,13 @@ async fn set_config(
         }
     })
     .map_err(|e| ApiError::internal(format!("cannot save the configuration: {e}")))?;
+    if let Some(group) = regroup
+        && let Err(e) = node.library.write(Origin::Local, move |poi| poi.set_group(&group)).await
+    {
+        if let Err(undo) = node.update_config(|c| c.sync_group = old_group) {
+            tracing::error!(error = %undo, "cannot put the sync group back after a failed change");
+        }
+        return Err(e.into());
+    }
     Ok(ok("configuration saved"))
 }

@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -23,8 +23,10 @@ use povpoi_core::wire::{self, legacy::SyncData};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, AppState, JsonBody, parse_json};
-use crate::auth::{self, HEADER_DEVICE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME, RequestAuth, Signed};
+use super::{ApiError, AppState, JsonBody, RawBody, parse_json};
+use crate::auth::{
+    self, HEADER_DEVICE, HEADER_NONCE, HEADER_SEALED, HEADER_SIGNATURE, HEADER_TIME, RequestAuth, Signed,
+};
 use crate::config::SyncMode;
 use crate::discovery::Sighting;
 use crate::history::HistoryEntry;
@@ -34,6 +36,8 @@ use crate::sync_client::{self, HEADER_PORT, SYNC_PATH};
 
 /// Largest peer-protocol message accepted (a delta of a full library, or 128 KiB of pixels).
 const SYNC_BODY_LIMIT: usize = 8 * 1024 * 1024;
+/// Most peer addresses given by hand: each is probed in turn, so the list must stay short.
+pub(crate) const MAX_MANUAL_PEERS: usize = 16;
 /// How long `discover` waits for answers before it reports.
 const DISCOVER_WAIT: Duration = Duration::from_millis(1_500);
 
@@ -60,9 +64,9 @@ pub(crate) fn authenticate(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(), ApiError> {
-    let (key, group) = {
+    let (key, group, me) = {
         let config = node.config();
-        (config.group_key.clone(), config.sync_group.clone())
+        (config.group_key.clone(), config.sync_group.clone(), config.device_id.to_string())
     };
     let Some(key) = key else { return Ok(()) };
     if super::access::has_bearer_key(node, headers) {
@@ -82,8 +86,8 @@ pub(crate) fn authenticate(
         _ => None,
     };
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-    let signed =
-        Signed { method: method.as_str(), path, body, device: header(HEADER_DEVICE).unwrap_or(""), group: &group };
+    let device = header(HEADER_DEVICE).unwrap_or("");
+    let signed = Signed { method: method.as_str(), path, body, device, receiver: &me, group: &group };
     let result = node.replay.lock().unwrap_or_else(|p| p.into_inner()).verify(&key, &signed, auth.as_ref(), now_ms());
     result.map_err(refuse)
 }
@@ -293,7 +297,7 @@ async fn push(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Json<Value>, ApiError> {
     authenticate(&node, &method, &uri, &headers, &body)?;
     let pushed: LegacyPush = parse_json(&body)?;
@@ -305,6 +309,8 @@ async fn push(
         if p.id >= povpoi_core::model::PATTERN_SLOTS {
             return Err(ApiError::bad_request(format!("pattern id {} is not a slot 0-17", p.id)));
         }
+        // The values are checked here too (speed 1-255), not halfway through applying them.
+        Pattern::new(kind, Rgb::new(255, 0, 0), Rgb::new(0, 0, 255), p.speed.unwrap_or(50))?;
         patterns.push((p.id, kind, rgb(&p.color1), rgb(&p.color2), p.speed, p.timestamp));
     }
     let mut images = Vec::new();
@@ -331,9 +337,11 @@ async fn push(
             let now = now_ms();
             let (mut images_updated, mut patterns_updated, mut settings_updated) = (0u32, 0u32, 0u32);
             let mut skipped = Vec::new();
+            let missing = poi.missing_blobs();
             for (id, name, stamp) in images {
                 match (poi.image(id).cloned(), name) {
                     (None, _) => skipped.push(json!({"item": id.to_string(), "reason": "pixels are not part of /api/sync/push: upload the image with POST /api/image"})),
+                    (Some(meta), Some(_)) if missing.contains(&meta.pixels()) => skipped.push(json!({"item": id.to_string(), "reason": "this poi is still fetching the image's pixels from a peer: push again later"})),
                     (Some(meta), Some(name)) if meta.name() != name && newer(poi, &Key::Image(id), stamp) => {
                         poi.rename_image(id, &name, now)?;
                         images_updated += 1;
@@ -458,45 +466,162 @@ async fn add_peer(State(node): State<AppState>, JsonBody(ask): JsonBody<AddPeer>
     if addr == node.addr {
         return Err(ApiError::bad_request("that is this poi's own address"));
     }
-    let list = {
+    {
+        // Held while the list is saved, so two changes at once cannot save a stale list.
         let mut manual = node.manual_peers.lock().unwrap_or_else(|p| p.into_inner());
         if !manual.contains(&addr) {
-            manual.push(addr);
+            if manual.len() >= MAX_MANUAL_PEERS {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    format!("already {MAX_MANUAL_PEERS} peer addresses: unpair one first (/api/multipoi/unpair)"),
+                ));
+            }
+            let mut next = manual.clone();
+            next.push(addr);
+            node.update_config(|c| c.manual_peers = next.clone())
+                .map_err(|e| ApiError::internal(format!("cannot save: {e}")))?;
+            *manual = next;
         }
-        manual.clone()
-    };
-    node.update_config(|c| c.manual_peers = list).map_err(|e| ApiError::internal(format!("cannot save: {e}")))?;
+    }
     node.refresh_discovery();
     Ok(Json(json!({ "status": "ok", "message": format!("peer address {addr} added") })))
 }
 
-/// The peer protocol: one postcard `Request` in, one `Response` out.
+/// The peer protocol: one postcard `Request` in, one `Response` out; both sealed and
+/// signed when the group has a key.
 async fn message(
     State(node): State<AppState>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     authenticate(&node, &method, &uri, &headers, &body)?;
+    let exchange = Exchange::of(&node, &headers)?;
+    if exchange.key.is_some() && !exchange.sealed {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("this sync group has a pairing key: sync messages must be sealed ({HEADER_SEALED})"),
+        ));
+    }
+    let plain = exchange.open(&body)?;
     let request: Request =
-        wire::from_bytes(&body).map_err(|e| ApiError::bad_request(format!("not a sync protocol message: {e}")))?;
-    if let Request::Begin { summary, .. } = &request {
+        wire::from_bytes(&plain).map_err(|e| ApiError::bad_request(format!("not a sync protocol message: {e}")))?;
+    let caller = match &request {
+        Request::Begin { summary, .. } => summary.device.to_string(),
+        _ => headers.get(HEADER_DEVICE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned(),
+    };
+    if let Request::Begin { summary, options } = &request {
         note_caller(&node, &headers, from, summary.device, &summary.group, summary.protocol);
+        let name = node.peers.find(&caller).map(|p| p.device_name).unwrap_or_default();
+        node.history.answering(HistoryEntry {
+            at: now_ms(),
+            peer_id: caller.clone(),
+            peer_name: name,
+            ip_address: from.to_string(),
+            direction: sync_client::direction_name(options.direction).into(),
+            trigger: "peer".into(),
+            ..HistoryEntry::default()
+        });
     }
-    let request = if node.config().sync_mode == SyncMode::Independent { keep_settings_local(request) } else { request };
+    let independent = node.config().sync_mode == SyncMode::Independent;
+    let request = if independent { keep_settings_local(request) } else { request };
+    let carried = Carried::request(&request);
     let response = node.library.write(Origin::Peer, move |poi| poi.respond(request, now_ms())).await;
-    let bytes = wire::to_bytes(&response);
-    let mut answer = (StatusCode::OK, [("content-type", "application/octet-stream")], bytes.clone()).into_response();
-    let key = node.config().group_key.clone();
-    if let (Some(key), Some(nonce)) = (key, headers.get(HEADER_NONCE).and_then(|v| v.to_str().ok())) {
-        let signature = auth::sign_response(&key, nonce, StatusCode::OK.as_u16(), &bytes);
-        answer
-            .headers_mut()
-            .insert(HEADER_SIGNATURE, HeaderValue::from_str(&signature).expect("hex is a header value"));
+    let plain_answer = wire::to_bytes(&response);
+    node.history.answered(&caller, now_ms(), |entry| {
+        carried.add_to(entry, &response);
+        entry.round_trips += 1;
+        entry.bytes += (body.len() + plain_answer.len()) as u64;
+    });
+    Ok(exchange.answer(plain_answer))
+}
+
+/// What one request and its answer moved, counted on the answering side.
+struct Carried {
+    records_in: u32,
+}
+
+impl Carried {
+    fn request(request: &Request) -> Carried {
+        let records_in = match request {
+            Request::Push(delta) => delta.records.len() as u32,
+            _ => 0,
+        };
+        Carried { records_in }
     }
-    Ok(answer)
+
+    fn add_to(&self, entry: &mut HistoryEntry, response: &povpoi_core::sync::Response) {
+        use povpoi_core::sync::Response as R;
+        entry.records_received += self.records_in;
+        match response {
+            R::Begun { delta: Some(delta), .. } => entry.records_sent += delta.records.len() as u32,
+            R::Blobs { blobs, .. } => entry.blobs_sent += blobs.len() as u32,
+            R::Stored(kept) => entry.blobs_received += kept,
+            R::Refused(why) => {
+                entry.ok = false;
+                entry.error = Some(why.clone());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The protection of one peer exchange: with a key and a signed request, the request body
+/// is opened and the answer sealed and signed for the request's nonce; otherwise bodies
+/// pass as they are.
+struct Exchange {
+    key: Option<crate::config::GroupKey>,
+    nonce: String,
+    sealed: bool,
+}
+
+impl Exchange {
+    /// Reads the exchange's protection from a request that passed [`authenticate`].
+    fn of(node: &AppState, headers: &HeaderMap) -> Result<Exchange, ApiError> {
+        let key = node.config().group_key.clone();
+        let nonce = headers.get(HEADER_NONCE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let sealed = match headers.get(HEADER_SEALED).map(|v| v.as_bytes()) {
+            None => false,
+            Some(scheme) if scheme == auth::SEAL_SCHEME.as_bytes() => true,
+            Some(_) => return Err(ApiError::bad_request(format!("{HEADER_SEALED} must be {}", auth::SEAL_SCHEME))),
+        };
+        match (key, nonce) {
+            // Signed by a peer (a bearer key alone carries no nonce).
+            (Some(key), Some(nonce)) => Ok(Exchange { key: Some(key), nonce, sealed }),
+            (None, _) if sealed => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "this poi has no pairing key but the message is sealed with one: set the same groupKey on both",
+            )),
+            _ => Ok(Exchange { key: None, nonce: String::new(), sealed: false }),
+        }
+    }
+
+    fn open(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        match &self.key {
+            Some(key) if self.sealed => auth::open(key, auth::Way::Request, &self.nonce, body)
+                .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, e.to_string())),
+            _ => Ok(body.to_vec()),
+        }
+    }
+
+    /// The `200` answer carrying `plain`: sealed and signed when the request was signed.
+    fn answer(&self, plain: Vec<u8>) -> Response {
+        let bytes = match &self.key {
+            Some(key) if self.sealed => auth::seal(key, auth::Way::Answer, &self.nonce, &plain),
+            _ => plain,
+        };
+        let signature =
+            self.key.as_ref().map(|key| auth::sign_response(key, &self.nonce, StatusCode::OK.as_u16(), &bytes));
+        let mut answer = (StatusCode::OK, [("content-type", "application/octet-stream")], bytes).into_response();
+        if let Some(signature) = signature {
+            answer
+                .headers_mut()
+                .insert(HEADER_SIGNATURE, HeaderValue::from_str(&signature).expect("hex is a header value"));
+        }
+        answer
+    }
 }
 
 /// In independent mode this poi's settings are its own, whoever starts the session: a
@@ -536,12 +661,14 @@ fn note_caller(node: &AppState, headers: &HeaderMap, from: SocketAddr, device: D
 
 async fn blob(
     State(node): State<AppState>,
-    Path(hash): Path<String>,
+    hash: Result<Path<String>, PathRejection>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authenticate(&node, &method, &uri, &headers, &[])?;
+    let Path(hash) = hash.map_err(|e| ApiError::bad_request(format!("bad blob path: {e}")))?;
+    let exchange = Exchange::of(&node, &headers)?;
     let bytes = hex::decode(&hash)
         .ok()
         .and_then(|b| <[u8; 32]>::try_from(b).ok())
@@ -549,5 +676,6 @@ async fn blob(
     let hash = BlobHash(bytes);
     let pixels = node.library.write(Origin::Local, move |poi| poi.image_pixels(&hash)).await?;
     let pixels = pixels.ok_or_else(|| ApiError::not_found("no such blob on this poi"))?;
-    Ok((StatusCode::OK, [("content-type", "application/octet-stream")], pixels).into_response())
+    // A peer asks signed and gets the pixels sealed; a person with the bearer key gets them plain.
+    Ok(Exchange { sealed: exchange.key.is_some(), ..exchange }.answer(pixels))
 }
