@@ -13,10 +13,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use povpoi_core::model::{ImageId, Mode, PATTERN_SLOTS, Pattern, Rgb, SEQUENCE_SLOTS, Sequence, SequenceTarget};
+use povpoi_core::model::{
+    ImageId, Mode, PATTERN_SLOTS, Pattern, Rgb, SEQUENCE_SLOTS, Sequence, SequenceTarget, Settings,
+};
 use povpoi_core::render::{AudioSource, Constant, Content, Finish, ImageView, Program, Renderer, Silence, TestSignal};
 use povpoi_core::sync::Key;
 
+use crate::config::PowerMode;
 use crate::library::now_ms;
 use crate::node::NodeState;
 use crate::output::{Output, Show, ShowImage};
@@ -66,6 +69,22 @@ pub fn show_now_ms() -> u64 {
     now_ms()
 }
 
+/// `settings` with brightness and frame rate as the strip plays them under `power`'s caps;
+/// the node's previews go through this too, so they show what the strip shows.
+pub fn power_capped(settings: Settings, power: PowerMode) -> Settings {
+    Settings {
+        brightness: settings.brightness.min(power.brightness_cap()),
+        framerate: settings.framerate.clamp(1, power.fps_limit()),
+        ..settings
+    }
+}
+
+/// The finish a column of `mode` gets: gamma for what the renderer draws, none for a live
+/// column, which spec section 3 shows as pushed (the sender chose its values for the LEDs).
+pub fn finish_for(mode: Mode, brightness: u8) -> Finish {
+    Finish { brightness, gamma: mode != Mode::Live }
+}
+
 /// Everything the frame loop needs between library changes.
 #[derive(Default)]
 struct Playing {
@@ -99,7 +118,7 @@ impl Playing {
             let sequences: Vec<Option<Sequence>> = (0..SEQUENCE_SLOTS).map(|s| poi.sequence(s).cloned()).collect();
             let started = poi.visible(&Key::Selection).map_or(0, |r| r.stamp.millis);
             let ids: Vec<ImageId> = poi.images().map(|(id, _)| id).collect();
-            (poi.settings(), patterns, sequences, started, ids)
+            (power_capped(poi.settings(), power), patterns, sequences, started, ids)
         });
         let selection = settings.selection;
         let mut wanted = Vec::new();
@@ -132,8 +151,8 @@ impl Playing {
         let show = Show {
             mode: selection.mode,
             index: selection.index,
-            brightness: settings.brightness.min(power.brightness_cap()),
-            framerate: settings.framerate.clamp(1, power.fps_limit()),
+            brightness: settings.brightness,
+            framerate: settings.framerate,
             patterns,
             sequences,
             // The image of image mode, else the sequence's first image that is here (the
@@ -273,7 +292,7 @@ fn run(
         if wants_columns {
             let level = audio.level(now);
             renderer.render(&playing.program(&live), now, playing.show.framerate, level, &mut column);
-            Finish { brightness: playing.show.brightness, gamma: true }.apply(&mut column);
+            finish_for(playing.show.mode, playing.show.brightness).apply(&mut column);
             for output in outputs.iter_mut().filter(|o| o.wants_columns()) {
                 if let Err(e) = output.column(&column) {
                     note_error(state, output.as_ref(), &e);
@@ -319,6 +338,7 @@ fn note_error(state: &NodeState, output: &dyn Output, e: &std::io::Error) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use povpoi_core::render::gamma;
 
     #[test]
     fn audio_choices_parse() {
@@ -327,5 +347,38 @@ mod tests {
         assert_eq!("constant:200".parse(), Ok(AudioChoice::Constant(200)));
         assert!("constant:300".parse::<AudioChoice>().is_err());
         assert!("mic".parse::<AudioChoice>().is_err());
+    }
+
+    #[test]
+    fn live_columns_get_brightness_but_no_gamma() {
+        let pushed = [Rgb::new(128, 64, 200), Rgb::new(1, 254, 30)];
+        let mut column = pushed;
+        finish_for(Mode::Live, 255).apply(&mut column);
+        assert_eq!(column, pushed, "shown as is");
+        let mut column = pushed;
+        finish_for(Mode::Live, 80).apply(&mut column);
+        assert_eq!(column, [Rgb::new(40, 20, 63), Rgb::new(0, 80, 9)], "brightness still applies");
+        for mode in [Mode::Idle, Mode::Image, Mode::Pattern, Mode::Sequence] {
+            let mut column = pushed;
+            finish_for(mode, 255).apply(&mut column);
+            let corrected = Rgb::new(gamma(128), gamma(64), gamma(200));
+            assert!(corrected != pushed[0] && column[0] == corrected, "{mode:?} is gamma corrected");
+        }
+    }
+
+    #[test]
+    fn the_power_profile_caps_brightness_and_frame_rate() {
+        let asked = Settings { brightness: 200, framerate: 255, ..Settings::default() };
+        let capped = |power| {
+            let s = power_capped(asked, power);
+            (s.brightness, s.framerate)
+        };
+        assert_eq!(capped(PowerMode::Performance), (200, 120));
+        assert_eq!(capped(PowerMode::Balanced), (200, 60));
+        assert_eq!(capped(PowerMode::Powersave), (150, 30));
+        assert_eq!(capped(PowerMode::Ultrasave), (80, 15));
+        let slow = Settings { framerate: 10, ..asked };
+        assert_eq!(power_capped(slow, PowerMode::Ultrasave).framerate, 10);
+        assert_eq!(power_capped(slow, PowerMode::Ultrasave).selection, asked.selection);
     }
 }

@@ -14,6 +14,7 @@ use povpoi_core::model::{ImageId, Mode, Pattern, PatternKind, Rgb, Sequence, Seq
 use povpoi_core::render::ColorOrder;
 use povpoi_core::wire::teensy::{Command, Malformed, Receiver, Reply, Status};
 use povpoi_node::output::apa102::{Apa102, DEFAULT_CLOCK_HZ};
+use povpoi_node::output::sim::SimStrip;
 use povpoi_node::output::teensy::TeensyLink;
 use povpoi_node::output::{Output, OutputSpec, Show, ShowImage};
 
@@ -303,5 +304,101 @@ async fn a_node_on_the_teensy_output_mirrors_what_the_api_changes() {
     )
     .unwrap();
     assert!(status["output"].as_str().unwrap().starts_with("teensy"), "{status}");
+    node.stop().await;
+}
+
+/// The last 3 of the next 10 columns the strip shows: by then the player has caught up with
+/// a change just posted.
+async fn settled_columns(strip: &SimStrip) -> Vec<Vec<Rgb>> {
+    let after = strip.since(u64::MAX).1;
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (columns, _) = strip.since(after);
+        if columns.len() >= 10 || Instant::now() > until {
+            return columns[columns.len().saturating_sub(3)..].to_vec();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Spec section 3: a live column is shown as is. A node on the sim strip gets values that
+/// gamma would change (128 -> 56); they must reach the strip unchanged at full brightness,
+/// and only scaled, not corrected, under the power profile's brightness cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_column_reaches_the_strip_without_gamma() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = povpoi_node::NodeOptions {
+        mdns: false,
+        ..povpoi_node::NodeOptions::new(dir.path(), "127.0.0.1:0".parse().unwrap())
+    };
+    let node = povpoi_node::Node::start(options).await.unwrap();
+    let strip = node.state().display.strip.clone().expect("the sim strip");
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let post = |path: &'static str, body: serde_json::Value| {
+        http.post(format!("http://{}{path}", node.addr())).body(body.to_string()).send()
+    };
+    let pushed = [Rgb::new(128, 64, 200), Rgb::new(10, 250, 100)];
+    let pixels: Vec<_> = pushed.iter().map(|c| serde_json::json!({"r": c.r, "g": c.g, "b": c.b})).collect();
+
+    assert!(post("/api/brightness", serde_json::json!({"brightness": 255})).await.unwrap().status().is_success());
+    assert!(post("/api/live", serde_json::json!({"pixels": pixels})).await.unwrap().status().is_success());
+    let shown = settled_columns(&strip).await;
+    assert!(!shown.is_empty());
+    for column in &shown {
+        assert_eq!((column[0], column[15], column[16], column[31]), (pushed[0], pushed[0], pushed[1], pushed[1]));
+    }
+
+    // Ultrasave caps brightness at 80: scaled by 80/255, still no gamma.
+    assert!(post("/api/power/mode", serde_json::json!({"mode": "ultrasave"})).await.unwrap().status().is_success());
+    let shown = settled_columns(&strip).await;
+    assert!(!shown.is_empty());
+    for column in &shown {
+        assert_eq!((column[0], column[31]), (Rgb::new(40, 20, 63), Rgb::new(3, 78, 31)));
+    }
+    node.stop().await;
+}
+
+/// The node's preview shows what the strip plays: the settings under the power profile's
+/// caps (ultrasave: brightness 80, 15 columns per second), not the raw settings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_preview_uses_the_power_capped_brightness_and_frame_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = povpoi_node::NodeOptions {
+        mdns: false,
+        ..povpoi_node::NodeOptions::new(dir.path(), "127.0.0.1:0".parse().unwrap())
+    };
+    let node = povpoi_node::Node::start(options).await.unwrap();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let url = |path: &str| format!("http://{}{path}", node.addr());
+    for (path, body) in [
+        ("/api/brightness", r#"{"brightness": 255}"#),
+        ("/api/framerate", r#"{"framerate": 255}"#),
+        ("/api/power/mode", r#"{"mode": "ultrasave"}"#),
+        (
+            "/api/pattern",
+            r#"{"index": 0, "type": 0, "color1": {"r": 255, "g": 0, "b": 0}, "color2": {"r": 0, "g": 0, "b": 255}, "speed": 50}"#,
+        ),
+    ] {
+        let answer = http.post(url(path)).body(body).send().await.unwrap();
+        assert!(answer.status().is_success(), "{path}: {}", answer.text().await.unwrap());
+    }
+    let answer = http.get(url("/api/preview/pattern/0?size=64")).send().await.unwrap();
+    assert!(answer.status().is_success());
+    let served = answer.bytes().await.unwrap();
+
+    let pattern = Pattern::new(PatternKind::Rainbow, Rgb::new(255, 0, 0), Rgb::new(0, 0, 255), 50).unwrap();
+    let drawn = |brightness: u8, fps: u16| {
+        let options = povpoi_media::PreviewOptions {
+            fps,
+            width: 64,
+            height: 64,
+            finish: povpoi_core::render::Finish { brightness, gamma: false },
+            ..povpoi_media::PreviewOptions::default()
+        };
+        let picture = povpoi_media::preview_program(&povpoi_core::render::Program::Pattern(pattern), &options).unwrap();
+        povpoi_media::png_bytes(&picture).unwrap()
+    };
+    assert!(served[..] != drawn(255, 255)[..], "the raw settings are not what the strip plays");
+    assert_eq!(served[..], drawn(80, 15)[..]);
     node.stop().await;
 }

@@ -33,7 +33,8 @@ struct StripQuery {
 }
 
 /// `{leds, shown, columns}`: `shown` numbers the last column; each column is a hex string of
-/// `rrggbb` per LED, LED 0 (the handle) first, as the LEDs get it (brightness and gamma applied).
+/// `rrggbb` per LED, LED 0 (the handle) first, as the LEDs get it (brightness applied, and
+/// gamma except on a live column).
 async fn strip(
     State(node): State<AppState>,
     query: Result<Query<StripQuery>, QueryRejection>,
@@ -63,7 +64,7 @@ const MAX_PREVIEW_TURNS: f64 = 10.0;
 struct PreviewQuery {
     /// Rotations per second (default 2).
     rps: Option<f64>,
-    /// Columns per second (default: the poi's frame rate).
+    /// Columns per second (default: the frame rate the strip plays).
     fps: Option<u16>,
     /// Picture side in pixels (default 512).
     size: Option<u32>,
@@ -98,7 +99,8 @@ enum Item {
 }
 
 /// `GET /api/preview/image/{id}`, `/api/preview/pattern/{slot}`, `/api/preview/sequence/{slot}`:
-/// a PNG of the item spun at `rps`, at the poi's frame rate and brightness.
+/// a PNG of the item spun at `rps`, at the frame rate and brightness the strip plays (the
+/// settings under the power profile's caps).
 async fn preview(
     State(node): State<AppState>,
     Path((kind, item)): Path<(String, String)>,
@@ -151,7 +153,7 @@ async fn preview(
             return Err(ApiError::not_found(format!("no preview of {other:?}: use image, pattern or sequence")));
         }
     };
-    let settings = node.library.read(|poi| poi.settings());
+    let settings = crate::player::power_capped(node.library.read(|poi| poi.settings()), node.config().power_mode);
     let size = query.size.unwrap_or(512);
     // The work grows with pixels x turns of the arm: bounded so one request stays well under
     // a second on the VM (and a few on a Pi).

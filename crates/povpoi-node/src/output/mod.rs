@@ -59,7 +59,7 @@ pub trait Output: Send {
         true
     }
 
-    /// One finished column (brightness and gamma applied), LED 0 first.
+    /// One finished column (brightness applied, and gamma except on a live column), LED 0 first.
     fn column(&mut self, column: &[Rgb]) -> std::io::Result<()>;
 
     /// What plays changed; a mirroring output passes it on.
