@@ -29,9 +29,9 @@ pub struct Args {
     /// Rotations per second.
     #[arg(long, default_value_t = 2.0)]
     pub rps: f64,
-    /// Frame rate: columns per second.
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_FPS)))]
-    pub fps: u16,
+    /// Frame rate: columns per second [default: 50; with --node, the poi's own].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_FPS)))]
+    pub fps: Option<u16>,
     /// LEDs on the strip.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_LEDS)))]
     pub leds: u16,
@@ -52,6 +52,9 @@ pub struct Args {
     pub exposure: Option<u64>,
 }
 
+/// Frame rate of a local preview when `--fps` is not given: the existing system's default.
+const DEFAULT_FPS: u16 = 50;
+
 /// Renders the preview PNG and says what it shows.
 pub fn run(args: &Args) -> Result<(), String> {
     let is_png = args.output.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));
@@ -64,7 +67,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     let options = PreviewOptions {
         leds: args.leds,
         rps: args.rps,
-        fps: args.fps,
+        fps: args.fps.unwrap_or(DEFAULT_FPS),
         exposure_ms: args.exposure,
         start_ms: args.at,
         width: args.size,
@@ -99,7 +102,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         photo.height(),
         options.exposure(),
         args.rps,
-        args.fps,
+        options.fps,
         args.leds,
         args.brightness,
     );
@@ -117,13 +120,7 @@ fn from_node(node: &str, args: &Args) -> Result<(), String> {
     if !base.starts_with("http://") && !base.starts_with("https://") {
         return Err(format!("--node {node:?}: give the poi's address as http://HOST:PORT"));
     }
-    let mut url = format!("{base}/api/preview/{kind}/{item}?rps={}&size={}&at={}", args.rps, args.size, args.at);
-    if args.fps != 50 {
-        url.push_str(&format!("&fps={}", args.fps));
-    }
-    if let Some(exposure) = args.exposure {
-        url.push_str(&format!("&exposure={exposure}"));
-    }
+    let url = preview_url(base, kind, item, args);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -154,6 +151,19 @@ fn from_node(node: &str, args: &Args) -> Result<(), String> {
     std::fs::write(&args.output, &body).map_err(|e| format!("cannot write {}: {e}", args.output.display()))?;
     println!("wrote {}: the preview of {} on {base} ({} bytes)", args.output.display(), args.item, body.len());
     Ok(())
+}
+
+/// The poi's preview URL for a stored item. Only options given on the command line go in,
+/// so the poi fills in the rest from its own settings.
+fn preview_url(base: &str, kind: &str, item: &str, args: &Args) -> String {
+    let mut url = format!("{base}/api/preview/{kind}/{item}?rps={}&size={}&at={}", args.rps, args.size, args.at);
+    if let Some(fps) = args.fps {
+        url.push_str(&format!("&fps={fps}"));
+    }
+    if let Some(exposure) = args.exposure {
+        url.push_str(&format!("&exposure={exposure}"));
+    }
+    url
 }
 
 fn hex(c: Rgb) -> String {
@@ -211,6 +221,26 @@ fn parse_color(text: &str) -> Result<Rgb, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn url_for(line: &[&str]) -> String {
+        let cli = Cli::try_parse_from([&["preview", "pattern:3", "-o", "x.png", "--node", "http://p"], line].concat())
+            .unwrap();
+        preview_url("http://p", "pattern", "3", &cli.args)
+    }
+
+    #[test]
+    fn an_explicit_fps_always_overrides_the_poi_frame_rate() {
+        assert!(!url_for(&[]).contains("fps="), "no --fps: the poi's own rate");
+        assert!(url_for(&["--fps", "50"]).ends_with("&fps=50"), "50 is asked for, not the default");
+        assert!(url_for(&["--fps", "120", "--exposure", "900"]).ends_with("&fps=120&exposure=900"));
+    }
 
     #[test]
     fn pattern_specs_parse_with_defaults() {

@@ -123,6 +123,7 @@ fn preview_writes_a_png_of_the_light_trail() {
     save_png(&bright, &dir.path().join("sun.png"));
     let stdout = succeeded(&povpoi(&["preview", "sun.png", "-o", "sun-preview.png"], dir.path()));
     assert!(stdout.contains("sun-preview.png") && stdout.contains("512x512"), "{stdout}");
+    assert!(stdout.contains(" 50 fps,"), "without --fps a local preview runs at 50: {stdout}");
     check_preview(&dir.path().join("sun-preview.png"), 512);
 
     let stdout = succeeded(&povpoi(
