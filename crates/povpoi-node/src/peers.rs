@@ -85,7 +85,9 @@ impl PeerTable {
         {
             return Change::None;
         }
-        let refused_until = known.and_then(|p| p.refused_until);
+        // A peer that called in passed this poi's key check (or neither has a key): they
+        // agree now, whatever refused before.
+        let refused_until = known.and_then(|p| p.refused_until).filter(|_| source != Source::Contact);
         let confirmed = known.and_then(|p| p.confirmed);
         // A full table takes no newcomers: a flood of adverts must not grow it without end.
         if !peers.contains_key(&seen.device_id) && peers.len() >= MAX_PEERS {
@@ -195,6 +197,13 @@ impl PeerTable {
         }
     }
 
+    /// Forgets every refusal: this poi's key or group changed, so peers may take it now.
+    pub fn clear_refusals(&self) {
+        for peer in self.0.lock().expect("peer table lock").values_mut() {
+            peer.refused_until = None;
+        }
+    }
+
     /// A peer named by device id, address (`ip` or `ip:port`) or name.
     pub fn find(&self, name: &str) -> Option<Peer> {
         let peers = self.list();
@@ -248,6 +257,12 @@ mod tests {
         assert_eq!(ids(&table), vec![sighting(2).device_id]);
         std::thread::sleep(Duration::from_millis(40));
         assert_eq!(ids(&table).len(), 2, "asked again once the period is over");
+        table.refuse(sighting(1).device_id, Duration::from_secs(60));
+        table.saw(&sighting(1), Source::Contact, 3);
+        assert_eq!(ids(&table).len(), 2, "a peer that called in with the right key is asked again");
+        table.refuse(sighting(2).device_id, Duration::from_secs(60));
+        table.clear_refusals();
+        assert_eq!(ids(&table).len(), 2, "a new key of ours is worth a try at once");
     }
 
     #[test]

@@ -237,3 +237,104 @@ fn the_cli_previews_items_stored_on_a_poi() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(!run.status.success() && stderr.contains("404") && stderr.contains("empty"), "{stderr}");
 }
+
+/// Pixels whose bytes spell `marker` over and over, so they can be looked for on the wire.
+fn marked_pixels(marker: &[u8; 16], w: usize, h: usize) -> Vec<u8> {
+    marker.iter().copied().cycle().take(w * h * 3).collect()
+}
+
+#[test]
+fn with_a_pairing_key_nothing_of_the_library_crosses_the_wire_readable() {
+    const KEY: &str = "tapped wire secret";
+    let mut lab = Lab::loopback(2);
+    // A reaches B, and B reaches A, only through a tap that keeps every byte.
+    let (to_b, to_a) = (Tap::start(lab.addrs[1]), Tap::start(lab.addrs[0]));
+    let mut spec_a = lab.spec(0);
+    spec_a.peers = vec![to_b.addr];
+    let mut spec_b = lab.spec(1);
+    spec_b.peers = vec![to_a.addr];
+    let a = lab.start_with(0, spec_a);
+    let b = lab.start_with(1, spec_b);
+    let c = &lab.client;
+    let (a_id, b_id) = (device_id(c, a), device_id(c, b));
+    // A peer that called in is first listed where it called from; the address given by hand
+    // takes over at the next probe. Wait until each lists the other at its tap.
+    for (from, peer, tap) in [(a, &b_id, &to_b), (b, &a_id, &to_a)] {
+        wait_until("peers listed at their taps", Duration::from_secs(15), || {
+            online_peer(c, from, peer).is_some_and(|p| p["port"] == json!(tap.addr.port()))
+        });
+    }
+    let seen = || [to_b.seen(), to_a.seen()].concat();
+    let crossed = |needle: &[u8]| seen().windows(needle.len()).any(|w| w == needle);
+
+    // Without a key the tap reads what moves: the test can see what it looks for.
+    let plain = marked_pixels(b"plain-pixels-01!", 40, 32);
+    let id = c.upload_ok(a, Some("plain-name-marker"), 40, 32, &plain);
+    wait_until("B has the plain image", Duration::from_secs(10), || has_pixels(c, b, &id, &plain));
+    assert!(crossed(b"plain-pixels-01!") && crossed(b"plain-name-marker"), "the tap saw no library content");
+
+    for addr in [a, b] {
+        c.post_ok(addr, "/api/device/config", &json!({"groupKey": KEY}));
+        c.set_key(addr, Some(KEY));
+    }
+    to_b.clear();
+    to_a.clear();
+    let secret = marked_pixels(b"sealed-pixels-2!", 40, 32);
+    let id = c.upload_ok(a, Some("sealed-name-marker"), 40, 32, &secret);
+    c.post_ok(a, "/api/brightness", &json!({"brightness": 123}));
+    let took = wait_until("B has the sealed image", Duration::from_secs(10), || has_pixels(c, b, &id, &secret));
+    note("keyed image on B through the tap", took);
+    wait_until("B has the brightness", Duration::from_secs(10), || {
+        c.get_ok(b, "/api/status")["brightness"] == json!(123)
+    });
+    let bytes = seen().len();
+    assert!(bytes > secret.len(), "the pixels went through the tap ({bytes} bytes crossed)");
+    assert!(!crossed(b"sealed-pixels-2!"), "pixels crossed the wire readable");
+    assert!(!crossed(b"sealed-name-marker"), "an image name crossed the wire readable");
+    assert!(!crossed(KEY.as_bytes()), "the key crossed the wire");
+    let history = c.get_ok(b, "/api/sync/history");
+    assert!(history.as_array().unwrap().iter().any(|e| e["ok"] == json!(true)), "{history}");
+}
+
+#[test]
+fn malformed_requests_to_a_node_process_get_json_errors_and_change_nothing() {
+    let mut lab = Lab::loopback(1);
+    let a = lab.start(0);
+    let c = &lab.client;
+    let id = c.upload_ok(a, Some("keep me"), 20, 32, &pixels(5, 20, 32));
+    let before = library(c, a);
+    let post = |path: &str, body: &[u8]| c.try_post(a, path, "application/json", body.to_vec()).unwrap();
+    let (content_type, truncated) = multipart(None, "image_20x32.rgb", &pixels(6, 20, 31));
+    let (_, wrong_size) = multipart(None, "image_21x32.rgb", &pixels(7, 20, 32));
+    let (_, traversal) = multipart(Some("../../etc/passwd"), "image_20x32.rgb", &pixels(8, 20, 32));
+    let (_, too_wide) = multipart(None, "image_401x32.rgb", &pixels(9, 401, 32));
+    let upload = |body: &[u8]| c.try_post(a, "/api/image", &content_type, body.to_vec()).unwrap();
+    let cases: Vec<(&str, u16, Reply)> = vec![
+        ("malformed JSON", 400, post("/api/brightness", b"{\"brightness\": ")),
+        ("non-UTF-8", 400, post("/api/brightness", b"{\"brightness\": \"\xff\"}")),
+        ("wrong type", 400, post("/api/brightness", br#"{"brightness": "high"}"#)),
+        ("out of range", 400, post("/api/brightness", br#"{"brightness": 256}"#)),
+        ("unknown field", 400, post("/api/mode", br#"{"mode": 1, "idx": 2}"#)),
+        ("oversized JSON", 413, post("/api/pattern", &[b' '; 70 * 1024])),
+        ("oversized push", 413, post("/api/sync/push", &[b' '; 70 * 1024])),
+        ("not a sync message", 400, c.try_post(a, "/api/sync/v1", "application/octet-stream", vec![0xff; 8]).unwrap()),
+        ("truncated upload", 400, upload(&truncated)),
+        ("size in the name not the bytes'", 400, upload(&wrong_size)),
+        ("path in the name", 400, upload(&traversal)),
+        ("too wide", 413, upload(&too_wide)),
+        ("bad escape in a path", 400, c.try_get(a, "/api/blobs/%FF").unwrap()),
+        ("path trick in an id", 400, c.try_get(a, "/api/images/..%2F..%2Fconfig.json").unwrap()),
+    ];
+    for (what, expected, reply) in cases {
+        let error = reply.json()["error"].as_str().map(str::to_owned);
+        assert!(
+            reply.status == expected && error.as_deref().is_some_and(|e| !e.is_empty()),
+            "{what}: expected {expected} with a JSON error, got {} {}",
+            reply.status,
+            String::from_utf8_lossy(&reply.body)
+        );
+    }
+    assert_eq!(library(c, a), before, "a refused request changed the library");
+    assert!(has_pixels(c, a, &id, &pixels(5, 20, 32)));
+    assert!(lab.poi(0).running(), "the node survived all of it");
+}

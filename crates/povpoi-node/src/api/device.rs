@@ -81,6 +81,7 @@ async fn set_config(
         }
     }
     let old_group = node.config().sync_group.clone();
+    let rekeyed = new_key.is_some() || change.sync_group.as_ref().is_some_and(|g| *g != old_group);
     let regroup = change.sync_group.clone().filter(|group| node.library.read(|poi| poi.group() != group));
     // The config first: on a failed save nothing changed, and a library left behind by a
     // failed regroup below is put back in line with the config at the next start.
@@ -102,6 +103,9 @@ async fn set_config(
         }
     })
     .map_err(|e| ApiError::internal(format!("cannot save the configuration: {e}")))?;
+    if rekeyed {
+        node.peers.clear_refusals();
+    }
     if let Some(group) = regroup
         && let Err(e) = node.library.write(Origin::Local, move |poi| poi.set_group(&group)).await
     {

@@ -1016,3 +1016,59 @@ impl Lab {
 pub fn note(what: &str, took: Duration) {
     println!("  {what}: {} ms", took.as_millis());
 }
+
+// ---------------------------------------------------------------------------------------------
+// A wire tap
+
+/// A TCP relay on 127.0.0.1 in front of one node, keeping every byte that crosses it in
+/// either direction: what someone capturing the LAN would see.
+pub struct Tap {
+    /// Where to connect instead of the node.
+    pub addr: SocketAddr,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Tap {
+    /// Starts relaying connections to `to`. Its threads end with the test process.
+    pub fn start(to: SocketAddr) -> Tap {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the tap");
+        let addr = listener.local_addr().expect("tap address");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = seen.clone();
+        std::thread::spawn(move || {
+            for inbound in listener.incoming().flatten() {
+                let Ok(outbound) = std::net::TcpStream::connect(to) else { continue };
+                for (from, into) in [(&inbound, &outbound), (&outbound, &inbound)] {
+                    let (mut from, mut into) = (from.try_clone().unwrap(), into.try_clone().unwrap());
+                    let kept = kept.clone();
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16 * 1024];
+                        while let Ok(n) = from.read(&mut buf) {
+                            if n == 0 || std::io::Write::write_all(&mut into, &buf[..n]).is_err() {
+                                break;
+                            }
+                            kept.lock().unwrap().extend_from_slice(&buf[..n]);
+                        }
+                        let _ = into.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        Tap { addr, seen }
+    }
+
+    /// Everything that crossed so far.
+    pub fn seen(&self) -> Vec<u8> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Forgets what crossed so far.
+    pub fn clear(&self) {
+        self.seen.lock().unwrap().clear();
+    }
+
+    /// Whether `needle` crossed.
+    pub fn saw(&self, needle: &[u8]) -> bool {
+        self.seen.lock().unwrap().windows(needle.len()).any(|w| w == needle)
+    }
+}
