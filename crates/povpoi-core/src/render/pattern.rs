@@ -43,68 +43,99 @@ fn hash3(a: u32, b: u32, c: u32) -> u32 {
     h ^ (h >> 16)
 }
 
-/// What a pattern is drawn from at one instant. The time-derived values are worked out once
-/// per column: their wide multiplications and divisions are software routines on a 32-bit
-/// microcontroller, too dear to repeat for every LED.
+/// What a pattern is drawn from at one instant. Everything derived from the show time is
+/// worked out here, once per column and only what the pattern uses: the wide (64- and
+/// 128-bit) multiplications, divisions and remainders are software routines on a 32-bit
+/// microcontroller, too dear to repeat for every LED. The per-LED code sees only 32-bit and
+/// narrower values.
+#[derive(Default)]
 struct Scene {
     /// LEDs on the strip.
     n: u32,
     pattern: Pattern,
     /// Microphone level, 0-255.
     level: u8,
-    /// Fixed per pattern, so two patterns with other colours sparkle differently.
-    seed: u32,
-    /// Progress through the pattern's cycle in 1/256 turns, as a wide counter: 256 units
-    /// take 256 * 256 / speed ms (about 1.3 s at the default speed 50).
-    phase: u64,
-    /// Time slots of the stepped effects at 10, 15 and 20 slots a second (at speed 50,
-    /// proportionally more at higher speeds).
-    slot10: u64,
-    slot15: u64,
-    slot20: u64,
+    /// Progress through the pattern's cycle in 1/256 turns (256 units take 256 * 256 /
+    /// speed ms, about 1.3 s at the default speed 50), modulo one turn.
+    phase8: u8,
+    /// The same progress modulo two turns: the wipe fills in one colour, then the other.
+    wipe: u32,
+    /// LED under the comet's or meteor's head.
+    head: u32,
+    /// Theater chase: which LED of every three is lit (LED i when (i + offset) % 3 == 0),
+    /// and whether in colour 1 (else colour 2). Steps 10 times a second at speed 50.
+    chase_offset: u32,
+    chase_first: bool,
+    /// Hash keys of the random draws: the sparkles' 20-a-second slot, the fire's two noise
+    /// slots either side of now, and the meteor's 15-a-second crumbling.
+    sparkle_key: (u32, u32),
+    fire_keys: [(u32, u32); 2],
+    crumble_key: (u32, u32),
     /// How far into its 20-a-second slot the column is, 0-255 (sparkles fade over it).
     into_slot20: u8,
-    /// Fire's noise position: slot and fraction in 1/256.
-    fire: (u64, u32),
+    /// How far the fire is from its first noise slot to the second, in 1/256.
+    fire_frac: u32,
     /// The strobe is in the lit quarter of its period.
     strobe_on: bool,
 }
 
 impl Scene {
-    fn new(pattern: &Pattern, t: u64, n: u32, level: u8, seed: u32) -> Scene {
+    fn new(pattern: &Pattern, t: u64, n: u32, level: u8) -> Scene {
         let speed = u64::from(pattern.speed());
+        let (c1, c2) = (pattern.color1(), pattern.color2());
+        // Fixed per pattern, so two patterns with other colours sparkle differently.
+        let seed = hash3(
+            u32::from(pattern.kind().id()) << 8 | u32::from(pattern.speed()),
+            u32::from_le_bytes([c1.r, c1.g, c1.b, 0]),
+            u32::from_le_bytes([c2.r, c2.g, c2.b, 0]),
+        );
+        let key = |slot: u64| (seed ^ (slot >> 32) as u32, slot as u32);
         let scaled =
             |numerator: u64, denominator: u64| (u128::from(t) * u128::from(numerator) / u128::from(denominator)) as u64;
-        // Slots of a fine counter: 256 fine steps per 20-a-second slot.
-        let fine20 = scaled(20 * speed * 256, 50_000);
-        let fire = scaled(speed, 20);
-        Scene {
-            n,
-            pattern: *pattern,
-            level,
-            seed,
-            phase: scaled(speed, 256),
-            slot10: scaled(10 * speed, 50_000),
-            slot15: scaled(15 * speed, 50_000),
-            slot20: fine20 / 256,
-            into_slot20: (fine20 % 256) as u8,
-            fire: (fire / 256, (fire % 256) as u32),
+        let phase = || scaled(speed, 256);
+        let head = || ((phase() % 256) * u64::from(n) / 256) as u32;
+        let mut s = Scene { n, pattern: *pattern, level, ..Scene::default() };
+        match pattern.kind() {
+            PatternKind::Rainbow
+            | PatternKind::Wave
+            | PatternKind::Gradient
+            | PatternKind::Breathing
+            | PatternKind::Plasma
+            | PatternKind::AudioRainbow
+            | PatternKind::SplitSpin => s.phase8 = phase() as u8,
+            PatternKind::Wipe => s.wipe = (phase() % 512) as u32,
+            PatternKind::Comet => s.head = head(),
+            PatternKind::Meteor => {
+                s.head = head();
+                s.crumble_key = key(scaled(15 * speed, 50_000));
+            }
+            PatternKind::Sparkle | PatternKind::AudioSparkle => {
+                // A fine counter: 256 steps per 20-a-second slot.
+                let fine20 = scaled(20 * speed * 256, 50_000);
+                s.sparkle_key = key(fine20 / 256);
+                s.into_slot20 = (fine20 % 256) as u8;
+            }
+            PatternKind::Fire => {
+                let fire = scaled(speed, 20);
+                let slot = fire / 256;
+                s.fire_keys = [key(slot), key(slot + 1)];
+                s.fire_frac = (fire % 256) as u32;
+            }
             // speed/10 flashes a second (5 at 50), each a quarter of its period.
-            strobe_on: (u128::from(t) * u128::from(speed) % 10_000) < 2_500,
+            PatternKind::Strobe => s.strobe_on = (u128::from(t) * u128::from(speed) % 10_000) < 2_500,
+            PatternKind::TheaterChase => {
+                let step = scaled(10 * speed, 50_000);
+                s.chase_offset = (step % 3) as u32;
+                s.chase_first = step.is_multiple_of(2);
+            }
+            PatternKind::VuMeter | PatternKind::Pulse | PatternKind::CenterBurst => {}
         }
-    }
-
-    fn phase8(&self) -> u8 {
-        self.phase as u8
+        s
     }
 
     /// LED `i`'s place along the strip in 1/256 of its length.
     fn along(&self, i: u32) -> u8 {
         (i * 256 / self.n) as u8
-    }
-
-    fn random(&self, slot: u64, i: u32) -> u32 {
-        hash3(self.seed ^ (slot >> 32) as u32, slot as u32, i)
     }
 
     fn c1(&self) -> Rgb {
@@ -116,19 +147,18 @@ impl Scene {
     }
 }
 
+/// A draw for LED `i` from the slot behind `key`.
+fn random(key: (u32, u32), i: u32) -> u32 {
+    hash3(key.0, key.1, i)
+}
+
 /// Fills `out` (one entry per LED, LED 0 at the handle) with `pattern` at show time `t_ms`.
 pub(crate) fn draw(pattern: &Pattern, t_ms: u64, level: u8, out: &mut [Rgb]) {
     let n = out.len() as u32;
     if n == 0 {
         return;
     }
-    let (c1, c2) = (pattern.color1(), pattern.color2());
-    let seed = hash3(
-        u32::from(pattern.kind().id()) << 8 | u32::from(pattern.speed()),
-        u32::from_le_bytes([c1.r, c1.g, c1.b, 0]),
-        u32::from_le_bytes([c2.r, c2.g, c2.b, 0]),
-    );
-    let s = Scene::new(pattern, t_ms, n, level, seed);
+    let s = Scene::new(pattern, t_ms, n, level);
     for (i, led) in out.iter_mut().enumerate() {
         *led = led_color(&s, i as u32);
     }
@@ -137,13 +167,13 @@ pub(crate) fn draw(pattern: &Pattern, t_ms: u64, level: u8, out: &mut [Rgb]) {
 fn led_color(s: &Scene, i: u32) -> Rgb {
     let n = s.n;
     match s.pattern.kind() {
-        PatternKind::Rainbow => wheel(s.along(i).wrapping_add(s.phase8())),
-        PatternKind::Wave => blend(s.c2(), s.c1(), sin8(s.along(i).wrapping_mul(2).wrapping_sub(s.phase8()))),
-        PatternKind::Gradient => blend(s.c1(), s.c2(), triangle8(s.along(i).wrapping_add(s.phase8()))),
+        PatternKind::Rainbow => wheel(s.along(i).wrapping_add(s.phase8)),
+        PatternKind::Wave => blend(s.c2(), s.c1(), sin8(s.along(i).wrapping_mul(2).wrapping_sub(s.phase8))),
+        PatternKind::Gradient => blend(s.c1(), s.c2(), triangle8(s.along(i).wrapping_add(s.phase8))),
         PatternKind::Sparkle => sparkle(s, i, 32),
         PatternKind::Fire => fire(s, i),
         PatternKind::Comet => comet(s, i, (n / 4).max(2), false),
-        PatternKind::Breathing => scale(s.c1(), 16 + (u16::from(sin8(s.phase8())) * 239 / 255) as u8),
+        PatternKind::Breathing => scale(s.c1(), 16 + (u16::from(sin8(s.phase8)) * 239 / 255) as u8),
         PatternKind::Strobe => {
             if s.strobe_on {
                 s.c1()
@@ -153,13 +183,13 @@ fn led_color(s: &Scene, i: u32) -> Rgb {
         }
         PatternKind::Meteor => comet(s, i, (n / 2).max(2), true),
         PatternKind::Wipe => {
-            let cycle = (s.phase % 512) as u32;
+            let cycle = s.wipe;
             let (front, fill, rest) = if cycle < 256 { (cycle, s.c1(), s.c2()) } else { (cycle - 256, s.c2(), s.c1()) };
             if i * 256 < front * n { fill } else { rest }
         }
         PatternKind::Plasma => {
             let x = s.along(i);
-            let p = s.phase8();
+            let p = s.phase8;
             let a = sin8(x.wrapping_mul(2).wrapping_add(p));
             let b = sin8(x.wrapping_mul(3).wrapping_sub(p.wrapping_mul(2)));
             wheel((((u16::from(a) + u16::from(b)) / 2) as u8).wrapping_add(p / 2))
@@ -169,7 +199,7 @@ fn led_color(s: &Scene, i: u32) -> Rgb {
             if i < lit { blend(s.c1(), s.c2(), (i * 255 / n) as u8) } else { BLACK }
         }
         PatternKind::Pulse => blend(scale(s.c2(), 24), s.c1(), s.level),
-        PatternKind::AudioRainbow => scale(wheel(s.along(i).wrapping_add(s.phase8())), s.level.max(24)),
+        PatternKind::AudioRainbow => scale(wheel(s.along(i).wrapping_add(s.phase8)), s.level.max(24)),
         PatternKind::CenterBurst => {
             let half = (n / 2).max(1);
             let distance = (2 * i + 1).abs_diff(n) / 2;
@@ -182,16 +212,15 @@ fn led_color(s: &Scene, i: u32) -> Rgb {
         }
         PatternKind::AudioSparkle => sparkle(s, i, u32::from(s.level) / 2),
         PatternKind::SplitSpin => {
-            if s.along(i).wrapping_add(s.phase8()) < 128 {
+            if s.along(i).wrapping_add(s.phase8) < 128 {
                 s.c1()
             } else {
                 s.c2()
             }
         }
         PatternKind::TheaterChase => {
-            let step = s.slot10;
-            if (u64::from(i) + step).is_multiple_of(3) {
-                if step.is_multiple_of(2) { s.c1() } else { s.c2() }
+            if (i + s.chase_offset).is_multiple_of(3) {
+                if s.chase_first { s.c1() } else { s.c2() }
             } else {
                 BLACK
             }
@@ -203,7 +232,7 @@ fn led_color(s: &Scene, i: u32) -> Rgb {
 /// slot, over colour 2 at a glimmer.
 fn sparkle(s: &Scene, i: u32, chance: u32) -> Rgb {
     let background = scale(s.c2(), 16);
-    if s.random(s.slot20, i) % 256 >= chance {
+    if random(s.sparkle_key, i) % 256 >= chance {
         return background;
     }
     // The spark fades out as its slot ends.
@@ -213,9 +242,9 @@ fn sparkle(s: &Scene, i: u32, chance: u32) -> Rgb {
 /// Flames rising from the handle: heat is value noise in time, cooling toward the tip,
 /// shown black, then colour 1, then colour 2 at the hottest.
 fn fire(s: &Scene, i: u32) -> Rgb {
-    let (slot, frac) = s.fire;
-    let a = s.random(slot, i) % 256;
-    let b = s.random(slot + 1, i) % 256;
+    let frac = s.fire_frac;
+    let a = random(s.fire_keys[0], i) % 256;
+    let b = random(s.fire_keys[1], i) % 256;
     let noise = (a * (256 - frac) + b * frac) / 256;
     let cooling = 255 - i * 200 / s.n;
     let heat = (noise * cooling / 255) as u8;
@@ -225,15 +254,13 @@ fn fire(s: &Scene, i: u32) -> Rgb {
 /// A head of colour 1 running from handle to tip once a cycle, with a tail fading into
 /// colour 2; a meteor's tail crumbles at random.
 fn comet(s: &Scene, i: u32, tail: u32, crumbling: bool) -> Rgb {
-    let n = u64::from(s.n);
-    let head = ((s.phase % 256) * n / 256) as u32;
-    let behind = (head + s.n - i) % s.n;
+    let behind = (s.head + s.n - i) % s.n;
     if behind >= tail {
         return BLACK;
     }
     let fade = 255 - behind * 255 / tail;
     let mut c = scale(blend(s.c1(), s.c2(), (behind * 255 / tail) as u8), fade as u8);
-    if crumbling && behind > 0 && s.random(s.slot15, i).is_multiple_of(3) {
+    if crumbling && behind > 0 && random(s.crumble_key, i).is_multiple_of(3) {
         c = scale(c, 64);
     }
     c
@@ -252,14 +279,111 @@ mod tests {
         out
     }
 
+    /// LED values at a few (pattern, show time, LED count), written down from a run so that
+    /// any change to what a pattern draws (or to the arithmetic that gets there, at show
+    /// times near the epoch and near the counters' limits) shows here. Colours red and blue,
+    /// speed 50, level 200.
     #[test]
-    fn every_pattern_is_a_pure_function_of_time_and_parameters() {
+    fn golden_columns() {
+        let at = |kind, t, n| column(kind, t, 200, n);
+        let rgb = |r, g, b| Rgb::new(r, g, b);
+        let c = at(PatternKind::Rainbow, 1_000, 32);
+        assert_eq!([c[0], c[10], c[31]], [rgb(75, 0, 180), rgb(198, 57, 0), rgb(51, 0, 204)]);
+        let c = at(PatternKind::Wave, 2_345, 32);
+        assert_eq!([c[0], c[7], c[20]], [rgb(251, 0, 4), rgb(25, 0, 230), rgb(158, 0, 97)]);
+        let c = at(PatternKind::Fire, 5_000, 144);
+        assert_eq!([c[0], c[71], c[143]], [rgb(161, 0, 94), rgb(18, 0, 0), rgb(16, 0, 0)]);
+        let c = at(PatternKind::Comet, 700, 32);
+        assert_eq!(
+            [c[0], c[10], c[17], c[18], c[19]],
+            [BLACK, rgb(4, 0, 28), rgb(255, 0, 0), BLACK, BLACK],
+            "head at LED 17, tail behind it"
+        );
+        let c = at(PatternKind::Meteor, 1_764_000_000_123, 64);
+        assert_eq!([c[0], c[20], c[40], c[60]], [rgb(9, 0, 39), rgb(170, 0, 38), BLACK, rgb(1, 0, 15)]);
+        let c = at(PatternKind::TheaterChase, 12_345, 32);
+        assert_eq!([c[0], c[1], c[2], c[3]], [rgb(0, 0, 255), BLACK, BLACK, rgb(0, 0, 255)]);
+        let c = at(PatternKind::Plasma, u64::MAX / 512, 144);
+        assert_eq!([c[0], c[50], c[100]], [rgb(255, 0, 0), rgb(123, 0, 132), rgb(36, 219, 0)]);
+        let c = at(PatternKind::Wipe, 3_000, 32);
+        assert_eq!([c[0], c[15], c[31]], [rgb(255, 0, 0), rgb(0, 0, 255), rgb(0, 0, 255)]);
+
+        // Sparks: which LEDs, and how far faded into their slot; the rest is the blue glimmer.
+        let lit = |c: &[Rgb], background: Rgb| -> Vec<(usize, Rgb)> {
+            c.iter().copied().enumerate().filter(|(_, led)| *led != background).collect()
+        };
+        let glimmer = rgb(0, 0, 16);
+        let c = at(PatternKind::Sparkle, 123_456_789, 32);
+        assert_eq!(lit(&c, glimmer), [(25, rgb(56, 0, 12)), (28, rgb(56, 0, 12))]);
+        let c = at(PatternKind::AudioSparkle, 40_000, 32);
+        let sparks: Vec<usize> = lit(&c, glimmer).iter().map(|(i, _)| *i).collect();
+        assert_eq!(sparks, [2, 6, 10, 11, 14, 16, 24, 25, 27, 31]);
+        assert!(lit(&c, glimmer).iter().all(|(_, led)| *led == rgb(255, 0, 0)), "fresh in their slot");
+    }
+
+    /// Where the sparks of `pattern` fall over 50 slots of 50 ms (20 a second at speed 50).
+    fn spark_places(pattern: &Pattern, level: u8) -> Vec<Vec<usize>> {
+        (0..50u64)
+            .map(|k| {
+                let mut out = [BLACK; 32];
+                draw(pattern, 1_764_000_000_000 + k * 50, level, &mut out);
+                let glimmer = scale(pattern.color2(), 16);
+                (0..32).filter(|&i| out[i] != glimmer).collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn other_parameters_sparkle_elsewhere() {
+        let (red, blue, green) = (Rgb::new(255, 0, 0), Rgb::new(0, 0, 255), Rgb::new(0, 255, 0));
+        let base = spark_places(&Pattern::new(PatternKind::Sparkle, red, blue, 50).unwrap(), 0);
+        assert!(base.iter().any(|s| !s.is_empty()), "it sparkles at all");
+        for other in [
+            Pattern::new(PatternKind::Sparkle, green, blue, 50).unwrap(),
+            Pattern::new(PatternKind::Sparkle, red, green, 50).unwrap(),
+            Pattern::new(PatternKind::Sparkle, red, blue, 51).unwrap(),
+        ] {
+            assert_ne!(spark_places(&other, 0), base, "{other:?} sparkles like the default");
+        }
+        // Audio Sparkle at level 64 has Sparkle's chance (32 in 256) and the same slots: only
+        // the seed (the type is part of it) tells them apart.
+        let audio = Pattern::new(PatternKind::AudioSparkle, red, blue, 50).unwrap();
+        assert_ne!(spark_places(&audio, 64), base);
+    }
+
+    /// Two poi, each with its own renderer and a different history of columns, show the same
+    /// column at the same show time: nothing of earlier columns is carried over.
+    #[test]
+    fn two_renderers_agree_at_the_same_show_time() {
+        use crate::render::{Program, Renderer};
+        let (a, b) = (Renderer::new(32).unwrap(), Renderer::new(32).unwrap());
         for kind in PatternKind::ALL {
-            for t in [0, 1, 999, 123_456_789, u64::MAX / 512] {
-                for n in [1, 32, 144] {
-                    assert_eq!(column(kind, t, 100, n), column(kind, t, 100, n), "{kind:?} t={t} n={n}");
-                }
+            let program =
+                Program::Pattern(Pattern::new(kind, Rgb::new(255, 40, 0), Rgb::new(0, 80, 255), 120).unwrap());
+            let t = 1_764_000_123_456;
+            let (mut on_a, mut on_b) = ([BLACK; 32], [BLACK; 32]);
+            // Poi b has been playing for a while; poi a was just switched on.
+            for earlier in (t - 3_000..t).step_by(7) {
+                b.render(&program, earlier, 50, (earlier % 256) as u8, &mut on_b);
             }
+            a.render(&program, t, 50, 90, &mut on_a);
+            b.render(&program, t, 50, 90, &mut on_b);
+            assert_eq!(on_a, on_b, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn animated_patterns_change_with_the_show_time() {
+        // The audio patterns that stand still at a steady level are left out.
+        let still = [PatternKind::VuMeter, PatternKind::Pulse, PatternKind::CenterBurst];
+        for kind in PatternKind::ALL.into_iter().filter(|k| !still.contains(k)) {
+            for n in [32, 144] {
+                let now = column(kind, 10_000, 200, n);
+                assert_ne!(column(kind, 10_500, 200, n), now, "{kind:?} at {n} LEDs is the same 500 ms later");
+            }
+        }
+        for kind in still {
+            assert_eq!(column(kind, 10_500, 200, 32), column(kind, 10_000, 200, 32), "{kind:?}");
         }
     }
 
