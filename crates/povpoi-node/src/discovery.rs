@@ -575,6 +575,16 @@ mod tests {
 
     impl Netns {
         fn create(name: &str) -> Result<Netns, String> {
+            // A test process killed outright never ran its Drop: remove what it left.
+            if let Ok(list) = Process::new("ip").args(["netns", "list"]).output() {
+                for line in String::from_utf8_lossy(&list.stdout).lines() {
+                    let stale = line.split_whitespace().next().unwrap_or_default();
+                    let pid = stale.strip_prefix("povpoi-disc-").and_then(|p| p.parse::<u32>().ok());
+                    if pid.is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists()) {
+                        let _ = Process::new("ip").args(["netns", "delete", stale]).status();
+                    }
+                }
+            }
             let out = Process::new("ip").args(["netns", "add", name]).output().map_err(|e| format!("ip: {e}"))?;
             if !out.status.success() {
                 return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
