@@ -9,13 +9,15 @@
 //! [`povpoi_core::wire::teensy`]'s.
 //!
 //! Each command waits for the board's ack, 500 ms plus one and a half times the command's
-//! time on the wire (a 400 x 32 image is 38 KB, 3.3 s at 115200 baud). A missing ack is
-//! logged and the link goes on: the board may have taken the command and lost the ack,
-//! and the next change resends nothing that the board was already sent. After two missing
-//! acks in a row the rest of that change is sent without waiting, so an unplugged board
-//! holds the player up for a second, not for a timeout per command. Live columns are not
-//! waited for: the firmware does not ack them, and waiting would cap a live stream at a
-//! couple of columns a second.
+//! time on the wire. Images go at most 256 columns wide (see below), so a 400 x 32 image is
+//! sent as 256 x 32: 24,585 bytes, 2.1 s at 115200 baud, a 3.7 s wait; the largest upload,
+//! 256 x 64, is 49,161 bytes, 4.3 s, a 6.9 s wait. A missing ack is logged and the link
+//! goes on: the board may have taken the command and lost the ack, and the next change
+//! resends nothing that the board was already sent. After two missing acks in a row the
+//! rest of that change is sent without waiting, so an unplugged board holds the player up
+//! for a second, not for a timeout per command. Live columns are not waited for: the
+//! firmware does not ack them, and waiting would cap a live stream at a couple of columns
+//! a second.
 //!
 //! The board counts columns in 8 bits (spec section 4), so it would show only the first 256
 //! columns of a wider image and wrap: an image wider than 256 columns is sent squeezed to 256
@@ -325,9 +327,12 @@ mod tests {
     #[test]
     fn timeouts_grow_with_the_command() {
         assert_eq!(ack_timeout(0), ACK_TIMEOUT);
-        // A 400 x 32 image: 38409 bytes, 3.33 s on the wire.
-        let image = ack_timeout(8 + 400 * 32 * 3 + 1);
-        assert!(image > Duration::from_millis(5400) && image < Duration::from_millis(5600), "{image:?}");
+        // A 400 x 32 image goes as 256 x 32: 24,585 bytes, 2.13 s on the wire.
+        let image = ack_timeout(8 + 256 * 32 * 3 + 1);
+        assert!(image > Duration::from_millis(3690) && image < Duration::from_millis(3710), "{image:?}");
+        // The largest upload, 256 x 64: 49,161 bytes, 4.27 s.
+        let largest = ack_timeout(8 + 256 * 64 * 3 + 1);
+        assert!(largest > Duration::from_millis(6890) && largest < Duration::from_millis(6910), "{largest:?}");
     }
 
     #[test]
