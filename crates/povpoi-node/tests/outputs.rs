@@ -79,6 +79,12 @@ fn opening_a_missing_device_says_what_to_check() {
     let err = spi.open(32).err().expect("no such device");
     assert!(err.contains("/nonexistent/spidev9.9") && err.contains("SPI is enabled"), "{err}");
 
+    // A device that is not a spidev (nor a regular file to capture frames in) is refused.
+    let null =
+        OutputSpec::Apa102 { device: PathBuf::from("/dev/null"), clock_hz: DEFAULT_CLOCK_HZ, order: ColorOrder::Bgr };
+    let err = null.open(32).err().expect("not a spidev");
+    assert!(err.contains("/dev/null") && err.contains("spidev device"), "{err}");
+
     let tty = OutputSpec::Teensy { device: PathBuf::from("/nonexistent/ttyUSB9") };
     let err = tty.open(32).err().expect("no such device");
     assert!(err.contains("/nonexistent/ttyUSB9") && err.contains("plugged in"), "{err}");
@@ -401,4 +407,48 @@ async fn the_node_preview_uses_the_power_capped_brightness_and_frame_rate() {
     assert!(served[..] != drawn(255, 255)[..], "the raw settings are not what the strip plays");
     assert_eq!(served[..], drawn(80, 15)[..]);
     node.stop().await;
+}
+
+/// `--output apa102:FILE` on an existing regular file: a running node appends the exact SPI
+/// frames there, one per column, with no SPI set-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_on_the_apa102_output_appends_frames_to_a_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("frames.bin");
+    std::fs::write(&capture, b"").unwrap();
+    let options = povpoi_node::NodeOptions {
+        mdns: false,
+        output: OutputSpec::Apa102 { device: capture.clone(), clock_hz: DEFAULT_CLOCK_HZ, order: ColorOrder::Bgr },
+        ..povpoi_node::NodeOptions::new(dir.path().join("poi"), "127.0.0.1:0".parse().unwrap())
+    };
+    let node = povpoi_node::Node::start(options).await.unwrap();
+    assert!(node.state().display.output.contains("no SPI"), "{}", node.state().display.output);
+    let frame_of = |column: &[Rgb]| {
+        let mut frame = Vec::new();
+        povpoi_core::wire::apa102::encode(column, ColorOrder::Bgr, povpoi_core::wire::apa102::MAX_GLOBAL, &mut frame);
+        frame
+    };
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let pixels = serde_json::json!({"pixels": [{"r": 1, "g": 2, "b": 3}]});
+    for (path, body) in [("/api/brightness", serde_json::json!({"brightness": 255})), ("/api/live", pixels)] {
+        let answer = http.post(format!("http://{}{path}", node.addr())).body(body.to_string()).send().await.unwrap();
+        assert!(answer.status().is_success(), "{path}");
+    }
+    let lit = frame_of(&[Rgb::new(1, 2, 3); 32]);
+    let until = Instant::now() + Duration::from_secs(5);
+    let bytes = loop {
+        let bytes = std::fs::read(&capture).unwrap();
+        if bytes.ends_with(&lit) || Instant::now() > until {
+            break bytes;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    node.stop().await;
+    let dark = frame_of(&[Rgb::default(); 32]);
+    assert_eq!(bytes.len() % lit.len(), 0, "whole frames only");
+    let frames: Vec<&[u8]> = bytes.chunks(lit.len()).collect();
+    assert!(frames.len() >= 2, "{} frames", frames.len());
+    assert_eq!(frames[0], dark, "idle first");
+    assert_eq!(*frames.last().unwrap(), lit, "then the live column, as pushed");
+    assert!(frames.iter().all(|f| *f == dark || *f == lit));
 }

@@ -3,8 +3,12 @@
 //!
 //! The writer is generic so tests can capture the exact bytes in a `Vec`; on a poi it is a
 //! spidev device, which takes a whole frame as one SPI transfer through a plain `write()`
-//! once mode, clock and word size are set.
+//! once mode, clock and word size are set. Named a regular file that already exists
+//! instead, the output appends the same frames to it with no SPI set-up
+//! ([`Apa102::open_capture`]): a recording of the exact bytes, and the way the benchmarks
+//! run a whole node into this output without SPI hardware.
 
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -74,6 +78,27 @@ impl Apa102<Spidev> {
         let name = format!("apa102 {} @ {clock_hz} Hz, {}", device.display(), format!("{order:?}").to_lowercase());
         Ok(Apa102::new(spi, name, order))
     }
+}
+
+impl Apa102<File> {
+    /// Opens an existing regular file to append the frames to, as a strip would get them.
+    pub fn open_capture(path: &Path, order: ColorOrder) -> Result<Self, String> {
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("cannot open {} to write APA102 frames to: {e}", path.display()))?;
+        let name =
+            format!("apa102 {} (frames to a file, no SPI), {}", path.display(), format!("{order:?}").to_lowercase());
+        Ok(Apa102::new(file, name, order))
+    }
+}
+
+/// Whether `path` names an existing regular file (frames captured there) rather than a
+/// device (a spidev, set up for SPI). Devices, missing paths and anything unreadable go the
+/// spidev way, whose errors say what to check; a FIFO too, since opening one to write
+/// would hang the node's start until a reader came.
+pub fn is_capture(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file())
 }
 
 impl<W: Write + Send> Output for Apa102<W> {

@@ -73,7 +73,8 @@ pub trait Output: Send {
 pub enum OutputSpec {
     /// Frames kept in memory and streamed to the web UI (`sim`).
     Sim,
-    /// An APA102/SK9822 strip on a Linux SPI device (`apa102:/dev/spidev0.0`).
+    /// An APA102/SK9822 strip on a Linux SPI device (`apa102:/dev/spidev0.0`); an existing
+    /// regular file gets the frames appended instead.
     Apa102 {
         /// The spidev device.
         device: PathBuf,
@@ -139,6 +140,9 @@ impl OutputSpec {
     pub fn open(&self, leds: u16) -> Result<Box<dyn Output>, String> {
         Ok(match self {
             OutputSpec::Sim => Box::new(sim::SimStrip::default()),
+            OutputSpec::Apa102 { device, order, .. } if apa102::is_capture(device) => {
+                Box::new(apa102::Apa102::open_capture(device, *order)?.for_leds(leds))
+            }
             OutputSpec::Apa102 { device, clock_hz, order } => {
                 Box::new(apa102::Apa102::open(device, *clock_hz, *order)?.for_leds(leds))
             }
