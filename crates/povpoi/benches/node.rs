@@ -45,11 +45,20 @@ fn start(dir: &Path, addr: SocketAddr, peer: SocketAddr) -> Poi {
     Poi(child)
 }
 
-struct Http(reqwest::Client);
+/// The benchmark's client; with a pairing key set on the poi it sends it as a bearer token.
+struct Http(reqwest::Client, Option<String>);
 
 impl Http {
+    fn request(&self, method: reqwest::Method, url: String) -> reqwest::RequestBuilder {
+        let request = self.0.request(method, url);
+        match &self.1 {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        }
+    }
+
     async fn get(&self, addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
-        let answer = self.0.get(format!("http://{addr}{path}")).send().await.unwrap();
+        let answer = self.request(reqwest::Method::GET, format!("http://{addr}{path}")).send().await.unwrap();
         let status = answer.status().as_u16();
         (status, answer.bytes().await.unwrap().to_vec())
     }
@@ -60,8 +69,7 @@ impl Http {
 
     async fn post(&self, addr: SocketAddr, path: &str, content_type: &str, body: Vec<u8>) -> Value {
         let answer = self
-            .0
-            .post(format!("http://{addr}{path}"))
+            .request(reqwest::Method::POST, format!("http://{addr}{path}"))
             .header("content-type", content_type)
             .body(body)
             .send()
@@ -171,7 +179,8 @@ async fn main() {
     }
     let samples: usize = std::env::var("POVPOI_BENCH_SAMPLES").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
     let temp = tempfile::tempdir().unwrap();
-    let http = Http(reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap());
+    let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap();
+    let http = Http(client.clone(), None);
     let (a, b, relay) = (free_addr(), free_addr(), free_addr());
     let wire_bytes = Arc::new(AtomicU64::new(0));
     tokio::spawn(counting_relay(relay, b, wire_bytes.clone()));
@@ -187,33 +196,8 @@ async fn main() {
     .await;
 
     println!("povpoi node benchmarks: two `povpoi node` processes on loopback, debug={}", cfg!(debug_assertions));
-    let mut settings = Vec::new();
-    for i in 0..samples {
-        let value = (i % 200 + 20) as u64;
-        let t0 = Instant::now();
-        http.post_json(a, "/api/brightness", json!({ "brightness": value })).await;
-        http.until("brightness on B", async || {
-            http.json(b, "/api/sync/data").await["settings"]["brightness"] == json!(value)
-        })
-        .await;
-        settings.push(t0.elapsed().as_secs_f64() * 1e3);
-    }
-    report("brightness change on A visible on B", settings);
-
-    let mut images = Vec::new();
-    for i in 0..samples.min(100) {
-        let px = pixels(i, 400, 32);
-        let t0 = Instant::now();
-        let id = http.upload(a, 400, 32, &px).await;
-        let path = format!("/api/images/{id}/pixels");
-        http.until("image pixels on B", async || {
-            let (status, body) = http.get(b, &path).await;
-            status == 200 && body == px
-        })
-        .await;
-        images.push(t0.elapsed().as_secs_f64() * 1e3);
-    }
-    report("400x32 image upload on A, pixels on B", images);
+    report("brightness change on A visible on B", brightness_latency(&http, a, b, samples).await);
+    report("400x32 image upload on A, pixels on B", image_latency(&http, a, b, 0..samples.min(100)).await);
 
     // Fill up to 200 images, let everything settle, then measure an idle round.
     let have = http.json(a, "/api/images").await["images"].as_array().unwrap().len();
@@ -264,4 +248,59 @@ async fn main() {
     let rss_a = rss_kib(poi_a.0.id());
     let rss_b = rss_kib(poi_b.0.id());
     println!("node RSS with 200 images: A {rss_a} KiB, B {rss_b} KiB");
+
+    // The same with a pairing key: every message signed, every body sealed.
+    const KEY: &str = "benchmark pairing key";
+    for addr in [a, b] {
+        http.post_json(addr, "/api/device/config", json!({ "groupKey": KEY })).await;
+    }
+    let http = Http(client, Some(KEY.into()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    report("with a pairing key: brightness visible on B", brightness_latency(&http, a, b, samples).await);
+    let keyed_images = 1_000..1_000 + samples.min(100);
+    report("with a pairing key: 400x32 image, pixels on B", image_latency(&http, a, b, keyed_images).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = wire_bytes.load(Ordering::Relaxed);
+    let answer = http.post_json(a, "/api/sync/execute", json!({ "peerId": "auto" })).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(answer["itemsSynced"], json!(0), "the keyed round was not idle: {answer}");
+    let keyed_idle = wire_bytes.load(Ordering::Relaxed) - before;
+    println!(
+        "with a pairing key: idle sync session, {} images stored   {keyed_idle} bytes on the wire ({idle_session} without)",
+        200 + samples.min(100)
+    );
+}
+
+/// Brightness set on A until B lists it, `samples` times, in ms.
+async fn brightness_latency(http: &Http, a: SocketAddr, b: SocketAddr, samples: usize) -> Vec<f64> {
+    let mut took = Vec::new();
+    for i in 0..samples {
+        let value = (i % 200 + 20) as u64;
+        let t0 = Instant::now();
+        http.post_json(a, "/api/brightness", json!({ "brightness": value })).await;
+        http.until("brightness on B", async || {
+            http.json(b, "/api/sync/data").await["settings"]["brightness"] == json!(value)
+        })
+        .await;
+        took.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    took
+}
+
+/// A 400x32 image uploaded on A until B serves its pixels, once per seed, in ms.
+async fn image_latency(http: &Http, a: SocketAddr, b: SocketAddr, seeds: std::ops::Range<usize>) -> Vec<f64> {
+    let mut took = Vec::new();
+    for i in seeds {
+        let px = pixels(i, 400, 32);
+        let t0 = Instant::now();
+        let id = http.upload(a, 400, 32, &px).await;
+        let path = format!("/api/images/{id}/pixels");
+        http.until("image pixels on B", async || {
+            let (status, body) = http.get(b, &path).await;
+            status == 200 && body == px
+        })
+        .await;
+        took.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    took
 }

@@ -34,7 +34,8 @@ pub struct Args {
     #[arg(long, default_value_t = 120)]
     pub peer_timeout: u64,
     /// Where the show goes: sim (in memory, drawn by the web UI), apa102:/dev/spidevB.C[@HZ][,order=bgr]
-    /// or teensy:/dev/ttyXXX.
+    /// (apa102:FILE with an existing regular file records the exact frames there) or
+    /// teensy:/dev/ttyXXX.
     #[arg(long, default_value = "sim")]
     pub output: OutputSpec,
     /// LEDs on the strip (1-144).

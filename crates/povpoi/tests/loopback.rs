@@ -323,6 +323,7 @@ fn malformed_requests_to_a_node_process_get_json_errors_and_change_nothing() {
         ("path in the name", 400, upload(&traversal)),
         ("too wide", 413, upload(&too_wide)),
         ("bad escape in a path", 400, c.try_get(a, "/api/blobs/%FF").unwrap()),
+        ("bad escape in a preview path", 400, c.try_get(a, "/api/preview/image/%FF").unwrap()),
         ("path trick in an id", 400, c.try_get(a, "/api/images/..%2F..%2Fconfig.json").unwrap()),
     ];
     for (what, expected, reply) in cases {

@@ -3,7 +3,7 @@
 //! what a spectator sees when a stored item is spun (a long-exposure light trail, PNG).
 
 use axum::Router;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -103,9 +103,10 @@ enum Item {
 /// settings under the power profile's caps).
 async fn preview(
     State(node): State<AppState>,
-    Path((kind, item)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     query: Result<Query<PreviewQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let Path((kind, item)) = path.map_err(|e| ApiError::bad_request(format!("bad path: {}", e.body_text())))?;
     let Query(query) = query.map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
     let slot = |limit: u8| -> Result<u8, ApiError> {
         item.parse::<u8>()
