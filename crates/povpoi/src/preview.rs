@@ -29,7 +29,8 @@ pub struct Args {
     /// Rotations per second.
     #[arg(long, default_value_t = 2.0)]
     pub rps: f64,
-    /// Frame rate: columns per second [default: 50; with --node, the poi's own].
+    /// Frame rate: columns per second [default: a picture's width times --rps, so it goes
+    /// once around the circle; 50 for a pattern; with --node, the poi's own].
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_FPS)))]
     pub fps: Option<u16>,
     /// LEDs on the strip.
@@ -52,8 +53,19 @@ pub struct Args {
     pub exposure: Option<u64>,
 }
 
-/// Frame rate of a local preview when `--fps` is not given: the existing system's default.
+/// Frame rate of a local pattern preview when `--fps` is not given: the existing system's default.
 const DEFAULT_FPS: u16 = 50;
+
+/// The frame rate at which a picture `width` columns wide fills exactly one turn at `rps`:
+/// what a user previewing a picture wants to see, the whole of it around the circle.
+fn one_turn_fps(width: u16, rps: f64) -> u16 {
+    let fps = f64::from(width) * rps;
+    // A nonsensical --rps is refused by the preview itself, with its own message.
+    if !fps.is_finite() {
+        return DEFAULT_FPS;
+    }
+    fps.round().clamp(1.0, f64::from(MAX_FPS)) as u16
+}
 
 /// Renders the preview PNG and says what it shows.
 pub fn run(args: &Args) -> Result<(), String> {
@@ -64,7 +76,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     if let Some(node) = &args.node {
         return from_node(node, args);
     }
-    let options = PreviewOptions {
+    let mut options = PreviewOptions {
         leds: args.leds,
         rps: args.rps,
         fps: args.fps.unwrap_or(DEFAULT_FPS),
@@ -89,6 +101,7 @@ pub fn run(args: &Args) -> Result<(), String> {
             let convert_options = ConvertOptions::for_leds(args.leds.min(MAX_HEIGHT));
             let picture = convert(&bytes, name.as_deref().unwrap_or_default(), &convert_options)
                 .map_err(|e| format!("{}: {e}", args.item))?;
+            options.fps = args.fps.unwrap_or_else(|| one_turn_fps(picture.width(), args.rps));
             let photo = preview_program(&Program::Image(picture.view()), &options).map_err(|e| e.to_string())?;
             (photo, format!("{} ({}x{} columns x LEDs)", args.item, picture.width(), picture.height()))
         }

@@ -119,12 +119,23 @@ fn check_preview(path: &Path, size: u32) {
 #[test]
 fn preview_writes_a_png_of_the_light_trail() {
     let dir = tempfile::tempdir().unwrap();
-    let bright = RgbImage::from_fn(40, 32, |x, _| image::Rgb([255, (x * 6) as u8, 0]));
-    save_png(&bright, &dir.path().join("sun.png"));
-    let stdout = succeeded(&povpoi(&["preview", "sun.png", "-o", "sun-preview.png"], dir.path()));
-    assert!(stdout.contains("sun-preview.png") && stdout.contains("512x512"), "{stdout}");
-    assert!(stdout.contains(" 50 fps,"), "without --fps a local preview runs at 50: {stdout}");
-    check_preview(&dir.path().join("sun-preview.png"), 512);
+    // Left half red, right half blue: spun once around, each fills half the circle.
+    let halves =
+        RgbImage::from_fn(40, 32, |x, _| if x < 20 { image::Rgb([255, 0, 0]) } else { image::Rgb([0, 0, 255]) });
+    save_png(&halves, &dir.path().join("halves.png"));
+    let stdout = succeeded(&povpoi(&["preview", "halves.png", "-o", "halves-preview.png"], dir.path()));
+    assert!(stdout.contains("halves-preview.png") && stdout.contains("512x512"), "{stdout}");
+    assert!(stdout.contains(" 80 fps,"), "without --fps a picture goes once around (40 columns x 2 rps): {stdout}");
+    let path = dir.path().join("halves-preview.png");
+    check_preview(&path, 512);
+    let photo = image::open(&path).unwrap().into_rgb8();
+    let (first, second) = (photo.get_pixel(256 + 150, 256).0, photo.get_pixel(256 - 150, 256).0);
+    assert!(first[0] > 200 && first[2] < 50, "the first half-turn shows the left (red) half: {first:?}");
+    assert!(second[2] > 200 && second[0] < 50, "the second half-turn shows the right (blue) half: {second:?}");
+    // At a lower frame rate the same turn shows fewer columns: only the red half.
+    succeeded(&povpoi(&["preview", "halves.png", "-o", "slow.png", "--fps", "40"], dir.path()));
+    let slow = image::open(dir.path().join("slow.png")).unwrap().into_rgb8();
+    assert!(slow.get_pixel(256 - 150, 256).0[0] > 200, "at 40 fps one turn is the first 20 columns, all red");
 
     let stdout = succeeded(&povpoi(
         &["preview", "pattern:4:ff0000:ffff00:80", "-o", "fire.png", "--size", "256", "--rps", "1", "--at", "1500"],
