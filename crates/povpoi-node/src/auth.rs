@@ -1,7 +1,7 @@
 //! Pairing-key protection of peer requests and their answers.
 //!
 //! A request is signed (HMAC-SHA256) over its method, path, body hash, time, a random nonce,
-//! the sender's and the receiver's device ids and the sync group; the answer is signed over
+//! the sender's device id and call-back port, the receiver's device id and the sync group; the answer is signed over
 //! the request's nonce, the status and the body hash, so a device without the key can
 //! neither ask nor answer, and a request meant for one poi is refused by any other. Sync
 //! bodies are sealed too (XChaCha20-Poly1305 with a key derived from the pairing key), so
@@ -11,8 +11,8 @@
 //! reopen the window for a captured request. The exact strings are in docs/PROTOCOL.md.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -67,6 +67,9 @@ pub struct Signed<'a> {
     pub body: &'a [u8],
     /// The sender's device id, as text.
     pub device: &'a str,
+    /// The sender's `x-povpoi-port` value as sent (empty if none): where it may be called
+    /// back, so nobody on the path can redirect that.
+    pub port: &'a str,
     /// The receiver's device id, as text: a request captured on its way to one poi is
     /// refused by every other.
     pub receiver: &'a str,
@@ -145,6 +148,7 @@ fn request_mac(key: &GroupKey, what: &Signed<'_>, time_ms: u64, nonce: &str) -> 
             time.as_bytes(),
             nonce.as_bytes(),
             what.device.as_bytes(),
+            what.port.as_bytes(),
             what.receiver.as_bytes(),
             what.group.as_bytes(),
         ],
@@ -283,19 +287,19 @@ impl ReplayGuard {
     /// are loaded (a line torn by a crash is skipped), the rest dropped from the file.
     pub fn open(path: &Path, now_ms: u64) -> io::Result<ReplayGuard> {
         let mut seen = HashMap::new();
-        match File::open(path) {
-            Ok(file) => {
-                for line in BufReader::new(file).lines() {
-                    let line = line?;
-                    let Some((time, nonce)) = line.split_once(' ') else { continue };
-                    let Ok(time) = time.parse::<u64>() else { continue };
-                    if is_nonce(nonce) && time >= window_start(now_ms) {
-                        seen.insert(nonce.to_owned(), time);
-                    }
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        let bytes = match fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e),
+        };
+        // Line by line as bytes: a line torn by a crash or garbled on the card is skipped,
+        // not a reason to refuse to start.
+        for line in bytes.split(|b| *b == b'\n').filter_map(|l| std::str::from_utf8(l).ok()) {
+            let Some((time, nonce)) = line.split_once(' ') else { continue };
+            let Ok(time) = time.parse::<u64>() else { continue };
+            if is_nonce(nonce) && time >= window_start(now_ms) {
+                seen.insert(nonce.to_owned(), time);
+            }
         }
         write_atomically(path, nonce_lines(seen.iter()).as_bytes())?;
         let log = NonceLog::append_to(path.to_owned(), seen.len())?;
@@ -344,7 +348,9 @@ impl ReplayGuard {
                 .and_then(|()| NonceLog::append_to(log.path.clone(), self.seen.len()))
                 .map(|fresh| *log = fresh)
         } else {
-            writeln!(log.file, "{time_ms} {nonce}").map(|()| log.lines += 1)
+            // Flushed to the card before the request is served: a poi is switched off by
+            // cutting its power, and a nonce lost that way could be replayed after.
+            writeln!(log.file, "{time_ms} {nonce}").and_then(|()| log.file.sync_data()).map(|()| log.lines += 1)
         };
         // The request itself is sound; only its protection across a restart is weaker.
         if let Err(e) = result {
@@ -364,8 +370,6 @@ fn is_nonce(text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::fs;
-
     use super::*;
 
     const NOW: u64 = 1_764_000_000_000;
@@ -380,6 +384,7 @@ mod tests {
             path: "/api/sync/v1",
             body,
             device: "02:00:00:00:00:01",
+            port: "8080",
             receiver: "02:00:00:00:00:02",
             group: "troupe",
         }
@@ -407,6 +412,8 @@ mod tests {
         assert_eq!(guard.verify(&k, &regrouped, Some(&auth), NOW), Err(AuthError::BadSignature));
         let elsewhere = Signed { receiver: "02:00:00:00:00:03", ..what(b"body") };
         assert_eq!(guard.verify(&k, &elsewhere, Some(&auth), NOW), Err(AuthError::BadSignature));
+        let redirected = Signed { port: "9999", ..what(b"body") };
+        assert_eq!(guard.verify(&k, &redirected, Some(&auth), NOW), Err(AuthError::BadSignature));
         assert_eq!(guard.verify(&k, &what(b"body"), None, NOW), Err(AuthError::Missing));
         // None of the refusals used the nonce up.
         assert_eq!(guard.verify(&k, &what(b"body"), Some(&auth), NOW), Ok(()));
@@ -467,8 +474,9 @@ mod tests {
             let mut guard = ReplayGuard::open(&path, NOW).unwrap();
             assert_eq!(guard.verify(&k, &what(b"a"), Some(&first), NOW), Ok(()));
         }
-        // A crash cut the last line short: it is skipped, the rest still counts.
-        fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"17640000").unwrap();
+        // A crash cut the last line short, and the card garbled another: both are skipped,
+        // the rest still counts.
+        fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"\xff\xfe garbled\n17640000").unwrap();
         let mut guard = ReplayGuard::open(&path, NOW + 1_000).unwrap();
         assert_eq!(guard.verify(&k, &what(b"a"), Some(&first), NOW + 1_000), Err(AuthError::Replayed));
         assert_eq!(guard.verify(&k, &what(b"b"), Some(&second), NOW + 1_000), Ok(()));

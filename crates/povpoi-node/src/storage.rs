@@ -17,6 +17,7 @@
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use povpoi_core::hash::BlobHash;
 use povpoi_core::sync::{Storage, StorageError};
@@ -36,7 +37,18 @@ const TEMP_SUFFIX: &str = ".tmp";
 pub struct DirStorage {
     root: PathBuf,
     /// Set when the newest snapshot was damaged and the previous one was loaded instead.
-    restored: std::sync::atomic::AtomicBool,
+    restored: AtomicBool,
+    /// Set while `state.bin` is that damaged file: the next save replaces it in place.
+    damaged_current: AtomicBool,
+}
+
+/// What a snapshot file holds.
+enum Snapshot {
+    Missing,
+    /// Checked against its hash: the postcard bytes.
+    Sound(Vec<u8>),
+    /// The whole file as read.
+    Damaged(Vec<u8>),
 }
 
 impl DirStorage {
@@ -53,7 +65,7 @@ impl DirStorage {
                 }
             }
         }
-        let storage = DirStorage { root, restored: false.into() };
+        let storage = DirStorage { root, restored: false.into(), damaged_current: false.into() };
         storage.quarantine_damaged()?;
         Ok(storage)
     }
@@ -61,7 +73,7 @@ impl DirStorage {
     /// Whether the last snapshot was damaged and the one before it loaded instead: the
     /// replica then runs under a new replica id (its peers may hold the lost edits).
     pub fn restored_from_previous(&self) -> bool {
-        self.restored.load(std::sync::atomic::Ordering::Relaxed)
+        self.restored.load(Ordering::Relaxed)
     }
 
     /// Moves a damaged file aside to `DIR/quarantine/`, keeping it for inspection.
@@ -75,19 +87,14 @@ impl DirStorage {
         Ok(target)
     }
 
-    /// Reads a snapshot file: `None` when absent, `Err` with the reason when damaged.
-    fn read_snapshot(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+    /// Reads a snapshot file and checks it against its hash.
+    fn read_snapshot(&self, name: &str) -> Result<Snapshot, StorageError> {
         let path = self.root.join(name);
-        let Some(bytes) = read_if_present(&path)? else { return Ok(None) };
+        let Some(bytes) = read_if_present(&path)? else { return Ok(Snapshot::Missing) };
         let sound = bytes.len() >= STATE_HEADER_LEN
             && bytes.starts_with(STATE_MAGIC)
             && Sha256::digest(&bytes[STATE_HEADER_LEN..]).as_slice() == &bytes[STATE_MAGIC.len()..STATE_HEADER_LEN];
-        if sound {
-            return Ok(Some(bytes[STATE_HEADER_LEN..].to_vec()));
-        }
-        let moved = self.quarantine_file(&path).map_err(|e| storage_error("cannot quarantine", &path, e))?;
-        tracing::error!(file = %path.display(), to = %moved.display(), "snapshot does not match its hash: quarantined");
-        Err(StorageError(format!("{} is damaged (moved to {})", path.display(), moved.display())))
+        Ok(if sound { Snapshot::Sound(bytes[STATE_HEADER_LEN..].to_vec()) } else { Snapshot::Damaged(bytes) })
     }
 
     /// Checks every blob against its name and moves the damaged ones aside, so a file
@@ -103,6 +110,22 @@ impl DirStorage {
                 self.quarantine(&hash)?;
             }
         }
+        Ok(())
+    }
+
+    /// Keeps a copy of a damaged snapshot in `DIR/quarantine/`; with `remove`, the file goes.
+    fn set_aside(&self, name: &str, bytes: &[u8], remove: bool) -> Result<(), StorageError> {
+        let path = self.root.join(name);
+        let dir = self.root.join(QUARANTINE_DIR);
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let target = dir.join(format!("{name}.{stamp}"));
+        fs::create_dir_all(&dir)
+            .and_then(|()| write_atomically(&target, bytes))
+            .map_err(|e| storage_error("cannot quarantine", &path, e))?;
+        if remove {
+            fs::remove_file(&path).map_err(|e| storage_error("cannot remove", &path, e))?;
+        }
+        tracing::error!(file = %path.display(), copy = %target.display(), "snapshot does not match its hash");
         Ok(())
     }
 
@@ -162,24 +185,35 @@ fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
 
 impl Storage for DirStorage {
     fn load_state(&self) -> Result<Option<Vec<u8>>, StorageError> {
-        match self.read_snapshot(STATE_FILE) {
-            Ok(Some(snapshot)) => Ok(Some(snapshot)),
+        let current = self.read_snapshot(STATE_FILE)?;
+        if let Snapshot::Sound(snapshot) = current {
+            return Ok(Some(snapshot));
+        }
+        let previous = self.read_snapshot(PREVIOUS_STATE_FILE)?;
+        match (current, previous) {
             // A crash between the two renames of a save: the previous snapshot is the last
             // one saved whole, and nothing newer was ever acknowledged.
-            Ok(None) => self.read_snapshot(PREVIOUS_STATE_FILE),
-            Err(damage) => match self.read_snapshot(PREVIOUS_STATE_FILE) {
-                Ok(Some(previous)) => {
-                    tracing::error!(error = %damage, "loading the previous snapshot instead");
-                    self.restored.store(true, std::sync::atomic::Ordering::Relaxed);
-                    Ok(Some(previous))
-                }
+            (Snapshot::Missing, Snapshot::Sound(previous)) => Ok(Some(previous)),
+            (Snapshot::Damaged(damaged), Snapshot::Sound(previous)) => {
+                // The damaged file stays until the replica, renewed, saves over it: a
+                // power cut before that finds it damaged again and renews again, instead of
+                // finding no snapshot and carrying on under the old id.
+                self.set_aside(STATE_FILE, &damaged, false)?;
+                self.restored.store(true, Ordering::Relaxed);
+                self.damaged_current.store(true, Ordering::Relaxed);
+                Ok(Some(previous))
+            }
+            (current, previous) => {
                 // Nothing sound is left: start empty (under a new replica id, as any new
                 // store) and let the peers fill it again, rather than not start at all.
-                Ok(None) | Err(_) => {
-                    tracing::error!(error = %damage, "no sound snapshot left: starting with an empty library");
-                    Ok(None)
+                for (name, snapshot) in [(STATE_FILE, current), (PREVIOUS_STATE_FILE, previous)] {
+                    if let Snapshot::Damaged(bytes) = snapshot {
+                        self.set_aside(name, &bytes, true)?;
+                        tracing::error!("no sound snapshot left: starting with an empty library");
+                    }
                 }
-            },
+                Ok(None)
+            }
         }
     }
 
@@ -187,11 +221,20 @@ impl Storage for DirStorage {
         let path = self.root.join(STATE_FILE);
         let previous = self.root.join(PREVIOUS_STATE_FILE);
         let bytes = [STATE_MAGIC.as_slice(), &Sha256::digest(snapshot), snapshot].concat();
-        let keep_previous = || match fs::rename(&path, &previous) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+        // Over a damaged snapshot (set aside at load), the sound previous one stays as it is.
+        let over_damage = self.damaged_current.load(Ordering::Relaxed);
+        let keep_previous = || {
+            if over_damage {
+                return Ok(());
+            }
+            match fs::rename(&path, &previous) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
         };
-        write_atomically_after(&path, &bytes, keep_previous).map_err(|e| storage_error("cannot write", &path, e))
+        write_atomically_after(&path, &bytes, keep_previous).map_err(|e| storage_error("cannot write", &path, e))?;
+        self.damaged_current.store(false, Ordering::Relaxed);
+        Ok(())
     }
 
     fn load_blob(&self, hash: &BlobHash) -> Result<Option<Vec<u8>>, StorageError> {
@@ -323,11 +366,23 @@ mod tests {
         bytes[last] ^= 0x40; // one flipped bit, as a failing card gives
         fs::write(&state, &bytes).unwrap();
 
-        let storage = DirStorage::open(dir.path()).unwrap();
-        let poi = Replica::open(storage, identity()).unwrap();
-        assert_eq!(poi.settings().brightness, 10, "the snapshot before the damaged one");
-        assert!(poi.storage().restored_from_previous());
+        // A power cut before the renewed replica is saved: the damage is found again.
+        for _ in 0..2 {
+            let poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
+            assert_eq!(poi.settings().brightness, 10, "the snapshot before the damaged one");
+            assert!(poi.storage().restored_from_previous());
+        }
         assert!(quarantined(dir.path()).iter().any(|n| n.starts_with("state.bin.")));
+        let mut poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
+        poi.renew_replica_id(ReplicaId(43)).unwrap();
+        drop(poi);
+        // Saved over the damage, with the sound previous snapshot kept as it was.
+        let poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
+        assert!(!poi.storage().restored_from_previous());
+        assert_eq!((poi.replica_id(), poi.settings().brightness), (ReplicaId(43), 10));
+        fs::remove_file(dir.path().join("state.bin")).unwrap();
+        let poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
+        assert_eq!((poi.replica_id(), poi.settings().brightness), (ReplicaId(42), 10));
     }
 
     #[test]
@@ -343,6 +398,20 @@ mod tests {
         assert_ne!(poi.settings().brightness, 10);
         assert!(!poi.storage().restored_from_previous(), "a fresh store, not a restored one");
         assert_eq!(quarantined(dir.path()).len(), 2);
+    }
+
+    #[test]
+    fn a_damaged_previous_snapshot_with_none_newer_starts_empty_rather_than_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
+            poi.set_brightness(10, 1_000).unwrap();
+        }
+        fs::remove_file(dir.path().join("state.bin")).unwrap();
+        fs::write(dir.path().join("state.prev"), b"garbage").unwrap();
+        let poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
+        assert_ne!(poi.settings().brightness, 10);
+        assert_eq!(quarantined(dir.path()).len(), 1);
     }
 
     #[test]

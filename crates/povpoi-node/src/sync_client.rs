@@ -93,8 +93,16 @@ pub(crate) fn peer_request(
     };
     let nonce = auth::new_nonce();
     let wire_body = if seal { auth::seal(&key, Way::Request, &nonce, body) } else { body.to_vec() };
-    let signed =
-        Signed { method: method.as_str(), path, body: &wire_body, device: &device, receiver: to.device, group: &group };
+    let port = node.addr.port().to_string();
+    let signed = Signed {
+        method: method.as_str(),
+        path,
+        body: &wire_body,
+        device: &device,
+        port: &port,
+        receiver: to.device,
+        group: &group,
+    };
     let signature = auth::sign_request_with(&key, &signed, now_ms(), nonce);
     builder = builder
         .header(HEADER_TIME, signature.time_ms.to_string())

@@ -249,7 +249,7 @@ fn signed(
     body: Vec<u8>,
 ) -> reqwest::RequestBuilder {
     let device = "02:00:00:00:00:99";
-    let what = Signed { method, path, body: &body, device, receiver, group: "test" };
+    let what = Signed { method, path, body: &body, device, port: "", receiver, group: "test" };
     let auth = auth::sign_request(key, &what, povpoi_node::library::now_ms());
     let url = format!("http://{addr}{path}");
     let builder = if method == "GET" { http.0.get(url) } else { http.0.post(url).body(body) };
@@ -350,6 +350,12 @@ async fn a_pairing_key_keeps_out_whoever_lacks_it() {
     let clear = signed(&http, to_a, &key, "POST", "/api/sync/v1", begin);
     let refused = http.send(clear).await;
     assert!(is_error(&refused, 403) && refused.1["error"].as_str().unwrap().contains("sealed"), "{refused:?}");
+
+    // A command signed with the key but sent readable is refused too: commands are sealed.
+    let command = serde_json::to_vec(&json!({"brightness": 3})).unwrap();
+    let refused = http.send(signed(&http, to_a, &key, "POST", "/api/brightness", command)).await;
+    assert!(is_error(&refused, 403) && refused.1["error"].as_str().unwrap().contains("sealed"), "{refused:?}");
+    assert_eq!(http.get(a.addr(), "/api/status").await.1["brightness"], json!(7));
 
     // A command relayed to a peer (multipoi peercmd) is signed: A takes B's, refuses C's.
     let command = json!({"peer": a_id, "cmd": "brightness", "brightness": 77});

@@ -40,7 +40,7 @@ pub(crate) fn has_bearer_key(node: &AppState, headers: &HeaderMap) -> bool {
 /// and of its answer (read whole to seal it).
 const SIGNED_BODY_LIMIT: usize = 1024 * 1024;
 
-/// A peer's command (multipoi peercmd): the MAC covers the body, so it is read first; a
+/// A peer's command (multipoi peercmd): the MAC covers the body, so it is read first; the
 /// sealed body is opened for the handler, and the handler's answer, whatever its status,
 /// is sealed and signed back for the request's nonce.
 async fn peer_command(node: &AppState, request: Request, next: Next) -> Response {
@@ -51,26 +51,28 @@ async fn peer_command(node: &AppState, request: Request, next: Next) -> Response
     if let Err(refusal) = super::sync::authenticate(node, &parts.method, &parts.uri, &parts.headers, &bytes) {
         return refusal.into_response();
     }
-    let key = node.config().group_key.clone().expect("only a protected poi checks signatures");
-    let nonce = parts.headers.get(HEADER_NONCE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let sealed = parts.headers.get(HEADER_SEALED).is_some_and(|v| v.as_bytes() == SEAL_SCHEME.as_bytes());
-    let plain = if sealed {
-        match auth::open(&key, Way::Request, &nonce, &bytes) {
-            Ok(plain) => {
-                parts.headers.remove(header::CONTENT_LENGTH);
-                plain
-            }
-            Err(e) => return ApiError::new(StatusCode::FORBIDDEN, e.to_string()).into_response(),
-        }
-    } else {
-        bytes.to_vec()
+    // The key was removed since the check above: the request passes as an open poi's would.
+    let Some(key) = node.config().group_key.clone() else {
+        return next.run(Request::from_parts(parts, Body::from(bytes))).await;
     };
+    let nonce = parts.headers.get(HEADER_NONCE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    // Sealed both ways or not taken: the header is not signed, so an unsealed command must
+    // not be answered in clear just because someone stripped it on the way.
+    if parts.headers.get(HEADER_SEALED).is_none_or(|v| v.as_bytes() != SEAL_SCHEME.as_bytes()) {
+        let why = format!("this sync group has a pairing key: relayed commands must be sealed ({HEADER_SEALED})");
+        return ApiError::new(StatusCode::FORBIDDEN, why).into_response();
+    }
+    let plain = match auth::open(&key, Way::Request, &nonce, &bytes) {
+        Ok(plain) => plain,
+        Err(e) => return ApiError::new(StatusCode::FORBIDDEN, e.to_string()).into_response(),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
     let answer = next.run(Request::from_parts(parts, Body::from(plain))).await;
     let (mut parts, body) = answer.into_parts();
     let Ok(answer) = axum::body::to_bytes(body, SIGNED_BODY_LIMIT).await else {
         return ApiError::internal("answer too large to seal").into_response();
     };
-    let answer = if sealed { auth::seal(&key, Way::Answer, &nonce, &answer) } else { answer.to_vec() };
+    let answer = auth::seal(&key, Way::Answer, &nonce, &answer);
     let signature = auth::sign_response(&key, &nonce, parts.status.as_u16(), &answer);
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(HEADER_SIGNATURE, header::HeaderValue::from_str(&signature).expect("hex is a header value"));

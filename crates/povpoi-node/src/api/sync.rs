@@ -87,7 +87,8 @@ pub(crate) fn authenticate(
     };
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     let device = header(HEADER_DEVICE).unwrap_or("");
-    let signed = Signed { method: method.as_str(), path, body, device, receiver: &me, group: &group };
+    let port = header(HEADER_PORT).unwrap_or("");
+    let signed = Signed { method: method.as_str(), path, body, device, port, receiver: &me, group: &group };
     let result = node.replay.lock().unwrap_or_else(|p| p.into_inner()).verify(&key, &signed, auth.as_ref(), now_ms());
     result.map_err(refuse)
 }
@@ -498,19 +499,21 @@ async fn message(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     authenticate(&node, &method, &uri, &headers, &body)?;
-    let exchange = Exchange::of(&node, &headers)?;
-    if exchange.key.is_some() && !exchange.sealed {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!("this sync group has a pairing key: sync messages must be sealed ({HEADER_SEALED})"),
-        ));
-    }
-    let plain = exchange.open(&body)?;
-    let request: Request =
-        wire::from_bytes(&plain).map_err(|e| ApiError::bad_request(format!("not a sync protocol message: {e}")))?;
+    let sender = headers.get(HEADER_DEVICE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let (exchange, request) = match open_message(&node, &headers, &body) {
+        Ok(opened) => opened,
+        Err(refusal) => {
+            // The sender passed the key check: its session did not go through.
+            node.history.answered(&sender, now_ms(), |entry| {
+                entry.ok = false;
+                entry.error = Some(refusal.message.clone());
+            });
+            return Err(refusal);
+        }
+    };
     let caller = match &request {
         Request::Begin { summary, .. } => summary.device.to_string(),
-        _ => headers.get(HEADER_DEVICE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned(),
+        _ => sender,
     };
     if let Request::Begin { summary, options } = &request {
         note_caller(&node, &headers, from, summary.device, &summary.group, summary.protocol);
@@ -529,13 +532,28 @@ async fn message(
     let request = if independent { keep_settings_local(request) } else { request };
     let carried = Carried::request(&request);
     let response = node.library.write(Origin::Peer, move |poi| poi.respond(request, now_ms())).await;
-    let plain_answer = wire::to_bytes(&response);
+    let answer = exchange.seal(wire::to_bytes(&response));
     node.history.answered(&caller, now_ms(), |entry| {
         carried.add_to(entry, &response);
         entry.round_trips += 1;
-        entry.bytes += (body.len() + plain_answer.len()) as u64;
+        entry.bytes += (body.len() + answer.len()) as u64;
     });
-    Ok(exchange.answer(plain_answer))
+    Ok(exchange.answer(answer))
+}
+
+/// The protection of a peer message and the message itself, once opened and decoded.
+fn open_message(node: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(Exchange, Request), ApiError> {
+    let exchange = Exchange::of(node, headers)?;
+    if exchange.key.is_some() && !exchange.sealed {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("this sync group has a pairing key: sync messages must be sealed ({HEADER_SEALED})"),
+        ));
+    }
+    let plain = exchange.open(body)?;
+    let request =
+        wire::from_bytes(&plain).map_err(|e| ApiError::bad_request(format!("not a sync protocol message: {e}")))?;
+    Ok((exchange, request))
 }
 
 /// What one request and its answer moved, counted on the answering side.
@@ -606,12 +624,16 @@ impl Exchange {
         }
     }
 
-    /// The `200` answer carrying `plain`: sealed and signed when the request was signed.
-    fn answer(&self, plain: Vec<u8>) -> Response {
-        let bytes = match &self.key {
+    /// An answer body: sealed when the request was.
+    fn seal(&self, plain: Vec<u8>) -> Vec<u8> {
+        match &self.key {
             Some(key) if self.sealed => auth::seal(key, auth::Way::Answer, &self.nonce, &plain),
             _ => plain,
-        };
+        }
+    }
+
+    /// The `200` answer carrying `bytes` (from [`Exchange::seal`]), signed when the request was.
+    fn answer(&self, bytes: Vec<u8>) -> Response {
         let signature =
             self.key.as_ref().map(|key| auth::sign_response(key, &self.nonce, StatusCode::OK.as_u16(), &bytes));
         let mut answer = (StatusCode::OK, [("content-type", "application/octet-stream")], bytes).into_response();
@@ -677,5 +699,6 @@ async fn blob(
     let pixels = node.library.write(Origin::Local, move |poi| poi.image_pixels(&hash)).await?;
     let pixels = pixels.ok_or_else(|| ApiError::not_found("no such blob on this poi"))?;
     // A peer asks signed and gets the pixels sealed; a person with the bearer key gets them plain.
-    Ok(Exchange { sealed: exchange.key.is_some(), ..exchange }.answer(pixels))
+    let exchange = Exchange { sealed: exchange.key.is_some(), ..exchange };
+    Ok(exchange.answer(exchange.seal(pixels)))
 }
