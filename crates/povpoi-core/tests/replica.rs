@@ -17,9 +17,25 @@ fn poi(n: u8) -> Poi {
 }
 
 fn poi_in(n: u8, group: &str) -> Poi {
-    let identity =
-        Identity { replica: ReplicaId(n.into()), device: DeviceId([0xA0, 0, 0, 0, 0, n]), group: group.into() };
-    Replica::open(MemoryStorage::default(), identity).unwrap()
+    Replica::open(MemoryStorage::default(), identity(n, group)).unwrap()
+}
+
+fn identity(n: u8, group: &str) -> Identity {
+    Identity { replica: ReplicaId(n.into()), device: DeviceId([0xA0, 0, 0, 0, 0, n]), group: group.into() }
+}
+
+/// Poi 1 edits brightness 10, is backed up, edits brightness 20 and frame rate 40, and
+/// syncs with poi 2; then its store is restored from the backup. Returns (poi 1 as it was,
+/// poi 2, the restored poi 1).
+fn restored_after_losing_edits() -> (Poi, Poi, Poi) {
+    let (mut a, mut b) = (poi(1), poi(2));
+    a.set_brightness(10, 1_000).unwrap();
+    let backup = a.storage().clone();
+    a.set_brightness(20, 2_000).unwrap();
+    a.set_framerate(40, 2_001).unwrap();
+    sync(&mut a, &mut b, 2_100);
+    let restored = Replica::open(backup, identity(1, "troupe")).unwrap();
+    (a, b, restored)
 }
 
 /// Runs a whole session from `a` to `b`; returns its report and the bytes both ways.
@@ -327,16 +343,9 @@ fn a_delta_meant_for_another_replica_is_refused() {
 
 #[test]
 fn a_restored_copy_of_a_store_is_refused_instead_of_silently_diverging() {
-    let (mut a, mut b) = (poi(1), poi(2));
-    a.set_brightness(10, 1_000).unwrap();
-    let backup = a.storage().clone();
-    a.set_brightness(20, 2_000).unwrap();
-    sync(&mut a, &mut b, 2_100);
-
-    let identity = Identity { replica: ReplicaId(1), device: DeviceId([0xA0, 0, 0, 0, 0, 1]), group: "troupe".into() };
+    let (a, mut b, mut restored) = restored_after_losing_edits();
     // The restored poi meets B before making as many edits as it lost: B has seen edits of
     // replica 1 that the restored store never made, so both sides refuse.
-    let mut restored = Replica::open(backup, identity).unwrap();
     let err = sync_with(&mut restored, &mut b, SyncOptions::default(), 3_100).unwrap_err();
     assert_eq!(err, Error::ForeignHistory);
     let err = sync_with(&mut b, &mut restored, SyncOptions::default(), 3_200).unwrap_err();
@@ -351,15 +360,7 @@ fn a_restored_copy_of_a_store_is_refused_instead_of_silently_diverging() {
 
 #[test]
 fn a_restored_copy_under_a_new_replica_id_gets_back_what_it_lost_from_its_peers() {
-    let (mut a, mut b) = (poi(1), poi(2));
-    a.set_brightness(10, 1_000).unwrap();
-    let backup = a.storage().clone();
-    a.set_brightness(20, 2_000).unwrap();
-    a.set_framerate(40, 2_001).unwrap();
-    sync(&mut a, &mut b, 2_100);
-
-    let identity = Identity { replica: ReplicaId(1), device: DeviceId([0xA0, 0, 0, 0, 0, 1]), group: "troupe".into() };
-    let mut restored = Replica::open(backup, identity).unwrap();
+    let (_, mut b, mut restored) = restored_after_losing_edits();
     restored.renew_replica_id(ReplicaId(77)).unwrap();
     assert_eq!(restored.replica_id(), ReplicaId(77));
     sync(&mut restored, &mut b, 3_100);

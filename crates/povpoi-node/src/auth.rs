@@ -1,10 +1,10 @@
 //! Pairing-key protection of peer requests and their answers.
 //!
 //! A request is signed (HMAC-SHA256) over its method, path, body hash, time, a random nonce,
-//! the sender's device id and call-back port, the receiver's device id and the sync group; the answer is signed over
-//! the request's nonce, the status and the body hash, so a device without the key can
-//! neither ask nor answer, and a request meant for one poi is refused by any other. Sync
-//! bodies are sealed too (XChaCha20-Poly1305 with a key derived from the pairing key), so
+//! the sender's device id and call-back port, the receiver's device id and the sync group;
+//! the answer is signed over the request's nonce, the status and the body hash, so a device
+//! without the key can neither ask nor answer, and a request meant for one poi is refused
+//! by any other. Bodies between poi are sealed too (XChaCha20-Poly1305 with a key derived from the pairing key), so
 //! what crosses the LAN cannot be read without the key. Requests more than
 //! [`MAX_CLOCK_SKEW_MS`] away from the receiver's clock, or carrying a nonce already seen
 //! within that window, are refused; the nonces are kept on disk, so a restart does not

@@ -151,6 +151,20 @@ impl NodeState {
         Ok(())
     }
 
+    /// Changes the addresses added by hand and saves them; the list stays locked while it
+    /// is saved, so two changes at once cannot save a stale list. On a failed save nothing
+    /// changes.
+    pub fn update_manual_peers(&self, change: impl FnOnce(&mut Vec<SocketAddr>)) -> std::io::Result<()> {
+        let mut manual = self.manual_peers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = manual.clone();
+        change(&mut next);
+        if next != *manual {
+            self.update_config(|c| c.manual_peers = next.clone())?;
+            *manual = next;
+        }
+        Ok(())
+    }
+
     /// What the node advertises now.
     fn advert(&self) -> Advert {
         let config = self.config();

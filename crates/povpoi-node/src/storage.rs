@@ -10,9 +10,10 @@
 //! name and the directory flushed, so a crash (power cut, SIGKILL) leaves either the old or
 //! the new file, never a torn one. Every file is checked against its hash when read: a
 //! blob that rotted on the card is never served (a peer sends it again), and a damaged
-//! snapshot gives way to the previous one (see [`DirStorage::restored_from_previous`]). Plain files rather than an embedded database: the data is
-//! one small snapshot and immutable content-addressed blobs, which rename-into-place covers
-//! completely, and the layout stays readable with `ls` on a poi's SD card.
+//! snapshot gives way to the previous one (see [`DirStorage::restored_from_previous`]).
+//! Plain files rather than an embedded database: the data is one small snapshot and
+//! immutable content-addressed blobs, which rename-into-place covers completely, and the
+//! layout stays readable with `ls` on a poi's SD card.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -47,8 +48,8 @@ enum Snapshot {
     Missing,
     /// Checked against its hash: the postcard bytes.
     Sound(Vec<u8>),
-    /// The whole file as read.
-    Damaged(Vec<u8>),
+    /// Present, but not matching its hash.
+    Damaged,
 }
 
 impl DirStorage {
@@ -76,15 +77,12 @@ impl DirStorage {
         self.restored.load(Ordering::Relaxed)
     }
 
-    /// Moves a damaged file aside to `DIR/quarantine/`, keeping it for inspection.
-    fn quarantine_file(&self, path: &Path) -> io::Result<PathBuf> {
+    /// Where a damaged file named `name` is kept for inspection: `DIR/quarantine/NAME.MS`.
+    fn quarantine_path(&self, name: &str) -> io::Result<PathBuf> {
         let dir = self.root.join(QUARANTINE_DIR);
         fs::create_dir_all(&dir)?;
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-        let name = path.file_name().expect("store paths name a file").to_string_lossy();
-        let target = dir.join(format!("{name}.{stamp}"));
-        fs::rename(path, &target)?;
-        Ok(target)
+        Ok(dir.join(format!("{name}.{stamp}")))
     }
 
     /// Reads a snapshot file and checks it against its hash.
@@ -94,7 +92,7 @@ impl DirStorage {
         let sound = bytes.len() >= STATE_HEADER_LEN
             && bytes.starts_with(STATE_MAGIC)
             && Sha256::digest(&bytes[STATE_HEADER_LEN..]).as_slice() == &bytes[STATE_MAGIC.len()..STATE_HEADER_LEN];
-        Ok(if sound { Snapshot::Sound(bytes[STATE_HEADER_LEN..].to_vec()) } else { Snapshot::Damaged(bytes) })
+        Ok(if sound { Snapshot::Sound(bytes[STATE_HEADER_LEN..].to_vec()) } else { Snapshot::Damaged })
     }
 
     /// Checks every blob against its name and moves the damaged ones aside, so a file
@@ -113,25 +111,24 @@ impl DirStorage {
         Ok(())
     }
 
-    /// Keeps a copy of a damaged snapshot in `DIR/quarantine/`; with `remove`, the file goes.
-    fn set_aside(&self, name: &str, bytes: &[u8], remove: bool) -> Result<(), StorageError> {
+    /// Sets a damaged snapshot aside in the quarantine: moved there, or copied while it
+    /// has to stay in place (`keep`).
+    fn set_aside(&self, name: &str, keep: bool) -> Result<(), StorageError> {
         let path = self.root.join(name);
-        let dir = self.root.join(QUARANTINE_DIR);
-        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-        let target = dir.join(format!("{name}.{stamp}"));
-        fs::create_dir_all(&dir)
-            .and_then(|()| write_atomically(&target, bytes))
+        let set_aside =
+            |target: &Path| if keep { fs::copy(&path, target).map(drop) } else { fs::rename(&path, target) };
+        let target = self
+            .quarantine_path(name)
+            .and_then(|target| set_aside(&target).map(|()| target))
             .map_err(|e| storage_error("cannot quarantine", &path, e))?;
-        if remove {
-            fs::remove_file(&path).map_err(|e| storage_error("cannot remove", &path, e))?;
-        }
         tracing::error!(file = %path.display(), copy = %target.display(), "snapshot does not match its hash");
         Ok(())
     }
 
     /// Moves a damaged blob to `DIR/quarantine/`, keeping it for inspection.
     fn quarantine(&self, hash: &BlobHash) -> io::Result<()> {
-        let target = self.quarantine_file(&self.blob_path(hash))?;
+        let target = self.quarantine_path(&hash.to_string())?;
+        fs::rename(self.blob_path(hash), &target)?;
         tracing::warn!(blob = %hash, to = %target.display(), "blob does not match its hash: quarantined");
         Ok(())
     }
@@ -194,11 +191,11 @@ impl Storage for DirStorage {
             // A crash between the two renames of a save: the previous snapshot is the last
             // one saved whole, and nothing newer was ever acknowledged.
             (Snapshot::Missing, Snapshot::Sound(previous)) => Ok(Some(previous)),
-            (Snapshot::Damaged(damaged), Snapshot::Sound(previous)) => {
+            (Snapshot::Damaged, Snapshot::Sound(previous)) => {
                 // The damaged file stays until the replica, renewed, saves over it: a
                 // power cut before that finds it damaged again and renews again, instead of
                 // finding no snapshot and carrying on under the old id.
-                self.set_aside(STATE_FILE, &damaged, false)?;
+                self.set_aside(STATE_FILE, true)?;
                 self.restored.store(true, Ordering::Relaxed);
                 self.damaged_current.store(true, Ordering::Relaxed);
                 Ok(Some(previous))
@@ -206,11 +203,12 @@ impl Storage for DirStorage {
             (current, previous) => {
                 // Nothing sound is left: start empty (under a new replica id, as any new
                 // store) and let the peers fill it again, rather than not start at all.
-                for (name, snapshot) in [(STATE_FILE, current), (PREVIOUS_STATE_FILE, previous)] {
-                    if let Snapshot::Damaged(bytes) = snapshot {
-                        self.set_aside(name, &bytes, true)?;
-                        tracing::error!("no sound snapshot left: starting with an empty library");
-                    }
+                let damaged = [(STATE_FILE, current), (PREVIOUS_STATE_FILE, previous)]
+                    .into_iter()
+                    .filter(|(_, snapshot)| matches!(snapshot, Snapshot::Damaged));
+                for (name, _) in damaged {
+                    self.set_aside(name, false)?;
+                    tracing::error!("no sound snapshot left: starting with an empty library");
                 }
                 Ok(None)
             }
@@ -385,33 +383,30 @@ mod tests {
         assert_eq!((poi.replica_id(), poi.settings().brightness), (ReplicaId(42), 10));
     }
 
-    #[test]
-    fn with_no_sound_snapshot_left_the_poi_starts_empty_instead_of_not_at_all() {
+    /// A store whose `state.bin` becomes `state` (None: removed) and `state.prev` becomes
+    /// `previous` opens empty, as a fresh store, with `set_aside` files in the quarantine.
+    fn opens_empty(state: Option<&[u8]>, previous: &[u8], set_aside: usize) {
         let dir = tempfile::tempdir().unwrap();
         {
             let mut poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
             poi.set_brightness(10, 1_000).unwrap();
         }
-        fs::write(dir.path().join("state.bin"), b"povpoiS1 but the rest is gone").unwrap();
-        fs::write(dir.path().join("state.prev"), b"").unwrap();
+        match state {
+            Some(bytes) => fs::write(dir.path().join("state.bin"), bytes).unwrap(),
+            None => fs::remove_file(dir.path().join("state.bin")).unwrap(),
+        }
+        fs::write(dir.path().join("state.prev"), previous).unwrap();
         let poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
         assert_ne!(poi.settings().brightness, 10);
         assert!(!poi.storage().restored_from_previous(), "a fresh store, not a restored one");
-        assert_eq!(quarantined(dir.path()).len(), 2);
+        assert_eq!(quarantined(dir.path()).len(), set_aside);
     }
 
     #[test]
-    fn a_damaged_previous_snapshot_with_none_newer_starts_empty_rather_than_not_at_all() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let mut poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
-            poi.set_brightness(10, 1_000).unwrap();
-        }
-        fs::remove_file(dir.path().join("state.bin")).unwrap();
-        fs::write(dir.path().join("state.prev"), b"garbage").unwrap();
-        let poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
-        assert_ne!(poi.settings().brightness, 10);
-        assert_eq!(quarantined(dir.path()).len(), 1);
+    fn with_no_sound_snapshot_left_the_poi_starts_empty_instead_of_not_at_all() {
+        opens_empty(Some(b"povpoiS1 but the rest is gone"), b"", 2);
+        // After a crash between a save's renames only the previous one is left, damaged.
+        opens_empty(None, b"garbage", 1);
     }
 
     #[test]

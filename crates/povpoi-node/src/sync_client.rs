@@ -16,7 +16,7 @@ use crate::events::Event;
 use crate::history::{HistoryEntry, Role};
 use crate::library::{Origin, now_ms};
 use crate::node::NodeState;
-use crate::peers::Peer;
+use crate::peers::{Peer, Source};
 
 /// The peer-protocol endpoint.
 pub const SYNC_PATH: &str = "/api/sync/v1";
@@ -46,12 +46,11 @@ impl SyncFailure {
 /// limit; anything bigger is not a povpoi peer and must not fill our memory.
 pub(crate) const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
-/// What the answer to a [`peer_request`] must be: signed for its nonce, and sealed if the
-/// request was.
+/// What the answer to a [`peer_request`] must be: with a key, signed and sealed for the
+/// request's nonce.
 pub(crate) struct AnswerCheck {
-    /// The key and nonce the answer must be signed (and, if sealed, encrypted) for.
+    /// The key and nonce the answer must be signed and sealed for.
     guard: Option<(crate::config::GroupKey, String)>,
-    sealed: bool,
     /// Bytes of the request body as sent.
     pub sent: u64,
 }
@@ -66,8 +65,8 @@ pub(crate) struct Destination<'a> {
     pub device: &'a str,
 }
 
-/// A request to another poi, ready to send: signed for `to` when the group has a key,
-/// with the body sealed too when `seal` is set.
+/// A request to another poi, ready to send: when the group has a key, its body sealed and
+/// the request signed for `to`.
 pub(crate) fn peer_request(
     node: &NodeState,
     method: reqwest::Method,
@@ -75,7 +74,6 @@ pub(crate) fn peer_request(
     path: &str,
     content_type: &str,
     body: &[u8],
-    seal: bool,
 ) -> (reqwest::RequestBuilder, AnswerCheck) {
     let (device, group, key) = {
         let config = node.config();
@@ -88,11 +86,11 @@ pub(crate) fn peer_request(
         .header(HEADER_PORT, node.addr.port().to_string())
         .header("content-type", content_type);
     let Some(key) = key else {
-        let check = AnswerCheck { guard: None, sealed: false, sent: body.len() as u64 };
+        let check = AnswerCheck { guard: None, sent: body.len() as u64 };
         return (builder.body(body.to_vec()), check);
     };
     let nonce = auth::new_nonce();
-    let wire_body = if seal { auth::seal(&key, Way::Request, &nonce, body) } else { body.to_vec() };
+    let wire_body = auth::seal(&key, Way::Request, &nonce, body);
     let port = node.addr.port().to_string();
     let signed = Signed {
         method: method.as_str(),
@@ -107,23 +105,18 @@ pub(crate) fn peer_request(
     builder = builder
         .header(HEADER_TIME, signature.time_ms.to_string())
         .header(HEADER_NONCE, &signature.nonce)
-        .header(HEADER_SIGNATURE, &signature.signature);
-    if seal {
-        builder = builder.header(HEADER_SEALED, SEAL_SCHEME);
-    }
-    let check = AnswerCheck { guard: Some((key, signature.nonce)), sealed: seal, sent: wire_body.len() as u64 };
+        .header(HEADER_SIGNATURE, &signature.signature)
+        .header(HEADER_SEALED, SEAL_SCHEME);
+    let check = AnswerCheck { guard: Some((key, signature.nonce)), sent: wire_body.len() as u64 };
     (builder.body(wire_body), check)
 }
 
 impl AnswerCheck {
-    /// Checks a successful answer's signature and opens its body when the call was sealed;
-    /// without a key the body is returned as it came.
+    /// Checks an answer's signature and opens its body; without a key the body is
+    /// returned as it came.
     pub(crate) fn open_answer(&self, status: u16, signature: Option<&str>, body: Vec<u8>) -> Result<Vec<u8>, String> {
         let Some((key, nonce)) = &self.guard else { return Ok(body) };
         auth::verify_response(key, nonce, status, &body, signature).map_err(|e| format!("not authentic: {e}"))?;
-        if !self.sealed {
-            return Ok(body);
-        }
         auth::open(key, Way::Answer, nonce, &body).map_err(|e| format!("cannot be opened: {e}"))
     }
 }
@@ -153,8 +146,7 @@ pub async fn exchange(
 ) -> Result<(Response, u64), SyncFailure> {
     let body = wire::to_bytes(request);
     let to = Destination { addr, device: receiver };
-    let (call, check) =
-        peer_request(node, reqwest::Method::POST, to, SYNC_PATH, "application/octet-stream", &body, true);
+    let (call, check) = peer_request(node, reqwest::Method::POST, to, SYNC_PATH, "application/octet-stream", &body);
     let answer = call.send().await.map_err(|e| SyncFailure::new(format!("cannot reach {addr}: {e}")))?;
     let status = answer.status();
     let signature = answer.headers().get(HEADER_SIGNATURE).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -172,12 +164,11 @@ pub async fn exchange(
             refused: matches!(status.as_u16(), 401 | 403),
         });
     }
-    let sent = check.sent;
     let bytes = check
         .open_answer(status.as_u16(), signature.as_deref(), bytes)
         .map_err(|e| SyncFailure::new(format!("answer from {addr} {e}")))?;
     let response = wire::from_bytes(&bytes).map_err(|e| SyncFailure::new(format!("bad answer from {addr}: {e}")))?;
-    Ok((response, sent + on_wire))
+    Ok((response, check.sent + on_wire))
 }
 
 /// Runs one whole session with the peer at `addr`; the outcome goes into the history and
@@ -204,11 +195,13 @@ pub async fn sync_with(
     let session = async {
         let receiver = match peer {
             Some(peer) => peer.device_id,
-            // A request is signed for the poi it goes to: learn who answers there first.
+            // A request is signed for the poi it goes to: learn who answers there first,
+            // and list it as a peer.
             None => {
                 let seen = crate::node::probe(node, addr)
                     .await
                     .map_err(|e| SyncFailure::new(format!("cannot learn which poi answers at {addr}: {e}")))?;
+                node.peer_seen(&seen, Source::Contact);
                 entry.peer_id = seen.device_id.to_string();
                 entry.peer_name = seen.device_name;
                 seen.device_id

@@ -274,6 +274,16 @@ fn a_silent_teensy_costs_two_timeouts_per_change() {
     assert_eq!(teensy.take_when(1), [Ok(Command::StatusRequest)]);
 }
 
+/// A node on 127.0.0.1 (mDNS off) playing into `output`, its data in `data_dir`.
+async fn loopback_node(data_dir: &Path, output: OutputSpec) -> povpoi_node::Node {
+    let options = povpoi_node::NodeOptions {
+        mdns: false,
+        output,
+        ..povpoi_node::NodeOptions::new(data_dir, "127.0.0.1:0".parse().unwrap())
+    };
+    povpoi_node::Node::start(options).await.unwrap()
+}
+
 /// The whole path on a running node: an API call changes the library, the player sees it
 /// and the Teensy link sends it to the board over the serial port named by `--output`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,12 +291,7 @@ async fn a_node_on_the_teensy_output_mirrors_what_the_api_changes() {
     let pair = nix::pty::openpty(None, None).expect("openpty");
     let name = nix::unistd::ttyname(&pair.slave).expect("ttyname");
     let dir = tempfile::tempdir().unwrap();
-    let options = povpoi_node::NodeOptions {
-        mdns: false,
-        output: OutputSpec::Teensy { device: name },
-        ..povpoi_node::NodeOptions::new(dir.path(), "127.0.0.1:0".parse().unwrap())
-    };
-    let node = povpoi_node::Node::start(options).await.unwrap();
+    let node = loopback_node(dir.path(), OutputSpec::Teensy { device: name }).await;
     drop(pair.slave);
     let board = FakeTeensy::start(File::from(pair.master), true);
     // On start the link sends the whole show; the default selection is idle.
@@ -333,11 +338,7 @@ async fn settled_columns(strip: &SimStrip) -> Vec<Vec<Rgb>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_column_reaches_the_strip_without_gamma() {
     let dir = tempfile::tempdir().unwrap();
-    let options = povpoi_node::NodeOptions {
-        mdns: false,
-        ..povpoi_node::NodeOptions::new(dir.path(), "127.0.0.1:0".parse().unwrap())
-    };
-    let node = povpoi_node::Node::start(options).await.unwrap();
+    let node = loopback_node(dir.path(), OutputSpec::Sim).await;
     let strip = node.state().display.strip.clone().expect("the sim strip");
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let post = |path: &'static str, body: serde_json::Value| {
@@ -369,11 +370,7 @@ async fn a_live_column_reaches_the_strip_without_gamma() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_node_preview_uses_the_power_capped_brightness_and_frame_rate() {
     let dir = tempfile::tempdir().unwrap();
-    let options = povpoi_node::NodeOptions {
-        mdns: false,
-        ..povpoi_node::NodeOptions::new(dir.path(), "127.0.0.1:0".parse().unwrap())
-    };
-    let node = povpoi_node::Node::start(options).await.unwrap();
+    let node = loopback_node(dir.path(), OutputSpec::Sim).await;
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let url = |path: &str| format!("http://{}{path}", node.addr());
     for (path, body) in [
@@ -416,12 +413,8 @@ async fn a_node_on_the_apa102_output_appends_frames_to_a_regular_file() {
     let dir = tempfile::tempdir().unwrap();
     let capture = dir.path().join("frames.bin");
     std::fs::write(&capture, b"").unwrap();
-    let options = povpoi_node::NodeOptions {
-        mdns: false,
-        output: OutputSpec::Apa102 { device: capture.clone(), clock_hz: DEFAULT_CLOCK_HZ, order: ColorOrder::Bgr },
-        ..povpoi_node::NodeOptions::new(dir.path().join("poi"), "127.0.0.1:0".parse().unwrap())
-    };
-    let node = povpoi_node::Node::start(options).await.unwrap();
+    let output = OutputSpec::Apa102 { device: capture.clone(), clock_hz: DEFAULT_CLOCK_HZ, order: ColorOrder::Bgr };
+    let node = loopback_node(&dir.path().join("poi"), output).await;
     assert!(node.state().display.output.contains("no SPI"), "{}", node.state().display.output);
     let frame_of = |column: &[Rgb]| {
         let mut frame = Vec::new();

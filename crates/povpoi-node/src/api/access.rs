@@ -8,12 +8,18 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState};
-use crate::auth::{self, HEADER_NONCE, HEADER_SEALED, HEADER_SIGNATURE, SEAL_SCHEME, Way};
+use crate::auth::{
+    self, AuthError, HEADER_DEVICE, HEADER_NONCE, HEADER_SEALED, HEADER_SIGNATURE, HEADER_TIME, RequestAuth,
+    SEAL_SCHEME, Signed, Way,
+};
+use crate::config::GroupKey;
+use crate::library::now_ms;
+use crate::sync_client::HEADER_PORT;
 
 /// Paths whose handlers check a peer's HMAC signature themselves (or a bearer key).
 pub(crate) fn is_peer_path(path: &str) -> bool {
@@ -36,6 +42,78 @@ pub(crate) fn has_bearer_key(node: &AppState, headers: &HeaderMap) -> bool {
         .is_some_and(|given| key.matches(given))
 }
 
+/// Checks a peer request's signature when the group has a key (403 otherwise). `Some` when
+/// the request was taken on a peer's signature: its body comes sealed and its answer goes
+/// back sealed and signed; `None` when no key is set or a person sent the key as a bearer.
+pub(crate) fn authenticate(
+    node: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Option<SignedExchange>, ApiError> {
+    let (key, group, me) = {
+        let config = node.config();
+        (config.group_key.clone(), config.sync_group.clone(), config.device_id.to_string())
+    };
+    let Some(key) = key else { return Ok(None) };
+    if has_bearer_key(node, headers) {
+        return Ok(None);
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let refuse = |e: AuthError| {
+        tracing::warn!(path = %uri.path(), error = %e, "peer request refused");
+        ApiError::new(StatusCode::FORBIDDEN, e.to_string())
+    };
+    let auth = match (header(HEADER_TIME), header(HEADER_NONCE), header(HEADER_SIGNATURE)) {
+        (Some(time), Some(nonce), Some(signature)) => Some(RequestAuth {
+            time_ms: time.parse().map_err(|_| refuse(AuthError::Malformed("time is not a number")))?,
+            nonce: nonce.into(),
+            signature: signature.into(),
+        }),
+        _ => None,
+    };
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let device = header(HEADER_DEVICE).unwrap_or("");
+    let port = header(HEADER_PORT).unwrap_or("");
+    let signed = Signed { method: method.as_str(), path, body, device, port, receiver: &me, group: &group };
+    let result = node.replay.lock().unwrap_or_else(|p| p.into_inner()).verify(&key, &signed, auth.as_ref(), now_ms());
+    result.map_err(refuse)?;
+    let nonce = auth.expect("a verified request carries its nonce").nonce;
+    Ok(Some(SignedExchange { key, nonce }))
+}
+
+/// A request taken on a peer's signature: its body is sealed, and its answer is sealed and
+/// signed for its nonce (docs/PROTOCOL.md section 10).
+pub(crate) struct SignedExchange {
+    key: GroupKey,
+    nonce: String,
+}
+
+impl SignedExchange {
+    /// The request's body, opened. An unsealed one is refused: the sealed-body header is
+    /// not signed, so taking it would let someone on the path strip it and read the answer.
+    pub(crate) fn open(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        if headers.get(HEADER_SEALED).is_none_or(|v| v.as_bytes() != SEAL_SCHEME.as_bytes()) {
+            let why = format!("this sync group has a pairing key: peer requests must be sealed ({HEADER_SEALED})");
+            return Err(ApiError::new(StatusCode::FORBIDDEN, why));
+        }
+        auth::open(&self.key, Way::Request, &self.nonce, body)
+            .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, e.to_string()))
+    }
+
+    /// An answer's body, sealed.
+    pub(crate) fn seal(&self, plain: &[u8]) -> Vec<u8> {
+        auth::seal(&self.key, Way::Answer, &self.nonce, plain)
+    }
+
+    /// Signs an answer with `status` and (sealed) `body`.
+    pub(crate) fn sign(&self, status: StatusCode, body: &[u8], headers: &mut HeaderMap) {
+        let signature = auth::sign_response(&self.key, &self.nonce, status.as_u16(), body);
+        headers.insert(HEADER_SIGNATURE, HeaderValue::from_str(&signature).expect("hex is a header value"));
+    }
+}
+
 /// Largest body of a signed request to a non-peer endpoint (read whole to check the MAC),
 /// and of its answer (read whole to seal it).
 const SIGNED_BODY_LIMIT: usize = 1024 * 1024;
@@ -48,23 +126,15 @@ async fn peer_command(node: &AppState, request: Request, next: Next) -> Response
     let Ok(bytes) = axum::body::to_bytes(body, SIGNED_BODY_LIMIT).await else {
         return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "signed request body too large").into_response();
     };
-    if let Err(refusal) = super::sync::authenticate(node, &parts.method, &parts.uri, &parts.headers, &bytes) {
-        return refusal.into_response();
-    }
-    // The key was removed since the check above: the request passes as an open poi's would.
-    let Some(key) = node.config().group_key.clone() else {
-        return next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let signed = match authenticate(node, &parts.method, &parts.uri, &parts.headers, &bytes) {
+        Ok(Some(signed)) => signed,
+        // The key was removed since the check above: the request passes as an open poi's would.
+        Ok(None) => return next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Err(refusal) => return refusal.into_response(),
     };
-    let nonce = parts.headers.get(HEADER_NONCE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    // Sealed both ways or not taken: the header is not signed, so an unsealed command must
-    // not be answered in clear just because someone stripped it on the way.
-    if parts.headers.get(HEADER_SEALED).is_none_or(|v| v.as_bytes() != SEAL_SCHEME.as_bytes()) {
-        let why = format!("this sync group has a pairing key: relayed commands must be sealed ({HEADER_SEALED})");
-        return ApiError::new(StatusCode::FORBIDDEN, why).into_response();
-    }
-    let plain = match auth::open(&key, Way::Request, &nonce, &bytes) {
+    let plain = match signed.open(&parts.headers, &bytes) {
         Ok(plain) => plain,
-        Err(e) => return ApiError::new(StatusCode::FORBIDDEN, e.to_string()).into_response(),
+        Err(refusal) => return refusal.into_response(),
     };
     parts.headers.remove(header::CONTENT_LENGTH);
     let answer = next.run(Request::from_parts(parts, Body::from(plain))).await;
@@ -72,10 +142,9 @@ async fn peer_command(node: &AppState, request: Request, next: Next) -> Response
     let Ok(answer) = axum::body::to_bytes(body, SIGNED_BODY_LIMIT).await else {
         return ApiError::internal("answer too large to seal").into_response();
     };
-    let answer = auth::seal(&key, Way::Answer, &nonce, &answer);
-    let signature = auth::sign_response(&key, &nonce, parts.status.as_u16(), &answer);
+    let answer = signed.seal(&answer);
+    signed.sign(parts.status, &answer, &mut parts.headers);
     parts.headers.remove(header::CONTENT_LENGTH);
-    parts.headers.insert(HEADER_SIGNATURE, header::HeaderValue::from_str(&signature).expect("hex is a header value"));
     Response::from_parts(parts, Body::from(answer))
 }
 

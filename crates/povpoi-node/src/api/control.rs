@@ -322,16 +322,8 @@ async fn unpair(State(node): State<AppState>, JsonBody(ask): JsonBody<UnpairRequ
     };
     node.peers.forget(peer.device_id);
     // An address added by hand would be probed and listed again within seconds.
-    {
-        // Held while the list is saved, so two changes at once cannot save a stale list.
-        let mut manual = node.manual_peers.lock().unwrap_or_else(|p| p.into_inner());
-        if manual.contains(&peer.addr) {
-            let next: Vec<_> = manual.iter().copied().filter(|a| *a != peer.addr).collect();
-            node.update_config(|c| c.manual_peers = next.clone())
-                .map_err(|e| ApiError::internal(format!("cannot save the configuration: {e}")))?;
-            *manual = next;
-        }
-    }
+    node.update_manual_peers(|list| list.retain(|a| *a != peer.addr))
+        .map_err(|e| ApiError::internal(format!("cannot save the configuration: {e}")))?;
     Ok(Json(json!({
         "status": "ok",
         "message": format!("forgot {} ({})", peer.device_name, peer.device_id),
@@ -382,8 +374,7 @@ async fn peer_command(
     let path = format!("/api/{cmd}");
     let device = peer.device_id.to_string();
     let to = sync_client::Destination { addr: peer.addr, device: &device };
-    let (call, check) =
-        sync_client::peer_request(&node, reqwest::Method::POST, to, &path, "application/json", &bytes, true);
+    let (call, check) = sync_client::peer_request(&node, reqwest::Method::POST, to, &path, "application/json", &bytes);
     let answer = call.timeout(PEER_COMMAND_TIMEOUT).send().await.map_err(|e| unreachable(e.to_string()))?;
     let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let signature = answer.headers().get(auth::HEADER_SIGNATURE).and_then(|v| v.to_str().ok()).map(str::to_owned);

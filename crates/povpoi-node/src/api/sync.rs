@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -23,10 +23,9 @@ use povpoi_core::wire::{self, legacy::SyncData};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::access::{SignedExchange, authenticate};
 use super::{ApiError, AppState, JsonBody, RawBody, parse_json};
-use crate::auth::{
-    self, HEADER_DEVICE, HEADER_NONCE, HEADER_SEALED, HEADER_SIGNATURE, HEADER_TIME, RequestAuth, Signed,
-};
+use crate::auth::{HEADER_DEVICE, HEADER_SEALED};
 use crate::config::SyncMode;
 use crate::discovery::Sighting;
 use crate::history::HistoryEntry;
@@ -37,7 +36,7 @@ use crate::sync_client::{self, HEADER_PORT, SYNC_PATH};
 /// Largest peer-protocol message accepted (a delta of a full library, or 128 KiB of pixels).
 const SYNC_BODY_LIMIT: usize = 8 * 1024 * 1024;
 /// Most peer addresses given by hand: each is probed in turn, so the list must stay short.
-pub(crate) const MAX_MANUAL_PEERS: usize = 16;
+const MAX_MANUAL_PEERS: usize = 16;
 /// How long `discover` waits for answers before it reports.
 const DISCOVER_WAIT: Duration = Duration::from_millis(1_500);
 
@@ -54,43 +53,6 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/sync/peers", get(peers).post(add_peer))
         .route(SYNC_PATH, post(message).layer(DefaultBodyLimit::max(SYNC_BODY_LIMIT)))
         .route("/api/blobs/{hash}", get(blob))
-}
-
-/// Checks a peer request's signature when the group has a key (403 otherwise).
-pub(crate) fn authenticate(
-    node: &AppState,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(), ApiError> {
-    let (key, group, me) = {
-        let config = node.config();
-        (config.group_key.clone(), config.sync_group.clone(), config.device_id.to_string())
-    };
-    let Some(key) = key else { return Ok(()) };
-    if super::access::has_bearer_key(node, headers) {
-        return Ok(());
-    }
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let refuse = |e: auth::AuthError| {
-        tracing::warn!(path = %uri.path(), error = %e, "peer request refused");
-        ApiError::new(StatusCode::FORBIDDEN, e.to_string())
-    };
-    let auth = match (header(HEADER_TIME), header(HEADER_NONCE), header(HEADER_SIGNATURE)) {
-        (Some(time), Some(nonce), Some(signature)) => Some(RequestAuth {
-            time_ms: time.parse().map_err(|_| refuse(auth::AuthError::Malformed("time is not a number")))?,
-            nonce: nonce.into(),
-            signature: signature.into(),
-        }),
-        _ => None,
-    };
-    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-    let device = header(HEADER_DEVICE).unwrap_or("");
-    let port = header(HEADER_PORT).unwrap_or("");
-    let signed = Signed { method: method.as_str(), path, body, device, port, receiver: &me, group: &group };
-    let result = node.replay.lock().unwrap_or_else(|p| p.into_inner()).verify(&key, &signed, auth.as_ref(), now_ms());
-    result.map_err(refuse)
 }
 
 async fn status(State(node): State<AppState>) -> Json<Value> {
@@ -193,15 +155,8 @@ async fn execute(
     } else if let Some(peer) = node.peers.find(&ask.peer_id) {
         vec![sync_client::sync_with(&node, peer.addr, Some(&peer), options, "manual").await]
     } else if let Ok(addr) = ask.peer_id.parse::<SocketAddr>() {
-        // An address not met yet: learn who answers there, so it is listed as a peer after.
-        let peer = match crate::node::probe(&node, addr).await {
-            Ok(seen) => {
-                node.peer_seen(&seen, Source::Contact);
-                node.peers.find(&seen.device_id.to_string())
-            }
-            Err(_) => None,
-        };
-        vec![sync_client::sync_with(&node, addr, peer.as_ref(), options, "manual").await]
+        // An address not met yet: the session learns who answers there and lists it.
+        vec![sync_client::sync_with(&node, addr, None, options, "manual").await]
     } else {
         return Err(ApiError::not_found(format!(
             "no known peer {:?}: give a deviceId, name or address from /api/sync/status, or \"auto\"",
@@ -231,6 +186,7 @@ async fn data(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Json<SyncData>, ApiError> {
+    // Answered in clear, signed or not: the listing of the existing system, for its scripts.
     authenticate(&node, &method, &uri, &headers, &[])?;
     let name = node.config().device_name.clone();
     Ok(Json(node.library.read(|poi| SyncData::of(poi, &name))))
@@ -467,22 +423,21 @@ async fn add_peer(State(node): State<AppState>, JsonBody(ask): JsonBody<AddPeer>
     if addr == node.addr {
         return Err(ApiError::bad_request("that is this poi's own address"));
     }
-    {
-        // Held while the list is saved, so two changes at once cannot save a stale list.
-        let mut manual = node.manual_peers.lock().unwrap_or_else(|p| p.into_inner());
-        if !manual.contains(&addr) {
-            if manual.len() >= MAX_MANUAL_PEERS {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    format!("already {MAX_MANUAL_PEERS} peer addresses: unpair one first (/api/multipoi/unpair)"),
-                ));
+    let mut full = false;
+    node.update_manual_peers(|list| {
+        if !list.contains(&addr) {
+            full = list.len() >= MAX_MANUAL_PEERS;
+            if !full {
+                list.push(addr);
             }
-            let mut next = manual.clone();
-            next.push(addr);
-            node.update_config(|c| c.manual_peers = next.clone())
-                .map_err(|e| ApiError::internal(format!("cannot save: {e}")))?;
-            *manual = next;
         }
+    })
+    .map_err(|e| ApiError::internal(format!("cannot save: {e}")))?;
+    if full {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("already {MAX_MANUAL_PEERS} peer addresses: unpair one first (/api/multipoi/unpair)"),
+        ));
     }
     node.refresh_discovery();
     Ok(Json(json!({ "status": "ok", "message": format!("peer address {addr} added") })))
@@ -498,10 +453,10 @@ async fn message(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    authenticate(&node, &method, &uri, &headers, &body)?;
+    let signed = authenticate(&node, &method, &uri, &headers, &body)?;
     let sender = headers.get(HEADER_DEVICE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let (exchange, request) = match open_message(&node, &headers, &body) {
-        Ok(opened) => opened,
+    let (request, records_in) = match open_message(&node, signed.as_ref(), &headers, &body) {
+        Ok(request) => request,
         Err(refusal) => {
             // The sender passed the key check: its session did not go through.
             node.history.answered(&sender, now_ms(), |entry| {
@@ -528,122 +483,76 @@ async fn message(
             ..HistoryEntry::default()
         });
     }
-    let independent = node.config().sync_mode == SyncMode::Independent;
-    let request = if independent { keep_settings_local(request) } else { request };
-    let carried = Carried::request(&request);
     let response = node.library.write(Origin::Peer, move |poi| poi.respond(request, now_ms())).await;
-    let answer = exchange.seal(wire::to_bytes(&response));
+    let answer = peer_answer(signed.as_ref(), wire::to_bytes(&response));
     node.history.answered(&caller, now_ms(), |entry| {
-        carried.add_to(entry, &response);
+        count_answered(entry, records_in, &response);
         entry.round_trips += 1;
         entry.bytes += (body.len() + answer.len()) as u64;
     });
-    Ok(exchange.answer(answer))
+    Ok(octets(signed.as_ref(), answer))
 }
 
-/// The protection of a peer message and the message itself, once opened and decoded.
-fn open_message(node: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(Exchange, Request), ApiError> {
-    let exchange = Exchange::of(node, headers)?;
-    if exchange.key.is_some() && !exchange.sealed {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!("this sync group has a pairing key: sync messages must be sealed ({HEADER_SEALED})"),
-        ));
-    }
-    let plain = exchange.open(body)?;
-    let request =
-        wire::from_bytes(&plain).map_err(|e| ApiError::bad_request(format!("not a sync protocol message: {e}")))?;
-    Ok((exchange, request))
-}
-
-/// What one request and its answer moved, counted on the answering side.
-struct Carried {
-    records_in: u32,
-}
-
-impl Carried {
-    fn request(request: &Request) -> Carried {
-        let records_in = match request {
-            Request::Push(delta) => delta.records.len() as u32,
-            _ => 0,
-        };
-        Carried { records_in }
-    }
-
-    fn add_to(&self, entry: &mut HistoryEntry, response: &povpoi_core::sync::Response) {
-        use povpoi_core::sync::Response as R;
-        entry.records_received += self.records_in;
-        match response {
-            R::Begun { delta: Some(delta), .. } => entry.records_sent += delta.records.len() as u32,
-            R::Blobs { blobs, .. } => entry.blobs_sent += blobs.len() as u32,
-            R::Stored(kept) => entry.blobs_received += kept,
-            R::Refused(why) => {
-                entry.ok = false;
-                entry.error = Some(why.clone());
-            }
-            _ => {}
-        }
-    }
-}
-
-/// The protection of one peer exchange: with a key and a signed request, the request body
-/// is opened and the answer sealed and signed for the request's nonce; otherwise bodies
-/// pass as they are.
-struct Exchange {
-    key: Option<crate::config::GroupKey>,
-    nonce: String,
-    sealed: bool,
-}
-
-impl Exchange {
-    /// Reads the exchange's protection from a request that passed [`authenticate`].
-    fn of(node: &AppState, headers: &HeaderMap) -> Result<Exchange, ApiError> {
-        let key = node.config().group_key.clone();
-        let nonce = headers.get(HEADER_NONCE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let sealed = match headers.get(HEADER_SEALED).map(|v| v.as_bytes()) {
-            None => false,
-            Some(scheme) if scheme == auth::SEAL_SCHEME.as_bytes() => true,
-            Some(_) => return Err(ApiError::bad_request(format!("{HEADER_SEALED} must be {}", auth::SEAL_SCHEME))),
-        };
-        match (key, nonce) {
-            // Signed by a peer (a bearer key alone carries no nonce).
-            (Some(key), Some(nonce)) => Ok(Exchange { key: Some(key), nonce, sealed }),
-            (None, _) if sealed => Err(ApiError::new(
+/// A peer message opened and decoded (settings left out in independent mode), with the
+/// number of records it carries.
+fn open_message(
+    node: &AppState,
+    signed: Option<&SignedExchange>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Request, u32), ApiError> {
+    let plain = match signed {
+        Some(signed) => signed.open(headers, body)?,
+        None if headers.contains_key(HEADER_SEALED) && node.config().group_key.is_none() => {
+            return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "this poi has no pairing key but the message is sealed with one: set the same groupKey on both",
-            )),
-            _ => Ok(Exchange { key: None, nonce: String::new(), sealed: false }),
+            ));
         }
-    }
+        None => body.to_vec(),
+    };
+    let request: Request =
+        wire::from_bytes(&plain).map_err(|e| ApiError::bad_request(format!("not a sync protocol message: {e}")))?;
+    let request = if node.config().sync_mode == SyncMode::Independent { keep_settings_local(request) } else { request };
+    let records_in = match &request {
+        Request::Push(delta) => delta.records.len() as u32,
+        _ => 0,
+    };
+    Ok((request, records_in))
+}
 
-    fn open(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
-        match &self.key {
-            Some(key) if self.sealed => auth::open(key, auth::Way::Request, &self.nonce, body)
-                .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, e.to_string())),
-            _ => Ok(body.to_vec()),
+/// Adds to an answered session's entry what one message brought and its answer took.
+fn count_answered(entry: &mut HistoryEntry, records_in: u32, response: &povpoi_core::sync::Response) {
+    use povpoi_core::sync::Response as R;
+    entry.records_received += records_in;
+    match response {
+        R::Begun { delta: Some(delta), .. } => entry.records_sent += delta.records.len() as u32,
+        R::Blobs { blobs, .. } => entry.blobs_sent += blobs.len() as u32,
+        R::Stored(kept) => entry.blobs_received += kept,
+        R::Refused(why) => {
+            entry.ok = false;
+            entry.error = Some(why.clone());
         }
+        _ => {}
     }
+}
 
-    /// An answer body: sealed when the request was.
-    fn seal(&self, plain: Vec<u8>) -> Vec<u8> {
-        match &self.key {
-            Some(key) if self.sealed => auth::seal(key, auth::Way::Answer, &self.nonce, &plain),
-            _ => plain,
-        }
+/// An answer body as it goes to a peer: sealed when the request was signed.
+fn peer_answer(signed: Option<&SignedExchange>, plain: Vec<u8>) -> Vec<u8> {
+    match signed {
+        Some(signed) => signed.seal(&plain),
+        None => plain,
     }
+}
 
-    /// The `200` answer carrying `bytes` (from [`Exchange::seal`]), signed when the request was.
-    fn answer(&self, bytes: Vec<u8>) -> Response {
-        let signature =
-            self.key.as_ref().map(|key| auth::sign_response(key, &self.nonce, StatusCode::OK.as_u16(), &bytes));
-        let mut answer = (StatusCode::OK, [("content-type", "application/octet-stream")], bytes).into_response();
-        if let Some(signature) = signature {
-            answer
-                .headers_mut()
-                .insert(HEADER_SIGNATURE, HeaderValue::from_str(&signature).expect("hex is a header value"));
-        }
-        answer
+/// The `200` answer carrying `bytes` (from [`peer_answer`]), signed when the request was.
+fn octets(signed: Option<&SignedExchange>, bytes: Vec<u8>) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    if let Some(signed) = signed {
+        signed.sign(StatusCode::OK, &bytes, &mut headers);
     }
+    (StatusCode::OK, headers, bytes).into_response()
 }
 
 /// In independent mode this poi's settings are its own, whoever starts the session: a
@@ -688,9 +597,8 @@ async fn blob(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    authenticate(&node, &method, &uri, &headers, &[])?;
+    let signed = authenticate(&node, &method, &uri, &headers, &[])?;
     let Path(hash) = hash.map_err(|e| ApiError::bad_request(format!("bad blob path: {e}")))?;
-    let exchange = Exchange::of(&node, &headers)?;
     let bytes = hex::decode(&hash)
         .ok()
         .and_then(|b| <[u8; 32]>::try_from(b).ok())
@@ -699,6 +607,5 @@ async fn blob(
     let pixels = node.library.write(Origin::Local, move |poi| poi.image_pixels(&hash)).await?;
     let pixels = pixels.ok_or_else(|| ApiError::not_found("no such blob on this poi"))?;
     // A peer asks signed and gets the pixels sealed; a person with the bearer key gets them plain.
-    let exchange = Exchange { sealed: exchange.key.is_some(), ..exchange };
-    Ok(exchange.answer(exchange.seal(pixels)))
+    Ok(octets(signed.as_ref(), peer_answer(signed.as_ref(), pixels)))
 }
