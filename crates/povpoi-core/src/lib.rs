@@ -12,5 +12,6 @@ pub mod device;
 pub mod hash;
 pub mod model;
 pub mod render;
+pub mod show;
 pub mod sync;
 pub mod wire;
