@@ -1,5 +1,6 @@
 //! Properties of merging that any order of delivery must respect.
 
+use povpoi_core::show::Cue;
 use povpoi_core::device::{DeviceId, ReplicaId};
 use povpoi_core::model::{Pattern, PatternKind, Rgb};
 use povpoi_core::sync::{Categories, Delta, Identity, Knowledge, MemoryStorage, Record, Replica};
@@ -35,10 +36,10 @@ fn play(steps: &[Step]) -> Vec<Poi> {
     for (t, step) in steps.iter().enumerate() {
         let now = 1_000 + t as u64;
         match *step {
-            Step::Brightness { poi, value } => pois[poi].set_brightness(value, now).unwrap(),
+            Step::Brightness { poi, value } => pois[poi].set_brightness(value, now, Cue::NOW).unwrap(),
             Step::Pattern { poi, slot, speed } => {
                 let p = Pattern::new(PatternKind::Comet, Rgb::new(speed, 0, 0), Rgb::default(), speed).unwrap();
-                pois[poi].set_pattern(slot, p, now).unwrap()
+                pois[poi].set_pattern(slot, p, now, Cue::NOW).unwrap()
             }
             Step::ClearPattern { poi, slot } => {
                 let _ = pois[poi].clear_pattern(slot, now); // refused when the slot is empty

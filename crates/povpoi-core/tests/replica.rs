@@ -1,6 +1,7 @@
 //! Behaviour of the replicated library between two or three poi, through real sessions
 //! whose messages go through the postcard wire encoding.
 
+use povpoi_core::show::Cue;
 use povpoi_core::device::{DeviceId, ReplicaId};
 use povpoi_core::hash::BlobHash;
 use povpoi_core::model::{Pattern, PatternKind, Rgb};
@@ -29,10 +30,10 @@ fn identity(n: u8, group: &str) -> Identity {
 /// poi 2, the restored poi 1).
 fn restored_after_losing_edits() -> (Poi, Poi, Poi) {
     let (mut a, mut b) = (poi(1), poi(2));
-    a.set_brightness(10, 1_000).unwrap();
+    a.set_brightness(10, 1_000, Cue::NOW).unwrap();
     let backup = a.storage().clone();
-    a.set_brightness(20, 2_000).unwrap();
-    a.set_framerate(40, 2_001).unwrap();
+    a.set_brightness(20, 2_000, Cue::NOW).unwrap();
+    a.set_framerate(40, 2_001, Cue::NOW).unwrap();
     sync(&mut a, &mut b, 2_100);
     let restored = Replica::open(backup, identity(1, "troupe")).unwrap();
     (a, b, restored)
@@ -167,10 +168,10 @@ fn deletes_propagate_compact_once_acknowledged_and_never_come_back() {
 fn a_causally_later_setting_wins_whatever_the_clocks_say() {
     let (mut fast, mut slow) = (poi(1), poi(2));
     let year = 365 * 24 * 3600 * 1000;
-    fast.set_brightness(10, 1_000 + year).unwrap();
+    fast.set_brightness(10, 1_000 + year, Cue::NOW).unwrap();
     sync(&mut fast, &mut slow, 1_000);
     assert_eq!(slow.settings().brightness, 10);
-    slow.set_brightness(200, 2_000).unwrap(); // slow's wall clock is a year behind
+    slow.set_brightness(200, 2_000, Cue::NOW).unwrap(); // slow's wall clock is a year behind
     sync(&mut slow, &mut fast, 2_000);
     assert_eq!(fast.settings().brightness, 200);
     assert_eq!(slow.settings().brightness, 200);
@@ -180,10 +181,10 @@ fn a_causally_later_setting_wins_whatever_the_clocks_say() {
 #[test]
 fn concurrent_settings_are_last_writer_wins_per_field_without_conflicts() {
     let (mut a, mut b) = (poi(1), poi(2));
-    a.set_brightness(50, 1_000).unwrap();
-    b.set_brightness(60, 2_000).unwrap();
-    b.set_framerate(100, 2_000).unwrap();
-    a.set_framerate(120, 3_000).unwrap();
+    a.set_brightness(50, 1_000, Cue::NOW).unwrap();
+    b.set_brightness(60, 2_000, Cue::NOW).unwrap();
+    b.set_framerate(100, 2_000, Cue::NOW).unwrap();
+    a.set_framerate(120, 3_000, Cue::NOW).unwrap();
     sync(&mut a, &mut b, 4_000);
     for p in [&a, &b] {
         assert_eq!((p.settings().brightness, p.settings().framerate), (60, 120));
@@ -195,8 +196,8 @@ fn concurrent_settings_are_last_writer_wins_per_field_without_conflicts() {
 #[test]
 fn different_sync_groups_never_merge() {
     let (mut a, mut b) = (poi_in(1, "red"), poi_in(2, "blue"));
-    a.set_brightness(1, 1_000).unwrap();
-    b.set_pattern(0, Pattern::default(), 1_000).unwrap();
+    a.set_brightness(1, 1_000, Cue::NOW).unwrap();
+    b.set_pattern(0, Pattern::default(), 1_000, Cue::NOW).unwrap();
     let before = (view(&a), view(&b));
     let err = sync_with(&mut a, &mut b, SyncOptions::default(), 2_000).unwrap_err();
     assert!(matches!(err, Error::Refused(ref why) if why.contains("sync group")), "{err}");
@@ -209,8 +210,8 @@ fn different_sync_groups_never_merge() {
 fn selective_sync_moves_only_the_chosen_categories_and_catches_up_later() {
     let (mut a, mut b) = (poi(1), poi(2));
     a.add_image("img", 1, 1, &[9, 9, 9], 1_000).unwrap();
-    a.set_pattern(3, Pattern::new(PatternKind::Fire, Rgb::new(1, 2, 3), Rgb::new(4, 5, 6), 9).unwrap(), 1_000).unwrap();
-    a.set_brightness(77, 1_000).unwrap();
+    a.set_pattern(3, Pattern::new(PatternKind::Fire, Rgb::new(1, 2, 3), Rgb::new(4, 5, 6), 9).unwrap(), 1_000, Cue::NOW).unwrap();
+    a.set_brightness(77, 1_000, Cue::NOW).unwrap();
     let images_only =
         SyncOptions { categories: Categories { images: true, patterns: false, settings: false }, ..Default::default() };
     sync_with(&mut b, &mut a, images_only, 2_000).unwrap();
@@ -226,8 +227,8 @@ fn selective_sync_moves_only_the_chosen_categories_and_catches_up_later() {
 #[test]
 fn push_and_pull_move_content_one_way_only() {
     let (mut a, mut b) = (poi(1), poi(2));
-    a.set_brightness(1, 1_000).unwrap();
-    b.set_pattern(0, Pattern::default(), 1_000).unwrap();
+    a.set_brightness(1, 1_000, Cue::NOW).unwrap();
+    b.set_pattern(0, Pattern::default(), 1_000, Cue::NOW).unwrap();
     let push = SyncOptions { direction: Direction::Push, ..Default::default() };
     let (report, _) = sync_with(&mut a, &mut b, push, 2_000).unwrap();
     assert_eq!((report.records_sent, report.pulled.records_merged), (1, 0));
@@ -288,8 +289,8 @@ fn an_interrupted_session_resumes_with_only_what_is_missing() {
 #[test]
 fn a_bad_record_rejects_the_whole_delta_and_changes_nothing() {
     let (mut a, mut b) = (poi(1), poi(2));
-    a.set_brightness(5, 1_000).unwrap();
-    a.set_framerate(30, 1_000).unwrap();
+    a.set_brightness(5, 1_000, Cue::NOW).unwrap();
+    a.set_framerate(30, 1_000, Cue::NOW).unwrap();
     let mut delta = a.delta_for(&Default::default(), Categories::ALL);
     delta.records[1].value = Value::Deleted; // settings cannot be deleted
     let before = view(&b);
@@ -314,7 +315,7 @@ fn garbage_on_the_wire_is_a_protocol_error() {
 fn third_party_edits_are_relayed() {
     let (mut a, mut b, mut c) = (poi(1), poi(2), poi(3));
     a.add_image("from A", 3, 1, &pixels(3, 1, 0), 1_000).unwrap();
-    c.set_pattern(1, Pattern::default(), 1_000).unwrap();
+    c.set_pattern(1, Pattern::default(), 1_000, Cue::NOW).unwrap();
     sync(&mut a, &mut b, 2_000);
     sync(&mut b, &mut c, 2_100);
     sync(&mut a, &mut b, 2_200);
@@ -327,11 +328,11 @@ fn third_party_edits_are_relayed() {
 #[test]
 fn a_delta_meant_for_another_replica_is_refused() {
     let (mut a, mut b, mut c) = (poi(1), poi(2), poi(3));
-    a.set_brightness(1, 1_000).unwrap();
-    a.set_framerate(30, 1_000).unwrap();
+    a.set_brightness(1, 1_000, Cue::NOW).unwrap();
+    a.set_framerate(30, 1_000, Cue::NOW).unwrap();
     let delta_for_b_later = {
         sync(&mut b, &mut a, 1_100); // B now has both edits
-        a.set_brightness(2, 1_200).unwrap();
+        a.set_brightness(2, 1_200, Cue::NOW).unwrap();
         a.delta_for(b.knowledge(), Categories::ALL) // holds only the new brightness
     };
     let before = view(&c);
@@ -366,7 +367,7 @@ fn a_restored_copy_under_a_new_replica_id_gets_back_what_it_lost_from_its_peers(
     sync(&mut restored, &mut b, 3_100);
     assert_eq!((restored.settings().brightness, restored.settings().framerate), (20, 40));
     // Its next edits are numbered afresh and reach B, which still knows old replica 1.
-    restored.set_brightness(30, 4_000).unwrap();
+    restored.set_brightness(30, 4_000, Cue::NOW).unwrap();
     sync(&mut restored, &mut b, 4_100);
     assert_eq!(b.settings().brightness, 30);
     assert_eq!(view(&restored), view(&b));
@@ -390,7 +391,7 @@ fn a_damaged_stored_blob_does_not_swallow_a_new_upload_of_the_same_picture() {
 #[test]
 fn a_deletion_of_a_slot_that_cannot_exist_is_a_bad_record() {
     let (mut a, mut b) = (poi(1), poi(2));
-    a.set_pattern(2, Pattern::default(), 1_000).unwrap();
+    a.set_pattern(2, Pattern::default(), 1_000, Cue::NOW).unwrap();
     a.clear_pattern(2, 1_100).unwrap();
     let mut delta = a.delta_for(&Default::default(), Categories::ALL);
     let tombstone = delta.records.iter_mut().find(|r| r.value == Value::Deleted).unwrap();

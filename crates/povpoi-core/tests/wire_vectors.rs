@@ -4,6 +4,7 @@
 use povpoi_core::clock::Stamp;
 use povpoi_core::device::{DeviceId, ReplicaId};
 use povpoi_core::model::{Mode, Selection};
+use povpoi_core::show::Cue;
 use povpoi_core::sync::{
     Categories, Delta, Direction, Dot, Key, Knowledge, Record, Request, Response, Summary, SyncOptions, Value,
     VersionVector,
@@ -17,7 +18,7 @@ fn hex(bytes: &[u8]) -> String {
 fn summary() -> Summary {
     let vv: VersionVector = [(ReplicaId(1), 3)].into_iter().collect();
     Summary {
-        protocol: 1,
+        protocol: 2,
         group: "ab".into(),
         device: DeviceId([0xA1, 0xB2, 0xC3, 0xD4, 0xE5, 0xF6]),
         replica: ReplicaId(1),
@@ -29,7 +30,7 @@ fn summary() -> Summary {
 fn begin_request_bytes() {
     let request = Request::Begin { summary: summary(), options: SyncOptions::default() };
     let bytes = wire::to_bytes(&request);
-    assert_eq!(hex(&bytes), "00 01 02 61 62 a1 b2 c3 d4 e5 f6 01 01 01 03 00 01 01 03 00 01 01 01");
+    assert_eq!(hex(&bytes), "00 02 02 61 62 a1 b2 c3 d4 e5 f6 01 01 01 03 00 01 01 03 00 01 01 01");
     assert_eq!(wire::from_bytes::<Request>(&bytes).unwrap(), request);
 }
 
@@ -42,6 +43,7 @@ fn begun_response_with_one_setting_record_bytes() {
         stamp: Stamp { millis: 1_700_000_000_000, counter: 0 },
         context: [(ReplicaId(1), 3)].into_iter().collect(),
         value: Value::Selection(Selection { mode: Mode::Pattern, index: 5 }),
+        cue: Cue(3_600_250_000),
     };
     let s = summary();
     let delta = Delta {
@@ -58,8 +60,8 @@ fn begun_response_with_one_setting_record_bytes() {
     let bytes = wire::to_bytes(&response);
     assert_eq!(
         hex(&bytes),
-        "00 01 02 61 62 a1 b2 c3 d4 e5 f6 01 01 01 03 00 01 01 03 \
-         01 02 61 62 01 00 00 01 00 00 00 01 05 01 03 80 d0 95 ff bc 31 00 01 01 03 05 02 05 \
+        "00 02 02 61 62 a1 b2 c3 d4 e5 f6 01 01 01 03 00 01 01 03 \
+         01 02 61 62 01 00 00 01 00 00 00 01 05 01 03 80 d0 95 ff bc 31 00 01 01 03 05 02 05 90 e9 dd b4 0d \
          01 01 03 00 01 01 03 00 00 00 00 \
          00"
     );

@@ -39,6 +39,32 @@ pub enum Event {
     },
     /// A sync session this poi started finished, well or not.
     SyncFinished(HistoryEntry),
+    /// The show clock's standing with its group changed (and every 10 s).
+    #[serde(rename_all = "camelCase")]
+    Clock {
+        /// `alone`, `converging` or `inStep`.
+        standing: &'static str,
+        /// The timeline followed (hex).
+        timeline: String,
+        /// No peer of the timeline is further than this from us, µs.
+        error_bound_us: Option<u64>,
+        /// Show time, µs.
+        show_time_us: u64,
+        /// The host's real-time clock at the same instant, µs since the epoch.
+        host_time_us: u64,
+    },
+    /// The show clock stepped to another timeline.
+    #[serde(rename_all = "camelCase")]
+    ClockStep {
+        /// Timeline left (hex).
+        from_timeline: String,
+        /// Timeline joined (hex).
+        to_timeline: String,
+        /// Size of the step, µs (forward; a negative one was slewed in).
+        by_us: i64,
+        /// Show time just before it, µs.
+        show_time_us: u64,
+    },
 }
 
 /// Fan-out of events to every watcher; sending never blocks the node.

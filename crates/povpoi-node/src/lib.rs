@@ -1,6 +1,7 @@
 //! One povpoi poi as a long-running process: its data directory ([`storage`], [`config`]),
 //! the HTTP API of the existing system and more ([`api`]), discovery of peers ([`discovery`],
-//! [`peers`]) and the sync sessions it starts ([`sync_client`]), all tied together in [`node`].
+//! [`peers`]) and the sync sessions it starts ([`sync_client`]), the show clock it plays by
+//! ([`show_clock`]), all tied together in [`node`].
 
 #![warn(missing_docs)]
 
@@ -15,6 +16,7 @@ pub mod node;
 pub mod output;
 pub mod peers;
 pub mod player;
+pub mod show_clock;
 pub mod storage;
 pub mod sync_client;
 

@@ -1,6 +1,7 @@
 //! One poi as a running service: opens its data directory, serves the HTTP API, finds
 //! peers, and keeps its library in sync with them (on a timer and right after changes).
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,8 +11,9 @@ use std::time::Duration;
 use povpoi_core::device::{DeviceId, ReplicaId};
 use povpoi_core::model::Rgb;
 use povpoi_core::render::{DEFAULT_LEDS, Renderer};
+use povpoi_core::show::{Cue, lead_us};
 use povpoi_core::sync::{Categories, Direction, Identity, PROTOCOL_VERSION, SyncOptions};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -25,6 +27,7 @@ use crate::output::sim::SimStrip;
 use crate::output::{Output, OutputSpec};
 use crate::peers::{Change, PeerTable, Source};
 use crate::player::{AudioChoice, Player, PlayerStats};
+use crate::show_clock::{self, OwnClock, ShowTime};
 use crate::storage::DirStorage;
 use crate::{api, sync_client};
 
@@ -34,6 +37,8 @@ const PUSH_DEBOUNCE: Duration = Duration::from_millis(25);
 const NONCE_FILE: &str = "nonces";
 /// How often addresses added by hand and not seen lately are asked who they are.
 const PROBE_PERIOD: Duration = Duration::from_secs(5);
+/// Push rounds remembered for the cue lead.
+const PUSH_ROUNDS_KEPT: usize = 8;
 
 /// How to run a node.
 #[derive(Clone, Debug)]
@@ -58,6 +63,11 @@ pub struct NodeOptions {
     pub leds: u16,
     /// Sound level source of the audio-reactive patterns.
     pub audio: AudioChoice,
+    /// The own clock the show clock starts from reads this many ms at start (as if the
+    /// poi had been running that much longer): tests and demos of poi whose clocks differ.
+    pub clock_offset_ms: u64,
+    /// The own clock runs this many ppm fast (negative: slow), as a crystal would.
+    pub clock_rate_ppm: f64,
 }
 
 impl NodeOptions {
@@ -74,6 +84,8 @@ impl NodeOptions {
             output: OutputSpec::Sim,
             leds: DEFAULT_LEDS,
             audio: AudioChoice::None,
+            clock_offset_ms: 0,
+            clock_rate_ppm: 0.0,
         }
     }
 }
@@ -122,6 +134,10 @@ pub struct NodeState {
     pub display: Display,
     /// The frame loop's counters.
     pub player_stats: PlayerStats,
+    /// The show clock the player renders by.
+    pub show: ShowTime,
+    /// How long the last pushes of a change to every online peer took, µs.
+    push_rounds: Mutex<VecDeque<u64>>,
     discovery: Mutex<Option<Discovery>>,
     peer_timeout: Duration,
     stopping: watch::Receiver<bool>,
@@ -220,6 +236,32 @@ impl NodeState {
         }
     }
 
+    /// The cue of an edit of what plays made now: in mirror mode a lead ahead, twice the
+    /// slowest recent push to the group (see [`lead_us`]); in independent mode now.
+    pub fn cue(&self) -> Cue {
+        let lead = self.lead_us();
+        Cue(self.show.now_us() + lead)
+    }
+
+    /// How far ahead a cue set now is, µs.
+    pub fn lead_us(&self) -> u64 {
+        let config = self.config().clone();
+        if config.sync_mode == SyncMode::Independent {
+            return 0;
+        }
+        let online = !self.peers.online_in(&config.sync_group, PROTOCOL_VERSION).is_empty();
+        let slowest = self.push_rounds.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().max();
+        lead_us(online, slowest.unwrap_or(0))
+    }
+
+    fn note_push_round(&self, took: Duration) {
+        let mut rounds = self.push_rounds.lock().unwrap_or_else(|p| p.into_inner());
+        if rounds.len() == PUSH_ROUNDS_KEPT {
+            rounds.pop_front();
+        }
+        rounds.push_back(took.as_micros() as u64);
+    }
+
     /// Whether a peer needs a sync: its digest differs from ours, or ours lacks pixels.
     fn needs_sync(&self, peer_digest: &str) -> bool {
         peer_digest != self.library.digest() || self.library.read(|poi| !poi.missing_blobs().is_empty())
@@ -241,8 +283,7 @@ impl Node {
         let dir = &options.data_dir;
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))?;
         let lock = lock_data_dir(dir)?;
-        let listener =
-            TcpListener::bind(options.listen).await.map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
+        let (listener, clock_socket) = bind(options.listen).await?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
 
         let mut config = match DeviceConfig::load(dir).map_err(|e| format!("cannot read the config: {e}"))? {
@@ -309,6 +350,7 @@ impl Node {
             strip,
         };
         let (shutdown, stopping) = watch::channel(false);
+        let device_id = config.device_id;
         let state = Arc::new(NodeState {
             data_dir: dir.clone(),
             addr,
@@ -326,6 +368,8 @@ impl Node {
             rediscover: Notify::new(),
             display,
             player_stats: PlayerStats::default(),
+            show: ShowTime::new(device_id, OwnClock::new(options.clock_offset_ms, options.clock_rate_ppm)),
+            push_rounds: Mutex::new(VecDeque::new()),
             discovery: Mutex::new(None),
             peer_timeout: options.peer_timeout,
             stopping: stopping.clone(),
@@ -345,6 +389,7 @@ impl Node {
         tasks.push(tokio::spawn(probe_manual_peers(state.clone(), stopping.clone())));
         tasks.push(tokio::spawn(expire_peers(state.clone(), stopping.clone())));
         tasks.push(tokio::spawn(auto_sync(state.clone(), stopping.clone())));
+        tasks.push(tokio::spawn(show_clock::serve(state.clone(), clock_socket, stopping.clone())));
         tasks.push(tokio::spawn(serve(listener, state.clone(), stopping)));
         let player = Player::start(state.clone(), outputs, renderer, options.audio);
         let config = state.config().clone();
@@ -393,6 +438,22 @@ impl Drop for Node {
     }
 }
 
+/// Binds the HTTP listener and the show clock's UDP socket on the same address and port
+/// number. With port 0 the port the system picks for TCP may be taken for UDP: then
+/// another is picked.
+async fn bind(listen: SocketAddr) -> Result<(TcpListener, UdpSocket), String> {
+    for _ in 0..20 {
+        let tcp = TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let addr = tcp.local_addr().map_err(|e| e.to_string())?;
+        match UdpSocket::bind(addr).await {
+            Ok(udp) => return Ok((tcp, udp)),
+            Err(_) if listen.port() == 0 => continue,
+            Err(e) => return Err(format!("cannot listen for show-clock probes on UDP {addr}: {e}")),
+        }
+    }
+    Err(format!("cannot find a port on {} free for both TCP and UDP", listen.ip()))
+}
+
 /// Takes an exclusive lock on `DIR/lock`, so two nodes never share one store.
 fn lock_data_dir(dir: &std::path::Path) -> Result<File, String> {
     let path = dir.join("lock");
@@ -402,7 +463,7 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<File, String> {
 }
 
 /// Resolves once the node is told to stop.
-async fn stopped(stopping: &mut watch::Receiver<bool>) {
+pub(crate) async fn stopped(stopping: &mut watch::Receiver<bool>) {
     let _ = stopping.wait_for(|s| *s).await;
 }
 
@@ -520,10 +581,12 @@ async fn auto_sync(state: Arc<NodeState>, mut stopping: watch::Receiver<bool>) {
     let mut last_round = tokio::time::Instant::now();
     loop {
         let due = last_round + Duration::from_millis(state.config().sync_interval);
+        let mut noticed = tokio::time::Instant::now();
         let trigger = tokio::select! {
             _ = stopped(&mut stopping) => return,
             changed = changes.changed() => {
                 if changed.is_err() { return }
+                noticed = tokio::time::Instant::now();
                 tokio::time::sleep(PUSH_DEBOUNCE).await;
                 changes.mark_unchanged();
                 "change"
@@ -542,7 +605,9 @@ async fn auto_sync(state: Arc<NodeState>, mut stopping: watch::Receiver<bool>) {
         }
         let options = state.auto_options();
         let group = state.config().sync_group.clone();
-        for peer in state.peers.online_in(&group, PROTOCOL_VERSION) {
+        let peers = state.peers.online_in(&group, PROTOCOL_VERSION);
+        let pushed = trigger == "change" && !peers.is_empty();
+        for peer in peers {
             // On the timer, a peer whose advertised digest equals ours is skipped unasked.
             if trigger == "interval" && !state.needs_sync(&peer.digest) {
                 continue;
@@ -554,6 +619,9 @@ async fn auto_sync(state: Arc<NodeState>, mut stopping: watch::Receiver<bool>) {
             } else if !entry.ok && entry.round_trips == 0 && state.peers.offline(peer.device_id) {
                 state.events.send(Event::PeerDown { device_id: peer.device_id.to_string() });
             }
+        }
+        if pushed {
+            state.note_push_round(noticed.elapsed());
         }
     }
 }

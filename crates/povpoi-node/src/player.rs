@@ -2,13 +2,15 @@
 //! by frame, on a thread of its own (an SPI or serial write may block; frame timing should
 //! not depend on the async runtime's load).
 //!
-//! Show time is the system clock in ms since the epoch for now, so two poi with synchronised
-//! clocks already show the same column of an image or pattern at the same instant; a sequence
-//! starts at the stamp of the edit that selected it, which both poi share.
+//! Everything runs on show time, the group's shared clock ([`crate::show_clock`]): column
+//! `k` of a frame rate `f` starts at show time `k / f` s on every poi, and each change of
+//! what plays waits for its cue (the show time its edit carries), so a pair switches on the
+//! same column. A change heard of after its cue shows at once, at the phase it would have
+//! had: a sequence runs from its cue, images and patterns from show time.
 
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -16,13 +18,15 @@ use std::time::Duration;
 use povpoi_core::model::{
     ImageId, Mode, PATTERN_SLOTS, Pattern, Rgb, SEQUENCE_SLOTS, Sequence, SequenceTarget, Settings,
 };
+use povpoi_core::model::Selection;
 use povpoi_core::render::{AudioSource, Constant, Content, Finish, ImageView, Program, Renderer, Silence, TestSignal};
+use povpoi_core::show::{Cue, Staged};
 use povpoi_core::sync::Key;
 
 use crate::config::PowerMode;
-use crate::library::now_ms;
 use crate::node::NodeState;
 use crate::output::{Output, Show, ShowImage};
+use crate::show_clock::host_time_us;
 
 /// Where the audio-reactive patterns get their level (`--audio`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -61,13 +65,10 @@ impl AudioChoice {
     }
 }
 
-/// How often the player looks again for pixels that have not arrived yet.
-const PIXEL_RETRY_MS: u64 = 250;
-
-/// Show time now, ms.
-pub fn show_now_ms() -> u64 {
-    now_ms()
-}
+/// How often the player looks again for pixels that have not arrived yet, µs of show time.
+const PIXEL_RETRY_US: u64 = 250_000;
+/// Longest the loop sleeps without looking at the library, the stop flag and the cues.
+const LONGEST_NAP_US: u64 = 20_000;
 
 /// `settings` with brightness and frame rate as the strip plays them under `power`'s caps;
 /// the node's previews go through this too, so they show what the strip shows.
@@ -85,18 +86,136 @@ pub fn finish_for(mode: Mode, brightness: u8) -> Finish {
     Finish { brightness, gamma: mode != Mode::Live }
 }
 
+/// What the library says should play, each field with the cue of the edit that set it.
+struct Wanted {
+    brightness: (u8, Cue),
+    framerate: (u16, Cue),
+    selection: (Selection, Cue),
+    patterns: Vec<(Option<Pattern>, Cue)>,
+    sequences: Vec<(Option<Sequence>, Cue)>,
+    image_ids: Vec<ImageId>,
+}
+
+impl Wanted {
+    fn read(state: &NodeState) -> Wanted {
+        state.library.read(|poi| {
+            let cue = |key: Key| poi.visible(&key).map_or(Cue::NOW, |r| r.cue);
+            let settings = poi.settings();
+            Wanted {
+                brightness: (settings.brightness, cue(Key::Brightness)),
+                framerate: (settings.framerate, cue(Key::Framerate)),
+                selection: (settings.selection, cue(Key::Selection)),
+                patterns: (0..PATTERN_SLOTS).map(|s| (poi.pattern(s).copied(), cue(Key::Pattern(s)))).collect(),
+                sequences: (0..SEQUENCE_SLOTS).map(|s| (poi.sequence(s).cloned(), cue(Key::Sequence(s)))).collect(),
+                image_ids: poi.images().map(|(id, _)| id).collect(),
+            }
+        })
+    }
+}
+
+/// Each field of what plays, switching at its cues. The selection is staged with its cue,
+/// so selecting the same sequence again restarts it.
+struct Stage {
+    brightness: Staged<u8>,
+    framerate: Staged<u16>,
+    selection: Staged<(Selection, Cue)>,
+    patterns: Vec<Staged<Option<Pattern>>>,
+    sequences: Vec<Staged<Option<Sequence>>>,
+}
+
+impl Stage {
+    /// Everything as wanted, shown at once (a player starting up has nothing to wait for).
+    fn new(w: &Wanted) -> Stage {
+        Stage {
+            brightness: Staged::new(w.brightness.0, w.brightness.1),
+            framerate: Staged::new(w.framerate.0, w.framerate.1),
+            selection: Staged::new(w.selection, w.selection.1),
+            patterns: w.patterns.iter().map(|(p, c)| Staged::new(*p, *c)).collect(),
+            sequences: w.sequences.iter().map(|(q, c)| Staged::new(q.clone(), *c)).collect(),
+        }
+    }
+
+    /// Cues every field that changed; returns whether what shows changed already.
+    fn set(&mut self, w: &Wanted, show_us: u64) -> bool {
+        let mut changed = self.brightness.set(w.brightness.0, w.brightness.1, show_us);
+        changed |= self.framerate.set(w.framerate.0, w.framerate.1, show_us);
+        changed |= self.selection.set(w.selection, w.selection.1, show_us);
+        for (staged, (p, cue)) in self.patterns.iter_mut().zip(&w.patterns) {
+            changed |= staged.set(*p, *cue, show_us);
+        }
+        for (staged, (q, cue)) in self.sequences.iter_mut().zip(&w.sequences) {
+            changed |= staged.set(q.clone(), *cue, show_us);
+        }
+        changed
+    }
+
+    /// Lets the fields whose cue has come take effect; returns whether what shows changed.
+    fn advance(&mut self, show_us: u64) -> bool {
+        let mut changed = self.brightness.advance(show_us);
+        changed |= self.framerate.advance(show_us);
+        changed |= self.selection.advance(show_us);
+        for staged in &mut self.patterns {
+            changed |= staged.advance(show_us);
+        }
+        for staged in &mut self.sequences {
+            changed |= staged.advance(show_us);
+        }
+        changed
+    }
+
+    /// The earliest cue still waiting, if any.
+    fn next_cue(&self) -> Option<Cue> {
+        let mut cues = vec![self.brightness.next_cue(), self.framerate.next_cue(), self.selection.next_cue()];
+        cues.extend(self.patterns.iter().map(Staged::next_cue));
+        cues.extend(self.sequences.iter().map(Staged::next_cue));
+        cues.into_iter().flatten().min()
+    }
+
+    /// The latest cue among the values showing (what a switch just now was cued at).
+    fn latest_cue(&self) -> Cue {
+        let mut cues = vec![self.brightness.since(), self.framerate.since(), self.selection.since()];
+        cues.extend(self.patterns.iter().map(Staged::since));
+        cues.extend(self.sequences.iter().map(Staged::since));
+        cues.into_iter().max().unwrap_or(Cue::NOW)
+    }
+
+    /// The selections showing and waiting: the images they need must be at hand.
+    fn selections(&self) -> Vec<Selection> {
+        let mut all = vec![self.selection.current().0];
+        all.push(self.selection.latest().0);
+        all
+    }
+}
+
+/// A switch that took effect at its cue: the show time and host time of its first column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CueShown {
+    /// The cue, µs of show time.
+    pub cue_us: u64,
+    /// Show time at which the first column showing it began, µs.
+    pub show_us: u64,
+    /// Host real-time clock when that column went to the outputs, µs since the epoch.
+    pub host_us: u64,
+}
+
 /// Everything the frame loop needs between library changes.
-#[derive(Default)]
 struct Playing {
-    show: Show,
-    /// Show time at which the selected sequence began.
-    sequence_start: u64,
-    /// Pixels of the images the selection shows.
+    stage: Stage,
+    power: PowerMode,
+    /// Images in library order, at the last read (image mode selects by position).
+    image_ids: Vec<ImageId>,
+    /// Pixels of the images the selections showing and waiting need.
     images: HashMap<ImageId, ShowImage>,
+    /// Some pixels those selections need have not arrived yet.
+    incomplete: bool,
+    /// What plays now, as the mirroring outputs get it.
+    show: Show,
+    /// The selection the show was last built for, with its cue.
+    selected: Option<(Selection, Cue)>,
+    /// Show time at which the sequence playing began, ms.
+    sequence_start: u64,
     /// The image of image mode.
     image_id: Option<ImageId>,
-    /// Some pixels the selection needs have not arrived yet.
-    incomplete: bool,
 }
 
 impl Content for Playing {
@@ -110,59 +229,115 @@ impl Content for Playing {
 }
 
 impl Playing {
-    /// Reads what plays from the library (and the pixels it needs from disk).
-    fn load(state: &NodeState) -> Playing {
-        let power = state.config().power_mode;
-        let (settings, patterns, sequences, started, image_ids) = state.library.read(|poi| {
-            let patterns: Vec<Option<Pattern>> = (0..PATTERN_SLOTS).map(|s| poi.pattern(s).copied()).collect();
-            let sequences: Vec<Option<Sequence>> = (0..SEQUENCE_SLOTS).map(|s| poi.sequence(s).cloned()).collect();
-            let started = poi.visible(&Key::Selection).map_or(0, |r| r.stamp.millis);
-            let ids: Vec<ImageId> = poi.images().map(|(id, _)| id).collect();
-            (power_capped(poi.settings(), power), patterns, sequences, started, ids)
-        });
-        let selection = settings.selection;
-        let mut wanted = Vec::new();
-        let mut image_id = None;
+    fn new(state: &NodeState, show_us: u64) -> Playing {
+        let wanted = Wanted::read(state);
+        let mut playing = Playing {
+            stage: Stage::new(&wanted),
+            power: state.config().power_mode,
+            image_ids: wanted.image_ids,
+            images: HashMap::new(),
+            incomplete: false,
+            show: Show::default(),
+            selected: None,
+            sequence_start: 0,
+            image_id: None,
+        };
+        playing.load_images(state);
+        playing.refresh(show_us);
+        playing
+    }
+
+    /// Takes in a change of the library or of the power mode.
+    fn reload(&mut self, state: &NodeState, show_us: u64) {
+        let wanted = Wanted::read(state);
+        self.power = state.config().power_mode;
+        self.image_ids = wanted.image_ids.clone();
+        self.stage.set(&wanted, show_us);
+        self.load_images(state);
+        self.refresh(show_us);
+    }
+
+    /// The images a selection shows.
+    fn images_of(&self, selection: Selection) -> Vec<ImageId> {
         match selection.mode {
-            Mode::Image => {
-                image_id = image_ids.get(usize::from(selection.index)).copied();
-                wanted.extend(image_id);
-            }
-            Mode::Sequence => {
-                if let Some(Some(sequence)) = sequences.get(usize::from(selection.index)) {
-                    for item in sequence.items() {
-                        if let SequenceTarget::Image(id) = item.target {
-                            wanted.push(id);
-                        }
-                    }
-                }
-            }
-            _ => {}
+            Mode::Image => self.image_ids.get(usize::from(selection.index)).copied().into_iter().collect(),
+            Mode::Sequence => match self.stage.sequences.get(usize::from(selection.index)).map(Staged::latest) {
+                Some(Some(sequence)) => sequence
+                    .items()
+                    .iter()
+                    .filter_map(|i| match i.target {
+                        SequenceTarget::Image(id) => Some(id),
+                        SequenceTarget::Pattern(_) => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
         }
-        let mut images = HashMap::new();
+    }
+
+    /// Reads the pixels the selections showing and waiting need (blocking: disk).
+    fn load_images(&mut self, state: &NodeState) {
+        let wanted: Vec<ImageId> = self.stage.selections().into_iter().flat_map(|s| self.images_of(s)).collect();
+        self.images.retain(|id, _| wanted.contains(id));
         for &id in &wanted {
-            if let Some(image) = state.library.image_for_display(id) {
-                images.insert(id, image);
+            if !self.images.contains_key(&id)
+                && let Some(image) = state.library.image_for_display(id)
+            {
+                self.images.insert(id, image);
             }
         }
         // Pixels arrive after the records that name them (and a blob arriving does not
         // change the library digest): look again until all are here.
-        let incomplete = wanted.iter().any(|id| !images.contains_key(id));
-        let show = Show {
+        self.incomplete = wanted.iter().any(|id| !self.images.contains_key(id));
+    }
+
+    /// Lets due cues take effect; returns whether what shows changed.
+    fn advance(&mut self, show_us: u64) -> bool {
+        let changed = self.stage.advance(show_us);
+        if changed {
+            self.refresh(show_us);
+        }
+        changed
+    }
+
+    /// Rebuilds the show from the values showing now.
+    fn refresh(&mut self, show_us: u64) {
+        let (selection, cue) = *self.stage.selection.current();
+        if self.selected != Some((selection, cue)) {
+            self.selected = Some((selection, cue));
+            // A sequence runs from its cue; one cued "now" (an edit of the protocol before
+            // cues) from when it shows here.
+            self.sequence_start = if cue == Cue::NOW { show_us / 1_000 } else { cue.0 / 1_000 };
+        }
+        let settings = power_capped(
+            Settings {
+                brightness: *self.stage.brightness.current(),
+                framerate: *self.stage.framerate.current(),
+                selection,
+            },
+            self.power,
+        );
+        let image_id = match selection.mode {
+            Mode::Image => self.image_ids.get(usize::from(selection.index)).copied(),
+            _ => None,
+        };
+        let in_order = self.images_of(selection);
+        self.image_id = image_id;
+        self.show = Show {
             mode: selection.mode,
             index: selection.index,
             brightness: settings.brightness,
             framerate: settings.framerate,
-            patterns,
-            sequences,
+            patterns: self.stage.patterns.iter().map(|p| *p.current()).collect(),
+            sequences: self.stage.sequences.iter().map(|q| q.current().clone()).collect(),
             // The image of image mode, else the sequence's first image that is here (the
             // Teensy holds one image); in item order, so every load picks the same one.
             image: image_id
-                .or_else(|| wanted.iter().copied().find(|id| images.contains_key(id)))
-                .and_then(|id| images.get(&id).cloned()),
+                .or_else(|| in_order.iter().copied().find(|id| self.images.contains_key(id)))
+                .and_then(|id| self.images.get(&id).cloned()),
             live: None,
         };
-        Playing { show, sequence_start: started, images, image_id, incomplete }
     }
 
     fn program<'a>(&'a self, live: &'a [Rgb]) -> Program<'a> {
@@ -192,13 +367,25 @@ pub struct Player {
     thread: Option<JoinHandle<()>>,
 }
 
-/// Counters the frame loop keeps, for `/api/status` and benchmarks.
+/// Counters the frame loop keeps, for `/api/status`, `/api/clock` and benchmarks.
 #[derive(Debug, Default)]
 pub struct PlayerStats {
     /// Columns rendered and handed to the column outputs.
     pub columns: AtomicU64,
     /// Writes an output refused.
     pub output_errors: AtomicU64,
+    last_cue: Mutex<Option<CueShown>>,
+}
+
+impl PlayerStats {
+    /// The last cued change and when it showed.
+    pub fn last_cue(&self) -> Option<CueShown> {
+        *self.last_cue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn note_cue(&self, shown: CueShown) {
+        *self.last_cue.lock().unwrap_or_else(|p| p.into_inner()) = Some(shown);
+    }
 }
 
 impl Player {
@@ -245,22 +432,27 @@ fn run(
     stop: &AtomicBool,
 ) {
     let mut changes = state.library.changes();
-    let mut power = state.config().power_mode;
-    let mut playing = Playing::load(state);
+    let mut playing = Playing::new(state, state.show.now_us());
     let mut live = Vec::new();
     let mut sent: Option<Show> = None;
     let mut column = vec![Rgb::default(); renderer.leds()];
     let wants_columns = outputs.iter().any(|o| o.wants_columns());
-    let mut loaded_at = show_now_ms();
+    let mut loaded_at = state.show.now_us();
     let mut retry_outputs_at = 0;
+    // A cued switch waiting for its first column to go out, to be noted then.
+    let mut switched: Option<Cue> = None;
     while !stop.load(Ordering::Relaxed) {
-        let power_now = state.config().power_mode;
-        let waiting_for_pixels = playing.incomplete && show_now_ms().abs_diff(loaded_at) >= PIXEL_RETRY_MS;
-        if changes.has_changed().unwrap_or(false) || power_now != power || waiting_for_pixels {
+        let now = state.show.now_us();
+        let power_changed = state.config().power_mode != playing.power;
+        let waiting_for_pixels = playing.incomplete && now.saturating_sub(loaded_at) >= PIXEL_RETRY_US;
+        if changes.has_changed().unwrap_or(false) || power_changed || waiting_for_pixels {
             changes.borrow_and_update();
-            power = power_now;
-            playing = Playing::load(state);
-            loaded_at = show_now_ms();
+            playing.reload(state, now);
+            loaded_at = now;
+        }
+        if playing.advance(now) {
+            let cue = playing.stage.latest_cue();
+            switched = (cue != Cue::NOW).then_some(cue);
         }
         if playing.show.mode == Mode::Live {
             let pushed = state.live.lock().unwrap_or_else(|p| p.into_inner());
@@ -269,7 +461,7 @@ fn run(
             }
         }
         playing.show.live = (playing.show.mode == Mode::Live).then(|| live.clone());
-        if sent.as_ref() != Some(&playing.show) && show_now_ms() >= retry_outputs_at {
+        if sent.as_ref() != Some(&playing.show) && now >= retry_outputs_at {
             let mut all_took_it = true;
             for output in &mut outputs {
                 if let Err(e) = output.show_changed(&playing.show) {
@@ -283,15 +475,22 @@ fn run(
                 sent = Some(playing.show.clone());
             } else {
                 sent = None;
-                retry_outputs_at = show_now_ms() + 1_000;
+                retry_outputs_at = now + 1_000_000;
+            }
+            if !wants_columns && let Some(cue) = switched.take() {
+                state.player_stats.note_cue(CueShown { cue_us: cue.0, show_us: now, host_us: host_time_us() });
             }
         }
 
-        let now = show_now_ms();
-        let fps = u64::from(playing.show.framerate.max(1));
+        let mut wake = now + LONGEST_NAP_US;
         if wants_columns {
-            let level = audio.level(now);
-            renderer.render(&playing.program(&live), now, playing.show.framerate, level, &mut column);
+            let fps = u64::from(playing.show.framerate.max(1));
+            // Column k runs from show time k/fps s; it is drawn as at its middle, so every
+            // poi draws the same column whatever the ms rounding of the renderer's clock.
+            let k = u128::from(now) * u128::from(fps) / 1_000_000;
+            let middle_ms = ((2 * k + 1) * 500 / u128::from(fps)) as u64;
+            let level = audio.level(middle_ms);
+            renderer.render(&playing.program(&live), middle_ms, playing.show.framerate, level, &mut column);
             finish_for(playing.show.mode, playing.show.brightness).apply(&mut column);
             for output in outputs.iter_mut().filter(|o| o.wants_columns()) {
                 if let Err(e) = output.column(&column) {
@@ -299,31 +498,34 @@ fn run(
                 }
             }
             state.player_stats.columns.fetch_add(1, Ordering::Relaxed);
-            // Sleep to the start of the next column: frame k begins at k * 1000 / fps ms.
-            let next_frame = now * fps / 1000 + 1;
-            let next_ms = (next_frame * 1000).div_ceil(fps);
-            nap_until(next_ms.min(now + 1000 / fps + 1), stop);
-        } else {
-            nap_until(now + 20, stop);
+            if let Some(cue) = switched.take() {
+                let start = (k * 1_000_000).div_ceil(u128::from(fps)) as u64;
+                state.player_stats.note_cue(CueShown { cue_us: cue.0, show_us: start, host_us: host_time_us() });
+            }
+            wake = ((k + 1) * 1_000_000).div_ceil(u128::from(fps)) as u64;
         }
+        // A cue before the next column wakes the loop for a mirroring output (the Teensy
+        // is sent a change at its cue); column outputs switch on the column boundary after it.
+        if let Some(cue) = playing.stage.next_cue().filter(|c| c.0 > now)
+            && !wants_columns
+        {
+            wake = wake.min(cue.0);
+        }
+        nap_until(state, wake, stop);
     }
 }
 
-/// Sleeps until show time `deadline_ms` (at most one frame away, so a clock stepped back by
-/// NTP cannot freeze the loop), looking at `stop` at least every 50 ms (at 1 fps a frame
-/// lasts a second; stopping should not).
-fn nap_until(deadline_ms: u64, stop: &AtomicBool) {
+/// Sleeps until show time `deadline` (µs), at most [`LONGEST_NAP_US`] at a time so the stop
+/// flag, the library and the cues are looked at often, and at most a second in all (a frame
+/// at 1 fps).
+fn nap_until(state: &NodeState, deadline: u64, stop: &AtomicBool) {
     let started = std::time::Instant::now();
-    // One ms of slack: the show clock reads whole ms, so the wall-clock wait can be up to one
-    // ms longer than the difference says.
-    let longest = Duration::from_millis(deadline_ms.saturating_sub(show_now_ms()).min(1_000) + 1);
     loop {
-        let monotonic_left = longest.saturating_sub(started.elapsed()).as_micros().div_ceil(1000) as u64;
-        let left = deadline_ms.saturating_sub(show_now_ms()).min(monotonic_left);
-        if left == 0 || stop.load(Ordering::Relaxed) {
+        let left = deadline.saturating_sub(state.show.now_us());
+        if left == 0 || stop.load(Ordering::Relaxed) || started.elapsed() >= Duration::from_secs(1) {
             return;
         }
-        std::thread::sleep(Duration::from_millis(left.min(50)));
+        std::thread::sleep(Duration::from_micros(left.min(LONGEST_NAP_US)));
     }
 }
 

@@ -288,6 +288,7 @@ fn parse_hash(name: &str) -> Option<BlobHash> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use povpoi_core::show::Cue;
     use povpoi_core::device::{DeviceId, ReplicaId};
     use povpoi_core::sync::{Identity, Replica};
 
@@ -301,7 +302,7 @@ mod tests {
         let px: Vec<u8> = (0..10 * 32 * 3).map(|i| i as u8).collect();
         let id = {
             let mut poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
-            poi.set_brightness(33, 1_000).unwrap();
+            poi.set_brightness(33, 1_000, Cue::NOW).unwrap();
             poi.add_image("disk", 10, 32, &px, 1_000).unwrap()
         };
         let mut poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
@@ -355,8 +356,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let mut poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
-            poi.set_brightness(10, 1_000).unwrap();
-            poi.set_brightness(20, 2_000).unwrap();
+            poi.set_brightness(10, 1_000, Cue::NOW).unwrap();
+            poi.set_brightness(20, 2_000, Cue::NOW).unwrap();
         }
         let state = dir.path().join("state.bin");
         let mut bytes = fs::read(&state).unwrap();
@@ -389,7 +390,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let mut poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
-            poi.set_brightness(10, 1_000).unwrap();
+            poi.set_brightness(10, 1_000, Cue::NOW).unwrap();
         }
         match state {
             Some(bytes) => fs::write(dir.path().join("state.bin"), bytes).unwrap(),
@@ -414,8 +415,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let mut poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
-            poi.set_brightness(10, 1_000).unwrap();
-            poi.set_brightness(20, 2_000).unwrap();
+            poi.set_brightness(10, 1_000, Cue::NOW).unwrap();
+            poi.set_brightness(20, 2_000, Cue::NOW).unwrap();
         }
         // The save of brightness 20 had moved state.bin aside and died before renaming
         // its new file into place (its .tmp is cleared at start).

@@ -8,6 +8,7 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use povpoi_core::show::Cue;
 use povpoi_core::device::{DeviceId, ReplicaId};
 use povpoi_core::model::{Pattern, PatternKind, Rgb, Sequence, SequenceItem, SequenceTarget};
 use povpoi_core::sync::{Categories, Delta, Identity, Knowledge, Replica, SyncOptions};
@@ -60,20 +61,20 @@ fn library(items: usize) -> Poi {
         now += 1;
         now
     };
-    p.set_brightness(200, tick()).unwrap();
-    p.set_framerate(120, tick()).unwrap();
-    p.set_selection(Default::default(), tick()).unwrap();
+    p.set_brightness(200, tick(), Cue::NOW).unwrap();
+    p.set_framerate(120, tick(), Cue::NOW).unwrap();
+    p.set_selection(Default::default(), tick(), Cue::NOW).unwrap();
     made += 3;
     for slot in 0..18.min(items.saturating_sub(made) / 4) as u8 {
         let kind = PatternKind::ALL[slot as usize];
-        p.set_pattern(slot, Pattern::new(kind, Rgb::new(slot, 0, 0), Rgb::new(0, 0, slot), 50).unwrap(), tick())
+        p.set_pattern(slot, Pattern::new(kind, Rgb::new(slot, 0, 0), Rgb::new(0, 0, slot), 50).unwrap(), tick(), Cue::NOW)
             .unwrap();
         made += 1;
     }
     for slot in 0..5.min(items.saturating_sub(made) / 10) as u8 {
         let items =
             (0..10).map(|i| SequenceItem { target: SequenceTarget::Pattern(i % 18), duration_ms: 1000 }).collect();
-        p.set_sequence(slot, Sequence::new(items, true).unwrap(), tick()).unwrap();
+        p.set_sequence(slot, Sequence::new(items, true).unwrap(), tick(), Cue::NOW).unwrap();
         made += 1;
     }
     for i in 0..items.saturating_sub(made) {
@@ -132,12 +133,12 @@ fn main() {
     println!("| change | messages | bytes (both ways) | old design: one listing (JSON, no pixels) |");
     println!("|---|---:|---:|---:|");
     let changes: [(&str, Change); 4] = [
-        ("brightness", |p| p.set_brightness(17, NOW + 3_000_000).unwrap()),
+        ("brightness", |p| p.set_brightness(17, NOW + 3_000_000, Cue::NOW).unwrap()),
         ("pattern slot 0", |p| {
             p.set_pattern(
                 0,
                 Pattern::new(PatternKind::Fire, Rgb::new(1, 1, 1), Rgb::new(2, 2, 2), 99).unwrap(),
-                NOW + 3_000_000,
+                NOW + 3_000_000, Cue::NOW,
             )
             .unwrap()
         }),
@@ -178,7 +179,7 @@ fn main() {
         for (n, id) in ids.iter().enumerate() {
             a.rename_image(*id, &format!("a{n}"), NOW + 2_000_000).unwrap();
         }
-        b.set_brightness(1, NOW + 2_000_000).unwrap();
+        b.set_brightness(1, NOW + 2_000_000, Cue::NOW).unwrap();
         for (n, id) in ids.iter().enumerate() {
             b.rename_image(*id, &format!("b{n}"), NOW + 2_000_000).unwrap();
         }

@@ -1,4 +1,5 @@
-//! Deterministic simulation of a troupe of povpoi replicas.
+//! Deterministic simulation of a troupe of povpoi replicas, and of their show clocks
+//! ([`clock`]).
 //!
 //! A [`scenario`] run starts 2 to 8 replicas from a seed, lets them upload, edit, delete and
 //! sync at random over a [`transport`] that loses, duplicates and reorders messages, cuts
@@ -8,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+pub mod clock;
 pub mod oracle;
 pub mod scenario;
 pub mod storage;

@@ -4,6 +4,7 @@ use std::cell::Cell;
 use std::fmt::Write as _;
 use std::rc::Rc;
 
+use povpoi_core::show::Cue;
 use povpoi_core::device::{DeviceId, ReplicaId};
 use povpoi_core::model::{Mode, Pattern, PatternKind, Rgb, Selection, Sequence, SequenceItem, SequenceTarget};
 use povpoi_core::sync::{Categories, Direction, Error, Identity, Key, Replica, Session, SyncOptions};
@@ -430,7 +431,7 @@ impl World {
                 let slot = rng.random_range(0..4);
                 let kind = PatternKind::ALL[rng.random_range(0..18)];
                 let pattern = Pattern::new(kind, color(rng), color(rng), rng.random_range(1..=255))?;
-                replica.set_pattern(slot, pattern, now)?;
+                replica.set_pattern(slot, pattern, now, Cue(now * 1_000))?;
                 (Key::Pattern(slot), format!("set pattern {slot} {kind:?}"))
             }
             60..65 => {
@@ -452,7 +453,7 @@ impl World {
                         duration_ms: rng.random_range(1..=5000),
                     })
                     .collect();
-                replica.set_sequence(slot, Sequence::new(items, rng.random())?, now)?;
+                replica.set_sequence(slot, Sequence::new(items, rng.random())?, now, Cue(now * 1_000))?;
                 (Key::Sequence(slot), format!("set sequence {slot}"))
             }
             73..76 => {
@@ -465,18 +466,18 @@ impl World {
             }
             76..84 => {
                 let b = rng.random();
-                replica.set_brightness(b, now)?;
+                replica.set_brightness(b, now, Cue(now * 1_000))?;
                 (Key::Brightness, format!("brightness {b}"))
             }
             84..89 => {
                 let f = rng.random_range(1..=255);
-                replica.set_framerate(f, now)?;
+                replica.set_framerate(f, now, Cue(now * 1_000))?;
                 (Key::Framerate, format!("framerate {f}"))
             }
             89..94 => {
                 let selection =
                     Selection { mode: Mode::from_id(rng.random_range(0..5))?, index: rng.random_range(0..4) };
-                replica.set_selection(selection, now)?;
+                replica.set_selection(selection, now, Cue(now * 1_000))?;
                 (Key::Selection, format!("select {selection:?}"))
             }
             _ => {

@@ -44,6 +44,23 @@ pub struct Args {
     /// Sound level for the audio patterns: none, test (a 120 bpm beat) or constant:LEVEL.
     #[arg(long, default_value = "none")]
     pub audio: AudioChoice,
+    /// Start the show clock as if this poi had been running N ms longer (its own clock N ms
+    /// ahead): for trying how poi whose clocks differ come to agree.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub clock_offset_ms: u64,
+    /// Run this poi's own clock N ppm fast (negative: slow), as an off crystal would: for
+    /// trying how the group holds its time.
+    #[arg(long, default_value_t = 0.0, value_name = "N", allow_negative_numbers = true,
+          value_parser = parse_ppm)]
+    pub clock_rate_ppm: f64,
+}
+
+/// A crystal error in ppm: within ±1,000 (real ones are tens).
+fn parse_ppm(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(ppm) if ppm.abs() <= 1_000.0 => Ok(ppm),
+        _ => Err(format!("{text:?} is not a rate error in ppm between -1000 and 1000")),
+    }
 }
 
 impl Args {
@@ -58,6 +75,8 @@ impl Args {
             output: self.output.clone(),
             leds: self.leds,
             audio: self.audio,
+            clock_offset_ms: self.clock_offset_ms,
+            clock_rate_ppm: self.clock_rate_ppm,
             ..NodeOptions::new(&self.data_dir, self.listen)
         }
     }

@@ -1,5 +1,6 @@
 //! `povpoi sim-sync`: replicas in memory, edited apart, then synced until they agree.
 
+use povpoi_core::show::Cue;
 use povpoi_core::device::{DeviceId, ReplicaId};
 use povpoi_core::model::{Pattern, PatternKind, Rgb};
 use povpoi_core::sync::{Identity, Replica, SyncOptions};
@@ -93,12 +94,12 @@ fn story(devices: usize) -> Result<(), String> {
     println!("  A uploads image \"logo\" (64x32)");
     let fire =
         Pattern::new(PatternKind::Fire, Rgb::new(255, 80, 0), Rgb::new(255, 0, 0), 120).map_err(|e| e.to_string())?;
-    poi[1].set_pattern(0, fire, T0 + 10).map_err(fail)?;
-    poi[1].set_brightness(80, T0 + 20).map_err(fail)?;
+    poi[1].set_pattern(0, fire, T0 + 10, Cue::NOW).map_err(fail)?;
+    poi[1].set_brightness(80, T0 + 20, Cue::NOW).map_err(fail)?;
     println!("  B puts Fire in pattern slot 0 and sets brightness 80");
     if devices > 2 {
         poi[2].add_image("stars", 120, 32, &gradient(120), T0 + 30).map_err(fail)?;
-        poi[2].set_brightness(200, T0 + 40).map_err(fail)?;
+        poi[2].set_brightness(200, T0 + 40, Cue::NOW).map_err(fail)?;
         println!("  C uploads image \"stars\" (120x32) and sets brightness 200, later than B");
     }
 

@@ -6,12 +6,15 @@
 //!   fitted rate). With the mapping the peer announces in its answer, that gives the
 //!   peer's show time on our own clock, and `θ` = its show time minus ours.
 //! - **One timeline.** A new poi founds a timeline whose show time starts at its own clock
-//!   (its uptime), so a timeline that has run longer is further ahead. A poi that measures a
-//!   peer on another timeline ahead of its own by more than [`TIE_MARGIN_US`] (or within
-//!   it, with a larger timeline id) plans to join it: it announces a [`Plan`] (target, the
-//!   show time of the step, its size) [`STEP_NOTICE_US`] ahead, every poi of its timeline
-//!   that hears the plan adopts it, and all step forward together. Steps only go forward;
-//!   a timeline that was joined is never left for one behind it.
+//!   (its uptime) plus up to [`FOUNDING_SPREAD_US`] taken from the timeline's random id, so
+//!   a timeline that has run longer is further ahead, and poi started together are spread
+//!   apart by chance rather than by a few ms of process start-up. A poi that measures a peer
+//!   on another timeline ahead of its own (beyond the error bound of that measurement, or
+//!   within it with a larger timeline id) plans to join it: it announces a [`Plan`]
+//!   (target, the show time of the step, its size) [`STEP_NOTICE_US`] ahead, every poi of
+//!   its timeline that hears the plan adopts it, and all step forward together. Two
+//!   timelines planning to join each other keep the plan toward the larger id. "Ahead" is a
+//!   total order on the show times themselves, so no chain of joins comes back to a timeline.
 //! - **Staying together.** Among the poi of one timeline nobody leads: each moves its show
 //!   time toward the mean of its own and its peers' (symmetric consensus, slewed in at up
 //!   to 5 %) and its rate toward the mean of theirs, so the group keeps the timeline when
@@ -25,12 +28,14 @@ use super::mapping::ShowMapping;
 use super::packet::{Announce, Packet, Plan};
 use crate::device::DeviceId;
 
-/// Two timelines this close are ranked by id instead: measurement error cannot then make
-/// two poi each think the other is ahead.
-pub const TIE_MARGIN_US: i64 = 100_000;
+/// A new timeline starts this much ahead of its founder's own clock at most (the timeline
+/// id modulo this), so timelines founded at the same moment are rarely within measuring
+/// error of each other. The price: a poi restarted within this time of its group's
+/// founding may find its new timeline ahead, and the group then steps to it.
+pub const FOUNDING_SPREAD_US: u64 = 5_000_000;
 /// How far ahead a step to another timeline is announced, so the other poi of the timeline
 /// left hear of it (in a probe answer) and step at the same instant.
-pub const STEP_NOTICE_US: u64 = 300_000;
+pub const STEP_NOTICE_US: u64 = 500_000;
 /// Corrections within a timeline up to this size are slewed; a larger forward one is a
 /// step (it happens only after a long partition or a suspended host).
 pub const STEP_THRESHOLD_US: i64 = 50_000;
@@ -50,8 +55,10 @@ pub const IN_STEP_US: u64 = 1_000;
 /// A peer whose offset is known no better than this is left out.
 const USABLE_ERROR_US: u64 = 25_000;
 /// A step to another timeline is planned once the offset to it is known this well (or from
-/// [`BURST_ANSWERS`] samples, whatever their delay); consensus slews in the rest.
-const STEP_ERROR_US: u64 = 5_000;
+/// [`DECIDE_SAMPLES`] samples, whatever their delay); consensus slews in the rest.
+pub const STEP_ERROR_US: u64 = 5_000;
+/// Samples after which a step is planned even on a slow path.
+const DECIDE_SAMPLES: usize = 8;
 /// A peer not heard for this long no longer counts: its announced mapping may be stale.
 const PEER_STALE_US: u64 = 20_000_000;
 /// Part of the mean offset corrected per answer.
@@ -198,25 +205,28 @@ pub struct ShowClock {
     steps: Vec<Step>,
 }
 
-/// Whether a timeline `theta` µs ahead of ours with id `theirs` ranks above ours (`ours`).
-fn beats(theta: i64, theirs: u32, ours: u32) -> bool {
-    theirs != ours && (theta > TIE_MARGIN_US || (theta >= -TIE_MARGIN_US && theirs > ours))
+/// Whether timeline `theirs`, measured `theta` µs ahead of ours (`ours`) give or take
+/// `error`, is to be joined: surely ahead, or too close to tell and with the larger id.
+fn beats(theta: i64, error: u64, theirs: u32, ours: u32) -> bool {
+    theirs != ours && (theta > error as i64 || (theta >= -(error as i64) && theirs > ours))
 }
 
-/// Whether plan `a` is to be followed rather than `b`.
+/// Whether plan `a` is to be followed rather than `b`: the target further ahead (then the
+/// larger id), or for the same target the earlier step.
 fn better(a: &Plan, b: &Plan) -> bool {
-    if a.target == b.target { a.at < b.at } else { beats(a.step.saturating_sub(b.step), a.target, b.target) }
+    if a.target == b.target { a.at < b.at } else { (a.step, a.target) > (b.step, b.target) }
 }
 
 impl ShowClock {
-    /// A clock founding timeline `timeline` (random, nonzero) at own time `own`; `boot` is
-    /// random per start of the poi.
+    /// A clock founding timeline `timeline` (random) at own time `own`; `boot` is random
+    /// per start of the poi. Show time starts at `own` plus `timeline` modulo
+    /// [`FOUNDING_SPREAD_US`].
     pub fn new(me: DeviceId, boot: u32, timeline: u32, own: u64) -> ShowClock {
         ShowClock {
             me,
             boot,
             timeline,
-            mapping: ShowMapping::starting_at(own, own),
+            mapping: ShowMapping::starting_at(own, own + u64::from(timeline) % FOUNDING_SPREAD_US),
             plan: None,
             peers: BTreeMap::new(),
             outstanding: Vec::new(),
@@ -410,34 +420,34 @@ impl ShowClock {
         self.peers.keys().filter_map(|id| self.view(*id, own)).collect()
     }
 
-    /// Plans a step if a better timeline is measured or announced, then moves toward the
+    /// Plans a step if a timeline to join is measured or announced, then moves toward the
     /// group of this timeline.
     fn decide(&mut self, own: u64) {
         let views = self.views(own);
         let show = self.now(own);
-        let timeline = self.timeline;
-        for v in views.iter().filter(|v| v.timeline == timeline) {
+        let ours = self.timeline;
+        // Members of timeline `t` that plan to join ours: they come to us, unless ours is
+        // the smaller id and we plan to go to them (crossing plans keep the larger target).
+        let coming = |t: u32| views.iter().any(|v| v.timeline == t && v.plan.is_some_and(|p| p.target == ours));
+        if self.plan.is_some_and(|p| coming(p.target) && ours > p.target) {
+            self.plan = None;
+        }
+        for v in views.iter().filter(|v| v.timeline == ours) {
             // A plan of the timeline we share, heard in an answer: everybody steps at its instant.
-            if let Some(plan) = v.plan.filter(|p| beats(p.step, p.target, self.timeline)) {
-                self.consider(Plan { at: plan.at.min(show + 2 * STEP_NOTICE_US), ..plan });
+            if let Some(plan) = v.plan.filter(|p| p.target != ours && !(coming(p.target) && ours > p.target)) {
+                self.consider(Plan { at: plan.at.min(show + 2 * STEP_NOTICE_US), ..plan }, own);
             }
         }
         let candidate = views
             .iter()
-            .filter(|v| v.error <= STEP_ERROR_US || v.samples >= BURST_ANSWERS as usize)
-            .filter(|v| beats(v.theta, v.timeline, self.timeline))
-            .max_by(|a, b| {
-                if beats(a.theta - b.theta, a.timeline, b.timeline) {
-                    core::cmp::Ordering::Greater
-                } else {
-                    core::cmp::Ordering::Less
-                }
-            });
+            .filter(|v| v.error <= STEP_ERROR_US || v.samples >= DECIDE_SAMPLES)
+            .filter(|v| beats(v.theta, v.error, v.timeline, ours) && !(coming(v.timeline) && ours > v.timeline))
+            .max_by_key(|v| (v.theta, v.timeline));
         if let Some(v) = candidate {
-            self.consider(Plan { target: v.timeline, at: show + STEP_NOTICE_US, step: v.theta });
+            self.consider(Plan { target: v.timeline, at: show + STEP_NOTICE_US, step: v.theta }, own);
         }
 
-        let ours: Vec<&View> = views.iter().filter(|v| v.timeline == self.timeline).collect();
+        let ours: Vec<&View> = views.iter().filter(|v| v.timeline == ours).collect();
         if ours.is_empty() {
             return;
         }
@@ -464,8 +474,16 @@ impl ShowClock {
         }
     }
 
-    fn consider(&mut self, plan: Plan) {
+    /// Takes `plan` if it is better than the one held; a new plan is announced to every
+    /// peer at once (a probe carries it, and a peer probed with news probes back).
+    fn consider(&mut self, plan: Plan, own: u64) {
         if plan.target != self.timeline && self.plan.is_none_or(|current| better(&plan, &current)) {
+            if self.plan.is_none_or(|current| current.target != plan.target) {
+                for peer in self.peers.values_mut() {
+                    let soonest = peer.last_probe.map_or(own, |t| t + BURST_PERIOD_US).max(own);
+                    peer.next_probe = peer.next_probe.min(soonest);
+                }
+            }
             self.plan = Some(plan);
         }
     }

@@ -20,7 +20,7 @@ pub mod packet;
 
 pub use clock::{
     ANSWER_TIMEOUT_US, BURST_ANSWERS, BURST_PERIOD_US, CONVERGING_PERIOD_US, ClockStatus, IN_STEP_US, Ignored,
-    PeerStatus, SETTLED_PERIOD_US, STEP_NOTICE_US, STEP_THRESHOLD_US, ShowClock, Standing, Step, TIE_MARGIN_US,
+    PeerStatus, SETTLED_PERIOD_US, STEP_ERROR_US, STEP_NOTICE_US, STEP_THRESHOLD_US, ShowClock, Standing, Step, FOUNDING_SPREAD_US,
 };
 pub use cue::{Cue, MAX_CUE_AHEAD_US, MAX_LEAD_US, MIN_LEAD_US, Staged, lead_us};
 pub use filter::{Offset, PeerFilter, Sample, Skew, WINDOW};

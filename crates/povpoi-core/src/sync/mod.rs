@@ -25,4 +25,4 @@ pub use storage::{MemoryStorage, Storage, StorageError};
 pub use version::{Category, Dot, Knowledge, VersionVector};
 
 /// Version of the peer sync protocol; peers of another version refuse to sync.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::version::{Category, Dot, VersionVector};
 use crate::clock::Stamp;
+use crate::show::Cue;
 use crate::model::{ImageId, ImageMeta, InvalidContent, Pattern, Selection, Sequence, check_framerate};
 
 /// The name of a replicated item.
@@ -93,6 +94,9 @@ pub struct Record {
     pub context: VersionVector,
     /// What was written.
     pub value: Value,
+    /// Show time from which the edit shows on the LEDs, so every poi of the group switches
+    /// at the same instant ([`Cue::NOW`] for edits that do not change what plays).
+    pub cue: Cue,
 }
 
 impl Record {

@@ -15,13 +15,15 @@ use super::version::{Category, Dot, Knowledge, VersionVector};
 use crate::clock::{Hlc, Stamp};
 use crate::device::{DeviceId, ReplicaId};
 use crate::hash::BlobHash;
+use crate::show::Cue;
 use crate::model::{
     ImageId, ImageMeta, Pattern, Selection, Sequence, Settings, check_framerate, check_pattern_slot,
     check_sequence_slot,
 };
 
-/// Version of the snapshot layout written by [`Replica`].
-const SNAPSHOT_FORMAT: u8 = 1;
+/// Version of the snapshot layout written by [`Replica`]; format 1 (records without a cue,
+/// protocol 1) is still read.
+const SNAPSHOT_FORMAT: u8 = 2;
 
 /// Who a new replica is; used only when the storage holds no snapshot yet.
 #[derive(Clone, Debug)]
@@ -325,10 +327,10 @@ impl<S: Storage> Replica<S> {
         self.delete(Key::Image(id), now_ms)
     }
 
-    /// Puts a pattern in a slot (0-17).
-    pub fn set_pattern(&mut self, slot: u8, pattern: Pattern, now_ms: u64) -> Result<(), Error> {
+    /// Puts a pattern in a slot (0-17), showing from `cue` where the slot plays.
+    pub fn set_pattern(&mut self, slot: u8, pattern: Pattern, now_ms: u64, cue: Cue) -> Result<(), Error> {
         check_pattern_slot(slot)?;
-        self.write(Key::Pattern(slot), Value::Pattern(pattern), now_ms).map(drop)
+        self.write_cued(Key::Pattern(slot), Value::Pattern(pattern), now_ms, cue).map(drop)
     }
 
     /// Empties a pattern slot.
@@ -336,10 +338,10 @@ impl<S: Storage> Replica<S> {
         self.delete(Key::Pattern(slot), now_ms)
     }
 
-    /// Puts a sequence in a slot (0-4).
-    pub fn set_sequence(&mut self, slot: u8, sequence: Sequence, now_ms: u64) -> Result<(), Error> {
+    /// Puts a sequence in a slot (0-4), showing from `cue` where the slot plays.
+    pub fn set_sequence(&mut self, slot: u8, sequence: Sequence, now_ms: u64, cue: Cue) -> Result<(), Error> {
         check_sequence_slot(slot)?;
-        self.write(Key::Sequence(slot), Value::Sequence(sequence), now_ms).map(drop)
+        self.write_cued(Key::Sequence(slot), Value::Sequence(sequence), now_ms, cue).map(drop)
     }
 
     /// Empties a sequence slot.
@@ -347,20 +349,20 @@ impl<S: Storage> Replica<S> {
         self.delete(Key::Sequence(slot), now_ms)
     }
 
-    /// Sets the shared brightness.
-    pub fn set_brightness(&mut self, brightness: u8, now_ms: u64) -> Result<(), Error> {
-        self.write(Key::Brightness, Value::Brightness(brightness), now_ms).map(drop)
+    /// Sets the shared brightness, showing from `cue`.
+    pub fn set_brightness(&mut self, brightness: u8, now_ms: u64, cue: Cue) -> Result<(), Error> {
+        self.write_cued(Key::Brightness, Value::Brightness(brightness), now_ms, cue).map(drop)
     }
 
-    /// Sets the shared frame rate (1-255 columns per second).
-    pub fn set_framerate(&mut self, fps: u16, now_ms: u64) -> Result<(), Error> {
+    /// Sets the shared frame rate (1-255 columns per second), showing from `cue`.
+    pub fn set_framerate(&mut self, fps: u16, now_ms: u64, cue: Cue) -> Result<(), Error> {
         check_framerate(fps)?;
-        self.write(Key::Framerate, Value::Framerate(fps), now_ms).map(drop)
+        self.write_cued(Key::Framerate, Value::Framerate(fps), now_ms, cue).map(drop)
     }
 
-    /// Sets what plays.
-    pub fn set_selection(&mut self, selection: Selection, now_ms: u64) -> Result<(), Error> {
-        self.write(Key::Selection, Value::Selection(selection), now_ms).map(drop)
+    /// Sets what plays from `cue` on (a sequence starts there).
+    pub fn set_selection(&mut self, selection: Selection, now_ms: u64, cue: Cue) -> Result<(), Error> {
+        self.write_cued(Key::Selection, Value::Selection(selection), now_ms, cue).map(drop)
     }
 
     /// Settles a conflict by keeping the version `keep` (a dot from [`Self::conflicts`]);
@@ -378,8 +380,13 @@ impl<S: Storage> Replica<S> {
         self.write(key, Value::Deleted, now_ms).map(drop)
     }
 
-    /// Records a local edit that supersedes every version of `key` held here.
+    /// Records a local edit that supersedes every version of `key` held here and shows at once.
     fn write(&mut self, key: Key, value: Value, now_ms: u64) -> Result<Dot, Error> {
+        self.write_cued(key, value, now_ms, Cue::NOW)
+    }
+
+    /// Records a local edit that supersedes every version of `key` held here and shows from `cue`.
+    fn write_cued(&mut self, key: Key, value: Value, now_ms: u64, cue: Cue) -> Result<Dot, Error> {
         if let Value::Image(meta) = &value
             && !self.present.contains(&meta.pixels())
         {
@@ -393,7 +400,7 @@ impl<S: Storage> Replica<S> {
         }
         context.observe(dot);
         self.state.seq = dot.seq;
-        self.state.entries.insert(key, vec![Record { key, dot, stamp, context, value }]);
+        self.state.entries.insert(key, vec![Record { key, dot, stamp, context, value, cue }]);
         self.state.knowledge.get_mut(key.category()).observe(dot);
         self.commit()?;
         Ok(dot)
@@ -685,10 +692,116 @@ fn encode_snapshot(state: &State) -> Vec<u8> {
 }
 
 fn decode_snapshot(bytes: &[u8]) -> Result<State, Error> {
+    let damaged = |_| Error::Protocol("stored snapshot is damaged");
     match bytes.split_first() {
-        Some((&SNAPSHOT_FORMAT, rest)) => {
-            postcard::from_bytes(rest).map_err(|_| Error::Protocol("stored snapshot is damaged"))
-        }
+        Some((&SNAPSHOT_FORMAT, rest)) => postcard::from_bytes(rest).map_err(damaged),
+        Some((&1, rest)) => postcard::from_bytes::<v1::State>(rest).map(State::from).map_err(damaged),
         _ => Err(Error::Protocol("stored snapshot has an unknown format")),
+    }
+}
+
+/// Snapshot format 1, written before records carried a cue: read, and saved as format 2
+/// with every record cued [`Cue::NOW`] at the next change.
+mod v1 {
+    use alloc::collections::BTreeMap;
+    use alloc::string::String;
+    use alloc::vec::Vec;
+    use serde::Deserialize;
+
+    use super::super::record::{Key, Value};
+    use super::super::version::{Dot, Knowledge, VersionVector};
+    use crate::clock::{Hlc, Stamp};
+    use crate::device::{DeviceId, ReplicaId};
+    use crate::show::Cue;
+
+    #[derive(Deserialize)]
+    pub(super) struct Record {
+        key: Key,
+        dot: Dot,
+        stamp: Stamp,
+        context: VersionVector,
+        value: Value,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct State {
+        replica: ReplicaId,
+        device: DeviceId,
+        group: String,
+        seq: u64,
+        hlc: Hlc,
+        entries: BTreeMap<Key, Vec<Record>>,
+        knowledge: Knowledge,
+        floor: Knowledge,
+    }
+
+    impl From<State> for super::State {
+        fn from(old: State) -> super::State {
+            let entries = old
+                .entries
+                .into_iter()
+                .map(|(key, records)| {
+                    let records = records
+                        .into_iter()
+                        .map(|r| super::Record {
+                            key: r.key,
+                            dot: r.dot,
+                            stamp: r.stamp,
+                            context: r.context,
+                            value: r.value,
+                            cue: Cue::NOW,
+                        })
+                        .collect();
+                    (key, records)
+                })
+                .collect();
+            super::State {
+                replica: old.replica,
+                device: old.device,
+                group: old.group,
+                seq: old.seq,
+                hlc: old.hlc,
+                entries,
+                knowledge: old.knowledge,
+                floor: old.floor,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Mode;
+    use crate::sync::MemoryStorage;
+
+    #[test]
+    fn a_format_1_snapshot_opens_with_its_records_cued_now() {
+        let mut poi = Replica::open(
+            MemoryStorage::default(),
+            Identity { replica: ReplicaId(7), device: DeviceId([2, 0, 0, 0, 0, 7]), group: "g".into() },
+        )
+        .unwrap();
+        poi.set_selection(Selection { mode: Mode::Pattern, index: 3 }, 1_000, Cue(55)).unwrap();
+        poi.set_brightness(90, 2_000, Cue(66)).unwrap();
+        // Format 1 is format 2 without the cue after each record's value: postcard writes
+        // a struct as its fields in order, so tuples of the old fields give its bytes.
+        let s = &poi.state;
+        let entries: BTreeMap<Key, Vec<_>> = s
+            .entries
+            .iter()
+            .map(|(k, rs)| (*k, rs.iter().map(|r| (r.key, r.dot, r.stamp, &r.context, &r.value)).collect()))
+            .collect();
+        let old = (s.replica, s.device, &s.group, s.seq, s.hlc, entries, &s.knowledge, &s.floor);
+        let mut bytes = vec![1u8];
+        bytes.extend(postcard::to_allocvec(&old).unwrap());
+        let storage = MemoryStorage { state: Some(bytes), blobs: BTreeMap::new() };
+        let reopened = Replica::open(storage, Identity { replica: ReplicaId(9), device: s.device, group: "x".into() })
+            .unwrap();
+        assert_eq!(reopened.replica_id(), ReplicaId(7));
+        assert_eq!(reopened.settings(), poi.settings());
+        assert_eq!(reopened.knowledge(), poi.knowledge());
+        assert!(reopened.records().all(|r| r.cue == Cue::NOW));
+        assert_eq!(reopened.records().count(), 2);
     }
 }

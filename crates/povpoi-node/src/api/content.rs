@@ -271,6 +271,7 @@ async fn store_image(
     check_name(&name)?;
     let expected = pixels.len();
     let stored = name.clone();
+    let cue = node.cue();
     let (id, index) = node
         .library
         .write(Origin::Local, move |poi| -> Result<(ImageId, usize), povpoi_core::sync::Error> {
@@ -278,7 +279,7 @@ async fn store_image(
             let id = poi.add_image(&stored, width, height, &pixels, now)?;
             let index = poi.images().position(|(i, _)| i == id).unwrap_or(0);
             let index16 = u16::try_from(index).unwrap_or(u16::MAX);
-            poi.set_selection(Selection { mode: Mode::Image, index: index16 }, now)?;
+            poi.set_selection(Selection { mode: Mode::Image, index: index16 }, now, cue)?;
             Ok((id, index))
         })
         .await?;
@@ -398,7 +399,8 @@ async fn sd_load(State(node): State<AppState>, JsonBody(ask): JsonBody<FileReque
     let (index, _) = node.library.read(|poi| resolve_file(poi, &ask.filename))?;
     let index = u16::try_from(index).map_err(|_| ApiError::bad_request("image index beyond 65535"))?;
     let selection = Selection { mode: Mode::Image, index };
-    node.library.write(Origin::Local, move |poi| poi.set_selection(selection, now_ms())).await?;
+    let cue = node.cue();
+    node.library.write(Origin::Local, move |poi| poi.set_selection(selection, now_ms(), cue)).await?;
     Ok(Json(json!({ "status": "ok", "mode": Mode::Image as u8, "index": index })))
 }
 
@@ -460,7 +462,8 @@ fn parse_slot(text: &str, what: &str, slots: u8) -> Result<u8, ApiError> {
 }
 
 async fn store_pattern(node: &AppState, slot: u8, pattern: Pattern) -> Result<(), ApiError> {
-    node.library.write(Origin::Local, move |poi| poi.set_pattern(slot, pattern, now_ms())).await?;
+    let cue = node.cue();
+    node.library.write(Origin::Local, move |poi| poi.set_pattern(slot, pattern, now_ms(), cue)).await?;
     Ok(())
 }
 
@@ -604,7 +607,8 @@ async fn put_sequence(
     })?;
     let sequence = Sequence::new(items, ask.looped)?;
     let answer = sequence_json(slot, &sequence);
-    node.library.write(Origin::Local, move |poi| poi.set_sequence(slot, sequence, now_ms())).await?;
+    let cue = node.cue();
+    node.library.write(Origin::Local, move |poi| poi.set_sequence(slot, sequence, now_ms(), cue)).await?;
     Ok(Json(answer))
 }
 

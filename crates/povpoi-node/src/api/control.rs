@@ -96,7 +96,8 @@ pub(super) fn color(value: Option<&Value>, field: &str) -> Result<Option<Rgb>, A
 
 /// Stores what plays (a replicated setting).
 async fn select(node: &AppState, selection: Selection) -> Result<(), ApiError> {
-    node.library.write(Origin::Local, move |poi| poi.set_selection(selection, now_ms())).await?;
+    let cue = node.cue();
+    node.library.write(Origin::Local, move |poi| poi.set_selection(selection, now_ms(), cue)).await?;
     Ok(())
 }
 
@@ -147,7 +148,8 @@ async fn set_brightness(
     JsonBody(ask): JsonBody<BrightnessRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let brightness = required_int(ask.brightness.as_ref(), "brightness", 0, 255)? as u8;
-    node.library.write(Origin::Local, move |poi| poi.set_brightness(brightness, now_ms())).await?;
+    let cue = node.cue();
+    node.library.write(Origin::Local, move |poi| poi.set_brightness(brightness, now_ms(), cue)).await?;
     Ok(Json(json!({ "status": "ok", "brightness": brightness })))
 }
 
@@ -162,7 +164,8 @@ async fn set_framerate(
     JsonBody(ask): JsonBody<FramerateRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let framerate = required_int(ask.framerate.as_ref(), "framerate", 1, 255)? as u16;
-    node.library.write(Origin::Local, move |poi| poi.set_framerate(framerate, now_ms())).await?;
+    let cue = node.cue();
+    node.library.write(Origin::Local, move |poi| poi.set_framerate(framerate, now_ms(), cue)).await?;
     Ok(Json(json!({ "status": "ok", "framerate": framerate })))
 }
 

@@ -25,6 +25,8 @@ async fn stream(State(node): State<AppState>) -> Sse<impl Stream<Item = Result<S
             crate::events::Event::PeerUp { .. } => "peerUp",
             crate::events::Event::PeerDown { .. } => "peerDown",
             crate::events::Event::SyncFinished(_) => "syncFinished",
+            crate::events::Event::Clock { .. } => "clock",
+            crate::events::Event::ClockStep { .. } => "clockStep",
         };
         SseEvent::default().event(name).json_data(&event).ok().map(Ok)
     });

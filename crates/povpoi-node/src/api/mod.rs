@@ -20,6 +20,7 @@ use serde_json::json;
 use crate::node::NodeState;
 
 mod access;
+mod clock;
 mod content;
 mod control;
 mod device;
@@ -42,6 +43,7 @@ pub type AppState = Arc<NodeState>;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(device::routes())
+        .merge(clock::routes())
         .merge(display::routes())
         .merge(sync::routes())
         .merge(events::routes())

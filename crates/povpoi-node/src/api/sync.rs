@@ -288,6 +288,7 @@ async fn push(
         }
     }
     let settings = pushed.settings;
+    let cue = node.cue();
     let result = node
         .library
         .write(Origin::Peer, move |poi| -> Result<Value, povpoi_core::sync::Error> {
@@ -311,18 +312,18 @@ async fn push(
                 let base = old.unwrap_or(Pattern::new(kind, Rgb::new(255, 0, 0), Rgb::new(0, 0, 255), 50)?);
                 let next = Pattern::new(kind, c1.unwrap_or(base.color1()), c2.unwrap_or(base.color2()), speed.unwrap_or(base.speed()))?;
                 if old.as_ref() != Some(&next) && newer(poi, &Key::Pattern(slot), stamp) {
-                    poi.set_pattern(slot, next, now)?;
+                    poi.set_pattern(slot, next, now, cue)?;
                     patterns_updated += 1;
                 }
             }
             if let Some(s) = settings {
                 let current = poi.settings();
                 if let Some(b) = s.brightness.filter(|b| *b != current.brightness && newer(poi, &Key::Brightness, s.timestamp)) {
-                    poi.set_brightness(b, now)?;
+                    poi.set_brightness(b, now, cue)?;
                     settings_updated += 1;
                 }
                 if let Some(f) = s.framerate.filter(|f| *f != current.framerate && newer(poi, &Key::Framerate, s.timestamp)) {
-                    poi.set_framerate(f, now)?;
+                    poi.set_framerate(f, now, cue)?;
                     settings_updated += 1;
                 }
                 if s.mode.is_some() || s.index.is_some() {
@@ -331,7 +332,7 @@ async fn push(
                         index: s.index.unwrap_or(current.selection.index),
                     };
                     if selection != current.selection && newer(poi, &Key::Selection, s.timestamp) {
-                        poi.set_selection(selection, now)?;
+                        poi.set_selection(selection, now, cue)?;
                         settings_updated += 1;
                     }
                 }
