@@ -1,8 +1,8 @@
 //! The `/api/sync/data` listing keeps the existing system's JSON field names exactly.
 
-use povpoi_core::show::Cue;
 use povpoi_core::device::{DeviceId, ReplicaId};
 use povpoi_core::model::{Mode, Pattern, PatternKind, Rgb, Selection};
+use povpoi_core::show::Cue;
 use povpoi_core::sync::{Identity, MemoryStorage, Replica};
 use povpoi_core::wire::legacy::SyncData;
 use serde_json::{Value, json};

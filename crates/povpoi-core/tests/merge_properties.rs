@@ -1,8 +1,8 @@
 //! Properties of merging that any order of delivery must respect.
 
-use povpoi_core::show::Cue;
 use povpoi_core::device::{DeviceId, ReplicaId};
 use povpoi_core::model::{Pattern, PatternKind, Rgb};
+use povpoi_core::show::Cue;
 use povpoi_core::sync::{Categories, Delta, Identity, Knowledge, MemoryStorage, Record, Replica};
 use proptest::prelude::*;
 

@@ -1,10 +1,10 @@
 //! Behaviour of the replicated library between two or three poi, through real sessions
 //! whose messages go through the postcard wire encoding.
 
-use povpoi_core::show::Cue;
 use povpoi_core::device::{DeviceId, ReplicaId};
 use povpoi_core::hash::BlobHash;
 use povpoi_core::model::{Pattern, PatternKind, Rgb};
+use povpoi_core::show::Cue;
 use povpoi_core::sync::{
     Blob, Categories, Direction, Error, Identity, Key, MemoryStorage, Record, Replica, Request, Response, Session,
     SessionReport, SyncOptions, Value,
@@ -210,7 +210,13 @@ fn different_sync_groups_never_merge() {
 fn selective_sync_moves_only_the_chosen_categories_and_catches_up_later() {
     let (mut a, mut b) = (poi(1), poi(2));
     a.add_image("img", 1, 1, &[9, 9, 9], 1_000).unwrap();
-    a.set_pattern(3, Pattern::new(PatternKind::Fire, Rgb::new(1, 2, 3), Rgb::new(4, 5, 6), 9).unwrap(), 1_000, Cue::NOW).unwrap();
+    a.set_pattern(
+        3,
+        Pattern::new(PatternKind::Fire, Rgb::new(1, 2, 3), Rgb::new(4, 5, 6), 9).unwrap(),
+        1_000,
+        Cue::NOW,
+    )
+    .unwrap();
     a.set_brightness(77, 1_000, Cue::NOW).unwrap();
     let images_only =
         SyncOptions { categories: Categories { images: true, patterns: false, settings: false }, ..Default::default() };

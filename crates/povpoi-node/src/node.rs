@@ -326,8 +326,13 @@ impl Node {
                 .map_err(|e| format!("cannot set the sync group: {e}"))?;
         }
 
+        // Requests to peers leave from the address the API listens on (when it names one),
+        // so a peer that lists a caller at its source address and port lists where it
+        // really listens, also on a board with several addresses.
+        let source = Some(addr.ip()).filter(|ip| !ip.is_unspecified());
         let http = reqwest::Client::builder()
             .no_proxy()
+            .local_address(source)
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(20))
             .build()

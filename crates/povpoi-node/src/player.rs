@@ -10,15 +10,15 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use povpoi_core::model::Selection;
 use povpoi_core::model::{
     ImageId, Mode, PATTERN_SLOTS, Pattern, Rgb, SEQUENCE_SLOTS, Sequence, SequenceTarget, Settings,
 };
-use povpoi_core::model::Selection;
 use povpoi_core::render::{AudioSource, Constant, Content, Finish, ImageView, Program, Renderer, Silence, TestSignal};
 use povpoi_core::show::{Cue, Staged};
 use povpoi_core::sync::Key;
@@ -247,14 +247,16 @@ impl Playing {
         playing
     }
 
-    /// Takes in a change of the library or of the power mode.
-    fn reload(&mut self, state: &NodeState, show_us: u64) {
+    /// Takes in a change of the library or of the power mode; returns whether a cued field
+    /// changed what shows already (its cue has passed).
+    fn reload(&mut self, state: &NodeState, show_us: u64) -> bool {
         let wanted = Wanted::read(state);
         self.power = state.config().power_mode;
         self.image_ids = wanted.image_ids.clone();
-        self.stage.set(&wanted, show_us);
+        let changed = self.stage.set(&wanted, show_us);
         self.load_images(state);
         self.refresh(show_us);
+        changed
     }
 
     /// The images a selection shows.
@@ -443,14 +445,19 @@ fn run(
     let mut switched: Option<Cue> = None;
     while !stop.load(Ordering::Relaxed) {
         let now = state.show.now_us();
+        // Changes take effect at the start of a column: the column that started before a
+        // cue keeps what played, on every poi alike, however late this loop woke up.
+        let at = if wants_columns { column_start(now, playing.show.framerate) } else { now };
         let power_changed = state.config().power_mode != playing.power;
         let waiting_for_pixels = playing.incomplete && now.saturating_sub(loaded_at) >= PIXEL_RETRY_US;
+        let mut changed = false;
         if changes.has_changed().unwrap_or(false) || power_changed || waiting_for_pixels {
             changes.borrow_and_update();
-            playing.reload(state, now);
+            changed = playing.reload(state, at);
             loaded_at = now;
         }
-        if playing.advance(now) {
+        changed |= playing.advance(at);
+        if changed {
             let cue = playing.stage.latest_cue();
             switched = (cue != Cue::NOW).then_some(cue);
         }
@@ -487,7 +494,7 @@ fn run(
             let fps = u64::from(playing.show.framerate.max(1));
             // Column k runs from show time k/fps s; it is drawn as at its middle, so every
             // poi draws the same column whatever the ms rounding of the renderer's clock.
-            let k = u128::from(now) * u128::from(fps) / 1_000_000;
+            let k = u128::from(now.max(at)) * u128::from(fps) / 1_000_000;
             let middle_ms = ((2 * k + 1) * 500 / u128::from(fps)) as u64;
             let level = audio.level(middle_ms);
             renderer.render(&playing.program(&live), middle_ms, playing.show.framerate, level, &mut column);
@@ -513,6 +520,13 @@ fn run(
         }
         nap_until(state, wake, stop);
     }
+}
+
+/// Show time at which the column playing at `now` began, at `framerate` columns a second.
+fn column_start(now: u64, framerate: u16) -> u64 {
+    let fps = u128::from(framerate.max(1));
+    let k = u128::from(now) * fps / 1_000_000;
+    ((k * 1_000_000).div_ceil(fps)) as u64
 }
 
 /// Sleeps until show time `deadline` (µs), at most [`LONGEST_NAP_US`] at a time so the stop

@@ -203,7 +203,8 @@ pub(crate) async fn serve(state: Arc<NodeState>, socket: UdpSocket, mut stopping
         if refreshed.elapsed() >= PEER_REFRESH {
             refreshed = Instant::now();
             let group = state.config().sync_group.clone();
-            addrs = state.peers.online_in(&group, PROTOCOL_VERSION).into_iter().map(|p| (p.device_id, p.addr)).collect();
+            addrs =
+                state.peers.online_in(&group, PROTOCOL_VERSION).into_iter().map(|p| (p.device_id, p.addr)).collect();
             let ids: Vec<DeviceId> = addrs.keys().copied().collect();
             state.show.with(|clock, own| clock.set_peers(&ids, own));
         }
@@ -276,7 +277,9 @@ async fn take(state: &NodeState, socket: &UdpSocket, bytes: &[u8], from: SocketA
 
 fn announce_step(state: &NodeState, step: Step) {
     tracing::info!(
-        from = format!("{:08x}", step.from), to = format!("{:08x}", step.to), by_us = step.by,
+        from = format!("{:08x}", step.from),
+        to = format!("{:08x}", step.to),
+        by_us = step.by,
         "show clock joined another timeline"
     );
     state.events.send(Event::ClockStep {

@@ -288,8 +288,8 @@ fn parse_hash(name: &str) -> Option<BlobHash> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use povpoi_core::show::Cue;
     use povpoi_core::device::{DeviceId, ReplicaId};
+    use povpoi_core::show::Cue;
     use povpoi_core::sync::{Identity, Replica};
 
     fn identity() -> Identity {

@@ -8,9 +8,9 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use povpoi_core::show::Cue;
 use povpoi_core::device::{DeviceId, ReplicaId};
 use povpoi_core::model::{Pattern, PatternKind, Rgb, Sequence, SequenceItem, SequenceTarget};
+use povpoi_core::show::Cue;
 use povpoi_core::sync::{Categories, Delta, Identity, Knowledge, Replica, SyncOptions};
 use povpoi_core::wire::{self, legacy::SyncData};
 use povpoi_sim::storage::SimStorage;
@@ -67,8 +67,13 @@ fn library(items: usize) -> Poi {
     made += 3;
     for slot in 0..18.min(items.saturating_sub(made) / 4) as u8 {
         let kind = PatternKind::ALL[slot as usize];
-        p.set_pattern(slot, Pattern::new(kind, Rgb::new(slot, 0, 0), Rgb::new(0, 0, slot), 50).unwrap(), tick(), Cue::NOW)
-            .unwrap();
+        p.set_pattern(
+            slot,
+            Pattern::new(kind, Rgb::new(slot, 0, 0), Rgb::new(0, 0, slot), 50).unwrap(),
+            tick(),
+            Cue::NOW,
+        )
+        .unwrap();
         made += 1;
     }
     for slot in 0..5.min(items.saturating_sub(made) / 10) as u8 {
@@ -138,7 +143,8 @@ fn main() {
             p.set_pattern(
                 0,
                 Pattern::new(PatternKind::Fire, Rgb::new(1, 1, 1), Rgb::new(2, 2, 2), 99).unwrap(),
-                NOW + 3_000_000, Cue::NOW,
+                NOW + 3_000_000,
+                Cue::NOW,
             )
             .unwrap()
         }),

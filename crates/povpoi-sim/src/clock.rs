@@ -14,7 +14,7 @@ use std::collections::BinaryHeap;
 use std::fmt;
 
 use povpoi_core::device::DeviceId;
-use povpoi_core::show::{ClockKey, IN_STEP_US, Packet, SLEW_PPM, STEP_ERROR_US, ShowClock, packet};
+use povpoi_core::show::{ClockKey, IN_STEP_US, Packet, SLEW_PPM, STEP_ERROR_US, ShowClock, TIE_WINDOW_US, packet};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -206,8 +206,8 @@ pub struct Report {
     pub converged_after_us: Option<u64>,
     /// Steps made (timelines joined).
     pub steps: u64,
-    /// Steps back to a timeline left before, between two timelines within measuring error
-    /// of each other (each smaller than twice [`STEP_ERROR_US`]).
+    /// Steps back to a timeline left before, between two timelines within the tie window
+    /// of each other (each smaller than [`TIE_WINDOW_US`] plus [`STEP_ERROR_US`]).
     pub tie_returns: u64,
     /// Datagrams sent, and lost on the way.
     pub datagrams: u64,
@@ -321,7 +321,10 @@ pub fn run(seed: u64, scenario: &Scenario, conditions: &Conditions) -> Result<Re
     let delay = (0..nodes)
         .map(|_| {
             (0..nodes)
-                .map(|_| conditions.base_delay_us - conditions.asymmetry_us + rng.random_range(0..=2 * conditions.asymmetry_us))
+                .map(|_| {
+                    conditions.base_delay_us - conditions.asymmetry_us
+                        + rng.random_range(0..=2 * conditions.asymmetry_us)
+                })
                 .collect()
         })
         .collect();
@@ -509,15 +512,26 @@ impl World<'_> {
                     return Err(self.fail(format!("poi {node} moved {} µs for a step of {}", after - before, s.by)));
                 }
                 self.report.steps += 1;
-                if std::env::var("POVPOI_CLOCK_TRACE").is_ok() { eprintln!("{:.3} poi {node} step {:08x} -> {:08x} by {} at show {}", self.t as f64/1e6, s.from, s.to, s.by, before); }
+                if std::env::var("POVPOI_CLOCK_TRACE").is_ok() {
+                    eprintln!(
+                        "{:.3} poi {node} step {:08x} -> {:08x} by {} at show {}",
+                        self.t as f64 / 1e6,
+                        s.from,
+                        s.to,
+                        s.by,
+                        before
+                    );
+                }
                 let founded = self.founded;
                 let poi = &mut self.pois[node];
                 poi.stepped += after - before;
                 if poi.left.contains(&s.to) {
-                    // Two timelines too close to tell apart may swap once or twice while
-                    // their poi's measurements settle; a real step back is a failure.
-                    if s.by.unsigned_abs() > 2 * STEP_ERROR_US {
-                        return Err(self.fail(format!("poi {node} went back to timeline {:08x}, which it had left", s.to)));
+                    // Two timelines at the edge of the tie window may swap once while they
+                    // close in; a real step back is a failure.
+                    if s.by.unsigned_abs() > TIE_WINDOW_US.unsigned_abs() + STEP_ERROR_US {
+                        return Err(
+                            self.fail(format!("poi {node} went back to timeline {:08x}, which it had left", s.to))
+                        );
                     }
                     self.report.tie_returns += 1;
                     poi.ties += 1;
@@ -665,9 +679,8 @@ impl World<'_> {
             }
             if all_started && t >= self.changed_at + SETTLE_US {
                 if !one_timeline || spread > MAX_SETTLED_SPREAD_US {
-                    return Err(self.fail(format!(
-                        "settled group {group:?} is {spread} µs apart (one timeline: {one_timeline})"
-                    )));
+                    return Err(self
+                        .fail(format!("settled group {group:?} is {spread} µs apart (one timeline: {one_timeline})")));
                 }
                 self.report.spread.add(spread);
             }

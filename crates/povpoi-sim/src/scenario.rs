@@ -4,9 +4,9 @@ use std::cell::Cell;
 use std::fmt::Write as _;
 use std::rc::Rc;
 
-use povpoi_core::show::Cue;
 use povpoi_core::device::{DeviceId, ReplicaId};
 use povpoi_core::model::{Mode, Pattern, PatternKind, Rgb, Selection, Sequence, SequenceItem, SequenceTarget};
+use povpoi_core::show::Cue;
 use povpoi_core::sync::{Categories, Direction, Error, Identity, Key, Replica, Session, SyncOptions};
 use povpoi_core::wire;
 use rand::{Rng, SeedableRng};

@@ -1,7 +1,7 @@
 //! A replica whose storage fails to save changes nothing and carries on afterwards.
 
-use povpoi_core::show::Cue;
 use povpoi_core::device::{DeviceId, ReplicaId};
+use povpoi_core::show::Cue;
 use povpoi_core::sync::{Error, Identity, Record, Replica};
 use povpoi_sim::storage::SimStorage;
 

@@ -1,8 +1,8 @@
 //! `povpoi sim-sync`: replicas in memory, edited apart, then synced until they agree.
 
-use povpoi_core::show::Cue;
 use povpoi_core::device::{DeviceId, ReplicaId};
 use povpoi_core::model::{Pattern, PatternKind, Rgb};
+use povpoi_core::show::Cue;
 use povpoi_core::sync::{Identity, Replica, SyncOptions};
 use povpoi_sim::scenario;
 use povpoi_sim::storage::SimStorage;

@@ -9,15 +9,18 @@
 //!   (its uptime) plus up to [`FOUNDING_SPREAD_US`] taken from the timeline's random id, so
 //!   a timeline that has run longer is further ahead, and poi started together are spread
 //!   apart by chance rather than by a few ms of process start-up. A poi that measures a peer
-//!   on another timeline ahead of its own (beyond the error bound of that measurement, or
-//!   within it with a larger timeline id) plans to join it: it announces a [`Plan`]
+//!   on another timeline more than [`TIE_WINDOW_US`] ahead of its own, or within that
+//!   window either way with a larger timeline id, plans to join it: it announces a [`Plan`]
 //!   (target, the show time of the step, its size) [`STEP_NOTICE_US`] ahead, every poi of
 //!   its timeline that hears the plan adopts it, and all step forward together. Two
-//!   timelines planning to join each other keep the plan toward the larger id. "Ahead" is a
-//!   total order on the show times themselves, so no chain of joins comes back to a timeline.
+//!   timelines planning to join each other keep the plan toward the larger id. Timelines
+//!   within the window of each other also average their show times (below), so they close
+//!   in until every poi measures them as tied and the larger id settles it for all alike,
+//!   whatever each one's measuring error.
 //! - **Staying together.** Among the poi of one timeline nobody leads: each moves its show
 //!   time toward the mean of its own and its peers' (symmetric consensus, slewed in at up
-//!   to 5 %) and its rate toward the mean of theirs, so the group keeps the timeline when
+//!   to 5 %; peers of a timeline within the tie window count too) and its rate toward the
+//!   mean of theirs, so the group keeps the timeline when
 //!   any poi leaves, and a poi cut off from all keeps the group's rate (holdover).
 
 use alloc::collections::BTreeMap;
@@ -33,6 +36,10 @@ use crate::device::DeviceId;
 /// error of each other. The price: a poi restarted within this time of its group's
 /// founding may find its new timeline ahead, and the group then steps to it.
 pub const FOUNDING_SPREAD_US: u64 = 5_000_000;
+/// Timelines this close are ranked by id, not by which is ahead: the decision then does
+/// not hang on measuring error (a step is planned only once the offset is known to
+/// [`STEP_ERROR_US`]), and such timelines average toward each other meanwhile.
+pub const TIE_WINDOW_US: i64 = 20_000;
 /// How far ahead a step to another timeline is announced, so the other poi of the timeline
 /// left hear of it (in a probe answer) and step at the same instant.
 pub const STEP_NOTICE_US: u64 = 500_000;
@@ -205,10 +212,10 @@ pub struct ShowClock {
     steps: Vec<Step>,
 }
 
-/// Whether timeline `theirs`, measured `theta` µs ahead of ours (`ours`) give or take
-/// `error`, is to be joined: surely ahead, or too close to tell and with the larger id.
-fn beats(theta: i64, error: u64, theirs: u32, ours: u32) -> bool {
-    theirs != ours && (theta > error as i64 || (theta >= -(error as i64) && theirs > ours))
+/// Whether timeline `theirs`, measured `theta` µs ahead of ours (`ours`), is to be joined:
+/// ahead beyond the tie window, or within it with the larger id.
+fn beats(theta: i64, theirs: u32, ours: u32) -> bool {
+    theirs != ours && (theta > TIE_WINDOW_US || (theta >= -TIE_WINDOW_US && theirs > ours))
 }
 
 /// Whether plan `a` is to be followed rather than `b`: the target further ahead (then the
@@ -441,13 +448,13 @@ impl ShowClock {
         let candidate = views
             .iter()
             .filter(|v| v.error <= STEP_ERROR_US || v.samples >= DECIDE_SAMPLES)
-            .filter(|v| beats(v.theta, v.error, v.timeline, ours) && !(coming(v.timeline) && ours > v.timeline))
+            .filter(|v| beats(v.theta, v.timeline, ours) && !(coming(v.timeline) && ours > v.timeline))
             .max_by_key(|v| (v.theta, v.timeline));
         if let Some(v) = candidate {
             self.consider(Plan { target: v.timeline, at: show + STEP_NOTICE_US, step: v.theta }, own);
         }
 
-        let ours: Vec<&View> = views.iter().filter(|v| v.timeline == ours).collect();
+        let ours: Vec<&View> = views.iter().filter(|v| v.timeline == ours || v.theta.abs() <= TIE_WINDOW_US).collect();
         if ours.is_empty() {
             return;
         }

@@ -19,8 +19,9 @@ mod mapping;
 pub mod packet;
 
 pub use clock::{
-    ANSWER_TIMEOUT_US, BURST_ANSWERS, BURST_PERIOD_US, CONVERGING_PERIOD_US, ClockStatus, IN_STEP_US, Ignored,
-    PeerStatus, SETTLED_PERIOD_US, STEP_ERROR_US, STEP_NOTICE_US, STEP_THRESHOLD_US, ShowClock, Standing, Step, FOUNDING_SPREAD_US,
+    ANSWER_TIMEOUT_US, BURST_ANSWERS, BURST_PERIOD_US, CONVERGING_PERIOD_US, ClockStatus, FOUNDING_SPREAD_US,
+    IN_STEP_US, Ignored, PeerStatus, SETTLED_PERIOD_US, STEP_ERROR_US, STEP_NOTICE_US, STEP_THRESHOLD_US, ShowClock,
+    Standing, Step, TIE_WINDOW_US,
 };
 pub use cue::{Cue, MAX_CUE_AHEAD_US, MAX_LEAD_US, MIN_LEAD_US, Staged, lead_us};
 pub use filter::{Offset, PeerFilter, Sample, Skew, WINDOW};

@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use super::version::{Category, Dot, VersionVector};
 use crate::clock::Stamp;
-use crate::show::Cue;
 use crate::model::{ImageId, ImageMeta, InvalidContent, Pattern, Selection, Sequence, check_framerate};
+use crate::show::Cue;
 
 /// The name of a replicated item.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

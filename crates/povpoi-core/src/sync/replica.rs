@@ -15,11 +15,11 @@ use super::version::{Category, Dot, Knowledge, VersionVector};
 use crate::clock::{Hlc, Stamp};
 use crate::device::{DeviceId, ReplicaId};
 use crate::hash::BlobHash;
-use crate::show::Cue;
 use crate::model::{
     ImageId, ImageMeta, Pattern, Selection, Sequence, Settings, check_framerate, check_pattern_slot,
     check_sequence_slot,
 };
+use crate::show::Cue;
 
 /// Version of the snapshot layout written by [`Replica`]; format 1 (records without a cue,
 /// protocol 1) is still read.
@@ -796,8 +796,8 @@ mod tests {
         let mut bytes = vec![1u8];
         bytes.extend(postcard::to_allocvec(&old).unwrap());
         let storage = MemoryStorage { state: Some(bytes), blobs: BTreeMap::new() };
-        let reopened = Replica::open(storage, Identity { replica: ReplicaId(9), device: s.device, group: "x".into() })
-            .unwrap();
+        let reopened =
+            Replica::open(storage, Identity { replica: ReplicaId(9), device: s.device, group: "x".into() }).unwrap();
         assert_eq!(reopened.replica_id(), ReplicaId(7));
         assert_eq!(reopened.settings(), poi.settings());
         assert_eq!(reopened.knowledge(), poi.knowledge());

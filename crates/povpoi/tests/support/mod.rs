@@ -11,6 +11,8 @@
 
 #![allow(dead_code)]
 
+pub mod relay;
+
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::Read as _;
@@ -442,6 +444,8 @@ pub struct NodeSpec {
     pub no_mdns: bool,
     /// `--peer` addresses.
     pub peers: Vec<SocketAddr>,
+    /// More arguments (`--clock-offset-ms`...).
+    pub args: Vec<String>,
 }
 
 /// A running `povpoi node` process. Dropping it kills it (and prints its log when the test
@@ -503,6 +507,7 @@ impl Poi {
         for peer in &s.peers {
             command.args(["--peer", &peer.to_string()]);
         }
+        command.args(&s.args);
         command.env("RUST_LOG", "povpoi_node=debug,info").env_remove("RUST_BACKTRACE");
         command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
         let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", s.label));
@@ -853,6 +858,8 @@ pub struct Lab {
     pub addrs: Vec<SocketAddr>,
     /// Sync group given to named nodes.
     pub group: String,
+    /// The `--peer` list of each node when not every other node's address (a relay's mirrors).
+    peers: Option<Vec<Vec<SocketAddr>>>,
     dir: Option<tempfile::TempDir>,
 }
 
@@ -898,6 +905,21 @@ impl Lab {
             net: None,
             addrs: (0..n).map(|_| free_loopback_addr()).collect(),
             group: format!("lo-{}-{}", std::process::id(), next_id()),
+            peers: None,
+            dir: Some(scratch()),
+        }
+    }
+
+    /// Nodes on loopback behind `relay`: each listens on its relay address and knows the
+    /// others only at their mirror addresses, so all their traffic crosses the relay.
+    pub fn relayed(relay: &relay::Relay, n: usize) -> Lab {
+        Lab {
+            pois: (0..n).map(|_| None).collect(),
+            client: Client::loopback(),
+            net: None,
+            addrs: (0..n).map(|i| relay.node(i)).collect(),
+            group: format!("relay-{}-{}", std::process::id(), next_id()),
+            peers: Some((0..n).map(|i| relay.peers_of(i)).collect()),
             dir: Some(scratch()),
         }
     }
@@ -913,6 +935,7 @@ impl Lab {
             client,
             addrs,
             group: format!("ns-{}-{}", std::process::id(), next_id()),
+            peers: None,
             net: Some(net),
             dir: Some(scratch()),
         })
@@ -930,7 +953,10 @@ impl Lab {
         let label = format!("poi-{}", (b'a' + i as u8) as char);
         let (netns, no_mdns, peers) = match &self.net {
             Some(net) => (Some(net.nodes[i].ns.clone()), false, Vec::new()),
-            None => (None, true, self.addrs.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, a)| *a).collect()),
+            None => match &self.peers {
+                Some(peers) => (None, true, peers[i].clone()),
+                None => (None, true, self.addrs.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, a)| *a).collect()),
+            },
         };
         let dir = self.dir.as_ref().expect("scratch dir").path();
         NodeSpec {
@@ -944,6 +970,7 @@ impl Lab {
             named: true,
             no_mdns,
             peers,
+            args: Vec::new(),
         }
     }
 
