@@ -25,7 +25,7 @@ use crate::history::History;
 use crate::library::{Library, now_ms};
 use crate::output::sim::SimStrip;
 use crate::output::{Output, OutputSpec};
-use crate::peers::{Change, PeerTable, Source};
+use crate::peers::{Change, Peer, PeerTable, Source};
 use crate::player::{AudioChoice, Player, PlayerStats};
 use crate::show_clock::{self, OwnClock, ShowTime};
 use crate::storage::DirStorage;
@@ -120,8 +120,9 @@ pub struct NodeState {
     pub replay: Mutex<ReplayGuard>,
     /// HTTP client for peers.
     pub http: reqwest::Client,
-    /// One outgoing session at a time.
-    pub session_lock: tokio::sync::Mutex<()>,
+    /// One outgoing session per peer address at a time; sessions with different peers run
+    /// side by side, so a change reaches a troupe in about one session's time.
+    pub session_locks: Mutex<std::collections::HashMap<SocketAddr, Arc<tokio::sync::Mutex<()>>>>,
     /// The column shown in live mode (not replicated: it changes many times a second).
     pub live: Mutex<Vec<Rgb>>,
     /// Addresses added by hand (probed until they answer, kept across restarts).
@@ -366,7 +367,7 @@ impl Node {
             events,
             replay: Mutex::new(replay),
             http,
-            session_lock: tokio::sync::Mutex::new(()),
+            session_locks: Mutex::new(std::collections::HashMap::new()),
             live: Mutex::new(Vec::new()),
             manual_peers: Mutex::new(manual),
             kick: Notify::new(),
@@ -612,13 +613,12 @@ async fn auto_sync(state: Arc<NodeState>, mut stopping: watch::Receiver<bool>) {
         let group = state.config().sync_group.clone();
         let peers = state.peers.online_in(&group, PROTOCOL_VERSION);
         let pushed = trigger == "change" && !peers.is_empty();
-        for peer in peers {
-            // On the timer, a peer whose advertised digest equals ours is skipped unasked.
-            if trigger == "interval" && !state.needs_sync(&peer.digest) {
-                continue;
-            }
-            let trigger = if trigger == "kick" { "meet" } else { trigger };
-            let entry = sync_client::sync_with(&state, peer.addr, Some(&peer), options, trigger).await;
+        // On the timer, a peer whose advertised digest equals ours is skipped unasked.
+        let due: Vec<Peer> =
+            peers.into_iter().filter(|p| trigger != "interval" || state.needs_sync(&p.digest)).collect();
+        let trigger = if trigger == "kick" { "meet" } else { trigger };
+        let sessions = due.iter().map(|peer| sync_client::sync_with(&state, peer.addr, Some(peer), options, trigger));
+        for (peer, entry) in due.iter().zip(futures_util::future::join_all(sessions).await) {
             if entry.refused {
                 state.peers.refuse(peer.device_id, state.peer_timeout);
             } else if !entry.ok && entry.round_trips == 0 && state.peers.offline(peer.device_id) {

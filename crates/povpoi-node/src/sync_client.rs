@@ -180,7 +180,8 @@ pub async fn sync_with(
     options: SyncOptions,
     trigger: &str,
 ) -> HistoryEntry {
-    let _one_at_a_time = node.session_lock.lock().await;
+    let lock = node.session_locks.lock().unwrap_or_else(|p| p.into_inner()).entry(addr).or_default().clone();
+    let _one_at_a_time_with_this_peer = lock.lock().await;
     let started = Instant::now();
     let mut entry = HistoryEntry {
         at: now_ms(),
@@ -291,12 +292,10 @@ pub fn direction_name(direction: Direction) -> &'static str {
     }
 }
 
-/// Syncs with each online peer of this poi's group in turn.
+/// Syncs with every online peer of this poi's group, side by side.
 pub async fn sync_with_online_peers(node: &NodeState, options: SyncOptions, trigger: &str) -> Vec<HistoryEntry> {
     let group = node.config().sync_group.clone();
-    let mut entries = Vec::new();
-    for peer in node.peers.online_in(&group, povpoi_core::sync::PROTOCOL_VERSION) {
-        entries.push(sync_with(node, peer.addr, Some(&peer), options, trigger).await);
-    }
-    entries
+    let peers = node.peers.online_in(&group, povpoi_core::sync::PROTOCOL_VERSION);
+    futures_util::future::join_all(peers.iter().map(|peer| sync_with(node, peer.addr, Some(peer), options, trigger)))
+        .await
 }

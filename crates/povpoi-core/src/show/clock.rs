@@ -149,7 +149,8 @@ pub enum Standing {
     Alone,
     /// Peers measured, not all in step yet (another timeline, a step planned, apart).
     Converging,
-    /// Every measured peer on this timeline and within [`IN_STEP_US`].
+    /// Every measured peer on this timeline, no step planned, and show time within
+    /// [`IN_STEP_US`] of the peers' mean.
     InStep,
 }
 
@@ -504,7 +505,7 @@ impl ShowClock {
             Standing::Alone
         } else if self.plan.is_none()
             && ours.len() == measured.len()
-            && ours.iter().all(|v| v.theta.unsigned_abs() <= IN_STEP_US)
+            && (ours.iter().map(|v| v.theta).sum::<i64>() / ours.len() as i64).unsigned_abs() <= IN_STEP_US
         {
             Standing::InStep
         } else {
