@@ -76,3 +76,41 @@ fn options_encode_direction_then_categories() {
     };
     assert_eq!(hex(&wire::to_bytes(&options)), "02 01 00 01");
 }
+
+fn clock_state() -> povpoi_core::show::Announce {
+    povpoi_core::show::Announce { boot: 7, timeline: 0x1234_5678, show: 3_600_000_000, rate_ppb: -1_500, plan: None }
+}
+
+#[test]
+fn clock_probe_bytes() {
+    use povpoi_core::show::packet::{self, Packet};
+    let probe = Packet::Probe { from: DeviceId([0xA1, 0xB2, 0xC3, 0xD4, 0xE5, 0xF6]), nonce: 300, state: clock_state() };
+    let to = DeviceId([2, 0, 0, 0, 0, 2]);
+    let bytes = packet::encode(&probe, None, to);
+    assert_eq!(
+        hex(&bytes),
+        "01 00 a1 b2 c3 d4 e5 f6 ac 02 07 f8 ac d1 91 01 80 c8 ce b4 0d b7 17 00"
+    );
+    assert_eq!(packet::decode(&bytes, None, to), Ok(probe));
+}
+
+#[test]
+fn clock_answer_bytes_with_a_plan_and_the_key_tag() {
+    use povpoi_core::show::packet::{self, Packet};
+    use povpoi_core::show::{ClockKey, Plan};
+    let state = povpoi_core::show::Announce {
+        plan: Some(Plan { target: 9, at: 3_600_500_000, step: 2_000_000 }),
+        ..clock_state()
+    };
+    let answer =
+        Packet::Answer { from: DeviceId([2, 0, 0, 0, 0, 2]), nonce: 300, received: 5_000_000, held: 40, state };
+    let to = DeviceId([0xA1, 0xB2, 0xC3, 0xD4, 0xE5, 0xF6]);
+    let key = ClockKey::derive(b"correct horse battery", "ab");
+    let bytes = packet::encode(&answer, Some(&key), to);
+    assert_eq!(
+        hex(&bytes),
+        "01 01 02 00 00 00 00 02 ac 02 c0 96 b1 02 28 07 f8 ac d1 91 01 80 c8 ce b4 0d b7 17 \
+         01 09 a0 8a ed b4 0d 80 92 f4 01 39 3b f8 74 05 93 9b 80 94 37 b3 1c af 89 81 7f"
+    );
+    assert_eq!(packet::decode(&bytes, Some(&key), to), Ok(answer));
+}

@@ -100,7 +100,7 @@ fn opening_a_missing_device_says_what_to_check() {
 /// rules, records what it decoded, acks every command (live columns too, which the link
 /// must skip over) and answers status requests with the mode it was last set to.
 struct FakeTeensy {
-    got: Arc<Mutex<Vec<Result<Command, Malformed>>>>,
+    got: Arc<Mutex<Vec<(u64, Result<Command, Malformed>)>>>,
 }
 
 impl FakeTeensy {
@@ -125,7 +125,7 @@ impl FakeTeensy {
                         }
                         Err(_) => None,
                     };
-                    log.lock().unwrap().push(decoded);
+                    log.lock().unwrap().push((povpoi_node::show_clock::host_time_us(), decoded));
                     if let Some(reply) = reply.filter(|_| answer) {
                         let mut out = b"noise".to_vec();
                         reply.encode(&mut out);
@@ -138,6 +138,11 @@ impl FakeTeensy {
     }
 
     fn take(&self) -> Vec<Result<Command, Malformed>> {
+        self.take_timed().into_iter().map(|(_, c)| c).collect()
+    }
+
+    /// What arrived, each with the host time (µs since the epoch) it was decoded at.
+    fn take_timed(&self) -> Vec<(u64, Result<Command, Malformed>)> {
         std::mem::take(&mut *self.got.lock().unwrap())
     }
 
@@ -316,6 +321,61 @@ async fn a_node_on_the_teensy_output_mirrors_what_the_api_changes() {
     .unwrap();
     assert!(status["output"].as_str().unwrap().starts_with("teensy"), "{status}");
     node.stop().await;
+}
+
+/// A change is sent to the board at its cue, not when the edit is made: with a peer online
+/// the cue is at least 100 ms ahead, and the mode command reaches the board then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_teensy_gets_a_change_at_its_cue() {
+    let pair = nix::pty::openpty(None, None).expect("openpty");
+    let name = nix::unistd::ttyname(&pair.slave).expect("ttyname");
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let b = loopback_node(dir_b.path(), OutputSpec::Sim).await;
+    let options = povpoi_node::NodeOptions {
+        mdns: false,
+        output: OutputSpec::Teensy { device: name },
+        peers: vec![b.addr()],
+        ..povpoi_node::NodeOptions::new(dir_a.path(), "127.0.0.1:0".parse().unwrap())
+    };
+    let a = povpoi_node::Node::start(options).await.unwrap();
+    drop(pair.slave);
+    let board = FakeTeensy::start(File::from(pair.master), true);
+    board.take_when(3);
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let clock = || async {
+        let bytes = http.get(format!("http://{}/api/clock", a.addr())).send().await.unwrap().bytes().await.unwrap();
+        serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+    };
+    let until = Instant::now() + Duration::from_secs(10);
+    while clock().await["leadUs"].as_u64() < Some(100_000) {
+        assert!(Instant::now() < until, "the peer never came online");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pattern = http.post(format!("http://{}/api/pattern", a.addr())).body(r#"{"index": 1, "type": 4}"#).send();
+    assert!(pattern.await.unwrap().status().is_success());
+    board.take_when(1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    board.take();
+    let asked = povpoi_node::show_clock::host_time_us();
+    let posted = http.post(format!("http://{}/api/mode", a.addr())).body(r#"{"mode": 2, "index": 1}"#).send();
+    assert!(posted.await.unwrap().status().is_success());
+    let answered = povpoi_node::show_clock::host_time_us();
+    let until = Instant::now() + Duration::from_secs(5);
+    let (at, _) = loop {
+        let got = board.take_timed();
+        if let Some(hit) = got.into_iter().find(|(_, c)| matches!(c, Ok(Command::SetMode { mode: 2, index: 1 }))) {
+            break hit;
+        }
+        assert!(Instant::now() < until, "the mode never reached the board");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    let cue = clock().await["lastCue"].clone();
+    let sent_at = cue["appliedHostTimeUs"].as_u64().unwrap();
+    assert!(at >= asked + 90_000, "the board got the mode {} µs after it was asked for", at - asked);
+    assert!(at >= answered, "not before the API answered");
+    assert!(at.abs_diff(sent_at) < 20_000, "the board got it {} µs from its cue: {cue}", at.abs_diff(sent_at));
+    a.stop().await;
+    b.stop().await;
 }
 
 /// The last 3 of the next 10 columns the strip shows: by then the player has caught up with
