@@ -101,6 +101,8 @@ pub struct ClockCounters {
     pub dropped_implausible: AtomicU64,
     /// Probes not answered: their source sent too many.
     pub dropped_rate_limited: AtomicU64,
+    /// Probes not answered: answered already (replayed), or our own.
+    pub dropped_replayed: AtomicU64,
 }
 
 fn count(counter: &AtomicU64, n: u64) {
@@ -255,7 +257,9 @@ async fn take(state: &NodeState, socket: &UdpSocket, bytes: &[u8], from: SocketA
             if !limit.allow(from.ip()) {
                 return count(&counters.dropped_rate_limited, 1);
             }
-            let Some(answer) = state.show.with(|clock, own| clock.answer(&packet, at, own)) else { return };
+            let Some(answer) = state.show.with(|clock, own| clock.answer(&packet, at, own)) else {
+                return count(&counters.dropped_replayed, 1);
+            };
             let bytes = packet::encode(&answer, key.as_ref(), peer);
             if socket.send_to(&bytes, from).await.is_ok() {
                 count(&counters.probes_answered, 1);

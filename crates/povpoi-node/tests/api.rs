@@ -663,3 +663,27 @@ async fn pictures_in_any_format_are_converted_and_items_previewed() {
         assert!(code == status && answer["error"].is_string(), "{path}: {code} {answer}");
     }
 }
+
+/// `/api/clock` on a poi with nobody to sync with: show time and host time read together,
+/// a timeline of its own, alone; the page shows the standing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_poi_reports_its_own_show_clock() {
+    let poi = Poi::start().await;
+    let first = poi.ok(Method::GET, "/api/clock", Value::Null).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let later = poi.ok(Method::GET, "/api/clock", Value::Null).await;
+    let (show, host) = (|v: &Value| v["showTimeUs"].as_u64().unwrap(), |v: &Value| v["hostTimeUs"].as_u64().unwrap());
+    assert!(show(&later) > show(&first), "show time runs");
+    let ran = (show(&later) - show(&first)) as i64 - (host(&later) - host(&first)) as i64;
+    assert!(ran.abs() < 5_000, "show time runs with the host clock when alone: {ran} µs apart");
+    assert_eq!(later["standing"], json!("alone"));
+    assert_eq!(later["inStep"], json!(false));
+    assert_eq!(later["timeline"], later["foundedTimeline"], "its own timeline");
+    assert_eq!(later["peers"], json!([]));
+    assert_eq!(later["leadUs"], json!(0), "no peer: a change needs no lead");
+    assert_eq!(later["steps"], json!([]));
+    let (status, page) = poi.send(Method::GET, "/", None, Vec::new()).await;
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&page).contains("id=\"clock\""), "the page shows whether the poi is in step");
+    poi.node.stop().await;
+}

@@ -3,7 +3,7 @@
 //! and keep every settled group within a few ms; the percentiles over all runs are checked
 //! against the targets.
 //!
-//! - `POVPOI_CLOCK_SEEDS=N` runs N seeds (default 2,000) from `POVPOI_CLOCK_FIRST_SEED` (0).
+//! - `POVPOI_CLOCK_SEEDS=N` runs N seeds (default 5,000) from `POVPOI_CLOCK_FIRST_SEED` (0).
 //! - `POVPOI_CLOCK_SEED=S` runs one seed and prints its scenario and report.
 
 use povpoi_sim::clock::{self, Conditions, Histogram, Scenario};
@@ -29,7 +29,7 @@ fn every_seed_keeps_the_troupe_in_step() {
         return;
     }
     let first = env("POVPOI_CLOCK_FIRST_SEED", 0);
-    let seeds = env("POVPOI_CLOCK_SEEDS", 2_000);
+    let seeds = env("POVPOI_CLOCK_SEEDS", 5_000);
     let mut spread = Histogram::default();
     let mut converge = Histogram::default();
     let (mut steps, mut datagrams, mut lost, mut happenings, mut keyed, mut tie_returns) = (0, 0, 0, 0, 0, 0);

@@ -164,19 +164,27 @@ fn forged_replayed_and_malformed_datagrams_move_no_clock() {
     let c = &lab.client;
     let a_id: DeviceId = device_id(c, a).parse().unwrap();
     let b_id: DeviceId = device_id(c, b).parse().unwrap();
-    // Answers B sent A (under the key), kept until none is awaited any more.
+    // Answers and probes B sent A (under the key), kept until none is awaited any more.
     let group_key = ClockKey::derive(key.as_bytes(), &lab.group);
-    let answers: Vec<Vec<u8>> = wait_for("six answers from B to A under the key", Duration::from_secs(60), || {
-        let answers: Vec<Vec<u8>> = relay
+    let sent_to_a = |answers: bool| -> Vec<Vec<u8>> {
+        relay
             .captured()
             .into_iter()
             .filter(|(from, to, d)| {
-                (*from, *to) == (1, 0) && matches!(packet::decode(d, Some(&group_key), a_id), Ok(Packet::Answer { .. }))
+                (*from, *to) == (1, 0)
+                    && match packet::decode(d, Some(&group_key), a_id) {
+                        Ok(Packet::Answer { .. }) => answers,
+                        Ok(Packet::Probe { .. }) => !answers,
+                        Err(_) => false,
+                    }
             })
             .map(|(_, _, d)| d)
             .take(20)
-            .collect();
-        (answers.len() >= 6).then_some(answers)
+            .collect()
+    };
+    let (answers, probes) = wait_for("six answers and probes from B to A under the key", Duration::from_secs(60), || {
+        let (answers, probes) = (sent_to_a(true), sent_to_a(false));
+        (answers.len() >= 6 && probes.len() >= 6).then_some((answers, probes))
     });
     std::thread::sleep(Duration::from_secs(3));
 
@@ -211,17 +219,22 @@ fn forged_replayed_and_malformed_datagrams_move_no_clock() {
     for _ in 0..oversized {
         send(&[1u8; 300]);
     }
-    for answer in &answers {
-        send(answer);
+    for replayed in answers.iter().chain(&probes) {
+        send(replayed);
     }
     std::thread::sleep(Duration::from_secs(2));
 
     let after = clock(c, a);
     let grew = |field: &str| after["datagrams"][field].as_u64().unwrap() - before["datagrams"][field].as_u64().unwrap();
-    println!("  tried {} forged or malformed, {oversized} oversized, {} replayed", unauthenticated, answers.len());
+    println!(
+        "  tried {unauthenticated} forged, malformed or truncated, {oversized} oversized, {} replayed answers, {} replayed probes",
+        answers.len(),
+        probes.len()
+    );
     assert_eq!(grew("droppedUnauthenticated"), unauthenticated);
     assert_eq!(grew("droppedOversized"), oversized);
     assert_eq!(grew("droppedUnexpected"), answers.len() as u64, "every replayed answer is refused");
+    assert_eq!(grew("droppedReplayed"), probes.len() as u64, "no replayed probe is answered");
     assert!(offset_us(&after).abs_diff(kept) <= 1_000, "A's clock moved: {before} -> {after}");
     assert_eq!(steps(&after), steps(&before));
     assert_eq!(after["inStep"], json!(true));

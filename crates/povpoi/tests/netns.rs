@@ -3,8 +3,8 @@
 //! push-on-change, a partition that heals, a relay through a middle poi, a SIGKILL in the
 //! middle of a transfer, and the pairing key.
 //!
-//! Needs root (CAP_NET_ADMIN) and iproute2; otherwise each test prints
-//! `SKIPPED: cannot create network namespaces: ...` and passes. No packet leaves the
+//! Needs root (CAP_NET_ADMIN) and iproute2; otherwise each test fails, unless
+//! `POVPOI_SKIP_NETNS=1` is set, when it prints a skip notice. No packet leaves the
 //! namespaces the tests create, and they are deleted afterwards, even when a test fails.
 
 #[macro_use]

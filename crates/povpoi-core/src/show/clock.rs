@@ -23,7 +23,7 @@
 //!   mean of theirs, so the group keeps the timeline when
 //!   any poi leaves, and a poi cut off from all keeps the group's rate (holdover).
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 
 use super::filter::{PeerFilter, Sample, Skew};
@@ -78,6 +78,8 @@ const MAX_SKEW_ERROR_PPB: f64 = 20_000.0;
 const MAX_OUTSTANDING: usize = 64;
 /// Steps remembered for the status.
 const STEPS_KEPT: usize = 8;
+/// Probes answered lately, remembered so a replayed one is not answered again.
+const PROBES_KEPT: usize = 256;
 
 /// What a poi last heard from a peer in an answer.
 #[derive(Clone, Copy, Debug)]
@@ -211,6 +213,7 @@ pub struct ShowClock {
     peers: BTreeMap<DeviceId, PeerClock>,
     outstanding: Vec<Outstanding>,
     steps: Vec<Step>,
+    answered: VecDeque<(DeviceId, u32)>,
 }
 
 /// Whether timeline `theirs`, measured `theta` µs ahead of ours (`ours`), is to be joined:
@@ -239,6 +242,7 @@ impl ShowClock {
             peers: BTreeMap::new(),
             outstanding: Vec::new(),
             steps: Vec::new(),
+            answered: VecDeque::new(),
         }
     }
 
@@ -316,14 +320,19 @@ impl ShowClock {
         probe.into_iter().chain(step).min()
     }
 
-    /// Answers a probe that arrived at own time `received`, sent at own time `own`.
+    /// Answers a probe that arrived at own time `received`, sent at own time `own`; `None`
+    /// for one of ours, or one answered lately (a replay: every probe has a fresh nonce).
     /// A probe announcing news (a restart, another timeline, a plan) makes its sender due
     /// for a probe of ours soon, since only answers are believed.
     pub fn answer(&mut self, probe: &Packet, received: u64, own: u64) -> Option<Packet> {
         let Packet::Probe { from, nonce, state } = *probe else { return None };
-        if from == self.me {
+        if from == self.me || self.answered.contains(&(from, nonce)) {
             return None;
         }
+        if self.answered.len() == PROBES_KEPT {
+            self.answered.pop_front();
+        }
+        self.answered.push_back((from, nonce));
         if let Some(peer) = self.peers.get_mut(&from) {
             let news = peer.heard.is_none_or(|h| {
                 (h.state.boot, h.state.timeline, h.state.plan) != (state.boot, state.timeline, state.plan)
@@ -649,5 +658,8 @@ mod tests {
         let held_too_long = Packet::Answer { from: B, nonce, received: 0, held: 900_000, state: b.announce(5_000_000) };
         assert_eq!(a.take_answer(&held_too_long, 300_500), Err(Ignored::Implausible));
         assert_eq!(a.status(300_500).peers[0].samples, 1);
+        let (_, probe) = a.probe(600_000, 44).unwrap();
+        assert!(b.answer(&probe, 5_600_000, 5_600_010).is_some());
+        assert_eq!(b.answer(&probe, 5_700_000, 5_700_010), None, "a replayed probe is not answered");
     }
 }

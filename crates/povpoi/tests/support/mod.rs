@@ -874,16 +874,21 @@ impl Drop for Lab {
     }
 }
 
-/// Prints the skip notice and returns from the test when namespaces cannot be made.
+/// The namespace lab; when namespaces cannot be made the test fails, unless
+/// `POVPOI_SKIP_NETNS` is set (a machine without root or iproute2), when it prints a skip
+/// notice and returns.
 #[allow(unused_macros)]
 macro_rules! lab_or_skip {
     ($bridges:expr, $links:expr) => {
         match $crate::support::Lab::netns($bridges, $links) {
             Ok(lab) => lab,
-            Err(reason) => {
-                println!("SKIPPED: cannot create network namespaces: {reason}");
+            Err(reason) if std::env::var_os("POVPOI_SKIP_NETNS").is_some() => {
+                println!("SKIPPED (POVPOI_SKIP_NETNS): cannot create network namespaces: {reason}");
                 return;
             }
+            Err(reason) => panic!(
+                "cannot create network namespaces: {reason}; run as root with iproute2, or set POVPOI_SKIP_NETNS=1 to skip"
+            ),
         }
     };
 }
