@@ -42,7 +42,7 @@ fn play(steps: &[Step]) -> Vec<Poi> {
                 pois[poi].set_pattern(slot, p, now, Cue::NOW).unwrap()
             }
             Step::ClearPattern { poi, slot } => {
-                let _ = pois[poi].clear_pattern(slot, now); // refused when the slot is empty
+                let _ = pois[poi].clear_pattern(slot, now, Cue::NOW); // refused when the slot is empty
             }
             Step::Merge { from, into } if from != into => {
                 let delta = pois[from].delta_for(pois[into].knowledge(), Categories::ALL);

@@ -113,7 +113,7 @@ fn concurrent_renames_keep_both_versions_as_a_conflict_until_resolved() {
     }
 
     let keep = a.conflicts().next().unwrap().copies[0].dot;
-    a.resolve(Key::Image(id), keep, 4_000).unwrap();
+    a.resolve(Key::Image(id), keep, 4_000, Cue::NOW).unwrap();
     sync(&mut a, &mut b, 4_100);
     assert_eq!(b.conflicts().count(), 0);
     assert_eq!(b.image(id).unwrap().name(), "from A");
@@ -398,7 +398,7 @@ fn a_damaged_stored_blob_does_not_swallow_a_new_upload_of_the_same_picture() {
 fn a_deletion_of_a_slot_that_cannot_exist_is_a_bad_record() {
     let (mut a, mut b) = (poi(1), poi(2));
     a.set_pattern(2, Pattern::default(), 1_000, Cue::NOW).unwrap();
-    a.clear_pattern(2, 1_100).unwrap();
+    a.clear_pattern(2, 1_100, Cue::NOW).unwrap();
     let mut delta = a.delta_for(&Default::default(), Categories::ALL);
     let tombstone = delta.records.iter_mut().find(|r| r.value == Value::Deleted).unwrap();
     tombstone.key = Key::Pattern(200);

@@ -84,13 +84,11 @@ fn clock_state() -> povpoi_core::show::Announce {
 #[test]
 fn clock_probe_bytes() {
     use povpoi_core::show::packet::{self, Packet};
-    let probe = Packet::Probe { from: DeviceId([0xA1, 0xB2, 0xC3, 0xD4, 0xE5, 0xF6]), nonce: 300, state: clock_state() };
+    let probe =
+        Packet::Probe { from: DeviceId([0xA1, 0xB2, 0xC3, 0xD4, 0xE5, 0xF6]), nonce: 300, state: clock_state() };
     let to = DeviceId([2, 0, 0, 0, 0, 2]);
     let bytes = packet::encode(&probe, None, to);
-    assert_eq!(
-        hex(&bytes),
-        "01 00 a1 b2 c3 d4 e5 f6 ac 02 07 f8 ac d1 91 01 80 c8 ce b4 0d b7 17 00"
-    );
+    assert_eq!(hex(&bytes), "01 00 a1 b2 c3 d4 e5 f6 ac 02 07 f8 ac d1 91 01 80 c8 ce b4 0d b7 17 00");
     assert_eq!(packet::decode(&bytes, None, to), Ok(probe));
 }
 

@@ -210,10 +210,8 @@ struct Playing {
     incomplete: bool,
     /// What plays now, as the mirroring outputs get it.
     show: Show,
-    /// The selection the show was last built for, with its cue.
-    selected: Option<(Selection, Cue)>,
-    /// Show time at which the sequence playing began, ms.
-    sequence_start: u64,
+    /// The cue of the selection showing.
+    selection_cue: Cue,
     /// The image of image mode.
     image_id: Option<ImageId>,
 }
@@ -229,7 +227,7 @@ impl Content for Playing {
 }
 
 impl Playing {
-    fn new(state: &NodeState, show_us: u64) -> Playing {
+    fn new(state: &NodeState) -> Playing {
         let wanted = Wanted::read(state);
         let mut playing = Playing {
             stage: Stage::new(&wanted),
@@ -238,12 +236,11 @@ impl Playing {
             images: HashMap::new(),
             incomplete: false,
             show: Show::default(),
-            selected: None,
-            sequence_start: 0,
+            selection_cue: Cue::NOW,
             image_id: None,
         };
         playing.load_images(state);
-        playing.refresh(show_us);
+        playing.refresh();
         playing
     }
 
@@ -255,32 +252,41 @@ impl Playing {
         self.image_ids = wanted.image_ids.clone();
         let changed = self.stage.set(&wanted, show_us);
         self.load_images(state);
-        self.refresh(show_us);
+        self.refresh();
         changed
     }
 
-    /// The images a selection shows.
-    fn images_of(&self, selection: Selection) -> Vec<ImageId> {
+    /// The images a selection shows, with the sequence's version showing or the one waiting.
+    fn images_of(&self, selection: Selection, waiting: bool) -> Vec<ImageId> {
         match selection.mode {
             Mode::Image => self.image_ids.get(usize::from(selection.index)).copied().into_iter().collect(),
-            Mode::Sequence => match self.stage.sequences.get(usize::from(selection.index)).map(Staged::latest) {
-                Some(Some(sequence)) => sequence
-                    .items()
-                    .iter()
-                    .filter_map(|i| match i.target {
-                        SequenceTarget::Image(id) => Some(id),
-                        SequenceTarget::Pattern(_) => None,
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            },
+            Mode::Sequence => {
+                let staged = self.stage.sequences.get(usize::from(selection.index));
+                match staged.map(|q| if waiting { q.latest() } else { q.current() }) {
+                    Some(Some(sequence)) => sequence
+                        .items()
+                        .iter()
+                        .filter_map(|i| match i.target {
+                            SequenceTarget::Image(id) => Some(id),
+                            SequenceTarget::Pattern(_) => None,
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                }
+            }
             _ => Vec::new(),
         }
     }
 
     /// Reads the pixels the selections showing and waiting need (blocking: disk).
     fn load_images(&mut self, state: &NodeState) {
-        let wanted: Vec<ImageId> = self.stage.selections().into_iter().flat_map(|s| self.images_of(s)).collect();
+        let wanted: Vec<ImageId> = self
+            .stage
+            .selections()
+            .into_iter()
+            .flat_map(|s| [self.images_of(s, false), self.images_of(s, true)])
+            .flatten()
+            .collect();
         self.images.retain(|id, _| wanted.contains(id));
         for &id in &wanted {
             if !self.images.contains_key(&id)
@@ -298,20 +304,15 @@ impl Playing {
     fn advance(&mut self, show_us: u64) -> bool {
         let changed = self.stage.advance(show_us);
         if changed {
-            self.refresh(show_us);
+            self.refresh();
         }
         changed
     }
 
     /// Rebuilds the show from the values showing now.
-    fn refresh(&mut self, show_us: u64) {
+    fn refresh(&mut self) {
         let (selection, cue) = *self.stage.selection.current();
-        if self.selected != Some((selection, cue)) {
-            self.selected = Some((selection, cue));
-            // A sequence runs from its cue; one cued "now" (an edit of the protocol before
-            // cues) from when it shows here.
-            self.sequence_start = if cue == Cue::NOW { show_us / 1_000 } else { cue.0 / 1_000 };
-        }
+        self.selection_cue = cue;
         let settings = power_capped(
             Settings {
                 brightness: *self.stage.brightness.current(),
@@ -324,7 +325,7 @@ impl Playing {
             Mode::Image => self.image_ids.get(usize::from(selection.index)).copied(),
             _ => None,
         };
-        let in_order = self.images_of(selection);
+        let in_order = self.images_of(selection, false);
         self.image_id = image_id;
         self.show = Show {
             mode: selection.mode,
@@ -342,7 +343,7 @@ impl Playing {
         };
     }
 
-    fn program<'a>(&'a self, live: &'a [Rgb]) -> Program<'a> {
+    fn program<'a>(&'a self, live: &'a [Rgb], now_us: u64) -> Program<'a> {
         let index = self.show.index;
         match self.show.mode {
             Mode::Idle => Program::Idle,
@@ -355,7 +356,11 @@ impl Playing {
                 None => Program::Idle,
             },
             Mode::Sequence => match self.show.sequences.get(usize::from(index)) {
-                Some(Some(sequence)) => Program::Sequence { sequence, started_ms: self.sequence_start, content: self },
+                Some(Some(sequence)) => Program::Sequence {
+                    sequence,
+                    started_ms: sequence_start(self.selection_cue, now_us),
+                    content: self,
+                },
                 _ => Program::Idle,
             },
             Mode::Live => Program::Live(live),
@@ -434,7 +439,7 @@ fn run(
     stop: &AtomicBool,
 ) {
     let mut changes = state.library.changes();
-    let mut playing = Playing::new(state, state.show.now_us());
+    let mut playing = Playing::new(state);
     let mut live = Vec::new();
     let mut sent: Option<Show> = None;
     let mut column = vec![Rgb::default(); renderer.leds()];
@@ -497,7 +502,13 @@ fn run(
             let k = u128::from(now.max(at)) * u128::from(fps) / 1_000_000;
             let middle_ms = ((2 * k + 1) * 500 / u128::from(fps)) as u64;
             let level = audio.level(middle_ms);
-            renderer.render(&playing.program(&live), middle_ms, playing.show.framerate, level, &mut column);
+            renderer.render(
+                &playing.program(&live, middle_ms * 1_000),
+                middle_ms,
+                playing.show.framerate,
+                level,
+                &mut column,
+            );
             finish_for(playing.show.mode, playing.show.brightness).apply(&mut column);
             for output in outputs.iter_mut().filter(|o| o.wants_columns()) {
                 if let Err(e) = output.column(&column) {
@@ -520,6 +531,16 @@ fn run(
         }
         nap_until(state, wake, stop);
     }
+}
+
+/// Show time (ms) at which a sequence selected with `cue` began, at show time `now_us`: its
+/// cue, so every poi of the timeline is at the same item. A cue "now" (an edit of the
+/// protocol before cues) or one not reached yet (set on a timeline this poi has not joined,
+/// or before the whole troupe restarted) counts as show time 0, which every poi of a
+/// timeline shares too. Asked each column: once a poi steps onto its group's timeline, the
+/// cue is behind it and the phase follows the cue.
+fn sequence_start(cue: Cue, now_us: u64) -> u64 {
+    if cue != Cue::NOW && cue.0 <= now_us { cue.0 / 1_000 } else { 0 }
 }
 
 /// Show time at which the column playing at `now` began, at `framerate` columns a second.
@@ -555,6 +576,20 @@ fn note_error(state: &NodeState, output: &dyn Output, e: &std::io::Error) {
 mod tests {
     use super::*;
     use povpoi_core::render::gamma;
+
+    #[test]
+    fn columns_start_on_show_time_boundaries_and_sequences_at_their_cue() {
+        assert_eq!(column_start(0, 50), 0);
+        assert_eq!(column_start(19_999, 50), 0);
+        assert_eq!(column_start(20_000, 50), 20_000);
+        // 3 fps: columns start at 0, 333,334, 666,667 µs (rounded up, never before).
+        assert_eq!(column_start(333_333, 3), 0);
+        assert_eq!(column_start(333_334, 3), 333_334);
+        assert_eq!(column_start(1_000_000, 3), 1_000_000);
+        assert_eq!(sequence_start(Cue(5_000_000), 6_000_000), 5_000);
+        assert_eq!(sequence_start(Cue(9_000_000), 6_000_000), 0, "a cue not reached: timeline start");
+        assert_eq!(sequence_start(Cue::NOW, 6_000_000), 0);
+    }
 
     #[test]
     fn audio_choices_parse() {

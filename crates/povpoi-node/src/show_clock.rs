@@ -103,6 +103,8 @@ pub struct ClockCounters {
     pub dropped_rate_limited: AtomicU64,
     /// Probes not answered: answered already (replayed), or our own.
     pub dropped_replayed: AtomicU64,
+    /// Probes not answered: not from the address of an online peer of the group.
+    pub dropped_stranger: AtomicU64,
 }
 
 fn count(counter: &AtomicU64, n: u64) {
@@ -173,7 +175,10 @@ struct RateLimit(HashMap<IpAddr, (f64, Instant)>);
 impl RateLimit {
     fn allow(&mut self, ip: IpAddr) -> bool {
         if self.0.len() >= MAX_SOURCES && !self.0.contains_key(&ip) {
-            self.0.clear();
+            // Forget the source heard from longest ago, not everyone's budget.
+            if let Some(oldest) = self.0.iter().min_by_key(|(_, (_, at))| *at).map(|(ip, _)| *ip) {
+                self.0.remove(&oldest);
+            }
         }
         let (tokens, at) = self.0.entry(ip).or_insert((2.0 * ANSWERS_PER_SOURCE_S, Instant::now()));
         *tokens = (*tokens + at.elapsed().as_secs_f64() * ANSWERS_PER_SOURCE_S).min(2.0 * ANSWERS_PER_SOURCE_S);
@@ -187,11 +192,31 @@ impl RateLimit {
     }
 }
 
-/// What the task needs from the node's configuration, read afresh each time.
-fn keys(state: &NodeState) -> (DeviceId, Option<ClockKey>, String) {
-    let config = state.config();
-    let key = config.group_key.as_ref().map(|k| ClockKey::derive(k.secret(), &config.sync_group));
-    (config.device_id, key, config.sync_group.clone())
+/// The datagram key of the group, derived again only when the pairing key or group changes.
+#[derive(Default)]
+struct Keys {
+    /// SHA-256 of the pairing key and the group it was derived for.
+    source: Option<[u8; 32]>,
+    key: Option<ClockKey>,
+}
+
+impl Keys {
+    fn current(&mut self, state: &NodeState) -> Option<ClockKey> {
+        use sha2::{Digest, Sha256};
+        let config = state.config();
+        let source = config.group_key.as_ref().map(|k| {
+            let mut hash = Sha256::new();
+            hash.update(k.secret());
+            hash.update([0]);
+            hash.update(config.sync_group.as_bytes());
+            <[u8; 32]>::from(hash.finalize())
+        });
+        if source != self.source {
+            self.key = config.group_key.as_ref().map(|k| ClockKey::derive(k.secret(), &config.sync_group));
+            self.source = source;
+        }
+        self.key.clone()
+    }
 }
 
 /// Probes the group's online peers and answers probes on `socket` until the node stops.
@@ -200,6 +225,8 @@ pub(crate) async fn serve(state: Arc<NodeState>, socket: UdpSocket, mut stopping
     let mut addrs: HashMap<DeviceId, SocketAddr> = HashMap::new();
     let mut refreshed = Instant::now() - PEER_REFRESH;
     let mut limit = RateLimit(HashMap::new());
+    let mut keys = Keys::default();
+    let me = state.config().device_id;
     let mut reported = (Standing::Alone, state.show.status().timeline, Instant::now());
     loop {
         if refreshed.elapsed() >= PEER_REFRESH {
@@ -210,7 +237,7 @@ pub(crate) async fn serve(state: Arc<NodeState>, socket: UdpSocket, mut stopping
             let ids: Vec<DeviceId> = addrs.keys().copied().collect();
             state.show.with(|clock, own| clock.set_peers(&ids, own));
         }
-        let (_, key, _) = keys(&state);
+        let key = keys.current(&state);
         loop {
             let nonce = rand::random::<u32>();
             let Some((peer, probe)) = state.show.with(|clock, own| clock.probe(own, nonce)) else { break };
@@ -229,24 +256,37 @@ pub(crate) async fn serve(state: Arc<NodeState>, socket: UdpSocket, mut stopping
             received = socket.recv_from(&mut buf) => {
                 let at = state.show.own().now_us();
                 if let Ok((n, from)) = received {
-                    take(&state, &socket, &buf[..n], from, at, &mut limit).await;
+                    let known = addrs.values().any(|a| a.ip() == from.ip());
+                    let datagram = Datagram { bytes: &buf[..n], from, at, known, me, key: key.as_ref() };
+                    take(&state, &socket, datagram, &mut limit).await;
                 }
             }
             _ = tokio::time::sleep(wait) => {}
         }
         if let Some(step) = state.show.with(|clock, own| clock.poll(own)) {
-            announce_step(&state, step);
+            announce_step(&state, &step);
         }
         report(&state, &mut reported);
     }
 }
 
-/// Handles one datagram that arrived at own time `at`.
-async fn take(state: &NodeState, socket: &UdpSocket, bytes: &[u8], from: SocketAddr, at: u64, limit: &mut RateLimit) {
+/// One datagram as it arrived.
+struct Datagram<'a> {
+    bytes: &'a [u8],
+    from: SocketAddr,
+    /// Own clock when it arrived.
+    at: u64,
+    /// Whether it came from the address of an online peer of the group.
+    known: bool,
+    me: DeviceId,
+    key: Option<&'a ClockKey>,
+}
+
+/// Handles one datagram.
+async fn take(state: &NodeState, socket: &UdpSocket, d: Datagram<'_>, limit: &mut RateLimit) {
     let counters = &state.show.counters;
-    count(&counters.bytes_received, bytes.len() as u64 + HEADERS);
-    let (me, key, _) = keys(state);
-    let packet = match packet::decode(bytes, key.as_ref(), me) {
+    count(&counters.bytes_received, d.bytes.len() as u64 + HEADERS);
+    let packet = match packet::decode(d.bytes, d.key, d.me) {
         Ok(packet) => packet,
         Err(PacketError::Oversized) => return count(&counters.dropped_oversized, 1),
         Err(PacketError::Malformed) => return count(&counters.dropped_malformed, 1),
@@ -254,22 +294,27 @@ async fn take(state: &NodeState, socket: &UdpSocket, bytes: &[u8], from: SocketA
     };
     match packet {
         Packet::Probe { from: peer, .. } => {
-            if !limit.allow(from.ip()) {
+            // Only a peer is answered, so a forged source address cannot aim answers at a
+            // stranger; a peer not listed yet is answered once it is (within a second).
+            if !d.known {
+                return count(&counters.dropped_stranger, 1);
+            }
+            if !limit.allow(d.from.ip()) {
                 return count(&counters.dropped_rate_limited, 1);
             }
-            let Some(answer) = state.show.with(|clock, own| clock.answer(&packet, at, own)) else {
+            let Some(answer) = state.show.with(|clock, own| clock.answer(&packet, d.at, own)) else {
                 return count(&counters.dropped_replayed, 1);
             };
-            let bytes = packet::encode(&answer, key.as_ref(), peer);
-            if socket.send_to(&bytes, from).await.is_ok() {
+            let bytes = packet::encode(&answer, d.key, peer);
+            if socket.send_to(&bytes, d.from).await.is_ok() {
                 count(&counters.probes_answered, 1);
                 count(&counters.bytes_sent, bytes.len() as u64 + HEADERS);
             }
         }
-        Packet::Answer { .. } => match state.show.with(|clock, _| clock.take_answer(&packet, at)) {
-            Ok(step) => {
+        Packet::Answer { .. } => match state.show.with(|clock, own| clock.take_answer(&packet, d.at, own)) {
+            Ok(steps) => {
                 count(&counters.answers_taken, 1);
-                if let Some(step) = step {
+                for step in &steps {
                     announce_step(state, step);
                 }
             }
@@ -279,13 +324,13 @@ async fn take(state: &NodeState, socket: &UdpSocket, bytes: &[u8], from: SocketA
     }
 }
 
-fn announce_step(state: &NodeState, step: Step) {
-    tracing::info!(
-        from = format!("{:08x}", step.from),
-        to = format!("{:08x}", step.to),
-        by_us = step.by,
-        "show clock joined another timeline"
-    );
+fn announce_step(state: &NodeState, step: &Step) {
+    let (from, to) = (format!("{:08x}", step.from), format!("{:08x}", step.to));
+    if step.from == step.to {
+        tracing::warn!(timeline = to, by_us = step.by, "show clock stepped to catch up with its group");
+    } else {
+        tracing::info!(from, to, by_us = step.by, "show clock joined another timeline");
+    }
     state.events.send(Event::ClockStep {
         from_timeline: format!("{:08x}", step.from),
         to_timeline: format!("{:08x}", step.to),

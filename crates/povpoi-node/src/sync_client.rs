@@ -180,7 +180,14 @@ pub async fn sync_with(
     options: SyncOptions,
     trigger: &str,
 ) -> HistoryEntry {
-    let lock = node.session_locks.lock().unwrap_or_else(|p| p.into_inner()).entry(addr).or_default().clone();
+    let lock = {
+        let mut locks = node.session_locks.lock().unwrap_or_else(|p| p.into_inner());
+        // Addresses synced with by hand come and go: drop the locks nobody holds.
+        if locks.len() > 64 {
+            locks.retain(|_, lock| std::sync::Arc::strong_count(lock) > 1);
+        }
+        locks.entry(addr).or_default().clone()
+    };
     let _one_at_a_time_with_this_peer = lock.lock().await;
     let started = Instant::now();
     let mut entry = HistoryEntry {

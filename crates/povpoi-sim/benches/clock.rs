@@ -54,7 +54,9 @@ fn main() {
     let wifi = Conditions::default();
     let quiet = Conditions { asymmetry_us: 0, jitter_mean_us: 20.0, loss: 0.0, spike_chance: 0.0, ..wifi.clone() };
     println!("show clock simulation, {seeds} seeds each");
-    println!("| network | spread p50 | p95 | p99 | max | converged p50 | p95 | max | bytes/peer/s converging | settled |");
+    println!(
+        "| network | spread p50 | p95 | p99 | max | converged p50 | p95 | max | bytes/peer/s converging | settled |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut results = Vec::new();
     for (name, conditions) in [("quiet (baseline)", &quiet), ("issue's Wi-Fi", &wifi)] {

@@ -505,6 +505,8 @@ impl World<'_> {
                 return Err(self.fail(format!("poi {node}'s show time jumped {} µs unannounced", after - before)));
             }
             Some(s) => {
+                // Allowed beyond 50 ms (a long partition, a suspended host), but these
+                // partitions and crystals never drift a group that far apart.
                 if s.from == s.to {
                     return Err(self.fail(format!("poi {node} stepped {} µs within its timeline", s.by)));
                 }
@@ -623,7 +625,7 @@ impl World<'_> {
                 }
             }
             Packet::Answer { .. } => {
-                let _ = self.checked(to, |clock, own| clock.take_answer(&packet, own))?;
+                let _ = self.checked(to, |clock, own| clock.take_answer(&packet, own, own))?;
             }
         }
         self.rearm(to);

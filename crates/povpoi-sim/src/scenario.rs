@@ -439,7 +439,7 @@ impl World {
                 if replica.pattern(slot).is_none() {
                     return Ok(None);
                 }
-                replica.clear_pattern(slot, now)?;
+                replica.clear_pattern(slot, now, Cue(now * 1_000))?;
                 (Key::Pattern(slot), format!("clear pattern {slot}"))
             }
             65..73 => {
@@ -461,7 +461,7 @@ impl World {
                 if replica.sequence(slot).is_none() {
                     return Ok(None);
                 }
-                replica.clear_sequence(slot, now)?;
+                replica.clear_sequence(slot, now, Cue(now * 1_000))?;
                 (Key::Sequence(slot), format!("clear sequence {slot}"))
             }
             76..84 => {
@@ -490,7 +490,7 @@ impl World {
                 }
                 let (key, dots) = &conflicts[rng.random_range(0..conflicts.len())];
                 let keep = dots[rng.random_range(0..dots.len())];
-                replica.resolve(*key, keep, now)?;
+                replica.resolve(*key, keep, now, Cue(now * 1_000))?;
                 (*key, format!("resolve {key:?} keeping {keep:?}"))
             }
         }))

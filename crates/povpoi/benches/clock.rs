@@ -141,7 +141,8 @@ fn spread_row(name: &str, s: &[u64]) -> String {
 async fn clock_bytes(http: &Http, addrs: &[SocketAddr]) -> u64 {
     let mut total = 0;
     for c in http.clocks(addrs).await {
-        total += c["datagrams"]["bytesSent"].as_u64().unwrap_or(0) + c["datagrams"]["bytesReceived"].as_u64().unwrap_or(0);
+        total +=
+            c["datagrams"]["bytesSent"].as_u64().unwrap_or(0) + c["datagrams"]["bytesReceived"].as_u64().unwrap_or(0);
     }
     total
 }
@@ -194,11 +195,15 @@ async fn main() {
     let minute = if quick { 10 } else { 60 };
     let http = Http(reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().unwrap());
     let temp = tempfile::tempdir().unwrap();
-    println!("povpoi show clock benchmarks: node processes behind the userspace relay, debug={}", cfg!(debug_assertions));
+    println!(
+        "povpoi show clock benchmarks: node processes behind the userspace relay, debug={}",
+        cfg!(debug_assertions)
+    );
 
     // Three poi, own clocks seconds apart.
     println!("\n| network | samples | spread p50 | p95 | p99 | max |\n|---|---|---|---|---|---|");
     let mut agree_times = Vec::new();
+    let mut converging = Vec::new();
     let mut rows = Vec::new();
     for (name, faults) in [("quiet LAN (baseline)", quiet(1)), ("issue's Wi-Fi", Faults::wifi(2))] {
         let relay = relay(3, faults);
@@ -213,14 +218,26 @@ async fn main() {
                     start(&dir.join(format!("t{trial}")), &relay, i, &args)
                 })
                 .collect();
-            trials.push(time_to_agree(&http, &addrs, Duration::from_secs(30)).await);
+            let agreed = time_to_agree(&http, &addrs, Duration::from_secs(30)).await;
+            trials.push(agreed);
             if trial == 0 {
                 let before = clock_bytes(&http, &addrs).await;
+                if let Some(took) = agreed {
+                    // Every byte since the processes started, 3 poi x 2 peers.
+                    converging.push(format!(
+                        "{name}: {:.0} clock bytes per peer per second until they agreed ({} ms)",
+                        before as f64 / 6.0 / took.as_secs_f64().max(0.5),
+                        took.as_millis()
+                    ));
+                }
                 let s = spreads(&http, &addrs, minute).await;
                 let after = clock_bytes(&http, &addrs).await;
                 // 3 poi x 2 peers; each byte counted by its sender and its receiver.
                 let per_peer_minute = (after - before) as f64 / 6.0 / (minute as f64 / 60.0);
-                rows.push(format!("{} (clock bytes per peer per minute, settled: {per_peer_minute:.0})", spread_row(name, &s)));
+                rows.push(format!(
+                    "{} (clock bytes per peer per minute, settled: {per_peer_minute:.0})",
+                    spread_row(name, &s)
+                ));
                 if name.starts_with("issue") {
                     let (cue_spreads, same) = cues(&http, &addrs, if quick { 8 } else { 30 }).await;
                     println!(
@@ -248,7 +265,7 @@ async fn main() {
     for row in &rows {
         println!("{row}");
     }
-    for line in &agree_times {
+    for line in agree_times.iter().chain(&converging) {
         println!("{line}");
     }
 
@@ -266,9 +283,7 @@ async fn main() {
     drop(pois);
     let relay_n = relay(2, quiet(4));
     relay_n.cut(0, true);
-    let lone: Vec<Poi> = (0..2)
-        .map(|i| start(&temp.path().join("never"), &relay_n, i, &rate(i)))
-        .collect();
+    let lone: Vec<Poi> = (0..2).map(|i| start(&temp.path().join("never"), &relay_n, i, &rate(i))).collect();
     let addrs_n: Vec<SocketAddr> = (0..2).map(|i| relay_n.node(i)).collect();
     while http.clocks(&addrs_n).await.iter().any(Value::is_null) {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -291,7 +306,9 @@ async fn main() {
     let relay16 = relay(16, Faults::wifi(5));
     let addrs: Vec<SocketAddr> = (0..16).map(|i| relay16.node(i)).collect();
     let pois: Vec<Poi> = (0..16)
-        .map(|i| start(&temp.path().join("troupe"), &relay16, i, &["--clock-offset-ms".into(), (i * 2_500).to_string()]))
+        .map(|i| {
+            start(&temp.path().join("troupe"), &relay16, i, &["--clock-offset-ms".into(), (i * 2_500).to_string()])
+        })
         .collect();
     let agreed16 = time_to_agree(&http, &addrs, Duration::from_secs(60)).await;
     let s16 = spreads(&http, &addrs, if quick { 5 } else { 20 }).await;

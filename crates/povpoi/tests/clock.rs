@@ -182,16 +182,18 @@ fn forged_replayed_and_malformed_datagrams_move_no_clock() {
             .take(20)
             .collect()
     };
-    let (answers, probes) = wait_for("six answers and probes from B to A under the key", Duration::from_secs(60), || {
-        let (answers, probes) = (sent_to_a(true), sent_to_a(false));
-        (answers.len() >= 6 && probes.len() >= 6).then_some((answers, probes))
-    });
+    let (answers, probes) =
+        wait_for("six answers and probes from B to A under the key", Duration::from_secs(60), || {
+            let (answers, probes) = (sent_to_a(true), sent_to_a(false));
+            (answers.len() >= 6 && probes.len() >= 6).then_some((answers, probes))
+        });
     std::thread::sleep(Duration::from_secs(3));
 
     wait_in_step(c, &[a, b], Duration::from_secs(30));
     let before = clock(c, a);
     let kept = offset_us(&before);
-    let rogue = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // The rogue sends from B's address (another port): A takes it for B's.
+    let rogue = UdpSocket::bind(SocketAddr::new(relay.mirror(1).ip(), 0)).unwrap();
     let send = |bytes: &[u8]| {
         rogue.send_to(bytes, a).unwrap();
     };
@@ -222,6 +224,10 @@ fn forged_replayed_and_malformed_datagrams_move_no_clock() {
     for replayed in answers.iter().chain(&probes) {
         send(replayed);
     }
+    // A fresh probe from a device that is not A's peer, however well formed, gets no answer.
+    let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let probe = Packet::Probe { from: DeviceId([2, 9, 9, 9, 9, 9]), nonce: 77, state };
+    stranger.send_to(&packet::encode(&probe, Some(&group_key), a_id), a).unwrap();
     std::thread::sleep(Duration::from_secs(2));
 
     let after = clock(c, a);
@@ -235,6 +241,7 @@ fn forged_replayed_and_malformed_datagrams_move_no_clock() {
     assert_eq!(grew("droppedOversized"), oversized);
     assert_eq!(grew("droppedUnexpected"), answers.len() as u64, "every replayed answer is refused");
     assert_eq!(grew("droppedReplayed"), probes.len() as u64, "no replayed probe is answered");
+    assert_eq!(grew("droppedStranger"), 1, "a probe from a stranger's address is not answered");
     assert!(offset_us(&after).abs_diff(kept) <= 1_000, "A's clock moved: {before} -> {after}");
     assert_eq!(steps(&after), steps(&before));
     assert_eq!(after["inStep"], json!(true));

@@ -74,10 +74,13 @@ const OFFSET_GAIN: f64 = 0.7;
 const RATE_GAIN: f64 = 0.5;
 /// A fitted peer rate this uncertain is not used for the rate consensus.
 const MAX_SKEW_ERROR_PPB: f64 = 20_000.0;
-/// Probes awaiting an answer, over all peers.
-const MAX_OUTSTANDING: usize = 64;
+/// Probes awaiting an answer from one peer (8 fit in the answer timeout at the burst period).
+const MAX_OUTSTANDING_PER_PEER: usize = 8;
 /// Steps remembered for the status.
 const STEPS_KEPT: usize = 8;
+/// A peer of the same timeline further away than this is broken (or lying), not late: it
+/// is left out of the consensus.
+const SANE_THETA_US: u64 = 1_000_000;
 /// Probes answered lately, remembered so a replayed one is not answered again.
 const PROBES_KEPT: usize = 256;
 
@@ -306,8 +309,10 @@ impl ShowClock {
         let peer = self.peers.get_mut(&id)?;
         peer.next_probe = own + jittered;
         peer.last_probe = Some(own);
-        if self.outstanding.len() >= MAX_OUTSTANDING {
-            self.outstanding.remove(0);
+        if self.outstanding.iter().filter(|o| o.peer == id).count() >= MAX_OUTSTANDING_PER_PEER
+            && let Some(oldest) = self.outstanding.iter().position(|o| o.peer == id)
+        {
+            self.outstanding.remove(oldest);
         }
         self.outstanding.push(Outstanding { nonce, peer: id, sent: own });
         Some((id, Packet::Probe { from: self.me, nonce, state }))
@@ -346,15 +351,17 @@ impl ShowClock {
         Some(Packet::Answer { from: self.me, nonce, received, held, state: self.announce(own) })
     }
 
-    /// Takes an answer that arrived at own time `own`; returns the step made, if one fell due.
-    pub fn take_answer(&mut self, answer: &Packet, own: u64) -> Result<Option<Step>, Ignored> {
+    /// Takes an answer that arrived at own time `arrived`, at own time `own` (now, so what
+    /// changes is anchored where show time is being read); returns the steps it caused.
+    pub fn take_answer(&mut self, answer: &Packet, arrived: u64, own: u64) -> Result<Vec<Step>, Ignored> {
         let Packet::Answer { from, nonce, received, held, state } = *answer else { return Err(Ignored::Unexpected) };
         let at = self.outstanding.iter().position(|o| o.nonce == nonce && o.peer == from).ok_or(Ignored::Unexpected)?;
         let probe = self.outstanding.swap_remove(at);
+        if arrived.saturating_sub(probe.sent) > ANSWER_TIMEOUT_US {
+            return Err(Ignored::Unexpected);
+        }
         let sent = received.checked_add(u64::from(held)).ok_or(Ignored::Implausible)?;
-        let sample = Sample::from_exchange(probe.sent, received, sent, own)
-            .filter(|s| s.delay <= ANSWER_TIMEOUT_US)
-            .ok_or(Ignored::Implausible)?;
+        let sample = Sample::from_exchange(probe.sent, received, sent, arrived).ok_or(Ignored::Implausible)?;
         let peer = self.peers.get_mut(&from).ok_or(Ignored::Unexpected)?;
         if peer.heard.is_some_and(|h| h.state.boot != state.boot) {
             // Its own clock started again: the old samples relate to a clock that is gone.
@@ -363,16 +370,21 @@ impl ShowClock {
         }
         peer.filter.add(sample);
         peer.answers += 1;
-        peer.heard = Some(Heard { state, sent, at: own });
-        let step = self.poll(own);
-        self.decide(own);
-        Ok(step)
+        peer.heard = Some(Heard { state, sent, at: arrived });
+        let mut steps: Vec<Step> = self.poll(own).into_iter().collect();
+        steps.extend(self.decide(own));
+        Ok(steps)
     }
 
-    /// Makes a planned step that has fallen due at own time `own`.
+    /// Makes a planned step that has fallen due at own time `own`: by the offset to the
+    /// target's poi measured now if some are measured, else by the plan's.
     pub fn poll(&mut self, own: u64) -> Option<Step> {
-        let plan = self.plan.filter(|p| self.now(own) >= p.at)?;
+        let mut plan = self.plan.filter(|p| self.now(own) >= p.at)?;
         self.plan = None;
+        let fresh: Vec<i64> = self.views(own).iter().filter(|v| v.timeline == plan.target).map(|v| v.theta).collect();
+        if !fresh.is_empty() {
+            plan.step = (fresh.iter().map(|t| *t as f64).sum::<f64>() / fresh.len() as f64) as i64;
+        }
         let show_before = self.now(own);
         if plan.step > 0 {
             self.mapping.step(own, plan.step as u64);
@@ -438,8 +450,8 @@ impl ShowClock {
     }
 
     /// Plans a step if a timeline to join is measured or announced, then moves toward the
-    /// group of this timeline.
-    fn decide(&mut self, own: u64) {
+    /// group of this timeline; returns a step if the move was too large to slew.
+    fn decide(&mut self, own: u64) -> Option<Step> {
         let views = self.views(own);
         let show = self.now(own);
         let ours = self.timeline;
@@ -452,7 +464,7 @@ impl ShowClock {
         for v in views.iter().filter(|v| v.timeline == ours) {
             // A plan of the timeline we share, heard in an answer: everybody steps at its instant.
             if let Some(plan) = v.plan.filter(|p| p.target != ours && !(coming(p.target) && ours > p.target)) {
-                self.consider(Plan { at: plan.at.min(show + 2 * STEP_NOTICE_US), ..plan }, own);
+                self.consider(Plan { at: plan.at.min(show.saturating_add(2 * STEP_NOTICE_US)), ..plan }, own);
             }
         }
         let candidate = views
@@ -461,26 +473,41 @@ impl ShowClock {
             .filter(|v| beats(v.theta, v.timeline, ours) && !(coming(v.timeline) && ours > v.timeline))
             .max_by_key(|v| (v.theta, v.timeline));
         if let Some(v) = candidate {
-            self.consider(Plan { target: v.timeline, at: show + STEP_NOTICE_US, step: v.theta }, own);
+            self.consider(Plan { target: v.timeline, at: show.saturating_add(STEP_NOTICE_US), step: v.theta }, own);
         }
 
-        let ours: Vec<&View> = views.iter().filter(|v| v.timeline == ours || v.theta.abs() <= TIE_WINDOW_US).collect();
-        if ours.is_empty() {
-            return;
+        // Consensus with this timeline's peers, and with tied ones that nobody is about to
+        // step to or from (a step measures its size afresh; moving meanwhile would count
+        // the difference twice). A peer of this timeline a second or more away is broken,
+        // not late: it is left out.
+        let target = self.plan.map(|p| p.target);
+        let peers: Vec<&View> = views
+            .iter()
+            .filter(|v| {
+                if v.timeline == ours {
+                    v.theta.unsigned_abs() <= SANE_THETA_US
+                } else {
+                    v.theta.abs() <= TIE_WINDOW_US && Some(v.timeline) != target && !coming(v.timeline)
+                }
+            })
+            .collect();
+        if peers.is_empty() {
+            return None;
         }
-        let n = ours.len() as f64 + 1.0;
-        let mean = ours.iter().map(|v| v.theta as f64).sum::<f64>() / n;
+        let n = peers.len() as f64 + 1.0;
+        let mean = peers.iter().map(|v| v.theta as f64).sum::<f64>() / n;
         let correction = (OFFSET_GAIN * mean) as i64;
+        let mut step = None;
         if correction > STEP_THRESHOLD_US {
             let show_before = self.now(own);
             self.mapping.step(own, correction as u64);
             let timeline = self.timeline;
-            self.remember(Step { own, show_before, by: correction, from: timeline, to: timeline });
+            step = Some(self.remember(Step { own, show_before, by: correction, from: timeline, to: timeline }));
         } else {
             self.mapping.correct(own, correction);
         }
         let rate = self.mapping.rate_ppb() as f64;
-        let rated: Vec<f64> = ours
+        let rated: Vec<f64> = peers
             .iter()
             .filter_map(|v| v.skew.filter(|s| s.error_ppb <= MAX_SKEW_ERROR_PPB).map(|s| (v.rate_ppb, s)))
             .map(|(their_rate, skew)| f64::from(their_rate) + skew.ppb - rate)
@@ -489,6 +516,7 @@ impl ShowClock {
             let mean = rated.iter().sum::<f64>() / (rated.len() as f64 + 1.0);
             self.mapping.set_rate(own, (rate + RATE_GAIN * mean) as i64);
         }
+        step
     }
 
     /// Takes `plan` if it is better than the one held; a new plan is announced to every
@@ -514,13 +542,13 @@ impl ShowClock {
             Standing::Alone
         } else if self.plan.is_none()
             && ours.len() == measured.len()
-            && (ours.iter().map(|v| v.theta).sum::<i64>() / ours.len() as i64).unsigned_abs() <= IN_STEP_US
+            && (ours.iter().map(|v| v.theta as f64).sum::<f64>() / ours.len() as f64).abs() <= IN_STEP_US as f64
         {
             Standing::InStep
         } else {
             Standing::Converging
         };
-        let error_bound = ours.iter().map(|v| v.theta.unsigned_abs() + v.error).max();
+        let error_bound = ours.iter().map(|v| v.theta.unsigned_abs().saturating_add(v.error)).max();
         let peers = views
             .iter()
             .map(|(id, view)| {
@@ -596,7 +624,7 @@ mod tests {
                     p.poll(sent);
                     if let Some((_, probe)) = p.probe(sent, self.nonce) {
                         let answer = q.answer(&probe, there, there).unwrap();
-                        let _ = p.take_answer(&answer, back);
+                        let _ = p.take_answer(&answer, back, back);
                     }
                 }
             }
@@ -649,17 +677,20 @@ mod tests {
         a.set_peers(&[B], 0);
         let (_, probe) = a.probe(0, 42).unwrap();
         let answer = b.answer(&probe, 5_000_500, 5_000_600).unwrap();
-        assert!(a.take_answer(&answer, 1_100).is_ok());
-        assert_eq!(a.take_answer(&answer, 1_200), Err(Ignored::Unexpected), "replayed");
+        assert!(a.take_answer(&answer, 1_100, 1_100).is_ok());
+        assert_eq!(a.take_answer(&answer, 1_200, 1_200), Err(Ignored::Unexpected), "replayed");
         let unasked = b.answer(&Packet::Probe { from: A, nonce: 7, state: a.announce(0) }, 1, 2).unwrap();
-        assert_eq!(a.take_answer(&unasked, 1_300), Err(Ignored::Unexpected));
+        assert_eq!(a.take_answer(&unasked, 1_300, 1_300), Err(Ignored::Unexpected));
         let (_, probe) = a.probe(300_000, 43).unwrap();
         let Packet::Probe { nonce, .. } = probe else { unreachable!() };
         let held_too_long = Packet::Answer { from: B, nonce, received: 0, held: 900_000, state: b.announce(5_000_000) };
-        assert_eq!(a.take_answer(&held_too_long, 300_500), Err(Ignored::Implausible));
+        assert_eq!(a.take_answer(&held_too_long, 300_500, 300_500), Err(Ignored::Implausible));
         assert_eq!(a.status(300_500).peers[0].samples, 1);
         let (_, probe) = a.probe(600_000, 44).unwrap();
         assert!(b.answer(&probe, 5_600_000, 5_600_010).is_some());
         assert_eq!(b.answer(&probe, 5_700_000, 5_700_010), None, "a replayed probe is not answered");
+        let (_, probe) = a.probe(1_000_000, 45).unwrap();
+        let late = b.answer(&probe, 5_900_000, 5_900_010).unwrap();
+        assert_eq!(a.take_answer(&late, 3_000_001, 3_000_001), Err(Ignored::Unexpected), "over 2 s late");
     }
 }

@@ -86,10 +86,10 @@ impl<T: Clone + PartialEq> Staged<T> {
     /// Lets every value whose cue is due at `show` take effect; returns whether what shows
     /// changed.
     pub fn advance(&mut self, show: u64) -> bool {
-        let due = self.next.iter().take_while(|(cue, _)| cue.due(show)).count();
-        if due == 0 {
-            return false;
-        }
+        // Up to the last one due: a cue far ahead (another timeline's) is due while a
+        // nearer one still waits, and everything cued before a due value is behind it.
+        let Some(last) = self.next.iter().rposition(|(cue, _)| cue.due(show)) else { return false };
+        let due = last + 1;
         let mut taken = self.next.drain(..due);
         let (cue, value) = taken.next_back().expect("at least one is due");
         drop(taken);
@@ -135,6 +135,10 @@ mod tests {
         assert!(s.advance(160));
         assert_eq!(*s.current(), 3);
         assert!(!s.pending() && !s.advance(1_000));
+        // A value cued on another timeline (far ahead) shows at once, even behind a waiting one.
+        s.set(4, Cue(2_000), 1_000);
+        s.set(5, Cue(1_000 + 10 * MAX_CUE_AHEAD_US), 1_000);
+        assert_eq!(*s.current(), 5);
     }
 
     #[test]

@@ -324,7 +324,7 @@ impl<S: Storage> Replica<S> {
 
     /// Deletes an image (and, once no version refers to them, its pixels).
     pub fn delete_image(&mut self, id: ImageId, now_ms: u64) -> Result<(), Error> {
-        self.delete(Key::Image(id), now_ms)
+        self.delete(Key::Image(id), now_ms, Cue::NOW)
     }
 
     /// Puts a pattern in a slot (0-17), showing from `cue` where the slot plays.
@@ -333,9 +333,9 @@ impl<S: Storage> Replica<S> {
         self.write_cued(Key::Pattern(slot), Value::Pattern(pattern), now_ms, cue).map(drop)
     }
 
-    /// Empties a pattern slot.
-    pub fn clear_pattern(&mut self, slot: u8, now_ms: u64) -> Result<(), Error> {
-        self.delete(Key::Pattern(slot), now_ms)
+    /// Empties a pattern slot, from `cue` where the slot plays.
+    pub fn clear_pattern(&mut self, slot: u8, now_ms: u64, cue: Cue) -> Result<(), Error> {
+        self.delete(Key::Pattern(slot), now_ms, cue)
     }
 
     /// Puts a sequence in a slot (0-4), showing from `cue` where the slot plays.
@@ -344,9 +344,9 @@ impl<S: Storage> Replica<S> {
         self.write_cued(Key::Sequence(slot), Value::Sequence(sequence), now_ms, cue).map(drop)
     }
 
-    /// Empties a sequence slot.
-    pub fn clear_sequence(&mut self, slot: u8, now_ms: u64) -> Result<(), Error> {
-        self.delete(Key::Sequence(slot), now_ms)
+    /// Empties a sequence slot, from `cue` where the slot plays.
+    pub fn clear_sequence(&mut self, slot: u8, now_ms: u64, cue: Cue) -> Result<(), Error> {
+        self.delete(Key::Sequence(slot), now_ms, cue)
     }
 
     /// Sets the shared brightness, showing from `cue`.
@@ -365,19 +365,20 @@ impl<S: Storage> Replica<S> {
         self.write_cued(Key::Selection, Value::Selection(selection), now_ms, cue).map(drop)
     }
 
-    /// Settles a conflict by keeping the version `keep` (a dot from [`Self::conflicts`]);
-    /// the other copies are superseded everywhere once this edit syncs.
-    pub fn resolve(&mut self, key: Key, keep: Dot, now_ms: u64) -> Result<(), Error> {
+    /// Settles a conflict by keeping the version `keep` (a dot from [`Self::conflicts`]),
+    /// showing from `cue` where it plays; the other copies are superseded everywhere once
+    /// this edit syncs.
+    pub fn resolve(&mut self, key: Key, keep: Dot, now_ms: u64, cue: Cue) -> Result<(), Error> {
         let value = self.siblings(&key).iter().find(|r| r.dot == keep).map(|r| r.value.clone());
         let value = value.ok_or(Error::NotFound(key))?;
-        self.write(key, value, now_ms).map(drop)
+        self.write_cued(key, value, now_ms, cue).map(drop)
     }
 
-    fn delete(&mut self, key: Key, now_ms: u64) -> Result<(), Error> {
+    fn delete(&mut self, key: Key, now_ms: u64, cue: Cue) -> Result<(), Error> {
         if self.visible(&key).is_none() {
             return Err(Error::NotFound(key));
         }
-        self.write(key, Value::Deleted, now_ms).map(drop)
+        self.write_cued(key, Value::Deleted, now_ms, cue).map(drop)
     }
 
     /// Records a local edit that supersedes every version of `key` held here and shows at once.

@@ -515,7 +515,8 @@ async fn delete_pattern(
     if node.library.read(|poi| poi.pattern(slot).is_none()) {
         return Err(ApiError::not_found(format!("pattern slot {slot} is already empty")));
     }
-    node.library.write(Origin::Local, move |poi| poi.clear_pattern(slot, now_ms())).await?;
+    let cue = node.cue();
+    node.library.write(Origin::Local, move |poi| poi.clear_pattern(slot, now_ms(), cue)).await?;
     Ok(Json(json!({ "status": "ok", "message": format!("pattern slot {slot} cleared") })))
 }
 
@@ -620,6 +621,7 @@ async fn delete_sequence(
     if node.library.read(|poi| poi.sequence(slot).is_none()) {
         return Err(ApiError::not_found(format!("sequence slot {slot} is already empty")));
     }
-    node.library.write(Origin::Local, move |poi| poi.clear_sequence(slot, now_ms())).await?;
+    let cue = node.cue();
+    node.library.write(Origin::Local, move |poi| poi.clear_sequence(slot, now_ms(), cue)).await?;
     Ok(Json(json!({ "status": "ok", "message": format!("sequence slot {slot} cleared") })))
 }

@@ -402,7 +402,8 @@ async fn resolve(
         return Err(ApiError::not_found(format!("no conflict on {:?}: see GET /api/sync/conflicts", ask.item)));
     };
     let dot = dot.ok_or_else(|| ApiError::not_found(format!("{:?} has no version {:?}", ask.item, ask.keep)))?;
-    node.library.write(Origin::Local, move |poi| poi.resolve(key, dot, now_ms())).await?;
+    let cue = node.cue();
+    node.library.write(Origin::Local, move |poi| poi.resolve(key, dot, now_ms(), cue)).await?;
     Ok(super::ok("conflict resolved"))
 }
 
