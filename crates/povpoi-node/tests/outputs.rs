@@ -99,8 +99,11 @@ fn opening_a_missing_device_says_what_to_check() {
 /// A fake Teensy on the master side of a pseudo-terminal: cuts frames with the firmware's
 /// rules, records what it decoded, acks every command (live columns too, which the link
 /// must skip over) and answers status requests with the mode it was last set to.
+/// A frame the fake board decoded, with the host time (µs since the epoch) it arrived.
+type Received = (u64, Result<Command, Malformed>);
+
 struct FakeTeensy {
-    got: Arc<Mutex<Vec<(u64, Result<Command, Malformed>)>>>,
+    got: Arc<Mutex<Vec<Received>>>,
 }
 
 impl FakeTeensy {
@@ -142,7 +145,7 @@ impl FakeTeensy {
     }
 
     /// What arrived, each with the host time (µs since the epoch) it was decoded at.
-    fn take_timed(&self) -> Vec<(u64, Result<Command, Malformed>)> {
+    fn take_timed(&self) -> Vec<Received> {
         std::mem::take(&mut *self.got.lock().unwrap())
     }
 

@@ -140,7 +140,7 @@ fn fit(samples: &VecDeque<Sample>) -> Option<Skew> {
     let good = || samples.iter().filter(move |s| s.delay <= limit);
     let n = good().count();
     let first = good().next()?.at;
-    let last = good().last()?.at;
+    let last = good().next_back()?.at;
     if n < MIN_FIT_SAMPLES || last - first < MIN_FIT_SPAN_US {
         return None;
     }

@@ -107,8 +107,8 @@ pub struct ClockKey([u8; 32]);
 
 impl ClockKey {
     /// HKDF-SHA256 of the pairing key (salt `povpoi-clock-v1`, info `hmac-sha256 probe key\n`
-    /// + the sync group), so a datagram of another group, or of the sync transport, never
-    /// verifies here.
+    /// followed by the sync group), so a datagram of another group, or of the sync
+    /// transport, never verifies here.
     pub fn derive(group_key: &[u8], group: &str) -> ClockKey {
         let mut info = Vec::from(&b"hmac-sha256 probe key\n"[..]);
         info.extend_from_slice(group.as_bytes());
