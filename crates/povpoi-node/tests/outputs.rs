@@ -376,7 +376,7 @@ async fn the_teensy_gets_a_change_at_its_cue() {
     let sent_at = cue["appliedHostTimeUs"].as_u64().unwrap();
     assert!(at >= asked + 90_000, "the board got the mode {} µs after it was asked for", at - asked);
     assert!(at >= answered, "not before the API answered");
-    assert!(at.abs_diff(sent_at) < 20_000, "the board got it {} µs from its cue: {cue}", at.abs_diff(sent_at));
+    assert!(at.abs_diff(sent_at) < 50_000, "the board got it {} µs from its cue: {cue}", at.abs_diff(sent_at));
     a.stop().await;
     b.stop().await;
 }
