@@ -517,8 +517,9 @@ fn run(
             }
             state.player_stats.columns.fetch_add(1, Ordering::Relaxed);
             if let Some(cue) = switched.take() {
-                let start = (k * 1_000_000).div_ceil(u128::from(fps)) as u64;
-                state.player_stats.note_cue(CueShown { cue_us: cue.0, show_us: start, host_us: host_time_us() });
+                // The switch is the column start it was made at (with a new frame rate the
+                // column drawn may have begun under the new rate a little before it).
+                state.player_stats.note_cue(CueShown { cue_us: cue.0, show_us: at, host_us: host_time_us() });
             }
             wake = ((k + 1) * 1_000_000).div_ceil(u128::from(fps)) as u64;
         }
