@@ -60,8 +60,10 @@ pub enum Event {
         from_timeline: String,
         /// Timeline joined (hex).
         to_timeline: String,
-        /// Size of the step, µs (forward; a negative one was slewed in).
+        /// How far the timeline joined was, µs.
         by_us: i64,
+        /// Whether show time jumped by that much (else it is slewed in).
+        jumped: bool,
         /// Show time just before it, µs.
         show_time_us: u64,
     },

@@ -335,6 +335,7 @@ fn announce_step(state: &NodeState, step: &Step) {
         from_timeline: format!("{:08x}", step.from),
         to_timeline: format!("{:08x}", step.to),
         by_us: step.by,
+        jumped: step.jumped,
         show_time_us: step.show_before,
     });
 }

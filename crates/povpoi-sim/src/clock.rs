@@ -510,7 +510,8 @@ impl World<'_> {
                 if s.from == s.to {
                     return Err(self.fail(format!("poi {node} stepped {} µs within its timeline", s.by)));
                 }
-                if after - before != s.by.max(0) as u64 {
+                let jump = if s.jumped { s.by.max(0) as u64 } else { 0 };
+                if after - before != jump {
                     return Err(self.fail(format!("poi {node} moved {} µs for a step of {}", after - before, s.by)));
                 }
                 self.report.steps += 1;
@@ -527,6 +528,9 @@ impl World<'_> {
                 let founded = self.founded;
                 let poi = &mut self.pois[node];
                 poi.stepped += after - before;
+                if !s.jumped && s.by > TIE_WINDOW_US {
+                    return Err(self.fail(format!("poi {node} slewed into a timeline {} µs ahead", s.by)));
+                }
                 if poi.left.contains(&s.to) {
                     // Two timelines at the edge of the tie window may swap once while they
                     // close in; a real step back is a failure.

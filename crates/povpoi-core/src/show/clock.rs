@@ -12,7 +12,8 @@
 //!   on another timeline more than [`TIE_WINDOW_US`] ahead of its own, or within that
 //!   window either way with a larger timeline id, plans to join it: it announces a [`Plan`]
 //!   (target, the show time of the step, its size) [`STEP_NOTICE_US`] ahead, every poi of
-//!   its timeline that hears the plan adopts it, and all step forward together. Two
+//!   its timeline that hears the plan adopts it, and all step forward together (a tied
+//!   timeline is slewed into instead: the two are being averaged anyway). Two
 //!   timelines planning to join each other keep the plan toward the larger id. Timelines
 //!   within the window of each other also average their show times (below), so they close
 //!   in until every poi measures them as tied and the larger id settles it for all alike,
@@ -130,8 +131,11 @@ pub struct Step {
     pub own: u64,
     /// Show time just before it, µs.
     pub show_before: u64,
-    /// Its size, µs (forward; a negative remainder is slewed in instead).
+    /// How far the timeline joined was from ours, µs.
     pub by: i64,
+    /// Whether show time jumped by `by` (a timeline more than [`TIE_WINDOW_US`] ahead, or a
+    /// large correction), or `by` is slewed in (a tied timeline, or one behind).
+    pub jumped: bool,
     /// Timeline left (the same as `to` for a large correction within a timeline).
     pub from: u32,
     /// Timeline joined.
@@ -386,12 +390,15 @@ impl ShowClock {
             plan.step = (fresh.iter().map(|t| *t as f64).sum::<f64>() / fresh.len() as f64) as i64;
         }
         let show_before = self.now(own);
-        if plan.step > 0 {
+        // A timeline within the tie window is joined by slewing: the two were being
+        // averaged together anyway, and a jump there would only swap their places.
+        let jumped = plan.step > TIE_WINDOW_US;
+        if jumped {
             self.mapping.step(own, plan.step as u64);
         } else {
             self.mapping.correct(own, plan.step);
         }
-        let step = Step { own, show_before, by: plan.step, from: self.timeline, to: plan.target };
+        let step = Step { own, show_before, by: plan.step, jumped, from: self.timeline, to: plan.target };
         self.timeline = plan.target;
         Some(self.remember(step))
     }
@@ -476,18 +483,18 @@ impl ShowClock {
             self.consider(Plan { target: v.timeline, at: show.saturating_add(STEP_NOTICE_US), step: v.theta }, own);
         }
 
-        // Consensus with this timeline's peers, and with tied ones that nobody is about to
-        // step to or from (a step measures its size afresh; moving meanwhile would count
-        // the difference twice). A peer of this timeline a second or more away is broken,
-        // not late: it is left out.
-        let target = self.plan.map(|p| p.target);
+        // Consensus with this timeline's peers and with those of tied timelines, which
+        // closes the gap between the two until every poi measures them tied (a join within
+        // the window is slewed, and measured afresh when it falls due, so nothing counts
+        // twice). A peer of this timeline a second or more away is broken, not late: it is
+        // left out.
         let peers: Vec<&View> = views
             .iter()
             .filter(|v| {
                 if v.timeline == ours {
                     v.theta.unsigned_abs() <= SANE_THETA_US
                 } else {
-                    v.theta.abs() <= TIE_WINDOW_US && Some(v.timeline) != target && !coming(v.timeline)
+                    v.theta.abs() <= TIE_WINDOW_US
                 }
             })
             .collect();
@@ -502,7 +509,8 @@ impl ShowClock {
             let show_before = self.now(own);
             self.mapping.step(own, correction as u64);
             let timeline = self.timeline;
-            step = Some(self.remember(Step { own, show_before, by: correction, from: timeline, to: timeline }));
+            let step_made = Step { own, show_before, by: correction, jumped: true, from: timeline, to: timeline };
+            step = Some(self.remember(step_made));
         } else {
             self.mapping.correct(own, correction);
         }

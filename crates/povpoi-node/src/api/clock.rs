@@ -49,6 +49,7 @@ async fn clock(State(node): State<AppState>) -> Json<Value> {
                 "fromTimeline": hex(s.from),
                 "toTimeline": hex(s.to),
                 "byUs": s.by,
+                "jumped": s.jumped,
                 "showTimeUs": s.show_before,
             })
         })
