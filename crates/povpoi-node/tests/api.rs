@@ -687,3 +687,35 @@ async fn a_lone_poi_reports_its_own_show_clock() {
     assert!(String::from_utf8_lossy(&page).contains("id=\"clock\""), "the page shows whether the poi is in step");
     poi.node.stop().await;
 }
+
+/// Issue 10 item 6: one rule for names, whichever way a name comes in. Each bad name is
+/// refused with a 400 naming it by the upload, the rename and `/api/sync/push`, and by the
+/// core's check of a record from a peer; nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_way_in_refuses_the_same_bad_names() {
+    let poi = Poi::start().await;
+    let (status, uploaded) = poi.upload(&[Part("file", Some(b"image_2x2.rgb"), &pixels(2, 2))]).await;
+    assert_eq!(status, 200, "{uploaded}");
+    let id = uploaded["id"].as_str().unwrap().to_string();
+    let before = snapshot(&poi).await;
+    let long = "x".repeat(65);
+    let bad = ["../../etc/passwd", "a/b\\c", "..", "a\\b", "..hidden", "", "bell\u{7}", long.as_str()];
+    for name in bad {
+        // An empty name field on an upload means "name it after the file".
+        if !name.is_empty() {
+            let parts = [Part("name", None, name.as_bytes()), Part("file", Some(b"image_2x2.rgb"), &pixels(2, 2))];
+            let (status, answer) = poi.upload(&parts).await;
+            assert_eq!(status, 400, "upload named {name:?}: {answer}");
+        }
+        let (status, answer) = poi.call(Method::PATCH, &format!("/api/images/{id}"), json!({ "name": name })).await;
+        assert_eq!(status, 400, "rename to {name:?}: {answer}");
+        let push = json!({ "images": [{ "id": id, "name": name, "width": 2, "height": 2, "timestamp": 0, "size": 12 }] });
+        let (status, answer) = poi.call(Method::POST, "/api/sync/push", push).await;
+        assert_eq!(status, 400, "push of {name:?}: {answer}");
+        assert!(answer["error"].as_str().is_some_and(|e| !e.is_empty()), "{answer}");
+        // A peer's record carrying the name is refused by the core before it merges.
+        assert!(povpoi_core::model::validate_name(name).is_err(), "{name:?}");
+    }
+    assert_eq!(snapshot(&poi).await, before, "nothing changed");
+    poi.node.stop().await;
+}

@@ -16,6 +16,8 @@ pub enum InvalidContent {
     },
     /// A name that is empty, too long or holds control characters.
     Name,
+    /// A name that reads as a path (`/`, `\\`, `..`).
+    PathName,
     /// Pattern type outside 0..=17.
     PatternKind(u8),
     /// Pattern speed 0 (valid speeds are 1..=255).
@@ -43,6 +45,7 @@ impl fmt::Display for InvalidContent {
                 write!(f, "pixel data is {actual} bytes, width x height x 3 = {expected}")
             }
             Self::Name => f.write_str("a name is 1 to 64 bytes of text without control characters"),
+            Self::PathName => f.write_str("a name must not look like a path: no '/', '\\' or '..'"),
             Self::PatternKind(k) => write!(f, "pattern type {k} is outside 0..=17"),
             Self::PatternSpeed => f.write_str("pattern speed must be 1..=255"),
             Self::PatternSlot(s) => write!(f, "pattern slot {s} is outside 0..=17"),

@@ -33,10 +33,16 @@ impl Rgb {
     }
 }
 
-/// Checks a user-given name for an image, pattern or sequence.
+/// Checks a name for an image, pattern or sequence, wherever it comes from (an upload, a
+/// rename, `/api/sync/push`, a peer's record): 1-64 bytes of text without control
+/// characters, and nothing that reads as a path, since names end up as file names in other
+/// tools (the old SD card, `povpoi convert`).
 pub fn validate_name(name: &str) -> Result<(), InvalidContent> {
     if name.is_empty() || name.len() > MAX_NAME_LEN || name.chars().any(char::is_control) {
         return Err(InvalidContent::Name);
+    }
+    if name.contains(['/', '\\']) || name.contains("..") {
+        return Err(InvalidContent::PathName);
     }
     Ok(())
 }

@@ -51,16 +51,9 @@ fn segment(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError
     path.map(|Path(s)| s).map_err(|e| ApiError::bad_request(format!("bad path: {}", e.body_text())))
 }
 
-/// Checks a user-given image name: the core's rules, and nothing that reads as a path,
-/// since names end up as file names on other tools (the old SD card, `povpoi convert`).
+/// Checks a user-given image name with the core's rules (the same every way in), naming it.
 fn check_name(name: &str) -> Result<(), ApiError> {
-    if name.contains(['/', '\\']) || name == "." || name == ".." || name.contains("..") {
-        return Err(ApiError::bad_request(format!(
-            "name {name:?} looks like a path: use a plain name without '/', '\\' or '..'"
-        )));
-    }
-    validate_name(name)?;
-    Ok(())
+    validate_name(name).map_err(|e| ApiError::bad_request(format!("name {name:?}: {e}")))
 }
 
 // ----- images -----

@@ -275,7 +275,8 @@ async fn push(
         let id: ImageId =
             i.id.parse().map_err(|_| ApiError::bad_request(format!("image id {:?} is not an image id", i.id)))?;
         if let Some(name) = &i.name {
-            povpoi_core::model::validate_name(name)?;
+            povpoi_core::model::validate_name(name)
+                .map_err(|e| ApiError::bad_request(format!("image {:?} name {name:?}: {e}", i.id)))?;
         }
         images.push((id, i.name.clone(), i.timestamp));
     }
