@@ -719,3 +719,32 @@ async fn every_way_in_refuses_the_same_bad_names() {
     assert_eq!(snapshot(&poi).await, before, "nothing changed");
     poi.node.stop().await;
 }
+
+/// Issue 10 item 5: an address added by hand that never answers can be listed and removed,
+/// so a full list of 16 unreachable ones does not lock the poi out of adding a real one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_hand_added_peers_can_be_listed_and_removed() {
+    let poi = Poi::start().await;
+    // TEST-NET-1 addresses: documentation only, nothing answers there.
+    for i in 1..=16 {
+        poi.ok(Method::POST, "/api/sync/peers", json!({ "address": format!("192.0.2.{i}:8080") })).await;
+    }
+    let (status, full) = poi.call(Method::POST, "/api/sync/peers", json!({ "address": "192.0.2.17:8080" })).await;
+    assert_eq!(status, 409, "{full}");
+    assert!(full["error"].as_str().unwrap().contains("DELETE /api/sync/peers"), "{full}");
+    let listed = poi.get("/api/sync/peers").await;
+    assert_eq!(listed["addresses"].as_array().unwrap().len(), 16, "{listed}");
+    assert!(listed["addresses"].as_array().unwrap().contains(&json!("192.0.2.3:8080")));
+
+    let removed = poi.ok(Method::DELETE, "/api/sync/peers/192.0.2.3:8080", Value::Null).await;
+    assert_eq!(removed["status"], json!("ok"));
+    let listed = poi.get("/api/sync/peers").await;
+    assert!(!listed["addresses"].as_array().unwrap().contains(&json!("192.0.2.3:8080")), "{listed}");
+    poi.ok(Method::POST, "/api/sync/peers", json!({ "address": "192.0.2.17:8080" })).await;
+
+    let (status, missing) = poi.call(Method::DELETE, "/api/sync/peers/192.0.2.99:8080", Value::Null).await;
+    assert_eq!(status, 404, "{missing}");
+    let (status, bad) = poi.call(Method::DELETE, "/api/sync/peers/not-an-address", Value::Null).await;
+    assert_eq!(status, 400, "{bad}");
+    poi.node.stop().await;
+}

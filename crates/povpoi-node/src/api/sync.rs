@@ -51,6 +51,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/sync/conflicts", get(conflicts))
         .route("/api/sync/conflicts/resolve", post(resolve))
         .route("/api/sync/peers", get(peers).post(add_peer))
+        .route("/api/sync/peers/{address}", axum::routing::delete(remove_peer))
         .route(SYNC_PATH, post(message).layer(DefaultBodyLimit::max(SYNC_BODY_LIMIT)))
         .route("/api/blobs/{hash}", get(blob))
 }
@@ -419,10 +420,15 @@ struct AddPeer {
     address: String,
 }
 
+/// A peer address as a person writes it: `IP:PORT`, or an IP alone for port 80.
+fn peer_address(text: &str) -> Result<SocketAddr, ApiError> {
+    text.parse()
+        .or_else(|_| format!("{text}:80").parse())
+        .map_err(|_| ApiError::bad_request(format!("address {text:?} is not IP:PORT (e.g. 192.168.4.2:80)")))
+}
+
 async fn add_peer(State(node): State<AppState>, JsonBody(ask): JsonBody<AddPeer>) -> Result<Json<Value>, ApiError> {
-    let addr: SocketAddr = ask.address.parse().or_else(|_| format!("{}:80", ask.address).parse()).map_err(|_| {
-        ApiError::bad_request(format!("address {:?} is not IP:PORT (e.g. 192.168.4.2:80)", ask.address))
-    })?;
+    let addr = peer_address(&ask.address)?;
     if addr == node.addr {
         return Err(ApiError::bad_request("that is this poi's own address"));
     }
@@ -439,11 +445,34 @@ async fn add_peer(State(node): State<AppState>, JsonBody(ask): JsonBody<AddPeer>
     if full {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            format!("already {MAX_MANUAL_PEERS} peer addresses: unpair one first (/api/multipoi/unpair)"),
+            format!("already {MAX_MANUAL_PEERS} peer addresses: remove one first (DELETE /api/sync/peers/IP:PORT)"),
         ));
     }
     node.refresh_discovery();
     Ok(Json(json!({ "status": "ok", "message": format!("peer address {addr} added") })))
+}
+
+/// Removes an address added by hand, whether or not a poi ever answered there.
+async fn remove_peer(
+    State(node): State<AppState>,
+    address: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let text = address.map(|Path(a)| a).map_err(|e| ApiError::bad_request(format!("bad path: {}", e.body_text())))?;
+    let addr = peer_address(&text)?;
+    let mut found = false;
+    node.update_manual_peers(|list| {
+        found = list.contains(&addr);
+        list.retain(|a| *a != addr);
+    })
+    .map_err(|e| ApiError::internal(format!("cannot save: {e}")))?;
+    if !found {
+        return Err(ApiError::not_found(format!("{addr} is not a peer address added by hand: see GET /api/sync/peers")));
+    }
+    // A poi seen there is forgotten too, or it would stay listed until it timed out.
+    if let Some(peer) = node.peers.list().into_iter().find(|p| p.addr == addr && p.source == Source::Manual) {
+        node.peers.forget(peer.device_id);
+    }
+    Ok(Json(json!({ "status": "ok", "message": format!("peer address {addr} removed") })))
 }
 
 /// The peer protocol: one postcard `Request` in, one `Response` out; both sealed and
