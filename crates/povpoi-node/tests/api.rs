@@ -242,12 +242,27 @@ async fn settings_status_live_power_and_wifi() {
     assert_eq!(status["powerMode"], "balanced");
     assert_eq!(status["count"], 0);
 
+    // Nothing is stored yet: selecting an image, pattern or sequence that is not there is
+    // refused with what to do, and nothing changes.
+    for (mode, index, says) in
+        [(1, 0, "no image at index 0"), (2, 5, "pattern slot 5 is empty"), (3, 0, "sequence slot 0")]
+    {
+        let (status, answer) = poi.call(Method::POST, "/api/mode", json!({ "mode": mode, "index": index })).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains(says), "{answer}");
+    }
+    let (status, answer) = poi.call(Method::POST, "/api/mode", json!({ "mode": 2, "index": 65535 })).await;
+    assert!(status == 400 && answer["error"].as_str().unwrap().contains("empty"), "{answer}");
+    assert_eq!(poi.get("/api/status").await["mode"], 0, "still idle");
+    poi.ok(Method::POST, "/api/pattern", json!({ "index": 5, "type": 4 })).await;
     assert_eq!(
         poi.ok(Method::POST, "/api/mode", json!({ "mode": 2, "index": 5 })).await,
         json!({"status": "ok", "mode": 2, "index": 5})
     );
+    let sequence = json!({"items": [{"pattern": 5, "durationMs": 500}], "loop": true});
+    assert_eq!(poi.call(Method::PUT, "/api/sequences/0", sequence).await.0, 200);
     assert_eq!(poi.ok(Method::POST, "/api/mode", json!({ "mode": 3 })).await["index"], 0, "index defaults to 0");
-    poi.ok(Method::POST, "/api/mode", json!({ "mode": 2, "index": 65535 })).await;
+    poi.ok(Method::POST, "/api/mode", json!({ "mode": 4, "index": 65535 })).await;
     assert_eq!(poi.ok(Method::POST, "/api/brightness", json!({ "brightness": 0 })).await["brightness"], 0);
     poi.ok(Method::POST, "/api/brightness", json!({ "brightness": 255 })).await;
     assert_eq!(poi.ok(Method::POST, "/api/framerate", json!({ "framerate": 1 })).await["framerate"], 1);
@@ -260,7 +275,7 @@ async fn settings_status_live_power_and_wifi() {
             status["brightness"].as_u64(),
             status["framerate"].as_u64()
         ),
-        (Some(2), Some(65535), Some(255), Some(250))
+        (Some(4), Some(65535), Some(255), Some(250))
     );
     let settings = poi.get("/api/sync/data").await["settings"].clone();
     assert_eq!((settings["brightness"].as_u64(), settings["framerate"].as_u64()), (Some(255), Some(250)));
@@ -331,6 +346,8 @@ async fn peers_are_listed_driven_and_forgotten() {
         a.ok(Method::POST, "/api/multipoi/peercmd", json!({ "peer": 0, "cmd": "brightness", "brightness": 77 })).await;
     assert_eq!(answer, json!({ "status": "ok", "brightness": 77 }));
     assert_eq!(b.get("/api/status").await["brightness"], 77);
+    let fill = json!({ "peer": b_id, "cmd": "pattern", "index": 4, "type": 1 });
+    a.ok(Method::POST, "/api/multipoi/peercmd", fill).await;
     let by_id = json!({ "peer": b_id, "cmd": "mode", "mode": 2, "index": 4 });
     assert_eq!(a.ok(Method::POST, "/api/multipoi/peercmd", by_id).await["index"], 4);
     let (status, refused) =
@@ -709,7 +726,8 @@ async fn every_way_in_refuses_the_same_bad_names() {
         }
         let (status, answer) = poi.call(Method::PATCH, &format!("/api/images/{id}"), json!({ "name": name })).await;
         assert_eq!(status, 400, "rename to {name:?}: {answer}");
-        let push = json!({ "images": [{ "id": id, "name": name, "width": 2, "height": 2, "timestamp": 0, "size": 12 }] });
+        let push =
+            json!({ "images": [{ "id": id, "name": name, "width": 2, "height": 2, "timestamp": 0, "size": 12 }] });
         let (status, answer) = poi.call(Method::POST, "/api/sync/push", push).await;
         assert_eq!(status, 400, "push of {name:?}: {answer}");
         assert!(answer["error"].as_str().is_some_and(|e| !e.is_empty()), "{answer}");

@@ -150,6 +150,10 @@ async fn clock_bytes(http: &Http, addrs: &[SocketAddr]) -> u64 {
 /// Cued mode changes on random poi: for each, the spread of the host times at which every
 /// poi showed it, and whether they all showed it from the same column.
 async fn cues(http: &Http, addrs: &[SocketAddr], count: usize) -> (Vec<u64>, usize) {
+    for slot in 0..18 {
+        http.post(addrs[0], "/api/pattern", json!({"index": slot, "type": slot})).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let mut spreads = Vec::new();
     let mut same_column = 0;
     for n in 0..count {

@@ -247,6 +247,9 @@ async fn demo_clock(http: &reqwest::Client, addrs: &[SocketAddr]) -> Result<(), 
         spreads[spreads.len() - 1]
     );
 
+    let pattern = serde_json::to_vec(&json!({"index": 0, "type": 4})).map_err(|e| e.to_string())?;
+    http.post(format!("http://{}/api/pattern", addrs[0])).body(pattern).send().await.map_err(|e| e.to_string())?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let asked = get_json(http, format!("http://{}/api/clock", addrs[0])).await?["showTimeUs"].as_u64().unwrap_or(0);
     let body = serde_json::to_vec(&json!({"mode": 2, "index": 0})).map_err(|e| e.to_string())?;
     http.post(format!("http://{}/api/mode", addrs[0])).body(body).send().await.map_err(|e| e.to_string())?;

@@ -88,6 +88,8 @@ fn poi_with_clocks_seconds_apart_play_in_unison_and_keep_it_when_one_leaves() {
     assert!(percentile(&spreads, 0.95) <= 2_000, "p95 spread over 2 ms: {spreads:?}");
 
     // A mode change on one poi is cued: every poi switches on the same column.
+    c.post_ok(addrs[1], "/api/pattern", &json!({"index": 4, "type": 0}));
+    std::thread::sleep(Duration::from_millis(500));
     let asked = clock(c, addrs[1])["showTimeUs"].as_u64().unwrap();
     c.post_ok(addrs[1], "/api/framerate", &json!({"framerate": 100}));
     c.post_ok(addrs[1], "/api/mode", &json!({"mode": 2, "index": 4}));

@@ -94,8 +94,35 @@ pub(super) fn color(value: Option<&Value>, field: &str) -> Result<Option<Rgb>, A
     Ok(Some(Rgb::new(channel("r")?, channel("g")?, channel("b")?)))
 }
 
+/// Refuses a selection of an image, pattern or sequence that is not there (the poi would
+/// play black with no word why).
+fn check_exists(node: &AppState, selection: Selection) -> Result<(), ApiError> {
+    let index = selection.index;
+    let missing = node.library.read(|poi| match selection.mode {
+        Mode::Image => {
+            let count = poi.images().count();
+            (usize::from(index) >= count).then(|| {
+                format!("no image at index {index}: /api/images lists {count} (index 0 to {})", count.max(1) - 1)
+            })
+        }
+        Mode::Pattern => u8::try_from(index)
+            .ok()
+            .and_then(|slot| poi.pattern(slot))
+            .is_none()
+            .then(|| format!("pattern slot {index} is empty: fill it with POST /api/pattern, see /api/patterns")),
+        Mode::Sequence => u8::try_from(index)
+            .ok()
+            .and_then(|slot| poi.sequence(slot))
+            .is_none()
+            .then(|| format!("sequence slot {index} is empty: fill it with PUT /api/sequences/{index}")),
+        Mode::Idle | Mode::Live => None,
+    });
+    missing.map_or(Ok(()), |why| Err(ApiError::bad_request(why)))
+}
+
 /// Stores what plays (a replicated setting).
 async fn select(node: &AppState, selection: Selection) -> Result<(), ApiError> {
+    check_exists(node, selection)?;
     let cue = node.cue();
     node.library.write(Origin::Local, move |poi| poi.set_selection(selection, now_ms(), cue)).await?;
     Ok(())

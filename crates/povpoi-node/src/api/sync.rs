@@ -466,7 +466,9 @@ async fn remove_peer(
     })
     .map_err(|e| ApiError::internal(format!("cannot save: {e}")))?;
     if !found {
-        return Err(ApiError::not_found(format!("{addr} is not a peer address added by hand: see GET /api/sync/peers")));
+        return Err(ApiError::not_found(format!(
+            "{addr} is not a peer address added by hand: see GET /api/sync/peers"
+        )));
     }
     // A poi seen there is forgotten too, or it would stay listed until it timed out.
     if let Some(peer) = node.peers.list().into_iter().find(|p| p.addr == addr && p.source == Source::Manual) {
