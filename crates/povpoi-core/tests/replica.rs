@@ -404,3 +404,42 @@ fn a_deletion_of_a_slot_that_cannot_exist_is_a_bad_record() {
     tombstone.key = Key::Pattern(200);
     assert!(matches!(b.apply_delta(delta, 2_000), Err(Error::BadRecord(_))));
 }
+
+/// Issue 10 item 4: a stranger (no pairing key) opening sessions under ever new replica ids
+/// with the largest version vectors a message may carry is answered, but a poi remembers
+/// only the most recent [`MAX_REMEMBERED_PEERS`] of them; a vector naming more replicas
+/// than [`MAX_VERSION_VECTOR_ENTRIES`] does not even decode.
+#[test]
+fn strangers_knowledge_is_remembered_only_so_far() {
+    use povpoi_core::sync::{Knowledge, MAX_REMEMBERED_PEERS, MAX_VERSION_VECTOR_ENTRIES, Summary, VersionVector};
+    let mut a = poi(1);
+    let huge = |from: u64| -> VersionVector {
+        (0..MAX_VERSION_VECTOR_ENTRIES as u64).map(|i| (ReplicaId(from + i), 1)).collect()
+    };
+    for n in 0..(2 * MAX_REMEMBERED_PEERS as u64) {
+        let stranger = ReplicaId(1_000_000 + n);
+        let knowledge = Knowledge { images: huge(10_000), patterns: huge(20_000), settings: huge(30_000) };
+        let summary = Summary {
+            protocol: povpoi_core::sync::PROTOCOL_VERSION,
+            group: "troupe".into(),
+            device: DeviceId([2, 0, 0, 0, 0, 9]),
+            replica: stranger,
+            knowledge,
+        };
+        let request = Request::Begin { summary, options: SyncOptions::default() };
+        let request: Request = wire::from_bytes(&wire::to_bytes(&request)).unwrap();
+        assert!(matches!(a.respond(request, 1_000), Response::Begun { .. }));
+        assert!(a.remembered_peers() <= MAX_REMEMBERED_PEERS);
+    }
+    assert_eq!(a.remembered_peers(), MAX_REMEMBERED_PEERS);
+    // A real peer syncing after the flood still converges.
+    let mut b = poi(2);
+    b.set_brightness(42, 2_000, Cue::NOW).unwrap();
+    sync(&mut b, &mut a, 3_000);
+    assert_eq!(a.settings().brightness, 42);
+
+    let too_many: Vec<(ReplicaId, u64)> =
+        (0..=MAX_VERSION_VECTOR_ENTRIES as u64).map(|i| (ReplicaId(i + 1), 1)).collect();
+    let bytes = wire::to_bytes(&too_many);
+    assert!(wire::from_bytes::<VersionVector>(&bytes).is_err(), "one entry too many is refused");
+}

@@ -19,10 +19,10 @@ mod version;
 pub use error::Error;
 pub use message::{Blob, Categories, Delta, Direction, Repair, Request, Response, Summary, SyncOptions};
 pub use record::{InvalidRecord, Key, Record, Value};
-pub use replica::{Conflict, Identity, MergeReport, Replica};
+pub use replica::{Conflict, Identity, MAX_REMEMBERED_PEERS, MergeReport, Replica};
 pub use session::{MAX_BLOB_BYTES_PER_MESSAGE, MAX_FETCH_HASHES, Session, SessionReport};
 pub use storage::{MemoryStorage, Storage, StorageError};
-pub use version::{Category, Dot, Knowledge, VersionVector};
+pub use version::{Category, Dot, Knowledge, MAX_VERSION_VECTOR_ENTRIES, VersionVector};
 
 /// Version of the peer sync protocol; peers of another version refuse to sync.
 pub const PROTOCOL_VERSION: u16 = 2;

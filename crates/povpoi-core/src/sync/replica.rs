@@ -21,6 +21,9 @@ use crate::model::{
 };
 use crate::show::Cue;
 
+/// Most peers whose reported knowledge a replica remembers (for compaction).
+pub const MAX_REMEMBERED_PEERS: usize = 64;
+
 /// Version of the snapshot layout written by [`Replica`]; format 1 (records without a cue,
 /// protocol 1) is still read.
 const SNAPSHOT_FORMAT: u8 = 2;
@@ -97,9 +100,13 @@ struct State {
 pub struct Replica<S: Storage> {
     storage: S,
     state: State,
-    /// The knowledge each peer last reported, by replica: decides when tombstones can go.
-    /// Kept in RAM only; after a restart compaction waits for peers to report again.
-    peers: BTreeMap<ReplicaId, Knowledge>,
+    /// The knowledge each peer last reported, by replica, and when (a count of reports):
+    /// decides when tombstones can go. Kept in RAM only; after a restart compaction waits
+    /// for peers to report again. At most [`MAX_REMEMBERED_PEERS`], the one heard from
+    /// longest ago forgotten first (a forgotten peer is put right by a repair later).
+    peers: BTreeMap<ReplicaId, (Knowledge, u64)>,
+    /// Reports taken so far, to order `peers` by age.
+    reports: u64,
     /// Blobs held in storage.
     present: BTreeSet<BlobHash>,
 }
@@ -125,7 +132,7 @@ impl<S: Storage> Replica<S> {
             }
         };
         let present = storage.blob_hashes()?.into_iter().collect();
-        let mut replica = Replica { storage, state, peers: BTreeMap::new(), present };
+        let mut replica = Replica { storage, state, peers: BTreeMap::new(), reports: 0, present };
         if !fresh {
             replica.collect_garbage()?;
         }
@@ -415,8 +422,20 @@ impl<S: Storage> Replica<S> {
         if peer.replica == self.state.replica || peer.group != self.state.group {
             return Ok(false);
         }
-        self.peers.insert(peer.replica, peer.knowledge.clone());
+        self.reports += 1;
+        self.peers.insert(peer.replica, (peer.knowledge.clone(), self.reports));
+        // A stranger sending Begins under ever new replica ids must not grow this without end.
+        if self.peers.len() > MAX_REMEMBERED_PEERS
+            && let Some(oldest) = self.peers.iter().min_by_key(|(_, (_, at))| *at).map(|(id, _)| *id)
+        {
+            self.peers.remove(&oldest);
+        }
         self.compact()
+    }
+
+    /// How many peers' reported knowledge is remembered.
+    pub fn remembered_peers(&self) -> usize {
+        self.peers.len()
     }
 
     /// Drops tombstones seen by this replica and by every peer it knows of: once all have
@@ -428,7 +447,7 @@ impl<S: Storage> Replica<S> {
         let mut compacted = false;
         for category in Category::ALL {
             let mut stable = self.state.knowledge.get(category).clone();
-            for peer in self.peers.values() {
+            for (peer, _) in self.peers.values() {
                 stable.meet(peer.get(category));
             }
             let floor = self.state.floor.get_mut(category);

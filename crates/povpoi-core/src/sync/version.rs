@@ -26,10 +26,18 @@ pub struct Dot {
 #[serde(try_from = "Vec<(ReplicaId, u64)>")]
 pub struct VersionVector(Vec<(ReplicaId, u64)>);
 
+/// Most replicas one version vector may name. A group sees one replica per poi store ever
+/// made (a wiped poi is a new one): thousands is far beyond any troupe, and the bound keeps
+/// what a stranger's message can make a poi hold small (a vector this full is 64 KiB).
+pub const MAX_VERSION_VECTOR_ENTRIES: usize = 4_096;
+
 impl TryFrom<Vec<(ReplicaId, u64)>> for VersionVector {
     type Error = &'static str;
 
     fn try_from(pairs: Vec<(ReplicaId, u64)>) -> Result<Self, Self::Error> {
+        if pairs.len() > MAX_VERSION_VECTOR_ENTRIES {
+            return Err("version vector names more replicas than a poi takes");
+        }
         if pairs.windows(2).any(|w| w[0].0 >= w[1].0) || pairs.iter().any(|p| p.1 == 0) {
             return Err("version vector entries must be sorted by replica, unique and non-zero");
         }
