@@ -53,6 +53,9 @@ pub struct HistoryEntry {
     /// The peer refused this poi (pairing key or clock): it is left alone for a while.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub refused: bool,
+    /// The session ran out of time: the peer is backed off for a while.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stalled: bool,
     /// Records merged here from the peer.
     pub records_received: u32,
     /// Records sent to the peer.

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -39,6 +40,10 @@ const NONCE_FILE: &str = "nonces";
 const PROBE_PERIOD: Duration = Duration::from_secs(5);
 /// Push rounds remembered for the cue lead.
 const PUSH_ROUNDS_KEPT: usize = 8;
+/// First pause of auto-sync with a peer that refused this poi; it doubles while refusals go on.
+const REFUSED_BACK_OFF: Duration = Duration::from_secs(2);
+/// First pause of auto-sync with a peer that answered too slowly; it doubles while stalls go on.
+const STALLED_BACK_OFF: Duration = Duration::from_secs(5);
 
 /// How to run a node.
 #[derive(Clone, Debug)]
@@ -137,8 +142,10 @@ pub struct NodeState {
     pub player_stats: PlayerStats,
     /// The show clock the player renders by.
     pub show: ShowTime,
-    /// How long the last pushes of a change to every online peer took, µs.
+    /// How long the last pushes of a change to a peer took, µs.
     push_rounds: Mutex<VecDeque<u64>>,
+    /// Per peer address: whether a session of auto-sync runs, and whether it is wanted again.
+    workers: Mutex<std::collections::HashMap<SocketAddr, Arc<PushWorker>>>,
     discovery: Mutex<Option<Discovery>>,
     peer_timeout: Duration,
     stopping: watch::Receiver<bool>,
@@ -256,6 +263,7 @@ impl NodeState {
     }
 
     fn note_push_round(&self, took: Duration) {
+        // A push to one peer: the lead needs the slowest recent one.
         let mut rounds = self.push_rounds.lock().unwrap_or_else(|p| p.into_inner());
         if rounds.len() == PUSH_ROUNDS_KEPT {
             rounds.pop_front();
@@ -267,6 +275,13 @@ impl NodeState {
     fn needs_sync(&self, peer_digest: &str) -> bool {
         peer_digest != self.library.digest() || self.library.read(|poi| !poi.missing_blobs().is_empty())
     }
+}
+
+/// The auto-sync task of one peer address.
+#[derive(Debug, Default)]
+struct PushWorker {
+    running: AtomicBool,
+    again: AtomicBool,
 }
 
 /// A running node; stops when [`Node::stop`] is called or it is dropped.
@@ -376,6 +391,7 @@ impl Node {
             player_stats: PlayerStats::default(),
             show: ShowTime::new(device_id, OwnClock::new(options.clock_offset_ms, options.clock_rate_ppm)),
             push_rounds: Mutex::new(VecDeque::new()),
+            workers: Mutex::new(std::collections::HashMap::new()),
             discovery: Mutex::new(None),
             peer_timeout: options.peer_timeout,
             stopping: stopping.clone(),
@@ -609,24 +625,59 @@ async fn auto_sync(state: Arc<NodeState>, mut stopping: watch::Receiver<bool>) {
         if !state.config().auto_sync {
             continue;
         }
-        let options = state.auto_options();
         let group = state.config().sync_group.clone();
         let peers = state.peers.online_in(&group, PROTOCOL_VERSION);
-        let pushed = trigger == "change" && !peers.is_empty();
         // On the timer, a peer whose advertised digest equals ours is skipped unasked.
-        let due: Vec<Peer> =
-            peers.into_iter().filter(|p| trigger != "interval" || state.needs_sync(&p.digest)).collect();
         let trigger = if trigger == "kick" { "meet" } else { trigger };
-        let sessions = due.iter().map(|peer| sync_client::sync_with(&state, peer.addr, Some(peer), options, trigger));
-        for (peer, entry) in due.iter().zip(futures_util::future::join_all(sessions).await) {
-            if entry.refused {
-                state.peers.refuse(peer.device_id, state.peer_timeout);
+        let noticed = (trigger == "change").then_some(noticed);
+        for peer in peers.into_iter().filter(|p| trigger != "interval" || state.needs_sync(&p.digest)) {
+            push_to(&state, peer, trigger, noticed);
+        }
+    }
+}
+
+/// Runs a session with `peer` on a task of its own, so a slow or stuck peer holds up
+/// nobody else; asked again while one runs, it runs once more after it (the change may
+/// have come after that session's `Begin`).
+fn push_to(state: &Arc<NodeState>, peer: Peer, trigger: &'static str, noticed: Option<tokio::time::Instant>) {
+    let worker = state.workers.lock().unwrap_or_else(|p| p.into_inner()).entry(peer.addr).or_default().clone();
+    worker.again.store(true, Ordering::SeqCst);
+    if worker.running.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        loop {
+            worker.again.store(false, Ordering::SeqCst);
+            let options = state.auto_options();
+            let deadline = sync_client::AUTO_SESSION_DEADLINE;
+            let began = std::time::Instant::now();
+            let entry = sync_client::sync_with(&state, peer.addr, Some(&peer), options, trigger, deadline).await;
+            // A refusal is often a pairing key set on one poi a moment before the other:
+            // asked again soon, then less and less often.
+            let first = if entry.refused { REFUSED_BACK_OFF } else { STALLED_BACK_OFF };
+            if entry.refused || entry.stalled {
+                let period = state.peers.back_off(peer.device_id, began, first, state.peer_timeout);
+                tracing::info!(peer = %peer.addr, ?period, refused = entry.refused, "peer left out of auto-sync for a while");
             } else if !entry.ok && entry.round_trips == 0 && state.peers.offline(peer.device_id) {
                 state.events.send(Event::PeerDown { device_id: peer.device_id.to_string() });
             }
+            if let (true, Some(noticed)) = (entry.ok, noticed) {
+                state.note_push_round(noticed.elapsed());
+            }
+            // A peer just backed off is not asked again for the changes that piled up
+            // meanwhile: the first round after its pause carries them.
+            if entry.refused || entry.stalled {
+                worker.again.store(false, Ordering::SeqCst);
+            }
+            if worker.again.load(Ordering::SeqCst) {
+                continue;
+            }
+            worker.running.store(false, Ordering::SeqCst);
+            // Asked again between the check and the store: carry on unless another task took it.
+            if !worker.again.load(Ordering::SeqCst) || worker.running.swap(true, Ordering::SeqCst) {
+                return;
+            }
         }
-        if pushed {
-            state.note_push_round(noticed.elapsed());
-        }
-    }
+    });
 }

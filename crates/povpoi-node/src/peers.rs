@@ -51,8 +51,14 @@ pub struct Peer {
     pub online: bool,
     /// How it was found.
     pub source: Source,
-    /// Until when auto-sync leaves it alone: it refused this poi (another key, say).
+    /// Until when auto-sync leaves it alone: it refused this poi (another key, say), or
+    /// its last sessions got no answer (backed off).
     refused_until: Option<Instant>,
+    /// Sessions in a row that were refused or got no answer in time: the back-off grows
+    /// with them.
+    setbacks: u32,
+    /// When it last called this poi in and passed its checks.
+    contact_at: Option<Instant>,
     /// The address where it last finished a session as itself (with the key, when the
     /// group has one); an mDNS advert cannot move it elsewhere while it is online there.
     confirmed: Option<SocketAddr>,
@@ -88,6 +94,10 @@ impl PeerTable {
         // A peer that called in passed this poi's key check (or neither has a key): they
         // agree now, whatever refused before.
         let refused_until = known.and_then(|p| p.refused_until).filter(|_| source != Source::Contact);
+        let (setbacks, contact_at) = match source {
+            Source::Contact => (0, Some(Instant::now())),
+            _ => (known.map_or(0, |p| p.setbacks), known.and_then(|p| p.contact_at)),
+        };
         let confirmed = known.and_then(|p| p.confirmed);
         // A full table takes no newcomers: a flood of adverts must not grow it without end.
         if !peers.contains_key(&seen.device_id) && peers.len() >= MAX_PEERS {
@@ -116,6 +126,8 @@ impl PeerTable {
                 online: true,
                 source,
                 refused_until,
+                setbacks,
+                contact_at,
                 confirmed,
             },
         );
@@ -147,6 +159,7 @@ impl PeerTable {
         if let Some(peer) = self.0.lock().expect("peer table lock").get_mut(&id).filter(|p| p.online) {
             peer.last_seen = Instant::now();
             peer.last_seen_ms = now_ms;
+            peer.setbacks = 0;
             if peer.addr == addr {
                 peer.confirmed = Some(addr);
             }
@@ -189,18 +202,27 @@ impl PeerTable {
             .collect()
     }
 
-    /// Leaves a peer that refused this poi out of auto-sync for `period`, so a poi with
-    /// another key is not asked again at every sighting.
-    pub fn refuse(&self, id: DeviceId, period: Duration) {
-        if let Some(peer) = self.0.lock().expect("peer table lock").get_mut(&id) {
-            peer.refused_until = Some(Instant::now() + period);
+    /// Leaves a peer out of auto-sync for a while after a session begun at `since` was
+    /// refused (another key, say) or got no answer in time: `first`, doubling with each
+    /// setback in a row up to `longest`. A peer is still tried now and then, and one that
+    /// called in since (so it takes this poi now) is not held back. Returns the period.
+    pub fn back_off(&self, id: DeviceId, since: Instant, first: Duration, longest: Duration) -> Duration {
+        let mut peers = self.0.lock().expect("peer table lock");
+        let Some(peer) = peers.get_mut(&id) else { return Duration::ZERO };
+        if peer.contact_at.is_some_and(|at| at >= since) {
+            return Duration::ZERO;
         }
+        peer.setbacks = peer.setbacks.saturating_add(1);
+        let period = (first * 2u32.saturating_pow(peer.setbacks - 1).min(1 << 10)).min(longest);
+        peer.refused_until = Some(Instant::now() + period);
+        period
     }
 
     /// Forgets every refusal: this poi's key or group changed, so peers may take it now.
     pub fn clear_refusals(&self) {
         for peer in self.0.lock().expect("peer table lock").values_mut() {
             peer.refused_until = None;
+            peer.setbacks = 0;
         }
     }
 
@@ -250,17 +272,27 @@ mod tests {
         let table = PeerTable::default();
         table.saw(&sighting(1), Source::Mdns, 1);
         table.saw(&sighting(2), Source::Mdns, 1);
-        table.refuse(sighting(1).device_id, Duration::from_millis(30));
+        let (one, two) = (sighting(1).device_id, sighting(2).device_id);
+        let (ms, long) = (Duration::from_millis(30), Duration::from_secs(60));
+        assert_eq!(table.back_off(one, Instant::now(), ms, long), ms);
         // Seen again meanwhile (its next announcement): still left alone, no new "up".
         assert_eq!(table.saw(&sighting(1), Source::Mdns, 2), Change::None);
         let ids = |t: &PeerTable| t.online_in("g", 1).iter().map(|p| p.device_id).collect::<Vec<_>>();
-        assert_eq!(ids(&table), vec![sighting(2).device_id]);
+        assert_eq!(ids(&table), vec![two]);
         std::thread::sleep(Duration::from_millis(40));
         assert_eq!(ids(&table).len(), 2, "asked again once the period is over");
-        table.refuse(sighting(1).device_id, Duration::from_secs(60));
+        assert_eq!(table.back_off(one, Instant::now(), ms, long), ms * 2, "setbacks in a row double it");
+        assert_eq!(table.back_off(one, Instant::now(), ms, ms * 3), ms * 3, "up to the longest");
         table.saw(&sighting(1), Source::Contact, 3);
         assert_eq!(ids(&table).len(), 2, "a peer that called in with the right key is asked again");
-        table.refuse(sighting(2).device_id, Duration::from_secs(60));
+        assert_eq!(table.back_off(one, Instant::now(), ms, long), ms, "and starts over");
+        // A refusal that comes back after the peer called in (it took our key meanwhile)
+        // does not hold it back.
+        let began = Instant::now();
+        table.saw(&sighting(2), Source::Contact, 4);
+        assert_eq!(table.back_off(two, began, long, long), Duration::ZERO);
+        table.confirm(one, sighting(1).addr, 5);
+        table.back_off(one, Instant::now(), long, long);
         table.clear_refusals();
         assert_eq!(ids(&table).len(), 2, "a new key of ours is worth a try at once");
     }

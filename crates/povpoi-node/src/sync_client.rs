@@ -24,8 +24,12 @@ pub const SYNC_PATH: &str = "/api/sync/v1";
 pub const HEADER_PORT: &str = "x-povpoi-port";
 /// Most request/answer round trips in one session (blobs move 128 KiB per trip).
 const MAX_ROUND_TRIPS: u32 = 2_000;
-/// Longest one session may take before it is abandoned (it resumes next time).
-const SESSION_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest one session of auto-sync may take, waiting for its turn included, before it is
+/// abandoned (it resumes next time): a whole library's pixels on a slow link.
+pub const AUTO_SESSION_DEADLINE: Duration = Duration::from_secs(120);
+/// Longest one request of a session may wait for its answer: a peer that takes longer is
+/// stuck, not slow (an answer carries at most 128 KiB of pixels).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a session stopped early.
 #[derive(Debug)]
@@ -34,11 +38,17 @@ pub struct SyncFailure {
     pub message: String,
     /// The peer answered but would not let us in (401/403: wrong or missing key, clock skew).
     pub refused: bool,
+    /// The session ran out of time (no answer, or another one with the peer never ended).
+    pub stalled: bool,
 }
 
 impl SyncFailure {
     fn new(message: String) -> SyncFailure {
-        SyncFailure { message, refused: false }
+        SyncFailure { message, refused: false, stalled: false }
+    }
+
+    fn stalled(message: String) -> SyncFailure {
+        SyncFailure { message, refused: false, stalled: true }
     }
 }
 
@@ -147,7 +157,14 @@ pub async fn exchange(
     let body = wire::to_bytes(request);
     let to = Destination { addr, device: receiver };
     let (call, check) = peer_request(node, reqwest::Method::POST, to, SYNC_PATH, "application/octet-stream", &body);
-    let answer = call.send().await.map_err(|e| SyncFailure::new(format!("cannot reach {addr}: {e}")))?;
+    let answer = call.timeout(REQUEST_TIMEOUT).send().await.map_err(|e| {
+        if e.is_timeout() {
+            // It took the connection but does not answer: stuck, to be backed off.
+            SyncFailure::stalled(format!("{addr} did not answer within {REQUEST_TIMEOUT:?}"))
+        } else {
+            SyncFailure::new(format!("cannot reach {addr}: {e}"))
+        }
+    })?;
     let status = answer.status();
     let signature = answer.headers().get(HEADER_SIGNATURE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let bytes = read_capped(answer, MAX_ANSWER_BYTES)
@@ -162,6 +179,7 @@ pub async fn exchange(
         return Err(SyncFailure {
             message: format!("{addr} answered {status}: {message}"),
             refused: matches!(status.as_u16(), 401 | 403),
+            stalled: false,
         });
     }
     let bytes = check
@@ -171,14 +189,16 @@ pub async fn exchange(
     Ok((response, check.sent + on_wire))
 }
 
-/// Runs one whole session with the peer at `addr`; the outcome goes into the history and
-/// the event stream, and is returned.
+/// Runs one whole session with the peer at `addr`, giving up after `deadline` (waiting for
+/// a session already running with that peer included); the outcome goes into the history
+/// and the event stream, and is returned.
 pub async fn sync_with(
     node: &NodeState,
     addr: SocketAddr,
     peer: Option<&Peer>,
     options: SyncOptions,
     trigger: &str,
+    deadline: Duration,
 ) -> HistoryEntry {
     let lock = {
         let mut locks = node.session_locks.lock().unwrap_or_else(|p| p.into_inner());
@@ -188,8 +208,8 @@ pub async fn sync_with(
         }
         locks.entry(addr).or_default().clone()
     };
-    let _one_at_a_time_with_this_peer = lock.lock().await;
     let started = Instant::now();
+    let turn = tokio::time::timeout(deadline, lock.lock()).await;
     let mut entry = HistoryEntry {
         at: now_ms(),
         role: Role::Initiator,
@@ -201,6 +221,9 @@ pub async fn sync_with(
         ..HistoryEntry::default()
     };
     let session = async {
+        let Ok(_one_at_a_time_with_this_peer) = turn else {
+            return Err(SyncFailure::stalled(format!("a session with {addr} still running after {deadline:?}")));
+        };
         let receiver = match peer {
             Some(peer) => peer.device_id,
             // A request is signed for the poi it goes to: learn who answers there first,
@@ -217,8 +240,12 @@ pub async fn sync_with(
         };
         drive(node, addr, receiver, options, &mut entry).await.map(|()| receiver)
     };
-    let outcome = tokio::time::timeout(SESSION_TIMEOUT, session).await;
-    let outcome = outcome.unwrap_or_else(|_| Err(SyncFailure::new(format!("session took over {SESSION_TIMEOUT:?}"))));
+    let outcome = tokio::time::timeout(deadline.saturating_sub(started.elapsed()), session).await;
+    let outcome = outcome.unwrap_or_else(|_| {
+        Err(SyncFailure::stalled(format!(
+            "session with {addr} not done within {deadline:?}: stopped, it resumes next time"
+        )))
+    });
     entry.duration_ms = started.elapsed().as_millis() as u64;
     match outcome {
         Ok(receiver) => {
@@ -230,10 +257,11 @@ pub async fn sync_with(
                 node.peers.set_digest(receiver, node.library.digest());
             }
         }
-        Err(SyncFailure { message, refused }) => {
+        Err(SyncFailure { message, refused, stalled }) => {
             tracing::warn!(peer = %addr, error = %message, "sync failed");
             entry.error = Some(message);
             entry.refused = refused;
+            entry.stalled = stalled;
         }
     }
     tracing::info!(
@@ -299,10 +327,15 @@ pub fn direction_name(direction: Direction) -> &'static str {
     }
 }
 
-/// Syncs with every online peer of this poi's group, side by side.
-pub async fn sync_with_online_peers(node: &NodeState, options: SyncOptions, trigger: &str) -> Vec<HistoryEntry> {
+/// Syncs with every online peer of this poi's group, side by side, each within `deadline`.
+pub async fn sync_with_online_peers(
+    node: &NodeState,
+    options: SyncOptions,
+    trigger: &str,
+    deadline: Duration,
+) -> Vec<HistoryEntry> {
     let group = node.config().sync_group.clone();
     let peers = node.peers.online_in(&group, povpoi_core::sync::PROTOCOL_VERSION);
-    futures_util::future::join_all(peers.iter().map(|peer| sync_with(node, peer.addr, Some(peer), options, trigger)))
-        .await
+    let sessions = peers.iter().map(|peer| sync_with(node, peer.addr, Some(peer), options, trigger, deadline));
+    futures_util::future::join_all(sessions).await
 }

@@ -491,3 +491,94 @@ async fn an_independent_poi_keeps_its_settings_whoever_starts_the_session() {
     a.stop().await;
     b.stop().await;
 }
+
+/// A peer that answers who it is but never answers a sync session: it takes connections,
+/// reads them and says nothing. Counts the sessions it was asked for.
+async fn stuck_peer() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let count = asked.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                if head.starts_with("GET /api/sync/status") {
+                    let body = json!({"deviceId": "02:5A:5A:5A:5A:5A", "deviceName": "stuck", "syncGroup": "test",
+                        "protocol": povpoi_core::sync::PROTOCOL_VERSION, "libraryDigest": "00000000"})
+                    .to_string();
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                } else {
+                    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    // Holds the session's request forever.
+                    tokio::time::sleep(Duration::from_secs(3_600)).await;
+                }
+            });
+        }
+    });
+    (addr, asked)
+}
+
+/// Issue 10 item 7: one stuck peer holds nobody up. Changes still reach the other peer at
+/// once, the stuck one is backed off instead of being asked at every change, and piled-up
+/// `/api/sync/execute` calls all answer within their deadline, saying which peer stalled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_peer_holds_nobody_up() {
+    let http = Http::new();
+    let (stuck, asked) = stuck_peer().await;
+    let (db, da) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let b = node(&db, vec![]).await;
+    let a = node(&da, vec![stuck, b.addr()]).await;
+    until("A lists both peers online", async || {
+        let peers = http.get(a.addr(), "/api/sync/status").await.1["peers"].clone();
+        peers.as_array().is_some_and(|p| p.iter().filter(|p| p["online"] == json!(true)).count() == 2)
+    })
+    .await;
+    let stuck_sessions = async || {
+        let history = http.get(a.addr(), "/api/sync/history").await.1;
+        let at = json!(stuck.to_string());
+        history.as_array().unwrap().iter().filter(|e| e["ipAddress"] == at).cloned().collect::<Vec<_>>()
+    };
+    for round in 0..3u8 {
+        let (status, up) = http.post_json(a.addr(), "/api/brightness", json!({"brightness": 10 + round})).await;
+        assert_eq!(status, 200, "{up}");
+        until("B has the change", async || {
+            http.get(b.addr(), "/api/status").await.1["brightness"] == json!(10 + round)
+        })
+        .await;
+        // The stuck peer's first session is still waiting (its request times out only after
+        // 10 s): B got the change without waiting for it.
+        assert!(stuck_sessions().await.is_empty(), "round {round}: B got it only after the stuck session ended");
+    }
+    let mut stalled = Vec::new();
+    for _ in 0..300 {
+        stalled = stuck_sessions().await;
+        if !stalled.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(stalled.iter().all(|e| e["stalled"] == json!(true) && e["ok"] == json!(false)), "{stalled:?}");
+    assert!(!stalled.is_empty(), "the stuck session never ended");
+    let sessions_asked = asked.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(sessions_asked, 1, "while it is stuck, the peer is not asked again at every change");
+
+    // Five people press "sync now" at once: every call answers before the client gives up
+    // (10 s), naming the peer that stalled.
+    let calls = (0..5).map(|_| http.post_json(a.addr(), "/api/sync/execute", json!({"peerId": stuck.to_string()})));
+    for (status, answer) in futures_util::future::join_all(calls).await {
+        assert_eq!(status, 502, "{answer}");
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(error.contains(&stuck.to_string()), "{answer}");
+    }
+    a.stop().await;
+    b.stop().await;
+}

@@ -37,6 +37,10 @@ use crate::sync_client::{self, HEADER_PORT, SYNC_PATH};
 const SYNC_BODY_LIMIT: usize = 8 * 1024 * 1024;
 /// Most peer addresses given by hand: each is probed in turn, so the list must stay short.
 const MAX_MANUAL_PEERS: usize = 16;
+/// Longest `/api/sync/execute` waits for its sessions: a person is waiting, and HTTP
+/// clients often give up after 10 s. A session not done by then is stopped (it resumes at
+/// the next one) and reported as stalled.
+const EXECUTE_DEADLINE: Duration = Duration::from_secs(8);
 /// How long `discover` waits for answers before it reports.
 const DISCOVER_WAIT: Duration = Duration::from_millis(1_500);
 
@@ -147,17 +151,17 @@ async fn execute(
     let categories = Categories { images: ask.sync_images, patterns: ask.sync_patterns, settings: ask.sync_settings };
     let options = SyncOptions { direction, categories };
     let entries = if ask.peer_id == "auto" {
-        let entries = sync_client::sync_with_online_peers(&node, options, "manual").await;
+        let entries = sync_client::sync_with_online_peers(&node, options, "manual", EXECUTE_DEADLINE).await;
         if entries.is_empty() {
             let group = node.config().sync_group.clone();
             return Err(ApiError::not_found(format!("no online peer in sync group {group:?}: try /api/sync/discover")));
         }
         entries
     } else if let Some(peer) = node.peers.find(&ask.peer_id) {
-        vec![sync_client::sync_with(&node, peer.addr, Some(&peer), options, "manual").await]
+        vec![sync_client::sync_with(&node, peer.addr, Some(&peer), options, "manual", EXECUTE_DEADLINE).await]
     } else if let Ok(addr) = ask.peer_id.parse::<SocketAddr>() {
         // An address not met yet: the session learns who answers there and lists it.
-        vec![sync_client::sync_with(&node, addr, None, options, "manual").await]
+        vec![sync_client::sync_with(&node, addr, None, options, "manual", EXECUTE_DEADLINE).await]
     } else {
         return Err(ApiError::not_found(format!(
             "no known peer {:?}: give a deviceId, name or address from /api/sync/status, or \"auto\"",
