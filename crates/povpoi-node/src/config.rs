@@ -193,10 +193,13 @@ impl DeviceConfig {
         }
     }
 
-    /// Writes `DIR/config.json` atomically.
+    /// Writes `DIR/config.json` atomically; on a full disk through the library's reserve,
+    /// so a setting can still be changed (errors name the file).
     pub fn save(&self, dir: &Path) -> io::Result<()> {
         let bytes = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
-        write_atomically(&dir.join(CONFIG_FILE), &bytes)
+        let path = dir.join(CONFIG_FILE);
+        write_atomically(&path, &bytes)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display())))
     }
 }
 

@@ -302,8 +302,12 @@ impl Node {
         let (listener, clock_socket) = bind(options.listen).await?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
 
-        let mut config = match DeviceConfig::load(dir).map_err(|e| format!("cannot read the config: {e}"))? {
-            Some(config) => config,
+        // Start-up must come up on a full disk: what failed writes left goes first, and
+        // nothing is written that is not needed to serve what is stored.
+        crate::storage::remove_leftovers(dir).map_err(|e| format!("cannot clear {}: {e}", dir.display()))?;
+        let stored = DeviceConfig::load(dir).map_err(|e| format!("cannot read the config: {e}"))?;
+        let mut config = match &stored {
+            Some(config) => config.clone(),
             None => DeviceConfig::new(config::derive_device_id(addr.ip())),
         };
         if let Some(name) = &options.name {
@@ -314,13 +318,19 @@ impl Node {
             config::check_label("--group", group)?;
             config.sync_group = group.clone();
         }
-        config.save(dir).map_err(|e| format!("cannot write the config: {e}"))?;
+        let library_dir = dir.join(crate::storage::LIBRARY_DIR);
+        let storage = DirStorage::open(&library_dir).map_err(|e| format!("cannot open the store: {e}"))?;
+        if stored.as_ref() != Some(&config)
+            && let Err(e) = config.save(dir)
+        {
+            // The poi runs on the settings it was given; they are saved with the next change.
+            tracing::warn!(error = %e, "cannot save the configuration at start");
+        }
 
         let nonces = dir.join(NONCE_FILE);
         let replay = ReplayGuard::open(&nonces, now_ms())
             .map_err(|e| format!("cannot open the request nonces {}: {e}", nonces.display()))?;
         let events = EventBus::default();
-        let storage = DirStorage::open(dir.join("library")).map_err(|e| format!("cannot open the store: {e}"))?;
         let identity =
             Identity { replica: ReplicaId(rand::random()), device: config.device_id, group: config.sync_group.clone() };
         let library = Library::open(storage, identity, events.clone())?;

@@ -5,20 +5,32 @@
 //! DIR/state.prev         the snapshot before it, same form
 //! DIR/blobs/<sha256hex>  one file per image's pixels
 //! DIR/quarantine/        files whose bytes no longer match their hash, moved aside
+//! DIR/reserve            space held back for a full disk (see below)
 //! ```
 //! Every file is written whole to a temporary name, flushed to disk, renamed over the final
 //! name and the directory flushed, so a crash (power cut, SIGKILL) leaves either the old or
-//! the new file, never a torn one. Every file is checked against its hash when read: a
-//! blob that rotted on the card is never served (a peer sends it again), and a damaged
-//! snapshot gives way to the previous one (see [`DirStorage::restored_from_previous`]).
-//! Plain files rather than an embedded database: the data is one small snapshot and
-//! immutable content-addressed blobs, which rename-into-place covers completely, and the
-//! layout stays readable with `ls` on a poi's SD card.
+//! the new file, never a torn one; a write that fails removes its temporary file. Every file
+//! is checked against its hash when read: a blob that rotted on the card is never served (a
+//! peer sends it again), and a damaged snapshot gives way to the previous one (see
+//! [`DirStorage::restored_from_previous`]). Plain files rather than an embedded database:
+//! the data is one small snapshot and immutable content-addressed blobs, which
+//! rename-into-place covers completely, and the layout stays readable with `ls` on a poi's
+//! SD card.
+//!
+//! A full disk must not brick the poi: saving a snapshot needs room for a second copy until
+//! the rename, so a delete (which frees space only once its snapshot is saved) would need
+//! space to free space. Hence `DIR/reserve`, a file of allocated space (at least
+//! [`MIN_RESERVE`], twice the snapshot) that a snapshot save, or a save of a small file of
+//! the data directory (configuration, request nonces), gives up when the disk is full and
+//! that is made again as soon as there is room; with no reserve left, a snapshot save
+//! gives up the previous snapshot, which it replaces anyway. New pixels never take the
+//! reserve: a blob is refused up front (a "disk full" error, HTTP 507) unless it fits with
+//! room left for the snapshot save, the reserve and a margin.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use povpoi_core::hash::BlobHash;
 use povpoi_core::sync::{Storage, StorageError};
@@ -32,11 +44,24 @@ const STATE_HEADER_LEN: usize = STATE_MAGIC.len() + 32;
 const BLOB_DIR: &str = "blobs";
 const QUARANTINE_DIR: &str = "quarantine";
 const TEMP_SUFFIX: &str = ".tmp";
+const RESERVE_FILE: &str = "reserve";
+/// Where a node keeps its library inside its data directory.
+pub const LIBRARY_DIR: &str = "library";
+/// Smallest reserve kept back for saves on a full disk (bytes).
+pub const MIN_RESERVE: u64 = 64 * 1024;
+/// Room a blob save leaves free besides the snapshot save and the reserve, for the small
+/// files outside the library (configuration, request nonces).
+const SAVE_MARGIN: u64 = 32 * 1024;
+/// How a storage error caused by a full disk starts, so the API can answer 507.
+const DISK_FULL: &str = "disk full: ";
 
 /// A replica's storage in a directory.
 #[derive(Debug)]
 pub struct DirStorage {
     root: PathBuf,
+    reserve: Reserve,
+    /// Bytes of the last snapshot loaded or saved: sizes the reserve and the room a save needs.
+    snapshot_len: AtomicU64,
     /// Set when the newest snapshot was damaged and the previous one was loaded instead.
     restored: AtomicBool,
     /// Set while `state.bin` is that damaged file: the next save replaces it in place.
@@ -58,17 +83,66 @@ impl DirStorage {
     pub fn open(root: impl Into<PathBuf>) -> io::Result<Self> {
         let root = root.into();
         fs::create_dir_all(root.join(BLOB_DIR))?;
-        for dir in [root.clone(), root.join(BLOB_DIR)] {
-            for entry in fs::read_dir(&dir)? {
-                let path = entry?.path();
-                if path.extension().is_some_and(|e| e == &TEMP_SUFFIX[1..]) {
-                    fs::remove_file(&path)?;
-                }
-            }
-        }
-        let storage = DirStorage { root, restored: false.into(), damaged_current: false.into() };
+        remove_leftovers(&root)?;
+        remove_leftovers(&root.join(BLOB_DIR))?;
+        let storage = DirStorage {
+            reserve: Reserve::of_store(&root),
+            root,
+            snapshot_len: 0.into(),
+            restored: false.into(),
+            damaged_current: false.into(),
+        };
         storage.quarantine_damaged()?;
+        let snapshot = fs::metadata(storage.root.join(STATE_FILE)).map_or(0, |m| m.len());
+        storage.snapshot_len.store(snapshot, Ordering::Relaxed);
+        storage.refill_reserve();
         Ok(storage)
+    }
+
+    /// Bytes held in the reserve for saves on a full disk.
+    pub fn reserve_held(&self) -> u64 {
+        self.reserve.held()
+    }
+
+    /// How large the reserve should be: a snapshot save (and a configuration save) on a
+    /// full disk must fit in it.
+    fn reserve_target(&self) -> u64 {
+        let doubled = self.snapshot_len.load(Ordering::Relaxed).saturating_mul(2);
+        round_up(doubled.max(MIN_RESERVE), 4096)
+    }
+
+    /// Makes the reserve whole again if there is room; without room it stays as it is and
+    /// is tried again at the next write or removal.
+    fn refill_reserve(&self) {
+        if let Err(e) = self.reserve.fill_to(self.reserve_target()) {
+            tracing::debug!(error = %e, "cannot make the full-disk reserve whole yet");
+        }
+    }
+
+    /// Refuses a new blob of `len` bytes unless it fits with room left for the snapshot
+    /// save after it, the reserve and a margin: new content must never take the space
+    /// that lets a delete through.
+    fn check_room(&self, len: u64, path: &Path) -> Result<(), StorageError> {
+        let stats = match fs4::statvfs(&self.root) {
+            Ok(stats) => stats,
+            // Without the numbers the write itself finds out.
+            Err(_) => return Ok(()),
+        };
+        let unit = stats.allocation_granularity().max(1);
+        let snapshot = round_up(self.snapshot_len.load(Ordering::Relaxed), unit);
+        let missing_reserve = self.reserve_target().saturating_sub(self.reserve.held());
+        let needed = round_up(len, unit) + snapshot + missing_reserve + SAVE_MARGIN;
+        let free = stats.available_space();
+        if free >= needed {
+            return Ok(());
+        }
+        Err(StorageError(format!(
+            "{DISK_FULL}no room to save an image's pixels ({len} bytes) as {}: the disk holding the data \
+             directory {} has {free} bytes free and {needed} are needed with the room kept for saving the \
+             library; delete images to make room",
+            path.display(),
+            self.root.display(),
+        )))
     }
 
     /// Whether the last snapshot was damaged and the one before it loaded instead: the
@@ -127,10 +201,24 @@ impl DirStorage {
 
     /// Moves a damaged blob to `DIR/quarantine/`, keeping it for inspection.
     fn quarantine(&self, hash: &BlobHash) -> io::Result<()> {
-        let target = self.quarantine_path(&hash.to_string())?;
-        fs::rename(self.blob_path(hash), &target)?;
-        tracing::warn!(blob = %hash, to = %target.display(), "blob does not match its hash: quarantined");
-        Ok(())
+        let moved = self.quarantine_path(&hash.to_string()).and_then(|target| {
+            fs::rename(self.blob_path(hash), &target)?;
+            Ok(target)
+        });
+        match moved {
+            Ok(target) => {
+                tracing::warn!(blob = %hash, to = %target.display(), "blob does not match its hash: quarantined");
+                Ok(())
+            }
+            // No room for the quarantine folder: the damaged copy is of no use (a peer
+            // sends the blob again), and keeping it must not stop the poi from starting.
+            Err(e) if is_full(&e) => {
+                fs::remove_file(self.blob_path(hash))?;
+                tracing::warn!(blob = %hash, "blob does not match its hash: removed (no room to quarantine it)");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The data directory.
@@ -143,9 +231,13 @@ impl DirStorage {
     }
 }
 
-/// Writes `bytes` to `path` so that a crash leaves either the old file or the new one.
+/// Writes a small file of a data directory (the configuration, the request nonces) so that
+/// a crash leaves either the old file or the new one. On a full disk the reserve of the
+/// library beside it (`library/reserve`) is given up for the write and made again after,
+/// so settings can still be changed, and a start-up that must rewrite one comes up.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_atomically_after(path, bytes, || Ok(()))
+    let dir = path.parent().expect("data directory files have a parent");
+    write_atomically_reserved(path, bytes, &dir.join(LIBRARY_DIR))
 }
 
 /// [`write_atomically`], running `before_rename` once the new bytes are safely on disk and
@@ -154,21 +246,144 @@ fn write_atomically_after(path: &Path, bytes: &[u8], before_rename: impl FnOnce(
     let mut temp_name = path.file_name().expect("store paths name a file").to_os_string();
     temp_name.push(TEMP_SUFFIX);
     let temp = path.with_file_name(temp_name);
+    let written = write_temp(&temp, bytes).and_then(|()| before_rename()).and_then(|()| fs::rename(&temp, path));
+    if let Err(e) = written {
+        // A partial file left behind would hold space on a full disk until the next start.
+        if let Err(left) = fs::remove_file(&temp)
+            && left.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(file = %temp.display(), error = %left, "cannot remove a failed write's temporary file");
+        }
+        return Err(e);
+    }
+    File::open(path.parent().expect("store paths have a parent"))?.sync_all()
+}
+
+/// Writes and flushes the new bytes under their temporary name.
+fn write_temp(temp: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     // Owner-only: config.json holds the pairing key, and the library is private content.
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&temp)?;
+    let mut file = options.open(temp)?;
     file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    before_rename()?;
-    fs::rename(&temp, path)?;
-    File::open(path.parent().expect("store paths have a parent"))?.sync_all()
+    file.sync_all()
+}
+
+/// Writes `bytes` to `path` so that a crash leaves either the old file or the new one; out
+/// of space, it gives up the reserve of the store in `store` for the write and makes it
+/// again right after.
+fn write_atomically_reserved(path: &Path, bytes: &[u8], store: &Path) -> io::Result<()> {
+    let write = || write_atomically_after(path, bytes, || Ok(()));
+    match write() {
+        Err(e) if is_full(&e) => {
+            let reserve = Reserve::of_store(store);
+            let held = reserve.give_up();
+            if held == 0 {
+                return Err(e);
+            }
+            let written = write();
+            if let Err(e) = reserve.fill_to(held) {
+                tracing::debug!(error = %e, "cannot make the full-disk reserve whole yet");
+            }
+            written
+        }
+        other => other,
+    }
+}
+
+/// Removes the temporary files a crash or a failed write left in `dir`, so a restart on a
+/// full disk gets their space back before it writes anything.
+pub fn remove_leftovers(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == &TEMP_SUFFIX[1..]) {
+            fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether an error means there is no room left (the disk, or the user's quota).
+pub fn is_full(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
+}
+
+/// Whether a storage error is a full disk (HTTP 507 rather than 500).
+pub fn is_disk_full(e: &StorageError) -> bool {
+    e.0.starts_with(DISK_FULL)
+}
+
+fn round_up(n: u64, unit: u64) -> u64 {
+    n.div_ceil(unit).saturating_mul(unit)
+}
+
+/// Space on the disk holding a directory, as `statvfs` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Space {
+    /// Bytes this process may still write.
+    pub free: u64,
+    /// The disk's size in bytes.
+    pub total: u64,
+}
+
+/// The free and total space of the disk holding `dir`.
+pub fn space(dir: &Path) -> io::Result<Space> {
+    let stats = fs4::statvfs(dir)?;
+    Ok(Space { free: stats.available_space(), total: stats.total_space() })
+}
+
+/// The reserve file of a store: allocated space given up when a save finds the disk full.
+#[derive(Debug)]
+struct Reserve {
+    path: PathBuf,
+}
+
+impl Reserve {
+    fn of_store(root: &Path) -> Reserve {
+        Reserve { path: root.join(RESERVE_FILE) }
+    }
+
+    /// Bytes the file has allocated on the disk (0 when it is missing).
+    fn held(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(&self.path).map_or(0, |m| m.blocks() * 512)
+    }
+
+    /// Deletes the file to free its space; returns how much it held.
+    fn give_up(&self) -> u64 {
+        let held = self.held();
+        match fs::remove_file(&self.path) {
+            Ok(()) => {
+                tracing::warn!(bytes = held, "disk full: the reserve is given up for a save");
+                held
+            }
+            Err(_) => 0,
+        }
+    }
+
+    /// Allocates the file up to `target` bytes (blocks really taken, not a sparse length).
+    fn fill_to(&self, target: u64) -> io::Result<()> {
+        if self.held() >= target {
+            return Ok(());
+        }
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true);
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&self.path)?;
+        let len = i64::try_from(target).map_err(io::Error::other)?;
+        nix::fcntl::posix_fallocate(&file, 0, len).map_err(io::Error::from)
+    }
 }
 
 fn storage_error(what: &str, path: &Path, e: io::Error) -> StorageError {
+    if is_full(&e) {
+        return StorageError(format!(
+            "{DISK_FULL}{what} {}: no space left on the disk holding the data directory; delete images to make room",
+            path.display()
+        ));
+    }
     StorageError(format!("{what} {}: {e}", path.display()))
 }
 
@@ -184,6 +399,7 @@ impl Storage for DirStorage {
     fn load_state(&self) -> Result<Option<Vec<u8>>, StorageError> {
         let current = self.read_snapshot(STATE_FILE)?;
         if let Snapshot::Sound(snapshot) = current {
+            self.snapshot_len.store((snapshot.len() + STATE_HEADER_LEN) as u64, Ordering::Relaxed);
             return Ok(Some(snapshot));
         }
         let previous = self.read_snapshot(PREVIOUS_STATE_FILE)?;
@@ -230,9 +446,33 @@ impl Storage for DirStorage {
                 _ => Ok(()),
             }
         };
-        write_atomically_after(&path, &bytes, keep_previous).map_err(|e| storage_error("cannot write", &path, e))?;
-        self.damaged_current.store(false, Ordering::Relaxed);
-        Ok(())
+        let save = || write_atomically_after(&path, &bytes, keep_previous);
+        let saved = match save() {
+            // The disk is full: this save may be the delete that frees it. The reserve is
+            // given up for it; failing that (no reserve yet), the previous snapshot, which
+            // this save replaces anyway, makes room for the new copy.
+            Err(e) if is_full(&e) => {
+                let saved = match self.reserve.give_up() {
+                    0 => Err(e),
+                    _ => save(),
+                };
+                match saved {
+                    Err(e) if is_full(&e) && !over_damage && fs::remove_file(&previous).is_ok() => {
+                        tracing::warn!("disk full: the previous snapshot is given up for a save");
+                        save()
+                    }
+                    other => other,
+                }
+            }
+            other => other,
+        };
+        let result = saved.map_err(|e| storage_error("cannot save the library snapshot to", &path, e));
+        if result.is_ok() {
+            self.damaged_current.store(false, Ordering::Relaxed);
+            self.snapshot_len.store(bytes.len() as u64, Ordering::Relaxed);
+        }
+        self.refill_reserve();
+        result
     }
 
     fn load_blob(&self, hash: &BlobHash) -> Result<Option<Vec<u8>>, StorageError> {
@@ -248,14 +488,23 @@ impl Storage for DirStorage {
 
     fn save_blob(&mut self, hash: &BlobHash, bytes: &[u8]) -> Result<(), StorageError> {
         let path = self.blob_path(hash);
-        write_atomically(&path, bytes).map_err(|e| storage_error("cannot write", &path, e))
+        // The reserve before new content: it is what keeps a delete possible.
+        self.refill_reserve();
+        self.check_room(bytes.len() as u64, &path)?;
+        // Straight to the disk, never through the reserve: new content must not take it.
+        write_atomically_after(&path, bytes, || Ok(()))
+            .map_err(|e| storage_error("cannot save an image's pixels to", &path, e))
     }
 
     fn remove_blob(&mut self, hash: &BlobHash) -> Result<(), StorageError> {
         let path = self.blob_path(hash);
         match fs::remove_file(&path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(storage_error("cannot remove", &path, e)),
-            _ => Ok(()),
+            _ => {
+                // Space just freed goes to the reserve first, if it was given up.
+                self.refill_reserve();
+                Ok(())
+            }
         }
     }
 
@@ -425,6 +674,159 @@ mod tests {
         assert_eq!(poi.settings().brightness, 10);
         assert!(!poi.storage().restored_from_previous(), "nothing newer was ever acknowledged");
         assert!(quarantined(dir.path()).is_empty());
+    }
+
+    fn temp_files(dir: &Path) -> Vec<PathBuf> {
+        [dir.to_path_buf(), dir.join("blobs")]
+            .iter()
+            .filter_map(|d| fs::read_dir(d).ok())
+            .flat_map(|entries| entries.map(|e| e.unwrap().path()))
+            .filter(|p| p.to_string_lossy().ends_with(".tmp"))
+            .collect()
+    }
+
+    #[test]
+    fn a_failed_write_removes_its_temporary_file_and_keeps_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        write_atomically(&path, b"old").unwrap();
+        let failed = write_atomically_after(&path, b"new bytes", || Err(io::Error::other("cut short")));
+        assert!(failed.is_err());
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+        assert!(temp_files(dir.path()).is_empty(), "left behind: {:?}", temp_files(dir.path()));
+    }
+
+    #[test]
+    fn a_store_keeps_a_reserve_that_is_no_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
+        assert!(poi.storage().reserve_held() >= MIN_RESERVE);
+        assert!(poi.storage().blob_hashes().unwrap().is_empty());
+    }
+
+    /// A tmpfs of `size` mounted on a fresh temporary folder, unmounted when dropped (also
+    /// when the test panics). Without it the test fails, unless `POVPOI_SKIP_TMPFS` is set.
+    struct Tmpfs(Option<tempfile::TempDir>);
+
+    impl Tmpfs {
+        fn mount(size: &str) -> Option<Tmpfs> {
+            let dir = tempfile::tempdir().unwrap();
+            let mounted = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(dir.path())
+                .output();
+            match mounted {
+                Ok(out) if out.status.success() => Some(Tmpfs(Some(dir))),
+                other => {
+                    let reason = match other {
+                        Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+                        Err(e) => e.to_string(),
+                    };
+                    assert!(
+                        std::env::var_os("POVPOI_SKIP_TMPFS").is_some(),
+                        "cannot mount a tmpfs: {reason}; run as root, or set POVPOI_SKIP_TMPFS=1 to skip"
+                    );
+                    println!("SKIPPED (POVPOI_SKIP_TMPFS): cannot mount a tmpfs: {reason}");
+                    None
+                }
+            }
+        }
+
+        fn path(&self) -> &Path {
+            self.0.as_ref().unwrap().path()
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let Some(dir) = self.0.take() else { return };
+            let unmount = |lazy: bool| {
+                let mut command = std::process::Command::new("umount");
+                if lazy {
+                    command.arg("-l");
+                }
+                command.arg(dir.path()).status().is_ok_and(|s| s.success())
+            };
+            if !unmount(false) && !unmount(true) {
+                eprintln!("cannot unmount the tmpfs on {}", dir.path().display());
+                let _ = dir.keep();
+            }
+        }
+    }
+
+    /// Takes every byte left on the disk holding `dir` with one file.
+    fn fill(dir: &Path, name: &str) -> PathBuf {
+        let path = dir.join(name);
+        let mut file = File::create(&path).unwrap();
+        let page = [0u8; 4096];
+        loop {
+            match file.write_all(&page).and_then(|()| file.sync_all()) {
+                Ok(()) => {}
+                Err(e) if is_full(&e) => break,
+                Err(e) => panic!("filling the disk: {e}"),
+            }
+        }
+        path
+    }
+
+    fn image(seed: u8) -> Vec<u8> {
+        (0..400 * 32 * 3).map(|i: u32| (i as u8).wrapping_mul(seed).wrapping_add(seed)).collect()
+    }
+
+    #[test]
+    fn on_a_full_disk_writes_fail_cleanly_and_a_rename_and_a_delete_still_get_through() {
+        let Some(disk) = Tmpfs::mount("1m") else { return };
+        let root = disk.path().join("library");
+        let mut poi = Replica::open(DirStorage::open(&root).unwrap(), identity()).unwrap();
+        let mut ids = Vec::new();
+        let refused = loop {
+            let seed = ids.len() as u8 + 1;
+            match poi.add_image(&format!("img{seed}"), 400, 32, &image(seed), 1_000) {
+                Ok(id) => ids.push((id, seed)),
+                Err(povpoi_core::sync::Error::Storage(e)) => break e,
+                Err(e) => panic!("unexpected error: {e}"),
+            }
+        };
+        assert!(is_disk_full(&refused), "{refused}");
+        assert!(refused.0.contains(&root.display().to_string()), "names the data directory: {refused}");
+        assert!(ids.len() >= 10, "only {} images of 38,400 bytes fit in 1 MiB", ids.len());
+        assert!(temp_files(&root).is_empty());
+
+        // Something else takes the rest: not a byte left.
+        fill(disk.path(), "filler");
+        assert_eq!(space(&root).unwrap().free, 0);
+        // A write that really runs out of space leaves nothing behind.
+        let failed = write_atomically_after(&root.join("big"), &[7; 64 * 1024], || Ok(())).unwrap_err();
+        assert!(is_full(&failed), "{failed}");
+        assert!(temp_files(&root).is_empty(), "left behind: {:?}", temp_files(&root));
+        // Small saves get through by the reserve, which is made again after them.
+        let config = disk.path().join("config.json");
+        write_atomically(&config, b"{\"deviceName\":\"Left\"}").unwrap();
+        poi.rename_image(ids[0].0, "renamed", 2_000).unwrap();
+        poi.set_brightness(99, 2_000, povpoi_core::show::Cue::NOW).unwrap();
+        let free_before = space(&root).unwrap().free;
+        poi.delete_image(ids[1].0, 3_000).unwrap();
+        let freed = space(&root).unwrap().free + poi.storage().reserve_held() - free_before;
+        assert!(freed >= 400 * 32 * 3, "the delete freed only {freed} bytes");
+        assert!(temp_files(&root).is_empty());
+
+        // With no reserve at all (a store from before reserves, on a full disk), the
+        // previous snapshot makes room for the save.
+        fs::remove_file(root.join(RESERVE_FILE)).unwrap();
+        fill(disk.path(), "filler2");
+        poi.delete_image(ids[2].0, 4_000).unwrap();
+        drop(poi);
+
+        // Everything that was saved is there after a reopen on the still-full disk.
+        let mut poi = Replica::open(DirStorage::open(&root).unwrap(), identity()).unwrap();
+        assert_eq!(poi.images().count(), ids.len() - 2);
+        assert_eq!(poi.image(ids[0].0).unwrap().name(), "renamed");
+        assert_eq!(poi.settings().brightness, 99);
+        for &(id, seed) in &ids[3..] {
+            let hash = poi.image(id).unwrap().pixels();
+            assert_eq!(poi.image_pixels(&hash).unwrap().unwrap(), image(seed));
+        }
+        assert_eq!(fs::read(&config).unwrap(), b"{\"deviceName\":\"Left\"}");
     }
 
     #[test]

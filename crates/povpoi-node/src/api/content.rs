@@ -364,13 +364,27 @@ async fn sd_list(State(node): State<AppState>) -> Json<Value> {
     Json(json!({ "files": files }))
 }
 
+/// The existing system's `{present, totalSpace, freeSpace}` (bytes of the disk holding the
+/// data directory) plus `freeBytes`/`totalBytes` (the same, named unambiguously) and
+/// `reserveBytes`, the space held back so a delete works on a full disk (not in `free`).
 async fn sd_info(State(node): State<AppState>) -> Result<Json<Value>, ApiError> {
     let dir = node.data_dir.clone();
-    let stats = tokio::task::spawn_blocking(move || fs4::statvfs(dir))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::internal(format!("cannot read the storage size: {e}")))?;
-    Ok(Json(json!({ "present": true, "totalSpace": stats.total_space(), "freeSpace": stats.available_space() })))
+    let library = node.library.clone();
+    let (space, reserve) = tokio::task::spawn_blocking(move || {
+        let reserve = library.read(|poi| poi.storage().reserve_held());
+        crate::storage::space(&dir).map(|space| (space, reserve))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| ApiError::internal(format!("cannot read the storage size: {e}")))?;
+    Ok(Json(json!({
+        "present": true,
+        "totalSpace": space.total,
+        "freeSpace": space.free,
+        "totalBytes": space.total,
+        "freeBytes": space.free,
+        "reserveBytes": reserve,
+    })))
 }
 
 #[derive(Deserialize)]

@@ -102,7 +102,7 @@ async fn set_config(
             c.group_key = key;
         }
     })
-    .map_err(|e| ApiError::internal(format!("cannot save the configuration: {e}")))?;
+    .map_err(|e| ApiError::write_failed("cannot save the configuration", &e))?;
     if rekeyed {
         node.peers.clear_refusals();
     }

@@ -2,8 +2,9 @@
 //! (see shared/spec), plus what a user and a peer need beyond them.
 //!
 //! Every error is `{"error": "..."}` with a 4xx status saying what to fix (5xx only when the
-//! poi itself failed, such as a full disk). Bodies are parsed whatever their content type,
-//! as the old firmware did, and size-limited per route.
+//! poi itself failed: 507 when the disk is full, naming the write, 500 otherwise). Bodies
+//! are parsed whatever their content type, as the old firmware did, and size-limited per
+//! route.
 
 use std::sync::Arc;
 
@@ -88,6 +89,20 @@ impl ApiError {
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
+
+    /// 507: the disk holding the data directory is full; the message names the write.
+    pub fn insufficient_storage(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INSUFFICIENT_STORAGE, message)
+    }
+
+    /// A failed file write: 507 when the disk is full, else 500; `what` names the write.
+    pub fn write_failed(what: &str, e: &std::io::Error) -> ApiError {
+        if crate::storage::is_full(e) {
+            ApiError::insufficient_storage(format!("disk full: {what}: {e}; delete images to make room"))
+        } else {
+            ApiError::internal(format!("{what}: {e}"))
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -104,6 +119,9 @@ impl From<povpoi_core::sync::Error> for ApiError {
             E::NotFound(_) => StatusCode::NOT_FOUND,
             E::PixelsMissing(_) | E::GroupMismatch { .. } | E::ForeignHistory => StatusCode::CONFLICT,
             E::UnsupportedProtocol(_) | E::BadRecord(_) | E::Protocol(_) | E::Refused(_) => StatusCode::BAD_REQUEST,
+            E::Storage(full) if crate::storage::is_disk_full(full) => {
+                return ApiError::insufficient_storage(full.0.clone());
+            }
             E::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())

@@ -1104,3 +1104,83 @@ impl Tap {
         self.seen.lock().unwrap().windows(needle.len()).any(|w| w == needle)
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// A small disk
+
+/// A tmpfs of a given size mounted on a fresh temporary folder: a disk the test can fill.
+/// Unmounted when dropped, also when the test panics (lazily if a process still holds it).
+/// Declare it before the [`Lab`] whose nodes store on it, so the nodes stop first.
+pub struct Tmpfs {
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (`"2m"`). Without one (not root) the test fails, unless
+    /// `POVPOI_SKIP_TMPFS` is set, when this prints a skip notice and gives None.
+    pub fn mount_or_skip(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::Builder::new().prefix("povpoi-disk-").tempdir().expect("temp dir");
+        let path = dir.path().to_string_lossy().into_owned();
+        match run("mount", &["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs", &path]) {
+            Ok(_) => Some(Tmpfs { dir: Some(dir) }),
+            Err(reason) if std::env::var_os("POVPOI_SKIP_TMPFS").is_some() => {
+                println!("SKIPPED (POVPOI_SKIP_TMPFS): cannot mount a tmpfs: {reason}");
+                None
+            }
+            Err(reason) => {
+                panic!("cannot mount a tmpfs: {reason}; run as root, or set POVPOI_SKIP_TMPFS=1 to skip")
+            }
+        }
+    }
+
+    /// Where it is mounted.
+    pub fn path(&self) -> &Path {
+        self.dir.as_ref().expect("mounted").path()
+    }
+
+    /// Takes every byte left on it with the file `name` (as another program filling the
+    /// card would); returns the file's size.
+    pub fn fill(&self, name: &str) -> u64 {
+        use std::io::Write as _;
+        let mut file = File::create(self.path().join(name)).expect("filler file");
+        let page = [0u8; 4096];
+        let mut written = 0;
+        loop {
+            match file.write_all(&page).and_then(|()| file.sync_all()) {
+                Ok(()) => written += page.len() as u64,
+                Err(e) if e.raw_os_error() == Some(nix::libc::ENOSPC) => return written,
+                Err(e) => panic!("filling {}: {e}", self.path().display()),
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let Some(dir) = self.dir.take() else { return };
+        let path = dir.path().to_string_lossy().into_owned();
+        if run("umount", &[&path]).is_err()
+            && let Err(e) = run("umount", &["-l", &path])
+        {
+            eprintln!("cannot unmount the tmpfs on {path}: {e}");
+            let _ = dir.keep();
+        }
+    }
+}
+
+/// Every file under `dir` (recursively) whose name ends in `.tmp`.
+pub fn temp_files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.to_string_lossy().ends_with(".tmp") {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
