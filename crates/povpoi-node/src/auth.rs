@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -260,7 +261,10 @@ pub fn open(key: &GroupKey, way: Way, request_nonce: &str, sealed: &[u8]) -> Res
 #[derive(Debug, Default)]
 pub struct ReplayGuard {
     seen: HashMap<String, u64>,
-    log: Option<NonceLog>,
+    log: Option<Arc<Mutex<NonceLog>>>,
+    /// Lines in the file (as far as this guard has asked for them): it is rewritten
+    /// without the expired ones once they are most of it.
+    logged: usize,
 }
 
 /// The accepted nonces on disk: one `time nonce` line each, appended as they come.
@@ -268,13 +272,41 @@ pub struct ReplayGuard {
 struct NonceLog {
     path: PathBuf,
     file: File,
-    lines: usize,
 }
 
 impl NonceLog {
-    fn append_to(path: PathBuf, lines: usize) -> io::Result<NonceLog> {
+    fn append_to(path: PathBuf) -> io::Result<NonceLog> {
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        Ok(NonceLog { path, file, lines })
+        Ok(NonceLog { path, file })
+    }
+}
+
+/// A nonce taken in memory that still has to reach the disk: [`PendingNonce::persist`]
+/// does the (blocking) write, off the async runtime's threads and outside the guard's lock.
+#[derive(Debug)]
+#[must_use = "a nonce not persisted could be replayed after a restart"]
+pub struct PendingNonce {
+    log: Arc<Mutex<NonceLog>>,
+    line: String,
+    /// The whole file anew (the live nonces) instead of one more line.
+    rewrite: Option<String>,
+}
+
+impl PendingNonce {
+    /// Writes the nonce to the card and flushes it before the request is served: a poi is
+    /// switched off by cutting its power, and a nonce lost that way could be replayed after.
+    pub fn persist(self) {
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let result = match self.rewrite {
+            Some(all) => write_atomically(&log.path, all.as_bytes())
+                .and_then(|()| NonceLog::append_to(log.path.clone()))
+                .map(|fresh| *log = fresh),
+            None => log.file.write_all(self.line.as_bytes()).and_then(|()| log.file.sync_data()),
+        };
+        // The request itself is sound; only its protection across a restart is weaker.
+        if let Err(e) = result {
+            tracing::warn!(path = %log.path.display(), error = %e, "cannot record a request nonce on disk");
+        }
     }
 }
 
@@ -301,19 +333,43 @@ impl ReplayGuard {
                 seen.insert(nonce.to_owned(), time);
             }
         }
-        write_atomically(path, nonce_lines(seen.iter()).as_bytes())?;
-        let log = NonceLog::append_to(path.to_owned(), seen.len())?;
-        Ok(ReplayGuard { seen, log: Some(log) })
+        let unchanged = nonce_lines(seen.iter()).len() == bytes.len();
+        // Rewritten only when something expired: start-up must not need free space.
+        if !unchanged {
+            write_atomically(path, nonce_lines(seen.iter()).as_bytes())?;
+        }
+        let log = NonceLog::append_to(path.to_owned())?;
+        let logged = seen.len();
+        Ok(ReplayGuard { seen, log: Some(Arc::new(Mutex::new(log))), logged })
     }
 
-    /// Checks a request's signature, time and nonce; on success the nonce is used up.
-    pub fn verify(
+    /// What can be checked before the body has arrived: the headers are there and well
+    /// formed, the time is inside the window and the nonce unused. A request failing this
+    /// is refused without reading its body; passing it says nothing of the signature.
+    pub fn precheck(&self, auth: Option<&RequestAuth>, now_ms: u64) -> Result<(), AuthError> {
+        let auth = auth.ok_or(AuthError::Missing)?;
+        if !is_nonce(&auth.nonce) {
+            return Err(AuthError::Malformed("nonce must be 32 hex digits"));
+        }
+        if auth.signature.len() != 64 || !auth.signature.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(AuthError::Malformed("signature must be 64 hex digits"));
+        }
+        fresh(auth.time_ms, now_ms)?;
+        if self.seen.contains_key(&auth.nonce) {
+            return Err(AuthError::Replayed);
+        }
+        Ok(())
+    }
+
+    /// Checks a request's signature, time and nonce; on success the nonce is used up in
+    /// memory, and what is returned must be persisted before the request is served.
+    pub fn admit(
         &mut self,
         key: &GroupKey,
         what: &Signed<'_>,
         auth: Option<&RequestAuth>,
         now_ms: u64,
-    ) -> Result<(), AuthError> {
+    ) -> Result<Option<PendingNonce>, AuthError> {
         let auth = auth.ok_or(AuthError::Missing)?;
         if !is_nonce(&auth.nonce) {
             return Err(AuthError::Malformed("nonce must be 32 hex digits"));
@@ -322,10 +378,7 @@ impl ReplayGuard {
         request_mac(key, what, auth.time_ms, &auth.nonce)
             .verify_slice(&signature)
             .map_err(|_| AuthError::BadSignature)?;
-        let skew_ms = (i128::from(auth.time_ms) - i128::from(now_ms)).clamp(i64::MIN.into(), i64::MAX.into()) as i64;
-        if skew_ms.unsigned_abs() > MAX_CLOCK_SKEW_MS {
-            return Err(AuthError::Stale { skew_ms });
-        }
+        fresh(auth.time_ms, now_ms)?;
         self.seen.retain(|_, time| *time >= window_start(now_ms));
         if self.seen.contains_key(&auth.nonce) {
             return Err(AuthError::Replayed);
@@ -335,28 +388,34 @@ impl ReplayGuard {
             return Err(AuthError::Busy);
         }
         self.seen.insert(auth.nonce.clone(), auth.time_ms);
-        self.remember(&auth.nonce, auth.time_ms);
-        Ok(())
+        let Some(log) = &self.log else { return Ok(None) };
+        self.logged += 1;
+        let rewrite = (self.logged > 2 * self.seen.len() + 1_024).then(|| {
+            self.logged = self.seen.len();
+            nonce_lines(self.seen.iter())
+        });
+        Ok(Some(PendingNonce { log: log.clone(), line: format!("{} {}\n", auth.time_ms, auth.nonce), rewrite }))
     }
 
-    /// Appends an accepted nonce to the file, rewriting it without the expired ones once
-    /// they are most of it.
-    fn remember(&mut self, nonce: &str, time_ms: u64) {
-        let Some(log) = &mut self.log else { return };
-        let result = if log.lines > 2 * self.seen.len() + 1_024 {
-            write_atomically(&log.path, nonce_lines(self.seen.iter()).as_bytes())
-                .and_then(|()| NonceLog::append_to(log.path.clone(), self.seen.len()))
-                .map(|fresh| *log = fresh)
-        } else {
-            // Flushed to the card before the request is served: a poi is switched off by
-            // cutting its power, and a nonce lost that way could be replayed after.
-            writeln!(log.file, "{time_ms} {nonce}").and_then(|()| log.file.sync_data()).map(|()| log.lines += 1)
-        };
-        // The request itself is sound; only its protection across a restart is weaker.
-        if let Err(e) = result {
-            tracing::warn!(path = %log.path.display(), error = %e, "cannot record a request nonce on disk");
-        }
+    /// [`ReplayGuard::admit`], then the nonce written to disk at once (blocking).
+    pub fn verify(
+        &mut self,
+        key: &GroupKey,
+        what: &Signed<'_>,
+        auth: Option<&RequestAuth>,
+        now_ms: u64,
+    ) -> Result<(), AuthError> {
+        self.admit(key, what, auth, now_ms).map(|pending| pending.map_or((), PendingNonce::persist))
     }
+}
+
+/// Refuses a request time too far from ours.
+fn fresh(time_ms: u64, now_ms: u64) -> Result<(), AuthError> {
+    let skew_ms = (i128::from(time_ms) - i128::from(now_ms)).clamp(i64::MIN.into(), i64::MAX.into()) as i64;
+    if skew_ms.unsigned_abs() > MAX_CLOCK_SKEW_MS {
+        return Err(AuthError::Stale { skew_ms });
+    }
+    Ok(())
 }
 
 /// The oldest request time still inside the replay window (both clocks may be off by the skew).

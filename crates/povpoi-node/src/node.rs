@@ -142,6 +142,8 @@ pub struct NodeState {
     pub player_stats: PlayerStats,
     /// The show clock the player renders by.
     pub show: ShowTime,
+    /// The request bodies held now (see [`crate::memory`]).
+    pub bodies: crate::memory::BodyBudget,
     /// How long the last pushes of a change to a peer took, µs.
     push_rounds: Mutex<VecDeque<u64>>,
     /// Per peer address: whether a session of auto-sync runs, and whether it is wanted again.
@@ -361,6 +363,9 @@ impl Node {
             .local_address(source)
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(20))
+            // Below the peers' keep-alive limit (server::HEADER_TIMEOUT): a connection the
+            // peer is about to close is not picked for a request.
+            .pool_idle_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let mut manual = config.manual_peers.clone();
@@ -400,6 +405,7 @@ impl Node {
             display,
             player_stats: PlayerStats::default(),
             show: ShowTime::new(device_id, OwnClock::new(options.clock_offset_ms, options.clock_rate_ppm)),
+            bodies: crate::memory::BodyBudget::default(),
             push_rounds: Mutex::new(VecDeque::new()),
             workers: Mutex::new(std::collections::HashMap::new()),
             discovery: Mutex::new(None),
@@ -475,7 +481,7 @@ impl Drop for Node {
 /// another is picked.
 async fn bind(listen: SocketAddr) -> Result<(TcpListener, UdpSocket), String> {
     for _ in 0..20 {
-        let tcp = TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let tcp = crate::server::listen(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         let addr = tcp.local_addr().map_err(|e| e.to_string())?;
         match UdpSocket::bind(addr).await {
             Ok(udp) => return Ok((tcp, udp)),
@@ -499,17 +505,8 @@ pub(crate) async fn stopped(stopping: &mut watch::Receiver<bool>) {
     let _ = stopping.wait_for(|s| *s).await;
 }
 
-async fn serve(listener: TcpListener, state: Arc<NodeState>, mut stopping: watch::Receiver<bool>) {
-    let app = api::router(state);
-    let stop = async move {
-        let _ = stopping.wait_for(|s| *s).await;
-    };
-    if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(stop)
-        .await
-    {
-        tracing::error!(error = %e, "HTTP server failed");
-    }
+async fn serve(listener: TcpListener, state: Arc<NodeState>, stopping: watch::Receiver<bool>) {
+    crate::server::serve(listener, api::router(state), stopping).await;
 }
 
 async fn take_sightings(state: Arc<NodeState>, mut sightings: mpsc::UnboundedReceiver<Sighting>) {

@@ -92,6 +92,10 @@ pub fn init_logging() {
 
 pub fn run(args: &Args) -> Result<(), String> {
     init_logging();
+    // Process-wide, so here and not in the library: a node is a long-running process on
+    // a shared LAN, and its memory and descriptors must hold up to bursts.
+    povpoi_node::memory::tune_allocator();
+    povpoi_node::server::raise_file_limit();
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async {
         let node = Node::start(args.options()).await?;

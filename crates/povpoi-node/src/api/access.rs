@@ -42,10 +42,46 @@ pub(crate) fn has_bearer_key(node: &AppState, headers: &HeaderMap) -> bool {
         .is_some_and(|given| key.matches(given))
 }
 
+/// The signature headers of a request, if it has all three; a time that is not a number
+/// is refused.
+fn request_auth(headers: &HeaderMap) -> Result<Option<RequestAuth>, AuthError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    match (header(HEADER_TIME), header(HEADER_NONCE), header(HEADER_SIGNATURE)) {
+        (Some(time), Some(nonce), Some(signature)) => Ok(Some(RequestAuth {
+            time_ms: time.parse().map_err(|_| AuthError::Malformed("time is not a number"))?,
+            nonce: nonce.into(),
+            signature: signature.into(),
+        })),
+        _ => Ok(None),
+    }
+}
+
+fn refusal(uri: &Uri, e: AuthError) -> ApiError {
+    tracing::warn!(path = %uri.path(), error = %e, "peer request refused");
+    ApiError::new(StatusCode::FORBIDDEN, e.to_string())
+}
+
+/// Middleware: with a pairing key, a request that cannot be a peer's signed one (headers
+/// missing or malformed, time outside the window, nonce used) is refused before its body
+/// is read, so strangers cannot make this poi hold their bodies in memory.
+pub(crate) async fn refuse_unsigned_early(State(node): State<AppState>, request: Request, next: Next) -> Response {
+    let keyed = node.config().group_key.is_some();
+    let signed_path = is_peer_path(request.uri().path()) || request.headers().contains_key(HEADER_SIGNATURE);
+    if !keyed || !signed_path || has_bearer_key(&node, request.headers()) {
+        return next.run(request).await;
+    }
+    let checked = request_auth(request.headers())
+        .and_then(|auth| node.replay.lock().unwrap_or_else(|p| p.into_inner()).precheck(auth.as_ref(), now_ms()));
+    match checked {
+        Ok(()) => next.run(request).await,
+        Err(e) => refusal(request.uri(), e).into_response(),
+    }
+}
+
 /// Checks a peer request's signature when the group has a key (403 otherwise). `Some` when
 /// the request was taken on a peer's signature: its body comes sealed and its answer goes
 /// back sealed and signed; `None` when no key is set or a person sent the key as a bearer.
-pub(crate) fn authenticate(
+pub(crate) async fn authenticate(
     node: &AppState,
     method: &Method,
     uri: &Uri,
@@ -61,24 +97,18 @@ pub(crate) fn authenticate(
         return Ok(None);
     }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let refuse = |e: AuthError| {
-        tracing::warn!(path = %uri.path(), error = %e, "peer request refused");
-        ApiError::new(StatusCode::FORBIDDEN, e.to_string())
-    };
-    let auth = match (header(HEADER_TIME), header(HEADER_NONCE), header(HEADER_SIGNATURE)) {
-        (Some(time), Some(nonce), Some(signature)) => Some(RequestAuth {
-            time_ms: time.parse().map_err(|_| refuse(AuthError::Malformed("time is not a number")))?,
-            nonce: nonce.into(),
-            signature: signature.into(),
-        }),
-        _ => None,
-    };
+    let auth = request_auth(headers).map_err(|e| refusal(uri, e))?;
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     let device = header(HEADER_DEVICE).unwrap_or("");
     let port = header(HEADER_PORT).unwrap_or("");
     let signed = Signed { method: method.as_str(), path, body, device, port, receiver: &me, group: &group };
-    let result = node.replay.lock().unwrap_or_else(|p| p.into_inner()).verify(&key, &signed, auth.as_ref(), now_ms());
-    result.map_err(refuse)?;
+    let admitted = node.replay.lock().unwrap_or_else(|p| p.into_inner()).admit(&key, &signed, auth.as_ref(), now_ms());
+    if let Some(pending) = admitted.map_err(|e| refusal(uri, e))? {
+        // An fsync takes milliseconds on a card: on a blocking thread, not the runtime's.
+        tokio::task::spawn_blocking(move || pending.persist())
+            .await
+            .map_err(|_| ApiError::internal("recording the request nonce failed"))?;
+    }
     let nonce = auth.expect("a verified request carries its nonce").nonce;
     Ok(Some(SignedExchange { key, nonce }))
 }
@@ -126,7 +156,7 @@ async fn peer_command(node: &AppState, request: Request, next: Next) -> Response
     let Ok(bytes) = axum::body::to_bytes(body, SIGNED_BODY_LIMIT).await else {
         return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "signed request body too large").into_response();
     };
-    let signed = match authenticate(node, &parts.method, &parts.uri, &parts.headers, &bytes) {
+    let signed = match authenticate(node, &parts.method, &parts.uri, &parts.headers, &bytes).await {
         Ok(Some(signed)) => signed,
         // The key was removed since the check above: the request passes as an open poi's would.
         Ok(None) => return next.run(Request::from_parts(parts, Body::from(bytes))).await,

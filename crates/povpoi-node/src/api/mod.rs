@@ -57,6 +57,8 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(state.clone(), access::require_key))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::memory::bounded_bodies))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), access::refuse_unsigned_early))
         .with_state(state)
 }
 

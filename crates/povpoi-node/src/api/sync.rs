@@ -192,7 +192,7 @@ async fn data(
     headers: HeaderMap,
 ) -> Result<Json<SyncData>, ApiError> {
     // Answered in clear, signed or not: the listing of the existing system, for its scripts.
-    authenticate(&node, &method, &uri, &headers, &[])?;
+    authenticate(&node, &method, &uri, &headers, &[]).await?;
     let name = node.config().device_name.clone();
     Ok(Json(node.library.read(|poi| SyncData::of(poi, &name))))
 }
@@ -261,7 +261,7 @@ async fn push(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Json<Value>, ApiError> {
-    authenticate(&node, &method, &uri, &headers, &body)?;
+    authenticate(&node, &method, &uri, &headers, &body).await?;
     let pushed: LegacyPush = parse_json(&body)?;
     // Validate everything first, so a bad entry changes nothing.
     let mut patterns = Vec::new();
@@ -491,7 +491,7 @@ async fn message(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let signed = authenticate(&node, &method, &uri, &headers, &body)?;
+    let signed = authenticate(&node, &method, &uri, &headers, &body).await?;
     let sender = headers.get(HEADER_DEVICE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let (request, records_in) = match open_message(&node, signed.as_ref(), &headers, &body) {
         Ok(request) => request,
@@ -635,7 +635,7 @@ async fn blob(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let signed = authenticate(&node, &method, &uri, &headers, &[])?;
+    let signed = authenticate(&node, &method, &uri, &headers, &[]).await?;
     let Path(hash) = hash.map_err(|e| ApiError::bad_request(format!("bad blob path: {e}")))?;
     let bytes = hex::decode(&hash)
         .ok()

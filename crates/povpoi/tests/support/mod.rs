@@ -142,6 +142,10 @@ impl Client {
                     .no_proxy()
                     .connect_timeout(Duration::from_secs(2))
                     .timeout(Duration::from_secs(30))
+                    // Below the node's keep-alive limit (10 s), as a browser's retry would:
+                    // this client's runtime runs only during a request, so it would not see
+                    // the node close an idle connection before reusing it.
+                    .pool_idle_timeout(Duration::from_secs(5))
                     .build()
                 {
                     Ok(h) => h,
@@ -471,6 +475,11 @@ impl Poi {
         self.spec.api
     }
 
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether the process runs.
     pub fn running(&mut self) -> bool {
         self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
@@ -554,7 +563,7 @@ impl Poi {
     }
 
     /// SIGTERM and wait up to `grace`; returns the exit status, or None if it had to be killed.
-    fn terminate(&mut self, grace: Duration) -> Option<ExitStatus> {
+    pub fn terminate(&mut self, grace: Duration) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
