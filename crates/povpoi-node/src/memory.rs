@@ -26,7 +26,8 @@ pub const BODY_BUDGET: usize = 40 * 1024 * 1024;
 /// Most of the budget one client address may hold: one largest upload and a bit, so a
 /// too-large upload still hears 413, not 503.
 pub const BODY_BUDGET_PER_CLIENT: usize = BODY_BUDGET / 2;
-/// After a peak this high, the freed memory is handed back once bodies are all gone.
+/// After this many bytes of bodies, the freed memory is handed back once bodies are all
+/// gone (at most once per so many bytes: a trim walks the heaps).
 const TRIM_AFTER: usize = 4 * 1024 * 1024;
 
 /// The bytes of request bodies held now, in all and per client address.
@@ -37,7 +38,8 @@ pub struct BodyBudget(Mutex<Usage>);
 struct Usage {
     total: usize,
     per_client: HashMap<IpAddr, usize>,
-    peak: usize,
+    /// Bytes taken since memory was last handed back.
+    since_trim: usize,
 }
 
 impl BodyBudget {
@@ -53,7 +55,7 @@ impl BodyBudget {
             return false;
         }
         usage.total += bytes;
-        usage.peak = usage.peak.max(usage.total);
+        usage.since_trim += bytes;
         *usage.per_client.entry(client).or_default() += bytes;
         true
     }
@@ -70,8 +72,8 @@ impl BodyBudget {
                 usage.per_client.remove(&client);
             }
         }
-        if usage.total == 0 && usage.peak >= TRIM_AFTER {
-            usage.peak = 0;
+        if usage.total == 0 && usage.since_trim >= TRIM_AFTER {
+            usage.since_trim = 0;
             // Off the runtime's threads: trimming walks the heaps.
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => drop(runtime.spawn_blocking(return_freed_memory)),
