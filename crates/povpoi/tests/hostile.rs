@@ -430,3 +430,61 @@ fn on_a_keyed_poi_unsigned_and_forged_peer_bodies_cost_no_memory() {
     assert_eq!(unsigned, Ok(403), "the key still protects the restarted poi");
     poi.stop();
 }
+
+/// A stranger's `Begin` (no key set): a replica id never seen, the largest version vectors
+/// a message may carry.
+fn strangers_begin(group: &str, n: u64) -> Vec<u8> {
+    use povpoi_core::device::{DeviceId, ReplicaId};
+    use povpoi_core::sync::{Knowledge, MAX_VERSION_VECTOR_ENTRIES, Request, Summary, SyncOptions, VersionVector};
+    let huge = |from: u64| -> VersionVector {
+        (0..MAX_VERSION_VECTOR_ENTRIES as u64).map(|i| (ReplicaId(from + i), 1 + n)).collect()
+    };
+    let summary = Summary {
+        protocol: povpoi_core::sync::PROTOCOL_VERSION,
+        group: group.into(),
+        device: DeviceId([2, 0x5e, 0, 0, (n >> 8) as u8, n as u8]),
+        replica: ReplicaId(0x5e00_0000 + n),
+        knowledge: Knowledge { images: huge(1 << 20), patterns: huge(2 << 20), settings: huge(3 << 20) },
+    };
+    povpoi_core::wire::to_bytes(&Request::Begin { summary, options: SyncOptions::default() })
+}
+
+#[test]
+fn strangers_peer_messages_are_answered_without_growing_the_poi() {
+    const ROUND: u64 = 3 * povpoi_core::sync::MAX_REMEMBERED_PEERS as u64;
+    let mut lab = Lab::loopback(1);
+    let addr = lab.start(0);
+    let group = lab.spec(0).group.expect("a group");
+    let Lab { pois, client: c, .. } = &mut lab;
+    let poi = pois[0].as_mut().expect("started");
+    let px = pixels(11, 24, 16);
+    let id = c.upload_ok(addr, Some("kept"), 24, 16, &px);
+    let pid = poi.pid().expect("running");
+    let rss_before = proc_kib(pid, "VmRSS");
+    let mut send_round = |round: u64| {
+        for n in round * ROUND..(round + 1) * ROUND {
+            let r = c.try_post(addr, "/api/sync/v1", "application/octet-stream", strangers_begin(&group, n));
+            assert_eq!(r.map(|r| r.status), Ok(200), "a stranger's Begin {n} is answered");
+        }
+    };
+    send_round(0);
+    let rss_one = proc_kib(pid, "VmRSS");
+    send_round(1);
+    let rss_two = proc_kib(pid, "VmRSS");
+    let bytes = strangers_begin(&group, 0).len();
+    println!(
+        "  strangers: 2 x {ROUND} Begins of {bytes} bytes ({} version-vector entries each): \
+         RSS before {rss_before} KiB, after the first {ROUND} {rss_one} KiB, after {} {rss_two} KiB",
+        3 * povpoi_core::sync::MAX_VERSION_VECTOR_ENTRIES,
+        2 * ROUND
+    );
+    assert!(rss_two < rss_one + 8 * 1024, "the second round grew the poi by {} KiB", rss_two.saturating_sub(rss_one));
+    assert!(rss_two < rss_before + 96 * 1024, "strangers took {} KiB", rss_two - rss_before);
+    // kill -9 right after: the poi comes back with its image and answers strangers still.
+    poi.kill_hard();
+    poi.restart(c);
+    assert!(has_pixels(c, addr, &id, &px), "the acknowledged image is intact");
+    let r = c.try_post(addr, "/api/sync/v1", "application/octet-stream", strangers_begin(&group, 9_999));
+    assert_eq!(r.map(|r| r.status), Ok(200));
+    poi.stop();
+}
