@@ -461,7 +461,7 @@ fn strangers_peer_messages_are_answered_without_growing_the_poi() {
     let id = c.upload_ok(addr, Some("kept"), 24, 16, &px);
     let pid = poi.pid().expect("running");
     let rss_before = proc_kib(pid, "VmRSS");
-    let mut send_round = |round: u64| {
+    let send_round = |round: u64| {
         for n in round * ROUND..(round + 1) * ROUND {
             let r = c.try_post(addr, "/api/sync/v1", "application/octet-stream", strangers_begin(&group, n));
             assert_eq!(r.map(|r| r.status), Ok(200), "a stranger's Begin {n} is answered");
