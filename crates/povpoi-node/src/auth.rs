@@ -326,16 +326,25 @@ impl ReplayGuard {
         };
         // Line by line as bytes: a line torn by a crash or garbled on the card is skipped,
         // not a reason to refuse to start.
-        for line in bytes.split(|b| *b == b'\n').filter_map(|l| std::str::from_utf8(l).ok()) {
-            let Some((time, nonce)) = line.split_once(' ') else { continue };
-            let Ok(time) = time.parse::<u64>() else { continue };
-            if is_nonce(nonce) && time >= window_start(now_ms) {
-                seen.insert(nonce.to_owned(), time);
+        // Whether the file holds exactly the live nonces, one `time nonce` line each.
+        let mut as_written = bytes.is_empty() || bytes.ends_with(b"\n");
+        let lines = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+        for line in lines.split(|b| *b == b'\n').filter(|_| !bytes.is_empty()) {
+            let parsed = std::str::from_utf8(line).ok().and_then(|line| {
+                let (time, nonce) = line.split_once(' ')?;
+                Some((time.parse::<u64>().ok()?, nonce, line))
+            });
+            match parsed {
+                Some((time, nonce, line)) if is_nonce(nonce) && time >= window_start(now_ms) => {
+                    let fresh = seen.insert(nonce.to_owned(), time).is_none();
+                    as_written &= fresh && line == format!("{time} {nonce}");
+                }
+                _ => as_written = false,
             }
         }
-        let unchanged = nonce_lines(seen.iter()).len() == bytes.len();
-        // Rewritten only when something expired: start-up must not need free space.
-        if !unchanged {
+        // Rewritten only when something expired or is not as this poi writes it: start-up
+        // must not need free space.
+        if !as_written {
             write_atomically(path, nonce_lines(seen.iter()).as_bytes())?;
         }
         let log = NonceLog::append_to(path.to_owned())?;
@@ -520,6 +529,27 @@ mod tests {
         assert_eq!(verify_response(&k, "aa", 200, b"forged", Some(&sig)), Err(AuthError::BadSignature));
         assert_eq!(verify_response(&k, "aa", 400, b"answer", Some(&sig)), Err(AuthError::BadSignature));
         assert_eq!(verify_response(&k, "aa", 200, b"answer", None), Err(AuthError::Missing));
+    }
+
+    #[test]
+    fn a_nonce_file_as_written_is_left_alone_and_any_other_is_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nonces");
+        let nonce = "0123456789abcdef0123456789abcdef";
+        let opens_to = |text: &str| {
+            fs::write(&path, text).unwrap();
+            drop(ReplayGuard::open(&path, NOW).unwrap());
+            fs::read_to_string(&path).unwrap()
+        };
+        let canonical = format!("{NOW} {nonce}\n");
+        assert_eq!(opens_to(&canonical), canonical);
+        // Read the same, written otherwise (found by the nonce_file fuzz target): a `+`
+        // the parser takes, no final newline. The file becomes what this poi writes.
+        assert_eq!(opens_to(&format!("+{NOW} {nonce}")), canonical);
+        assert_eq!(opens_to(&format!("{NOW} {nonce}")), canonical);
+        assert_eq!(opens_to(&format!("{NOW} {nonce}\n{NOW} {nonce}\n")), canonical);
+        assert_eq!(opens_to(&format!("garbage\n{NOW} {nonce}\n")), canonical);
+        assert_eq!(opens_to(""), "");
     }
 
     #[test]
