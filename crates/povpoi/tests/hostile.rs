@@ -488,3 +488,84 @@ fn strangers_peer_messages_are_answered_without_growing_the_poi() {
     assert_eq!(r.map(|r| r.status), Ok(200));
     poi.stop();
 }
+
+/// A peer that answers who it is (`GET /api/sync/status`) but holds every sync request
+/// forever. Counts the requests it holds.
+async fn stuck_peer(group: String, held: Arc<AtomicUsize>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let (group, held) = (group.clone(), held.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                if buf[..n].starts_with(b"GET /api/sync/status") {
+                    let body = json!({"deviceId": "02:5A:5A:5A:5A:5A", "deviceName": "stuck", "syncGroup": group,
+                        "protocol": povpoi_core::sync::PROTOCOL_VERSION, "libraryDigest": "00000000"})
+                    .to_string();
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                } else if n > 0 {
+                    held.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_secs(3_600)).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_stuck_peer_does_not_hold_up_the_others() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut lab = Lab::loopback(2);
+    let group = lab.spec(0).group.expect("a group");
+    let held = Arc::new(AtomicUsize::new(0));
+    let stuck = runtime.block_on(stuck_peer(group, held.clone()));
+    let mut spec_a = lab.spec(0);
+    spec_a.peers.insert(0, stuck);
+    let a = lab.start_with(0, spec_a);
+    let b = lab.start(1);
+    let Lab { pois, client: c, .. } = &mut lab;
+    support::wait_until("A holds a session open with the stuck peer", Duration::from_secs(15), || {
+        held.load(Ordering::SeqCst) > 0
+    });
+    // Each change reaches B while the stuck peer still holds A's first session (its
+    // request would time out only after 10 s).
+    let mut acknowledged = Vec::new();
+    let started = Instant::now();
+    for seed in 0..3 {
+        let px = pixels(20 + seed, 24, 16);
+        let id = c.upload_ok(a, None, 24, 16, &px);
+        let took = support::wait_until("B has the image", Duration::from_secs(10), || has_pixels(c, b, &id, &px));
+        println!("  image {seed} on B {} ms after the upload on A (stuck peer held since before)", took.as_millis());
+        acknowledged.push((id, px));
+    }
+    let history = c.get_ok(a, "/api/sync/history");
+    let stuck_done = history.as_array().unwrap().iter().filter(|e| e["ipAddress"] == json!(stuck.to_string())).count();
+    if started.elapsed() < Duration::from_secs(9) {
+        assert_eq!(stuck_done, 0, "the stuck session ended before the 10 s request timeout: {history}");
+    }
+    // kill -9 A in the middle of its stuck session: back up, nothing lost, still syncing.
+    let poi_a = pois[0].as_mut().expect("started");
+    poi_a.kill_hard();
+    poi_a.restart(c);
+    for (id, px) in &acknowledged {
+        assert!(has_pixels(c, a, id, px), "acknowledged image {id} intact on A");
+    }
+    c.post_ok(a, "/api/brightness", &json!({"brightness": 77}));
+    support::wait_until("B has the brightness set after the restart", Duration::from_secs(10), || {
+        c.get_ok(b, "/api/status")["brightness"] == json!(77)
+    });
+    // The stuck peer is asked again only after its back-off, not at every change.
+    let asked = held.load(Ordering::SeqCst);
+    println!("  the stuck peer was asked for {asked} sessions in {} ms", started.elapsed().as_millis());
+    assert!(asked <= 3, "the stuck peer was asked {asked} times");
+    for poi in pois.iter_mut().flatten() {
+        poi.stop();
+    }
+}
