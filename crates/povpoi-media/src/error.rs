@@ -121,7 +121,8 @@ impl fmt::Display for MediaError {
                 f,
                 "the .pov header says {width}x{height} but data_size {data_size} (it must be width x height x 3 = \
                  {}); the file is damaged or not a .pov",
-                u32::from(*width) * u32::from(*height) * 3
+                // u64: a damaged header's 65535 x 65535 x 3 does not fit a u32.
+                u64::from(*width) * u64::from(*height) * 3
             ),
             Self::PovVersion(v) => {
                 write!(f, "the .pov file is version {v}; only version 1 is known; convert the original picture again")
@@ -141,3 +142,15 @@ impl fmt::Display for MediaError {
 }
 
 impl std::error::Error for MediaError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_largest_header_a_damaged_pov_can_claim_is_described_not_a_panic() {
+        // Found by the pov_file and image_decode fuzz targets: 65535 x 65535 x 3 overflowed.
+        let e = MediaError::PovHeader { width: u16::MAX, height: u16::MAX, data_size: 7 };
+        assert!(e.to_string().contains("= 12884508675)"), "{e}");
+    }
+}
