@@ -261,7 +261,8 @@ pub fn chunks(bytes: &[u8], seed: u8) -> Vec<&[u8]> {
 /// the serial link carries, read both by the model of the Teensy's frame receiver and by
 /// povpoi's reply parser. The split changes nothing; every frame is well cut; a command
 /// that decodes is re-encoded without a `0xFE` inside and arrives as `to_wire` says (byte
-/// for byte what came in when the rules leave it alone); a reply encodes and parses back.
+/// for byte what came in when the rules leave it alone, but for a sequence's `looped`
+/// flag written as 1); a reply encodes and parses back.
 pub fn teensy_link(data: &[u8]) {
     let Some((&seed, bytes)) = data.split_first() else { return };
     let pieces = chunks(bytes, seed);
@@ -291,7 +292,12 @@ pub fn teensy_link(data: &[u8]) {
         assert!(!out[1..out.len() - 1].contains(&END), "0xFE inside an encoded frame of {command:?}");
         assert_eq!(Receiver::default().feed(&out), [Ok(sent.clone())], "re-encoded {command:?}");
         if sent == command {
-            assert_eq!(out, frame, "a command the rules leave alone re-encodes to other bytes");
+            // The receiver reads any non-zero `looped` byte as true; the encoder writes 1.
+            let mut canonical = frame.clone();
+            if let teensy::Command::Sequence { looped, .. } = &command {
+                canonical[5] = u8::from(*looped);
+            }
+            assert_eq!(out, canonical, "a command the rules leave alone re-encodes to other bytes");
         }
     }
 
