@@ -356,13 +356,7 @@ impl ReplayGuard {
     /// formed, the time is inside the window and the nonce unused. A request failing this
     /// is refused without reading its body; passing it says nothing of the signature.
     pub fn precheck(&self, auth: Option<&RequestAuth>, now_ms: u64) -> Result<(), AuthError> {
-        let auth = auth.ok_or(AuthError::Missing)?;
-        if !is_nonce(&auth.nonce) {
-            return Err(AuthError::Malformed("nonce must be 32 hex digits"));
-        }
-        if auth.signature.len() != 64 || !auth.signature.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(AuthError::Malformed("signature must be 64 hex digits"));
-        }
+        let (auth, _) = well_formed(auth)?;
         fresh(auth.time_ms, now_ms)?;
         if self.seen.contains_key(&auth.nonce) {
             return Err(AuthError::Replayed);
@@ -379,11 +373,7 @@ impl ReplayGuard {
         auth: Option<&RequestAuth>,
         now_ms: u64,
     ) -> Result<Option<PendingNonce>, AuthError> {
-        let auth = auth.ok_or(AuthError::Missing)?;
-        if !is_nonce(&auth.nonce) {
-            return Err(AuthError::Malformed("nonce must be 32 hex digits"));
-        }
-        let signature = hex::decode(&auth.signature).map_err(|_| AuthError::Malformed("signature is not hex"))?;
+        let (auth, signature) = well_formed(auth)?;
         request_mac(key, what, auth.time_ms, &auth.nonce)
             .verify_slice(&signature)
             .map_err(|_| AuthError::BadSignature)?;
@@ -416,6 +406,19 @@ impl ReplayGuard {
     ) -> Result<(), AuthError> {
         self.admit(key, what, auth, now_ms).map(|pending| pending.map_or((), PendingNonce::persist))
     }
+}
+
+/// The headers present and in form: a 32-hex-digit nonce and a signature of 64 hex digits
+/// (returned as bytes).
+fn well_formed(auth: Option<&RequestAuth>) -> Result<(&RequestAuth, [u8; 32]), AuthError> {
+    let auth = auth.ok_or(AuthError::Missing)?;
+    if !is_nonce(&auth.nonce) {
+        return Err(AuthError::Malformed("nonce must be 32 hex digits"));
+    }
+    let mut signature = [0u8; 32];
+    hex::decode_to_slice(&auth.signature, &mut signature)
+        .map_err(|_| AuthError::Malformed("signature must be 64 hex digits"))?;
+    Ok((auth, signature))
 }
 
 /// Refuses a request time too far from ours.

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -88,14 +89,13 @@ impl BodyBudget {
 struct Held {
     node: AppState,
     client: IpAddr,
-    bytes: Mutex<usize>,
-    over: std::sync::atomic::AtomicBool,
+    bytes: AtomicUsize,
+    over: AtomicBool,
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        let bytes = *self.bytes.get_mut().unwrap_or_else(|p| p.into_inner());
-        self.node.bodies.give_back(self.client, bytes);
+        self.node.bodies.give_back(self.client, *self.bytes.get_mut());
     }
 }
 
@@ -117,10 +117,10 @@ impl http_body::Body for Counted {
         if let Some(data) = frame.data_ref() {
             let held = &self.held;
             if !held.node.bodies.take(held.client, data.len()) {
-                held.over.store(true, std::sync::atomic::Ordering::SeqCst);
+                held.over.store(true, Ordering::SeqCst);
                 return Poll::Ready(Some(Err(axum::Error::new("request bodies over the memory budget"))));
             }
-            *held.bytes.lock().unwrap_or_else(|p| p.into_inner()) += data.len();
+            held.bytes.fetch_add(data.len(), Ordering::SeqCst);
         }
         Poll::Ready(Some(Ok(frame)))
     }
@@ -145,15 +145,10 @@ pub(crate) async fn bounded_bodies(State(node): State<AppState>, request: Reques
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip());
-    let held = Arc::new(Held {
-        node: node.clone(),
-        client,
-        bytes: Mutex::new(0),
-        over: std::sync::atomic::AtomicBool::new(false),
-    });
+    let held = Arc::new(Held { node: node.clone(), client, bytes: AtomicUsize::new(0), over: AtomicBool::new(false) });
     let request = request.map(|inner| Body::new(Counted { inner, held: held.clone() }));
     let response = next.run(request).await;
-    if held.over.load(std::sync::atomic::Ordering::SeqCst) {
+    if held.over.load(Ordering::SeqCst) {
         let busy = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "this poi is receiving too much at once: try again in a few seconds",

@@ -666,16 +666,14 @@ fn push_to(state: &Arc<NodeState>, peer: Peer, trigger: &'static str, noticed: O
             if entry.refused || entry.stalled {
                 let period = state.peers.back_off(peer.device_id, began, first, state.peer_timeout);
                 tracing::info!(peer = %peer.addr, ?period, refused = entry.refused, "peer left out of auto-sync for a while");
+                // Not asked again for the changes that piled up meanwhile: the first round
+                // after its pause carries them.
+                worker.again.store(false, Ordering::SeqCst);
             } else if !entry.ok && entry.round_trips == 0 && state.peers.offline(peer.device_id) {
                 state.events.send(Event::PeerDown { device_id: peer.device_id.to_string() });
             }
             if let (true, Some(noticed)) = (entry.ok, noticed) {
                 state.note_push_round(noticed.elapsed());
-            }
-            // A peer just backed off is not asked again for the changes that piled up
-            // meanwhile: the first round after its pause carries them.
-            if entry.refused || entry.stalled {
-                worker.again.store(false, Ordering::SeqCst);
             }
             if worker.again.load(Ordering::SeqCst) {
                 continue;

@@ -45,10 +45,6 @@ fn wait_in_step(c: &Client, addrs: &[SocketAddr], timeout: Duration) -> Duration
     })
 }
 
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
-
 fn steps(v: &Value) -> usize {
     v["steps"].as_array().map_or(0, Vec::len)
 }

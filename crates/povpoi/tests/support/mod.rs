@@ -1054,6 +1054,11 @@ impl Lab {
 }
 
 /// Prints how long a step took (visible with --nocapture).
+/// The nearest-rank percentile `p` (0-1) of `sorted`, which must not be empty.
+pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> T {
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
 pub fn note(what: &str, took: Duration) {
     println!("  {what}: {} ms", took.as_millis());
 }
