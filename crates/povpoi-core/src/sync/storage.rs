@@ -8,11 +8,28 @@ use crate::hash::BlobHash;
 
 /// A storage failure, described for a log or an API error.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StorageError(pub String);
+pub struct StorageError {
+    /// What failed, for a person.
+    pub message: String,
+    /// The storage is out of space (an API answers 507 rather than 500).
+    pub disk_full: bool,
+}
+
+impl StorageError {
+    /// A failure described by `message`.
+    pub fn new(message: impl Into<String>) -> StorageError {
+        StorageError { message: message.into(), disk_full: false }
+    }
+
+    /// A failure because the storage is out of space.
+    pub fn disk_full(message: impl Into<String>) -> StorageError {
+        StorageError { message: message.into(), disk_full: true }
+    }
+}
 
 impl core::fmt::Display for StorageError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "storage: {}", self.0)
+        write!(f, "storage: {}", self.message)
     }
 }
 

@@ -121,9 +121,7 @@ impl From<povpoi_core::sync::Error> for ApiError {
             E::NotFound(_) => StatusCode::NOT_FOUND,
             E::PixelsMissing(_) | E::GroupMismatch { .. } | E::ForeignHistory => StatusCode::CONFLICT,
             E::UnsupportedProtocol(_) | E::BadRecord(_) | E::Protocol(_) | E::Refused(_) => StatusCode::BAD_REQUEST,
-            E::Storage(full) if crate::storage::is_disk_full(full) => {
-                return ApiError::insufficient_storage(full.0.clone());
-            }
+            E::Storage(full) if full.disk_full => return ApiError::insufficient_storage(full.message.clone()),
             E::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())
