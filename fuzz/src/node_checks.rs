@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use povpoi_node::auth::{
-    self, AuthError, MAX_CLOCK_SKEW_MS, ReplayGuard, RequestAuth, Signed, Way, sign_request_with, sign_response,
-    verify_response,
+    self, AuthError, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME, MAX_CLOCK_SKEW_MS, ReplayGuard, Signed, Way,
+    is_nonce, sign_request_with, sign_response, verify_response,
 };
 use povpoi_node::config::GroupKey;
 
@@ -72,10 +72,6 @@ pub fn header(bytes: &[u8]) -> Option<&str> {
     visible.then(|| std::str::from_utf8(bytes).expect("ASCII is UTF-8"))
 }
 
-fn is_nonce(text: &str) -> bool {
-    text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 /// `auth_headers`: the input is split at newlines into `x-povpoi-time`, `x-povpoi-nonce`,
 /// `x-povpoi-signature`, the method, the path, `x-povpoi-device`, `x-povpoi-port`, and the
 /// body (the rest). The request is verified as `api::access` does; only a correct
@@ -93,13 +89,14 @@ pub fn auth_headers(data: &[u8]) {
     let body = fields.next().unwrap_or(&[]);
     let signed = Signed { method, path, body, device, port, receiver: "02:00:00:00:00:02", group: "troupe" };
 
-    // As the node's middleware reads the headers.
-    let given = match (time, nonce, signature) {
-        (Some(time), Some(nonce), Some(signature)) => {
-            time.parse().ok().map(|time_ms| RequestAuth { time_ms, nonce: nonce.into(), signature: signature.into() })
+    // Read by the node's own parser, from the headers as they arrive.
+    let mut headers = axum::http::HeaderMap::new();
+    for (name, value) in [(HEADER_TIME, time), (HEADER_NONCE, nonce), (HEADER_SIGNATURE, signature)] {
+        if let Some(value) = value.and_then(|v| axum::http::HeaderValue::from_str(v).ok()) {
+            headers.insert(name, value);
         }
-        _ => None,
-    };
+    }
+    let Ok(given) = auth::request_auth(&headers) else { return };
     match ReplayGuard::default().verify(&key, &signed, given.as_ref(), NOW_MS) {
         Ok(()) => {
             let given = given.expect("a verified request carries its headers");

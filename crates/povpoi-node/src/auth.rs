@@ -430,12 +430,27 @@ fn fresh(time_ms: u64, now_ms: u64) -> Result<(), AuthError> {
     Ok(())
 }
 
+/// The signature headers of a request, if it has all three; a time that is not a number
+/// is refused.
+pub fn request_auth(headers: &axum::http::HeaderMap) -> Result<Option<RequestAuth>, AuthError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    match (header(HEADER_TIME), header(HEADER_NONCE), header(HEADER_SIGNATURE)) {
+        (Some(time), Some(nonce), Some(signature)) => Ok(Some(RequestAuth {
+            time_ms: time.parse().map_err(|_| AuthError::Malformed("time is not a number"))?,
+            nonce: nonce.into(),
+            signature: signature.into(),
+        })),
+        _ => Ok(None),
+    }
+}
+
 /// The oldest request time still inside the replay window (both clocks may be off by the skew).
 fn window_start(now_ms: u64) -> u64 {
     now_ms.saturating_sub(2 * MAX_CLOCK_SKEW_MS)
 }
 
-fn is_nonce(text: &str) -> bool {
+/// Whether `text` is a request nonce: 32 hex digits.
+pub fn is_nonce(text: &str) -> bool {
     text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 

@@ -13,10 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState};
-use crate::auth::{
-    self, AuthError, HEADER_DEVICE, HEADER_NONCE, HEADER_SEALED, HEADER_SIGNATURE, HEADER_TIME, RequestAuth,
-    SEAL_SCHEME, Signed, Way,
-};
+use crate::auth::{self, AuthError, HEADER_DEVICE, HEADER_SEALED, HEADER_SIGNATURE, SEAL_SCHEME, Signed, Way};
 use crate::config::GroupKey;
 use crate::library::now_ms;
 use crate::sync_client::HEADER_PORT;
@@ -42,20 +39,6 @@ pub(crate) fn has_bearer_key(node: &AppState, headers: &HeaderMap) -> bool {
         .is_some_and(|given| key.matches(given))
 }
 
-/// The signature headers of a request, if it has all three; a time that is not a number
-/// is refused.
-fn request_auth(headers: &HeaderMap) -> Result<Option<RequestAuth>, AuthError> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    match (header(HEADER_TIME), header(HEADER_NONCE), header(HEADER_SIGNATURE)) {
-        (Some(time), Some(nonce), Some(signature)) => Ok(Some(RequestAuth {
-            time_ms: time.parse().map_err(|_| AuthError::Malformed("time is not a number"))?,
-            nonce: nonce.into(),
-            signature: signature.into(),
-        })),
-        _ => Ok(None),
-    }
-}
-
 fn refusal(uri: &Uri, e: AuthError) -> ApiError {
     tracing::warn!(path = %uri.path(), error = %e, "peer request refused");
     ApiError::new(StatusCode::FORBIDDEN, e.to_string())
@@ -70,7 +53,7 @@ pub(crate) async fn refuse_unsigned_early(State(node): State<AppState>, request:
     if !keyed || !signed_path || has_bearer_key(&node, request.headers()) {
         return next.run(request).await;
     }
-    let checked = request_auth(request.headers())
+    let checked = auth::request_auth(request.headers())
         .and_then(|auth| node.replay.lock().unwrap_or_else(|p| p.into_inner()).precheck(auth.as_ref(), now_ms()));
     match checked {
         Ok(()) => next.run(request).await,
@@ -97,7 +80,7 @@ pub(crate) async fn authenticate(
         return Ok(None);
     }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let auth = request_auth(headers).map_err(|e| refusal(uri, e))?;
+    let auth = auth::request_auth(headers).map_err(|e| refusal(uri, e))?;
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     let device = header(HEADER_DEVICE).unwrap_or("");
     let port = header(HEADER_PORT).unwrap_or("");
