@@ -42,6 +42,12 @@ pub fn failures(target: &str, mut check: impl FnMut(&[u8])) -> Vec<String> {
         .collect()
 }
 
+/// Panics, naming them, if `check` panics on any input of `target`.
+pub fn assert_replays(target: &str, check: impl FnMut(&[u8])) {
+    let failed = failures(target, check);
+    assert!(failed.is_empty(), "{target}: failed on {failed:#?}");
+}
+
 /// Writes seed inputs as `fuzz/corpus/<target>/seed-<name>` (see fuzz/README.md).
 pub fn write_seeds(seeds: Vec<(&'static str, String, Vec<u8>)>) {
     for (target, name, bytes) in seeds {

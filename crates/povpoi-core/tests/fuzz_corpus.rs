@@ -7,10 +7,7 @@ mod core_checks;
 #[path = "../../../fuzz/src/replay.rs"]
 mod replay;
 
-fn replay(target: &str, check: fn(&[u8])) {
-    let failed = replay::failures(target, check);
-    assert!(failed.is_empty(), "{target}: failed on {failed:#?}");
-}
+use replay::assert_replays as replay;
 
 #[test]
 fn peer_message() {

@@ -14,9 +14,8 @@ static ALLOC: media_checks::CountingAlloc = media_checks::CountingAlloc;
 
 #[test]
 fn pov_file_and_image_decode() {
-    let mut failed = replay::failures("pov_file", media_checks::pov_file);
-    failed.extend(replay::failures("image_decode", media_checks::image_decode));
-    assert!(failed.is_empty(), "failed on {failed:#?}");
+    replay::assert_replays("pov_file", media_checks::pov_file);
+    replay::assert_replays("image_decode", media_checks::image_decode);
 }
 
 /// Writes the seed inputs into the corpora: `cargo test -p povpoi-media --test fuzz_corpus

@@ -13,10 +13,7 @@ use std::time::Duration;
 
 use povpoi_node::{Node, NodeOptions};
 
-fn replay(target: &str, check: impl FnMut(&[u8])) {
-    let failed = replay::failures(target, check);
-    assert!(failed.is_empty(), "{target}: failed on {failed:#?}");
-}
+use replay::assert_replays as replay;
 
 #[test]
 fn auth_headers() {
