@@ -26,7 +26,8 @@ pub(crate) fn is_peer_path(path: &str) -> bool {
 
 /// Readable by anyone even when protected: nothing of the library's content is in them.
 fn is_open(method: &Method, path: &str) -> bool {
-    *method == Method::GET && matches!(path, "/" | "/api/status" | "/api/sync/status" | "/api/device/config")
+    *method == Method::GET
+        && (super::ui::is_asset(path) || matches!(path, "/api/status" | "/api/sync/status" | "/api/device/config"))
 }
 
 /// Whether the request carries this poi's key as a bearer token.

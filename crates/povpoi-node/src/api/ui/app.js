@@ -1,0 +1,771 @@
+// The performer's app: one page per poi, reading and changing everything through the JSON
+// API. No framework and no build step: the whole UI must stay small enough for a
+// microcontroller to serve, and a poi's own Wi-Fi has no internet to fetch anything from.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const PATTERN_SLOTS = 18;
+const SEQUENCE_SLOTS = 5;
+const MAX_SEQUENCE_ITEMS = 10;
+const TYPES = ["Rainbow", "Wave", "Gradient", "Sparkle", "Fire", "Comet", "Breathing", "Strobe", "Meteor", "Wipe",
+  "Plasma", "VU Meter", "Pulse", "Audio Rainbow", "Center Burst", "Audio Sparkle", "Split Spin", "Theater Chase"];
+
+// Builds elements with text only (names come from users and peers, never parsed as HTML).
+function h(tag, props, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props || {})) {
+    if (k === "class") e.className = v;
+    else if (k === "style") e.style.cssText = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (k in e) e[k] = v;
+    else e.setAttribute(k, v);
+  }
+  for (const kid of kids.flat()) if (kid !== null && kid !== undefined && kid !== false) e.append(kid);
+  return e;
+}
+
+const state = { status: {}, images: [], patterns: [], sequences: [], config: {}, conflicts: [], group: null };
+
+// ----- messages -----
+
+let toastTimer = null;
+function toast(text, bad) {
+  const t = $("toast");
+  t.textContent = text;
+  t.className = bad ? "err" : "";
+  t.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { t.hidden = true; }, bad ? 6000 : 3000);
+}
+const fail = (e) => toast(e.message || String(e), true);
+
+// ----- the pairing key: asked for once, kept in this browser, sent as a bearer token -----
+
+const KEY = "povpoiKey";
+const savedKey = () => localStorage.getItem(KEY) || "";
+const auth = () => (savedKey() ? { authorization: "Bearer " + savedKey() } : {});
+let keyAsk = null;
+let keyWaiters = [];
+// Every request refused for want of the key waits on this one dialog, so it opens once.
+function askKey(wrong) {
+  if (keyAsk) return keyAsk;
+  keyAsk = new Promise((resolve) => {
+    const d = $("keydialog");
+    $("keywhy").textContent = wrong
+      ? "That key was not accepted. Enter the pairing key set on this poi."
+      : "This poi's group has a pairing key. Enter it once; this browser keeps it.";
+    $("keyinput").value = "";
+    const done = (ok) => {
+      d.close();
+      $("keyask").onsubmit = null;
+      $("keycancel").onclick = null;
+      keyAsk = null;
+      if (ok) { keyWaiters.forEach((w) => w()); keyWaiters = []; }
+      resolve(ok);
+    };
+    $("keyask").onsubmit = (ev) => {
+      ev.preventDefault();
+      const key = $("keyinput").value.trim();
+      if (!key) return;
+      localStorage.setItem(KEY, key);
+      done(true);
+    };
+    $("keycancel").onclick = () => done(false);
+    d.showModal();
+  });
+  return keyAsk;
+}
+// Resolves when a key is entered (the event stream waits here instead of retrying).
+const keyEntered = () => new Promise((resolve) => keyWaiters.push(resolve));
+
+// One call: JSON in and out, the server's `error` text as the thrown message.
+async function api(method, path, body) {
+  for (let attempt = 0; ; attempt++) {
+    const opts = { method, headers: auth() };
+    if (body instanceof Blob || body instanceof ArrayBuffer) opts.body = body;
+    else if (body !== undefined) { opts.body = JSON.stringify(body); opts.headers["content-type"] = "application/json"; }
+    const res = await fetch(path, opts);
+    if (res.status === 401 && attempt < 3) {
+      // Refused with a key saved: that key is wrong (asked again, never retried blindly).
+      if (await askKey(Boolean(savedKey()))) continue;
+      throw new Error("This poi needs its pairing key (Settings, or reload the page).");
+    }
+    const data = await res.json().catch(() => ({}));
+    if (!res.ok) throw new Error(data.error || method + " " + path + " failed: HTTP " + res.status);
+    return data;
+  }
+}
+
+// A binary GET with the key (an <img src> cannot send it): an object URL.
+async function blobUrl(path) {
+  for (let attempt = 0; ; attempt++) {
+    const res = await fetch(path, { headers: auth() });
+    if (res.status === 401 && attempt < 3 && (await askKey(Boolean(savedKey())))) continue;
+    if (!res.ok) throw new Error((await res.json().catch(() => ({}))).error || "HTTP " + res.status);
+    return URL.createObjectURL(await res.blob());
+  }
+}
+
+const thumbs = new Map();
+function thumb(id) {
+  if (!thumbs.has(id)) thumbs.set(id, blobUrl("/api/thumbnail/image/" + encodeURIComponent(id)).catch(() => ""));
+  return thumbs.get(id);
+}
+function thumbImg(id, cls) {
+  const img = h("img", { class: cls || "", alt: "" });
+  thumb(id).then((url) => { if (url) img.src = url; });
+  return img;
+}
+
+// ----- tabs -----
+
+function showTab() {
+  const name = (location.hash || "#play").slice(1);
+  const tab = $(name) && $(name).classList.contains("tab") ? name : "play";
+  for (const s of document.querySelectorAll("section.tab")) s.hidden = s.id !== tab;
+  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("on", a.dataset.tab === tab);
+  if (tab === "group") loadGroup().catch(fail);
+  if (tab === "sync") loadSync().catch(fail);
+  if (tab === "settings") loadSettings().catch(fail);
+}
+window.addEventListener("hashchange", showTab);
+
+// ----- swatches: what a pattern or sequence looks like, animated -----
+
+const hex = (c) => "#" + [c.r, c.g, c.b].map((v) => v.toString(16).padStart(2, "0")).join("");
+const rgb = (x) => ({ r: parseInt(x.slice(1, 3), 16), g: parseInt(x.slice(3, 5), 16), b: parseInt(x.slice(5, 7), 16) });
+const RAINBOW = "linear-gradient(90deg,red,#ff0,lime,cyan,blue,#f0f,red)";
+
+function paintSwatch(e, p) {
+  const c1 = hex(p.color1), c2 = hex(p.color2), t = p.type;
+  const seconds = Math.max(0.3, 6 - (p.speed / 255) * 5.5);
+  e.className = e.className.replace(/\ba-\w+/g, "").trim();
+  e.style.cssText = "--t:" + seconds.toFixed(2) + "s";
+  let anim;
+  if (t === 0 || t === 10 || t === 13) { e.style.backgroundImage = RAINBOW; anim = "a-slide"; }
+  else if (t === 3 || t === 4 || t === 15) { e.style.backgroundImage = `radial-gradient(circle at 30% 50%,${c1} 0 12%,transparent 13%),radial-gradient(circle at 70% 40%,${c2} 0 10%,transparent 11%),linear-gradient(90deg,${c1},${c2})`; anim = "a-twinkle"; }
+  else if (t === 5 || t === 8 || t === 17) { e.style.backgroundImage = `repeating-linear-gradient(90deg,${c1} 0 12%,${c2} 12% 20%,#000 20% 50%)`; anim = "a-slide"; }
+  else if (t === 6 || t === 11 || t === 12) { e.style.backgroundImage = `linear-gradient(90deg,${c1},${c2})`; anim = "a-breathe"; }
+  else if (t === 7) { e.style.backgroundImage = `linear-gradient(90deg,${c1},${c2})`; anim = "a-blink"; }
+  else { e.style.backgroundImage = `linear-gradient(90deg,${c1},${c2},${c1})`; anim = "a-slide"; }
+  e.classList.add(anim);
+  e.title = TYPES[t] + ", colours " + c1 + " and " + c2;
+}
+function patternSwatch(p) {
+  const e = h("div", { class: "swatch" });
+  paintSwatch(e, p);
+  return e;
+}
+
+// A sequence tile steps through its items at their durations (at least a glimpse each).
+const sequenceSwatches = [];
+function sequenceSwatch(seq) {
+  const box = h("div", { class: "swatch" });
+  sequenceSwatches.push({ box, seq, shown: -1 });
+  return box;
+}
+function stepSequenceSwatches() {
+  const now = Date.now();
+  for (const s of sequenceSwatches) {
+    if (!s.box.isConnected) continue;
+    const times = s.seq.items.map((i) => Math.max(400, i.durationMs));
+    const total = times.reduce((a, b) => a + b, 0) || 1;
+    let t = now % total, i = 0;
+    while (i < times.length - 1 && t >= times[i]) t -= times[i++];
+    if (i === s.shown) continue;
+    s.shown = i;
+    const item = s.seq.items[i];
+    if (!item) continue;
+    const pattern = item.pattern !== undefined && state.patterns.find((p) => p.index === item.pattern);
+    s.box.replaceChildren();
+    s.box.style.cssText = "";
+    if (pattern) paintSwatch(s.box, pattern);
+    else if (item.image) s.box.append(thumbImg(item.image));
+  }
+  for (let i = sequenceSwatches.length - 1; i >= 0; i--) if (!sequenceSwatches[i].box.isConnected) sequenceSwatches.splice(i, 1);
+}
+setInterval(stepSequenceSwatches, 200);
+
+// ----- play -----
+
+function playing(kind, item) {
+  const s = state.status;
+  if (kind === "image") return s.mode === 1 && (s.imageId ? s.imageId === item.id : s.index === item.index);
+  if (kind === "pattern") return s.mode === 2 && s.index === item.index;
+  return s.mode === 3 && s.index === item.index;
+}
+async function play(body) {
+  const answer = await api("POST", "/api/mode", body);
+  Object.assign(state.status, { mode: answer.mode, index: answer.index, imageId: answer.imageId || null });
+  markPlaying();
+}
+function tile(kind, item, picture, label, body, previewPath) {
+  const look = h("button", { type: "button", class: "look", title: "Preview", "aria-label": "preview " + label,
+    onclick: (ev) => { ev.stopPropagation(); showPreview(previewPath, label); } }, "👁");
+  return h("div", { class: "tile", role: "button", tabIndex: 0, "data-kind": kind, "data-key": item.id || String(item.index),
+    onclick: () => play(body).catch(fail),
+    onkeydown: (ev) => { if (ev.key === "Enter") play(body).catch(fail); } },
+  picture, h("span", { class: "label" }, label), look);
+}
+function renderTiles() {
+  $("tiles-images").replaceChildren(...state.images.map((im) =>
+    tile("image", im, thumbImg(im.id), im.name + (im.available ? "" : " (arriving)"), { mode: 1, id: im.id }, "/api/preview/image/" + im.id)));
+  if (!state.images.length) $("tiles-images").append(h("p", { class: "hint" }, "No images yet: add one in Library."));
+  $("tiles-patterns").replaceChildren(...state.patterns.map((p) =>
+    tile("pattern", p, patternSwatch(p), p.index + ": " + p.name, { mode: 2, index: p.index }, "/api/preview/pattern/" + p.index)));
+  $("tiles-sequences").replaceChildren(...state.sequences.map((s) =>
+    tile("sequence", s, sequenceSwatch(s), "Sequence " + s.index + " (" + s.items.length + " steps)", { mode: 3, index: s.index }, "/api/preview/sequence/" + s.index)));
+  if (!state.sequences.length) $("tiles-sequences").append(h("p", { class: "hint" }, "No sequences yet: build one in Library."));
+  markPlaying();
+}
+function markPlaying() {
+  for (const t of document.querySelectorAll(".tile")) {
+    const kind = t.dataset.kind, key = t.dataset.key;
+    const list = kind === "image" ? state.images : kind === "pattern" ? state.patterns : state.sequences;
+    const item = list.find((i) => (i.id || String(i.index)) === key);
+    t.classList.toggle("playing", Boolean(item) && playing(kind, item));
+  }
+}
+async function showPreview(path, caption) {
+  const d = $("previewdialog"), img = $("previewimg");
+  $("previewcap").textContent = caption + ": spun, as a spectator sees it";
+  if (img.src) URL.revokeObjectURL(img.src);
+  img.removeAttribute("src");
+  d.showModal();
+  try { img.src = await blobUrl(path + "?size=360"); } catch (e) { d.close(); fail(e); }
+}
+
+function renderStatus() {
+  const s = state.status;
+  for (const [id, out, v] of [["brightness", "bval", s.brightness], ["framerate", "fval", s.framerate]]) {
+    if (document.activeElement !== $(id)) $(id).value = v;
+    $(out).textContent = id === "framerate" ? $(id).value + "/s" : $(id).value;
+  }
+  markPlaying();
+}
+
+// ----- loading -----
+
+async function loadStatus() { state.status = await api("GET", "/api/status"); renderStatus(); }
+async function loadLibrary() {
+  const [im, pa, se] = await Promise.all([api("GET", "/api/images"), api("GET", "/api/patterns"), api("GET", "/api/sequences")]);
+  state.images = im.images;
+  state.patterns = pa.patterns;
+  state.sequences = se.sequences;
+  renderTiles();
+  renderImages();
+  renderSlots();
+}
+async function loadConfig() {
+  state.config = await api("GET", "/api/device/config");
+  const c = state.config;
+  $("name").textContent = c.deviceName;
+  document.title = c.deviceName + " · povpoi";
+  $("scope").value = c.syncMode;
+  $("scopehint").textContent = c.syncMode === "mirror"
+    ? "Controls: all poi. What you play, the brightness and the speed go to every poi of the group in mirror mode."
+    : "Controls: this poi. What you play and set here stays on this poi; the library still syncs.";
+}
+async function loadConflicts() {
+  state.conflicts = (await api("GET", "/api/sync/conflicts")).conflicts;
+  const n = state.conflicts.length;
+  $("conflictbadge").hidden = n === 0;
+  $("conflictbadge").textContent = n;
+  renderConflicts();
+}
+const visible = (id) => !$(id).hidden;
+function refresh() {
+  const jobs = [loadStatus(), loadLibrary(), loadConflicts()];
+  if (visible("group")) jobs.push(loadGroup());
+  if (visible("sync")) jobs.push(loadSync());
+  return Promise.all(jobs).catch(fail);
+}
+let pending = null;
+const later = (ms) => { clearTimeout(pending); pending = setTimeout(refresh, ms === undefined ? 100 : ms); };
+
+// ----- library: images -----
+
+function renderImages() {
+  const list = $("images");
+  list.replaceChildren(...state.images.map((im, n) => h("li", { "data-id": im.id },
+    thumbImg(im.id, "thumb"),
+    h("span", { class: "grow" }, im.name, h("br"), h("small", { class: "hint" }, im.width + " × " + im.height + (im.available ? "" : " · arriving"))),
+    h("button", { type: "button", class: "icon", title: "Move up", "aria-label": "move " + im.name + " up", disabled: n === 0, onclick: () => move(n, -1) }, "↑"),
+    h("button", { type: "button", class: "icon", title: "Move down", "aria-label": "move " + im.name + " down", disabled: n === state.images.length - 1, onclick: () => move(n, 1) }, "↓"),
+    h("button", { type: "button", onclick: () => rename(im) }, "Rename"),
+    h("button", { type: "button", class: "danger", onclick: () => remove(im) }, "Delete"))));
+  if (!state.images.length) list.append(h("li", { class: "hint" }, "No images yet."));
+}
+async function rename(im) {
+  const name = prompt("New name for " + im.name, im.name);
+  if (!name || name === im.name) return;
+  await api("PATCH", "/api/images/" + im.id, { name }).then(() => toast("Renamed to " + name), fail);
+  later(0);
+}
+async function remove(im) {
+  if (!confirm("Delete " + im.name + " from every poi of the group?")) return;
+  await api("DELETE", "/api/images/" + im.id).then(() => toast(im.name + " deleted"), fail);
+  later(0);
+}
+async function move(n, by) {
+  const ids = state.images.map((i) => i.id);
+  [ids[n], ids[n + by]] = [ids[n + by], ids[n]];
+  await api("PUT", "/api/images/order", { ids }).catch(fail);
+  later(0);
+}
+
+// Upload with progress (fetch reports no upload progress), the button held while it runs.
+function sendForm(form) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", "/api/image");
+    for (const [k, v] of Object.entries(auth())) xhr.setRequestHeader(k, v);
+    const bar = $("progress");
+    bar.hidden = false;
+    bar.value = 0;
+    xhr.upload.onprogress = (ev) => { if (ev.lengthComputable) bar.value = ev.loaded / ev.total; };
+    xhr.onload = () => {
+      let data = {};
+      try { data = JSON.parse(xhr.responseText); } catch (e) { /* not JSON: status below */ }
+      if (xhr.status === 401) reject(Object.assign(new Error("key"), { needKey: true }));
+      else if (xhr.status >= 200 && xhr.status < 300) resolve(data);
+      else reject(new Error(data.error || "upload failed: HTTP " + xhr.status));
+    };
+    xhr.onerror = () => reject(new Error("upload failed: the poi did not answer"));
+    xhr.send(form);
+  });
+}
+let uploading = false;
+$("upload").onsubmit = async (ev) => {
+  ev.preventDefault();
+  if (uploading) return;
+  const f = ev.target, button = $("send");
+  const form = new FormData();
+  const file = $("file").files[0];
+  if (!file) return toast("Choose a picture first.", true);
+  for (const box of ["flipH", "flipV", "contrast"]) if (f[box].checked) form.append(box, "true");
+  if (f.rotate.value !== "0") form.append("rotate", f.rotate.value);
+  if (f.name.value.trim()) form.append("name", f.name.value.trim());
+  form.append("file", file, file.name);
+  uploading = true;
+  button.disabled = true;
+  button.textContent = "Uploading…";
+  try {
+    let answer;
+    try { answer = await sendForm(form); } catch (e) {
+      if (!e.needKey || !(await askKey(Boolean(savedKey())))) throw e.needKey ? new Error("This poi needs its pairing key.") : e;
+      answer = await sendForm(form);
+    }
+    toast("Added " + answer.name + " (" + answer.width + " × " + answer.height + ")");
+    f.reset();
+    later(0);
+  } catch (e) { fail(e); } finally {
+    uploading = false;
+    button.disabled = false;
+    button.textContent = "Upload";
+    $("progress").hidden = true;
+  }
+};
+const drop = $("drop");
+drop.addEventListener("dragover", (ev) => { ev.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (ev) => {
+  ev.preventDefault();
+  drop.classList.remove("over");
+  if (ev.dataTransfer.files.length) $("file").files = ev.dataTransfer.files;
+});
+
+// ----- library: patterns -----
+
+function renderSlots() {
+  const keepP = $("pslot").value, keepS = $("sslot").value;
+  $("pslot").replaceChildren(...Array.from({ length: PATTERN_SLOTS }, (_, i) => {
+    const p = state.patterns.find((x) => x.index === i);
+    return h("option", { value: i }, i + ": " + (p ? p.name : "(empty)"));
+  }));
+  $("sslot").replaceChildren(...Array.from({ length: SEQUENCE_SLOTS }, (_, i) => {
+    const s = state.sequences.find((x) => x.index === i);
+    return h("option", { value: i }, i + ": " + (s ? s.items.length + " steps" : "(empty)"));
+  }));
+  if (keepP) $("pslot").value = keepP;
+  if (keepS) $("sslot").value = keepS;
+  if (!editing.pattern) pickPattern();
+  if (!editing.sequence) pickSequence();
+}
+const editing = { pattern: false, sequence: false };
+function draftPattern() {
+  return { type: Number($("ptype").value), color1: rgb($("pc1").value), color2: rgb($("pc2").value), speed: Number($("pspeed").value) };
+}
+function pickPattern() {
+  const slot = Number($("pslot").value || 0);
+  const p = state.patterns.find((x) => x.index === slot);
+  if (p) {
+    $("ptype").value = p.type; $("pc1").value = hex(p.color1); $("pc2").value = hex(p.color2); $("pspeed").value = p.speed;
+  }
+  editing.pattern = false;
+  patternChanged(false);
+}
+let liveTimer = null;
+// The swatch follows every change; the spun preview (drawn by the poi's own renderer) a
+// moment after the last one.
+function patternChanged(edited) {
+  if (edited) editing.pattern = true;
+  const d = draftPattern();
+  $("sval").textContent = d.speed;
+  paintSwatch($("pswatch"), d);
+  clearTimeout(liveTimer);
+  liveTimer = setTimeout(async () => {
+    const q = new URLSearchParams({ type: d.type, color1: $("pc1").value.slice(1), color2: $("pc2").value.slice(1), speed: d.speed, size: 160 });
+    const img = $("plive");
+    try {
+      const url = await blobUrl("/api/preview/pattern/draft?" + q);
+      if (img.src) URL.revokeObjectURL(img.src);
+      img.src = url;
+    } catch (e) { img.removeAttribute("src"); }
+  }, 250);
+}
+for (const id of ["ptype", "pc1", "pc2", "pspeed"]) $(id).addEventListener("input", () => patternChanged(true));
+$("pslot").onchange = pickPattern;
+async function savePattern() {
+  const slot = Number($("pslot").value);
+  await api("PUT", "/api/patterns/" + slot, draftPattern());
+  editing.pattern = false;
+  toast("Pattern slot " + slot + " saved");
+  return slot;
+}
+$("pattern").onsubmit = (ev) => { ev.preventDefault(); savePattern().then(() => later(0), fail); };
+$("pplay").onclick = () => savePattern().then((slot) => play({ mode: 2, index: slot })).then(() => later(0), fail);
+$("pclear").onclick = () => {
+  const slot = Number($("pslot").value);
+  if (!confirm("Clear pattern slot " + slot + " on every poi?")) return;
+  api("DELETE", "/api/patterns/" + slot).then(() => { toast("Pattern slot " + slot + " cleared"); later(0); }, fail);
+};
+
+// ----- library: sequences -----
+
+function stepRow(item) {
+  const choice = h("select", { "aria-label": "what this step plays" },
+    state.images.map((im) => h("option", { value: "i:" + im.id }, "Image: " + im.name)),
+    state.patterns.map((p) => h("option", { value: "p:" + p.index }, "Pattern " + p.index + ": " + p.name)));
+  if (item) choice.value = item.image ? "i:" + item.image : "p:" + item.pattern;
+  const seconds = h("input", { type: "number", min: "0.1", max: "65", step: "0.1", value: item ? item.durationMs / 1000 : 5, "aria-label": "seconds", style: "width:6em" });
+  const li = h("li", {}, h("span", { class: "grow" }, choice), seconds, "s",
+    h("button", { type: "button", class: "icon", title: "Earlier", onclick: () => { if (li.previousElementSibling) li.parentNode.insertBefore(li, li.previousElementSibling); editing.sequence = true; } }, "↑"),
+    h("button", { type: "button", class: "icon", title: "Later", onclick: () => { if (li.nextElementSibling) li.parentNode.insertBefore(li.nextElementSibling, li); editing.sequence = true; } }, "↓"),
+    h("button", { type: "button", class: "icon danger", title: "Remove", onclick: () => { li.remove(); editing.sequence = true; } }, "✕"));
+  li.addEventListener("input", () => { editing.sequence = true; });
+  return li;
+}
+function pickSequence() {
+  const slot = Number($("sslot").value || 0);
+  const s = state.sequences.find((x) => x.index === slot);
+  $("sitems").replaceChildren(...(s ? s.items.map(stepRow) : []));
+  $("sloop").checked = s ? s.loop : true;
+  editing.sequence = false;
+}
+$("sslot").onchange = pickSequence;
+$("sadd").onclick = () => {
+  if ($("sitems").children.length >= MAX_SEQUENCE_ITEMS) return toast("A sequence holds at most " + MAX_SEQUENCE_ITEMS + " steps.", true);
+  if (!state.images.length && !state.patterns.length) return toast("Add an image or a pattern first.", true);
+  $("sitems").append(stepRow());
+  editing.sequence = true;
+};
+async function saveSequence() {
+  const slot = Number($("sslot").value);
+  const items = [...$("sitems").children].map((li) => {
+    const [kind, key] = li.querySelector("select").value.split(/:(.*)/);
+    const durationMs = Math.round(Number(li.querySelector("input").value) * 1000);
+    return kind === "i" ? { image: key, durationMs } : { pattern: Number(key), durationMs };
+  });
+  if (!items.length) throw new Error("Add at least one step.");
+  await api("PUT", "/api/sequences/" + slot, { items, loop: $("sloop").checked });
+  editing.sequence = false;
+  toast("Sequence " + slot + " saved");
+  return slot;
+}
+$("sequence").onsubmit = (ev) => { ev.preventDefault(); saveSequence().then(() => later(0), fail); };
+$("splay").onclick = () => saveSequence().then((slot) => play({ mode: 3, index: slot })).then(() => later(0), fail);
+$("sclear").onclick = () => {
+  const slot = Number($("sslot").value);
+  if (!confirm("Clear sequence " + slot + " on every poi?")) return;
+  api("DELETE", "/api/sequences/" + slot).then(() => { toast("Sequence " + slot + " cleared"); later(0); }, fail);
+};
+
+// ----- the group -----
+
+const ago = (ms) => {
+  if (!ms) return "never";
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  return s < 60 ? s + " s ago" : s < 3600 ? Math.round(s / 60) + " min ago" : new Date(ms).toLocaleString();
+};
+function whatPlays(m) {
+  if (m.mode === undefined || m.mode === null) return "unknown";
+  if (m.mode === 0) return "dark";
+  if (m.mode === 4) return "live column";
+  if (m.mode === 1) {
+    const im = state.images.find((i) => i.id === m.imageId) || state.images[m.index];
+    return "image " + (im ? im.name : m.index);
+  }
+  if (m.mode === 2) {
+    const p = state.patterns.find((x) => x.index === m.index);
+    return "pattern " + m.index + (p ? " (" + p.name + ")" : "");
+  }
+  return "sequence " + m.index;
+}
+function member(m, self) {
+  const reach = self || m.reachable;
+  const step = m.inStep ? h("span", { class: "pill ok" }, "in step") : h("span", { class: "pill bad" }, self ? "alone" : "not in step");
+  return h("li", { class: "member", "data-device": m.deviceId },
+    h("span", { class: "grow" },
+      h("strong", {}, m.deviceName + (self ? " (this poi)" : "")), " ", reach ? step : h("span", { class: "pill bad" }, "unreachable"), h("br"),
+      h("small", { class: "hint" }, [
+        m.address,
+        reach ? "plays " + whatPlays(m) : null,
+        m.powerMode ? "power " + m.powerMode : null,
+        m.battery === null || m.battery === undefined ? "battery: not measured" : "battery " + m.battery + " %",
+        self ? null : "last sync " + ago(m.lastSync) + (m.lastResult ? " (" + m.lastResult + ")" : ""),
+      ].filter(Boolean).join(" · "))),
+    h("button", { type: "button", onclick: () => identify(m, self) }, "Identify"),
+    self ? null : h("a", { href: "http://" + m.address + "/", class: "pill", target: "_blank", rel: "noopener" }, "Open"));
+}
+async function identify(m, self) {
+  if (self) await api("POST", "/api/identify", { seconds: 3 });
+  else await api("POST", "/api/multipoi/peercmd", { cmd: "identify", target: m.deviceId });
+  toast(m.deviceName + " flashes for 3 s");
+}
+async function loadGroup() {
+  state.group = await api("GET", "/api/group");
+  const g = state.group;
+  $("members").replaceChildren(member(g.self, true), ...g.peers.map((p) => member(p, false)));
+  if (!g.peers.length) $("members").append(h("li", { class: "hint" }, "No other poi found yet. Same Wi-Fi and group name? Add one by address under Sync."));
+}
+function flashSelf() {
+  const card = document.querySelector(".member[data-device='" + (state.config.deviceId || "") + "']");
+  document.body.animate([{ background: "#fff" }, { background: "#000" }], { duration: 250, iterations: 6 });
+  if (card) { card.classList.remove("flash"); void card.offsetWidth; card.classList.add("flash"); }
+}
+$("scope").onchange = () => api("POST", "/api/multipoi/syncmode", { mode: $("scope").value })
+  .then(() => { toast($("scope").value === "mirror" ? "Controls reach all poi" : "Controls reach this poi only"); return loadConfig(); }, fail);
+
+// ----- sync -----
+
+async function loadSync() {
+  const [st, peers, history] = await Promise.all([api("GET", "/api/sync/status"), api("GET", "/api/sync/peers"), api("GET", "/api/sync/history")]);
+  const last = history[0];
+  $("syncstate").replaceChildren(
+    h("div", {}, "Group ", h("strong", {}, st.syncGroup), st.protected ? " · key set" : " · no key"),
+    h("div", {}, "Auto-sync " + (st.autoSync ? "every " + Math.round(st.syncInterval / 1000) + " s" : "off")),
+    h("div", {}, "Poi online: " + peers.online.length),
+    h("div", { class: last && !last.ok ? "bad" : "" }, "Last sync: " + (last ? ago(last.at) + " with " + (last.peerName || last.ipAddress) + (last.ok ? ", ok" : ", failed: " + last.error) : "none yet")));
+  $("peers").replaceChildren(...peers.addresses.map((a) => h("li", {}, h("span", { class: "grow" }, a),
+    h("button", { type: "button", class: "danger", onclick: () => api("DELETE", "/api/sync/peers/" + encodeURIComponent(a)).then(loadSync, fail) }, "Remove"))));
+  if (!peers.addresses.length) $("peers").append(h("li", { class: "hint" }, "None: poi find each other on the network."));
+  $("history").replaceChildren(...history.slice(0, 20).map((e) => h("li", { class: e.ok ? "" : "bad" },
+    new Date(e.at).toLocaleTimeString() + " · " + (e.peerName || e.ipAddress) + " · " + e.trigger + " · " +
+    (e.ok ? e.recordsReceived + " in, " + e.recordsSent + " out" : "failed: " + e.error))));
+}
+$("syncnow").onclick = async () => {
+  const b = $("syncnow");
+  b.disabled = true;
+  b.textContent = "Syncing…";
+  try {
+    const r = await api("POST", "/api/sync/execute", { peerId: "auto" });
+    toast("Synced: " + r.itemsSynced + " changes");
+  } catch (e) { fail(e); } finally { b.disabled = false; b.textContent = "Sync now"; later(0); }
+};
+$("addpeer").onsubmit = (ev) => {
+  ev.preventDefault();
+  const address = ev.target.address.value.trim();
+  api("POST", "/api/sync/peers", { address }).then(() => { ev.target.reset(); toast("Added " + address); return loadSync(); }, fail);
+};
+
+function versionView(c, v) {
+  const value = v.value;
+  let body;
+  if (v.deleted || !value) body = h("p", {}, "Deleted");
+  else if (c.kind === "image") body = h("div", {}, thumbImg(c.id, "thumb"), h("p", {}, value.name + " (" + value.width + " × " + value.height + ")"));
+  else if (c.kind === "pattern") body = h("div", {}, patternSwatch(value), h("p", {}, value.name + ", speed " + value.speed));
+  else body = h("p", {}, value.items.length + " steps" + (value.loop ? ", looping" : ""));
+  return h("div", { class: "version" + (v.shown ? " shown" : "") },
+    h("small", { class: "hint" }, (v.shown ? "Shown now · " : "") + "changed " + ago(v.timestamp)), body,
+    h("button", { type: "button", class: "wide", onclick: () => resolve({ item: c.item, keep: v.version }, "Kept this version") }, "Keep this"));
+}
+function renderConflicts() {
+  const box = $("conflicts");
+  if (!state.conflicts.length) return box.replaceChildren(h("p", { class: "hint" }, "No conflicts."));
+  box.replaceChildren(...state.conflicts.map((c) => h("div", { class: "card conflict" },
+    h("strong", {}, c.kind === "image" ? "Image changed on two poi" : c.kind === "pattern" ? "Pattern slot " + c.slot + " changed on two poi" : "Sequence " + c.slot + " changed on two poi"),
+    h("div", { class: "versions" }, c.versions.map((v) => versionView(c, v))),
+    h("button", { type: "button", class: "primary wide", onclick: () => resolve({ item: c.item, keepBoth: true }, "Kept both") }, "Keep both"))));
+}
+async function resolve(body, done) {
+  await api("POST", "/api/sync/conflicts/resolve", body).then(() => toast(done), fail);
+  later(0);
+}
+
+// ----- settings -----
+
+async function loadSettings() {
+  await loadConfig();
+  const c = state.config, f = $("device");
+  f.deviceName.value = c.deviceName;
+  f.syncGroup.value = c.syncGroup;
+  f.ledCount.value = c.ledCount || state.status.leds || 32;
+  f.colorOrder.value = c.colorOrder || "BGR";
+  f.powerMode.value = c.powerMode;
+  f.autoSync.checked = c.autoSync;
+  f.syncSeconds.value = Math.round(c.syncInterval / 1000);
+  $("keystate").textContent = c.protected
+    ? "A pairing key is set: peers and browsers need it. Set the same key on every poi of the group."
+    : "No pairing key: anyone on this network can change this poi. Set the same key on every poi of the group.";
+  $("curkey").hidden = !c.protected;
+  $("keyform").current.value = c.protected ? savedKey() : "";
+  $("about").textContent = "Device " + c.deviceId + " · " + location.host + " · LED 0 is the strip's data-input end.";
+}
+$("device").onsubmit = async (ev) => {
+  ev.preventDefault();
+  const f = ev.target;
+  try {
+    await api("POST", "/api/device/config", {
+      deviceName: f.deviceName.value.trim(), syncGroup: f.syncGroup.value.trim(), autoSync: f.autoSync.checked,
+      syncInterval: Number(f.syncSeconds.value) * 1000, ledCount: Number(f.ledCount.value), colorOrder: f.colorOrder.value,
+    });
+    if (f.powerMode.value !== state.config.powerMode) await api("POST", "/api/power/mode", { mode: f.powerMode.value });
+    toast("Settings saved");
+    await loadSettings();
+  } catch (e) { fail(e); }
+};
+$("keyform").onsubmit = async (ev) => {
+  ev.preventDefault();
+  const f = ev.target, key = f.key.value;
+  const body = { groupKey: key || null };
+  if (state.config.protected) body.currentGroupKey = f.current.value;
+  try {
+    await api("POST", "/api/device/config", body);
+    if (key) localStorage.setItem(KEY, key); else localStorage.removeItem(KEY);
+    f.reset();
+    toast(key ? "Pairing key set: set the same key on the other poi" : "Pairing key removed");
+    await loadSettings();
+  } catch (e) { fail(e); }
+};
+$("backup").onclick = async () => {
+  try {
+    const res = await fetch("/api/backup", { headers: auth() });
+    if (!res.ok) throw new Error((await res.json().catch(() => ({}))).error || "backup failed: HTTP " + res.status);
+    const name = (/filename="([^"]+)"/.exec(res.headers.get("content-disposition") || "") || [])[1] || "povpoi.povbak";
+    const a = h("a", { href: URL.createObjectURL(await res.blob()), download: name });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    toast("Backup saved as " + name);
+  } catch (e) { fail(e); }
+};
+$("restore").onchange = async (ev) => {
+  const file = ev.target.files[0];
+  if (!file) return;
+  try {
+    const r = await api("POST", "/api/restore", file);
+    toast("Restored: " + ["images", "patterns", "sequences"].map((k) => (r[k] !== undefined ? r[k] + " " + k : null)).filter(Boolean).join(", "));
+    later(0);
+  } catch (e) { fail(e); } finally { ev.target.value = ""; }
+};
+
+// ----- brightness and speed -----
+
+for (const [id, path, field] of [["brightness", "/api/brightness", "brightness"], ["framerate", "/api/framerate", "framerate"]]) {
+  $(id).oninput = () => renderStatus();
+  $(id).onchange = () => api("POST", path, { [field]: Number($(id).value) }).then((r) => { state.status[field] = r[field]; }, fail);
+}
+$("stop").onclick = () => play({ mode: 0 }).catch(fail);
+
+// ----- the show clock indicator -----
+
+function showClock(standing, bound) {
+  const words = { inStep: "in step", converging: "getting in step", alone: "alone" };
+  const c = $("clock");
+  c.textContent = words[standing] || standing;
+  c.title = "show clock" + (bound !== null && bound !== undefined ? ": within " + (bound / 1000).toFixed(1) + " ms of the group" : "");
+  c.className = "pill" + (standing === "inStep" ? " ok" : standing === "converging" ? " bad" : "");
+}
+
+// ----- live updates: the event stream (read with fetch: EventSource cannot send the key) -----
+
+const handlers = {
+  libraryChanged: () => later(),
+  peerUp: () => { if (visible("group")) loadGroup().catch(() => {}); },
+  peerDown: () => { if (visible("group")) loadGroup().catch(() => {}); },
+  clock: (d) => showClock(d.standing, d.errorBoundUs),
+  syncFinished: () => { if (visible("sync")) loadSync().catch(() => {}); },
+  identify: () => flashSelf(),
+  configChanged: () => loadConfig().catch(() => {}),
+};
+async function followEvents() {
+  for (;;) {
+    try {
+      const res = await fetch("/api/events", { headers: auth() });
+      if (res.status === 401) { await keyEntered(); continue; }
+      if (!res.ok) throw new Error("event stream: HTTP " + res.status);
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      // Anything missed while the stream was down.
+      later(0);
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          let name = "message", data = "";
+          for (const line of block.split("\n")) {
+            if (line.startsWith("event:")) name = line.slice(6).trim();
+            else if (line.startsWith("data:")) data += line.slice(5).trim();
+          }
+          if (handlers[name] && data) handlers[name](JSON.parse(data));
+        }
+      }
+    } catch (e) { /* the poi restarts or the Wi-Fi dropped: reconnect */ }
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
+// ----- the LEDs, drawn from the sim output (a board with a real strip answers 409) -----
+
+let stripAfter = null;
+async function drawStrip() {
+  if (!$("stripbox").open || $("play").hidden) return setTimeout(drawStrip, 500);
+  try {
+    const res = await fetch("/api/strip" + (stripAfter === null ? "" : "?after=" + stripAfter), { headers: auth() });
+    if (res.status === 409) { $("stripbox").hidden = true; return; }
+    if (res.ok) {
+      const { leds, shown, columns } = await res.json();
+      stripAfter = shown;
+      const canvas = $("strip"), ctx = canvas.getContext("2d"), n = columns.length;
+      if (n) {
+        ctx.drawImage(canvas, -n, 0);
+        const img = ctx.createImageData(n, leds);
+        columns.forEach((col, x) => {
+          for (let led = 0; led < leds; led++) {
+            const o = ((leds - 1 - led) * n + x) * 4;
+            for (let c = 0; c < 3; c++) img.data[o + c] = parseInt(col.substr(led * 6 + c * 2, 2), 16);
+            img.data[o + 3] = 255;
+          }
+        });
+        const tmp = h("canvas", { width: n, height: leds });
+        tmp.getContext("2d").putImageData(img, 0, 0);
+        ctx.imageSmoothingEnabled = false;
+        ctx.drawImage(tmp, canvas.width - n, 0, n, canvas.height);
+      }
+    }
+  } catch (e) { /* try again */ }
+  setTimeout(drawStrip, 100);
+}
+
+TYPES.forEach((t, i) => $("ptype").append(h("option", { value: i }, t)));
+showTab();
+loadConfig().catch(fail);
+refresh();
+api("GET", "/api/clock").then((k) => showClock(k.standing, k.errorBoundUs), () => {});
+followEvents();
+drawStrip();

@@ -1,0 +1,467 @@
+#!/usr/bin/env python3
+"""The performer's app in a real browser: two real `povpoi node` processes on 127.0.0.1 and
+Chromium (the Debian package) driven by Playwright, at phone size.
+
+    app.py test  --povpoi BIN --out DIR   the end-to-end checks (run by tests/browser.rs)
+    app.py bench --povpoi BIN --out DIR   tap-to-other-poi latency and the UI's transfer size
+
+Every step leaves a screenshot in DIR. Exits non-zero with the failing check on stderr.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import zlib
+
+from playwright.sync_api import sync_playwright
+
+PHONE = {"width": 390, "height": 844}
+NARROW = {"width": 360, "height": 780}
+DESKTOP = {"width": 1280, "height": 900}
+WAIT_MS = 15_000
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def png(width, height, seed):
+    """A real PNG file (RGB, stripes and a gradient), for uploading like a user's picture."""
+    rows = []
+    for y in range(height):
+        row = bytearray([0])
+        for x in range(width):
+            row += bytes(((x * 7 + seed * 40) % 256, (y * 9 + seed * 90) % 256, ((x + y) * 3 + seed * 60) % 256))
+        rows.append(bytes(row))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"".join(rows), 1)) + chunk(b"IEND", b""))
+
+
+class Poi:
+    """One `povpoi node` process, restartable on the same port and data directory."""
+
+    def __init__(self, binary, root, label, port, peer_port, group):
+        self.binary, self.label, self.port, self.peer_port, self.group = binary, label, port, peer_port, group
+        self.dir = os.path.join(root, label)
+        self.log = open(os.path.join(root, label + ".log"), "ab")
+        self.proc = None
+        self.url = f"http://127.0.0.1:{port}"
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [self.binary, "node", "--data-dir", self.dir, "--listen", f"127.0.0.1:{self.port}", "--name", self.label,
+             "--group", self.group, "--no-mdns", "--peer", f"127.0.0.1:{self.peer_port}"],
+            stdout=self.log, stderr=self.log)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                self.get("/api/status")
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"{self.label} did not answer within 20 s")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def call(self, method, path, body=None, key=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        if body is not None:
+            req.add_header("content-type", "application/json")
+        if key:
+            req.add_header("authorization", "Bearer " + key)
+        with urllib.request.urlopen(req, timeout=10) as res:
+            return json.loads(res.read() or b"{}")
+
+    def get(self, path, key=None):
+        return self.call("GET", path, key=key)
+
+
+def wait(what, check, timeout=WAIT_MS / 1000):
+    deadline = time.time() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise AssertionError("timed out waiting until " + what)
+        time.sleep(0.1)
+
+
+class Run:
+    """Both poi, the browser and the evidence (screenshots, console errors)."""
+
+    def __init__(self, args):
+        self.args = args
+        self.out = args.out
+        os.makedirs(self.out, exist_ok=True)
+        self.root = tempfile.mkdtemp(prefix="povpoi-browser-")
+        pa, pb = free_port(), free_port()
+        group = f"browser-{os.getpid()}"
+        self.a = Poi(args.povpoi, self.root, "Left", pa, pb, group)
+        self.b = Poi(args.povpoi, self.root, "Right", pb, pa, group)
+        self.errors = []
+        self.shots = 0
+
+    def __enter__(self):
+        self.a.start()
+        self.b.start()
+        self.pw = sync_playwright().start()
+        self.browser = self.pw.chromium.launch(executable_path=self.args.chromium, args=["--no-sandbox"])
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.browser.close()
+            self.pw.stop()
+        finally:
+            self.a.stop()
+            self.b.stop()
+            if exc[0] is not None:
+                for poi in (self.a, self.b):
+                    poi.log.flush()
+                    with open(poi.log.name, "rb") as f:
+                        sys.stderr.write(f"--- {poi.label} log (end)\n" + f.read()[-3000:].decode(errors="replace"))
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def page(self, poi, viewport=PHONE, context=None):
+        ctx = context or self.browser.new_context(viewport=viewport, device_scale_factor=2, is_mobile=True, has_touch=True)
+        page = ctx.new_page()
+        page.set_default_timeout(WAIT_MS)
+        label = poi.label
+
+        def console(msg):
+            if msg.type == "error":
+                self.errors.append(f"{label}: console: {msg.text}")
+
+        page.on("console", console)
+        page.on("pageerror", lambda e: self.errors.append(f"{label}: page error: {e}"))
+        page.goto(poi.url + "/")
+        page.wait_for_selector("#name:not(:text('povpoi'))")
+        return page
+
+    def shot(self, page, name):
+        self.shots += 1
+        page.screenshot(path=os.path.join(self.out, f"{self.shots:02d}-{name}.png"), full_page=True)
+
+    def no_errors(self, where):
+        if self.errors:
+            raise AssertionError(f"console errors ({where}): " + "; ".join(self.errors))
+
+
+def tab(page, name):
+    page.click(f"nav a[data-tab={name}]")
+    page.wait_for_selector(f"section#{name}:not([hidden])")
+
+
+def tile(page, kind, label):
+    return page.locator(f".tile[data-kind={kind}]", has_text=label)
+
+
+def no_overflow(page, where):
+    width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    if width[0] > width[1]:
+        raise AssertionError(f"{where}: the page is {width[0]} px wide in a {width[1]} px window")
+
+
+def small_targets(page):
+    """Visible buttons, links, selects and inputs smaller than 44 px in either direction."""
+    return page.evaluate("""() => [...document.querySelectorAll('button, nav a, select, input:not([type=checkbox]):not([type=range]):not([type=file])')]
+        .filter((e) => e.offsetParent !== null)
+        .map((e) => [e.textContent.trim() || e.getAttribute('aria-label') || e.name || e.id, e.getBoundingClientRect()])
+        .filter(([, r]) => r.height < 44 || r.width < 44)
+        .map(([n, r]) => n + ' ' + Math.round(r.width) + 'x' + Math.round(r.height))""")
+
+
+def upload(page, path, name):
+    """Uploads through the form, watching the progress bar and the button while it runs."""
+    tab(page, "library")
+    page.evaluate("""() => {
+        window.seen = { progress: [], disabled: false };
+        const bar = document.getElementById('progress'), button = document.getElementById('send');
+        new MutationObserver(() => {
+            if (!bar.hidden) window.seen.progress.push(bar.value);
+            if (button.disabled) window.seen.disabled = true;
+        }).observe(document.getElementById('upload'), { attributes: true, subtree: true });
+    }""")
+    page.set_input_files("#file", path)
+    page.fill("#upload input[name=name]", name)
+    # Two quick taps: the second must not make a second image.
+    page.click("#send")
+    page.click("#send", force=True, no_wait_after=True)
+    page.wait_for_selector(f"#images li:has-text('{name}')")
+    page.wait_for_function("() => document.getElementById('progress').hidden && !document.getElementById('send').disabled")
+    return page.evaluate("window.seen")
+
+
+def test(run):
+    a, b = run.a, run.b
+    pa = run.page(a)
+    pb = run.page(b)
+    run.shot(pa, "left-first-start")
+
+    # Upload on the left poi with progress: a thumbnail appears on the right poi's page.
+    picture = os.path.join(run.root, "sunrise.png")
+    with open(picture, "wb") as f:
+        f.write(png(900, 300, 1))
+    seen = upload(pa, picture, "Sunrise")
+    if not seen["disabled"]:
+        raise AssertionError("the upload button stayed active during the upload")
+    if not seen["progress"]:
+        raise AssertionError("no progress bar was shown during the upload")
+    images = a.get("/api/images")["images"]
+    if [i["name"] for i in images].count("Sunrise") != 1:
+        raise AssertionError(f"two taps on Upload made {len(images)} images: {[i['name'] for i in images]}")
+    sunrise = images[0]["id"]
+    run.shot(pa, "left-uploaded")
+    tab(pb, "play")
+    pb.wait_for_function("""() => { const t = [...document.querySelectorAll('.tile[data-kind=image]')]
+        .find((t) => t.textContent.includes('Sunrise'));
+        const img = t && t.querySelector('img'); return img && img.complete && img.naturalWidth > 0; }""")
+    run.shot(pb, "right-sees-thumbnail")
+
+    # Play it from the right poi: the left one plays it, and its page shows so.
+    tile(pb, "image", "Sunrise").click()
+    wait("the left poi plays Sunrise", lambda: a.get("/api/status").get("imageId") == sunrise)
+    tab(pa, "play")
+    tile(pa, "image", "Sunrise").and_(pa.locator(".playing")).wait_for()
+    run.shot(pa, "left-plays-what-right-chose")
+
+    # A pattern with a live preview, then a sequence of the image and the pattern.
+    tab(pa, "library")
+    pa.select_option("#pslot", "0")
+    pa.select_option("#ptype", "4")
+    pa.fill("#pc1", "#ff8800")
+    pa.fill("#pc2", "#2200ff")
+    pa.wait_for_function("() => { const i = document.getElementById('plive'); return i.src && i.complete && i.naturalWidth > 0; }")
+    colors = pa.evaluate("getComputedStyle(document.getElementById('pswatch')).backgroundImage")
+    if "255, 136, 0" not in colors or "34, 0, 255" not in colors:
+        raise AssertionError(f"the pattern swatch does not show both colours: {colors}")
+    pa.click("#pattern button.primary")
+    wait("pattern slot 0 is Fire on the right poi", lambda: any(p["index"] == 0 and p["type"] == 4 for p in b.get("/api/patterns")["patterns"]))
+    run.shot(pa, "pattern-editor")
+    pa.select_option("#sslot", "1")
+    pa.click("#sadd")
+    pa.click("#sadd")
+    steps = pa.locator("#sitems li")
+    steps.nth(0).locator("select").select_option(label="Image: Sunrise")
+    steps.nth(0).locator("input").fill("2.5")
+    steps.nth(1).locator("select").select_option(label="Pattern 0: Fire")
+    steps.nth(1).locator("input").fill("4")
+    pa.click("#splay")
+    wait("sequence 1 plays on the right poi", lambda: (lambda s: s["mode"] == 3 and s["index"] == 1)(b.get("/api/status")))
+    seq = next(s for s in b.get("/api/sequences")["sequences"] if s["index"] == 1)
+    if [(i.get("image"), i.get("pattern"), i["durationMs"]) for i in seq["items"]] != [(sunrise, None, 2500), (None, 0, 4000)]:
+        raise AssertionError(f"the sequence on the right poi is not what was built: {seq}")
+    tab(pb, "play")
+    tile(pb, "sequence", "Sequence 1").and_(pb.locator(".playing")).wait_for()
+    run.shot(pb, "right-plays-sequence")
+
+    # Delete an earlier image while a later one plays: both keep playing the later one.
+    with open(picture, "wb") as f:
+        f.write(png(300, 100, 2))
+    upload(pa, picture, "Zebra")
+    zebra = next(i["id"] for i in a.get("/api/images")["images"] if i["name"] == "Zebra")
+    tab(pa, "play")
+    tile(pa, "image", "Zebra").click()
+    wait("both poi play Zebra", lambda: a.get("/api/status").get("imageId") == zebra == b.get("/api/status").get("imageId"))
+    tab(pa, "library")
+    pa.once("dialog", lambda d: d.accept())
+    pa.locator("#images li", has_text="Sunrise").get_by_role("button", name="Delete").click()
+    wait("Sunrise is gone on the right poi", lambda: all(i["name"] != "Sunrise" for i in b.get("/api/images")["images"]))
+    for poi in (a, b):
+        status = poi.get("/api/status")
+        if status.get("imageId") != zebra or status["mode"] != 1:
+            raise AssertionError(f"{poi.label} stopped playing Zebra after Sunrise was deleted: {status}")
+    tab(pb, "play")
+    tile(pb, "image", "Zebra").and_(pb.locator(".playing")).wait_for()
+    run.shot(pb, "right-still-plays-zebra")
+
+    # A conflict: each poi renames Zebra while the other is off, then they meet again.
+    b.stop()
+    a.call("PATCH", f"/api/images/{zebra}", {"name": "Zebra left"})
+    a.stop()
+    b.start()
+    b.call("PATCH", f"/api/images/{zebra}", {"name": "Zebra right"})
+    a.start()
+    wait("both poi list the conflict", lambda: all(p.get("/api/sync/conflicts")["conflicts"] for p in (a, b)), 30)
+    pa.reload()
+    tab(pa, "sync")
+    pa.wait_for_selector(".conflict .version:has-text('Zebra right')")
+    run.shot(pa, "conflict-shown")
+    pa.locator(".conflict .version", has_text="Zebra right").get_by_role("button", name="Keep this").click()
+    wait("the conflict is settled on both poi", lambda: not any(p.get("/api/sync/conflicts")["conflicts"] for p in (a, b)))
+    names = {p.label: [i["name"] for i in p.get("/api/images")["images"]] for p in (a, b)}
+    if names["Left"] != ["Zebra right"] or names["Right"] != ["Zebra right"]:
+        raise AssertionError(f"after keeping the right poi's version: {names}")
+    pa.wait_for_selector("#conflicts :text('No conflicts.')")
+    run.shot(pa, "conflict-resolved")
+    run.no_errors("upload, play, sequence, delete, conflict")
+
+    # Phone width 360: nothing wider than the screen, every control at least 44 px.
+    narrow = run.page(a, NARROW)
+    for name in ("play", "library", "group", "sync", "settings"):
+        tab(narrow, name)
+        narrow.wait_for_timeout(300)
+        no_overflow(narrow, f"{name} at 360 px")
+        small = small_targets(narrow)
+        if small:
+            raise AssertionError(f"{name} at 360 px: touch targets under 44 px: {small}")
+        run.shot(narrow, f"narrow-{name}")
+    tab(narrow, "play")
+    tile(narrow, "image", "Zebra").locator(".look").click()
+    narrow.wait_for_function("() => { const i = document.getElementById('previewimg'); return i.src && i.complete && i.naturalWidth > 0; }")
+    no_overflow(narrow, "the preview at 360 px")
+    cap = narrow.text_content("#previewcap")
+    if "Zebra right" not in cap:
+        raise AssertionError(f"the preview caption does not name the image: {cap!r}")
+    run.shot(narrow, "narrow-preview")
+    narrow.click("#previewdialog button")
+    tab(narrow, "sync")
+    narrow.fill("#addpeer input", "not-an-address-" + "x" * 120)
+    narrow.click("#addpeer button")
+    narrow.wait_for_selector("#toast.err:not([hidden])")
+    no_overflow(narrow, "a long error at 360 px")
+    run.shot(narrow, "narrow-long-error")
+
+    # Identify: the poi flashes (its LEDs) and its page flashes too.
+    tab(pa, "group")
+    pa.wait_for_selector("#members li.member >> nth=1")
+    pa.locator("#members li.member", has_text="(this poi)").get_by_role("button", name="Identify").click()
+    pa.wait_for_selector("#members li.member.flash")
+    run.shot(pa, "group-identify")
+    run.no_errors("phone width, identify")
+
+    # A pairing key: set on both poi through their pages, then a new browser.
+    for page, poi in ((pa, a), (pb, b)):
+        tab(page, "settings")
+        page.fill("#keyform input[name=key]", "spin-the-fire-42")
+        page.click("#keyform button")
+        page.wait_for_selector("#toast:has-text('Pairing key set')")
+        wait(f"{poi.label} is protected", lambda: poi.get("/api/device/config")["protected"])
+    pa.reload()
+    pa.wait_for_selector(".tile[data-kind=image]")
+    if pa.is_visible("#keydialog"):
+        raise AssertionError("the page asked for the key again although this browser keeps it")
+    run.shot(pa, "keyed-page-kept-key")
+    fresh_ctx = run.browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    fresh_ctx.add_init_script("""(() => { window.keyPrompts = 0; const show = HTMLDialogElement.prototype.showModal;
+        HTMLDialogElement.prototype.showModal = function () { if (this.id === 'keydialog') window.keyPrompts++; return show.call(this); }; })()""")
+    before = len(run.errors)
+    fresh = fresh_ctx.new_page()
+    fresh.set_default_timeout(WAIT_MS)
+    fresh.on("pageerror", lambda e: run.errors.append(f"fresh: page error: {e}"))
+    fresh.goto(a.url + "/")
+    fresh.wait_for_selector("#keydialog[open]")
+    fresh.wait_for_timeout(800)
+    if fresh.evaluate("window.keyPrompts") != 1:
+        raise AssertionError(f"the key was asked for {fresh.evaluate('window.keyPrompts')} times at page load")
+    run.shot(fresh, "key-asked-once")
+    fresh.fill("#keyinput", "wrong-key-123")
+    fresh.click("#keyask button.primary")
+    fresh.wait_for_selector("#keywhy:has-text('not accepted')")
+    run.shot(fresh, "wrong-key")
+    requests = []
+    fresh.on("request", lambda r: requests.append(r.url))
+    fresh.wait_for_timeout(3000)
+    if len(requests) > 2:
+        raise AssertionError(f"with a wrong key the page kept retrying: {len(requests)} requests in 3 s")
+    fresh.fill("#keyinput", "spin-the-fire-42")
+    fresh.click("#keyask button.primary")
+    fresh.wait_for_selector(".tile[data-kind=image]:has-text('Zebra right')")
+    tile(fresh, "image", "Zebra right").click()
+    wait("the keyed poi plays the tapped image", lambda: a.get("/api/status")["imageId"] == zebra)
+    tile(fresh, "image", "Zebra right").and_(fresh.locator(".playing")).wait_for()
+    run.shot(fresh, "keyed-page-works")
+    del run.errors[before:]  # only the browser's own "401" network lines can be here; checked below
+    run.no_errors("pairing key")
+
+    # Desktop size, once, for the record.
+    wide = run.page(a, DESKTOP, context=run.browser.new_context(viewport=DESKTOP))
+    if wide.is_visible("#keydialog"):
+        wide.fill("#keyinput", "spin-the-fire-42")
+        wide.click("#keyask button.primary")
+    wide.wait_for_selector(".tile[data-kind=image]")
+    no_overflow(wide, "desktop")
+    run.shot(wide, "desktop")
+    print(f"browser end-to-end: all checks passed, {run.shots} screenshots in {run.out}")
+
+
+def bench(run, rounds):
+    a, b = run.a, run.b
+    pa = run.page(a)
+    pb = run.page(b)
+    # What a phone downloads to show the page, as the browser counts it (gzipped bytes).
+    sizes = pa.evaluate("""() => [performance.getEntriesByType('navigation')[0], ...performance.getEntriesByType('resource')]
+        .filter((e) => !e.name.includes('/api/')).map((e) => [new URL(e.name).pathname, e.transferSize, e.decodedBodySize])""")
+    for picture, name in ((png(400, 64, 3), "One"), (png(400, 64, 4), "Two")):
+        path = os.path.join(run.root, name + ".png")
+        with open(path, "wb") as f:
+            f.write(picture)
+        upload(pa, path, name)
+    tab(pa, "play")
+    tab(pb, "play")
+    for name in ("One", "Two"):
+        tile(pb, "image", name).wait_for()
+    times = []
+    for n in range(rounds):
+        name = ("One", "Two")[n % 2]
+        pb.evaluate("""(name) => { window.seenAt = null; const t = [...document.querySelectorAll('.tile[data-kind=image]')].find((t) => t.textContent.includes(name));
+            const watch = new MutationObserver(() => { if (t.classList.contains('playing')) { window.seenAt = Date.now(); watch.disconnect(); } });
+            watch.observe(t, { attributes: true }); }""", name)
+        tapped = pa.evaluate("""(name) => { const t = [...document.querySelectorAll('.tile[data-kind=image]')].find((t) => t.textContent.includes(name));
+            const at = Date.now(); t.click(); return at; }""", name)
+        pb.wait_for_function("window.seenAt !== null")
+        times.append(pb.evaluate("window.seenAt") - tapped)
+        pa.wait_for_timeout(150)
+    times.sort()
+    rank = lambda p: times[max(0, -(-len(times) * p // 100) - 1)]
+    print(f"tap on one poi's page -> shown on the other poi's page, {rounds} taps: "
+          f"p50 {rank(50)} ms, p95 {rank(95)} ms, max {times[-1]} ms")
+    total = sum(s[1] for s in sizes)
+    for path, sent, size in sizes:
+        print(f"  {path:24} {sent:7} B sent ({size} B unpacked)")
+    print(f"UI transfer size (first load, gzipped, with HTTP headers): {total} B ({total / 1024:.1f} KiB) of a 100 KiB budget")
+    run.no_errors("bench")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["test", "bench"])
+    parser.add_argument("--povpoi", required=True, help="the povpoi binary")
+    parser.add_argument("--out", required=True, help="folder for the screenshots")
+    parser.add_argument("--chromium", default=os.environ.get("POVPOI_CHROMIUM", "/usr/bin/chromium"))
+    parser.add_argument("--rounds", type=int, default=40)
+    args = parser.parse_args()
+    with Run(args) as run:
+        if args.what == "test":
+            test(run)
+        else:
+            bench(run, args.rounds)
+
+
+if __name__ == "__main__":
+    main()
