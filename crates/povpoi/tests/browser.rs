@@ -1,0 +1,73 @@
+//! The performer's app in a real browser: `tests/browser/app.py` starts two real `povpoi
+//! node` processes on 127.0.0.1 and drives Chromium (the Debian package) with Playwright at
+//! phone size: upload with progress, the thumbnail on the other poi's page, play from the
+//! other poi, a pattern and a sequence, a conflict settled, a pairing key, an earlier image
+//! deleted while a later one plays, no console errors and no overflow at 360 px.
+//!
+//! Needs `python3` with `playwright` (pip) and `/usr/bin/chromium` (`POVPOI_PYTHON`,
+//! `POVPOI_CHROMIUM` to use others); fails without them, unless `POVPOI_SKIP_BROWSER` is set.
+//! Screenshots of every step are left in `target/tmp/browser-screenshots/`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// How long the whole browser run may take before it is stopped.
+const RUN_LIMIT: Duration = Duration::from_secs(600);
+
+fn python() -> String {
+    std::env::var("POVPOI_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+fn chromium() -> String {
+    std::env::var("POVPOI_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
+}
+
+/// What is missing to run a browser here, if anything.
+fn missing() -> Option<String> {
+    if !Path::new(&chromium()).exists() {
+        return Some(format!("no Chromium at {} (apt-get install chromium)", chromium()));
+    }
+    match Command::new(python()).args(["-c", "import playwright"]).output() {
+        Ok(out) if out.status.success() => None,
+        Ok(_) => Some(format!("{} has no playwright module (pip install playwright)", python())),
+        Err(e) => Some(format!("cannot run {}: {e}", python())),
+    }
+}
+
+#[test]
+fn performers_app_in_chromium() {
+    if let Some(why) = missing() {
+        if std::env::var_os("POVPOI_SKIP_BROWSER").is_some() {
+            println!("SKIPPED (POVPOI_SKIP_BROWSER): {why}");
+            return;
+        }
+        panic!("cannot run the browser tests: {why}; set POVPOI_SKIP_BROWSER=1 to skip them on this machine");
+    }
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-screenshots");
+    let _ = std::fs::remove_dir_all(&out);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/app.py");
+    let mut child = Command::new(python())
+        .arg(&script)
+        .arg("test")
+        .args(["--povpoi", env!("CARGO_BIN_EXE_povpoi"), "--chromium", &chromium()])
+        .arg("--out")
+        .arg(&out)
+        .spawn()
+        .expect("start the browser script");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the browser script") {
+            break status;
+        }
+        if started.elapsed() > RUN_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the browser run took longer than {RUN_LIMIT:?}; screenshots so far in {}", out.display());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(status.success(), "the browser checks failed ({status}); screenshots in {}", out.display());
+    let shots = std::fs::read_dir(&out).map(|d| d.count()).unwrap_or(0);
+    assert!(shots >= 20, "expected a screenshot of every step, found {shots} in {}", out.display());
+}
