@@ -1,7 +1,7 @@
 //! What a poi stores and plays: images, patterns, sequences and the shared settings.
 //!
 //! Every constructor validates; a value of these types is always within the limits of the
-//! existing system (see `shared/spec` section 3), so the sync engine and the renderer never
+//! existing system (see `docs/EXISTING_SYSTEM.md` section 3), so the sync engine and the renderer never
 //! have to re-check.
 
 mod error;

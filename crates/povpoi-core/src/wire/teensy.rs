@@ -1,4 +1,4 @@
-//! The serial link to the existing Teensy 4.1 firmware (`shared/spec` section 4): the
+//! The serial link to the existing Teensy 4.1 firmware (`docs/EXISTING_SYSTEM.md` section 4): the
 //! commands povpoi sends, the replies it reads, and a model of the Teensy's own frame
 //! parser ([`Receiver`]) for tests and tools.
 //!
