@@ -213,6 +213,7 @@ function renderTiles() {
   if (!state.images.length) $("tiles-images").append(h("p", { class: "hint" }, "No images yet: add one in Library."));
   $("tiles-patterns").replaceChildren(...state.patterns.map((p) =>
     tile("pattern", p, patternSwatch(p), p.index + ": " + p.name, { mode: 2, index: p.index }, "/api/preview/pattern/" + p.index)));
+  if (!state.patterns.length) $("tiles-patterns").append(h("p", { class: "hint" }, "No patterns yet: make one in Library."));
   $("tiles-sequences").replaceChildren(...state.sequences.map((s) =>
     tile("sequence", s, sequenceSwatch(s), "Sequence " + s.index + " (" + s.items.length + " steps)", { mode: 3, index: s.index }, "/api/preview/sequence/" + s.index)));
   if (!state.sequences.length) $("tiles-sequences").append(h("p", { class: "hint" }, "No sequences yet: build one in Library."));
