@@ -443,3 +443,35 @@ fn strangers_knowledge_is_remembered_only_so_far() {
     let bytes = wire::to_bytes(&too_many);
     assert!(wire::from_bytes::<VersionVector>(&bytes).is_err(), "one entry too many is refused");
 }
+
+#[test]
+fn an_image_order_syncs_numbers_the_images_and_never_makes_a_conflict() {
+    let (mut a, mut b) = (poi(1), poi(2));
+    let one = a.add_image("one", 2, 2, &pixels(2, 2, 1), 1_000).unwrap();
+    let two = a.add_image("two", 2, 2, &pixels(2, 2, 2), 1_001).unwrap();
+    let three = a.add_image("three", 2, 2, &pixels(2, 2, 3), 1_002).unwrap();
+    sync(&mut a, &mut b, 1_100);
+    assert_eq!(image_names(&b), ["one", "two", "three"], "unordered: by id");
+
+    a.set_image_order(vec![three, one], 2_000).unwrap();
+    assert_eq!(image_names(&a), ["three", "one", "two"], "the unplaced follow the placed");
+    let report = sync(&mut b, &mut a, 2_100);
+    assert_eq!((report.pulled.images_added, report.pulled.records_merged), (0, 1), "an order is not an image");
+    assert_eq!(image_names(&b), ["three", "one", "two"]);
+
+    // Reordered on both apart: the later order wins everywhere, with no conflict to settle.
+    a.set_image_order(vec![two, three, one], 3_000).unwrap();
+    b.set_image_order(vec![one, two, three], 3_500).unwrap();
+    sync(&mut a, &mut b, 4_000);
+    assert_eq!(image_names(&a), ["one", "two", "three"]);
+    assert_eq!(view(&a), view(&b));
+    assert_eq!(a.conflicts().count(), 0);
+
+    // A deleted image drops out of the order; a new one goes last.
+    a.delete_image(one, 5_000).unwrap();
+    let four = a.add_image("four", 2, 2, &pixels(2, 2, 4), 5_001).unwrap();
+    assert_eq!(a.images().map(|(id, _)| id).collect::<Vec<_>>(), [two, three, four]);
+
+    assert!(matches!(a.set_image_order(vec![two, two], 6_000), Err(Error::Invalid(_))));
+    assert!(matches!(a.set_image_order(vec![one], 6_000), Err(Error::NotFound(Key::Image(id))) if id == one));
+}

@@ -339,3 +339,32 @@ fn malformed_requests_to_a_node_process_get_json_errors_and_change_nothing() {
     assert!(has_pixels(c, a, &id, &pixels(5, 20, 32)));
     assert!(lab.poi(0).running(), "the node survived all of it");
 }
+
+#[test]
+fn images_reordered_on_a_are_listed_in_that_order_on_b() {
+    let mut lab = Lab::loopback(2);
+    let a = lab.start(0);
+    let b = lab.start(1);
+    lab.wait_meet(&[(0, 1)], Duration::from_secs(15));
+    let c = &lab.client;
+    let ids: Vec<String> = (0..3).map(|n| c.upload_ok(a, Some(&format!("pic{n}")), 4, 32, &pixels(n, 4, 32))).collect();
+    let names = |addr| images(c, addr).iter().map(|i| i["name"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    wait_until("B lists the three images", Duration::from_secs(10), || names(b).len() == 3);
+
+    let (code, listing) =
+        c.send_json(reqwest::Method::PUT, a, "/api/images/order", &json!({ "ids": [&ids[2], &ids[0]] }));
+    assert_eq!(code, 200, "{listing}");
+    let order: Vec<&str> = listing["images"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(order, ["pic2", "pic0", "pic1"], "the answer is the new listing");
+    wait_until("B lists them in A's order", Duration::from_secs(10), || names(b) == ["pic2", "pic0", "pic1"]);
+    let indexes: Vec<u64> = images(c, b).iter().map(|i| i["index"].as_u64().unwrap()).collect();
+    assert_eq!(indexes, [0, 1, 2], "index is the position in the new order");
+
+    let (code, error) =
+        c.send_json(reqwest::Method::PUT, a, "/api/images/order", &json!({ "ids": [&ids[1], &ids[1]] }));
+    assert_eq!(code, 400, "{error}");
+    assert!(error["error"].as_str().unwrap().contains("each image once"), "{error}");
+    let (code, error) = c.send_json(reqwest::Method::PUT, a, "/api/images/order", &json!({ "ids": ["nonsense"] }));
+    assert_eq!(code, 400, "{error}");
+    assert_eq!(names(a), ["pic2", "pic0", "pic1"], "a refused order changes nothing");
+}

@@ -34,6 +34,8 @@ pub enum InvalidContent {
     Framerate(u16),
     /// Mode outside 0..=4.
     Mode(u8),
+    /// An image order naming an image twice, or longer than [`super::MAX_ORDERED_IMAGES`].
+    ImageOrder,
 }
 
 impl fmt::Display for InvalidContent {
@@ -48,6 +50,9 @@ impl fmt::Display for InvalidContent {
             Self::PathName => f.write_str("a name must not look like a path: no '/', '\\' or '..'"),
             Self::PatternKind(k) => write!(f, "pattern type {k} is outside 0..=17"),
             Self::PatternSpeed => f.write_str("pattern speed must be 1..=255"),
+            Self::ImageOrder => {
+                write!(f, "an image order lists each image once, at most {} images", super::MAX_ORDERED_IMAGES)
+            }
             Self::PatternSlot(s) => write!(f, "pattern slot {s} is outside 0..=17"),
             Self::SequenceSlot(s) => write!(f, "sequence slot {s} is outside 0..=4"),
             Self::SequenceLength(n) => write!(f, "a sequence has 1 to 10 items, not {n}"),

@@ -47,6 +47,22 @@ pub fn validate_name(name: &str) -> Result<(), InvalidContent> {
     Ok(())
 }
 
+/// Most images an image order lists.
+pub const MAX_ORDERED_IMAGES: usize = 4096;
+
+/// Checks an image order: each image at most once, at most [`MAX_ORDERED_IMAGES`].
+pub fn check_image_order(ids: &[ImageId]) -> Result<(), InvalidContent> {
+    if ids.len() > MAX_ORDERED_IMAGES {
+        return Err(InvalidContent::ImageOrder);
+    }
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    if sorted.windows(2).any(|w| w[0] == w[1]) {
+        return Err(InvalidContent::ImageOrder);
+    }
+    Ok(())
+}
+
 /// An image's identity, fixed when it is created: the replica that created it and that
 /// replica's edit number at the time, so two poi creating images offline never collide.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -11,7 +11,9 @@ mod sequence;
 mod settings;
 
 pub use error::InvalidContent;
-pub use image::{ImageId, ImageMeta, MAX_HEIGHT, MAX_NAME_LEN, MAX_WIDTH, Rgb, validate_name};
+pub use image::{
+    ImageId, ImageMeta, MAX_HEIGHT, MAX_NAME_LEN, MAX_ORDERED_IMAGES, MAX_WIDTH, Rgb, check_image_order, validate_name,
+};
 pub(crate) use pattern::check_pattern_slot;
 pub use pattern::{PATTERN_SLOTS, Pattern, PatternKind};
 pub(crate) use sequence::check_sequence_slot;

@@ -1,5 +1,7 @@
 //! The unit of replication: one edit of one item.
 
+use alloc::vec::Vec;
+
 use serde::{Deserialize, Serialize};
 
 use super::version::{Category, Dot, VersionVector};
@@ -22,13 +24,16 @@ pub enum Key {
     Framerate,
     /// Shared setting: mode and slot that play.
     Selection,
+    /// The order the images are listed and numbered in (last writer wins, no conflict
+    /// copies: two reorders made apart are not worth a person's decision).
+    ImageOrder,
 }
 
 impl Key {
     /// Which category the item syncs with.
     pub fn category(&self) -> Category {
         match self {
-            Key::Image(_) => Category::Images,
+            Key::Image(_) | Key::ImageOrder => Category::Images,
             Key::Pattern(_) | Key::Sequence(_) => Category::Patterns,
             Key::Brightness | Key::Framerate | Key::Selection => Category::Settings,
         }
@@ -37,7 +42,7 @@ impl Key {
     /// Whether concurrent edits of this item are kept side by side as conflict copies
     /// (content) or settled silently by the later stamp (settings).
     pub fn keeps_conflicts(&self) -> bool {
-        self.category() != Category::Settings
+        self.category() != Category::Settings && *self != Key::ImageOrder
     }
 }
 
@@ -50,6 +55,7 @@ impl core::fmt::Display for Key {
             Key::Brightness => f.write_str("brightness"),
             Key::Framerate => f.write_str("frame rate"),
             Key::Selection => f.write_str("mode and index"),
+            Key::ImageOrder => f.write_str("image order"),
         }
     }
 }
@@ -71,6 +77,9 @@ pub enum Value {
     Selection(Selection),
     /// A tombstone: the item was deleted.
     Deleted,
+    /// The images in the order a person put them (ids no longer stored are skipped, and
+    /// images not listed follow, by id).
+    ImageOrder(Vec<ImageId>),
 }
 
 impl Value {
@@ -131,6 +140,7 @@ impl Record {
             (Key::Brightness, Value::Brightness(_)) => Ok(()),
             (Key::Framerate, Value::Framerate(fps)) => check_framerate(*fps),
             (Key::Selection, Value::Selection(_)) => Ok(()),
+            (Key::ImageOrder, Value::ImageOrder(ids)) => crate::model::check_image_order(ids),
             _ => return Err(InvalidRecord::KindMismatch),
         };
         content.map_err(InvalidRecord::Content)

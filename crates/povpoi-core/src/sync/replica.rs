@@ -16,7 +16,7 @@ use crate::clock::{Hlc, Stamp};
 use crate::device::{DeviceId, ReplicaId};
 use crate::hash::BlobHash;
 use crate::model::{
-    ImageId, ImageMeta, Pattern, Selection, Sequence, Settings, check_framerate, check_pattern_slot,
+    ImageId, ImageMeta, Pattern, Selection, Sequence, Settings, check_framerate, check_image_order, check_pattern_slot,
     check_sequence_slot,
 };
 use crate::show::Cue;
@@ -220,12 +220,35 @@ impl<S: Storage> Replica<S> {
         winner(self.siblings(key))
     }
 
-    /// The stored images (the shown version of each), by id.
+    /// The stored images (the shown version of each), in the order a person put them
+    /// ([`Self::set_image_order`]), images not placed following by id. The position in
+    /// this order is the `index` the existing API numbers images by.
     pub fn images(&self) -> impl Iterator<Item = (ImageId, &ImageMeta)> {
-        self.state.entries.iter().filter_map(|(key, sibs)| match (key, &winner(sibs)?.value) {
-            (Key::Image(id), Value::Image(meta)) => Some((*id, meta)),
-            _ => None,
-        })
+        let mut all: Vec<(ImageId, &ImageMeta)> = self
+            .state
+            .entries
+            .iter()
+            .filter_map(|(key, sibs)| match (key, &winner(sibs)?.value) {
+                (Key::Image(id), Value::Image(meta)) => Some((*id, meta)),
+                _ => None,
+            })
+            .collect();
+        if let Some(Value::ImageOrder(order)) = self.visible(&Key::ImageOrder).map(|r| &r.value) {
+            let place: BTreeMap<ImageId, usize> = order.iter().enumerate().map(|(n, id)| (*id, n)).collect();
+            // Stable: the unplaced keep their id order, after the placed.
+            all.sort_by_key(|(id, _)| place.get(id).copied().unwrap_or(usize::MAX));
+        }
+        all.into_iter()
+    }
+
+    /// Puts the images in this order (every id listed must be stored; ids left out follow
+    /// the listed ones). Replicated, last writer wins.
+    pub fn set_image_order(&mut self, ids: Vec<ImageId>, now_ms: u64) -> Result<(), Error> {
+        check_image_order(&ids)?;
+        if let Some(missing) = ids.iter().find(|id| self.image(**id).is_none()) {
+            return Err(Error::NotFound(Key::Image(*missing)));
+        }
+        self.write(Key::ImageOrder, Value::ImageOrder(ids), now_ms).map(drop)
     }
 
     /// One image's metadata.
@@ -584,7 +607,7 @@ impl<S: Storage> Replica<S> {
                 (Category::Settings, _, Some(now)) if was.as_ref().map(|w| &w.value) != Some(&now.value) => {
                     report.settings_updated += 1
                 }
-                (Category::Images, None, Some(_)) => report.images_added += 1,
+                (Category::Images, None, Some(_)) if *key != Key::ImageOrder => report.images_added += 1,
                 (Category::Patterns, None, Some(_)) => report.patterns_added += 1,
                 (_, Some(_), None) => report.items_deleted += 1,
                 _ => {}

@@ -12,7 +12,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use povpoi_core::model::{
     ImageId, ImageMeta, MAX_HEIGHT, MAX_SEQUENCE_ITEMS, MAX_WIDTH, Mode, PATTERN_SLOTS, Pattern, PatternKind,
@@ -38,6 +38,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/sd/delete", post(sd_delete))
         .route("/api/sd/load", post(sd_load))
         .route("/api/images", get(list_images))
+        .route("/api/images/order", put(order_images))
         .route("/api/images/{id}", get(get_image).patch(rename_image).delete(delete_image))
         .route("/api/images/{id}/pixels", get(image_pixels))
         .route("/api/patterns", get(list_patterns))
@@ -343,6 +344,23 @@ async fn rename_image(
         })
         .await?;
     image.map(Json).ok_or_else(|| no_image(id))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderRequest {
+    ids: Vec<String>,
+}
+
+/// `PUT /api/images/order {"ids": [...]}`: lists the images in this order (on every poi of
+/// the group); images left out follow. Answers the new listing.
+async fn order_images(
+    State(node): State<AppState>,
+    JsonBody(ask): JsonBody<OrderRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let ids = ask.ids.iter().map(|text| parse_image_id(text)).collect::<Result<Vec<_>, _>>()?;
+    node.library.write(Origin::Local, move |poi| poi.set_image_order(ids, now_ms())).await?;
+    Ok(list_images(State(node)).await)
 }
 
 async fn delete_image(
