@@ -71,6 +71,9 @@ pub enum Value {
     Selection(Selection),
     /// A tombstone: the item was deleted.
     Deleted,
+    /// What plays: the image with this id, wherever it sits in the library. Last so that
+    /// the variants before keep their numbers (records stored earlier still decode).
+    SelectedImage(ImageId),
 }
 
 impl Value {
@@ -130,7 +133,7 @@ impl Record {
             (Key::Sequence(_), Value::Sequence(s)) => s.validate(),
             (Key::Brightness, Value::Brightness(_)) => Ok(()),
             (Key::Framerate, Value::Framerate(fps)) => check_framerate(*fps),
-            (Key::Selection, Value::Selection(_)) => Ok(()),
+            (Key::Selection, Value::Selection(_) | Value::SelectedImage(_)) => Ok(()),
             _ => return Err(InvalidRecord::KindMismatch),
         };
         content.map_err(InvalidRecord::Content)
