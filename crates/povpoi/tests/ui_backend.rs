@@ -110,7 +110,8 @@ fn conflicts_made_apart_are_listed_as_json_and_kept_both() {
         assert_eq!(status, 200, "PUT {path}: {answer}");
     };
     let rename = |addr, name: &str| {
-        let (status, answer) = c.send_json(reqwest::Method::PATCH, addr, &format!("/api/images/{id}"), &json!({"name": name}));
+        let (status, answer) =
+            c.send_json(reqwest::Method::PATCH, addr, &format!("/api/images/{id}"), &json!({"name": name}));
         assert_eq!(status, 200, "rename: {answer}");
     };
     rename(a, "from a");
@@ -132,7 +133,10 @@ fn conflicts_made_apart_are_listed_as_json_and_kept_both() {
     for v in [&shown, &others[0]] {
         assert_eq!(v["deleted"], json!(false));
         assert!(v["timestamp"].as_u64().is_some() && v["version"].as_str().is_some(), "{v}");
-        assert_eq!((&v["value"]["id"], &v["value"]["width"], &v["value"]["height"]), (&json!(id), &json!(6), &json!(4)));
+        assert_eq!(
+            (&v["value"]["id"], &v["value"]["width"], &v["value"]["height"]),
+            (&json!(id), &json!(6), &json!(4))
+        );
     }
 
     // The pattern conflict: values as GET /api/patterns/{slot} gives them.
@@ -172,10 +176,14 @@ fn conflicts_made_apart_are_listed_as_json_and_kept_both() {
     assert_eq!(conflict(c, a, "sequence slot 0"), Some(sequence));
 
     // Asks that name nothing to do are refused.
-    for bad in [json!({"item": "sequence slot 0"}), json!({"item": "sequence slot 0", "keepBoth": true, "keep": "1:1"})] {
+    for bad in [json!({"item": "sequence slot 0"}), json!({"item": "sequence slot 0", "keepBoth": true, "keep": "1:1"})]
+    {
         assert!(is_error(&c.post_json(a, "/api/sync/conflicts/resolve", &bad), 400), "{bad}");
     }
-    assert!(is_error(&c.post_json(a, "/api/sync/conflicts/resolve", &json!({"item": "pattern slot 0", "keepBoth": true})), 404));
+    assert!(is_error(
+        &c.post_json(a, "/api/sync/conflicts/resolve", &json!({"item": "pattern slot 0", "keepBoth": true})),
+        404
+    ));
 
     // The settlement reaches B: same library, no image or pattern conflict left there.
     c.post_ok(a, "/api/sync/execute", &json!({"peerId": b.to_string()}));
@@ -229,7 +237,10 @@ fn the_group_view_shows_each_poi_what_it_plays_and_whether_it_is_reachable() {
     for field in ["mode", "index", "imageId", "brightness", "syncMode", "powerMode"] {
         assert_eq!(peer[field], b_status[field], "peer.{field}");
     }
-    assert_eq!((&peer["address"], &peer["reachable"], &peer["battery"]), (&json!(b.to_string()), &json!(true), &Value::Null));
+    assert_eq!(
+        (&peer["address"], &peer["reachable"], &peer["battery"]),
+        (&json!(b.to_string()), &json!(true), &Value::Null)
+    );
     // The name as A's peer table has it (a peer that called in before A probed it shows
     // under a placeholder name until then).
     assert!(peer["deviceName"].as_str().is_some_and(|n| !n.is_empty()), "{peer}");

@@ -53,7 +53,10 @@ impl fmt::Display for Error {
                 write!(f, "the pixels of {key} are still syncing to this poi; try again once they arrived")
             }
             Self::NoFreeSlot(key) => {
-                write!(f, "every slot is filled, so the other version of {key} has nowhere to go; clear a slot first")
+                write!(
+                    f,
+                    "every slot is filled, so the other version of {key} has nowhere to go: clear a slot, or keep one version"
+                )
             }
             Self::GroupMismatch { ours, theirs } => {
                 write!(f, "peer is in sync group {theirs:?}, this poi in {ours:?}: they never sync")

@@ -911,7 +911,8 @@ mod tests {
     use crate::sync::MemoryStorage;
 
     fn replica(n: u64) -> Replica<MemoryStorage> {
-        let identity = Identity { replica: ReplicaId(n), device: DeviceId([2, 0, 0, 0, 0, n as u8]), group: "g".into() };
+        let identity =
+            Identity { replica: ReplicaId(n), device: DeviceId([2, 0, 0, 0, 0, n as u8]), group: "g".into() };
         Replica::open(MemoryStorage::default(), identity).unwrap()
     }
 

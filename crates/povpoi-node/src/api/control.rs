@@ -503,7 +503,8 @@ const GROUP_STATUS_LIMIT: usize = 16 * 1024;
 async fn peer_status(node: &AppState, peer: &Peer) -> Option<Map<String, Value>> {
     let device = peer.device_id.to_string();
     let to = sync_client::Destination { addr: peer.addr, device: &device };
-    let (call, check) = sync_client::peer_request(node, reqwest::Method::GET, to, "/api/status", "application/json", &[]);
+    let (call, check) =
+        sync_client::peer_request(node, reqwest::Method::GET, to, "/api/status", "application/json", &[]);
     let fetch = async {
         let answer = call.send().await.ok()?;
         let status = answer.status().as_u16();
@@ -526,9 +527,8 @@ async fn peer_status(node: &AppState, peer: &Peer) -> Option<Map<String, Value>>
 fn status_fields(status: Option<&Map<String, Value>>) -> Map<String, Value> {
     let get = |name: &str| status.and_then(|s| s.get(name));
     let number = |name: &str| get(name).and_then(Value::as_u64).map_or(Value::Null, Value::from);
-    let text = |name: &str| {
-        get(name).and_then(Value::as_str).filter(|t| t.len() <= 64).map_or(Value::Null, |t| Value::from(t))
-    };
+    let text =
+        |name: &str| get(name).and_then(Value::as_str).filter(|t| t.len() <= 64).map_or(Value::Null, Value::from);
     let mut fields = Map::new();
     fields.insert("mode".into(), number("mode"));
     fields.insert("index".into(), number("index"));
@@ -556,8 +556,7 @@ async fn group(State(node): State<AppState>) -> Json<Value> {
     let config = node.config().clone();
     let (settings, image) = node.library.read(|poi| (poi.settings(), poi.selected_image()));
     let clock = node.show.status();
-    let peers: Vec<Peer> =
-        node.peers.list().into_iter().filter(|p| p.online || p.source == Source::Manual).collect();
+    let peers: Vec<Peer> = node.peers.list().into_iter().filter(|p| p.online || p.source == Source::Manual).collect();
     let statuses = futures_util::future::join_all(peers.iter().map(|p| peer_status(&node, p))).await;
     let mut listed: Vec<Value> = peers
         .iter()

@@ -471,17 +471,8 @@ async fn resolve(
                     poi.resolve(key, dot, now_ms(), cue)?;
                     Ok(Vec::new())
                 }
-                Settle::Both => poi.keep_both(key, now_ms(), cue).map_err(|e| match e {
-                    povpoi_core::sync::Error::NoFreeSlot(_) => ApiError::new(
-                        StatusCode::CONFLICT,
-                        format!(
-                            "every {} slot is filled, so the other version of {key} has nowhere to go: \
-                             clear a slot, or keep one version",
-                            if matches!(key, Key::Pattern(_)) { "pattern" } else { "sequence" }
-                        ),
-                    ),
-                    e => e.into(),
-                }),
+                // No empty slot for the other version is a 409 saying to clear one.
+                Settle::Both => Ok(poi.keep_both(key, now_ms(), cue)?),
             }
         })
         .await?;
