@@ -112,6 +112,12 @@ impl History {
         }
     }
 
+    /// The newest session with the peer `peer_id` (started by either side), if any is
+    /// remembered.
+    pub fn last_with(&self, peer_id: &str) -> Option<HistoryEntry> {
+        self.0.lock().expect("history lock").iter().rev().find(|e| e.peer_id == peer_id).cloned()
+    }
+
     /// The sessions remembered, newest first.
     pub fn newest_first(&self) -> Vec<HistoryEntry> {
         self.0.lock().expect("history lock").iter().rev().cloned().collect()
@@ -132,6 +138,18 @@ mod tests {
         assert_eq!(list.len(), HISTORY_LEN);
         assert_eq!(list[0].at, HISTORY_LEN as u64 + 4);
         assert_eq!(list.last().unwrap().at, 5);
+    }
+
+    #[test]
+    fn the_last_session_with_a_peer_is_its_newest_whoever_started_it() {
+        let history = History::default();
+        assert_eq!(history.last_with("A"), None);
+        history.push(HistoryEntry { at: 1, peer_id: "A".into(), ok: true, ..HistoryEntry::default() });
+        history.answering(HistoryEntry { at: 2, peer_id: "A".into(), ..HistoryEntry::default() });
+        history.push(HistoryEntry { at: 3, peer_id: "B".into(), ..HistoryEntry::default() });
+        let last = history.last_with("A").unwrap();
+        assert_eq!((last.at, last.role), (2, Role::Responder));
+        assert_eq!(history.last_with("B").map(|e| e.at), Some(3));
     }
 
     #[test]

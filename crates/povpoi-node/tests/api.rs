@@ -257,7 +257,7 @@ async fn settings_status_live_power_and_wifi() {
     poi.ok(Method::POST, "/api/pattern", json!({ "index": 5, "type": 4 })).await;
     assert_eq!(
         poi.ok(Method::POST, "/api/mode", json!({ "mode": 2, "index": 5 })).await,
-        json!({"status": "ok", "mode": 2, "index": 5})
+        json!({"status": "ok", "mode": 2, "index": 5, "imageId": null})
     );
     let sequence = json!({"items": [{"pattern": 5, "durationMs": 500}], "loop": true});
     assert_eq!(poi.call(Method::PUT, "/api/sequences/0", sequence).await.0, 200);

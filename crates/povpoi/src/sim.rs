@@ -72,13 +72,16 @@ pub fn run(args: &Args) -> Result<(), String> {
     std::fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
     let addrs: Vec<SocketAddr> = (0..args.devices).map(|i| SocketAddr::from(([127, 0, 0, 1], args.port + i))).collect();
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the povpoi executable: {e}"))?;
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    // Taken over before any poi starts: a SIGTERM's default action would end this process
+    // without dropping the troupe, leaving its poi running.
+    let mut stop = runtime.block_on(async { Stop::listen() })?;
     let mut troupe = Troupe { children: Vec::new() };
     for (i, addr) in addrs.iter().enumerate() {
         let offset_ms = if args.demo { i as u64 * DEMO_CLOCK_STEP_MS } else { 0 };
         troupe.children.push(spawn_poi(&exe, &root, i, *addr, &addrs, offset_ms)?);
     }
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-    runtime.block_on(async {
+    let work = async {
         let http =
             reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().map_err(|e| e.to_string())?;
         for (i, addr) in addrs.iter().enumerate() {
@@ -90,10 +93,43 @@ pub fn run(args: &Args) -> Result<(), String> {
         if args.demo {
             demo(&http, &addrs).await
         } else {
-            println!("{} poi running; they sync with each other. Ctrl-C stops them.", addrs.len());
-            tokio::signal::ctrl_c().await.map_err(|e| e.to_string())
+            println!("{} poi running; they sync with each other. Ctrl-C or SIGTERM stops them.", addrs.len());
+            std::future::pending::<Result<(), String>>().await
+        }
+    };
+    // The troupe stops (dropped) however this ends: done, failed, or told to stop.
+    runtime.block_on(async {
+        tokio::select! {
+            done = work => done,
+            signal = stop.wait() => {
+                eprintln!("povpoi sim: {signal}: stopping the poi");
+                Ok(())
+            }
         }
     })
+}
+
+/// SIGINT and SIGTERM, either of which stops the troupe.
+struct Stop {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Stop {
+    /// Takes both signals over (call inside the runtime).
+    fn listen() -> Result<Stop, String> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind| signal(kind).map_err(|e| format!("cannot listen for signals: {e}"));
+        Ok(Stop { interrupt: listen(SignalKind::interrupt())?, terminate: listen(SignalKind::terminate())? })
+    }
+
+    /// Waits for the first of them; names it.
+    async fn wait(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
+    }
 }
 
 fn log_path(root: &Path, i: usize) -> PathBuf {

@@ -18,6 +18,9 @@ pub enum Error {
     /// making a version of an image must hold its pixels, or a concurrent delete elsewhere
     /// could leave a live image that nobody has the pixels of.
     PixelsMissing(Key),
+    /// Keeping both versions of a conflict needs an empty slot for the other version, and
+    /// every slot of that kind is filled.
+    NoFreeSlot(Key),
     /// The peer belongs to another sync group; the two never merge.
     GroupMismatch {
         /// Our group.
@@ -48,6 +51,12 @@ impl fmt::Display for Error {
             Self::NotFound(key) => write!(f, "no such item: {key}"),
             Self::PixelsMissing(key) => {
                 write!(f, "the pixels of {key} are still syncing to this poi; try again once they arrived")
+            }
+            Self::NoFreeSlot(key) => {
+                write!(
+                    f,
+                    "every slot is filled, so the other version of {key} has nowhere to go: clear a slot, or keep one version"
+                )
             }
             Self::GroupMismatch { ours, theirs } => {
                 write!(f, "peer is in sync group {theirs:?}, this poi in {ours:?}: they never sync")

@@ -24,5 +24,6 @@ pub use session::{MAX_BLOB_BYTES_PER_MESSAGE, MAX_FETCH_HASHES, Session, Session
 pub use storage::{MemoryStorage, Storage, StorageError};
 pub use version::{Category, Dot, Knowledge, MAX_VERSION_VECTOR_ENTRIES, VersionVector};
 
-/// Version of the peer sync protocol; peers of another version refuse to sync.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// Version of the peer sync protocol; peers of another version refuse to sync. 3: a
+/// selection can name an image by id ([`Value::SelectedImage`]).
+pub const PROTOCOL_VERSION: u16 = 3;

@@ -77,8 +77,11 @@ pub enum Value {
     Selection(Selection),
     /// A tombstone: the item was deleted.
     Deleted,
+    /// What plays: the image with this id, wherever it sits in the library. Last so that
+    /// the variants before keep their numbers (records stored earlier still decode).
+    SelectedImage(ImageId),
     /// The images in the order a person put them (ids no longer stored are skipped, and
-    /// images not listed follow, by id).
+    /// images not listed follow, by id). Appended for the same reason.
     ImageOrder(Vec<ImageId>),
 }
 
@@ -139,7 +142,7 @@ impl Record {
             (Key::Sequence(_), Value::Sequence(s)) => s.validate(),
             (Key::Brightness, Value::Brightness(_)) => Ok(()),
             (Key::Framerate, Value::Framerate(fps)) => check_framerate(*fps),
-            (Key::Selection, Value::Selection(_)) => Ok(()),
+            (Key::Selection, Value::Selection(_) | Value::SelectedImage(_)) => Ok(()),
             (Key::ImageOrder, Value::ImageOrder(ids)) => crate::model::check_image_order(ids),
             _ => return Err(InvalidRecord::KindMismatch),
         };

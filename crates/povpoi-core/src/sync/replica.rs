@@ -16,8 +16,8 @@ use crate::clock::{Hlc, Stamp};
 use crate::device::{DeviceId, ReplicaId};
 use crate::hash::BlobHash;
 use crate::model::{
-    ImageId, ImageMeta, Pattern, Selection, Sequence, Settings, check_framerate, check_image_order, check_pattern_slot,
-    check_sequence_slot,
+    ImageId, ImageMeta, MAX_NAME_LEN, Mode, PATTERN_SLOTS, Pattern, SEQUENCE_SLOTS, Selection, Sequence, Settings,
+    check_framerate, check_image_order, check_pattern_slot, check_sequence_slot,
 };
 use crate::show::Cue;
 
@@ -275,7 +275,9 @@ impl<S: Storage> Replica<S> {
         }
     }
 
-    /// The shared settings, with defaults for fields never set.
+    /// The shared settings, with defaults for fields never set. An image selected by id
+    /// shows as its current position in [`Self::images`]; once that image is deleted the
+    /// selection reads as [`Mode::Idle`] (dark), never as whichever image took its place.
     pub fn settings(&self) -> Settings {
         let mut settings = Settings::default();
         for key in [Key::Brightness, Key::Framerate, Key::Selection] {
@@ -283,10 +285,35 @@ impl<S: Storage> Replica<S> {
                 Some(Value::Brightness(b)) => settings.brightness = *b,
                 Some(Value::Framerate(f)) => settings.framerate = *f,
                 Some(Value::Selection(s)) => settings.selection = *s,
+                Some(Value::SelectedImage(id)) => {
+                    settings.selection = match self.image_position(*id) {
+                        Some(index) => Selection { mode: Mode::Image, index },
+                        None => Selection { mode: Mode::Idle, index: 0 },
+                    }
+                }
                 _ => {}
             }
         }
         settings
+    }
+
+    /// The image that plays, if an image plays: the one selected by id, or for a selection
+    /// stored by position (before selections named images by id) the image at that position.
+    pub fn selected_image(&self) -> Option<ImageId> {
+        match self.visible(&Key::Selection).map(|r| &r.value) {
+            Some(Value::SelectedImage(id)) => self.image(*id).map(|_| *id),
+            Some(Value::Selection(Selection { mode: Mode::Image, index })) => {
+                self.images().nth(usize::from(*index)).map(|(id, _)| id)
+            }
+            _ => None,
+        }
+    }
+
+    /// An image's position in [`Self::images`] (the index the API and the player use).
+    pub fn image_position(&self, id: ImageId) -> Option<u16> {
+        self.image(id)?;
+        let position = self.images().take_while(|(other, _)| *other != id).count();
+        u16::try_from(position).ok()
     }
 
     /// Content items edited concurrently on several poi, each with its conflict copies.
@@ -390,9 +417,27 @@ impl<S: Storage> Replica<S> {
         self.write_cued(Key::Framerate, Value::Framerate(fps), now_ms, cue).map(drop)
     }
 
-    /// Sets what plays from `cue` on (a sequence starts there).
+    /// Sets what plays from `cue` on (a sequence starts there). An image is named by its
+    /// position here but stored as its id ([`Self::select_image`]), so images added or
+    /// deleted later do not switch what plays; a position with no image is stored as given.
     pub fn set_selection(&mut self, selection: Selection, now_ms: u64, cue: Cue) -> Result<(), Error> {
-        self.write_cued(Key::Selection, Value::Selection(selection), now_ms, cue).map(drop)
+        let image = match selection.mode {
+            Mode::Image => self.images().nth(usize::from(selection.index)).map(|(id, _)| id),
+            _ => None,
+        };
+        match image {
+            Some(id) => self.select_image(id, now_ms, cue),
+            None => self.write_cued(Key::Selection, Value::Selection(selection), now_ms, cue).map(drop),
+        }
+    }
+
+    /// Plays the image `id` from `cue` on, wherever it moves in the library; refused when
+    /// there is no such image.
+    pub fn select_image(&mut self, id: ImageId, now_ms: u64, cue: Cue) -> Result<(), Error> {
+        if self.image(id).is_none() {
+            return Err(Error::NotFound(Key::Image(id)));
+        }
+        self.write_cued(Key::Selection, Value::SelectedImage(id), now_ms, cue).map(drop)
     }
 
     /// Settles a conflict by keeping the version `keep` (a dot from [`Self::conflicts`]),
@@ -402,6 +447,61 @@ impl<S: Storage> Replica<S> {
         let value = self.siblings(&key).iter().find(|r| r.dot == keep).map(|r| r.value.clone());
         let value = value.ok_or(Error::NotFound(key))?;
         self.write_cued(key, value, now_ms, cue).map(drop)
+    }
+
+    /// Settles a conflict keeping every version: the shown one stays at `key` (from `cue`),
+    /// and each other live copy, oldest first, becomes a new item. An image copy becomes a
+    /// new image with the same pixels, named with " (2)", " (3)", ... appended (the name cut
+    /// to fit [`MAX_NAME_LEN`]); a pattern or sequence copy goes to the first empty slot of
+    /// its kind. Returns the new items' keys. All or nothing: when a step fails (no empty
+    /// slot: [`Error::NoFreeSlot`]) the replica is left as it was.
+    pub fn keep_both(&mut self, key: Key, now_ms: u64, cue: Cue) -> Result<Vec<Key>, Error> {
+        let conflict = self.conflicts().find(|c| c.key == key).ok_or(Error::NotFound(key))?;
+        let shown = conflict.winner.value.clone();
+        let copies: Vec<Value> = conflict.copies.iter().map(|r| r.value.clone()).collect();
+        let staged = self.stage_keep_both(key, shown, copies, now_ms, cue);
+        match staged {
+            Ok(added) => self.commit().map(|()| added),
+            Err(e) => {
+                self.rollback()?;
+                Err(e)
+            }
+        }
+    }
+
+    /// The edits of [`Self::keep_both`], in memory only: the caller commits or rolls back.
+    fn stage_keep_both(
+        &mut self,
+        key: Key,
+        shown: Value,
+        copies: Vec<Value>,
+        now_ms: u64,
+        cue: Cue,
+    ) -> Result<Vec<Key>, Error> {
+        self.stage(key, shown, now_ms, cue)?;
+        let mut added = Vec::with_capacity(copies.len());
+        for (n, value) in (2..).zip(copies) {
+            let (target, value, cue) = match (key, value) {
+                (Key::Image(_), Value::Image(meta)) => {
+                    let name = with_suffix(meta.name(), &alloc::format!(" ({n})"));
+                    let id = ImageId { origin: self.state.replica, seq: self.state.seq + 1 };
+                    (Key::Image(id), Value::Image(meta.renamed(&name)?), Cue::NOW)
+                }
+                (Key::Pattern(_), value) => {
+                    let slot = (0..PATTERN_SLOTS).find(|s| self.pattern(*s).is_none());
+                    (Key::Pattern(slot.ok_or(Error::NoFreeSlot(key))?), value, cue)
+                }
+                (Key::Sequence(_), value) => {
+                    let slot = (0..SEQUENCE_SLOTS).find(|s| self.sequence(*s).is_none());
+                    (Key::Sequence(slot.ok_or(Error::NoFreeSlot(key))?), value, cue)
+                }
+                // Settings keep no conflict copies, and an image key only holds image values.
+                _ => return Err(Error::NotFound(key)),
+            };
+            self.stage(target, value, now_ms, cue)?;
+            added.push(target);
+        }
+        Ok(added)
     }
 
     fn delete(&mut self, key: Key, now_ms: u64, cue: Cue) -> Result<(), Error> {
@@ -418,6 +518,13 @@ impl<S: Storage> Replica<S> {
 
     /// Records a local edit that supersedes every version of `key` held here and shows from `cue`.
     fn write_cued(&mut self, key: Key, value: Value, now_ms: u64, cue: Cue) -> Result<Dot, Error> {
+        let dot = self.stage(key, value, now_ms, cue)?;
+        self.commit()?;
+        Ok(dot)
+    }
+
+    /// [`Self::write_cued`] without saving: only for a caller that commits or rolls back.
+    fn stage(&mut self, key: Key, value: Value, now_ms: u64, cue: Cue) -> Result<Dot, Error> {
         if let Value::Image(meta) = &value
             && !self.present.contains(&meta.pixels())
         {
@@ -433,7 +540,6 @@ impl<S: Storage> Replica<S> {
         self.state.seq = dot.seq;
         self.state.entries.insert(key, vec![Record { key, dot, stamp, context, value, cue }]);
         self.state.knowledge.get_mut(key.category()).observe(dot);
-        self.commit()?;
         Ok(dot)
     }
 
@@ -722,6 +828,16 @@ impl<S: Storage> Replica<S> {
     }
 }
 
+/// `name` with `suffix` appended, cut at a character boundary so the whole fits in
+/// [`MAX_NAME_LEN`] bytes.
+fn with_suffix(name: &str, suffix: &str) -> String {
+    let mut end = MAX_NAME_LEN.saturating_sub(suffix.len()).min(name.len());
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    alloc::format!("{}{suffix}", &name[..end])
+}
+
 /// The version of an item that is shown: see [`Record::precedence`]. `None` when the
 /// item does not exist or every version is a deletion.
 fn winner(siblings: &[Record]) -> Option<&Record> {
@@ -815,8 +931,186 @@ mod v1 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Mode;
     use crate::sync::MemoryStorage;
+
+    fn replica(n: u64) -> Replica<MemoryStorage> {
+        let identity =
+            Identity { replica: ReplicaId(n), device: DeviceId([2, 0, 0, 0, 0, n as u8]), group: "g".into() };
+        Replica::open(MemoryStorage::default(), identity).unwrap()
+    }
+
+    /// Merges everything `from` has that `into` lacks (one direction of a session).
+    fn pull(into: &mut Replica<MemoryStorage>, from: &mut Replica<MemoryStorage>, now_ms: u64) {
+        let delta = from.delta_for(into.knowledge(), Categories::ALL);
+        into.apply_delta(delta, now_ms).unwrap();
+        let (blobs, _) = from.blobs(&into.missing_blobs(), usize::MAX).unwrap();
+        into.store_blobs(blobs).unwrap();
+    }
+
+    fn add(poi: &mut Replica<MemoryStorage>, name: &str, seed: u8, now_ms: u64) -> ImageId {
+        poi.add_image(name, 1, 1, &[seed, seed, seed], now_ms).unwrap()
+    }
+
+    const IMAGE_0: Selection = Selection { mode: Mode::Image, index: 0 };
+    const IDLE: Selection = Selection { mode: Mode::Idle, index: 0 };
+
+    #[test]
+    fn deleting_an_earlier_image_keeps_the_selected_one_playing_at_its_new_position() {
+        let mut poi = replica(1);
+        let first = add(&mut poi, "first", 1, 1_000);
+        let second = add(&mut poi, "second", 2, 1_001);
+        poi.set_selection(Selection { mode: Mode::Image, index: 1 }, 1_002, Cue::NOW).unwrap();
+        assert_eq!(poi.selected_image(), Some(second));
+        poi.delete_image(first, 1_003).unwrap();
+        assert_eq!(poi.settings().selection, IMAGE_0);
+        assert_eq!(poi.selected_image(), Some(second));
+    }
+
+    #[test]
+    fn an_image_with_a_lower_id_merged_from_a_peer_does_not_switch_what_plays() {
+        // Replica 1's ids sort before replica 9's, so its image lands in front.
+        let (mut low, mut high) = (replica(1), replica(9));
+        add(&mut low, "from low", 1, 1_000);
+        let playing = add(&mut high, "from high", 2, 1_001);
+        high.select_image(playing, 1_002, Cue::NOW).unwrap();
+        assert_eq!(high.settings().selection, IMAGE_0);
+        pull(&mut high, &mut low, 1_003);
+        assert_eq!(high.images().count(), 2);
+        assert_eq!(high.settings().selection, Selection { mode: Mode::Image, index: 1 });
+        assert_eq!(high.selected_image(), Some(playing));
+        // The peer that merges the selection resolves it to the same image too.
+        pull(&mut low, &mut high, 1_004);
+        assert_eq!((low.settings().selection, low.selected_image()), (high.settings().selection, Some(playing)));
+    }
+
+    #[test]
+    fn deleting_the_selected_image_goes_dark_rather_than_playing_its_neighbour() {
+        let mut poi = replica(1);
+        let first = add(&mut poi, "first", 1, 1_000);
+        add(&mut poi, "second", 2, 1_001);
+        poi.select_image(first, 1_002, Cue::NOW).unwrap();
+        poi.delete_image(first, 1_003).unwrap();
+        assert_eq!(poi.settings().selection, IDLE);
+        assert_eq!(poi.selected_image(), None);
+    }
+
+    #[test]
+    fn selecting_a_missing_image_is_refused_and_changes_nothing() {
+        let mut poi = replica(1);
+        let gone = add(&mut poi, "gone", 1, 1_000);
+        poi.delete_image(gone, 1_001).unwrap();
+        let before = poi.knowledge().clone();
+        assert_eq!(poi.select_image(gone, 1_002, Cue::NOW), Err(Error::NotFound(Key::Image(gone))));
+        assert_eq!(poi.knowledge(), &before);
+        // A position past the end is stored as given, as it always was.
+        let past_end = Selection { mode: Mode::Image, index: 4 };
+        poi.set_selection(past_end, 1_003, Cue::NOW).unwrap();
+        assert_eq!((poi.settings().selection, poi.selected_image()), (past_end, None));
+    }
+
+    #[test]
+    fn a_selection_by_id_is_a_valid_record_only_under_the_selection_key() {
+        let mut poi = replica(1);
+        let id = add(&mut poi, "one", 1, 1_000);
+        poi.select_image(id, 1_001, Cue::NOW).unwrap();
+        let mut record = poi.visible(&Key::Selection).unwrap().clone();
+        assert_eq!(record.value, Value::SelectedImage(id));
+        assert_eq!(record.validate(), Ok(()));
+        record.key = Key::Brightness;
+        assert_eq!(record.validate(), Err(super::super::record::InvalidRecord::KindMismatch));
+    }
+
+    fn pattern(speed: u8) -> Pattern {
+        use crate::model::{PatternKind, Rgb};
+        Pattern::new(PatternKind::Rainbow, Rgb::new(1, 2, 3), Rgb::new(4, 5, 6), speed).unwrap()
+    }
+
+    /// Two replicas that both hold `key` edit it apart (the second edit is the later one,
+    /// so it is shown) and then merge both ways.
+    fn conflicted(
+        key: Key,
+        setup: impl Fn(&mut Replica<MemoryStorage>),
+        edit: impl Fn(&mut Replica<MemoryStorage>, u8, u64),
+    ) -> (Replica<MemoryStorage>, Replica<MemoryStorage>) {
+        let (mut a, mut b) = (replica(1), replica(2));
+        setup(&mut a);
+        pull(&mut b, &mut a, 2_000);
+        edit(&mut a, 10, 3_000);
+        edit(&mut b, 20, 3_001);
+        pull(&mut a, &mut b, 4_000);
+        pull(&mut b, &mut a, 4_001);
+        assert_eq!(a.conflicts().filter(|c| c.key == key).count(), 1);
+        (a, b)
+    }
+
+    #[test]
+    fn keeping_both_versions_of_a_pattern_moves_the_other_to_the_first_empty_slot() {
+        let (mut a, mut b) = conflicted(
+            Key::Pattern(3),
+            |poi| {
+                poi.set_pattern(0, pattern(1), 1_000, Cue::NOW).unwrap();
+                poi.set_pattern(3, pattern(2), 1_001, Cue::NOW).unwrap();
+            },
+            |poi, speed, now| poi.set_pattern(3, pattern(speed), now, Cue::NOW).unwrap(),
+        );
+        assert_eq!(a.keep_both(Key::Pattern(3), 5_000, Cue::NOW), Ok(vec![Key::Pattern(1)]));
+        assert_eq!(a.pattern(3), Some(&pattern(20)));
+        assert_eq!(a.pattern(1), Some(&pattern(10)));
+        assert_eq!(a.pattern(0), Some(&pattern(1)));
+        assert_eq!(a.conflicts().count(), 0);
+        // The settlement syncs: the peer ends with the same slots and no conflict.
+        pull(&mut b, &mut a, 5_001);
+        assert_eq!((b.pattern(1), b.pattern(3), b.conflicts().count()), (Some(&pattern(10)), Some(&pattern(20)), 0));
+    }
+
+    #[test]
+    fn keeping_both_with_every_slot_filled_is_refused_and_changes_nothing() {
+        let (mut a, _) = conflicted(
+            Key::Sequence(0),
+            |poi| {
+                for slot in 0..SEQUENCE_SLOTS {
+                    poi.set_sequence(slot, sequence(1), 1_000, Cue::NOW).unwrap();
+                }
+            },
+            |poi, ms, now| poi.set_sequence(0, sequence(ms.into()), now, Cue::NOW).unwrap(),
+        );
+        let before: Vec<Record> = a.records().cloned().collect();
+        let saved = a.storage().state.clone();
+        assert_eq!(a.keep_both(Key::Sequence(0), 5_000, Cue::NOW), Err(Error::NoFreeSlot(Key::Sequence(0))));
+        assert_eq!(a.records().cloned().collect::<Vec<_>>(), before);
+        assert_eq!(a.storage().state, saved);
+        assert_eq!(a.conflicts().count(), 1);
+    }
+
+    fn sequence(duration_ms: u16) -> Sequence {
+        use crate::model::{SequenceItem, SequenceTarget};
+        Sequence::new(vec![SequenceItem { target: SequenceTarget::Pattern(0), duration_ms }], true).unwrap()
+    }
+
+    #[test]
+    fn keeping_both_versions_of_an_image_adds_a_copy_with_the_same_pixels_and_a_suffixed_name() {
+        // 64 bytes, with the two-byte "é" across the cut that makes room for " (2)".
+        let long = "n".repeat(MAX_NAME_LEN - 5) + "é" + "nnn";
+        let id = ImageId { origin: ReplicaId(1), seq: 1 };
+        let (mut a, _) = conflicted(
+            Key::Image(id),
+            |poi| {
+                add(poi, "pic", 7, 1_000);
+            },
+            |poi, n, now| {
+                let name = if n == 10 { long.as_str() } else { "later" };
+                poi.rename_image(id, name, now).unwrap();
+            },
+        );
+        let added = a.keep_both(Key::Image(id), 5_000, Cue::NOW).unwrap();
+        let [Key::Image(copy)] = added[..] else { panic!("one new image expected, got {added:?}") };
+        assert_eq!(a.image(id).unwrap().name(), "later");
+        let copy = a.image(copy).unwrap();
+        assert_eq!(copy.name(), "n".repeat(MAX_NAME_LEN - 5) + " (2)");
+        assert_eq!(copy.pixels(), a.image(id).unwrap().pixels());
+        assert_eq!(a.images().count(), 2);
+        assert_eq!(a.conflicts().count(), 0);
+    }
 
     #[test]
     fn a_format_1_snapshot_opens_with_its_records_cued_now() {

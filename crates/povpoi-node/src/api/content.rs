@@ -468,7 +468,7 @@ struct PatternRequest {
     speed: Option<Value>,
 }
 
-fn pattern_json(slot: u8, pattern: &Pattern) -> Value {
+pub(super) fn pattern_json(slot: u8, pattern: &Pattern) -> Value {
     json!({
         "index": slot,
         "type": pattern.kind().id(),
@@ -547,7 +547,7 @@ async fn delete_pattern(
 
 // ----- sequences -----
 
-fn sequence_json(slot: u8, sequence: &Sequence) -> Value {
+pub(super) fn sequence_json(slot: u8, sequence: &Sequence) -> Value {
     let items: Vec<Value> = sequence
         .items()
         .iter()

@@ -1,5 +1,5 @@
 //! Device control: `/api/status`, mode, brightness, frame rate, power profile, live columns,
-//! the multi-poi endpoints and the Wi-Fi stubs, with the existing system's paths and field
+//! the multi-poi endpoints, the group view (`/api/group`) and the Wi-Fi stubs, with the existing system's paths and field
 //! names (shared/spec section 2).
 //!
 //! Mode, brightness and frame rate are replicated settings: in mirror mode they reach the
@@ -12,14 +12,17 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
-use povpoi_core::model::{Mode, Rgb, Selection};
+use povpoi_core::model::{ImageId, Mode, Rgb, Selection};
+use povpoi_core::show::{IN_STEP_US, Standing};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{ApiError, AppState, JSON_BODY_LIMIT, JsonBody};
 use crate::auth;
 use crate::config::{PowerMode, SyncMode};
-use crate::library::{Origin, now_ms};
+use crate::history::HistoryEntry;
+use crate::library::{Origin, Poi, now_ms};
+use crate::peers::{Peer, Source};
 use crate::sync_client;
 
 /// Most LEDs a live column may carry (two strips of 72; the usual poi has 32).
@@ -42,6 +45,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/multipoi/pair", post(pair))
         .route("/api/multipoi/unpair", post(unpair))
         .route("/api/multipoi/peercmd", post(peer_command))
+        .route("/api/group", get(group))
         .route("/api/wifi/status", any(no_wifi))
         .route("/api/wifi/scan", any(no_wifi))
         .route("/api/wifi/connect", any(no_wifi))
@@ -94,11 +98,27 @@ pub(super) fn color(value: Option<&Value>, field: &str) -> Result<Option<Rgb>, A
     Ok(Some(Rgb::new(channel("r")?, channel("g")?, channel("b")?)))
 }
 
+/// What `/api/mode` asks to play.
+#[derive(Clone, Copy)]
+enum Choice {
+    /// A mode with an index (for images, the position in `/api/images`).
+    At(Selection),
+    /// An image by its id.
+    Image(ImageId),
+}
+
 /// Refuses a selection of an image, pattern or sequence that is not there (the poi would
 /// play black with no word why).
-fn check_exists(node: &AppState, selection: Selection) -> Result<(), ApiError> {
+fn check_exists(poi: &Poi, choice: Choice) -> Result<(), ApiError> {
+    let selection = match choice {
+        Choice::Image(id) if poi.image(id).is_none() => {
+            return Err(ApiError::bad_request(format!("no image with id {id}: see /api/images for the ids")));
+        }
+        Choice::Image(_) => return Ok(()),
+        Choice::At(selection) => selection,
+    };
     let index = selection.index;
-    let missing = node.library.read(|poi| match selection.mode {
+    let missing = match selection.mode {
         Mode::Image => {
             let count = poi.images().count();
             (usize::from(index) >= count).then(|| {
@@ -116,33 +136,51 @@ fn check_exists(node: &AppState, selection: Selection) -> Result<(), ApiError> {
             .is_none()
             .then(|| format!("sequence slot {index} is empty: fill it with PUT /api/sequences/{index}")),
         Mode::Idle | Mode::Live => None,
-    });
+    };
     missing.map_or(Ok(()), |why| Err(ApiError::bad_request(why)))
 }
 
-/// Stores what plays (a replicated setting).
-async fn select(node: &AppState, selection: Selection) -> Result<(), ApiError> {
-    check_exists(node, selection)?;
+/// Stores what plays (a replicated setting) and answers what plays now. The check and the
+/// write happen under one hold of the library, so an image deleted in between cannot slip
+/// through. An image is stored by id, so what plays stays put as the library changes.
+async fn select(node: &AppState, choice: Choice) -> Result<(Selection, Option<ImageId>), ApiError> {
     let cue = node.cue();
-    node.library.write(Origin::Local, move |poi| poi.set_selection(selection, now_ms(), cue)).await?;
-    Ok(())
+    node.library
+        .write(Origin::Local, move |poi| {
+            check_exists(poi, choice)?;
+            match choice {
+                Choice::At(selection) => poi.set_selection(selection, now_ms(), cue)?,
+                Choice::Image(id) => poi.select_image(id, now_ms(), cue)?,
+            }
+            Ok((poi.settings().selection, poi.selected_image()))
+        })
+        .await
+}
+
+/// The image id as `/api/status` and `/api/group` show it: a string, or null when no
+/// image plays.
+fn image_id_json(id: Option<ImageId>) -> Value {
+    id.map_or(Value::Null, |id| Value::String(id.to_string()))
 }
 
 // ----- status and settings -----
 
 async fn status(State(node): State<AppState>) -> Json<Value> {
-    let (settings, count) = node.library.read(|poi| (poi.settings(), poi.images().count()));
+    let (settings, image, count) =
+        node.library.read(|poi| (poi.settings(), poi.selected_image(), poi.images().count()));
     let power = node.config().power_mode;
     Json(json!({
         // Whether the display is being driven: the player runs for as long as the node does.
         "connected": node.player_stats.output_errors.load(std::sync::atomic::Ordering::Relaxed) == 0,
         "mode": settings.selection.mode as u8,
         "index": settings.selection.index,
+        "imageId": image_id_json(image),
         "brightness": settings.brightness,
         "framerate": settings.framerate,
         // The data directory plays the part of the SD card.
         "sdCardPresent": true,
         "powerMode": power,
+        "syncMode": node.config().sync_mode,
         "count": count,
         "output": node.display.output,
         "leds": node.display.leds,
@@ -155,13 +193,34 @@ async fn status(State(node): State<AppState>) -> Json<Value> {
 struct ModeRequest {
     mode: Option<Value>,
     index: Option<Value>,
+    id: Option<Value>,
 }
 
 async fn set_mode(State(node): State<AppState>, JsonBody(ask): JsonBody<ModeRequest>) -> Result<Json<Value>, ApiError> {
-    let mode = required_int(ask.mode.as_ref(), "mode", 0, 4)? as u8;
-    let index = int_in(ask.index.as_ref(), "index", 0, u64::from(u16::MAX))?.unwrap_or(0) as u16;
-    select(&node, Selection { mode: Mode::from_id(mode)?, index }).await?;
-    Ok(Json(json!({ "status": "ok", "mode": mode, "index": index })))
+    let mode = Mode::from_id(required_int(ask.mode.as_ref(), "mode", 0, 4)? as u8)?;
+    let index = int_in(ask.index.as_ref(), "index", 0, u64::from(u16::MAX))?;
+    let choice = match ask.id.filter(|v| !v.is_null()) {
+        None => Choice::At(Selection { mode, index: index.unwrap_or(0) as u16 }),
+        Some(_) if mode != Mode::Image => {
+            return Err(ApiError::bad_request("id names an image: send it with mode 1, or send index instead"));
+        }
+        Some(_) if index.is_some() => {
+            return Err(ApiError::bad_request("send index or id, not both: they could name different images"));
+        }
+        Some(id) => Choice::Image(id.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "id must be an image id as /api/images shows it (\"0123456789abcdef-1\"), not {}",
+                shown(&id)
+            ))
+        })?),
+    };
+    let (selection, image) = select(&node, choice).await?;
+    Ok(Json(json!({
+        "status": "ok",
+        "mode": selection.mode as u8,
+        "index": selection.index,
+        "imageId": image_id_json(image),
+    })))
 }
 
 #[derive(Deserialize)]
@@ -251,7 +310,7 @@ async fn live(State(node): State<AppState>, JsonBody(ask): JsonBody<LiveRequest>
     *node.live.lock().unwrap_or_else(|p| p.into_inner()) = column;
     // Columns come many times a second: only the switch into live mode is a replicated edit.
     if node.library.read(|poi| poi.settings().selection.mode) != Mode::Live {
-        select(&node, Selection { mode: Mode::Live, index: 0 }).await?;
+        select(&node, Choice::At(Selection { mode: Mode::Live, index: 0 })).await?;
     }
     Ok(Json(json!({ "status": "ok", "mode": Mode::Live as u8, "pixels": count })))
 }
@@ -425,6 +484,137 @@ async fn peer_command(
         )
     })?;
     Ok((status, Json(value)))
+}
+
+// ----- the group view -----
+
+/// How long `/api/group` waits for each peer's status (all asked at once): the view is
+/// refreshed every few seconds, and a poi slower than this is as good as unreachable to a
+/// performer looking at it.
+const GROUP_STATUS_TIMEOUT: Duration = Duration::from_millis(1_200);
+/// Largest peer status read: the real one is a few hundred bytes.
+const GROUP_STATUS_LIMIT: usize = 16 * 1024;
+
+/// A peer's `/api/status`, or `None` when it does not answer in time with a JSON object.
+///
+/// The request is signed like every request between poi, so a peer whose status needs the
+/// group's key gives it; a signed answer is checked. A plain answer is taken too: a peer
+/// serves its status to anyone (nothing of the library is in it), so it does not sign it.
+async fn peer_status(node: &AppState, peer: &Peer) -> Option<Map<String, Value>> {
+    let device = peer.device_id.to_string();
+    let to = sync_client::Destination { addr: peer.addr, device: &device };
+    let (call, check) =
+        sync_client::peer_request(node, reqwest::Method::GET, to, "/api/status", "application/json", &[]);
+    let fetch = async {
+        let answer = call.send().await.ok()?;
+        let status = answer.status().as_u16();
+        let signature = answer.headers().get(auth::HEADER_SIGNATURE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        if !answer.status().is_success() {
+            return None;
+        }
+        let text = sync_client::read_capped(answer, GROUP_STATUS_LIMIT).await.ok()?;
+        let text = match signature {
+            Some(signature) => check.open_answer(status, Some(&signature), text).ok()?,
+            None => text,
+        };
+        serde_json::from_slice::<Map<String, Value>>(&text).ok()
+    };
+    tokio::time::timeout(GROUP_STATUS_TIMEOUT, fetch).await.ok().flatten()
+}
+
+/// The fields of a peer's status the group view shows, each of the type this poi gives
+/// it (null when missing or of another type: an older or a broken peer).
+fn status_fields(status: Option<&Map<String, Value>>) -> Map<String, Value> {
+    let get = |name: &str| status.and_then(|s| s.get(name));
+    let number = |name: &str| get(name).and_then(Value::as_u64).map_or(Value::Null, Value::from);
+    let text =
+        |name: &str| get(name).and_then(Value::as_str).filter(|t| t.len() <= 64).map_or(Value::Null, Value::from);
+    let mut fields = Map::new();
+    fields.insert("mode".into(), number("mode"));
+    fields.insert("index".into(), number("index"));
+    fields.insert("imageId".into(), text("imageId"));
+    fields.insert("brightness".into(), number("brightness"));
+    fields.insert("syncMode".into(), text("syncMode"));
+    fields.insert("powerMode".into(), text("powerMode"));
+    fields
+}
+
+/// How the last sync session with a peer ended: "ok", "refused" (its key or clock did not
+/// let this poi in, or the other way round), "stalled" (no answer in time) or "failed".
+fn result_name(entry: &HistoryEntry) -> &'static str {
+    match entry {
+        e if e.ok => "ok",
+        e if e.refused => "refused",
+        e if e.stalled => "stalled",
+        _ => "failed",
+    }
+}
+
+/// What the web UI's group view shows: this poi and every online or hand-added peer, each
+/// peer's status asked from it at once.
+async fn group(State(node): State<AppState>) -> Json<Value> {
+    let config = node.config().clone();
+    let (settings, image) = node.library.read(|poi| (poi.settings(), poi.selected_image()));
+    let clock = node.show.status();
+    let peers: Vec<Peer> = node.peers.list().into_iter().filter(|p| p.online || p.source == Source::Manual).collect();
+    let statuses = futures_util::future::join_all(peers.iter().map(|p| peer_status(&node, p))).await;
+    let mut listed: Vec<Value> = peers
+        .iter()
+        .zip(&statuses)
+        .map(|(peer, status)| {
+            // In step with this peer: its clock measured, on our timeline, no step pending
+            // and within the in-step bound (what /api/clock's inStep says of the group).
+            let in_step = clock.plan.is_none()
+                && clock.peers.iter().any(|c| {
+                    c.device == peer.device_id
+                        && c.timeline == Some(clock.timeline)
+                        && c.offset.is_some_and(|o| o.unsigned_abs() <= IN_STEP_US)
+                });
+            let last = node.history.last_with(&peer.device_id.to_string());
+            let mut entry = status_fields(status.as_ref());
+            entry.insert("deviceId".into(), json!(peer.device_id.to_string()));
+            entry.insert("deviceName".into(), json!(peer.device_name));
+            entry.insert("address".into(), json!(peer.addr.to_string()));
+            entry.insert("reachable".into(), json!(status.is_some()));
+            // These boards have no battery gauge.
+            entry.insert("battery".into(), Value::Null);
+            entry.insert("inStep".into(), json!(in_step));
+            entry.insert("lastSync".into(), json!(last.as_ref().map(|e| e.at)));
+            entry.insert("lastResult".into(), json!(last.as_ref().map(result_name)));
+            Value::Object(entry)
+        })
+        .collect();
+    // Addresses given by hand where no poi has answered yet: listed, so the performer sees
+    // the poi they added is not there.
+    let manual = node.manual_peers.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for addr in manual.into_iter().filter(|a| !peers.iter().any(|p| p.addr == *a)) {
+        let mut entry = status_fields(None);
+        entry.insert("deviceId".into(), Value::Null);
+        entry.insert("deviceName".into(), Value::Null);
+        entry.insert("address".into(), json!(addr.to_string()));
+        entry.insert("reachable".into(), json!(false));
+        entry.insert("battery".into(), Value::Null);
+        entry.insert("inStep".into(), json!(false));
+        entry.insert("lastSync".into(), Value::Null);
+        entry.insert("lastResult".into(), Value::Null);
+        listed.push(Value::Object(entry));
+    }
+    Json(json!({
+        "self": {
+            "deviceId": config.device_id.to_string(),
+            "deviceName": config.device_name,
+            "address": node.addr.to_string(),
+            "mode": settings.selection.mode as u8,
+            "index": settings.selection.index,
+            "imageId": image_id_json(image),
+            "brightness": settings.brightness,
+            "syncMode": config.sync_mode,
+            "powerMode": config.power_mode,
+            "battery": null,
+            "inStep": clock.standing == Standing::InStep,
+        },
+        "peers": listed,
+    }))
 }
 
 async fn no_wifi() -> ApiError {

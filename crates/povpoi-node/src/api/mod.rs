@@ -119,6 +119,7 @@ impl From<povpoi_core::sync::Error> for ApiError {
         let status = match &e {
             E::Invalid(_) => StatusCode::BAD_REQUEST,
             E::NotFound(_) => StatusCode::NOT_FOUND,
+            E::NoFreeSlot(_) => StatusCode::CONFLICT,
             E::PixelsMissing(_) | E::GroupMismatch { .. } | E::ForeignHistory => StatusCode::CONFLICT,
             E::UnsupportedProtocol(_) | E::BadRecord(_) | E::Protocol(_) | E::Refused(_) => StatusCode::BAD_REQUEST,
             E::Storage(full) if full.disk_full => return ApiError::insufficient_storage(full.message.clone()),

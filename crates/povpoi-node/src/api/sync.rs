@@ -363,6 +363,35 @@ fn version_name(dot: povpoi_core::sync::Dot) -> String {
     format!("{}:{}", dot.replica, dot.seq)
 }
 
+/// A version's value in the shape the API already gives that kind: an image as
+/// `{id, name, width, height}`, a pattern as `GET /api/patterns/{slot}`, a sequence as
+/// `GET /api/sequences/{slot}`; null for a deletion.
+fn value_json(key: Key, value: &povpoi_core::sync::Value) -> Value {
+    use povpoi_core::sync::Value as V;
+    match (key, value) {
+        (Key::Image(id), V::Image(meta)) => json!({
+            "id": id.to_string(),
+            "name": meta.name(),
+            "width": meta.width(),
+            "height": meta.height(),
+        }),
+        (Key::Pattern(slot), V::Pattern(pattern)) => super::content::pattern_json(slot, pattern),
+        (Key::Sequence(slot), V::Sequence(sequence)) => super::content::sequence_json(slot, sequence),
+        _ => Value::Null,
+    }
+}
+
+/// `kind` and `id` or `slot` of a conflicted item, merged into its listing.
+fn item_json(key: Key) -> Value {
+    match key {
+        Key::Image(id) => json!({ "kind": "image", "id": id.to_string() }),
+        Key::Pattern(slot) => json!({ "kind": "pattern", "slot": slot }),
+        Key::Sequence(slot) => json!({ "kind": "sequence", "slot": slot }),
+        // Settings settle silently and never show up as conflicts.
+        _ => json!({ "kind": "setting" }),
+    }
+}
+
 async fn conflicts(State(node): State<AppState>) -> Json<Value> {
     let list: Vec<Value> = node.library.read(|poi| {
         poi.conflicts()
@@ -372,12 +401,16 @@ async fn conflicts(State(node): State<AppState>) -> Json<Value> {
                         "version": version_name(r.dot),
                         "timestamp": r.stamp.millis,
                         "shown": shown,
-                        "value": format!("{:?}", r.value),
+                        "deleted": r.value.is_deleted(),
+                        "value": value_json(c.key, &r.value),
                     })
                 };
                 let mut versions = vec![describe(c.winner, true)];
                 versions.extend(c.copies.iter().map(|r| describe(r, false)));
-                json!({ "item": c.key.to_string(), "versions": versions })
+                let mut item = item_json(c.key);
+                item["item"] = json!(c.key.to_string());
+                item["versions"] = json!(versions);
+                item
             })
             .collect()
     });
@@ -385,32 +418,66 @@ async fn conflicts(State(node): State<AppState>) -> Json<Value> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ResolveRequest {
-    item: String,
-    keep: String,
+    item: Option<Value>,
+    keep: Option<Value>,
+    keep_both: Option<Value>,
+}
+
+/// How a conflict is settled.
+enum Settle {
+    /// Keep this version (its name as listed) and drop the others.
+    Keep(String),
+    /// Keep the shown version in place and every other one as a new item.
+    Both,
 }
 
 async fn resolve(
     State(node): State<AppState>,
     JsonBody(ask): JsonBody<ResolveRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let found = node.library.read(|poi| {
-        poi.conflicts().find(|c| c.key.to_string() == ask.item).map(|c| {
-            let dot = std::iter::once(c.winner)
-                .chain(c.copies.iter().copied())
-                .find(|r| version_name(r.dot) == ask.keep)
-                .map(|r| r.dot);
-            (c.key, dot)
-        })
-    });
-    let Some((key, dot)) = found else {
-        return Err(ApiError::not_found(format!("no conflict on {:?}: see GET /api/sync/conflicts", ask.item)));
+    let item = match ask.item {
+        Some(Value::String(item)) => item,
+        _ => return Err(ApiError::bad_request("item is missing: send the item as GET /api/sync/conflicts lists it")),
     };
-    let dot = dot.ok_or_else(|| ApiError::not_found(format!("{:?} has no version {:?}", ask.item, ask.keep)))?;
+    let settle = match (ask.keep.filter(|v| !v.is_null()), ask.keep_both.filter(|v| !v.is_null())) {
+        (Some(Value::String(keep)), None) => Settle::Keep(keep),
+        (None, Some(Value::Bool(true))) => Settle::Both,
+        (Some(_), Some(_)) => return Err(ApiError::bad_request("send keep or keepBoth, not both")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "send keep (a version string from GET /api/sync/conflicts) or keepBoth: true",
+            ));
+        }
+    };
     let cue = node.cue();
-    node.library.write(Origin::Local, move |poi| poi.resolve(key, dot, now_ms(), cue)).await?;
-    Ok(super::ok("conflict resolved"))
+    // Found and settled under one hold of the library, so a merge in between cannot change
+    // which versions there are.
+    let added = node
+        .library
+        .write(Origin::Local, move |poi| -> Result<Vec<Key>, ApiError> {
+            let Some(conflict) = poi.conflicts().find(|c| c.key.to_string() == item) else {
+                return Err(ApiError::not_found(format!("no conflict on {item:?}: see GET /api/sync/conflicts")));
+            };
+            let key = conflict.key;
+            match settle {
+                Settle::Keep(keep) => {
+                    let dot = std::iter::once(conflict.winner)
+                        .chain(conflict.copies.iter().copied())
+                        .find(|r| version_name(r.dot) == keep)
+                        .map(|r| r.dot)
+                        .ok_or_else(|| ApiError::not_found(format!("{item:?} has no version {keep:?}")))?;
+                    poi.resolve(key, dot, now_ms(), cue)?;
+                    Ok(Vec::new())
+                }
+                // No empty slot for the other version is a 409 saying to clear one.
+                Settle::Both => Ok(poi.keep_both(key, now_ms(), cue)?),
+            }
+        })
+        .await?;
+    let added: Vec<Value> = added.into_iter().map(item_json).collect();
+    Ok(Json(json!({ "status": "ok", "message": "conflict resolved", "added": added })))
 }
 
 async fn peers(State(node): State<AppState>) -> Json<Value> {
