@@ -681,6 +681,42 @@ async fn pictures_in_any_format_are_converted_and_items_previewed() {
     }
 }
 
+/// The upload form takes the converter's options (flip, rotate, contrast) as `povpoi
+/// convert` does, and a refused file is named once, with no list repeated after the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_options_turn_the_picture_and_errors_say_it_once() {
+    use povpoi_media::image::{ImageFormat, Rgb, RgbImage};
+    let poi = Poi::start().await;
+    // 32 x 64, red on the left half: rotated 90° it becomes 64 x 32 (at 32 LEDs, no scaling).
+    let picture = RgbImage::from_fn(32, 64, |x, _| if x < 16 { Rgb([255, 0, 0]) } else { Rgb([0, 0, 255]) });
+    let mut png = std::io::Cursor::new(Vec::new());
+    picture.write_to(&mut png, ImageFormat::Png).unwrap();
+    let png = png.into_inner();
+    let pixels_of = |answer: &Value| format!("/api/images/{}/pixels", answer["id"].as_str().unwrap());
+
+    let (code, plain) = poi.upload(&[Part("file", Some(b"half.png"), &png)]).await;
+    assert_eq!((code, &plain["width"], &plain["height"]), (200, &json!(16), &json!(32)), "{plain}");
+    let (code, turned) = poi
+        .upload(&[Part("rotate", None, b"90"), Part("flipV", None, b"on"), Part("file", Some(b"half.png"), &png)])
+        .await;
+    assert_eq!((code, &turned["width"], &turned["height"]), (200, &json!(64), &json!(32)), "{turned}");
+    let (_, bytes) = poi.send(Method::GET, &pixels_of(&turned), None, vec![]).await;
+    // Turned clockwise, the red left half is on top: rows 0-15; flipped, rows 16-31 (LED 16 on).
+    let row_red = |y: usize| bytes[y * 64 * 3] == 255 && bytes[y * 64 * 3 + 2] == 0;
+    assert!(!row_red(0) && row_red(31), "rotate 90 then flip LEDs: red ends at the tip");
+
+    for (field, value) in [("rotate", &b"45"[..]), ("flipH", b"maybe")] {
+        let (code, answer) = poi.upload(&[Part(field, None, value), Part("file", Some(b"half.png"), &png)]).await;
+        let error = answer["error"].as_str().unwrap();
+        assert!(code == 400 && error.contains(field), "{field}: {code} {answer}");
+    }
+    let (code, answer) = poi.upload(&[Part("file", Some(b"notes.txt"), b"just text")]).await;
+    let error = answer["error"].as_str().unwrap();
+    assert_eq!(code, 400);
+    assert_eq!(error.matches("notes.txt").count(), 1, "the file is named once: {error}");
+    assert_eq!(error.matches("PNG").count(), 1, "the formats are listed once: {error}");
+}
+
 /// `/api/clock` on a poi with nobody to sync with: show time and host time read together,
 /// a timeline of its own, alone; the page shows the standing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -157,7 +157,18 @@ fn has_raw_filename(headers: &axum::http::HeaderMap) -> bool {
     })
 }
 
-/// `POST /api/image`: one raw RGB file named `image_WxH.rgb`, an optional `name` field.
+/// Whether a form's text field says yes: `true`, `1` or `on` (a checked HTML checkbox).
+fn form_flag(field: &str, text: &str) -> Result<bool, ApiError> {
+    match text.trim() {
+        "true" | "1" | "on" => Ok(true),
+        "false" | "0" | "off" | "" => Ok(false),
+        other => Err(ApiError::bad_request(format!("{field} must be true or false, not {other:?}"))),
+    }
+}
+
+/// `POST /api/image`: one file (a picture, or raw RGB named `image_WxH.rgb`), and optional
+/// text fields `name`, and the converter's `flipH`, `flipV`, `rotate` (0, 90, 180, 270) and
+/// `contrast`, as `povpoi convert` takes them.
 async fn upload(
     State(node): State<AppState>,
     form: Result<Multipart, MultipartRejection>,
@@ -167,6 +178,8 @@ async fn upload(
     })?;
     let mut file: Option<(String, Bytes)> = None;
     let mut name: Option<String> = None;
+    let mut options = povpoi_media::ConvertOptions::for_leds(node.display.leds.min(MAX_HEIGHT));
+    let mut transformed = false;
     while let Some(field) = form.next_field().await.map_err(|e| multipart_error(&e))? {
         let filename = field.file_name().map(str::to_owned);
         if filename.is_none() && has_raw_filename(field.headers()) {
@@ -181,10 +194,18 @@ async fn upload(
                 }
                 file = Some((filename, bytes));
             }
-            None if field_name.as_deref() == Some("name") => {
+            None if matches!(field_name.as_deref(), Some("name" | "flipH" | "flipV" | "rotate" | "contrast")) => {
+                let field = field_name.unwrap_or_default();
                 let text = String::from_utf8(bytes.to_vec())
-                    .map_err(|_| ApiError::bad_request("the name field is not UTF-8 text"))?;
-                name = Some(text);
+                    .map_err(|_| ApiError::bad_request(format!("the {field} field is not UTF-8 text")))?;
+                match field.as_str() {
+                    "name" => name = Some(text),
+                    "flipH" => options.flip_h = form_flag(&field, &text)?,
+                    "flipV" => options.flip_v = form_flag(&field, &text)?,
+                    "contrast" => options.contrast = form_flag(&field, &text)?,
+                    _ => options.rotate = text.parse().map_err(|e| ApiError::bad_request(format!("rotate: {e}")))?,
+                }
+                transformed = options.flip_h || options.flip_v || options.contrast || options.rotate.degrees() != 0;
             }
             // Other text fields (a form's submit button, say) carry nothing we use.
             None => {}
@@ -200,8 +221,9 @@ async fn upload(
             "file name {filename:?} looks like a path: send the bare name image_<width>x<height>.rgb"
         )));
     }
-    if !filename.to_ascii_lowercase().ends_with(".rgb") {
-        return store_converted(&node, filename, pixels, name).await;
+    // A raw file with picture options goes through the converter too (it reads image_WxH.rgb).
+    if transformed || !filename.to_ascii_lowercase().ends_with(".rgb") {
+        return store_converted(&node, filename, pixels, name, options).await;
     }
     let (width, height) = size_from_filename(&filename)?;
     if width > u64::from(MAX_WIDTH) || height > u64::from(MAX_HEIGHT) {
@@ -234,18 +256,18 @@ async fn store_converted(
     filename: String,
     bytes: Bytes,
     name: Option<String>,
+    options: povpoi_media::ConvertOptions,
 ) -> Result<Json<Value>, ApiError> {
-    let leds = node.display.leds.min(MAX_HEIGHT);
     let file = filename.clone();
     let _turn = super::HEAVY_WORK.acquire().await.map_err(|e| ApiError::internal(e.to_string()))?;
-    let picture = tokio::task::spawn_blocking(move || {
-        povpoi_media::convert(&bytes, &file, &povpoi_media::ConvertOptions::for_leds(leds))
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("conversion failed: {e}")))?
-    .map_err(|e| {
-        ApiError::bad_request(format!("{filename}: {e} (send PNG, JPEG, GIF, BMP, WebP, .pov or image_WxH.rgb)"))
-    })?;
+    let picture = tokio::task::spawn_blocking(move || povpoi_media::convert(&bytes, &file, &options))
+        .await
+        .map_err(|e| ApiError::internal(format!("conversion failed: {e}")))?
+        .map_err(|e| {
+            // The converter's message says what to do (and names the file where that helps).
+            let why = e.to_string();
+            ApiError::bad_request(if why.starts_with(&filename) { why } else { format!("{filename}: {why}") })
+        })?;
     let name = match name.filter(|n| !n.is_empty()) {
         Some(name) => name,
         None => filename.rsplit_once('.').map_or(filename.as_str(), |(stem, _)| stem).to_owned(),
