@@ -425,11 +425,15 @@ async fn peer_command(
     JsonBody(mut body): JsonBody<Map<String, Value>>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let cmd = match body.remove("cmd") {
-        Some(Value::String(cmd)) if matches!(cmd.as_str(), "mode" | "pattern" | "brightness" | "framerate") => cmd,
+        Some(Value::String(cmd))
+            if matches!(cmd.as_str(), "mode" | "pattern" | "brightness" | "framerate" | "identify") =>
+        {
+            cmd
+        }
         other => {
             let got = other.as_ref().map_or_else(|| "nothing".to_owned(), shown);
             return Err(ApiError::bad_request(format!(
-                "cmd must be \"mode\", \"pattern\", \"brightness\" or \"framerate\", not {got}"
+                "cmd must be \"mode\", \"pattern\", \"brightness\", \"framerate\" or \"identify\", not {got}"
             )));
         }
     };

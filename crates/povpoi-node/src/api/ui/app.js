@@ -531,7 +531,7 @@ function member(m, self) {
 }
 async function identify(m, self) {
   if (self) await api("POST", "/api/identify", { seconds: 3 });
-  else await api("POST", "/api/multipoi/peercmd", { cmd: "identify", target: m.deviceId });
+  else await api("POST", "/api/multipoi/peercmd", { cmd: "identify", peer: m.deviceId, seconds: 3 });
   toast(m.deviceName + " flashes for 3 s");
 }
 async function loadGroup() {
