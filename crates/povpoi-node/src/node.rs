@@ -428,6 +428,7 @@ impl Node {
         tasks.push(tokio::spawn(expire_peers(state.clone(), stopping.clone())));
         tasks.push(tokio::spawn(auto_sync(state.clone(), stopping.clone())));
         tasks.push(tokio::spawn(show_clock::serve(state.clone(), clock_socket, stopping.clone())));
+        tasks.push(tokio::spawn(prune_thumbnails(state.clone(), stopping.clone())));
         tasks.push(tokio::spawn(serve(listener, state.clone(), stopping)));
         let player = Player::start(state.clone(), outputs, renderer, options.audio);
         let config = state.config().clone();
@@ -528,6 +529,34 @@ async fn readvertise_on_change(state: Arc<NodeState>, mut stopping: watch::Recei
         tokio::time::sleep(Duration::from_millis(200)).await;
         changes.mark_unchanged();
         state.readvertise();
+    }
+}
+
+/// Keeps the thumbnail cache to the pixels the library uses: at start and after each burst
+/// of changes (a delete here or by a peer).
+async fn prune_thumbnails(state: Arc<NodeState>, mut stopping: watch::Receiver<bool>) {
+    let mut changes = state.library.changes();
+    let mut starting = true;
+    loop {
+        let node = state.clone();
+        let pruned = tokio::task::spawn_blocking(move || {
+            crate::library::prune_thumbnails(&node.data_dir, &node.library, starting)
+        })
+        .await;
+        match pruned {
+            Ok(Ok(removed)) if removed > 0 => tracing::debug!(removed, "thumbnails of gone images removed"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot clean the thumbnail cache"),
+            Err(e) => tracing::warn!(error = %e, "the thumbnail clean-up failed"),
+        }
+        starting = false;
+        tokio::select! {
+            _ = stopped(&mut stopping) => return,
+            changed = changes.changed() => if changed.is_err() { return },
+        }
+        // Coalesce bursts: a sync merges many records at once.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        changes.mark_unchanged();
     }
 }
 

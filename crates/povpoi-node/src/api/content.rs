@@ -79,13 +79,13 @@ fn image_json(
     })
 }
 
-fn parse_image_id(text: &str) -> Result<ImageId, ApiError> {
+pub(super) fn parse_image_id(text: &str) -> Result<ImageId, ApiError> {
     text.parse().map_err(|_| {
         ApiError::bad_request(format!("{text:?} is not an image id (like 0123456789abcdef-1): see GET /api/images"))
     })
 }
 
-fn no_image(id: impl std::fmt::Display) -> ApiError {
+pub(super) fn no_image(id: impl std::fmt::Display) -> ApiError {
     ApiError::not_found(format!("no image {id}: see GET /api/images"))
 }
 

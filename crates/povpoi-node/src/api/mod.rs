@@ -28,6 +28,7 @@ mod device;
 mod display;
 mod events;
 mod sync;
+mod thumbnail;
 mod ui;
 
 /// One CPU-heavy job (a picture conversion, a preview) at a time: a few parallel requests
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .merge(events::routes())
         .merge(control::routes())
         .merge(content::routes())
+        .merge(thumbnail::routes())
         .merge(ui::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
