@@ -27,7 +27,7 @@ use crate::library::{Library, now_ms};
 use crate::output::sim::SimStrip;
 use crate::output::{Output, OutputSpec};
 use crate::peers::{Change, Peer, PeerTable, Source};
-use crate::player::{AudioChoice, Player, PlayerStats};
+use crate::player::{AudioChoice, Identify, Player, PlayerStats};
 use crate::show_clock::{self, OwnClock, ShowTime};
 use crate::storage::DirStorage;
 use crate::{api, sync_client};
@@ -140,6 +140,8 @@ pub struct NodeState {
     pub display: Display,
     /// The frame loop's counters.
     pub player_stats: PlayerStats,
+    /// The identify flash (`POST /api/identify`).
+    pub identify: Identify,
     /// The show clock the player renders by.
     pub show: ShowTime,
     /// The request bodies held now (see [`crate::memory`]).
@@ -404,6 +406,7 @@ impl Node {
             rediscover: Notify::new(),
             display,
             player_stats: PlayerStats::default(),
+            identify: Identify::default(),
             show: ShowTime::new(device_id, OwnClock::new(options.clock_offset_ms, options.clock_rate_ppm)),
             bodies: crate::memory::BodyBudget::default(),
             push_rounds: Mutex::new(VecDeque::new()),

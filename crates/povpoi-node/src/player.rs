@@ -13,7 +13,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use povpoi_core::model::Selection;
 use povpoi_core::model::{
@@ -63,6 +63,52 @@ impl AudioChoice {
             AudioChoice::Test => Box::new(TestSignal),
         }
     }
+}
+
+/// Level of each channel of the identify flash: a quarter of full white, plainly visible
+/// across a room without the current of a whole strip at full white.
+pub const IDENTIFY_LEVEL: u8 = 64;
+/// The identify flash is lit for this long, then dark for as long: four flashes a second.
+pub const IDENTIFY_HALF_PERIOD: Duration = Duration::from_millis(125);
+
+/// `POST /api/identify`: the strip flashes over whatever plays until a deadline, so a
+/// performer can tell which poi of a troupe a card in the web UI is.
+#[derive(Debug, Default)]
+pub struct Identify(Mutex<Option<(Instant, Instant)>>);
+
+impl Identify {
+    /// Flashes from now for `length` (a new call starts over).
+    pub fn start(&self, length: Duration) {
+        let now = Instant::now();
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((now, now + length));
+    }
+
+    /// Some(lit) while flashing (whether the flash is lit at `now`), None otherwise.
+    pub fn phase(&self, now: Instant) -> Option<bool> {
+        let mut flashing = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let (started, until) = (*flashing)?;
+        if now >= until {
+            *flashing = None;
+            return None;
+        }
+        let half = IDENTIFY_HALF_PERIOD.as_nanos().max(1);
+        Some((now.saturating_duration_since(started).as_nanos() / half).is_multiple_of(2))
+    }
+}
+
+/// The column of the identify flash, lit or dark.
+fn identify_column(column: &mut [Rgb], lit: bool) {
+    let level = if lit { IDENTIFY_LEVEL } else { 0 };
+    column.fill(Rgb::new(level, level, level));
+}
+
+/// What a mirroring output (the Teensy, which renders itself) is sent while flashing: the
+/// flash as a live column at full brightness, so the board's own brightness setting cannot
+/// hide it; the show is sent again once the flash is over.
+fn identify_show(show: &Show, lit: bool) -> Show {
+    let mut column = vec![Rgb::default(); usize::from(povpoi_core::render::DEFAULT_LEDS)];
+    identify_column(&mut column, lit);
+    Show { mode: Mode::Live, brightness: 255, live: Some(column), ..show.clone() }
 }
 
 /// How often the player looks again for pixels that have not arrived yet, µs of show time.
@@ -473,10 +519,13 @@ fn run(
             }
         }
         playing.show.live = (playing.show.mode == Mode::Live).then(|| live.clone());
-        if sent.as_ref() != Some(&playing.show) && now >= retry_outputs_at {
+        let flash = state.identify.phase(Instant::now());
+        let flashing = flash.map(|lit| identify_show(&playing.show, lit));
+        let show = flashing.as_ref().unwrap_or(&playing.show);
+        if sent.as_ref() != Some(show) && now >= retry_outputs_at {
             let mut all_took_it = true;
             for output in &mut outputs {
-                if let Err(e) = output.show_changed(&playing.show) {
+                if let Err(e) = output.show_changed(show) {
                     note_error(state, output.as_ref(), &e);
                     all_took_it = false;
                 }
@@ -484,7 +533,7 @@ fn run(
             // A board that failed half-way (unplugged, rebooting) is sent the show again
             // a second later rather than left with part of it.
             if all_took_it {
-                sent = Some(playing.show.clone());
+                sent = Some(show.clone());
             } else {
                 sent = None;
                 retry_outputs_at = now + 1_000_000;
@@ -510,6 +559,9 @@ fn run(
                 &mut column,
             );
             finish_for(playing.show.mode, playing.show.brightness).apply(&mut column);
+            if let Some(lit) = flash {
+                identify_column(&mut column, lit);
+            }
             for output in outputs.iter_mut().filter(|o| o.wants_columns()) {
                 if let Err(e) = output.column(&column) {
                     note_error(state, output.as_ref(), &e);
@@ -522,6 +574,10 @@ fn run(
                 state.player_stats.note_cue(CueShown { cue_us: cue.0, show_us: at, host_us: host_time_us() });
             }
             wake = ((k + 1) * 1_000_000).div_ceil(u128::from(fps)) as u64;
+            // At a low frame rate the flash still goes on and off on time.
+            if flash.is_some() {
+                wake = wake.min(now + IDENTIFY_HALF_PERIOD.as_micros() as u64);
+            }
         }
         // A cue before the next column wakes the loop for a mirroring output (the Teensy
         // is sent a change at its cue); column outputs switch on the column boundary after it.

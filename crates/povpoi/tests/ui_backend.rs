@@ -3,8 +3,10 @@
 
 mod support;
 
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use povpoi_media::image;
 use reqwest::Method;
@@ -87,4 +89,126 @@ fn a_thumbnail_is_served_on_a_full_disk_without_being_cached() {
     assert_eq!(picture.dimensions(), (64, 32), "small enough already: not enlarged");
     assert!(!cache_file(&data_dir, &images(&lab.client, a)[0]).exists(), "nothing cached on a full disk");
     assert!(temp_files_under(&data_dir).is_empty(), "left behind: {:?}", temp_files_under(&data_dir));
+}
+
+/// What a column of the sim strip shows, as `/api/strip` gives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Seen {
+    /// Every LED at the identify flash's white.
+    Flash,
+    /// Every LED dark.
+    Dark,
+    /// The green test image (no red, no blue, some green).
+    Green,
+    Other,
+}
+
+fn classify(column: &str) -> Seen {
+    let bytes: Vec<u8> = (0..column.len() / 2).map(|i| u8::from_str_radix(&column[2 * i..2 * i + 2], 16).unwrap()).collect();
+    let leds: Vec<&[u8]> = bytes.chunks(3).collect();
+    if leds.iter().all(|c| *c == [64, 64, 64]) {
+        Seen::Flash
+    } else if leds.iter().all(|c| *c == [0, 0, 0]) {
+        Seen::Dark
+    } else if leds.iter().all(|c| c[0] == 0 && c[2] == 0 && c[1] > 0) {
+        Seen::Green
+    } else {
+        Seen::Other
+    }
+}
+
+/// The columns the sim strip showed after column `after`, classified, and the last number.
+fn strip_since(client: &Client, addr: SocketAddr, after: u64) -> (Vec<Seen>, u64, u64) {
+    let strip = client.get_ok(addr, &format!("/api/strip?after={after}"));
+    let columns = strip["columns"].as_array().unwrap().iter().map(|c| classify(c.as_str().unwrap())).collect();
+    (columns, strip["shown"].as_u64().unwrap(), strip["leds"].as_u64().unwrap())
+}
+
+/// Opens `/api/events` on `addr`, runs `then` once the stream is open, and gives the first
+/// `data:` line of an event named `name` (panics after 5 s).
+fn event_after(addr: SocketAddr, name: &str, then: impl FnOnce()) -> Value {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    write!(stream, "GET /api/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut text = String::new();
+    let mut then = Some(then);
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        if let Ok(n) = stream.read(&mut buf) {
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        // The handler has subscribed once the answer's head is out.
+        if text.contains("\r\n\r\n") && let Some(then) = then.take() {
+            assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+            then();
+        }
+        if let Some(at) = text.find(&format!("event: {name}\n"))
+            && let Some(data) = text[at..].split('\n').find_map(|l| l.strip_prefix("data: "))
+            && text[at..].contains(&format!("data: {data}\n"))
+        {
+            return serde_json::from_str(data).unwrap();
+        }
+    }
+    panic!("no {name} event within 5 s; the stream said: {text}");
+}
+
+#[test]
+fn identify_flashes_over_the_show_then_resumes_and_tells_watchers() {
+    let mut lab = Lab::loopback(1);
+    let a = lab.start(0);
+    let client = &lab.client;
+    let green: Vec<u8> = (0..4 * 32).flat_map(|_| [0, 255, 0]).collect();
+    client.upload_ok(a, Some("green"), 4, 32, &green);
+    let mut shown = wait_for("the green image plays", Duration::from_secs(5), || {
+        let (columns, shown, _) = strip_since(client, a, 0);
+        (columns.last() == Some(&Seen::Green)).then_some(shown)
+    });
+
+    // Refused asks start nothing.
+    for bad in [json!({ "seconds": 0 }), json!({ "seconds": 11 }), json!({ "seconds": "2" }), json!({ "secs": 2 })] {
+        let (status, answer) = client.post_json(a, "/api/identify", &bad);
+        assert_eq!(status, 400, "{bad}: {answer}");
+    }
+    let (status, answer) = client.post_json(a, "/api/identify", &json!({ "seconds": 0 }));
+    assert!(answer["error"].as_str().unwrap().contains("seconds must be an integer 1-10"), "{status} {answer}");
+    std::thread::sleep(Duration::from_millis(300));
+    let (columns, now, _) = strip_since(client, a, shown);
+    assert!(!columns.is_empty() && columns.iter().all(|c| *c == Seen::Green), "{columns:?}");
+    shown = now;
+
+    let device_id = client.get_ok(a, "/api/device/config")["deviceId"].clone();
+    let event = event_after(a, "identify", || {
+        let answer = client.post_ok(a, "/api/identify", &json!({ "seconds": 1 }));
+        assert_eq!((&answer["seconds"], &answer["deviceId"]), (&json!(1), &device_id), "{answer}");
+    });
+    assert_eq!(event["type"], "identify");
+    assert_eq!((&event["deviceId"], &event["seconds"]), (&device_id, &json!(1)), "{event}");
+    assert_eq!(event["deviceName"], "poi-a");
+
+    // Flash, dark, flash... for a second, then the image again, and no more flashes.
+    let mut seen = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(4) {
+        let (columns, now, _) = strip_since(client, a, shown);
+        shown = now;
+        seen.extend(columns);
+        let flashed = seen.iter().position(|c| *c == Seen::Flash);
+        if let Some(first) = flashed
+            && seen[first..].iter().rev().take_while(|c| **c == Seen::Green).count() >= 30
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let first = seen.iter().position(|c| *c == Seen::Flash).unwrap_or_else(|| panic!("no flash: {seen:?}"));
+    let last = seen.iter().rposition(|c| *c == Seen::Flash).unwrap();
+    assert!(seen[first..last].contains(&Seen::Dark), "lit and dark in turn: {seen:?}");
+    assert!(seen[first..=last].iter().all(|c| matches!(c, Seen::Flash | Seen::Dark)), "{seen:?}");
+    let after: Vec<Seen> = seen[last + 1..].iter().copied().skip_while(|c| *c == Seen::Dark).collect();
+    assert!(after.len() >= 30 && after.iter().all(|c| *c == Seen::Green), "then the show: {seen:?}");
+
+    // No body: the default three seconds.
+    let (status, answer) = client.post_empty(a, "/api/identify");
+    assert_eq!((status, &answer["seconds"]), (200, &json!(3)), "{answer}");
 }

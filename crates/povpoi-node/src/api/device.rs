@@ -1,18 +1,53 @@
-//! `/api/device/config`: who this poi is and how it syncs.
+//! `/api/device/config`: who this poi is, how it syncs and what strip it drives;
+//! `/api/identify`: flash this poi's strip so a performer can find it.
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
-use super::{ApiError, AppState, JsonBody, ok};
+use super::control::int_in;
+use super::{ApiError, AppState, JsonBody, RawBody, ok, parse_json};
+use crate::events::Event;
 use crate::config::{self, GroupKey};
 use crate::library::Origin;
 
 pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/api/device/config", get(get_config).post(set_config))
+    Router::new()
+        .route("/api/device/config", get(get_config).post(set_config))
+        .route("/api/identify", post(identify))
+}
+
+/// Seconds a poi flashes when not told.
+pub const IDENTIFY_DEFAULT_S: u64 = 3;
+/// Longest flash asked for: long enough to walk up to a poi, short enough not to spoil a show.
+pub const IDENTIFY_MAX_S: u64 = 10;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentifyRequest {
+    seconds: Option<Value>,
+}
+
+/// `POST /api/identify` (`{"seconds": 1-10}`, or no body for 3 s): the strip flashes white
+/// and dark four times a second over whatever plays, then the show goes on; watchers of the
+/// event stream get an `identify` event.
+async fn identify(State(node): State<AppState>, RawBody(body): RawBody) -> Result<Json<Value>, ApiError> {
+    let seconds = if body.iter().all(u8::is_ascii_whitespace) {
+        IDENTIFY_DEFAULT_S
+    } else {
+        let ask: IdentifyRequest = parse_json(&body)?;
+        int_in(ask.seconds.as_ref(), "seconds", 1, IDENTIFY_MAX_S)?.unwrap_or(IDENTIFY_DEFAULT_S)
+    };
+    node.identify.start(std::time::Duration::from_secs(seconds));
+    let (device_id, device_name) = {
+        let c = node.config();
+        (c.device_id.to_string(), c.device_name.clone())
+    };
+    node.events.send(Event::Identify { device_id: device_id.clone(), device_name, seconds });
+    Ok(Json(json!({ "status": "ok", "deviceId": device_id, "seconds": seconds })))
 }
 
 async fn get_config(State(node): State<AppState>) -> Json<Value> {
