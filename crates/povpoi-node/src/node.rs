@@ -5,13 +5,13 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use povpoi_core::device::{DeviceId, ReplicaId};
 use povpoi_core::model::Rgb;
-use povpoi_core::render::{DEFAULT_LEDS, Renderer};
+use povpoi_core::render::Renderer;
 use povpoi_core::show::{Cue, lead_us};
 use povpoi_core::sync::{Categories, Direction, Identity, PROTOCOL_VERSION, SyncOptions};
 use tokio::net::{TcpListener, UdpSocket};
@@ -64,8 +64,9 @@ pub struct NodeOptions {
     pub peer_timeout: Duration,
     /// Where the show goes.
     pub output: OutputSpec,
-    /// LEDs on the strip.
-    pub leds: u16,
+    /// LEDs on the strip (1-144), stored as the poi's `ledCount`; None: the stored count
+    /// (32 at first start).
+    pub leds: Option<u16>,
     /// Sound level source of the audio-reactive patterns.
     pub audio: AudioChoice,
     /// The own clock the show clock starts from reads this many ms at start (as if the
@@ -87,7 +88,7 @@ impl NodeOptions {
             peers: Vec::new(),
             peer_timeout: Duration::from_secs(120),
             output: OutputSpec::Sim,
-            leds: DEFAULT_LEDS,
+            leds: None,
             audio: AudioChoice::None,
             clock_offset_ms: 0,
             clock_rate_ppm: 0.0,
@@ -95,11 +96,33 @@ impl NodeOptions {
     }
 }
 
+/// The LED count the strip plays now, shared by the handlers; it follows the configuration's
+/// `ledCount` (see [`NodeState::update_config`]).
+#[derive(Clone, Debug, Default)]
+pub struct LedCount(Arc<AtomicU16>);
+
+impl LedCount {
+    /// LEDs per column now.
+    pub fn get(&self) -> u16 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, leds: u16) {
+        self.0.store(leds, Ordering::Relaxed);
+    }
+}
+
+impl serde::Serialize for LedCount {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u16(self.get())
+    }
+}
+
 /// The poi's LEDs as the API describes them.
 #[derive(Clone, Debug)]
 pub struct Display {
     /// LEDs per column.
-    pub leds: u16,
+    pub leds: LedCount,
     /// The output, described (`sim`, `apa102 /dev/spidev0.0`...).
     pub output: String,
     /// The in-memory strip, when the output is `sim`.
@@ -173,6 +196,7 @@ impl NodeState {
         change(&mut next);
         next.save(&self.data_dir)?;
         *config = next;
+        self.display.leds.set(config.led_count);
         drop(config);
         self.kick.notify_one();
         self.readvertise();
@@ -322,6 +346,13 @@ impl Node {
             config::check_label("--group", group)?;
             config.sync_group = group.clone();
         }
+        if let Some(leds) = options.leds {
+            config::check_led_count(leds.into()).map_err(|e| format!("--leds: {e}"))?;
+            config.led_count = leds;
+        }
+        if let OutputSpec::Apa102 { order: Some(order), .. } = &options.output {
+            config.color_order = *order;
+        }
         let library_dir = dir.join(crate::storage::LIBRARY_DIR);
         let storage = DirStorage::open(&library_dir).map_err(|e| format!("cannot open the store: {e}"))?;
         if stored.as_ref() != Some(&config)
@@ -374,16 +405,24 @@ impl Node {
         manual.extend(options.peers.iter().copied());
         manual.sort();
         manual.dedup();
-        let renderer = Renderer::new(options.leds).map_err(|e| format!("--leds: {e}"))?;
+        let renderer = Renderer::new(config.led_count).map_err(|e| format!("ledCount: {e}"))?;
         let (outputs, strip): (Vec<Box<dyn Output>>, _) = match &options.output {
             OutputSpec::Sim => {
                 let strip = SimStrip::default();
                 (vec![Box::new(strip.clone())], Some(strip))
             }
-            other => (vec![other.open(options.leds)?], None),
+            OutputSpec::Apa102 { device, clock_hz, .. } => {
+                // The stored order: the flag's, when it named one, was stored above.
+                let spec =
+                    OutputSpec::Apa102 { device: device.clone(), clock_hz: *clock_hz, order: Some(config.color_order) };
+                (vec![spec.open(config.led_count)?], None)
+            }
+            other => (vec![other.open(config.led_count)?], None),
         };
+        let leds = LedCount::default();
+        leds.set(config.led_count);
         let display = Display {
-            leds: options.leds,
+            leds,
             output: outputs.iter().map(|o| o.describe()).collect::<Vec<_>>().join(", "),
             strip,
         };

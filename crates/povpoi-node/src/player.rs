@@ -19,7 +19,9 @@ use povpoi_core::model::Selection;
 use povpoi_core::model::{
     ImageId, Mode, PATTERN_SLOTS, Pattern, Rgb, SEQUENCE_SLOTS, Sequence, SequenceTarget, Settings,
 };
-use povpoi_core::render::{AudioSource, Constant, Content, Finish, ImageView, Program, Renderer, Silence, TestSignal};
+use povpoi_core::render::{
+    AudioSource, Constant, Content, Finish, ImageView, Program, Renderer, Silence, TestSignal,
+};
 use povpoi_core::show::{Cue, Staged};
 use povpoi_core::sync::Key;
 
@@ -480,7 +482,7 @@ impl Drop for Player {
 fn run(
     state: &NodeState,
     mut outputs: Vec<Box<dyn Output>>,
-    renderer: Renderer,
+    mut renderer: Renderer,
     mut audio: Box<dyn AudioSource + Send>,
     stop: &AtomicBool,
 ) {
@@ -489,6 +491,7 @@ fn run(
     let mut live = Vec::new();
     let mut sent: Option<Show> = None;
     let mut column = vec![Rgb::default(); renderer.leds()];
+    let mut strip = (renderer.leds(), state.config().color_order);
     let wants_columns = outputs.iter().any(|o| o.wants_columns());
     let mut loaded_at = state.show.now_us();
     let mut retry_outputs_at = 0;
@@ -499,7 +502,25 @@ fn run(
         // Changes take effect at the start of a column: the column that started before a
         // cue keeps what played, on every poi alike, however late this loop woke up.
         let at = if wants_columns { column_start(now, playing.show.framerate) } else { now };
-        let power_changed = state.config().power_mode != playing.power;
+        let (power, leds, order) = {
+            let config = state.config();
+            (config.power_mode, config.led_count, config.color_order)
+        };
+        // A new LED count or colour order applies from the next column, without a restart.
+        if (usize::from(leds), order) != strip {
+            match Renderer::new(leds) {
+                Ok(resized) => {
+                    renderer = resized;
+                    column = vec![Rgb::default(); renderer.leds()];
+                    for output in &mut outputs {
+                        output.restrip(leds, order);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "LED count not applied"),
+            }
+            strip = (usize::from(leds), order);
+        }
+        let power_changed = power != playing.power;
         let waiting_for_pixels = playing.incomplete && now.saturating_sub(loaded_at) >= PIXEL_RETRY_US;
         let mut changed = false;
         if changes.has_changed().unwrap_or(false) || power_changed || waiting_for_pixels {

@@ -212,3 +212,89 @@ fn identify_flashes_over_the_show_then_resumes_and_tells_watchers() {
     let (status, answer) = client.post_empty(a, "/api/identify");
     assert_eq!((status, &answer["seconds"]), (200, &json!(3)), "{answer}");
 }
+
+/// Whether `bytes` holds `needle`.
+fn holds(bytes: &[u8], needle: &[u8]) -> bool {
+    bytes.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn led_count_and_colour_order_are_settings_applied_at_once_and_kept() {
+    let mut lab = Lab::loopback(1);
+    let a = lab.start(0);
+    let client = &lab.client;
+    let config = client.get_ok(a, "/api/device/config");
+    assert_eq!((&config["ledCount"], &config["colorOrder"]), (&json!(32), &json!("BGR")), "{config}");
+    let (_, _, leds) = strip_since(client, a, 0);
+    assert_eq!(leds, 32);
+
+    let answer = client.post_ok(a, "/api/device/config", &json!({ "ledCount": 16, "colorOrder": "grb" }));
+    assert_eq!(answer["status"], "ok");
+    let config = client.get_ok(a, "/api/device/config");
+    assert_eq!((&config["ledCount"], &config["colorOrder"]), (&json!(16), &json!("GRB")), "{config}");
+    // The sim strip plays 16 LEDs from the next column on, without a restart.
+    wait_until("the strip shows 16 LEDs", Duration::from_secs(5), || {
+        let strip = client.get_ok(a, "/api/strip");
+        let last = strip["columns"].as_array().unwrap().last().cloned();
+        strip["leds"] == json!(16) && last.is_some_and(|c| c.as_str().unwrap().len() == 16 * 6)
+    });
+
+    // Refused values name the field and what it takes, and change nothing.
+    let refusals = [
+        (json!({ "ledCount": 0 }), "ledCount must be an integer 1-144"),
+        (json!({ "ledCount": 145 }), "ledCount must be an integer 1-144"),
+        (json!({ "ledCount": "16" }), "ledCount must be an integer 1-144"),
+        (json!({ "colorOrder": "RGBW" }), "colorOrder must be one of RGB, RBG, GRB, GBR, BRG, BGR"),
+        (json!({ "colorOrder": 3 }), "colorOrder must be one of RGB, RBG, GRB, GBR, BRG, BGR"),
+        (json!({ "ledCount": 20, "colorOrder": "bad" }), "colorOrder"),
+    ];
+    for (body, says) in refusals {
+        let (status, answer) = client.post_json(a, "/api/device/config", &body);
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(answer["error"].as_str().unwrap().contains(says), "{body}: {answer}");
+    }
+    let config = client.get_ok(a, "/api/device/config");
+    assert_eq!((&config["ledCount"], &config["colorOrder"]), (&json!(16), &json!("GRB")), "{config}");
+
+    // Kept across a restart without --leds; --leds sets (and stores) the count.
+    lab.stop(0);
+    lab.restart(0);
+    let config = lab.client.get_ok(a, "/api/device/config");
+    assert_eq!((&config["ledCount"], &config["colorOrder"]), (&json!(16), &json!("GRB")), "{config}");
+    lab.stop(0);
+    lab.poi(0).spec.args = vec!["--leds".into(), "20".into()];
+    lab.restart(0);
+    assert_eq!(lab.client.get_ok(a, "/api/device/config")["ledCount"], 20);
+    assert_eq!(lab.client.get_ok(a, "/api/strip")["leds"], 20);
+    lab.stop(0);
+    lab.poi(0).spec.args.clear();
+    lab.restart(0);
+    assert_eq!(lab.client.get_ok(a, "/api/device/config")["ledCount"], 20);
+}
+
+#[test]
+fn the_apa102_output_sends_the_channels_in_the_order_set() {
+    let mut lab = Lab::loopback(1);
+    let mut spec = lab.spec(0);
+    let capture = spec.data_dir.with_extension("frames");
+    std::fs::write(&capture, b"").unwrap();
+    spec.args = vec!["--output".into(), format!("apa102:{}", capture.display()), "--leds".into(), "2".into()];
+    let a = lab.start_with(0, spec);
+    let client = &lab.client;
+    client.post_ok(a, "/api/brightness", &json!({ "brightness": 255 }));
+    let rgb = json!({ "r": 10, "g": 20, "b": 30 });
+    client.post_ok(a, "/api/live", &json!({ "pixels": [rgb, rgb] }));
+    // Full global current (0xFF), then the channels: BGR unless told otherwise.
+    wait_until("BGR frames of the live column", Duration::from_secs(5), || {
+        holds(&std::fs::read(&capture).unwrap(), &[0xFF, 30, 20, 10, 0xFF, 30, 20, 10])
+    });
+
+    let before = std::fs::read(&capture).unwrap().len();
+    client.post_ok(a, "/api/device/config", &json!({ "colorOrder": "RGB", "ledCount": 3 }));
+    client.post_ok(a, "/api/live", &json!({ "pixels": [rgb, rgb, rgb] }));
+    wait_until("RGB frames of three LEDs", Duration::from_secs(5), || {
+        let frames = std::fs::read(&capture).unwrap();
+        holds(&frames[before..], &[0, 0, 0, 0, 0xFF, 10, 20, 30, 0xFF, 10, 20, 30, 0xFF, 10, 20, 30, 0])
+    });
+    assert_eq!(client.get_ok(a, "/api/device/config")["colorOrder"], "RGB");
+}

@@ -234,7 +234,7 @@ async fn store_converted(
     bytes: Bytes,
     name: Option<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let leds = node.display.leds.min(MAX_HEIGHT);
+    let leds = node.display.leds.get().min(MAX_HEIGHT);
     let file = filename.clone();
     let _turn = super::HEAVY_WORK.acquire().await.map_err(|e| ApiError::internal(e.to_string()))?;
     let picture = tokio::task::spawn_blocking(move || {

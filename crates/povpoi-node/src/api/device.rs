@@ -12,6 +12,7 @@ use super::control::int_in;
 use super::{ApiError, AppState, JsonBody, RawBody, ok, parse_json};
 use crate::events::Event;
 use crate::config::{self, GroupKey};
+use povpoi_core::render::MAX_LEDS;
 use crate::library::Origin;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -62,6 +63,8 @@ async fn get_config(State(node): State<AppState>) -> Json<Value> {
         "powerMode": c.power_mode,
         "protected": c.group_key.is_some(),
         "peerAddresses": c.manual_peers,
+        "ledCount": c.led_count,
+        "colorOrder": config::color_order_name(c.color_order),
     }))
 }
 
@@ -78,6 +81,10 @@ struct ConfigChange {
     group_key: Option<Option<String>>,
     /// Needed to change or remove a key that is set.
     current_group_key: Option<String>,
+    /// LEDs on the strip, 1-144 (checked here, so the error names the range).
+    led_count: Option<Value>,
+    /// `"RGB"`... `"BGR"`, any case.
+    color_order: Option<Value>,
 }
 
 /// Tells a field sent as `null` (Some(None)) from one not sent (None).
@@ -98,6 +105,17 @@ async fn set_config(
     if let Some(interval) = change.sync_interval {
         config::check_interval(interval).map_err(ApiError::bad_request)?;
     }
+    let led_count = int_in(change.led_count.as_ref(), "ledCount", 1, u64::from(MAX_LEDS))?.map(|n| n as u16);
+    let color_order = match change.color_order.as_ref().filter(|v| !v.is_null()) {
+        None => None,
+        Some(Value::String(name)) => Some(config::parse_color_order(name).map_err(ApiError::bad_request)?),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "colorOrder must be one of {} (a string), not {other}",
+                config::COLOR_ORDERS.join(", ")
+            )));
+        }
+    };
     let new_key = match &change.group_key {
         None => None,
         Some(None) => Some(None),
@@ -135,6 +153,12 @@ async fn set_config(
         }
         if let Some(key) = new_key {
             c.group_key = key;
+        }
+        if let Some(leds) = led_count {
+            c.led_count = leds;
+        }
+        if let Some(order) = color_order {
+            c.color_order = order;
         }
     })
     .map_err(|e| ApiError::write_failed("cannot save the configuration", &e))?;

@@ -106,6 +106,16 @@ impl<W: Write + Send> Output for Apa102<W> {
         self.name.clone()
     }
 
+    fn restrip(&mut self, leds: u16, order: ColorOrder) {
+        self.order = order;
+        self.frame.reserve(apa102::frame_len(usize::from(leds)));
+        let described = format!("{:?}", self.order).to_lowercase();
+        // The description ends with the order (see `open`): keep it true.
+        if let Some((device, _)) = self.name.rsplit_once(", ") {
+            self.name = format!("{device}, {described}");
+        }
+    }
+
     fn column(&mut self, column: &[Rgb]) -> io::Result<()> {
         self.frame.clear();
         apa102::encode(column, self.order, self.global, &mut self.frame);
@@ -128,5 +138,17 @@ mod tests {
         let one = [0, 0, 0, 0, 0xFF, 3, 2, 1, 0, 0, 0, 0, 0];
         let two = [0, 0, 0, 0, 0xFF, 6, 5, 4, 0, 0, 0, 0, 0];
         assert_eq!(strip.get_ref()[..], [one, two].concat());
+    }
+
+    #[test]
+    fn a_new_colour_order_applies_from_the_next_column() {
+        let mut strip = Apa102::new(Vec::new(), "apa102 test, bgr", ColorOrder::Bgr).with_global(31);
+        strip.column(&[Rgb::new(1, 2, 3)]).unwrap();
+        strip.restrip(1, ColorOrder::Grb);
+        strip.column(&[Rgb::new(1, 2, 3)]).unwrap();
+        let bgr = [0, 0, 0, 0, 0xFF, 3, 2, 1, 0, 0, 0, 0, 0];
+        let grb = [0, 0, 0, 0, 0xFF, 2, 1, 3, 0, 0, 0, 0, 0];
+        assert_eq!(strip.get_ref()[..], [bgr, grb].concat());
+        assert_eq!(strip.describe(), "apa102 test, grb");
     }
 }
