@@ -298,3 +298,113 @@ fn the_apa102_output_sends_the_channels_in_the_order_set() {
     });
     assert_eq!(client.get_ok(a, "/api/device/config")["colorOrder"], "RGB");
 }
+
+/// A poi's library as the API lists it, without what differs between two poi holding the
+/// same content (image ids, edit times): images by position, sequences naming images by
+/// position, patterns, and brightness and frame rate.
+fn library_view(client: &Client, addr: SocketAddr) -> (Vec<Value>, Value, Vec<Value>, Value) {
+    let listed = images(client, addr);
+    let ids: Vec<Value> = listed.iter().map(|i| i["id"].clone()).collect();
+    let images = listed
+        .iter()
+        .map(|i| json!([i["index"], i["name"], i["width"], i["height"], i["size"], i["pixels"], i["available"]]))
+        .collect();
+    let mut sequences = client.get_ok(addr, "/api/sequences")["sequences"].as_array().unwrap().clone();
+    for sequence in &mut sequences {
+        for item in sequence["items"].as_array_mut().unwrap() {
+            if let Some(id) = item.get("image").cloned() {
+                item["image"] = json!(ids.iter().position(|i| *i == id).expect("a listed image"));
+            }
+        }
+    }
+    let status = client.get_ok(addr, "/api/status");
+    (images, client.get_ok(addr, "/api/patterns"), sequences, json!([status["brightness"], status["framerate"]]))
+}
+
+/// A poi started on its own: no peers, a group of its own.
+fn lone_poi() -> (Lab, SocketAddr) {
+    let mut lab = Lab::loopback(1);
+    let a = lab.start(0);
+    (lab, a)
+}
+
+#[test]
+fn a_backup_restores_into_a_fresh_poi_and_a_damaged_one_changes_nothing() {
+    let (source, a) = lone_poi();
+    let client = &source.client;
+    let one = pixels(1, 400, 32);
+    let two = pixels(2, 20, 32);
+    client.upload_ok(a, Some("one"), 400, 32, &one);
+    let two_id = client.upload_ok(a, Some("two"), 20, 32, &two);
+    client.upload_ok(a, Some("one again"), 400, 32, &one);
+    client.upload_ok(a, Some("two"), 20, 32, &two);
+    client.post_ok(a, "/api/pattern", &json!({ "index": 3, "type": 4, "speed": 200 }));
+    let pattern = json!({ "type": 9, "color1": { "r": 1, "g": 2, "b": 3 }, "color2": { "r": 4, "g": 5, "b": 6 }, "speed": 7 });
+    let (status, answer) = client.send_json(Method::PUT, a, "/api/patterns/17", &pattern);
+    assert_eq!(status, 200, "{answer}");
+    let sequence = json!({ "loop": false, "items": [
+        { "image": two_id, "durationMs": 500 }, { "pattern": 3, "durationMs": 700 } ] });
+    let (status, answer) = client.send_json(Method::PUT, a, "/api/sequences/4", &sequence);
+    assert_eq!(status, 200, "{answer}");
+    client.post_ok(a, "/api/brightness", &json!({ "brightness": 77 }));
+    client.post_ok(a, "/api/framerate", &json!({ "framerate": 33 }));
+
+    let backup = client.try_get(a, "/api/backup").unwrap();
+    assert_eq!(backup.status, 200, "{:?}", backup.json());
+    let disposition = backup.header("content-disposition").expect("an attachment");
+    assert!(
+        disposition.starts_with("attachment; filename=\"povpoi-poi-a-20") && disposition.ends_with(".povbackup\""),
+        "{disposition}"
+    );
+    assert!(backup.body.starts_with(b"povpoiB1"));
+    // Each picture once, whatever the number of images showing it, plus a small manifest.
+    let pixel_bytes = one.len() + two.len();
+    assert!(backup.body.len() > pixel_bytes && backup.body.len() < pixel_bytes + 4096, "{} bytes", backup.body.len());
+
+    let (target, b) = lone_poi();
+    let client = &target.client;
+    let empty = library_view(client, b);
+    let restore = |body: Vec<u8>| {
+        let reply = client.try_post(b, "/api/restore", "application/octet-stream", body).unwrap();
+        (reply.status, reply.json())
+    };
+    let mut flipped = backup.body.clone();
+    flipped[backup.body.len() / 2] ^= 0x20;
+    let png = povpoi_media::png_bytes(&image::RgbImage::new(4, 4)).unwrap();
+    let mut newer = backup.body.clone();
+    newer[7] = b'2';
+    for (what, body, says) in [
+        ("cut short", backup.body[..backup.body.len() - 100].to_vec(), "damaged or cut short"),
+        ("cut in its header", backup.body[..20].to_vec(), "shorter than the 44-byte header"),
+        ("one bit flipped", flipped, "damaged or cut short"),
+        ("a PNG", png, "not a povpoi backup"),
+        ("from a newer povpoi", newer, "format version '2'"),
+        ("empty", Vec::new(), "not a povpoi backup"),
+    ] {
+        let (status, answer) = restore(body);
+        assert_eq!(status, 400, "{what}: {answer}");
+        assert!(answer["error"].as_str().unwrap().contains(says), "{what}: {answer}");
+        assert_eq!(library_view(client, b), empty, "{what}: the poi is unchanged");
+    }
+    let (status, answer) = restore(vec![0; 16 * 1024 * 1024 + 1]);
+    assert_eq!(status, 413, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("16 MiB"), "{answer}");
+
+    let (status, answer) = restore(backup.body.clone());
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer,
+        json!({ "status": "ok", "imagesAdded": 4, "imagesPresent": 0, "patternsSet": 2, "sequencesSet": 1,
+                "brightness": 77, "framerate": 33 })
+    );
+    assert_eq!(library_view(client, b), library_view(&source.client, a));
+    for image in images(client, b) {
+        let expected = if image["width"] == 400 { &one } else { &two };
+        assert!(has_pixels(client, b, image["id"].as_str().unwrap(), expected), "{image}");
+    }
+
+    // Restoring again adds nothing: every image is there with its name and pixels.
+    let (status, answer) = restore(backup.body.clone());
+    assert_eq!((status, &answer["imagesAdded"], &answer["imagesPresent"]), (200, &json!(0), &json!(4)), "{answer}");
+    assert_eq!(images(client, b).len(), 4);
+}

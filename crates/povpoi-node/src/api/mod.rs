@@ -21,6 +21,7 @@ use serde_json::json;
 use crate::node::NodeState;
 
 mod access;
+mod backup;
 mod clock;
 mod content;
 mod control;
@@ -52,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .merge(control::routes())
         .merge(content::routes())
         .merge(thumbnail::routes())
+        .merge(backup::routes())
         .merge(ui::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
