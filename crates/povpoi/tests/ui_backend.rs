@@ -408,3 +408,47 @@ fn a_backup_restores_into_a_fresh_poi_and_a_damaged_one_changes_nothing() {
     assert_eq!((status, &answer["imagesAdded"], &answer["imagesPresent"]), (200, &json!(0), &json!(4)), "{answer}");
     assert_eq!(images(client, b).len(), 4);
 }
+
+#[test]
+fn a_restore_that_does_not_fit_is_a_507_that_changes_nothing() {
+    let (source, a) = lone_poi();
+    for n in 0..48 {
+        source.client.upload_ok(a, Some(&format!("img{n}")), 400, 32, &pixels(n + 10, 400, 32));
+    }
+    let backup = source.client.try_get(a, "/api/backup").unwrap();
+    assert_eq!(backup.status, 200);
+
+    let Some(disk) = Tmpfs::mount_or_skip("2m") else { return };
+    let mut target = Lab::loopback(1);
+    let mut spec = target.spec(0);
+    spec.data_dir = disk.path().join("poi");
+    let data_dir = spec.data_dir.clone();
+    let b = target.start_with(0, spec);
+    let before = library_view(&target.client, b);
+    let reply = target.client.try_post(b, "/api/restore", "application/octet-stream", backup.body).unwrap();
+    let answer = reply.json();
+    assert_eq!(reply.status, 507, "{answer}");
+    assert!(answer["error"].as_str().unwrap().starts_with("disk full"), "{answer}");
+    assert_eq!(library_view(&target.client, b), before);
+    assert!(temp_files_under(&data_dir).is_empty(), "left behind: {:?}", temp_files_under(&data_dir));
+}
+
+#[test]
+fn with_a_pairing_key_backup_restore_identify_and_thumbnails_need_it() {
+    let (lab, a) = lone_poi();
+    let client = &lab.client;
+    let id = client.upload_ok(a, Some("x"), 2, 2, &pixels(3, 2, 2));
+    client.post_ok(a, "/api/device/config", &json!({ "groupKey": "correct horse battery" }));
+    for (method, path) in [
+        (Method::GET, "/api/backup".to_owned()),
+        (Method::POST, "/api/restore".to_owned()),
+        (Method::POST, "/api/identify".to_owned()),
+        (Method::GET, format!("/api/thumbnail/image/{id}")),
+    ] {
+        let reply = client.call(method.clone(), a, &path, None, Vec::new()).unwrap();
+        assert_eq!(reply.status, 401, "{method} {path}: {:?}", reply.json());
+    }
+    client.set_key(a, Some("correct horse battery"));
+    assert_eq!(client.try_get(a, "/api/backup").unwrap().status, 200);
+    assert_eq!(client.try_get(a, &format!("/api/thumbnail/image/{id}")).unwrap().status, 200);
+}
