@@ -39,7 +39,8 @@ pub fn thumbnail_png(picture: &Picture) -> Result<Vec<u8>, MediaError> {
     let (w, h) = (u32::from(picture.width()), u32::from(picture.height()));
     let (tw, th) = thumbnail_size(w, h, THUMBNAIL_MAX_WIDTH, THUMBNAIL_MAX_HEIGHT);
     let image = picture.to_rgb_image();
-    let small: RgbImage = if (tw, th) == (w, h) { image } else { imageops::resize(&image, tw, th, FilterType::Triangle) };
+    let small: RgbImage =
+        if (tw, th) == (w, h) { image } else { imageops::resize(&image, tw, th, FilterType::Triangle) };
     encode_png(small.as_raw(), tw, th)
 }
 

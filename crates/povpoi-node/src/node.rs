@@ -421,11 +421,8 @@ impl Node {
         };
         let leds = LedCount::default();
         leds.set(config.led_count);
-        let display = Display {
-            leds,
-            output: outputs.iter().map(|o| o.describe()).collect::<Vec<_>>().join(", "),
-            strip,
-        };
+        let display =
+            Display { leds, output: outputs.iter().map(|o| o.describe()).collect::<Vec<_>>().join(", "), strip };
         let (shutdown, stopping) = watch::channel(false);
         let device_id = config.device_id;
         let state = Arc::new(NodeState {

@@ -19,9 +19,7 @@ use povpoi_core::model::Selection;
 use povpoi_core::model::{
     ImageId, Mode, PATTERN_SLOTS, Pattern, Rgb, SEQUENCE_SLOTS, Sequence, SequenceTarget, Settings,
 };
-use povpoi_core::render::{
-    AudioSource, Constant, Content, Finish, ImageView, Program, Renderer, Silence, TestSignal,
-};
+use povpoi_core::render::{AudioSource, Constant, Content, Finish, ImageView, Program, Renderer, Silence, TestSignal};
 use povpoi_core::show::{Cue, Staged};
 use povpoi_core::sync::Key;
 
@@ -667,6 +665,25 @@ mod tests {
         assert_eq!(sequence_start(Cue(5_000_000), 6_000_000), 5_000);
         assert_eq!(sequence_start(Cue(9_000_000), 6_000_000), 0, "a cue not reached: timeline start");
         assert_eq!(sequence_start(Cue::NOW, 6_000_000), 0);
+    }
+
+    #[test]
+    fn identify_flashes_on_and_off_then_ends() {
+        let identify = Identify::default();
+        let now = Instant::now();
+        assert_eq!(identify.phase(now), None, "not asked");
+        identify.start(Duration::from_secs(1));
+        let at = |ms| identify.phase(now + Duration::from_millis(ms));
+        assert_eq!((at(10), at(130), at(260), at(990)), (Some(true), Some(false), Some(true), Some(false)));
+        assert_eq!(at(1_010), None, "over after its time");
+        assert_eq!(at(10), None, "and stays over");
+
+        // A board that renders itself is sent the flash as a live column over the show.
+        let show = Show { mode: Mode::Pattern, index: 2, brightness: 10, framerate: 40, ..Show::default() };
+        let lit = identify_show(&show, true);
+        assert_eq!((lit.mode, lit.brightness, lit.framerate), (Mode::Live, 255, 40));
+        assert_eq!(lit.live, Some(vec![Rgb::new(IDENTIFY_LEVEL, IDENTIFY_LEVEL, IDENTIFY_LEVEL); 32]));
+        assert_eq!(identify_show(&show, false).live, Some(vec![Rgb::default(); 32]));
     }
 
     #[test]

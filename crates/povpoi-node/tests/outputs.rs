@@ -83,8 +83,7 @@ fn opening_a_missing_device_says_what_to_check() {
     assert!(err.contains("/nonexistent/spidev9.9") && err.contains("SPI is enabled"), "{err}");
 
     // A device that is not a spidev (nor a regular file to capture frames in) is refused.
-    let null =
-        OutputSpec::Apa102 { device: PathBuf::from("/dev/null"), clock_hz: DEFAULT_CLOCK_HZ, order: None };
+    let null = OutputSpec::Apa102 { device: PathBuf::from("/dev/null"), clock_hz: DEFAULT_CLOCK_HZ, order: None };
     let err = null.open(32).err().expect("not a spidev");
     assert!(err.contains("/dev/null") && err.contains("spidev device"), "{err}");
 

@@ -104,7 +104,8 @@ enum Seen {
 }
 
 fn classify(column: &str) -> Seen {
-    let bytes: Vec<u8> = (0..column.len() / 2).map(|i| u8::from_str_radix(&column[2 * i..2 * i + 2], 16).unwrap()).collect();
+    let bytes: Vec<u8> =
+        (0..column.len() / 2).map(|i| u8::from_str_radix(&column[2 * i..2 * i + 2], 16).unwrap()).collect();
     let leds: Vec<&[u8]> = bytes.chunks(3).collect();
     if leds.iter().all(|c| *c == [64, 64, 64]) {
         Seen::Flash
@@ -139,7 +140,9 @@ fn event_after(addr: SocketAddr, name: &str, then: impl FnOnce()) -> Value {
             text.push_str(&String::from_utf8_lossy(&buf[..n]));
         }
         // The handler has subscribed once the answer's head is out.
-        if text.contains("\r\n\r\n") && let Some(then) = then.take() {
+        if text.contains("\r\n\r\n")
+            && let Some(then) = then.take()
+        {
             assert!(text.starts_with("HTTP/1.1 200"), "{text}");
             then();
         }
@@ -339,7 +342,8 @@ fn a_backup_restores_into_a_fresh_poi_and_a_damaged_one_changes_nothing() {
     client.upload_ok(a, Some("one again"), 400, 32, &one);
     client.upload_ok(a, Some("two"), 20, 32, &two);
     client.post_ok(a, "/api/pattern", &json!({ "index": 3, "type": 4, "speed": 200 }));
-    let pattern = json!({ "type": 9, "color1": { "r": 1, "g": 2, "b": 3 }, "color2": { "r": 4, "g": 5, "b": 6 }, "speed": 7 });
+    let pattern =
+        json!({ "type": 9, "color1": { "r": 1, "g": 2, "b": 3 }, "color2": { "r": 4, "g": 5, "b": 6 }, "speed": 7 });
     let (status, answer) = client.send_json(Method::PUT, a, "/api/patterns/17", &pattern);
     assert_eq!(status, 200, "{answer}");
     let sequence = json!({ "loop": false, "items": [

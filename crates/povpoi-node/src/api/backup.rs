@@ -125,15 +125,15 @@ async fn backup(State(node): State<AppState>) -> Result<Response, ApiError> {
     // One at a time: a backup holds up to 16 MB while it is made.
     let _turn = super::HEAVY_WORK.acquire().await.map_err(|e| ApiError::internal(e.to_string()))?;
     let name = device_name.clone();
-    let file = node
-        .library
-        .write(Origin::Local, move |poi| write_backup(poi, name, device_id))
-        .await?;
+    let file = node.library.write(Origin::Local, move |poi| write_backup(poi, name, device_id)).await?;
     let filename = format!("povpoi-{}-{}.povbackup", file_name_part(&device_name), utc_date(now_ms()));
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
         .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok((
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")), (header::CONTENT_DISPOSITION, disposition)],
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
         file,
     )
         .into_response())
@@ -183,9 +183,11 @@ fn write_backup(poi: &mut Poi, device_name: String, device_id: String) -> Result
                 .items()
                 .iter()
                 .filter_map(|item| match item.target {
-                    SequenceTarget::Image(id) => position
-                        .get(&id)
-                        .map(|&n| ItemEntry { image: Some(n), pattern: None, duration_ms: item.duration_ms }),
+                    SequenceTarget::Image(id) => position.get(&id).map(|&n| ItemEntry {
+                        image: Some(n),
+                        pattern: None,
+                        duration_ms: item.duration_ms,
+                    }),
                     SequenceTarget::Pattern(slot) => {
                         Some(ItemEntry { image: None, pattern: Some(slot), duration_ms: item.duration_ms })
                     }
@@ -246,8 +248,7 @@ fn utc_date(ms: u64) -> String {
 struct Plan {
     images: Vec<PlannedImage>,
     patterns: Vec<(u8, Pattern)>,
-    /// Slot, loop flag, items (an image as its position in `images`).
-    sequences: Vec<(u8, bool, Vec<(PlannedTarget, u16)>)>,
+    sequences: Vec<PlannedSequence>,
     brightness: u8,
     framerate: u16,
 }
@@ -259,6 +260,13 @@ struct PlannedImage {
     hash: BlobHash,
     /// Where its bytes are in the file.
     bytes: Range<usize>,
+}
+
+struct PlannedSequence {
+    slot: u8,
+    looped: bool,
+    /// Targets and durations (ms); an image as its position in [`Plan::images`].
+    items: Vec<(PlannedTarget, u16)>,
 }
 
 #[derive(Clone, Copy)]
@@ -352,7 +360,7 @@ fn check_backup(file: &[u8]) -> Result<Plan, ApiError> {
     let mut sequences = Vec::new();
     for (n, s) in manifest.sequences.iter().enumerate() {
         let what = |s: String| bad(format!("sequences[{n}]: {s}"));
-        if s.index >= SEQUENCE_SLOTS || sequences.iter().any(|(slot, _, _)| *slot == s.index) {
+        if s.index >= SEQUENCE_SLOTS || sequences.iter().any(|q: &PlannedSequence| q.slot == s.index) {
             return Err(what(format!("index {} is not a free slot 0-{}", s.index, SEQUENCE_SLOTS - 1)));
         }
         if s.items.is_empty() || s.items.len() > MAX_SEQUENCE_ITEMS {
@@ -374,8 +382,8 @@ fn check_backup(file: &[u8]) -> Result<Plan, ApiError> {
             items.push((target, item.duration_ms));
         }
         // The core's own checks, with stand-in ids for the images not stored yet.
-        Sequence::new(resolve(&items, |n| stand_in(n)), s.looped).map_err(|e| what(e.to_string()))?;
-        sequences.push((s.index, s.looped, items));
+        Sequence::new(resolve(&items, stand_in), s.looped).map_err(|e| what(e.to_string()))?;
+        sequences.push(PlannedSequence { slot: s.index, looped: s.looped, items });
     }
     if !(1..=255).contains(&manifest.framerate) {
         return Err(bad(format!("framerate must be 1-255, not {}", manifest.framerate)));
@@ -489,8 +497,7 @@ fn apply(poi: &mut Poi, plan: &Plan, file: &Bytes, cue: Cue) -> Result<Restored,
                 continue;
             }
             let pixels = &file[image.bytes.clone()];
-            let id =
-                poi.add_image(&image.name, u32::from(image.width), u32::from(image.height), pixels, now)?;
+            let id = poi.add_image(&image.name, u32::from(image.width), u32::from(image.height), pixels, now)?;
             undo.push(Undo::Image(id));
             ids.push(id);
         }
@@ -499,11 +506,11 @@ fn apply(poi: &mut Poi, plan: &Plan, file: &Bytes, cue: Cue) -> Result<Restored,
             poi.set_pattern(slot, pattern, now, cue)?;
             undo.push(Undo::Pattern(slot, before));
         }
-        for (slot, looped, items) in &plan.sequences {
-            let sequence = Sequence::new(resolve(items, |n| ids[n]), *looped)?;
-            let before = poi.sequence(*slot).cloned();
-            poi.set_sequence(*slot, sequence, now, cue)?;
-            undo.push(Undo::Sequence(*slot, before));
+        for planned in &plan.sequences {
+            let sequence = Sequence::new(resolve(&planned.items, |n| ids[n]), planned.looped)?;
+            let before = poi.sequence(planned.slot).cloned();
+            poi.set_sequence(planned.slot, sequence, now, cue)?;
+            undo.push(Undo::Sequence(planned.slot, before));
         }
         let before = poi.settings();
         poi.set_brightness(plan.brightness, now, cue)?;

@@ -10,15 +10,13 @@ use serde_json::{Value, json};
 
 use super::control::int_in;
 use super::{ApiError, AppState, JsonBody, RawBody, ok, parse_json};
-use crate::events::Event;
 use crate::config::{self, GroupKey};
-use povpoi_core::render::MAX_LEDS;
+use crate::events::Event;
 use crate::library::Origin;
+use povpoi_core::render::MAX_LEDS;
 
 pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/device/config", get(get_config).post(set_config))
-        .route("/api/identify", post(identify))
+    Router::new().route("/api/device/config", get(get_config).post(set_config)).route("/api/identify", post(identify))
 }
 
 /// Seconds a poi flashes when not told.

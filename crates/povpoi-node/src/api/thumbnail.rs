@@ -35,7 +35,8 @@ fn etag(hash: &BlobHash) -> String {
 }
 
 fn png_answer(etag: &str, png: Vec<u8>) -> Response {
-    let mut response = ([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, CACHE_CONTROL)], png).into_response();
+    let mut response =
+        ([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, CACHE_CONTROL)], png).into_response();
     if let Ok(value) = HeaderValue::from_str(etag) {
         response.headers_mut().insert(header::ETAG, value);
     }
