@@ -75,7 +75,9 @@ impl Apa102<Spidev> {
                 device.display()
             )
         })?;
-        let name = format!("apa102 {} @ {clock_hz} Hz, {}", device.display(), format!("{order:?}").to_lowercase());
+        // No colour order in the description: it can change while the node runs
+        // (`colorOrder` of /api/device/config says it), the description is made once.
+        let name = format!("apa102 {} @ {clock_hz} Hz", device.display());
         Ok(Apa102::new(spi, name, order))
     }
 }
@@ -87,8 +89,7 @@ impl Apa102<File> {
             .append(true)
             .open(path)
             .map_err(|e| format!("cannot open {} to write APA102 frames to: {e}", path.display()))?;
-        let name =
-            format!("apa102 {} (frames to a file, no SPI), {}", path.display(), format!("{order:?}").to_lowercase());
+        let name = format!("apa102 {} (frames to a file, no SPI)", path.display());
         Ok(Apa102::new(file, name, order))
     }
 }
@@ -109,11 +110,6 @@ impl<W: Write + Send> Output for Apa102<W> {
     fn restrip(&mut self, leds: u16, order: ColorOrder) {
         self.order = order;
         self.frame.reserve(apa102::frame_len(usize::from(leds)));
-        let described = format!("{:?}", self.order).to_lowercase();
-        // The description ends with the order (see `open`): keep it true.
-        if let Some((device, _)) = self.name.rsplit_once(", ") {
-            self.name = format!("{device}, {described}");
-        }
     }
 
     fn column(&mut self, column: &[Rgb]) -> io::Result<()> {
@@ -142,13 +138,12 @@ mod tests {
 
     #[test]
     fn a_new_colour_order_applies_from_the_next_column() {
-        let mut strip = Apa102::new(Vec::new(), "apa102 test, bgr", ColorOrder::Bgr).with_global(31);
+        let mut strip = Apa102::new(Vec::new(), "apa102 test", ColorOrder::Bgr).with_global(31);
         strip.column(&[Rgb::new(1, 2, 3)]).unwrap();
         strip.restrip(1, ColorOrder::Grb);
         strip.column(&[Rgb::new(1, 2, 3)]).unwrap();
         let bgr = [0, 0, 0, 0, 0xFF, 3, 2, 1, 0, 0, 0, 0, 0];
         let grb = [0, 0, 0, 0, 0xFF, 2, 1, 3, 0, 0, 0, 0, 0];
         assert_eq!(strip.get_ref()[..], [bgr, grb].concat());
-        assert_eq!(strip.describe(), "apa102 test, grb");
     }
 }
