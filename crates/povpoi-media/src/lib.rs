@@ -8,6 +8,7 @@ mod error;
 mod picture;
 pub mod pov;
 pub mod preview;
+pub mod thumbnail;
 
 pub use convert::{ConvertOptions, Filter, Rotation, convert, convert_image};
 pub use decode::{Format, decode};
@@ -16,3 +17,4 @@ pub use error::MediaError;
 pub use image;
 pub use picture::Picture;
 pub use preview::{PreviewOptions, png_bytes, preview, preview_program};
+pub use thumbnail::thumbnail_png;

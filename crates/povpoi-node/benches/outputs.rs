@@ -53,7 +53,8 @@ fn capacity(leds: u16, mut write: impl FnMut(&[Rgb])) -> f64 {
 
 /// A node of `leds` LEDs on `output`, storing in `dir`, reachable on 127.0.0.1 only.
 async fn start_node(dir: &Path, output: OutputSpec, leds: u16) -> Node {
-    let options = NodeOptions { mdns: false, output, leds, ..NodeOptions::new(dir, "127.0.0.1:0".parse().unwrap()) };
+    let options =
+        NodeOptions { mdns: false, output, leds: Some(leds), ..NodeOptions::new(dir, "127.0.0.1:0".parse().unwrap()) };
     Node::start(options).await.unwrap()
 }
 
@@ -184,7 +185,7 @@ fn main() {
             let dir = tempfile::tempdir().unwrap();
             let capture = dir.path().join("frames.bin");
             std::fs::write(&capture, b"").unwrap();
-            let spec = OutputSpec::Apa102 { device: capture.clone(), clock_hz: DEFAULT_CLOCK_HZ, order: ColorOrder::Bgr };
+            let spec = OutputSpec::Apa102 { device: capture.clone(), clock_hz: DEFAULT_CLOCK_HZ, order: None };
             let node = start_node(&dir.path().join("poi"), spec, leds).await;
             fastest_fire(&http, &node).await;
             let frame = apa102::frame_len(usize::from(leds)) as u64;

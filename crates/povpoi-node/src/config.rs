@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use povpoi_core::device::DeviceId;
+use povpoi_core::render::{ColorOrder, DEFAULT_LEDS, MAX_LEDS};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -157,6 +158,17 @@ pub struct DeviceConfig {
     /// Peer addresses added by hand, for networks that block multicast.
     #[serde(default)]
     pub manual_peers: Vec<std::net::SocketAddr>,
+    /// LEDs on the strip (1-144): what the player renders and the sim strip shows.
+    #[serde(default = "default_led_count")]
+    pub led_count: u16,
+    /// The order an APA102 strip takes the channels in on the wire.
+    #[serde(default, with = "color_order_text")]
+    pub color_order: ColorOrder,
+}
+
+/// A config file from before the LED count was stored: the count of the existing system.
+fn default_led_count() -> u16 {
+    DEFAULT_LEDS
 }
 
 impl DeviceConfig {
@@ -172,6 +184,8 @@ impl DeviceConfig {
             sync_mode: SyncMode::Mirror,
             power_mode: PowerMode::Balanced,
             manual_peers: Vec::new(),
+            led_count: DEFAULT_LEDS,
+            color_order: ColorOrder::default(),
         }
     }
 
@@ -186,6 +200,7 @@ impl DeviceConfig {
                 check_interval(config.sync_interval).map_err(invalid)?;
                 check_label("deviceName", &config.device_name).map_err(invalid)?;
                 check_label("syncGroup", &config.sync_group).map_err(invalid)?;
+                check_led_count(u64::from(config.led_count)).map_err(invalid)?;
                 Ok(Some(config))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -215,6 +230,35 @@ pub fn check_label(field: &str, value: &str) -> Result<(), String> {
         return Err(format!("{field} must not contain control characters"));
     }
     Ok(())
+}
+
+/// Checks an LED count.
+pub fn check_led_count(leds: u64) -> Result<(), String> {
+    if (1..=u64::from(MAX_LEDS)).contains(&leds) {
+        Ok(())
+    } else {
+        Err(format!("ledCount must be an integer 1-{MAX_LEDS}, not {leds}"))
+    }
+}
+
+/// The colour orders `colorOrder` takes, as the API writes them.
+pub const COLOR_ORDERS: [&str; 6] = ["RGB", "RBG", "GRB", "GBR", "BRG", "BGR"];
+
+/// A colour order's name as the API writes it (`"BGR"`).
+pub fn color_order_name(order: ColorOrder) -> &'static str {
+    match order {
+        ColorOrder::Rgb => "RGB",
+        ColorOrder::Rbg => "RBG",
+        ColorOrder::Grb => "GRB",
+        ColorOrder::Gbr => "GBR",
+        ColorOrder::Brg => "BRG",
+        ColorOrder::Bgr => "BGR",
+    }
+}
+
+/// A colour order from its name, in any case.
+pub fn parse_color_order(name: &str) -> Result<ColorOrder, String> {
+    name.parse().map_err(|_| format!("colorOrder must be one of {}, not {name:?}", COLOR_ORDERS.join(", ")))
 }
 
 /// Checks an auto-sync interval.
@@ -259,6 +303,20 @@ pub fn random_device_id() -> DeviceId {
     DeviceId(bytes)
 }
 
+/// Writes a colour order as its name (`"BGR"`) in JSON, as the API shows it.
+mod color_order_text {
+    use povpoi_core::render::ColorOrder;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(order: &ColorOrder, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(super::color_order_name(*order))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ColorOrder, D::Error> {
+        super::parse_color_order(&String::deserialize(deserializer)?).map_err(D::Error::custom)
+    }
+}
+
 /// Writes a device id as its MAC-like text in JSON, as the API shows it.
 mod device_id_text {
     use povpoi_core::device::DeviceId;
@@ -290,7 +348,10 @@ mod tests {
         assert_eq!(DeviceConfig::load(dir.path()).unwrap(), None);
         let mut config = DeviceConfig::new(random_device_id());
         config.sync_group = "troupe \"A\"".into();
+        config.led_count = 144;
+        config.color_order = ColorOrder::Grb;
         config.save(dir.path()).unwrap();
+        assert!(std::fs::read_to_string(dir.path().join(CONFIG_FILE)).unwrap().contains("\"colorOrder\": \"GRB\""));
         assert_eq!(DeviceConfig::load(dir.path()).unwrap(), Some(config));
     }
 
@@ -310,5 +371,19 @@ mod tests {
         assert!(check_label("deviceName", "a\nb").is_err());
         assert!(check_interval(999).is_err());
         assert!(check_interval(30_000).is_ok());
+        assert!(check_led_count(0).is_err() && check_led_count(145).is_err());
+        assert!(check_led_count(1).is_ok() && check_led_count(144).is_ok());
+    }
+
+    #[test]
+    fn a_config_from_before_the_strip_settings_gets_the_old_strip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut json = serde_json::to_value(DeviceConfig::new(random_device_id())).unwrap();
+        let object = json.as_object_mut().unwrap();
+        object.remove("ledCount").unwrap();
+        object.remove("colorOrder").unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), json.to_string()).unwrap();
+        let config = DeviceConfig::load(dir.path()).unwrap().unwrap();
+        assert_eq!((config.led_count, config.color_order), (32, ColorOrder::Bgr));
     }
 }

@@ -67,6 +67,17 @@ pub enum Event {
         /// Show time just before it, µs.
         show_time_us: u64,
     },
+    /// `POST /api/identify`: this poi flashes its strip so a performer can find it; a web
+    /// page flashes the poi's card alongside.
+    #[serde(rename_all = "camelCase")]
+    Identify {
+        /// This poi's device id.
+        device_id: String,
+        /// Its name.
+        device_name: String,
+        /// How long it flashes, s.
+        seconds: u64,
+    },
 }
 
 /// Fan-out of events to every watcher; sending never blocks the node.
@@ -76,6 +87,21 @@ pub struct EventBus(broadcast::Sender<Event>);
 impl Default for EventBus {
     fn default() -> Self {
         EventBus(broadcast::channel(BACKLOG).0)
+    }
+}
+
+impl Event {
+    /// The event's name on the stream (`event:` of server-sent events), also its `type`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::LibraryChanged { .. } => "libraryChanged",
+            Event::PeerUp { .. } => "peerUp",
+            Event::PeerDown { .. } => "peerDown",
+            Event::SyncFinished(_) => "syncFinished",
+            Event::Clock { .. } => "clock",
+            Event::ClockStep { .. } => "clockStep",
+            Event::Identify { .. } => "identify",
+        }
     }
 }
 

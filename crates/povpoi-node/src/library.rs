@@ -2,9 +2,12 @@
 //! and discovery: one replica behind a lock, disk work off the async threads, and a
 //! notification on every change (what push-on-change and the event stream listen to).
 
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use povpoi_core::hash::BlobHash;
 use povpoi_core::model::ImageId;
 use povpoi_core::sync::{Identity, Replica};
 use sha2::{Digest, Sha256};
@@ -114,4 +117,39 @@ impl Library {
     pub fn changes(&self) -> watch::Receiver<String> {
         self.digest.subscribe()
     }
+}
+
+/// Where a data directory caches thumbnails: `DIR/thumbnails/<pixel blob hash>-<W>x<H>.png`.
+/// Keyed by the pixels, not the image id: a renamed image keeps its thumbnail, and images
+/// with the same pixels share one.
+pub const THUMBNAIL_DIR: &str = "thumbnails";
+
+/// The cache file of the thumbnail of the pixels `hash`, drawn to fit `max_w` x `max_h`.
+pub fn thumbnail_path(data_dir: &Path, hash: &BlobHash, max_w: u32, max_h: u32) -> PathBuf {
+    data_dir.join(THUMBNAIL_DIR).join(format!("{hash}-{max_w}x{max_h}.png"))
+}
+
+/// Removes the cached thumbnails of pixels no image uses any more (deleted here or by a
+/// peer), and at start (`starting`) what an interrupted write left. Returns how many went.
+pub fn prune_thumbnails(data_dir: &Path, library: &Library, starting: bool) -> std::io::Result<usize> {
+    let dir = data_dir.join(THUMBNAIL_DIR);
+    if !dir.is_dir() {
+        return Ok(0);
+    }
+    if starting {
+        crate::storage::remove_leftovers(&dir)?;
+    }
+    let used: HashSet<String> = library.read(|poi| poi.images().map(|(_, meta)| meta.pixels().to_string()).collect());
+    let mut removed = 0;
+    for entry in std::fs::read_dir(&dir)? {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+        // Only finished cache files: a write in progress (`.tmp`) is left to finish.
+        let Some((hash, _)) = name.strip_suffix(".png").and_then(|n| n.split_once('-')) else { continue };
+        if !used.contains(hash) {
+            std::fs::remove_file(&path)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }

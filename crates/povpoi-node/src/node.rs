@@ -5,13 +5,13 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use povpoi_core::device::{DeviceId, ReplicaId};
 use povpoi_core::model::Rgb;
-use povpoi_core::render::{DEFAULT_LEDS, Renderer};
+use povpoi_core::render::Renderer;
 use povpoi_core::show::{Cue, lead_us};
 use povpoi_core::sync::{Categories, Direction, Identity, PROTOCOL_VERSION, SyncOptions};
 use tokio::net::{TcpListener, UdpSocket};
@@ -27,7 +27,7 @@ use crate::library::{Library, now_ms};
 use crate::output::sim::SimStrip;
 use crate::output::{Output, OutputSpec};
 use crate::peers::{Change, Peer, PeerTable, Source};
-use crate::player::{AudioChoice, Player, PlayerStats};
+use crate::player::{AudioChoice, Identify, Player, PlayerStats};
 use crate::show_clock::{self, OwnClock, ShowTime};
 use crate::storage::DirStorage;
 use crate::{api, sync_client};
@@ -64,8 +64,9 @@ pub struct NodeOptions {
     pub peer_timeout: Duration,
     /// Where the show goes.
     pub output: OutputSpec,
-    /// LEDs on the strip.
-    pub leds: u16,
+    /// LEDs on the strip (1-144), stored as the poi's `ledCount`; None: the stored count
+    /// (32 at first start).
+    pub leds: Option<u16>,
     /// Sound level source of the audio-reactive patterns.
     pub audio: AudioChoice,
     /// The own clock the show clock starts from reads this many ms at start (as if the
@@ -87,7 +88,7 @@ impl NodeOptions {
             peers: Vec::new(),
             peer_timeout: Duration::from_secs(120),
             output: OutputSpec::Sim,
-            leds: DEFAULT_LEDS,
+            leds: None,
             audio: AudioChoice::None,
             clock_offset_ms: 0,
             clock_rate_ppm: 0.0,
@@ -95,11 +96,33 @@ impl NodeOptions {
     }
 }
 
+/// The LED count the strip plays now, shared by the handlers; it follows the configuration's
+/// `ledCount` (see [`NodeState::update_config`]).
+#[derive(Clone, Debug, Default)]
+pub struct LedCount(Arc<AtomicU16>);
+
+impl LedCount {
+    /// LEDs per column now.
+    pub fn get(&self) -> u16 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, leds: u16) {
+        self.0.store(leds, Ordering::Relaxed);
+    }
+}
+
+impl serde::Serialize for LedCount {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u16(self.get())
+    }
+}
+
 /// The poi's LEDs as the API describes them.
 #[derive(Clone, Debug)]
 pub struct Display {
     /// LEDs per column.
-    pub leds: u16,
+    pub leds: LedCount,
     /// The output, described (`sim`, `apa102 /dev/spidev0.0`...).
     pub output: String,
     /// The in-memory strip, when the output is `sim`.
@@ -140,6 +163,8 @@ pub struct NodeState {
     pub display: Display,
     /// The frame loop's counters.
     pub player_stats: PlayerStats,
+    /// The identify flash (`POST /api/identify`).
+    pub identify: Identify,
     /// The show clock the player renders by.
     pub show: ShowTime,
     /// The request bodies held now (see [`crate::memory`]).
@@ -171,6 +196,7 @@ impl NodeState {
         change(&mut next);
         next.save(&self.data_dir)?;
         *config = next;
+        self.display.leds.set(config.led_count);
         drop(config);
         self.kick.notify_one();
         self.readvertise();
@@ -320,6 +346,13 @@ impl Node {
             config::check_label("--group", group)?;
             config.sync_group = group.clone();
         }
+        if let Some(leds) = options.leds {
+            config::check_led_count(leds.into()).map_err(|e| format!("--leds: {e}"))?;
+            config.led_count = leds;
+        }
+        if let OutputSpec::Apa102 { order: Some(order), .. } = &options.output {
+            config.color_order = *order;
+        }
         let library_dir = dir.join(crate::storage::LIBRARY_DIR);
         let storage = DirStorage::open(&library_dir).map_err(|e| format!("cannot open the store: {e}"))?;
         if stored.as_ref() != Some(&config)
@@ -372,19 +405,24 @@ impl Node {
         manual.extend(options.peers.iter().copied());
         manual.sort();
         manual.dedup();
-        let renderer = Renderer::new(options.leds).map_err(|e| format!("--leds: {e}"))?;
+        let renderer = Renderer::new(config.led_count).map_err(|e| format!("ledCount: {e}"))?;
         let (outputs, strip): (Vec<Box<dyn Output>>, _) = match &options.output {
             OutputSpec::Sim => {
                 let strip = SimStrip::default();
                 (vec![Box::new(strip.clone())], Some(strip))
             }
-            other => (vec![other.open(options.leds)?], None),
+            OutputSpec::Apa102 { device, clock_hz, .. } => {
+                // The stored order: the flag's, when it named one, was stored above.
+                let spec =
+                    OutputSpec::Apa102 { device: device.clone(), clock_hz: *clock_hz, order: Some(config.color_order) };
+                (vec![spec.open(config.led_count)?], None)
+            }
+            other => (vec![other.open(config.led_count)?], None),
         };
-        let display = Display {
-            leds: options.leds,
-            output: outputs.iter().map(|o| o.describe()).collect::<Vec<_>>().join(", "),
-            strip,
-        };
+        let leds = LedCount::default();
+        leds.set(config.led_count);
+        let display =
+            Display { leds, output: outputs.iter().map(|o| o.describe()).collect::<Vec<_>>().join(", "), strip };
         let (shutdown, stopping) = watch::channel(false);
         let device_id = config.device_id;
         let state = Arc::new(NodeState {
@@ -404,6 +442,7 @@ impl Node {
             rediscover: Notify::new(),
             display,
             player_stats: PlayerStats::default(),
+            identify: Identify::default(),
             show: ShowTime::new(device_id, OwnClock::new(options.clock_offset_ms, options.clock_rate_ppm)),
             bodies: crate::memory::BodyBudget::default(),
             push_rounds: Mutex::new(VecDeque::new()),
@@ -428,6 +467,7 @@ impl Node {
         tasks.push(tokio::spawn(expire_peers(state.clone(), stopping.clone())));
         tasks.push(tokio::spawn(auto_sync(state.clone(), stopping.clone())));
         tasks.push(tokio::spawn(show_clock::serve(state.clone(), clock_socket, stopping.clone())));
+        tasks.push(tokio::spawn(prune_thumbnails(state.clone(), stopping.clone())));
         tasks.push(tokio::spawn(serve(listener, state.clone(), stopping)));
         let player = Player::start(state.clone(), outputs, renderer, options.audio);
         let config = state.config().clone();
@@ -528,6 +568,34 @@ async fn readvertise_on_change(state: Arc<NodeState>, mut stopping: watch::Recei
         tokio::time::sleep(Duration::from_millis(200)).await;
         changes.mark_unchanged();
         state.readvertise();
+    }
+}
+
+/// Keeps the thumbnail cache to the pixels the library uses: at start and after each burst
+/// of changes (a delete here or by a peer).
+async fn prune_thumbnails(state: Arc<NodeState>, mut stopping: watch::Receiver<bool>) {
+    let mut changes = state.library.changes();
+    let mut starting = true;
+    loop {
+        let node = state.clone();
+        let pruned = tokio::task::spawn_blocking(move || {
+            crate::library::prune_thumbnails(&node.data_dir, &node.library, starting)
+        })
+        .await;
+        match pruned {
+            Ok(Ok(removed)) if removed > 0 => tracing::debug!(removed, "thumbnails of gone images removed"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot clean the thumbnail cache"),
+            Err(e) => tracing::warn!(error = %e, "the thumbnail clean-up failed"),
+        }
+        starting = false;
+        tokio::select! {
+            _ = stopped(&mut stopping) => return,
+            changed = changes.changed() => if changed.is_err() { return },
+        }
+        // Coalesce bursts: a sync merges many records at once.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        changes.mark_unchanged();
     }
 }
 

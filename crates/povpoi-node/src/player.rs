@@ -13,7 +13,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use povpoi_core::model::Selection;
 use povpoi_core::model::{
@@ -63,6 +63,52 @@ impl AudioChoice {
             AudioChoice::Test => Box::new(TestSignal),
         }
     }
+}
+
+/// Level of each channel of the identify flash: a quarter of full white, plainly visible
+/// across a room without the current of a whole strip at full white.
+pub const IDENTIFY_LEVEL: u8 = 64;
+/// The identify flash is lit for this long, then dark for as long: four flashes a second.
+pub const IDENTIFY_HALF_PERIOD: Duration = Duration::from_millis(125);
+
+/// `POST /api/identify`: the strip flashes over whatever plays until a deadline, so a
+/// performer can tell which poi of a troupe a card in the web UI is.
+#[derive(Debug, Default)]
+pub struct Identify(Mutex<Option<(Instant, Instant)>>);
+
+impl Identify {
+    /// Flashes from now for `length` (a new call starts over).
+    pub fn start(&self, length: Duration) {
+        let now = Instant::now();
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((now, now + length));
+    }
+
+    /// Some(lit) while flashing (whether the flash is lit at `now`), None otherwise.
+    pub fn phase(&self, now: Instant) -> Option<bool> {
+        let mut flashing = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let (started, until) = (*flashing)?;
+        if now >= until {
+            *flashing = None;
+            return None;
+        }
+        let half = IDENTIFY_HALF_PERIOD.as_nanos().max(1);
+        Some((now.saturating_duration_since(started).as_nanos() / half).is_multiple_of(2))
+    }
+}
+
+/// The column of the identify flash, lit or dark.
+fn identify_column(column: &mut [Rgb], lit: bool) {
+    let level = if lit { IDENTIFY_LEVEL } else { 0 };
+    column.fill(Rgb::new(level, level, level));
+}
+
+/// What a mirroring output (the Teensy, which renders itself) is sent while flashing: the
+/// flash as a live column at full brightness, so the board's own brightness setting cannot
+/// hide it; the show is sent again once the flash is over.
+fn identify_show(show: &Show, lit: bool) -> Show {
+    let mut column = vec![Rgb::default(); usize::from(povpoi_core::render::DEFAULT_LEDS)];
+    identify_column(&mut column, lit);
+    Show { mode: Mode::Live, brightness: 255, live: Some(column), ..show.clone() }
 }
 
 /// How often the player looks again for pixels that have not arrived yet, µs of show time.
@@ -434,7 +480,7 @@ impl Drop for Player {
 fn run(
     state: &NodeState,
     mut outputs: Vec<Box<dyn Output>>,
-    renderer: Renderer,
+    mut renderer: Renderer,
     mut audio: Box<dyn AudioSource + Send>,
     stop: &AtomicBool,
 ) {
@@ -443,6 +489,7 @@ fn run(
     let mut live = Vec::new();
     let mut sent: Option<Show> = None;
     let mut column = vec![Rgb::default(); renderer.leds()];
+    let mut strip = (renderer.leds(), state.config().color_order);
     let wants_columns = outputs.iter().any(|o| o.wants_columns());
     let mut loaded_at = state.show.now_us();
     let mut retry_outputs_at = 0;
@@ -453,7 +500,25 @@ fn run(
         // Changes take effect at the start of a column: the column that started before a
         // cue keeps what played, on every poi alike, however late this loop woke up.
         let at = if wants_columns { column_start(now, playing.show.framerate) } else { now };
-        let power_changed = state.config().power_mode != playing.power;
+        let (power, leds, order) = {
+            let config = state.config();
+            (config.power_mode, config.led_count, config.color_order)
+        };
+        // A new LED count or colour order applies from the next column, without a restart.
+        if (usize::from(leds), order) != strip {
+            match Renderer::new(leds) {
+                Ok(resized) => {
+                    renderer = resized;
+                    column = vec![Rgb::default(); renderer.leds()];
+                    for output in &mut outputs {
+                        output.restrip(leds, order);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "LED count not applied"),
+            }
+            strip = (usize::from(leds), order);
+        }
+        let power_changed = power != playing.power;
         let waiting_for_pixels = playing.incomplete && now.saturating_sub(loaded_at) >= PIXEL_RETRY_US;
         let mut changed = false;
         if changes.has_changed().unwrap_or(false) || power_changed || waiting_for_pixels {
@@ -473,10 +538,13 @@ fn run(
             }
         }
         playing.show.live = (playing.show.mode == Mode::Live).then(|| live.clone());
-        if sent.as_ref() != Some(&playing.show) && now >= retry_outputs_at {
+        let flash = state.identify.phase(Instant::now());
+        let flashing = flash.map(|lit| identify_show(&playing.show, lit));
+        let show = flashing.as_ref().unwrap_or(&playing.show);
+        if sent.as_ref() != Some(show) && now >= retry_outputs_at {
             let mut all_took_it = true;
             for output in &mut outputs {
-                if let Err(e) = output.show_changed(&playing.show) {
+                if let Err(e) = output.show_changed(show) {
                     note_error(state, output.as_ref(), &e);
                     all_took_it = false;
                 }
@@ -484,7 +552,7 @@ fn run(
             // A board that failed half-way (unplugged, rebooting) is sent the show again
             // a second later rather than left with part of it.
             if all_took_it {
-                sent = Some(playing.show.clone());
+                sent = Some(show.clone());
             } else {
                 sent = None;
                 retry_outputs_at = now + 1_000_000;
@@ -510,6 +578,9 @@ fn run(
                 &mut column,
             );
             finish_for(playing.show.mode, playing.show.brightness).apply(&mut column);
+            if let Some(lit) = flash {
+                identify_column(&mut column, lit);
+            }
             for output in outputs.iter_mut().filter(|o| o.wants_columns()) {
                 if let Err(e) = output.column(&column) {
                     note_error(state, output.as_ref(), &e);
@@ -522,6 +593,10 @@ fn run(
                 state.player_stats.note_cue(CueShown { cue_us: cue.0, show_us: at, host_us: host_time_us() });
             }
             wake = ((k + 1) * 1_000_000).div_ceil(u128::from(fps)) as u64;
+            // At a low frame rate the flash still goes on and off on time.
+            if flash.is_some() {
+                wake = wake.min(now + IDENTIFY_HALF_PERIOD.as_micros() as u64);
+            }
         }
         // A cue before the next column wakes the loop for a mirroring output (the Teensy
         // is sent a change at its cue); column outputs switch on the column boundary after it.
@@ -590,6 +665,25 @@ mod tests {
         assert_eq!(sequence_start(Cue(5_000_000), 6_000_000), 5_000);
         assert_eq!(sequence_start(Cue(9_000_000), 6_000_000), 0, "a cue not reached: timeline start");
         assert_eq!(sequence_start(Cue::NOW, 6_000_000), 0);
+    }
+
+    #[test]
+    fn identify_flashes_on_and_off_then_ends() {
+        let identify = Identify::default();
+        let now = Instant::now();
+        assert_eq!(identify.phase(now), None, "not asked");
+        identify.start(Duration::from_secs(1));
+        let at = |ms| identify.phase(now + Duration::from_millis(ms));
+        assert_eq!((at(10), at(130), at(260), at(990)), (Some(true), Some(false), Some(true), Some(false)));
+        assert_eq!(at(1_010), None, "over after its time");
+        assert_eq!(at(10), None, "and stays over");
+
+        // A board that renders itself is sent the flash as a live column over the show.
+        let show = Show { mode: Mode::Pattern, index: 2, brightness: 10, framerate: 40, ..Show::default() };
+        let lit = identify_show(&show, true);
+        assert_eq!((lit.mode, lit.brightness, lit.framerate), (Mode::Live, 255, 40));
+        assert_eq!(lit.live, Some(vec![Rgb::new(IDENTIFY_LEVEL, IDENTIFY_LEVEL, IDENTIFY_LEVEL); 32]));
+        assert_eq!(identify_show(&show, false).live, Some(vec![Rgb::default(); 32]));
     }
 
     #[test]

@@ -291,6 +291,28 @@ fn write_atomically_reserved(path: &Path, bytes: &[u8], store: &Path) -> io::Res
     }
 }
 
+/// Writes a file that can be made again (a cached thumbnail) so that a crash leaves the old
+/// file or the new one. Unlike [`write_atomically`] it never gives up the library's reserve
+/// and leaves [`CACHE_HEADROOM`] free besides: a cache must not take the room that lets a
+/// delete through on a nearly full disk. Fails (`StorageFull`) rather than write without it.
+pub(crate) fn write_cache_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().expect("cache files have a parent");
+    fs::create_dir_all(dir)?;
+    if let Ok(room) = space(dir)
+        && room.free < bytes.len() as u64 + CACHE_HEADROOM
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::StorageFull,
+            format!("{} bytes free, a cache file is written only with {CACHE_HEADROOM} to spare", room.free),
+        ));
+    }
+    write_atomically_after(path, bytes, || Ok(()))
+}
+
+/// Free space a cache write leaves untouched: the library's margin, reserve and a snapshot
+/// save of a large library come first.
+pub const CACHE_HEADROOM: u64 = 4 * 1024 * 1024;
+
 /// Removes the temporary files a crash or a failed write left in `dir`, so a restart on a
 /// full disk gets their space back before it writes anything.
 pub fn remove_leftovers(dir: &Path) -> io::Result<()> {

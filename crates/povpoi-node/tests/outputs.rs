@@ -45,13 +45,16 @@ fn output_specs_parse() {
     let parse = |s: &str| s.parse::<OutputSpec>();
     assert_eq!(parse("sim"), Ok(OutputSpec::Sim));
     let spi = |device: &str, clock_hz, order| OutputSpec::Apa102 { device: PathBuf::from(device), clock_hz, order };
-    assert_eq!(parse("apa102:/dev/spidev0.0"), Ok(spi("/dev/spidev0.0", DEFAULT_CLOCK_HZ, ColorOrder::Bgr)));
-    assert_eq!(parse("apa102:/dev/spidev0.1@4000000"), Ok(spi("/dev/spidev0.1", 4_000_000, ColorOrder::Bgr)));
+    assert_eq!(parse("apa102:/dev/spidev0.0"), Ok(spi("/dev/spidev0.0", DEFAULT_CLOCK_HZ, None)));
+    assert_eq!(parse("apa102:/dev/spidev0.1@4000000"), Ok(spi("/dev/spidev0.1", 4_000_000, None)));
     assert_eq!(
         parse("apa102:/dev/spidev1.0@12000000,order=grb"),
-        Ok(spi("/dev/spidev1.0", 12_000_000, ColorOrder::Grb))
+        Ok(spi("/dev/spidev1.0", 12_000_000, Some(ColorOrder::Grb)))
     );
-    assert_eq!(parse("apa102:/dev/spidev0.0,order=RGB"), Ok(spi("/dev/spidev0.0", DEFAULT_CLOCK_HZ, ColorOrder::Rgb)));
+    assert_eq!(
+        parse("apa102:/dev/spidev0.0,order=RGB"),
+        Ok(spi("/dev/spidev0.0", DEFAULT_CLOCK_HZ, Some(ColorOrder::Rgb)))
+    );
     assert_eq!(parse("teensy:/dev/ttyUSB0"), Ok(OutputSpec::Teensy { device: PathBuf::from("/dev/ttyUSB0") }));
     for bad in [
         "apa102:",
@@ -74,14 +77,13 @@ fn opening_a_missing_device_says_what_to_check() {
     let spi = OutputSpec::Apa102 {
         device: PathBuf::from("/nonexistent/spidev9.9"),
         clock_hz: DEFAULT_CLOCK_HZ,
-        order: ColorOrder::Bgr,
+        order: Some(ColorOrder::Bgr),
     };
     let err = spi.open(32).err().expect("no such device");
     assert!(err.contains("/nonexistent/spidev9.9") && err.contains("SPI is enabled"), "{err}");
 
     // A device that is not a spidev (nor a regular file to capture frames in) is refused.
-    let null =
-        OutputSpec::Apa102 { device: PathBuf::from("/dev/null"), clock_hz: DEFAULT_CLOCK_HZ, order: ColorOrder::Bgr };
+    let null = OutputSpec::Apa102 { device: PathBuf::from("/dev/null"), clock_hz: DEFAULT_CLOCK_HZ, order: None };
     let err = null.open(32).err().expect("not a spidev");
     assert!(err.contains("/dev/null") && err.contains("spidev device"), "{err}");
 
@@ -476,7 +478,7 @@ async fn a_node_on_the_apa102_output_appends_frames_to_a_regular_file() {
     let dir = tempfile::tempdir().unwrap();
     let capture = dir.path().join("frames.bin");
     std::fs::write(&capture, b"").unwrap();
-    let output = OutputSpec::Apa102 { device: capture.clone(), clock_hz: DEFAULT_CLOCK_HZ, order: ColorOrder::Bgr };
+    let output = OutputSpec::Apa102 { device: capture.clone(), clock_hz: DEFAULT_CLOCK_HZ, order: None };
     let node = loopback_node(&dir.path().join("poi"), output).await;
     assert!(node.state().display.output.contains("no SPI"), "{}", node.state().display.output);
     let frame_of = |column: &[Rgb]| {

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use povpoi_core::render::{DEFAULT_LEDS, MAX_LEDS};
+use povpoi_core::render::MAX_LEDS;
 use povpoi_node::output::OutputSpec;
 use povpoi_node::player::AudioChoice;
 use povpoi_node::{Node, NodeOptions};
@@ -38,9 +38,9 @@ pub struct Args {
     /// teensy:/dev/ttyXXX.
     #[arg(long, default_value = "sim")]
     pub output: OutputSpec,
-    /// LEDs on the strip (1-144).
-    #[arg(long, default_value_t = DEFAULT_LEDS, value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_LEDS)))]
-    pub leds: u16,
+    /// LEDs on the strip (1-144), stored; without it the stored count (32 at first start).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_LEDS)))]
+    pub leds: Option<u16>,
     /// Sound level for the audio patterns: none, test (a 120 bpm beat) or constant:LEVEL.
     #[arg(long, default_value = "none")]
     pub audio: AudioChoice,

@@ -80,13 +80,13 @@ fn image_json(
     })
 }
 
-fn parse_image_id(text: &str) -> Result<ImageId, ApiError> {
+pub(super) fn parse_image_id(text: &str) -> Result<ImageId, ApiError> {
     text.parse().map_err(|_| {
         ApiError::bad_request(format!("{text:?} is not an image id (like 0123456789abcdef-1): see GET /api/images"))
     })
 }
 
-fn no_image(id: impl std::fmt::Display) -> ApiError {
+pub(super) fn no_image(id: impl std::fmt::Display) -> ApiError {
     ApiError::not_found(format!("no image {id}: see GET /api/images"))
 }
 
@@ -178,7 +178,7 @@ async fn upload(
     })?;
     let mut file: Option<(String, Bytes)> = None;
     let mut name: Option<String> = None;
-    let mut options = povpoi_media::ConvertOptions::for_leds(node.display.leds.min(MAX_HEIGHT));
+    let mut options = povpoi_media::ConvertOptions::for_leds(node.display.leds.get().min(MAX_HEIGHT));
     let mut transformed = false;
     while let Some(field) = form.next_field().await.map_err(|e| multipart_error(&e))? {
         let filename = field.file_name().map(str::to_owned);

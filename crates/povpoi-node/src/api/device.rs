@@ -1,18 +1,52 @@
-//! `/api/device/config`: who this poi is and how it syncs.
+//! `/api/device/config`: who this poi is, how it syncs and what strip it drives;
+//! `/api/identify`: flash this poi's strip so a performer can find it.
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
-use super::{ApiError, AppState, JsonBody, ok};
+use super::control::int_in;
+use super::{ApiError, AppState, JsonBody, RawBody, ok, parse_json};
 use crate::config::{self, GroupKey};
+use crate::events::Event;
 use crate::library::Origin;
+use povpoi_core::render::MAX_LEDS;
 
 pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/api/device/config", get(get_config).post(set_config))
+    Router::new().route("/api/device/config", get(get_config).post(set_config)).route("/api/identify", post(identify))
+}
+
+/// Seconds a poi flashes when not told.
+pub const IDENTIFY_DEFAULT_S: u64 = 3;
+/// Longest flash asked for: long enough to walk up to a poi, short enough not to spoil a show.
+pub const IDENTIFY_MAX_S: u64 = 10;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentifyRequest {
+    seconds: Option<Value>,
+}
+
+/// `POST /api/identify` (`{"seconds": 1-10}`, or no body for 3 s): the strip flashes white
+/// and dark four times a second over whatever plays, then the show goes on; watchers of the
+/// event stream get an `identify` event.
+async fn identify(State(node): State<AppState>, RawBody(body): RawBody) -> Result<Json<Value>, ApiError> {
+    let seconds = if body.iter().all(u8::is_ascii_whitespace) {
+        IDENTIFY_DEFAULT_S
+    } else {
+        let ask: IdentifyRequest = parse_json(&body)?;
+        int_in(ask.seconds.as_ref(), "seconds", 1, IDENTIFY_MAX_S)?.unwrap_or(IDENTIFY_DEFAULT_S)
+    };
+    node.identify.start(std::time::Duration::from_secs(seconds));
+    let (device_id, device_name) = {
+        let c = node.config();
+        (c.device_id.to_string(), c.device_name.clone())
+    };
+    node.events.send(Event::Identify { device_id: device_id.clone(), device_name, seconds });
+    Ok(Json(json!({ "status": "ok", "deviceId": device_id, "seconds": seconds })))
 }
 
 async fn get_config(State(node): State<AppState>) -> Json<Value> {
@@ -27,6 +61,8 @@ async fn get_config(State(node): State<AppState>) -> Json<Value> {
         "powerMode": c.power_mode,
         "protected": c.group_key.is_some(),
         "peerAddresses": c.manual_peers,
+        "ledCount": c.led_count,
+        "colorOrder": config::color_order_name(c.color_order),
     }))
 }
 
@@ -43,6 +79,10 @@ struct ConfigChange {
     group_key: Option<Option<String>>,
     /// Needed to change or remove a key that is set.
     current_group_key: Option<String>,
+    /// LEDs on the strip, 1-144 (checked here, so the error names the range).
+    led_count: Option<Value>,
+    /// `"RGB"`... `"BGR"`, any case.
+    color_order: Option<Value>,
 }
 
 /// Tells a field sent as `null` (Some(None)) from one not sent (None).
@@ -63,6 +103,17 @@ async fn set_config(
     if let Some(interval) = change.sync_interval {
         config::check_interval(interval).map_err(ApiError::bad_request)?;
     }
+    let led_count = int_in(change.led_count.as_ref(), "ledCount", 1, u64::from(MAX_LEDS))?.map(|n| n as u16);
+    let color_order = match change.color_order.as_ref().filter(|v| !v.is_null()) {
+        None => None,
+        Some(Value::String(name)) => Some(config::parse_color_order(name).map_err(ApiError::bad_request)?),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "colorOrder must be one of {} (a string), not {other}",
+                config::COLOR_ORDERS.join(", ")
+            )));
+        }
+    };
     let new_key = match &change.group_key {
         None => None,
         Some(None) => Some(None),
@@ -100,6 +151,12 @@ async fn set_config(
         }
         if let Some(key) = new_key {
             c.group_key = key;
+        }
+        if let Some(leds) = led_count {
+            c.led_count = leds;
+        }
+        if let Some(order) = color_order {
+            c.color_order = order;
         }
     })
     .map_err(|e| ApiError::write_failed("cannot save the configuration", &e))?;

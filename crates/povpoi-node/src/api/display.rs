@@ -51,7 +51,7 @@ async fn strip(
         .iter()
         .map(|column| column.iter().flat_map(|c| [c.r, c.g, c.b]).map(|b| format!("{b:02x}")).collect())
         .collect();
-    Ok(Json(json!({ "leds": node.display.leds, "shown": shown, "columns": columns })))
+    Ok(Json(json!({ "leds": node.display.leds.get(), "shown": shown, "columns": columns })))
 }
 
 /// Largest preview served, pixels a side.
@@ -172,7 +172,7 @@ async fn preview(
         )));
     }
     let options = PreviewOptions {
-        leds: node.display.leds,
+        leds: node.display.leds.get(),
         rps,
         fps: query.fps.unwrap_or(settings.framerate),
         exposure_ms: query.exposure,

@@ -20,14 +20,7 @@ async fn stream(State(node): State<AppState>) -> Sse<impl Stream<Item = Result<S
     let events = BroadcastStream::new(node.events.subscribe()).filter_map(|event| {
         // A watcher too slow to keep up misses events rather than slowing the poi down.
         let event = event.ok()?;
-        let name = match &event {
-            crate::events::Event::LibraryChanged { .. } => "libraryChanged",
-            crate::events::Event::PeerUp { .. } => "peerUp",
-            crate::events::Event::PeerDown { .. } => "peerDown",
-            crate::events::Event::SyncFinished(_) => "syncFinished",
-            crate::events::Event::Clock { .. } => "clock",
-            crate::events::Event::ClockStep { .. } => "clockStep",
-        };
+        let name = event.name();
         SseEvent::default().event(name).json_data(&event).ok().map(Ok)
     });
     // Without an end, an open stream would hold the graceful shutdown of the server.

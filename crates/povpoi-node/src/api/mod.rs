@@ -21,6 +21,7 @@ use serde_json::json;
 use crate::node::NodeState;
 
 mod access;
+mod backup;
 mod clock;
 mod content;
 mod control;
@@ -28,6 +29,7 @@ mod device;
 mod display;
 mod events;
 mod sync;
+mod thumbnail;
 mod ui;
 
 /// One CPU-heavy job (a picture conversion, a preview) at a time: a few parallel requests
@@ -50,6 +52,8 @@ pub fn router(state: AppState) -> Router {
         .merge(events::routes())
         .merge(control::routes())
         .merge(content::routes())
+        .merge(thumbnail::routes())
+        .merge(backup::routes())
         .merge(ui::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {

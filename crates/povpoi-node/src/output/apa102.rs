@@ -75,7 +75,9 @@ impl Apa102<Spidev> {
                 device.display()
             )
         })?;
-        let name = format!("apa102 {} @ {clock_hz} Hz, {}", device.display(), format!("{order:?}").to_lowercase());
+        // No colour order in the description: it can change while the node runs
+        // (`colorOrder` of /api/device/config says it), the description is made once.
+        let name = format!("apa102 {} @ {clock_hz} Hz", device.display());
         Ok(Apa102::new(spi, name, order))
     }
 }
@@ -87,8 +89,7 @@ impl Apa102<File> {
             .append(true)
             .open(path)
             .map_err(|e| format!("cannot open {} to write APA102 frames to: {e}", path.display()))?;
-        let name =
-            format!("apa102 {} (frames to a file, no SPI), {}", path.display(), format!("{order:?}").to_lowercase());
+        let name = format!("apa102 {} (frames to a file, no SPI)", path.display());
         Ok(Apa102::new(file, name, order))
     }
 }
@@ -104,6 +105,11 @@ pub fn is_capture(path: &Path) -> bool {
 impl<W: Write + Send> Output for Apa102<W> {
     fn describe(&self) -> String {
         self.name.clone()
+    }
+
+    fn restrip(&mut self, leds: u16, order: ColorOrder) {
+        self.order = order;
+        self.frame.reserve(apa102::frame_len(usize::from(leds)));
     }
 
     fn column(&mut self, column: &[Rgb]) -> io::Result<()> {
@@ -128,5 +134,16 @@ mod tests {
         let one = [0, 0, 0, 0, 0xFF, 3, 2, 1, 0, 0, 0, 0, 0];
         let two = [0, 0, 0, 0, 0xFF, 6, 5, 4, 0, 0, 0, 0, 0];
         assert_eq!(strip.get_ref()[..], [one, two].concat());
+    }
+
+    #[test]
+    fn a_new_colour_order_applies_from_the_next_column() {
+        let mut strip = Apa102::new(Vec::new(), "apa102 test", ColorOrder::Bgr).with_global(31);
+        strip.column(&[Rgb::new(1, 2, 3)]).unwrap();
+        strip.restrip(1, ColorOrder::Grb);
+        strip.column(&[Rgb::new(1, 2, 3)]).unwrap();
+        let bgr = [0, 0, 0, 0, 0xFF, 3, 2, 1, 0, 0, 0, 0, 0];
+        let grb = [0, 0, 0, 0, 0xFF, 2, 1, 3, 0, 0, 0, 0, 0];
+        assert_eq!(strip.get_ref()[..], [bgr, grb].concat());
     }
 }

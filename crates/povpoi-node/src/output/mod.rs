@@ -66,6 +66,11 @@ pub trait Output: Send {
     fn show_changed(&mut self, _show: &Show) -> std::io::Result<()> {
         Ok(())
     }
+
+    /// The strip's LED count or colour order was changed (`POST /api/device/config`): the
+    /// columns after this have `leds` LEDs, to be sent in `order`. A board that drives its
+    /// own strip (the Teensy: 32 LEDs, its firmware's order) has nothing to change.
+    fn restrip(&mut self, _leds: u16, _order: ColorOrder) {}
 }
 
 /// Which output `--output` names.
@@ -80,8 +85,9 @@ pub enum OutputSpec {
         device: PathBuf,
         /// SPI clock, Hz.
         clock_hz: u32,
-        /// Channel order of the strip.
-        order: ColorOrder,
+        /// Channel order of the strip, when `order=` names one: stored as the poi's
+        /// `colorOrder` at start; without it the stored order (BGR at first start).
+        order: Option<ColorOrder>,
     },
     /// The existing Teensy 4.1 firmware on a serial port (`teensy:/dev/ttyUSB0`).
     Teensy {
@@ -110,10 +116,10 @@ impl FromStr for OutputSpec {
                 },
                 None => (device, apa102::DEFAULT_CLOCK_HZ),
             };
-            let mut order = ColorOrder::default();
+            let mut order = None;
             for option in parts {
                 match option.split_once('=') {
-                    Some(("order", value)) => order = value.parse().map_err(|e| format!("output {s:?}: {e}"))?,
+                    Some(("order", value)) => order = Some(value.parse().map_err(|e| format!("output {s:?}: {e}"))?),
                     _ => return Err(format!("output {s:?}: unknown option {option:?}; the only one is order=ORDER")),
                 }
             }
@@ -141,10 +147,10 @@ impl OutputSpec {
         Ok(match self {
             OutputSpec::Sim => Box::new(sim::SimStrip::default()),
             OutputSpec::Apa102 { device, order, .. } if apa102::is_capture(device) => {
-                Box::new(apa102::Apa102::open_capture(device, *order)?.for_leds(leds))
+                Box::new(apa102::Apa102::open_capture(device, order.unwrap_or_default())?.for_leds(leds))
             }
             OutputSpec::Apa102 { device, clock_hz, order } => {
-                Box::new(apa102::Apa102::open(device, *clock_hz, *order)?.for_leds(leds))
+                Box::new(apa102::Apa102::open(device, *clock_hz, order.unwrap_or_default())?.for_leds(leds))
             }
             OutputSpec::Teensy { device } => {
                 if leds != povpoi_core::render::DEFAULT_LEDS {

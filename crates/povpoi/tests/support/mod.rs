@@ -75,12 +75,19 @@ pub struct Reply {
     pub status: u16,
     /// Body bytes.
     pub body: Vec<u8>,
+    /// Response headers, names in lower case.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Reply {
     /// The body as JSON (a string value when it is not JSON).
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&self.body).into()))
+    }
+
+    /// The first value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -89,6 +96,7 @@ struct Job {
     url: String,
     content_type: Option<String>,
     bearer: Option<String>,
+    headers: Vec<(String, String)>,
     body: Vec<u8>,
     reply: mpsc::Sender<Result<Reply, String>>,
 }
@@ -164,13 +172,21 @@ impl Client {
                         if let Some(key) = &job.bearer {
                             call = call.bearer_auth(key);
                         }
+                        for (name, value) in &job.headers {
+                            call = call.header(name, value);
+                        }
                         if !job.body.is_empty() {
                             call = call.body(job.body);
                         }
                         let answer = call.send().await.map_err(|e| format!("{}: {e}", job.url))?;
                         let status = answer.status().as_u16();
+                        let headers = answer
+                            .headers()
+                            .iter()
+                            .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                            .collect();
                         let body = answer.bytes().await.map_err(|e| format!("{}: body: {e}", job.url))?;
-                        Ok(Reply { status, body: body.to_vec() })
+                        Ok(Reply { status, body: body.to_vec(), headers })
                     });
                     let _ = job.reply.send(result);
                 }
@@ -205,12 +221,26 @@ impl Client {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Result<Reply, String> {
+        self.call_with(method, addr, path, content_type, &[], body)
+    }
+
+    /// Any request with extra headers (`If-None-Match`...); Err on a transport error.
+    pub fn call_with(
+        &self,
+        method: reqwest::Method,
+        addr: SocketAddr,
+        path: &str,
+        content_type: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<Reply, String> {
         let (reply, answer) = mpsc::channel();
         let job = Job {
             method,
             url: format!("http://{addr}{path}"),
             content_type: content_type.map(str::to_string),
             bearer: self.keys.lock().unwrap().get(&addr).cloned(),
+            headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
             body,
             reply,
         };
