@@ -659,6 +659,13 @@ async fn pictures_in_any_format_are_converted_and_items_previewed() {
         json!({"items": [{"image": id, "durationMs": 500}, {"pattern": 5, "durationMs": 500}], "loop": true});
     let (code, answer) = poi.call(Method::PUT, "/api/sequences/1", sequence).await;
     assert_eq!(code, 200, "{answer}");
+    // The pattern editor's draft, not stored anywhere, drawn by the same renderer.
+    let draft = "/api/preview/pattern/draft?type=4&color1=ff8800&color2=2200ff&speed=90&size=160";
+    let (code, bytes) = poi.send(Method::GET, draft, None, vec![]).await;
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&bytes));
+    let shown = povpoi_media::image::load_from_memory(&bytes).unwrap().to_rgb8();
+    assert_eq!(shown.dimensions(), (160, 160));
+    assert!(shown.pixels().any(|p| p.0[0] > 100 && p.0[2] < 50), "fire in orange shows orange");
     for path in ["/api/preview/pattern/5", "/api/preview/sequence/1?rps=0.5&fps=100"] {
         let (code, bytes) = poi.send(Method::GET, path, None, vec![]).await;
         assert_eq!(code, 200, "{path}: {}", String::from_utf8_lossy(&bytes));
@@ -675,6 +682,10 @@ async fn pictures_in_any_format_are_converted_and_items_previewed() {
         ("/api/preview/pattern/5?rps=50&exposure=2000", 400),
         ("/api/preview/pattern/5?fps=0", 400),
         ("/api/preview/pattern/5?rps=NaN", 400),
+        ("/api/preview/pattern/draft?type=4&color1=red&color2=000000&speed=9", 400),
+        ("/api/preview/pattern/draft?color1=ff0000&color2=000000&speed=9", 400),
+        ("/api/preview/pattern/draft?type=18&color1=ff0000&color2=000000&speed=9", 400),
+        ("/api/preview/pattern/5?type=1", 400),
     ] {
         let (code, answer) = poi.raw(Method::GET, path, b"").await;
         assert!(code == status && answer["error"].is_string(), "{path}: {code} {answer}");

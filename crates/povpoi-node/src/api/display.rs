@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use std::collections::HashMap;
 
-use povpoi_core::model::{ImageId, PATTERN_SLOTS, Pattern, SEQUENCE_SLOTS, Sequence, SequenceTarget};
+use povpoi_core::model::{ImageId, PATTERN_SLOTS, Pattern, PatternKind, Rgb, SEQUENCE_SLOTS, Sequence, SequenceTarget};
 use povpoi_core::render::{Content, Finish, ImageView, Program};
 use povpoi_media::PreviewOptions;
 
@@ -72,6 +72,37 @@ struct PreviewQuery {
     at: Option<u64>,
     /// Exposure, ms (default one rotation).
     exposure: Option<u64>,
+    /// `/api/preview/pattern/draft` only: the unsaved pattern's type (0-17)...
+    #[serde(rename = "type")]
+    kind: Option<u8>,
+    /// ...its colours as `rrggbb`...
+    color1: Option<String>,
+    /// ...
+    color2: Option<String>,
+    /// ...and its speed (1-255), as the pattern editor holds them.
+    speed: Option<u8>,
+}
+
+impl PreviewQuery {
+    /// The pattern a draft preview shows: what an editor holds before it is saved, so the
+    /// editor can show the poi's own rendering of it as it changes.
+    fn draft(&self) -> Result<Pattern, ApiError> {
+        let colour = |field: &str, text: &Option<String>| -> Result<Rgb, ApiError> {
+            let text = text.as_deref().ok_or_else(|| ApiError::bad_request(format!("{field} is missing: rrggbb")))?;
+            let bad = || ApiError::bad_request(format!("{field} must be six hex digits rrggbb, not {text:?}"));
+            let n = u32::from_str_radix(text, 16).ok().filter(|_| text.len() == 6).ok_or_else(bad)?;
+            Ok(Rgb::new((n >> 16) as u8, (n >> 8) as u8, n as u8))
+        };
+        let kind = self.kind.ok_or_else(|| ApiError::bad_request("type is missing: a pattern type 0-17"))?;
+        let kind = PatternKind::from_id(kind)?;
+        let speed = self.speed.ok_or_else(|| ApiError::bad_request("speed is missing: 1-255"))?;
+        Ok(Pattern::new(kind, colour("color1", &self.color1)?, colour("color2", &self.color2)?, speed)?)
+    }
+
+    /// Whether any draft field was given (they mean nothing for a stored item).
+    fn has_draft_fields(&self) -> bool {
+        self.kind.is_some() || self.color1.is_some() || self.color2.is_some() || self.speed.is_some()
+    }
 }
 
 /// The images and patterns a previewed sequence refers to.
@@ -124,6 +155,12 @@ async fn preview(
                 .map_err(|e| ApiError::internal(e.to_string()))?;
             Item::Image(image.ok_or_else(|| ApiError::not_found(format!("no image {id} with its pixels here")))?)
         }
+        _ if query.has_draft_fields() && (kind.as_str(), item.as_str()) != ("pattern", "draft") => {
+            return Err(ApiError::bad_request(
+                "type, color1, color2 and speed describe an unsaved pattern: ask /api/preview/pattern/draft",
+            ));
+        }
+        "pattern" if item == "draft" => Item::Pattern(query.draft()?),
         "pattern" => {
             let slot = slot(PATTERN_SLOTS)?;
             let pattern = node.library.read(|poi| poi.pattern(slot).copied());
