@@ -78,10 +78,15 @@ function askKey(wrong) {
 // Resolves when a key is entered (the event stream waits here instead of retrying).
 const keyEntered = () => new Promise((resolve) => keyWaiters.push(resolve));
 
+// While this page changes the key, other calls wait for it (sent meanwhile, they would
+// carry a key the poi no longer takes).
+let keyChange = Promise.resolve();
+
 // One call: JSON in and out, the server's `error` text as the thrown message.
-async function api(method, path, body) {
+async function api(method, path, body, headers) {
   for (let attempt = 0; ; attempt++) {
-    const opts = { method, headers: auth() };
+    if (!headers) await keyChange;
+    const opts = { method, headers: headers || auth() };
     if (body instanceof Blob || body instanceof ArrayBuffer) opts.body = body;
     else if (body !== undefined) { opts.body = JSON.stringify(body); opts.headers["content-type"] = "application/json"; }
     const res = await fetch(path, opts);
@@ -99,6 +104,7 @@ async function api(method, path, body) {
 // A binary GET with the key (an <img src> cannot send it): an object URL.
 async function blobUrl(path) {
   for (let attempt = 0; ; attempt++) {
+    await keyChange;
     const res = await fetch(path, { headers: auth() });
     if (res.status === 401 && attempt < 3 && (await askKey(Boolean(savedKey())))) continue;
     if (!res.ok) throw new Error((await res.json().catch(() => ({}))).error || "HTTP " + res.status);
@@ -108,12 +114,16 @@ async function blobUrl(path) {
 
 const thumbs = new Map();
 function thumb(id) {
-  if (!thumbs.has(id)) thumbs.set(id, blobUrl("/api/thumbnail/image/" + encodeURIComponent(id)).catch(() => ""));
+  if (!thumbs.has(id)) {
+    // A failure is not kept: the next redraw asks again.
+    thumbs.set(id, blobUrl("/api/thumbnail/image/" + encodeURIComponent(id)).catch(() => { thumbs.delete(id); return ""; }));
+  }
   return thumbs.get(id);
 }
+// An image's thumbnail; an image whose pixels are still arriving gets an empty frame.
 function thumbImg(id, cls) {
   const img = h("img", { class: cls || "", alt: "" });
-  thumb(id).then((url) => { if (url) img.src = url; });
+  if (state.images.some((im) => im.id === id && im.available)) thumb(id).then((url) => { if (url) img.src = url; });
   return img;
 }
 
@@ -641,13 +651,17 @@ $("keyform").onsubmit = async (ev) => {
   const f = ev.target, key = f.key.value;
   const body = { groupKey: key || null };
   if (state.config.protected) body.currentGroupKey = f.current.value;
+  let done;
+  const sent = auth();
+  keyChange = new Promise((resolve) => { done = resolve; });
   try {
-    await api("POST", "/api/device/config", body);
+    await api("POST", "/api/device/config", body, sent);
     if (key) localStorage.setItem(KEY, key); else localStorage.removeItem(KEY);
+    done();
     f.reset();
     toast(key ? "Pairing key set: set the same key on the other poi" : "Pairing key removed");
     await loadSettings();
-  } catch (e) { fail(e); }
+  } catch (e) { fail(e); } finally { done(); }
 };
 $("backup").onclick = async () => {
   try {
