@@ -194,7 +194,7 @@ def no_overflow(page, where):
 
 def small_targets(page):
     """Visible buttons, links, selects and inputs smaller than 44 px in either direction."""
-    return page.evaluate("""() => [...document.querySelectorAll('button, nav a, select, input:not([type=checkbox]):not([type=range]):not([type=file])')]
+    return page.evaluate("""() => [...document.querySelectorAll('button, a, summary, select, input:not([type=checkbox]):not([type=range]):not([type=file])')]
         .filter((e) => e.offsetParent !== null)
         .map((e) => [e.textContent.trim() || e.getAttribute('aria-label') || e.name || e.id, e.getBoundingClientRect()])
         .filter(([, r]) => r.height < 44 || r.width < 44)
@@ -366,6 +366,9 @@ def test(run):
     pa.locator("#members li.member", has_text="(this poi)").get_by_role("button", name="Identify").click()
     pa.wait_for_selector("#members li.member.flash")
     run.shot(pa, "group-identify")
+    # The other poi, through this one (a signed peer command).
+    pa.locator("#members li.member", has_not_text="(this poi)").get_by_role("button", name="Identify").click()
+    pa.wait_for_selector("#toast:has-text('Right flashes')")
     run.no_errors("phone width, identify")
 
     # A pairing key: set on both poi through their pages, then a new browser.
