@@ -706,7 +706,8 @@ function showClock(standing, bound) {
 // ----- live updates: the event stream (read with fetch: EventSource cannot send the key) -----
 
 const handlers = {
-  libraryChanged: () => later(),
+  // What plays shows at once; the lists (a burst of changes is common) a moment later.
+  libraryChanged: () => { loadStatus().catch(() => {}); later(150); },
   peerUp: () => { if (visible("group")) loadGroup().catch(() => {}); },
   peerDown: () => { if (visible("group")) loadGroup().catch(() => {}); },
   clock: (d) => showClock(d.standing, d.errorBoundUs),
