@@ -201,6 +201,26 @@ def small_targets(page):
         .map(([n, r]) => n + ' ' + Math.round(r.width) + 'x' + Math.round(r.height))""")
 
 
+def lowest_contrast(page):
+    """The visible text with the least contrast against what is behind it (WCAG ratio)."""
+    return page.evaluate("""() => {
+        const lum = (c) => c.match(/[\\d.]+/g).slice(0, 3).map(Number).map((v) => {
+            v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+            .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+        const behind = (e) => { for (; e; e = e.parentElement) { const c = getComputedStyle(e).backgroundColor;
+            const parts = c.match(/[\\d.]+/g); if (parts && (parts.length < 4 || Number(parts[3]) > 0.5)) return c; }
+            return 'rgb(0, 0, 0)'; };
+        let worst = [99, ''];
+        for (const e of document.querySelectorAll('body *')) {
+            if (e.offsetParent === null || e.closest('[disabled]')) continue;
+            if (![...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+            const [a, b] = [lum(getComputedStyle(e).color), lum(behind(e))];
+            const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+            if (ratio < worst[0]) worst = [ratio, e.tagName + ' ' + e.textContent.trim().slice(0, 40)];
+        }
+        return worst; }""")
+
+
 def upload(page, path, name):
     """Uploads through the form, watching the progress bar and the button while it runs."""
     tab(page, "library")
@@ -328,18 +348,41 @@ def test(run):
     pa.wait_for_selector("#conflicts :text('No conflicts.')")
     run.shot(pa, "conflict-resolved")
     run.errors[down_from:] = [e for e in run.errors[down_from:] if "ERR_CONNECTION_REFUSED" not in e]
+
+    # Backup of the left poi as a file, restored into the right one.
+    tab(pa, "settings")
+    with pa.expect_download() as download:
+        pa.click("#backup")
+    saved = os.path.join(run.root, download.value.suggested_filename)
+    download.value.save_as(saved)
+    with open(saved, "rb") as f:
+        if f.read(8) != b"povpoiB1":
+            raise AssertionError(f"the backup {saved} is not a povpoi backup file")
+    if "Left" not in download.value.suggested_filename:
+        raise AssertionError(f"the backup's name does not name the poi: {download.value.suggested_filename}")
+    tab(pb, "settings")
+    pb.set_input_files("#restore", saved)
+    pb.wait_for_selector("#toast:has-text('Restored: 0 images added (1 already here), 1 patterns, 1 sequences')")
+    run.shot(pb, "backup-restored")
     run.no_errors("upload, play, sequence, delete, conflict")
 
     # Phone width 360: nothing wider than the screen, every control at least 44 px.
     narrow = run.page(a, NARROW)
+    contrasts = []
     for name in ("play", "library", "group", "sync", "settings"):
         tab(narrow, name)
         narrow.wait_for_timeout(300)
         no_overflow(narrow, f"{name} at 360 px")
+        ratio, text = lowest_contrast(narrow)
+        # 7:1 is WCAG's enhanced level; the app is used outdoors in sunlight.
+        if ratio < 7:
+            raise AssertionError(f"{name} at 360 px: text {text!r} has contrast {ratio:.1f}:1, under 7:1")
+        contrasts.append(ratio)
         small = small_targets(narrow)
         if small:
             raise AssertionError(f"{name} at 360 px: touch targets under 44 px: {small}")
         run.shot(narrow, f"narrow-{name}")
+    print(f"lowest text contrast over the five tabs at 360 px: {min(contrasts):.1f}:1")
     tab(narrow, "play")
     tile(narrow, "image", "Zebra").locator(".look").click()
     narrow.wait_for_function("() => { const i = document.getElementById('previewimg'); return i.src && i.complete && i.naturalWidth > 0; }")

@@ -667,7 +667,7 @@ $("backup").onclick = async () => {
   try {
     const res = await fetch("/api/backup", { headers: auth() });
     if (!res.ok) throw new Error((await res.json().catch(() => ({}))).error || "backup failed: HTTP " + res.status);
-    const name = (/filename="([^"]+)"/.exec(res.headers.get("content-disposition") || "") || [])[1] || "povpoi.povbak";
+    const name = (/filename="([^"]+)"/.exec(res.headers.get("content-disposition") || "") || [])[1] || "povpoi.povbackup";
     const a = h("a", { href: URL.createObjectURL(await res.blob()), download: name });
     document.body.append(a);
     a.click();
@@ -680,7 +680,8 @@ $("restore").onchange = async (ev) => {
   if (!file) return;
   try {
     const r = await api("POST", "/api/restore", file);
-    toast("Restored: " + ["images", "patterns", "sequences"].map((k) => (r[k] !== undefined ? r[k] + " " + k : null)).filter(Boolean).join(", "));
+    toast("Restored: " + r.imagesAdded + " images added (" + r.imagesPresent + " already here), " +
+      r.patternsSet + " patterns, " + r.sequencesSet + " sequences");
     later(0);
   } catch (e) { fail(e); } finally { ev.target.value = ""; }
 };
