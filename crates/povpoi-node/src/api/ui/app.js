@@ -134,6 +134,7 @@ function showTab() {
   const tab = $(name) && $(name).classList.contains("tab") ? name : "play";
   for (const s of document.querySelectorAll("section.tab")) s.hidden = s.id !== tab;
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("on", a.dataset.tab === tab);
+  if (tab === "library") patternChanged(editing.pattern);
   if (tab === "group") loadGroup().catch(fail);
   if (tab === "sync") loadSync().catch(fail);
   if (tab === "settings") loadSettings().catch(fail);
@@ -425,6 +426,8 @@ function patternChanged(edited) {
   $("sval").textContent = d.speed;
   paintSwatch($("pswatch"), d);
   clearTimeout(liveTimer);
+  // Drawn by the poi (one heavy job at a time there): only while the editor is on screen.
+  if ($("library").hidden) return;
   liveTimer = setTimeout(async () => {
     const q = new URLSearchParams({ type: d.type, color1: $("pc1").value.slice(1), color2: $("pc2").value.slice(1), speed: d.speed, size: 160 });
     const img = $("plive");
