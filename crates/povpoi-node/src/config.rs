@@ -109,6 +109,11 @@ impl GroupKey {
         if secret.len() > 256 {
             return Err("groupKey must be at most 256 bytes".into());
         }
+        // It travels as a bearer token in an HTTP header (visible ASCII only), and a person
+        // types it on every phone: spaces at its ends would be invisible differences.
+        if !secret.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) || secret.trim() != secret {
+            return Err("groupKey must be plain ASCII letters, digits, punctuation or inner spaces".into());
+        }
         Ok(GroupKey(secret.into()))
     }
 
@@ -334,6 +339,14 @@ mod device_id_text {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_key_is_plain_ascii_a_person_can_type_the_same_everywhere() {
+        assert!(GroupKey::new("spin the fire 42").is_ok());
+        for bad in ["short", "clé-de-feu-42", " leading-space", "trailing-space ", "tab\tinside-key"] {
+            assert!(GroupKey::new(bad).is_err(), "{bad:?} was taken");
+        }
+    }
 
     #[test]
     fn the_key_never_shows_in_debug_output() {

@@ -316,12 +316,18 @@ async fn settings_status_live_power_and_wifi() {
     assert_eq!(poi.ok(Method::POST, "/api/multipoi/pair", Value::Null).await["autoPair"], true);
     assert_eq!(poi.get("/api/multipoi/status").await["autoPair"], true);
 
-    let (code, page) = poi.send(Method::GET, "/", None, Vec::new()).await;
-    assert_eq!(code, 200);
-    let page = String::from_utf8(page).unwrap();
-    assert!(page.contains("fetch(\"/api/events\""), "the page follows the event stream");
-    assert!(page.contains("Bearer "), "the page can send a pairing key");
-    assert!(!page.contains("http://") && !page.contains("https://"), "the page loads nothing from outside");
+    let mut ui = String::new();
+    for path in ["/", "/app.js", "/app.css", "/manifest.webmanifest", "/icon.svg"] {
+        let (code, text) = poi.send(Method::GET, path, None, Vec::new()).await;
+        assert_eq!(code, 200, "{path}");
+        ui += &String::from_utf8(text).unwrap();
+    }
+    assert!(ui.contains("fetch(\"/api/events\""), "the page follows the event stream");
+    assert!(ui.contains("Bearer "), "the page can send a pairing key");
+    // Nothing from outside: the only absolute URLs are the SVG namespace (a name, never
+    // fetched) and the link to another poi of the group, built from its address.
+    let outside = ui.replace("\"http://www.w3.org/2000/svg\"", "").replace("\"http://\" + m.address", "");
+    assert!(!outside.contains("http://") && !outside.contains("https://"), "the page loads nothing from outside");
 }
 
 #[tokio::test]
@@ -690,6 +696,8 @@ async fn pictures_in_any_format_are_converted_and_items_previewed() {
         let (code, answer) = poi.raw(Method::GET, path, b"").await;
         assert!(code == status && answer["error"].is_string(), "{path}: {code} {answer}");
     }
+    let (code, answer) = poi.raw(Method::GET, &format!("/api/preview/image/{id}?type=1"), b"").await;
+    assert!(code == 400 && answer["error"].as_str().unwrap().contains("draft"), "{code} {answer}");
 }
 
 /// The upload form takes the converter's options (flip, rotate, contrast) as `povpoi

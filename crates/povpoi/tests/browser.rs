@@ -8,6 +8,7 @@
 //! `POVPOI_CHROMIUM` to use others); fails without them, unless `POVPOI_SKIP_BROWSER` is set.
 //! Screenshots of every step are left in `target/tmp/browser-screenshots/`.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -53,6 +54,9 @@ fn performers_app_in_chromium() {
         .args(["--povpoi", env!("CARGO_BIN_EXE_povpoi"), "--chromium", &chromium()])
         .arg("--out")
         .arg(&out)
+        // Its own process group, so a run stopped for taking too long takes its nodes and
+        // its browser with it.
+        .process_group(0)
         .spawn()
         .expect("start the browser script");
     let started = Instant::now();
@@ -61,7 +65,7 @@ fn performers_app_in_chromium() {
             break status;
         }
         if started.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
+            let _ = Command::new("kill").args(["-KILL", &format!("-{}", child.id())]).status();
             let _ = child.wait();
             panic!("the browser run took longer than {RUN_LIMIT:?}; screenshots so far in {}", out.display());
         }

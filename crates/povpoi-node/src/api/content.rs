@@ -38,7 +38,8 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/sd/delete", post(sd_delete))
         .route("/api/sd/load", post(sd_load))
         .route("/api/images", get(list_images))
-        .route("/api/images/order", put(order_images))
+        // 4,096 ids of about 22 bytes each.
+        .route("/api/images/order", put(order_images).layer(DefaultBodyLimit::max(ORDER_BODY_LIMIT)))
         .route("/api/images/{id}", get(get_image).patch(rename_image).delete(delete_image))
         .route("/api/images/{id}/pixels", get(image_pixels))
         .route("/api/patterns", get(list_patterns))
@@ -367,6 +368,9 @@ async fn rename_image(
         .await?;
     image.map(Json).ok_or_else(|| no_image(id))
 }
+
+/// Largest `PUT /api/images/order` body: the longest order, with room for spaces.
+const ORDER_BODY_LIMIT: usize = 256 * 1024;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -487,6 +487,15 @@ async fn peer_command(
             format!("peer {} answered with something that is not JSON", peer.device_name),
         )
     })?;
+    // The peer's refusal is not this poi's: passed on as 401, a page would ask its person
+    // for this poi's key.
+    if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+        let why = value["error"].as_str().unwrap_or("refused");
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("peer {} refused the command ({why}): set the same pairing key on both poi", peer.device_name),
+        ));
+    }
     Ok((status, Json(value)))
 }
 

@@ -145,6 +145,11 @@ async fn preview(
             .filter(|s| *s < limit)
             .ok_or_else(|| ApiError::bad_request(format!("{kind} slot must be 0-{}, not {item:?}", limit - 1)))
     };
+    if query.has_draft_fields() && (kind.as_str(), item.as_str()) != ("pattern", "draft") {
+        return Err(ApiError::bad_request(
+            "type, color1, color2 and speed describe an unsaved pattern: ask /api/preview/pattern/draft",
+        ));
+    }
     let state = node.clone();
     let what = match kind.as_str() {
         "image" => {
@@ -154,11 +159,6 @@ async fn preview(
                 .await
                 .map_err(|e| ApiError::internal(e.to_string()))?;
             Item::Image(image.ok_or_else(|| ApiError::not_found(format!("no image {id} with its pixels here")))?)
-        }
-        _ if query.has_draft_fields() && (kind.as_str(), item.as_str()) != ("pattern", "draft") => {
-            return Err(ApiError::bad_request(
-                "type, color1, color2 and speed describe an unsaved pattern: ask /api/preview/pattern/draft",
-            ));
         }
         "pattern" if item == "draft" => Item::Pattern(query.draft()?),
         "pattern" => {

@@ -21,7 +21,7 @@ use crate::library::{Origin, thumbnail_path};
 
 /// The pixels of an id never change (an edit makes a new image), so browsers may keep the
 /// answer for good and never ask again.
-const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+const CACHE_CONTROL: &str = "private, max-age=31536000, immutable";
 /// First bytes of every PNG: a cache file without them is not served.
 const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
 

@@ -90,7 +90,7 @@ async function api(method, path, body, headers) {
     if (body instanceof Blob || body instanceof ArrayBuffer) opts.body = body;
     else if (body !== undefined) { opts.body = JSON.stringify(body); opts.headers["content-type"] = "application/json"; }
     const res = await fetch(path, opts);
-    if (res.status === 401 && attempt < 3) {
+    if (res.status === 401 && attempt < 3 && !headers) {
       // Refused with a key saved: that key is wrong (asked again, never retried blindly).
       if (await askKey(Boolean(savedKey()))) continue;
       throw new Error("This poi needs its pairing key (Settings, or reload the page).");
@@ -210,9 +210,18 @@ async function play(body) {
   Object.assign(state.status, { mode: answer.mode, index: answer.index, imageId: answer.imageId || null });
   markPlaying();
 }
+// Drawn, not an emoji: a poi's browser may have no emoji font.
+function eye() {
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("width", "24");
+  svg.setAttribute("height", "24");
+  svg.innerHTML = '<path d="M2 12s4-7 10-7 10 7 10 7-4 7-10 7S2 12 2 12z" fill="none" stroke="currentColor" stroke-width="2"/><circle cx="12" cy="12" r="3" fill="currentColor"/>';
+  return svg;
+}
 function tile(kind, item, picture, label, body, previewPath) {
   const look = h("button", { type: "button", class: "look", title: "Preview", "aria-label": "preview " + label,
-    onclick: (ev) => { ev.stopPropagation(); showPreview(previewPath, label); } }, "👁");
+    onclick: (ev) => { ev.stopPropagation(); showPreview(previewPath, label); } }, eye());
   return h("div", { class: "tile", role: "button", tabIndex: 0, "data-kind": kind, "data-key": item.id || String(item.index),
     onclick: () => play(body).catch(fail),
     onkeydown: (ev) => { if (ev.key === "Enter") play(body).catch(fail); } },
@@ -428,13 +437,15 @@ function patternChanged(edited) {
   clearTimeout(liveTimer);
   // Drawn by the poi (one heavy job at a time there): only while the editor is on screen.
   if ($("library").hidden) return;
+  const q = new URLSearchParams({ type: d.type, color1: $("pc1").value.slice(1), color2: $("pc2").value.slice(1), speed: d.speed, size: 160 });
+  const img = $("plive");
+  if (img.dataset.shows === q.toString()) return;
   liveTimer = setTimeout(async () => {
-    const q = new URLSearchParams({ type: d.type, color1: $("pc1").value.slice(1), color2: $("pc2").value.slice(1), speed: d.speed, size: 160 });
-    const img = $("plive");
     try {
       const url = await blobUrl("/api/preview/pattern/draft?" + q);
       if (img.src) URL.revokeObjectURL(img.src);
       img.src = url;
+      img.dataset.shows = q.toString();
     } catch (e) { img.removeAttribute("src"); }
   }, 250);
 }
@@ -478,6 +489,7 @@ function pickSequence() {
   editing.sequence = false;
 }
 $("sslot").onchange = pickSequence;
+$("sloop").onchange = () => { editing.sequence = true; };
 $("sadd").onclick = () => {
   if ($("sitems").children.length >= MAX_SEQUENCE_ITEMS) return toast("A sequence holds at most " + MAX_SEQUENCE_ITEMS + " steps.", true);
   if (!state.images.length && !state.patterns.length) return toast("Add an image or a pattern first.", true);
@@ -488,6 +500,7 @@ async function saveSequence() {
   const slot = Number($("sslot").value);
   const items = [...$("sitems").children].map((li) => {
     const [kind, key] = li.querySelector("select").value.split(/:(.*)/);
+    if (!key) throw new Error("A step plays something no longer stored: choose again or remove it.");
     const durationMs = Math.round(Number(li.querySelector("input").value) * 1000);
     return kind === "i" ? { image: key, durationMs } : { pattern: Number(key), durationMs };
   });
@@ -528,10 +541,11 @@ function whatPlays(m) {
 }
 function member(m, self) {
   const reach = self || m.reachable;
+  const name = m.deviceName || m.address;
   const step = m.inStep ? h("span", { class: "pill ok" }, "in step") : h("span", { class: "pill bad" }, self ? "alone" : "not in step");
   return h("li", { class: "member", "data-device": m.deviceId },
     h("span", { class: "grow" },
-      h("strong", {}, m.deviceName + (self ? " (this poi)" : "")), " ", reach ? step : h("span", { class: "pill bad" }, "unreachable"), h("br"),
+      h("strong", {}, name + (self ? " (this poi)" : "")), " ", reach ? step : h("span", { class: "pill bad" }, "unreachable"), h("br"),
       h("small", { class: "hint" }, [
         m.address,
         reach ? "plays " + whatPlays(m) : null,
@@ -539,7 +553,7 @@ function member(m, self) {
         m.battery === null || m.battery === undefined ? "battery: not measured" : "battery " + m.battery + " %",
         self ? null : "last sync " + ago(m.lastSync) + (m.lastResult ? " (" + m.lastResult + ")" : ""),
       ].filter(Boolean).join(" · "))),
-    h("button", { type: "button", onclick: () => identify(m, self) }, "Identify"),
+    self || (m.deviceId && m.reachable) ? h("button", { type: "button", onclick: () => identify(m, self).catch(fail) }, "Identify") : null,
     self ? null : h("a", { href: "http://" + m.address + "/", class: "pill", target: "_blank", rel: "noopener" }, "Open"));
 }
 async function identify(m, self) {
@@ -555,11 +569,15 @@ async function loadGroup() {
 }
 function flashSelf() {
   const card = document.querySelector(".member[data-device='" + (state.config.deviceId || "") + "']");
-  document.body.animate([{ background: "#fff" }, { background: "#000" }], { duration: 250, iterations: 6 });
+  // A yellow frame, twice a second: well under the three flashes a second that can harm.
+  if (!matchMedia("(prefers-reduced-motion: reduce)").matches) {
+    document.body.animate([{ boxShadow: "inset 0 0 0 10px #ffd400" }, { boxShadow: "none" }], { duration: 500, iterations: 6, easing: "steps(1)" });
+  }
   if (card) { card.classList.remove("flash"); void card.offsetWidth; card.classList.add("flash"); }
 }
 $("scope").onchange = () => api("POST", "/api/multipoi/syncmode", { mode: $("scope").value })
-  .then(() => { toast($("scope").value === "mirror" ? "Controls reach all poi" : "Controls reach this poi only"); return loadConfig(); }, fail);
+  .then(() => { toast($("scope").value === "mirror" ? "Controls reach all poi" : "Controls reach this poi only"); return loadConfig(); },
+    (e) => { fail(e); loadConfig().catch(() => {}); });
 
 // ----- sync -----
 
@@ -651,7 +669,7 @@ $("device").onsubmit = async (ev) => {
 };
 $("keyform").onsubmit = async (ev) => {
   ev.preventDefault();
-  const f = ev.target, key = f.key.value;
+  const f = ev.target, key = f.key.value.trim();
   const body = { groupKey: key || null };
   if (state.config.protected) body.currentGroupKey = f.current.value;
   let done;
@@ -675,6 +693,7 @@ $("backup").onclick = async () => {
     document.body.append(a);
     a.click();
     a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
     toast("Backup saved as " + name);
   } catch (e) { fail(e); }
 };
@@ -717,7 +736,6 @@ const handlers = {
   clock: (d) => showClock(d.standing, d.errorBoundUs),
   syncFinished: () => { if (visible("sync")) loadSync().catch(() => {}); },
   identify: () => flashSelf(),
-  configChanged: () => loadConfig().catch(() => {}),
 };
 async function followEvents() {
   for (;;) {
@@ -729,7 +747,7 @@ async function followEvents() {
       let buffer = "";
       // Anything missed while the stream was down.
       later(0);
-      for (;;) {
+      try { for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
         buffer += value;
@@ -742,9 +760,9 @@ async function followEvents() {
             if (line.startsWith("event:")) name = line.slice(6).trim();
             else if (line.startsWith("data:")) data += line.slice(5).trim();
           }
-          if (handlers[name] && data) handlers[name](JSON.parse(data));
+          try { if (handlers[name] && data) handlers[name](JSON.parse(data)); } catch (e) { /* one bad event: keep reading */ }
         }
-      }
+      } } finally { reader.cancel().catch(() => {}); }
     } catch (e) { /* the poi restarts or the Wi-Fi dropped: reconnect */ }
     await new Promise((r) => setTimeout(r, 2000));
   }
@@ -758,6 +776,8 @@ async function drawStrip() {
   try {
     const res = await fetch("/api/strip" + (stripAfter === null ? "" : "?after=" + stripAfter), { headers: auth() });
     if (res.status === 409) { $("stripbox").hidden = true; return; }
+    if (res.status === 401) { await keyEntered(); return drawStrip(); }
+    if (!res.ok) return setTimeout(drawStrip, 2000);
     if (res.ok) {
       const { leds, shown, columns } = await res.json();
       stripAfter = shown;
