@@ -76,10 +76,7 @@ fn thumbnails_are_drawn_once_cached_and_removed_with_their_image() {
 fn a_thumbnail_is_served_on_a_full_disk_without_being_cached() {
     let Some(disk) = Tmpfs::mount_or_skip("2m") else { return };
     let mut lab = Lab::loopback(1);
-    let mut spec = lab.spec(0);
-    spec.data_dir = disk.path().join("poi");
-    let data_dir = spec.data_dir.clone();
-    let a = lab.start_with(0, spec);
+    let (a, data_dir) = lab.start_on(0, &disk);
     let id = lab.client.upload_ok(a, Some("halves"), 64, 32, &halves(64, 32));
     disk.fill("filler");
 
@@ -424,10 +421,7 @@ fn a_restore_that_does_not_fit_is_a_507_that_changes_nothing() {
 
     let Some(disk) = Tmpfs::mount_or_skip("2m") else { return };
     let mut target = Lab::loopback(1);
-    let mut spec = target.spec(0);
-    spec.data_dir = disk.path().join("poi");
-    let data_dir = spec.data_dir.clone();
-    let b = target.start_with(0, spec);
+    let (b, data_dir) = target.start_on(0, &disk);
     let before = library_view(&target.client, b);
     let reply = target.client.try_post(b, "/api/restore", "application/octet-stream", backup.body).unwrap();
     let answer = reply.json();

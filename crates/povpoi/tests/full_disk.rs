@@ -45,10 +45,7 @@ fn assert_disk_full(status: u16, answer: &Value, data_dir: &std::path::Path, wha
 fn a_full_disk_refuses_uploads_with_507_frees_space_on_delete_and_restarts() {
     let Some(disk) = Tmpfs::mount_or_skip("2m") else { return };
     let mut lab = Lab::loopback(1);
-    let mut spec = lab.spec(0);
-    spec.data_dir = disk.path().join("poi");
-    let data_dir = spec.data_dir.clone();
-    let a = lab.start_with(0, spec);
+    let (a, data_dir) = lab.start_on(0, &disk);
 
     let info = sd_info(&lab, a);
     assert_eq!(info["totalBytes"], json!(2 * 1024 * 1024), "{info}");

@@ -1024,6 +1024,15 @@ impl Lab {
         self.start_with(i, spec)
     }
 
+    /// Starts node `i` as [`Lab::spec`] says but with its data directory on `disk`;
+    /// returns its address and data directory.
+    #[allow(dead_code)]
+    pub fn start_on(&mut self, i: usize, disk: &Tmpfs) -> (SocketAddr, PathBuf) {
+        let spec = NodeSpec { data_dir: disk.path().join("poi"), ..self.spec(i) };
+        let data_dir = spec.data_dir.clone();
+        (self.start_with(i, spec), data_dir)
+    }
+
     /// Starts node `i` with this spec (its `api` becomes the node's address).
     pub fn start_with(&mut self, i: usize, spec: NodeSpec) -> SocketAddr {
         assert!(self.pois[i].is_none(), "node {i} started twice");
