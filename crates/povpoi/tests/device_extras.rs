@@ -37,7 +37,7 @@ fn thumbnails_are_drawn_once_cached_and_removed_with_their_image() {
     let first = client.try_get(a, &path).unwrap();
     assert_eq!(first.status, 200, "{:?}", first.json());
     assert_eq!(first.header("content-type"), Some("image/png"));
-    assert_eq!(first.header("cache-control"), Some("public, max-age=31536000, immutable"));
+    assert_eq!(first.header("cache-control"), Some("private, max-age=31536000, immutable"));
     let etag = first.header("etag").expect("an ETag").to_owned();
     let picture = image::load_from_memory(&first.body).expect("a PNG").to_rgb8();
     // 400 x 32 fitted in 160 x 64 keeping the aspect: 160 x 12.8, rounded down.
