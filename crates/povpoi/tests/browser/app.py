@@ -466,6 +466,30 @@ def test(run):
     run.errors[before:] = [e for e in run.errors[before:] if "HTTP 401 for" not in e and "status of 401" not in e]
     run.no_errors("pairing key")
 
+    # Settings through the form, and reordering through the list, on the keyed poi.
+    tab(fresh, "settings")
+    fresh.wait_for_selector("#about:not(:empty)")
+    fresh.fill("#device input[name=ledCount]", "36")
+    fresh.select_option("#device select[name=colorOrder]", "RGB")
+    fresh.select_option("#device select[name=powerMode]", "powersave")
+    fresh.fill("#device input[name=syncSeconds]", "20")
+    fresh.click("#device button.primary")
+    fresh.wait_for_selector("#toast:has-text('Settings saved')")
+    config = a.get("/api/device/config", key="spin-the-fire-42")
+    got = (config["ledCount"], config["colorOrder"], config["powerMode"], config["syncInterval"])
+    if got != (36, "RGB", "powersave", 20000):
+        raise AssertionError(f"the settings form did not save what was entered: {got}")
+    with open(picture, "wb") as f:
+        f.write(png(200, 100, 5))
+    upload(fresh, picture, "Aardvark")
+    listed = lambda: [i["name"] for i in a.get("/api/images", key="spin-the-fire-42")["images"]]
+    before_move = listed()
+    fresh.locator("#images li", has_text="Aardvark").get_by_role("button", name="move Aardvark up").click()
+    wait("Aardvark moved up on both poi", lambda: listed() == before_move[::-1] and
+         [i["name"] for i in b.get("/api/images", key="spin-the-fire-42")["images"]] == before_move[::-1])
+    run.shot(fresh, "settings-and-reorder")
+    run.no_errors("settings, reorder")
+
     # Desktop size, once, for the record.
     wide = run.page(a, DESKTOP, context=run.browser.new_context(viewport=DESKTOP))
     wide.wait_for_selector("#keydialog[open]")  # a new browser: the key is asked for
