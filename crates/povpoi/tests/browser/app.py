@@ -482,6 +482,9 @@ def test(run):
     with open(picture, "wb") as f:
         f.write(png(200, 100, 5))
     upload(fresh, picture, "Aardvark")
+    aardvark = next(i for i in a.get("/api/images", key="spin-the-fire-42")["images"] if i["name"] == "Aardvark")
+    if aardvark["height"] != 36:
+        raise AssertionError(f"an upload after setting 36 LEDs is {aardvark['height']} rows high")
     listed = lambda: [i["name"] for i in a.get("/api/images", key="spin-the-fire-42")["images"]]
     before_move = listed()
     fresh.locator("#images li", has_text="Aardvark").get_by_role("button", name="move Aardvark up").click()
