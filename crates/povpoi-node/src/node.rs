@@ -169,6 +169,9 @@ pub struct NodeState {
     pub show: ShowTime,
     /// The request bodies held now (see [`crate::memory`]).
     pub bodies: crate::memory::BodyBudget,
+    /// Counts pairing-key changes: an event stream opened under one key ends when it changes,
+    /// so a browser that lacks the new key stops hearing what the poi does.
+    pub key_changes: tokio::sync::watch::Sender<u64>,
     /// How long the last pushes of a change to a peer took, µs.
     push_rounds: Mutex<VecDeque<u64>>,
     /// Per peer address: whether a session of auto-sync runs, and whether it is wanted again.
@@ -445,6 +448,7 @@ impl Node {
             identify: Identify::default(),
             show: ShowTime::new(device_id, OwnClock::new(options.clock_offset_ms, options.clock_rate_ppm)),
             bodies: crate::memory::BodyBudget::default(),
+            key_changes: tokio::sync::watch::Sender::new(0),
             push_rounds: Mutex::new(VecDeque::new()),
             workers: Mutex::new(std::collections::HashMap::new()),
             discovery: Mutex::new(None),

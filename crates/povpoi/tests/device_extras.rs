@@ -450,3 +450,36 @@ fn with_a_pairing_key_backup_restore_identify_and_thumbnails_need_it() {
     assert_eq!(client.try_get(a, "/api/backup").unwrap().status, 200);
     assert_eq!(client.try_get(a, &format!("/api/thumbnail/image/{id}")).unwrap().status, 200);
 }
+
+/// An event stream opened before a pairing key was set ends when it is set: its reader
+/// never gave the key and must not go on hearing what the poi does.
+#[test]
+fn setting_a_pairing_key_ends_the_event_streams_opened_without_it() {
+    let mut lab = Lab::loopback(1);
+    let a = lab.start(0);
+    let mut stream = TcpStream::connect(a).unwrap();
+    stream.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    write!(stream, "GET /api/events HTTP/1.1\r\nHost: {a}\r\nAccept: text/event-stream\r\n\r\n").unwrap();
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    let mut read = |text: &mut String| {
+        if let Ok(n) = stream.read(&mut buf) {
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    };
+    wait_until("the stream is open", Duration::from_secs(5), || {
+        read(&mut text);
+        text.contains("\r\n\r\n")
+    });
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("chunked"), "an open-ended stream is chunked: {text}");
+
+    lab.client.post_ok(a, "/api/device/config", &json!({ "groupKey": "spin-the-fire-42" }));
+    // The last chunk (size 0) says the stream is over.
+    wait_until("the stream ends", Duration::from_secs(5), || {
+        read(&mut text);
+        text.ends_with("\r\n0\r\n\r\n")
+    });
+    let (code, _) = lab.client.get_json(a, "/api/events");
+    assert_eq!(code, 401, "a new stream needs the key");
+}

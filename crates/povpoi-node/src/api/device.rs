@@ -132,7 +132,8 @@ async fn set_config(
         }
     }
     let old_group = node.config().sync_group.clone();
-    let rekeyed = new_key.is_some() || change.sync_group.as_ref().is_some_and(|g| *g != old_group);
+    let key_changed = new_key.is_some();
+    let rekeyed = key_changed || change.sync_group.as_ref().is_some_and(|g| *g != old_group);
     let regroup = change.sync_group.clone().filter(|group| node.library.read(|poi| poi.group() != group));
     // The config first: on a failed save nothing changed, and a library left behind by a
     // failed regroup below is put back in line with the config at the next start.
@@ -162,6 +163,9 @@ async fn set_config(
     .map_err(|e| ApiError::write_failed("cannot save the configuration", &e))?;
     if rekeyed {
         node.peers.clear_refusals();
+    }
+    if key_changed {
+        node.key_changes.send_modify(|n| *n += 1);
     }
     if let Some(group) = regroup
         && let Err(e) = node.library.write(Origin::Local, move |poi| poi.set_group(&group)).await

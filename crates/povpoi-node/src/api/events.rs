@@ -23,8 +23,16 @@ async fn stream(State(node): State<AppState>) -> Sse<impl Stream<Item = Result<S
         let name = event.name();
         SseEvent::default().event(name).json_data(&event).ok().map(Ok)
     });
-    // Without an end, an open stream would hold the graceful shutdown of the server.
-    let until_stop = async move { node.stopped().await };
+    // Without an end, an open stream would hold the graceful shutdown of the server. It
+    // also ends when the pairing key changes: it was let in under the old one, and its
+    // reader must come back with the new key (the web UI reconnects by itself).
+    let mut key_changes = node.key_changes.subscribe();
+    let until_stop = async move {
+        tokio::select! {
+            () = node.stopped() => {}
+            _ = key_changes.changed() => {}
+        }
+    };
     Sse::new(futures_util::StreamExt::take_until(events, until_stop))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
