@@ -82,34 +82,34 @@ const keyEntered = () => new Promise((resolve) => keyWaiters.push(resolve));
 // carry a key the poi no longer takes).
 let keyChange = Promise.resolve();
 
-// One call: JSON in and out, the server's `error` text as the thrown message.
-async function api(method, path, body, headers) {
+// A request with this browser's key. Refused for want of it, it waits on the one key
+// dialog and is sent again (at most three times; a saved key that is refused is wrong, so
+// the dialog says so). `headers` given: sent as they are, never prompted for.
+async function keyed(path, opts, headers) {
   for (let attempt = 0; ; attempt++) {
     if (!headers) await keyChange;
-    const opts = { method, headers: headers || auth() };
-    if (body instanceof Blob || body instanceof ArrayBuffer) opts.body = body;
-    else if (body !== undefined) { opts.body = JSON.stringify(body); opts.headers["content-type"] = "application/json"; }
-    const res = await fetch(path, opts);
-    if (res.status === 401 && attempt < 3 && !headers) {
-      // Refused with a key saved: that key is wrong (asked again, never retried blindly).
-      if (await askKey(Boolean(savedKey()))) continue;
-      throw new Error("This poi needs its pairing key (Settings, or reload the page).");
-    }
-    const data = await res.json().catch(() => ({}));
-    if (!res.ok) throw new Error(data.error || method + " " + path + " failed: HTTP " + res.status);
-    return data;
+    const res = await fetch(path, { ...opts, headers: { ...(headers || auth()), ...opts.headers } });
+    if (res.status !== 401 || attempt >= 3 || headers) return res;
+    if (!(await askKey(Boolean(savedKey())))) throw new Error("This poi needs its pairing key (Settings, or reload the page).");
   }
+}
+const failure = async (res, what) => new Error((await res.json().catch(() => ({}))).error || what + " failed: HTTP " + res.status);
+
+// One call: JSON in and out, the server's `error` text as the thrown message.
+async function api(method, path, body, headers) {
+  const opts = { method, headers: {} };
+  if (body instanceof Blob || body instanceof ArrayBuffer) opts.body = body;
+  else if (body !== undefined) { opts.body = JSON.stringify(body); opts.headers["content-type"] = "application/json"; }
+  const res = await keyed(path, opts, headers);
+  if (!res.ok) throw await failure(res, method + " " + path);
+  return res.json().catch(() => ({}));
 }
 
 // A binary GET with the key (an <img src> cannot send it): an object URL.
 async function blobUrl(path) {
-  for (let attempt = 0; ; attempt++) {
-    await keyChange;
-    const res = await fetch(path, { headers: auth() });
-    if (res.status === 401 && attempt < 3 && (await askKey(Boolean(savedKey())))) continue;
-    if (!res.ok) throw new Error((await res.json().catch(() => ({}))).error || "HTTP " + res.status);
-    return URL.createObjectURL(await res.blob());
-  }
+  const res = await keyed(path, {});
+  if (!res.ok) throw await failure(res, path);
+  return URL.createObjectURL(await res.blob());
 }
 
 const thumbs = new Map();
@@ -686,8 +686,8 @@ $("keyform").onsubmit = async (ev) => {
 };
 $("backup").onclick = async () => {
   try {
-    const res = await fetch("/api/backup", { headers: auth() });
-    if (!res.ok) throw new Error((await res.json().catch(() => ({}))).error || "backup failed: HTTP " + res.status);
+    const res = await keyed("/api/backup", {});
+    if (!res.ok) throw await failure(res, "backup");
     const name = (/filename="([^"]+)"/.exec(res.headers.get("content-disposition") || "") || [])[1] || "povpoi.povbackup";
     const a = h("a", { href: URL.createObjectURL(await res.blob()), download: name });
     document.body.append(a);
