@@ -224,21 +224,31 @@ impl<S: Storage> Replica<S> {
     /// ([`Self::set_image_order`]), images not placed following by id. The position in
     /// this order is the `index` the existing API numbers images by.
     pub fn images(&self) -> impl Iterator<Item = (ImageId, &ImageMeta)> {
-        let mut all: Vec<(ImageId, &ImageMeta)> = self
-            .state
-            .entries
-            .iter()
-            .filter_map(|(key, sibs)| match (key, &winner(sibs)?.value) {
-                (Key::Image(id), Value::Image(meta)) => Some((*id, meta)),
-                _ => None,
-            })
-            .collect();
+        let mut all: Vec<(ImageId, &ImageMeta)> = self.images_by_id().collect();
         if let Some(Value::ImageOrder(order)) = self.visible(&Key::ImageOrder).map(|r| &r.value) {
             let place: BTreeMap<ImageId, usize> = order.iter().enumerate().map(|(n, id)| (*id, n)).collect();
             // Stable: the unplaced keep their id order, after the placed.
             all.sort_by_key(|(id, _)| place.get(id).copied().unwrap_or(usize::MAX));
         }
         all.into_iter()
+    }
+
+    /// How many images are stored (no ordering needed to count them).
+    pub fn image_count(&self) -> usize {
+        self.images_by_id().count()
+    }
+
+    /// The stored images by id, the order they are kept in.
+    fn images_by_id(&self) -> impl Iterator<Item = (ImageId, &ImageMeta)> {
+        self.state.entries.iter().filter_map(|(key, sibs)| match (key, &winner(sibs)?.value) {
+            (Key::Image(id), Value::Image(meta)) => Some((*id, meta)),
+            _ => None,
+        })
+    }
+
+    /// The id the next image created here gets: the dot of the edit that creates it.
+    fn next_image_id(&self) -> ImageId {
+        ImageId { origin: self.state.replica, seq: self.state.seq + 1 }
     }
 
     /// Puts the images in this order (every id listed must be stored; ids left out follow
@@ -368,7 +378,7 @@ impl<S: Storage> Replica<S> {
             self.storage.save_blob(&meta.pixels(), pixels)?;
             self.present.insert(meta.pixels());
         }
-        let id = ImageId { origin: self.state.replica, seq: self.state.seq + 1 };
+        let id = self.next_image_id();
         self.write(Key::Image(id), Value::Image(meta), now_ms)?;
         Ok(id)
     }
@@ -484,7 +494,7 @@ impl<S: Storage> Replica<S> {
             let (target, value, cue) = match (key, value) {
                 (Key::Image(_), Value::Image(meta)) => {
                     let name = with_suffix(meta.name(), &alloc::format!(" ({n})"));
-                    let id = ImageId { origin: self.state.replica, seq: self.state.seq + 1 };
+                    let id = self.next_image_id();
                     (Key::Image(id), Value::Image(meta.renamed(&name)?), Cue::NOW)
                 }
                 (Key::Pattern(_), value) => {

@@ -120,7 +120,7 @@ fn check_exists(poi: &Poi, choice: Choice) -> Result<(), ApiError> {
     let index = selection.index;
     let missing = match selection.mode {
         Mode::Image => {
-            let count = poi.images().count();
+            let count = poi.image_count();
             (usize::from(index) >= count).then(|| {
                 format!("no image at index {index}: /api/images lists {count} (index 0 to {})", count.max(1) - 1)
             })
@@ -166,8 +166,7 @@ fn image_id_json(id: Option<ImageId>) -> Value {
 // ----- status and settings -----
 
 async fn status(State(node): State<AppState>) -> Json<Value> {
-    let (settings, image, count) =
-        node.library.read(|poi| (poi.settings(), poi.selected_image(), poi.images().count()));
+    let (settings, image, count) = node.library.read(|poi| (poi.settings(), poi.selected_image(), poi.image_count()));
     let power = node.config().power_mode;
     Json(json!({
         // Whether the display is being driven: the player runs for as long as the node does.
