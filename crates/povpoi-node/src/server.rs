@@ -35,11 +35,18 @@ pub const MAX_CONNECTIONS_PER_CLIENT: usize = 64;
 const STOP_GRACE: Duration = Duration::from_secs(2);
 /// Largest buffer a connection reads headers into (hyper's default is ~400 KiB).
 const MAX_HEADER_BUFFER: usize = 64 * 1024;
+/// Most connections closed to make room whose sockets are not closed yet: an aborted
+/// task lets go of its socket only when the runtime next reaches it, so under a flood the
+/// node stops accepting until they are gone rather than hold more sockets than its cap.
+const MAX_CLOSING: usize = 8;
 
 /// Connections open now, in all and per client address (oldest first).
 #[derive(Debug, Default)]
 struct Open {
+    /// Connections counted against [`MAX_CONNECTIONS`].
     total: usize,
+    /// Connections closed for a newcomer whose tasks have not ended yet.
+    closing: usize,
     per_client: HashMap<IpAddr, VecDeque<Entry>>,
     next_id: u64,
 }
@@ -66,6 +73,8 @@ impl Open {
 /// One counted connection; uncounted when dropped.
 struct Slot {
     open: Arc<Mutex<Open>>,
+    /// Told when an evicted connection's task ends.
+    closed: Arc<tokio::sync::Notify>,
     client: IpAddr,
     id: u64,
 }
@@ -83,14 +92,19 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.open.lock().unwrap_or_else(|p| p.into_inner()).remove(self.client, self.id);
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if open.remove(self.client, self.id).is_none() {
+            // Evicted earlier: its socket is closed only now.
+            open.closing -= 1;
+            self.closed.notify_one();
+        }
     }
 }
 
 /// Counts a new connection from `client`, or says no. With every place taken, the oldest
 /// connection of the client holding the most is closed for it, so a newcomer always gets
 /// in unless it is the one holding the most.
-fn admit(open: &Arc<Mutex<Open>>, client: IpAddr) -> Option<Slot> {
+fn admit(open: &Arc<Mutex<Open>>, closed: &Arc<tokio::sync::Notify>, client: IpAddr) -> Option<Slot> {
     let mut counts = open.lock().unwrap_or_else(|p| p.into_inner());
     let mine = counts.per_client.get(&client).map_or(0, VecDeque::len);
     if mine >= MAX_CONNECTIONS_PER_CLIENT {
@@ -105,13 +119,14 @@ fn admit(open: &Arc<Mutex<Open>>, client: IpAddr) -> Option<Slot> {
         if let Some(task) = counts.remove(heaviest, oldest).and_then(|e| e.task) {
             task.abort();
         }
+        counts.closing += 1;
         tracing::trace!(%heaviest, %client, "closed the oldest connection of the busiest client for a newcomer");
     }
     counts.total += 1;
     counts.next_id += 1;
     let id = counts.next_id;
     counts.per_client.entry(client).or_default().push_back(Entry { id, task: None });
-    Some(Slot { open: open.clone(), client, id })
+    Some(Slot { open: open.clone(), closed: closed.clone(), client, id })
 }
 
 /// Connections the system queues for the node before it accepts them: a burst of
@@ -146,10 +161,18 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, mut stopping: watc
     http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_buf_size(MAX_HEADER_BUFFER);
     let app = app.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(BODY_IDLE_TIMEOUT));
     let open = Arc::new(Mutex::new(Open::default()));
+    let closed = Arc::new(tokio::sync::Notify::new());
     let graceful = GracefulShutdown::new();
     let mut connections = tokio::task::JoinSet::new();
     loop {
         while connections.try_join_next().is_some() {}
+        // Waiting connections stay in the system's queue, which holds no socket of ours.
+        while open.lock().unwrap_or_else(|p| p.into_inner()).closing >= MAX_CLOSING {
+            tokio::select! {
+                _ = crate::node::stopped(&mut stopping) => break,
+                () = closed.notified() => {}
+            }
+        }
         let (stream, client) = tokio::select! {
             _ = crate::node::stopped(&mut stopping) => break,
             accepted = listener.accept() => match accepted {
@@ -163,7 +186,7 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, mut stopping: watc
                 }
             },
         };
-        let Some(slot) = admit(&open, client.ip()) else {
+        let Some(slot) = admit(&open, &closed, client.ip()) else {
             tracing::trace!(%client, "connection refused: too many open");
             continue;
         };
@@ -200,11 +223,12 @@ mod tests {
     #[test]
     fn one_client_cannot_take_every_connection() {
         let open = Arc::new(Mutex::new(Open::default()));
+        let closed = Arc::new(tokio::sync::Notify::new());
         let stranger = IpAddr::from([10, 0, 0, 66]);
-        let slots: Vec<Slot> = (0..MAX_CONNECTIONS_PER_CLIENT).map_while(|_| admit(&open, stranger)).collect();
+        let slots: Vec<Slot> = (0..MAX_CONNECTIONS_PER_CLIENT).map_while(|_| admit(&open, &closed, stranger)).collect();
         assert_eq!(slots.len(), MAX_CONNECTIONS_PER_CLIENT);
-        assert!(admit(&open, stranger).is_none());
-        let friend = admit(&open, IpAddr::from([10, 0, 0, 2]));
+        assert!(admit(&open, &closed, stranger).is_none());
+        let friend = admit(&open, &closed, IpAddr::from([10, 0, 0, 2]));
         assert!(friend.is_some(), "another client still gets in");
         drop(slots);
         drop(friend);
@@ -215,18 +239,21 @@ mod tests {
     #[test]
     fn with_every_place_taken_the_busiest_client_makes_room() {
         let open = Arc::new(Mutex::new(Open::default()));
+        let closed = Arc::new(tokio::sync::Notify::new());
         let many: Vec<IpAddr> = (0..MAX_CONNECTIONS).map(|i| IpAddr::from([10, 1, (i / 60) as u8, 1])).collect();
-        let slots: Vec<Slot> = many.iter().map_while(|ip| admit(&open, *ip)).collect();
+        let slots: Vec<Slot> = many.iter().map_while(|ip| admit(&open, &closed, *ip)).collect();
         assert_eq!(open.lock().unwrap().total, MAX_CONNECTIONS);
         let busiest = open.lock().unwrap().per_client.iter().max_by_key(|(_, c)| c.len()).map(|(ip, _)| *ip).unwrap();
         let held = |ip| open.lock().unwrap().per_client.get(&ip).map_or(0, VecDeque::len);
         let before = held(busiest);
-        let newcomer = admit(&open, IpAddr::from([10, 9, 9, 9])).expect("a newcomer gets in");
+        let newcomer = admit(&open, &closed, IpAddr::from([10, 9, 9, 9])).expect("a newcomer gets in");
         assert_eq!(held(busiest), before - 1, "the busiest client lost its oldest connection");
         assert_eq!(open.lock().unwrap().total, MAX_CONNECTIONS);
-        assert!(admit(&open, busiest).is_none(), "the busiest client cannot take it back");
+        assert_eq!(open.lock().unwrap().closing, 1, "the evicted socket is closing until its task ends");
+        assert!(admit(&open, &closed, busiest).is_none(), "the busiest client cannot take it back");
         drop(newcomer);
         drop(slots);
         assert_eq!(open.lock().unwrap().total, 0, "an evicted slot is not counted twice");
+        assert_eq!(open.lock().unwrap().closing, 0);
     }
 }
