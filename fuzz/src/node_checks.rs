@@ -3,18 +3,19 @@
 //!
 //! This file is the fuzz crate's `node_checks` module and is also compiled into
 //! `crates/povpoi-node/tests/fuzz_corpus.rs`, which replays the corpora and regressions on
-//! stable: it may use only `povpoi-node` and what that crate's tests can use. How a request
+//! stable: it may use only `povpoi-node`, `povpoi-peer` and what the node's tests can use. How a request
 //! reaches the node differs (the fuzz target calls the router in-process, the test sends
 //! real HTTP); what is sent and what is checked is here.
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use povpoi_node::auth::{
-    self, AuthError, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME, MAX_CLOCK_SKEW_MS, ReplayGuard, Signed, Way,
+use povpoi_node::replay::ReplayGuard;
+use povpoi_peer::auth::{
+    self, AuthError, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME, MAX_CLOCK_SKEW_MS, RequestAuth, Signed, Way,
     is_nonce, sign_request_with, sign_response, verify_response,
 };
-use povpoi_node::config::GroupKey;
+use povpoi_peer::key::GroupKey;
 
 /// The boundary of the multipart forms in the `multipart_upload` corpus.
 pub const BOUNDARY: &str = "povpoiFuzzBoundary";
@@ -89,14 +90,16 @@ pub fn auth_headers(data: &[u8]) {
     let body = fields.next().unwrap_or(&[]);
     let signed = Signed { method, path, body, device, port, receiver: "02:00:00:00:00:02", group: "troupe" };
 
-    // Read by the node's own parser, from the headers as they arrive.
+    // Read as the node reads them, from the headers as they arrive.
     let mut headers = axum::http::HeaderMap::new();
     for (name, value) in [(HEADER_TIME, time), (HEADER_NONCE, nonce), (HEADER_SIGNATURE, signature)] {
         if let Some(value) = value.and_then(|v| axum::http::HeaderValue::from_str(v).ok()) {
             headers.insert(name, value);
         }
     }
-    let Ok(given) = auth::request_auth(&headers) else { return };
+    let Ok(given) = RequestAuth::from_headers(|name| headers.get(name).and_then(|v| v.to_str().ok())) else {
+        return;
+    };
     match ReplayGuard::default().verify(&key, &signed, given.as_ref(), NOW_MS) {
         Ok(()) => {
             let given = given.expect("a verified request carries its headers");
@@ -142,7 +145,7 @@ pub fn auth_headers(data: &[u8]) {
         if let Err(e) = auth::open(&key, way, nonce, body) {
             let _ = e.to_string();
         }
-        let sealed = auth::seal(&key, way, nonce, body);
+        let sealed = auth::seal(&key, way, nonce, body, &mut rand::rng());
         assert_eq!(auth::open(&key, way, nonce, &sealed).as_deref(), Ok(body), "a sealed body does not open");
     }
 

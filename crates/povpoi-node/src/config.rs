@@ -4,13 +4,13 @@
 //! These are not replicated: each poi has its own name and key. The file is written
 //! atomically like everything else in the data directory.
 
-use std::fmt;
 use std::io;
 use std::net::IpAddr;
 use std::path::Path;
 
 use povpoi_core::device::DeviceId;
 use povpoi_core::render::{ColorOrder, DEFAULT_LEDS, MAX_LEDS};
+use povpoi_peer::key::GroupKey;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -25,8 +25,6 @@ pub const MIN_SYNC_INTERVAL_MS: u64 = 1_000;
 pub const MAX_SYNC_INTERVAL_MS: u64 = 86_400_000;
 /// Longest device name and sync group (bytes); they travel in mDNS TXT records.
 pub const MAX_LABEL_LEN: usize = 63;
-/// Shortest accepted pairing key: shorter secrets are guessable offline from one signed request.
-pub const MIN_GROUP_KEY_LEN: usize = 8;
 
 /// How a pair plays: mirrored (shared mode, brightness, frame rate) or each on its own.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,47 +90,6 @@ impl PowerMode {
             PowerMode::Ultrasave => 80,
             _ => 255,
         }
-    }
-}
-
-/// A group's shared secret. Never serialised back out, never printed.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct GroupKey(String);
-
-impl GroupKey {
-    /// A key from its text, if it is long enough to be worth having.
-    pub fn new(secret: &str) -> Result<GroupKey, String> {
-        if secret.len() < MIN_GROUP_KEY_LEN {
-            return Err(format!("groupKey must be at least {MIN_GROUP_KEY_LEN} bytes"));
-        }
-        if secret.len() > 256 {
-            return Err("groupKey must be at most 256 bytes".into());
-        }
-        // It travels as a bearer token in an HTTP header (visible ASCII only), and a person
-        // types it on every phone: spaces at its ends would be invisible differences.
-        if !secret.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) || secret.trim() != secret {
-            return Err("groupKey must be plain ASCII letters, digits, punctuation or inner spaces".into());
-        }
-        Ok(GroupKey(secret.into()))
-    }
-
-    /// Whether `given` is this key. Compares SHA-256 digests, so the time taken tells
-    /// nothing about how much of a guess was right.
-    pub fn matches(&self, given: &str) -> bool {
-        use sha2::{Digest, Sha256};
-        Sha256::digest(self.0.as_bytes()) == Sha256::digest(given.as_bytes())
-    }
-
-    /// The secret's bytes, for the signing code only.
-    pub(crate) fn secret(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
-}
-
-impl fmt::Debug for GroupKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("GroupKey(<redacted>)")
     }
 }
 
@@ -339,14 +296,6 @@ mod device_id_text {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_group_key_is_plain_ascii_a_person_can_type_the_same_everywhere() {
-        assert!(GroupKey::new("spin the fire 42").is_ok());
-        for bad in ["short", "clé-de-feu-42", " leading-space", "trailing-space ", "tab\tinside-key"] {
-            assert!(GroupKey::new(bad).is_err(), "{bad:?} was taken");
-        }
-    }
 
     #[test]
     fn the_key_never_shows_in_debug_output() {

@@ -6,7 +6,6 @@
 #![warn(missing_docs)]
 
 pub mod api;
-pub mod auth;
 pub mod config;
 pub mod discovery;
 pub mod events;
@@ -17,6 +16,7 @@ pub mod node;
 pub mod output;
 pub mod peers;
 pub mod player;
+pub mod replay;
 pub mod server;
 pub mod show_clock;
 pub mod storage;

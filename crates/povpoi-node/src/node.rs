@@ -18,7 +18,6 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::auth::ReplayGuard;
 use crate::config::{self, DeviceConfig, SyncMode};
 use crate::discovery::{ANNOUNCE_EVERY, Advert, Discovery, Sighting};
 use crate::events::{Event, EventBus};
@@ -28,6 +27,7 @@ use crate::output::sim::SimStrip;
 use crate::output::{Output, OutputSpec};
 use crate::peers::{Change, Peer, PeerTable, Source};
 use crate::player::{AudioChoice, Identify, Player, PlayerStats};
+use crate::replay::ReplayGuard;
 use crate::show_clock::{self, OwnClock, ShowTime};
 use crate::storage::DirStorage;
 use crate::{api, sync_client};

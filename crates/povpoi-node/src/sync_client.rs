@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 use povpoi_core::device::DeviceId;
 use povpoi_core::sync::{Categories, Direction, Request, Response, Session, SyncOptions};
 use povpoi_core::wire;
+use povpoi_peer::auth::HEADER_SIGNATURE;
+use povpoi_peer::exchange::{self, AnswerCheck, Caller};
 
-use crate::auth::{
-    self, HEADER_DEVICE, HEADER_NONCE, HEADER_SEALED, HEADER_SIGNATURE, HEADER_TIME, SEAL_SCHEME, Signed, Way,
-};
 use crate::events::Event;
 use crate::history::{HistoryEntry, Role};
 use crate::library::{Origin, now_ms};
@@ -20,8 +19,6 @@ use crate::peers::{Peer, Source};
 
 /// The peer-protocol endpoint.
 pub const SYNC_PATH: &str = "/api/sync/v1";
-/// Header carrying the caller's HTTP port, so the callee can call back.
-pub const HEADER_PORT: &str = "x-povpoi-port";
 /// Most request/answer round trips in one session (blobs move 128 KiB per trip).
 const MAX_ROUND_TRIPS: u32 = 2_000;
 /// Longest one session of auto-sync may take, waiting for its turn included, before it is
@@ -56,15 +53,6 @@ impl SyncFailure {
 /// limit; anything bigger is not a povpoi peer and must not fill our memory.
 pub(crate) const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
-/// What the answer to a [`peer_request`] must be: with a key, signed and sealed for the
-/// request's nonce.
-pub(crate) struct AnswerCheck {
-    /// The key and nonce the answer must be signed and sealed for.
-    guard: Option<(crate::config::GroupKey, String)>,
-    /// Bytes of the request body as sent.
-    pub sent: u64,
-}
-
 /// The poi a request goes to: where it listens, and its device id (which a signed request
 /// names, so no other poi takes it).
 #[derive(Clone, Copy, Debug)]
@@ -89,46 +77,15 @@ pub(crate) fn peer_request(
         let config = node.config();
         (config.device_id.to_string(), config.sync_group.clone(), config.group_key.clone())
     };
-    let mut builder = node
-        .http
-        .request(method.clone(), format!("http://{}{path}", to.addr))
-        .header(HEADER_DEVICE, &device)
-        .header(HEADER_PORT, node.addr.port().to_string())
-        .header("content-type", content_type);
-    let Some(key) = key else {
-        let check = AnswerCheck { guard: None, sent: body.len() as u64 };
-        return (builder.body(body.to_vec()), check);
-    };
-    let nonce = auth::new_nonce();
-    let wire_body = auth::seal(&key, Way::Request, &nonce, body);
     let port = node.addr.port().to_string();
-    let signed = Signed {
-        method: method.as_str(),
-        path,
-        body: &wire_body,
-        device: &device,
-        port: &port,
-        receiver: to.device,
-        group: &group,
-    };
-    let signature = auth::sign_request_with(&key, &signed, now_ms(), nonce);
-    builder = builder
-        .header(HEADER_TIME, signature.time_ms.to_string())
-        .header(HEADER_NONCE, &signature.nonce)
-        .header(HEADER_SIGNATURE, &signature.signature)
-        .header(HEADER_SEALED, SEAL_SCHEME);
-    let check = AnswerCheck { guard: Some((key, signature.nonce)), sent: wire_body.len() as u64 };
-    (builder.body(wire_body), check)
-}
-
-impl AnswerCheck {
-    /// Checks an answer's signature and opens its body; without a key the body is
-    /// returned as it came.
-    pub(crate) fn open_answer(&self, status: u16, signature: Option<&str>, body: Vec<u8>) -> Result<Vec<u8>, String> {
-        let Some((key, nonce)) = &self.guard else { return Ok(body) };
-        auth::verify_response(key, nonce, status, &body, signature).map_err(|e| format!("not authentic: {e}"))?;
-        auth::open(key, Way::Answer, nonce, &body).map_err(|e| format!("cannot be opened: {e}"))
+    let caller = Caller { device: &device, port: &port, group: &group, key: key.as_ref() };
+    let outgoing = exchange::request(&caller, method.as_str(), path, to.device, body, now_ms(), &mut rand::rng());
+    let mut builder =
+        node.http.request(method, format!("http://{}{path}", to.addr)).header("content-type", content_type);
+    for (name, value) in &outgoing.headers {
+        builder = builder.header(*name, value);
     }
+    (builder.body(outgoing.body), outgoing.check)
 }
 
 /// Reads an answer's body, refusing one longer than `limit` bytes.

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use povpoi_core::model::Rgb;
 use povpoi_core::render::Finish;
-use povpoi_node::auth::{self, HEADER_DEVICE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME, Signed};
-use povpoi_node::config::GroupKey;
 use povpoi_node::{Node, NodeOptions};
+use povpoi_peer::auth::{self, HEADER_DEVICE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME, Signed};
+use povpoi_peer::key::GroupKey;
 use serde_json::{Value, json};
 
 struct Http(reqwest::Client);
@@ -250,7 +250,7 @@ fn signed(
 ) -> reqwest::RequestBuilder {
     let device = "02:00:00:00:00:99";
     let what = Signed { method, path, body: &body, device, port: "", receiver, group: "test" };
-    let auth = auth::sign_request(key, &what, povpoi_node::library::now_ms());
+    let auth = auth::sign_request(key, &what, povpoi_node::library::now_ms(), &mut rand::rng());
     let url = format!("http://{addr}{path}");
     let builder = if method == "GET" { http.0.get(url) } else { http.0.post(url).body(body) };
     builder

@@ -12,11 +12,11 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use povpoi_peer::auth::{AuthError, HEADER_DEVICE, HEADER_PORT, HEADER_SEALED, HEADER_SIGNATURE, RequestAuth, Signed};
+use povpoi_peer::exchange;
+
 use super::{ApiError, AppState};
-use crate::auth::{self, AuthError, HEADER_DEVICE, HEADER_SEALED, HEADER_SIGNATURE, SEAL_SCHEME, Signed, Way};
-use crate::config::GroupKey;
 use crate::library::now_ms;
-use crate::sync_client::HEADER_PORT;
 
 /// Paths whose handlers check a peer's HMAC signature themselves (or a bearer key).
 pub(crate) fn is_peer_path(path: &str) -> bool {
@@ -54,7 +54,7 @@ pub(crate) async fn refuse_unsigned_early(State(node): State<AppState>, request:
     if !keyed || !signed_path || has_bearer_key(&node, request.headers()) {
         return next.run(request).await;
     }
-    let checked = auth::request_auth(request.headers())
+    let checked = request_auth(request.headers())
         .and_then(|auth| node.replay.lock().unwrap_or_else(|p| p.into_inner()).precheck(auth.as_ref(), now_ms()));
     match checked {
         Ok(()) => next.run(request).await,
@@ -81,7 +81,7 @@ pub(crate) async fn authenticate(
         return Ok(None);
     }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let auth = auth::request_auth(headers).map_err(|e| refusal(uri, e))?;
+    let auth = request_auth(headers).map_err(|e| refusal(uri, e))?;
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     let device = header(HEADER_DEVICE).unwrap_or("");
     let port = header(HEADER_PORT).unwrap_or("");
@@ -94,36 +94,33 @@ pub(crate) async fn authenticate(
             .map_err(|_| ApiError::internal("recording the request nonce failed"))?;
     }
     let nonce = auth.expect("a verified request carries its nonce").nonce;
-    Ok(Some(SignedExchange { key, nonce }))
+    Ok(Some(SignedExchange(exchange::SignedExchange::new(key, nonce))))
 }
 
-/// A request taken on a peer's signature: its body is sealed, and its answer is sealed and
-/// signed for its nonce (docs/PROTOCOL.md section 10).
-pub(crate) struct SignedExchange {
-    key: GroupKey,
-    nonce: String,
+/// The signature headers of a request, if it has all three.
+fn request_auth(headers: &HeaderMap) -> Result<Option<RequestAuth>, AuthError> {
+    RequestAuth::from_headers(|name| headers.get(name).and_then(|v| v.to_str().ok()))
 }
+
+/// A request taken on a peer's signature ([`exchange::SignedExchange`]) with HTTP types.
+pub(crate) struct SignedExchange(exchange::SignedExchange);
 
 impl SignedExchange {
-    /// The request's body, opened. An unsealed one is refused: the sealed-body header is
-    /// not signed, so taking it would let someone on the path strip it and read the answer.
+    /// The request's body, opened (403 when it is not sealed or does not open).
     pub(crate) fn open(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, ApiError> {
-        if headers.get(HEADER_SEALED).is_none_or(|v| v.as_bytes() != SEAL_SCHEME.as_bytes()) {
-            let why = format!("this sync group has a pairing key: peer requests must be sealed ({HEADER_SEALED})");
-            return Err(ApiError::new(StatusCode::FORBIDDEN, why));
-        }
-        auth::open(&self.key, Way::Request, &self.nonce, body)
+        self.0
+            .open(headers.get(HEADER_SEALED).map(HeaderValue::as_bytes), body)
             .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, e.to_string()))
     }
 
     /// An answer's body, sealed.
     pub(crate) fn seal(&self, plain: &[u8]) -> Vec<u8> {
-        auth::seal(&self.key, Way::Answer, &self.nonce, plain)
+        self.0.seal(plain, &mut rand::rng())
     }
 
     /// Signs an answer with `status` and (sealed) `body`.
     pub(crate) fn sign(&self, status: StatusCode, body: &[u8], headers: &mut HeaderMap) {
-        let signature = auth::sign_response(&self.key, &self.nonce, status.as_u16(), body);
+        let signature = self.0.sign(status.as_u16(), body);
         headers.insert(HEADER_SIGNATURE, HeaderValue::from_str(&signature).expect("hex is a header value"));
     }
 }

@@ -14,11 +14,11 @@ use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use povpoi_core::model::{ImageId, Mode, Rgb, Selection};
 use povpoi_core::show::{IN_STEP_US, Standing};
+use povpoi_peer::auth::HEADER_SIGNATURE;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{ApiError, AppState, JSON_BODY_LIMIT, JsonBody};
-use crate::auth;
 use crate::config::{PowerMode, SyncMode};
 use crate::history::HistoryEntry;
 use crate::library::{Origin, Poi, now_ms};
@@ -469,7 +469,7 @@ async fn peer_command(
     let (call, check) = sync_client::peer_request(&node, reqwest::Method::POST, to, &path, "application/json", &bytes);
     let answer = call.timeout(PEER_COMMAND_TIMEOUT).send().await.map_err(|e| unreachable(e.to_string()))?;
     let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let signature = answer.headers().get(auth::HEADER_SIGNATURE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let signature = answer.headers().get(HEADER_SIGNATURE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let text = sync_client::read_capped(answer, JSON_BODY_LIMIT).await.map_err(unreachable)?;
     // A poi that took the request signs (and seals) its answer, whatever the status; one
     // that refused it could not, and its error is shown as it came.
@@ -520,7 +520,7 @@ async fn peer_status(node: &AppState, peer: &Peer) -> Option<Map<String, Value>>
     let fetch = async {
         let answer = call.send().await.ok()?;
         let status = answer.status().as_u16();
-        let signature = answer.headers().get(auth::HEADER_SIGNATURE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let signature = answer.headers().get(HEADER_SIGNATURE).and_then(|v| v.to_str().ok()).map(str::to_owned);
         if !answer.status().is_success() {
             return None;
         }

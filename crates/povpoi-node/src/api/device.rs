@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 
 use super::control::int_in;
 use super::{ApiError, AppState, JsonBody, RawBody, ok, parse_json};
-use crate::config::{self, GroupKey};
+use povpoi_peer::key::GroupKey;
+
+use crate::config;
 use crate::events::Event;
 use crate::library::Origin;
 use povpoi_core::render::MAX_LEDS;
@@ -118,7 +120,7 @@ async fn set_config(
         None => None,
         Some(None) => Some(None),
         Some(Some(text)) if text.is_empty() => Some(None),
-        Some(Some(text)) => Some(Some(GroupKey::new(text).map_err(ApiError::bad_request)?)),
+        Some(Some(text)) => Some(Some(GroupKey::new(text).map_err(|e| ApiError::bad_request(e.to_string()))?)),
     };
     if new_key.is_some() {
         let current = node.config().group_key.clone();

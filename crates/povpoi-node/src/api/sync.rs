@@ -20,18 +20,18 @@ use povpoi_core::hash::BlobHash;
 use povpoi_core::model::{ImageId, Mode, Pattern, PatternKind, Rgb, Selection};
 use povpoi_core::sync::{Categories, Category, Direction, Key, PROTOCOL_VERSION, Request, SyncOptions};
 use povpoi_core::wire::{self, legacy::SyncData};
+use povpoi_peer::auth::{HEADER_DEVICE, HEADER_PORT, HEADER_SEALED};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::access::{SignedExchange, authenticate};
 use super::{ApiError, AppState, JsonBody, RawBody, parse_json};
-use crate::auth::{HEADER_DEVICE, HEADER_SEALED};
 use crate::config::SyncMode;
 use crate::discovery::Sighting;
 use crate::history::HistoryEntry;
 use crate::library::{Origin, now_ms};
 use crate::peers::Source;
-use crate::sync_client::{self, HEADER_PORT, SYNC_PATH};
+use crate::sync_client::{self, SYNC_PATH};
 
 /// Largest peer-protocol message accepted (a delta of a full library, or 128 KiB of pixels).
 const SYNC_BODY_LIMIT: usize = 8 * 1024 * 1024;

@@ -1,0 +1,10 @@
+#![doc = include_str!("../README.md")]
+#![no_std]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+pub mod auth;
+pub mod exchange;
+pub mod key;
+pub mod replay;
