@@ -10,6 +10,7 @@ use povpoi_core::sync::{Categories, Direction, Request, Response, Session, SyncO
 use povpoi_core::wire;
 use povpoi_peer::auth::HEADER_SIGNATURE;
 use povpoi_peer::exchange::{self, AnswerCheck, Caller};
+use povpoi_peer::session::{self, DriveError, Link, Progress, Replicas};
 
 use crate::events::Event;
 use crate::history::{HistoryEntry, Role};
@@ -19,8 +20,6 @@ use crate::peers::{Peer, Source};
 
 /// The peer-protocol endpoint.
 pub const SYNC_PATH: &str = "/api/sync/v1";
-/// Most request/answer round trips in one session (blobs move 128 KiB per trip).
-const MAX_ROUND_TRIPS: u32 = 2_000;
 /// Longest one session of auto-sync may take, waiting for its turn included, before it is
 /// abandoned (it resumes next time): a whole library's pixels on a slow link.
 pub const AUTO_SESSION_DEADLINE: Duration = Duration::from_secs(120);
@@ -230,6 +229,42 @@ pub async fn sync_with(
     entry
 }
 
+/// The session's messages over HTTP to the poi at `addr`.
+struct HttpLink<'a> {
+    node: &'a NodeState,
+    addr: SocketAddr,
+    receiver: String,
+}
+
+impl Link for HttpLink<'_> {
+    type Error = SyncFailure;
+    async fn exchange(&mut self, request: &Request) -> Result<(Response, u64), SyncFailure> {
+        exchange(self.node, self.addr, &self.receiver, request).await
+    }
+}
+
+/// The library as a session needs it: merges run off the async threads and save.
+struct LibrarySessions<'a>(&'a crate::library::Library);
+
+impl Replicas for LibrarySessions<'_> {
+    async fn start(&mut self, options: SyncOptions) -> (Session, Request) {
+        self.0.read(|poi| Session::start(poi, options))
+    }
+
+    async fn merge(
+        &mut self,
+        mut session: Session,
+        response: Response,
+    ) -> (Session, Result<Option<Request>, povpoi_core::sync::Error>) {
+        self.0
+            .write(Origin::Peer, move |poi| {
+                let next = session.on_response(poi, response, now_ms());
+                (session, next)
+            })
+            .await
+    }
+}
+
 async fn drive(
     node: &NodeState,
     addr: SocketAddr,
@@ -237,42 +272,31 @@ async fn drive(
     options: SyncOptions,
     entry: &mut HistoryEntry,
 ) -> Result<(), SyncFailure> {
-    let (mut session, mut request) = node.library.read(|poi| Session::start(poi, options));
-    let receiver_text = receiver.to_string();
-    loop {
-        if entry.round_trips >= MAX_ROUND_TRIPS {
-            return Err(SyncFailure::new(format!("gave up after {MAX_ROUND_TRIPS} round trips")));
+    let mut link = HttpLink { node, addr, receiver: receiver.to_string() };
+    let mut progress = Progress::default();
+    let outcome =
+        session::drive(&mut link, &mut LibrarySessions(&node.library), receiver, options, &mut progress).await;
+    let report = progress.report;
+    entry.round_trips = progress.round_trips;
+    entry.bytes = progress.bytes;
+    entry.records_received = report.pulled.records_merged;
+    entry.records_sent = report.records_sent;
+    entry.images_added = report.pulled.images_added;
+    entry.patterns_added = report.pulled.patterns_added;
+    entry.settings_updated = report.pulled.settings_updated;
+    entry.items_deleted = report.pulled.items_deleted;
+    entry.blobs_received = report.blobs_received;
+    entry.blobs_sent = report.blobs_sent;
+    outcome.map_err(|e| match e {
+        DriveError::Link(failure) => failure,
+        DriveError::WrongPeer { answered } => {
+            SyncFailure::new(format!("the poi at {addr} is {answered}, not {receiver}"))
         }
-        let (response, bytes) = exchange(node, addr, &receiver_text, &request).await?;
-        if let Response::Begun { summary, .. } = &response
-            && summary.device != receiver
-        {
-            return Err(SyncFailure::new(format!("the poi at {addr} is {}, not {receiver}", summary.device)));
+        DriveError::TooManyRoundTrips => {
+            SyncFailure::new(format!("gave up after {} round trips", session::MAX_ROUND_TRIPS))
         }
-        entry.round_trips += 1;
-        entry.bytes += bytes;
-        let (back, next) = node
-            .library
-            .write(Origin::Peer, move |poi| {
-                let next = session.on_response(poi, response, now_ms());
-                (session, next)
-            })
-            .await;
-        session = back;
-        let report = *session.report();
-        entry.records_received = report.pulled.records_merged;
-        entry.records_sent = report.records_sent;
-        entry.images_added = report.pulled.images_added;
-        entry.patterns_added = report.pulled.patterns_added;
-        entry.settings_updated = report.pulled.settings_updated;
-        entry.items_deleted = report.pulled.items_deleted;
-        entry.blobs_received = report.blobs_received;
-        entry.blobs_sent = report.blobs_sent;
-        match next.map_err(|e| SyncFailure::new(e.to_string()))? {
-            Some(next) => request = next,
-            None => return Ok(()),
-        }
-    }
+        DriveError::Sync(e) => SyncFailure::new(e.to_string()),
+    })
 }
 
 /// The API name of a direction.

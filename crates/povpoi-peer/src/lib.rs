@@ -8,3 +8,4 @@ pub mod auth;
 pub mod exchange;
 pub mod key;
 pub mod replay;
+pub mod session;
