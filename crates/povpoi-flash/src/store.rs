@@ -317,6 +317,30 @@ impl<F: MultiwriteNorFlash> Inner<F> {
         self.watch(removed)
     }
 
+    /// Calls `f` with every item of the index, oldest first (a later item of a key replaces
+    /// an earlier one).
+    fn for_each_item(&mut self, mut f: impl FnMut(Slot, &[u8])) -> Result<(), StorageError> {
+        const WHAT: &str = "cannot read the flash index";
+        if let Err(sequential_storage::Error::Corrupted { .. }) = block_on(self.index.fetch_all_items(&mut self.buf)) {
+            // sequential-storage 8.0.2's fetch_all_items returns a page left half erased by a
+            // power cut as an error without the repair its other calls make; a fetch makes it.
+            let repaired = block_on(self.index.fetch_item::<&[u8]>(&mut self.buf, &Slot::state()))
+                .map(drop)
+                .map_err(|e| index_error(WHAT, e));
+            self.watch(repaired)?;
+        }
+        let Inner { index, buf, .. } = self;
+        let walked = (|| {
+            let mut items = block_on(index.fetch_all_items(buf))?;
+            while let Some((slot, value)) = block_on(items.next::<&[u8]>(buf))? {
+                f(slot, value);
+            }
+            Ok(())
+        })()
+        .map_err(|e| index_error(WHAT, e));
+        self.watch(walked)
+    }
+
     /// Reads the whole index back: which sectors are held, the snapshot's record, the next
     /// sequence number, where allocation resumes, how big the index is.
     fn rebuild(&mut self) -> Result<(), StorageError> {
@@ -325,33 +349,26 @@ impl<F: MultiwriteNorFlash> Inner<F> {
         let mut settings: BTreeMap<Slot, usize> = BTreeMap::new();
         let mut broken: BTreeSet<Slot> = BTreeSet::new();
         let mut max_seq = None;
-        {
-            let mut items = block_on(self.index.fetch_all_items(&mut self.buf))
-                .map_err(|e| index_error("cannot read the flash index", e))?;
-            // Oldest first: a later item of the same key replaces an earlier one.
-            while let Some((slot, value)) = block_on(items.next::<&[u8]>(&mut self.buf))
-                .map_err(|e| index_error("cannot read the flash index", e))?
-            {
-                if slot.is_setting() {
-                    settings.insert(slot, value.len());
-                    continue;
+        self.for_each_item(|slot, value| {
+            if slot.is_setting() {
+                settings.insert(slot, value.len());
+                return;
+            }
+            if !slot.is_state() && slot.as_blob().is_none() {
+                return;
+            }
+            match Record::decode(value, sector) {
+                Some(record) => {
+                    max_seq = max_seq.max(Some(record.seq));
+                    broken.remove(&slot);
+                    records.insert(slot, record);
                 }
-                if !slot.is_state() && slot.as_blob().is_none() {
-                    continue;
-                }
-                match Record::decode(value, sector) {
-                    Some(record) => {
-                        max_seq = max_seq.max(Some(record.seq));
-                        broken.remove(&slot);
-                        records.insert(slot, record);
-                    }
-                    None => {
-                        records.remove(&slot);
-                        broken.insert(slot);
-                    }
+                None => {
+                    records.remove(&slot);
+                    broken.insert(slot);
                 }
             }
-        }
+        })?;
         self.used.fill(0);
         self.free = self.data_sectors;
         self.state = None;
@@ -477,17 +494,11 @@ impl<F: MultiwriteNorFlash> Inner<F> {
     fn relocate_oldest(&mut self) -> Result<(), StorageError> {
         let sector = self.sector_size();
         let mut newest: BTreeMap<BlobHash, u64> = BTreeMap::new();
-        {
-            let mut items = block_on(self.index.fetch_all_items(&mut self.buf))
-                .map_err(|e| index_error("cannot read the flash index", e))?;
-            while let Some((slot, value)) = block_on(items.next::<&[u8]>(&mut self.buf))
-                .map_err(|e| index_error("cannot read the flash index", e))?
-            {
-                if let (Some(hash), Some(record)) = (slot.as_blob(), Record::decode(value, sector)) {
-                    newest.insert(hash, record.seq);
-                }
+        self.for_each_item(|slot, value| {
+            if let (Some(hash), Some(record)) = (slot.as_blob(), Record::decode(value, sector)) {
+                newest.insert(hash, record.seq);
             }
-        }
+        })?;
         let Some((hash, _)) = newest.into_iter().min_by_key(|(_, seq)| *seq) else { return Ok(()) };
         let slot = Slot::blob(&hash);
         let Some(old) = self.fetch_record(&slot)? else { return Ok(()) };
@@ -596,14 +607,8 @@ impl<F: MultiwriteNorFlash> Storage for FlashStore<F> {
     fn blob_hashes(&self) -> Result<Vec<BlobHash>, StorageError> {
         let mut inner = self.inner.borrow_mut();
         inner.fresh()?;
-        let Inner { index, buf, .. } = &mut *inner;
         let mut hashes = BTreeSet::new();
-        let mut items = block_on(index.fetch_all_items(buf)).map_err(|e| index_error("cannot list blobs", e))?;
-        while let Some((slot, _)) =
-            block_on(items.next::<&[u8]>(buf)).map_err(|e| index_error("cannot list blobs", e))?
-        {
-            hashes.extend(slot.as_blob());
-        }
+        inner.for_each_item(|slot, _| hashes.extend(slot.as_blob()))?;
         Ok(hashes.into_iter().collect())
     }
 }
