@@ -5,9 +5,8 @@
 
 extern crate alloc;
 
-mod blocking;
-mod index;
+mod sector;
 mod store;
 
-pub use index::MAX_SETTING_KEY_LEN;
-pub use store::{FlashStore, Layout, MAX_SETTING_LEN, RESERVE_MARGIN_SECTORS, Usage};
+pub use sector::HEADER_LEN;
+pub use store::{FlashStore, MAX_SETTING_KEY_LEN, MAX_SETTING_LEN, Options, RESERVE_MARGIN_SECTORS, Usage};

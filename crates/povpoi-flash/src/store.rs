@@ -1,69 +1,57 @@
-//! The store: an index map and data sectors in one flash region.
+//! The store: values split in chunks over self-describing sectors.
 
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::BTreeMap;
 use alloc::format;
+use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 use core::fmt::Debug;
 use core::ops::Range;
 
-use embassy_futures::block_on;
-use embedded_storage::nor_flash::{MultiwriteNorFlash, NorFlash};
+use embedded_storage::nor_flash::MultiwriteNorFlash;
 use povpoi_core::hash::BlobHash;
 use povpoi_core::sync::{Storage, StorageError};
-use sequential_storage::cache::{Cache, Uncached};
-use sequential_storage::map::{MapConfig, MapStorage};
 use sha2::{Digest, Sha256};
 
-use crate::blocking::Blocking;
-use crate::index::{Record, Slot};
+use crate::sector::{HEADER_LEN, Header, Kind, NO_NEXT, chunks};
 
+/// Longest setting key, in bytes.
+pub const MAX_SETTING_KEY_LEN: usize = 64;
 /// Longest setting value, in bytes.
 pub const MAX_SETTING_LEN: usize = 1024;
 
-/// Data sectors a blob save leaves free beyond the snapshot's size, so that the snapshot
-/// save that follows it (or a delete's) still fits when the snapshot grows by a sector.
+/// Sectors a blob save leaves free beyond the snapshot's size, so that the snapshot save
+/// that follows it (or a delete's) still fits when the snapshot grows by a sector.
 pub const RESERVE_MARGIN_SECTORS: u32 = 2;
 
-/// Largest flash word sequential-storage supports; a tail is padded to a word in a buffer
-/// this big.
+/// Largest flash word supported; a payload's tail is padded to a word in a buffer this big.
 const MAX_WORD: usize = 32;
 
-type Index<F> = MapStorage<Slot, Blocking<F>, Cache<Uncached, Uncached, Uncached, Slot>>;
-
-/// How a region is split between the index and the data sectors.
+/// Choices of a store that are not written in the flash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Layout {
-    /// Erase sectors at the start of the region that hold the index (at least 3).
-    pub index_sectors: u32,
+pub struct Options {
     /// Every this many snapshot saves, the blob that has gone longest without moving is
     /// copied to fresh sectors (0: never), so that sectors under images that never change
     /// take their share of erases.
     pub relocate_every: u32,
 }
 
-impl Layout {
-    /// The default split of a region of `sectors` erase sectors: 4 + 1/64 of it for the
-    /// index (16 sectors of a 3 MB region, 32 of a 7 MB one), a relocation every 16 saves.
-    pub fn for_sectors(sectors: u32) -> Layout {
-        Layout { index_sectors: 4 + sectors / 64, relocate_every: 16 }
+impl Default for Options {
+    fn default() -> Options {
+        Options { relocate_every: 16 }
     }
 }
 
-/// How full the store is.
+/// How full the store is, in erase sectors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Usage {
-    /// Sectors for large values (the snapshot and blobs).
-    pub data_sectors: u32,
+    /// Sectors of the region.
+    pub sectors: u32,
     /// Of these, the ones holding nothing.
     pub free_sectors: u32,
     /// Of the free ones, those a blob save may not take (kept for the next snapshot save).
     pub reserved_sectors: u32,
-    /// Bytes the live index items take.
-    pub index_bytes: u32,
-    /// Most bytes blobs and settings may make the index take.
-    pub index_budget: u32,
 }
 
 /// A povpoi replica's snapshot and blobs, and a poi's settings, in a region of NOR flash.
@@ -74,30 +62,47 @@ pub struct FlashStore<F: MultiwriteNorFlash> {
     inner: RefCell<Inner<F>>,
 }
 
+/// Where the bytes of a save come from.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    Bytes(&'a [u8]),
+    /// The payloads of these sectors, chunk for chunk: a blob moving.
+    Sectors(&'a [u16]),
+}
+
+/// A whole value on flash: its first chunk's header and its sectors in order.
+#[derive(Clone, Debug)]
+struct Value {
+    head: Header,
+    sectors: Vec<u16>,
+}
+
 struct Inner<F: MultiwriteNorFlash> {
-    index: Index<F>,
-    /// The map's working buffer: one item, at most a page; also the sector copy buffer.
-    buf: Vec<u8>,
-    /// Flash address of data sector 0.
-    data_start: u32,
-    data_sectors: u32,
-    /// One bit per data sector: held by a committed record.
+    flash: F,
+    /// Flash address of sector 0 of the region.
+    start: u32,
+    sectors: u32,
+    /// One bit per sector: held by a whole, current value.
     used: Vec<u32>,
     free: u32,
-    /// Where the next allocation starts looking: sectors are taken in turn around the area.
+    /// Where the next allocation starts looking: sectors are taken in turn around the region.
     cursor: u32,
     next_seq: u64,
-    state: Option<Record>,
-    index_bytes: u32,
-    index_budget: u32,
+    state: Option<Value>,
+    settings: Option<Value>,
+    /// The settings as saved, decoded.
+    settings_map: BTreeMap<String, Vec<u8>>,
+    /// Each blob's first sector, sorted by hash: the rest is found through the headers.
+    blobs: Vec<(BlobHash, u16)>,
     relocate_every: u32,
     saves: u32,
     /// A flash operation failed part way: what RAM knows is rebuilt from flash first.
     stale: bool,
     snapshot_damaged: bool,
+    settings_damaged: bool,
 }
 
-fn word<F: NorFlash>() -> usize {
+fn word<F: MultiwriteNorFlash>() -> usize {
     F::READ_SIZE.max(F::WRITE_SIZE)
 }
 
@@ -105,70 +110,82 @@ fn flash_error<E: Debug>(what: &str, e: E) -> StorageError {
     StorageError::new(format!("{what}: flash error {e:?}"))
 }
 
-fn index_error<E: Debug>(what: &str, e: sequential_storage::Error<E>) -> StorageError {
-    match e {
-        sequential_storage::Error::FullStorage => StorageError::disk_full(format!("{what}: the flash index is full")),
-        e => StorageError::new(format!("{what}: flash index error {e:?}")),
-    }
-}
-
 fn disk_full(what: &str) -> StorageError {
     StorageError::disk_full(format!("{what}: not enough free flash"))
 }
 
+/// `count u16 | (key_len u8 | key | value_len u16 | value) × count`, keys in order.
+fn encode_settings(map: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(map.len() as u16).to_le_bytes());
+    for (key, value) in map {
+        out.push(key.len() as u8);
+        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(&(value.len() as u16).to_le_bytes());
+        out.extend_from_slice(value);
+    }
+    out
+}
+
+fn decode_settings(mut bytes: &[u8]) -> Option<BTreeMap<String, Vec<u8>>> {
+    fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = bytes.split_at_checked(n)?;
+        *bytes = rest;
+        Some(head)
+    }
+    let count = u16::from_le_bytes(take(&mut bytes, 2)?.try_into().ok()?);
+    let mut map = BTreeMap::new();
+    for _ in 0..count {
+        let key_len = usize::from(take(&mut bytes, 1)?[0]);
+        let key = String::from_utf8(take(&mut bytes, key_len)?.to_vec()).ok()?;
+        let value_len = usize::from(u16::from_le_bytes(take(&mut bytes, 2)?.try_into().ok()?));
+        map.insert(key, take(&mut bytes, value_len)?.to_vec());
+    }
+    bytes.is_empty().then_some(map)
+}
+
 impl<F: MultiwriteNorFlash> FlashStore<F> {
-    /// Opens the store kept in `region` of `flash` with the default [`Layout`]; an erased
-    /// region is an empty store.
+    /// Opens the store kept in `region` of `flash` with default [`Options`]. Sectors that
+    /// hold no sound chunk of a whole value (an erased region, one that held something
+    /// else, the leftovers of an interrupted save) count as free.
     pub fn open(flash: F, region: Range<u32>) -> Result<Self, StorageError> {
-        let sectors = region.end.saturating_sub(region.start) / F::ERASE_SIZE as u32;
-        Self::open_with(flash, region, Layout::for_sectors(sectors))
+        Self::open_with(flash, region, Options::default())
     }
 
-    /// Erases `region` and opens it as an empty store (for a new poi, or a region that held
-    /// something else: opening that fails with an index error).
-    pub fn format(mut flash: F, region: Range<u32>, layout: Layout) -> Result<Self, StorageError> {
-        flash.erase(region.start, region.end).map_err(|e| flash_error("cannot erase the store", e))?;
-        Self::open_with(flash, region, layout)
-    }
-
-    /// Opens the store kept in `region` of `flash`, split as `layout` says; the same layout
-    /// must be used every time.
-    pub fn open_with(flash: F, region: Range<u32>, layout: Layout) -> Result<Self, StorageError> {
+    /// Opens the store kept in `region` of `flash`.
+    pub fn open_with(flash: F, region: Range<u32>, options: Options) -> Result<Self, StorageError> {
         let sector = F::ERASE_SIZE as u32;
         let word = word::<F>();
-        if word > MAX_WORD
-            || !F::ERASE_SIZE.is_multiple_of(word)
-            || !region.start.is_multiple_of(sector)
-            || !region.end.is_multiple_of(sector)
-        {
+        let sound_geometry = word <= MAX_WORD
+            && HEADER_LEN.is_multiple_of(word)
+            && F::ERASE_SIZE.is_multiple_of(word)
+            && F::ERASE_SIZE > HEADER_LEN
+            && region.start.is_multiple_of(sector)
+            && region.end.is_multiple_of(sector);
+        if !sound_geometry {
             return Err(StorageError::new("flash store: region or flash geometry not supported"));
         }
         let sectors = region.end.saturating_sub(region.start) / sector;
-        let data_sectors = sectors.saturating_sub(layout.index_sectors);
-        if layout.index_sectors < 3 || data_sectors == 0 || data_sectors > u32::from(u16::MAX) + 1 {
-            return Err(StorageError::new("flash store: region too small or too large for the layout"));
+        if sectors < 2 || sectors > u32::from(NO_NEXT) {
+            return Err(StorageError::new("flash store: region too small or too large"));
         }
-        let index_end = region.start + layout.index_sectors * sector;
-        let config = MapConfig::<Blocking<F>>::try_new(region.start..index_end)
-            .map_err(|e| StorageError::new(format!("flash store: {e:?}")))?;
         let mut inner = Inner {
-            index: MapStorage::new(Blocking(flash), config, Cache::new_uncached()),
-            buf: vec![0; F::ERASE_SIZE],
-            data_start: index_end,
-            data_sectors,
-            used: vec![0; data_sectors.div_ceil(32) as usize],
-            free: data_sectors,
+            flash,
+            start: region.start,
+            sectors,
+            used: vec![0; sectors.div_ceil(32) as usize],
+            free: sectors,
             cursor: 0,
             next_seq: 0,
             state: None,
-            index_bytes: 0,
-            // Half the index: the map copies live items forward as it erases pages, and
-            // each page loses its tail to an item that did not fit.
-            index_budget: (layout.index_sectors - 2) * sector / 2,
-            relocate_every: layout.relocate_every,
+            settings: None,
+            settings_map: BTreeMap::new(),
+            blobs: Vec::new(),
+            relocate_every: options.relocate_every,
             saves: 0,
             stale: false,
             snapshot_damaged: false,
+            settings_damaged: false,
         };
         inner.rebuild()?;
         Ok(FlashStore { inner: RefCell::new(inner) })
@@ -176,19 +193,23 @@ impl<F: MultiwriteNorFlash> FlashStore<F> {
 
     /// Gives the flash back.
     pub fn into_flash(self) -> F {
-        self.inner.into_inner().index.destroy().0.0
+        self.inner.into_inner().flash
+    }
+
+    /// The flash, for inspection.
+    pub fn flash(&self) -> impl core::ops::Deref<Target = F> + '_ {
+        core::cell::Ref::map(self.inner.borrow(), |inner| &inner.flash)
     }
 
     /// How full the store is.
     pub fn usage(&self) -> Usage {
         let inner = self.inner.borrow();
-        Usage {
-            data_sectors: inner.data_sectors,
-            free_sectors: inner.free,
-            reserved_sectors: inner.reserve().min(inner.free),
-            index_bytes: inner.index_bytes,
-            index_budget: inner.index_budget,
-        }
+        Usage { sectors: inner.sectors, free_sectors: inner.free, reserved_sectors: inner.reserve().min(inner.free) }
+    }
+
+    /// Payload bytes a sector holds (the erase size less the header).
+    pub fn payload_per_sector() -> usize {
+        F::ERASE_SIZE - HEADER_LEN
     }
 
     /// Whether the last [`Storage::load_state`] found the snapshot damaged (it then
@@ -197,70 +218,61 @@ impl<F: MultiwriteNorFlash> FlashStore<F> {
         self.inner.borrow().snapshot_damaged
     }
 
-    /// The value of setting `key`, if set.
-    pub fn setting(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        let slot = Slot::setting(key).ok_or_else(|| StorageError::new("setting key too long"))?;
-        let mut inner = self.inner.borrow_mut();
-        inner.fresh()?;
-        inner.fetch(&slot)
+    /// Whether the settings were found damaged when the store was opened (they then read
+    /// as empty).
+    pub fn settings_damaged(&self) -> bool {
+        self.inner.borrow().settings_damaged
     }
 
-    /// Sets setting `key` to `value`, atomically (at most [`MAX_SETTING_LEN`] bytes).
+    /// The value of setting `key`, if set.
+    pub fn setting(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let mut inner = self.inner.borrow_mut();
+        inner.fresh()?;
+        Ok(inner.settings_map.get(key).cloned())
+    }
+
+    /// Sets setting `key` (at most [`MAX_SETTING_KEY_LEN`] bytes) to `value` (at most
+    /// [`MAX_SETTING_LEN`] bytes), atomically.
     pub fn set_setting(&mut self, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        let slot = Slot::setting(key).ok_or_else(|| StorageError::new("setting key too long"))?;
-        if value.len() > MAX_SETTING_LEN {
-            return Err(StorageError::new("setting value too long"));
+        if key.len() > MAX_SETTING_KEY_LEN || value.len() > MAX_SETTING_LEN {
+            return Err(StorageError::new("setting key or value too long"));
         }
         let inner = self.inner.get_mut();
         inner.fresh()?;
-        let old = inner.fetch(&slot)?.map_or(0, |v| inner.item_size(&slot, v.len()));
-        let new = inner.item_size(&slot, value.len());
-        if inner.index_bytes - old + new > inner.index_budget {
-            return Err(StorageError::disk_full("cannot save a setting: the flash index is full"));
-        }
-        inner.store(&slot, value, "cannot save a setting")?;
-        inner.index_bytes = inner.index_bytes - old + new;
-        Ok(())
+        let mut map = inner.settings_map.clone();
+        map.insert(key.into(), value.to_vec());
+        inner.save_settings(map)
     }
 
     /// Removes setting `key`; removing a missing one is not an error.
     pub fn remove_setting(&mut self, key: &str) -> Result<(), StorageError> {
-        let slot = Slot::setting(key).ok_or_else(|| StorageError::new("setting key too long"))?;
         let inner = self.inner.get_mut();
         inner.fresh()?;
-        let Some(old) = inner.fetch(&slot)? else { return Ok(()) };
-        let old = inner.item_size(&slot, old.len());
-        inner.remove(&slot, "cannot remove a setting")?;
-        inner.index_bytes -= old;
-        Ok(())
+        if !inner.settings_map.contains_key(key) {
+            return Ok(());
+        }
+        let mut map = inner.settings_map.clone();
+        map.remove(key);
+        inner.save_settings(map)
     }
 }
 
 impl<F: MultiwriteNorFlash> Inner<F> {
-    fn flash(&mut self) -> &mut F {
-        &mut self.index.flash().0
+    fn payload(&self) -> usize {
+        F::ERASE_SIZE - HEADER_LEN
     }
 
-    fn sector_size(&self) -> u32 {
-        F::ERASE_SIZE as u32
-    }
-
-    fn sectors_for(&self, len: usize) -> u32 {
-        (len as u32).div_ceil(self.sector_size())
-    }
-
-    fn item_size(&self, slot: &Slot, value_len: usize) -> u32 {
-        let overhead = Index::<F>::item_overhead_size();
-        overhead + (slot.encoded_len() + value_len).next_multiple_of(word::<F>()) as u32
-    }
-
-    fn record_item_size(&self, slot: &Slot, sectors: usize) -> u32 {
-        self.item_size(slot, Record::encoded_len(sectors))
+    fn address(&self, sector: u16) -> u32 {
+        self.start + u32::from(sector) * F::ERASE_SIZE as u32
     }
 
     /// Free sectors a blob save must leave for the next snapshot save.
     fn reserve(&self) -> u32 {
-        self.state.as_ref().map_or(0, |s| s.sectors.len() as u32) + RESERVE_MARGIN_SECTORS
+        self.state_sectors() + RESERVE_MARGIN_SECTORS
+    }
+
+    fn state_sectors(&self) -> u32 {
+        self.state.as_ref().map_or(0, |s| s.sectors.len() as u32)
     }
 
     fn is_used(&self, sector: u32) -> bool {
@@ -295,112 +307,94 @@ impl<F: MultiwriteNorFlash> Inner<F> {
         result
     }
 
-    fn fetch(&mut self, slot: &Slot) -> Result<Option<Vec<u8>>, StorageError> {
-        let found = block_on(self.index.fetch_item::<&[u8]>(&mut self.buf, slot))
-            .map(|v| v.map(<[u8]>::to_vec))
-            .map_err(|e| index_error("cannot read the flash index", e));
-        self.watch(found)
+    fn read_header(&mut self, sector: u16) -> Result<Option<Header>, StorageError> {
+        let mut bytes = [0; HEADER_LEN];
+        let at = self.address(sector);
+        let read = self.flash.read(at, &mut bytes).map_err(|e| flash_error("cannot read a sector header", e));
+        self.watch(read)?;
+        Ok(Header::decode(&bytes, self.payload()))
     }
 
-    fn fetch_record(&mut self, slot: &Slot) -> Result<Option<Record>, StorageError> {
-        let sector = self.sector_size();
-        Ok(self.fetch(slot)?.and_then(|bytes| Record::decode(&bytes, sector)))
-    }
-
-    fn store(&mut self, slot: &Slot, value: &[u8], what: &str) -> Result<(), StorageError> {
-        let stored = block_on(self.index.store_item(&mut self.buf, slot, &value)).map_err(|e| index_error(what, e));
-        self.watch(stored)
-    }
-
-    fn remove(&mut self, slot: &Slot, what: &str) -> Result<(), StorageError> {
-        let removed = block_on(self.index.remove_item(&mut self.buf, slot)).map_err(|e| index_error(what, e));
-        self.watch(removed)
-    }
-
-    /// Calls `f` with every item of the index, oldest first (a later item of a key replaces
-    /// an earlier one).
-    fn for_each_item(&mut self, mut f: impl FnMut(Slot, &[u8])) -> Result<(), StorageError> {
-        const WHAT: &str = "cannot read the flash index";
-        if let Err(sequential_storage::Error::Corrupted { .. }) = block_on(self.index.fetch_all_items(&mut self.buf)) {
-            // sequential-storage 8.0.2's fetch_all_items returns a page left half erased by a
-            // power cut as an error without the repair its other calls make; a fetch makes it.
-            let repaired = block_on(self.index.fetch_item::<&[u8]>(&mut self.buf, &Slot::state()))
-                .map(drop)
-                .map_err(|e| index_error(WHAT, e));
-            self.watch(repaired)?;
+    /// The whole value whose first chunk is in `first`, or `None` if a chunk is missing.
+    fn walk(&mut self, first: u16) -> Result<Option<Value>, StorageError> {
+        let Some(head) = self.read_header(first)? else { return Ok(None) };
+        if head.index != 0 {
+            return Ok(None);
         }
-        let Inner { index, buf, .. } = self;
-        let walked = (|| {
-            let mut items = block_on(index.fetch_all_items(buf))?;
-            while let Some((slot, value)) = block_on(items.next::<&[u8]>(buf))? {
-                f(slot, value);
+        let mut sectors = vec![first];
+        let mut next = head.next;
+        for index in 1..head.count {
+            if u32::from(next) >= self.sectors {
+                return Ok(None);
             }
-            Ok(())
-        })()
-        .map_err(|e| index_error(WHAT, e));
-        self.watch(walked)
+            match self.read_header(next)? {
+                Some(h) if h.same_value(&head) && h.index == index => {
+                    sectors.push(next);
+                    next = h.next;
+                }
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some(Value { head, sectors }))
     }
 
-    /// Reads the whole index back: which sectors are held, the snapshot's record, the next
-    /// sequence number, where allocation resumes, how big the index is.
+    /// Voids the header of `sector` by writing zeros over it: a value whose first chunk is
+    /// void is gone, and an erase, which only sets bits, cannot make it sound again.
+    fn kill(&mut self, sector: u16) -> Result<(), StorageError> {
+        let at = self.address(sector);
+        let killed = self.flash.write(at, &[0; HEADER_LEN]).map_err(|e| flash_error("cannot void a sector", e));
+        self.watch(killed)
+    }
+
+    /// Reads every sector header back: which values are whole and current, which sectors
+    /// they hold, the next sequence number and where allocation resumes.
     fn rebuild(&mut self) -> Result<(), StorageError> {
-        let sector = self.sector_size();
-        let mut records: BTreeMap<Slot, Record> = BTreeMap::new();
-        let mut settings: BTreeMap<Slot, usize> = BTreeMap::new();
-        let mut broken: BTreeSet<Slot> = BTreeSet::new();
-        let mut max_seq = None;
-        self.for_each_item(|slot, value| {
-            if slot.is_setting() {
-                settings.insert(slot, value.len());
-                return;
-            }
-            if !slot.is_state() && slot.as_blob().is_none() {
-                return;
-            }
-            match Record::decode(value, sector) {
-                Some(record) => {
-                    max_seq = max_seq.max(Some(record.seq));
-                    broken.remove(&slot);
-                    records.insert(slot, record);
-                }
-                None => {
-                    records.remove(&slot);
-                    broken.insert(slot);
+        let mut firsts: Vec<(Kind, [u8; 32], u64, u16)> = Vec::new();
+        let mut newest: Option<(u64, u16)> = None;
+        for s in 0..self.sectors as u16 {
+            if let Some(h) = self.read_header(s)? {
+                newest = newest.max(Some((h.seq, s)));
+                if h.index == 0 {
+                    firsts.push((h.kind, h.id, h.seq, s));
                 }
             }
-        })?;
+        }
+        // Per value, newest save first: the first whole one is current.
+        firsts.sort_by(|a, b| (a.0, a.1, b.2).cmp(&(b.0, b.1, a.2)));
         self.used.fill(0);
-        self.free = self.data_sectors;
+        self.free = self.sectors;
         self.state = None;
-        self.index_bytes = settings.iter().map(|(slot, len)| self.item_size(slot, *len)).sum();
-        // Newest first, so that if two records ever claimed one sector the older one gives
-        // way; neither can happen without the index losing a committed item.
-        let mut newest_first: Vec<(Slot, Record)> = records.into_iter().collect();
-        newest_first.sort_by_key(|(_, r)| core::cmp::Reverse(r.seq));
-        let mut cursor_set = false;
-        for (slot, record) in newest_first {
-            let sound = record.sectors.iter().all(|&s| u32::from(s) < self.data_sectors && !self.is_used(s.into()))
-                && record.sectors.iter().collect::<BTreeSet<_>>().len() == record.sectors.len();
-            if !sound {
-                broken.insert(slot);
+        self.settings = None;
+        self.blobs.clear();
+        let mut current: Option<(Kind, [u8; 32])> = None;
+        for (kind, id, _, first) in firsts {
+            let Some(value) = self.walk(first)? else { continue };
+            if current == Some((kind, id)) {
+                // An older whole save, left by a power cut between a save and the voiding
+                // of what it replaced: voided now, or a later remove would bring it back.
+                self.kill(first)?;
                 continue;
             }
-            if !cursor_set {
-                self.cursor = record.sectors.last().map_or(0, |&s| (u32::from(s) + 1) % self.data_sectors);
-                cursor_set = true;
-            }
-            self.set_used(&record.sectors, true);
-            self.index_bytes += self.record_item_size(&slot, record.sectors.len());
-            if slot.is_state() {
-                self.state = Some(record);
+            current = Some((kind, id));
+            self.set_used(&value.sectors, true);
+            match kind {
+                Kind::State => self.state = Some(value),
+                Kind::Settings => self.settings = Some(value),
+                Kind::Blob => self.blobs.push((BlobHash(id), first)),
             }
         }
-        self.next_seq = max_seq.map_or(0, |s| s + 1);
+        self.next_seq = newest.map_or(0, |(seq, _)| seq + 1);
+        self.cursor = newest.map_or(0, |(_, s)| (u32::from(s) + 1) % self.sectors);
+        self.settings_map = BTreeMap::new();
+        self.settings_damaged = false;
+        if let Some(value) = self.settings.clone() {
+            let bytes = self.read_value(&value)?;
+            match decode_settings(&bytes).filter(|_| Sha256::digest(&bytes)[..] == value.head.sha256) {
+                Some(map) => self.settings_map = map,
+                None => self.settings_damaged = true,
+            }
+        }
         self.stale = false;
-        for slot in broken {
-            // A blob dropped here is fetched again from a peer; the index never refers to it again.
-            self.remove(&slot, "cannot drop a broken index record")?;
-        }
         Ok(())
     }
 
@@ -412,117 +406,164 @@ impl<F: MultiwriteNorFlash> Inner<F> {
             if !self.is_used(s) {
                 out.push(s as u16);
             }
-            s = (s + 1) % self.data_sectors;
+            s = (s + 1) % self.sectors;
         }
         out
     }
 
-    fn sector_address(&self, sector: u16) -> u32 {
-        self.data_start + u32::from(sector) * self.sector_size()
+    fn sectors_for(&self, len: usize) -> u32 {
+        chunks(len, self.payload()) as u32
     }
 
-    /// Erases each of `sectors` and writes its part of `bytes`, the tail padded with 0xFF.
-    fn write_sectors(&mut self, sectors: &[u16], bytes: &[u8]) -> Result<(), StorageError> {
-        let size = self.sector_size();
+    /// Writes a new save of value `(kind, id)`, `len` bytes from `source`, to free sectors.
+    /// The last chunk is written first and the first chunk's header last: until that header
+    /// is whole, the new save is not whole either.
+    fn put(
+        &mut self,
+        kind: Kind,
+        id: [u8; 32],
+        sha256: [u8; 32],
+        len: usize,
+        source: Source<'_>,
+        what: &str,
+    ) -> Result<Value, StorageError> {
+        let n = self.sectors_for(len);
+        let (Ok(len32), Ok(count)) = (u32::try_from(len), u16::try_from(n)) else { return Err(disk_full(what)) };
+        let sectors = self.allocate(n);
+        let seq = self.next_seq;
+        // Taken even if the save fails: no two attempts share a number.
+        self.next_seq += 1;
+        let payload = self.payload();
         let word = word::<F>();
-        for (&s, chunk) in sectors.iter().zip(bytes.chunks(size as usize)) {
-            let at = self.sector_address(s);
-            let flash = self.flash();
-            flash.erase(at, at + size).map_err(|e| flash_error("cannot erase a sector", e))?;
-            let whole = chunk.len() / word * word;
-            if whole > 0 {
-                flash.write(at, &chunk[..whole]).map_err(|e| flash_error("cannot write a sector", e))?;
-            }
-            if whole < chunk.len() {
-                let mut tail = [0xFF; MAX_WORD];
-                tail[..chunk.len() - whole].copy_from_slice(&chunk[whole..]);
-                flash.write(at + whole as u32, &tail[..word]).map_err(|e| flash_error("cannot write a sector", e))?;
-            }
+        let mut copied = match source {
+            Source::Sectors(_) => vec![0; payload],
+            Source::Bytes(_) => Vec::new(),
+        };
+        for index in (0..count).rev() {
+            let i = usize::from(index);
+            let chunk_len = len.saturating_sub(i * payload).min(payload);
+            let next = sectors.get(i + 1).copied().unwrap_or(NO_NEXT);
+            let header = Header { kind, id, seq, len: len32, index, count, next, sha256 };
+            let at = self.address(sectors[i]);
+            let chunk = match source {
+                Source::Bytes(bytes) => &bytes[i * payload..][..chunk_len],
+                Source::Sectors(old) => {
+                    let from = self.address(old[i]) + HEADER_LEN as u32;
+                    let read = self.flash.read(from, &mut copied[..chunk_len.next_multiple_of(word)]);
+                    let read = read.map_err(|e| flash_error(what, e));
+                    self.watch(read)?;
+                    &copied[..chunk_len]
+                }
+            };
+            let flash = &mut self.flash;
+            let written = (|| {
+                flash.erase(at, at + F::ERASE_SIZE as u32)?;
+                let whole = chunk.len() / word * word;
+                let body = at + HEADER_LEN as u32;
+                if whole > 0 {
+                    flash.write(body, &chunk[..whole])?;
+                }
+                if whole < chunk.len() {
+                    let mut tail = [0xFF; MAX_WORD];
+                    tail[..chunk.len() - whole].copy_from_slice(&chunk[whole..]);
+                    flash.write(body + whole as u32, &tail[..word])?;
+                }
+                flash.write(at, &header.encode())
+            })()
+            .map_err(|e| flash_error(what, e));
+            self.watch(written)?;
+        }
+        let head = Header {
+            kind,
+            id,
+            seq,
+            len: len32,
+            index: 0,
+            count,
+            next: sectors.get(1).copied().unwrap_or(NO_NEXT),
+            sha256,
+        };
+        Ok(Value { head, sectors })
+    }
+
+    /// RAM's view, and the flash, after `new` replaced `old`: the old save is voided only
+    /// now, so a power cut before leaves both whole and the newer one wins.
+    fn replace(&mut self, new: &Value, old: Option<&Value>) -> Result<(), StorageError> {
+        self.set_used(&new.sectors, true);
+        if let Some(&last) = new.sectors.last() {
+            self.cursor = (u32::from(last) + 1) % self.sectors;
+        }
+        if let Some(old) = old {
+            self.set_used(&old.sectors, false);
+            self.kill(old.sectors[0])?;
         }
         Ok(())
     }
 
-    fn read_value(&mut self, record: &Record) -> Result<Vec<u8>, StorageError> {
-        let size = self.sector_size() as usize;
-        let mut out = vec![0; (record.len as usize).next_multiple_of(word::<F>())];
-        for (&s, part) in record.sectors.iter().zip(out.chunks_mut(size)) {
-            let at = self.sector_address(s);
-            let read = self.flash().read(at, part).map_err(|e| flash_error("cannot read a sector", e));
+    fn read_value(&mut self, value: &Value) -> Result<Vec<u8>, StorageError> {
+        let payload = self.payload();
+        let mut out = vec![0; (value.head.len as usize).next_multiple_of(word::<F>())];
+        for (&s, part) in value.sectors.iter().zip(out.chunks_mut(payload)) {
+            let at = self.address(s) + HEADER_LEN as u32;
+            let read = self.flash.read(at, part).map_err(|e| flash_error("cannot read a sector", e));
             self.watch(read)?;
         }
-        out.truncate(record.len as usize);
+        out.truncate(value.head.len as usize);
         Ok(out)
     }
 
-    /// Writes `bytes` to fresh sectors and commits them under `slot`; the sectors of the
-    /// value it replaces are free only once the commit is on flash.
-    fn put(
-        &mut self,
-        slot: &Slot,
-        bytes: &[u8],
-        sha256: [u8; 32],
-        old: Option<&Record>,
-        what: &str,
-    ) -> Result<Record, StorageError> {
-        let len = u32::try_from(bytes.len()).map_err(|_| disk_full(what))?;
-        let sectors = self.allocate(self.sectors_for(bytes.len()));
-        let written = self.write_sectors(&sectors, bytes);
-        self.watch(written)?;
-        let record = Record { seq: self.next_seq, len, sha256, sectors };
-        self.store(slot, &record.encode(), what)?;
-        self.next_seq += 1;
-        self.commit(slot, &record, old);
-        Ok(record)
+    fn save_settings(&mut self, map: BTreeMap<String, Vec<u8>>) -> Result<(), StorageError> {
+        const WHAT: &str = "cannot save the settings";
+        let bytes = encode_settings(&map);
+        let n = self.sectors_for(bytes.len());
+        // Settings may take the margin of the reserve, not the room of the snapshot's next save.
+        if self.free < n + self.state_sectors() {
+            return Err(disk_full(WHAT));
+        }
+        let sha256 = Sha256::digest(&bytes).into();
+        let new = self.put(Kind::Settings, [0; 32], sha256, bytes.len(), Source::Bytes(&bytes), WHAT)?;
+        let old = self.settings.replace(new.clone());
+        self.settings_map = map;
+        self.settings_damaged = false;
+        self.replace(&new, old.as_ref())
     }
 
-    /// RAM's view after `record` replaced `old` on flash.
-    fn commit(&mut self, slot: &Slot, record: &Record, old: Option<&Record>) {
-        if let Some(old) = old {
-            self.set_used(&old.sectors, false);
-            self.index_bytes -= self.record_item_size(slot, old.sectors.len());
+    fn blob_index(&self, hash: &BlobHash) -> Result<usize, usize> {
+        self.blobs.binary_search_by(|(h, _)| h.cmp(hash))
+    }
+
+    fn save_blob(&mut self, hash: &BlobHash, len: usize, source: Source<'_>, what: &str) -> Result<(), StorageError> {
+        let old = match self.blob_index(hash) {
+            Ok(i) => self.walk(self.blobs[i].1)?,
+            Err(_) => None,
+        };
+        let new = self.put(Kind::Blob, hash.0, hash.0, len, source, what)?;
+        match self.blob_index(hash) {
+            Ok(i) => self.blobs[i].1 = new.sectors[0],
+            Err(i) => self.blobs.insert(i, (*hash, new.sectors[0])),
         }
-        self.set_used(&record.sectors, true);
-        self.index_bytes += self.record_item_size(slot, record.sectors.len());
-        if let Some(&last) = record.sectors.last() {
-            self.cursor = (u32::from(last) + 1) % self.data_sectors;
-        }
+        self.replace(&new, old.as_ref())
     }
 
     /// Copies the blob that has gone longest without moving to fresh sectors, if that
     /// leaves the reserve free: images that never change would otherwise pin their sectors
     /// while snapshot saves wear out the few left free.
     fn relocate_oldest(&mut self) -> Result<(), StorageError> {
-        let sector = self.sector_size();
-        let mut newest: BTreeMap<BlobHash, u64> = BTreeMap::new();
-        self.for_each_item(|slot, value| {
-            if let (Some(hash), Some(record)) = (slot.as_blob(), Record::decode(value, sector)) {
-                newest.insert(hash, record.seq);
+        let mut oldest: Option<(u64, BlobHash, u16)> = None;
+        for i in 0..self.blobs.len() {
+            let (hash, first) = self.blobs[i];
+            if let Some(h) = self.read_header(first)?
+                && oldest.is_none_or(|(seq, _, _)| h.seq < seq)
+            {
+                oldest = Some((h.seq, hash, first));
             }
-        })?;
-        let Some((hash, _)) = newest.into_iter().min_by_key(|(_, seq)| *seq) else { return Ok(()) };
-        let slot = Slot::blob(&hash);
-        let Some(old) = self.fetch_record(&slot)? else { return Ok(()) };
-        let n = old.sectors.len() as u32;
-        if self.free < n + self.reserve() {
+        }
+        let Some((_, hash, first)) = oldest else { return Ok(()) };
+        let Some(old) = self.walk(first)? else { return Ok(()) };
+        if self.free < old.sectors.len() as u32 + self.reserve() {
             return Ok(());
         }
-        let sectors = self.allocate(n);
-        for (&from, &to) in old.sectors.iter().zip(&sectors) {
-            let (src, dst) = (self.sector_address(from), self.sector_address(to));
-            let Inner { index, buf, .. } = self;
-            let flash = &mut index.flash().0;
-            let copied = flash
-                .read(src, buf)
-                .and_then(|()| flash.erase(dst, dst + sector))
-                .and_then(|()| flash.write(dst, buf))
-                .map_err(|e| flash_error("cannot move a blob", e));
-            self.watch(copied)?;
-        }
-        let record = Record { seq: self.next_seq, len: old.len, sha256: old.sha256, sectors };
-        self.store(&slot, &record.encode(), "cannot move a blob")?;
-        self.next_seq += 1;
-        self.commit(&slot, &record, Some(&old));
-        Ok(())
+        self.save_blob(&hash, old.head.len as usize, Source::Sectors(&old.sectors), "cannot move a blob")
     }
 }
 
@@ -530,9 +571,9 @@ impl<F: MultiwriteNorFlash> Storage for FlashStore<F> {
     fn load_state(&self) -> Result<Option<Vec<u8>>, StorageError> {
         let mut inner = self.inner.borrow_mut();
         inner.fresh()?;
-        let Some(record) = inner.state.clone() else { return Ok(None) };
-        let bytes = inner.read_value(&record)?;
-        let sound = <[u8; 32]>::from(Sha256::digest(&bytes)) == record.sha256;
+        let Some(value) = inner.state.clone() else { return Ok(None) };
+        let bytes = inner.read_value(&value)?;
+        let sound = Sha256::digest(&bytes)[..] == value.head.sha256;
         inner.snapshot_damaged = !sound;
         Ok(sound.then_some(bytes))
     }
@@ -542,23 +583,16 @@ impl<F: MultiwriteNorFlash> Storage for FlashStore<F> {
         let inner = self.inner.get_mut();
         inner.fresh()?;
         let n = inner.sectors_for(snapshot.len());
-        let old = inner.state.take();
-        let old_n = old.as_ref().map_or(0, |r| r.sectors.len() as u32);
+        let old_n = inner.state_sectors();
         // A growing snapshot may not take the room the next save of its size needs: that
         // save may be the delete that frees space.
-        let fits = n <= inner.free && (n <= old_n || inner.free - n + old_n >= n);
-        if !fits {
-            inner.state = old;
+        if n > inner.free || (n > old_n && inner.free - n + old_n < n) {
             return Err(disk_full(WHAT));
         }
         let sha256 = Sha256::digest(snapshot).into();
-        match inner.put(&Slot::state(), snapshot, sha256, old.as_ref(), WHAT) {
-            Ok(record) => inner.state = Some(record),
-            Err(e) => {
-                inner.state = old;
-                return Err(e);
-            }
-        }
+        let new = inner.put(Kind::State, [0; 32], sha256, snapshot.len(), Source::Bytes(snapshot), WHAT)?;
+        let old = inner.state.replace(new.clone());
+        inner.replace(&new, old.as_ref())?;
         inner.saves = inner.saves.wrapping_add(1);
         if inner.relocate_every > 0 && inner.saves.is_multiple_of(inner.relocate_every) {
             // The snapshot is saved whatever happens here; a failed move is retried later.
@@ -570,8 +604,11 @@ impl<F: MultiwriteNorFlash> Storage for FlashStore<F> {
     fn load_blob(&self, hash: &BlobHash) -> Result<Option<Vec<u8>>, StorageError> {
         let mut inner = self.inner.borrow_mut();
         inner.fresh()?;
-        match inner.fetch_record(&Slot::blob(hash))? {
-            Some(record) => inner.read_value(&record).map(Some),
+        let Ok(i) = inner.blob_index(hash) else { return Ok(None) };
+        let first = inner.blobs[i].1;
+        match inner.walk(first)? {
+            Some(value) => inner.read_value(&value).map(Some),
+            // Damaged since it was opened: as good as gone.
             None => Ok(None),
         }
     }
@@ -580,35 +617,26 @@ impl<F: MultiwriteNorFlash> Storage for FlashStore<F> {
         const WHAT: &str = "cannot save an image's pixels";
         let inner = self.inner.get_mut();
         inner.fresh()?;
-        let slot = Slot::blob(hash);
-        let old = inner.fetch_record(&slot)?;
-        let n = inner.sectors_for(bytes.len());
-        if inner.free < n + inner.reserve() {
+        if inner.free < inner.sectors_for(bytes.len()) + inner.reserve() {
             return Err(disk_full(WHAT));
         }
-        let old_size = old.as_ref().map_or(0, |r| inner.record_item_size(&slot, r.sectors.len()));
-        if inner.index_bytes - old_size + inner.record_item_size(&slot, n as usize) > inner.index_budget {
-            return Err(StorageError::disk_full(format!("{WHAT}: the flash index is full")));
-        }
-        inner.put(&slot, bytes, hash.0, old.as_ref(), WHAT).map(drop)
+        inner.save_blob(hash, bytes.len(), Source::Bytes(bytes), WHAT)
     }
 
     fn remove_blob(&mut self, hash: &BlobHash) -> Result<(), StorageError> {
         let inner = self.inner.get_mut();
         inner.fresh()?;
-        let slot = Slot::blob(hash);
-        let Some(old) = inner.fetch_record(&slot)? else { return Ok(()) };
-        inner.remove(&slot, "cannot remove an image's pixels")?;
-        inner.set_used(&old.sectors, false);
-        inner.index_bytes -= inner.record_item_size(&slot, old.sectors.len());
-        Ok(())
+        let Ok(i) = inner.blob_index(hash) else { return Ok(()) };
+        let (_, first) = inner.blobs.remove(i);
+        if let Some(old) = inner.walk(first)? {
+            inner.set_used(&old.sectors, false);
+        }
+        inner.kill(first)
     }
 
     fn blob_hashes(&self) -> Result<Vec<BlobHash>, StorageError> {
         let mut inner = self.inner.borrow_mut();
         inner.fresh()?;
-        let mut hashes = BTreeSet::new();
-        inner.for_each_item(|slot, _| hashes.extend(slot.as_blob()))?;
-        Ok(hashes.into_iter().collect())
+        Ok(inner.blobs.iter().map(|(h, _)| *h).collect())
     }
 }

@@ -5,25 +5,32 @@ mod common;
 use common::{IMAGE_LEN, RamFlash, SECTOR, pattern};
 use povpoi_core::hash::BlobHash;
 use povpoi_core::sync::Storage;
-use povpoi_flash::{FlashStore, Layout, MAX_SETTING_LEN, RESERVE_MARGIN_SECTORS};
+use povpoi_flash::{FlashStore, HEADER_LEN, MAX_SETTING_LEN, Options, RESERVE_MARGIN_SECTORS};
 
 /// A region at an offset, as on a real flash with the app before it.
 const START: u32 = 16 * SECTOR as u32;
+/// Payload bytes per sector.
+const P: usize = SECTOR - HEADER_LEN;
 
-fn layout() -> Layout {
-    Layout { index_sectors: 4, relocate_every: 0 }
+fn layout() -> Options {
+    Options { relocate_every: 0 }
 }
 
-fn open(flash: RamFlash, sectors: u32, layout: Layout) -> FlashStore<RamFlash> {
-    FlashStore::open_with(flash, START..START + sectors * SECTOR as u32, layout).unwrap()
+fn open(flash: RamFlash, sectors: u32, options: Options) -> FlashStore<RamFlash> {
+    FlashStore::open_with(flash, START..START + sectors * SECTOR as u32, options).unwrap()
 }
 
-fn reopen(store: FlashStore<RamFlash>, sectors: u32, layout: Layout) -> FlashStore<RamFlash> {
-    open(RamFlash::from_bytes(store.into_flash().bytes), sectors, layout)
+fn reopen(store: FlashStore<RamFlash>, sectors: u32, options: Options) -> FlashStore<RamFlash> {
+    open(RamFlash::from_bytes(store.into_flash().bytes), sectors, options)
 }
 
 fn new_store(sectors: u32) -> FlashStore<RamFlash> {
     open(RamFlash::new(START as usize + sectors as usize * SECTOR), sectors, layout())
+}
+
+/// Where payload byte `i` of sector `s` of the region is in the flash.
+fn payload_at(s: usize) -> usize {
+    START as usize + s * SECTOR + HEADER_LEN
 }
 
 fn blob(seed: u64, len: usize) -> (BlobHash, Vec<u8>) {
@@ -37,7 +44,8 @@ fn an_erased_region_is_an_empty_store() {
     assert_eq!(store.load_state().unwrap(), None);
     assert_eq!(store.blob_hashes().unwrap(), vec![]);
     assert_eq!(store.setting("name").unwrap(), None);
-    assert_eq!(store.usage().free_sectors, 60);
+    assert_eq!(store.usage().free_sectors, 64);
+    assert_eq!(FlashStore::<RamFlash>::payload_per_sector(), P);
 }
 
 #[test]
@@ -49,7 +57,7 @@ fn everything_saved_reads_back_after_a_restart() {
     for (hash, bytes) in [(&a, &a_bytes), (&b, &b_bytes), (&c, &c_bytes)] {
         store.save_blob(hash, bytes).unwrap();
     }
-    let snapshot = pattern(9, 3 * SECTOR + 5);
+    let snapshot = pattern(9, 3 * P + 5);
     store.save_state(&snapshot).unwrap();
     store.set_setting("name", b"poi left").unwrap();
     store.set_setting("wifi.psk", &[0; MAX_SETTING_LEN]).unwrap();
@@ -64,14 +72,15 @@ fn everything_saved_reads_back_after_a_restart() {
     assert_eq!(store.load_blob(&c).unwrap(), Some(c_bytes));
     assert_eq!(store.setting("name").unwrap().as_deref(), Some(&b"poi left"[..]));
     assert_eq!(store.setting("wifi.psk").unwrap(), Some(vec![0; MAX_SETTING_LEN]));
-    // 10 + 1 + 0 sectors of blobs and 4 of snapshot.
-    assert_eq!(store.usage().free_sectors, 60 - 15);
+    // 10 + 1 + 1 sectors of blobs (an empty value has a header too), 4 of snapshot, 1 of
+    // settings.
+    assert_eq!(store.usage().free_sectors, 64 - 17);
 }
 
 #[test]
 fn a_new_snapshot_replaces_the_old_one_and_frees_its_sectors() {
     let mut store = new_store(64);
-    store.save_state(&pattern(1, 5 * SECTOR)).unwrap();
+    store.save_state(&pattern(1, 5 * P)).unwrap();
     let free = store.usage().free_sectors;
     store.save_state(&pattern(2, 100)).unwrap();
     assert_eq!(store.usage().free_sectors, free + 4);
@@ -100,10 +109,10 @@ fn removing_a_blob_frees_its_sectors_and_removing_a_missing_one_is_fine() {
     let mut store = new_store(64);
     let (a, a_bytes) = blob(1, IMAGE_LEN);
     store.save_blob(&a, &a_bytes).unwrap();
-    assert_eq!(store.usage().free_sectors, 50);
+    assert_eq!(store.usage().free_sectors, 54);
     store.remove_blob(&a).unwrap();
     store.remove_blob(&a).unwrap();
-    assert_eq!(store.usage().free_sectors, 60);
+    assert_eq!(store.usage().free_sectors, 64);
     let store = reopen(store, 64, layout());
     assert_eq!(store.load_blob(&a).unwrap(), None);
     assert_eq!(store.blob_hashes().unwrap(), vec![]);
@@ -111,9 +120,9 @@ fn removing_a_blob_frees_its_sectors_and_removing_a_missing_one_is_fine() {
 
 #[test]
 fn a_full_store_says_disk_full_keeps_everything_and_still_takes_a_delete() {
-    // 40 data sectors: a 4-sector snapshot, its reserve of 4 + 2, and three images of 10.
-    let mut store = new_store(44);
-    let snapshot = pattern(7, 4 * SECTOR - 10);
+    // 40 sectors: a 4-sector snapshot, its reserve of 4 + 2, and three images of 10.
+    let mut store = new_store(40);
+    let snapshot = pattern(7, 4 * P - 10);
     store.save_state(&snapshot).unwrap();
     let images: Vec<_> = (0..4).map(|i| blob(i, IMAGE_LEN)).collect();
     for (hash, bytes) in &images[..3] {
@@ -128,33 +137,15 @@ fn a_full_store_says_disk_full_keeps_everything_and_still_takes_a_delete() {
     assert!(grown.disk_full, "{grown}");
     assert_eq!(store.load_state().unwrap(), Some(snapshot.clone()));
     // ...but the save of a delete fits, and then the blob can go.
-    store.save_state(&pattern(9, 4 * SECTOR - 20)).unwrap();
+    store.save_state(&pattern(9, 4 * P - 20)).unwrap();
     store.remove_blob(&images[0].0).unwrap();
     store.save_blob(&images[3].0, &images[3].1).unwrap();
 
-    let store = reopen(store, 44, layout());
-    assert_eq!(store.load_state().unwrap(), Some(pattern(9, 4 * SECTOR - 20)));
+    let store = reopen(store, 40, layout());
+    assert_eq!(store.load_state().unwrap(), Some(pattern(9, 4 * P - 20)));
     for (hash, bytes) in &images[1..] {
         assert_eq!(store.load_blob(hash).unwrap().as_ref(), Some(bytes));
     }
-}
-
-#[test]
-fn a_full_index_says_disk_full() {
-    let mut store = new_store(64);
-    let budget = store.usage().index_budget;
-    let mut refused = None;
-    for i in 0..budget {
-        if let Err(e) = store.set_setting(&format!("key {i}"), &[1; 200]) {
-            refused = Some(e);
-            break;
-        }
-    }
-    let refused = refused.expect("the index took more than its budget");
-    assert!(refused.disk_full, "{refused}");
-    assert!(store.usage().index_bytes <= budget);
-    let store = reopen(store, 64, layout());
-    assert_eq!(store.setting("key 0").unwrap(), Some(vec![1; 200]));
 }
 
 #[test]
@@ -162,9 +153,8 @@ fn a_damaged_snapshot_reads_as_none_and_is_reported() {
     let mut store = new_store(16);
     store.save_state(&pattern(1, 1000)).unwrap();
     let mut flash = store.into_flash();
-    // The snapshot is the only thing in the data area, at its first sector.
-    let at = START as usize + 4 * SECTOR + 10;
-    flash.bytes[at] ^= 0x01;
+    // The snapshot is the only thing in the region, in its first sector.
+    flash.bytes[payload_at(0) + 10] ^= 0x01;
     let store = open(flash, 16, layout());
     assert_eq!(store.load_state().unwrap(), None);
     assert!(store.snapshot_damaged());
@@ -172,55 +162,45 @@ fn a_damaged_snapshot_reads_as_none_and_is_reported() {
 
 #[test]
 fn sectors_are_taken_in_turn_across_restarts() {
-    // Each save takes the sectors after the last one written, even after a restart, so
-    // that saves wear all free sectors alike rather than the first ones again and again.
+    // Each save takes the sector after the last one written, even after a restart, so that
+    // saves wear all free sectors alike rather than the first ones again and again.
     let mut store = new_store(14);
-    let mut erases = Vec::new();
-    for i in 0..12 {
+    let mut held = Vec::new();
+    for i in 0..16 {
         store.save_state(&pattern(i, 100)).unwrap();
-        let flash = store.into_flash();
-        erases.push(flash.bytes.clone());
-        store = open(RamFlash::from_bytes(flash.bytes), 14, layout());
+        let bytes = store.into_flash().bytes;
+        let want = pattern(i, 100);
+        held.push((0..14).find(|&s| bytes[payload_at(s)..][..100] == want[..]).unwrap());
+        store = open(RamFlash::from_bytes(bytes), 14, layout());
     }
-    // Which data sector held the snapshot after each save: 0, 1, 2, ... 9, 0, 1.
-    let held: Vec<usize> = erases
-        .iter()
-        .zip(0..)
-        .map(|(bytes, i)| {
-            let want = pattern(i, 100);
-            (0..10).find(|s| bytes[START as usize + (4 + s) * SECTOR..][..100] == want[..]).unwrap()
-        })
-        .collect();
-    assert_eq!(held, vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]);
+    assert_eq!(held, vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 0, 1]);
 }
 
 #[test]
 fn every_so_many_saves_the_blob_unmoved_longest_moves() {
-    let layout = Layout { index_sectors: 4, relocate_every: 2 };
-    let mut store = open(RamFlash::new(START as usize + 40 * SECTOR), 40, layout);
-    let (a, a_bytes) = blob(1, 2 * SECTOR);
-    let (b, b_bytes) = blob(2, 2 * SECTOR);
+    let options = Options { relocate_every: 2 };
+    let mut store = open(RamFlash::new(START as usize + 40 * SECTOR), 40, options);
+    let (a, a_bytes) = blob(1, 2 * P + 1);
+    let (b, b_bytes) = blob(2, 2 * P + 1);
     store.save_blob(&a, &a_bytes).unwrap();
     store.save_blob(&b, &b_bytes).unwrap();
-    // A moved blob's old sectors keep their bytes until reused: count the copies.
-    let copies = |bytes: &[u8], want: &[u8]| {
-        (0..36).filter(|s| bytes[START as usize + (4 + s) * SECTOR..][..SECTOR] == want[..SECTOR]).count()
-    };
+    // A moved blob's old sectors keep their payload until reused: count the copies.
+    let copies = |bytes: &[u8], want: &[u8]| (0..40).filter(|&s| bytes[payload_at(s)..][..P] == want[..P]).count();
     let before = store.into_flash().bytes;
-    let mut store = open(RamFlash::from_bytes(before.clone()), 40, layout);
+    let mut store = open(RamFlash::from_bytes(before.clone()), 40, options);
     store.save_state(b"one").unwrap();
     assert_eq!(copies(&store.into_flash().bytes, &a_bytes), 1);
-    let mut store = open(RamFlash::from_bytes(before), 40, layout);
+    let mut store = open(RamFlash::from_bytes(before), 40, options);
     store.save_state(b"one").unwrap();
     store.save_state(b"two").unwrap();
     let after = store.into_flash().bytes;
     // `a`, written first, moved on the second save; `b` did not.
     assert_eq!(copies(&after, &a_bytes), 2);
     assert_eq!(copies(&after, &b_bytes), 1);
-    let store = open(RamFlash::from_bytes(after), 40, layout);
+    let store = open(RamFlash::from_bytes(after), 40, options);
     assert_eq!(store.load_blob(&a).unwrap(), Some(a_bytes));
     assert_eq!(store.load_blob(&b).unwrap(), Some(b_bytes));
-    assert_eq!(store.usage().free_sectors, 36 - 5);
+    assert_eq!(store.usage().free_sectors, 40 - 3 - 3 - 1);
 }
 
 #[test]
