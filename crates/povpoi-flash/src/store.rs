@@ -21,9 +21,10 @@ pub const MAX_SETTING_KEY_LEN: usize = 64;
 /// Longest setting value, in bytes.
 pub const MAX_SETTING_LEN: usize = 1024;
 
-/// Sectors a blob save leaves free beyond the snapshot's size, so that the snapshot save
-/// that follows it (or a delete's) still fits when the snapshot grows by a sector.
-pub const RESERVE_MARGIN_SECTORS: u32 = 2;
+/// Sectors a blob save leaves free beyond the snapshot's size: room for the snapshot to
+/// grow (40 KB, a merge of many records) and, in a store filled to the last image, for
+/// the oldest 400x32 image (10 sectors) to move to fresh sectors.
+pub const RESERVE_MARGIN_SECTORS: u32 = 10;
 
 /// Largest flash word supported; a payload's tail is padded to a word in a buffer this big.
 const MAX_WORD: usize = 32;
@@ -545,8 +546,8 @@ impl<F: MultiwriteNorFlash> Inner<F> {
         self.replace(&new, old.as_ref())
     }
 
-    /// Copies the blob that has gone longest without moving to fresh sectors, if that
-    /// leaves the reserve free: images that never change would otherwise pin their sectors
+    /// Copies the blob that has gone longest without moving to fresh sectors, if there is
+    /// room: images that never change would otherwise pin their sectors
     /// while snapshot saves wear out the few left free.
     fn relocate_oldest(&mut self) -> Result<(), StorageError> {
         let mut oldest: Option<(u64, BlobHash, u16)> = None;
@@ -560,7 +561,9 @@ impl<F: MultiwriteNorFlash> Inner<F> {
         }
         let Some((_, hash, first)) = oldest else { return Ok(()) };
         let Some(old) = self.walk(first)? else { return Ok(()) };
-        if self.free < old.sectors.len() as u32 + self.reserve() {
+        // The move gives back as many sectors as it takes; only the next snapshot save's
+        // room must stay free meanwhile.
+        if self.free < old.sectors.len() as u32 + self.state_sectors() {
             return Ok(());
         }
         self.save_blob(&hash, old.head.len as usize, Source::Sectors(&old.sectors), "cannot move a blob")

@@ -10,7 +10,7 @@ use povpoi_core::hash::BlobHash;
 use povpoi_core::sync::{Storage, StorageError};
 use povpoi_flash::{FlashStore, Options};
 
-const SECTORS: u32 = 44;
+const SECTORS: u32 = 52;
 const REGION: std::ops::Range<u32> = 0..SECTORS * SECTOR as u32;
 /// Frequent moves, so that some happen under the knife too.
 const LAYOUT: Options = Options { relocate_every: 3 };

@@ -120,8 +120,8 @@ fn removing_a_blob_frees_its_sectors_and_removing_a_missing_one_is_fine() {
 
 #[test]
 fn a_full_store_says_disk_full_keeps_everything_and_still_takes_a_delete() {
-    // 40 sectors: a 4-sector snapshot, its reserve of 4 + 2, and three images of 10.
-    let mut store = new_store(40);
+    // 48 sectors: a 4-sector snapshot, its reserve of 4 + 10, and three images of 10.
+    let mut store = new_store(48);
     let snapshot = pattern(7, 4 * P - 10);
     store.save_state(&snapshot).unwrap();
     let images: Vec<_> = (0..4).map(|i| blob(i, IMAGE_LEN)).collect();
@@ -130,10 +130,10 @@ fn a_full_store_says_disk_full_keeps_everything_and_still_takes_a_delete() {
     }
     let refused = store.save_blob(&images[3].0, &images[3].1).unwrap_err();
     assert!(refused.disk_full, "{refused}");
-    assert_eq!(store.usage().free_sectors, 6);
+    assert_eq!(store.usage().free_sectors, 14);
     assert_eq!(store.usage().reserved_sectors, 4 + RESERVE_MARGIN_SECTORS);
     // A snapshot that would leave no room for the next one of its size is refused too...
-    let grown = store.save_state(&pattern(8, 6 * SECTOR)).unwrap_err();
+    let grown = store.save_state(&pattern(8, 10 * P)).unwrap_err();
     assert!(grown.disk_full, "{grown}");
     assert_eq!(store.load_state().unwrap(), Some(snapshot.clone()));
     // ...but the save of a delete fits, and then the blob can go.
@@ -141,7 +141,7 @@ fn a_full_store_says_disk_full_keeps_everything_and_still_takes_a_delete() {
     store.remove_blob(&images[0].0).unwrap();
     store.save_blob(&images[3].0, &images[3].1).unwrap();
 
-    let store = reopen(store, 40, layout());
+    let store = reopen(store, 48, layout());
     assert_eq!(store.load_state().unwrap(), Some(pattern(9, 4 * P - 20)));
     for (hash, bytes) in &images[1..] {
         assert_eq!(store.load_blob(hash).unwrap().as_ref(), Some(bytes));

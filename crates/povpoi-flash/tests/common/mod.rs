@@ -56,6 +56,8 @@ pub struct RamFlash {
     pub stats: Stats,
     /// Writes and erased sectors so far: the cut points.
     pub ops: u64,
+    /// Erases of each sector.
+    pub erase_counts: Vec<u32>,
     cut: Option<(u64, Tear, ChaCha8Rng)>,
     dead: bool,
 }
@@ -68,7 +70,8 @@ impl RamFlash {
 
     /// A flash holding `bytes`, as after a restart.
     pub fn from_bytes(bytes: Vec<u8>) -> RamFlash {
-        RamFlash { bytes, stats: Stats::default(), ops: 0, cut: None, dead: false }
+        let erase_counts = vec![0; bytes.len() / SECTOR];
+        RamFlash { bytes, stats: Stats::default(), ops: 0, erase_counts, cut: None, dead: false }
     }
 
     /// Loses power at the `op`-th write or sector erase (counting from 0), leaving it torn.
@@ -154,6 +157,7 @@ impl NorFlash for RamFlash {
                 None => {
                     self.bytes[range].fill(0xFF);
                     self.stats.erases += 1;
+                    self.erase_counts[sector / SECTOR] += 1;
                 }
                 Some((Tear::Prefix, mut rng)) => {
                     let done = rng.random_range(0..SECTOR);
