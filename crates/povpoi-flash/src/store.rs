@@ -370,6 +370,10 @@ impl<F: MultiwriteNorFlash> Inner<F> {
         let mut current: Option<(Kind, [u8; 32])> = None;
         for (kind, id, _, first) in firsts {
             let Some(value) = self.walk(first)? else { continue };
+            if value.sectors.iter().any(|&s| self.is_used(s.into())) {
+                // Only a checksum collision could make two whole values share a sector.
+                continue;
+            }
             if current == Some((kind, id)) {
                 // An older whole save, left by a power cut between a save and the voiding
                 // of what it replaced: voided now, or a later remove would bring it back.
@@ -538,6 +542,10 @@ impl<F: MultiwriteNorFlash> Inner<F> {
             Ok(i) => self.walk(self.blobs[i].1)?,
             Err(_) => None,
         };
+        if old.is_none() && self.blob_index(hash).is_ok() {
+            // Damaged since the store was opened: its sectors are found again by a rebuild.
+            self.stale = true;
+        }
         let new = self.put(Kind::Blob, hash.0, hash.0, len, source, what)?;
         match self.blob_index(hash) {
             Ok(i) => self.blobs[i].1 = new.sectors[0],
@@ -631,8 +639,10 @@ impl<F: MultiwriteNorFlash> Storage for FlashStore<F> {
         inner.fresh()?;
         let Ok(i) = inner.blob_index(hash) else { return Ok(()) };
         let (_, first) = inner.blobs.remove(i);
-        if let Some(old) = inner.walk(first)? {
-            inner.set_used(&old.sectors, false);
+        match inner.walk(first)? {
+            Some(old) => inner.set_used(&old.sectors, false),
+            // Damaged since the store was opened: its sectors are found again by a rebuild.
+            None => inner.stale = true,
         }
         inner.kill(first)
     }

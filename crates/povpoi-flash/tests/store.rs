@@ -220,3 +220,32 @@ fn writes_go_only_to_erased_words() {
     // Outside the region nothing was touched.
     assert!(flash.bytes[..START as usize].iter().all(|&b| b == 0xFF));
 }
+
+#[test]
+fn a_region_that_held_something_else_opens_empty_and_works() {
+    let mut flash = RamFlash::new(START as usize + 32 * SECTOR);
+    flash.bytes = pattern(5, flash.bytes.len());
+    let mut store = open(flash, 32, layout());
+    assert_eq!(store.load_state().unwrap(), None);
+    assert_eq!(store.blob_hashes().unwrap(), vec![]);
+    assert_eq!(store.usage().free_sectors, 32);
+    store.save_state(b"fresh").unwrap();
+    let store = reopen(store, 32, layout());
+    assert_eq!(store.load_state().unwrap(), Some(b"fresh".to_vec()));
+}
+
+#[test]
+fn a_blob_damaged_on_flash_is_gone_and_its_sectors_come_back() {
+    let mut store = new_store(32);
+    let (a, a_bytes) = blob(1, IMAGE_LEN);
+    store.save_blob(&a, &a_bytes).unwrap();
+    let mut flash = store.into_flash();
+    // The header of its second chunk rots (the first chunk is in sector 0, the second in 1).
+    flash.bytes[START as usize + SECTOR + 50] ^= 0x10;
+    let mut store = open(flash, 32, layout());
+    assert_eq!(store.blob_hashes().unwrap(), vec![]);
+    assert_eq!(store.load_blob(&a).unwrap(), None);
+    assert_eq!(store.usage().free_sectors, 32);
+    store.save_blob(&a, &a_bytes).unwrap();
+    assert_eq!(reopen(store, 32, layout()).load_blob(&a).unwrap(), Some(a_bytes));
+}
