@@ -1,0 +1,655 @@
+//! The store: values split in chunks over self-describing sectors.
+
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use core::fmt::Debug;
+use core::ops::Range;
+
+use embedded_storage::nor_flash::MultiwriteNorFlash;
+use povpoi_core::hash::BlobHash;
+use povpoi_core::sync::{Storage, StorageError};
+use sha2::{Digest, Sha256};
+
+use crate::sector::{HEADER_LEN, Header, Kind, NO_NEXT, chunks};
+
+/// Longest setting key, in bytes.
+pub const MAX_SETTING_KEY_LEN: usize = 64;
+/// Longest setting value, in bytes.
+pub const MAX_SETTING_LEN: usize = 1024;
+
+/// Sectors a blob save leaves free beyond the snapshot's size: room for the snapshot to
+/// grow (40 KB, a merge of many records) and, in a store filled to the last image, for
+/// the oldest 400x32 image (10 sectors) to move to fresh sectors.
+pub const RESERVE_MARGIN_SECTORS: u32 = 10;
+
+/// Largest flash word supported; a payload's tail is padded to a word in a buffer this big.
+const MAX_WORD: usize = 32;
+
+/// Choices of a store that are not written in the flash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Every this many snapshot saves, the blob that has gone longest without moving is
+    /// copied to fresh sectors (0: never), so that sectors under images that never change
+    /// take their share of erases.
+    pub relocate_every: u32,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { relocate_every: 16 }
+    }
+}
+
+/// How full the store is, in erase sectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Usage {
+    /// Sectors of the region.
+    pub sectors: u32,
+    /// Of these, the ones holding nothing.
+    pub free_sectors: u32,
+    /// Of the free ones, those a blob save may not take (kept for the next snapshot save).
+    pub reserved_sectors: u32,
+}
+
+/// A povpoi replica's snapshot and blobs, and a poi's settings, in a region of NOR flash.
+///
+/// See the crate documentation for the layout and why a power cut never loses an
+/// acknowledged write.
+pub struct FlashStore<F: MultiwriteNorFlash> {
+    inner: RefCell<Inner<F>>,
+}
+
+/// Where the bytes of a save come from.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    Bytes(&'a [u8]),
+    /// The payloads of these sectors, chunk for chunk: a blob moving.
+    Sectors(&'a [u16]),
+}
+
+/// A whole value on flash: its first chunk's header and its sectors in order.
+#[derive(Clone, Debug)]
+struct Value {
+    head: Header,
+    sectors: Vec<u16>,
+}
+
+struct Inner<F: MultiwriteNorFlash> {
+    flash: F,
+    /// Flash address of sector 0 of the region.
+    start: u32,
+    sectors: u32,
+    /// One bit per sector: held by a whole, current value.
+    used: Vec<u32>,
+    free: u32,
+    /// Where the next allocation starts looking: sectors are taken in turn around the region.
+    cursor: u32,
+    next_seq: u64,
+    state: Option<Value>,
+    settings: Option<Value>,
+    /// The settings as saved, decoded.
+    settings_map: BTreeMap<String, Vec<u8>>,
+    /// Each blob's first sector, sorted by hash: the rest is found through the headers.
+    blobs: Vec<(BlobHash, u16)>,
+    relocate_every: u32,
+    saves: u32,
+    /// A flash operation failed part way: what RAM knows is rebuilt from flash first.
+    stale: bool,
+    snapshot_damaged: bool,
+    settings_damaged: bool,
+}
+
+fn word<F: MultiwriteNorFlash>() -> usize {
+    F::READ_SIZE.max(F::WRITE_SIZE)
+}
+
+fn flash_error<E: Debug>(what: &str, e: E) -> StorageError {
+    StorageError::new(format!("{what}: flash error {e:?}"))
+}
+
+fn disk_full(what: &str) -> StorageError {
+    StorageError::disk_full(format!("{what}: not enough free flash"))
+}
+
+/// `count u16 | (key_len u8 | key | value_len u16 | value) × count`, keys in order.
+fn encode_settings(map: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(map.len() as u16).to_le_bytes());
+    for (key, value) in map {
+        out.push(key.len() as u8);
+        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(&(value.len() as u16).to_le_bytes());
+        out.extend_from_slice(value);
+    }
+    out
+}
+
+fn decode_settings(mut bytes: &[u8]) -> Option<BTreeMap<String, Vec<u8>>> {
+    fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = bytes.split_at_checked(n)?;
+        *bytes = rest;
+        Some(head)
+    }
+    let count = u16::from_le_bytes(take(&mut bytes, 2)?.try_into().ok()?);
+    let mut map = BTreeMap::new();
+    for _ in 0..count {
+        let key_len = usize::from(take(&mut bytes, 1)?[0]);
+        let key = String::from_utf8(take(&mut bytes, key_len)?.to_vec()).ok()?;
+        let value_len = usize::from(u16::from_le_bytes(take(&mut bytes, 2)?.try_into().ok()?));
+        map.insert(key, take(&mut bytes, value_len)?.to_vec());
+    }
+    bytes.is_empty().then_some(map)
+}
+
+impl<F: MultiwriteNorFlash> FlashStore<F> {
+    /// Opens the store kept in `region` of `flash` with default [`Options`]. Sectors that
+    /// hold no sound chunk of a whole value (an erased region, one that held something
+    /// else, the leftovers of an interrupted save) count as free.
+    pub fn open(flash: F, region: Range<u32>) -> Result<Self, StorageError> {
+        Self::open_with(flash, region, Options::default())
+    }
+
+    /// Opens the store kept in `region` of `flash`.
+    pub fn open_with(flash: F, region: Range<u32>, options: Options) -> Result<Self, StorageError> {
+        let sector = F::ERASE_SIZE as u32;
+        let word = word::<F>();
+        let sound_geometry = word <= MAX_WORD
+            && HEADER_LEN.is_multiple_of(word)
+            && F::ERASE_SIZE.is_multiple_of(word)
+            && F::ERASE_SIZE > HEADER_LEN
+            && region.start.is_multiple_of(sector)
+            && region.end.is_multiple_of(sector);
+        if !sound_geometry {
+            return Err(StorageError::new("flash store: region or flash geometry not supported"));
+        }
+        let sectors = region.end.saturating_sub(region.start) / sector;
+        if sectors < 2 || sectors > u32::from(NO_NEXT) {
+            return Err(StorageError::new("flash store: region too small or too large"));
+        }
+        let mut inner = Inner {
+            flash,
+            start: region.start,
+            sectors,
+            used: vec![0; sectors.div_ceil(32) as usize],
+            free: sectors,
+            cursor: 0,
+            next_seq: 0,
+            state: None,
+            settings: None,
+            settings_map: BTreeMap::new(),
+            blobs: Vec::new(),
+            relocate_every: options.relocate_every,
+            saves: 0,
+            stale: false,
+            snapshot_damaged: false,
+            settings_damaged: false,
+        };
+        inner.rebuild()?;
+        Ok(FlashStore { inner: RefCell::new(inner) })
+    }
+
+    /// Gives the flash back.
+    pub fn into_flash(self) -> F {
+        self.inner.into_inner().flash
+    }
+
+    /// The flash, for inspection.
+    pub fn flash(&self) -> impl core::ops::Deref<Target = F> + '_ {
+        core::cell::Ref::map(self.inner.borrow(), |inner| &inner.flash)
+    }
+
+    /// How full the store is.
+    pub fn usage(&self) -> Usage {
+        let inner = self.inner.borrow();
+        Usage { sectors: inner.sectors, free_sectors: inner.free, reserved_sectors: inner.reserve().min(inner.free) }
+    }
+
+    /// Payload bytes a sector holds (the erase size less the header).
+    pub fn payload_per_sector() -> usize {
+        F::ERASE_SIZE - HEADER_LEN
+    }
+
+    /// Whether the last [`Storage::load_state`] found the snapshot damaged (it then
+    /// answered "no snapshot", so the replica starts empty and peers fill it again).
+    pub fn snapshot_damaged(&self) -> bool {
+        self.inner.borrow().snapshot_damaged
+    }
+
+    /// Whether the settings were found damaged when the store was opened (they then read
+    /// as empty).
+    pub fn settings_damaged(&self) -> bool {
+        self.inner.borrow().settings_damaged
+    }
+
+    /// The value of setting `key`, if set.
+    pub fn setting(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let mut inner = self.inner.borrow_mut();
+        inner.fresh()?;
+        Ok(inner.settings_map.get(key).cloned())
+    }
+
+    /// Sets setting `key` (at most [`MAX_SETTING_KEY_LEN`] bytes) to `value` (at most
+    /// [`MAX_SETTING_LEN`] bytes), atomically.
+    pub fn set_setting(&mut self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        if key.len() > MAX_SETTING_KEY_LEN || value.len() > MAX_SETTING_LEN {
+            return Err(StorageError::new("setting key or value too long"));
+        }
+        let inner = self.inner.get_mut();
+        inner.fresh()?;
+        let mut map = inner.settings_map.clone();
+        map.insert(key.into(), value.to_vec());
+        inner.save_settings(map)
+    }
+
+    /// Removes setting `key`; removing a missing one is not an error.
+    pub fn remove_setting(&mut self, key: &str) -> Result<(), StorageError> {
+        let inner = self.inner.get_mut();
+        inner.fresh()?;
+        if !inner.settings_map.contains_key(key) {
+            return Ok(());
+        }
+        let mut map = inner.settings_map.clone();
+        map.remove(key);
+        inner.save_settings(map)
+    }
+}
+
+impl<F: MultiwriteNorFlash> Inner<F> {
+    fn payload(&self) -> usize {
+        F::ERASE_SIZE - HEADER_LEN
+    }
+
+    fn address(&self, sector: u16) -> u32 {
+        self.start + u32::from(sector) * F::ERASE_SIZE as u32
+    }
+
+    /// Free sectors a blob save must leave for the next snapshot save.
+    fn reserve(&self) -> u32 {
+        self.state_sectors() + RESERVE_MARGIN_SECTORS
+    }
+
+    fn state_sectors(&self) -> u32 {
+        self.state.as_ref().map_or(0, |s| s.sectors.len() as u32)
+    }
+
+    fn is_used(&self, sector: u32) -> bool {
+        self.used[(sector / 32) as usize] & (1 << (sector % 32)) != 0
+    }
+
+    fn set_used(&mut self, sectors: &[u16], used: bool) {
+        for &s in sectors {
+            let (word, bit) = (usize::from(s) / 32, 1 << (s % 32));
+            if used {
+                self.used[word] |= bit;
+                self.free -= 1;
+            } else {
+                self.used[word] &= !bit;
+                self.free += 1;
+            }
+        }
+    }
+
+    fn fresh(&mut self) -> Result<(), StorageError> {
+        if self.stale {
+            self.rebuild()?;
+        }
+        Ok(())
+    }
+
+    /// Marks RAM as not to be trusted when `result` is a failed flash operation.
+    fn watch<T>(&mut self, result: Result<T, StorageError>) -> Result<T, StorageError> {
+        if matches!(&result, Err(e) if !e.disk_full) {
+            self.stale = true;
+        }
+        result
+    }
+
+    fn read_header(&mut self, sector: u16) -> Result<Option<Header>, StorageError> {
+        let mut bytes = [0; HEADER_LEN];
+        let at = self.address(sector);
+        let read = self.flash.read(at, &mut bytes).map_err(|e| flash_error("cannot read a sector header", e));
+        self.watch(read)?;
+        Ok(Header::decode(&bytes, self.payload()))
+    }
+
+    /// The whole value whose first chunk is in `first`, or `None` if a chunk is missing.
+    fn walk(&mut self, first: u16) -> Result<Option<Value>, StorageError> {
+        let Some(head) = self.read_header(first)? else { return Ok(None) };
+        if head.index != 0 {
+            return Ok(None);
+        }
+        let mut sectors = vec![first];
+        let mut next = head.next;
+        for index in 1..head.count {
+            if u32::from(next) >= self.sectors {
+                return Ok(None);
+            }
+            match self.read_header(next)? {
+                Some(h) if h.same_value(&head) && h.index == index => {
+                    sectors.push(next);
+                    next = h.next;
+                }
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some(Value { head, sectors }))
+    }
+
+    /// Voids the header of `sector` by writing zeros over it: a value whose first chunk is
+    /// void is gone, and an erase, which only sets bits, cannot make it sound again.
+    fn kill(&mut self, sector: u16) -> Result<(), StorageError> {
+        let at = self.address(sector);
+        let killed = self.flash.write(at, &[0; HEADER_LEN]).map_err(|e| flash_error("cannot void a sector", e));
+        self.watch(killed)
+    }
+
+    /// Reads every sector header back: which values are whole and current, which sectors
+    /// they hold, the next sequence number and where allocation resumes.
+    fn rebuild(&mut self) -> Result<(), StorageError> {
+        let mut firsts: Vec<(Kind, [u8; 32], u64, u16)> = Vec::new();
+        let mut newest: Option<(u64, u16)> = None;
+        for s in 0..self.sectors as u16 {
+            if let Some(h) = self.read_header(s)? {
+                newest = newest.max(Some((h.seq, s)));
+                if h.index == 0 {
+                    firsts.push((h.kind, h.id, h.seq, s));
+                }
+            }
+        }
+        // Per value, newest save first: the first whole one is current.
+        firsts.sort_by(|a, b| (a.0, a.1, b.2).cmp(&(b.0, b.1, a.2)));
+        self.used.fill(0);
+        self.free = self.sectors;
+        self.state = None;
+        self.settings = None;
+        self.blobs.clear();
+        let mut current: Option<(Kind, [u8; 32])> = None;
+        for (kind, id, _, first) in firsts {
+            let Some(value) = self.walk(first)? else { continue };
+            if value.sectors.iter().any(|&s| self.is_used(s.into())) {
+                // Only a checksum collision could make two whole values share a sector.
+                continue;
+            }
+            if current == Some((kind, id)) {
+                // An older whole save, left by a power cut between a save and the voiding
+                // of what it replaced: voided now, or a later remove would bring it back.
+                self.kill(first)?;
+                continue;
+            }
+            current = Some((kind, id));
+            self.set_used(&value.sectors, true);
+            match kind {
+                Kind::State => self.state = Some(value),
+                Kind::Settings => self.settings = Some(value),
+                Kind::Blob => self.blobs.push((BlobHash(id), first)),
+            }
+        }
+        self.next_seq = newest.map_or(0, |(seq, _)| seq + 1);
+        self.cursor = newest.map_or(0, |(_, s)| (u32::from(s) + 1) % self.sectors);
+        self.settings_map = BTreeMap::new();
+        self.settings_damaged = false;
+        if let Some(value) = self.settings.clone() {
+            let bytes = self.read_value(&value)?;
+            match decode_settings(&bytes).filter(|_| Sha256::digest(&bytes)[..] == value.head.sha256) {
+                Some(map) => self.settings_map = map,
+                None => self.settings_damaged = true,
+            }
+        }
+        self.stale = false;
+        Ok(())
+    }
+
+    /// `n` free sectors, taken in turn from the cursor on (the caller checked there are).
+    fn allocate(&self, n: u32) -> Vec<u16> {
+        let mut out = Vec::with_capacity(n as usize);
+        let mut s = self.cursor;
+        while out.len() < n as usize {
+            if !self.is_used(s) {
+                out.push(s as u16);
+            }
+            s = (s + 1) % self.sectors;
+        }
+        out
+    }
+
+    fn sectors_for(&self, len: usize) -> u32 {
+        chunks(len, self.payload()) as u32
+    }
+
+    /// Writes a new save of value `(kind, id)`, `len` bytes from `source`, to free sectors.
+    /// The last chunk is written first and the first chunk's header last: until that header
+    /// is whole, the new save is not whole either.
+    fn put(
+        &mut self,
+        kind: Kind,
+        id: [u8; 32],
+        sha256: [u8; 32],
+        len: usize,
+        source: Source<'_>,
+        what: &str,
+    ) -> Result<Value, StorageError> {
+        let n = self.sectors_for(len);
+        let (Ok(len32), Ok(count)) = (u32::try_from(len), u16::try_from(n)) else { return Err(disk_full(what)) };
+        let sectors = self.allocate(n);
+        let seq = self.next_seq;
+        // Taken even if the save fails: no two attempts share a number.
+        self.next_seq += 1;
+        let payload = self.payload();
+        let word = word::<F>();
+        let mut copied = match source {
+            Source::Sectors(_) => vec![0; payload],
+            Source::Bytes(_) => Vec::new(),
+        };
+        for index in (0..count).rev() {
+            let i = usize::from(index);
+            let chunk_len = len.saturating_sub(i * payload).min(payload);
+            let next = sectors.get(i + 1).copied().unwrap_or(NO_NEXT);
+            let header = Header { kind, id, seq, len: len32, index, count, next, sha256 };
+            let at = self.address(sectors[i]);
+            let chunk = match source {
+                Source::Bytes(bytes) => &bytes[i * payload..][..chunk_len],
+                Source::Sectors(old) => {
+                    let from = self.address(old[i]) + HEADER_LEN as u32;
+                    let read = self.flash.read(from, &mut copied[..chunk_len.next_multiple_of(word)]);
+                    let read = read.map_err(|e| flash_error(what, e));
+                    self.watch(read)?;
+                    &copied[..chunk_len]
+                }
+            };
+            let flash = &mut self.flash;
+            let written = (|| {
+                flash.erase(at, at + F::ERASE_SIZE as u32)?;
+                let whole = chunk.len() / word * word;
+                let body = at + HEADER_LEN as u32;
+                if whole > 0 {
+                    flash.write(body, &chunk[..whole])?;
+                }
+                if whole < chunk.len() {
+                    let mut tail = [0xFF; MAX_WORD];
+                    tail[..chunk.len() - whole].copy_from_slice(&chunk[whole..]);
+                    flash.write(body + whole as u32, &tail[..word])?;
+                }
+                flash.write(at, &header.encode())
+            })()
+            .map_err(|e| flash_error(what, e));
+            self.watch(written)?;
+        }
+        let head = Header {
+            kind,
+            id,
+            seq,
+            len: len32,
+            index: 0,
+            count,
+            next: sectors.get(1).copied().unwrap_or(NO_NEXT),
+            sha256,
+        };
+        Ok(Value { head, sectors })
+    }
+
+    /// RAM's view, and the flash, after `new` replaced `old`: the old save is voided only
+    /// now, so a power cut before leaves both whole and the newer one wins.
+    fn replace(&mut self, new: &Value, old: Option<&Value>) -> Result<(), StorageError> {
+        self.set_used(&new.sectors, true);
+        if let Some(&last) = new.sectors.last() {
+            self.cursor = (u32::from(last) + 1) % self.sectors;
+        }
+        if let Some(old) = old {
+            self.set_used(&old.sectors, false);
+            self.kill(old.sectors[0])?;
+        }
+        Ok(())
+    }
+
+    fn read_value(&mut self, value: &Value) -> Result<Vec<u8>, StorageError> {
+        let payload = self.payload();
+        let mut out = vec![0; (value.head.len as usize).next_multiple_of(word::<F>())];
+        for (&s, part) in value.sectors.iter().zip(out.chunks_mut(payload)) {
+            let at = self.address(s) + HEADER_LEN as u32;
+            let read = self.flash.read(at, part).map_err(|e| flash_error("cannot read a sector", e));
+            self.watch(read)?;
+        }
+        out.truncate(value.head.len as usize);
+        Ok(out)
+    }
+
+    fn save_settings(&mut self, map: BTreeMap<String, Vec<u8>>) -> Result<(), StorageError> {
+        const WHAT: &str = "cannot save the settings";
+        let bytes = encode_settings(&map);
+        let n = self.sectors_for(bytes.len());
+        // Settings may take the margin of the reserve, not the room of the snapshot's next save.
+        if self.free < n + self.state_sectors() {
+            return Err(disk_full(WHAT));
+        }
+        let sha256 = Sha256::digest(&bytes).into();
+        let new = self.put(Kind::Settings, [0; 32], sha256, bytes.len(), Source::Bytes(&bytes), WHAT)?;
+        let old = self.settings.replace(new.clone());
+        self.settings_map = map;
+        self.settings_damaged = false;
+        self.replace(&new, old.as_ref())
+    }
+
+    fn blob_index(&self, hash: &BlobHash) -> Result<usize, usize> {
+        self.blobs.binary_search_by(|(h, _)| h.cmp(hash))
+    }
+
+    fn save_blob(&mut self, hash: &BlobHash, len: usize, source: Source<'_>, what: &str) -> Result<(), StorageError> {
+        let old = match self.blob_index(hash) {
+            Ok(i) => self.walk(self.blobs[i].1)?,
+            Err(_) => None,
+        };
+        if old.is_none() && self.blob_index(hash).is_ok() {
+            // Damaged since the store was opened: its sectors are found again by a rebuild.
+            self.stale = true;
+        }
+        let new = self.put(Kind::Blob, hash.0, hash.0, len, source, what)?;
+        match self.blob_index(hash) {
+            Ok(i) => self.blobs[i].1 = new.sectors[0],
+            Err(i) => self.blobs.insert(i, (*hash, new.sectors[0])),
+        }
+        self.replace(&new, old.as_ref())
+    }
+
+    /// Copies the blob that has gone longest without moving to fresh sectors, if there is
+    /// room: images that never change would otherwise pin their sectors
+    /// while snapshot saves wear out the few left free.
+    fn relocate_oldest(&mut self) -> Result<(), StorageError> {
+        let mut oldest: Option<(u64, BlobHash, u16)> = None;
+        for i in 0..self.blobs.len() {
+            let (hash, first) = self.blobs[i];
+            if let Some(h) = self.read_header(first)?
+                && oldest.is_none_or(|(seq, _, _)| h.seq < seq)
+            {
+                oldest = Some((h.seq, hash, first));
+            }
+        }
+        let Some((_, hash, first)) = oldest else { return Ok(()) };
+        let Some(old) = self.walk(first)? else { return Ok(()) };
+        // The move gives back as many sectors as it takes; only the next snapshot save's
+        // room must stay free meanwhile.
+        if self.free < old.sectors.len() as u32 + self.state_sectors() {
+            return Ok(());
+        }
+        self.save_blob(&hash, old.head.len as usize, Source::Sectors(&old.sectors), "cannot move a blob")
+    }
+}
+
+impl<F: MultiwriteNorFlash> Storage for FlashStore<F> {
+    fn load_state(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        let mut inner = self.inner.borrow_mut();
+        inner.fresh()?;
+        let Some(value) = inner.state.clone() else { return Ok(None) };
+        let bytes = inner.read_value(&value)?;
+        let sound = Sha256::digest(&bytes)[..] == value.head.sha256;
+        inner.snapshot_damaged = !sound;
+        Ok(sound.then_some(bytes))
+    }
+
+    fn save_state(&mut self, snapshot: &[u8]) -> Result<(), StorageError> {
+        const WHAT: &str = "cannot save the library snapshot";
+        let inner = self.inner.get_mut();
+        inner.fresh()?;
+        let n = inner.sectors_for(snapshot.len());
+        let old_n = inner.state_sectors();
+        // A growing snapshot may not take the room the next save of its size needs: that
+        // save may be the delete that frees space.
+        if n > inner.free || (n > old_n && inner.free - n + old_n < n) {
+            return Err(disk_full(WHAT));
+        }
+        let sha256 = Sha256::digest(snapshot).into();
+        let new = inner.put(Kind::State, [0; 32], sha256, snapshot.len(), Source::Bytes(snapshot), WHAT)?;
+        let old = inner.state.replace(new.clone());
+        inner.replace(&new, old.as_ref())?;
+        inner.saves = inner.saves.wrapping_add(1);
+        if inner.relocate_every > 0 && inner.saves.is_multiple_of(inner.relocate_every) {
+            // The snapshot is saved whatever happens here; a failed move is retried later.
+            let _ = inner.relocate_oldest();
+        }
+        Ok(())
+    }
+
+    fn load_blob(&self, hash: &BlobHash) -> Result<Option<Vec<u8>>, StorageError> {
+        let mut inner = self.inner.borrow_mut();
+        inner.fresh()?;
+        let Ok(i) = inner.blob_index(hash) else { return Ok(None) };
+        let first = inner.blobs[i].1;
+        match inner.walk(first)? {
+            Some(value) => inner.read_value(&value).map(Some),
+            // Damaged since it was opened: as good as gone.
+            None => Ok(None),
+        }
+    }
+
+    fn save_blob(&mut self, hash: &BlobHash, bytes: &[u8]) -> Result<(), StorageError> {
+        const WHAT: &str = "cannot save an image's pixels";
+        let inner = self.inner.get_mut();
+        inner.fresh()?;
+        if inner.free < inner.sectors_for(bytes.len()) + inner.reserve() {
+            return Err(disk_full(WHAT));
+        }
+        inner.save_blob(hash, bytes.len(), Source::Bytes(bytes), WHAT)
+    }
+
+    fn remove_blob(&mut self, hash: &BlobHash) -> Result<(), StorageError> {
+        let inner = self.inner.get_mut();
+        inner.fresh()?;
+        let Ok(i) = inner.blob_index(hash) else { return Ok(()) };
+        let (_, first) = inner.blobs.remove(i);
+        match inner.walk(first)? {
+            Some(old) => inner.set_used(&old.sectors, false),
+            // Damaged since the store was opened: its sectors are found again by a rebuild.
+            None => inner.stale = true,
+        }
+        inner.kill(first)
+    }
+
+    fn blob_hashes(&self) -> Result<Vec<BlobHash>, StorageError> {
+        let mut inner = self.inner.borrow_mut();
+        inner.fresh()?;
+        Ok(inner.blobs.iter().map(|(h, _)| *h).collect())
+    }
+}

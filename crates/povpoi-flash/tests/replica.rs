@@ -1,0 +1,79 @@
+//! A real replica on top of the flash store.
+
+mod common;
+
+use common::{IMAGE_LEN, RamFlash, SECTOR, pattern};
+use povpoi_core::device::{DeviceId, ReplicaId};
+use povpoi_core::show::Cue;
+use povpoi_core::sync::{Error, Identity, Replica, Storage};
+use povpoi_flash::FlashStore;
+
+fn identity() -> Identity {
+    Identity { replica: ReplicaId(42), device: DeviceId([1, 2, 3, 4, 5, 6]), group: "g".into() }
+}
+
+fn open(bytes: Vec<u8>, sectors: u32) -> Replica<FlashStore<RamFlash>> {
+    let store = FlashStore::open(RamFlash::from_bytes(bytes), 0..sectors * SECTOR as u32).unwrap();
+    Replica::open(store, identity()).unwrap()
+}
+
+fn bytes_of(poi: Replica<FlashStore<RamFlash>>) -> Vec<u8> {
+    poi.into_storage().into_flash().bytes
+}
+
+/// What a person sees of the library: each image's name, size and pixels, in order.
+fn library(poi: &mut Replica<FlashStore<RamFlash>>) -> Vec<(String, u16, u16, Vec<u8>)> {
+    let metas: Vec<_> = poi.images().map(|(_, m)| m.clone()).collect();
+    metas
+        .into_iter()
+        .map(|m| {
+            let pixels = poi.image_pixels(&m.pixels()).unwrap().expect("pixels held");
+            (m.name().to_string(), m.width(), m.height(), pixels)
+        })
+        .collect()
+}
+
+#[test]
+fn a_replica_reopens_from_flash_with_the_same_library() {
+    let sectors = 128;
+    let mut poi = open(vec![0xFF; sectors as usize * SECTOR], sectors);
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(poi.add_image(&format!("image {i}"), 400, 32, &pattern(i, IMAGE_LEN), 1_000 + i).unwrap());
+    }
+    poi.set_brightness(40, 2_000, Cue::NOW).unwrap();
+    poi.delete_image(ids[2], 3_000).unwrap();
+    let before = library(&mut poi);
+    assert_eq!(before.len(), 5);
+
+    let mut poi = open(bytes_of(poi), sectors);
+    assert_eq!(library(&mut poi), before);
+    assert_eq!(poi.settings().brightness, 40);
+    // The deleted image's pixels are gone from the flash, not only from the library.
+    let held = poi.storage().blob_hashes().unwrap();
+    assert_eq!(held.len(), 5);
+    assert!(!held.contains(&povpoi_core::hash::BlobHash::of(&pattern(2, IMAGE_LEN))));
+}
+
+#[test]
+fn a_full_flash_refuses_an_image_with_disk_full_and_takes_it_after_a_delete() {
+    // 56 sectors: a snapshot of 1 sector and its reserve of 1 + 10, four images of 10
+    // sectors and 5 left over.
+    let sectors = 56;
+    let mut poi = open(vec![0xFF; sectors as usize * SECTOR], sectors);
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(poi.add_image(&format!("image {i}"), 400, 32, &pattern(i, IMAGE_LEN), 1_000 + i).unwrap());
+    }
+    let before = library(&mut poi);
+    match poi.add_image("one too many", 400, 32, &pattern(9, IMAGE_LEN), 2_000) {
+        Err(Error::Storage(e)) => assert!(e.disk_full, "{e}"),
+        other => panic!("expected a full flash, got {other:?}"),
+    }
+    assert_eq!(library(&mut poi), before);
+    poi.delete_image(ids[0], 3_000).unwrap();
+    poi.add_image("one too many", 400, 32, &pattern(9, IMAGE_LEN), 4_000).unwrap();
+    let mut poi = open(bytes_of(poi), sectors);
+    let names: Vec<_> = library(&mut poi).into_iter().map(|(name, ..)| name).collect();
+    assert_eq!(names, ["image 1", "image 2", "image 3", "one too many"]);
+}
