@@ -586,8 +586,10 @@ async fn the_sim_strip_plays_images_patterns_live_and_idle() {
         assert!(column.iter().all(|p| p == &column[0]), "a column of the image is one colour: {column:?}");
         let x = expected.iter().position(|e| *e == column[0]).unwrap_or_else(|| panic!("{:?} is no column", column[0]));
         if let Some(p) = previous {
+            // Forward by at most half the image: a busy machine may drop a few frames in a
+            // row (a CI run under load dropped three), while running backwards shows as 9.
             let step = (x + 10 - p) % 10;
-            assert!((1..=3).contains(&step), "column {p} then {x}: the image ran backwards or jumped");
+            assert!((1..=5).contains(&step), "column {p} then {x}: the image ran backwards or jumped");
             steps_of_one += usize::from(step == 1);
         }
         previous = Some(x);
