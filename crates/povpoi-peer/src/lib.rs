@@ -8,4 +8,5 @@ pub mod auth;
 pub mod exchange;
 pub mod key;
 pub mod replay;
+pub mod respond;
 pub mod session;

@@ -106,6 +106,11 @@ fn request_auth(headers: &HeaderMap) -> Result<Option<RequestAuth>, AuthError> {
 pub(crate) struct SignedExchange(exchange::SignedExchange);
 
 impl SignedExchange {
+    /// The exchange itself, for the portable code.
+    pub(crate) fn exchange(&self) -> &exchange::SignedExchange {
+        &self.0
+    }
+
     /// The request's body, opened (403 when it is not sealed or does not open).
     pub(crate) fn open(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, ApiError> {
         self.0

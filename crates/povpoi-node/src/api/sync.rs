@@ -18,9 +18,10 @@ use axum::{Json, Router};
 use povpoi_core::device::DeviceId;
 use povpoi_core::hash::BlobHash;
 use povpoi_core::model::{ImageId, Mode, Pattern, PatternKind, Rgb, Selection};
-use povpoi_core::sync::{Categories, Category, Direction, Key, PROTOCOL_VERSION, Request, SyncOptions};
+use povpoi_core::sync::{Categories, Direction, Key, PROTOCOL_VERSION, Request, SyncOptions};
 use povpoi_core::wire::{self, legacy::SyncData};
 use povpoi_peer::auth::{HEADER_DEVICE, HEADER_PORT, HEADER_SEALED};
+use povpoi_peer::respond::{self, Incoming};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -606,24 +607,20 @@ fn open_message(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(Request, u32), ApiError> {
-    let plain = match signed {
-        Some(signed) => signed.open(headers, body)?,
-        None if headers.contains_key(HEADER_SEALED) && node.config().group_key.is_none() => {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "this poi has no pairing key but the message is sealed with one: set the same groupKey on both",
-            ));
-        }
-        None => body.to_vec(),
+    let (keyed, independent) = {
+        let config = node.config();
+        (config.group_key.is_some(), config.sync_mode == SyncMode::Independent)
     };
-    let request: Request =
-        wire::from_bytes(&plain).map_err(|e| ApiError::bad_request(format!("not a sync protocol message: {e}")))?;
-    let request = if node.config().sync_mode == SyncMode::Independent { keep_settings_local(request) } else { request };
-    let records_in = match &request {
-        Request::Push(delta) => delta.records.len() as u32,
-        _ => 0,
+    let incoming = Incoming {
+        signed: signed.map(SignedExchange::exchange),
+        sealed: headers.get(HEADER_SEALED).map(HeaderValue::as_bytes),
+        keyed,
+        body,
     };
-    Ok((request, records_in))
+    respond::open_request(incoming, independent).map_err(|refusal| {
+        let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        ApiError::new(status, refusal.to_string())
+    })
 }
 
 /// Adds to an answered session's entry what one message brought and its answer took.
@@ -658,24 +655,6 @@ fn octets(signed: Option<&SignedExchange>, bytes: Vec<u8>) -> Response {
         signed.sign(StatusCode::OK, &bytes, &mut headers);
     }
     (StatusCode::OK, headers, bytes).into_response()
-}
-
-/// In independent mode this poi's settings are its own, whoever starts the session: a
-/// mirror-mode peer neither gets them nor overwrites them (content still syncs).
-fn keep_settings_local(request: Request) -> Request {
-    match request {
-        Request::Begin { summary, mut options } => {
-            options.categories.settings = false;
-            Request::Begin { summary, options }
-        }
-        Request::Push(mut delta) if delta.categories.settings => {
-            delta.categories.settings = false;
-            delta.records.retain(|r| r.key.category() != Category::Settings);
-            delta.repairs.retain(|r| r.category != Category::Settings);
-            Request::Push(delta)
-        }
-        other => other,
-    }
 }
 
 /// A peer that calls us is a peer we can call back (networks without multicast).
