@@ -155,14 +155,16 @@ impl DeviceConfig {
     pub fn load(dir: &Path) -> io::Result<Option<DeviceConfig>> {
         match std::fs::read(dir.join(CONFIG_FILE)) {
             Ok(bytes) => {
-                let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidData, format!("{CONFIG_FILE}: {e}"));
-                let config: DeviceConfig = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+                let invalid = |e: &dyn std::fmt::Display| {
+                    io::Error::new(io::ErrorKind::InvalidData, format!("{CONFIG_FILE}: {e}"))
+                };
+                let config: DeviceConfig = serde_json::from_slice(&bytes).map_err(|e| invalid(&e))?;
                 // A hand-edited file gets the same checks as the API, so a zero or huge
                 // interval cannot make the sync timer spin or overflow.
-                check_interval(config.sync_interval).map_err(invalid)?;
-                check_label("deviceName", &config.device_name).map_err(invalid)?;
-                check_label("syncGroup", &config.sync_group).map_err(invalid)?;
-                check_led_count(u64::from(config.led_count)).map_err(invalid)?;
+                check_interval(config.sync_interval).map_err(|e| invalid(&e))?;
+                check_label("deviceName", &config.device_name).map_err(|e| invalid(&e))?;
+                check_label("syncGroup", &config.sync_group).map_err(|e| invalid(&e))?;
+                check_led_count(u64::from(config.led_count)).map_err(|e| invalid(&e))?;
                 Ok(Some(config))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -180,27 +182,46 @@ impl DeviceConfig {
     }
 }
 
+/// A setting outside what a poi takes; the message names the field and what it takes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidSetting {
+    /// A name or group that is empty or blank.
+    #[error("{0} must not be empty")]
+    Empty(&'static str),
+    /// A name or group longer than [`MAX_LABEL_LEN`] bytes.
+    #[error("{0} must be at most {MAX_LABEL_LEN} bytes")]
+    TooLong(&'static str),
+    /// A name or group with control characters.
+    #[error("{0} must not contain control characters")]
+    ControlCharacters(&'static str),
+    /// An LED count outside 1-[`MAX_LEDS`].
+    #[error("ledCount must be an integer 1-{MAX_LEDS}, not {0}")]
+    LedCount(u64),
+    /// A colour order that is not one of [`COLOR_ORDERS`].
+    #[error("colorOrder must be one of {orders}, not {0:?}", orders = COLOR_ORDERS.join(", "))]
+    ColorOrder(String),
+    /// An auto-sync interval outside its range.
+    #[error("syncInterval must be {MIN_SYNC_INTERVAL_MS}-{MAX_SYNC_INTERVAL_MS} ms")]
+    SyncInterval(u64),
+}
+
 /// Checks a device name or group: 1-63 bytes of printable text (it goes into mDNS TXT).
-pub fn check_label(field: &str, value: &str) -> Result<(), String> {
+pub fn check_label(field: &'static str, value: &str) -> Result<(), InvalidSetting> {
     if value.trim().is_empty() {
-        return Err(format!("{field} must not be empty"));
+        return Err(InvalidSetting::Empty(field));
     }
     if value.len() > MAX_LABEL_LEN {
-        return Err(format!("{field} must be at most {MAX_LABEL_LEN} bytes"));
+        return Err(InvalidSetting::TooLong(field));
     }
     if value.chars().any(char::is_control) {
-        return Err(format!("{field} must not contain control characters"));
+        return Err(InvalidSetting::ControlCharacters(field));
     }
     Ok(())
 }
 
 /// Checks an LED count.
-pub fn check_led_count(leds: u64) -> Result<(), String> {
-    if (1..=u64::from(MAX_LEDS)).contains(&leds) {
-        Ok(())
-    } else {
-        Err(format!("ledCount must be an integer 1-{MAX_LEDS}, not {leds}"))
-    }
+pub fn check_led_count(leds: u64) -> Result<(), InvalidSetting> {
+    if (1..=u64::from(MAX_LEDS)).contains(&leds) { Ok(()) } else { Err(InvalidSetting::LedCount(leds)) }
 }
 
 /// The colour orders `colorOrder` takes, as the API writes them.
@@ -219,16 +240,16 @@ pub fn color_order_name(order: ColorOrder) -> &'static str {
 }
 
 /// A colour order from its name, in any case.
-pub fn parse_color_order(name: &str) -> Result<ColorOrder, String> {
-    name.parse().map_err(|_| format!("colorOrder must be one of {}, not {name:?}", COLOR_ORDERS.join(", ")))
+pub fn parse_color_order(name: &str) -> Result<ColorOrder, InvalidSetting> {
+    name.parse().map_err(|_| InvalidSetting::ColorOrder(name.into()))
 }
 
 /// Checks an auto-sync interval.
-pub fn check_interval(ms: u64) -> Result<(), String> {
+pub fn check_interval(ms: u64) -> Result<(), InvalidSetting> {
     if (MIN_SYNC_INTERVAL_MS..=MAX_SYNC_INTERVAL_MS).contains(&ms) {
         Ok(())
     } else {
-        Err(format!("syncInterval must be {MIN_SYNC_INTERVAL_MS}-{MAX_SYNC_INTERVAL_MS} ms"))
+        Err(InvalidSetting::SyncInterval(ms))
     }
 }
 

@@ -52,8 +52,12 @@ pub struct Library {
 
 impl Library {
     /// Opens (or creates) the library stored in `storage`.
-    pub fn open(storage: DirStorage, identity: Identity, events: EventBus) -> Result<Library, String> {
-        let poi = Replica::open(storage, identity).map_err(|e| format!("cannot open the library: {e}"))?;
+    pub fn open(
+        storage: DirStorage,
+        identity: Identity,
+        events: EventBus,
+    ) -> Result<Library, povpoi_core::sync::Error> {
+        let poi = Replica::open(storage, identity)?;
         let digest = digest_of(&poi);
         Ok(Library { replica: Arc::new(Mutex::new(poi)), digest: Arc::new(watch::channel(digest).0), events })
     }

@@ -324,19 +324,72 @@ pub struct Node {
     _lock: File,
 }
 
+/// Why a node did not start; the message says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A file or socket operation failed; `what` names it.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was tried, naming the file or address.
+        what: String,
+        /// The system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another node holds the data directory.
+    #[error("{0} is in use by another povpoi node")]
+    InUse(String),
+    /// No port on the address is free for both the API and the show clock.
+    #[error("cannot find a port on {0} free for both TCP and UDP")]
+    NoFreePort(std::net::IpAddr),
+    /// A command-line setting is out of range (the message names it).
+    #[error(transparent)]
+    Setting(#[from] config::InvalidSetting),
+    /// `--leds` is out of range.
+    #[error("--leds: {0}")]
+    Leds(config::InvalidSetting),
+    /// The LED count cannot be rendered.
+    #[error("ledCount: {0}")]
+    LedCount(povpoi_core::render::BadLedCount),
+    /// The library could not be opened or prepared; `what` names the step.
+    #[error("{what}: {source}")]
+    Library {
+        /// The step that failed.
+        what: &'static str,
+        /// The core's reason.
+        #[source]
+        source: povpoi_core::sync::Error,
+    },
+    /// The client for peers could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(#[source] reqwest::Error),
+    /// The LED output did not open.
+    #[error(transparent)]
+    Output(#[from] crate::output::OpenError),
+    /// mDNS discovery did not start.
+    #[error("mDNS: {0}")]
+    Discovery(#[from] crate::discovery::DiscoveryError),
+}
+
+/// A [`StartError::Io`] naming `what`.
+fn io_failed(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
+    let what = what.into();
+    move |source| StartError::Io { what, source }
+}
+
 impl Node {
     /// Opens the data directory, binds the API and starts discovery and sync.
-    pub async fn start(options: NodeOptions) -> Result<Node, String> {
+    pub async fn start(options: NodeOptions) -> Result<Node, StartError> {
         let dir = &options.data_dir;
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(io_failed(format!("cannot create data dir {}", dir.display())))?;
         let lock = lock_data_dir(dir)?;
         let (listener, clock_socket) = bind(options.listen).await?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(io_failed("cannot read the listening address"))?;
 
         // Start-up must come up on a full disk: what failed writes left goes first, and
         // nothing is written that is not needed to serve what is stored.
-        crate::storage::remove_leftovers(dir).map_err(|e| format!("cannot clear {}: {e}", dir.display()))?;
-        let stored = DeviceConfig::load(dir).map_err(|e| format!("cannot read the config: {e}"))?;
+        crate::storage::remove_leftovers(dir).map_err(io_failed(format!("cannot clear {}", dir.display())))?;
+        let stored = DeviceConfig::load(dir).map_err(io_failed("cannot read the config"))?;
         let mut config = match &stored {
             Some(config) => config.clone(),
             None => DeviceConfig::new(config::derive_device_id(addr.ip())),
@@ -350,14 +403,14 @@ impl Node {
             config.sync_group = group.clone();
         }
         if let Some(leds) = options.leds {
-            config::check_led_count(leds.into()).map_err(|e| format!("--leds: {e}"))?;
+            config::check_led_count(leds.into()).map_err(StartError::Leds)?;
             config.led_count = leds;
         }
         if let OutputSpec::Apa102 { order: Some(order), .. } = &options.output {
             config.color_order = *order;
         }
         let library_dir = dir.join(crate::storage::LIBRARY_DIR);
-        let storage = DirStorage::open(&library_dir).map_err(|e| format!("cannot open the store: {e}"))?;
+        let storage = DirStorage::open(&library_dir).map_err(io_failed("cannot open the store"))?;
         if stored.as_ref() != Some(&config)
             && let Err(e) = config.save(dir)
         {
@@ -367,11 +420,12 @@ impl Node {
 
         let nonces = dir.join(NONCE_FILE);
         let replay = ReplayGuard::open(&nonces, now_ms())
-            .map_err(|e| format!("cannot open the request nonces {}: {e}", nonces.display()))?;
+            .map_err(io_failed(format!("cannot open the request nonces {}", nonces.display())))?;
         let events = EventBus::default();
         let identity =
             Identity { replica: ReplicaId(rand::random()), device: config.device_id, group: config.sync_group.clone() };
-        let library = Library::open(storage, identity, events.clone())?;
+        let library = Library::open(storage, identity, events.clone())
+            .map_err(|source| StartError::Library { what: "cannot open the library", source })?;
         if library.read(|poi| poi.storage().restored_from_previous()) {
             // The lost snapshot's edits may be on peers under the old id: numbering new
             // edits there again would make peers refuse this poi (ForeignHistory).
@@ -379,7 +433,7 @@ impl Node {
             library
                 .write(crate::library::Origin::Local, move |poi| poi.renew_replica_id(replica))
                 .await
-                .map_err(|e| format!("cannot renew the replica id: {e}"))?;
+                .map_err(|source| StartError::Library { what: "cannot renew the replica id", source })?;
             tracing::warn!(%replica, "previous snapshot loaded: continuing under a new replica id");
         }
         if library.read(|poi| poi.group() != config.sync_group) {
@@ -387,7 +441,7 @@ impl Node {
             library
                 .write(crate::library::Origin::Local, move |poi| poi.set_group(&group))
                 .await
-                .map_err(|e| format!("cannot set the sync group: {e}"))?;
+                .map_err(|source| StartError::Library { what: "cannot set the sync group", source })?;
         }
 
         // Requests to peers leave from the address the API listens on (when it names one),
@@ -403,12 +457,12 @@ impl Node {
             // peer is about to close is not picked for a request.
             .pool_idle_timeout(Duration::from_secs(5))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(StartError::HttpClient)?;
         let mut manual = config.manual_peers.clone();
         manual.extend(options.peers.iter().copied());
         manual.sort();
         manual.dedup();
-        let renderer = Renderer::new(config.led_count).map_err(|e| format!("ledCount: {e}"))?;
+        let renderer = Renderer::new(config.led_count).map_err(StartError::LedCount)?;
         let (outputs, strip): (Vec<Box<dyn Output>>, _) = match &options.output {
             OutputSpec::Sim => {
                 let strip = SimStrip::default();
@@ -461,8 +515,7 @@ impl Node {
             let (found, sightings) = mpsc::unbounded_channel();
             // Peers count as seen on each announcement: three chances within the timeout.
             let announce_every = (options.peer_timeout / 3).clamp(Duration::from_secs(1), ANNOUNCE_EVERY);
-            let discovery =
-                Discovery::start_with(&state.advert(), found, announce_every).map_err(|e| format!("mDNS: {e}"))?;
+            let discovery = Discovery::start_with(&state.advert(), found, announce_every)?;
             *state.discovery.lock().unwrap_or_else(|p| p.into_inner()) = Some(discovery);
             tasks.push(tokio::spawn(take_sightings(state.clone(), sightings)));
             tasks.push(tokio::spawn(readvertise_on_change(state.clone(), stopping.clone())));
@@ -523,24 +576,24 @@ impl Drop for Node {
 /// Binds the HTTP listener and the show clock's UDP socket on the same address and port
 /// number. With port 0 the port the system picks for TCP may be taken for UDP: then
 /// another is picked.
-async fn bind(listen: SocketAddr) -> Result<(TcpListener, UdpSocket), String> {
+async fn bind(listen: SocketAddr) -> Result<(TcpListener, UdpSocket), StartError> {
     for _ in 0..20 {
-        let tcp = crate::server::listen(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-        let addr = tcp.local_addr().map_err(|e| e.to_string())?;
+        let tcp = crate::server::listen(listen).map_err(io_failed(format!("cannot listen on {listen}")))?;
+        let addr = tcp.local_addr().map_err(io_failed("cannot read the listening address"))?;
         match UdpSocket::bind(addr).await {
             Ok(udp) => return Ok((tcp, udp)),
             Err(_) if listen.port() == 0 => continue,
-            Err(e) => return Err(format!("cannot listen for show-clock probes on UDP {addr}: {e}")),
+            Err(e) => return Err(io_failed(format!("cannot listen for show-clock probes on UDP {addr}"))(e)),
         }
     }
-    Err(format!("cannot find a port on {} free for both TCP and UDP", listen.ip()))
+    Err(StartError::NoFreePort(listen.ip()))
 }
 
 /// Takes an exclusive lock on `DIR/lock`, so two nodes never share one store.
-fn lock_data_dir(dir: &std::path::Path) -> Result<File, String> {
+fn lock_data_dir(dir: &std::path::Path) -> Result<File, StartError> {
     let path = dir.join("lock");
-    let file = File::create(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    fs4::FileExt::try_lock(&file).map_err(|_| format!("{} is in use by another povpoi node", dir.display()))?;
+    let file = File::create(&path).map_err(io_failed(format!("cannot create {}", path.display())))?;
+    fs4::FileExt::try_lock(&file).map_err(|_| StartError::InUse(dir.display().to_string()))?;
     Ok(file)
 }
 
@@ -616,18 +669,35 @@ struct ProbeAnswer {
     library_digest: String,
 }
 
+/// Why a probe did not learn who answers at an address.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// Nothing answered.
+    #[error("{0}")]
+    Unreachable(#[source] reqwest::Error),
+    /// The answer was not read whole.
+    #[error(transparent)]
+    Answer(#[from] sync_client::ReadError),
+    /// What answered is not a povpoi node.
+    #[error("not a povpoi node: {0}")]
+    NotPovpoi(#[source] serde_json::Error),
+    /// Its device id is not one.
+    #[error("bad deviceId: {0}")]
+    BadDeviceId(String),
+}
+
 /// Asks the node at `addr` who it is (`GET /api/sync/status`).
-pub(crate) async fn probe(state: &NodeState, addr: SocketAddr) -> Result<Sighting, String> {
+pub(crate) async fn probe(state: &NodeState, addr: SocketAddr) -> Result<Sighting, ProbeError> {
     let answer = state
         .http
         .get(format!("http://{addr}/api/sync/status"))
         .timeout(Duration::from_secs(2))
         .send()
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(ProbeError::Unreachable)?;
     let bytes = sync_client::read_capped(answer, 64 * 1024).await?;
-    let info: ProbeAnswer = serde_json::from_slice(&bytes).map_err(|e| format!("not a povpoi node: {e}"))?;
-    let device_id: DeviceId = info.device_id.parse().map_err(|e| format!("bad deviceId: {e}"))?;
+    let info: ProbeAnswer = serde_json::from_slice(&bytes).map_err(ProbeError::NotPovpoi)?;
+    let device_id: DeviceId = info.device_id.parse().map_err(|e| ProbeError::BadDeviceId(format!("{e}")))?;
     Ok(Sighting {
         device_id,
         device_name: info.device_name,

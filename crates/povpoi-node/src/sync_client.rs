@@ -87,15 +87,26 @@ pub(crate) fn peer_request(
     (builder.body(outgoing.body), outgoing.check)
 }
 
+/// Why a peer's answer was not read whole.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Longer than the caller takes.
+    #[error("answer larger than {0} bytes")]
+    TooLarge(usize),
+    /// The connection broke before its end.
+    #[error("cut short: {0}")]
+    CutShort(#[source] reqwest::Error),
+}
+
 /// Reads an answer's body, refusing one longer than `limit` bytes.
-pub(crate) async fn read_capped(mut answer: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+pub(crate) async fn read_capped(mut answer: reqwest::Response, limit: usize) -> Result<Vec<u8>, ReadError> {
     if answer.content_length().is_some_and(|n| n > limit as u64) {
-        return Err(format!("answer larger than {limit} bytes"));
+        return Err(ReadError::TooLarge(limit));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = answer.chunk().await.map_err(|e| format!("cut short: {e}"))? {
+    while let Some(chunk) = answer.chunk().await.map_err(ReadError::CutShort)? {
         if body.len() + chunk.len() > limit {
-            return Err(format!("answer larger than {limit} bytes"));
+            return Err(ReadError::TooLarge(limit));
         }
         body.extend_from_slice(&chunk);
     }

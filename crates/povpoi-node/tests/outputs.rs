@@ -79,20 +79,20 @@ fn opening_a_missing_device_says_what_to_check() {
         clock_hz: DEFAULT_CLOCK_HZ,
         order: Some(ColorOrder::Bgr),
     };
-    let err = spi.open(32).err().expect("no such device");
+    let err = spi.open(32).err().expect("no such device").to_string();
     assert!(err.contains("/nonexistent/spidev9.9") && err.contains("SPI is enabled"), "{err}");
 
     // A device that is not a spidev (nor a regular file to capture frames in) is refused.
     let null = OutputSpec::Apa102 { device: PathBuf::from("/dev/null"), clock_hz: DEFAULT_CLOCK_HZ, order: None };
-    let err = null.open(32).err().expect("not a spidev");
+    let err = null.open(32).err().expect("not a spidev").to_string();
     assert!(err.contains("/dev/null") && err.contains("spidev device"), "{err}");
 
     let tty = OutputSpec::Teensy { device: PathBuf::from("/nonexistent/ttyUSB9") };
-    let err = tty.open(32).err().expect("no such device");
+    let err = tty.open(32).err().expect("no such device").to_string();
     assert!(err.contains("/nonexistent/ttyUSB9") && err.contains("plugged in"), "{err}");
 
     // A file that is not a terminal opens but cannot be set to 115200 8N1.
-    let err = TeensyLink::open(Path::new("/dev/null")).err().expect("not a tty");
+    let err = TeensyLink::open(Path::new("/dev/null")).err().expect("not a tty").to_string();
     assert!(err.contains("/dev/null") && err.contains("serial port"), "{err}");
 
     assert_eq!(OutputSpec::Sim.open(32).unwrap().describe(), "sim");

@@ -98,7 +98,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     povpoi_node::server::raise_file_limit();
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async {
-        let node = Node::start(args.options()).await?;
+        let node = Node::start(args.options()).await.map_err(|e| e.to_string())?;
         println!("povpoi node listening on http://{}", node.addr());
         stop_signal().await?;
         tracing::info!("stopping");

@@ -470,7 +470,7 @@ async fn peer_command(
     let answer = call.timeout(PEER_COMMAND_TIMEOUT).send().await.map_err(|e| unreachable(e.to_string()))?;
     let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let signature = answer.headers().get(HEADER_SIGNATURE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let text = sync_client::read_capped(answer, JSON_BODY_LIMIT).await.map_err(unreachable)?;
+    let text = sync_client::read_capped(answer, JSON_BODY_LIMIT).await.map_err(|e| unreachable(e.to_string()))?;
     // A poi that took the request signs (and seals) its answer, whatever the status; one
     // that refused it could not, and its error is shown as it came.
     let text = if signature.is_some() || status.is_success() {

@@ -97,18 +97,18 @@ async fn set_config(
     JsonBody(change): JsonBody<ConfigChange>,
 ) -> Result<Json<Value>, ApiError> {
     if let Some(name) = &change.device_name {
-        config::check_label("deviceName", name).map_err(ApiError::bad_request)?;
+        config::check_label("deviceName", name)?;
     }
     if let Some(group) = &change.sync_group {
-        config::check_label("syncGroup", group).map_err(ApiError::bad_request)?;
+        config::check_label("syncGroup", group)?;
     }
     if let Some(interval) = change.sync_interval {
-        config::check_interval(interval).map_err(ApiError::bad_request)?;
+        config::check_interval(interval)?;
     }
     let led_count = int_in(change.led_count.as_ref(), "ledCount", 1, u64::from(MAX_LEDS))?.map(|n| n as u16);
     let color_order = match change.color_order.as_ref().filter(|v| !v.is_null()) {
         None => None,
-        Some(Value::String(name)) => Some(config::parse_color_order(name).map_err(ApiError::bad_request)?),
+        Some(Value::String(name)) => Some(config::parse_color_order(name)?),
         Some(other) => {
             return Err(ApiError::bad_request(format!(
                 "colorOrder must be one of {} (a string), not {other}",

@@ -133,6 +133,12 @@ impl From<povpoi_core::sync::Error> for ApiError {
     }
 }
 
+impl From<crate::config::InvalidSetting> for ApiError {
+    fn from(e: crate::config::InvalidSetting) -> ApiError {
+        ApiError::bad_request(e.to_string())
+    }
+}
+
 impl From<povpoi_core::model::InvalidContent> for ApiError {
     fn from(e: povpoi_core::model::InvalidContent) -> ApiError {
         ApiError::bad_request(e.to_string())

@@ -61,19 +61,20 @@ impl<W: Write> Apa102<W> {
 
 impl Apa102<Spidev> {
     /// Opens a spidev device: SPI mode 0, `clock_hz`, 8-bit words.
-    pub fn open(device: &Path, clock_hz: u32, order: ColorOrder) -> Result<Self, String> {
+    pub fn open(device: &Path, clock_hz: u32, order: ColorOrder) -> Result<Self, super::OpenError> {
         let hint = "check that SPI is enabled (on a Raspberry Pi: dtparam=spi=on in config.txt), \
                     the bus and chip-select numbers, and that this user may write the device (group spi)";
-        let mut spi = Spidev::open(device)
-            .map_err(|e| format!("cannot open the APA102 SPI device {}: {e}; {hint}", device.display()))?;
+        let mut spi = Spidev::open(device).map_err(|source| super::OpenError {
+            action: format!("cannot open the APA102 SPI device {}", device.display()),
+            source,
+            advice: format!("; {hint}"),
+        })?;
         let options =
             SpidevOptions::new().bits_per_word(8).max_speed_hz(clock_hz).mode(SpiModeFlags::SPI_MODE_0).build();
-        spi.configure(&options).map_err(|e| {
-            format!(
-                "cannot set SPI mode 0, {clock_hz} Hz, 8 bits on {}: {e}; check that it is a spidev device \
-                 and that the controller supports that clock",
-                device.display()
-            )
+        spi.configure(&options).map_err(|source| super::OpenError {
+            action: format!("cannot set SPI mode 0, {clock_hz} Hz, 8 bits on {}", device.display()),
+            source,
+            advice: "; check that it is a spidev device and that the controller supports that clock".into(),
         })?;
         // No colour order in the description: it can change while the node runs
         // (`colorOrder` of /api/device/config says it), the description is made once.
@@ -84,11 +85,12 @@ impl Apa102<Spidev> {
 
 impl Apa102<File> {
     /// Opens an existing regular file to append the frames to, as a strip would get them.
-    pub fn open_capture(path: &Path, order: ColorOrder) -> Result<Self, String> {
-        let file = OpenOptions::new()
-            .append(true)
-            .open(path)
-            .map_err(|e| format!("cannot open {} to write APA102 frames to: {e}", path.display()))?;
+    pub fn open_capture(path: &Path, order: ColorOrder) -> Result<Self, super::OpenError> {
+        let file = OpenOptions::new().append(true).open(path).map_err(|source| super::OpenError {
+            action: format!("cannot open {} to write APA102 frames to", path.display()),
+            source,
+            advice: String::new(),
+        })?;
         let name = format!("apa102 {} (frames to a file, no SPI)", path.display());
         Ok(Apa102::new(file, name, order))
     }

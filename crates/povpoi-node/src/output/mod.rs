@@ -138,12 +138,25 @@ impl FromStr for OutputSpec {
     }
 }
 
+/// Why an LED output did not open: what was tried, the system's reason, what to check.
+#[derive(Debug, thiserror::Error)]
+#[error("{action}: {source}{advice}")]
+pub struct OpenError {
+    /// What was tried, naming the device.
+    pub action: String,
+    /// The system's reason.
+    #[source]
+    pub source: std::io::Error,
+    /// What a person should check, starting with "; " (empty when there is nothing to add).
+    pub advice: String,
+}
+
 impl OutputSpec {
     /// Opens the device for a strip of `leds` LEDs, or says what to check.
     ///
     /// `Sim` gives a fresh [`sim::SimStrip`] that nobody else holds; a caller that wants to
     /// read the frames (the node, for the web UI) makes the strip itself and keeps a clone.
-    pub fn open(&self, leds: u16) -> Result<Box<dyn Output>, String> {
+    pub fn open(&self, leds: u16) -> Result<Box<dyn Output>, OpenError> {
         Ok(match self {
             OutputSpec::Sim => Box::new(sim::SimStrip::default()),
             OutputSpec::Apa102 { device, order, .. } if apa102::is_capture(device) => {

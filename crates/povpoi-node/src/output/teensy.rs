@@ -83,7 +83,7 @@ struct Board {
 
 impl TeensyLink<File> {
     /// Opens a serial device and sets it to raw 115200 8N1.
-    pub fn open(device: &Path) -> Result<Self, String> {
+    pub fn open(device: &Path) -> Result<Self, super::OpenError> {
         let hint = "check the device name (ls /dev/ttyACM* /dev/ttyUSB*), that the board is plugged in, \
                     and that this user may use it (group dialout)";
         // Non-blocking only for the open itself: a port that waits for carrier would hang it.
@@ -92,9 +92,15 @@ impl TeensyLink<File> {
             .write(true)
             .custom_flags((OFlag::O_NOCTTY | OFlag::O_NONBLOCK).bits())
             .open(device)
-            .map_err(|e| format!("cannot open the Teensy serial port {}: {e}; {hint}", device.display()))?;
-        configure(&file).map_err(|e| {
-            format!("cannot set {} to raw {BAUD} baud 8N1: {e}; is it a serial port? {hint}", device.display())
+            .map_err(|source| super::OpenError {
+                action: format!("cannot open the Teensy serial port {}", device.display()),
+                source,
+                advice: format!("; {hint}"),
+            })?;
+        configure(&file).map_err(|e| super::OpenError {
+            action: format!("cannot set {} to raw {BAUD} baud 8N1", device.display()),
+            source: e.into(),
+            advice: format!("; is it a serial port? {hint}"),
         })?;
         Ok(TeensyLink::new(file, format!("teensy {}", device.display())))
     }
