@@ -17,18 +17,13 @@ use esp_alloc::{EspHeap, HeapRegion, MemoryCapability};
 /// may allocate in all.
 pub const APP_HEAP_BYTES: usize = 64 * 1024;
 
-/// The radio's heap. The driver's defaults (10 static RX buffers of ~1.6 KB, up to 32 dynamic
-/// RX and 32 dynamic TX buffers, its task stacks and control blocks) measured in esp-hal's own
-/// examples fit in well under 100 KB; 80 KB holds the static buffers, the tasks and a burst of
-/// dynamic buffers, and a burst past it only drops frames (the driver handles a failed malloc).
-pub const RADIO_HEAP_BYTES: usize = RADIO_RECLAIMED_BYTES + RADIO_STATIC_BYTES;
-
-/// The part of the radio's heap in the RAM the second-stage bootloader used: free once the
-/// application runs, otherwise wasted. The region is 64 KB on the C6 and a little more on the C3.
-const RADIO_RECLAIMED_BYTES: usize = 64 * 1024;
-
-/// The rest of the radio's heap, in ordinary RAM.
-const RADIO_STATIC_BYTES: usize = 16 * 1024;
+/// The radio's heap: the RAM the second-stage bootloader used, free once the application runs
+/// (64 KB on the C6, a little more on the C3). What the driver keeps is bounded by
+/// [`crate::wifi::controller_config`]: 8 static RX buffers of ~1.6 KB (13 KB), its task's stack
+/// and control blocks (~15 KB), and at most 10 dynamic RX and 10 dynamic TX buffers in a burst
+/// (32 KB), about 60 KB at worst. A burst past it only drops frames: the driver copes with a
+/// failed malloc.
+pub const RADIO_HEAP_BYTES: usize = 64 * 1024;
 
 /// The region behind the radio's `malloc`. Separate from [`esp_alloc::HEAP`], the global one.
 static RADIO_HEAP: EspHeap = EspHeap::empty();
@@ -36,8 +31,7 @@ static RADIO_HEAP: EspHeap = EspHeap::empty();
 /// Gives both heaps their memory; call once, first thing after `esp_hal::init`.
 pub fn init() {
     #[esp_hal::ram(reclaimed)]
-    static mut RADIO_RECLAIMED: MaybeUninit<[u8; RADIO_RECLAIMED_BYTES]> = MaybeUninit::uninit();
-    static mut RADIO_STATIC: MaybeUninit<[u8; RADIO_STATIC_BYTES]> = MaybeUninit::uninit();
+    static mut RADIO: MaybeUninit<[u8; RADIO_HEAP_BYTES]> = MaybeUninit::uninit();
     static mut APP: MaybeUninit<[u8; APP_HEAP_BYTES]> = MaybeUninit::uninit();
 
     // SAFETY: called once at start-up, so each static region is handed to exactly one heap,
@@ -48,15 +42,9 @@ pub fn init() {
             APP_HEAP_BYTES,
             MemoryCapability::Internal.into(),
         ));
-        // The reclaimed region first: the heap allocates from its first region that fits.
         RADIO_HEAP.add_region(HeapRegion::new(
-            (&raw mut RADIO_RECLAIMED).cast::<u8>(),
-            RADIO_RECLAIMED_BYTES,
-            MemoryCapability::Internal.into(),
-        ));
-        RADIO_HEAP.add_region(HeapRegion::new(
-            (&raw mut RADIO_STATIC).cast::<u8>(),
-            RADIO_STATIC_BYTES,
+            (&raw mut RADIO).cast::<u8>(),
+            RADIO_HEAP_BYTES,
             MemoryCapability::Internal.into(),
         ));
     }

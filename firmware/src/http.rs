@@ -23,16 +23,17 @@ use picoserve::response::{Content, Response as PicoResponse, ResponseWriter, Sta
 use picoserve::routing::{PathRouterService, ServicePathRouter};
 use picoserve::{ResponseSent, Router};
 
-/// Largest request body collected, in bytes: read into the application's heap, so four
-/// connections at once hold at most half of its 64 KB.
+/// Largest request body collected, in bytes: read into the application's heap, so the three
+/// connections at once hold at most 24 KB of its 64 KB.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
 
 /// Most request headers collected; more are dropped (the node reads fewer than ten).
 pub const MAX_HEADERS: usize = 24;
 
-/// Room for the request line and headers, per connection: long enough for a browser's
-/// headers, and a request whose head does not fit is answered 400 by picoserve.
-pub const HEAD_BUFFER_BYTES: usize = 2048;
+/// Room for the request line and headers, per connection: a phone browser's headers to a poi
+/// (no cookies) are ~500 bytes, a peer's signature headers ~300 more; a request whose head does
+/// not fit is answered 400 by picoserve.
+pub const HEAD_BUFFER_BYTES: usize = 1280;
 
 /// One request as the application sees it. Borrowed from the connection's buffers for the
 /// duration of [`Application::handle`].

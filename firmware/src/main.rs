@@ -19,7 +19,7 @@ use esp_hal::time::Rate;
 use esp_hal::timer::timg::TimerGroup;
 use esp_hal::uart::{Config as UartConfig, Uart, UartRx};
 use esp_hal::{Async, dma_rx_buffer, dma_tx_buffer};
-use esp_radio::wifi::{ControllerConfig, Interface, WifiController};
+use esp_radio::wifi::{Interface, WifiController};
 use povpoi_core::device::DeviceId;
 use povpoi_core::wire::teensy::Command;
 use povpoi_firmware::apa102::{self, Apa102};
@@ -77,8 +77,8 @@ async fn main(spawner: Spawner) -> ! {
     teensy.send(&Command::StatusRequest).await;
 
     // Wi-Fi: the station interface's MAC is the device id, as on the existing system.
-    let controller_config = ControllerConfig::default().with_sta_disconnected_pm(false);
-    let mut controller = WifiController::new(peripherals.WIFI, controller_config).expect("the Wi-Fi driver starts");
+    let mut controller =
+        WifiController::new(peripherals.WIFI, wifi::controller_config()).expect("the Wi-Fi driver starts");
     let station = Interface::station();
     let mac = station.mac_address();
     let device_id = DeviceId(mac);

@@ -47,8 +47,13 @@ pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(15);
 /// How long other hosts may cache the records: the usual DNS-SD 2 minutes.
 const TTL_SECS: u32 = 120;
 
-/// One mDNS packet, sent or received: the Ethernet MTU's UDP payload.
-const PACKET_BYTES: usize = 1472;
+/// One mDNS packet received: the Ethernet MTU's UDP payload (a phone's query with a list of
+/// known answers can be that long).
+const RECEIVE_BYTES: usize = 1472;
+
+/// One mDNS packet sent: our six records are ~450 bytes with the longest names and TXT values
+/// a poi allows.
+const SEND_BYTES: usize = 768;
 
 /// What the poi advertises about itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,9 +131,9 @@ impl Responder {
 
     /// Answers queries and announces on the stack's address `ip` until the poi stops.
     pub async fn run(&self, stack: Stack<'static>, ip: Ipv4Addr) -> ! {
-        static SOCKET_BUFFERS: StaticCell<UdpBuffers<1, PACKET_BYTES, PACKET_BYTES, 2>> = StaticCell::new();
-        static RECV: StaticCell<VecBufAccess<NoopRawMutex, PACKET_BYTES>> = StaticCell::new();
-        static SEND: StaticCell<VecBufAccess<NoopRawMutex, PACKET_BYTES>> = StaticCell::new();
+        static SOCKET_BUFFERS: StaticCell<UdpBuffers<1, SEND_BYTES, RECEIVE_BYTES, 2>> = StaticCell::new();
+        static RECV: StaticCell<VecBufAccess<NoopRawMutex, RECEIVE_BYTES>> = StaticCell::new();
+        static SEND: StaticCell<VecBufAccess<NoopRawMutex, SEND_BYTES>> = StaticCell::new();
         let udp = Udp::new(stack, SOCKET_BUFFERS.init(UdpBuffers::new()));
         let (recv_buf, send_buf) = (&*RECV.init(VecBufAccess::new()), &*SEND.init(VecBufAccess::new()));
         let any = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT));

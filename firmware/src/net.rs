@@ -27,8 +27,9 @@ use crate::wifi::{ACCESS_POINT_ADDRESS, Link};
 pub const HTTP_PORT: u16 = 80;
 
 /// HTTP connections served at once. A browser loading the app opens up to six to one host but
-/// queues the rest on keep-alive connections; four keep the page fast and leave RAM for sync.
-pub const HTTP_CONNECTIONS: usize = 4;
+/// queues the rest on keep-alive connections; three serve the page and an event stream at once
+/// within the RAM budget (each costs ~4.5 KB of static RAM).
+pub const HTTP_CONNECTIONS: usize = 3;
 
 /// Sync sessions this poi runs at once as the client (the rest wait their turn).
 pub const SYNC_CLIENT_CONNECTIONS: usize = 2;
@@ -36,13 +37,14 @@ pub const SYNC_CLIENT_CONNECTIONS: usize = 2;
 /// Every socket the stack can hold: the table in the module doc.
 pub const SOCKETS: usize = HTTP_CONNECTIONS + SYNC_CLIENT_CONNECTIONS + 1 + 1 + 1 + 1;
 
-/// Receive and send buffers of each TCP connection: a bit more than one full segment (1460
-/// bytes) so a window of one segment is always open while the application reads.
-pub const TCP_BUFFER_BYTES: usize = 2048;
+/// Receive and send buffers of each TCP connection. Less than one full segment (1460 bytes): the
+/// peer then sends 1 KB segments, ~100 KB/s at a 10 ms Wi-Fi round trip, plenty for a poi's
+/// requests and images, and the 256 KB static RAM budget has no room for more.
+pub const TCP_BUFFER_BYTES: usize = 1024;
 
 /// Buffers of the show clock's socket. Its datagrams are small (a probe or an answer is well
 /// under 200 bytes); four of them queued cover a burst from a troupe of poi.
-const SHOW_CLOCK_BUFFER_BYTES: usize = 1024;
+const SHOW_CLOCK_BUFFER_BYTES: usize = 512;
 const SHOW_CLOCK_DATAGRAMS: usize = 4;
 
 /// The sync client's connection pool, handed to the shared application.

@@ -12,7 +12,7 @@ use core::net::Ipv4Addr;
 use embassy_time::{Duration, Timer, with_timeout};
 use esp_radio::wifi::ap::AccessPointConfig;
 use esp_radio::wifi::sta::StationConfig;
-use esp_radio::wifi::{AuthenticationMethodConfig, Config, PowerSaveMode, WifiController, WifiError};
+use esp_radio::wifi::{AuthenticationMethodConfig, Config, ControllerConfig, PowerSaveMode, WifiController, WifiError};
 
 use crate::settings::{Passphrase, Ssid, WifiSettings};
 
@@ -31,6 +31,21 @@ pub const ACCESS_POINT_CHANNEL: u8 = 6;
 /// At most this many phones and poi on the access point at once. The hardware keys are shared
 /// with ESP-NOW; four clients cover a performer's phone and a troupe's poi.
 pub const ACCESS_POINT_CLIENTS: u16 = 4;
+
+/// The driver's settings: its buffers bounded to fit the radio's heap ([`crate::heap`]).
+///
+/// Fewer buffers than the driver's defaults (10 static RX, 32 dynamic RX and TX), which assume
+/// megabytes of traffic; a poi moves a few images. The block-ack window stays below both the
+/// dynamic RX count and twice the static count, as the driver asks.
+pub fn controller_config() -> ControllerConfig {
+    ControllerConfig::default()
+        .with_static_rx_buf_num(8)
+        .with_dynamic_rx_buf_num(10)
+        .with_dynamic_tx_buf_num(10)
+        .with_rx_ba_win(6)
+        // Power saving off also while not joined, so the access point and rejoining stay prompt.
+        .with_sta_disconnected_pm(false)
+}
 
 /// How the poi is on the air.
 #[derive(Clone, Debug, PartialEq, Eq)]
