@@ -159,7 +159,9 @@ impl<A: Application> PathRouterService<()> for Service<A> {
                             let headers = parts
                                 .headers()
                                 .iter()
-                                .filter_map(|(name, value)| Some((core::str::from_utf8(name.as_raw()).ok()?, value.as_raw())))
+                                .filter_map(|(name, value)| {
+                                    Some((core::str::from_utf8(name.as_raw()).ok()?, value.as_raw()))
+                                })
                                 .take(MAX_HEADERS)
                                 .collect();
                             let request = Request {

@@ -135,7 +135,11 @@ async fn main(spawner: Spawner) -> ! {
 
     loop {
         let (app, radio) = heap::used();
-        log::info!("heap in use: application {app} of {} B, radio {radio} of {} B", heap::APP_HEAP_BYTES, heap::RADIO_HEAP_BYTES);
+        log::info!(
+            "heap in use: application {app} of {} B, radio {radio} of {} B",
+            heap::APP_HEAP_BYTES,
+            heap::RADIO_HEAP_BYTES
+        );
         Timer::after(Duration::from_secs(60)).await;
     }
 }

@@ -206,7 +206,8 @@ impl HostAnswers for Answers<'_> {
             ("digest", advert.digest.as_str()),
             ("seq", seq_text.as_str()),
         ];
-        let host = Host { hostname: &hostname, ipv4: self.ip, ipv6: Ipv6Addr::UNSPECIFIED, ttl: Ttl::from_secs(TTL_SECS) };
+        let host =
+            Host { hostname: &hostname, ipv4: self.ip, ipv6: Ipv6Addr::UNSPECIFIED, ttl: Ttl::from_secs(TTL_SECS) };
         let service = Service {
             name: &instance,
             priority: 0,

@@ -70,7 +70,9 @@ impl RamWifiSettings {
             (Some(name), password) => match (ssid(name.as_bytes()), passphrase(password.unwrap_or("").as_bytes())) {
                 (Ok(name), Ok(password)) => Some((name, password)),
                 _ => {
-                    log::warn!("POVPOI_WIFI_SSID/POVPOI_WIFI_PASSWORD given at build time are not a valid WPA2 network");
+                    log::warn!(
+                        "POVPOI_WIFI_SSID/POVPOI_WIFI_PASSWORD given at build time are not a valid WPA2 network"
+                    );
                     None
                 }
             },

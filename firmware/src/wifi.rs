@@ -147,7 +147,11 @@ fn station_config(ssid: &[u8], password: &[u8]) -> Result<Config, JoinError> {
     ))
 }
 
-fn open_access_point(controller: &mut WifiController<'static>, ssid: &str, password: &Passphrase) -> Result<(), WifiError> {
+fn open_access_point(
+    controller: &mut WifiController<'static>,
+    ssid: &str,
+    password: &Passphrase,
+) -> Result<(), WifiError> {
     let config = AccessPointConfig::default()
         .with_ssid(ssid.try_into()?)
         .with_channel(ACCESS_POINT_CHANNEL)
