@@ -1,0 +1,30 @@
+//! povpoi on ESP32-C3 and ESP32-C6: the platform layer.
+//!
+//! Each module is a thin adapter the shared application (the node's logic, moving into a
+//! portable crate) will call: Wi-Fi ([`wifi`], credentials from [`settings`]), the network
+//! stack and its socket budget ([`net`]), the access point's DHCP server ([`dhcp_server`]),
+//! mDNS ([`mdns`]), HTTP ([`http`], answering 503 until the application is linked), the LED
+//! outputs ([`apa102`], [`teensy`]) and the column clock ([`column`]), and the two heaps
+//! ([`heap`]). `src/main.rs` wires them together; docs/FIRMWARE.md says how to build, flash
+//! and wire a board, and what is still scaffolding.
+
+#![no_std]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+#[cfg(all(feature = "esp32c3", feature = "esp32c6"))]
+compile_error!("build one chip at a time: `cargo esp32c3` or `cargo esp32c6` (docs/FIRMWARE.md)");
+#[cfg(not(any(feature = "esp32c3", feature = "esp32c6")))]
+compile_error!("pick a chip: `cargo esp32c3` or `cargo esp32c6`, or ./build for both (docs/FIRMWARE.md)");
+
+pub mod apa102;
+pub mod column;
+pub mod dhcp_server;
+pub mod heap;
+pub mod http;
+pub mod mdns;
+pub mod net;
+pub mod settings;
+pub mod teensy;
+pub mod wifi;

@@ -1,0 +1,190 @@
+//! The firmware image: starts the platform pieces of `povpoi_firmware` and runs them as tasks.
+
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::string::String;
+
+use embassy_executor::Spawner;
+use embassy_net::{Runner, Stack};
+use embassy_time::{Duration, Timer};
+use esp_backtrace as _;
+use esp_hal::clock::CpuClock;
+use esp_hal::rng::Rng;
+use esp_hal::spi::Mode;
+use esp_hal::spi::master::{Config as SpiConfig, Spi};
+use esp_hal::time::Rate;
+use esp_hal::timer::timg::TimerGroup;
+use esp_hal::uart::{Config as UartConfig, Uart, UartRx};
+use esp_hal::{Async, dma_rx_buffer, dma_tx_buffer};
+use esp_radio::wifi::{Interface, WifiController};
+use povpoi_core::device::DeviceId;
+use povpoi_core::wire::teensy::Command;
+use povpoi_firmware::apa102::{self, Apa102};
+use povpoi_firmware::column::{self, Dark};
+use povpoi_firmware::http::{self, AppRouter, NotLinked};
+use povpoi_firmware::mdns::{self, Advert, Responder};
+use povpoi_firmware::net::{self, HTTP_CONNECTIONS};
+use povpoi_firmware::settings::RamWifiSettings;
+use povpoi_firmware::teensy::{self, TeensyLink};
+use povpoi_firmware::wifi::{self, Link};
+use povpoi_firmware::{dhcp_server, heap};
+use static_cell::StaticCell;
+
+esp_bootloader_esp_idf::esp_app_desc!();
+
+#[esp_rtos::main]
+async fn main(spawner: Spawner) -> ! {
+    esp_println::logger::init_logger_from_env();
+    let peripherals = esp_hal::init(esp_hal::Config::default().with_cpu_clock(CpuClock::max()));
+    heap::init();
+    let timg0 = TimerGroup::new(peripherals.TIMG0);
+    esp_rtos::start(timg0.timer0, peripherals.FROM_CPU_INTR0);
+    log::info!("povpoi firmware {} starting", env!("CARGO_PKG_VERSION"));
+
+    // LEDs first: the strip goes dark at once rather than showing what it held at power-up.
+    // SPI2 on GPIO6 (clock) and GPIO7 (data) on both chips: their IO MUX pins for SPI2.
+    let spi = Spi::new(
+        peripherals.SPI2,
+        SpiConfig::default().with_frequency(Rate::from_hz(apa102::CLOCK_HZ)).with_mode(Mode::_0),
+    )
+    .expect("SPI2 takes the APA102 clock")
+    .with_sck(peripherals.GPIO6)
+    .with_mosi(peripherals.GPIO7)
+    .with_dma(peripherals.DMA_CH0)
+    .with_buffers(
+        dma_rx_buffer!(4).expect("a 4-byte DMA buffer"),
+        dma_tx_buffer!(apa102::MAX_FRAME_BYTES).expect("a DMA buffer for the largest frame"),
+    )
+    .into_async();
+    spawner.spawn(column_clock(Apa102::new(spi)).expect("one column clock"));
+
+    #[cfg(feature = "esp32c3")]
+    let (teensy_tx, teensy_rx) = (peripherals.GPIO4, peripherals.GPIO5);
+    #[cfg(feature = "esp32c6")]
+    let (teensy_tx, teensy_rx) = (peripherals.GPIO18, peripherals.GPIO19);
+    let uart = Uart::new(peripherals.UART1, UartConfig::default().with_baudrate(teensy::BAUD))
+        .expect("UART1 takes 115200 baud")
+        .with_tx(teensy_tx)
+        .with_rx(teensy_rx)
+        .into_async();
+    let (rx, tx) = uart.split();
+    spawner.spawn(teensy_replies(rx).expect("one reply reader"));
+    let mut teensy = TeensyLink::new(tx);
+    // A status request shows in the log whether a Teensy answers on the link.
+    teensy.send(&Command::StatusRequest).await;
+
+    // Wi-Fi: the station interface's MAC is the device id, as on the existing system.
+    let mut controller =
+        WifiController::new(peripherals.WIFI, wifi::controller_config()).expect("the Wi-Fi driver starts");
+    let station = Interface::station();
+    let mac = station.mac_address();
+    let device_id = DeviceId(mac);
+    log::info!("device id {device_id}");
+    let settings = RamWifiSettings::from_build();
+    let link = wifi::start(&mut controller, &settings, mac).await;
+    let interface = match link {
+        Link::Station { .. } => station,
+        Link::AccessPoint { .. } => {
+            drop(station);
+            Interface::access_point()
+        }
+    };
+
+    let hostname = mdns::host_label(device_id);
+    let rng = Rng::new();
+    let seed = (u64::from(rng.random()) << 32) | u64::from(rng.random());
+    let (stack, runner) = net::stack(interface, net::config(&link, &hostname), seed);
+    spawner.spawn(network(runner).expect("one network runner"));
+    match link {
+        Link::Station { .. } => spawner.spawn(station_keeper(controller).expect("one station keeper")),
+        Link::AccessPoint { .. } => {
+            spawner.spawn(access_point_keeper(controller).expect("one access point keeper"));
+            spawner.spawn(dhcp(stack).expect("one DHCP server"));
+        }
+    }
+    let ip = net::wait_for_address(stack).await;
+    log::info!("HTTP API at http://{} and http://{hostname}.local", net::api_address(ip));
+
+    // What a node needs to see the board now; the application will update name, group and
+    // digest (Responder::update) once linked.
+    static RESPONDER: StaticCell<Responder> = StaticCell::new();
+    let responder = RESPONDER.init(Responder::new(
+        Advert {
+            device_id,
+            device_name: device_id.default_name(),
+            sync_group: String::new(),
+            protocol: povpoi_core::sync::PROTOCOL_VERSION,
+            digest: String::new(),
+            port: net::HTTP_PORT,
+        },
+        rng.random(),
+    ));
+    spawner.spawn(mdns_responder(responder, stack, ip).expect("one mDNS responder"));
+
+    static ROUTER: StaticCell<AppRouter<NotLinked>> = StaticCell::new();
+    let router = &*ROUTER.init(http::router(NotLinked));
+    for id in 0..HTTP_CONNECTIONS {
+        spawner.spawn(http_connection(id, stack, router).expect("HTTP_CONNECTIONS connection tasks"));
+    }
+    spawner.spawn(show_clock(net::show_clock_socket(stack)).expect("one show clock socket"));
+    // Reserved for the application's peer sync sessions; held here until it is linked.
+    let _sync_client = net::sync_client(stack);
+
+    loop {
+        let (app, radio) = heap::used();
+        log::info!(
+            "heap in use: application {app} of {} B, radio {radio} of {} B",
+            heap::APP_HEAP_BYTES,
+            heap::RADIO_HEAP_BYTES
+        );
+        Timer::after(Duration::from_secs(60)).await;
+    }
+}
+
+#[embassy_executor::task]
+async fn column_clock(mut strip: Apa102) -> ! {
+    column::run(&Dark, &mut strip).await
+}
+
+#[embassy_executor::task]
+async fn teensy_replies(rx: UartRx<'static, Async>) -> ! {
+    teensy::log_replies(rx).await
+}
+
+#[embassy_executor::task]
+async fn network(mut runner: Runner<'static, Interface>) -> ! {
+    runner.run().await
+}
+
+#[embassy_executor::task]
+async fn station_keeper(controller: WifiController<'static>) -> ! {
+    wifi::keep_station_joined(controller).await
+}
+
+#[embassy_executor::task]
+async fn access_point_keeper(controller: WifiController<'static>) -> ! {
+    wifi::keep_access_point(controller).await
+}
+
+#[embassy_executor::task]
+async fn dhcp(stack: Stack<'static>) -> ! {
+    dhcp_server::serve(stack).await
+}
+
+#[embassy_executor::task]
+async fn mdns_responder(responder: &'static Responder, stack: Stack<'static>, ip: core::net::Ipv4Addr) -> ! {
+    responder.run(stack, ip).await
+}
+
+#[embassy_executor::task(pool_size = HTTP_CONNECTIONS)]
+async fn http_connection(id: usize, stack: Stack<'static>, router: &'static AppRouter<NotLinked>) -> ! {
+    http::serve(id, stack, router).await
+}
+
+#[embassy_executor::task]
+async fn show_clock(socket: embassy_net::udp::UdpSocket<'static>) -> ! {
+    net::drain_show_clock(socket).await
+}
