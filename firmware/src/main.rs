@@ -25,7 +25,7 @@ use povpoi_core::wire::teensy::Command;
 use povpoi_firmware::apa102::{self, Apa102};
 use povpoi_firmware::column::{self, Dark};
 use povpoi_firmware::http::{self, AppRouter, NotLinked};
-use povpoi_firmware::mdns::{self, Advert, Responder};
+use povpoi_firmware::mdns::{Advert, Responder};
 use povpoi_firmware::net::{self, HTTP_CONNECTIONS};
 use povpoi_firmware::settings::RamWifiSettings;
 use povpoi_firmware::teensy::{self, TeensyLink};
@@ -93,7 +93,7 @@ async fn main(spawner: Spawner) -> ! {
         }
     };
 
-    let hostname = mdns::host_label(device_id);
+    let hostname = povpoi_peer::advert::host_label(device_id);
     let rng = Rng::new();
     let seed = (u64::from(rng.random()) << 32) | u64::from(rng.random());
     let (stack, runner) = net::stack(interface, net::config(&link, &hostname), seed);

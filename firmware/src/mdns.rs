@@ -1,5 +1,5 @@
-//! The mDNS / DNS-SD responder (edge-mdns): advertises `_povpoi._tcp` with the same names and
-//! TXT keys as the node (`crates/povpoi-node/src/discovery.rs`), so a Linux node finds the board.
+//! The mDNS / DNS-SD responder (edge-mdns): advertises `_povpoi._tcp` with the names and TXT
+//! records of [`povpoi_peer::advert`], as the node does, so a Linux node finds the board.
 //!
 //! - Instance `povpoi-E5F6-A1B2C3D4E5F6` (the last four hex digits, then the whole device id),
 //!   host `povpoi-E5F6.local` (the existing system's name).
@@ -8,15 +8,11 @@
 //!   unsolicited announcement with `seq` incremented: the node's mDNS library reports a service
 //!   again only when a record changed, and the node times out peers it stops hearing.
 //!
-//! The two name rules are also private functions of the node's discovery module; both should
-//! come from the shared application crate once discovery moves there.
-//!
 //! Browsing for other poi is not here: that is discovery bookkeeping, which the shared
 //! application will bring (it can send queries through the same socket).
 
 use alloc::string::String;
 use core::cell::RefCell;
-use core::fmt::Write as _;
 use core::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 
 use edge_mdns::buf::VecBufAccess;
@@ -33,12 +29,8 @@ use embassy_sync::blocking_mutex::raw::{CriticalSectionRawMutex, NoopRawMutex};
 use embassy_sync::signal::Signal;
 use embassy_time::{Duration, Timer};
 use povpoi_core::device::DeviceId;
+use povpoi_peer::advert::{self, Announcement, SERVICE, TRANSPORT};
 use static_cell::StaticCell;
-
-/// The DNS-SD service labels: `_povpoi._tcp.local`.
-pub const SERVICE: &str = "_povpoi";
-/// The transport label of [`SERVICE`].
-pub const PROTOCOL: &str = "_tcp";
 
 /// How often the poi re-announces itself: the node's interval, well inside the 120 s after
 /// which a peer is taken for gone.
@@ -70,26 +62,6 @@ pub struct Advert {
     pub digest: String,
     /// The port of its HTTP API.
     pub port: u16,
-}
-
-/// `povpoi-E5F6-A1B2C3D4E5F6`: the existing system's short form, made unique by the whole id.
-pub fn instance_name(id: DeviceId) -> heapless::String<32> {
-    let b = id.0;
-    let mut name = heapless::String::new();
-    // 24 characters always fit in 32.
-    let _ = write!(
-        name,
-        "povpoi-{:02X}{:02X}-{:02X}{:02X}{:02X}{:02X}{:02X}{:02X}",
-        b[4], b[5], b[0], b[1], b[2], b[3], b[4], b[5]
-    );
-    name
-}
-
-/// `povpoi-E5F6`: the host name, without `.local`.
-pub fn host_label(id: DeviceId) -> heapless::String<16> {
-    let mut name = heapless::String::new();
-    let _ = write!(name, "povpoi-{:02X}{:02X}", id.0[4], id.0[5]);
-    name
 }
 
 /// The advert and its change signal, shared by the responder task and whoever updates it.
@@ -190,22 +162,17 @@ impl HostAnswers for Answers<'_> {
     {
         // A copy, so the lock is not held while the packet is composed.
         let (advert, seq) = self.responder.snapshot();
-        let instance = instance_name(advert.device_id);
-        let hostname = host_label(advert.device_id);
-        let mut device_id = heapless::String::<17>::new();
-        let _ = write!(device_id, "{}", advert.device_id);
-        let mut protocol = heapless::String::<5>::new();
-        let _ = write!(protocol, "{}", advert.protocol);
-        let mut seq_text = heapless::String::<10>::new();
-        let _ = write!(seq_text, "{seq}");
-        let txt = [
-            ("deviceId", device_id.as_str()),
-            ("deviceName", advert.device_name.as_str()),
-            ("syncGroup", advert.sync_group.as_str()),
-            ("protocol", protocol.as_str()),
-            ("digest", advert.digest.as_str()),
-            ("seq", seq_text.as_str()),
-        ];
+        let instance = advert::instance_name(advert.device_id);
+        let hostname = advert::host_label(advert.device_id);
+        let about = Announcement {
+            device_id: advert.device_id,
+            device_name: &advert.device_name,
+            sync_group: &advert.sync_group,
+            protocol: advert.protocol,
+            digest: &advert.digest,
+        };
+        let records = advert::txt_records(&about, seq);
+        let txt = records.each_ref().map(|(key, value)| (*key, value.as_str()));
         let host =
             Host { hostname: &hostname, ipv4: self.ip, ipv6: Ipv6Addr::UNSPECIFIED, ttl: Ttl::from_secs(TTL_SECS) };
         let service = Service {
@@ -213,7 +180,7 @@ impl HostAnswers for Answers<'_> {
             priority: 0,
             weight: 0,
             service: SERVICE,
-            protocol: PROTOCOL,
+            protocol: TRANSPORT,
             port: advert.port,
             service_subtypes: &[],
             txt_kvs: &txt,

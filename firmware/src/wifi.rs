@@ -6,7 +6,6 @@
 //! phone on it is not cut off by a retry. Power saving stays off in both: the show clock's
 //! probes need the radio awake, as modem sleep adds up to a beacon interval (~100 ms) of jitter.
 
-use core::fmt::Write as _;
 use core::net::Ipv4Addr;
 
 use embassy_time::{Duration, Timer, with_timeout};
@@ -65,10 +64,9 @@ pub enum Link {
 /// `povpoi-XXXX`: XXXX the last four hex digits of the MAC, upper case, like the poi's mDNS
 /// host name, so the network a phone sees and the name it browses to match.
 pub fn access_point_name(mac: [u8; 6]) -> heapless::String<32> {
-    let mut name = heapless::String::new();
+    let label = povpoi_peer::advert::host_label(povpoi_core::device::DeviceId(mac));
     // 11 characters always fit in 32.
-    let _ = write!(name, "povpoi-{:02X}{:02X}", mac[4], mac[5]);
-    name
+    heapless::String::try_from(label.as_str()).unwrap_or_default()
 }
 
 /// Brings Wi-Fi up: joins the configured network within [`JOIN_TIMEOUT`], or opens the access

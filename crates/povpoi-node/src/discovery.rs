@@ -33,8 +33,8 @@ use mdns_sd::{
 use povpoi_core::device::DeviceId;
 use tokio::sync::mpsc::UnboundedSender;
 
-/// The DNS-SD service type every povpoi node advertises and browses.
-pub const SERVICE_TYPE: &str = "_povpoi._tcp.local.";
+pub use povpoi_peer::advert::SERVICE_TYPE;
+use povpoi_peer::advert::{self, Announcement};
 
 /// How often a node re-announces itself, so each live peer is reported again at least this often.
 // Well inside the 120 s after which the existing system marks a peer offline: several
@@ -47,16 +47,6 @@ const TICK: Duration = Duration::from_millis(100);
 
 /// The whole bound on [`Discovery::shutdown`].
 const SHUTDOWN_WAIT: Duration = Duration::from_millis(1000);
-
-/// The TXT keys; the first two are the existing system's.
-mod key {
-    pub const DEVICE_ID: &str = "deviceId";
-    pub const DEVICE_NAME: &str = "deviceName";
-    pub const SYNC_GROUP: &str = "syncGroup";
-    pub const PROTOCOL: &str = "protocol";
-    pub const DIGEST: &str = "digest";
-    pub const SEQ: &str = "seq";
-}
 
 /// What this node advertises about itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -160,7 +150,7 @@ impl Discovery {
         match Self::run(&daemon, advert, sightings, announce_every) {
             Ok((published, worker)) => {
                 tracing::info!(
-                    device = %advert.device_id, instance = %instance_name(advert.device_id), port = advert.port,
+                    device = %advert.device_id, instance = %advert::instance_name(advert.device_id), port = advert.port,
                     addrs = ?advert.addrs, "mDNS discovery started"
                 );
                 Ok(Discovery { daemon, published, worker: Some(worker) })
@@ -380,34 +370,23 @@ fn announce(daemon: &ServiceDaemon, published: &mut Published) -> Result<(), Dis
 }
 
 fn service_info(advert: &Advert, seq: u32) -> Result<ServiceInfo, DiscoveryError> {
-    let properties = [
-        (key::DEVICE_ID, advert.device_id.to_string()),
-        (key::DEVICE_NAME, advert.device_name.clone()),
-        (key::SYNC_GROUP, advert.sync_group.clone()),
-        (key::PROTOCOL, advert.protocol.to_string()),
-        (key::DIGEST, advert.digest.clone()),
-        (key::SEQ, seq.to_string()),
-    ];
+    let about = Announcement {
+        device_id: advert.device_id,
+        device_name: &advert.device_name,
+        sync_group: &advert.sync_group,
+        protocol: advert.protocol,
+        digest: &advert.digest,
+    };
+    let properties = advert::txt_records(&about, seq);
     let info = ServiceInfo::new(
         SERVICE_TYPE,
-        &instance_name(advert.device_id),
-        &host_name(advert.device_id),
+        &advert::instance_name(advert.device_id),
+        &format!("{}.local.", advert::host_label(advert.device_id)),
         &advert.addrs[..],
         advert.port,
         &properties[..],
     )?;
     Ok(if advert.addrs.is_empty() { info.enable_addr_auto() } else { info })
-}
-
-/// `povpoi-E5F6-A1B2C3D4E5F6`: the spec's short form, made unique by the whole id.
-fn instance_name(id: DeviceId) -> String {
-    let hex = hex::encode_upper(id.0);
-    format!("povpoi-{}-{hex}", &hex[8..])
-}
-
-/// `povpoi-E5F6.local.`, as the existing system names its host.
-fn host_name(id: DeviceId) -> String {
-    format!("povpoi-{}.local.", hex::encode_upper(&id.0[4..]))
 }
 
 fn check_advert(advert: &Advert) -> Result<(), DiscoveryError> {
@@ -433,18 +412,14 @@ fn check_addrs_are_local(addrs: &[IpAddr]) -> Result<(), DiscoveryError> {
 
 /// Reads a peer from its resolved service; the reason when it is not a usable povpoi node.
 fn sighting_from(service: &ResolvedService) -> Result<Sighting, &'static str> {
-    let text = |key: &str| service.get_property_val_str(key);
-    let device_id: DeviceId =
-        text(key::DEVICE_ID).ok_or("no deviceId")?.parse().map_err(|_| "deviceId is not a device id")?;
-    let protocol: u16 =
-        text(key::PROTOCOL).ok_or("no protocol")?.parse().map_err(|_| "protocol is not a version number")?;
+    let heard = advert::read_txt(|key| service.get_property_val_str(key))?;
     let ip = best_addr(service.get_addresses()).ok_or("no address")?;
     Ok(Sighting {
-        device_id,
-        device_name: text(key::DEVICE_NAME).map_or_else(|| device_id.default_name(), str::to_string),
-        sync_group: text(key::SYNC_GROUP).unwrap_or_default().to_string(),
-        protocol,
-        digest: text(key::DIGEST).unwrap_or_default().to_string(),
+        device_id: heard.device_id,
+        device_name: heard.device_name,
+        sync_group: heard.sync_group,
+        protocol: heard.protocol,
+        digest: heard.digest,
         addr: match ip {
             ScopedAddr::V4(ip) => SocketAddr::new(IpAddr::V4(ip), service.get_port()),
             ScopedAddr::V6(ip, scope) => SocketAddr::V6(SocketAddrV6::new(ip, service.get_port(), 0, scope)),
@@ -506,13 +481,6 @@ mod tests {
             port,
             addrs: addrs.iter().map(|a| a.parse().unwrap()).collect(),
         }
-    }
-
-    #[test]
-    fn names_follow_the_existing_system() {
-        let device = id("A1:B2:C3:D4:E5:F6");
-        assert_eq!(instance_name(device), "povpoi-E5F6-A1B2C3D4E5F6");
-        assert_eq!(host_name(device), "povpoi-E5F6.local.");
     }
 
     #[test]
@@ -769,7 +737,7 @@ mod tests {
         // A goodbye: watched with a plain mdns-sd browser, as the API has no removal event.
         let observer = ServiceDaemon::new().unwrap();
         let events = observer.browse(SERVICE_TYPE).unwrap();
-        let b_fullname = format!("{}.{SERVICE_TYPE}", instance_name(b_ad.device_id));
+        let b_fullname = format!("{}.{SERVICE_TYPE}", advert::instance_name(b_ad.device_id));
         let deadline = Instant::now() + limit;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());

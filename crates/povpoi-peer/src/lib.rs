@@ -4,6 +4,7 @@
 
 extern crate alloc;
 
+pub mod advert;
 pub mod auth;
 pub mod exchange;
 pub mod key;
