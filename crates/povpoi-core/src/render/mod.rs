@@ -10,9 +10,11 @@ mod audio;
 mod color;
 mod pattern;
 mod program;
+#[cfg(test)]
+mod reference;
 
 pub use audio::{AudioSource, Constant, Silence, TestSignal};
-pub use color::{BLACK, ColorOrder, Finish, add, blend, gamma, scale, wheel};
+pub use color::{BLACK, ColorOrder, Finish, FinishTable, add, blend, gamma, scale, wheel};
 pub use program::{
     BadLedCount, Content, DEFAULT_LEDS, ImageView, MAX_LEDS, Program, Renderer, image_column, sequence_item,
 };

@@ -6,7 +6,7 @@
 
 use crate::model::{Pattern, PatternKind, Rgb};
 
-use super::color::{BLACK, blend, scale, wheel};
+use super::color::{BLACK, Mix, Paint, div255, scale, wheel};
 
 /// One period of a sine, 0-255 around 128.
 const SINE: [u8; 256] = [
@@ -23,7 +23,7 @@ const SINE: [u8; 256] = [
 ];
 
 /// Sine of an angle in 1/256 turns, 0-255.
-fn sin8(angle: u8) -> u8 {
+pub(super) fn sin8(angle: u8) -> u8 {
     SINE[usize::from(angle)]
 }
 
@@ -35,26 +35,62 @@ fn triangle8(x: u8) -> u8 {
 /// A well-mixed 32-bit hash of three words (the murmur3 finaliser over a combination), the
 /// patterns' source of randomness.
 fn hash3(a: u32, b: u32, c: u32) -> u32 {
-    let mut h = a ^ b.wrapping_mul(0x9E37_79B9) ^ c.wrapping_mul(0x85EB_CA6B).rotate_left(13);
-    h ^= h >> 16;
-    h = h.wrapping_mul(0x85EB_CA6B);
-    h ^= h >> 13;
-    h = h.wrapping_mul(0xC2B2_AE35);
-    h ^ (h >> 16)
+    Draws::new((a, b)).at(c)
+}
+
+/// The random draws of one slot (`hash3(key.0, key.1, i)` for LED i), with the part that
+/// depends on the slot alone mixed once per column.
+#[derive(Clone, Copy)]
+struct Draws(u32);
+
+impl Draws {
+    fn new(key: (u32, u32)) -> Draws {
+        Draws(key.0 ^ key.1.wrapping_mul(0x9E37_79B9))
+    }
+
+    #[inline(always)]
+    fn at(self, i: u32) -> u32 {
+        let mut h = self.0 ^ i.wrapping_mul(0x85EB_CA6B).rotate_left(13);
+        h ^= h >> 16;
+        h = h.wrapping_mul(0x85EB_CA6B);
+        h ^= h >> 13;
+        h = h.wrapping_mul(0xC2B2_AE35);
+        h ^ (h >> 16)
+    }
+}
+
+/// Division by a number fixed for the column, as a multiplication and a shift: `x / d`
+/// exactly whenever `x * d <= 2^31` (every use here has `x` below 2^16 and `d` at most
+/// [`super::MAX_LEDS`]). With `m = ceil(2^31 / d) = (2^31 + e) / d`, `e < d`, the error
+/// `x * e / (d * 2^31)` stays under `1 / d` and cannot carry past the next integer.
+#[derive(Clone, Copy)]
+pub(super) struct Recip(u32);
+
+impl Recip {
+    pub(super) fn new(d: u32) -> Recip {
+        Recip(((1u64 << 31).div_ceil(u64::from(d.max(1)))) as u32)
+    }
+
+    #[inline(always)]
+    pub(super) fn div(self, x: u32) -> u32 {
+        ((u64::from(x) * u64::from(self.0)) >> 31) as u32
+    }
+}
+
+/// `t * numerator / denominator`, truncated to 64 bits as the 128-bit quotient would be,
+/// in 64-bit arithmetic: with `t = q * denominator + r` it is `q * numerator + r *
+/// numerator / denominator` (the second product is below 2^37 for every use here).
+pub(super) fn scaled(t: u64, numerator: u64, denominator: u64) -> u64 {
+    let (q, r) = (t / denominator, t % denominator);
+    q.wrapping_mul(numerator).wrapping_add(r * numerator / denominator)
 }
 
 /// What a pattern is drawn from at one instant. Everything derived from the show time is
-/// worked out here, once per column and only what the pattern uses: the wide (64- and
-/// 128-bit) multiplications, divisions and remainders are software routines on a 32-bit
-/// microcontroller, too dear to repeat for every LED. The per-LED code sees only 32-bit and
-/// narrower values.
+/// worked out here, once per column and only what the pattern uses; the per-LED code sees
+/// only 32-bit and narrower values, and no division (a divisor fixed for the column becomes
+/// a [`Recip`]).
 #[derive(Default)]
 struct Scene {
-    /// LEDs on the strip.
-    n: u32,
-    pattern: Pattern,
-    /// Microphone level, 0-255.
-    level: u8,
     /// Progress through the pattern's cycle in 1/256 turns (256 units take 256 * 256 /
     /// speed ms, about 1.3 s at the default speed 50), modulo one turn.
     phase8: u8,
@@ -80,7 +116,7 @@ struct Scene {
 }
 
 impl Scene {
-    fn new(pattern: &Pattern, t: u64, n: u32, level: u8) -> Scene {
+    fn new(pattern: &Pattern, t: u64, n: u32) -> Scene {
         let speed = u64::from(pattern.speed());
         let (c1, c2) = (pattern.color1(), pattern.color2());
         // Fixed per pattern, so two patterns with other colours sparkle differently.
@@ -90,11 +126,9 @@ impl Scene {
             u32::from_le_bytes([c2.r, c2.g, c2.b, 0]),
         );
         let key = |slot: u64| (seed ^ (slot >> 32) as u32, slot as u32);
-        let scaled =
-            |numerator: u64, denominator: u64| (u128::from(t) * u128::from(numerator) / u128::from(denominator)) as u64;
-        let phase = || scaled(speed, 256);
+        let phase = || scaled(t, speed, 256);
         let head = || ((phase() % 256) * u64::from(n) / 256) as u32;
-        let mut s = Scene { n, pattern: *pattern, level, ..Scene::default() };
+        let mut s = Scene::default();
         match pattern.kind() {
             PatternKind::Rainbow
             | PatternKind::Wave
@@ -107,24 +141,25 @@ impl Scene {
             PatternKind::Comet => s.head = head(),
             PatternKind::Meteor => {
                 s.head = head();
-                s.crumble_key = key(scaled(15 * speed, 50_000));
+                s.crumble_key = key(scaled(t, 15 * speed, 50_000));
             }
             PatternKind::Sparkle | PatternKind::AudioSparkle => {
                 // A fine counter: 256 steps per 20-a-second slot.
-                let fine20 = scaled(20 * speed * 256, 50_000);
+                let fine20 = scaled(t, 20 * speed * 256, 50_000);
                 s.sparkle_key = key(fine20 / 256);
                 s.into_slot20 = (fine20 % 256) as u8;
             }
             PatternKind::Fire => {
-                let fire = scaled(speed, 20);
+                let fire = scaled(t, speed, 20);
                 let slot = fire / 256;
-                s.fire_keys = [key(slot), key(slot + 1)];
+                s.fire_keys = [key(slot), key(slot.wrapping_add(1))];
                 s.fire_frac = (fire % 256) as u32;
             }
-            // speed/10 flashes a second (5 at 50), each a quarter of its period.
-            PatternKind::Strobe => s.strobe_on = (u128::from(t) * u128::from(speed) % 10_000) < 2_500,
+            // speed/10 flashes a second (5 at 50), each a quarter of its period: t * speed
+            // modulo 10,000, worked out from t modulo 10,000.
+            PatternKind::Strobe => s.strobe_on = (t % 10_000) * speed % 10_000 < 2_500,
             PatternKind::TheaterChase => {
-                let step = scaled(10 * speed, 50_000);
+                let step = scaled(t, 10 * speed, 50_000);
                 s.chase_offset = (step % 3) as u32;
                 s.chase_first = step.is_multiple_of(2);
             }
@@ -132,138 +167,174 @@ impl Scene {
         }
         s
     }
+}
 
-    /// LED `i`'s place along the strip in 1/256 of its length.
-    fn along(&self, i: u32) -> u8 {
-        (i * 256 / self.n) as u8
-    }
-
-    fn c1(&self) -> Rgb {
-        self.pattern.color1()
-    }
-
-    fn c2(&self) -> Rgb {
-        self.pattern.color2()
+/// Sets every LED to `color(i)` finished by `paint`.
+#[inline(always)]
+fn each<P: Paint>(out: &mut [Rgb], paint: P, mut color: impl FnMut(u32) -> Rgb) {
+    for (i, led) in out.iter_mut().enumerate() {
+        *led = paint.paint(color(i as u32));
     }
 }
 
-/// A draw for LED `i` from the slot behind `key`.
-fn random(key: (u32, u32), i: u32) -> u32 {
-    hash3(key.0, key.1, i)
+/// Sets every LED to one of a few colours finished beforehand: `pick(i)` chooses.
+#[inline(always)]
+fn each_finished(out: &mut [Rgb], mut pick: impl FnMut(u32) -> Rgb) {
+    for (i, led) in out.iter_mut().enumerate() {
+        *led = pick(i as u32);
+    }
 }
 
 /// Fills `out` (one entry per LED, LED 0 at the handle) with `pattern` at show time `t_ms`.
+#[cfg(test)]
 pub(crate) fn draw(pattern: &Pattern, t_ms: u64, level: u8, out: &mut [Rgb]) {
+    draw_with(pattern, t_ms, level, super::color::Raw, out)
+}
+
+/// Fills `out` (one entry per LED, LED 0 at the handle, at most [`super::MAX_LEDS`]) with
+/// `pattern` at show time `t_ms`, each colour through `paint`. One loop per pattern type,
+/// so the per-LED code is only that pattern's.
+#[inline(never)]
+pub(crate) fn draw_with<P: Paint>(pattern: &Pattern, t_ms: u64, level: u8, paint: P, out: &mut [Rgb]) {
     let n = out.len() as u32;
     if n == 0 {
         return;
     }
-    let s = Scene::new(pattern, t_ms, n, level);
-    for (i, led) in out.iter_mut().enumerate() {
-        *led = led_color(&s, i as u32);
-    }
-}
-
-fn led_color(s: &Scene, i: u32) -> Rgb {
-    let n = s.n;
-    match s.pattern.kind() {
-        PatternKind::Rainbow => wheel(s.along(i).wrapping_add(s.phase8)),
-        PatternKind::Wave => blend(s.c2(), s.c1(), sin8(s.along(i).wrapping_mul(2).wrapping_sub(s.phase8))),
-        PatternKind::Gradient => blend(s.c1(), s.c2(), triangle8(s.along(i).wrapping_add(s.phase8))),
-        PatternKind::Sparkle => sparkle(s, i, 32),
-        PatternKind::Fire => fire(s, i),
-        PatternKind::Comet => comet(s, i, (n / 4).max(2), false),
-        PatternKind::Breathing => scale(s.c1(), 16 + (u16::from(sin8(s.phase8)) * 239 / 255) as u8),
-        PatternKind::Strobe => {
-            if s.strobe_on {
-                s.c1()
-            } else {
-                BLACK
-            }
+    debug_assert!(n <= u32::from(super::MAX_LEDS), "Recip is exact for strips up to MAX_LEDS");
+    let s = Scene::new(pattern, t_ms, n);
+    let (c1, c2) = (pattern.color1(), pattern.color2());
+    let dark = paint.paint(BLACK);
+    // LED i's place along the strip in 1/256 of its length.
+    let per_led = Recip::new(n);
+    let along = |i: u32| per_led.div(i * 256) as u8;
+    let p = s.phase8;
+    match pattern.kind() {
+        PatternKind::Rainbow => each(out, paint, |i| wheel(along(i).wrapping_add(p))),
+        PatternKind::Wave => {
+            let mix = Mix::new(c2, c1);
+            each(out, paint, |i| mix.at(sin8(along(i).wrapping_mul(2).wrapping_sub(p))))
         }
-        PatternKind::Meteor => comet(s, i, (n / 2).max(2), true),
+        PatternKind::Gradient => {
+            let mix = Mix::new(c1, c2);
+            each(out, paint, |i| mix.at(triangle8(along(i).wrapping_add(p))))
+        }
+        PatternKind::Sparkle => sparkle(&s, c1, c2, 32, paint, out),
+        PatternKind::AudioSparkle => sparkle(&s, c1, c2, u32::from(level) / 2, paint, out),
+        PatternKind::Fire => {
+            let (low, high) = (Mix::new(BLACK, c1), Mix::new(c1, c2));
+            let (now, next) = (Draws::new(s.fire_keys[0]), Draws::new(s.fire_keys[1]));
+            let frac = s.fire_frac;
+            each(out, paint, |i| {
+                let (a, b) = (now.at(i) % 256, next.at(i) % 256);
+                let noise = (a * (256 - frac) + b * frac) / 256;
+                let cooling = 255 - per_led.div(i * 200);
+                let heat = div255(noise * cooling) as u8;
+                if heat < 128 { low.at(heat * 2) } else { high.at((heat - 128) * 2) }
+            })
+        }
+        PatternKind::Comet => comet(&s, c1, c2, n, (n / 4).max(2), None, paint, out),
+        PatternKind::Meteor => comet(&s, c1, c2, n, (n / 2).max(2), Some(Draws::new(s.crumble_key)), paint, out),
+        PatternKind::Breathing => {
+            let level = 16 + div255(u32::from(sin8(p)) * 239) as u8;
+            out.fill(paint.paint(scale(c1, level)))
+        }
+        PatternKind::Strobe => out.fill(if s.strobe_on { paint.paint(c1) } else { dark }),
         PatternKind::Wipe => {
             let cycle = s.wipe;
-            let (front, fill, rest) = if cycle < 256 { (cycle, s.c1(), s.c2()) } else { (cycle - 256, s.c2(), s.c1()) };
-            if i * 256 < front * n { fill } else { rest }
+            let (front, fill, rest) = if cycle < 256 { (cycle, c1, c2) } else { (cycle - 256, c2, c1) };
+            // LED i is filled while i * 256 < front * n: the first ceil(front * n / 256).
+            let filled = ((front * n).div_ceil(256) as usize).min(out.len());
+            let (head, tail) = out.split_at_mut(filled);
+            head.fill(paint.paint(fill));
+            tail.fill(paint.paint(rest));
         }
-        PatternKind::Plasma => {
-            let x = s.along(i);
-            let p = s.phase8;
+        PatternKind::Plasma => each(out, paint, |i| {
+            let x = along(i);
             let a = sin8(x.wrapping_mul(2).wrapping_add(p));
             let b = sin8(x.wrapping_mul(3).wrapping_sub(p.wrapping_mul(2)));
             wheel((((u16::from(a) + u16::from(b)) / 2) as u8).wrapping_add(p / 2))
-        }
+        }),
         PatternKind::VuMeter => {
-            let lit = u32::from(s.level) * n / 255;
-            if i < lit { blend(s.c1(), s.c2(), (i * 255 / n) as u8) } else { BLACK }
+            let lit = div255(u32::from(level) * n) as usize;
+            let mix = Mix::new(c1, c2);
+            let (on, off) = out.split_at_mut(lit);
+            each(on, paint, |i| mix.at(per_led.div(i * 255) as u8));
+            off.fill(dark);
         }
-        PatternKind::Pulse => blend(scale(s.c2(), 24), s.c1(), s.level),
-        PatternKind::AudioRainbow => scale(wheel(s.along(i).wrapping_add(s.phase8)), s.level.max(24)),
+        PatternKind::Pulse => out.fill(paint.paint(Mix::new(scale(c2, 24), c1).at(level))),
+        PatternKind::AudioRainbow => {
+            let level = level.max(24);
+            each(out, paint, |i| scale(wheel(along(i).wrapping_add(p)), level))
+        }
         PatternKind::CenterBurst => {
             let half = (n / 2).max(1);
-            let distance = (2 * i + 1).abs_diff(n) / 2;
-            let radius = u32::from(s.level) * half / 255;
-            if s.level > 0 && distance <= radius {
-                blend(s.c1(), s.c2(), (distance * 255 / half).min(255) as u8)
-            } else {
-                BLACK
-            }
+            let per_half = Recip::new(half);
+            let radius = div255(u32::from(level) * half);
+            let mix = Mix::new(c1, c2);
+            each(out, paint, |i| {
+                let distance = (2 * i + 1).abs_diff(n) / 2;
+                if level > 0 && distance <= radius {
+                    mix.at(per_half.div(distance * 255).min(255) as u8)
+                } else {
+                    BLACK
+                }
+            })
         }
-        PatternKind::AudioSparkle => sparkle(s, i, u32::from(s.level) / 2),
         PatternKind::SplitSpin => {
-            if s.along(i).wrapping_add(s.phase8) < 128 {
-                s.c1()
-            } else {
-                s.c2()
-            }
+            let (first, second) = (paint.paint(c1), paint.paint(c2));
+            each_finished(out, |i| if along(i).wrapping_add(p) < 128 { first } else { second })
         }
         PatternKind::TheaterChase => {
-            if (i + s.chase_offset).is_multiple_of(3) {
-                if s.chase_first { s.c1() } else { s.c2() }
-            } else {
-                BLACK
-            }
+            let lit = paint.paint(if s.chase_first { c1 } else { c2 });
+            // (i + offset) % 3, counted along rather than divided for.
+            let mut k = s.chase_offset;
+            each_finished(out, |_| {
+                let c = if k == 0 { lit } else { dark };
+                k = if k == 2 { 0 } else { k + 1 };
+                c
+            })
         }
     }
 }
 
 /// LEDs light up in colour 1 at random (`chance` in 256 per slot) and fade within their
-/// slot, over colour 2 at a glimmer.
-fn sparkle(s: &Scene, i: u32, chance: u32) -> Rgb {
-    let background = scale(s.c2(), 16);
-    if random(s.sparkle_key, i) % 256 >= chance {
-        return background;
-    }
+/// slot, over colour 2 at a glimmer. A column has two colours, so both are finished once.
+fn sparkle<P: Paint>(s: &Scene, c1: Rgb, c2: Rgb, chance: u32, paint: P, out: &mut [Rgb]) {
+    let background = scale(c2, 16);
     // The spark fades out as its slot ends.
-    blend(s.c1(), background, s.into_slot20)
-}
-
-/// Flames rising from the handle: heat is value noise in time, cooling toward the tip,
-/// shown black, then colour 1, then colour 2 at the hottest.
-fn fire(s: &Scene, i: u32) -> Rgb {
-    let frac = s.fire_frac;
-    let a = random(s.fire_keys[0], i) % 256;
-    let b = random(s.fire_keys[1], i) % 256;
-    let noise = (a * (256 - frac) + b * frac) / 256;
-    let cooling = 255 - i * 200 / s.n;
-    let heat = (noise * cooling / 255) as u8;
-    if heat < 128 { blend(BLACK, s.c1(), heat * 2) } else { blend(s.c1(), s.c2(), (heat - 128) * 2) }
+    let spark = paint.paint(Mix::new(c1, background).at(s.into_slot20));
+    let background = paint.paint(background);
+    let draws = Draws::new(s.sparkle_key);
+    each_finished(out, |i| if draws.at(i) % 256 < chance { spark } else { background })
 }
 
 /// A head of colour 1 running from handle to tip once a cycle, with a tail fading into
-/// colour 2; a meteor's tail crumbles at random.
-fn comet(s: &Scene, i: u32, tail: u32, crumbling: bool) -> Rgb {
-    let behind = (s.head + s.n - i) % s.n;
-    if behind >= tail {
-        return BLACK;
-    }
-    let fade = 255 - behind * 255 / tail;
-    let mut c = scale(blend(s.c1(), s.c2(), (behind * 255 / tail) as u8), fade as u8);
-    if crumbling && behind > 0 && random(s.crumble_key, i).is_multiple_of(3) {
-        c = scale(c, 64);
-    }
-    c
+/// colour 2; a meteor's tail crumbles at random (`crumbling` draws which LEDs).
+#[allow(clippy::too_many_arguments)] // all of them fixed for the column
+fn comet<P: Paint>(
+    s: &Scene,
+    c1: Rgb,
+    c2: Rgb,
+    n: u32,
+    tail: u32,
+    crumbling: Option<Draws>,
+    paint: P,
+    out: &mut [Rgb],
+) {
+    let (per_tail, mix, head) = (Recip::new(tail), Mix::new(c1, c2), s.head);
+    each(out, paint, |i| {
+        // (head + n - i) % n, with head and i below n.
+        let behind = if i <= head { head - i } else { head + n - i };
+        if behind >= tail {
+            return BLACK;
+        }
+        let along_tail = per_tail.div(behind * 255);
+        let c = scale(mix.at(along_tail as u8), (255 - along_tail) as u8);
+        match crumbling {
+            Some(draws) if behind > 0 && draws.at(i).is_multiple_of(3) => scale(c, 64),
+            _ => c,
+        }
+    })
 }
 
 #[cfg(test)]
