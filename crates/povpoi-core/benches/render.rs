@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use povpoi_core::model::{Pattern, PatternKind, Rgb};
-use povpoi_core::render::{Finish, ImageView, Program, Renderer};
+use povpoi_core::render::{ColumnCache, Finish, ImageView, Program, Renderer};
 
 const COLUMNS: u64 = 400;
 const WORKER: &str = "POVPOI_RENDER_WORKER";
@@ -33,8 +33,9 @@ fn name(case: &str) -> String {
     }
 }
 
-/// Renders `columns` columns of `case` at `leds` LEDs with brightness 200 and gamma, in one
-/// pass (`Renderer::render_finished` with a `FinishTable` made before the first column).
+/// Renders `columns` columns of `case` at `leds` LEDs with brightness 200 and gamma, as a
+/// player should: `Renderer::render_cached` with one `ColumnCache` made before the first
+/// column (so what it builds on the first column counts, spread over the columns).
 fn work(case: &str, leds: u16, columns: u64) {
     let renderer = Renderer::new(leds).unwrap();
     let pixels: Vec<u8> = (0..400 * usize::from(leds.min(64)) * 3).map(|i| (i * 31 % 251) as u8).collect();
@@ -46,13 +47,13 @@ fn work(case: &str, leds: u16, columns: u64) {
         Err(_) => Program::Image(image),
     };
     let mut column = vec![Rgb::default(); usize::from(leds)];
-    // Built once, as a player keeps it while brightness and gamma stay the same.
-    let finish = Finish { brightness: 200, gamma: true }.table();
+    // Made once and kept, as a player keeps it while it plays.
+    let mut cache = ColumnCache::new(Finish { brightness: 200, gamma: true });
     let start_ms = 1_764_000_000_000u64;
     for k in 0..columns {
         // 5,000 columns a second: 0.2 ms apart, so time-slotted patterns change slots.
         let t = start_ms + k / 5;
-        renderer.render_finished(black_box(&program), black_box(t), 250, (k % 256) as u8, &finish, &mut column);
+        renderer.render_cached(black_box(&program), black_box(t), 250, (k % 256) as u8, &mut cache, &mut column);
         black_box(&column);
     }
 }

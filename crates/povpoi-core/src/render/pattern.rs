@@ -6,6 +6,7 @@
 
 use crate::model::{Pattern, PatternKind, Rgb};
 
+use super::cache::{Ramp, Tables};
 use super::color::{BLACK, Mix, Paint, div255, scale, wheel};
 
 /// One period of a sine, 0-255 around 128.
@@ -41,15 +42,15 @@ fn hash3(a: u32, b: u32, c: u32) -> u32 {
 /// The random draws of one slot (`hash3(key.0, key.1, i)` for LED i), with the part that
 /// depends on the slot alone mixed once per column.
 #[derive(Clone, Copy)]
-struct Draws(u32);
+pub(super) struct Draws(u32);
 
 impl Draws {
-    fn new(key: (u32, u32)) -> Draws {
+    pub(super) fn new(key: (u32, u32)) -> Draws {
         Draws(key.0 ^ key.1.wrapping_mul(0x9E37_79B9))
     }
 
     #[inline(always)]
-    fn at(self, i: u32) -> u32 {
+    pub(super) fn at(self, i: u32) -> u32 {
         let mut h = self.0 ^ i.wrapping_mul(0x85EB_CA6B).rotate_left(13);
         h ^= h >> 16;
         h = h.wrapping_mul(0x85EB_CA6B);
@@ -120,12 +121,15 @@ impl Scene {
         let speed = u64::from(pattern.speed());
         let (c1, c2) = (pattern.color1(), pattern.color2());
         // Fixed per pattern, so two patterns with other colours sparkle differently.
-        let seed = hash3(
-            u32::from(pattern.kind().id()) << 8 | u32::from(pattern.speed()),
-            u32::from_le_bytes([c1.r, c1.g, c1.b, 0]),
-            u32::from_le_bytes([c2.r, c2.g, c2.b, 0]),
-        );
-        let key = |slot: u64| (seed ^ (slot >> 32) as u32, slot as u32);
+        // Worked out only by the patterns that draw at random.
+        let seed = || {
+            hash3(
+                u32::from(pattern.kind().id()) << 8 | u32::from(pattern.speed()),
+                u32::from_le_bytes([c1.r, c1.g, c1.b, 0]),
+                u32::from_le_bytes([c2.r, c2.g, c2.b, 0]),
+            )
+        };
+        let key = |slot: u64| (seed() ^ (slot >> 32) as u32, slot as u32);
         let phase = || scaled(t, speed, 256);
         let head = || ((phase() % 256) * u64::from(n) / 256) as u32;
         let mut s = Scene::default();
@@ -152,6 +156,8 @@ impl Scene {
             PatternKind::Fire => {
                 let fire = scaled(t, speed, 20);
                 let slot = fire / 256;
+                let seed = seed();
+                let key = |slot: u64| (seed ^ (slot >> 32) as u32, slot as u32);
                 s.fire_keys = [key(slot), key(slot.wrapping_add(1))];
                 s.fire_frac = (fire % 256) as u32;
             }
@@ -169,71 +175,72 @@ impl Scene {
     }
 }
 
-/// Sets every LED to `color(i)` finished by `paint`.
+/// Sets every LED to `color(i)`, a colour already finished.
 #[inline(always)]
-fn each<P: Paint>(out: &mut [Rgb], paint: P, mut color: impl FnMut(u32) -> Rgb) {
+fn each(out: &mut [Rgb], mut color: impl FnMut(u32) -> Rgb) {
     for (i, led) in out.iter_mut().enumerate() {
-        *led = paint.paint(color(i as u32));
-    }
-}
-
-/// Sets every LED to one of a few colours finished beforehand: `pick(i)` chooses.
-#[inline(always)]
-fn each_finished(out: &mut [Rgb], mut pick: impl FnMut(u32) -> Rgb) {
-    for (i, led) in out.iter_mut().enumerate() {
-        *led = pick(i as u32);
+        *led = color(i as u32);
     }
 }
 
 /// Fills `out` (one entry per LED, LED 0 at the handle) with `pattern` at show time `t_ms`.
 #[cfg(test)]
 pub(crate) fn draw(pattern: &Pattern, t_ms: u64, level: u8, out: &mut [Rgb]) {
-    draw_with(pattern, t_ms, level, super::color::Raw, out)
+    draw_with(pattern, t_ms, level, &mut super::cache::raw(), out)
 }
 
 /// Fills `out` (one entry per LED, LED 0 at the handle, at most [`super::MAX_LEDS`]) with
-/// `pattern` at show time `t_ms`, each colour through `paint`. One loop per pattern type,
-/// so the per-LED code is only that pattern's.
+/// `pattern` at show time `t_ms`, finished, with what `tables` may have kept. One loop per
+/// pattern type, so the per-LED code is only that pattern's.
 #[inline(never)]
-pub(crate) fn draw_with<P: Paint>(pattern: &Pattern, t_ms: u64, level: u8, paint: P, out: &mut [Rgb]) {
+pub(crate) fn draw_with<T: Tables>(pattern: &Pattern, t_ms: u64, level: u8, tables: &mut T, out: &mut [Rgb]) {
+    debug_assert!(out.len() <= usize::from(super::MAX_LEDS), "Recip is exact for strips up to MAX_LEDS");
+    // Never shorter: the renderer's strips are at most MAX_LEDS long. The compiler learns
+    // that LED indexes stay below it, and checks no cached draw's index per LED.
+    let len = out.len().min(usize::from(super::MAX_LEDS));
+    let out = &mut out[..len];
     let n = out.len() as u32;
     if n == 0 {
         return;
     }
-    debug_assert!(n <= u32::from(super::MAX_LEDS), "Recip is exact for strips up to MAX_LEDS");
     let s = Scene::new(pattern, t_ms, n);
     let (c1, c2) = (pattern.color1(), pattern.color2());
+    tables.set_strip(n);
+    let paint = tables.painter();
     let dark = paint.paint(BLACK);
-    // LED i's place along the strip in 1/256 of its length.
     let per_led = Recip::new(n);
-    let along = |i: u32| per_led.div(i * 256) as u8;
     let p = s.phase8;
     match pattern.kind() {
-        PatternKind::Rainbow => each(out, paint, |i| wheel(along(i).wrapping_add(p))),
+        PatternKind::Rainbow => {
+            tables.set_ramp(0, Ramp::Wheel);
+            tables.each_along(out, |x| tables.ramp(0, x.wrapping_add(p)))
+        }
         PatternKind::Wave => {
-            let mix = Mix::new(c2, c1);
-            each(out, paint, |i| mix.at(sin8(along(i).wrapping_mul(2).wrapping_sub(p))))
+            tables.set_ramp(0, Ramp::Blend(c2, c1));
+            tables.each_along(out, |x| tables.ramp(0, sin8(x.wrapping_mul(2).wrapping_sub(p))))
         }
         PatternKind::Gradient => {
-            let mix = Mix::new(c1, c2);
-            each(out, paint, |i| mix.at(triangle8(along(i).wrapping_add(p))))
+            tables.set_ramp(0, Ramp::Blend(c1, c2));
+            tables.each_along(out, |x| tables.ramp(0, triangle8(x.wrapping_add(p))))
         }
-        PatternKind::Sparkle => sparkle(&s, c1, c2, 32, paint, out),
-        PatternKind::AudioSparkle => sparkle(&s, c1, c2, u32::from(level) / 2, paint, out),
+        PatternKind::Sparkle => sparkle(&s, c1, c2, 32, tables, out),
+        PatternKind::AudioSparkle => sparkle(&s, c1, c2, u32::from(level) / 2, tables, out),
         PatternKind::Fire => {
-            let (low, high) = (Mix::new(BLACK, c1), Mix::new(c1, c2));
-            let (now, next) = (Draws::new(s.fire_keys[0]), Draws::new(s.fire_keys[1]));
+            tables.set_ramp(0, Ramp::Fire(c1, c2));
+            tables.set_draws(0, s.fire_keys[0], n);
+            tables.set_draws(1, s.fire_keys[1], n);
             let frac = s.fire_frac;
-            each(out, paint, |i| {
-                let (a, b) = (now.at(i) % 256, next.at(i) % 256);
+            let tables = &*tables;
+            each(out, |i| {
+                let (a, b) = (tables.draw(0, i) % 256, tables.draw(1, i) % 256);
                 let noise = (a * (256 - frac) + b * frac) / 256;
-                let cooling = 255 - per_led.div(i * 200);
+                let cooling = tables.cooling(i);
                 let heat = div255(noise * cooling) as u8;
-                if heat < 128 { low.at(heat * 2) } else { high.at((heat - 128) * 2) }
+                tables.ramp(0, heat)
             })
         }
-        PatternKind::Comet => comet(&s, c1, c2, n, (n / 4).max(2), None, paint, out),
-        PatternKind::Meteor => comet(&s, c1, c2, n, (n / 2).max(2), Some(Draws::new(s.crumble_key)), paint, out),
+        PatternKind::Comet => comet(&s, c1, c2, n, (n / 4).max(2), false, tables, out),
+        PatternKind::Meteor => comet(&s, c1, c2, n, (n / 2).max(2), true, tables, out),
         PatternKind::Breathing => {
             let level = 16 + div255(u32::from(sin8(p)) * 239) as u8;
             out.fill(paint.paint(scale(c1, level)))
@@ -248,47 +255,55 @@ pub(crate) fn draw_with<P: Paint>(pattern: &Pattern, t_ms: u64, level: u8, paint
             head.fill(paint.paint(fill));
             tail.fill(paint.paint(rest));
         }
-        PatternKind::Plasma => each(out, paint, |i| {
-            let x = along(i);
-            let a = sin8(x.wrapping_mul(2).wrapping_add(p));
-            let b = sin8(x.wrapping_mul(3).wrapping_sub(p.wrapping_mul(2)));
-            wheel((((u16::from(a) + u16::from(b)) / 2) as u8).wrapping_add(p / 2))
-        }),
+        PatternKind::Plasma => {
+            tables.set_ramp(0, Ramp::Wheel);
+            tables.each_along(out, |x| {
+                let a = sin8(x.wrapping_mul(2).wrapping_add(p));
+                let b = sin8(x.wrapping_mul(3).wrapping_sub(p.wrapping_mul(2)));
+                tables.ramp(0, (((u16::from(a) + u16::from(b)) / 2) as u8).wrapping_add(p / 2))
+            })
+        }
         PatternKind::VuMeter => {
             let lit = div255(u32::from(level) * n) as usize;
-            let mix = Mix::new(c1, c2);
+            tables.set_ramp(0, Ramp::Blend(c1, c2));
             let (on, off) = out.split_at_mut(lit);
-            each(on, paint, |i| mix.at(per_led.div(i * 255) as u8));
+            each(on, |i| tables.ramp(0, per_led.div(i * 255) as u8));
             off.fill(dark);
         }
         PatternKind::Pulse => out.fill(paint.paint(Mix::new(scale(c2, 24), c1).at(level))),
         PatternKind::AudioRainbow => {
             let level = level.max(24);
-            each(out, paint, |i| scale(wheel(along(i).wrapping_add(p)), level))
+            tables.each_along(out, |x| paint.paint(scale(wheel(x.wrapping_add(p)), level)))
         }
         PatternKind::CenterBurst => {
             let half = (n / 2).max(1);
             let per_half = Recip::new(half);
             let radius = div255(u32::from(level) * half);
-            let mix = Mix::new(c1, c2);
-            each(out, paint, |i| {
-                let distance = (2 * i + 1).abs_diff(n) / 2;
-                if level > 0 && distance <= radius {
-                    mix.at(per_half.div(distance * 255).min(255) as u8)
-                } else {
-                    BLACK
-                }
-            })
+            tables.set_ramp(0, Ramp::Blend(c1, c2));
+            let paint = tables.painter();
+            out.fill(paint.paint(BLACK));
+            if level == 0 {
+                return;
+            }
+            // LED i is lit while (2i + 1).abs_diff(n) / 2 <= radius, that is while
+            // (2i + 1).abs_diff(n) <= 2 radius + 1: from ceil((n - 2 radius - 2) / 2) to
+            // (n + 2 radius) / 2.
+            let first = (n.saturating_sub(2 * radius + 2) as usize).div_ceil(2);
+            let last = (((n + 2 * radius) / 2) as usize).min(out.len() - 1);
+            for (i, led) in out.iter_mut().enumerate().take(last + 1).skip(first) {
+                let distance = (2 * i as u32 + 1).abs_diff(n) / 2;
+                *led = tables.ramp(0, per_half.div(distance * 255).min(255) as u8);
+            }
         }
         PatternKind::SplitSpin => {
             let (first, second) = (paint.paint(c1), paint.paint(c2));
-            each_finished(out, |i| if along(i).wrapping_add(p) < 128 { first } else { second })
+            tables.each_along(out, |x| if x.wrapping_add(p) < 128 { first } else { second })
         }
         PatternKind::TheaterChase => {
             let lit = paint.paint(if s.chase_first { c1 } else { c2 });
             // (i + offset) % 3, counted along rather than divided for.
             let mut k = s.chase_offset;
-            each_finished(out, |_| {
+            each(out, |_| {
                 let c = if k == 0 { lit } else { dark };
                 k = if k == 2 { 0 } else { k + 1 };
                 c
@@ -299,42 +314,40 @@ pub(crate) fn draw_with<P: Paint>(pattern: &Pattern, t_ms: u64, level: u8, paint
 
 /// LEDs light up in colour 1 at random (`chance` in 256 per slot) and fade within their
 /// slot, over colour 2 at a glimmer. A column has two colours, so both are finished once.
-fn sparkle<P: Paint>(s: &Scene, c1: Rgb, c2: Rgb, chance: u32, paint: P, out: &mut [Rgb]) {
+fn sparkle<T: Tables>(s: &Scene, c1: Rgb, c2: Rgb, chance: u32, tables: &mut T, out: &mut [Rgb]) {
     let background = scale(c2, 16);
     // The spark fades out as its slot ends.
-    let spark = paint.paint(Mix::new(c1, background).at(s.into_slot20));
-    let background = paint.paint(background);
-    let draws = Draws::new(s.sparkle_key);
-    each_finished(out, |i| if draws.at(i) % 256 < chance { spark } else { background })
+    let paint = tables.painter();
+    let (spark, background) = (paint.paint(Mix::new(c1, background).at(s.into_slot20)), paint.paint(background));
+    tables.set_draws(0, s.sparkle_key, out.len() as u32);
+    let tables = &*tables;
+    each(out, |i| if tables.draw(0, i) % 256 < chance { spark } else { background })
 }
 
 /// A head of colour 1 running from handle to tip once a cycle, with a tail fading into
-/// colour 2; a meteor's tail crumbles at random (`crumbling` draws which LEDs).
+/// colour 2; a meteor's tail crumbles at random.
 #[allow(clippy::too_many_arguments)] // all of them fixed for the column
-fn comet<P: Paint>(
-    s: &Scene,
-    c1: Rgb,
-    c2: Rgb,
-    n: u32,
-    tail: u32,
-    crumbling: Option<Draws>,
-    paint: P,
-    out: &mut [Rgb],
-) {
-    let (per_tail, mix, head) = (Recip::new(tail), Mix::new(c1, c2), s.head);
-    each(out, paint, |i| {
-        // (head + n - i) % n, with head and i below n.
-        let behind = if i <= head { head - i } else { head + n - i };
-        if behind >= tail {
-            return BLACK;
-        }
-        let along_tail = per_tail.div(behind * 255);
-        let c = scale(mix.at(along_tail as u8), (255 - along_tail) as u8);
-        match crumbling {
-            Some(draws) if behind > 0 && draws.at(i).is_multiple_of(3) => scale(c, 64),
-            _ => c,
-        }
-    })
+fn comet<T: Tables>(s: &Scene, c1: Rgb, c2: Rgb, n: u32, tail: u32, crumbling: bool, tables: &mut T, out: &mut [Rgb]) {
+    tables.set_ramp(0, Ramp::Tail(c1, c2));
+    if crumbling {
+        tables.set_ramp(1, Ramp::Crumbled(c1, c2));
+        tables.set_draws(0, s.crumble_key, n);
+    }
+    let (per_tail, head) = (Recip::new(tail), s.head);
+    let tables = &*tables;
+    out.fill(tables.painter().paint(BLACK));
+    // The lit LEDs run back from the head, `behind` LEDs back, wrapping at the handle; the
+    // rest stay dark.
+    let mut i = head as usize;
+    for behind in 0..tail.min(n) {
+        let along_tail = per_tail.div(behind * 255) as u8;
+        out[i] = if crumbling && behind > 0 && tables.draw(0, i as u32).is_multiple_of(3) {
+            tables.ramp(1, along_tail)
+        } else {
+            tables.ramp(0, along_tail)
+        };
+        i = if i == 0 { n as usize - 1 } else { i - 1 };
+    }
 }
 
 #[cfg(test)]

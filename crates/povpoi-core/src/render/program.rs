@@ -2,6 +2,7 @@
 
 use crate::model::{ImageId, Pattern, Rgb, Sequence, SequenceTarget};
 
+use super::cache::{ColumnCache, Direct, Tables};
 use super::color::{BLACK, FinishTable, Paint, Raw};
 use super::pattern;
 
@@ -99,7 +100,7 @@ impl Renderer {
     /// (0-255) drives the audio-reactive patterns. Brightness and gamma come after, with
     /// [`super::Finish`].
     pub fn render(&self, program: &Program<'_>, t_ms: u64, framerate: u16, audio: u8, out: &mut [Rgb]) {
-        self.draw(program, t_ms, framerate, audio, Raw, out);
+        self.draw(program, t_ms, framerate, audio, &mut Direct::new(Raw), out);
     }
 
     /// [`Renderer::render`] followed by `finish`, in one pass: the same bytes as
@@ -114,17 +115,40 @@ impl Renderer {
         finish: &FinishTable,
         out: &mut [Rgb],
     ) {
-        self.draw(program, t_ms, framerate, audio, finish, out);
+        self.draw(program, t_ms, framerate, audio, &mut Direct::new(finish), out);
     }
 
-    fn draw(&self, program: &Program<'_>, t_ms: u64, framerate: u16, audio: u8, paint: impl Paint, out: &mut [Rgb]) {
+    /// [`Renderer::render_finished`] with what `cache` kept from earlier columns (finished
+    /// blends and wheel, random draws of the current time slots): the same bytes, for the
+    /// least work. A player keeps one [`ColumnCache`] for as long as it plays.
+    pub fn render_cached(
+        &self,
+        program: &Program<'_>,
+        t_ms: u64,
+        framerate: u16,
+        audio: u8,
+        cache: &mut ColumnCache,
+        out: &mut [Rgb],
+    ) {
+        self.draw(program, t_ms, framerate, audio, cache, out);
+    }
+
+    fn draw<T: Tables>(
+        &self,
+        program: &Program<'_>,
+        t_ms: u64,
+        framerate: u16,
+        audio: u8,
+        tables: &mut T,
+        out: &mut [Rgb],
+    ) {
         let out = &mut out[..self.leds()];
         match program {
-            Program::Idle => draw_dark(paint, out),
-            Program::Image(image) => draw_image(image, t_ms, framerate, paint, out),
-            Program::Pattern(p) => pattern::draw_with(p, t_ms, audio, paint, out),
-            Program::Sequence { .. } => draw_sequence(program, &(t_ms, framerate, audio), paint, out),
-            Program::Live(column) => draw_live(column, paint, out),
+            Program::Idle => draw_dark(tables.painter(), out),
+            Program::Image(image) => draw_image(image, t_ms, framerate, tables.painter(), out),
+            Program::Pattern(p) => pattern::draw_with(p, t_ms, audio, tables, out),
+            Program::Sequence { .. } => draw_sequence(program, &(t_ms, framerate, audio), tables, out),
+            Program::Live(column) => draw_live(column, tables.painter(), out),
         }
     }
 }
@@ -133,23 +157,24 @@ impl Renderer {
 /// by reference: with them as arguments, the call would not fit the registers and
 /// `Renderer::draw` would save registers on every column, whatever it plays.
 #[inline(never)]
-fn draw_sequence(
+fn draw_sequence<T: Tables>(
     program: &Program<'_>,
     &(t_ms, framerate, audio): &(u64, u16, u8),
-    paint: impl Paint,
+    tables: &mut T,
     out: &mut [Rgb],
 ) {
     let Program::Sequence { sequence, started_ms, content } = program else { return };
+    let dark = tables.painter().paint(BLACK);
     match sequence_item(sequence, t_ms.saturating_sub(*started_ms)) {
         Some(SequenceTarget::Image(id)) => match content.image(id) {
-            Some(image) => draw_image(&image, t_ms, framerate, paint, out),
-            None => out.fill(paint.paint(BLACK)),
+            Some(image) => draw_image(&image, t_ms, framerate, tables.painter(), out),
+            None => out.fill(dark),
         },
         Some(SequenceTarget::Pattern(slot)) => match content.pattern(slot) {
-            Some(p) => pattern::draw_with(&p, t_ms, audio, paint, out),
-            None => out.fill(paint.paint(BLACK)),
+            Some(p) => pattern::draw_with(&p, t_ms, audio, tables, out),
+            None => out.fill(dark),
         },
-        None => out.fill(paint.paint(BLACK)),
+        None => out.fill(dark),
     }
 }
 

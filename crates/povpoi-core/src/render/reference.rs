@@ -321,7 +321,7 @@ mod equivalence {
     use alloc::vec::Vec;
 
     use super::super::color::{self, div255};
-    use super::super::{Finish, FinishTable, ImageView, Program, Renderer};
+    use super::super::{ColumnCache, Finish, FinishTable, ImageView, Program, Renderer};
     use crate::model::{Pattern, PatternKind, Rgb};
 
     /// splitmix64: reproducible inputs without a dependency.
@@ -444,8 +444,31 @@ mod equivalence {
         }
     }
 
-    /// Renders `program` both ways, raw and with a few finishes, and compares.
-    fn check(program: &Program<'_>, reference: impl Fn(&mut [Rgb]), leds: u16, t: u64, framerate: u16, audio: u8) {
+    /// The finishes the comparisons go through, and a cache for each that lives as long as
+    /// the test, so that what one column leaves in it meets every later one.
+    struct Finishes {
+        caches: [ColumnCache; 3],
+    }
+
+    impl Finishes {
+        fn new() -> Finishes {
+            let finish = |brightness, gamma| ColumnCache::new(Finish { brightness, gamma });
+            Finishes { caches: [finish(255, false), finish(200, true), finish(0, false)] }
+        }
+    }
+
+    /// Renders `program` every way (raw, finished, finished with a cache) under a few
+    /// finishes and compares with the reference.
+    #[allow(clippy::too_many_arguments)]
+    fn check(
+        program: &Program<'_>,
+        reference: impl Fn(&mut [Rgb]),
+        leds: u16,
+        t: u64,
+        framerate: u16,
+        audio: u8,
+        finishes: &mut Finishes,
+    ) {
         let renderer = Renderer::new(leds).unwrap();
         let mut expected = vec![Rgb::default(); usize::from(leds)];
         reference(&mut expected);
@@ -454,21 +477,24 @@ mod equivalence {
         renderer.render(program, t, framerate, audio, &mut out);
         assert_eq!(out[..usize::from(leds)], expected[..], "raw, {leds} LEDs at {t}");
         assert_eq!(out[usize::from(leds)..], [Rgb::new(1, 2, 3); 2]);
-        for finish in [
-            Finish { brightness: 255, gamma: false },
-            Finish { brightness: 200, gamma: true },
-            Finish { brightness: (t % 256) as u8, gamma: t.is_multiple_of(2) },
-        ] {
+        // The third finish changes with the time: its cache is told, and drops its colours.
+        finishes.caches[2].set_finish(Finish { brightness: (t % 256) as u8, gamma: t.is_multiple_of(2) });
+        for cache in &mut finishes.caches {
+            let finish = cache.finish();
             let mut finished = expected.clone();
             super::finish(finish.brightness, finish.gamma, &mut finished);
             renderer.render_finished(program, t, framerate, audio, &finish.table(), &mut out);
             assert_eq!(out[..usize::from(leds)], finished[..], "{finish:?}, {leds} LEDs at {t}");
+            out.fill(Rgb::new(1, 2, 3));
+            renderer.render_cached(program, t, framerate, audio, cache, &mut out);
+            assert_eq!(out[..usize::from(leds)], finished[..], "cached {finish:?}, {leds} LEDs at {t}");
+            assert_eq!(out[usize::from(leds)..], [Rgb::new(1, 2, 3); 2]);
         }
     }
 
     #[test]
     fn every_pattern_matches_the_reference_renderer() {
-        let mut inputs = Inputs(2);
+        let (mut inputs, mut finishes) = (Inputs(2), Finishes::new());
         let some_leds = [1, 2, 3, 4, 5, 7, 8, 16, 31, 32, 33, 63, 64, 100, 143, 144];
         for kind in PatternKind::ALL {
             for k in 0..2_500 {
@@ -489,14 +515,15 @@ mod equivalence {
                     1 => 255,
                     _ => inputs.next() as u8,
                 };
-                check(&Program::Pattern(pattern), |out| super::draw(&pattern, t, level, out), leds, t, 250, level);
+                let reference = |out: &mut [Rgb]| super::draw(&pattern, t, level, out);
+                check(&Program::Pattern(pattern), reference, leds, t, 250, level, &mut finishes);
             }
         }
     }
 
     #[test]
     fn images_and_live_columns_match_the_reference_renderer() {
-        let mut inputs = Inputs(3);
+        let (mut inputs, mut finishes) = (Inputs(3), Finishes::new());
         for k in 0..4_000 {
             let (width, height) = (inputs.below(600) as u16, inputs.below(200) as u16);
             let full = usize::from(width) * usize::from(height) * 3;
@@ -511,7 +538,7 @@ mod equivalence {
             let leds = inputs.below(144) as u16 + 1;
             let (t, framerate) = (inputs.time(), inputs.next() as u16);
             let reference = |out: &mut [Rgb]| super::draw_image(width, height, &pixels, t, framerate, out);
-            check(&Program::Image(image), reference, leds, t, framerate, 0);
+            check(&Program::Image(image), reference, leds, t, framerate, 0, &mut finishes);
             // As tall as the strip, the case with its own loop: whole, short or long.
             let full = usize::from(width) * usize::from(leds) * 3;
             let len = match k % 3 {
@@ -522,11 +549,71 @@ mod equivalence {
             let pixels: Vec<u8> = (0..len).map(|_| inputs.next() as u8).collect();
             let image = ImageView { width, height: leds, pixels: &pixels };
             let reference = |out: &mut [Rgb]| super::draw_image(width, leds, &pixels, t, framerate, out);
-            check(&Program::Image(image), reference, leds, t, framerate, 0);
+            check(&Program::Image(image), reference, leds, t, framerate, 0, &mut finishes);
 
             let pushed: Vec<Rgb> = (0..inputs.below(200)).map(|_| inputs.color()).collect();
             let reference = |out: &mut [Rgb]| super::stretch(pushed.len(), out, |y| pushed[y]);
-            check(&Program::Live(&pushed), reference, leds, t, framerate, 0);
+            check(&Program::Live(&pushed), reference, leds, t, framerate, 0, &mut finishes);
+        }
+    }
+
+    /// Column after column as a player renders them, a millisecond apart, so that the random
+    /// patterns' time slots come and go through the same cache (the fire's next slot
+    /// becomes its current one), on strips that change length.
+    #[test]
+    fn a_cache_kept_across_columns_draws_what_the_reference_draws() {
+        let (mut inputs, mut finishes) = (Inputs(4), Finishes::new());
+        let kinds = [PatternKind::Fire, PatternKind::Sparkle, PatternKind::AudioSparkle, PatternKind::Meteor];
+        for round in 0..12u64 {
+            let kind = kinds[round as usize % kinds.len()];
+            let pattern = Pattern::new(kind, inputs.color(), inputs.color(), inputs.below(255) as u8 + 1).unwrap();
+            let start = inputs.time();
+            for k in 0..1_500u64 {
+                let t = start.wrapping_add(k);
+                let leds = [32, 144, 7, 64][(k / 400) as usize];
+                let level = (k % 256) as u8;
+                let reference = |out: &mut [Rgb]| super::draw(&pattern, t, level, out);
+                check(&Program::Pattern(pattern), reference, leds, t, 250, level, &mut finishes);
+            }
+        }
+    }
+
+    /// A sequence (an image, a pattern, a slot left empty) through the same three paths.
+    #[test]
+    fn sequences_match_the_reference_renderer() {
+        use crate::device::ReplicaId;
+        use crate::model::{ImageId, Sequence, SequenceItem, SequenceTarget};
+
+        struct Library(Vec<u8>);
+        const IMAGE: ImageId = ImageId { origin: ReplicaId(1), seq: 1 };
+        impl super::super::Content for Library {
+            fn image(&self, id: ImageId) -> Option<ImageView<'_>> {
+                (id == IMAGE).then_some(ImageView { width: 50, height: 32, pixels: &self.0 })
+            }
+            fn pattern(&self, slot: u8) -> Option<Pattern> {
+                (slot == 3)
+                    .then(|| Pattern::new(PatternKind::Fire, Rgb::new(255, 90, 0), Rgb::new(255, 255, 80), 80).unwrap())
+            }
+        }
+        let (mut inputs, mut finishes) = (Inputs(5), Finishes::new());
+        let library = Library((0..50 * 32 * 3).map(|_| inputs.next() as u8).collect());
+        let items = vec![
+            SequenceItem { target: SequenceTarget::Image(IMAGE), duration_ms: 300 },
+            SequenceItem { target: SequenceTarget::Pattern(3), duration_ms: 500 },
+            SequenceItem { target: SequenceTarget::Pattern(9), duration_ms: 200 },
+        ];
+        let sequence = Sequence::new(items, true).unwrap();
+        let program = Program::Sequence { sequence: &sequence, started_ms: 5_000, content: &library };
+        for t in (4_000..9_000u64).step_by(7) {
+            let reference = |out: &mut [Rgb]| match super::super::sequence_item(&sequence, t.saturating_sub(5_000)) {
+                Some(SequenceTarget::Image(_)) => super::draw_image(50, 32, &library.0, t, 120, out),
+                Some(SequenceTarget::Pattern(3)) => {
+                    let fire = super::super::Content::pattern(&library, 3).unwrap();
+                    super::draw(&fire, t, 77, out)
+                }
+                _ => out.fill(Rgb::default()),
+            };
+            check(&program, reference, 32, t, 120, 77, &mut finishes);
         }
     }
 }
