@@ -69,7 +69,9 @@ pub(super) struct Recip(u32);
 
 impl Recip {
     pub(super) fn new(d: u32) -> Recip {
-        Recip(((1u64 << 31).div_ceil(u64::from(d.max(1)))) as u32)
+        // ceil(2^31 / d) as (2^31 - 1) / d + 1: a 32-bit division, which a 32-bit core does in
+        // one instruction, where a 64-bit one is a library routine.
+        Recip(0x7FFF_FFFF / d.max(1) + 1)
     }
 
     #[inline(always)]
@@ -78,100 +80,129 @@ impl Recip {
     }
 }
 
+/// `t / d` and `t % d` for a divisor below 2^16. A 64-bit division is a library routine of
+/// a hundred-odd instructions on a 32-bit core, so there it is done by
+/// [`divrem_by_digits`]; a 64-bit core divides (or multiplies, for a constant) at once.
+#[inline(always)]
+pub(super) fn divrem(t: u64, d: u32) -> (u64, u32) {
+    if cfg!(target_pointer_width = "64") {
+        (t / u64::from(d), (t % u64::from(d)) as u32)
+    } else {
+        divrem_by_digits(t, d)
+    }
+}
+
+/// Long division of `t` by `d` (below 2^16) in four 16-bit digits: each step divides a
+/// number below `d * 2^16`, so 32-bit arithmetic suffices.
+#[inline(always)]
+pub(super) fn divrem_by_digits(t: u64, d: u32) -> (u64, u32) {
+    debug_assert!(d > 0 && d < 1 << 16, "divisor {d}");
+    let (mut q, mut r) = (0u64, 0u32);
+    for shift in [48, 32, 16, 0] {
+        let digit = (r << 16) | ((t >> shift) as u32 & 0xFFFF);
+        q = q << 16 | u64::from(digit / d);
+        r = digit % d;
+    }
+    (q, r)
+}
+
 /// `t * numerator / denominator`, truncated to 64 bits as the 128-bit quotient would be,
 /// in 64-bit arithmetic: with `t = q * denominator + r` it is `q * numerator + r *
-/// numerator / denominator` (the second product is below 2^37 for every use here).
-pub(super) fn scaled(t: u64, numerator: u64, denominator: u64) -> u64 {
-    let (q, r) = (t / denominator, t % denominator);
-    q.wrapping_mul(numerator).wrapping_add(r * numerator / denominator)
+/// numerator / denominator`. Callers pass the fraction in lowest terms, so that
+/// `denominator` is below 2^16 and `r * numerator` below 2^32 (checked in debug builds).
+#[inline(always)]
+pub(super) fn scaled(t: u64, numerator: u32, denominator: u32) -> u64 {
+    let (q, r) = divrem(t, denominator);
+    let part = r.checked_mul(numerator);
+    debug_assert!(part.is_some(), "{r} * {numerator} overflows");
+    q.wrapping_mul(u64::from(numerator)).wrapping_add(u64::from(part.unwrap_or(0) / denominator))
 }
 
 /// What a pattern is drawn from at one instant. Everything derived from the show time is
-/// worked out here, once per column and only what the pattern uses; the per-LED code sees
-/// only 32-bit and narrower values, and no division (a divisor fixed for the column becomes
-/// a [`Recip`]).
-#[derive(Default)]
-struct Scene {
-    /// Progress through the pattern's cycle in 1/256 turns (256 units take 256 * 256 /
-    /// speed ms, about 1.3 s at the default speed 50), modulo one turn.
-    phase8: u8,
-    /// The same progress modulo two turns: the wipe fills in one colour, then the other.
-    wipe: u32,
-    /// LED under the comet's or meteor's head.
-    head: u32,
-    /// Theater chase: which LED of every three is lit (LED i when (i + offset) % 3 == 0),
-    /// and whether in colour 1 (else colour 2). Steps 10 times a second at speed 50.
-    chase_offset: u32,
-    chase_first: bool,
-    /// Hash keys of the random draws: the sparkles' 20-a-second slot, the fire's two noise
-    /// slots either side of now, and the meteor's 15-a-second crumbling.
-    sparkle_key: (u32, u32),
-    fire_keys: [(u32, u32); 2],
-    crumble_key: (u32, u32),
-    /// How far into its 20-a-second slot the column is, 0-255 (sparkles fade over it).
-    into_slot20: u8,
-    /// How far the fire is from its first noise slot to the second, in 1/256.
-    fire_frac: u32,
-    /// The strobe is in the lit quarter of its period.
-    strobe_on: bool,
+/// worked out here, once per column and only what the playing pattern asks for (a method
+/// each: no struct of every pattern's values to fill, which a 32-bit core clears with a
+/// library call); the per-LED code sees only 32-bit and narrower values, and no division (a
+/// divisor fixed for the column becomes a [`Recip`]).
+struct Scene<'a> {
+    pattern: &'a Pattern,
+    /// Show time, ms.
+    t: u64,
+    /// LEDs on the strip.
+    n: u32,
 }
 
-impl Scene {
-    fn new(pattern: &Pattern, t: u64, n: u32) -> Scene {
-        let speed = u64::from(pattern.speed());
-        let (c1, c2) = (pattern.color1(), pattern.color2());
-        // Fixed per pattern, so two patterns with other colours sparkle differently.
-        // Worked out only by the patterns that draw at random.
-        let seed = || {
-            hash3(
-                u32::from(pattern.kind().id()) << 8 | u32::from(pattern.speed()),
-                u32::from_le_bytes([c1.r, c1.g, c1.b, 0]),
-                u32::from_le_bytes([c2.r, c2.g, c2.b, 0]),
-            )
-        };
-        let key = |slot: u64| (seed() ^ (slot >> 32) as u32, slot as u32);
-        let phase = || scaled(t, speed, 256);
-        let head = || ((phase() % 256) * u64::from(n) / 256) as u32;
-        let mut s = Scene::default();
-        match pattern.kind() {
-            PatternKind::Rainbow
-            | PatternKind::Wave
-            | PatternKind::Gradient
-            | PatternKind::Breathing
-            | PatternKind::Plasma
-            | PatternKind::AudioRainbow
-            | PatternKind::SplitSpin => s.phase8 = phase() as u8,
-            PatternKind::Wipe => s.wipe = (phase() % 512) as u32,
-            PatternKind::Comet => s.head = head(),
-            PatternKind::Meteor => {
-                s.head = head();
-                s.crumble_key = key(scaled(t, 15 * speed, 50_000));
-            }
-            PatternKind::Sparkle | PatternKind::AudioSparkle => {
-                // A fine counter: 256 steps per 20-a-second slot.
-                let fine20 = scaled(t, 20 * speed * 256, 50_000);
-                s.sparkle_key = key(fine20 / 256);
-                s.into_slot20 = (fine20 % 256) as u8;
-            }
-            PatternKind::Fire => {
-                let fire = scaled(t, speed, 20);
-                let slot = fire / 256;
-                let seed = seed();
-                let key = |slot: u64| (seed ^ (slot >> 32) as u32, slot as u32);
-                s.fire_keys = [key(slot), key(slot.wrapping_add(1))];
-                s.fire_frac = (fire % 256) as u32;
-            }
-            // speed/10 flashes a second (5 at 50), each a quarter of its period: t * speed
-            // modulo 10,000, worked out from t modulo 10,000.
-            PatternKind::Strobe => s.strobe_on = (t % 10_000) * speed % 10_000 < 2_500,
-            PatternKind::TheaterChase => {
-                let step = scaled(t, 10 * speed, 50_000);
-                s.chase_offset = (step % 3) as u32;
-                s.chase_first = step.is_multiple_of(2);
-            }
-            PatternKind::VuMeter | PatternKind::Pulse | PatternKind::CenterBurst => {}
-        }
-        s
+impl Scene<'_> {
+    fn speed(&self) -> u32 {
+        u32::from(self.pattern.speed())
+    }
+
+    /// The hash key of time slot `slot`. The seed is fixed per pattern, so two patterns with
+    /// other colours sparkle differently.
+    fn key(&self, slot: u64) -> (u32, u32) {
+        let (c1, c2) = (self.pattern.color1(), self.pattern.color2());
+        let seed = hash3(
+            u32::from(self.pattern.kind().id()) << 8 | self.speed(),
+            u32::from_le_bytes([c1.r, c1.g, c1.b, 0]),
+            u32::from_le_bytes([c2.r, c2.g, c2.b, 0]),
+        );
+        (seed ^ (slot >> 32) as u32, slot as u32)
+    }
+
+    /// Progress through the pattern's cycle in 1/256 turns (256 units take 256 * 256 /
+    /// speed ms, about 1.3 s at the default speed 50).
+    fn phase(&self) -> u64 {
+        scaled(self.t, self.speed(), 256)
+    }
+
+    /// The progress modulo one turn.
+    fn phase8(&self) -> u8 {
+        self.phase() as u8
+    }
+
+    /// The progress modulo two turns: the wipe fills in one colour, then the other.
+    fn wipe(&self) -> u32 {
+        (self.phase() % 512) as u32
+    }
+
+    /// LED under the comet's or meteor's head.
+    fn head(&self) -> u32 {
+        ((self.phase() % 256) * u64::from(self.n) / 256) as u32
+    }
+
+    /// Hash key of the meteor's crumbling, 15 slots a second at speed 50 (t * 15 * speed /
+    /// 50,000).
+    fn crumble_key(&self) -> (u32, u32) {
+        self.key(scaled(self.t, 3 * self.speed(), 10_000))
+    }
+
+    /// Hash key of the sparkles' 20-a-second slot, and how far into it the column is, 0-255
+    /// (sparks fade over it): a fine counter of 256 steps a slot, t * 20 * speed * 256 /
+    /// 50,000.
+    fn sparkle(&self) -> ((u32, u32), u8) {
+        let fine20 = scaled(self.t, 64 * self.speed(), 625);
+        (self.key(fine20 / 256), (fine20 % 256) as u8)
+    }
+
+    /// Hash keys of the fire's two noise slots either side of now, and how far it is from
+    /// the first to the second, in 1/256.
+    fn fire(&self) -> ([(u32, u32); 2], u32) {
+        let fire = scaled(self.t, self.speed(), 20);
+        let slot = fire / 256;
+        ([self.key(slot), self.key(slot.wrapping_add(1))], (fire % 256) as u32)
+    }
+
+    /// The strobe is in the lit quarter of its period: speed/10 flashes a second (5 at 50),
+    /// t * speed modulo 10,000 worked out from t modulo 10,000.
+    fn strobe_on(&self) -> bool {
+        divrem(self.t, 10_000).1 * self.speed() % 10_000 < 2_500
+    }
+
+    /// Theater chase: which LED of every three is lit (LED i when (i + offset) % 3 == 0),
+    /// and whether in colour 1 (else colour 2). Steps 10 times a second at speed 50 (t * 10
+    /// * speed / 50,000).
+    fn chase(&self) -> (u32, bool) {
+        let step = scaled(self.t, self.speed(), 5_000);
+        (divrem(step, 3).1, step.is_multiple_of(2))
     }
 }
 
@@ -203,13 +234,22 @@ pub(crate) fn draw_with<T: Tables>(pattern: &Pattern, t_ms: u64, level: u8, tabl
     if n == 0 {
         return;
     }
-    let s = Scene::new(pattern, t_ms, n);
+    let s = Scene { pattern, t: t_ms, n };
     let (c1, c2) = (pattern.color1(), pattern.color2());
     tables.set_strip(n);
     let paint = tables.painter();
     let dark = paint.paint(BLACK);
     let per_led = Recip::new(n);
-    let p = s.phase8;
+    let p = match pattern.kind() {
+        PatternKind::Rainbow
+        | PatternKind::Wave
+        | PatternKind::Gradient
+        | PatternKind::Breathing
+        | PatternKind::Plasma
+        | PatternKind::AudioRainbow
+        | PatternKind::SplitSpin => s.phase8(),
+        _ => 0,
+    };
     match pattern.kind() {
         PatternKind::Rainbow => {
             tables.set_ramp(0, Ramp::Wheel);
@@ -227,9 +267,9 @@ pub(crate) fn draw_with<T: Tables>(pattern: &Pattern, t_ms: u64, level: u8, tabl
         PatternKind::AudioSparkle => sparkle(&s, c1, c2, u32::from(level) / 2, tables, out),
         PatternKind::Fire => {
             tables.set_ramp(0, Ramp::Fire(c1, c2));
-            tables.set_draws(0, s.fire_keys[0], n);
-            tables.set_draws(1, s.fire_keys[1], n);
-            let frac = s.fire_frac;
+            let (keys, frac) = s.fire();
+            tables.set_draws(0, keys[0], n);
+            tables.set_draws(1, keys[1], n);
             let tables = &*tables;
             each(out, |i| {
                 let (a, b) = (tables.draw(0, i) % 256, tables.draw(1, i) % 256);
@@ -245,9 +285,9 @@ pub(crate) fn draw_with<T: Tables>(pattern: &Pattern, t_ms: u64, level: u8, tabl
             let level = 16 + div255(u32::from(sin8(p)) * 239) as u8;
             out.fill(paint.paint(scale(c1, level)))
         }
-        PatternKind::Strobe => out.fill(if s.strobe_on { paint.paint(c1) } else { dark }),
+        PatternKind::Strobe => out.fill(if s.strobe_on() { paint.paint(c1) } else { dark }),
         PatternKind::Wipe => {
-            let cycle = s.wipe;
+            let cycle = s.wipe();
             let (front, fill, rest) = if cycle < 256 { (cycle, c1, c2) } else { (cycle - 256, c2, c1) };
             // LED i is filled while i * 256 < front * n: the first ceil(front * n / 256).
             let filled = ((front * n).div_ceil(256) as usize).min(out.len());
@@ -300,9 +340,10 @@ pub(crate) fn draw_with<T: Tables>(pattern: &Pattern, t_ms: u64, level: u8, tabl
             tables.each_along(out, |x| if x.wrapping_add(p) < 128 { first } else { second })
         }
         PatternKind::TheaterChase => {
-            let lit = paint.paint(if s.chase_first { c1 } else { c2 });
+            let (offset, first) = s.chase();
+            let lit = paint.paint(if first { c1 } else { c2 });
             // (i + offset) % 3, counted along rather than divided for.
-            let mut k = s.chase_offset;
+            let mut k = offset;
             each(out, |_| {
                 let c = if k == 0 { lit } else { dark };
                 k = if k == 2 { 0 } else { k + 1 };
@@ -314,12 +355,13 @@ pub(crate) fn draw_with<T: Tables>(pattern: &Pattern, t_ms: u64, level: u8, tabl
 
 /// LEDs light up in colour 1 at random (`chance` in 256 per slot) and fade within their
 /// slot, over colour 2 at a glimmer. A column has two colours, so both are finished once.
-fn sparkle<T: Tables>(s: &Scene, c1: Rgb, c2: Rgb, chance: u32, tables: &mut T, out: &mut [Rgb]) {
+fn sparkle<T: Tables>(s: &Scene<'_>, c1: Rgb, c2: Rgb, chance: u32, tables: &mut T, out: &mut [Rgb]) {
     let background = scale(c2, 16);
     // The spark fades out as its slot ends.
     let paint = tables.painter();
-    let (spark, background) = (paint.paint(Mix::new(c1, background).at(s.into_slot20)), paint.paint(background));
-    tables.set_draws(0, s.sparkle_key, out.len() as u32);
+    let (key, into_slot) = s.sparkle();
+    let (spark, background) = (paint.paint(Mix::new(c1, background).at(into_slot)), paint.paint(background));
+    tables.set_draws(0, key, out.len() as u32);
     let tables = &*tables;
     each(out, |i| if tables.draw(0, i) % 256 < chance { spark } else { background })
 }
@@ -327,13 +369,22 @@ fn sparkle<T: Tables>(s: &Scene, c1: Rgb, c2: Rgb, chance: u32, tables: &mut T, 
 /// A head of colour 1 running from handle to tip once a cycle, with a tail fading into
 /// colour 2; a meteor's tail crumbles at random.
 #[allow(clippy::too_many_arguments)] // all of them fixed for the column
-fn comet<T: Tables>(s: &Scene, c1: Rgb, c2: Rgb, n: u32, tail: u32, crumbling: bool, tables: &mut T, out: &mut [Rgb]) {
+fn comet<T: Tables>(
+    s: &Scene<'_>,
+    c1: Rgb,
+    c2: Rgb,
+    n: u32,
+    tail: u32,
+    crumbling: bool,
+    tables: &mut T,
+    out: &mut [Rgb],
+) {
     tables.set_ramp(0, Ramp::Tail(c1, c2));
     if crumbling {
         tables.set_ramp(1, Ramp::Crumbled(c1, c2));
-        tables.set_draws(0, s.crumble_key, n);
+        tables.set_draws(0, s.crumble_key(), n);
     }
-    let (per_tail, head) = (Recip::new(tail), s.head);
+    let (per_tail, head) = (Recip::new(tail), s.head());
     let tables = &*tables;
     out.fill(tables.painter().paint(BLACK));
     // The lit LEDs run back from the head, `behind` LEDs back, wrapping at the handle; the

@@ -66,16 +66,25 @@ impl core::fmt::Display for BadLedCount {
 /// arithmetic: no overflow for any time or width (the old firmware's 8-bit counter wrapped
 /// at 256 columns).
 pub fn image_column(t_ms: u64, framerate: u16, width: u16) -> usize {
-    // (t * framerate / 1000) % width in 64 bits: with t = 1000 q + r the frame is
-    // q * framerate + r * framerate / 1000, and q matters only modulo the width. A 128-bit
-    // division is a long software routine on a 32-bit core.
-    let (fps, width) = (u64::from(framerate), u64::from(width.max(1)));
-    if let Some(scaled) = t_ms.checked_mul(fps) {
-        // Any show time before the year 10,000 at any frame rate.
-        return (scaled / 1000 % width) as usize;
+    if cfg!(target_pointer_width = "64") {
+        let (fps, width) = (u64::from(framerate), u64::from(width.max(1)));
+        if let Some(scaled) = t_ms.checked_mul(fps) {
+            // Any show time before the year 10,000 at any frame rate.
+            return (scaled / 1000 % width) as usize;
+        }
     }
-    let (q, r) = (t_ms / 1000, t_ms % 1000);
-    (((q % width) * fps + r * fps / 1000) % width) as usize
+    image_column_32(t_ms, framerate, width)
+}
+
+/// [`image_column`] with no 64-bit division: with t = 1000 q + r the frame is
+/// q * framerate + r * framerate / 1000, and q matters only modulo the width, so after two
+/// divisions by numbers below 2^16 everything fits 32 bits (65,535 * 65,535 + 65,535 <
+/// 2^32).
+pub(super) fn image_column_32(t_ms: u64, framerate: u16, width: u16) -> usize {
+    let (fps, width) = (u32::from(framerate), u32::from(width.max(1)));
+    let (q, r) = pattern::divrem(t_ms, 1000);
+    let (_, q_mod) = pattern::divrem(q, width);
+    ((q_mod * fps + r * fps / 1000) % width) as usize
 }
 
 /// Turns a program into columns for a strip of a given length.

@@ -424,13 +424,26 @@ mod equivalence {
             let (framerate, width) = (inputs.next() as u16, inputs.next() as u16);
             let width = if k % 3 == 0 { width % 500 } else { width };
             assert_eq!(super::super::image_column(t, framerate, width), super::image_column(t, framerate, width));
-            let speed = inputs.below(256);
-            for (m, d) in
-                [(speed, 256), (15 * speed, 50_000), (20 * speed * 256, 50_000), (speed, 20), (10 * speed, 50_000)]
-            {
+            assert_eq!(
+                super::super::program::image_column_32(t, framerate, width),
+                super::image_column(t, framerate, width),
+                "the 32-bit core's way"
+            );
+            let speed = inputs.below(256) as u32;
+            // The fractions the patterns use, as the reference wrote them and in lowest terms.
+            for ((m, d), (reduced_m, reduced_d)) in [
+                ((speed, 256u32), (speed, 256)),
+                ((15 * speed, 50_000), (3 * speed, 10_000)),
+                ((20 * speed * 256, 50_000), (64 * speed, 625)),
+                ((speed, 20), (speed, 20)),
+                ((10 * speed, 50_000), (speed, 5_000)),
+            ] {
                 let wide = (u128::from(t) * u128::from(m) / u128::from(d)) as u64;
-                assert_eq!(super::super::pattern::scaled(t, m, d), wide, "{t} * {m} / {d}");
+                assert_eq!(super::super::pattern::scaled(t, reduced_m, reduced_d), wide, "{t} * {m} / {d}");
             }
+            let d = inputs.below(65_535) as u32 + 1;
+            let digits = super::super::pattern::divrem_by_digits(t, d);
+            assert_eq!(digits, (t / u64::from(d), (t % u64::from(d)) as u32), "{t} / {d}");
         }
     }
 
