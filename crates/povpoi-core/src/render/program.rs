@@ -187,11 +187,13 @@ fn draw_sequence<T: Tables>(
     }
 }
 
+// Out of line, like draw_image and draw_sequence.
 #[inline(never)]
 fn draw_dark(paint: impl Paint, out: &mut [Rgb]) {
     out.fill(paint.paint(BLACK));
 }
 
+// Out of line, like draw_image and draw_sequence.
 #[inline(never)]
 fn draw_live(column: &[Rgb], paint: impl Paint, out: &mut [Rgb]) {
     stretch(column.len(), paint.paint(BLACK), out, |y| paint.paint(column[y]));
@@ -227,6 +229,8 @@ fn draw_image(image: &ImageView<'_>, t_ms: u64, framerate: u16, paint: impl Pain
         // The usual case, a whole image as tall as the strip: row y on LED y, eight LEDs a
         // turn (at one a turn the loop's own bookkeeping is a third of its work), from row
         // chunks of the full width so that no index is checked inside the loop.
+        // Already below the width (image_column's remainder); saying so lets the compiler
+        // drop the index check from the loop.
         let x = x.min(width - 1);
         let (groups, rest) = out.as_chunks_mut::<8>();
         let (group_rows, rest_rows) = pixels[..rows * width].split_at(groups.len() * 8 * width);
