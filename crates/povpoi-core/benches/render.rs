@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use povpoi_core::model::{Pattern, PatternKind, Rgb};
-use povpoi_core::render::{Finish, ImageView, Program, Renderer};
+use povpoi_core::render::{ColumnCache, Finish, ImageView, Program, Renderer};
 
 const COLUMNS: u64 = 400;
 const WORKER: &str = "POVPOI_RENDER_WORKER";
@@ -33,8 +33,12 @@ fn name(case: &str) -> String {
     }
 }
 
-/// Renders `columns` columns of `case` at `leds` LEDs, as the player does (render + finish).
-fn work(case: &str, leds: u16, columns: u64) {
+/// Renders `columns` columns of `case` at `leds` LEDs with brightness 200 and gamma. `cached`:
+/// as a player should, `Renderer::render_cached` with one `ColumnCache` made before the
+/// first column (so what it builds on the first column counts, spread over the columns);
+/// otherwise `Renderer::render` then `Finish::apply`, the two calls a player without the
+/// cache makes.
+fn work(case: &str, leds: u16, columns: u64, cached: bool) {
     let renderer = Renderer::new(leds).unwrap();
     let pixels: Vec<u8> = (0..400 * usize::from(leds.min(64)) * 3).map(|i| (i * 31 % 251) as u8).collect();
     let image = ImageView { width: 400, height: leds.min(64), pixels: &pixels };
@@ -46,23 +50,28 @@ fn work(case: &str, leds: u16, columns: u64) {
     };
     let mut column = vec![Rgb::default(); usize::from(leds)];
     let finish = Finish { brightness: 200, gamma: true };
+    let mut cache = ColumnCache::new(finish);
     let start_ms = 1_764_000_000_000u64;
     for k in 0..columns {
         // 5,000 columns a second: 0.2 ms apart, so time-slotted patterns change slots.
         let t = start_ms + k / 5;
-        renderer.render(black_box(&program), black_box(t), 250, (k % 256) as u8, &mut column);
-        finish.apply(&mut column);
+        if cached {
+            renderer.render_cached(black_box(&program), black_box(t), 250, (k % 256) as u8, &mut cache, &mut column);
+        } else {
+            renderer.render(black_box(&program), black_box(t), 250, (k % 256) as u8, &mut column);
+            finish.apply(&mut column);
+        }
         black_box(&column);
     }
 }
 
 /// Instructions callgrind counts for one worker run.
-fn instructions(case: &str, leds: u16, columns: u64) -> Option<u64> {
+fn instructions(case: &str, leds: u16, columns: u64, cached: bool) -> Option<u64> {
     let exe = std::env::current_exe().ok()?;
     let out = Command::new("valgrind")
         .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
         .arg(exe)
-        .env(WORKER, format!("{case} {leds} {columns}"))
+        .env(WORKER, format!("{case} {leds} {columns} {cached}"))
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stderr);
@@ -79,14 +88,15 @@ fn main() {
     if let Ok(job) = std::env::var(WORKER) {
         let mut parts = job.split(' ');
         let (case, leds, columns) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
-        work(case, leds.parse().unwrap(), columns.parse().unwrap());
+        let cached = parts.next() != Some("false");
+        work(case, leds.parse().unwrap(), columns.parse().unwrap(), cached);
         return;
     }
     if std::env::args().any(|a| a == "--list") {
         return;
     }
     let have_valgrind = Command::new("valgrind").arg("--version").output().is_ok_and(|o| o.status.success());
-    println!("render cost per column (render + brightness/gamma), {COLUMNS} columns per case");
+    println!("render cost per column (render + brightness 200 and gamma), {COLUMNS} columns per case");
     println!("ESP32 at 240 MHz and 5,000 columns/s: {ESP32_BUDGET} cycles per column");
     for leds in [32u64, 64, 144] {
         println!(
@@ -98,21 +108,27 @@ fn main() {
     if !have_valgrind {
         println!("valgrind not found: instruction counts skipped (install valgrind for them)");
     }
-    println!("\n| what | LEDs | instructions/column | % of ESP32 budget | native ns/column |");
-    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "\n| what | LEDs | instructions/column | % of ESP32 budget | render + Finish::apply, instructions/column | native ns/column |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
     for case in cases() {
         for leds in [32u16, 64, 144] {
-            let per_column = have_valgrind
-                .then(|| Some((instructions(&case, leds, COLUMNS)? - instructions(&case, leds, 0)?) / COLUMNS))
-                .flatten();
-            let t = Instant::now();
-            work(&case, leds, 20_000);
-            let ns = t.elapsed().as_nanos() as f64 / 20_000.0;
-            let (count, share) = match per_column {
-                Some(n) => (n.to_string(), format!("{:.1}", n as f64 * 100.0 / ESP32_BUDGET as f64)),
-                None => ("-".into(), "-".into()),
+            let per_column = |cached| {
+                have_valgrind
+                    .then(|| {
+                        let n = instructions(&case, leds, COLUMNS, cached)? - instructions(&case, leds, 0, cached)?;
+                        Some(n / COLUMNS)
+                    })
+                    .flatten()
             };
-            println!("| {} | {leds} | {count} | {share} | {ns:.0} |", name(&case));
+            let (cached, uncached) = (per_column(true), per_column(false));
+            let t = Instant::now();
+            work(&case, leds, 20_000, true);
+            let ns = t.elapsed().as_nanos() as f64 / 20_000.0;
+            let show = |n: Option<u64>| n.map_or("-".into(), |n| n.to_string());
+            let share = cached.map_or("-".into(), |n| format!("{:.1}", n as f64 * 100.0 / ESP32_BUDGET as f64));
+            println!("| {} | {leds} | {} | {share} | {} | {ns:.0} |", name(&case), show(cached), show(uncached));
         }
     }
 }

@@ -8,19 +8,53 @@ use crate::model::Rgb;
 /// Black, an LED that is off.
 pub const BLACK: Rgb = Rgb::new(0, 0, 0);
 
+/// `v / 255` rounded down, as a multiplication and a shift: exact for every `v` up to
+/// 66,298 (a test checks each), which covers a channel times a channel plus a rounding term
+/// (at most 65,152).
+/// Dividing by 255 per LED is what made the renderer dear; a multiply is one instruction
+/// on the RV32IMC cores the poi run on.
+#[inline(always)]
+pub(crate) const fn div255(v: u32) -> u32 {
+    (v * 32_897) >> 23
+}
+
 /// Mixes `a` and `b`: `amount` 0 gives `a`, 255 gives `b`.
 pub fn blend(a: Rgb, b: Rgb, amount: u8) -> Rgb {
-    let mix = |x: u8, y: u8| {
-        let (x, y, t) = (u16::from(x), u16::from(y), u16::from(amount));
-        ((x * (255 - t) + y * t + 127) / 255) as u8
-    };
-    Rgb::new(mix(a.r, b.r), mix(a.g, b.g), mix(a.b, b.b))
+    Mix::new(a, b).at(amount)
 }
 
 /// `c` at `level`/255 of its intensity.
 pub fn scale(c: Rgb, level: u8) -> Rgb {
-    let s = |x: u8| ((u16::from(x) * u16::from(level) + 127) / 255) as u8;
+    let l = u32::from(level);
+    let s = |x: u8| div255(u32::from(x) * l + 127) as u8;
     Rgb::new(s(c.r), s(c.g), s(c.b))
+}
+
+/// The blends of two colours fixed for a column, with what does not depend on the amount
+/// worked out once: `a * (255 - t) + b * t + 127` is `(255 a + 127) + (b - a) t`.
+#[derive(Clone, Copy)]
+pub(crate) struct Mix {
+    base: [u32; 3],
+    step: [i32; 3],
+}
+
+impl Mix {
+    /// From `a` (amount 0) to `b` (amount 255).
+    #[inline(always)]
+    pub(crate) fn new(a: Rgb, b: Rgb) -> Mix {
+        let base = |x: u8| 255 * u32::from(x) + 127;
+        let step = |x: u8, y: u8| i32::from(y) - i32::from(x);
+        Mix { base: [base(a.r), base(a.g), base(a.b)], step: [step(a.r, b.r), step(a.g, b.g), step(a.b, b.b)] }
+    }
+
+    /// The blend at `amount`, as [`blend`] gives it.
+    #[inline(always)]
+    pub(crate) fn at(&self, amount: u8) -> Rgb {
+        let t = i32::from(amount);
+        // Never negative: it is a * (255 - t) + b * t + 127.
+        let ch = |k: usize| div255(self.base[k].wrapping_add_signed(self.step[k] * t)) as u8;
+        Rgb::new(ch(0), ch(1), ch(2))
+    }
 }
 
 /// Adds two colours, saturating at full intensity.
@@ -31,18 +65,29 @@ pub fn add(a: Rgb, b: Rgb) -> Rgb {
 /// The fully saturated colour at `hue` on a 256-step wheel (0 red, 85 green, 170 blue,
 /// 255 next to red again).
 pub fn wheel(hue: u8) -> Rgb {
-    match hue {
-        0..85 => Rgb::new(255 - hue * 3, hue * 3, 0),
-        85..170 => {
-            let h = hue - 85;
-            Rgb::new(0, 255 - h * 3, h * 3)
-        }
-        _ => {
-            let h = hue - 170;
-            Rgb::new(h * 3, 0, 255 - h * 3)
-        }
-    }
+    let [r, g, b, _] = WHEEL[usize::from(hue)];
+    Rgb::new(r, g, b)
 }
+
+/// The wheel worked out at compile time: three comparisons and multiplications per LED
+/// become one load. Four bytes an entry, so that the index is an addressing mode rather
+/// than a multiplication by three.
+const WHEEL: [[u8; 4]; 256] = {
+    let mut table = [[0; 4]; 256];
+    let mut hue = 0;
+    while hue < 256 {
+        let h = hue as u8;
+        table[hue] = if h < 85 {
+            [255 - h * 3, h * 3, 0, 0]
+        } else if h < 170 {
+            [0, 255 - (h - 85) * 3, (h - 85) * 3, 0]
+        } else {
+            [(h - 170) * 3, 0, 255 - (h - 170) * 3, 0]
+        };
+        hue += 1;
+    }
+    table
+};
 
 /// Perceptual correction: LEDs are linear, eyes are not (gamma 2.2, rounded).
 const GAMMA: [u8; 256] = [
@@ -74,12 +119,108 @@ pub struct Finish {
 }
 
 impl Finish {
-    /// Applies brightness (and gamma) to every LED of `column` in place.
+    /// Applies brightness (and gamma) to every LED of `column` in place. A player that
+    /// finishes many columns alike should keep a [`FinishTable`] instead: one load per
+    /// channel rather than a multiplication.
     pub fn apply(&self, column: &mut [Rgb]) {
         for led in column {
-            let c = if self.gamma { Rgb::new(gamma(led.r), gamma(led.g), gamma(led.b)) } else { *led };
-            *led = scale(c, self.brightness);
+            *led = Rgb::new(self.channel(led.r), self.channel(led.g), self.channel(led.b));
         }
+    }
+
+    /// One channel value finished.
+    #[inline]
+    pub fn channel(&self, value: u8) -> u8 {
+        let c = if self.gamma { gamma(value) } else { value };
+        div255(u32::from(c) * u32::from(self.brightness) + 127) as u8
+    }
+
+    /// This finish as a lookup table.
+    pub fn table(self) -> FinishTable {
+        FinishTable::new(self)
+    }
+}
+
+/// A [`Finish`] worked out for all 256 channel values, so that finishing a column costs a
+/// load per channel. Built once per brightness and gamma: keep it next to the renderer and
+/// [`FinishTable::set`] it when they change (it rebuilds only then).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FinishTable {
+    finish: Finish,
+    table: [u8; 256],
+}
+
+impl FinishTable {
+    /// The table for `finish`.
+    pub fn new(finish: Finish) -> FinishTable {
+        let mut table = [0; 256];
+        for (value, out) in (0..=255u8).zip(table.iter_mut()) {
+            *out = finish.channel(value);
+        }
+        FinishTable { finish, table }
+    }
+
+    /// The finish this table applies.
+    pub fn finish(&self) -> Finish {
+        self.finish
+    }
+
+    /// Switches to `finish`, rebuilding the table only if it differs from the current one.
+    pub fn set(&mut self, finish: Finish) {
+        if finish != self.finish {
+            *self = FinishTable::new(finish);
+        }
+    }
+
+    /// One channel value finished.
+    #[inline(always)]
+    pub fn channel(&self, value: u8) -> u8 {
+        self.table[usize::from(value)]
+    }
+
+    /// One colour finished.
+    #[inline(always)]
+    pub fn color(&self, c: Rgb) -> Rgb {
+        Rgb::new(self.channel(c.r), self.channel(c.g), self.channel(c.b))
+    }
+
+    /// Applies the finish to every LED of `column` in place, as [`Finish::apply`] does.
+    pub fn apply(&self, column: &mut [Rgb]) {
+        for led in column {
+            *led = self.color(*led);
+        }
+    }
+}
+
+impl From<Finish> for FinishTable {
+    fn from(finish: Finish) -> FinishTable {
+        FinishTable::new(finish)
+    }
+}
+
+/// What the renderer does to each colour on its way out: nothing ([`Raw`]) or a finish
+/// ([`FinishTable`]). A type rather than a flag so that each case compiles to its own loop,
+/// with the identity free and the table lookups fused into the loop that makes the colour.
+pub(crate) trait Paint: Copy {
+    /// `c` as it leaves the renderer.
+    fn paint(self, c: Rgb) -> Rgb;
+}
+
+/// No finish: the colours as drawn.
+#[derive(Clone, Copy)]
+pub(crate) struct Raw;
+
+impl Paint for Raw {
+    #[inline(always)]
+    fn paint(self, c: Rgb) -> Rgb {
+        c
+    }
+}
+
+impl Paint for &FinishTable {
+    #[inline(always)]
+    fn paint(self, c: Rgb) -> Rgb {
+        self.color(c)
     }
 }
 

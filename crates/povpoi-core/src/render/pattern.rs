@@ -6,7 +6,8 @@
 
 use crate::model::{Pattern, PatternKind, Rgb};
 
-use super::color::{BLACK, blend, scale, wheel};
+use super::cache::{Ramp, Tables};
+use super::color::{BLACK, Mix, Paint, div255, scale, wheel};
 
 /// One period of a sine, 0-255 around 128.
 const SINE: [u8; 256] = [
@@ -23,7 +24,7 @@ const SINE: [u8; 256] = [
 ];
 
 /// Sine of an angle in 1/256 turns, 0-255.
-fn sin8(angle: u8) -> u8 {
+pub(super) fn sin8(angle: u8) -> u8 {
     SINE[usize::from(angle)]
 }
 
@@ -35,235 +36,369 @@ fn triangle8(x: u8) -> u8 {
 /// A well-mixed 32-bit hash of three words (the murmur3 finaliser over a combination), the
 /// patterns' source of randomness.
 fn hash3(a: u32, b: u32, c: u32) -> u32 {
-    let mut h = a ^ b.wrapping_mul(0x9E37_79B9) ^ c.wrapping_mul(0x85EB_CA6B).rotate_left(13);
-    h ^= h >> 16;
-    h = h.wrapping_mul(0x85EB_CA6B);
-    h ^= h >> 13;
-    h = h.wrapping_mul(0xC2B2_AE35);
-    h ^ (h >> 16)
+    Draws::new((a, b)).at(c)
+}
+
+/// The random draws of one slot (`hash3(key.0, key.1, i)` for LED i), with the part that
+/// depends on the slot alone mixed once per column.
+#[derive(Clone, Copy)]
+pub(super) struct Draws(u32);
+
+impl Draws {
+    pub(super) fn new(key: (u32, u32)) -> Draws {
+        Draws(key.0 ^ key.1.wrapping_mul(0x9E37_79B9))
+    }
+
+    #[inline(always)]
+    pub(super) fn at(self, i: u32) -> u32 {
+        let mut h = self.0 ^ i.wrapping_mul(0x85EB_CA6B).rotate_left(13);
+        h ^= h >> 16;
+        h = h.wrapping_mul(0x85EB_CA6B);
+        h ^= h >> 13;
+        h = h.wrapping_mul(0xC2B2_AE35);
+        h ^ (h >> 16)
+    }
+}
+
+/// Division by a number fixed for the column, as a multiplication and a shift: `x / d`
+/// exactly whenever `x * d <= 2^31` (every use here has `x` below 2^16 and `d` at most
+/// [`super::MAX_LEDS`]). With `m = ceil(2^31 / d) = (2^31 + e) / d`, `e < d`, the error
+/// `x * e / (d * 2^31)` stays under `1 / d` and cannot carry past the next integer.
+#[derive(Clone, Copy)]
+pub(super) struct Recip(u32);
+
+impl Recip {
+    pub(super) fn new(d: u32) -> Recip {
+        // ceil(2^31 / d) as (2^31 - 1) / d + 1: a 32-bit division, which a 32-bit core does in
+        // one instruction, where a 64-bit one is a library routine.
+        Recip(0x7FFF_FFFF / d.max(1) + 1)
+    }
+
+    #[inline(always)]
+    pub(super) fn div(self, x: u32) -> u32 {
+        ((u64::from(x) * u64::from(self.0)) >> 31) as u32
+    }
+}
+
+/// `t / d` and `t % d` for a divisor below 2^16. A 64-bit division is a library routine of
+/// a hundred-odd instructions on a 32-bit core, so there it is done by
+/// [`divrem_by_digits`]; a 64-bit core divides (or multiplies, for a constant) at once.
+#[inline(always)]
+pub(super) fn divrem(t: u64, d: u32) -> (u64, u32) {
+    if cfg!(target_pointer_width = "64") {
+        (t / u64::from(d), (t % u64::from(d)) as u32)
+    } else {
+        divrem_by_digits(t, d)
+    }
+}
+
+/// Long division of `t` by `d` (below 2^16) in four 16-bit digits: each step divides a
+/// number below `d * 2^16`, so 32-bit arithmetic suffices.
+#[inline(always)]
+pub(super) fn divrem_by_digits(t: u64, d: u32) -> (u64, u32) {
+    debug_assert!(d > 0 && d < 1 << 16, "divisor {d}");
+    let (mut q, mut r) = (0u64, 0u32);
+    for shift in [48, 32, 16, 0] {
+        let digit = (r << 16) | ((t >> shift) as u32 & 0xFFFF);
+        q = q << 16 | u64::from(digit / d);
+        r = digit % d;
+    }
+    (q, r)
+}
+
+/// `t * numerator / denominator`, truncated to 64 bits as the 128-bit quotient would be,
+/// in 64-bit arithmetic: with `t = q * denominator + r` it is `q * numerator + r *
+/// numerator / denominator`. Callers pass the fraction in lowest terms, so that
+/// `denominator` is below 2^16 and `r * numerator` below 2^32 (checked in debug builds).
+#[inline(always)]
+pub(super) fn scaled(t: u64, numerator: u32, denominator: u32) -> u64 {
+    let (q, r) = divrem(t, denominator);
+    let part = r.checked_mul(numerator);
+    debug_assert!(part.is_some(), "{r} * {numerator} overflows");
+    q.wrapping_mul(u64::from(numerator)).wrapping_add(u64::from(part.unwrap_or(0) / denominator))
 }
 
 /// What a pattern is drawn from at one instant. Everything derived from the show time is
-/// worked out here, once per column and only what the pattern uses: the wide (64- and
-/// 128-bit) multiplications, divisions and remainders are software routines on a 32-bit
-/// microcontroller, too dear to repeat for every LED. The per-LED code sees only 32-bit and
-/// narrower values.
-#[derive(Default)]
-struct Scene {
+/// worked out here, once per column and only what the playing pattern asks for (a method
+/// each: no struct of every pattern's values to fill, which a 32-bit core clears with a
+/// library call); the per-LED code sees only 32-bit and narrower values, and no division (a
+/// divisor fixed for the column becomes a [`Recip`]).
+struct Scene<'a> {
+    pattern: &'a Pattern,
+    /// Show time, ms.
+    t: u64,
     /// LEDs on the strip.
     n: u32,
-    pattern: Pattern,
-    /// Microphone level, 0-255.
-    level: u8,
-    /// Progress through the pattern's cycle in 1/256 turns (256 units take 256 * 256 /
-    /// speed ms, about 1.3 s at the default speed 50), modulo one turn.
-    phase8: u8,
-    /// The same progress modulo two turns: the wipe fills in one colour, then the other.
-    wipe: u32,
-    /// LED under the comet's or meteor's head.
-    head: u32,
-    /// Theater chase: which LED of every three is lit (LED i when (i + offset) % 3 == 0),
-    /// and whether in colour 1 (else colour 2). Steps 10 times a second at speed 50.
-    chase_offset: u32,
-    chase_first: bool,
-    /// Hash keys of the random draws: the sparkles' 20-a-second slot, the fire's two noise
-    /// slots either side of now, and the meteor's 15-a-second crumbling.
-    sparkle_key: (u32, u32),
-    fire_keys: [(u32, u32); 2],
-    crumble_key: (u32, u32),
-    /// How far into its 20-a-second slot the column is, 0-255 (sparkles fade over it).
-    into_slot20: u8,
-    /// How far the fire is from its first noise slot to the second, in 1/256.
-    fire_frac: u32,
-    /// The strobe is in the lit quarter of its period.
-    strobe_on: bool,
 }
 
-impl Scene {
-    fn new(pattern: &Pattern, t: u64, n: u32, level: u8) -> Scene {
-        let speed = u64::from(pattern.speed());
-        let (c1, c2) = (pattern.color1(), pattern.color2());
-        // Fixed per pattern, so two patterns with other colours sparkle differently.
+impl Scene<'_> {
+    fn speed(&self) -> u32 {
+        u32::from(self.pattern.speed())
+    }
+
+    /// The hash key of time slot `slot`. The seed is fixed per pattern, so two patterns with
+    /// other colours sparkle differently.
+    fn key(&self, slot: u64) -> (u32, u32) {
+        let (c1, c2) = (self.pattern.color1(), self.pattern.color2());
         let seed = hash3(
-            u32::from(pattern.kind().id()) << 8 | u32::from(pattern.speed()),
+            u32::from(self.pattern.kind().id()) << 8 | self.speed(),
             u32::from_le_bytes([c1.r, c1.g, c1.b, 0]),
             u32::from_le_bytes([c2.r, c2.g, c2.b, 0]),
         );
-        let key = |slot: u64| (seed ^ (slot >> 32) as u32, slot as u32);
-        let scaled =
-            |numerator: u64, denominator: u64| (u128::from(t) * u128::from(numerator) / u128::from(denominator)) as u64;
-        let phase = || scaled(speed, 256);
-        let head = || ((phase() % 256) * u64::from(n) / 256) as u32;
-        let mut s = Scene { n, pattern: *pattern, level, ..Scene::default() };
-        match pattern.kind() {
-            PatternKind::Rainbow
-            | PatternKind::Wave
-            | PatternKind::Gradient
-            | PatternKind::Breathing
-            | PatternKind::Plasma
-            | PatternKind::AudioRainbow
-            | PatternKind::SplitSpin => s.phase8 = phase() as u8,
-            PatternKind::Wipe => s.wipe = (phase() % 512) as u32,
-            PatternKind::Comet => s.head = head(),
-            PatternKind::Meteor => {
-                s.head = head();
-                s.crumble_key = key(scaled(15 * speed, 50_000));
-            }
-            PatternKind::Sparkle | PatternKind::AudioSparkle => {
-                // A fine counter: 256 steps per 20-a-second slot.
-                let fine20 = scaled(20 * speed * 256, 50_000);
-                s.sparkle_key = key(fine20 / 256);
-                s.into_slot20 = (fine20 % 256) as u8;
-            }
-            PatternKind::Fire => {
-                let fire = scaled(speed, 20);
-                let slot = fire / 256;
-                s.fire_keys = [key(slot), key(slot + 1)];
-                s.fire_frac = (fire % 256) as u32;
-            }
-            // speed/10 flashes a second (5 at 50), each a quarter of its period.
-            PatternKind::Strobe => s.strobe_on = (u128::from(t) * u128::from(speed) % 10_000) < 2_500,
-            PatternKind::TheaterChase => {
-                let step = scaled(10 * speed, 50_000);
-                s.chase_offset = (step % 3) as u32;
-                s.chase_first = step.is_multiple_of(2);
-            }
-            PatternKind::VuMeter | PatternKind::Pulse | PatternKind::CenterBurst => {}
-        }
-        s
+        (seed ^ (slot >> 32) as u32, slot as u32)
     }
 
-    /// LED `i`'s place along the strip in 1/256 of its length.
-    fn along(&self, i: u32) -> u8 {
-        (i * 256 / self.n) as u8
+    /// Progress through the pattern's cycle in 1/256 turns (256 units take 256 * 256 /
+    /// speed ms, about 1.3 s at the default speed 50).
+    fn phase(&self) -> u64 {
+        scaled(self.t, self.speed(), 256)
     }
 
-    fn c1(&self) -> Rgb {
-        self.pattern.color1()
+    /// The progress modulo one turn.
+    fn phase8(&self) -> u8 {
+        self.phase() as u8
     }
 
-    fn c2(&self) -> Rgb {
-        self.pattern.color2()
+    /// The progress modulo two turns: the wipe fills in one colour, then the other.
+    fn wipe(&self) -> u32 {
+        (self.phase() % 512) as u32
+    }
+
+    /// LED under the comet's or meteor's head.
+    fn head(&self) -> u32 {
+        ((self.phase() % 256) * u64::from(self.n) / 256) as u32
+    }
+
+    /// Hash key of the meteor's crumbling, 15 slots a second at speed 50 (t * 15 * speed /
+    /// 50,000).
+    fn crumble_key(&self) -> (u32, u32) {
+        self.key(scaled(self.t, 3 * self.speed(), 10_000))
+    }
+
+    /// Hash key of the sparkles' 20-a-second slot, and how far into it the column is, 0-255
+    /// (sparks fade over it): a fine counter of 256 steps a slot, t * 20 * speed * 256 /
+    /// 50,000.
+    fn sparkle(&self) -> ((u32, u32), u8) {
+        let fine20 = scaled(self.t, 64 * self.speed(), 625);
+        (self.key(fine20 / 256), (fine20 % 256) as u8)
+    }
+
+    /// Hash keys of the fire's two noise slots either side of now, and how far it is from
+    /// the first to the second, in 1/256.
+    fn fire(&self) -> ([(u32, u32); 2], u32) {
+        let fire = scaled(self.t, self.speed(), 20);
+        let slot = fire / 256;
+        ([self.key(slot), self.key(slot.wrapping_add(1))], (fire % 256) as u32)
+    }
+
+    /// The strobe is in the lit quarter of its period: speed/10 flashes a second (5 at 50),
+    /// t * speed modulo 10,000 worked out from t modulo 10,000.
+    fn strobe_on(&self) -> bool {
+        divrem(self.t, 10_000).1 * self.speed() % 10_000 < 2_500
+    }
+
+    /// Theater chase: which LED of every three is lit (LED i when (i + offset) % 3 == 0),
+    /// and whether in colour 1 (else colour 2). Steps 10 times a second at speed 50 (t * 10
+    /// * speed / 50,000).
+    fn chase(&self) -> (u32, bool) {
+        let step = scaled(self.t, self.speed(), 5_000);
+        (divrem(step, 3).1, step.is_multiple_of(2))
     }
 }
 
-/// A draw for LED `i` from the slot behind `key`.
-fn random(key: (u32, u32), i: u32) -> u32 {
-    hash3(key.0, key.1, i)
+/// Sets every LED to `color(i)`, a colour already finished.
+#[inline(always)]
+fn each(out: &mut [Rgb], mut color: impl FnMut(u32) -> Rgb) {
+    for (i, led) in out.iter_mut().enumerate() {
+        *led = color(i as u32);
+    }
 }
 
 /// Fills `out` (one entry per LED, LED 0 at the handle) with `pattern` at show time `t_ms`.
+#[cfg(test)]
 pub(crate) fn draw(pattern: &Pattern, t_ms: u64, level: u8, out: &mut [Rgb]) {
+    draw_with(pattern, t_ms, level, &mut super::cache::raw(), out)
+}
+
+/// Fills `out` (one entry per LED, LED 0 at the handle, at most [`super::MAX_LEDS`]) with
+/// `pattern` at show time `t_ms`, finished, with what `tables` may have kept. One loop per
+/// pattern type, so the per-LED code is only that pattern's.
+#[inline(never)]
+pub(crate) fn draw_with<T: Tables>(pattern: &Pattern, t_ms: u64, level: u8, tables: &mut T, out: &mut [Rgb]) {
+    debug_assert!(out.len() <= usize::from(super::MAX_LEDS), "Recip is exact for strips up to MAX_LEDS");
+    // Never shorter: the renderer's strips are at most MAX_LEDS long. The compiler learns
+    // that LED indexes stay below it, and checks no cached draw's index per LED.
+    let len = out.len().min(usize::from(super::MAX_LEDS));
+    let out = &mut out[..len];
     let n = out.len() as u32;
     if n == 0 {
         return;
     }
-    let s = Scene::new(pattern, t_ms, n, level);
-    for (i, led) in out.iter_mut().enumerate() {
-        *led = led_color(&s, i as u32);
-    }
-}
-
-fn led_color(s: &Scene, i: u32) -> Rgb {
-    let n = s.n;
-    match s.pattern.kind() {
-        PatternKind::Rainbow => wheel(s.along(i).wrapping_add(s.phase8)),
-        PatternKind::Wave => blend(s.c2(), s.c1(), sin8(s.along(i).wrapping_mul(2).wrapping_sub(s.phase8))),
-        PatternKind::Gradient => blend(s.c1(), s.c2(), triangle8(s.along(i).wrapping_add(s.phase8))),
-        PatternKind::Sparkle => sparkle(s, i, 32),
-        PatternKind::Fire => fire(s, i),
-        PatternKind::Comet => comet(s, i, (n / 4).max(2), false),
-        PatternKind::Breathing => scale(s.c1(), 16 + (u16::from(sin8(s.phase8)) * 239 / 255) as u8),
-        PatternKind::Strobe => {
-            if s.strobe_on {
-                s.c1()
-            } else {
-                BLACK
-            }
+    let s = Scene { pattern, t: t_ms, n };
+    let (c1, c2) = (pattern.color1(), pattern.color2());
+    tables.set_strip(n);
+    let paint = tables.painter();
+    let dark = paint.paint(BLACK);
+    let per_led = Recip::new(n);
+    let p = match pattern.kind() {
+        PatternKind::Rainbow
+        | PatternKind::Wave
+        | PatternKind::Gradient
+        | PatternKind::Breathing
+        | PatternKind::Plasma
+        | PatternKind::AudioRainbow
+        | PatternKind::SplitSpin => s.phase8(),
+        _ => 0,
+    };
+    match pattern.kind() {
+        PatternKind::Rainbow => {
+            tables.set_ramp(0, Ramp::Wheel);
+            tables.each_along(out, |x| tables.ramp(0, x.wrapping_add(p)))
         }
-        PatternKind::Meteor => comet(s, i, (n / 2).max(2), true),
+        PatternKind::Wave => {
+            tables.set_ramp(0, Ramp::Blend(c2, c1));
+            tables.each_along(out, |x| tables.ramp(0, sin8(x.wrapping_mul(2).wrapping_sub(p))))
+        }
+        PatternKind::Gradient => {
+            tables.set_ramp(0, Ramp::Blend(c1, c2));
+            tables.each_along(out, |x| tables.ramp(0, triangle8(x.wrapping_add(p))))
+        }
+        PatternKind::Sparkle => sparkle(&s, c1, c2, 32, tables, out),
+        PatternKind::AudioSparkle => sparkle(&s, c1, c2, u32::from(level) / 2, tables, out),
+        PatternKind::Fire => {
+            tables.set_ramp(0, Ramp::Fire(c1, c2));
+            let (keys, frac) = s.fire();
+            tables.set_draws(0, keys[0], n);
+            tables.set_draws(1, keys[1], n);
+            let tables = &*tables;
+            each(out, |i| {
+                let (a, b) = (tables.draw(0, i) % 256, tables.draw(1, i) % 256);
+                let noise = (a * (256 - frac) + b * frac) / 256;
+                let cooling = tables.cooling(i);
+                let heat = div255(noise * cooling) as u8;
+                tables.ramp(0, heat)
+            })
+        }
+        PatternKind::Comet => comet(&s, c1, c2, n, (n / 4).max(2), false, tables, out),
+        PatternKind::Meteor => comet(&s, c1, c2, n, (n / 2).max(2), true, tables, out),
+        PatternKind::Breathing => {
+            let level = 16 + div255(u32::from(sin8(p)) * 239) as u8;
+            out.fill(paint.paint(scale(c1, level)))
+        }
+        PatternKind::Strobe => out.fill(if s.strobe_on() { paint.paint(c1) } else { dark }),
         PatternKind::Wipe => {
-            let cycle = s.wipe;
-            let (front, fill, rest) = if cycle < 256 { (cycle, s.c1(), s.c2()) } else { (cycle - 256, s.c2(), s.c1()) };
-            if i * 256 < front * n { fill } else { rest }
+            let cycle = s.wipe();
+            let (front, fill, rest) = if cycle < 256 { (cycle, c1, c2) } else { (cycle - 256, c2, c1) };
+            // LED i is filled while i * 256 < front * n: the first ceil(front * n / 256).
+            let filled = ((front * n).div_ceil(256) as usize).min(out.len());
+            let (head, tail) = out.split_at_mut(filled);
+            head.fill(paint.paint(fill));
+            tail.fill(paint.paint(rest));
         }
         PatternKind::Plasma => {
-            let x = s.along(i);
-            let p = s.phase8;
-            let a = sin8(x.wrapping_mul(2).wrapping_add(p));
-            let b = sin8(x.wrapping_mul(3).wrapping_sub(p.wrapping_mul(2)));
-            wheel((((u16::from(a) + u16::from(b)) / 2) as u8).wrapping_add(p / 2))
+            tables.set_ramp(0, Ramp::Wheel);
+            tables.each_along(out, |x| {
+                let a = sin8(x.wrapping_mul(2).wrapping_add(p));
+                let b = sin8(x.wrapping_mul(3).wrapping_sub(p.wrapping_mul(2)));
+                tables.ramp(0, (((u16::from(a) + u16::from(b)) / 2) as u8).wrapping_add(p / 2))
+            })
         }
         PatternKind::VuMeter => {
-            let lit = u32::from(s.level) * n / 255;
-            if i < lit { blend(s.c1(), s.c2(), (i * 255 / n) as u8) } else { BLACK }
+            let lit = div255(u32::from(level) * n) as usize;
+            tables.set_ramp(0, Ramp::Blend(c1, c2));
+            let (on, off) = out.split_at_mut(lit);
+            each(on, |i| tables.ramp(0, per_led.div(i * 255) as u8));
+            off.fill(dark);
         }
-        PatternKind::Pulse => blend(scale(s.c2(), 24), s.c1(), s.level),
-        PatternKind::AudioRainbow => scale(wheel(s.along(i).wrapping_add(s.phase8)), s.level.max(24)),
+        PatternKind::Pulse => out.fill(paint.paint(Mix::new(scale(c2, 24), c1).at(level))),
+        PatternKind::AudioRainbow => {
+            let level = level.max(24);
+            tables.each_along(out, |x| paint.paint(scale(wheel(x.wrapping_add(p)), level)))
+        }
         PatternKind::CenterBurst => {
             let half = (n / 2).max(1);
-            let distance = (2 * i + 1).abs_diff(n) / 2;
-            let radius = u32::from(s.level) * half / 255;
-            if s.level > 0 && distance <= radius {
-                blend(s.c1(), s.c2(), (distance * 255 / half).min(255) as u8)
-            } else {
-                BLACK
+            let per_half = Recip::new(half);
+            let radius = div255(u32::from(level) * half);
+            tables.set_ramp(0, Ramp::Blend(c1, c2));
+            let paint = tables.painter();
+            out.fill(paint.paint(BLACK));
+            if level == 0 {
+                return;
+            }
+            // LED i is lit while (2i + 1).abs_diff(n) / 2 <= radius, that is while
+            // (2i + 1).abs_diff(n) <= 2 radius + 1: from ceil((n - 2 radius - 2) / 2) to
+            // (n + 2 radius) / 2.
+            let first = (n.saturating_sub(2 * radius + 2) as usize).div_ceil(2);
+            let last = (((n + 2 * radius) / 2) as usize).min(out.len() - 1);
+            for (i, led) in out.iter_mut().enumerate().take(last + 1).skip(first) {
+                let distance = (2 * i as u32 + 1).abs_diff(n) / 2;
+                *led = tables.ramp(0, per_half.div(distance * 255).min(255) as u8);
             }
         }
-        PatternKind::AudioSparkle => sparkle(s, i, u32::from(s.level) / 2),
         PatternKind::SplitSpin => {
-            if s.along(i).wrapping_add(s.phase8) < 128 {
-                s.c1()
-            } else {
-                s.c2()
-            }
+            let (first, second) = (paint.paint(c1), paint.paint(c2));
+            tables.each_along(out, |x| if x.wrapping_add(p) < 128 { first } else { second })
         }
         PatternKind::TheaterChase => {
-            if (i + s.chase_offset).is_multiple_of(3) {
-                if s.chase_first { s.c1() } else { s.c2() }
-            } else {
-                BLACK
-            }
+            let (offset, first) = s.chase();
+            let lit = paint.paint(if first { c1 } else { c2 });
+            // (i + offset) % 3, counted along rather than divided for.
+            let mut k = offset;
+            each(out, |_| {
+                let c = if k == 0 { lit } else { dark };
+                k = if k == 2 { 0 } else { k + 1 };
+                c
+            })
         }
     }
 }
 
 /// LEDs light up in colour 1 at random (`chance` in 256 per slot) and fade within their
-/// slot, over colour 2 at a glimmer.
-fn sparkle(s: &Scene, i: u32, chance: u32) -> Rgb {
-    let background = scale(s.c2(), 16);
-    if random(s.sparkle_key, i) % 256 >= chance {
-        return background;
-    }
+/// slot, over colour 2 at a glimmer. A column has two colours, so both are finished once.
+fn sparkle<T: Tables>(s: &Scene<'_>, c1: Rgb, c2: Rgb, chance: u32, tables: &mut T, out: &mut [Rgb]) {
+    let background = scale(c2, 16);
     // The spark fades out as its slot ends.
-    blend(s.c1(), background, s.into_slot20)
-}
-
-/// Flames rising from the handle: heat is value noise in time, cooling toward the tip,
-/// shown black, then colour 1, then colour 2 at the hottest.
-fn fire(s: &Scene, i: u32) -> Rgb {
-    let frac = s.fire_frac;
-    let a = random(s.fire_keys[0], i) % 256;
-    let b = random(s.fire_keys[1], i) % 256;
-    let noise = (a * (256 - frac) + b * frac) / 256;
-    let cooling = 255 - i * 200 / s.n;
-    let heat = (noise * cooling / 255) as u8;
-    if heat < 128 { blend(BLACK, s.c1(), heat * 2) } else { blend(s.c1(), s.c2(), (heat - 128) * 2) }
+    let paint = tables.painter();
+    let (key, into_slot) = s.sparkle();
+    let (spark, background) = (paint.paint(Mix::new(c1, background).at(into_slot)), paint.paint(background));
+    tables.set_draws(0, key, out.len() as u32);
+    let tables = &*tables;
+    each(out, |i| if tables.draw(0, i) % 256 < chance { spark } else { background })
 }
 
 /// A head of colour 1 running from handle to tip once a cycle, with a tail fading into
 /// colour 2; a meteor's tail crumbles at random.
-fn comet(s: &Scene, i: u32, tail: u32, crumbling: bool) -> Rgb {
-    let behind = (s.head + s.n - i) % s.n;
-    if behind >= tail {
-        return BLACK;
+#[allow(clippy::too_many_arguments)] // all of them fixed for the column
+fn comet<T: Tables>(
+    s: &Scene<'_>,
+    c1: Rgb,
+    c2: Rgb,
+    n: u32,
+    tail: u32,
+    crumbling: bool,
+    tables: &mut T,
+    out: &mut [Rgb],
+) {
+    tables.set_ramp(0, Ramp::Tail(c1, c2));
+    if crumbling {
+        tables.set_ramp(1, Ramp::Crumbled(c1, c2));
+        tables.set_draws(0, s.crumble_key(), n);
     }
-    let fade = 255 - behind * 255 / tail;
-    let mut c = scale(blend(s.c1(), s.c2(), (behind * 255 / tail) as u8), fade as u8);
-    if crumbling && behind > 0 && random(s.crumble_key, i).is_multiple_of(3) {
-        c = scale(c, 64);
+    let (per_tail, head) = (Recip::new(tail), s.head());
+    let tables = &*tables;
+    out.fill(tables.painter().paint(BLACK));
+    // The lit LEDs run back from the head, `behind` LEDs back, wrapping at the handle; the
+    // rest stay dark.
+    let mut i = head as usize;
+    for behind in 0..tail.min(n) {
+        let along_tail = per_tail.div(behind * 255) as u8;
+        out[i] = if crumbling && behind > 0 && tables.draw(0, i as u32).is_multiple_of(3) {
+            tables.ramp(1, along_tail)
+        } else {
+            tables.ramp(0, along_tail)
+        };
+        i = if i == 0 { n as usize - 1 } else { i - 1 };
     }
-    c
 }
 
 #[cfg(test)]

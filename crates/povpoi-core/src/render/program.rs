@@ -2,7 +2,8 @@
 
 use crate::model::{ImageId, Pattern, Rgb, Sequence, SequenceTarget};
 
-use super::color::BLACK;
+use super::cache::{ColumnCache, Direct, Tables};
+use super::color::{BLACK, FinishTable, Paint, Raw};
 use super::pattern;
 
 /// Most LEDs one strip may have.
@@ -19,17 +20,6 @@ pub struct ImageView<'a> {
     pub height: u16,
     /// `width * height * 3` bytes.
     pub pixels: &'a [u8],
-}
-
-impl ImageView<'_> {
-    /// The pixel at column `x`, row `y` (black if the bytes are short).
-    fn pixel(&self, x: usize, y: usize) -> Rgb {
-        let at = (y * usize::from(self.width) + x) * 3;
-        match self.pixels.get(at..at + 3) {
-            Some(p) => Rgb::new(p[0], p[1], p[2]),
-            None => BLACK,
-        }
-    }
 }
 
 /// Where a sequence finds the images and pattern slots its items name.
@@ -76,8 +66,25 @@ impl core::fmt::Display for BadLedCount {
 /// arithmetic: no overflow for any time or width (the old firmware's 8-bit counter wrapped
 /// at 256 columns).
 pub fn image_column(t_ms: u64, framerate: u16, width: u16) -> usize {
-    let frame = u128::from(t_ms) * u128::from(framerate) / 1000;
-    (frame % u128::from(width.max(1))) as usize
+    if cfg!(target_pointer_width = "64") {
+        let (fps, width) = (u64::from(framerate), u64::from(width.max(1)));
+        if let Some(scaled) = t_ms.checked_mul(fps) {
+            // Any show time before the year 10,000 at any frame rate.
+            return (scaled / 1000 % width) as usize;
+        }
+    }
+    image_column_32(t_ms, framerate, width)
+}
+
+/// [`image_column`] with no 64-bit division: with t = 1000 q + r the frame is
+/// q * framerate + r * framerate / 1000, and q matters only modulo the width, so after two
+/// divisions by numbers below 2^16 everything fits 32 bits (65,535 * 65,535 + 65,535 <
+/// 2^32).
+pub(super) fn image_column_32(t_ms: u64, framerate: u16, width: u16) -> usize {
+    let (fps, width) = (u32::from(framerate), u32::from(width.max(1)));
+    let (q, r) = pattern::divrem(t_ms, 1000);
+    let (_, q_mod) = pattern::divrem(q, width);
+    ((q_mod * fps + r * fps / 1000) % width) as usize
 }
 
 /// Turns a program into columns for a strip of a given length.
@@ -102,27 +109,94 @@ impl Renderer {
     /// (0-255) drives the audio-reactive patterns. Brightness and gamma come after, with
     /// [`super::Finish`].
     pub fn render(&self, program: &Program<'_>, t_ms: u64, framerate: u16, audio: u8, out: &mut [Rgb]) {
+        self.draw(program, t_ms, framerate, audio, &mut Direct::new(Raw), out);
+    }
+
+    /// [`Renderer::render`] followed by `finish`, in one pass: the same bytes as
+    /// `render` then `finish.apply`, for less work (each colour is finished as it is made,
+    /// and a colour shared by many LEDs is finished once).
+    pub fn render_finished(
+        &self,
+        program: &Program<'_>,
+        t_ms: u64,
+        framerate: u16,
+        audio: u8,
+        finish: &FinishTable,
+        out: &mut [Rgb],
+    ) {
+        self.draw(program, t_ms, framerate, audio, &mut Direct::new(finish), out);
+    }
+
+    /// [`Renderer::render_finished`] with what `cache` kept from earlier columns (finished
+    /// blends and wheel, random draws of the current time slots): the same bytes, for the
+    /// least work. A player keeps one [`ColumnCache`] for as long as it plays.
+    pub fn render_cached(
+        &self,
+        program: &Program<'_>,
+        t_ms: u64,
+        framerate: u16,
+        audio: u8,
+        cache: &mut ColumnCache,
+        out: &mut [Rgb],
+    ) {
+        self.draw(program, t_ms, framerate, audio, cache, out);
+    }
+
+    fn draw<T: Tables>(
+        &self,
+        program: &Program<'_>,
+        t_ms: u64,
+        framerate: u16,
+        audio: u8,
+        tables: &mut T,
+        out: &mut [Rgb],
+    ) {
         let out = &mut out[..self.leds()];
         match program {
-            Program::Idle => out.fill(BLACK),
-            Program::Image(image) => draw_image(image, t_ms, framerate, out),
-            Program::Pattern(p) => pattern::draw(p, t_ms, audio, out),
-            Program::Sequence { sequence, started_ms, content } => {
-                match sequence_item(sequence, t_ms.saturating_sub(*started_ms)) {
-                    Some(SequenceTarget::Image(id)) => match content.image(id) {
-                        Some(image) => draw_image(&image, t_ms, framerate, out),
-                        None => out.fill(BLACK),
-                    },
-                    Some(SequenceTarget::Pattern(slot)) => match content.pattern(slot) {
-                        Some(p) => pattern::draw(&p, t_ms, audio, out),
-                        None => out.fill(BLACK),
-                    },
-                    None => out.fill(BLACK),
-                }
-            }
-            Program::Live(column) => stretch(column.len(), out, |y| column[y]),
+            Program::Idle => draw_dark(tables.painter(), out),
+            Program::Image(image) => draw_image(image, t_ms, framerate, tables.painter(), out),
+            Program::Pattern(p) => pattern::draw_with(p, t_ms, audio, tables, out),
+            Program::Sequence { .. } => draw_sequence(program, &(t_ms, framerate, audio), tables, out),
+            Program::Live(column) => draw_live(column, tables.painter(), out),
         }
     }
+}
+
+/// Plays the sequence item due at the show time. The time, frame rate and audio level come
+/// by reference: with them as arguments, the call would not fit the registers and
+/// `Renderer::draw` would save registers on every column, whatever it plays.
+#[inline(never)]
+fn draw_sequence<T: Tables>(
+    program: &Program<'_>,
+    &(t_ms, framerate, audio): &(u64, u16, u8),
+    tables: &mut T,
+    out: &mut [Rgb],
+) {
+    let Program::Sequence { sequence, started_ms, content } = program else { return };
+    let dark = tables.painter().paint(BLACK);
+    match sequence_item(sequence, t_ms.saturating_sub(*started_ms)) {
+        Some(SequenceTarget::Image(id)) => match content.image(id) {
+            Some(image) => draw_image(&image, t_ms, framerate, tables.painter(), out),
+            None => out.fill(dark),
+        },
+        Some(SequenceTarget::Pattern(slot)) => match content.pattern(slot) {
+            Some(p) => pattern::draw_with(&p, t_ms, audio, tables, out),
+            None => out.fill(dark),
+        },
+        None => out.fill(dark),
+    }
+}
+
+// Out of line, like draw_image and draw_sequence.
+#[inline(never)]
+fn draw_dark(paint: impl Paint, out: &mut [Rgb]) {
+    out.fill(paint.paint(BLACK));
+}
+
+// Out of line, like draw_image and draw_sequence.
+#[inline(never)]
+fn draw_live(column: &[Rgb], paint: impl Paint, out: &mut [Rgb]) {
+    stretch(column.len(), paint.paint(BLACK), out, |y| paint.paint(column[y]));
 }
 
 /// The item playing `elapsed_ms` after the sequence began; None once a sequence that does
@@ -143,21 +217,86 @@ pub fn sequence_item(sequence: &Sequence, elapsed_ms: u64) -> Option<SequenceTar
     None
 }
 
-fn draw_image(image: &ImageView<'_>, t_ms: u64, framerate: u16, out: &mut [Rgb]) {
+// Out of line, like the patterns: the dispatch in `Renderer::draw` then stays a jump
+// without the register saves that the loops need.
+#[inline(never)]
+fn draw_image(image: &ImageView<'_>, t_ms: u64, framerate: u16, paint: impl Paint, out: &mut [Rgb]) {
     let x = image_column(t_ms, framerate, image.width);
-    stretch(usize::from(image.height), out, |y| image.pixel(x, y));
+    let (width, rows) = (usize::from(image.width), usize::from(image.height));
+    // Pixel (x, y) is pixel y * width + x of the whole ones.
+    let pixels = image.pixels.as_chunks::<3>().0;
+    if rows == out.len() && width > 0 && pixels.len() >= rows * width {
+        // The usual case, a whole image as tall as the strip: row y on LED y, eight LEDs a
+        // turn (at one a turn the loop's own bookkeeping is a third of its work), from row
+        // chunks of the full width so that no index is checked inside the loop.
+        // Already below the width (image_column's remainder); saying so lets the compiler
+        // drop the index check from the loop.
+        let x = x.min(width - 1);
+        let (groups, rest) = out.as_chunks_mut::<8>();
+        let (group_rows, rest_rows) = pixels[..rows * width].split_at(groups.len() * 8 * width);
+        for (leds, group) in groups.iter_mut().zip(group_rows.chunks_exact(8 * width)) {
+            for (led, row) in leds.iter_mut().zip(group.chunks_exact(width)) {
+                let [r, g, b] = row[x];
+                *led = paint.paint(Rgb::new(r, g, b));
+            }
+        }
+        if rest.is_empty() {
+            // 32, 64 and 144 LEDs are multiples of eight: nothing left to set up.
+            return;
+        }
+        for (led, row) in rest.iter_mut().zip(rest_rows.chunks_exact(width)) {
+            let [r, g, b] = row[x];
+            *led = paint.paint(Rgb::new(r, g, b));
+        }
+        return;
+    }
+    // Anything else: stretched, and black where the bytes run out (they cut rows off the
+    // bottom, so the rows that are there form a prefix).
+    let whole = match pixels.len().checked_sub(x + 1) {
+        None => 0,
+        Some(_) if width == 0 => rows,
+        Some(spare) => (spare / width + 1).min(rows),
+    };
+    let dark = paint.paint(BLACK);
+    stretch(rows, dark, out, |y| {
+        if y < whole {
+            let [r, g, b] = pixels[y * width + x];
+            paint.paint(Rgb::new(r, g, b))
+        } else {
+            dark
+        }
+    });
 }
 
 /// Maps `rows` source rows onto the strip, nearest neighbour: a 32-row image fills a
-/// 144-LED strip, a 64-row one shows every other row on 32 LEDs.
-fn stretch(rows: usize, out: &mut [Rgb], row: impl Fn(usize) -> Rgb) {
+/// 144-LED strip, a 64-row one shows every other row on 32 LEDs. LED i shows row
+/// `i * rows / n`, stepped to rather than divided for (one division per column, not per
+/// LED).
+#[inline(always)]
+fn stretch(rows: usize, dark: Rgb, out: &mut [Rgb], row: impl Fn(usize) -> Rgb) {
     let n = out.len();
     if rows == 0 {
-        out.fill(BLACK);
+        out.fill(dark);
         return;
     }
-    for (i, led) in out.iter_mut().enumerate() {
-        *led = row(i * rows / n);
+    if rows == n {
+        // The usual case (an image as tall as the strip) without the stepping.
+        for (y, led) in out.iter_mut().enumerate() {
+            *led = row(y);
+        }
+        return;
+    }
+    // Kept: i * rows == y * n + carried, with carried < n.
+    let (whole, part) = (rows / n, rows % n);
+    let (mut y, mut carried) = (0, 0);
+    for led in out.iter_mut() {
+        *led = row(y);
+        y += whole;
+        carried += part;
+        if carried >= n {
+            carried -= n;
+            y += 1;
+        }
     }
 }
 

@@ -1,0 +1,313 @@
+//! povpoi-core on the RISC-V instruction set (RV32IMC, the ESP32-C3's), under QEMU's virt
+//! machine: a sync session between two replicas, the show clock, and the renderer's
+//! output against digests the host worked out; then the instructions a rendered column
+//! costs, counted by `minstret` (QEMU counts instructions with `-icount shift=0`). Prints
+//! to the virt UART and ends QEMU through its test device: exit 0 only if every check
+//! passed. `./run` builds and runs it.
+
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+
+use embedded_alloc::LlffHeap as Heap;
+use povpoi_core::device::{DeviceId, ReplicaId};
+use povpoi_core::model::{Pattern, PatternKind, Rgb};
+use povpoi_core::render::{ColumnCache, Finish, Renderer};
+use povpoi_core::show::{Cue, ShowClock};
+use povpoi_core::sync::{Identity, MemoryStorage, Replica, Session, SyncOptions};
+use povpoi_core::wire;
+use riscv_rt::entry;
+
+// Shared with build.rs, which uses other parts of it.
+#[allow(dead_code)]
+mod cases;
+mod golden {
+    include!(concat!(env!("OUT_DIR"), "/golden.rs"));
+}
+
+#[global_allocator]
+static HEAP: Heap = Heap::empty();
+
+/// The virt machine's 16550 UART: a byte written here is printed.
+const UART: *mut u8 = 0x1000_0000 as *mut u8;
+/// The virt machine's test device: 0x5555 ends QEMU with status 0, `code << 16 | 0x3333`
+/// with status `code`.
+const TEST_DEVICE: *mut u32 = 0x10_0000 as *mut u32;
+
+struct Uart;
+
+impl Write for Uart {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for byte in s.bytes() {
+            // SAFETY: the UART's transmit register on the virt machine.
+            unsafe { UART.write_volatile(byte) };
+        }
+        Ok(())
+    }
+}
+
+macro_rules! say {
+    ($($arg:tt)*) => { let _ = writeln!(Uart, $($arg)*); };
+}
+
+fn exit(code: u32) -> ! {
+    let word = if code == 0 { 0x5555 } else { (code << 16) | 0x3333 };
+    // SAFETY: the test device's register on the virt machine; QEMU stops on the write.
+    unsafe { TEST_DEVICE.write_volatile(word) };
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    say!("PANIC: {info}");
+    exit(101)
+}
+
+/// Instructions retired so far (QEMU: instructions executed, with `-icount shift=0`).
+#[inline(always)]
+fn instret() -> u64 {
+    riscv::register::minstret::read64()
+}
+
+/// Retires exactly `1 + 2 * n` instructions (`n` >= 1): a counted loop of two.
+#[inline(never)]
+fn spin(n: u32) {
+    // SAFETY: registers only.
+    unsafe {
+        core::arch::asm!(
+            "mv t0, {n}",
+            "2:",
+            "addi t0, t0, -1",
+            "bnez t0, 2b",
+            n = in(reg) n,
+            out("t0") _,
+        );
+    }
+}
+
+struct Checks {
+    passed: u32,
+    failed: u32,
+}
+
+impl Checks {
+    fn check(&mut self, name: &str, ok: bool, detail: impl FnOnce() -> String) {
+        if ok {
+            self.passed += 1;
+            say!("ok   {name}");
+        } else {
+            self.failed += 1;
+            say!("FAIL {name}: {}", detail());
+        }
+    }
+}
+
+fn identity(n: u8) -> Identity {
+    Identity { replica: ReplicaId(n.into()), device: DeviceId([0xA0, 0, 0, 0, 0, n]), group: "troupe".into() }
+}
+
+/// A whole session from `a` to `b`, every message through the wire encoding; the number of
+/// messages, or the error.
+fn sync(
+    a: &mut Replica<MemoryStorage>,
+    b: &mut Replica<MemoryStorage>,
+    now: u64,
+) -> Result<(povpoi_core::sync::SessionReport, u32), String> {
+    let (mut session, mut request) = Session::start(a, SyncOptions::default());
+    for messages in 1..100 {
+        let response =
+            b.respond(wire::from_bytes(&wire::to_bytes(&request)).map_err(|e| alloc::format!("{e:?}"))?, now);
+        let response = wire::from_bytes(&wire::to_bytes(&response)).map_err(|e| alloc::format!("{e:?}"))?;
+        match session.on_response(a, response, now).map_err(|e| alloc::format!("{e:?}"))? {
+            Some(next) => request = next,
+            None => return Ok((*session.report(), messages)),
+        }
+    }
+    Err("no end after 100 messages".into())
+}
+
+fn check_sync(checks: &mut Checks) {
+    let mut a = Replica::open(MemoryStorage::default(), identity(1)).unwrap();
+    let mut b = Replica::open(MemoryStorage::default(), identity(2)).unwrap();
+    let pixels: Vec<u8> = (0..400 * 32 * 3).map(|i| (i as u8).wrapping_mul(31).wrapping_add(9)).collect();
+    let id = a.add_image("logo", 400, 32, &pixels, 1_000).unwrap();
+    let fire = Pattern::new(PatternKind::Fire, Rgb::new(255, 60, 0), Rgb::new(255, 255, 0), 70).unwrap();
+    a.set_pattern(4, fire, 1_100, Cue::NOW).unwrap();
+    a.set_brightness(90, 1_200, Cue::NOW).unwrap();
+    b.set_framerate(40, 1_300, Cue::NOW).unwrap();
+
+    // b pulls from a, then a from b: both ways, both end with everything.
+    let pulled = sync(&mut b, &mut a, 2_000);
+    let ok = matches!(pulled, Ok((report, _)) if report.pulled.images_added == 1 && report.blobs_received == 1);
+    checks.check("sync: the image and its blob reach the peer", ok, || alloc::format!("{pulled:?}"));
+    let meta = b.image(id).cloned();
+    let same_pixels = meta.as_ref().and_then(|m| b.image_pixels(&m.pixels()).ok().flatten()) == Some(pixels.clone());
+    checks.check("sync: identical pixels on the peer", same_pixels, || alloc::format!("{meta:?}"));
+    let back = sync(&mut a, &mut b, 2_100);
+    checks.check("sync: the way back runs", back.is_ok(), || alloc::format!("{back:?}"));
+    let view =
+        |p: &Replica<MemoryStorage>| (p.records().cloned().collect::<Vec<_>>(), alloc::format!("{:?}", p.settings()));
+    checks.check("sync: both replicas hold the same records and settings", view(&a) == view(&b), || {
+        alloc::format!("{:?} vs {:?}", a.settings(), b.settings())
+    });
+    checks.check(
+        "sync: the pattern and both edits arrived",
+        b.pattern(4) == Some(&fire) && a.settings().brightness == 90 && a.settings().framerate == 40,
+        || alloc::format!("{:?}", a.settings()),
+    );
+    let again = sync(&mut b, &mut a, 3_000);
+    checks.check(
+        "sync: in step, a session moves nothing in two messages",
+        matches!(again, Ok((report, 1)) if report.pulled.images_added == 0 && report.blobs_received == 0 && report.records_sent == 0),
+        || alloc::format!("{again:?}"),
+    );
+}
+
+fn check_show_clock(checks: &mut Checks) {
+    const A: DeviceId = DeviceId([2, 0, 0, 0, 0, 1]);
+    const B: DeviceId = DeviceId([2, 0, 0, 0, 0, 2]);
+    // A's own clock reads 7 s more than B's; a 1 ms link, 0.5 ms each way.
+    let origins = [7_000_000u64, 0];
+    let own = |side: usize, t: u64| origins[side] + t;
+    let mut clocks = [ShowClock::new(A, 1, 100, own(0, 0)), ShowClock::new(B, 2, 200, own(1, 0))];
+    clocks[0].set_peers(&[B], own(0, 0));
+    clocks[1].set_peers(&[A], own(1, 0));
+    let mut nonce = 1u32;
+    let mut t = 0;
+    let mut back_in_time = false;
+    let mut last = [0u64; 2];
+    while t < 3_000_000 {
+        t += 1_000;
+        for side in [0, 1] {
+            nonce = nonce.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let (sent, there, back) = (own(side, t), own(1 - side, t + 500), own(side, t + 1_000));
+            let [first, second] = &mut clocks;
+            let (p, q) = if side == 0 { (first, second) } else { (second, first) };
+            p.poll(sent);
+            if let Some((_, probe)) = p.probe(sent, nonce)
+                && let Some(answer) = q.answer(&probe, there, there)
+            {
+                let _ = p.take_answer(&answer, back, back);
+            }
+        }
+        for side in [0, 1] {
+            let now = clocks[side].now(own(side, t));
+            back_in_time |= now < last[side];
+            last[side] = now;
+        }
+    }
+    let spread = clocks[1].now(own(1, t)) as i64 - clocks[0].now(own(0, t)) as i64;
+    checks.check("show clock: two poi agree within 100 us after 3 s", spread.abs() <= 100, || {
+        alloc::format!("spread {spread} us")
+    });
+    checks.check("show clock: B joins A's (older) timeline", clocks[1].timeline() == 100, || {
+        alloc::format!("timeline {}", clocks[1].timeline())
+    });
+    let steps = clocks[1].steps();
+    checks.check(
+        "show clock: one forward step of about 7 s on B, none on A",
+        clocks[0].steps().is_empty() && steps.len() == 1 && (steps[0].by - 7_000_000).abs() < 2_000,
+        || alloc::format!("{steps:?}"),
+    );
+    checks.check("show clock: show time never went back", !back_in_time, String::new);
+}
+
+fn check_render(checks: &mut Checks) {
+    let mut wrong = Vec::new();
+    for &(case, leds, raw, finished) in golden::GOLDEN {
+        use cases::Mode;
+        let got = [Mode::Raw, Mode::Apply, Mode::Finished, Mode::Cached].map(|mode| cases::digest(case, leds, mode));
+        let want = [raw, finished, finished, finished];
+        if got != want {
+            wrong.push(alloc::format!("case {case} at {leds} LEDs: {got:x?} vs host {want:x?}"));
+        }
+    }
+    let cases = golden::GOLDEN.len();
+    checks.check(
+        &alloc::format!("render: {cases} digests x 4 ways (raw, apply, finished, cached) equal the host's"),
+        wrong.is_empty(),
+        || wrong.join("; "),
+    );
+}
+
+/// Instructions per column at 32 LEDs for `case`, rendered as the x86 bench does (400
+/// columns, 0.2 ms apart, brightness 200 and gamma), `cached` through a `ColumnCache` or
+/// else through `render` then `Finish::apply`.
+fn per_column(case: usize, cached: bool, overhead: u64) -> u64 {
+    const N: u32 = 400;
+    let leds = 32;
+    let pixels = cases::pixels(leds);
+    let program = cases::program(case, leds, &pixels);
+    let renderer = Renderer::new(leds).unwrap();
+    let mut column = [Rgb::default(); 32];
+    let finish = Finish { brightness: 200, gamma: true };
+    let mut cache = ColumnCache::new(finish);
+    let start_ms = 1_764_000_000_000u64;
+    let before = instret();
+    for k in 0..N {
+        // The bench's show times, without its 64-bit division (a library call here, which
+        // would be counted as the renderer's).
+        let t = start_ms + u64::from(k / 5);
+        let program = core::hint::black_box(&program);
+        if cached {
+            renderer.render_cached(program, t, 250, (k % 256) as u8, &mut cache, &mut column);
+        } else {
+            renderer.render(program, t, 250, (k % 256) as u8, &mut column);
+            finish.apply(&mut column);
+        }
+        core::hint::black_box(&column);
+    }
+    (instret() - before - overhead) / u64::from(N)
+}
+
+#[entry]
+fn main() -> ! {
+    // SAFETY: called once, before any allocation; the region is riscv-rt's heap.
+    unsafe { HEAP.init(riscv_rt::heap_start() as usize, 4 << 20) };
+    say!("povpoi-core on riscv32imc (QEMU virt)");
+    let mut checks = Checks { passed: 0, failed: 0 };
+
+    // The counter counts instructions: the difference between two loops of known length.
+    let overhead = {
+        let a = instret();
+        instret() - a
+    };
+    let count = |n| {
+        let a = instret();
+        spin(n);
+        instret() - a - overhead
+    };
+    // Both below 2,048, so that loading either takes one instruction (`li` of a 12-bit value).
+    let (short, long) = (count(500), count(1_500));
+    checks.check(
+        "minstret counts instructions: 1,000 more loop turns retire 2,000 more",
+        long - short == 2_000,
+        || alloc::format!("{short} and {long} (reading it costs {overhead})"),
+    );
+    say!("     (a loop of 500 turns counts {short}: 1,001 in the loop, the call and return around it)");
+
+    check_sync(&mut checks);
+    check_show_clock(&mut checks);
+    check_render(&mut checks);
+
+    say!("\nRV32IMC instructions per column at 32 LEDs (400 columns, brightness 200, gamma):");
+    say!("| what | render_cached | render + Finish::apply |");
+    say!("|---|---:|---:|");
+    for case in 0..cases::CASES {
+        let name = match case {
+            0 => String::from("image 400 wide"),
+            k => alloc::format!("pattern {:>2} {}", k - 1, PatternKind::ALL[k - 1].name()),
+        };
+        say!("| {name} | {} | {} |", per_column(case, true, overhead), per_column(case, false, overhead));
+    }
+
+    say!("\n{} passed, {} failed", checks.passed, checks.failed);
+    exit(if checks.failed == 0 { 0 } else { 1 })
+}
