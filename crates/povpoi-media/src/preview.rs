@@ -16,7 +16,7 @@ use std::f64::consts::TAU;
 
 use image::RgbImage;
 use povpoi_core::model::{Pattern, Rgb};
-use povpoi_core::render::{BLACK, DEFAULT_LEDS, Finish, MAX_LEDS, Program, Renderer};
+use povpoi_core::render::{BLACK, ColumnCache, DEFAULT_LEDS, Finish, MAX_LEDS, Program, Renderer};
 
 use crate::picture::encode_png;
 use crate::{MediaError, Picture};
@@ -159,9 +159,9 @@ pub fn preview(options: &PreviewOptions, mut column_at: impl FnMut(u64) -> Vec<R
 pub fn preview_program(program: &Program<'_>, options: &PreviewOptions) -> Result<RgbImage, MediaError> {
     let renderer = Renderer::new(options.leds).map_err(|e| MediaError::Preview(e.to_string()))?;
     let mut column = vec![BLACK; renderer.leds()];
+    let mut cache = ColumnCache::new(options.finish);
     preview(options, |t_ms| {
-        renderer.render(program, t_ms, options.fps, options.audio, &mut column);
-        options.finish.apply(&mut column);
+        renderer.render_cached(program, t_ms, options.fps, options.audio, &mut cache, &mut column);
         column.clone()
     })
 }

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use povpoi_core::model::{Pattern, PatternKind, Rgb};
-use povpoi_core::render::{ColorOrder, Finish, Program, Renderer};
+use povpoi_core::render::{ColorOrder, ColumnCache, Finish, Program, Renderer};
 use povpoi_core::wire::teensy::{Command, Receiver, Reply};
 use povpoi_core::wire::{apa102, teensy};
 use povpoi_node::output::apa102::{Apa102, DEFAULT_CLOCK_HZ};
@@ -39,12 +39,11 @@ fn capacity(leds: u16, mut write: impl FnMut(&[Rgb])) -> f64 {
     let program =
         Program::Pattern(Pattern::new(PatternKind::Fire, Rgb::new(255, 30, 0), Rgb::new(255, 200, 0), 120).unwrap());
     let mut column = vec![Rgb::default(); usize::from(leds)];
-    let finish = Finish { brightness: 200, gamma: true };
+    let mut cache = ColumnCache::new(Finish { brightness: 200, gamma: true });
     let start = Instant::now();
     let mut n = 0u64;
     while start.elapsed() < Duration::from_secs(2) {
-        renderer.render(&program, 1_764_000_000_000 + n / 5, 250, 0, &mut column);
-        finish.apply(&mut column);
+        renderer.render_cached(&program, 1_764_000_000_000 + n / 5, 250, 0, &mut cache, &mut column);
         write(&column);
         n += 1;
     }

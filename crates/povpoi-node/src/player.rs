@@ -19,7 +19,9 @@ use povpoi_core::model::Selection;
 use povpoi_core::model::{
     ImageId, Mode, PATTERN_SLOTS, Pattern, Rgb, SEQUENCE_SLOTS, Sequence, SequenceTarget, Settings,
 };
-use povpoi_core::render::{AudioSource, Constant, Content, Finish, ImageView, Program, Renderer, Silence, TestSignal};
+use povpoi_core::render::{
+    AudioSource, ColumnCache, Constant, Content, Finish, ImageView, Program, Renderer, Silence, TestSignal,
+};
 use povpoi_core::show::{Cue, Staged};
 use povpoi_core::sync::Key;
 
@@ -489,6 +491,8 @@ fn run(
     let mut live = Vec::new();
     let mut sent: Option<Show> = None;
     let mut column = vec![Rgb::default(); renderer.leds()];
+    // Finished colour ramps and the patterns' draws, kept from column to column.
+    let mut cache = ColumnCache::new(finish_for(Mode::Live, 255));
     let mut strip = (renderer.leds(), state.config().color_order);
     let wants_columns = outputs.iter().any(|o| o.wants_columns());
     let mut loaded_at = state.show.now_us();
@@ -570,14 +574,15 @@ fn run(
             let k = u128::from(now.max(at)) * u128::from(fps) / 1_000_000;
             let middle_ms = ((2 * k + 1) * 500 / u128::from(fps)) as u64;
             let level = audio.level(middle_ms);
-            renderer.render(
+            cache.set_finish(finish_for(playing.show.mode, playing.show.brightness));
+            renderer.render_cached(
                 &playing.program(&live, middle_ms * 1_000),
                 middle_ms,
                 playing.show.framerate,
                 level,
+                &mut cache,
                 &mut column,
             );
-            finish_for(playing.show.mode, playing.show.brightness).apply(&mut column);
             if let Some(lit) = flash {
                 identify_column(&mut column, lit);
             }

@@ -119,7 +119,13 @@ mod tests {
         let heard = read_txt(|k| records.iter().find(|(key, _)| *key == k).map(|(_, v)| v.as_str())).unwrap();
         assert_eq!(
             heard,
-            Heard { device_id: ID, device_name: "Left".into(), sync_group: "troupe".into(), protocol: 3, digest: "00ff".into() }
+            Heard {
+                device_id: ID,
+                device_name: "Left".into(),
+                sync_group: "troupe".into(),
+                protocol: 3,
+                digest: "00ff".into()
+            }
         );
         assert_eq!(records[5], (key::SEQ, "7".into()));
     }
