@@ -39,6 +39,8 @@ const MAX_HEADER_BUFFER: usize = 64 * 1024;
 /// task lets go of its socket only when the runtime next reaches it, so under a flood the
 /// node stops accepting until they are gone rather than hold more sockets than its cap.
 const MAX_CLOSING: usize = 8;
+/// Longest the accept loop waits for them before it takes connections again.
+const CLOSING_WAIT: Duration = Duration::from_secs(1);
 
 /// Connections open now, in all and per client address (oldest first).
 #[derive(Debug, Default)]
@@ -106,6 +108,7 @@ impl Drop for Slot {
 /// in unless it is the one holding the most.
 fn admit(open: &Arc<Mutex<Open>>, closed: &Arc<tokio::sync::Notify>, client: IpAddr) -> Option<Slot> {
     let mut counts = open.lock().unwrap_or_else(|p| p.into_inner());
+    let mut evicted = None;
     let mine = counts.per_client.get(&client).map_or(0, VecDeque::len);
     if mine >= MAX_CONNECTIONS_PER_CLIENT {
         return None;
@@ -116,9 +119,7 @@ fn admit(open: &Arc<Mutex<Open>>, closed: &Arc<tokio::sync::Notify>, client: IpA
             return None;
         }
         let oldest = theirs.front().map(|e| e.id)?;
-        if let Some(task) = counts.remove(heaviest, oldest).and_then(|e| e.task) {
-            task.abort();
-        }
+        evicted = counts.remove(heaviest, oldest).and_then(|e| e.task);
         counts.closing += 1;
         tracing::trace!(%heaviest, %client, "closed the oldest connection of the busiest client for a newcomer");
     }
@@ -126,6 +127,11 @@ fn admit(open: &Arc<Mutex<Open>>, closed: &Arc<tokio::sync::Notify>, client: IpA
     counts.next_id += 1;
     let id = counts.next_id;
     counts.per_client.entry(client).or_default().push_back(Entry { id, task: None });
+    drop(counts);
+    // Outside the lock: the evicted task's Slot takes it when it is dropped.
+    if let Some(task) = evicted {
+        task.abort();
+    }
     Some(Slot { open: open.clone(), closed: closed.clone(), client, id })
 }
 
@@ -164,16 +170,24 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, mut stopping: watc
     let closed = Arc::new(tokio::sync::Notify::new());
     let graceful = GracefulShutdown::new();
     let mut connections = tokio::task::JoinSet::new();
-    loop {
+    'accept: loop {
         while connections.try_join_next().is_some() {}
         // Waiting connections stay in the system's queue, which holds no socket of ours.
         while open.lock().unwrap_or_else(|p| p.into_inner()).closing >= MAX_CLOSING {
             tokio::select! {
-                _ = crate::node::stopped(&mut stopping) => break,
+                biased;
+                _ = crate::node::stopped(&mut stopping) => break 'accept,
                 () = closed.notified() => {}
+                // An evicted task the runtime never reaches must not stop the poi taking
+                // connections for good: then the cap gives a little instead.
+                () = tokio::time::sleep(CLOSING_WAIT) => {
+                    tracing::warn!(closing = MAX_CLOSING, "connections closed for newcomers are slow to end");
+                    break;
+                }
             }
         }
         let (stream, client) = tokio::select! {
+            biased;
             _ = crate::node::stopped(&mut stopping) => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,

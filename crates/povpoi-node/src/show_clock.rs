@@ -15,6 +15,7 @@ use povpoi_core::device::DeviceId;
 use povpoi_core::show::packet::{self, MAX_DATAGRAM};
 use povpoi_core::show::{ClockKey, ClockStatus, Ignored, Packet, PacketError, ShowClock, Standing, Step};
 use povpoi_core::sync::PROTOCOL_VERSION;
+use povpoi_peer::key::GroupKey;
 use serde::Serialize;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
@@ -195,24 +196,17 @@ impl RateLimit {
 /// The datagram key of the group, derived again only when the pairing key or group changes.
 #[derive(Default)]
 struct Keys {
-    /// SHA-256 of the pairing key and the group it was derived for.
-    source: Option<[u8; 32]>,
+    /// The pairing key and the group it was derived for.
+    source: Option<(GroupKey, String)>,
     key: Option<ClockKey>,
 }
 
 impl Keys {
     fn current(&mut self, state: &NodeState) -> Option<ClockKey> {
-        use sha2::{Digest, Sha256};
         let config = state.config();
-        let source = config.group_key.as_ref().map(|k| {
-            let mut hash = Sha256::new();
-            hash.update(k.secret());
-            hash.update([0]);
-            hash.update(config.sync_group.as_bytes());
-            <[u8; 32]>::from(hash.finalize())
-        });
+        let source = config.group_key.clone().map(|k| (k, config.sync_group.clone()));
         if source != self.source {
-            self.key = config.group_key.as_ref().map(|k| ClockKey::derive(k.secret(), &config.sync_group));
+            self.key = source.as_ref().map(|(k, group)| k.clock_key(group));
             self.source = source;
         }
         self.key.clone()

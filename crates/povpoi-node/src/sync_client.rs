@@ -9,7 +9,7 @@ use povpoi_core::device::DeviceId;
 use povpoi_core::sync::{Categories, Direction, Request, Response, Session, SyncOptions};
 use povpoi_core::wire;
 use povpoi_peer::auth::HEADER_SIGNATURE;
-use povpoi_peer::exchange::{self, AnswerCheck, Caller};
+use povpoi_peer::exchange::{self, AnswerCheck, Caller, SYNC_PATH};
 use povpoi_peer::session::{self, DriveError, Link, Progress, Replicas};
 
 use crate::events::Event;
@@ -18,8 +18,6 @@ use crate::library::{Origin, now_ms};
 use crate::node::NodeState;
 use crate::peers::{Peer, Source};
 
-/// The peer-protocol endpoint.
-pub const SYNC_PATH: &str = "/api/sync/v1";
 /// Longest one session of auto-sync may take, waiting for its turn included, before it is
 /// abandoned (it resumes next time): a whole library's pixels on a slow link.
 pub const AUTO_SESSION_DEADLINE: Duration = Duration::from_secs(120);
@@ -115,7 +113,7 @@ pub(crate) async fn read_capped(mut answer: reqwest::Response, limit: usize) -> 
 
 /// Sends one message to the peer `receiver` (its device id) at `addr`; returns its answer
 /// and the bytes both ways.
-pub async fn exchange(
+pub async fn send_message(
     node: &NodeState,
     addr: SocketAddr,
     receiver: &str,
@@ -187,6 +185,8 @@ pub async fn sync_with(
         trigger: trigger.into(),
         ..HistoryEntry::default()
     };
+    // Outside the session's future: a session cut by its deadline still records how far it got.
+    let mut progress = Progress::default();
     let session = async {
         let Ok(_one_at_a_time_with_this_peer) = turn else {
             return Err(SyncFailure::stalled(format!("a session with {addr} still running after {deadline:?}")));
@@ -205,9 +205,10 @@ pub async fn sync_with(
                 seen.device_id
             }
         };
-        drive(node, addr, receiver, options, &mut entry).await.map(|()| receiver)
+        drive(node, addr, receiver, options, &mut progress).await.map(|()| receiver)
     };
     let outcome = tokio::time::timeout(deadline.saturating_sub(started.elapsed()), session).await;
+    record(&mut entry, &progress);
     let outcome = outcome.unwrap_or_else(|_| {
         Err(SyncFailure::stalled(format!(
             "session with {addr} not done within {deadline:?}: stopped, it resumes next time"
@@ -250,7 +251,7 @@ struct HttpLink<'a> {
 impl Link for HttpLink<'_> {
     type Error = SyncFailure;
     async fn exchange(&mut self, request: &Request) -> Result<(Response, u64), SyncFailure> {
-        exchange(self.node, self.addr, &self.receiver, request).await
+        send_message(self.node, self.addr, &self.receiver, request).await
     }
 }
 
@@ -276,17 +277,8 @@ impl Replicas for LibrarySessions<'_> {
     }
 }
 
-async fn drive(
-    node: &NodeState,
-    addr: SocketAddr,
-    receiver: DeviceId,
-    options: SyncOptions,
-    entry: &mut HistoryEntry,
-) -> Result<(), SyncFailure> {
-    let mut link = HttpLink { node, addr, receiver: receiver.to_string() };
-    let mut progress = Progress::default();
-    let outcome =
-        session::drive(&mut link, &mut LibrarySessions(&node.library), receiver, options, &mut progress).await;
+/// Copies what a session did so far into its history entry.
+fn record(entry: &mut HistoryEntry, progress: &Progress) {
     let report = progress.report;
     entry.round_trips = progress.round_trips;
     entry.bytes = progress.bytes;
@@ -298,6 +290,17 @@ async fn drive(
     entry.items_deleted = report.pulled.items_deleted;
     entry.blobs_received = report.blobs_received;
     entry.blobs_sent = report.blobs_sent;
+}
+
+async fn drive(
+    node: &NodeState,
+    addr: SocketAddr,
+    receiver: DeviceId,
+    options: SyncOptions,
+    progress: &mut Progress,
+) -> Result<(), SyncFailure> {
+    let mut link = HttpLink { node, addr, receiver: receiver.to_string() };
+    let outcome = session::drive(&mut link, &mut LibrarySessions(&node.library), receiver, options, progress).await;
     outcome.map_err(|e| match e {
         DriveError::Link(failure) => failure,
         DriveError::WrongPeer { answered } => {

@@ -395,5 +395,11 @@ mod tests {
         assert_eq!((auth.time_ms, auth.nonce.as_str(), auth.signature.as_str()), (12, "n", "s"));
         assert!(matches!(RequestAuth::from_headers(headers("soon")), Err(AuthError::Malformed(_))));
         assert_eq!(RequestAuth::from_headers(|_| None), Ok(None));
+        let no_signature = |name: &str| match name {
+            HEADER_TIME => Some("12"),
+            HEADER_NONCE => Some("n"),
+            _ => None,
+        };
+        assert_eq!(RequestAuth::from_headers(no_signature), Ok(None));
     }
 }

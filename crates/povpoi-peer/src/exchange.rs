@@ -14,6 +14,9 @@ use crate::auth::{
 };
 use crate::key::GroupKey;
 
+/// The peer-protocol endpoint: one sync message in, its answer out.
+pub const SYNC_PATH: &str = "/api/sync/v1";
+
 /// Who calls: this poi's identity as a peer request carries it.
 #[derive(Clone, Copy, Debug)]
 pub struct Caller<'a> {

@@ -3,17 +3,33 @@
 use alloc::string::String;
 use core::fmt;
 
+use povpoi_core::show::ClockKey;
 use serde::{Deserialize, Serialize};
 
-/// Shortest pairing key accepted.
+/// Shortest pairing key accepted: shorter secrets are guessable offline from one signed
+/// request.
 pub const MIN_GROUP_KEY_LEN: usize = 8;
 /// Longest pairing key accepted.
 pub const MAX_GROUP_KEY_LEN: usize = 256;
 
-/// A group's shared secret. Never serialised back out by the API, never printed.
+/// A group's shared secret. Never serialised back out by the API, never printed; read
+/// back (from a poi's settings file) only if it is a valid key.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(into = "String", try_from = "String")]
 pub struct GroupKey(String);
+
+impl From<GroupKey> for String {
+    fn from(key: GroupKey) -> String {
+        key.0
+    }
+}
+
+impl TryFrom<String> for GroupKey {
+    type Error = InvalidKey;
+    fn try_from(secret: String) -> Result<GroupKey, InvalidKey> {
+        GroupKey::new(&secret)
+    }
+}
 
 /// Why a text cannot be a pairing key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,9 +80,13 @@ impl GroupKey {
         Sha256::digest(self.0.as_bytes()) == Sha256::digest(given.as_bytes())
     }
 
-    /// The secret's bytes, only for deriving keys from it (signing, sealing, the show
-    /// clock's datagram tag).
-    pub fn secret(&self) -> &[u8] {
+    /// The key that tags the group's show-clock datagrams (docs/PROTOCOL.md section 12).
+    pub fn clock_key(&self, group: &str) -> ClockKey {
+        ClockKey::derive(self.secret(), group)
+    }
+
+    /// The secret's bytes, for deriving keys from it.
+    pub(crate) fn secret(&self) -> &[u8] {
         self.0.as_bytes()
     }
 }
@@ -88,6 +108,16 @@ mod tests {
         assert_eq!(GroupKey::new(&"x".repeat(257)), Err(InvalidKey::TooLong));
         for bad in [" leading space", "trailing space ", "tab\tinside", "ünïcödé key"] {
             assert_eq!(GroupKey::new(bad), Err(InvalidKey::NotPlain), "{bad:?} was taken");
+        }
+    }
+
+    #[test]
+    fn only_a_valid_key_is_read_back_from_settings() {
+        let key: GroupKey = serde_json::from_str("\"spin the fire 42\"").unwrap();
+        assert!(key.matches("spin the fire 42"));
+        assert_eq!(serde_json::to_string(&key).unwrap(), "\"spin the fire 42\"");
+        for bad in ["\"\"", "\"short\"", "\" padded key \""] {
+            assert!(serde_json::from_str::<GroupKey>(bad).is_err(), "{bad} was read as a key");
         }
     }
 

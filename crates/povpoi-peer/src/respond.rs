@@ -44,16 +44,25 @@ impl fmt::Display for Refusal {
 
 impl core::error::Error for Refusal {}
 
+/// On what a message was let in: the caller has checked this before.
+#[derive(Clone, Copy, Debug)]
+pub enum Admitted<'a> {
+    /// This poi has no pairing key: anyone may sync.
+    Open,
+    /// This poi has a key and the request carried it as a bearer token (a person's script):
+    /// its body is clear.
+    Bearer,
+    /// A peer's signature, checked on this exchange: its body is sealed.
+    Signed(&'a SignedExchange),
+}
+
 /// A peer's message as it arrived.
 #[derive(Clone, Copy, Debug)]
 pub struct Incoming<'a> {
-    /// The exchange it was admitted on, when it was signed.
-    pub signed: Option<&'a SignedExchange>,
+    /// How it was let in.
+    pub admitted: Admitted<'a>,
     /// Its sealed-body header, if any.
     pub sealed: Option<&'a [u8]>,
-    /// Whether this poi has a pairing key (a person sending it as a bearer token is not
-    /// signed and sends clear bodies).
-    pub keyed: bool,
     /// The body's bytes.
     pub body: &'a [u8],
 }
@@ -61,13 +70,14 @@ pub struct Incoming<'a> {
 /// A peer's message, opened and decoded; in independent mode (`settings_local`) its
 /// settings are left out. Returns it with the number of records it carries.
 pub fn open_request(incoming: Incoming<'_>, settings_local: bool) -> Result<(Request, u32), Refusal> {
-    let decoded = match incoming.signed {
-        Some(signed) => {
+    let decoded = match incoming.admitted {
+        Admitted::Signed(signed) => {
             let plain = signed.open(incoming.sealed, incoming.body).map_err(Refusal::Unopened)?;
             wire::from_bytes(&plain)
         }
-        None if incoming.sealed.is_some() && !incoming.keyed => return Err(Refusal::SealedWithoutKey),
-        None => wire::from_bytes(incoming.body),
+        // The sender has a key and this poi does not.
+        Admitted::Open if incoming.sealed.is_some() => return Err(Refusal::SealedWithoutKey),
+        Admitted::Open | Admitted::Bearer => wire::from_bytes(incoming.body),
     };
     let request: Request = decoded.map_err(Refusal::NotAMessage)?;
     let request = if settings_local { keep_settings_local(request) } else { request };
@@ -114,11 +124,11 @@ mod tests {
     fn a_plain_message_decodes_and_garbage_is_a_400() {
         let bytes = wire::to_bytes(&begin());
         let (request, records) =
-            open_request(Incoming { signed: None, sealed: None, keyed: false, body: &bytes }, false).unwrap();
+            open_request(Incoming { admitted: Admitted::Open, sealed: None, body: &bytes }, false).unwrap();
         assert!(matches!(request, Request::Begin { options, .. } if options.categories.settings));
         assert_eq!(records, 0);
         let refused =
-            open_request(Incoming { signed: None, sealed: None, keyed: false, body: b"\xff\xff" }, false).unwrap_err();
+            open_request(Incoming { admitted: Admitted::Open, sealed: None, body: b"\xff\xff" }, false).unwrap_err();
         assert_eq!(refused.status(), 400);
     }
 
@@ -126,7 +136,7 @@ mod tests {
     fn independent_mode_leaves_settings_out_of_a_session() {
         let bytes = wire::to_bytes(&begin());
         let (request, _) =
-            open_request(Incoming { signed: None, sealed: None, keyed: false, body: &bytes }, true).unwrap();
+            open_request(Incoming { admitted: Admitted::Open, sealed: None, body: &bytes }, true).unwrap();
         assert!(matches!(request, Request::Begin { options, .. } if !options.categories.settings));
     }
 
@@ -134,15 +144,19 @@ mod tests {
     fn sealed_bodies_need_a_key_and_signed_ones_must_be_sealed() {
         let bytes = wire::to_bytes(&begin());
         let sealed_without_key =
-            Incoming { signed: None, sealed: Some(b"xchacha20poly1305"), keyed: false, body: &bytes };
+            Incoming { admitted: Admitted::Open, sealed: Some(b"xchacha20poly1305"), body: &bytes };
         assert_eq!(open_request(sealed_without_key, false).unwrap_err().status(), 403);
+        // A person with the key as a bearer token sends clear bodies, whatever the header.
+        let bearer = Incoming { admitted: Admitted::Bearer, sealed: Some(b"xchacha20poly1305"), body: &bytes };
+        assert!(matches!(open_request(bearer, false), Ok((Request::Begin { .. }, 0))));
         let key = GroupKey::new("pairing secret").unwrap();
         let nonce = "0123456789abcdef0123456789abcdef";
         let exchange = SignedExchange::new(key.clone(), nonce.into());
-        let plain = Incoming { signed: Some(&exchange), sealed: None, keyed: true, body: &bytes };
+        let plain = Incoming { admitted: Admitted::Signed(&exchange), sealed: None, body: &bytes };
         assert!(matches!(open_request(plain, false), Err(Refusal::Unopened(OpenError::NotSealed))));
         let body: Vec<u8> = crate::auth::seal(&key, crate::auth::Way::Request, nonce, &bytes, &mut rand::rng());
-        let sealed = Incoming { signed: Some(&exchange), sealed: Some(b"xchacha20poly1305"), keyed: true, body: &body };
+        let sealed =
+            Incoming { admitted: Admitted::Signed(&exchange), sealed: Some(b"xchacha20poly1305"), body: &body };
         assert!(matches!(open_request(sealed, false), Ok((Request::Begin { .. }, 0))));
     }
 }

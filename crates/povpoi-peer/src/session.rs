@@ -70,6 +70,8 @@ impl<E: fmt::Display> fmt::Display for DriveError<E> {
     }
 }
 
+impl<E: fmt::Debug + fmt::Display> core::error::Error for DriveError<E> {}
+
 /// Runs a whole session with the poi `receiver` over `link`; `progress` is kept up to date
 /// after every answer, so a platform can record how far a failed session got.
 pub async fn drive<L: Link, R: Replicas>(

@@ -20,7 +20,7 @@ use crate::library::now_ms;
 
 /// Paths whose handlers check a peer's HMAC signature themselves (or a bearer key).
 pub(crate) fn is_peer_path(path: &str) -> bool {
-    matches!(path, crate::sync_client::SYNC_PATH | "/api/sync/data" | "/api/sync/push")
+    matches!(path, povpoi_peer::exchange::SYNC_PATH | "/api/sync/data" | "/api/sync/push")
         || path.starts_with("/api/blobs/")
 }
 

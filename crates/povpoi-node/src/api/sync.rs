@@ -21,7 +21,8 @@ use povpoi_core::model::{ImageId, Mode, Pattern, PatternKind, Rgb, Selection};
 use povpoi_core::sync::{Categories, Direction, Key, PROTOCOL_VERSION, Request, SyncOptions};
 use povpoi_core::wire::{self, legacy::SyncData};
 use povpoi_peer::auth::{HEADER_DEVICE, HEADER_PORT, HEADER_SEALED};
-use povpoi_peer::respond::{self, Incoming};
+use povpoi_peer::exchange::SYNC_PATH;
+use povpoi_peer::respond::{self, Admitted, Incoming};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -32,7 +33,7 @@ use crate::discovery::Sighting;
 use crate::history::HistoryEntry;
 use crate::library::{Origin, now_ms};
 use crate::peers::Source;
-use crate::sync_client::{self, SYNC_PATH};
+use crate::sync_client;
 
 /// Largest peer-protocol message accepted (a delta of a full library, or 128 KiB of pixels).
 const SYNC_BODY_LIMIT: usize = 8 * 1024 * 1024;
@@ -611,12 +612,13 @@ fn open_message(
         let config = node.config();
         (config.group_key.is_some(), config.sync_mode == SyncMode::Independent)
     };
-    let incoming = Incoming {
-        signed: signed.map(SignedExchange::exchange),
-        sealed: headers.get(HEADER_SEALED).map(HeaderValue::as_bytes),
-        keyed,
-        body,
+    // `authenticate` let it in: signed by a peer, or with the key as a bearer, or open.
+    let admitted = match signed {
+        Some(signed) => Admitted::Signed(signed.exchange()),
+        None if keyed => Admitted::Bearer,
+        None => Admitted::Open,
     };
+    let incoming = Incoming { admitted, sealed: headers.get(HEADER_SEALED).map(HeaderValue::as_bytes), body };
     respond::open_request(incoming, independent).map_err(|refusal| {
         let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::BAD_REQUEST);
         ApiError::new(status, refusal.to_string())

@@ -67,14 +67,14 @@ impl Apa102<Spidev> {
         let mut spi = Spidev::open(device).map_err(|source| super::OpenError {
             action: format!("cannot open the APA102 SPI device {}", device.display()),
             source,
-            advice: format!("; {hint}"),
+            advice: Some(hint.into()),
         })?;
         let options =
             SpidevOptions::new().bits_per_word(8).max_speed_hz(clock_hz).mode(SpiModeFlags::SPI_MODE_0).build();
         spi.configure(&options).map_err(|source| super::OpenError {
             action: format!("cannot set SPI mode 0, {clock_hz} Hz, 8 bits on {}", device.display()),
             source,
-            advice: "; check that it is a spidev device and that the controller supports that clock".into(),
+            advice: Some("check that it is a spidev device and that the controller supports that clock".into()),
         })?;
         // No colour order in the description: it can change while the node runs
         // (`colorOrder` of /api/device/config says it), the description is made once.
@@ -89,7 +89,7 @@ impl Apa102<File> {
         let file = OpenOptions::new().append(true).open(path).map_err(|source| super::OpenError {
             action: format!("cannot open {} to write APA102 frames to", path.display()),
             source,
-            advice: String::new(),
+            advice: None,
         })?;
         let name = format!("apa102 {} (frames to a file, no SPI)", path.display());
         Ok(Apa102::new(file, name, order))

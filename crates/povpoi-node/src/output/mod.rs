@@ -140,15 +140,24 @@ impl FromStr for OutputSpec {
 
 /// Why an LED output did not open: what was tried, the system's reason, what to check.
 #[derive(Debug, thiserror::Error)]
-#[error("{action}: {source}{advice}")]
 pub struct OpenError {
     /// What was tried, naming the device.
     pub action: String,
     /// The system's reason.
     #[source]
     pub source: std::io::Error,
-    /// What a person should check, starting with "; " (empty when there is nothing to add).
-    pub advice: String,
+    /// What a person should check, if there is something to say.
+    pub advice: Option<String>,
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.action, self.source)?;
+        match &self.advice {
+            Some(advice) => write!(f, "; {advice}"),
+            None => Ok(()),
+        }
+    }
 }
 
 impl OutputSpec {

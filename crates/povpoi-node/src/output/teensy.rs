@@ -95,12 +95,12 @@ impl TeensyLink<File> {
             .map_err(|source| super::OpenError {
                 action: format!("cannot open the Teensy serial port {}", device.display()),
                 source,
-                advice: format!("; {hint}"),
+                advice: Some(hint.into()),
             })?;
         configure(&file).map_err(|e| super::OpenError {
             action: format!("cannot set {} to raw {BAUD} baud 8N1", device.display()),
             source: e.into(),
-            advice: format!("; is it a serial port? {hint}"),
+            advice: Some(format!("is it a serial port? {hint}")),
         })?;
         Ok(TeensyLink::new(file, format!("teensy {}", device.display())))
     }
