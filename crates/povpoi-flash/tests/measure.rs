@@ -13,8 +13,8 @@ use povpoi_flash::{FlashStore, HEADER_LEN, Options, RESERVE_MARGIN_SECTORS};
 
 const MB: u32 = 1 << 20;
 /// The `povpoi` data partition of the ESP32-C3/C6 firmware (firmware/partitions.csv): a
-/// 4 MB flash less the bootloader, partition table, nvs, phy_init and a 1 MiB app.
-const FIRMWARE_REGION: u32 = 0x2F_0000;
+/// 4 MB flash less the bootloader, partition table, nvs, phy_init and a 1.5 MiB app.
+const FIRMWARE_REGION: u32 = 0x27_0000;
 const P: usize = SECTOR - HEADER_LEN;
 
 /// The snapshot of a library of 200 400x32 images, as the core's replica writes it.
