@@ -1,5 +1,8 @@
 //! The poi's settings: the Wi-Fi credentials behind [`WifiSettings`], and the keys under
-//! which the flash store (`crate::storage`) keeps them and the poi's own settings.
+//! which the flash store (`storage`) keeps them and the poi's own settings.
+//!
+//! Host-independent (no esp-hal here): `crates/povpoi-flash/tests/firmware_settings.rs`
+//! compiles this file on the host and tests it over a RAM flash.
 //!
 //! [`FlashWifiSettings`] keeps them in the flash store, so that credentials set from the
 //! access point's setup page survive a reset. [`BuildWifiSettings`] is the network given at
@@ -10,11 +13,11 @@ use alloc::string::String;
 use alloc::vec::Vec as HeapVec;
 use core::fmt;
 
+use embedded_storage::nor_flash::MultiwriteNorFlash;
 use heapless::Vec;
 use povpoi_core::hash::BlobHash;
 use povpoi_core::sync::StorageError;
-
-use crate::storage::Store;
+use povpoi_flash::FlashStore;
 
 /// An SSID: 1-32 bytes, not necessarily UTF-8 (802.11 allows any bytes).
 pub type Ssid = Vec<u8, 32>;
@@ -65,7 +68,7 @@ pub enum SettingsError {
     Ssid,
     /// The passphrase is not 8-63 bytes (WPA2's rule; an open network is not offered).
     Passphrase,
-    /// The poi has no storage (see `crate::storage::Unavailable`): nothing set could be kept.
+    /// The poi has no storage (see `storage::Unavailable`): nothing set could be kept.
     NoStorage,
     /// The flash store failed to save it; what it held before is unchanged.
     Storage(StorageError),
@@ -128,6 +131,11 @@ pub struct BuildWifiSettings {
 }
 
 impl BuildWifiSettings {
+    /// Settings holding `station` as the network to join, as if given at build time.
+    pub fn new(station: Option<(Ssid, Passphrase)>) -> Self {
+        BuildWifiSettings { station }
+    }
+
     /// The settings given at build time (see the type's doc).
     pub fn from_build() -> Self {
         let station = match (option_env!("POVPOI_WIFI_SSID"), option_env!("POVPOI_WIFI_PASSWORD")) {
@@ -166,14 +174,13 @@ impl WifiSettings for BuildWifiSettings {
 
 /// Wi-Fi settings kept in the flash store: what is set survives a reset and a power cut (the
 /// SSID and passphrase are saved together, in one atomic save).
-#[derive(Clone, Copy)]
-pub struct FlashWifiSettings<'a> {
-    store: &'a Store,
+pub struct FlashWifiSettings<'a, F: MultiwriteNorFlash> {
+    store: &'a FlashStore<F>,
 }
 
-impl<'a> FlashWifiSettings<'a> {
+impl<'a, F: MultiwriteNorFlash> FlashWifiSettings<'a, F> {
     /// The Wi-Fi settings kept in `store`.
-    pub fn new(store: &'a Store) -> Self {
+    pub fn new(store: &'a FlashStore<F>) -> Self {
         FlashWifiSettings { store }
     }
 
@@ -211,7 +218,7 @@ impl<'a> FlashWifiSettings<'a> {
     }
 }
 
-impl WifiSettings for FlashWifiSettings<'_> {
+impl<F: MultiwriteNorFlash> WifiSettings for FlashWifiSettings<'_, F> {
     fn station(&self) -> Option<(Ssid, Passphrase)> {
         let name = self.get(key::WIFI_SSID)?;
         let password = self.get(key::WIFI_PASSWORD).unwrap_or_default();
@@ -248,7 +255,7 @@ impl WifiSettings for FlashWifiSettings<'_> {
 }
 
 /// The sync group named in `store`'s settings, or [`DEFAULT_SYNC_GROUP`].
-pub fn sync_group(store: &Store) -> String {
+pub fn sync_group<F: MultiwriteNorFlash>(store: &FlashStore<F>) -> String {
     match store.setting(key::SYNC_GROUP) {
         Ok(Some(group)) => String::from_utf8(group).unwrap_or_else(|_| {
             log::warn!("the stored sync group is not UTF-8; using {DEFAULT_SYNC_GROUP:?}");
