@@ -4,8 +4,8 @@
 //! portable crate) will call: Wi-Fi ([`wifi`], credentials from [`settings`]), the network
 //! stack and its socket budget ([`net`]), the access point's DHCP server ([`dhcp_server`]),
 //! mDNS ([`mdns`]), HTTP ([`http`], answering 503 until the application is linked), the LED
-//! outputs ([`apa102`], [`teensy`]) and the column clock ([`column`]), and the two heaps
-//! ([`heap`]). `src/main.rs` wires them together; docs/FIRMWARE.md says how to build, flash
+//! outputs ([`apa102`], [`teensy`]) and the column clock ([`column`]), the two heaps
+//! ([`heap`]), and the flash store holding the library and the settings ([`storage`]). `src/main.rs` wires them together; docs/FIRMWARE.md says how to build, flash
 //! and wire a board, and what is still scaffolding.
 
 #![no_std]
@@ -26,5 +26,6 @@ pub mod http;
 pub mod mdns;
 pub mod net;
 pub mod settings;
+pub mod storage;
 pub mod teensy;
 pub mod wifi;

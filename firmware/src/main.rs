@@ -5,6 +5,7 @@
 
 extern crate alloc;
 
+use alloc::boxed::Box;
 use alloc::string::String;
 
 use embassy_executor::Spawner;
@@ -20,14 +21,16 @@ use esp_hal::timer::timg::TimerGroup;
 use esp_hal::uart::{Config as UartConfig, Uart, UartRx};
 use esp_hal::{Async, dma_rx_buffer, dma_tx_buffer};
 use esp_radio::wifi::{Interface, WifiController};
-use povpoi_core::device::DeviceId;
+use povpoi_core::device::{DeviceId, ReplicaId};
+use povpoi_core::sync::Storage;
 use povpoi_core::wire::teensy::Command;
 use povpoi_firmware::apa102::{self, Apa102};
 use povpoi_firmware::column::{self, Dark};
 use povpoi_firmware::http::{self, AppRouter, NotLinked};
 use povpoi_firmware::mdns::{Advert, Responder};
 use povpoi_firmware::net::{self, HTTP_CONNECTIONS};
-use povpoi_firmware::settings::RamWifiSettings;
+use povpoi_firmware::settings::{self, BuildWifiSettings, FlashWifiSettings, WifiSettings};
+use povpoi_firmware::storage::{self, Library};
 use povpoi_firmware::teensy::{self, TeensyLink};
 use povpoi_firmware::wifi::{self, Link};
 use povpoi_firmware::{dhcp_server, heap};
@@ -83,8 +86,50 @@ async fn main(spawner: Spawner) -> ! {
     let mac = station.mac_address();
     let device_id = DeviceId(mac);
     log::info!("device id {device_id}");
-    let settings = RamWifiSettings::from_build();
-    let link = wifi::start(&mut controller, &settings, mac).await;
+    // The hardware RNG gives true random numbers once Wi-Fi is enabled (esp-hal's rng docs):
+    // made after the controller, before the replica id and the network stack's seed.
+    let rng = Rng::new();
+
+    // Settings and library from the flash, before Wi-Fi needs the network to join.
+    let build = BuildWifiSettings::from_build();
+    let store = match storage::open(peripherals.FLASH) {
+        Ok(opened) => {
+            let usage = opened.store.usage();
+            log::info!(
+                "storage: partition {:?} at {:#x}..{:#x}, {} of {} sectors free",
+                storage::PARTITION_LABEL,
+                opened.partition.start,
+                opened.partition.end,
+                usage.free_sectors,
+                usage.sectors
+            );
+            if opened.store.settings_damaged() {
+                log::warn!("storage: the settings were damaged and read as empty");
+            }
+            Some(opened.store)
+        }
+        Err(why) => {
+            log::error!("storage: none ({why}); running on the build's settings, nothing set is kept");
+            None
+        }
+    };
+    let flash_settings = store.map(FlashWifiSettings::new);
+    if let Some(flash_settings) = &flash_settings {
+        match flash_settings.apply_build(&build) {
+            Ok(true) => log::info!("storage: the network given at build time is now the one to join"),
+            Ok(false) => {}
+            Err(e) => log::warn!("storage: cannot keep the network given at build time: {e}"),
+        }
+    }
+    // Held for the shared application, which will serve it; boxed so that the main task's
+    // static future holds a pointer, not the library.
+    let _library: Option<Box<Library>> = store.and_then(|store| open_library(store, device_id, &rng));
+
+    let settings: &dyn WifiSettings = match &flash_settings {
+        Some(flash_settings) => flash_settings,
+        None => &build,
+    };
+    let link = wifi::start(&mut controller, settings, mac).await;
     let interface = match link {
         Link::Station { .. } => station,
         Link::AccessPoint { .. } => {
@@ -94,7 +139,6 @@ async fn main(spawner: Spawner) -> ! {
     };
 
     let hostname = povpoi_peer::advert::host_label(device_id);
-    let rng = Rng::new();
     let seed = (u64::from(rng.random()) << 32) | u64::from(rng.random());
     let (stack, runner) = net::stack(interface, net::config(&link, &hostname), seed);
     spawner.spawn(network(runner).expect("one network runner"));
@@ -141,6 +185,33 @@ async fn main(spawner: Spawner) -> ! {
             heap::RADIO_HEAP_BYTES
         );
         Timer::after(Duration::from_secs(60)).await;
+    }
+}
+
+/// Opens the library in the store, logging what it holds; `None` (logged) if it cannot be
+/// read, and the poi then runs without one.
+fn open_library(store: &'static storage::Store, device: DeviceId, rng: &Rng) -> Option<Box<Library>> {
+    let group = settings::sync_group(store);
+    let replica = ReplicaId((u64::from(rng.random()) << 32) | u64::from(rng.random()));
+    match storage::open_library(store, device, &group, replica) {
+        Ok(library) => {
+            let blobs = store.blob_hashes().map(|hashes| hashes.len()).unwrap_or(0);
+            let (heap, _) = heap::used();
+            log::info!(
+                "library: {} images ({blobs} pixel blobs held), group {:?}, replica {}; application heap in use {heap} B",
+                library.images().count(),
+                library.group(),
+                library.replica_id()
+            );
+            if store.snapshot_damaged() {
+                log::warn!("library: the snapshot was damaged; started empty, peers will fill it again");
+            }
+            Some(library)
+        }
+        Err(e) => {
+            log::error!("library: cannot open it: {e}; running without one");
+            None
+        }
     }
 }
 

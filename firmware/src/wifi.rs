@@ -71,7 +71,11 @@ pub fn access_point_name(mac: [u8; 6]) -> heapless::String<32> {
 
 /// Brings Wi-Fi up: joins the configured network within [`JOIN_TIMEOUT`], or opens the access
 /// point named after `mac` with the configured password.
-pub async fn start(controller: &mut WifiController<'static>, settings: &impl WifiSettings, mac: [u8; 6]) -> Link {
+pub async fn start(
+    controller: &mut WifiController<'static>,
+    settings: &(impl WifiSettings + ?Sized),
+    mac: [u8; 6],
+) -> Link {
     if let Some((ssid, password)) = settings.station() {
         match join(controller, &ssid, &password).await {
             Ok(()) => return Link::Station { ssid },

@@ -234,26 +234,41 @@ impl<F: MultiwriteNorFlash> FlashStore<F> {
 
     /// Sets setting `key` (at most [`MAX_SETTING_KEY_LEN`] bytes) to `value` (at most
     /// [`MAX_SETTING_LEN`] bytes), atomically.
-    pub fn set_setting(&mut self, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        if key.len() > MAX_SETTING_KEY_LEN || value.len() > MAX_SETTING_LEN {
-            return Err(StorageError::new("setting key or value too long"));
-        }
-        let inner = self.inner.get_mut();
-        inner.fresh()?;
-        let mut map = inner.settings_map.clone();
-        map.insert(key.into(), value.to_vec());
-        inner.save_settings(map)
+    pub fn set_setting(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.update_settings(&[(key, Some(value))])
     }
 
     /// Removes setting `key`; removing a missing one is not an error.
-    pub fn remove_setting(&mut self, key: &str) -> Result<(), StorageError> {
-        let inner = self.inner.get_mut();
+    pub fn remove_setting(&self, key: &str) -> Result<(), StorageError> {
+        self.update_settings(&[(key, None)])
+    }
+
+    /// Applies `changes` in order in one save, `Some(value)` setting a key and `None`
+    /// removing it: a power cut leaves all of them or none (a network's name and password
+    /// change together). Nothing is written when nothing changes.
+    ///
+    /// Takes `&self`, like [`FlashStore::setting`], so that settings can change while a
+    /// replica saves through another reference to the same store (see the `Storage`
+    /// implementation for `&FlashStore`).
+    pub fn update_settings(&self, changes: &[(&str, Option<&[u8]>)]) -> Result<(), StorageError> {
+        let too_long = changes
+            .iter()
+            .any(|(key, value)| key.len() > MAX_SETTING_KEY_LEN || value.is_some_and(|v| v.len() > MAX_SETTING_LEN));
+        if too_long {
+            return Err(StorageError::new("setting key or value too long"));
+        }
+        let mut inner = self.inner.borrow_mut();
         inner.fresh()?;
-        if !inner.settings_map.contains_key(key) {
+        let mut map = inner.settings_map.clone();
+        for (key, value) in changes {
+            match value {
+                Some(value) => map.insert((*key).into(), value.to_vec()),
+                None => map.remove(*key),
+            };
+        }
+        if map == inner.settings_map {
             return Ok(());
         }
-        let mut map = inner.settings_map.clone();
-        map.remove(key);
         inner.save_settings(map)
     }
 }
@@ -578,7 +593,11 @@ impl<F: MultiwriteNorFlash> Inner<F> {
     }
 }
 
-impl<F: MultiwriteNorFlash> Storage for FlashStore<F> {
+/// The store shared by reference, as `std` implements `Read` for `&File`: a replica owns
+/// one `&FlashStore` as its storage while the poi's settings are read and written through
+/// another. Every call borrows the store for its own duration only, and none calls another,
+/// so the borrows never overlap.
+impl<F: MultiwriteNorFlash> Storage for &FlashStore<F> {
     fn load_state(&self) -> Result<Option<Vec<u8>>, StorageError> {
         let mut inner = self.inner.borrow_mut();
         inner.fresh()?;
@@ -591,7 +610,7 @@ impl<F: MultiwriteNorFlash> Storage for FlashStore<F> {
 
     fn save_state(&mut self, snapshot: &[u8]) -> Result<(), StorageError> {
         const WHAT: &str = "cannot save the library snapshot";
-        let inner = self.inner.get_mut();
+        let mut inner = self.inner.borrow_mut();
         inner.fresh()?;
         let n = inner.sectors_for(snapshot.len());
         let old_n = inner.state_sectors();
@@ -626,7 +645,7 @@ impl<F: MultiwriteNorFlash> Storage for FlashStore<F> {
 
     fn save_blob(&mut self, hash: &BlobHash, bytes: &[u8]) -> Result<(), StorageError> {
         const WHAT: &str = "cannot save an image's pixels";
-        let inner = self.inner.get_mut();
+        let mut inner = self.inner.borrow_mut();
         inner.fresh()?;
         if inner.free < inner.sectors_for(bytes.len()) + inner.reserve() {
             return Err(disk_full(WHAT));
@@ -635,7 +654,7 @@ impl<F: MultiwriteNorFlash> Storage for FlashStore<F> {
     }
 
     fn remove_blob(&mut self, hash: &BlobHash) -> Result<(), StorageError> {
-        let inner = self.inner.get_mut();
+        let mut inner = self.inner.borrow_mut();
         inner.fresh()?;
         let Ok(i) = inner.blob_index(hash) else { return Ok(()) };
         let (_, first) = inner.blobs.remove(i);
@@ -651,5 +670,32 @@ impl<F: MultiwriteNorFlash> Storage for FlashStore<F> {
         let mut inner = self.inner.borrow_mut();
         inner.fresh()?;
         Ok(inner.blobs.iter().map(|(h, _)| *h).collect())
+    }
+}
+
+/// An owned store: the same as through a reference.
+impl<F: MultiwriteNorFlash> Storage for FlashStore<F> {
+    fn load_state(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        <&Self as Storage>::load_state(&self)
+    }
+
+    fn save_state(&mut self, snapshot: &[u8]) -> Result<(), StorageError> {
+        <&Self as Storage>::save_state(&mut &*self, snapshot)
+    }
+
+    fn load_blob(&self, hash: &BlobHash) -> Result<Option<Vec<u8>>, StorageError> {
+        <&Self as Storage>::load_blob(&self, hash)
+    }
+
+    fn save_blob(&mut self, hash: &BlobHash, bytes: &[u8]) -> Result<(), StorageError> {
+        <&Self as Storage>::save_blob(&mut &*self, hash, bytes)
+    }
+
+    fn remove_blob(&mut self, hash: &BlobHash) -> Result<(), StorageError> {
+        <&Self as Storage>::remove_blob(&mut &*self, hash)
+    }
+
+    fn blob_hashes(&self) -> Result<Vec<BlobHash>, StorageError> {
+        <&Self as Storage>::blob_hashes(&self)
     }
 }

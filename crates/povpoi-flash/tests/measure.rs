@@ -12,6 +12,9 @@ use povpoi_core::sync::{Identity, MemoryStorage, Replica, Storage};
 use povpoi_flash::{FlashStore, HEADER_LEN, Options, RESERVE_MARGIN_SECTORS};
 
 const MB: u32 = 1 << 20;
+/// The `povpoi` data partition of the ESP32-C3/C6 firmware (firmware/partitions.csv): a
+/// 4 MB flash less the bootloader, partition table, nvs, phy_init and a 1.5 MiB app.
+const FIRMWARE_REGION: u32 = 0x27_0000;
 const P: usize = SECTOR - HEADER_LEN;
 
 /// The snapshot of a library of 200 400x32 images, as the core's replica writes it.
@@ -56,14 +59,14 @@ fn images_per_region_with_the_sync_state_of_200_images() {
     let snapshot = snapshot_of_200_images();
     let snap_sectors = snapshot.len().div_ceil(P) as u32;
     let image_sectors = IMAGE_LEN.div_ceil(P) as u32;
-    for region in [3 * MB, 7 * MB] {
+    for region in [FIRMWARE_REGION, 3 * MB, 7 * MB] {
         let (n, mut store) = images_that_fit(region, &snapshot);
         let sectors = region / SECTOR as u32;
         // Everything but the snapshot, the settings (one sector) and the reserve is images.
         let expected = (sectors - snap_sectors - 1 - (snap_sectors + RESERVE_MARGIN_SECTORS)) / image_sectors;
         eprintln!(
-            "{} MB region ({sectors} sectors), snapshot of 200 images {} bytes ({snap_sectors} sectors): {n} images of {IMAGE_LEN} bytes fit",
-            region / MB,
+            "{} KiB region ({sectors} sectors), snapshot of 200 images {} bytes ({snap_sectors} sectors): {n} images of {IMAGE_LEN} bytes fit",
+            region / 1024,
             snapshot.len()
         );
         assert_eq!(n as u32, expected);

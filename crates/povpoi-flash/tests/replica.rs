@@ -22,7 +22,7 @@ fn bytes_of(poi: Replica<FlashStore<RamFlash>>) -> Vec<u8> {
 }
 
 /// What a person sees of the library: each image's name, size and pixels, in order.
-fn library(poi: &mut Replica<FlashStore<RamFlash>>) -> Vec<(String, u16, u16, Vec<u8>)> {
+fn library<S: Storage>(poi: &mut Replica<S>) -> Vec<(String, u16, u16, Vec<u8>)> {
     let metas: Vec<_> = poi.images().map(|(_, m)| m.clone()).collect();
     metas
         .into_iter()
@@ -76,4 +76,25 @@ fn a_full_flash_refuses_an_image_with_disk_full_and_takes_it_after_a_delete() {
     let mut poi = open(bytes_of(poi), sectors);
     let names: Vec<_> = library(&mut poi).into_iter().map(|(name, ..)| name).collect();
     assert_eq!(names, ["image 1", "image 2", "image 3", "one too many"]);
+}
+
+#[test]
+fn settings_change_through_the_store_a_replica_saves_through() {
+    let sectors = 64;
+    let store = FlashStore::open(RamFlash::new(sectors as usize * SECTOR), 0..sectors * SECTOR as u32).unwrap();
+    let mut poi = Replica::open(&store, identity()).unwrap();
+    store.set_setting("wifi.ssid", b"studio").unwrap();
+    let id = poi.add_image("first", 400, 32, &pattern(1, IMAGE_LEN), 1_000).unwrap();
+    store.update_settings(&[("wifi.ssid", Some(b"stage")), ("device.name", Some(b"left"))]).unwrap();
+    poi.set_brightness(40, 2_000, Cue::NOW).unwrap();
+    let before = library(&mut poi);
+    drop(poi);
+
+    let store = FlashStore::open(RamFlash::from_bytes(store.into_flash().bytes), 0..sectors * SECTOR as u32).unwrap();
+    assert_eq!(store.setting("wifi.ssid").unwrap().as_deref(), Some(&b"stage"[..]));
+    assert_eq!(store.setting("device.name").unwrap().as_deref(), Some(&b"left"[..]));
+    let mut poi = Replica::open(&store, identity()).unwrap();
+    assert_eq!(library(&mut poi), before);
+    assert_eq!(poi.settings().brightness, 40);
+    assert!(poi.images().any(|(image, _)| image == id));
 }

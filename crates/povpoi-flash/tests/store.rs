@@ -91,17 +91,43 @@ fn a_new_snapshot_replaces_the_old_one_and_frees_its_sectors() {
 
 #[test]
 fn settings_are_replaced_and_removed() {
-    let mut store = new_store(16);
+    let store = new_store(16);
     store.set_setting("leds", &[32]).unwrap();
     store.set_setting("leds", &[64]).unwrap();
     store.set_setting("name", b"x").unwrap();
     store.remove_setting("name").unwrap();
     store.remove_setting("never set").unwrap();
-    let mut store = reopen(store, 16, layout());
+    let store = reopen(store, 16, layout());
     assert_eq!(store.setting("leds").unwrap(), Some(vec![64]));
     assert_eq!(store.setting("name").unwrap(), None);
     assert!(store.set_setting("k", &[0; MAX_SETTING_LEN + 1]).is_err());
     assert!(store.set_setting(&"k".repeat(65), b"v").is_err());
+}
+
+#[test]
+fn settings_changed_together_are_saved_once_and_unchanged_ones_not_at_all() {
+    let store = new_store(16);
+    store.set_setting("pairing", b"old key").unwrap();
+    let erases = store.flash().stats.erases;
+    store
+        .update_settings(&[("wifi.ssid", Some(b"studio")), ("wifi.psk", Some(b"secret-1")), ("pairing", None)])
+        .unwrap();
+    assert_eq!(store.flash().stats.erases - erases, 1, "one save of the settings sector");
+    let store = reopen(store, 16, layout());
+    assert_eq!(store.setting("wifi.ssid").unwrap().as_deref(), Some(&b"studio"[..]));
+    assert_eq!(store.setting("wifi.psk").unwrap().as_deref(), Some(&b"secret-1"[..]));
+    assert_eq!(store.setting("pairing").unwrap(), None);
+
+    // Changes applied in order; ending where it started writes nothing.
+    let before = store.flash().stats;
+    store.update_settings(&[("wifi.ssid", Some(b"other")), ("wifi.ssid", Some(b"studio")), ("gone", None)]).unwrap();
+    store.set_setting("wifi.psk", b"secret-1").unwrap();
+    assert_eq!(store.flash().stats, before);
+
+    // One change too long refuses them all.
+    let long = [0; MAX_SETTING_LEN + 1];
+    assert!(store.update_settings(&[("wifi.ssid", Some(b"new")), ("k", Some(&long))]).is_err());
+    assert_eq!(store.setting("wifi.ssid").unwrap().as_deref(), Some(&b"studio"[..]));
 }
 
 #[test]
