@@ -27,13 +27,14 @@ use povpoi_core::wire::teensy::Command;
 use povpoi_firmware::apa102::{self, Apa102};
 use povpoi_firmware::column::{self, Dark};
 use povpoi_firmware::http::{self, AppRouter, NotLinked};
-use povpoi_firmware::mdns::{Advert, Responder};
+use povpoi_firmware::mdns::Responder;
 use povpoi_firmware::net::{self, HTTP_CONNECTIONS};
 use povpoi_firmware::settings::{self, BuildWifiSettings, FlashWifiSettings, WifiSettings};
 use povpoi_firmware::storage::{self, Library};
 use povpoi_firmware::teensy::{self, TeensyLink};
 use povpoi_firmware::wifi::{self, Link};
 use povpoi_firmware::{dhcp_server, heap};
+use povpoi_peer::advert::Advert;
 use static_cell::StaticCell;
 
 esp_bootloader_esp_idf::esp_app_desc!();

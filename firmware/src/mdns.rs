@@ -11,7 +11,6 @@
 //! Browsing for other poi is not here: that is discovery bookkeeping, which the shared
 //! application will bring (it can send queries through the same socket).
 
-use alloc::string::String;
 use core::cell::RefCell;
 use core::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 
@@ -28,8 +27,7 @@ use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::{CriticalSectionRawMutex, NoopRawMutex};
 use embassy_sync::signal::Signal;
 use embassy_time::{Duration, Timer};
-use povpoi_core::device::DeviceId;
-use povpoi_peer::advert::{self, Announcement, SERVICE, TRANSPORT};
+use povpoi_peer::advert::{self, Advert, SERVICE, TRANSPORT};
 use static_cell::StaticCell;
 
 /// How often the poi re-announces itself: the node's interval, well inside the 120 s after
@@ -46,23 +44,6 @@ const RECEIVE_BYTES: usize = 1472;
 /// One mDNS packet sent: our six records are ~450 bytes with the longest names and TXT values
 /// a poi allows.
 const SEND_BYTES: usize = 768;
-
-/// What the poi advertises about itself.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Advert {
-    /// This poi's id (TXT `deviceId`, and in the instance and host names).
-    pub device_id: DeviceId,
-    /// Its user-facing name (TXT `deviceName`).
-    pub device_name: String,
-    /// Its sync group (TXT `syncGroup`).
-    pub sync_group: String,
-    /// The sync protocol version it speaks (TXT `protocol`).
-    pub protocol: u16,
-    /// A short hex digest of its library (TXT `digest`).
-    pub digest: String,
-    /// The port of its HTTP API.
-    pub port: u16,
-}
 
 /// The advert and its change signal, shared by the responder task and whoever updates it.
 pub struct Responder {
@@ -164,14 +145,7 @@ impl HostAnswers for Answers<'_> {
         let (advert, seq) = self.responder.snapshot();
         let instance = advert::instance_name(advert.device_id);
         let hostname = advert::host_label(advert.device_id);
-        let about = Announcement {
-            device_id: advert.device_id,
-            device_name: &advert.device_name,
-            sync_group: &advert.sync_group,
-            protocol: advert.protocol,
-            digest: &advert.digest,
-        };
-        let records = advert::txt_records(&about, seq);
+        let records = advert::txt_records(&advert.announcement(), seq);
         let txt = records.each_ref().map(|(key, value)| (*key, value.as_str()));
         let host =
             Host { hostname: &hostname, ipv4: self.ip, ipv6: Ipv6Addr::UNSPECIFIED, ttl: Ttl::from_secs(TTL_SECS) };

@@ -30,6 +30,36 @@ pub mod key {
     pub const SEQ: &str = "seq";
 }
 
+/// What a poi advertises about itself, and where its API is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Advert {
+    /// Its device id (also in the instance and host names).
+    pub device_id: DeviceId,
+    /// Its user-facing name.
+    pub device_name: String,
+    /// Its sync group.
+    pub sync_group: String,
+    /// The sync protocol version it speaks.
+    pub protocol: u16,
+    /// A short hex digest of its library.
+    pub digest: String,
+    /// The port of its HTTP API.
+    pub port: u16,
+}
+
+impl Advert {
+    /// What its TXT records say.
+    pub fn announcement(&self) -> Announcement<'_> {
+        Announcement {
+            device_id: self.device_id,
+            device_name: &self.device_name,
+            sync_group: &self.sync_group,
+            protocol: self.protocol,
+            digest: &self.digest,
+        }
+    }
+}
+
 /// What a poi says about itself.
 #[derive(Clone, Copy, Debug)]
 pub struct Announcement<'a> {

@@ -293,16 +293,19 @@ pub fn is_nonce(text: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
+    /// A time for the tests' requests.
     pub(crate) const NOW: u64 = 1_764_000_000_000;
 
-    fn key(secret: &str) -> GroupKey {
+    /// A key from its text.
+    pub(crate) fn key(secret: &str) -> GroupKey {
         GroupKey::new(secret).unwrap()
     }
 
-    fn what(body: &[u8]) -> Signed<'_> {
+    /// What a test's request from poi 1 to poi 2 of "troupe" signs.
+    pub(crate) fn what(body: &[u8]) -> Signed<'_> {
         Signed {
             method: "POST",
             path: "/api/sync/v1",

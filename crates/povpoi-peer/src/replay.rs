@@ -98,25 +98,8 @@ pub fn window_start(now_ms: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::tests::{NOW, key, what};
     use crate::auth::{new_nonce, sign_request_with};
-
-    const NOW: u64 = 1_764_000_000_000;
-
-    fn key(secret: &str) -> GroupKey {
-        GroupKey::new(secret).unwrap()
-    }
-
-    fn what(body: &[u8]) -> Signed<'_> {
-        Signed {
-            method: "POST",
-            path: "/api/sync/v1",
-            body,
-            device: "02:00:00:00:00:01",
-            port: "8080",
-            receiver: "02:00:00:00:00:02",
-            group: "troupe",
-        }
-    }
 
     fn sign(k: &GroupKey, body: &[u8], at: u64) -> RequestAuth {
         sign_request_with(k, &what(body), at, new_nonce(&mut rand::rng()))
