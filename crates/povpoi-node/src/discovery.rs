@@ -33,8 +33,8 @@ use mdns_sd::{
 use povpoi_core::device::DeviceId;
 use tokio::sync::mpsc::UnboundedSender;
 
+use povpoi_peer::advert;
 pub use povpoi_peer::advert::SERVICE_TYPE;
-use povpoi_peer::advert::{self, Announcement};
 
 /// How often a node re-announces itself, so each live peer is reported again at least this often.
 // Well inside the 120 s after which the existing system marks a peer offline: several
@@ -48,21 +48,11 @@ const TICK: Duration = Duration::from_millis(100);
 /// The whole bound on [`Discovery::shutdown`].
 const SHUTDOWN_WAIT: Duration = Duration::from_millis(1000);
 
-/// What this node advertises about itself.
+/// What this node advertises about itself, and on which addresses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Advert {
-    /// This poi's id (TXT `deviceId`, also in the instance and host names).
-    pub device_id: DeviceId,
-    /// Its user-facing name (TXT `deviceName`).
-    pub device_name: String,
-    /// The sync group it belongs to (TXT `syncGroup`).
-    pub sync_group: String,
-    /// The sync protocol version it speaks (TXT `protocol`).
-    pub protocol: u16,
-    /// A short hex digest of its library (TXT `digest`).
-    pub digest: String,
-    /// The port of its HTTP API.
-    pub port: u16,
+    /// The names and TXT records, as every poi advertises them.
+    pub poi: advert::Advert,
     /// The only addresses advertised, and their interfaces the only ones used (empty: every IPv4 interface).
     pub addrs: Vec<IpAddr>,
 }
@@ -150,7 +140,7 @@ impl Discovery {
         match Self::run(&daemon, advert, sightings, announce_every) {
             Ok((published, worker)) => {
                 tracing::info!(
-                    device = %advert.device_id, instance = %advert::instance_name(advert.device_id), port = advert.port,
+                    device = %advert.poi.device_id, instance = %advert::instance_name(advert.poi.device_id), port = advert.poi.port,
                     addrs = ?advert.addrs, "mDNS discovery started"
                 );
                 Ok(Discovery { daemon, published, worker: Some(worker) })
@@ -194,7 +184,7 @@ impl Discovery {
         let context = WorkerContext {
             daemon: daemon.clone(),
             published: published.clone(),
-            own: advert.device_id,
+            own: advert.poi.device_id,
             commands: command_rx,
             monitor,
             sightings,
@@ -212,7 +202,10 @@ impl Discovery {
     pub fn update(&self, advert: &Advert) -> Result<(), DiscoveryError> {
         let mut published = lock(&self.published);
         let before = &published.advert;
-        if advert.device_id != before.device_id || advert.port != before.port || advert.addrs != before.addrs {
+        if advert.poi.device_id != before.poi.device_id
+            || advert.poi.port != before.poi.port
+            || advert.addrs != before.addrs
+        {
             // The interfaces were chosen from these at start; changing them needs a new Discovery.
             return Err(DiscoveryError("only the name, group, protocol and digest of an advert can change".into()));
         }
@@ -370,20 +363,13 @@ fn announce(daemon: &ServiceDaemon, published: &mut Published) -> Result<(), Dis
 }
 
 fn service_info(advert: &Advert, seq: u32) -> Result<ServiceInfo, DiscoveryError> {
-    let about = Announcement {
-        device_id: advert.device_id,
-        device_name: &advert.device_name,
-        sync_group: &advert.sync_group,
-        protocol: advert.protocol,
-        digest: &advert.digest,
-    };
-    let properties = advert::txt_records(&about, seq);
+    let properties = advert::txt_records(&advert.poi.announcement(), seq);
     let info = ServiceInfo::new(
         SERVICE_TYPE,
-        &advert::instance_name(advert.device_id),
-        &format!("{}.local.", advert::host_label(advert.device_id)),
+        &advert::instance_name(advert.poi.device_id),
+        &format!("{}.local.", advert::host_label(advert.poi.device_id)),
         &advert.addrs[..],
-        advert.port,
+        advert.poi.port,
         &properties[..],
     )?;
     Ok(if advert.addrs.is_empty() { info.enable_addr_auto() } else { info })
@@ -473,12 +459,14 @@ mod tests {
 
     fn advert(device: &str, name: &str, port: u16, addrs: &[&str]) -> Advert {
         Advert {
-            device_id: id(device),
-            device_name: name.into(),
-            sync_group: "troupe".into(),
-            protocol: povpoi_core::sync::PROTOCOL_VERSION,
-            digest: "0123abcd".into(),
-            port,
+            poi: advert::Advert {
+                device_id: id(device),
+                device_name: name.into(),
+                sync_group: "troupe".into(),
+                protocol: povpoi_core::sync::PROTOCOL_VERSION,
+                digest: "0123abcd".into(),
+                port,
+            },
             addrs: addrs.iter().map(|a| a.parse().unwrap()).collect(),
         }
     }
@@ -492,11 +480,11 @@ mod tests {
         assert_eq!(
             seen,
             Sighting {
-                device_id: ours.device_id,
-                device_name: ours.device_name.clone(),
-                sync_group: ours.sync_group.clone(),
-                protocol: ours.protocol,
-                digest: ours.digest.clone(),
+                device_id: ours.poi.device_id,
+                device_name: ours.poi.device_name.clone(),
+                sync_group: ours.poi.sync_group.clone(),
+                protocol: ours.poi.protocol,
+                digest: ours.poi.digest.clone(),
                 addr: "192.168.4.2:8080".parse().unwrap(),
             }
         );
@@ -686,58 +674,65 @@ mod tests {
         let b = Discovery::start_with(&b_ad, b_tx, quiet).unwrap();
 
         let expect_b = Sighting {
-            device_id: b_ad.device_id,
+            device_id: b_ad.poi.device_id,
             device_name: "Right".into(),
             sync_group: "troupe".into(),
-            protocol: b_ad.protocol,
+            protocol: b_ad.poi.protocol,
             digest: "0123abcd".into(),
             addr: "127.0.0.1:18002".parse().unwrap(),
         };
-        wait_for(&mut a_rx, a_ad.device_id, limit, |s| *s == expect_b).expect("A never saw B");
+        wait_for(&mut a_rx, a_ad.poi.device_id, limit, |s| *s == expect_b).expect("A never saw B");
         println!("A saw B (all TXT fields intact) {:?} after start", started.elapsed());
-        wait_for(&mut b_rx, b_ad.device_id, limit, |s| {
-            s.device_id == a_ad.device_id && s.device_name == "Left" && s.addr == "127.0.0.1:18001".parse().unwrap()
+        wait_for(&mut b_rx, b_ad.poi.device_id, limit, |s| {
+            s.device_id == a_ad.poi.device_id && s.device_name == "Left" && s.addr == "127.0.0.1:18001".parse().unwrap()
         })
         .expect("B never saw A");
         println!("B saw A {:?} after start", started.elapsed());
 
         // An update reaches the other node.
         drain(&mut a_rx);
-        let renamed = Advert { device_name: "Right (renamed)".into(), digest: "feedbeef".into(), ..b_ad.clone() };
+        let mut renamed = b_ad.clone();
+        (renamed.poi.device_name, renamed.poi.digest) = ("Right (renamed)".into(), "feedbeef".into());
         b.update(&renamed).unwrap();
-        let t = wait_for(&mut a_rx, a_ad.device_id, limit, |s| {
-            s.device_id == b_ad.device_id && s.device_name == "Right (renamed)" && s.digest == "feedbeef"
+        let t = wait_for(&mut a_rx, a_ad.poi.device_id, limit, |s| {
+            s.device_id == b_ad.poi.device_id && s.device_name == "Right (renamed)" && s.digest == "feedbeef"
         })
         .expect("A never saw B's new name");
         println!("A saw B's update after {t:?}");
-        assert!(b.update(&Advert { port: 1, ..renamed.clone() }).is_err(), "the port cannot change");
+        let mut moved = renamed.clone();
+        moved.poi.port = 1;
+        assert!(b.update(&moved).is_err(), "the port cannot change");
 
         // A refresh reports known peers again, with nothing new on the wire from them.
         std::thread::sleep(Duration::from_millis(1500));
         drain(&mut a_rx);
         a.refresh().unwrap();
-        let t = wait_for(&mut a_rx, a_ad.device_id, limit, |s| s.device_id == b_ad.device_id && s.digest == "feedbeef")
-            .expect("a refresh did not report B again");
+        let t = wait_for(&mut a_rx, a_ad.poi.device_id, limit, |s| {
+            s.device_id == b_ad.poi.device_id && s.digest == "feedbeef"
+        })
+        .expect("a refresh did not report B again");
         println!("A re-reported B {t:?} after refresh()");
 
         // Re-announcements report a live node again, unchanged; C also shares A's last four digits.
         let c_ad = advert("AA:BB:CC:DD:E5:F6", "Third", 18003, &["127.0.0.1"]);
         let (c_tx, mut c_rx) = unbounded_channel();
         let c = Discovery::start_with(&c_ad, c_tx, Duration::from_secs(1)).unwrap();
-        let t = wait_for(&mut a_rx, a_ad.device_id, limit, |s| s.device_id == c_ad.device_id).expect("A never saw C");
+        let t = wait_for(&mut a_rx, a_ad.poi.device_id, limit, |s| s.device_id == c_ad.poi.device_id)
+            .expect("A never saw C");
         println!("A saw C (same host name suffix as A) after {t:?}");
-        wait_for(&mut c_rx, c_ad.device_id, limit, |s| s.device_id == a_ad.device_id).expect("C never saw A");
-        wait_for(&mut c_rx, c_ad.device_id, limit, |s| s.device_id == b_ad.device_id).expect("C never saw B");
+        wait_for(&mut c_rx, c_ad.poi.device_id, limit, |s| s.device_id == a_ad.poi.device_id).expect("C never saw A");
+        wait_for(&mut c_rx, c_ad.poi.device_id, limit, |s| s.device_id == b_ad.poi.device_id).expect("C never saw B");
         drain(&mut a_rx);
-        let t =
-            wait_for(&mut a_rx, a_ad.device_id, limit, |s| s.device_id == c_ad.device_id && s.device_name == "Third")
-                .expect("C's re-announcement was not reported");
+        let t = wait_for(&mut a_rx, a_ad.poi.device_id, limit, |s| {
+            s.device_id == c_ad.poi.device_id && s.device_name == "Third"
+        })
+        .expect("C's re-announcement was not reported");
         println!("A saw C's re-announcement after {t:?} (interval 1 s)");
 
         // A goodbye: watched with a plain mdns-sd browser, as the API has no removal event.
         let observer = ServiceDaemon::new().unwrap();
         let events = observer.browse(SERVICE_TYPE).unwrap();
-        let b_fullname = format!("{}.{SERVICE_TYPE}", advert::instance_name(b_ad.device_id));
+        let b_fullname = format!("{}.{SERVICE_TYPE}", advert::instance_name(b_ad.poi.device_id));
         let deadline = Instant::now() + limit;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());

@@ -224,12 +224,14 @@ impl NodeState {
     fn advert(&self) -> Advert {
         let config = self.config();
         Advert {
-            device_id: config.device_id,
-            device_name: config.device_name.clone(),
-            sync_group: config.sync_group.clone(),
-            protocol: PROTOCOL_VERSION,
-            digest: self.library.digest(),
-            port: self.addr.port(),
+            poi: povpoi_peer::advert::Advert {
+                device_id: config.device_id,
+                device_name: config.device_name.clone(),
+                sync_group: config.sync_group.clone(),
+                protocol: PROTOCOL_VERSION,
+                digest: self.library.digest(),
+                port: self.addr.port(),
+            },
             addrs: if self.addr.ip().is_unspecified() { Vec::new() } else { vec![self.addr.ip()] },
         }
     }
