@@ -16,10 +16,11 @@ use core::fmt::Write;
 
 use embedded_alloc::LlffHeap as Heap;
 use povpoi_core::device::{DeviceId, ReplicaId};
+use povpoi_core::hash::BlobHash;
 use povpoi_core::model::{Pattern, PatternKind, Rgb};
 use povpoi_core::render::{ColumnCache, Finish, Renderer};
 use povpoi_core::show::{Cue, ShowClock};
-use povpoi_core::sync::{Identity, MemoryStorage, Replica, Session, SyncOptions};
+use povpoi_core::sync::{Identity, MemoryStorage, Replica, Session, Storage, StorageError, SyncOptions};
 use povpoi_core::wire;
 use riscv_rt::entry;
 
@@ -267,6 +268,44 @@ fn per_column(case: usize, cached: bool, overhead: u64) -> u64 {
     (instret() - before - overhead) / u64::from(N)
 }
 
+/// Keeps nothing: what a replica holds in RAM, without its storage's copies.
+struct Discard;
+
+impl Storage for Discard {
+    fn load_state(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(None)
+    }
+    fn save_state(&mut self, _: &[u8]) -> Result<(), StorageError> {
+        Ok(())
+    }
+    fn load_blob(&self, _: &BlobHash) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(None)
+    }
+    fn save_blob(&mut self, _: &BlobHash, _: &[u8]) -> Result<(), StorageError> {
+        Ok(())
+    }
+    fn remove_blob(&mut self, _: &BlobHash) -> Result<(), StorageError> {
+        Ok(())
+    }
+    fn blob_hashes(&self) -> Result<Vec<BlobHash>, StorageError> {
+        Ok(Vec::new())
+    }
+}
+
+/// Heap a replica holds with the sync state of `images` images (8x8 pictures: an image's
+/// sync state does not depend on its size), on this 32-bit core.
+fn sync_state_heap(images: u32) -> usize {
+    let before = HEAP.used();
+    let mut poi = Replica::open(Discard, identity(3)).unwrap();
+    for i in 0..images {
+        let pixels: Vec<u8> = (0..8 * 8 * 3).map(|k| (k as u32 * 7 + i) as u8).collect();
+        poi.add_image(&alloc::format!("image {i:03}.png"), 8, 8, &pixels, 1_000 + u64::from(i)).unwrap();
+    }
+    let held = HEAP.used() - before;
+    drop(poi);
+    held
+}
+
 #[entry]
 fn main() -> ! {
     // SAFETY: called once, before any allocation; the region is riscv-rt's heap.
@@ -307,6 +346,12 @@ fn main() -> ! {
         };
         say!("| {name} | {} | {} |", per_column(case, true, overhead), per_column(case, false, overhead));
     }
+
+    let held = sync_state_heap(200);
+    say!("\nheap held by a replica with the sync state of 200 images: {held} B (budget 65,536 B)");
+    checks.check("a replica with 200 images' sync state fits the 64 KiB heap budget", held <= 64 * 1024, || {
+        alloc::format!("{held} B")
+    });
 
     say!("\n{} passed, {} failed", checks.passed, checks.failed);
     exit(if checks.failed == 0 { 0 } else { 1 })
