@@ -30,9 +30,8 @@ pub type Passphrase = Vec<u8, 64>;
 /// it too; setting a poi's own (through [`WifiSettings::set_access_point_password`]) closes that.
 pub const DEFAULT_ACCESS_POINT_PASSWORD: &str = "povpoi-setup";
 
-/// The sync group of a poi whose settings name none: a node's first-start group
-/// (`povpoi-node`'s `DeviceConfig::new`), so that a new poi and a new node meet.
-pub const DEFAULT_SYNC_GROUP: &str = "default";
+/// The sync group of a poi whose settings name none, as on a node.
+pub use povpoi_peer::advert::DEFAULT_SYNC_GROUP;
 
 /// Keys of the settings in the flash store, and how each value is written.
 ///

@@ -139,7 +139,7 @@ impl DeviceConfig {
         DeviceConfig {
             device_id,
             device_name: device_id.default_name(),
-            sync_group: "default".into(),
+            sync_group: povpoi_peer::advert::DEFAULT_SYNC_GROUP.into(),
             auto_sync: true,
             sync_interval: DEFAULT_SYNC_INTERVAL_MS,
             group_key: None,

@@ -14,6 +14,10 @@ pub const SERVICE: &str = "_povpoi";
 /// The transport label of [`SERVICE_TYPE`].
 pub const TRANSPORT: &str = "_tcp";
 
+/// The sync group of a poi that was never given one, board or node alike: so that two new
+/// poi meet.
+pub const DEFAULT_SYNC_GROUP: &str = "default";
+
 /// The TXT keys; the first two are the existing system's.
 pub mod key {
     /// The poi's device id.
