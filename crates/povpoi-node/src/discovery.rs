@@ -57,22 +57,7 @@ pub struct Advert {
     pub addrs: Vec<IpAddr>,
 }
 
-/// A povpoi node seen on the network.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Sighting {
-    /// The peer's id.
-    pub device_id: DeviceId,
-    /// The peer's name (its default name if it advertised none).
-    pub device_name: String,
-    /// The peer's sync group (empty if it advertised none).
-    pub sync_group: String,
-    /// The sync protocol version the peer speaks.
-    pub protocol: u16,
-    /// The peer's library digest (empty if it advertised none).
-    pub digest: String,
-    /// Where the peer's HTTP API is: an IPv4 address if it advertised one.
-    pub addr: SocketAddr,
-}
+pub use povpoi_app::peers::Sighting;
 
 /// Why discovery could not start or change.
 #[derive(Debug, Clone, PartialEq, Eq)]

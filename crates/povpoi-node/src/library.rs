@@ -10,7 +10,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use povpoi_core::hash::BlobHash;
 use povpoi_core::model::ImageId;
 use povpoi_core::sync::{Identity, Replica};
-use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use crate::events::{Event, EventBus};
@@ -27,10 +26,7 @@ pub fn now_ms() -> u64 {
 
 /// A short digest of what a replica has seen: equal digests mean nothing to sync.
 pub fn digest_of(poi: &Poi) -> String {
-    let mut hash = Sha256::new();
-    hash.update(poi.group().as_bytes());
-    hash.update(povpoi_core::wire::to_bytes(poi.knowledge()));
-    hex::encode(&hash.finalize()[..4])
+    povpoi_peer::advert::library_digest(poi.group(), poi.knowledge())
 }
 
 /// Where a change came from, for watchers.

@@ -1,241 +1,108 @@
-//! The peers this poi knows: found by mDNS, added by address, or met when they called.
-//!
-//! A peer is online while it has been seen (announced, answered or called us) within the
-//! timeout; offline ones stay listed so the status shows when each was last seen.
+//! The peers this poi knows, as the node's tasks share them: the portable table
+//! ([`povpoi_app::peers`], where the rules are) behind a lock, on the process's monotonic
+//! clock.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use povpoi_core::device::DeviceId;
-use serde::Serialize;
 
-use crate::discovery::Sighting;
-
-/// Most peers remembered; the least recently seen offline one goes first.
-pub const MAX_PEERS: usize = 64;
-
-/// How a peer was found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    /// mDNS announcement.
-    Mdns,
-    /// An address the user gave.
-    Manual,
-    /// It called this poi with a sync request.
-    Contact,
-}
-
-/// One known peer.
-#[derive(Clone, Debug)]
-pub struct Peer {
-    /// Its device id.
-    pub device_id: DeviceId,
-    /// Its name.
-    pub device_name: String,
-    /// Its sync group, as it last said.
-    pub sync_group: String,
-    /// Its sync protocol version.
-    pub protocol: u16,
-    /// Its library digest as last advertised (empty if unknown).
-    pub digest: String,
-    /// Where its HTTP API listens.
-    pub addr: SocketAddr,
-    /// When it was last seen, ms since the epoch.
-    pub last_seen_ms: u64,
-    /// Monotonic time of the same.
-    last_seen: Instant,
-    /// Whether it is seen within the timeout.
-    pub online: bool,
-    /// How it was found.
-    pub source: Source,
-    /// Until when auto-sync leaves it alone: it refused this poi (another key, say), or
-    /// its last sessions got no answer (backed off).
-    refused_until: Option<Instant>,
-    /// Sessions in a row that were refused or got no answer in time: the back-off grows
-    /// with them.
-    setbacks: u32,
-    /// When it last called this poi in and passed its checks.
-    contact_at: Option<Instant>,
-    /// The address where it last finished a session as itself (with the key, when the
-    /// group has one); an mDNS advert cannot move it elsewhere while it is online there.
-    confirmed: Option<SocketAddr>,
-}
+pub use povpoi_app::peers::{Change, MAX_PEERS, Peer, Peers, Sighting, Source};
 
 /// The peer table, shared by discovery, the sync loop and the API.
-#[derive(Debug, Default)]
-pub struct PeerTable(Mutex<BTreeMap<DeviceId, Peer>>);
+#[derive(Debug)]
+pub struct PeerTable {
+    peers: Mutex<Peers>,
+    /// Monotonic time 0 of the table.
+    start: Instant,
+}
 
-/// What changed in the table.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Change {
-    /// A peer became online.
-    Up(DeviceId),
-    /// Nothing visible.
-    None,
+impl Default for PeerTable {
+    fn default() -> Self {
+        PeerTable { peers: Mutex::default(), start: Instant::now() }
+    }
+}
+
+fn us(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 impl PeerTable {
+    fn lock(&self) -> MutexGuard<'_, Peers> {
+        self.peers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn mono_us(&self) -> u64 {
+        us(self.start.elapsed())
+    }
+
     /// Records that a peer was seen now; says whether it just came online.
     pub fn saw(&self, seen: &Sighting, source: Source, now_ms: u64) -> Change {
-        let mut peers = self.0.lock().expect("peer table lock");
-        let known = peers.get(&seen.device_id);
-        let was_online = known.is_some_and(|p| p.online);
-        // Anyone on the LAN can advertise any device id: an advert pointing an online,
-        // confirmed peer somewhere else is ignored. If the peer really moved, its old
-        // address stops answering, it goes offline, and the next advert is taken.
-        if source == Source::Mdns
-            && known.is_some_and(|p| p.online && p.confirmed == Some(p.addr) && p.addr != seen.addr)
-        {
-            return Change::None;
-        }
-        // A peer that called in passed this poi's key check (or neither has a key): they
-        // agree now, whatever refused before.
-        let refused_until = known.and_then(|p| p.refused_until).filter(|_| source != Source::Contact);
-        let (setbacks, contact_at) = match source {
-            Source::Contact => (0, Some(Instant::now())),
-            _ => (known.map_or(0, |p| p.setbacks), known.and_then(|p| p.contact_at)),
-        };
-        let confirmed = known.and_then(|p| p.confirmed);
-        // A full table takes no newcomers: a flood of adverts must not grow it without end.
-        if !peers.contains_key(&seen.device_id) && peers.len() >= MAX_PEERS {
-            let oldest = peers.values().filter(|p| !p.online).min_by_key(|p| p.last_seen).map(|p| p.device_id);
-            match oldest {
-                Some(id) => peers.remove(&id),
-                None => return Change::None,
-            };
-        }
-        let (source, addr) = match peers.get(&seen.device_id) {
-            // An address the user gave stays as given: it is how this poi reaches that one.
-            Some(old) if old.source == Source::Manual && source != Source::Manual => (Source::Manual, old.addr),
-            _ => (source, seen.addr),
-        };
-        peers.insert(
-            seen.device_id,
-            Peer {
-                device_id: seen.device_id,
-                device_name: seen.device_name.clone(),
-                sync_group: seen.sync_group.clone(),
-                protocol: seen.protocol,
-                digest: seen.digest.clone(),
-                addr,
-                last_seen_ms: now_ms,
-                last_seen: Instant::now(),
-                online: true,
-                source,
-                refused_until,
-                setbacks,
-                contact_at,
-                confirmed,
-            },
-        );
-        if was_online { Change::None } else { Change::Up(seen.device_id) }
+        let mono = self.mono_us();
+        self.lock().saw(seen, source, now_ms, mono)
     }
 
     /// Marks peers unseen for longer than `timeout` offline; returns those that just went.
     pub fn expire(&self, timeout: Duration) -> Vec<DeviceId> {
-        let mut peers = self.0.lock().expect("peer table lock");
-        let mut gone = Vec::new();
-        for peer in peers.values_mut() {
-            if peer.online && peer.last_seen.elapsed() > timeout {
-                peer.online = false;
-                gone.push(peer.device_id);
-            }
-        }
-        gone
+        let mono = self.mono_us();
+        self.lock().expire(us(timeout), mono)
     }
 
     /// Marks one peer offline now (it said goodbye or stopped answering); true if it was online.
     pub fn offline(&self, id: DeviceId) -> bool {
-        let mut peers = self.0.lock().expect("peer table lock");
-        peers.get_mut(&id).is_some_and(|p| std::mem::replace(&mut p.online, false))
+        self.lock().offline(id)
     }
 
-    /// Notes that the peer finished a session at `addr` as itself: it is seen now, and
-    /// that address is the one adverts cannot move it from.
+    /// Notes that the peer finished a session at `addr` as itself.
     pub fn confirm(&self, id: DeviceId, addr: SocketAddr, now_ms: u64) {
-        if let Some(peer) = self.0.lock().expect("peer table lock").get_mut(&id).filter(|p| p.online) {
-            peer.last_seen = Instant::now();
-            peer.last_seen_ms = now_ms;
-            peer.setbacks = 0;
-            if peer.addr == addr {
-                peer.confirmed = Some(addr);
-            }
-        }
+        let mono = self.mono_us();
+        self.lock().confirm(id, addr, now_ms, mono);
     }
 
     /// Whether an online peer at `addr` was seen within `period`.
     pub fn seen_within(&self, addr: SocketAddr, period: Duration) -> bool {
-        self.0
-            .lock()
-            .expect("peer table lock")
-            .values()
-            .any(|p| p.online && p.addr == addr && p.last_seen.elapsed() < period)
+        let mono = self.mono_us();
+        self.lock().seen_within(addr, us(period), mono)
     }
 
     /// Records the library digest a peer is known to have now.
     pub fn set_digest(&self, id: DeviceId, digest: String) {
-        if let Some(peer) = self.0.lock().expect("peer table lock").get_mut(&id) {
-            peer.digest = digest;
-        }
+        self.lock().set_digest(id, digest);
     }
 
     /// Drops a peer from the table.
     pub fn forget(&self, id: DeviceId) -> bool {
-        self.0.lock().expect("peer table lock").remove(&id).is_some()
+        self.lock().forget(id)
     }
 
     /// Every known peer, by device id.
     pub fn list(&self) -> Vec<Peer> {
-        self.0.lock().expect("peer table lock").values().cloned().collect()
+        self.lock().list().cloned().collect()
     }
 
-    /// Online peers of `group` speaking `protocol`.
+    /// Online peers of `group` speaking `protocol` that auto-sync may ask now.
     pub fn online_in(&self, group: &str, protocol: u16) -> Vec<Peer> {
-        let now = Instant::now();
-        self.list()
-            .into_iter()
-            .filter(|p| p.online && p.sync_group == group && p.protocol == protocol)
-            .filter(|p| p.refused_until.is_none_or(|until| until <= now))
-            .collect()
+        let mono = self.mono_us();
+        self.lock().online_in(group, protocol, mono).cloned().collect()
     }
 
     /// Leaves a peer out of auto-sync for a while after a session begun at `since` was
-    /// refused (another key, say) or got no answer in time: `first`, doubling with each
-    /// setback in a row up to `longest`. A peer is still tried now and then, and one that
-    /// called in since (so it takes this poi now) is not held back. Returns the period.
+    /// refused or got no answer in time (see [`Peers::back_off`]). Returns the period.
     pub fn back_off(&self, id: DeviceId, since: Instant, first: Duration, longest: Duration) -> Duration {
-        let mut peers = self.0.lock().expect("peer table lock");
-        let Some(peer) = peers.get_mut(&id) else { return Duration::ZERO };
-        if peer.contact_at.is_some_and(|at| at >= since) {
-            return Duration::ZERO;
-        }
-        peer.setbacks = peer.setbacks.saturating_add(1);
-        let period = (first * 2u32.saturating_pow(peer.setbacks - 1).min(1 << 10)).min(longest);
-        peer.refused_until = Some(Instant::now() + period);
-        period
+        let since = us(since.saturating_duration_since(self.start));
+        let mono = self.mono_us();
+        Duration::from_micros(self.lock().back_off(id, since, us(first), us(longest), mono))
     }
 
     /// Forgets every refusal: this poi's key or group changed, so peers may take it now.
     pub fn clear_refusals(&self) {
-        for peer in self.0.lock().expect("peer table lock").values_mut() {
-            peer.refused_until = None;
-            peer.setbacks = 0;
-        }
+        self.lock().clear_refusals();
     }
 
     /// A peer named by device id, address (`ip` or `ip:port`) or name.
     pub fn find(&self, name: &str) -> Option<Peer> {
-        let peers = self.list();
-        let by_id = name.parse::<DeviceId>().ok();
-        peers
-            .iter()
-            .find(|p| Some(p.device_id) == by_id)
-            .or_else(|| peers.iter().find(|p| p.addr.to_string() == name || p.addr.ip().to_string() == name))
-            .or_else(|| peers.iter().find(|p| p.device_name == name))
-            .cloned()
+        self.lock().find(name).cloned()
     }
 }
 

@@ -16,14 +16,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use povpoi_core::model::Selection;
-use povpoi_core::model::{
-    ImageId, Mode, PATTERN_SLOTS, Pattern, Rgb, SEQUENCE_SLOTS, Sequence, SequenceTarget, Settings,
-};
+use povpoi_core::model::{ImageId, Mode, Pattern, Rgb, SequenceTarget, Settings};
 use povpoi_core::render::{
     AudioSource, ColumnCache, Constant, Content, Finish, ImageView, Program, Renderer, Silence, TestSignal,
 };
-use povpoi_core::show::{Cue, Staged};
-use povpoi_core::sync::Key;
+use povpoi_core::show::Cue;
+
+pub use povpoi_app::stage::CueShown;
+use povpoi_app::stage::{Stage, Wanted};
 
 use crate::config::PowerMode;
 use crate::node::NodeState;
@@ -134,118 +134,6 @@ pub fn finish_for(mode: Mode, brightness: u8) -> Finish {
     Finish { brightness, gamma: mode != Mode::Live }
 }
 
-/// What the library says should play, each field with the cue of the edit that set it.
-struct Wanted {
-    brightness: (u8, Cue),
-    framerate: (u16, Cue),
-    selection: (Selection, Cue),
-    patterns: Vec<(Option<Pattern>, Cue)>,
-    sequences: Vec<(Option<Sequence>, Cue)>,
-    image_ids: Vec<ImageId>,
-}
-
-impl Wanted {
-    fn read(state: &NodeState) -> Wanted {
-        state.library.read(|poi| {
-            let cue = |key: Key| poi.visible(&key).map_or(Cue::NOW, |r| r.cue);
-            let settings = poi.settings();
-            Wanted {
-                brightness: (settings.brightness, cue(Key::Brightness)),
-                framerate: (settings.framerate, cue(Key::Framerate)),
-                selection: (settings.selection, cue(Key::Selection)),
-                patterns: (0..PATTERN_SLOTS).map(|s| (poi.pattern(s).copied(), cue(Key::Pattern(s)))).collect(),
-                sequences: (0..SEQUENCE_SLOTS).map(|s| (poi.sequence(s).cloned(), cue(Key::Sequence(s)))).collect(),
-                image_ids: poi.images().map(|(id, _)| id).collect(),
-            }
-        })
-    }
-}
-
-/// Each field of what plays, switching at its cues. The selection is staged with its cue,
-/// so selecting the same sequence again restarts it.
-struct Stage {
-    brightness: Staged<u8>,
-    framerate: Staged<u16>,
-    selection: Staged<(Selection, Cue)>,
-    patterns: Vec<Staged<Option<Pattern>>>,
-    sequences: Vec<Staged<Option<Sequence>>>,
-}
-
-impl Stage {
-    /// Everything as wanted, shown at once (a player starting up has nothing to wait for).
-    fn new(w: &Wanted) -> Stage {
-        Stage {
-            brightness: Staged::new(w.brightness.0, w.brightness.1),
-            framerate: Staged::new(w.framerate.0, w.framerate.1),
-            selection: Staged::new(w.selection, w.selection.1),
-            patterns: w.patterns.iter().map(|(p, c)| Staged::new(*p, *c)).collect(),
-            sequences: w.sequences.iter().map(|(q, c)| Staged::new(q.clone(), *c)).collect(),
-        }
-    }
-
-    /// Cues every field that changed; returns whether what shows changed already.
-    fn set(&mut self, w: &Wanted, show_us: u64) -> bool {
-        let mut changed = self.brightness.set(w.brightness.0, w.brightness.1, show_us);
-        changed |= self.framerate.set(w.framerate.0, w.framerate.1, show_us);
-        changed |= self.selection.set(w.selection, w.selection.1, show_us);
-        for (staged, (p, cue)) in self.patterns.iter_mut().zip(&w.patterns) {
-            changed |= staged.set(*p, *cue, show_us);
-        }
-        for (staged, (q, cue)) in self.sequences.iter_mut().zip(&w.sequences) {
-            changed |= staged.set(q.clone(), *cue, show_us);
-        }
-        changed
-    }
-
-    /// Lets the fields whose cue has come take effect; returns whether what shows changed.
-    fn advance(&mut self, show_us: u64) -> bool {
-        let mut changed = self.brightness.advance(show_us);
-        changed |= self.framerate.advance(show_us);
-        changed |= self.selection.advance(show_us);
-        for staged in &mut self.patterns {
-            changed |= staged.advance(show_us);
-        }
-        for staged in &mut self.sequences {
-            changed |= staged.advance(show_us);
-        }
-        changed
-    }
-
-    /// The earliest cue still waiting, if any.
-    fn next_cue(&self) -> Option<Cue> {
-        let mut cues = vec![self.brightness.next_cue(), self.framerate.next_cue(), self.selection.next_cue()];
-        cues.extend(self.patterns.iter().map(Staged::next_cue));
-        cues.extend(self.sequences.iter().map(Staged::next_cue));
-        cues.into_iter().flatten().min()
-    }
-
-    /// The latest cue among the values showing (what a switch just now was cued at).
-    fn latest_cue(&self) -> Cue {
-        let mut cues = vec![self.brightness.since(), self.framerate.since(), self.selection.since()];
-        cues.extend(self.patterns.iter().map(Staged::since));
-        cues.extend(self.sequences.iter().map(Staged::since));
-        cues.into_iter().max().unwrap_or(Cue::NOW)
-    }
-
-    /// The selections showing and waiting: the images they need must be at hand.
-    fn selections(&self) -> Vec<Selection> {
-        let mut all = vec![self.selection.current().0];
-        all.push(self.selection.latest().0);
-        all
-    }
-}
-
-/// A switch that took effect at its cue: the show time and host time of its first column.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CueShown {
-    /// The cue, µs of show time.
-    pub cue_us: u64,
-    /// Show time at which the first column showing it began, µs.
-    pub show_us: u64,
-    /// Host real-time clock when that column went to the outputs, µs since the epoch.
-    pub host_us: u64,
-}
-
 /// Everything the frame loop needs between library changes.
 struct Playing {
     stage: Stage,
@@ -276,7 +164,7 @@ impl Content for Playing {
 
 impl Playing {
     fn new(state: &NodeState) -> Playing {
-        let wanted = Wanted::read(state);
+        let wanted = state.library.read(Wanted::read);
         let mut playing = Playing {
             stage: Stage::new(&wanted),
             power: state.config().power_mode,
@@ -295,7 +183,7 @@ impl Playing {
     /// Takes in a change of the library or of the power mode; returns whether a cued field
     /// changed what shows already (its cue has passed).
     fn reload(&mut self, state: &NodeState, show_us: u64) -> bool {
-        let wanted = Wanted::read(state);
+        let wanted = state.library.read(Wanted::read);
         self.power = state.config().power_mode;
         self.image_ids = wanted.image_ids.clone();
         let changed = self.stage.set(&wanted, show_us);

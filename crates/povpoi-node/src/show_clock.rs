@@ -3,20 +3,20 @@
 //! behind a lock, and the task that probes the online peers of the group over UDP, on the
 //! HTTP port number, and answers their probes.
 //!
-//! The rules live in [`povpoi_core::show`]; this module only moves datagrams and time.
+//! The rules live in [`povpoi_core::show`] and [`povpoi_app::clock`] (which datagrams are
+//! answered, at what rate); this module only moves datagrams and time.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+pub use povpoi_app::clock::ClockCounters;
+use povpoi_app::clock::{ClockService, Datagram, RECEIVE_BUFFER};
 use povpoi_core::device::DeviceId;
-use povpoi_core::show::packet::{self, MAX_DATAGRAM};
-use povpoi_core::show::{ClockKey, ClockStatus, Ignored, Packet, PacketError, ShowClock, Standing, Step};
+use povpoi_core::show::{ClockKey, ClockStatus, ShowClock, Standing, Step};
 use povpoi_core::sync::PROTOCOL_VERSION;
 use povpoi_peer::key::GroupKey;
-use serde::Serialize;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
@@ -25,11 +25,6 @@ use crate::node::NodeState;
 
 /// How often the peers probed are brought up to date with the peer table.
 const PEER_REFRESH: Duration = Duration::from_secs(1);
-/// Probes answered per second and per source address at most (a poi sends a few): a
-/// spoofed flood must not turn this poi into a reflector.
-const ANSWERS_PER_SOURCE_S: f64 = 20.0;
-/// Sources whose answer budget is remembered.
-const MAX_SOURCES: usize = 1_024;
 /// A clock status event at least this often, besides changes.
 const STATUS_EVERY: Duration = Duration::from_secs(10);
 
@@ -76,72 +71,39 @@ pub fn host_time_us() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
-/// Datagrams and what became of them, for `/api/clock` and the benchmarks.
-#[derive(Debug, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ClockCounters {
-    /// Probes sent.
-    pub probes_sent: AtomicU64,
-    /// Probes of peers answered.
-    pub probes_answered: AtomicU64,
-    /// Answers that moved (or confirmed) the clock.
-    pub answers_taken: AtomicU64,
-    /// Datagrams sent, bytes with IP and UDP headers (IPv4: 28).
-    pub bytes_sent: AtomicU64,
-    /// Datagrams received, bytes with headers.
-    pub bytes_received: AtomicU64,
-    /// Dropped: longer than a clock datagram can be.
-    pub dropped_oversized: AtomicU64,
-    /// Dropped: not a clock datagram of this version.
-    pub dropped_malformed: AtomicU64,
-    /// Dropped: the pairing key's tag missing or wrong.
-    pub dropped_unauthenticated: AtomicU64,
-    /// Dropped: an answer to no probe awaited (late, replayed or forged).
-    pub dropped_unexpected: AtomicU64,
-    /// Dropped: times that cannot be real.
-    pub dropped_implausible: AtomicU64,
-    /// Probes not answered: their source sent too many.
-    pub dropped_rate_limited: AtomicU64,
-    /// Probes not answered: answered already (replayed), or our own.
-    pub dropped_replayed: AtomicU64,
-    /// Probes not answered: not from the address of an online peer of the group.
-    pub dropped_stranger: AtomicU64,
-}
-
-fn count(counter: &AtomicU64, n: u64) {
-    counter.fetch_add(n, Ordering::Relaxed);
-}
-
-/// IP and UDP headers of a datagram.
-const HEADERS: u64 = 28;
-
 /// The show clock as the node's tasks share it.
 pub struct ShowTime {
     own: OwnClock,
-    clock: Mutex<ShowClock>,
-    founded: u32,
-    /// Datagram counters.
-    pub counters: ClockCounters,
+    service: Mutex<ClockService>,
 }
 
 impl ShowTime {
     /// A clock founding a fresh timeline now (a random id, as the core asks).
     pub fn new(me: DeviceId, own: OwnClock) -> ShowTime {
-        let founded = rand::random::<u32>();
-        let clock = ShowClock::new(me, rand::random(), founded, own.now_us());
-        ShowTime { own, clock: Mutex::new(clock), founded, counters: ClockCounters::default() }
+        let service = ClockService::new(me, rand::random(), rand::random(), own.now_us());
+        ShowTime { own, service: Mutex::new(service) }
     }
 
-    fn lock(&self) -> MutexGuard<'_, ShowClock> {
-        self.clock.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, ClockService> {
+        self.service.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs `f` on the clock with the own clock read under the lock, so readers on other
     /// threads see show time in the order the changes were made.
     pub fn with<R>(&self, f: impl FnOnce(&mut ShowClock, u64) -> R) -> R {
-        let mut clock = self.lock();
+        self.serve(|service, own| f(service.clock_mut(), own))
+    }
+
+    /// Runs `f` on the clock with its datagram rules, the own clock read under the lock.
+    fn serve<R>(&self, f: impl FnOnce(&mut ClockService, u64) -> R) -> R {
+        let mut service = self.lock();
         let own = self.own.now_us();
-        f(&mut clock, own)
+        f(&mut service, own)
+    }
+
+    /// What became of the datagrams so far.
+    pub fn counters(&self) -> ClockCounters {
+        self.lock().counters
     }
 
     /// Show time now, µs.
@@ -161,35 +123,12 @@ impl ShowTime {
 
     /// The timeline this poi founded when it started.
     pub fn founded(&self) -> u32 {
-        self.founded
+        self.lock().founded()
     }
 
     /// The own clock.
     pub fn own(&self) -> &OwnClock {
         &self.own
-    }
-}
-
-/// The answer budget of each source address.
-struct RateLimit(HashMap<IpAddr, (f64, Instant)>);
-
-impl RateLimit {
-    fn allow(&mut self, ip: IpAddr) -> bool {
-        if self.0.len() >= MAX_SOURCES && !self.0.contains_key(&ip) {
-            // Forget the source heard from longest ago, not everyone's budget.
-            if let Some(oldest) = self.0.iter().min_by_key(|(_, (_, at))| *at).map(|(ip, _)| *ip) {
-                self.0.remove(&oldest);
-            }
-        }
-        let (tokens, at) = self.0.entry(ip).or_insert((2.0 * ANSWERS_PER_SOURCE_S, Instant::now()));
-        *tokens = (*tokens + at.elapsed().as_secs_f64() * ANSWERS_PER_SOURCE_S).min(2.0 * ANSWERS_PER_SOURCE_S);
-        *at = Instant::now();
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
     }
 }
 
@@ -215,12 +154,10 @@ impl Keys {
 
 /// Probes the group's online peers and answers probes on `socket` until the node stops.
 pub(crate) async fn serve(state: Arc<NodeState>, socket: UdpSocket, mut stopping: watch::Receiver<bool>) {
-    let mut buf = vec![0u8; 2 * MAX_DATAGRAM];
+    let mut buf = vec![0u8; RECEIVE_BUFFER];
     let mut addrs: HashMap<DeviceId, SocketAddr> = HashMap::new();
     let mut refreshed = Instant::now() - PEER_REFRESH;
-    let mut limit = RateLimit(HashMap::new());
     let mut keys = Keys::default();
-    let me = state.config().device_id;
     let mut reported = (Standing::Alone, state.show.status().timeline, Instant::now());
     loop {
         if refreshed.elapsed() >= PEER_REFRESH {
@@ -232,15 +169,12 @@ pub(crate) async fn serve(state: Arc<NodeState>, socket: UdpSocket, mut stopping
             state.show.with(|clock, own| clock.set_peers(&ids, own));
         }
         let key = keys.current(&state);
-        loop {
-            let nonce = rand::random::<u32>();
-            let Some((peer, probe)) = state.show.with(|clock, own| clock.probe(own, nonce)) else { break };
-            if let Some(addr) = addrs.get(&peer) {
-                let bytes = packet::encode(&probe, key.as_ref(), peer);
-                if socket.send_to(&bytes, addr).await.is_ok() {
-                    count(&state.show.counters.probes_sent, 1);
-                    count(&state.show.counters.bytes_sent, bytes.len() as u64 + HEADERS);
-                }
+        let probes = state.show.serve(|service, own| service.probes(own, key.as_ref(), rand::random));
+        for (peer, bytes) in probes {
+            if let Some(addr) = addrs.get(&peer)
+                && socket.send_to(&bytes, addr).await.is_ok()
+            {
+                state.show.lock().sent(bytes.len(), true);
             }
         }
         let due = state.show.with(|clock, own| clock.next_due(own));
@@ -251,8 +185,16 @@ pub(crate) async fn serve(state: Arc<NodeState>, socket: UdpSocket, mut stopping
                 let at = state.show.own().now_us();
                 if let Ok((n, from)) = received {
                     let known = addrs.values().any(|a| a.ip() == from.ip());
-                    let datagram = Datagram { bytes: &buf[..n], from, at, known, me, key: key.as_ref() };
-                    take(&state, &socket, datagram, &mut limit).await;
+                    let datagram = Datagram { bytes: &buf[..n], from, at, known };
+                    let taken = state.show.serve(|service, own| service.take(datagram, own, key.as_ref()));
+                    for step in &taken.steps {
+                        announce_step(&state, step);
+                    }
+                    if let Some(reply) = taken.reply
+                        && socket.send_to(&reply, from).await.is_ok()
+                    {
+                        state.show.lock().sent(reply.len(), false);
+                    }
                 }
             }
             _ = tokio::time::sleep(wait) => {}
@@ -261,60 +203,6 @@ pub(crate) async fn serve(state: Arc<NodeState>, socket: UdpSocket, mut stopping
             announce_step(&state, &step);
         }
         report(&state, &mut reported);
-    }
-}
-
-/// One datagram as it arrived.
-struct Datagram<'a> {
-    bytes: &'a [u8],
-    from: SocketAddr,
-    /// Own clock when it arrived.
-    at: u64,
-    /// Whether it came from the address of an online peer of the group.
-    known: bool,
-    me: DeviceId,
-    key: Option<&'a ClockKey>,
-}
-
-/// Handles one datagram.
-async fn take(state: &NodeState, socket: &UdpSocket, d: Datagram<'_>, limit: &mut RateLimit) {
-    let counters = &state.show.counters;
-    count(&counters.bytes_received, d.bytes.len() as u64 + HEADERS);
-    let packet = match packet::decode(d.bytes, d.key, d.me) {
-        Ok(packet) => packet,
-        Err(PacketError::Oversized) => return count(&counters.dropped_oversized, 1),
-        Err(PacketError::Malformed) => return count(&counters.dropped_malformed, 1),
-        Err(PacketError::Unauthenticated) => return count(&counters.dropped_unauthenticated, 1),
-    };
-    match packet {
-        Packet::Probe { from: peer, .. } => {
-            // Only a peer is answered, so a forged source address cannot aim answers at a
-            // stranger; a peer not listed yet is answered once it is (within a second).
-            if !d.known {
-                return count(&counters.dropped_stranger, 1);
-            }
-            if !limit.allow(d.from.ip()) {
-                return count(&counters.dropped_rate_limited, 1);
-            }
-            let Some(answer) = state.show.with(|clock, own| clock.answer(&packet, d.at, own)) else {
-                return count(&counters.dropped_replayed, 1);
-            };
-            let bytes = packet::encode(&answer, d.key, peer);
-            if socket.send_to(&bytes, d.from).await.is_ok() {
-                count(&counters.probes_answered, 1);
-                count(&counters.bytes_sent, bytes.len() as u64 + HEADERS);
-            }
-        }
-        Packet::Answer { .. } => match state.show.with(|clock, own| clock.take_answer(&packet, d.at, own)) {
-            Ok(steps) => {
-                count(&counters.answers_taken, 1);
-                for step in &steps {
-                    announce_step(state, step);
-                }
-            }
-            Err(Ignored::Unexpected) => count(&counters.dropped_unexpected, 1),
-            Err(Ignored::Implausible) => count(&counters.dropped_implausible, 1),
-        },
     }
 }
 

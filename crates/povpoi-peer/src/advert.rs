@@ -18,6 +18,17 @@ pub const TRANSPORT: &str = "_tcp";
 /// poi meet.
 pub const DEFAULT_SYNC_GROUP: &str = "default";
 
+/// The short digest a poi advertises of what its library has seen (`digest` in TXT, and
+/// `libraryDigest` in `/api/sync/status`): the first 4 bytes, in hex, of SHA-256 over the
+/// group name and the postcard encoding of its knowledge. Equal digests mean nothing to sync.
+pub fn library_digest(group: &str, knowledge: &povpoi_core::sync::Knowledge) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(group.as_bytes());
+    hash.update(povpoi_core::wire::to_bytes(knowledge));
+    hex::encode(&hash.finalize()[..4])
+}
+
 /// The TXT keys; the first two are the existing system's.
 pub mod key {
     /// The poi's device id.

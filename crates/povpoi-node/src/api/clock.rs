@@ -81,6 +81,6 @@ async fn clock(State(node): State<AppState>) -> Json<Value> {
         "peers": peers,
         "steps": steps,
         "lastCue": last_cue,
-        "datagrams": node.show.counters,
+        "datagrams": node.show.counters(),
     }))
 }

@@ -12,16 +12,16 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
-use povpoi_core::model::{ImageId, Mode, Rgb, Selection};
+use povpoi_core::model::{ImageId, Mode, Selection};
 use povpoi_core::show::{IN_STEP_US, Standing};
 use povpoi_peer::auth::HEADER_SIGNATURE;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{ApiError, AppState, JSON_BODY_LIMIT, JsonBody};
+use super::{ApiError, AppState, JSON_BODY_LIMIT, JsonBody, RawBody};
 use crate::config::{PowerMode, SyncMode};
 use crate::history::HistoryEntry;
-use crate::library::{Origin, Poi, now_ms};
+use crate::library::{Origin, now_ms};
 use crate::peers::{Peer, Source};
 use crate::sync_client;
 
@@ -54,107 +54,17 @@ pub(super) fn routes() -> Router<AppState> {
 
 // ----- body and field checks shared with the content endpoints -----
 
-/// Shows a value in an error message, cut short so a huge body does not come back whole.
-fn shown(value: &Value) -> String {
-    let text = value.to_string();
-    match text.char_indices().nth(40) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
-    }
-}
-
-/// An integer field within `min..=max`, `None` when absent or null; anything else (a string,
-/// a fraction, out of range) is a 400 naming the field and the accepted range.
-pub(super) fn int_in(value: Option<&Value>, field: &str, min: u64, max: u64) -> Result<Option<u64>, ApiError> {
-    let Some(value) = value.filter(|v| !v.is_null()) else { return Ok(None) };
-    match value.as_u64() {
-        Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
-        _ => Err(ApiError::bad_request(format!("{field} must be an integer {min}-{max}, not {}", shown(value)))),
-    }
-}
-
-/// A required integer field within `min..=max`.
-pub(super) fn required_int(value: Option<&Value>, field: &str, min: u64, max: u64) -> Result<u64, ApiError> {
-    int_in(value, field, min, max)?
-        .ok_or_else(|| ApiError::bad_request(format!("{field} is missing: send an integer {min}-{max}")))
-}
-
-/// A colour field `{r, g, b}` (each 0-255), `None` when absent or null.
-pub(super) fn color(value: Option<&Value>, field: &str) -> Result<Option<Rgb>, ApiError> {
-    let Some(value) = value.filter(|v| !v.is_null()) else { return Ok(None) };
-    let Some(object) = value.as_object() else {
-        return Err(ApiError::bad_request(format!(
-            "{field} must be an object {{\"r\": 0-255, \"g\": 0-255, \"b\": 0-255}}, not {}",
-            shown(value)
-        )));
-    };
-    if let Some(key) = object.keys().find(|k| !matches!(k.as_str(), "r" | "g" | "b")) {
-        return Err(ApiError::bad_request(format!("{field} has an unknown key {key:?}: a colour is {{r, g, b}}")));
-    }
-    let channel = |c: &str| -> Result<u8, ApiError> {
-        let n = required_int(object.get(c), &format!("{field}.{c}"), 0, 255)?;
-        Ok(n as u8)
-    };
-    Ok(Some(Rgb::new(channel("r")?, channel("g")?, channel("b")?)))
-}
-
-/// What `/api/mode` asks to play.
-#[derive(Clone, Copy)]
-enum Choice {
-    /// A mode with an index (for images, the position in `/api/images`).
-    At(Selection),
-    /// An image by its id.
-    Image(ImageId),
-}
-
-/// Refuses a selection of an image, pattern or sequence that is not there (the poi would
-/// play black with no word why).
-fn check_exists(poi: &Poi, choice: Choice) -> Result<(), ApiError> {
-    let selection = match choice {
-        Choice::Image(id) if poi.image(id).is_none() => {
-            return Err(ApiError::bad_request(format!("no image with id {id}: see /api/images for the ids")));
-        }
-        Choice::Image(_) => return Ok(()),
-        Choice::At(selection) => selection,
-    };
-    let index = selection.index;
-    let missing = match selection.mode {
-        Mode::Image => {
-            let count = poi.image_count();
-            (usize::from(index) >= count).then(|| {
-                format!("no image at index {index}: /api/images lists {count} (index 0 to {})", count.max(1) - 1)
-            })
-        }
-        Mode::Pattern => u8::try_from(index)
-            .ok()
-            .and_then(|slot| poi.pattern(slot))
-            .is_none()
-            .then(|| format!("pattern slot {index} is empty: fill it with POST /api/pattern, see /api/patterns")),
-        Mode::Sequence => u8::try_from(index)
-            .ok()
-            .and_then(|slot| poi.sequence(slot))
-            .is_none()
-            .then(|| format!("sequence slot {index} is empty: fill it with PUT /api/sequences/{index}")),
-        Mode::Idle | Mode::Live => None,
-    };
-    missing.map_or(Ok(()), |why| Err(ApiError::bad_request(why)))
-}
+// The body and field checks shared with the content endpoints, and what may be selected,
+// are the portable application's rules: a board answers with the same ones.
+use povpoi_app::rules::{self, Choice};
+pub(super) use povpoi_app::rules::{color, int_in, required_int, shown};
 
 /// Stores what plays (a replicated setting) and answers what plays now. The check and the
 /// write happen under one hold of the library, so an image deleted in between cannot slip
-/// through. An image is stored by id, so what plays stays put as the library changes.
+/// through.
 async fn select(node: &AppState, choice: Choice) -> Result<(Selection, Option<ImageId>), ApiError> {
     let cue = node.cue();
-    node.library
-        .write(Origin::Local, move |poi| {
-            check_exists(poi, choice)?;
-            match choice {
-                Choice::At(selection) => poi.set_selection(selection, now_ms(), cue)?,
-                Choice::Image(id) => poi.select_image(id, now_ms(), cue)?,
-            }
-            Ok((poi.settings().selection, poi.selected_image()))
-        })
-        .await
+    Ok(node.library.write(Origin::Local, move |poi| rules::select(poi, choice, now_ms(), cue)).await?)
 }
 
 /// The image id as `/api/status` and `/api/group` show it: a string, or null when no
@@ -187,32 +97,8 @@ async fn status(State(node): State<AppState>) -> Json<Value> {
     }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ModeRequest {
-    mode: Option<Value>,
-    index: Option<Value>,
-    id: Option<Value>,
-}
-
-async fn set_mode(State(node): State<AppState>, JsonBody(ask): JsonBody<ModeRequest>) -> Result<Json<Value>, ApiError> {
-    let mode = Mode::from_id(required_int(ask.mode.as_ref(), "mode", 0, 4)? as u8)?;
-    let index = int_in(ask.index.as_ref(), "index", 0, u64::from(u16::MAX))?;
-    let choice = match ask.id.filter(|v| !v.is_null()) {
-        None => Choice::At(Selection { mode, index: index.unwrap_or(0) as u16 }),
-        Some(_) if mode != Mode::Image => {
-            return Err(ApiError::bad_request("id names an image: send it with mode 1, or send index instead"));
-        }
-        Some(_) if index.is_some() => {
-            return Err(ApiError::bad_request("send index or id, not both: they could name different images"));
-        }
-        Some(id) => Choice::Image(id.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "id must be an image id as /api/images shows it (\"0123456789abcdef-1\"), not {}",
-                shown(&id)
-            ))
-        })?),
-    };
+async fn set_mode(State(node): State<AppState>, RawBody(body): RawBody) -> Result<Json<Value>, ApiError> {
+    let choice = rules::mode_asked(&body)?;
     let (selection, image) = select(&node, choice).await?;
     Ok(Json(json!({
         "status": "ok",
@@ -222,33 +108,15 @@ async fn set_mode(State(node): State<AppState>, JsonBody(ask): JsonBody<ModeRequ
     })))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BrightnessRequest {
-    brightness: Option<Value>,
-}
-
-async fn set_brightness(
-    State(node): State<AppState>,
-    JsonBody(ask): JsonBody<BrightnessRequest>,
-) -> Result<Json<Value>, ApiError> {
-    let brightness = required_int(ask.brightness.as_ref(), "brightness", 0, 255)? as u8;
+async fn set_brightness(State(node): State<AppState>, RawBody(body): RawBody) -> Result<Json<Value>, ApiError> {
+    let brightness = rules::brightness_asked(&body)?;
     let cue = node.cue();
     node.library.write(Origin::Local, move |poi| poi.set_brightness(brightness, now_ms(), cue)).await?;
     Ok(Json(json!({ "status": "ok", "brightness": brightness })))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FramerateRequest {
-    framerate: Option<Value>,
-}
-
-async fn set_framerate(
-    State(node): State<AppState>,
-    JsonBody(ask): JsonBody<FramerateRequest>,
-) -> Result<Json<Value>, ApiError> {
-    let framerate = required_int(ask.framerate.as_ref(), "framerate", 1, 255)? as u16;
+async fn set_framerate(State(node): State<AppState>, RawBody(body): RawBody) -> Result<Json<Value>, ApiError> {
+    let framerate = rules::framerate_asked(&body)?;
     let cue = node.cue();
     node.library.write(Origin::Local, move |poi| poi.set_framerate(framerate, now_ms(), cue)).await?;
     Ok(Json(json!({ "status": "ok", "framerate": framerate })))

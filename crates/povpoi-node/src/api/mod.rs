@@ -119,17 +119,13 @@ impl IntoResponse for ApiError {
 
 impl From<povpoi_core::sync::Error> for ApiError {
     fn from(e: povpoi_core::sync::Error) -> ApiError {
-        use povpoi_core::sync::Error as E;
-        let status = match &e {
-            E::Invalid(_) => StatusCode::BAD_REQUEST,
-            E::NotFound(_) => StatusCode::NOT_FOUND,
-            E::NoFreeSlot(_) => StatusCode::CONFLICT,
-            E::PixelsMissing(_) | E::GroupMismatch { .. } | E::ForeignHistory => StatusCode::CONFLICT,
-            E::UnsupportedProtocol(_) | E::BadRecord(_) | E::Protocol(_) | E::Refused(_) => StatusCode::BAD_REQUEST,
-            E::Storage(full) if full.disk_full => return ApiError::insufficient_storage(full.message.clone()),
-            E::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError::new(status, e.to_string())
+        povpoi_app::api::ApiError::from(e).into()
+    }
+}
+
+impl From<povpoi_app::api::ApiError> for ApiError {
+    fn from(e: povpoi_app::api::ApiError) -> ApiError {
+        ApiError::new(StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST), e.message)
     }
 }
 
@@ -176,19 +172,9 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     }
 }
 
-/// Parses a JSON body, saying where it is wrong.
+/// Parses a JSON body, saying where it is wrong (the rules: [`povpoi_app::rules::parse_json`]).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("request body is empty: send a JSON object"));
-    }
-    if std::str::from_utf8(bytes).is_err() {
-        return Err(ApiError::bad_request("request body is not UTF-8 text"));
-    }
-    // serde would fill a struct from an array by position (`[1, 2]` as mode 1, index 2).
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(ApiError::bad_request("request body must be a JSON object ({...})"));
-    }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    Ok(povpoi_app::rules::parse_json(bytes)?)
 }
 
 /// The plain success answer of the existing system.

@@ -1,0 +1,127 @@
+//! Requests and answers as the application sees them, whatever server parsed them: a node's
+//! axum and a board's picoserve both hand over a [`Request`] and send back its [`Response`].
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+use core::net::SocketAddr;
+
+use povpoi_core::model::InvalidContent;
+use serde::Serialize;
+
+/// One request, borrowed from the server's buffers while it is answered.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    /// `GET`, `POST`, ... as the client sent it.
+    pub method: &'a str,
+    /// The path, still percent-encoded (`/api/images/My%20pic`).
+    pub path: &'a str,
+    /// What followed the `?`, still percent-encoded; `None` without one.
+    pub query: Option<&'a str>,
+    /// Header names and raw values, in order.
+    pub headers: &'a [(&'a str, &'a [u8])],
+    /// The whole body.
+    pub body: &'a [u8],
+    /// Where the request came from.
+    pub from: SocketAddr,
+}
+
+impl Request<'_> {
+    /// The first header called `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
+    }
+
+    /// The first header called `name`, if it is text.
+    pub fn header_str(&self, name: &str) -> Option<&str> {
+        self.header(name).and_then(|v| core::str::from_utf8(v).ok())
+    }
+}
+
+/// What the application answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    /// The HTTP status code.
+    pub status: u16,
+    /// The `Content-Type` header.
+    pub content_type: &'static str,
+    /// Other headers (`Content-Length` is the server's to add).
+    pub headers: Vec<(&'static str, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A JSON answer of `value` with `status`.
+    pub fn json(status: u16, value: &impl Serialize) -> Response {
+        let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+        Response { status, content_type: "application/json", headers: Vec::new(), body }
+    }
+
+    /// A `200` binary answer.
+    pub fn octets(body: Vec<u8>) -> Response {
+        Response { status: 200, content_type: "application/octet-stream", headers: Vec::new(), body }
+    }
+}
+
+/// An error answer: a status and a message that says what to fix; sent as
+/// `{"error": message}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: u16,
+    /// The `error` text.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with this status.
+    pub fn new(status: u16, message: impl Into<String>) -> ApiError {
+        ApiError { status, message: message.into() }
+    }
+
+    /// 400: the input is wrong.
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, message)
+    }
+
+    /// 404: no such thing.
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(404, message)
+    }
+
+    /// The JSON answer.
+    pub fn response(&self) -> Response {
+        Response::json(self.status, &serde_json::json!({ "error": self.message }))
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.status, self.message)
+    }
+}
+
+impl core::error::Error for ApiError {}
+
+impl From<povpoi_core::sync::Error> for ApiError {
+    fn from(e: povpoi_core::sync::Error) -> ApiError {
+        use povpoi_core::sync::Error as E;
+        let status = match &e {
+            E::Invalid(_) => 400,
+            E::NotFound(_) => 404,
+            E::NoFreeSlot(_) => 409,
+            E::PixelsMissing(_) | E::GroupMismatch { .. } | E::ForeignHistory => 409,
+            E::UnsupportedProtocol(_) | E::BadRecord(_) | E::Protocol(_) | E::Refused(_) => 400,
+            E::Storage(full) if full.disk_full => return ApiError::new(507, full.message.clone()),
+            E::Storage(_) => 500,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<InvalidContent> for ApiError {
+    fn from(e: InvalidContent) -> ApiError {
+        ApiError::bad_request(e.to_string())
+    }
+}

@@ -1,0 +1,481 @@
+//! One poi's application: its library, settings, peers, show clock and what plays, with
+//! [`App::handle`] answering every API request. The platform (a node's tokio tasks, a
+//! board's embassy tasks) owns one behind a lock, hands it requests and datagrams, and
+//! reads the clocks it is given in [`Now`].
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+
+use povpoi_core::device::DeviceId;
+use povpoi_core::show::{ClockKey, Cue, Standing, lead_us};
+use povpoi_core::sync::{PROTOCOL_VERSION, Replica, Request as SyncRequest, Storage};
+use povpoi_core::wire;
+use povpoi_peer::auth::{HEADER_DEVICE, HEADER_PORT, HEADER_SEALED, HEADER_SIGNATURE, RequestAuth, Signed};
+use povpoi_peer::exchange::{SYNC_PATH, SignedExchange};
+use povpoi_peer::key::GroupKey;
+use povpoi_peer::replay::NonceWindow;
+use povpoi_peer::respond::{self, Admitted, Incoming};
+use rand_core::CryptoRng;
+use serde_json::{Value, json};
+
+use crate::api::{ApiError, Request, Response};
+use crate::clock::{ClockService, Datagram, Taken};
+use crate::peers::{Peers, Sighting, Source};
+use crate::rules;
+use crate::stage::{CueShown, Stage, Wanted};
+
+/// Nonces of signed requests remembered at once (within the replay window): a board keeps
+/// fewer than a node.
+pub const REPLAY_CAPACITY: usize = 512;
+
+/// A poi's own settings, not replicated.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Its device id.
+    pub device_id: DeviceId,
+    /// Its user-facing name.
+    pub device_name: String,
+    /// The pairing key of its group, if it has one.
+    pub group_key: Option<GroupKey>,
+    /// Independent mode: settings stay local, content still syncs.
+    pub independent: bool,
+    /// Whether it syncs by itself.
+    pub auto_sync: bool,
+    /// Seconds between periodic syncs.
+    pub sync_interval: u32,
+    /// Seconds unseen after which a peer counts as offline.
+    pub peer_timeout_s: u32,
+}
+
+/// The clocks at one instant, as the platform reads them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    /// Real time, µs since the Unix epoch: edits are stamped with it.
+    pub wall_us: u64,
+    /// The poi's own monotonic clock, µs: show time and every period are made from it.
+    pub own_us: u64,
+}
+
+impl Now {
+    fn wall_ms(self) -> u64 {
+        self.wall_us / 1_000
+    }
+}
+
+/// One poi's application.
+pub struct App<S: Storage> {
+    config: Config,
+    replica: Replica<S>,
+    replay: NonceWindow,
+    peers: Peers,
+    clock: ClockService,
+    clock_key: Option<ClockKey>,
+    stage: Stage,
+    last_cue: Option<CueShown>,
+    digest: String,
+}
+
+impl<S: Storage> App<S> {
+    /// The application over `replica`, with `clock` founded at start.
+    pub fn new(config: Config, replica: Replica<S>, clock: ClockService) -> App<S> {
+        let stage = Stage::new(&Wanted::read(&replica));
+        let clock_key = config.group_key.as_ref().map(|k| k.clock_key(replica.group()));
+        let digest = povpoi_peer::advert::library_digest(replica.group(), replica.knowledge());
+        App {
+            config,
+            replica,
+            replay: NonceWindow::new(REPLAY_CAPACITY),
+            peers: Peers::default(),
+            clock,
+            clock_key,
+            stage,
+            last_cue: None,
+            digest,
+        }
+    }
+
+    /// Its own settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The library.
+    pub fn replica(&self) -> &Replica<S> {
+        &self.replica
+    }
+
+    /// The peer table.
+    pub fn peers(&self) -> &Peers {
+        &self.peers
+    }
+
+    /// The show clock.
+    pub fn clock(&self) -> &ClockService {
+        &self.clock
+    }
+
+    /// What plays, field by field.
+    pub fn stage(&self) -> &Stage {
+        &self.stage
+    }
+
+    /// The library digest it advertises.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// The last switch that took effect at its cue.
+    pub fn last_cue(&self) -> Option<CueShown> {
+        self.last_cue
+    }
+
+    /// Records a poi seen on the network (an mDNS announcement, an address given by hand).
+    pub fn peer_seen(&mut self, seen: &Sighting, source: Source, now: Now) {
+        if seen.device_id != self.config.device_id {
+            self.peers.saw(seen, source, now.wall_ms(), now.own_us);
+        }
+    }
+
+    /// Marks peers unseen for the timeout offline; returns those that went.
+    pub fn expire_peers(&mut self, now: Now) -> Vec<DeviceId> {
+        self.peers.expire(u64::from(self.config.peer_timeout_s) * 1_000_000, now.own_us)
+    }
+
+    /// The cue of an edit made now: far enough ahead for the group's online peers to hear
+    /// of it first; at once in independent mode.
+    pub fn cue(&self, now: Now) -> Cue {
+        if self.config.independent {
+            return Cue(self.clock.now(now.own_us));
+        }
+        let online = self.online_peers(now).next().is_some();
+        Cue(self.clock.now(now.own_us) + lead_us(online, 0))
+    }
+
+    fn online_peers(&self, now: Now) -> impl Iterator<Item = &crate::peers::Peer> {
+        self.peers.online_in(self.replica.group(), PROTOCOL_VERSION, now.own_us)
+    }
+
+    /// Lets what plays follow the library and the show clock: call at every column (or at
+    /// least every few ms). Returns what shows and, when a switch took effect just now, when.
+    pub fn play(&mut self, now: Now) -> Option<CueShown> {
+        let show = self.clock.now(now.own_us);
+        let mut changed = self.stage.set(&Wanted::read(&self.replica), show);
+        changed |= self.stage.advance(show);
+        if !changed {
+            return None;
+        }
+        let shown = CueShown { cue_us: self.stage.latest_cue().0, show_us: show, host_us: now.wall_us };
+        self.last_cue = Some(shown);
+        Some(shown)
+    }
+
+    /// The library changed: the digest follows, and what plays is cued.
+    fn changed(&mut self, now: Now) {
+        self.digest = povpoi_peer::advert::library_digest(self.replica.group(), self.replica.knowledge());
+        self.play(now);
+    }
+
+    // ----- the show clock's datagrams -----
+
+    /// The probes due now, each with the address it goes to; `nonce` gives fresh random
+    /// nonces. Call when a datagram arrived or [`App::next_probe_due`] came.
+    pub fn due_probes(&mut self, now: Now, nonce: impl FnMut() -> u32) -> Vec<(SocketAddr, Vec<u8>)> {
+        let peers: Vec<(DeviceId, SocketAddr)> = self.online_peers(now).map(|p| (p.device_id, p.addr)).collect();
+        let ids: Vec<DeviceId> = peers.iter().map(|(id, _)| *id).collect();
+        self.clock.set_peers(&ids, now.own_us);
+        let probes = self.clock.probes(now.own_us, self.clock_key.as_ref(), nonce);
+        let mut out = Vec::new();
+        for (peer, bytes) in probes {
+            if let Some((_, addr)) = peers.iter().find(|(id, _)| *id == peer) {
+                self.clock.sent(bytes.len(), true);
+                out.push((*addr, bytes));
+            }
+        }
+        // A planned step coming due is taken here; `/api/clock` lists the steps taken.
+        self.clock.poll(now.own_us);
+        out
+    }
+
+    /// Own time at which the next probe is due, if any.
+    pub fn next_probe_due(&self, now: Now) -> Option<u64> {
+        self.clock.next_due(now.own_us)
+    }
+
+    /// Handles one show clock datagram that arrived at `arrived` (own clock); returns what
+    /// to send back to `from`, if anything.
+    pub fn datagram(&mut self, bytes: &[u8], from: SocketAddr, arrived: u64, now: Now) -> Option<Vec<u8>> {
+        let known = self.online_peers(now).any(|p| p.addr.ip() == from.ip());
+        let d = Datagram { bytes, from, at: arrived, known };
+        let Taken { reply, .. } = self.clock.take(d, now.own_us, self.clock_key.as_ref());
+        if let Some(reply) = &reply {
+            self.clock.sent(reply.len(), false);
+        }
+        self.play(now);
+        reply
+    }
+
+    // ----- the API -----
+
+    /// Answers one request.
+    pub fn handle<R: CryptoRng>(&mut self, request: &Request<'_>, now: Now, rng: &mut R) -> Response {
+        match self.route(request, now, rng) {
+            Ok(response) => response,
+            Err(e) => e.response(),
+        }
+    }
+
+    fn route<R: CryptoRng>(&mut self, request: &Request<'_>, now: Now, rng: &mut R) -> Result<Response, ApiError> {
+        let (method, path) = (request.method, request.path);
+        if path == SYNC_PATH {
+            return match method {
+                "POST" => self.sync_message(request, now, rng),
+                _ => Err(not_allowed()),
+            };
+        }
+        let open = method == "GET" && matches!(path, "/api/status" | "/api/sync/status" | "/api/device/config");
+        if !open && self.config.group_key.is_some() && !self.has_bearer_key(request) {
+            let mut refusal =
+                ApiError::new(401, "this poi's sync group has a pairing key: send it as `Authorization: Bearer <key>`")
+                    .response();
+            refusal.headers.push(("www-authenticate", "Bearer".into()));
+            return Ok(refusal);
+        }
+        let json = |value: Value| Ok(Response::json(200, &value));
+        match (method, path) {
+            ("GET", "/api/status") => json(self.status()),
+            ("GET", "/api/sync/status") => json(self.sync_status()),
+            ("GET", "/api/device/config") => json(self.device_config()),
+            ("GET", "/api/clock") => json(self.clock_json(now)),
+            ("POST", "/api/brightness") => {
+                let brightness = rules::brightness_asked(request.body)?;
+                let cue = self.cue(now);
+                self.replica.set_brightness(brightness, now.wall_ms(), cue)?;
+                self.changed(now);
+                json(json!({ "status": "ok", "brightness": brightness }))
+            }
+            ("POST", "/api/framerate") => {
+                let framerate = rules::framerate_asked(request.body)?;
+                let cue = self.cue(now);
+                self.replica.set_framerate(framerate, now.wall_ms(), cue)?;
+                self.changed(now);
+                json(json!({ "status": "ok", "framerate": framerate }))
+            }
+            ("POST", "/api/mode") => {
+                let choice = rules::mode_asked(request.body)?;
+                let cue = self.cue(now);
+                let (selection, image) = rules::select(&mut self.replica, choice, now.wall_ms(), cue)?;
+                self.changed(now);
+                json(json!({
+                    "status": "ok",
+                    "mode": selection.mode as u8,
+                    "index": selection.index,
+                    "imageId": image.map(|id| id.to_string()),
+                }))
+            }
+            (_, "/api/status" | "/api/sync/status" | "/api/device/config" | "/api/clock")
+            | (_, "/api/brightness" | "/api/framerate" | "/api/mode") => Err(not_allowed()),
+            _ => Err(ApiError::not_found("no such endpoint")),
+        }
+    }
+
+    fn has_bearer_key(&self, request: &Request<'_>) -> bool {
+        let Some(key) = &self.config.group_key else { return false };
+        request
+            .header_str("authorization")
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| key.matches(given))
+    }
+
+    fn status(&self) -> Value {
+        let settings = self.replica.settings();
+        json!({
+            "connected": true,
+            "mode": settings.selection.mode as u8,
+            "index": settings.selection.index,
+            "imageId": self.replica.selected_image().map(|id| id.to_string()),
+            "brightness": settings.brightness,
+            "framerate": settings.framerate,
+            "sdCardPresent": false,
+            "powerMode": "performance",
+            "count": self.replica.image_count(),
+        })
+    }
+
+    fn device_config(&self) -> Value {
+        let c = &self.config;
+        json!({
+            "deviceId": c.device_id.to_string(),
+            "deviceName": c.device_name,
+            "syncGroup": self.replica.group(),
+            "autoSync": c.auto_sync,
+            "syncInterval": c.sync_interval,
+            "protected": c.group_key.is_some(),
+            "syncMode": if c.independent { "independent" } else { "mirror" },
+        })
+    }
+
+    fn sync_status(&self) -> Value {
+        let c = &self.config;
+        let peers: Vec<Value> = self
+            .peers
+            .list()
+            .map(|p| {
+                json!({
+                    "deviceId": p.device_id.to_string(),
+                    "deviceName": p.device_name,
+                    "ipAddress": p.addr.ip().to_string(),
+                    "port": p.addr.port(),
+                    "lastSeen": p.last_seen_ms,
+                    "online": p.online,
+                    "syncGroup": p.sync_group,
+                    "source": p.source,
+                })
+            })
+            .collect();
+        json!({
+            "deviceId": c.device_id.to_string(),
+            "deviceName": c.device_name,
+            "syncGroup": self.replica.group(),
+            "autoSync": c.auto_sync,
+            "syncInterval": c.sync_interval,
+            "protocol": PROTOCOL_VERSION,
+            "libraryDigest": self.digest,
+            "protected": c.group_key.is_some(),
+            "syncMode": if c.independent { "independent" } else { "mirror" },
+            "peers": peers,
+        })
+    }
+
+    fn clock_json(&self, now: Now) -> Value {
+        let status = self.clock.status(now.own_us);
+        let hex = |timeline: u32| format!("{timeline:08x}");
+        let peers: Vec<Value> = status
+            .peers
+            .iter()
+            .map(|p| {
+                json!({
+                    "deviceId": p.device.to_string(),
+                    "timeline": p.timeline.map(hex),
+                    "sameTimeline": p.timeline == Some(status.timeline),
+                    "offsetUs": p.offset,
+                    "errorBoundUs": p.error,
+                    "delayUs": p.delay,
+                    "samples": p.samples,
+                })
+            })
+            .collect();
+        let last_cue = self.last_cue.map(|c| {
+            json!({
+                "cueUs": c.cue_us,
+                "appliedShowTimeUs": c.show_us,
+                "appliedHostTimeUs": c.host_us,
+                "lateUs": c.show_us.saturating_sub(c.cue_us),
+            })
+        });
+        json!({
+            "showTimeUs": self.clock.now(now.own_us),
+            "hostTimeUs": now.wall_us,
+            "standing": match status.standing {
+                Standing::Alone => "alone",
+                Standing::Converging => "converging",
+                Standing::InStep => "inStep",
+            },
+            "inStep": status.standing == Standing::InStep,
+            "timeline": hex(status.timeline),
+            "foundedTimeline": hex(self.clock.founded()),
+            "errorBoundUs": status.error_bound,
+            "leadUs": self.cue(now).0.saturating_sub(self.clock.now(now.own_us)),
+            "peers": peers,
+            "steps": status.steps.len(),
+            "lastCue": last_cue,
+            "datagrams": self.clock.counters,
+        })
+    }
+
+    // ----- a peer's sync message -----
+
+    /// The peer protocol: one postcard request in, one answer out; both sealed and signed
+    /// when the group has a key (docs/PROTOCOL.md).
+    fn sync_message<R: CryptoRng>(
+        &mut self,
+        request: &Request<'_>,
+        now: Now,
+        rng: &mut R,
+    ) -> Result<Response, ApiError> {
+        let signed = self.authenticate(request, now)?;
+        let admitted = match &signed {
+            Some(signed) => Admitted::Signed(signed),
+            None if self.config.group_key.is_some() => Admitted::Bearer,
+            None => Admitted::Open,
+        };
+        let incoming = Incoming { admitted, sealed: request.header(HEADER_SEALED), body: request.body };
+        let (message, _) = respond::open_request(incoming, self.config.independent)
+            .map_err(|refusal| ApiError::new(refusal.status(), refusal.to_string()))?;
+        if let SyncRequest::Begin { summary, .. } = &message {
+            self.note_caller(request, summary.device, &summary.group, summary.protocol, now);
+        }
+        let answer = self.replica.respond(message, now.wall_ms());
+        self.changed(now);
+        let plain = wire::to_bytes(&answer);
+        Ok(match signed {
+            Some(signed) => {
+                let body = signed.seal(&plain, rng);
+                let signature = signed.sign(200, &body);
+                let mut response = Response::octets(body);
+                response.headers.push((HEADER_SIGNATURE, signature));
+                response
+            }
+            None => Response::octets(plain),
+        })
+    }
+
+    /// Checks a peer request's signature when the group has a key (403 otherwise). `Some`
+    /// when taken on a peer's signature; `None` when no key is set or a person sent the key
+    /// as a bearer.
+    fn authenticate(&mut self, request: &Request<'_>, now: Now) -> Result<Option<SignedExchange>, ApiError> {
+        let Some(key) = self.config.group_key.clone() else { return Ok(None) };
+        if self.has_bearer_key(request) {
+            return Ok(None);
+        }
+        let refused = |e: povpoi_peer::auth::AuthError| ApiError::new(403, e.to_string());
+        let auth = RequestAuth::from_headers(|name| request.header_str(name)).map_err(refused)?;
+        let path = match request.query {
+            Some(query) => format!("{}?{query}", request.path),
+            None => request.path.to_string(),
+        };
+        let me = self.config.device_id.to_string();
+        let signed = Signed {
+            method: request.method,
+            path: &path,
+            body: request.body,
+            device: request.header_str(HEADER_DEVICE).unwrap_or(""),
+            port: request.header_str(HEADER_PORT).unwrap_or(""),
+            receiver: &me,
+            group: self.replica.group(),
+        };
+        let admitted = self.replay.admit(&key, &signed, auth.as_ref(), now.wall_ms()).map_err(refused)?;
+        Ok(Some(SignedExchange::new(key, admitted.nonce.clone())))
+    }
+
+    /// A peer that calls us is a peer we can call back (networks without multicast), and
+    /// whose clock datagrams are answered.
+    fn note_caller(&mut self, request: &Request<'_>, device: DeviceId, group: &str, protocol: u16, now: Now) {
+        let Some(port) = request.header_str(HEADER_PORT).and_then(|p| p.parse::<u16>().ok()) else { return };
+        let known = self.peers.find(&device.to_string());
+        let seen = Sighting {
+            device_id: device,
+            device_name: known.map_or_else(|| device.default_name(), |p| p.device_name.clone()),
+            sync_group: group.into(),
+            protocol,
+            digest: known.map(|p| p.digest.clone()).unwrap_or_default(),
+            addr: SocketAddr::new(request.from.ip(), port),
+        };
+        self.peer_seen(&seen, Source::Contact, now);
+    }
+}
+
+fn not_allowed() -> ApiError {
+    ApiError::new(405, "this endpoint does not take that method")
+}

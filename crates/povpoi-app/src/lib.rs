@@ -1,0 +1,14 @@
+#![doc = include_str!("../README.md")]
+#![no_std]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+pub mod api;
+pub mod app;
+pub mod clock;
+pub mod peers;
+pub mod rules;
+pub mod stage;
+
+pub use app::{App, Config, Now};

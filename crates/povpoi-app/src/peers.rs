@@ -1,0 +1,247 @@
+//! The peers a poi knows: found by mDNS, added by address, or met when they called.
+//!
+//! A peer is online while it has been seen (announced, answered or called us) within the
+//! timeout; offline ones stay listed so the status shows when each was last seen. Times are
+//! the platform's: `now_ms` since the epoch (shown to people), `mono_us` from a monotonic
+//! clock (used for every period).
+
+use alloc::collections::BTreeMap;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+
+use povpoi_core::device::DeviceId;
+use serde::Serialize;
+
+/// Most peers remembered; the least recently seen offline one goes first.
+pub const MAX_PEERS: usize = 64;
+
+/// A poi seen on the network: in an mDNS announcement, at an address given by hand, or
+/// calling this one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sighting {
+    /// The peer's id.
+    pub device_id: DeviceId,
+    /// The peer's name (its default name if it advertised none).
+    pub device_name: String,
+    /// The peer's sync group (empty if it advertised none).
+    pub sync_group: String,
+    /// The sync protocol version the peer speaks.
+    pub protocol: u16,
+    /// The peer's library digest (empty if it advertised none).
+    pub digest: String,
+    /// Where the peer's HTTP API is.
+    pub addr: SocketAddr,
+}
+
+/// How a peer was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// mDNS announcement.
+    Mdns,
+    /// An address the user gave.
+    Manual,
+    /// It called this poi with a sync request.
+    Contact,
+}
+
+/// One known peer.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    /// Its device id.
+    pub device_id: DeviceId,
+    /// Its name.
+    pub device_name: String,
+    /// Its sync group, as it last said.
+    pub sync_group: String,
+    /// Its sync protocol version.
+    pub protocol: u16,
+    /// Its library digest as last advertised (empty if unknown).
+    pub digest: String,
+    /// Where its HTTP API listens.
+    pub addr: SocketAddr,
+    /// When it was last seen, ms since the epoch.
+    pub last_seen_ms: u64,
+    /// Monotonic time of the same, µs.
+    last_seen_us: u64,
+    /// Whether it is seen within the timeout.
+    pub online: bool,
+    /// How it was found.
+    pub source: Source,
+    /// Until when (monotonic µs) auto-sync leaves it alone: it refused this poi (another
+    /// key, say), or its last sessions got no answer (backed off).
+    refused_until: Option<u64>,
+    /// Sessions in a row that were refused or got no answer in time: the back-off grows
+    /// with them.
+    setbacks: u32,
+    /// When (monotonic µs) it last called this poi in and passed its checks.
+    contact_at: Option<u64>,
+    /// The address where it last finished a session as itself (with the key, when the
+    /// group has one); an mDNS advert cannot move it elsewhere while it is online there.
+    confirmed: Option<SocketAddr>,
+}
+
+/// What changed in the table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A peer became online.
+    Up(DeviceId),
+    /// Nothing visible.
+    None,
+}
+
+/// The peer table.
+#[derive(Debug, Default)]
+pub struct Peers(BTreeMap<DeviceId, Peer>);
+
+impl Peers {
+    /// Records that a peer was seen now; says whether it just came online.
+    pub fn saw(&mut self, seen: &Sighting, source: Source, now_ms: u64, mono_us: u64) -> Change {
+        let peers = &mut self.0;
+        let known = peers.get(&seen.device_id);
+        let was_online = known.is_some_and(|p| p.online);
+        // Anyone on the LAN can advertise any device id: an advert pointing an online,
+        // confirmed peer somewhere else is ignored. If the peer really moved, its old
+        // address stops answering, it goes offline, and the next advert is taken.
+        if source == Source::Mdns
+            && known.is_some_and(|p| p.online && p.confirmed == Some(p.addr) && p.addr != seen.addr)
+        {
+            return Change::None;
+        }
+        // A peer that called in passed this poi's key check (or neither has a key): they
+        // agree now, whatever refused before.
+        let refused_until = known.and_then(|p| p.refused_until).filter(|_| source != Source::Contact);
+        let (setbacks, contact_at) = match source {
+            Source::Contact => (0, Some(mono_us)),
+            _ => (known.map_or(0, |p| p.setbacks), known.and_then(|p| p.contact_at)),
+        };
+        let confirmed = known.and_then(|p| p.confirmed);
+        // A full table takes no newcomers: a flood of adverts must not grow it without end.
+        if !peers.contains_key(&seen.device_id) && peers.len() >= MAX_PEERS {
+            let oldest = peers.values().filter(|p| !p.online).min_by_key(|p| p.last_seen_us).map(|p| p.device_id);
+            match oldest {
+                Some(id) => peers.remove(&id),
+                None => return Change::None,
+            };
+        }
+        let (source, addr) = match peers.get(&seen.device_id) {
+            // An address the user gave stays as given: it is how this poi reaches that one.
+            Some(old) if old.source == Source::Manual && source != Source::Manual => (Source::Manual, old.addr),
+            _ => (source, seen.addr),
+        };
+        peers.insert(
+            seen.device_id,
+            Peer {
+                device_id: seen.device_id,
+                device_name: seen.device_name.clone(),
+                sync_group: seen.sync_group.clone(),
+                protocol: seen.protocol,
+                digest: seen.digest.clone(),
+                addr,
+                last_seen_ms: now_ms,
+                last_seen_us: mono_us,
+                online: true,
+                source,
+                refused_until,
+                setbacks,
+                contact_at,
+                confirmed,
+            },
+        );
+        if was_online { Change::None } else { Change::Up(seen.device_id) }
+    }
+
+    /// Marks peers unseen for longer than `timeout_us` offline; returns those that just went.
+    pub fn expire(&mut self, timeout_us: u64, mono_us: u64) -> Vec<DeviceId> {
+        let mut gone = Vec::new();
+        for peer in self.0.values_mut() {
+            if peer.online && mono_us.saturating_sub(peer.last_seen_us) > timeout_us {
+                peer.online = false;
+                gone.push(peer.device_id);
+            }
+        }
+        gone
+    }
+
+    /// Marks one peer offline now (it said goodbye or stopped answering); true if it was online.
+    pub fn offline(&mut self, id: DeviceId) -> bool {
+        self.0.get_mut(&id).is_some_and(|p| core::mem::replace(&mut p.online, false))
+    }
+
+    /// Notes that the peer finished a session at `addr` as itself: it is seen now, and
+    /// that address is the one adverts cannot move it from.
+    pub fn confirm(&mut self, id: DeviceId, addr: SocketAddr, now_ms: u64, mono_us: u64) {
+        if let Some(peer) = self.0.get_mut(&id).filter(|p| p.online) {
+            peer.last_seen_us = mono_us;
+            peer.last_seen_ms = now_ms;
+            peer.setbacks = 0;
+            if peer.addr == addr {
+                peer.confirmed = Some(addr);
+            }
+        }
+    }
+
+    /// Whether an online peer at `addr` was seen within `period_us`.
+    pub fn seen_within(&self, addr: SocketAddr, period_us: u64, mono_us: u64) -> bool {
+        self.0.values().any(|p| p.online && p.addr == addr && mono_us.saturating_sub(p.last_seen_us) < period_us)
+    }
+
+    /// Records the library digest a peer is known to have now.
+    pub fn set_digest(&mut self, id: DeviceId, digest: String) {
+        if let Some(peer) = self.0.get_mut(&id) {
+            peer.digest = digest;
+        }
+    }
+
+    /// Drops a peer from the table.
+    pub fn forget(&mut self, id: DeviceId) -> bool {
+        self.0.remove(&id).is_some()
+    }
+
+    /// Every known peer, by device id.
+    pub fn list(&self) -> impl Iterator<Item = &Peer> {
+        self.0.values()
+    }
+
+    /// Online peers of `group` speaking `protocol` that auto-sync may ask now.
+    pub fn online_in(&self, group: &str, protocol: u16, mono_us: u64) -> impl Iterator<Item = &Peer> {
+        self.0
+            .values()
+            .filter(move |p| p.online && p.sync_group == group && p.protocol == protocol)
+            .filter(move |p| p.refused_until.is_none_or(|until| until <= mono_us))
+    }
+
+    /// Leaves a peer out of auto-sync for a while after a session begun at `since_us` was
+    /// refused (another key, say) or got no answer in time: `first_us`, doubling with each
+    /// setback in a row up to `longest_us`. A peer is still tried now and then, and one that
+    /// called in since (so it takes this poi now) is not held back. Returns the period, µs.
+    pub fn back_off(&mut self, id: DeviceId, since_us: u64, first_us: u64, longest_us: u64, mono_us: u64) -> u64 {
+        let Some(peer) = self.0.get_mut(&id) else { return 0 };
+        if peer.contact_at.is_some_and(|at| at >= since_us) {
+            return 0;
+        }
+        peer.setbacks = peer.setbacks.saturating_add(1);
+        let period = first_us.saturating_mul(2u64.saturating_pow(peer.setbacks - 1).min(1 << 10)).min(longest_us);
+        peer.refused_until = Some(mono_us.saturating_add(period));
+        period
+    }
+
+    /// Forgets every refusal: this poi's key or group changed, so peers may take it now.
+    pub fn clear_refusals(&mut self) {
+        for peer in self.0.values_mut() {
+            peer.refused_until = None;
+            peer.setbacks = 0;
+        }
+    }
+
+    /// A peer named by device id, address (`ip` or `ip:port`) or name.
+    pub fn find(&self, name: &str) -> Option<&Peer> {
+        let by_id = name.parse::<DeviceId>().ok();
+        let peers = || self.0.values();
+        peers()
+            .find(|p| Some(p.device_id) == by_id)
+            .or_else(|| peers().find(|p| p.addr.to_string() == name || p.addr.ip().to_string() == name))
+            .or_else(|| peers().find(|p| p.device_name == name))
+    }
+}
