@@ -34,6 +34,54 @@ pub struct Sighting {
     pub addr: SocketAddr,
 }
 
+/// The answer of `GET /api/sync/status` that a prober reads.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusAnswer {
+    device_id: String,
+    device_name: String,
+    sync_group: String,
+    #[serde(default)]
+    protocol: u16,
+    #[serde(default)]
+    library_digest: String,
+}
+
+/// Why a `GET /api/sync/status` answer does not say which poi answered.
+#[derive(Debug)]
+pub enum NotAPoi {
+    /// It is not the JSON a poi answers.
+    Unreadable(serde_json::Error),
+    /// Its device id is not one.
+    BadDeviceId(String),
+}
+
+impl core::fmt::Display for NotAPoi {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            NotAPoi::Unreadable(e) => write!(f, "not a povpoi node: {e}"),
+            NotAPoi::BadDeviceId(e) => write!(f, "bad deviceId: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for NotAPoi {}
+
+/// Who answered a `GET /api/sync/status` at `addr`: how a poi given an address by hand (or
+/// met by mDNS) is probed.
+pub fn read_sync_status(body: &[u8], addr: SocketAddr) -> Result<Sighting, NotAPoi> {
+    let info: StatusAnswer = serde_json::from_slice(body).map_err(NotAPoi::Unreadable)?;
+    let device_id: DeviceId = info.device_id.parse().map_err(|e| NotAPoi::BadDeviceId(alloc::format!("{e}")))?;
+    Ok(Sighting {
+        device_id,
+        device_name: info.device_name,
+        sync_group: info.sync_group,
+        protocol: info.protocol,
+        digest: info.library_digest,
+        addr,
+    })
+}
+
 /// How a peer was found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -5,6 +5,7 @@
 
 extern crate alloc;
 
+pub mod ram;
 mod sector;
 mod store;
 

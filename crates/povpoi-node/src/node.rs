@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use povpoi_core::device::{DeviceId, ReplicaId};
+use povpoi_core::device::ReplicaId;
 use povpoi_core::model::Rgb;
 use povpoi_core::render::Renderer;
 use povpoi_core::show::{Cue, lead_us};
@@ -658,19 +658,6 @@ async fn prune_thumbnails(state: Arc<NodeState>, mut stopping: watch::Receiver<b
     }
 }
 
-/// The answer of `GET /api/sync/status` that a prober reads.
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ProbeAnswer {
-    device_id: String,
-    device_name: String,
-    sync_group: String,
-    #[serde(default)]
-    protocol: u16,
-    #[serde(default)]
-    library_digest: String,
-}
-
 /// Why a probe did not learn who answers at an address.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
@@ -680,12 +667,9 @@ pub enum ProbeError {
     /// The answer was not read whole.
     #[error(transparent)]
     Answer(#[from] sync_client::ReadError),
-    /// What answered is not a povpoi node.
-    #[error("not a povpoi node: {0}")]
-    NotPovpoi(#[source] serde_json::Error),
-    /// Its device id is not one.
-    #[error("bad deviceId: {0}")]
-    BadDeviceId(String),
+    /// What answered is not a povpoi node, or gave no device id.
+    #[error(transparent)]
+    NotPovpoi(#[from] povpoi_app::peers::NotAPoi),
 }
 
 /// Asks the node at `addr` who it is (`GET /api/sync/status`).
@@ -698,16 +682,7 @@ pub(crate) async fn probe(state: &NodeState, addr: SocketAddr) -> Result<Sightin
         .await
         .map_err(ProbeError::Unreachable)?;
     let bytes = sync_client::read_capped(answer, 64 * 1024).await?;
-    let info: ProbeAnswer = serde_json::from_slice(&bytes).map_err(ProbeError::NotPovpoi)?;
-    let device_id: DeviceId = info.device_id.parse().map_err(|e| ProbeError::BadDeviceId(format!("{e}")))?;
-    Ok(Sighting {
-        device_id,
-        device_name: info.device_name,
-        sync_group: info.sync_group,
-        protocol: info.protocol,
-        digest: info.library_digest,
-        addr,
-    })
+    Ok(povpoi_app::peers::read_sync_status(&bytes, addr)?)
 }
 
 async fn probe_manual_peers(state: Arc<NodeState>, mut stopping: watch::Receiver<bool>) {

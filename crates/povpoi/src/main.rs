@@ -1,5 +1,6 @@
 //! The `povpoi` command.
 
+mod board;
 mod convert;
 mod node;
 mod preview;
@@ -20,6 +21,9 @@ struct Cli {
 enum Command {
     /// Runs one poi: its HTTP API, discovery and sync, until SIGINT or SIGTERM.
     Node(node::Args),
+    /// Runs the board firmware's application on this machine (RAM flash, real HTTP and UDP):
+    /// a board to sync with without one.
+    Board(board::Args),
     /// Starts a troupe of poi on 127.0.0.1 that sync with each other (no multicast needed).
     Sim(sim::Args),
     /// Shows poi replicas, in memory, editing apart and converging when they sync.
@@ -35,6 +39,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Node(args) => node::run(&args),
+        Command::Board(args) => board::run(&args),
         Command::Sim(args) => sim::run(&args),
         Command::SimSync(args) => sim_sync::run(&args),
         Command::Convert(args) => convert::run(&args),

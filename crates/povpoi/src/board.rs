@@ -1,0 +1,245 @@
+//! `povpoi board`: the board firmware's application run on this machine. The same
+//! [`povpoi_app::App`] the ESP32 firmware serves, over the same flash store
+//! ([`povpoi_flash::FlashStore`]) on a RAM flash the size of the board's `povpoi` partition;
+//! tokio stands in for embassy, axum for picoserve, a UDP socket for embassy-net's. It talks
+//! to `povpoi node` processes and other boards over real HTTP and UDP, so a board's
+//! behaviour can be tried without one.
+//!
+//! What a board does not do here either: mDNS (peers come from `--peer`, or call in), the
+//! LED strip, Wi-Fi. Its library lives in RAM and is gone when it stops.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::Response;
+use povpoi_app::peers::Source;
+use povpoi_app::{App, Config, Now};
+use povpoi_core::device::{DeviceId, ReplicaId};
+use povpoi_core::sync::{Identity, Replica};
+use povpoi_flash::FlashStore;
+use povpoi_flash::ram::{RamFlash, SECTOR};
+use povpoi_peer::key::GroupKey;
+use tokio::net::{TcpListener, UdpSocket};
+
+/// The shipped partition table's `povpoi` partition (firmware/partitions.csv), KiB.
+const PARTITION_KIB: usize = 2_496;
+/// Largest request body: a sync message carries at most 128 KiB of pixels
+/// (`MAX_BLOB_BYTES_PER_MESSAGE`) and its records.
+const BODY_LIMIT: usize = 192 * 1024;
+/// How often the peers given by address are asked who they are.
+const PROBE_PERIOD: Duration = Duration::from_secs(2);
+/// How often what plays is brought up to date with show time (a board does it per column).
+const PLAY_TICK: Duration = Duration::from_millis(2);
+
+/// Options of `povpoi board`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Args {
+    /// Address and port of the HTTP API (the show clock's UDP uses the same port number).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Device name (default "POV Poi " + the end of the device id).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Sync group.
+    #[arg(long, default_value = povpoi_peer::advert::DEFAULT_SYNC_GROUP)]
+    pub group: String,
+    /// The group's pairing key (8-256 visible ASCII characters); without it the poi is open.
+    #[arg(long, env = "POVPOI_GROUP_KEY", hide_env_values = true)]
+    pub group_key: Option<String>,
+    /// A peer's address (IP:PORT), asked who it is every 2 s; repeatable.
+    #[arg(long = "peer")]
+    pub peers: Vec<SocketAddr>,
+    /// Seconds unseen after which a peer counts as offline.
+    #[arg(long, default_value_t = 120)]
+    pub peer_timeout: u32,
+    /// Size of the flash partition the library is kept in, KiB (the shipped table's: 2496).
+    #[arg(long, default_value_t = PARTITION_KIB)]
+    pub flash_kib: usize,
+    /// Start the own clock N ms ahead: for trying how poi whose clocks differ come to agree.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub clock_offset_ms: u64,
+}
+
+/// The board's application and its clocks, shared by its tasks.
+struct Board {
+    app: Mutex<App<FlashStore<RamFlash>>>,
+    start: Instant,
+    offset_us: u64,
+}
+
+impl Board {
+    fn app(&self) -> MutexGuard<'_, App<FlashStore<RamFlash>>> {
+        self.app.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn own_us(&self) -> u64 {
+        self.offset_us + self.start.elapsed().as_micros() as u64
+    }
+
+    fn now(&self) -> Now {
+        let wall_us = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+        Now { wall_us, own_us: self.own_us() }
+    }
+}
+
+/// Runs the board until SIGINT or SIGTERM.
+pub fn run(args: &Args) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(serve(args.clone()))
+}
+
+async fn serve(args: Args) -> Result<(), String> {
+    let board = Arc::new(open(&args)?);
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}; pick another --listen", args.listen))?;
+    let udp = UdpSocket::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot bind the show clock's UDP port {}: {e}", args.listen))?;
+    {
+        let app = board.app();
+        let c = app.config();
+        eprintln!(
+            "povpoi board {} ({}) on http://{} in group {:?}, {} KiB of flash",
+            c.device_id,
+            c.device_name,
+            args.listen,
+            app.replica().group(),
+            args.flash_kib
+        );
+    }
+    tokio::spawn(show_clock(board.clone(), udp));
+    tokio::spawn(play(board.clone()));
+    tokio::spawn(probe_peers(board.clone(), args.peers.clone()));
+    let router = Router::new().fallback(request).layer(DefaultBodyLimit::max(BODY_LIMIT)).with_state(board);
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(stop_signal()).await.map_err(|e| format!("HTTP server: {e}"))
+}
+
+fn open(args: &Args) -> Result<Board, String> {
+    let mut id = rand::random::<[u8; 6]>();
+    // A locally administered unicast address, as a board's MAC is not (ours is made up).
+    id[0] = (id[0] & 0xFC) | 0x02;
+    let device_id = DeviceId(id);
+    let key = args.group_key.as_deref().map(GroupKey::new).transpose().map_err(|e| format!("--group-key: {e}"))?;
+    let sectors = args.flash_kib * 1024 / SECTOR;
+    let store = FlashStore::open(RamFlash::new(sectors), 0..(sectors * SECTOR) as u32)
+        .map_err(|e| format!("cannot open the store on {} KiB of flash: {e}", args.flash_kib))?;
+    let identity = Identity { replica: ReplicaId(rand::random()), device: device_id, group: args.group.clone() };
+    let replica = Replica::open(store, identity).map_err(|e| format!("cannot open the library: {e}"))?;
+    let config = Config {
+        device_id,
+        device_name: args.name.clone().unwrap_or_else(|| device_id.default_name()),
+        group_key: key,
+        independent: false,
+        auto_sync: false,
+        sync_interval: 0,
+        peer_timeout_s: args.peer_timeout,
+    };
+    let start = Instant::now();
+    let offset_us = args.clock_offset_ms.saturating_mul(1_000);
+    let clock = povpoi_app::clock::ClockService::new(device_id, rand::random(), rand::random(), offset_us);
+    Ok(Board { app: Mutex::new(App::new(config, replica, clock)), start, offset_us })
+}
+
+/// Every request goes to the application, as on the board (picoserve hands it everything).
+async fn request(
+    State(board): State<Arc<Board>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let headers: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
+    let request = povpoi_app::api::Request {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query(),
+        headers: &headers,
+        body: &body,
+        from,
+    };
+    let answer = board.app().handle(&request, board.now(), &mut rand::rng());
+    let mut response = Response::builder().status(answer.status).header("content-type", answer.content_type);
+    for (name, value) in &answer.headers {
+        response = response.header(*name, value);
+    }
+    response.body(Body::from(answer.body)).unwrap_or_else(|_| Response::new(Body::empty()))
+}
+
+/// Probes peers and answers their probes on the HTTP port number, as the board's UDP task does.
+async fn show_clock(board: Arc<Board>, socket: UdpSocket) {
+    let mut buf = vec![0u8; povpoi_app::clock::RECEIVE_BUFFER];
+    loop {
+        let probes = board.app().due_probes(board.now(), rand::random);
+        for (addr, bytes) in probes {
+            let _ = socket.send_to(&bytes, addr).await;
+        }
+        let now = board.now();
+        let due = board.app().next_probe_due(now);
+        let wait = due.map_or(Duration::from_secs(1), |d| Duration::from_micros(d.saturating_sub(now.own_us)));
+        tokio::select! {
+            received = socket.recv_from(&mut buf) => {
+                let arrived = board.own_us();
+                if let Ok((n, from)) = received {
+                    let reply = board.app().datagram(&buf[..n], from, arrived, board.now());
+                    if let Some(reply) = reply {
+                        let _ = socket.send_to(&reply, from).await;
+                    }
+                }
+            }
+            _ = tokio::time::sleep(wait.min(Duration::from_secs(1))) => {}
+        }
+    }
+}
+
+/// Lets what plays follow show time: the board's column clock does this at every column.
+async fn play(board: Arc<Board>) {
+    let mut tick = tokio::time::interval(PLAY_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        board.app().play(board.now());
+    }
+}
+
+/// Asks each peer given by address who it is, every [`PROBE_PERIOD`], and marks peers
+/// unseen for the timeout offline.
+async fn probe_peers(board: Arc<Board>, addrs: Vec<SocketAddr>) {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().expect("an HTTP client");
+    loop {
+        for addr in &addrs {
+            let answer = match http.get(format!("http://{addr}/api/sync/status")).send().await {
+                Ok(answer) => answer.bytes().await,
+                Err(e) => Err(e),
+            };
+            let seen = answer
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| povpoi_app::peers::read_sync_status(&bytes, *addr).map_err(|e| e.to_string()));
+            match seen {
+                Ok(seen) => board.app().peer_seen(&seen, Source::Manual, board.now()),
+                Err(e) => eprintln!("povpoi board: peer {addr} did not answer: {e}"),
+            }
+        }
+        board.app().expire_peers(board.now());
+        tokio::time::sleep(PROBE_PERIOD).await;
+    }
+}
+
+async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
