@@ -10,10 +10,12 @@ use core::net::SocketAddr;
 
 use povpoi_core::device::DeviceId;
 use povpoi_core::show::{ClockKey, Cue, Standing, lead_us};
-use povpoi_core::sync::{PROTOCOL_VERSION, Replica, Request as SyncRequest, Storage};
+use povpoi_core::sync::{
+    PROTOCOL_VERSION, Replica, Request as SyncRequest, Response as SyncResponse, Session, Storage, SyncOptions,
+};
 use povpoi_core::wire;
 use povpoi_peer::auth::{HEADER_DEVICE, HEADER_PORT, HEADER_SEALED, HEADER_SIGNATURE, RequestAuth, Signed};
-use povpoi_peer::exchange::{SYNC_PATH, SignedExchange};
+use povpoi_peer::exchange::{self, Caller, Outgoing, SYNC_PATH, SignedExchange};
 use povpoi_peer::key::GroupKey;
 use povpoi_peer::replay::NonceWindow;
 use povpoi_peer::respond::{self, Admitted, Incoming};
@@ -24,7 +26,7 @@ use crate::api::{ApiError, Request, Response};
 use crate::clock::{ClockService, Datagram, Taken};
 use crate::peers::{Peers, Sighting, Source};
 use crate::rules;
-use crate::stage::{CueShown, Stage, Wanted};
+use crate::stage::{CueShown, Stage, Wanted, column_start, next_column_start};
 
 /// Nonces of signed requests remembered at once (within the replay window): a board keeps
 /// fewer than a node.
@@ -47,6 +49,8 @@ pub struct Config {
     pub sync_interval: u32,
     /// Seconds unseen after which a peer counts as offline.
     pub peer_timeout_s: u32,
+    /// The port its HTTP API answers on: peers it calls may call back there.
+    pub port: u16,
 }
 
 /// The clocks at one instant, as the platform reads them.
@@ -75,6 +79,8 @@ pub struct App<S: Storage> {
     stage: Stage,
     last_cue: Option<CueShown>,
     digest: String,
+    /// A local edit not pushed to the group's online peers yet.
+    unpushed: bool,
 }
 
 impl<S: Storage> App<S> {
@@ -93,6 +99,7 @@ impl<S: Storage> App<S> {
             stage,
             last_cue: None,
             digest,
+            unpushed: false,
         }
     }
 
@@ -157,24 +164,99 @@ impl<S: Storage> App<S> {
         self.peers.online_in(self.replica.group(), PROTOCOL_VERSION, now.own_us)
     }
 
-    /// Lets what plays follow the library and the show clock: call at every column (or at
-    /// least every few ms). Returns what shows and, when a switch took effect just now, when.
+    /// Lets what plays follow the library and the show clock: call at every column start
+    /// (or more often). Changes take effect at the start of a column: the column that
+    /// started before a cue keeps what played, on every poi alike, however late this is
+    /// called. Returns, when a switch took effect just now, the column it shows from.
     pub fn play(&mut self, now: Now) -> Option<CueShown> {
         let show = self.clock.now(now.own_us);
-        let mut changed = self.stage.set(&Wanted::read(&self.replica), show);
-        changed |= self.stage.advance(show);
+        let column = column_start(show, *self.stage.framerate.current());
+        let mut changed = self.stage.set(&Wanted::read(&self.replica), column);
+        changed |= self.stage.advance(column);
         if !changed {
             return None;
         }
-        let shown = CueShown { cue_us: self.stage.latest_cue().0, show_us: show, host_us: now.wall_us };
+        let shown = CueShown { cue_us: self.stage.latest_cue().0, show_us: column, host_us: now.wall_us };
         self.last_cue = Some(shown);
         Some(shown)
+    }
+
+    /// This poi's library changed by an edit of its own: it goes to the online peers.
+    fn edited(&mut self, now: Now) {
+        self.unpushed = true;
+        self.changed(now);
+    }
+
+    /// How long until the next column begins (own clock, µs): when to call [`App::play`]
+    /// again.
+    pub fn until_next_column(&self, now: Now) -> u64 {
+        let show = self.clock.now(now.own_us);
+        next_column_start(show, *self.stage.framerate.current()) - show
     }
 
     /// The library changed: the digest follows, and what plays is cued.
     fn changed(&mut self, now: Now) {
         self.digest = povpoi_peer::advert::library_digest(self.replica.group(), self.replica.knowledge());
         self.play(now);
+    }
+
+    // ----- sessions this poi starts -----
+
+    /// The peers to run a session with now: after an edit of this poi's own, every online
+    /// peer of the group (push-on-change; the edit's cue leaves them time to hear of it);
+    /// otherwise those whose advertised digest differs from ours. Each session, once ended,
+    /// goes to [`App::session_ended`].
+    pub fn sessions_due(&mut self, now: Now) -> Vec<(DeviceId, SocketAddr)> {
+        let pushing = core::mem::take(&mut self.unpushed);
+        let digest = self.digest.clone();
+        self.online_peers(now).filter(|p| pushing || p.digest != digest).map(|p| (p.device_id, p.addr)).collect()
+    }
+
+    /// Starts a session: its state and first message.
+    pub fn start_session(&self, options: SyncOptions) -> (Session, SyncRequest) {
+        Session::start(&self.replica, options)
+    }
+
+    /// Merges a peer's answer into the library (saving it); returns the session's next
+    /// message, `None` once it is over.
+    pub fn merge(
+        &mut self,
+        session: &mut Session,
+        answer: SyncResponse,
+        now: Now,
+    ) -> Result<Option<SyncRequest>, povpoi_core::sync::Error> {
+        let next = session.on_response(&mut self.replica, answer, now.wall_ms());
+        self.changed(now);
+        next
+    }
+
+    /// A message to the peer `receiver` at `path`, ready to send: signed and sealed for it
+    /// when the group has a key.
+    pub fn outgoing<R: CryptoRng>(
+        &self,
+        receiver: DeviceId,
+        path: &str,
+        body: &[u8],
+        now: Now,
+        rng: &mut R,
+    ) -> Outgoing {
+        let device = self.config.device_id.to_string();
+        let port = self.config.port.to_string();
+        let caller =
+            Caller { device: &device, port: &port, group: self.replica.group(), key: self.config.group_key.as_ref() };
+        exchange::request(&caller, "POST", path, &receiver.to_string(), body, now.wall_ms(), rng)
+    }
+
+    /// A session with `peer` at `addr` ended, fully (`true`) or not: a full one leaves both
+    /// with what both had, so the peer's digest is ours until it changes again.
+    pub fn session_ended(&mut self, peer: DeviceId, addr: SocketAddr, ok: bool, now: Now) {
+        if ok {
+            self.peers.confirm(peer, addr, now.wall_ms(), now.own_us);
+            self.peers.set_digest(peer, self.digest.clone());
+        } else {
+            // Refused or unanswered: asked again in 2 s, doubling up to a minute.
+            self.peers.back_off(peer, now.own_us, 2_000_000, 60_000_000, now.own_us);
+        }
     }
 
     // ----- the show clock's datagrams -----
@@ -252,21 +334,21 @@ impl<S: Storage> App<S> {
                 let brightness = rules::brightness_asked(request.body)?;
                 let cue = self.cue(now);
                 self.replica.set_brightness(brightness, now.wall_ms(), cue)?;
-                self.changed(now);
+                self.edited(now);
                 json(json!({ "status": "ok", "brightness": brightness }))
             }
             ("POST", "/api/framerate") => {
                 let framerate = rules::framerate_asked(request.body)?;
                 let cue = self.cue(now);
                 self.replica.set_framerate(framerate, now.wall_ms(), cue)?;
-                self.changed(now);
+                self.edited(now);
                 json(json!({ "status": "ok", "framerate": framerate }))
             }
             ("POST", "/api/mode") => {
                 let choice = rules::mode_asked(request.body)?;
                 let cue = self.cue(now);
                 let (selection, image) = rules::select(&mut self.replica, choice, now.wall_ms(), cue)?;
-                self.changed(now);
+                self.edited(now);
                 json(json!({
                     "status": "ok",
                     "mode": selection.mode as u8,

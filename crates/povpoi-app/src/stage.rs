@@ -120,6 +120,21 @@ impl Stage {
     }
 }
 
+/// Show time at which the column playing at `now` began, at `framerate` columns a second:
+/// column `k` starts at show time `k / framerate` s on every poi.
+pub fn column_start(now: u64, framerate: u16) -> u64 {
+    let fps = u128::from(framerate.max(1));
+    let k = u128::from(now) * fps / 1_000_000;
+    ((k * 1_000_000).div_ceil(fps)) as u64
+}
+
+/// Show time at which the column after the one playing at `now` begins.
+pub fn next_column_start(now: u64, framerate: u16) -> u64 {
+    let fps = u128::from(framerate.max(1));
+    let k = u128::from(now) * fps / 1_000_000;
+    (((k + 1) * 1_000_000).div_ceil(fps)) as u64
+}
+
 /// A switch that took effect at its cue: the show time and host time of its first column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CueShown {
@@ -150,5 +165,13 @@ mod tests {
         assert!(stage.advance(5_000_000));
         assert_eq!((*stage.brightness.current(), stage.latest_cue()), (40, Cue(5_000_000)));
         assert_eq!(stage.next_cue(), None);
+    }
+
+    #[test]
+    fn columns_start_at_whole_multiples_of_the_column_time() {
+        assert_eq!((column_start(0, 90), next_column_start(0, 90)), (0, 11_112));
+        assert_eq!((column_start(11_112, 90), next_column_start(11_112, 90)), (11_112, 22_223));
+        assert_eq!((column_start(11_111, 90), next_column_start(11_111, 90)), (0, 11_112));
+        assert_eq!(column_start(1_999_999, 0), 1_000_000, "0 fps counts as 1");
     }
 }

@@ -23,7 +23,7 @@ use povpoi_core::render::{
 use povpoi_core::show::Cue;
 
 pub use povpoi_app::stage::CueShown;
-use povpoi_app::stage::{Stage, Wanted};
+use povpoi_app::stage::{Stage, Wanted, column_start};
 
 use crate::config::PowerMode;
 use crate::node::NodeState;
@@ -510,13 +510,6 @@ fn run(
 /// cue is behind it and the phase follows the cue.
 fn sequence_start(cue: Cue, now_us: u64) -> u64 {
     if cue != Cue::NOW && cue.0 <= now_us { cue.0 / 1_000 } else { 0 }
-}
-
-/// Show time at which the column playing at `now` began, at `framerate` columns a second.
-fn column_start(now: u64, framerate: u16) -> u64 {
-    let fps = u128::from(framerate.max(1));
-    let k = u128::from(now) * fps / 1_000_000;
-    ((k * 1_000_000).div_ceil(fps)) as u64
 }
 
 /// Sleeps until show time `deadline` (µs), at most [`LONGEST_NAP_US`] at a time so the stop

@@ -5,7 +5,7 @@
 //! to `povpoi node` processes and other boards over real HTTP and UDP, so a board's
 //! behaviour can be tried without one.
 //!
-//! What a board does not do here either: mDNS (peers come from `--peer`, or call in), the
+//! What a board does not do here: mDNS (peers come from `--peer`, or call in), the
 //! LED strip, Wi-Fi. Its library lives in RAM and is gone when it stops.
 
 use std::net::SocketAddr;
@@ -20,10 +20,14 @@ use axum::response::Response;
 use povpoi_app::peers::Source;
 use povpoi_app::{App, Config, Now};
 use povpoi_core::device::{DeviceId, ReplicaId};
-use povpoi_core::sync::{Identity, Replica};
+use povpoi_core::sync::{Identity, Replica, Request as SyncRequest, Response as SyncResponse, Session, SyncOptions};
+use povpoi_core::wire;
 use povpoi_flash::FlashStore;
 use povpoi_flash::ram::{RamFlash, SECTOR};
+use povpoi_peer::auth::HEADER_SIGNATURE;
+use povpoi_peer::exchange::SYNC_PATH;
 use povpoi_peer::key::GroupKey;
+use povpoi_peer::session::{self, Link, Progress, Replicas};
 use tokio::net::{TcpListener, UdpSocket};
 
 /// The shipped partition table's `povpoi` partition (firmware/partitions.csv), KiB.
@@ -33,8 +37,10 @@ const PARTITION_KIB: usize = 2_496;
 const BODY_LIMIT: usize = 192 * 1024;
 /// How often the peers given by address are asked who they are.
 const PROBE_PERIOD: Duration = Duration::from_secs(2);
-/// How often what plays is brought up to date with show time (a board does it per column).
-const PLAY_TICK: Duration = Duration::from_millis(2);
+/// How often the application is asked which sessions are due.
+const SESSION_CHECK: Duration = Duration::from_millis(200);
+/// Longest wait between two looks at what plays.
+const LONGEST_NAP: Duration = Duration::from_millis(20);
 
 /// Options of `povpoi board`.
 #[derive(clap::Args, Clone, Debug)]
@@ -120,6 +126,7 @@ async fn serve(args: Args) -> Result<(), String> {
     tokio::spawn(show_clock(board.clone(), udp));
     tokio::spawn(play(board.clone()));
     tokio::spawn(probe_peers(board.clone(), args.peers.clone()));
+    tokio::spawn(sync_sessions(board.clone()));
     let router = Router::new().fallback(request).layer(DefaultBodyLimit::max(BODY_LIMIT)).with_state(board);
     let app = router.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(stop_signal()).await.map_err(|e| format!("HTTP server: {e}"))
@@ -144,6 +151,7 @@ fn open(args: &Args) -> Result<Board, String> {
         auto_sync: false,
         sync_interval: 0,
         peer_timeout_s: args.peer_timeout,
+        port: args.listen.port(),
     };
     let start = Instant::now();
     let offset_us = args.clock_offset_ms.saturating_mul(1_000);
@@ -203,13 +211,16 @@ async fn show_clock(board: Arc<Board>, socket: UdpSocket) {
     }
 }
 
-/// Lets what plays follow show time: the board's column clock does this at every column.
+/// Lets what plays follow show time at every column start, as the board's column clock does.
 async fn play(board: Arc<Board>) {
-    let mut tick = tokio::time::interval(PLAY_TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
-        tick.tick().await;
-        board.app().play(board.now());
+        let wait = {
+            let mut app = board.app();
+            app.play(board.now());
+            app.until_next_column(board.now())
+        };
+        // A long column (1 fps) still notices a change of frame rate soon.
+        tokio::time::sleep(Duration::from_micros(wait).min(LONGEST_NAP)).await;
     }
 }
 
@@ -233,6 +244,78 @@ async fn probe_peers(board: Arc<Board>, addrs: Vec<SocketAddr>) {
         }
         board.app().expire_peers(board.now());
         tokio::time::sleep(PROBE_PERIOD).await;
+    }
+}
+
+/// Starts the sessions [`App::sessions_due`] asks for, one peer after another, as the
+/// board's sync task does.
+async fn sync_sessions(board: Arc<Board>) {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("an HTTP client");
+    loop {
+        tokio::time::sleep(SESSION_CHECK).await;
+        let due = board.app().sessions_due(board.now());
+        for (peer, addr) in due {
+            let mut link = HttpLink { board: &board, http: &http, addr, peer };
+            let mut replicas = BoardReplicas(&board);
+            let mut progress = Progress::default();
+            let options = SyncOptions::default();
+            let outcome = session::drive(&mut link, &mut replicas, peer, options, &mut progress).await;
+            if let Err(e) = &outcome {
+                eprintln!("povpoi board: sync with {peer} at {addr} failed: {e}");
+            }
+            board.app().session_ended(peer, addr, outcome.is_ok(), board.now());
+        }
+    }
+}
+
+/// A session's messages over HTTP to the peer `peer` at `addr`.
+struct HttpLink<'a> {
+    board: &'a Board,
+    http: &'a reqwest::Client,
+    addr: SocketAddr,
+    peer: DeviceId,
+}
+
+impl Link for HttpLink<'_> {
+    type Error = String;
+
+    async fn exchange(&mut self, request: &SyncRequest) -> Result<(SyncResponse, u64), String> {
+        let body = wire::to_bytes(request);
+        let out = self.board.app().outgoing(self.peer, SYNC_PATH, &body, self.board.now(), &mut rand::rng());
+        let mut call = self.http.post(format!("http://{}{SYNC_PATH}", self.addr));
+        call = call.header("content-type", "application/octet-stream");
+        for (name, value) in &out.headers {
+            call = call.header(*name, value);
+        }
+        let answer = call.body(out.body).send().await.map_err(|e| format!("cannot reach {}: {e}", self.addr))?;
+        let status = answer.status().as_u16();
+        let signature = answer.headers().get(HEADER_SIGNATURE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let bytes = answer.bytes().await.map_err(|e| format!("answer cut short: {e}"))?.to_vec();
+        let on_wire = bytes.len() as u64;
+        if status != 200 {
+            return Err(format!("{} answered {status}: {}", self.addr, String::from_utf8_lossy(&bytes)));
+        }
+        let plain = out.check.open_answer(status, signature.as_deref(), bytes).map_err(|e| format!("answer {e}"))?;
+        let answer = wire::from_bytes(&plain).map_err(|e| format!("bad answer: {e}"))?;
+        Ok((answer, out.check.sent + on_wire))
+    }
+}
+
+/// The board's library as a session needs it: locked only to start and to merge.
+struct BoardReplicas<'a>(&'a Board);
+
+impl Replicas for BoardReplicas<'_> {
+    async fn start(&mut self, options: SyncOptions) -> (Session, SyncRequest) {
+        self.0.app().start_session(options)
+    }
+
+    async fn merge(
+        &mut self,
+        mut session: Session,
+        answer: SyncResponse,
+    ) -> (Session, Result<Option<SyncRequest>, povpoi_core::sync::Error>) {
+        let next = self.0.app().merge(&mut session, answer, self.0.now());
+        (session, next)
     }
 }
 

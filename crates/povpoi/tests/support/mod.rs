@@ -480,6 +480,9 @@ pub struct NodeSpec {
     pub peers: Vec<SocketAddr>,
     /// More arguments (`--clock-offset-ms`...).
     pub args: Vec<String>,
+    /// Run `povpoi board` (the board firmware's application, RAM flash) instead of
+    /// `povpoi node`: no data directory, no mDNS.
+    pub board: bool,
 }
 
 /// A running `povpoi node` process. Dropping it kills it (and prints its log when the test
@@ -532,7 +535,12 @@ impl Poi {
             }
             None => Command::new(EXE),
         };
-        command.arg("node").arg("--data-dir").arg(&s.data_dir).args(["--listen", &s.listen.to_string()]);
+        if s.board {
+            command.arg("board");
+        } else {
+            command.arg("node").arg("--data-dir").arg(&s.data_dir);
+        }
+        command.args(["--listen", &s.listen.to_string()]);
         command.args(["--peer-timeout", &PEER_TIMEOUT_S.to_string()]);
         if s.named {
             command.args(["--name", &s.label]);
@@ -540,7 +548,7 @@ impl Poi {
         if let Some(group) = &s.group {
             command.args(["--group", group]);
         }
-        if s.no_mdns {
+        if s.no_mdns && !s.board {
             command.arg("--no-mdns");
         }
         for peer in &s.peers {
@@ -1015,6 +1023,7 @@ impl Lab {
             no_mdns,
             peers,
             args: Vec::new(),
+            board: false,
         }
     }
 

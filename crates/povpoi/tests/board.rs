@@ -1,0 +1,88 @@
+//! The board firmware's application (`povpoi board`: povpoi-app over the flash store on a
+//! RAM flash) and a real `povpoi node`, separate processes on 127.0.0.1 that know each other
+//! by address: content and settings sync both ways, the show clocks agree, and a cue set on
+//! one poi switches both at the same show time.
+
+#[macro_use]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::*;
+
+fn clock(c: &Client, addr: std::net::SocketAddr) -> Value {
+    c.get_ok(addr, "/api/clock")
+}
+
+/// Show time minus the host's clock, read at one instant: equal on two poi of this machine
+/// when their show times agree.
+fn offset_us(v: &Value) -> i64 {
+    v["showTimeUs"].as_i64().unwrap() - v["hostTimeUs"].as_i64().unwrap()
+}
+
+#[test]
+fn a_board_and_a_node_sync_both_ways_keep_one_clock_and_switch_on_the_same_cue() {
+    let started = Instant::now();
+    let mut lab = Lab::loopback(2);
+    let node = lab.start(0);
+    // The board's own clock starts 7 s ahead of the node's: they must come to agree.
+    let spec = NodeSpec { board: true, args: vec!["--clock-offset-ms".into(), "7000".into()], ..lab.spec(1) };
+    let board = lab.start_with(1, spec);
+    note("node and board saw each other", lab.wait_meet(&[(0, 1)], Duration::from_secs(15)));
+    let c = &lab.client;
+
+    // Node to board: an image, with its pixels (the board's store verifies their hash).
+    let px = pixels(7, 40, 32);
+    let id = c.upload_ok(node, None, 40, 32, &px);
+    note("the image reached the board", lab.wait_converged(&[0, 1], Duration::from_secs(20)));
+    let on_board = c.get_ok(board, "/api/status");
+    assert_eq!((on_board["count"].clone(), on_board["imageId"].clone()), (json!(1), json!(id)), "{on_board}");
+
+    // Board to node: a setting made on the board's API.
+    assert_eq!(c.post_ok(board, "/api/brightness", &json!({"brightness": 33}))["brightness"], json!(33));
+    let took = wait_until("the node has the board's brightness", Duration::from_secs(20), || {
+        c.get_ok(node, "/api/status")["brightness"] == json!(33)
+    });
+    note("the board's brightness reached the node", took);
+    lab.wait_converged(&[0, 1], Duration::from_secs(20));
+    // Bad input on the board gets the same answer the node gives.
+    let (code, body) = c.post_json(board, "/api/brightness", &json!({"brightness": 300}));
+    assert_eq!((code, body["error"].clone()), (400, json!("brightness must be an integer 0-255, not 300")));
+    let (code, body) = c.post_json(node, "/api/brightness", &json!({"brightness": 300}));
+    assert_eq!((code, body["error"].clone()), (400, json!("brightness must be an integer 0-255, not 300")));
+
+    // One clock: one timeline, both in step, within 1 ms of each other.
+    let took = wait_until("node and board play in step", Duration::from_secs(30), || {
+        let (a, b) = (clock(c, node), clock(c, board));
+        a["timeline"] == b["timeline"]
+            && a["inStep"] == json!(true)
+            && b["inStep"] == json!(true)
+            && offset_us(&a).abs_diff(offset_us(&b)) <= 1_000
+    });
+    note("clocks in step", took);
+    let (a, b) = (clock(c, node), clock(c, board));
+    println!("  show time apart: {} µs", offset_us(&a).abs_diff(offset_us(&b)));
+
+    // A cue set on the node switches both at the same show time.
+    let asked = clock(c, node)["showTimeUs"].as_u64().unwrap();
+    c.post_ok(node, "/api/framerate", &json!({"framerate": 90}));
+    let shown: Vec<Value> = wait_for("both show the cued frame rate", Duration::from_secs(10), || {
+        let cues: Vec<Value> = [node, board].iter().map(|a| clock(c, *a)["lastCue"].clone()).collect();
+        let latest = cues.iter().all(|q| q["cueUs"].as_u64().is_some_and(|cue| cue > asked));
+        (latest && cues[0]["cueUs"] == cues[1]["cueUs"]).then_some(cues)
+    });
+    let cue = shown[0]["cueUs"].as_u64().unwrap();
+    for q in &shown {
+        assert_eq!(q["appliedShowTimeUs"], shown[0]["appliedShowTimeUs"], "the same column on both: {shown:?}");
+        assert!(q["appliedShowTimeUs"].as_u64().unwrap() >= cue, "not before the cue: {q}");
+    }
+    let hosts: Vec<i64> = shown.iter().map(|q| q["appliedHostTimeUs"].as_i64().unwrap()).collect();
+    println!(
+        "  cue {} ms after the request; switched {} µs apart (host clock)",
+        (cue - asked) / 1_000,
+        hosts[0].abs_diff(hosts[1])
+    );
+    assert_eq!(c.get_ok(board, "/api/status")["framerate"], json!(90));
+    note("test", started.elapsed());
+}
