@@ -8,7 +8,8 @@
 
 use alloc::vec;
 
-use embassy_time::{Duration, Instant, Ticker};
+use embassy_time::{Duration, Instant, Timer};
+use povpoi_app::stage::{column_start, next_column_start};
 use povpoi_core::model::Rgb;
 use povpoi_core::render::{ColorOrder, DEFAULT_LEDS, Finish, Program, Renderer};
 
@@ -36,9 +37,9 @@ pub struct Frame<'a> {
 pub trait ColumnSource {
     /// LEDs on the strip (1-144).
     fn leds(&self) -> u16;
-    /// The show time (ms) at this board's clock reading `own_us` (µs since start).
-    fn show_time_ms(&self, own_us: u64) -> u64 {
-        own_us / 1000
+    /// The show time (µs) at this board's clock reading `own_us` (µs since start).
+    fn show_time_us(&self, own_us: u64) -> u64 {
+        own_us
     }
     /// Calls `draw` with the frame that plays now.
     fn with_frame(&self, draw: &mut dyn FnMut(&Frame<'_>));
@@ -63,12 +64,8 @@ impl ColumnSource for Dark {
     }
 }
 
-/// The period of one column at `fps` columns per second (clamped to 1-[`MAX_FPS`]).
-pub fn period(fps: u16) -> Duration {
-    Duration::from_micros(1_000_000 / u64::from(fps.clamp(1, MAX_FPS)))
-}
-
-/// Runs the column clock for as long as the poi runs.
+/// Runs the column clock for as long as the poi runs: each column starts at its show time
+/// (column `k` at `k / fps` s), so every poi of a group in step draws the same column at once.
 pub async fn run(source: &impl ColumnSource, strip: &mut Apa102) -> ! {
     let renderer = match Renderer::new(source.leds()) {
         Ok(r) => r,
@@ -78,25 +75,22 @@ pub async fn run(source: &impl ColumnSource, strip: &mut Apa102) -> ! {
         }
     };
     let mut column = vec![Rgb::default(); renderer.leds()];
-    let mut fps = FALLBACK_FPS;
-    let mut ticker = Ticker::every(period(fps));
     loop {
-        ticker.next().await;
-        let show_ms = source.show_time_ms(Instant::now().as_micros());
+        let show_us = source.show_time_us(Instant::now().as_micros());
         let mut order = ColorOrder::default();
-        let mut wanted_fps = fps;
+        let mut fps = FALLBACK_FPS;
         source.with_frame(&mut |frame| {
-            renderer.render(&frame.program, show_ms, frame.framerate, 0, &mut column);
+            fps = frame.framerate.clamp(1, MAX_FPS);
+            // Drawn as at the column's middle, as the node does, whatever the wake-up delay.
+            let start = column_start(show_us, fps);
+            let middle_ms = (start + 500_000 / u64::from(fps)) / 1_000;
+            renderer.render(&frame.program, middle_ms, fps, 0, &mut column);
             frame.finish.apply(&mut column);
             order = frame.order;
-            wanted_fps = frame.framerate;
         });
         strip.show(&column, order).await;
-        if wanted_fps != fps && wanted_fps != 0 {
-            // A new rate starts its ticks from now; the show time, not the tick count, picks
-            // the column, so nothing jumps.
-            fps = wanted_fps.min(MAX_FPS);
-            ticker = Ticker::every(period(fps));
-        }
+        let now = source.show_time_us(Instant::now().as_micros());
+        let next = next_column_start(show_us.max(now), fps);
+        Timer::after(Duration::from_micros(next.saturating_sub(now))).await;
     }
 }

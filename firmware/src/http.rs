@@ -1,27 +1,27 @@
 //! The HTTP server (picoserve): every request, whatever its method and path, is collected into
-//! a plain [`Request`] and handed to one [`Application::handle`], whose [`Response`] is sent back.
-//!
-//! **Scaffolding.** The shared application (the node's API semantics, moving into a portable
-//! crate) is not linked into this build yet. Until it is, [`NotLinked`] answers every request
-//! with `503 {"error":"povpoi application not linked in this build yet"}`: the poi's HTTP
-//! API does nothing on this firmware today.
+//! a plain [`povpoi_app::api::Request`] and handed to one [`Application::handle`], whose
+//! answer is sent back. The application is the shared one (`crate::poi`), the same code a
+//! node runs for these endpoints.
 //!
 //! What the platform does itself: parse HTTP/1.1 (picoserve), keep at most
 //! [`crate::net::HTTP_CONNECTIONS`] connections, time out slow clients (picoserve's timeouts
 //! below), and refuse a body over [`MAX_BODY_BYTES`] with 413 before reading it. Streaming
 //! bodies (uploads bigger than that) and streamed responses (`/api/events`) are not offered
-//! yet; they are for the application's port to ask for.
+//! yet.
 
-use alloc::string::String;
 use alloc::vec::Vec;
+use core::cell::Cell;
+use core::net::SocketAddr;
 
-use embassy_net::Stack;
+use embassy_net::tcp::TcpSocket;
+use embassy_net::{IpAddress, IpEndpoint, Stack};
 use embassy_time::Duration;
 use picoserve::io::Read;
 use picoserve::request::{Path, Request as PicoRequest};
 use picoserve::response::{Content, Response as PicoResponse, ResponseWriter, StatusCode};
 use picoserve::routing::{PathRouterService, ServicePathRouter};
 use picoserve::{ResponseSent, Router};
+pub use povpoi_app::api::{ApiError, Request, Response};
 
 /// Largest request body collected, in bytes: read into the application's heap, so the three
 /// connections at once hold at most 24 KB of its 64 KB.
@@ -35,49 +35,6 @@ pub const MAX_HEADERS: usize = 24;
 /// not fit is answered 400 by picoserve.
 pub const HEAD_BUFFER_BYTES: usize = 1280;
 
-/// One request as the application sees it. Borrowed from the connection's buffers for the
-/// duration of [`Application::handle`].
-#[derive(Debug)]
-pub struct Request<'a> {
-    /// `GET`, `POST`, ... as the client sent it.
-    pub method: &'a str,
-    /// The path, still percent-encoded (`/api/images/My%20pic`).
-    pub path: &'a str,
-    /// What followed the `?`, still percent-encoded; `None` without one.
-    pub query: Option<&'a str>,
-    /// Header names and raw values, in order (at most [`MAX_HEADERS`]).
-    pub headers: heapless::Vec<(&'a str, &'a [u8]), MAX_HEADERS>,
-    /// The whole body (at most [`MAX_BODY_BYTES`]).
-    pub body: &'a [u8],
-}
-
-impl Request<'_> {
-    /// The first header called `name` (ASCII case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
-    }
-}
-
-/// What the application answers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Response {
-    /// The HTTP status code.
-    pub status: u16,
-    /// The `Content-Type` header.
-    pub content_type: &'static str,
-    /// Other headers (`Content-Length` is added from the body).
-    pub headers: Vec<(&'static str, String)>,
-    /// The body.
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    /// A JSON response.
-    pub fn json(status: u16, body: impl Into<Vec<u8>>) -> Response {
-        Response { status, content_type: "application/json", headers: Vec::new(), body: body.into() }
-    }
-}
-
 /// The shared application, as the HTTP server calls it.
 // The executor is single-threaded (esp-rtos runs every task on one core), so the future never
 // has to be Send, the bound the lint asks about.
@@ -87,27 +44,20 @@ pub trait Application {
     async fn handle(&self, request: Request<'_>) -> Response;
 }
 
-/// The body [`NotLinked`] answers with.
-pub const NOT_LINKED_BODY: &str = r#"{"error":"povpoi application not linked in this build yet"}"#;
+/// Answers every request with 503: a poi whose flash holds no usable store (the error is
+/// in the log and in the answer).
+#[derive(Clone, Copy, Debug)]
+pub struct NoStorage;
 
-/// Placeholder until the shared application is linked in: every request gets 503 and
-/// [`NOT_LINKED_BODY`]. Scaffolding, not a feature.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct NotLinked;
-
-impl Application for NotLinked {
+impl Application for NoStorage {
     async fn handle(&self, _request: Request<'_>) -> Response {
-        Response::json(503, NOT_LINKED_BODY)
+        ApiError::new(503, "this poi has no storage: flash it with firmware/partitions.csv (docs/FIRMWARE.md)")
+            .response()
     }
 }
 
 /// picoserve's routing, with every path going to the application.
-pub type AppRouter<A> = Router<ServicePathRouter<Service<A>>>;
-
-/// The router for `app`: no routes of its own, one service for every path.
-pub fn router<A: Application>(app: A) -> AppRouter<A> {
-    Router::from_service(Service { app })
-}
+type AppRouter<'a, A> = Router<ServicePathRouter<Service<'a, A>>>;
 
 /// Connection timeouts: a phone on a weak link gets seconds, a stuck client is cut off.
 pub const CONFIG: picoserve::Config = picoserve::Config::new(picoserve::Timeouts {
@@ -120,20 +70,38 @@ pub const CONFIG: picoserve::Config = picoserve::Config::new(picoserve::Timeouts
 
 /// Serves connections one after another on [`crate::net::HTTP_PORT`]; run one per connection
 /// wanted at once (`id` names it in the log).
-pub async fn serve<A: Application>(id: usize, stack: Stack<'static>, router: &'static AppRouter<A>) -> ! {
+pub async fn serve<A: Application>(id: usize, stack: Stack<'static>, app: &'static A) -> ! {
     let mut head = [0u8; HEAD_BUFFER_BYTES];
     let mut rx = [0u8; crate::net::TCP_BUFFER_BYTES];
     let mut tx = [0u8; crate::net::TCP_BUFFER_BYTES];
-    let server = picoserve::Server::new(router, &CONFIG, &mut head);
-    match server.listen_and_serve(id, stack, crate::net::HTTP_PORT, &mut rx, &mut tx).await {}
+    // picoserve does not tell a handler who called: the connection is accepted here, and its
+    // remote end kept for the application (a peer calling in is a peer to answer and call).
+    let remote = Cell::new(SocketAddr::from(([0, 0, 0, 0], 0)));
+    let router: AppRouter<'_, A> = Router::from_service(Service { app, remote: &remote });
+    loop {
+        let mut socket = TcpSocket::new(stack, &mut rx, &mut tx);
+        if let Err(e) = socket.accept(crate::net::HTTP_PORT).await {
+            log::warn!("HTTP {id}: accept: {e:?}");
+            continue;
+        }
+        if let Some(IpEndpoint { addr: IpAddress::Ipv4(ip), port }) = socket.remote_endpoint() {
+            remote.set(SocketAddr::from((ip.octets(), port)));
+        }
+        socket.set_keep_alive(Some(Duration::from_secs(30)));
+        socket.set_timeout(Some(Duration::from_secs(45)));
+        if let Err(e) = picoserve::Server::new(&router, &CONFIG, &mut head).serve(socket).await {
+            log::debug!("HTTP {id}: {e:?}");
+        }
+    }
 }
 
 /// The one picoserve service: collects the request and calls the application.
-pub struct Service<A> {
-    app: A,
+pub struct Service<'a, A: 'static> {
+    app: &'static A,
+    remote: &'a Cell<SocketAddr>,
 }
 
-impl<A: Application> PathRouterService<()> for Service<A> {
+impl<A: Application> PathRouterService<()> for Service<'_, A> {
     async fn call_path_router_service<R: Read, W: ResponseWriter<Error = R::Error>>(
         &self,
         _state: &(),
@@ -147,16 +115,16 @@ impl<A: Application> PathRouterService<()> for Service<A> {
             let body = request.body_connection.body();
             let length = body.content_length();
             if length > MAX_BODY_BYTES {
-                Response::json(413, r#"{"error":"request body too large for this poi"}"#)
+                ApiError::new(413, "request body too large for this poi").response()
             } else {
                 let mut bytes = Vec::new();
                 if bytes.try_reserve_exact(length).is_err() {
-                    Response::json(507, r#"{"error":"not enough memory for the request body"}"#)
+                    ApiError::new(507, "not enough memory for the request body").response()
                 } else {
                     bytes.resize(length, 0);
                     match body.reader().read_exact(&mut bytes).await {
                         Ok(()) => {
-                            let headers = parts
+                            let headers: heapless::Vec<(&str, &[u8]), MAX_HEADERS> = parts
                                 .headers()
                                 .iter()
                                 .filter_map(|(name, value)| {
@@ -168,12 +136,13 @@ impl<A: Application> PathRouterService<()> for Service<A> {
                                 method: parts.method(),
                                 path: parts.path().encoded(),
                                 query: parts.query().map(|q| q.0),
-                                headers,
+                                headers: &headers,
                                 body: &bytes,
+                                from: self.remote.get(),
                             };
                             self.app.handle(request).await
                         }
-                        Err(_) => Response::json(400, r#"{"error":"the request body ended early"}"#),
+                        Err(_) => ApiError::bad_request("the request body ended early").response(),
                     }
                 }
             }

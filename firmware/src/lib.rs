@@ -25,6 +25,7 @@ pub mod heap;
 pub mod http;
 pub mod mdns;
 pub mod net;
+pub mod poi;
 pub mod settings;
 pub mod storage;
 pub mod teensy;

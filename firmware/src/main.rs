@@ -10,7 +10,7 @@ use alloc::string::String;
 
 use embassy_executor::Spawner;
 use embassy_net::{Runner, Stack};
-use embassy_time::{Duration, Timer};
+use embassy_time::{Duration, Instant, Timer};
 use esp_backtrace as _;
 use esp_hal::clock::CpuClock;
 use esp_hal::rng::Rng;
@@ -21,14 +21,19 @@ use esp_hal::timer::timg::TimerGroup;
 use esp_hal::uart::{Config as UartConfig, Uart, UartRx};
 use esp_hal::{Async, dma_rx_buffer, dma_tx_buffer};
 use esp_radio::wifi::{Interface, WifiController};
+use povpoi_app::clock::ClockService;
+use povpoi_app::{App, Config};
 use povpoi_core::device::{DeviceId, ReplicaId};
+use povpoi_core::model::Rgb;
+use povpoi_core::render::{ColorOrder, DEFAULT_LEDS};
 use povpoi_core::sync::Storage;
 use povpoi_core::wire::teensy::Command;
 use povpoi_firmware::apa102::{self, Apa102};
-use povpoi_firmware::column::{self, Dark};
-use povpoi_firmware::http::{self, AppRouter, NotLinked};
+use povpoi_firmware::column;
+use povpoi_firmware::http;
 use povpoi_firmware::mdns::Responder;
 use povpoi_firmware::net::{self, HTTP_CONNECTIONS};
+use povpoi_firmware::poi::{self, Served, Shared};
 use povpoi_firmware::settings::{self, BuildWifiSettings, FlashWifiSettings, WifiSettings};
 use povpoi_firmware::storage::{self, Library};
 use povpoi_firmware::teensy::{self, TeensyLink};
@@ -63,7 +68,8 @@ async fn main(spawner: Spawner) -> ! {
         dma_tx_buffer!(apa102::MAX_FRAME_BYTES).expect("a DMA buffer for the largest frame"),
     )
     .into_async();
-    spawner.spawn(column_clock(Apa102::new(spi)).expect("one column clock"));
+    let mut strip = Apa102::new(spi);
+    strip.show(&[Rgb::default(); DEFAULT_LEDS as usize], ColorOrder::default()).await;
 
     #[cfg(feature = "esp32c3")]
     let (teensy_tx, teensy_rx) = (peripherals.GPIO4, peripherals.GPIO5);
@@ -122,9 +128,8 @@ async fn main(spawner: Spawner) -> ! {
             Err(e) => log::warn!("storage: cannot keep the network given at build time: {e}"),
         }
     }
-    // Held for the shared application, which will serve it; boxed so that the main task's
-    // static future holds a pointer, not the library.
-    let _library: Option<Box<Library>> = store.and_then(|store| open_library(store, device_id, &rng));
+    // Boxed so that the main task's static future holds a pointer, not the library.
+    let library: Option<Box<Library>> = store.and_then(|store| open_library(store, device_id, &rng));
 
     let settings: &dyn WifiSettings = match &flash_settings {
         Some(flash_settings) => flash_settings,
@@ -153,8 +158,29 @@ async fn main(spawner: Spawner) -> ! {
     let ip = net::wait_for_address(stack).await;
     log::info!("HTTP API at http://{} and http://{hostname}.local", net::api_address(ip));
 
-    // What a node needs to see the board now; the application will update name, group and
-    // digest (Responder::update) once linked.
+    // The shared application, from here on what the HTTP API, the show clock, the advert and
+    // the LEDs go through.
+    let served = match library {
+        Some(library) => {
+            let config = Config {
+                device_id,
+                device_name: device_id.default_name(),
+                group_key: None,
+                independent: false,
+                auto_sync: true,
+                sync_interval: 0,
+                peer_timeout_s: 120,
+                port: net::HTTP_PORT,
+            };
+            let clock = ClockService::new(device_id, rng.random(), rng.random(), Instant::now().as_micros());
+            let app = App::new(config, *library, clock);
+            Served::Poi(Box::leak(Box::new(Shared::new(app))))
+        }
+        None => Served::NoStorage,
+    };
+    spawner.spawn(column_clock(served, strip).expect("one column clock"));
+
+    // What a node needs to see the board now; the application keeps it up to date.
     static RESPONDER: StaticCell<Responder> = StaticCell::new();
     let responder = RESPONDER.init(Responder::new(
         Advert {
@@ -169,13 +195,19 @@ async fn main(spawner: Spawner) -> ! {
     ));
     spawner.spawn(mdns_responder(responder, stack, ip).expect("one mDNS responder"));
 
-    static ROUTER: StaticCell<AppRouter<NotLinked>> = StaticCell::new();
-    let router = &*ROUTER.init(http::router(NotLinked));
+    let served: &'static Served = Box::leak(Box::new(served));
     for id in 0..HTTP_CONNECTIONS {
-        spawner.spawn(http_connection(id, stack, router).expect("HTTP_CONNECTIONS connection tasks"));
+        spawner.spawn(http_connection(id, stack, served).expect("HTTP_CONNECTIONS connection tasks"));
     }
-    spawner.spawn(show_clock(net::show_clock_socket(stack)).expect("one show clock socket"));
-    // Reserved for the application's peer sync sessions; held here until it is linked.
+    match served {
+        Served::Poi(shared) => {
+            spawner.spawn(show_clock(shared, net::show_clock_socket(stack)).expect("one show clock socket"));
+            spawner.spawn(advert(shared, responder).expect("one advert keeper"));
+        }
+        Served::NoStorage => spawner.spawn(no_show_clock(net::show_clock_socket(stack)).expect("one socket")),
+    }
+    // Reserved for the sessions this board starts (push-on-change), not written yet: peers
+    // start every session with it meanwhile.
     let _sync_client = net::sync_client(stack);
 
     loop {
@@ -217,8 +249,8 @@ fn open_library(store: &'static storage::Store, device: DeviceId, rng: &Rng) -> 
 }
 
 #[embassy_executor::task]
-async fn column_clock(mut strip: Apa102) -> ! {
-    column::run(&Dark, &mut strip).await
+async fn column_clock(served: Served, mut strip: Apa102) -> ! {
+    column::run(&served, &mut strip).await
 }
 
 #[embassy_executor::task]
@@ -252,11 +284,21 @@ async fn mdns_responder(responder: &'static Responder, stack: Stack<'static>, ip
 }
 
 #[embassy_executor::task(pool_size = HTTP_CONNECTIONS)]
-async fn http_connection(id: usize, stack: Stack<'static>, router: &'static AppRouter<NotLinked>) -> ! {
-    http::serve(id, stack, router).await
+async fn http_connection(id: usize, stack: Stack<'static>, served: &'static Served) -> ! {
+    http::serve(id, stack, served).await
 }
 
 #[embassy_executor::task]
-async fn show_clock(socket: embassy_net::udp::UdpSocket<'static>) -> ! {
+async fn show_clock(shared: &'static Shared, socket: embassy_net::udp::UdpSocket<'static>) -> ! {
+    poi::serve_show_clock(shared, socket).await
+}
+
+#[embassy_executor::task]
+async fn no_show_clock(socket: embassy_net::udp::UdpSocket<'static>) -> ! {
     net::drain_show_clock(socket).await
+}
+
+#[embassy_executor::task]
+async fn advert(shared: &'static Shared, responder: &'static Responder) -> ! {
+    poi::keep_advert(shared, responder, net::HTTP_PORT).await
 }

@@ -104,8 +104,8 @@ pub fn show_clock_socket(stack: Stack<'static>) -> UdpSocket<'static> {
     socket
 }
 
-/// Until the shared application takes the show clock's socket: reads and drops what arrives,
-/// so a peer's probes get no answer (the poi is simply not in step with anyone yet).
+/// On a board without storage (no application): reads and drops what arrives, so a peer's
+/// probes get no answer.
 pub async fn drain_show_clock(socket: UdpSocket<'static>) -> ! {
     let mut buf = [0u8; 256];
     let mut dropped: u32 = 0;
@@ -114,7 +114,7 @@ pub async fn drain_show_clock(socket: UdpSocket<'static>) -> ! {
             dropped = dropped.wrapping_add(1);
             // The first one says why nobody answers; the rest would only flood the log.
             if dropped == 1 {
-                log::info!("show clock datagram from {} dropped: application not linked", meta.endpoint);
+                log::info!("show clock datagram from {} dropped: no storage, no application", meta.endpoint);
             }
         }
     }

@@ -561,3 +561,110 @@ impl<S: Storage> App<S> {
 fn not_allowed() -> ApiError {
     ApiError::new(405, "this endpoint does not take that method")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+    use core::net::{IpAddr, Ipv4Addr};
+    use povpoi_core::device::ReplicaId;
+    use povpoi_core::sync::{Identity, MemoryStorage, Response as SyncResponse};
+    use povpoi_peer::exchange::Caller;
+
+    fn poi(last: u8, key: Option<&str>) -> App<MemoryStorage> {
+        let device = DeviceId([2, 0, 0, 0, 0, last]);
+        let id = Identity { replica: ReplicaId(u64::from(last)), device, group: "g".into() };
+        let replica = Replica::open(MemoryStorage::default(), id).unwrap();
+        let config = Config {
+            device_id: device,
+            device_name: "poi".into(),
+            group_key: key.map(|k| GroupKey::new(k).unwrap()),
+            independent: false,
+            auto_sync: true,
+            sync_interval: 0,
+            peer_timeout_s: 120,
+            port: 8080,
+        };
+        App::new(config, replica, ClockService::new(device, 1, 2, 0))
+    }
+
+    const NOW: Now = Now { wall_us: 1_800_000_000_000_000, own_us: 5_000_000 };
+
+    fn ask(app: &mut App<MemoryStorage>, method: &str, path: &str, headers: &[(&str, &[u8])], body: &[u8]) -> Response {
+        let from = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9)), 40_000);
+        let request = Request { method, path, query: None, headers, body, from };
+        app.handle(&request, NOW, &mut rand::rng())
+    }
+
+    fn json_of(response: &Response) -> Value {
+        serde_json::from_slice(&response.body).unwrap()
+    }
+
+    #[test]
+    fn an_edit_is_cued_answered_and_queued_for_the_peers() {
+        let mut app = poi(1, None);
+        let r = ask(&mut app, "POST", "/api/brightness", &[], br#"{"brightness": 40}"#);
+        assert_eq!((r.status, json_of(&r)["brightness"].clone()), (200, json!(40)));
+        assert_eq!(json_of(&ask(&mut app, "GET", "/api/status", &[], b""))["brightness"], json!(40));
+        let bad = ask(&mut app, "POST", "/api/mode", &[], br#"{"mode": 2, "index": 3}"#);
+        assert_eq!(bad.status, 400);
+        assert!(json_of(&bad)["error"].as_str().unwrap().starts_with("pattern slot 3 is empty"));
+        assert_eq!(ask(&mut app, "GET", "/api/nothing", &[], b"").status, 404);
+        assert_eq!(ask(&mut app, "DELETE", "/api/status", &[], b"").status, 405);
+        assert!(app.unpushed, "the edit waits for a push");
+    }
+
+    #[test]
+    fn a_keyed_poi_wants_the_key_and_answers_signed_sessions_sealed() {
+        let key = "pairing-key-1";
+        let mut board = poi(1, Some(key));
+        let mut node = poi(2, Some(key));
+        let open = ask(&mut board, "GET", "/api/status", &[], b"");
+        assert_eq!(open.status, 200, "the status stays open");
+        let refused = ask(&mut board, "POST", "/api/brightness", &[], br#"{"brightness": 1}"#);
+        assert_eq!(refused.status, 401);
+        let bearer = ask(
+            &mut board,
+            "POST",
+            "/api/brightness",
+            &[("Authorization", b"Bearer pairing-key-1")],
+            br#"{"brightness": 1}"#,
+        );
+        assert_eq!(bearer.status, 200);
+
+        // A session from the node, signed: answered sealed and signed, and the node's
+        // edit of the brightness arrives.
+        node.replica.set_brightness(99, NOW.wall_us / 1_000 + 1, Cue(0)).unwrap();
+        let (mut session, mut message) = node.start_session(SyncOptions::default());
+        let mut rounds = 0;
+        loop {
+            let body = wire::to_bytes(&message);
+            let out = node.outgoing(board.config.device_id, SYNC_PATH, &body, NOW, &mut rand::rng());
+            let headers: Vec<(&str, &[u8])> = out.headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+            let answer = ask(&mut board, "POST", SYNC_PATH, &headers, &out.body);
+            assert_eq!(answer.status, 200, "{:?}", core::str::from_utf8(&answer.body));
+            let signature = answer.headers.iter().find(|(n, _)| *n == HEADER_SIGNATURE).map(|(_, v)| v.as_str());
+            let plain = out.check.open_answer(200, signature, answer.body.clone()).expect("signed and sealed");
+            let reply: SyncResponse = wire::from_bytes(&plain).unwrap();
+            rounds += 1;
+            match node.merge(&mut session, reply, NOW).unwrap() {
+                Some(next) => message = next,
+                None => break,
+            }
+            // The same signed request again is a replay.
+            let again = ask(&mut board, "POST", SYNC_PATH, &headers, &out.body);
+            assert_eq!(again.status, 403);
+        }
+        assert!(rounds >= 2);
+        assert_eq!(board.replica.settings().brightness, 99);
+        assert_eq!(board.digest(), node.digest());
+        // The caller gave its port: it is the board's peer now, online in the group.
+        assert_eq!(board.online_peers(NOW).map(|p| p.addr.port()).collect::<Vec<_>>(), vec![8080]);
+
+        // Unsigned and without the key: refused before anything is read.
+        let caller = Caller { device: "02:00:00:00:00:02", port: "8080", group: "g", key: None };
+        let plain = exchange::request(&caller, "POST", SYNC_PATH, "x", b"junk", 0, &mut rand::rng());
+        let headers: Vec<(&str, &[u8])> = plain.headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+        assert_eq!(ask(&mut board, "POST", SYNC_PATH, &headers, b"junk").status, 403);
+    }
+}

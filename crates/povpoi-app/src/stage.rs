@@ -114,6 +114,19 @@ impl Stage {
         cues.into_iter().max().unwrap_or(Cue::NOW)
     }
 
+    /// What a column shows now without images or sequences at hand: a pattern slot's pattern,
+    /// or dark (a board that has not loaded pixels yet shows this).
+    pub fn pattern_program(&self) -> povpoi_core::render::Program<'static> {
+        use povpoi_core::model::Mode;
+        use povpoi_core::render::Program;
+        let selection = self.selection.current().0;
+        let slot = u8::try_from(selection.index).ok().map(usize::from);
+        match (selection.mode, slot.and_then(|s| self.patterns.get(s))) {
+            (Mode::Pattern, Some(staged)) => staged.current().map_or(Program::Idle, Program::Pattern),
+            _ => Program::Idle,
+        }
+    }
+
     /// The selections showing and waiting: the images they need must be at hand.
     pub fn selections(&self) -> Vec<Selection> {
         vec![self.selection.current().0, self.selection.latest().0]

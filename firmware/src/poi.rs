@@ -1,0 +1,190 @@
+//! The shared application on the board: [`povpoi_app::App`] over the flash store, behind a
+//! lock the board's tasks share, with the board's clocks. The HTTP connections
+//! ([`crate::http`]), the show clock's UDP socket ([`serve_show_clock`]), the mDNS advert
+//! ([`keep_advert`]) and the column clock (the [`ColumnSource`] impl) all go through it.
+//!
+//! One executor runs every task on one core, so the lock is a `RefCell` in a no-op mutex:
+//! nothing can take it while another task holds it, as no task awaits while holding it.
+
+use core::cell::{Cell, RefCell};
+use core::net::SocketAddr;
+
+use embassy_net::udp::UdpSocket;
+use embassy_net::{IpAddress, IpEndpoint};
+use embassy_sync::blocking_mutex::Mutex;
+use embassy_sync::blocking_mutex::raw::NoopRawMutex;
+use embassy_time::{Duration, Instant, Timer};
+use esp_hal::rng::{Rng, Trng};
+use povpoi_app::clock::RECEIVE_BUFFER;
+use povpoi_app::{App, Now};
+use povpoi_core::model::Mode;
+use povpoi_core::render::{ColorOrder, DEFAULT_LEDS, Finish};
+use povpoi_peer::advert::Advert;
+
+use crate::column::{ColumnSource, Dark, Frame};
+use crate::http::{ApiError, Application, NoStorage, Request, Response};
+use crate::mdns::Responder;
+use crate::storage::Store;
+
+/// The application over the flash store.
+pub type Poi = App<&'static Store>;
+
+/// The application and the board's clocks, shared by its tasks.
+pub struct Shared {
+    app: Mutex<NoopRawMutex, RefCell<Poi>>,
+    /// Real time at boot, µs since the epoch: 0 until the board learns the time (it has no
+    /// battery-backed clock), so its edits are stamped with its uptime until then.
+    wall_at_boot_us: Cell<u64>,
+}
+
+impl Shared {
+    /// The application.
+    pub fn new(app: Poi) -> Shared {
+        Shared { app: Mutex::new(RefCell::new(app)), wall_at_boot_us: Cell::new(0) }
+    }
+
+    /// The clocks now.
+    pub fn now(&self) -> Now {
+        let own_us = Instant::now().as_micros();
+        Now { wall_us: self.wall_at_boot_us.get() + own_us, own_us }
+    }
+
+    /// Runs `f` on the application with the clocks read now.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Poi, Now) -> R) -> R {
+        let now = self.now();
+        self.app.lock(|cell| f(&mut cell.borrow_mut(), now))
+    }
+}
+
+impl Application for Shared {
+    async fn handle(&self, request: Request<'_>) -> Response {
+        // Sealed answers need true randomness: the radio, on since start, is its source.
+        let Ok(mut rng) = Trng::try_new() else {
+            return ApiError::new(503, "no entropy source for sealing answers: the radio is off").response();
+        };
+        self.with(|app, now| app.handle(&request, now, &mut rng))
+    }
+}
+
+/// What the board serves: the application, or, without a usable store, 503s and a dark strip.
+#[derive(Clone, Copy)]
+pub enum Served {
+    /// The shared application.
+    Poi(&'static Shared),
+    /// No store: see [`NoStorage`].
+    NoStorage,
+}
+
+impl Application for Served {
+    async fn handle(&self, request: Request<'_>) -> Response {
+        match self {
+            Served::Poi(shared) => shared.handle(request).await,
+            Served::NoStorage => NoStorage.handle(request).await,
+        }
+    }
+}
+
+impl ColumnSource for Served {
+    fn leds(&self) -> u16 {
+        DEFAULT_LEDS
+    }
+
+    fn show_time_us(&self, own_us: u64) -> u64 {
+        match self {
+            Served::Poi(shared) => shared.show_time_us(own_us),
+            Served::NoStorage => Dark.show_time_us(own_us),
+        }
+    }
+
+    fn with_frame(&self, draw: &mut dyn FnMut(&Frame<'_>)) {
+        match self {
+            Served::Poi(shared) => shared.with_frame(draw),
+            Served::NoStorage => Dark.with_frame(draw),
+        }
+    }
+}
+
+impl ColumnSource for Shared {
+    fn leds(&self) -> u16 {
+        DEFAULT_LEDS
+    }
+
+    fn show_time_us(&self, own_us: u64) -> u64 {
+        self.with(|app, _| app.clock().now(own_us))
+    }
+
+    fn with_frame(&self, draw: &mut dyn FnMut(&Frame<'_>)) {
+        self.with(|app, now| {
+            app.play(now);
+            let stage = app.stage();
+            let mode = stage.selection.current().0.mode;
+            draw(&Frame {
+                program: stage.pattern_program(),
+                framerate: *stage.framerate.current(),
+                finish: Finish { brightness: *stage.brightness.current(), gamma: mode != Mode::Live },
+                order: ColorOrder::default(),
+            });
+        });
+    }
+}
+
+/// Probes the group's online peers and answers their probes on the show clock's socket.
+pub async fn serve_show_clock(shared: &'static Shared, socket: UdpSocket<'static>) -> ! {
+    let mut buf = [0u8; RECEIVE_BUFFER];
+    loop {
+        let rng = Rng::new();
+        let probes = shared.with(|app, now| app.due_probes(now, || rng.random()));
+        for (addr, bytes) in probes {
+            if let Some(to) = endpoint(addr)
+                && let Err(e) = socket.send_to(&bytes, to).await
+            {
+                log::debug!("show clock probe to {addr}: {e:?}");
+            }
+        }
+        let wait = shared.with(|app, now| app.next_probe_due(now).map(|due| due.saturating_sub(now.own_us)));
+        let wait = Duration::from_micros(wait.unwrap_or(1_000_000).min(1_000_000));
+        match embassy_futures::select::select(socket.recv_from(&mut buf), Timer::after(wait)).await {
+            embassy_futures::select::Either::First(Ok((n, meta))) => {
+                let arrived = Instant::now().as_micros();
+                let IpEndpoint { addr: IpAddress::Ipv4(ip), port } = meta.endpoint;
+                let from = SocketAddr::from((ip.octets(), port));
+                let reply = shared.with(|app, now| app.datagram(&buf[..n], from, arrived, now));
+                if let Some(reply) = reply
+                    && let Err(e) = socket.send_to(&reply, meta.endpoint).await
+                {
+                    log::debug!("show clock answer to {from}: {e:?}");
+                }
+            }
+            embassy_futures::select::Either::First(Err(e)) => log::debug!("show clock receive: {e:?}"),
+            embassy_futures::select::Either::Second(()) => {}
+        }
+    }
+}
+
+fn endpoint(addr: SocketAddr) -> Option<IpEndpoint> {
+    match addr {
+        SocketAddr::V4(v4) => Some(IpEndpoint::new(IpAddress::Ipv4(*v4.ip()), v4.port())),
+        SocketAddr::V6(_) => None,
+    }
+}
+
+/// Keeps the mDNS advert's name, group and library digest those of the application, and
+/// marks peers unseen for the timeout offline.
+pub async fn keep_advert(shared: &'static Shared, responder: &'static Responder, port: u16) -> ! {
+    loop {
+        let advert = shared.with(|app, now| {
+            app.expire_peers(now);
+            let config = app.config();
+            Advert {
+                device_id: config.device_id,
+                device_name: config.device_name.clone(),
+                sync_group: app.replica().group().into(),
+                protocol: povpoi_core::sync::PROTOCOL_VERSION,
+                digest: app.digest().into(),
+                port,
+            }
+        });
+        responder.update(advert);
+        Timer::after(Duration::from_millis(500)).await;
+    }
+}
