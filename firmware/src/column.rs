@@ -41,11 +41,13 @@ pub trait ColumnSource {
     fn show_time_us(&self, own_us: u64) -> u64 {
         own_us
     }
-    /// Calls `draw` with the frame that plays now.
-    fn with_frame(&self, draw: &mut dyn FnMut(&Frame<'_>));
+    /// Calls `draw` with the frame that plays at this board's clock reading `own_us`. `draw`
+    /// must not call back into the source (it may hold the application's lock).
+    fn with_frame(&self, own_us: u64, draw: &mut dyn FnMut(&Frame<'_>));
 }
 
-/// Plays nothing, at the fallback rate: the stand-in until the application is linked.
+/// Plays nothing, at the fallback rate: what a board without storage (so without the
+/// application) shows.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Dark;
 
@@ -54,7 +56,7 @@ impl ColumnSource for Dark {
         DEFAULT_LEDS
     }
 
-    fn with_frame(&self, draw: &mut dyn FnMut(&Frame<'_>)) {
+    fn with_frame(&self, _own_us: u64, draw: &mut dyn FnMut(&Frame<'_>)) {
         draw(&Frame {
             program: Program::Idle,
             framerate: FALLBACK_FPS,
@@ -76,10 +78,11 @@ pub async fn run(source: &impl ColumnSource, strip: &mut Apa102) -> ! {
     };
     let mut column = vec![Rgb::default(); renderer.leds()];
     loop {
-        let show_us = source.show_time_us(Instant::now().as_micros());
+        let own_us = Instant::now().as_micros();
+        let show_us = source.show_time_us(own_us);
         let mut order = ColorOrder::default();
         let mut fps = FALLBACK_FPS;
-        source.with_frame(&mut |frame| {
+        source.with_frame(own_us, &mut |frame| {
             fps = frame.framerate.clamp(1, MAX_FPS);
             // Drawn as at the column's middle, as the node does, whatever the wake-up delay.
             let start = column_start(show_us, fps);

@@ -167,10 +167,12 @@ async fn main(spawner: Spawner) -> ! {
                 device_name: device_id.default_name(),
                 group_key: None,
                 independent: false,
-                auto_sync: true,
+                // It answers sessions but starts none yet (docs/FIRMWARE.md).
+                auto_sync: false,
                 sync_interval: 0,
                 peer_timeout_s: 120,
                 port: net::HTTP_PORT,
+                replay_capacity: 128,
             };
             let clock = ClockService::new(device_id, rng.random(), rng.random(), Instant::now().as_micros());
             let app = App::new(config, *library, clock);

@@ -6,7 +6,7 @@
 //! One executor runs every task on one core, so the lock is a `RefCell` in a no-op mutex:
 //! nothing can take it while another task holds it, as no task awaits while holding it.
 
-use core::cell::{Cell, RefCell};
+use core::cell::RefCell;
 use core::net::SocketAddr;
 
 use embassy_net::udp::UdpSocket;
@@ -29,24 +29,20 @@ use crate::storage::Store;
 /// The application over the flash store.
 pub type Poi = App<&'static Store>;
 
-/// The application and the board's clocks, shared by its tasks.
+/// The application, shared by the board's tasks.
 pub struct Shared {
     app: Mutex<NoopRawMutex, RefCell<Poi>>,
-    /// Real time at boot, µs since the epoch: 0 until the board learns the time (it has no
-    /// battery-backed clock), so its edits are stamped with its uptime until then.
-    wall_at_boot_us: Cell<u64>,
 }
 
 impl Shared {
     /// The application.
     pub fn new(app: Poi) -> Shared {
-        Shared { app: Mutex::new(RefCell::new(app)), wall_at_boot_us: Cell::new(0) }
+        Shared { app: Mutex::new(RefCell::new(app)) }
     }
 
     /// The clocks now.
     pub fn now(&self) -> Now {
-        let own_us = Instant::now().as_micros();
-        Now { wall_us: self.wall_at_boot_us.get() + own_us, own_us }
+        at(Instant::now().as_micros())
     }
 
     /// Runs `f` on the application with the clocks read now.
@@ -54,6 +50,12 @@ impl Shared {
         let now = self.now();
         self.app.lock(|cell| f(&mut cell.borrow_mut(), now))
     }
+}
+
+/// The clocks at own time `own_us`. The board has no battery-backed clock and does not learn
+/// the time yet (docs/FIRMWARE.md): real time is its uptime.
+fn at(own_us: u64) -> Now {
+    Now { wall_us: own_us, own_us }
 }
 
 impl Application for Shared {
@@ -96,10 +98,10 @@ impl ColumnSource for Served {
         }
     }
 
-    fn with_frame(&self, draw: &mut dyn FnMut(&Frame<'_>)) {
+    fn with_frame(&self, own_us: u64, draw: &mut dyn FnMut(&Frame<'_>)) {
         match self {
-            Served::Poi(shared) => shared.with_frame(draw),
-            Served::NoStorage => Dark.with_frame(draw),
+            Served::Poi(shared) => shared.with_frame(own_us, draw),
+            Served::NoStorage => Dark.with_frame(own_us, draw),
         }
     }
 }
@@ -113,9 +115,10 @@ impl ColumnSource for Shared {
         self.with(|app, _| app.clock().now(own_us))
     }
 
-    fn with_frame(&self, draw: &mut dyn FnMut(&Frame<'_>)) {
-        self.with(|app, now| {
-            app.play(now);
+    fn with_frame(&self, own_us: u64, draw: &mut dyn FnMut(&Frame<'_>)) {
+        self.app.lock(|cell| {
+            let mut app = cell.borrow_mut();
+            app.play(at(own_us));
             let stage = app.stage();
             let mode = stage.selection.current().0.mode;
             draw(&Frame {

@@ -92,7 +92,7 @@ impl ApiError {
 
     /// The JSON answer.
     pub fn response(&self) -> Response {
-        Response::json(self.status, &serde_json::json!({ "error": self.message }))
+        Response::json(self.status, &crate::answers::Error { error: &self.message })
     }
 }
 

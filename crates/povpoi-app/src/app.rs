@@ -20,17 +20,13 @@ use povpoi_peer::key::GroupKey;
 use povpoi_peer::replay::NonceWindow;
 use povpoi_peer::respond::{self, Admitted, Incoming};
 use rand_core::CryptoRng;
-use serde_json::{Value, json};
 
+use crate::answers;
 use crate::api::{ApiError, Request, Response};
 use crate::clock::{ClockService, Datagram, Taken};
 use crate::peers::{Peers, Sighting, Source};
 use crate::rules;
 use crate::stage::{CueShown, Stage, Wanted, column_start, next_column_start};
-
-/// Nonces of signed requests remembered at once (within the replay window): a board keeps
-/// fewer than a node.
-pub const REPLAY_CAPACITY: usize = 512;
 
 /// A poi's own settings, not replicated.
 #[derive(Clone, Debug)]
@@ -51,6 +47,9 @@ pub struct Config {
     pub peer_timeout_s: u32,
     /// The port its HTTP API answers on: peers it calls may call back there.
     pub port: u16,
+    /// Nonces of signed requests remembered at once (the replay window is 10 minutes): a
+    /// full window refuses signed requests rather than forget one. About 80 bytes each.
+    pub replay_capacity: usize,
 }
 
 /// The clocks at one instant, as the platform reads them.
@@ -90,9 +89,9 @@ impl<S: Storage> App<S> {
         let clock_key = config.group_key.as_ref().map(|k| k.clock_key(replica.group()));
         let digest = povpoi_peer::advert::library_digest(replica.group(), replica.knowledge());
         App {
+            replay: NonceWindow::new(config.replay_capacity),
             config,
             replica,
-            replay: NonceWindow::new(REPLAY_CAPACITY),
             peers: Peers::default(),
             clock,
             clock_key,
@@ -164,27 +163,19 @@ impl<S: Storage> App<S> {
         self.peers.online_in(self.replica.group(), PROTOCOL_VERSION, now.own_us)
     }
 
-    /// Lets what plays follow the library and the show clock: call at every column start
-    /// (or more often). Changes take effect at the start of a column: the column that
-    /// started before a cue keeps what played, on every poi alike, however late this is
-    /// called. Returns, when a switch took effect just now, the column it shows from.
+    /// Lets what plays follow the show clock: call at every column start (or more often).
+    /// Changes take effect at the start of a column: the column that started before a cue
+    /// keeps what played, on every poi alike, however late this is called. Returns, when a
+    /// switch took effect just now, the column it shows from.
     pub fn play(&mut self, now: Now) -> Option<CueShown> {
         let show = self.clock.now(now.own_us);
         let column = column_start(show, *self.stage.framerate.current());
-        let mut changed = self.stage.set(&Wanted::read(&self.replica), column);
-        changed |= self.stage.advance(column);
-        if !changed {
+        if !self.stage.advance(column) {
             return None;
         }
         let shown = CueShown { cue_us: self.stage.latest_cue().0, show_us: column, host_us: now.wall_us };
         self.last_cue = Some(shown);
         Some(shown)
-    }
-
-    /// This poi's library changed by an edit of its own: it goes to the online peers.
-    fn edited(&mut self, now: Now) {
-        self.unpushed = true;
-        self.changed(now);
     }
 
     /// How long until the next column begins (own clock, µs): when to call [`App::play`]
@@ -194,9 +185,19 @@ impl<S: Storage> App<S> {
         next_column_start(show, *self.stage.framerate.current()) - show
     }
 
-    /// The library changed: the digest follows, and what plays is cued.
+    /// This poi's library changed by an edit of its own: it goes to the online peers.
+    fn edited(&mut self, now: Now) {
+        self.unpushed = true;
+        self.changed(now);
+    }
+
+    /// The library changed: the digest follows, and what plays is cued (read from the
+    /// library here, not at every column).
     fn changed(&mut self, now: Now) {
         self.digest = povpoi_peer::advert::library_digest(self.replica.group(), self.replica.knowledge());
+        let show = self.clock.now(now.own_us);
+        let column = column_start(show, *self.stage.framerate.current());
+        self.stage.set(&Wanted::read(&self.replica), column);
         self.play(now);
     }
 
@@ -207,6 +208,9 @@ impl<S: Storage> App<S> {
     /// otherwise those whose advertised digest differs from ours. Each session, once ended,
     /// goes to [`App::session_ended`].
     pub fn sessions_due(&mut self, now: Now) -> Vec<(DeviceId, SocketAddr)> {
+        if !self.config.auto_sync {
+            return Vec::new();
+        }
         let pushing = core::mem::take(&mut self.unpushed);
         let digest = self.digest.clone();
         self.online_peers(now).filter(|p| pushing || p.digest != digest).map(|p| (p.device_id, p.addr)).collect()
@@ -247,15 +251,15 @@ impl<S: Storage> App<S> {
         exchange::request(&caller, "POST", path, &receiver.to_string(), body, now.wall_ms(), rng)
     }
 
-    /// A session with `peer` at `addr` ended, fully (`true`) or not: a full one leaves both
-    /// with what both had, so the peer's digest is ours until it changes again.
-    pub fn session_ended(&mut self, peer: DeviceId, addr: SocketAddr, ok: bool, now: Now) {
+    /// A session with `peer` at `addr`, begun at `started`, ended fully (`ok`) or not: a full
+    /// one leaves both with what both had, so the peer's digest is ours until it changes again.
+    pub fn session_ended(&mut self, peer: DeviceId, addr: SocketAddr, started: Now, ok: bool, now: Now) {
         if ok {
             self.peers.confirm(peer, addr, now.wall_ms(), now.own_us);
             self.peers.set_digest(peer, self.digest.clone());
         } else {
             // Refused or unanswered: asked again in 2 s, doubling up to a minute.
-            self.peers.back_off(peer, now.own_us, 2_000_000, 60_000_000, now.own_us);
+            self.peers.back_off(peer, started.own_us, 2_000_000, 60_000_000, now.own_us);
         }
     }
 
@@ -290,7 +294,11 @@ impl<S: Storage> App<S> {
     pub fn datagram(&mut self, bytes: &[u8], from: SocketAddr, arrived: u64, now: Now) -> Option<Vec<u8>> {
         let known = self.online_peers(now).any(|p| p.addr.ip() == from.ip());
         let d = Datagram { bytes, from, at: arrived, known };
+        let taken_before = self.clock.counters.answers_taken;
         let Taken { reply, .. } = self.clock.take(d, now.own_us, self.clock_key.as_ref());
+        if reply.is_some() || self.clock.counters.answers_taken > taken_before {
+            self.peers.heard_from(from.ip(), now.wall_ms(), now.own_us);
+        }
         if let Some(reply) = &reply {
             self.clock.sent(reply.len(), false);
         }
@@ -324,37 +332,39 @@ impl<S: Storage> App<S> {
             refusal.headers.push(("www-authenticate", "Bearer".into()));
             return Ok(refusal);
         }
-        let json = |value: Value| Ok(Response::json(200, &value));
         match (method, path) {
-            ("GET", "/api/status") => json(self.status()),
-            ("GET", "/api/sync/status") => json(self.sync_status()),
-            ("GET", "/api/device/config") => json(self.device_config()),
-            ("GET", "/api/clock") => json(self.clock_json(now)),
+            ("GET", "/api/status") => Ok(Response::json(200, &self.status())),
+            ("GET", "/api/sync/status") => Ok(Response::json(200, &self.sync_status())),
+            ("GET", "/api/device/config") => Ok(Response::json(200, &self.device_config())),
+            ("GET", "/api/clock") => Ok(Response::json(200, &self.clock_json(now))),
             ("POST", "/api/brightness") => {
                 let brightness = rules::brightness_asked(request.body)?;
                 let cue = self.cue(now);
                 self.replica.set_brightness(brightness, now.wall_ms(), cue)?;
                 self.edited(now);
-                json(json!({ "status": "ok", "brightness": brightness }))
+                Ok(Response::json(200, &answers::BrightnessSet { status: "ok", brightness }))
             }
             ("POST", "/api/framerate") => {
                 let framerate = rules::framerate_asked(request.body)?;
                 let cue = self.cue(now);
                 self.replica.set_framerate(framerate, now.wall_ms(), cue)?;
                 self.edited(now);
-                json(json!({ "status": "ok", "framerate": framerate }))
+                Ok(Response::json(200, &answers::FramerateSet { status: "ok", framerate }))
             }
             ("POST", "/api/mode") => {
                 let choice = rules::mode_asked(request.body)?;
                 let cue = self.cue(now);
                 let (selection, image) = rules::select(&mut self.replica, choice, now.wall_ms(), cue)?;
                 self.edited(now);
-                json(json!({
-                    "status": "ok",
-                    "mode": selection.mode as u8,
-                    "index": selection.index,
-                    "imageId": image.map(|id| id.to_string()),
-                }))
+                Ok(Response::json(
+                    200,
+                    &answers::ModeSet {
+                        status: "ok",
+                        mode: selection.mode as u8,
+                        index: selection.index,
+                        image_id: image.map(|id| id.to_string()),
+                    },
+                ))
             }
             (_, "/api/status" | "/api/sync/status" | "/api/device/config" | "/api/clock")
             | (_, "/api/brightness" | "/api/framerate" | "/api/mode") => Err(not_allowed()),
@@ -370,110 +380,109 @@ impl<S: Storage> App<S> {
             .is_some_and(|given| key.matches(given))
     }
 
-    fn status(&self) -> Value {
+    fn status(&self) -> answers::Status {
         let settings = self.replica.settings();
-        json!({
-            "connected": true,
-            "mode": settings.selection.mode as u8,
-            "index": settings.selection.index,
-            "imageId": self.replica.selected_image().map(|id| id.to_string()),
-            "brightness": settings.brightness,
-            "framerate": settings.framerate,
-            "sdCardPresent": false,
-            "powerMode": "performance",
-            "count": self.replica.image_count(),
-        })
+        answers::Status {
+            connected: true,
+            mode: settings.selection.mode as u8,
+            index: settings.selection.index,
+            image_id: self.replica.selected_image().map(|id| id.to_string()),
+            brightness: settings.brightness,
+            framerate: settings.framerate,
+            sd_card_present: false,
+            power_mode: "performance",
+            count: self.replica.image_count(),
+        }
     }
 
-    fn device_config(&self) -> Value {
+    fn device_config(&self) -> answers::DeviceConfig<'_> {
         let c = &self.config;
-        json!({
-            "deviceId": c.device_id.to_string(),
-            "deviceName": c.device_name,
-            "syncGroup": self.replica.group(),
-            "autoSync": c.auto_sync,
-            "syncInterval": c.sync_interval,
-            "protected": c.group_key.is_some(),
-            "syncMode": if c.independent { "independent" } else { "mirror" },
-        })
+        answers::DeviceConfig {
+            device_id: c.device_id.to_string(),
+            device_name: &c.device_name,
+            sync_group: self.replica.group(),
+            auto_sync: c.auto_sync,
+            sync_interval: c.sync_interval,
+            protected: c.group_key.is_some(),
+            sync_mode: if c.independent { "independent" } else { "mirror" },
+        }
     }
 
-    fn sync_status(&self) -> Value {
-        let c = &self.config;
-        let peers: Vec<Value> = self
+    fn sync_status(&self) -> answers::SyncStatus<'_> {
+        let peers = self
             .peers
             .list()
-            .map(|p| {
-                json!({
-                    "deviceId": p.device_id.to_string(),
-                    "deviceName": p.device_name,
-                    "ipAddress": p.addr.ip().to_string(),
-                    "port": p.addr.port(),
-                    "lastSeen": p.last_seen_ms,
-                    "online": p.online,
-                    "syncGroup": p.sync_group,
-                    "source": p.source,
-                })
+            .map(|p| answers::PeerEntry {
+                device_id: p.device_id.to_string(),
+                device_name: &p.device_name,
+                ip_address: p.addr.ip().to_string(),
+                port: p.addr.port(),
+                last_seen: p.last_seen_ms,
+                online: p.online,
+                sync_group: &p.sync_group,
+                source: p.source,
             })
             .collect();
-        json!({
-            "deviceId": c.device_id.to_string(),
-            "deviceName": c.device_name,
-            "syncGroup": self.replica.group(),
-            "autoSync": c.auto_sync,
-            "syncInterval": c.sync_interval,
-            "protocol": PROTOCOL_VERSION,
-            "libraryDigest": self.digest,
-            "protected": c.group_key.is_some(),
-            "syncMode": if c.independent { "independent" } else { "mirror" },
-            "peers": peers,
-        })
+        answers::SyncStatus {
+            device: self.device_config(),
+            protocol: PROTOCOL_VERSION,
+            library_digest: &self.digest,
+            peers,
+        }
     }
 
-    fn clock_json(&self, now: Now) -> Value {
+    fn clock_json(&self, now: Now) -> answers::Clock {
         let status = self.clock.status(now.own_us);
         let hex = |timeline: u32| format!("{timeline:08x}");
-        let peers: Vec<Value> = status
+        let peers = status
             .peers
             .iter()
-            .map(|p| {
-                json!({
-                    "deviceId": p.device.to_string(),
-                    "timeline": p.timeline.map(hex),
-                    "sameTimeline": p.timeline == Some(status.timeline),
-                    "offsetUs": p.offset,
-                    "errorBoundUs": p.error,
-                    "delayUs": p.delay,
-                    "samples": p.samples,
-                })
+            .map(|p| answers::ClockPeer {
+                device_id: p.device.to_string(),
+                timeline: p.timeline.map(hex),
+                same_timeline: p.timeline == Some(status.timeline),
+                offset_us: p.offset,
+                error_bound_us: p.error,
+                delay_us: p.delay,
+                samples: p.samples,
             })
             .collect();
-        let last_cue = self.last_cue.map(|c| {
-            json!({
-                "cueUs": c.cue_us,
-                "appliedShowTimeUs": c.show_us,
-                "appliedHostTimeUs": c.host_us,
-                "lateUs": c.show_us.saturating_sub(c.cue_us),
+        let steps = status
+            .steps
+            .iter()
+            .map(|s| answers::ClockStep {
+                from_timeline: hex(s.from),
+                to_timeline: hex(s.to),
+                by_us: s.by,
+                jumped: s.jumped,
+                show_time_us: s.show_before,
             })
+            .collect();
+        let last_cue = self.last_cue.map(|c| answers::LastCue {
+            cue_us: c.cue_us,
+            applied_show_time_us: c.show_us,
+            applied_host_time_us: c.host_us,
+            late_us: c.show_us.saturating_sub(c.cue_us),
         });
-        json!({
-            "showTimeUs": self.clock.now(now.own_us),
-            "hostTimeUs": now.wall_us,
-            "standing": match status.standing {
+        let show = self.clock.now(now.own_us);
+        answers::Clock {
+            show_time_us: show,
+            host_time_us: now.wall_us,
+            standing: match status.standing {
                 Standing::Alone => "alone",
                 Standing::Converging => "converging",
                 Standing::InStep => "inStep",
             },
-            "inStep": status.standing == Standing::InStep,
-            "timeline": hex(status.timeline),
-            "foundedTimeline": hex(self.clock.founded()),
-            "errorBoundUs": status.error_bound,
-            "leadUs": self.cue(now).0.saturating_sub(self.clock.now(now.own_us)),
-            "peers": peers,
-            "steps": status.steps.len(),
-            "lastCue": last_cue,
-            "datagrams": self.clock.counters,
-        })
+            in_step: status.standing == Standing::InStep,
+            timeline: hex(status.timeline),
+            founded_timeline: hex(self.clock.founded()),
+            error_bound_us: status.error_bound,
+            lead_us: self.cue(now).0.saturating_sub(show),
+            peers,
+            steps,
+            last_cue,
+            datagrams: self.clock.counters,
+        }
     }
 
     // ----- a peer's sync message -----
@@ -570,6 +579,7 @@ mod tests {
     use povpoi_core::device::ReplicaId;
     use povpoi_core::sync::{Identity, MemoryStorage, Response as SyncResponse};
     use povpoi_peer::exchange::Caller;
+    use serde_json::{Value, json};
 
     fn poi(last: u8, key: Option<&str>) -> App<MemoryStorage> {
         let device = DeviceId([2, 0, 0, 0, 0, last]);
@@ -584,6 +594,7 @@ mod tests {
             sync_interval: 0,
             peer_timeout_s: 120,
             port: 8080,
+            replay_capacity: 64,
         };
         App::new(config, replica, ClockService::new(device, 1, 2, 0))
     }

@@ -5,7 +5,6 @@
 //! The rules live in [`povpoi_core::show`]; this module adds what a poi on a hostile LAN
 //! must also do: answer only peers of the group, at a bounded rate per source.
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::net::{IpAddr, SocketAddr};
 
@@ -56,27 +55,37 @@ pub struct ClockCounters {
     pub dropped_stranger: u64,
 }
 
-/// The answer budget of each source address: a token bucket of two seconds' worth.
+/// The answer budget of each source address: a token bucket of two seconds' worth. A `Vec`
+/// searched in order, not a map: a board's flash pays for every map type instantiated.
 #[derive(Debug, Default)]
-struct RateLimit(BTreeMap<IpAddr, (u64, u64)>);
+struct RateLimit(Vec<(IpAddr, u64, u64)>);
 
 impl RateLimit {
-    /// Tokens are kept in millitokens so the bucket needs no floating point.
-    const FULL: u64 = 2 * ANSWERS_PER_SOURCE_S * 1_000;
+    /// Tokens are counted in millionths, so the bucket needs no floating point and refills
+    /// exactly: [`ANSWERS_PER_SOURCE_S`] millionths per µs.
+    const ONE: u64 = 1_000_000;
+    const FULL: u64 = 2 * ANSWERS_PER_SOURCE_S * Self::ONE;
 
     fn allow(&mut self, ip: IpAddr, now_us: u64) -> bool {
-        if self.0.len() >= MAX_SOURCES && !self.0.contains_key(&ip) {
-            // Forget the source heard from longest ago, not everyone's budget.
-            if let Some(oldest) = self.0.iter().min_by_key(|(_, (_, at))| *at).map(|(ip, _)| *ip) {
-                self.0.remove(&oldest);
+        let i = match self.0.iter().position(|(known, ..)| *known == ip) {
+            Some(i) => i,
+            None => {
+                // Forget the source heard from longest ago, not everyone's budget.
+                if self.0.len() >= MAX_SOURCES
+                    && let Some(oldest) = self.0.iter().enumerate().min_by_key(|(_, (_, _, at))| *at).map(|(i, _)| i)
+                {
+                    self.0.swap_remove(oldest);
+                }
+                self.0.push((ip, Self::FULL, now_us));
+                self.0.len() - 1
             }
-        }
-        let (tokens, at) = self.0.entry(ip).or_insert((Self::FULL, now_us));
-        let earned = now_us.saturating_sub(*at).saturating_mul(ANSWERS_PER_SOURCE_S) / 1_000;
+        };
+        let (_, tokens, at) = &mut self.0[i];
+        let earned = now_us.saturating_sub(*at).saturating_mul(ANSWERS_PER_SOURCE_S);
         *tokens = tokens.saturating_add(earned).min(Self::FULL);
-        *at = now_us;
-        if *tokens >= 1_000 {
-            *tokens -= 1_000;
+        *at = now_us.max(*at);
+        if *tokens >= Self::ONE {
+            *tokens -= Self::ONE;
             true
         } else {
             false
@@ -286,5 +295,8 @@ mod tests {
         assert!(!limit.allow(ip, 0));
         assert!(limit.allow(ip, 50_000), "one more after 50 ms");
         assert!(!limit.allow(ip, 50_000));
+        // Asked every 10 µs, a source still earns its 20 a second.
+        let answered = (1..=100_000u64).filter(|i| limit.allow(ip, 50_000 + i * 10)).count();
+        assert_eq!(answered, 20);
     }
 }

@@ -4,6 +4,7 @@
 
 extern crate alloc;
 
+mod answers;
 pub mod api;
 pub mod app;
 pub mod clock;

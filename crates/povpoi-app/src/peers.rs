@@ -5,7 +5,6 @@
 //! the platform's: `now_ms` since the epoch (shown to people), `mono_us` from a monotonic
 //! clock (used for every period).
 
-use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::net::SocketAddr;
@@ -139,15 +138,34 @@ pub enum Change {
     None,
 }
 
-/// The peer table.
+/// The peer table, by device id. A sorted `Vec`, not a map: it holds at most [`MAX_PEERS`],
+/// and on a board every map type instantiated costs kilobytes of flash.
 #[derive(Debug, Default)]
-pub struct Peers(BTreeMap<DeviceId, Peer>);
+pub struct Peers(Vec<Peer>);
 
 impl Peers {
+    fn get(&self, id: &DeviceId) -> Option<&Peer> {
+        self.0.binary_search_by_key(id, |p| p.device_id).ok().map(|i| &self.0[i])
+    }
+
+    fn get_mut(&mut self, id: &DeviceId) -> Option<&mut Peer> {
+        self.0.binary_search_by_key(id, |p| p.device_id).ok().map(|i| &mut self.0[i])
+    }
+
+    fn remove(&mut self, id: &DeviceId) -> Option<Peer> {
+        self.0.binary_search_by_key(id, |p| p.device_id).ok().map(|i| self.0.remove(i))
+    }
+
+    fn insert(&mut self, peer: Peer) {
+        match self.0.binary_search_by_key(&peer.device_id, |p| p.device_id) {
+            Ok(i) => self.0[i] = peer,
+            Err(i) => self.0.insert(i, peer),
+        }
+    }
+
     /// Records that a peer was seen now; says whether it just came online.
     pub fn saw(&mut self, seen: &Sighting, source: Source, now_ms: u64, mono_us: u64) -> Change {
-        let peers = &mut self.0;
-        let known = peers.get(&seen.device_id);
+        let known = self.get(&seen.device_id);
         let was_online = known.is_some_and(|p| p.online);
         // Anyone on the LAN can advertise any device id: an advert pointing an online,
         // confirmed peer somewhere else is ignored. If the peer really moved, its old
@@ -166,44 +184,41 @@ impl Peers {
         };
         let confirmed = known.and_then(|p| p.confirmed);
         // A full table takes no newcomers: a flood of adverts must not grow it without end.
-        if !peers.contains_key(&seen.device_id) && peers.len() >= MAX_PEERS {
-            let oldest = peers.values().filter(|p| !p.online).min_by_key(|p| p.last_seen_us).map(|p| p.device_id);
+        if known.is_none() && self.0.len() >= MAX_PEERS {
+            let oldest = self.0.iter().filter(|p| !p.online).min_by_key(|p| p.last_seen_us).map(|p| p.device_id);
             match oldest {
-                Some(id) => peers.remove(&id),
+                Some(id) => self.remove(&id),
                 None => return Change::None,
             };
         }
-        let (source, addr) = match peers.get(&seen.device_id) {
+        let (source, addr) = match self.get(&seen.device_id) {
             // An address the user gave stays as given: it is how this poi reaches that one.
             Some(old) if old.source == Source::Manual && source != Source::Manual => (Source::Manual, old.addr),
             _ => (source, seen.addr),
         };
-        peers.insert(
-            seen.device_id,
-            Peer {
-                device_id: seen.device_id,
-                device_name: seen.device_name.clone(),
-                sync_group: seen.sync_group.clone(),
-                protocol: seen.protocol,
-                digest: seen.digest.clone(),
-                addr,
-                last_seen_ms: now_ms,
-                last_seen_us: mono_us,
-                online: true,
-                source,
-                refused_until,
-                setbacks,
-                contact_at,
-                confirmed,
-            },
-        );
+        self.insert(Peer {
+            device_id: seen.device_id,
+            device_name: seen.device_name.clone(),
+            sync_group: seen.sync_group.clone(),
+            protocol: seen.protocol,
+            digest: seen.digest.clone(),
+            addr,
+            last_seen_ms: now_ms,
+            last_seen_us: mono_us,
+            online: true,
+            source,
+            refused_until,
+            setbacks,
+            contact_at,
+            confirmed,
+        });
         if was_online { Change::None } else { Change::Up(seen.device_id) }
     }
 
     /// Marks peers unseen for longer than `timeout_us` offline; returns those that just went.
     pub fn expire(&mut self, timeout_us: u64, mono_us: u64) -> Vec<DeviceId> {
         let mut gone = Vec::new();
-        for peer in self.0.values_mut() {
+        for peer in &mut self.0 {
             if peer.online && mono_us.saturating_sub(peer.last_seen_us) > timeout_us {
                 peer.online = false;
                 gone.push(peer.device_id);
@@ -214,13 +229,13 @@ impl Peers {
 
     /// Marks one peer offline now (it said goodbye or stopped answering); true if it was online.
     pub fn offline(&mut self, id: DeviceId) -> bool {
-        self.0.get_mut(&id).is_some_and(|p| core::mem::replace(&mut p.online, false))
+        self.get_mut(&id).is_some_and(|p| core::mem::replace(&mut p.online, false))
     }
 
     /// Notes that the peer finished a session at `addr` as itself: it is seen now, and
     /// that address is the one adverts cannot move it from.
     pub fn confirm(&mut self, id: DeviceId, addr: SocketAddr, now_ms: u64, mono_us: u64) {
-        if let Some(peer) = self.0.get_mut(&id).filter(|p| p.online) {
+        if let Some(peer) = self.get_mut(&id).filter(|p| p.online) {
             peer.last_seen_us = mono_us;
             peer.last_seen_ms = now_ms;
             peer.setbacks = 0;
@@ -230,32 +245,41 @@ impl Peers {
         }
     }
 
+    /// Notes that the online peers at `ip` were heard from now (a valid show clock datagram):
+    /// a peer that keeps the clock in step stays online between sessions.
+    pub fn heard_from(&mut self, ip: core::net::IpAddr, now_ms: u64, mono_us: u64) {
+        for peer in self.0.iter_mut().filter(|p| p.online && p.addr.ip() == ip) {
+            peer.last_seen_us = mono_us;
+            peer.last_seen_ms = now_ms;
+        }
+    }
+
     /// Whether an online peer at `addr` was seen within `period_us`.
     pub fn seen_within(&self, addr: SocketAddr, period_us: u64, mono_us: u64) -> bool {
-        self.0.values().any(|p| p.online && p.addr == addr && mono_us.saturating_sub(p.last_seen_us) < period_us)
+        self.0.iter().any(|p| p.online && p.addr == addr && mono_us.saturating_sub(p.last_seen_us) < period_us)
     }
 
     /// Records the library digest a peer is known to have now.
     pub fn set_digest(&mut self, id: DeviceId, digest: String) {
-        if let Some(peer) = self.0.get_mut(&id) {
+        if let Some(peer) = self.get_mut(&id) {
             peer.digest = digest;
         }
     }
 
     /// Drops a peer from the table.
     pub fn forget(&mut self, id: DeviceId) -> bool {
-        self.0.remove(&id).is_some()
+        self.remove(&id).is_some()
     }
 
     /// Every known peer, by device id.
     pub fn list(&self) -> impl Iterator<Item = &Peer> {
-        self.0.values()
+        self.0.iter()
     }
 
     /// Online peers of `group` speaking `protocol` that auto-sync may ask now.
     pub fn online_in(&self, group: &str, protocol: u16, mono_us: u64) -> impl Iterator<Item = &Peer> {
         self.0
-            .values()
+            .iter()
             .filter(move |p| p.online && p.sync_group == group && p.protocol == protocol)
             .filter(move |p| p.refused_until.is_none_or(|until| until <= mono_us))
     }
@@ -265,7 +289,7 @@ impl Peers {
     /// setback in a row up to `longest_us`. A peer is still tried now and then, and one that
     /// called in since (so it takes this poi now) is not held back. Returns the period, µs.
     pub fn back_off(&mut self, id: DeviceId, since_us: u64, first_us: u64, longest_us: u64, mono_us: u64) -> u64 {
-        let Some(peer) = self.0.get_mut(&id) else { return 0 };
+        let Some(peer) = self.get_mut(&id) else { return 0 };
         if peer.contact_at.is_some_and(|at| at >= since_us) {
             return 0;
         }
@@ -277,7 +301,7 @@ impl Peers {
 
     /// Forgets every refusal: this poi's key or group changed, so peers may take it now.
     pub fn clear_refusals(&mut self) {
-        for peer in self.0.values_mut() {
+        for peer in &mut self.0 {
             peer.refused_until = None;
             peer.setbacks = 0;
         }
@@ -286,7 +310,7 @@ impl Peers {
     /// A peer named by device id, address (`ip` or `ip:port`) or name.
     pub fn find(&self, name: &str) -> Option<&Peer> {
         let by_id = name.parse::<DeviceId>().ok();
-        let peers = || self.0.values();
+        let peers = || self.0.iter();
         peers()
             .find(|p| Some(p.device_id) == by_id)
             .or_else(|| peers().find(|p| p.addr.to_string() == name || p.addr.ip().to_string() == name))

@@ -148,10 +148,11 @@ fn open(args: &Args) -> Result<Board, String> {
         device_name: args.name.clone().unwrap_or_else(|| device_id.default_name()),
         group_key: key,
         independent: false,
-        auto_sync: false,
+        auto_sync: true,
         sync_interval: 0,
         peer_timeout_s: args.peer_timeout,
         port: args.listen.port(),
+        replay_capacity: 128,
     };
     let start = Instant::now();
     let offset_us = args.clock_offset_ms.saturating_mul(1_000);
@@ -255,6 +256,7 @@ async fn sync_sessions(board: Arc<Board>) {
         tokio::time::sleep(SESSION_CHECK).await;
         let due = board.app().sessions_due(board.now());
         for (peer, addr) in due {
+            let started = board.now();
             let mut link = HttpLink { board: &board, http: &http, addr, peer };
             let mut replicas = BoardReplicas(&board);
             let mut progress = Progress::default();
@@ -263,7 +265,7 @@ async fn sync_sessions(board: Arc<Board>) {
             if let Err(e) = &outcome {
                 eprintln!("povpoi board: sync with {peer} at {addr} failed: {e}");
             }
-            board.app().session_ended(peer, addr, outcome.is_ok(), board.now());
+            board.app().session_ended(peer, addr, started, outcome.is_ok(), board.now());
         }
     }
 }

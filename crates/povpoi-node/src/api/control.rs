@@ -18,6 +18,11 @@ use povpoi_peer::auth::HEADER_SIGNATURE;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+// The body and field checks shared with the content endpoints, and what may be selected,
+// are the portable application's rules: a board answers with the same ones.
+use povpoi_app::rules::{self, Choice};
+pub(super) use povpoi_app::rules::{color, int_in, required_int, shown};
+
 use super::{ApiError, AppState, JSON_BODY_LIMIT, JsonBody, RawBody};
 use crate::config::{PowerMode, SyncMode};
 use crate::history::HistoryEntry;
@@ -53,11 +58,6 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 // ----- body and field checks shared with the content endpoints -----
-
-// The body and field checks shared with the content endpoints, and what may be selected,
-// are the portable application's rules: a board answers with the same ones.
-use povpoi_app::rules::{self, Choice};
-pub(super) use povpoi_app::rules::{color, int_in, required_int, shown};
 
 /// Stores what plays (a replicated setting) and answers what plays now. The check and the
 /// write happen under one hold of the library, so an image deleted in between cannot slip
