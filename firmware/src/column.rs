@@ -1,10 +1,9 @@
-//! The column clock: at a fixed column rate from a hardware timer, render the column of "now"
-//! with `povpoi_core::render` and send it to the strip.
+//! The column clock: at each column start in show time (column `k` at `k / fps` s), render the
+//! column with `povpoi_core::render` and send it to the strip.
 //!
 //! What plays, at which rate and brightness, and what "now" is in show time come from a
-//! [`ColumnSource`], which the shared application's player implements (its show clock gives
-//! the show time; until then it is this board's own clock). [`Dark`], the stand-in, plays
-//! nothing: the strip stays dark.
+//! [`ColumnSource`]: the shared application (`crate::poi`), whose show clock gives the show
+//! time, or [`Dark`] on a board without storage.
 
 use alloc::vec;
 

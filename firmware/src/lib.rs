@@ -1,12 +1,13 @@
-//! povpoi on ESP32-C3 and ESP32-C6: the platform layer.
+//! povpoi on ESP32-C3 and ESP32-C6: the platform layer around the shared application.
 //!
-//! Each module is a thin adapter the shared application (the node's logic, moving into a
-//! portable crate) will call: Wi-Fi ([`wifi`], credentials from [`settings`]), the network
-//! stack and its socket budget ([`net`]), the access point's DHCP server ([`dhcp_server`]),
-//! mDNS ([`mdns`]), HTTP ([`http`], answering 503 until the application is linked), the LED
-//! outputs ([`apa102`], [`teensy`]) and the column clock ([`column`]), the two heaps
-//! ([`heap`]), and the flash store holding the library and the settings ([`storage`]). `src/main.rs` wires them together; docs/FIRMWARE.md says how to build, flash
-//! and wire a board, and what is still scaffolding.
+//! [`poi`] holds `povpoi_app::App` (what a poi does, the same crate a node's rules come
+//! from) and connects it to the thin adapters: Wi-Fi ([`wifi`], credentials from
+//! [`settings`]), the network stack and its socket budget ([`net`]), the access point's DHCP
+//! server ([`dhcp_server`]), mDNS ([`mdns`]), HTTP ([`http`]), the LED outputs ([`apa102`],
+//! [`teensy`]) and the column clock ([`column`]), the two heaps ([`heap`]), and the flash
+//! store holding the library and the settings ([`storage`]). `src/main.rs` wires them
+//! together; docs/FIRMWARE.md says how to build, flash and wire a board, and what the board
+//! does and does not do yet.
 
 #![no_std]
 #![warn(missing_docs)]

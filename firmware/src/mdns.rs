@@ -8,8 +8,8 @@
 //!   unsolicited announcement with `seq` incremented: the node's mDNS library reports a service
 //!   again only when a record changed, and the node times out peers it stops hearing.
 //!
-//! Browsing for other poi is not here: that is discovery bookkeeping, which the shared
-//! application will bring (it can send queries through the same socket).
+//! Browsing for other poi is not done yet (docs/FIRMWARE.md): what a browse finds would go to
+//! `povpoi_app::App::peer_seen`; queries can go out through the same socket.
 
 use core::cell::RefCell;
 use core::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};

@@ -1,5 +1,5 @@
 //! The network stack (embassy-net over smoltcp): its addresses, its socket budget, and the
-//! sockets the shared application will be handed.
+//! sockets the shared application is handed.
 //!
 //! Every socket is counted here, because smoltcp's socket set is fixed when the stack is made
 //! and a socket past it panics:
@@ -47,7 +47,8 @@ pub const TCP_BUFFER_BYTES: usize = 1024;
 const SHOW_CLOCK_BUFFER_BYTES: usize = 512;
 const SHOW_CLOCK_DATAGRAMS: usize = 4;
 
-/// The sync client's connection pool, handed to the shared application.
+/// The sync client's connection pool, for the sessions the board will start (not written
+/// yet: docs/FIRMWARE.md).
 pub type SyncClient = TcpClient<'static, SYNC_CLIENT_CONNECTIONS, TCP_BUFFER_BYTES, TCP_BUFFER_BYTES>;
 
 /// The stack's address configuration for `link`: DHCP (announcing `hostname`) on a network,

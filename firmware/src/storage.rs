@@ -33,7 +33,7 @@ pub type Partition = NorFlashRegion<'static, 'static, 'static>;
 /// The poi's store, for the rest of the program.
 pub type Store = FlashStore<Partition>;
 
-/// The replica over the store: the library the shared application will serve.
+/// The replica over the store: the library the shared application serves.
 pub type Library = Replica<&'static Store>;
 
 /// Why the poi runs without storage.
