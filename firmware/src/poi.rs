@@ -134,8 +134,8 @@ impl ColumnSource for Shared {
 /// Probes the group's online peers and answers their probes on the show clock's socket.
 pub async fn serve_show_clock(shared: &'static Shared, socket: UdpSocket<'static>) -> ! {
     let mut buf = [0u8; RECEIVE_BUFFER];
+    let rng = Rng::new();
     loop {
-        let rng = Rng::new();
         let probes = shared.with(|app, now| app.due_probes(now, || rng.random()));
         for (addr, bytes) in probes {
             if let Some(to) = endpoint(addr)

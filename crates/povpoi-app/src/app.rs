@@ -23,7 +23,7 @@ use rand_core::CryptoRng;
 
 use crate::answers;
 use crate::api::{ApiError, Request, Response};
-use crate::clock::{ClockService, Datagram, Taken};
+use crate::clock::{ClockService, Datagram, Taken, standing_name};
 use crate::peers::{Peers, Sighting, Source};
 use crate::rules;
 use crate::stage::{CueShown, Stage, Wanted, column_start, next_column_start};
@@ -468,11 +468,7 @@ impl<S: Storage> App<S> {
         answers::Clock {
             show_time_us: show,
             host_time_us: now.wall_us,
-            standing: match status.standing {
-                Standing::Alone => "alone",
-                Standing::Converging => "converging",
-                Standing::InStep => "inStep",
-            },
+            standing: standing_name(status.standing),
             in_step: status.standing == Standing::InStep,
             timeline: hex(status.timeline),
             founded_timeline: hex(self.clock.founded()),

@@ -10,7 +10,7 @@ use core::net::{IpAddr, SocketAddr};
 
 use povpoi_core::device::DeviceId;
 use povpoi_core::show::packet::{self, MAX_DATAGRAM};
-use povpoi_core::show::{ClockKey, ClockStatus, Ignored, Packet, PacketError, ShowClock, Step};
+use povpoi_core::show::{ClockKey, ClockStatus, Ignored, Packet, PacketError, ShowClock, Standing, Step};
 use serde::Serialize;
 
 /// Probes answered per second and per source address at most (a poi sends a few): a
@@ -90,6 +90,15 @@ impl RateLimit {
         } else {
             false
         }
+    }
+}
+
+/// How a standing is written in the API: `alone`, `converging`, `inStep`.
+pub fn standing_name(standing: Standing) -> &'static str {
+    match standing {
+        Standing::Alone => "alone",
+        Standing::Converging => "converging",
+        Standing::InStep => "inStep",
     }
 }
 

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 pub use povpoi_app::clock::ClockCounters;
+pub use povpoi_app::clock::standing_name;
 use povpoi_app::clock::{ClockService, Datagram, RECEIVE_BUFFER};
 use povpoi_core::device::DeviceId;
 use povpoi_core::show::{ClockKey, ClockStatus, ShowClock, Standing, Step};
@@ -237,13 +238,4 @@ fn report(state: &NodeState, last: &mut (Standing, u32, Instant)) {
         show_time_us: show,
         host_time_us: host,
     });
-}
-
-/// How a standing is written in the API: `alone`, `converging`, `inStep`.
-pub fn standing_name(standing: Standing) -> &'static str {
-    match standing {
-        Standing::Alone => "alone",
-        Standing::Converging => "converging",
-        Standing::InStep => "inStep",
-    }
 }

@@ -10,7 +10,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -24,6 +24,8 @@ use povpoi_core::sync::{Identity, Replica, Request as SyncRequest, Response as S
 use povpoi_core::wire;
 use povpoi_flash::FlashStore;
 use povpoi_flash::ram::{RamFlash, SECTOR};
+use povpoi_node::config::random_device_id;
+use povpoi_node::show_clock::{OwnClock, host_time_us};
 use povpoi_peer::auth::HEADER_SIGNATURE;
 use povpoi_peer::exchange::SYNC_PATH;
 use povpoi_peer::key::GroupKey;
@@ -74,8 +76,7 @@ pub struct Args {
 /// The board's application and its clocks, shared by its tasks.
 struct Board {
     app: Mutex<App<FlashStore<RamFlash>>>,
-    start: Instant,
-    offset_us: u64,
+    own: OwnClock,
 }
 
 impl Board {
@@ -84,12 +85,11 @@ impl Board {
     }
 
     fn own_us(&self) -> u64 {
-        self.offset_us + self.start.elapsed().as_micros() as u64
+        self.own.now_us()
     }
 
     fn now(&self) -> Now {
-        let wall_us = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
-        Now { wall_us, own_us: self.own_us() }
+        Now { wall_us: host_time_us(), own_us: self.own_us() }
     }
 }
 
@@ -129,14 +129,19 @@ async fn serve(args: Args) -> Result<(), String> {
     tokio::spawn(sync_sessions(board.clone()));
     let router = Router::new().fallback(request).layer(DefaultBodyLimit::max(BODY_LIMIT)).with_state(board);
     let app = router.into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(stop_signal()).await.map_err(|e| format!("HTTP server: {e}"))
+    let stop = async {
+        if let Err(e) = crate::node::stop_signal().await {
+            // Without the signals, stopping is up to whoever kills the process.
+            eprintln!("povpoi board: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    axum::serve(listener, app).with_graceful_shutdown(stop).await.map_err(|e| format!("HTTP server: {e}"))
 }
 
 fn open(args: &Args) -> Result<Board, String> {
-    let mut id = rand::random::<[u8; 6]>();
-    // A locally administered unicast address, as a board's MAC is not (ours is made up).
-    id[0] = (id[0] & 0xFC) | 0x02;
-    let device_id = DeviceId(id);
+    // A board's id is its MAC; this one is made up, marked locally administered as a node's is.
+    let device_id = random_device_id();
     let key = args.group_key.as_deref().map(GroupKey::new).transpose().map_err(|e| format!("--group-key: {e}"))?;
     let sectors = args.flash_kib * 1024 / SECTOR;
     let store = FlashStore::open(RamFlash::new(sectors), 0..(sectors * SECTOR) as u32)
@@ -154,10 +159,9 @@ fn open(args: &Args) -> Result<Board, String> {
         port: args.listen.port(),
         replay_capacity: 128,
     };
-    let start = Instant::now();
-    let offset_us = args.clock_offset_ms.saturating_mul(1_000);
-    let clock = povpoi_app::clock::ClockService::new(device_id, rand::random(), rand::random(), offset_us);
-    Ok(Board { app: Mutex::new(App::new(config, replica, clock)), start, offset_us })
+    let own = OwnClock::new(args.clock_offset_ms, 0.0);
+    let clock = povpoi_app::clock::ClockService::new(device_id, rand::random(), rand::random(), own.now_us());
+    Ok(Board { app: Mutex::new(App::new(config, replica, clock)), own })
 }
 
 /// Every request goes to the application, as on the board (picoserve hands it everything).
@@ -318,13 +322,5 @@ impl Replicas for BoardReplicas<'_> {
     ) -> (Session, Result<Option<SyncRequest>, povpoi_core::sync::Error>) {
         let next = self.0.app().merge(&mut session, answer, self.0.now());
         (session, next)
-    }
-}
-
-async fn stop_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
     }
 }

@@ -108,7 +108,7 @@ pub fn run(args: &Args) -> Result<(), String> {
 }
 
 /// Waits for SIGINT (Ctrl-C) or SIGTERM.
-async fn stop_signal() -> Result<(), String> {
+pub(crate) async fn stop_signal() -> Result<(), String> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     tokio::select! {
