@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use core::net::SocketAddr;
 
 use povpoi_core::device::DeviceId;
-use povpoi_core::show::{ClockKey, Cue, Standing, lead_us};
+use povpoi_core::show::{ClockKey, Cue, lead_us};
 use povpoi_core::sync::{
     PROTOCOL_VERSION, Replica, Request as SyncRequest, Response as SyncResponse, Session, Storage, SyncOptions,
 };
@@ -23,7 +23,7 @@ use rand_core::CryptoRng;
 
 use crate::answers;
 use crate::api::{ApiError, Request, Response};
-use crate::clock::{ClockService, Datagram, Taken, standing_name};
+use crate::clock::{ClockService, Datagram, Taken};
 use crate::peers::{Peers, Sighting, Source};
 use crate::rules;
 use crate::stage::{CueShown, Stage, Wanted, column_start, next_column_start};
@@ -41,8 +41,9 @@ pub struct Config {
     pub independent: bool,
     /// Whether it syncs by itself.
     pub auto_sync: bool,
-    /// Seconds between periodic syncs.
-    pub sync_interval: u32,
+    /// Milliseconds between periodic syncs, as the spec counts them (0: none; this
+    /// application syncs on change and when a peer's digest differs).
+    pub sync_interval: u64,
     /// Seconds unseen after which a peer counts as offline.
     pub peer_timeout_s: u32,
     /// The port its HTTP API answers on: peers it calls may call back there.
@@ -380,19 +381,8 @@ impl<S: Storage> App<S> {
             .is_some_and(|given| key.matches(given))
     }
 
-    fn status(&self) -> answers::Status {
-        let settings = self.replica.settings();
-        answers::Status {
-            connected: true,
-            mode: settings.selection.mode as u8,
-            index: settings.selection.index,
-            image_id: self.replica.selected_image().map(|id| id.to_string()),
-            brightness: settings.brightness,
-            framerate: settings.framerate,
-            sd_card_present: false,
-            power_mode: "performance",
-            count: self.replica.image_count(),
-        }
+    fn status(&self) -> answers::Status<'static> {
+        answers::Status::playing(&self.replica.settings(), self.replica.selected_image(), self.replica.image_count())
     }
 
     fn device_config(&self) -> answers::DeviceConfig<'_> {
@@ -404,81 +394,27 @@ impl<S: Storage> App<S> {
             auto_sync: c.auto_sync,
             sync_interval: c.sync_interval,
             protected: c.group_key.is_some(),
-            sync_mode: if c.independent { "independent" } else { "mirror" },
+            sync_mode: answers::sync_mode_name(c.independent),
         }
     }
 
     fn sync_status(&self) -> answers::SyncStatus<'_> {
-        let peers = self
-            .peers
-            .list()
-            .map(|p| answers::PeerEntry {
-                device_id: p.device_id.to_string(),
-                device_name: &p.device_name,
-                ip_address: p.addr.ip().to_string(),
-                port: p.addr.port(),
-                last_seen: p.last_seen_ms,
-                online: p.online,
-                sync_group: &p.sync_group,
-                source: p.source,
-            })
-            .collect();
-        answers::SyncStatus {
-            device: self.device_config(),
-            protocol: PROTOCOL_VERSION,
-            library_digest: &self.digest,
-            peers,
-        }
+        answers::SyncStatus::of(self.device_config(), &self.digest, self.peers.list())
     }
 
     fn clock_json(&self, now: Now) -> answers::Clock {
         let status = self.clock.status(now.own_us);
-        let hex = |timeline: u32| format!("{timeline:08x}");
-        let peers = status
-            .peers
-            .iter()
-            .map(|p| answers::ClockPeer {
-                device_id: p.device.to_string(),
-                timeline: p.timeline.map(hex),
-                same_timeline: p.timeline == Some(status.timeline),
-                offset_us: p.offset,
-                error_bound_us: p.error,
-                delay_us: p.delay,
-                samples: p.samples,
-            })
-            .collect();
-        let steps = status
-            .steps
-            .iter()
-            .map(|s| answers::ClockStep {
-                from_timeline: hex(s.from),
-                to_timeline: hex(s.to),
-                by_us: s.by,
-                jumped: s.jumped,
-                show_time_us: s.show_before,
-            })
-            .collect();
-        let last_cue = self.last_cue.map(|c| answers::LastCue {
-            cue_us: c.cue_us,
-            applied_show_time_us: c.show_us,
-            applied_host_time_us: c.host_us,
-            late_us: c.show_us.saturating_sub(c.cue_us),
-        });
-        let show = self.clock.now(now.own_us);
-        answers::Clock {
-            show_time_us: show,
-            host_time_us: now.wall_us,
-            standing: standing_name(status.standing),
-            in_step: status.standing == Standing::InStep,
-            timeline: hex(status.timeline),
-            founded_timeline: hex(self.clock.founded()),
-            error_bound_us: status.error_bound,
-            lead_us: self.cue(now).0.saturating_sub(show),
-            peers,
-            steps,
-            last_cue,
-            datagrams: self.clock.counters,
-        }
+        let show_us = self.clock.now(now.own_us);
+        let reading = answers::ClockReading {
+            status: &status,
+            show_us,
+            host_us: now.wall_us,
+            founded: self.clock.founded(),
+            lead_us: self.cue(now).0.saturating_sub(show_us),
+            last_cue: self.last_cue,
+            counters: self.clock.counters,
+        };
+        answers::Clock::of(reading, |id| self.peers.list().find(|p| p.device_id == id).map(|p| p.device_name.clone()))
     }
 
     // ----- a peer's sync message -----
@@ -492,11 +428,7 @@ impl<S: Storage> App<S> {
         rng: &mut R,
     ) -> Result<Response, ApiError> {
         let signed = self.authenticate(request, now)?;
-        let admitted = match &signed {
-            Some(signed) => Admitted::Signed(signed),
-            None if self.config.group_key.is_some() => Admitted::Bearer,
-            None => Admitted::Open,
-        };
+        let admitted = Admitted::of(signed.as_ref(), self.config.group_key.is_some());
         let incoming = Incoming { admitted, sealed: request.header(HEADER_SEALED), body: request.body };
         let (message, _) = respond::open_request(incoming, self.config.independent)
             .map_err(|refusal| ApiError::new(refusal.status(), refusal.to_string()))?;
@@ -505,17 +437,12 @@ impl<S: Storage> App<S> {
         }
         let answer = self.replica.respond(message, now.wall_ms());
         self.changed(now);
-        let plain = wire::to_bytes(&answer);
-        Ok(match signed {
-            Some(signed) => {
-                let body = signed.seal(&plain, rng);
-                let signature = signed.sign(200, &body);
-                let mut response = Response::octets(body);
-                response.headers.push((HEADER_SIGNATURE, signature));
-                response
-            }
-            None => Response::octets(plain),
-        })
+        let (body, signature) = respond::answer(signed.as_ref(), wire::to_bytes(&answer), rng);
+        let mut response = Response::octets(body);
+        if let Some(signature) = signature {
+            response.headers.push((HEADER_SIGNATURE, signature));
+        }
+        Ok(response)
     }
 
     /// Checks a peer request's signature when the group has a key (403 otherwise). `Some`
@@ -550,15 +477,8 @@ impl<S: Storage> App<S> {
     /// whose clock datagrams are answered.
     fn note_caller(&mut self, request: &Request<'_>, device: DeviceId, group: &str, protocol: u16, now: Now) {
         let Some(port) = request.header_str(HEADER_PORT).and_then(|p| p.parse::<u16>().ok()) else { return };
-        let known = self.peers.find(&device.to_string());
-        let seen = Sighting {
-            device_id: device,
-            device_name: known.map_or_else(|| device.default_name(), |p| p.device_name.clone()),
-            sync_group: group.into(),
-            protocol,
-            digest: known.map(|p| p.digest.clone()).unwrap_or_default(),
-            addr: SocketAddr::new(request.from.ip(), port),
-        };
+        let known = self.peers.list().find(|p| p.device_id == device);
+        let seen = Sighting::caller(known, device, group, protocol, SocketAddr::new(request.from.ip(), port));
         self.peer_seen(&seen, Source::Contact, now);
     }
 }

@@ -4,7 +4,7 @@
 
 extern crate alloc;
 
-mod answers;
+pub mod answers;
 pub mod api;
 pub mod app;
 pub mod clock;

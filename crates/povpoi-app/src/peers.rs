@@ -33,6 +33,22 @@ pub struct Sighting {
     pub addr: SocketAddr,
 }
 
+impl Sighting {
+    /// A peer that called this poi, from the API at `addr`, saying who it is (`device`,
+    /// `group`, `protocol`) in its session's first message: the name and digest the table
+    /// already has for it (`known`) are kept, since a call does not carry them.
+    pub fn caller(known: Option<&Peer>, device: DeviceId, group: &str, protocol: u16, addr: SocketAddr) -> Sighting {
+        Sighting {
+            device_id: device,
+            device_name: known.map_or_else(|| device.default_name(), |p| p.device_name.clone()),
+            sync_group: group.into(),
+            protocol,
+            digest: known.map(|p| p.digest.clone()).unwrap_or_default(),
+            addr,
+        }
+    }
+}
+
 /// The answer of `GET /api/sync/status` that a prober reads.
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -64,6 +64,16 @@ impl PowerMode {
         })
     }
 
+    /// The profile's name, as the API writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            PowerMode::Performance => "performance",
+            PowerMode::Balanced => "balanced",
+            PowerMode::Powersave => "powersave",
+            PowerMode::Ultrasave => "ultrasave",
+        }
+    }
+
     /// The CPU clock the ESP32 firmware used for this profile (MHz), reported for compatibility.
     pub fn cpu_mhz(self) -> u32 {
         match self {

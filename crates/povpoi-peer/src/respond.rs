@@ -2,10 +2,13 @@
 //! is signed), decoded and fitted to this poi's sync mode, ready for the core's
 //! `Replica::respond`.
 
+use alloc::string::String;
+use alloc::vec::Vec;
 use core::fmt;
 
 use povpoi_core::sync::{self, Category, Request};
 use povpoi_core::wire;
+use rand_core::CryptoRng;
 
 use crate::exchange::{OpenError, SignedExchange};
 
@@ -54,6 +57,31 @@ pub enum Admitted<'a> {
     Bearer,
     /// A peer's signature, checked on this exchange: its body is sealed.
     Signed(&'a SignedExchange),
+}
+
+impl<'a> Admitted<'a> {
+    /// How a request the key check let in came: on a peer's signature (`signed`), else with
+    /// the key as a bearer when this poi has one (`keyed`), else open.
+    pub fn of(signed: Option<&'a SignedExchange>, keyed: bool) -> Admitted<'a> {
+        match signed {
+            Some(signed) => Admitted::Signed(signed),
+            None if keyed => Admitted::Bearer,
+            None => Admitted::Open,
+        }
+    }
+}
+
+/// An answer's body (`plain`: an encoded `Response`, or a blob's bytes) as it goes back to
+/// the caller: sealed when the request was signed, with the value of its signature header.
+pub fn answer(signed: Option<&SignedExchange>, plain: Vec<u8>, rng: &mut impl CryptoRng) -> (Vec<u8>, Option<String>) {
+    match signed {
+        Some(signed) => {
+            let body = signed.seal(&plain, rng);
+            let signature = signed.sign(200, &body);
+            (body, Some(signature))
+        }
+        None => (plain, None),
+    }
 }
 
 /// A peer's message as it arrived.

@@ -4,83 +4,41 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use povpoi_core::show::Standing;
+use povpoi_app::answers;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use crate::show_clock::standing_name;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/api/clock", get(clock))
 }
 
-fn hex(timeline: u32) -> String {
-    format!("{timeline:08x}")
+/// The shared answer, with the knobs of the node's own (simulated) clock.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NodeClock {
+    #[serde(flatten)]
+    clock: answers::Clock,
+    clock_offset_ms: u64,
+    clock_rate_ppm: f64,
 }
 
 async fn clock(State(node): State<AppState>) -> Json<Value> {
-    let (show, host) = node.show.read();
+    let (show_us, host_us) = node.show.read();
     let status = node.show.status();
     let names = node.peers.list();
-    let peers: Vec<Value> = status
-        .peers
-        .iter()
-        .map(|p| {
-            let name = names.iter().find(|n| n.device_id == p.device).map(|n| n.device_name.clone());
-            json!({
-                "deviceId": p.device.to_string(),
-                "deviceName": name,
-                "timeline": p.timeline.map(hex),
-                "sameTimeline": p.timeline == Some(status.timeline),
-                "offsetUs": p.offset,
-                "errorBoundUs": p.error,
-                "delayUs": p.delay,
-                "skewPpb": p.skew_ppb,
-                "samples": p.samples,
-                "heardAgoMs": p.heard_ago.map(|us| us / 1_000),
-            })
-        })
-        .collect();
-    let steps: Vec<Value> = status
-        .steps
-        .iter()
-        .map(|s| {
-            json!({
-                "fromTimeline": hex(s.from),
-                "toTimeline": hex(s.to),
-                "byUs": s.by,
-                "jumped": s.jumped,
-                "showTimeUs": s.show_before,
-            })
-        })
-        .collect();
-    let plan = status.plan.map(|p| json!({ "timeline": hex(p.target), "atShowTimeUs": p.at, "byUs": p.step }));
-    let last_cue = node.player_stats.last_cue().map(|c| {
-        json!({
-            "cueUs": c.cue_us,
-            "appliedShowTimeUs": c.show_us,
-            "appliedHostTimeUs": c.host_us,
-            "lateUs": c.show_us.saturating_sub(c.cue_us),
-        })
-    });
+    let reading = answers::ClockReading {
+        status: &status,
+        show_us,
+        host_us,
+        founded: node.show.founded(),
+        lead_us: node.lead_us(),
+        last_cue: node.player_stats.last_cue(),
+        counters: node.show.counters(),
+    };
+    let clock =
+        answers::Clock::of(reading, |id| names.iter().find(|n| n.device_id == id).map(|n| n.device_name.clone()));
     let own = node.show.own();
-    Json(json!({
-        "showTimeUs": show,
-        "hostTimeUs": host,
-        "standing": standing_name(status.standing),
-        "inStep": status.standing == Standing::InStep,
-        "timeline": hex(status.timeline),
-        "foundedTimeline": hex(node.show.founded()),
-        "errorBoundUs": status.error_bound,
-        "rateCorrectionPpb": status.rate_ppb,
-        "slewingUs": status.slewing,
-        "pendingStep": plan,
-        "leadUs": node.lead_us(),
-        "clockOffsetMs": own.offset_ms(),
-        "clockRatePpm": own.rate_ppm(),
-        "peers": peers,
-        "steps": steps,
-        "lastCue": last_cue,
-        "datagrams": node.show.counters(),
-    }))
+    Json(json!(NodeClock { clock, clock_offset_ms: own.offset_ms(), clock_rate_ppm: own.rate_ppm() }))
 }

@@ -6,6 +6,7 @@
 //! other poi of the group by the normal sync (push-on-change), which replaces the ESP-NOW
 //! link of the old firmware. The power profile and the live column stay on this poi.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -15,11 +16,12 @@ use axum::{Json, Router};
 use povpoi_core::model::{ImageId, Mode, Selection};
 use povpoi_core::show::{IN_STEP_US, Standing};
 use povpoi_peer::auth::HEADER_SIGNATURE;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 // The body and field checks shared with the content endpoints, and what may be selected,
 // are the portable application's rules: a board answers with the same ones.
+use povpoi_app::answers;
 use povpoi_app::rules::{self, Choice};
 pub(super) use povpoi_app::rules::{color, int_in, required_int, shown};
 
@@ -75,25 +77,36 @@ fn image_id_json(id: Option<ImageId>) -> Value {
 
 // ----- status and settings -----
 
+/// `GET /api/status`: the shared answer, with the node's output and columns shown.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NodeStatus<'a> {
+    #[serde(flatten)]
+    playing: answers::Status<'a>,
+    sync_mode: SyncMode,
+    output: &'a str,
+    leds: u16,
+    columns_shown: u64,
+}
+
 async fn status(State(node): State<AppState>) -> Json<Value> {
     let (settings, image, count) = node.library.read(|poi| (poi.settings(), poi.selected_image(), poi.image_count()));
-    let power = node.config().power_mode;
-    Json(json!({
-        // Whether the display is being driven: the player runs for as long as the node does.
-        "connected": node.player_stats.output_errors.load(std::sync::atomic::Ordering::Relaxed) == 0,
-        "mode": settings.selection.mode as u8,
-        "index": settings.selection.index,
-        "imageId": image_id_json(image),
-        "brightness": settings.brightness,
-        "framerate": settings.framerate,
-        // The data directory plays the part of the SD card.
-        "sdCardPresent": true,
-        "powerMode": power,
-        "syncMode": node.config().sync_mode,
-        "count": count,
-        "output": node.display.output,
-        "leds": node.display.leds,
-        "columnsShown": node.player_stats.columns.load(std::sync::atomic::Ordering::Relaxed),
+    let (power, sync_mode) = {
+        let c = node.config();
+        (c.power_mode, c.sync_mode)
+    };
+    let mut playing = answers::Status::playing(&settings, image, count);
+    // Whether the display is being driven: the player runs for as long as the node does.
+    playing.connected = node.player_stats.output_errors.load(Ordering::Relaxed) == 0;
+    // The data directory plays the part of the SD card.
+    playing.sd_card_present = true;
+    playing.power_mode = power.name();
+    Json(json!(NodeStatus {
+        playing,
+        sync_mode,
+        output: &node.display.output,
+        leds: node.display.leds.get(),
+        columns_shown: node.player_stats.columns.load(Ordering::Relaxed),
     }))
 }
 

@@ -5,7 +5,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Deserializer};
+use povpoi_app::answers;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 
 use super::control::int_in;
@@ -51,20 +52,40 @@ async fn identify(State(node): State<AppState>, RawBody(body): RawBody) -> Resul
     Ok(Json(json!({ "status": "ok", "deviceId": device_id, "seconds": seconds })))
 }
 
+/// The shared part of `GET /api/device/config` (also in `GET /api/sync/status`).
+pub(super) fn device_config(c: &config::DeviceConfig) -> answers::DeviceConfig<'_> {
+    answers::DeviceConfig {
+        device_id: c.device_id.to_string(),
+        device_name: &c.device_name,
+        sync_group: &c.sync_group,
+        auto_sync: c.auto_sync,
+        sync_interval: c.sync_interval,
+        protected: c.group_key.is_some(),
+        sync_mode: answers::sync_mode_name(c.sync_mode == config::SyncMode::Independent),
+    }
+}
+
+/// `GET /api/device/config`: the shared answer, with the node's power mode, peers given by
+/// address and strip.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NodeDeviceConfig<'a> {
+    #[serde(flatten)]
+    device: answers::DeviceConfig<'a>,
+    power_mode: config::PowerMode,
+    peer_addresses: &'a [std::net::SocketAddr],
+    led_count: u16,
+    color_order: &'static str,
+}
+
 async fn get_config(State(node): State<AppState>) -> Json<Value> {
     let c = node.config();
-    Json(json!({
-        "deviceId": c.device_id.to_string(),
-        "deviceName": c.device_name,
-        "syncGroup": c.sync_group,
-        "autoSync": c.auto_sync,
-        "syncInterval": c.sync_interval,
-        "syncMode": c.sync_mode,
-        "powerMode": c.power_mode,
-        "protected": c.group_key.is_some(),
-        "peerAddresses": c.manual_peers,
-        "ledCount": c.led_count,
-        "colorOrder": config::color_order_name(c.color_order),
+    Json(json!(NodeDeviceConfig {
+        device: device_config(&c),
+        power_mode: c.power_mode,
+        peer_addresses: &c.manual_peers,
+        led_count: c.led_count,
+        color_order: config::color_order_name(c.color_order),
     }))
 }
 

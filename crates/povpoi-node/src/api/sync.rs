@@ -18,9 +18,9 @@ use axum::{Json, Router};
 use povpoi_core::device::DeviceId;
 use povpoi_core::hash::BlobHash;
 use povpoi_core::model::{ImageId, Mode, Pattern, PatternKind, Rgb, Selection};
-use povpoi_core::sync::{Categories, Direction, Key, PROTOCOL_VERSION, Request, SyncOptions};
+use povpoi_core::sync::{Categories, Direction, Key, Request, SyncOptions};
 use povpoi_core::wire::{self, legacy::SyncData};
-use povpoi_peer::auth::{HEADER_DEVICE, HEADER_PORT, HEADER_SEALED};
+use povpoi_peer::auth::{HEADER_DEVICE, HEADER_PORT, HEADER_SEALED, HEADER_SIGNATURE};
 use povpoi_peer::exchange::SYNC_PATH;
 use povpoi_peer::respond::{self, Admitted, Incoming};
 use serde::Deserialize;
@@ -63,36 +63,10 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 async fn status(State(node): State<AppState>) -> Json<Value> {
-    let c = node.config().clone();
-    let peers: Vec<Value> = node
-        .peers
-        .list()
-        .iter()
-        .map(|p| {
-            json!({
-                "deviceId": p.device_id.to_string(),
-                "deviceName": p.device_name,
-                "ipAddress": p.addr.ip().to_string(),
-                "port": p.addr.port(),
-                "lastSeen": p.last_seen_ms,
-                "online": p.online,
-                "syncGroup": p.sync_group,
-                "source": p.source,
-            })
-        })
-        .collect();
-    Json(json!({
-        "deviceId": c.device_id.to_string(),
-        "deviceName": c.device_name,
-        "syncGroup": c.sync_group,
-        "autoSync": c.auto_sync,
-        "syncInterval": c.sync_interval,
-        "protocol": PROTOCOL_VERSION,
-        "libraryDigest": node.library.digest(),
-        "protected": c.group_key.is_some(),
-        "syncMode": c.sync_mode,
-        "peers": peers,
-    }))
+    let peers = node.peers.list();
+    let digest = node.library.digest();
+    let c = node.config();
+    Json(json!(povpoi_app::answers::SyncStatus::of(super::device::device_config(&c), &digest, peers.iter())))
 }
 
 fn online_peers(node: &AppState) -> Vec<Value> {
@@ -591,13 +565,14 @@ async fn message(
         });
     }
     let response = node.library.write(Origin::Peer, move |poi| poi.respond(request, now_ms())).await;
-    let answer = peer_answer(signed.as_ref(), wire::to_bytes(&response));
+    let (answer, signature) =
+        respond::answer(signed.as_ref().map(SignedExchange::exchange), wire::to_bytes(&response), &mut rand::rng());
     node.history.answered(&caller, now_ms(), |entry| {
         count_answered(entry, records_in, &response);
         entry.round_trips += 1;
         entry.bytes += (body.len() + answer.len()) as u64;
     });
-    Ok(octets(signed.as_ref(), answer))
+    Ok(octets(answer, signature))
 }
 
 /// A peer message opened and decoded (settings left out in independent mode), with the
@@ -613,11 +588,7 @@ fn open_message(
         (config.group_key.is_some(), config.sync_mode == SyncMode::Independent)
     };
     // `authenticate` let it in: signed by a peer, or with the key as a bearer, or open.
-    let admitted = match signed {
-        Some(signed) => Admitted::Signed(signed.exchange()),
-        None if keyed => Admitted::Bearer,
-        None => Admitted::Open,
-    };
+    let admitted = Admitted::of(signed.map(SignedExchange::exchange), keyed);
     let incoming = Incoming { admitted, sealed: headers.get(HEADER_SEALED).map(HeaderValue::as_bytes), body };
     respond::open_request(incoming, independent).map_err(|refusal| {
         let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::BAD_REQUEST);
@@ -641,20 +612,12 @@ fn count_answered(entry: &mut HistoryEntry, records_in: u32, response: &povpoi_c
     }
 }
 
-/// An answer body as it goes to a peer: sealed when the request was signed.
-fn peer_answer(signed: Option<&SignedExchange>, plain: Vec<u8>) -> Vec<u8> {
-    match signed {
-        Some(signed) => signed.seal(&plain),
-        None => plain,
-    }
-}
-
-/// The `200` answer carrying `bytes` (from [`peer_answer`]), signed when the request was.
-fn octets(signed: Option<&SignedExchange>, bytes: Vec<u8>) -> Response {
+/// The `200` answer carrying `bytes`, with the signature from [`respond::answer`].
+fn octets(bytes: Vec<u8>, signature: Option<String>) -> Response {
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    if let Some(signed) = signed {
-        signed.sign(StatusCode::OK, &bytes, &mut headers);
+    if let Some(signature) = signature {
+        headers.insert(HEADER_SIGNATURE, HeaderValue::from_str(&signature).expect("hex is a header value"));
     }
     (StatusCode::OK, headers, bytes).into_response()
 }
@@ -665,14 +628,7 @@ fn note_caller(node: &AppState, headers: &HeaderMap, from: SocketAddr, device: D
         return;
     };
     let known = node.peers.find(&device.to_string());
-    let seen = Sighting {
-        device_id: device,
-        device_name: known.as_ref().map_or_else(|| device.default_name(), |p| p.device_name.clone()),
-        sync_group: group.into(),
-        protocol,
-        digest: known.map(|p| p.digest).unwrap_or_default(),
-        addr: SocketAddr::new(from.ip(), port),
-    };
+    let seen = Sighting::caller(known.as_ref(), device, group, protocol, SocketAddr::new(from.ip(), port));
     node.peer_seen(&seen, Source::Contact);
 }
 
@@ -693,5 +649,6 @@ async fn blob(
     let pixels = node.library.write(Origin::Local, move |poi| poi.image_pixels(&hash)).await?;
     let pixels = pixels.ok_or_else(|| ApiError::not_found("no such blob on this poi"))?;
     // A peer asks signed and gets the pixels sealed; a person with the bearer key gets them plain.
-    Ok(octets(signed.as_ref(), peer_answer(signed.as_ref(), pixels)))
+    let (body, signature) = respond::answer(signed.as_ref().map(SignedExchange::exchange), pixels, &mut rand::rng());
+    Ok(octets(body, signature))
 }
