@@ -172,6 +172,7 @@ async fn main(spawner: Spawner) -> ! {
                 sync_interval: 0,
                 peer_timeout_s: 120,
                 port: net::HTTP_PORT,
+                real_time: false,
                 replay_capacity: 128,
             };
             let clock = ClockService::new(device_id, rng.random(), rng.random(), Instant::now().as_micros());

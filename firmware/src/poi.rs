@@ -40,22 +40,16 @@ impl Shared {
         Shared { app: Mutex::new(RefCell::new(app)) }
     }
 
-    /// The clocks now.
-    pub fn now(&self) -> Now {
-        at(Instant::now().as_micros())
-    }
-
-    /// Runs `f` on the application with the clocks read now.
+    /// Runs `f` on the application with the clocks read now. The board has no battery-backed
+    /// clock: real time is what the application learned from peers' signed requests
+    /// ([`povpoi_app::time::LearnedTime`]), its uptime until then.
     pub fn with<R>(&self, f: impl FnOnce(&mut Poi, Now) -> R) -> R {
-        let now = self.now();
-        self.app.lock(|cell| f(&mut cell.borrow_mut(), now))
+        self.app.lock(|cell| {
+            let mut app = cell.borrow_mut();
+            let now = app.learned_now(Instant::now().as_micros());
+            f(&mut app, now)
+        })
     }
-}
-
-/// The clocks at own time `own_us`. The board has no battery-backed clock and does not learn
-/// the time yet (docs/FIRMWARE.md): real time is its uptime.
-fn at(own_us: u64) -> Now {
-    Now { wall_us: own_us, own_us }
 }
 
 impl Application for Shared {
@@ -118,7 +112,8 @@ impl ColumnSource for Shared {
     fn with_frame(&self, own_us: u64, draw: &mut dyn FnMut(&Frame<'_>)) {
         self.app.lock(|cell| {
             let mut app = cell.borrow_mut();
-            app.play(at(own_us));
+            let now = app.learned_now(own_us);
+            app.play(now);
             let stage = app.stage();
             let mode = stage.selection.current().0.mode;
             draw(&Frame {

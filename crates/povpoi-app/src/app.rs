@@ -14,7 +14,9 @@ use povpoi_core::sync::{
     PROTOCOL_VERSION, Replica, Request as SyncRequest, Response as SyncResponse, Session, Storage, SyncOptions,
 };
 use povpoi_core::wire;
-use povpoi_peer::auth::{HEADER_DEVICE, HEADER_PORT, HEADER_SEALED, HEADER_SIGNATURE, RequestAuth, Signed};
+use povpoi_peer::auth::{
+    HEADER_DEVICE, HEADER_PORT, HEADER_SEALED, HEADER_SIGNATURE, RequestAuth, Signed, verify_request,
+};
 use povpoi_peer::exchange::{self, Caller, Outgoing, SYNC_PATH, SignedExchange};
 use povpoi_peer::key::GroupKey;
 use povpoi_peer::replay::NonceWindow;
@@ -27,6 +29,7 @@ use crate::clock::{ClockService, Datagram, Taken};
 use crate::peers::{Peers, Sighting, Source};
 use crate::rules;
 use crate::stage::{CueShown, Stage, Wanted, column_start, next_column_start};
+use crate::time::LearnedTime;
 
 /// A poi's own settings, not replicated.
 #[derive(Clone, Debug)]
@@ -48,6 +51,10 @@ pub struct Config {
     pub peer_timeout_s: u32,
     /// The port its HTTP API answers on: peers it calls may call back there.
     pub port: u16,
+    /// Whether the platform has a real-time clock. Without one (a board) real time is
+    /// learned from peers' signed requests ([`LearnedTime`]) and [`App::learned_now`] gives
+    /// the clocks.
+    pub real_time: bool,
     /// Nonces of signed requests remembered at once (the replay window is 10 minutes): a
     /// full window refuses signed requests rather than forget one. About 80 bytes each.
     pub replay_capacity: usize,
@@ -81,6 +88,8 @@ pub struct App<S: Storage> {
     digest: String,
     /// A local edit not pushed to the group's online peers yet.
     unpushed: bool,
+    /// Real time as learned from peers, for a platform without a real-time clock.
+    time: LearnedTime,
 }
 
 impl<S: Storage> App<S> {
@@ -100,7 +109,19 @@ impl<S: Storage> App<S> {
             last_cue: None,
             digest,
             unpushed: false,
+            time: LearnedTime::default(),
         }
+    }
+
+    /// The clocks at own time `own_us` on a platform without a real-time clock: real time as
+    /// learned from peers' signed requests (see [`LearnedTime`]).
+    pub fn learned_now(&self, own_us: u64) -> Now {
+        self.time.now(own_us)
+    }
+
+    /// Real time as learned from peers.
+    pub fn learned_time(&self) -> &LearnedTime {
+        &self.time
     }
 
     /// Its own settings.
@@ -428,6 +449,8 @@ impl<S: Storage> App<S> {
         rng: &mut R,
     ) -> Result<Response, ApiError> {
         let signed = self.authenticate(request, now)?;
+        // The request may have taught a board the time: its answer is stamped with it.
+        let now = if self.config.real_time { now } else { self.time.now(now.own_us) };
         let admitted = Admitted::of(signed.as_ref(), self.config.group_key.is_some());
         let incoming = Incoming { admitted, sealed: request.header(HEADER_SEALED), body: request.body };
         let (message, _) = respond::open_request(incoming, self.config.independent)
@@ -469,7 +492,15 @@ impl<S: Storage> App<S> {
             receiver: &me,
             group: self.replica.group(),
         };
-        let admitted = self.replay.admit(&key, &signed, auth.as_ref(), now.wall_ms()).map_err(refused)?;
+        let mut now_ms = now.wall_ms();
+        if !self.config.real_time {
+            // Learned only from a request the key vouches for, before judging its freshness.
+            verify_request(&key, &signed, auth.as_ref()).map_err(refused)?;
+            let sent_ms = auth.as_ref().map_or(0, |a| a.time_ms);
+            self.time.vouched(sent_ms, now.own_us);
+            now_ms = self.time.now(now.own_us).wall_ms();
+        }
+        let admitted = self.replay.admit(&key, &signed, auth.as_ref(), now_ms).map_err(refused)?;
         Ok(Some(SignedExchange::new(key, admitted.nonce.clone())))
     }
 
@@ -510,6 +541,7 @@ mod tests {
             sync_interval: 0,
             peer_timeout_s: 120,
             port: 8080,
+            real_time: true,
             replay_capacity: 64,
         };
         App::new(config, replica, ClockService::new(device, 1, 2, 0))

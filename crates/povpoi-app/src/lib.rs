@@ -11,5 +11,6 @@ pub mod clock;
 pub mod peers;
 pub mod rules;
 pub mod stage;
+pub mod time;
 
 pub use app::{App, Config, Now};

@@ -50,6 +50,7 @@ fn config(device: DeviceId) -> Config {
         sync_interval: 0,
         peer_timeout_s: 120,
         port: 80,
+        real_time: true,
         replay_capacity: 128,
     }
 }

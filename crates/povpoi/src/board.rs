@@ -71,12 +71,18 @@ pub struct Args {
     /// Start the own clock N ms ahead: for trying how poi whose clocks differ come to agree.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub clock_offset_ms: u64,
+    /// Ignore this machine's real-time clock, as a board has none: real time starts at the
+    /// epoch and is learned from peers' signed requests.
+    #[arg(long)]
+    pub no_real_time: bool,
 }
 
 /// The board's application and its clocks, shared by its tasks.
 struct Board {
     app: Mutex<App<FlashStore<RamFlash>>>,
     own: OwnClock,
+    /// Whether this machine's real-time clock is used (`--no-real-time` not given).
+    real_time: bool,
 }
 
 impl Board {
@@ -88,8 +94,18 @@ impl Board {
         self.own.now_us()
     }
 
+    /// Runs `f` on the application with the clocks read now (under the lock: without a
+    /// real-time clock, the application holds what it learned of real time).
+    fn with<R>(&self, f: impl FnOnce(&mut App<FlashStore<RamFlash>>, Now) -> R) -> R {
+        let mut app = self.app();
+        let own_us = self.own_us();
+        let now = if self.real_time { Now { wall_us: host_time_us(), own_us } } else { app.learned_now(own_us) };
+        f(&mut app, now)
+    }
+
+    /// The clocks now.
     fn now(&self) -> Now {
-        Now { wall_us: host_time_us(), own_us: self.own_us() }
+        self.with(|_, now| now)
     }
 }
 
@@ -157,11 +173,12 @@ fn open(args: &Args) -> Result<Board, String> {
         sync_interval: 0,
         peer_timeout_s: args.peer_timeout,
         port: args.listen.port(),
+        real_time: !args.no_real_time,
         replay_capacity: 128,
     };
     let own = OwnClock::new(args.clock_offset_ms, 0.0);
     let clock = povpoi_app::clock::ClockService::new(device_id, rand::random(), rand::random(), own.now_us());
-    Ok(Board { app: Mutex::new(App::new(config, replica, clock)), own })
+    Ok(Board { app: Mutex::new(App::new(config, replica, clock)), own, real_time: !args.no_real_time })
 }
 
 /// Every request goes to the application, as on the board (picoserve hands it everything).
@@ -182,7 +199,7 @@ async fn request(
         body: &body,
         from,
     };
-    let answer = board.app().handle(&request, board.now(), &mut rand::rng());
+    let answer = board.with(|app, now| app.handle(&request, now, &mut rand::rng()));
     let mut response = Response::builder().status(answer.status).header("content-type", answer.content_type);
     for (name, value) in &answer.headers {
         response = response.header(*name, value);
@@ -194,7 +211,7 @@ async fn request(
 async fn show_clock(board: Arc<Board>, socket: UdpSocket) {
     let mut buf = vec![0u8; povpoi_app::clock::RECEIVE_BUFFER];
     loop {
-        let probes = board.app().due_probes(board.now(), rand::random);
+        let probes = board.with(|app, now| app.due_probes(now, rand::random));
         for (addr, bytes) in probes {
             let _ = socket.send_to(&bytes, addr).await;
         }
@@ -205,7 +222,7 @@ async fn show_clock(board: Arc<Board>, socket: UdpSocket) {
             received = socket.recv_from(&mut buf) => {
                 let arrived = board.own_us();
                 if let Ok((n, from)) = received {
-                    let reply = board.app().datagram(&buf[..n], from, arrived, board.now());
+                    let reply = board.with(|app, now| app.datagram(&buf[..n], from, arrived, now));
                     if let Some(reply) = reply {
                         let _ = socket.send_to(&reply, from).await;
                     }
@@ -219,11 +236,10 @@ async fn show_clock(board: Arc<Board>, socket: UdpSocket) {
 /// Lets what plays follow show time at every column start, as the board's column clock does.
 async fn play(board: Arc<Board>) {
     loop {
-        let wait = {
-            let mut app = board.app();
-            app.play(board.now());
-            app.until_next_column(board.now())
-        };
+        let wait = board.with(|app, now| {
+            app.play(now);
+            app.until_next_column(now)
+        });
         // A long column (1 fps) still notices a change of frame rate soon.
         tokio::time::sleep(Duration::from_micros(wait).min(LONGEST_NAP)).await;
     }
@@ -243,11 +259,11 @@ async fn probe_peers(board: Arc<Board>, addrs: Vec<SocketAddr>) {
                 .map_err(|e| e.to_string())
                 .and_then(|bytes| povpoi_app::peers::read_sync_status(&bytes, *addr).map_err(|e| e.to_string()));
             match seen {
-                Ok(seen) => board.app().peer_seen(&seen, Source::Manual, board.now()),
+                Ok(seen) => board.with(|app, now| app.peer_seen(&seen, Source::Manual, now)),
                 Err(e) => eprintln!("povpoi board: peer {addr} did not answer: {e}"),
             }
         }
-        board.app().expire_peers(board.now());
+        board.with(|app, now| app.expire_peers(now));
         tokio::time::sleep(PROBE_PERIOD).await;
     }
 }
@@ -258,7 +274,7 @@ async fn sync_sessions(board: Arc<Board>) {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("an HTTP client");
     loop {
         tokio::time::sleep(SESSION_CHECK).await;
-        let due = board.app().sessions_due(board.now());
+        let due = board.with(|app, now| app.sessions_due(now));
         for (peer, addr) in due {
             let started = board.now();
             let mut link = HttpLink { board: &board, http: &http, addr, peer };
@@ -269,7 +285,7 @@ async fn sync_sessions(board: Arc<Board>) {
             if let Err(e) = &outcome {
                 eprintln!("povpoi board: sync with {peer} at {addr} failed: {e}");
             }
-            board.app().session_ended(peer, addr, started, outcome.is_ok(), board.now());
+            board.with(|app, now| app.session_ended(peer, addr, started, outcome.is_ok(), now));
         }
     }
 }
@@ -287,7 +303,7 @@ impl Link for HttpLink<'_> {
 
     async fn exchange(&mut self, request: &SyncRequest) -> Result<(SyncResponse, u64), String> {
         let body = wire::to_bytes(request);
-        let out = self.board.app().outgoing(self.peer, SYNC_PATH, &body, self.board.now(), &mut rand::rng());
+        let out = self.board.with(|app, now| app.outgoing(self.peer, SYNC_PATH, &body, now, &mut rand::rng()));
         let mut call = self.http.post(format!("http://{}{SYNC_PATH}", self.addr));
         call = call.header("content-type", "application/octet-stream");
         for (name, value) in &out.headers {
@@ -320,7 +336,7 @@ impl Replicas for BoardReplicas<'_> {
         mut session: Session,
         answer: SyncResponse,
     ) -> (Session, Result<Option<SyncRequest>, povpoi_core::sync::Error>) {
-        let next = self.0.app().merge(&mut session, answer, self.0.now());
+        let next = self.0.with(|app, now| app.merge(&mut session, answer, now));
         (session, next)
     }
 }

@@ -86,3 +86,40 @@ fn a_board_and_a_node_sync_both_ways_keep_one_clock_and_switch_on_the_same_cue()
     assert_eq!(c.get_ok(board, "/api/status")["framerate"], json!(90));
     note("test", started.elapsed());
 }
+
+/// A board has no real-time clock: with a pairing key, every signed request is refused
+/// outside 5 minutes of the receiver's time. `--no-real-time` starts the board at the epoch,
+/// as the firmware does; it learns the time from the node's signed requests and then syncs
+/// both ways, its own signed requests taken by the node.
+#[test]
+fn a_board_without_a_real_time_clock_learns_it_from_a_keyed_peer_and_syncs_both_ways() {
+    const KEY: &str = "board-without-a-clock";
+    let started = Instant::now();
+    let mut lab = Lab::loopback(2);
+    let node = lab.start(0);
+    lab.client.post_ok(node, "/api/device/config", &json!({"groupKey": KEY}));
+    let board_args = vec!["--group-key".into(), KEY.into(), "--no-real-time".into()];
+    let board = lab.start_with(1, NodeSpec { board: true, args: board_args, ..lab.spec(1) });
+    let c = &lab.client;
+    c.set_key(node, Some(KEY));
+    c.set_key(board, Some(KEY));
+    note("node and board saw each other", lab.wait_meet(&[(0, 1)], Duration::from_secs(15)));
+
+    // Node to board: the node's signed session is what teaches the board the time.
+    let px = pixels(11, 24, 32);
+    let id = c.upload_ok(node, None, 24, 32, &px);
+    note("the image reached the board", lab.wait_converged(&[0, 1], Duration::from_secs(20)));
+    assert_eq!(c.get_ok(board, "/api/status")["imageId"], json!(id));
+    let (on_node, on_board) = (clock(c, node), clock(c, board));
+    let apart_ms = on_node["hostTimeUs"].as_i64().unwrap().abs_diff(on_board["hostTimeUs"].as_i64().unwrap()) / 1_000;
+    println!("  board's real time {apart_ms} ms from the node's after learning it");
+    assert!(apart_ms < 5_000, "the board learned the time: {on_node} / {on_board}");
+
+    // Board to node: the board's own signed session, stamped with the learned time.
+    assert_eq!(c.post_ok(board, "/api/brightness", &json!({"brightness": 44}))["brightness"], json!(44));
+    let took = wait_until("the node has the board's brightness", Duration::from_secs(20), || {
+        c.get_ok(node, "/api/status")["brightness"] == json!(44)
+    });
+    note("the board's brightness reached the node", took);
+    note("test", started.elapsed());
+}
