@@ -130,6 +130,8 @@ async fn main(spawner: Spawner) -> ! {
     }
     // Boxed so that the main task's static future holds a pointer, not the library.
     let library: Option<Box<Library>> = store.and_then(|store| open_library(store, device_id, &rng));
+    let group_key = store.and_then(settings::pairing_key);
+    log::info!("pairing key: {}", if group_key.is_some() { "set" } else { "none (open)" });
 
     let settings: &dyn WifiSettings = match &flash_settings {
         Some(flash_settings) => flash_settings,
@@ -165,7 +167,7 @@ async fn main(spawner: Spawner) -> ! {
             let config = Config {
                 device_id,
                 device_name: device_id.default_name(),
-                group_key: None,
+                group_key,
                 independent: false,
                 // It answers sessions but starts none yet (docs/FIRMWARE.md).
                 auto_sync: false,

@@ -18,6 +18,7 @@ use heapless::Vec;
 use povpoi_core::hash::BlobHash;
 use povpoi_core::sync::StorageError;
 use povpoi_flash::FlashStore;
+use povpoi_peer::key::GroupKey;
 
 /// An SSID: 1-32 bytes, not necessarily UTF-8 (802.11 allows any bytes).
 pub type Ssid = Vec<u8, 32>;
@@ -266,4 +267,20 @@ pub fn sync_group<F: MultiwriteNorFlash>(store: &FlashStore<F>) -> String {
             DEFAULT_SYNC_GROUP.into()
         }
     }
+}
+
+/// The group's pairing key: the store's [`key::PAIRING_KEY`], or else the one given at build
+/// time (`POVPOI_GROUP_KEY`). `None`, an open poi, when neither is set, or when the one set is
+/// not a valid key (logged: better open and reachable than keyed with a key nobody typed).
+pub fn pairing_key<F: MultiwriteNorFlash>(store: &FlashStore<F>) -> Option<GroupKey> {
+    let stored = store.setting(key::PAIRING_KEY).unwrap_or_else(|e| {
+        log::warn!("cannot read the pairing key: {e}; trying the build's");
+        None
+    });
+    let text = match &stored {
+        Some(bytes) => core::str::from_utf8(bytes).ok(),
+        None => option_env!("POVPOI_GROUP_KEY"),
+    };
+    let text = text?;
+    GroupKey::new(text).inspect_err(|e| log::warn!("the pairing key set is not one ({e}); the poi is open")).ok()
 }

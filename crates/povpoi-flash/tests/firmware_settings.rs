@@ -141,3 +141,19 @@ fn without_storage_the_build_network_is_used_and_nothing_can_be_set() {
     assert_eq!(build.set_access_point_password(b"our own secret"), Err(SettingsError::NoStorage));
     assert_eq!(build.station(), network("studio", "its password"));
 }
+
+#[test]
+fn the_pairing_key_is_read_from_the_store_and_a_bad_one_leaves_the_poi_open() {
+    let store = new_store();
+    if option_env!("POVPOI_GROUP_KEY").is_none() {
+        assert!(settings::pairing_key(&store).is_none(), "unset: open");
+    }
+    store.set_setting(key::PAIRING_KEY, b"our troupe's key").unwrap();
+    let store = restart(store);
+    let read = settings::pairing_key(&store).expect("the stored key");
+    assert!(read.matches("our troupe's key"));
+    assert!(!read.matches("another key"));
+    // Too short to be a key (8-256 visible ASCII characters): not taken.
+    store.set_setting(key::PAIRING_KEY, b"short").unwrap();
+    assert!(settings::pairing_key(&store).is_none());
+}
