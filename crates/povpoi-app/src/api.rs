@@ -96,6 +96,12 @@ impl ApiError {
     }
 }
 
+impl From<povpoi_peer::respond::Refusal> for ApiError {
+    fn from(refusal: povpoi_peer::respond::Refusal) -> ApiError {
+        ApiError::new(refusal.status(), refusal.to_string())
+    }
+}
+
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.status, self.message)

@@ -453,8 +453,7 @@ impl<S: Storage> App<S> {
         let now = if self.config.real_time { now } else { self.time.now(now.own_us) };
         let admitted = Admitted::of(signed.as_ref(), self.config.group_key.is_some());
         let incoming = Incoming { admitted, sealed: request.header(HEADER_SEALED), body: request.body };
-        let (message, _) = respond::open_request(incoming, self.config.independent)
-            .map_err(|refusal| ApiError::new(refusal.status(), refusal.to_string()))?;
+        let (message, _) = respond::open_request(incoming, self.config.independent).map_err(ApiError::from)?;
         if let SyncRequest::Begin { summary, .. } = &message {
             self.note_caller(request, summary.device, &summary.group, summary.protocol, now);
         }

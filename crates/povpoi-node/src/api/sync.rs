@@ -590,10 +590,7 @@ fn open_message(
     // `authenticate` let it in: signed by a peer, or with the key as a bearer, or open.
     let admitted = Admitted::of(signed.map(SignedExchange::exchange), keyed);
     let incoming = Incoming { admitted, sealed: headers.get(HEADER_SEALED).map(HeaderValue::as_bytes), body };
-    respond::open_request(incoming, independent).map_err(|refusal| {
-        let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::BAD_REQUEST);
-        ApiError::new(status, refusal.to_string())
-    })
+    respond::open_request(incoming, independent).map_err(|refusal| povpoi_app::api::ApiError::from(refusal).into())
 }
 
 /// Adds to an answered session's entry what one message brought and its answer took.
