@@ -277,10 +277,10 @@ pub fn pairing_key<F: MultiwriteNorFlash>(store: &FlashStore<F>) -> Option<Group
         log::warn!("cannot read the pairing key: {e}; trying the build's");
         None
     });
+    // Bytes that are not text become U+FFFD, which no key holds: refused (and logged) below.
     let text = match &stored {
-        Some(bytes) => core::str::from_utf8(bytes).ok(),
-        None => option_env!("POVPOI_GROUP_KEY"),
+        Some(bytes) => String::from_utf8_lossy(bytes),
+        None => option_env!("POVPOI_GROUP_KEY")?.into(),
     };
-    let text = text?;
-    GroupKey::new(text).inspect_err(|e| log::warn!("the pairing key set is not one ({e}); the poi is open")).ok()
+    GroupKey::new(&text).inspect_err(|e| log::warn!("the pairing key set is not one ({e}); the poi is open")).ok()
 }

@@ -14,9 +14,7 @@ use povpoi_core::sync::{
     PROTOCOL_VERSION, Replica, Request as SyncRequest, Response as SyncResponse, Session, Storage, SyncOptions,
 };
 use povpoi_core::wire;
-use povpoi_peer::auth::{
-    HEADER_DEVICE, HEADER_PORT, HEADER_SEALED, HEADER_SIGNATURE, RequestAuth, Signed, verify_request,
-};
+use povpoi_peer::auth::{HEADER_DEVICE, HEADER_PORT, HEADER_SEALED, HEADER_SIGNATURE, RequestAuth, Signed};
 use povpoi_peer::exchange::{self, Caller, Outgoing, SYNC_PATH, SignedExchange};
 use povpoi_peer::key::GroupKey;
 use povpoi_peer::replay::NonceWindow;
@@ -117,11 +115,6 @@ impl<S: Storage> App<S> {
     /// learned from peers' signed requests (see [`LearnedTime`]).
     pub fn learned_now(&self, own_us: u64) -> Now {
         self.time.now(own_us)
-    }
-
-    /// Real time as learned from peers.
-    pub fn learned_time(&self) -> &LearnedTime {
-        &self.time
     }
 
     /// Its own settings.
@@ -491,15 +484,15 @@ impl<S: Storage> App<S> {
             receiver: &me,
             group: self.replica.group(),
         };
-        let mut now_ms = now.wall_ms();
-        if !self.config.real_time {
-            // Learned only from a request the key vouches for, before judging its freshness.
-            verify_request(&key, &signed, auth.as_ref()).map_err(refused)?;
-            let sent_ms = auth.as_ref().map_or(0, |a| a.time_ms);
-            self.time.vouched(sent_ms, now.own_us);
-            now_ms = self.time.now(now.own_us).wall_ms();
-        }
-        let admitted = self.replay.admit(&key, &signed, auth.as_ref(), now_ms).map_err(refused)?;
+        let (real_time, time) = (self.config.real_time, &mut self.time);
+        let clock = |vouched: &RequestAuth| {
+            if real_time {
+                return now.wall_ms();
+            }
+            time.vouched(vouched.time_ms, now.own_us);
+            time.now(now.own_us).wall_ms()
+        };
+        let admitted = self.replay.admit_with_clock(&key, &signed, auth.as_ref(), clock).map_err(refused)?;
         Ok(Some(SignedExchange::new(key, admitted.nonce.clone())))
     }
 

@@ -25,11 +25,6 @@ impl LearnedTime {
         Now { wall_us: own_us.saturating_add(self.offset_us.unwrap_or(0)), own_us }
     }
 
-    /// Whether a peer vouched for a time yet.
-    pub fn known(&self) -> bool {
-        self.offset_us.is_some()
-    }
-
     /// `wall_ms` is the time of a request signed with the group's key, which arrived at own
     /// time `own_us`: taken when it is later than the time known. Returns whether it was.
     pub fn vouched(&mut self, wall_ms: u64, own_us: u64) -> bool {
@@ -50,7 +45,6 @@ mod tests {
     fn time_is_the_own_clock_until_a_peer_vouches_then_only_moves_forward() {
         let mut time = LearnedTime::default();
         assert_eq!(time.now(5_000_000).wall_us, 5_000_000);
-        assert!(!time.known());
         // A request signed at 1.8e12 ms arrives 5 s after start.
         assert!(time.vouched(1_800_000_000_000, 5_000_000));
         assert_eq!(time.now(6_000_000).wall_us, 1_800_000_001_000_000);
@@ -60,6 +54,5 @@ mod tests {
         // A newer one moves it forward.
         assert!(time.vouched(1_800_000_010_000, 7_000_000));
         assert_eq!(time.now(7_000_000).wall_us, 1_800_000_010_000_000);
-        assert!(time.known());
     }
 }

@@ -156,4 +156,6 @@ fn the_pairing_key_is_read_from_the_store_and_a_bad_one_leaves_the_poi_open() {
     // Too short to be a key (8-256 visible ASCII characters): not taken.
     store.set_setting(key::PAIRING_KEY, b"short").unwrap();
     assert!(settings::pairing_key(&store).is_none());
+    store.set_setting(key::PAIRING_KEY, b"not \xff text at all").unwrap();
+    assert!(settings::pairing_key(&store).is_none());
 }

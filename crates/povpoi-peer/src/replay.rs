@@ -65,8 +65,22 @@ impl NonceWindow {
         auth: Option<&'a RequestAuth>,
         now_ms: u64,
     ) -> Result<&'a RequestAuth, AuthError> {
+        self.admit_with_clock(key, what, auth, |_| now_ms)
+    }
+
+    /// [`Self::admit`], reading the receiver's time with `now_ms` once the signature has
+    /// checked out and before the time is judged: a receiver without a real-time clock
+    /// learns the time there from a request the key vouches for.
+    pub fn admit_with_clock<'a>(
+        &mut self,
+        key: &GroupKey,
+        what: &Signed<'_>,
+        auth: Option<&'a RequestAuth>,
+        now_ms: impl FnOnce(&RequestAuth) -> u64,
+    ) -> Result<&'a RequestAuth, AuthError> {
         verify_request(key, what, auth)?;
         let auth = auth.expect("a verified request carries its headers");
+        let now_ms = now_ms(auth);
         fresh(auth.time_ms, now_ms)?;
         self.seen.retain(|_, time| *time >= window_start(now_ms));
         if self.seen.contains_key(&auth.nonce) {

@@ -81,8 +81,6 @@ pub struct Args {
 struct Board {
     app: Mutex<App<FlashStore<RamFlash>>>,
     own: OwnClock,
-    /// Whether this machine's real-time clock is used (`--no-real-time` not given).
-    real_time: bool,
 }
 
 impl Board {
@@ -99,7 +97,8 @@ impl Board {
     fn with<R>(&self, f: impl FnOnce(&mut App<FlashStore<RamFlash>>, Now) -> R) -> R {
         let mut app = self.app();
         let own_us = self.own_us();
-        let now = if self.real_time { Now { wall_us: host_time_us(), own_us } } else { app.learned_now(own_us) };
+        let now =
+            if app.config().real_time { Now { wall_us: host_time_us(), own_us } } else { app.learned_now(own_us) };
         f(&mut app, now)
     }
 
@@ -178,7 +177,7 @@ fn open(args: &Args) -> Result<Board, String> {
     };
     let own = OwnClock::new(args.clock_offset_ms, 0.0);
     let clock = povpoi_app::clock::ClockService::new(device_id, rand::random(), rand::random(), own.now_us());
-    Ok(Board { app: Mutex::new(App::new(config, replica, clock)), own, real_time: !args.no_real_time })
+    Ok(Board { app: Mutex::new(App::new(config, replica, clock)), own })
 }
 
 /// Every request goes to the application, as on the board (picoserve hands it everything).

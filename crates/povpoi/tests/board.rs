@@ -121,5 +121,15 @@ fn a_board_without_a_real_time_clock_learns_it_from_a_keyed_peer_and_syncs_both_
         c.get_ok(node, "/api/status")["brightness"] == json!(44)
     });
     note("the board's brightness reached the node", took);
+    // The node also pulls from peers on its own: that the setting arrived does not show the
+    // node took the board's signed requests. Its history does.
+    let board_id = device_id(c, board);
+    let history = c.get_ok(node, "/api/sync/history");
+    let answered = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["role"] == json!("responder") && e["peerId"] == json!(board_id) && e["ok"] == json!(true));
+    assert!(answered, "the node answered a session the board started: {history}");
     note("test", started.elapsed());
 }

@@ -99,8 +99,9 @@ struct State {
 
 /// Reads the item table of a snapshot as the list of pairs postcard writes a map as (the
 /// same bytes: a length, then key and value after each other). Serde's vector reader
-/// reserves no more than a little ahead of the items it has read; litemap's own reader
-/// reserves whatever length a damaged snapshot claims, and aborts on the allocation.
+/// reserves at most 1 MiB up front whatever length is claimed; litemap's own reader
+/// reserves the length a damaged snapshot claims, and aborts on the allocation. (A board's
+/// flash store checks a snapshot's hash before it gets here.)
 fn entries_from_pairs<'de, D: serde::Deserializer<'de>>(reader: D) -> Result<LiteMap<Key, Vec<Record>>, D::Error> {
     let pairs: Vec<(Key, Vec<Record>)> = Vec::deserialize(reader)?;
     Ok(pairs.into_iter().collect())
