@@ -475,3 +475,41 @@ fn an_image_order_syncs_numbers_the_images_and_never_makes_a_conflict() {
     assert!(matches!(a.set_image_order(vec![two, two], 6_000), Err(Error::Invalid(_))));
     assert!(matches!(a.set_image_order(vec![one], 6_000), Err(Error::NotFound(Key::Image(id))) if id == one));
 }
+
+#[test]
+fn one_blob_at_a_time_moves_every_image_both_ways_one_blob_per_message() {
+    let (mut a, mut b) = (poi(1), poi(2));
+    let mut sent = Vec::new();
+    for n in 0..3u8 {
+        sent.push(a.add_image(&format!("a{n}"), 40, 8, &pixels(40, 8, n), 1_000).unwrap());
+        sent.push(b.add_image(&format!("b{n}"), 40, 8, &pixels(40, 8, 10 + n), 1_000).unwrap());
+    }
+    let (session, mut request) = Session::start(&a, SyncOptions::default());
+    let mut session = session.one_blob_at_a_time();
+    let (mut fetches, mut stores) = (0, 0);
+    for _ in 0..100 {
+        match &request {
+            Request::Fetch(hashes) => {
+                assert_eq!(hashes.len(), 1, "a Fetch asked for {} blobs", hashes.len());
+                fetches += 1;
+            }
+            Request::Store(blobs) => {
+                assert_eq!(blobs.len(), 1, "a Store carried {} blobs", blobs.len());
+                stores += 1;
+            }
+            _ => {}
+        }
+        let response = b.respond(wire::from_bytes(&wire::to_bytes(&request)).unwrap(), 2_000);
+        match session.on_response(&mut a, wire::from_bytes(&wire::to_bytes(&response)).unwrap(), 2_000).unwrap() {
+            Some(next) => request = next,
+            None => break,
+        }
+    }
+    assert_eq!((fetches, stores), (3, 3));
+    assert_eq!((session.report().blobs_received, session.report().blobs_sent), (3, 3));
+    for id in sent {
+        let meta = a.image(id).unwrap().clone();
+        assert_eq!(b.image_pixels(&meta.pixels()).unwrap(), a.image_pixels(&meta.pixels()).unwrap());
+        assert!(a.image_pixels(&meta.pixels()).unwrap().is_some());
+    }
+}

@@ -63,6 +63,8 @@ pub struct Session {
     /// Blobs the peer said it does not have: not asked again in this session.
     unavailable: BTreeSet<BlobHash>,
     report: SessionReport,
+    /// Blobs asked or sent per message at most (see [`Session::one_blob_at_a_time`]).
+    blobs_per_message: usize,
 }
 
 impl Session {
@@ -73,8 +75,18 @@ impl Session {
             stage: Stage::AwaitBegun,
             unavailable: BTreeSet::new(),
             report: SessionReport::default(),
+            blobs_per_message: MAX_FETCH_HASHES,
         };
         (session, Request::Begin { summary: replica.summary(), options })
+    }
+
+    /// Asks for one blob per `Fetch` and sends one per `Store`, so that no message of the
+    /// session holds more than one image's pixels: for a poi whose RAM has room for one
+    /// image but not for a 128 KiB batch. The messages are the protocol's own; only their
+    /// count grows.
+    pub fn one_blob_at_a_time(mut self) -> Session {
+        self.blobs_per_message = 1;
+        self
     }
 
     /// What the session moved so far.
@@ -158,7 +170,9 @@ impl Session {
                 pending.remove(0);
                 continue;
             };
-            if !batch.is_empty() && bytes + pixels.len() > MAX_BLOB_BYTES_PER_MESSAGE {
+            if !batch.is_empty()
+                && (bytes + pixels.len() > MAX_BLOB_BYTES_PER_MESSAGE || batch.len() >= self.blobs_per_message)
+            {
                 break;
             }
             bytes += pixels.len();
@@ -181,7 +195,7 @@ impl Session {
             .missing_blobs()
             .into_iter()
             .filter(|h| !self.unavailable.contains(h))
-            .take(MAX_FETCH_HASHES)
+            .take(self.blobs_per_message)
             .collect();
         if asked.is_empty() {
             return None;
