@@ -29,5 +29,6 @@ pub mod net;
 pub mod poi;
 pub mod settings;
 pub mod storage;
+pub mod sync_client;
 pub mod teensy;
 pub mod wifi;

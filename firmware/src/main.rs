@@ -36,6 +36,7 @@ use povpoi_firmware::net::{self, HTTP_CONNECTIONS};
 use povpoi_firmware::poi::{self, Served, Shared};
 use povpoi_firmware::settings::{self, BuildWifiSettings, FlashWifiSettings, WifiSettings};
 use povpoi_firmware::storage::{self, Library};
+use povpoi_firmware::sync_client;
 use povpoi_firmware::teensy::{self, TeensyLink};
 use povpoi_firmware::wifi::{self, Link};
 use povpoi_firmware::{dhcp_server, heap};
@@ -169,8 +170,8 @@ async fn main(spawner: Spawner) -> ! {
                 device_name: device_id.default_name(),
                 group_key,
                 independent: false,
-                // It answers sessions but starts none yet (docs/FIRMWARE.md).
-                auto_sync: false,
+                // Push-on-change and catching up with peers (crate::sync_client).
+                auto_sync: true,
                 sync_interval: 0,
                 peer_timeout_s: 120,
                 port: net::HTTP_PORT,
@@ -211,9 +212,9 @@ async fn main(spawner: Spawner) -> ! {
         }
         Served::NoStorage => spawner.spawn(no_show_clock(net::show_clock_socket(stack)).expect("one socket")),
     }
-    // Reserved for the sessions this board starts (push-on-change), not written yet: peers
-    // start every session with it meanwhile.
-    let _sync_client = net::sync_client(stack);
+    if let Served::Poi(shared) = served {
+        spawner.spawn(sync_sessions(shared, net::sync_client(stack)).expect("one sync client"));
+    }
 
     loop {
         let (app, radio) = heap::used();
@@ -301,6 +302,11 @@ async fn show_clock(shared: &'static Shared, socket: embassy_net::udp::UdpSocket
 #[embassy_executor::task]
 async fn no_show_clock(socket: embassy_net::udp::UdpSocket<'static>) -> ! {
     net::drain_show_clock(socket).await
+}
+
+#[embassy_executor::task]
+async fn sync_sessions(shared: &'static Shared, client: net::SyncClient) -> ! {
+    sync_client::run(shared, client).await
 }
 
 #[embassy_executor::task]

@@ -47,8 +47,8 @@ pub const TCP_BUFFER_BYTES: usize = 1024;
 const SHOW_CLOCK_BUFFER_BYTES: usize = 512;
 const SHOW_CLOCK_DATAGRAMS: usize = 4;
 
-/// The sync client's connection pool, for the sessions the board will start (not written
-/// yet: docs/FIRMWARE.md).
+/// The sync client's connection pool, for the sessions the board starts
+/// ([`crate::sync_client`]).
 pub type SyncClient = TcpClient<'static, SYNC_CLIENT_CONNECTIONS, TCP_BUFFER_BYTES, TCP_BUFFER_BYTES>;
 
 /// The stack's address configuration for `link`: DHCP (announcing `hostname`) on a network,

@@ -231,9 +231,11 @@ impl<S: Storage> App<S> {
         self.online_peers(now).filter(|p| pushing || p.digest != digest).map(|p| (p.device_id, p.addr)).collect()
     }
 
-    /// Starts a session: its state and first message.
+    /// Starts a session: its state and first message. It moves one blob per message
+    /// ([`Session::one_blob_at_a_time`]): a board's heap holds one image, not a 128 KiB batch.
     pub fn start_session(&self, options: SyncOptions) -> (Session, SyncRequest) {
-        Session::start(&self.replica, options)
+        let (session, first) = Session::start(&self.replica, options);
+        (session.one_blob_at_a_time(), first)
     }
 
     /// Merges a peer's answer into the library (saving it); returns the session's next

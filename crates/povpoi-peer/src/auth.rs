@@ -119,10 +119,12 @@ impl fmt::Display for AuthError {
             AuthError::BadSignature => {
                 f.write_str("signature does not match: wrong or missing pairing key, or meant for another poi")
             }
+            // Whole seconds in integers: formatting a float would put ~10 KB of float
+            // printing into a board's flash image for this one message.
             AuthError::Stale { skew_ms } => write!(
                 f,
-                "request time is {:.0} s from this poi's clock (at most {} s allowed): check both clocks",
-                *skew_ms as f64 / 1000.0,
+                "request time is {} s from this poi's clock (at most {} s allowed): check both clocks",
+                rounded_seconds(*skew_ms),
                 MAX_CLOCK_SKEW_MS / 1000
             ),
             AuthError::Replayed => f.write_str("request replayed: this nonce was already used"),
@@ -133,6 +135,12 @@ impl fmt::Display for AuthError {
 }
 
 impl core::error::Error for AuthError {}
+
+/// `ms` in whole seconds, rounded to the nearest (halves away from zero).
+fn rounded_seconds(ms: i64) -> i64 {
+    let half = if ms < 0 { -500 } else { 500 };
+    ms.saturating_add(half) / 1000
+}
 
 fn mac(key: &GroupKey, parts: &[&[u8]]) -> HmacSha256 {
     let mut mac = <HmacSha256 as Mac>::new_from_slice(key.secret()).expect("HMAC takes keys of any length");
@@ -315,6 +323,15 @@ pub(crate) mod tests {
             receiver: "02:00:00:00:00:02",
             group: "troupe",
         }
+    }
+
+    #[test]
+    fn a_stale_request_states_its_skew_in_whole_seconds() {
+        let text = |skew_ms| AuthError::Stale { skew_ms }.to_string();
+        assert!(text(301_499).starts_with("request time is 301 s from"), "{}", text(301_499));
+        assert!(text(301_500).starts_with("request time is 302 s from"), "{}", text(301_500));
+        assert!(text(-400_600).starts_with("request time is -401 s from"), "{}", text(-400_600));
+        assert!(text(i64::MAX).contains("(at most 300 s allowed)"));
     }
 
     #[test]

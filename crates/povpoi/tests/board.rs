@@ -133,3 +133,34 @@ fn a_board_without_a_real_time_clock_learns_it_from_a_keyed_peer_and_syncs_both_
     assert!(answered, "the node answered a session the board started: {history}");
     note("test", started.elapsed());
 }
+
+/// A board's heap holds one image, not a 128 KiB batch: the sessions it starts fetch one
+/// blob per message. The node does not start sessions here (auto-sync off), so the images
+/// can only reach the board through the board's own session.
+#[test]
+fn a_board_fetches_a_nodes_images_one_per_message_in_its_own_session() {
+    let started = Instant::now();
+    let mut lab = Lab::loopback(2);
+    let node = lab.start(0);
+    let c = &lab.client;
+    c.post_ok(node, "/api/device/config", &json!({"autoSync": false}));
+    let ids: Vec<String> = (0..3).map(|n| c.upload_ok(node, None, 8, 32, &pixels(20 + n, 8, 32))).collect();
+    let board = lab.start_with(1, NodeSpec { board: true, ..lab.spec(1) });
+    let c = &lab.client;
+    note("the images reached the board", lab.wait_converged(&[0, 1], Duration::from_secs(30)));
+    assert_eq!(c.get_ok(board, "/api/status")["count"], json!(3));
+
+    let board_id = device_id(c, board);
+    let history = c.get_ok(node, "/api/sync/history");
+    let entries = history.as_array().unwrap();
+    assert!(!entries.iter().any(|e| e["role"] == json!("initiator")), "the node started no session: {history}");
+    let fetched = entries
+        .iter()
+        .find(|e| e["role"] == json!("responder") && e["peerId"] == json!(board_id) && e["blobsSent"] == json!(3))
+        .unwrap_or_else(|| panic!("no session of the board's took the 3 images: {history}"));
+    // Begin, then a Fetch per image (a Push too if the board had records to send).
+    let trips = fetched["roundTrips"].as_u64().unwrap();
+    assert!((4..=5).contains(&trips), "3 images in {trips} round trips: {fetched}");
+    println!("  3 images in {trips} round trips, {} bytes; ids {ids:?}", fetched["bytes"]);
+    note("test", started.elapsed());
+}

@@ -242,7 +242,7 @@ impl<S: Storage> Replica<S> {
     pub fn images(&self) -> impl Iterator<Item = (ImageId, &ImageMeta)> {
         let mut all: Vec<(ImageId, &ImageMeta)> = self.images_by_id().collect();
         if let Some(Value::ImageOrder(order)) = self.visible(&Key::ImageOrder).map(|r| &r.value) {
-            let place: BTreeMap<ImageId, usize> = order.iter().enumerate().map(|(n, id)| (*id, n)).collect();
+            let place: LiteMap<ImageId, usize> = order.iter().enumerate().map(|(n, id)| (*id, n)).collect();
             // Stable: the unplaced keep their id order, after the placed.
             all.sort_by_key(|(id, _)| place.get(id).copied().unwrap_or(usize::MAX));
         }
@@ -374,7 +374,7 @@ impl<S: Storage> Replica<S> {
 
     /// Blobs referenced by the library that this replica does not hold yet.
     pub fn missing_blobs(&self) -> Vec<BlobHash> {
-        self.referenced_blobs().into_iter().filter(|h| !self.present.contains_key(h)).collect()
+        self.referenced_blobs().keys().filter(|h| !self.present.contains_key(h)).copied().collect()
     }
 
     // ----- local edits -----
@@ -692,7 +692,7 @@ impl<S: Storage> Replica<S> {
         }
 
         let before_sync_state = (self.state.knowledge.clone(), self.state.floor.clone());
-        let repaired: BTreeSet<Category> = delta.repairs.iter().map(|r| r.category).collect();
+        let repaired: Vec<Category> = delta.repairs.iter().map(|r| r.category).collect();
         let touched: BTreeSet<Key> = delta
             .records
             .iter()
@@ -816,10 +816,12 @@ impl<S: Storage> Replica<S> {
 
     // ----- persistence -----
 
-    fn referenced_blobs(&self) -> BTreeSet<BlobHash> {
+    /// A sorted vector, as the held set (`present`) is: one set type's code in a
+    /// board's flash image, not two.
+    fn referenced_blobs(&self) -> LiteMap<BlobHash, ()> {
         self.records()
             .filter_map(|r| match &r.value {
-                Value::Image(meta) => Some(meta.pixels()),
+                Value::Image(meta) => Some((meta.pixels(), ())),
                 _ => None,
             })
             .collect()
@@ -845,7 +847,7 @@ impl<S: Storage> Replica<S> {
     /// Removes stored blobs no version of any image refers to any more.
     fn collect_garbage(&mut self) -> Result<(), Error> {
         let referenced = self.referenced_blobs();
-        let unused: Vec<BlobHash> = self.present.keys().filter(|h| !referenced.contains(h)).copied().collect();
+        let unused: Vec<BlobHash> = self.present.keys().filter(|h| !referenced.contains_key(h)).copied().collect();
         for hash in unused {
             self.storage.remove_blob(&hash)?;
             self.present.remove(&hash);

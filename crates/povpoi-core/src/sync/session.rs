@@ -5,7 +5,6 @@
 //! starts over from the summaries, moving only what is still missing.
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeSet;
 use alloc::format;
 use alloc::string::ToString;
 use alloc::vec::Vec;
@@ -15,6 +14,8 @@ use super::error::Error;
 use super::message::{Blob, Request, Response, Summary, SyncOptions};
 use super::replica::{MergeReport, Replica};
 use super::storage::Storage;
+use litemap::LiteMap;
+
 use crate::hash::BlobHash;
 
 /// Most blob hashes asked for in one `Fetch`.
@@ -60,8 +61,9 @@ enum Stage {
 pub struct Session {
     options: SyncOptions,
     stage: Stage,
-    /// Blobs the peer said it does not have: not asked again in this session.
-    unavailable: BTreeSet<BlobHash>,
+    /// Blobs the peer said it does not have: not asked again in this session. A sorted
+    /// vector, as the replica's own blob set, so a board's image has one set's code.
+    unavailable: LiteMap<BlobHash, ()>,
     report: SessionReport,
     /// Blobs asked or sent per message at most (see [`Session::one_blob_at_a_time`]).
     blobs_per_message: usize,
@@ -73,7 +75,7 @@ impl Session {
         let session = Session {
             options,
             stage: Stage::AwaitBegun,
-            unavailable: BTreeSet::new(),
+            unavailable: LiteMap::new(),
             report: SessionReport::default(),
             blobs_per_message: MAX_FETCH_HASHES,
         };
@@ -136,20 +138,22 @@ impl Session {
                 self.next_store(replica, pending)
             }
             (Stage::AwaitBlobs { asked }, Response::Blobs { blobs, missing }) => {
-                let delivered: BTreeSet<BlobHash> = blobs.iter().map(|b| b.hash).collect();
+                let delivered: Vec<BlobHash> = blobs.iter().map(|b| b.hash).collect();
                 if blobs.iter().any(|b| !asked.contains(&b.hash)) {
                     return Err(Error::Protocol("peer sent blobs that were not asked for"));
                 }
                 let kept = replica.store_blobs(blobs)?;
                 self.report.blobs_received = self.report.blobs_received.saturating_add(kept);
-                self.unavailable.extend(missing);
-                if delivered.is_empty() {
+                let unavailable = if delivered.is_empty() {
                     // Nothing came back: stop asking for these in this session.
-                    self.unavailable.extend(asked);
+                    asked
                 } else {
                     // Delivered but refused (damaged, or no longer needed): not asked again.
                     let still_missing = replica.missing_blobs();
-                    self.unavailable.extend(delivered.into_iter().filter(|h| still_missing.contains(h)));
+                    delivered.into_iter().filter(|h| still_missing.contains(h)).collect()
+                };
+                for hash in missing.into_iter().chain(unavailable) {
+                    self.unavailable.insert(hash, ());
                 }
                 Ok(self.next_fetch(replica))
             }
@@ -194,7 +198,7 @@ impl Session {
         let asked: Vec<BlobHash> = replica
             .missing_blobs()
             .into_iter()
-            .filter(|h| !self.unavailable.contains(h))
+            .filter(|h| !self.unavailable.contains_key(h))
             .take(self.blobs_per_message)
             .collect();
         if asked.is_empty() {

@@ -1,0 +1,237 @@
+//! The sync sessions this board starts: push-on-change after its own edits, and catching up
+//! with a peer whose advertised library digest differs ([`povpoi_app::App::sessions_due`]).
+//! A session is the shared one ([`povpoi_peer::session::drive`], one blob per message on a
+//! board); this module carries its messages as HTTP/1.1 requests over the sync client's
+//! connection pool, one connection per message (`Connection: close`), and parses the
+//! answer's head with httparse.
+//!
+//! The peers are those the application knows: the ones that called this board (a node's
+//! own sessions, a relayed command) or sent it show clock datagrams, until they time out.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write as _;
+use core::net::SocketAddr;
+
+use embassy_time::{Duration, Timer, with_timeout};
+use embedded_io_async::{Read, Write};
+use embedded_nal_async::TcpConnect;
+use esp_hal::rng::Trng;
+use povpoi_core::device::DeviceId;
+use povpoi_core::sync::{Request as SyncRequest, Response as SyncResponse, Session, SyncOptions};
+use povpoi_core::wire;
+use povpoi_peer::auth::HEADER_SIGNATURE;
+use povpoi_peer::exchange::{AnswerError, SYNC_PATH};
+use povpoi_peer::session::{self, Link, Progress, Replicas};
+
+use crate::net::SyncClient;
+use crate::poi::Shared;
+
+/// How often the application is asked which sessions are due.
+const SESSION_CHECK: Duration = Duration::from_secs(1);
+
+/// Longest wait for one message: connecting, sending it and reading the whole answer.
+const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest answer read, bytes. The answer and what it decodes to are in the application's
+/// heap at once, beside the library: 24 KiB holds a 200x32 image (19,200 bytes of pixels),
+/// or the records of a first session with a peer holding ~200 images.
+pub const MAX_ANSWER_BYTES: usize = 24 * 1024;
+
+/// Room for an answer's status line and headers (the node sends about 250 bytes).
+const HEAD_BYTES: usize = 1024;
+
+/// Most headers read from an answer.
+const MAX_ANSWER_HEADERS: usize = 16;
+
+/// Why a message of a session got no usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The radio is off, so there is no randomness to seal the message with.
+    #[error("no entropy source: the radio is off")]
+    NoEntropy,
+    /// No connection to the peer (refused, unreachable, or every pool connection busy).
+    #[error("cannot connect to {0}")]
+    Connect(SocketAddr),
+    /// The connection broke while sending or reading.
+    #[error("connection to {0} broke")]
+    Broken(SocketAddr),
+    /// The whole message took longer than [`MESSAGE_TIMEOUT`].
+    #[error("no answer from {0} within {secs} s", secs = MESSAGE_TIMEOUT.as_secs())]
+    TimedOut(SocketAddr),
+    /// The answer's head is not HTTP/1.1, lacks a length, or is over [`HEAD_BYTES`].
+    #[error("answer head not understood: {0}")]
+    BadHead(&'static str),
+    /// The answer is larger than this board reads.
+    #[error("answer of {0} bytes is more than the {MAX_ANSWER_BYTES} this board can hold")]
+    TooLarge(usize),
+    /// The peer answered with an error status.
+    #[error("peer answered {status}: {body}")]
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The start of its body (the error's text).
+        body: String,
+    },
+    /// The answer's signature or seal does not check out.
+    #[error("answer {0}")]
+    NotTaken(AnswerError),
+    /// The answer is not a sync message.
+    #[error("bad answer: {0}")]
+    Decode(povpoi_core::sync::Error),
+}
+
+/// Starts the sessions the application asks for, one peer after another, forever.
+pub async fn run(shared: &'static Shared, client: SyncClient) -> ! {
+    loop {
+        Timer::after(SESSION_CHECK).await;
+        let due = shared.with(|app, now| app.sessions_due(now));
+        for (peer, addr) in due {
+            let started = shared.with(|_, now| now);
+            let mut link = HttpLink { shared, client: &client, addr, peer };
+            let mut replicas = BoardReplicas(shared);
+            let mut progress = Progress::default();
+            let outcome = session::drive(&mut link, &mut replicas, peer, SyncOptions::default(), &mut progress).await;
+            match &outcome {
+                Ok(()) => log::info!(
+                    "sync with {peer} at {addr}: {} round trips, {} bytes, {} blobs in, {} out",
+                    progress.round_trips,
+                    progress.bytes,
+                    progress.report.blobs_received,
+                    progress.report.blobs_sent
+                ),
+                Err(e) => {
+                    log::warn!("sync with {peer} at {addr} failed after {} round trips: {e}", progress.round_trips)
+                }
+            }
+            shared.with(|app, now| app.session_ended(peer, addr, started, outcome.is_ok(), now));
+        }
+    }
+}
+
+/// A session's messages over HTTP to the peer `peer` at `addr`.
+struct HttpLink<'a> {
+    shared: &'static Shared,
+    client: &'a SyncClient,
+    addr: SocketAddr,
+    peer: DeviceId,
+}
+
+impl Link for HttpLink<'_> {
+    type Error = LinkError;
+
+    async fn exchange(&mut self, request: &SyncRequest) -> Result<(SyncResponse, u64), LinkError> {
+        let body = wire::to_bytes(request);
+        let mut rng = Trng::try_new().map_err(|_| LinkError::NoEntropy)?;
+        let out = self.shared.with(|app, now| app.outgoing(self.peer, SYNC_PATH, &body, now, &mut rng));
+        drop(body);
+        let mut head = String::new();
+        // Writing to a String cannot fail.
+        let _ = write!(
+            head,
+            "POST {SYNC_PATH} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\n\
+             Content-Length: {}\r\nConnection: close\r\n",
+            self.addr,
+            out.body.len()
+        );
+        for (name, value) in &out.headers {
+            let _ = write!(head, "{name}: {value}\r\n");
+        }
+        head.push_str("\r\n");
+        let sent = head.len() + out.body.len();
+        let answer = with_timeout(MESSAGE_TIMEOUT, self.post(head.as_bytes(), &out.body))
+            .await
+            .map_err(|_| LinkError::TimedOut(self.addr))??;
+        let on_wire = (sent + answer.head_bytes + answer.body.len()) as u64;
+        if answer.status != 200 {
+            // The node's error answers are short JSON; anything else is not worth the flash
+            // a lossy decoder costs.
+            let body = core::str::from_utf8(&answer.body).unwrap_or("(not text)").chars().take(200).collect();
+            return Err(LinkError::Status { status: answer.status, body });
+        }
+        let plain = out
+            .check
+            .open_answer(answer.status, answer.signature.as_deref(), answer.body)
+            .map_err(LinkError::NotTaken)?;
+        let answer = wire::from_bytes(&plain).map_err(LinkError::Decode)?;
+        Ok((answer, on_wire))
+    }
+}
+
+/// An answer as read off the connection.
+struct Answer {
+    status: u16,
+    signature: Option<String>,
+    head_bytes: usize,
+    body: Vec<u8>,
+}
+
+impl HttpLink<'_> {
+    /// Sends one request on a new connection and reads its whole answer.
+    async fn post(&self, head: &[u8], body: &[u8]) -> Result<Answer, LinkError> {
+        let broken = |_| LinkError::Broken(self.addr);
+        let mut connection = self.client.connect(self.addr).await.map_err(|_| LinkError::Connect(self.addr))?;
+        connection.write_all(head).await.map_err(broken)?;
+        connection.write_all(body).await.map_err(broken)?;
+        connection.flush().await.map_err(broken)?;
+
+        let mut buf = [0u8; HEAD_BYTES];
+        let mut filled = 0;
+        loop {
+            if filled == buf.len() {
+                return Err(LinkError::BadHead("longer than 1 KiB"));
+            }
+            let n = connection.read(&mut buf[filled..]).await.map_err(broken)?;
+            if n == 0 {
+                return Err(LinkError::BadHead("connection closed before the head ended"));
+            }
+            filled += n;
+            let mut headers = [httparse::EMPTY_HEADER; MAX_ANSWER_HEADERS];
+            let mut parsed = httparse::Response::new(&mut headers);
+            let head_bytes = match parsed.parse(&buf[..filled]) {
+                Ok(httparse::Status::Complete(len)) => len,
+                Ok(httparse::Status::Partial) => continue,
+                Err(_) => return Err(LinkError::BadHead("not an HTTP/1.1 answer")),
+            };
+            let status = parsed.code.unwrap_or(0);
+            let header = |name: &str| {
+                parsed
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case(name))
+                    .and_then(|h| core::str::from_utf8(h.value).ok())
+            };
+            let length: usize = header("content-length")
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or(LinkError::BadHead("no content-length"))?;
+            if length > MAX_ANSWER_BYTES {
+                return Err(LinkError::TooLarge(length));
+            }
+            let signature = header(HEADER_SIGNATURE).map(String::from);
+            let mut body = Vec::with_capacity(length);
+            body.extend_from_slice(&buf[head_bytes..filled.min(head_bytes + length)]);
+            let start = body.len();
+            body.resize(length, 0);
+            connection.read_exact(&mut body[start..]).await.map_err(|_| LinkError::Broken(self.addr))?;
+            return Ok(Answer { status, signature, head_bytes, body });
+        }
+    }
+}
+
+/// The board's library as a session needs it.
+struct BoardReplicas(&'static Shared);
+
+impl Replicas for BoardReplicas {
+    async fn start(&mut self, options: SyncOptions) -> (Session, SyncRequest) {
+        self.0.with(|app, _| app.start_session(options))
+    }
+
+    async fn merge(
+        &mut self,
+        mut session: Session,
+        answer: SyncResponse,
+    ) -> (Session, Result<Option<SyncRequest>, povpoi_core::sync::Error>) {
+        let next = self.0.with(|app, now| app.merge(&mut session, answer, now));
+        (session, next)
+    }
+}
