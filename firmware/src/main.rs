@@ -172,7 +172,7 @@ async fn main(spawner: Spawner) -> ! {
                 independent: false,
                 // Push-on-change and catching up with peers (crate::sync_client).
                 auto_sync: true,
-                sync_interval: 0,
+                sync_interval: povpoi_app::DEFAULT_SYNC_INTERVAL_MS,
                 peer_timeout_s: 120,
                 port: net::HTTP_PORT,
                 real_time: false,

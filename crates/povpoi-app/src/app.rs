@@ -42,8 +42,9 @@ pub struct Config {
     pub independent: bool,
     /// Whether it syncs by itself.
     pub auto_sync: bool,
-    /// Milliseconds between periodic syncs, as the spec counts them (0: none; this
-    /// application syncs on change and when a peer's digest differs).
+    /// Milliseconds between periodic rounds with every online peer, as the spec counts them
+    /// (0: none). Beside them it syncs on change and when a peer's digest differs; a round
+    /// also fetches pixels a session left missing (the digest covers records, not pixels).
     pub sync_interval: u64,
     /// Seconds unseen after which a peer counts as offline.
     pub peer_timeout_s: u32,
@@ -57,6 +58,9 @@ pub struct Config {
     /// full window refuses signed requests rather than forget one. About 80 bytes each.
     pub replay_capacity: usize,
 }
+
+/// The spec's default auto-sync interval, ms: what a poi uses until told otherwise.
+pub const DEFAULT_SYNC_INTERVAL_MS: u64 = 30_000;
 
 /// The clocks at one instant, as the platform reads them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +90,8 @@ pub struct App<S: Storage> {
     digest: String,
     /// A local edit not pushed to the group's online peers yet.
     unpushed: bool,
+    /// Own time, µs, at which the next periodic round is due.
+    next_round_us: u64,
     /// Real time as learned from peers, for a platform without a real-time clock.
     time: LearnedTime,
 }
@@ -107,6 +113,7 @@ impl<S: Storage> App<S> {
             last_cue: None,
             digest,
             unpushed: false,
+            next_round_us: 0,
             time: LearnedTime::default(),
         }
     }
@@ -218,17 +225,22 @@ impl<S: Storage> App<S> {
 
     // ----- sessions this poi starts -----
 
-    /// The peers to run a session with now: after an edit of this poi's own, every online
-    /// peer of the group (push-on-change; the edit's cue leaves them time to hear of it);
-    /// otherwise those whose advertised digest differs from ours. Each session, once ended,
-    /// goes to [`App::session_ended`].
+    /// The peers to run a session with now: after an edit of this poi's own, or when a
+    /// periodic round ([`Config::sync_interval`]) is due, every online peer of the group
+    /// (push-on-change; the edit's cue leaves them time to hear of it); otherwise those
+    /// whose advertised digest differs from ours. Each session, once ended, goes to
+    /// [`App::session_ended`].
     pub fn sessions_due(&mut self, now: Now) -> Vec<(DeviceId, SocketAddr)> {
         if !self.config.auto_sync {
             return Vec::new();
         }
-        let pushing = core::mem::take(&mut self.unpushed);
+        let round = self.config.sync_interval > 0 && now.own_us >= self.next_round_us;
+        if round {
+            self.next_round_us = now.own_us.saturating_add(self.config.sync_interval.saturating_mul(1_000));
+        }
+        let every = core::mem::take(&mut self.unpushed) || round;
         let digest = self.digest.clone();
-        self.online_peers(now).filter(|p| pushing || p.digest != digest).map(|p| (p.device_id, p.addr)).collect()
+        self.online_peers(now).filter(|p| every || p.digest != digest).map(|p| (p.device_id, p.addr)).collect()
     }
 
     /// Starts a session: its state and first message. It moves one blob per message
@@ -565,6 +577,40 @@ mod tests {
         assert_eq!(ask(&mut app, "GET", "/api/nothing", &[], b"").status, 404);
         assert_eq!(ask(&mut app, "DELETE", "/api/status", &[], b"").status, 405);
         assert!(app.unpushed, "the edit waits for a push");
+    }
+
+    #[test]
+    fn sessions_are_due_on_an_edit_a_differing_digest_and_every_sync_interval() {
+        let mut app = poi(1, None);
+        app.config.sync_interval = 10_000;
+        let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 8080);
+        let peer = DeviceId([2, 0, 0, 0, 0, 2]);
+        let seen = |digest: &str| Sighting {
+            device_id: peer,
+            device_name: "peer".into(),
+            sync_group: "g".into(),
+            protocol: PROTOCOL_VERSION,
+            digest: digest.into(),
+            addr,
+        };
+        let at = |s: u64| Now { wall_us: NOW.wall_us + s * 1_000_000, own_us: NOW.own_us + s * 1_000_000 };
+        let same = app.digest().to_string();
+        app.peer_seen(&seen(&same), Source::Mdns, at(0));
+        assert_eq!(app.sessions_due(at(0)), [(peer, addr)], "the first round is due at start");
+        assert_eq!(app.sessions_due(at(1)), [], "same digest, no edit, round not due");
+        assert_eq!(app.sessions_due(at(9)), []);
+        assert_eq!(app.sessions_due(at(10)), [(peer, addr)], "a round every 10 s");
+        assert_eq!(app.sessions_due(at(11)), []);
+        ask(&mut app, "POST", "/api/brightness", &[], br#"{"brightness": 40}"#);
+        assert_eq!(app.sessions_due(at(12)), [(peer, addr)], "an edit is pushed");
+        // The push ended fully: the peer has what this poi has.
+        app.session_ended(peer, addr, at(12), true, at(12));
+        assert_eq!(app.sessions_due(at(13)), []);
+        app.peer_seen(&seen("another"), Source::Mdns, at(14));
+        assert_eq!(app.sessions_due(at(14)), [(peer, addr)], "a differing digest");
+        app.config.sync_interval = 0;
+        app.peer_seen(&seen(app.digest()), Source::Mdns, at(30));
+        assert_eq!(app.sessions_due(at(30)), [], "no rounds with an interval of 0");
     }
 
     #[test]

@@ -13,4 +13,4 @@ pub mod rules;
 pub mod stage;
 pub mod time;
 
-pub use app::{App, Config, Now};
+pub use app::{App, Config, DEFAULT_SYNC_INTERVAL_MS, Now};

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use crate::storage::write_atomically;
 
 const CONFIG_FILE: &str = "config.json";
-/// Default auto-sync interval, as in the existing system.
-pub const DEFAULT_SYNC_INTERVAL_MS: u64 = 30_000;
+/// Default auto-sync interval, as in the existing system (a board's too).
+pub use povpoi_app::DEFAULT_SYNC_INTERVAL_MS;
 /// Shortest accepted auto-sync interval: the push-on-change path makes faster polling useless.
 pub const MIN_SYNC_INTERVAL_MS: u64 = 1_000;
 /// Longest accepted auto-sync interval (one day).

@@ -169,7 +169,7 @@ fn open(args: &Args) -> Result<Board, String> {
         group_key: key,
         independent: false,
         auto_sync: true,
-        sync_interval: 0,
+        sync_interval: povpoi_app::DEFAULT_SYNC_INTERVAL_MS,
         peer_timeout_s: args.peer_timeout,
         port: args.listen.port(),
         real_time: !args.no_real_time,
