@@ -22,6 +22,7 @@ use esp_hal::uart::{Config as UartConfig, Uart, UartRx};
 use esp_hal::{Async, dma_rx_buffer, dma_tx_buffer};
 use esp_radio::wifi::{Interface, WifiController};
 use povpoi_app::clock::ClockService;
+use povpoi_app::peers::{Sighting, Source};
 use povpoi_app::{App, Config};
 use povpoi_core::device::{DeviceId, ReplicaId};
 use povpoi_core::model::Rgb;
@@ -199,7 +200,7 @@ async fn main(spawner: Spawner) -> ! {
         },
         rng.random(),
     ));
-    spawner.spawn(mdns_responder(responder, stack, ip).expect("one mDNS responder"));
+    spawner.spawn(mdns_responder(responder, stack, ip, served).expect("one mDNS responder"));
 
     let served: &'static Served = Box::leak(Box::new(served));
     for id in 0..HTTP_CONNECTIONS {
@@ -285,8 +286,19 @@ async fn dhcp(stack: Stack<'static>) -> ! {
 }
 
 #[embassy_executor::task]
-async fn mdns_responder(responder: &'static Responder, stack: Stack<'static>, ip: core::net::Ipv4Addr) -> ! {
-    responder.run(stack, ip).await
+async fn mdns_responder(
+    responder: &'static Responder,
+    stack: Stack<'static>,
+    ip: core::net::Ipv4Addr,
+    served: Served,
+) -> ! {
+    // Without storage there is no application, so no peer table to fill.
+    let heard = |seen: Sighting| {
+        if let Served::Poi(shared) = served {
+            shared.with(|app, now| app.peer_seen(&seen, Source::Mdns, now));
+        }
+    };
+    responder.run(stack, ip, &heard).await
 }
 
 #[embassy_executor::task(pool_size = HTTP_CONNECTIONS)]

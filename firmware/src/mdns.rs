@@ -8,17 +8,23 @@
 //!   unsolicited announcement with `seq` incremented: the node's mDNS library reports a service
 //!   again only when a record changed, and the node times out peers it stops hearing.
 //!
-//! Browsing for other poi is not done yet (docs/FIRMWARE.md): what a browse finds would go to
-//! `povpoi_app::App::peer_seen`; queries can go out through the same socket.
+//! - Other poi are heard on the same socket: their announcements (every 15 s, nodes and
+//!   boards alike) and the answers to the query for `_povpoi._tcp.local` this poi sends at
+//!   start and with every announcement of its own. Each service whose TXT, SRV and A records
+//!   arrive in one packet is read with [`povpoi_peer::advert::read_txt`] and handed to the `heard`
+//!   callback of [`Responder::run`] (the application's peer table).
+
+pub mod records;
 
 use core::cell::RefCell;
-use core::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use edge_mdns::buf::VecBufAccess;
-use edge_mdns::domain::base::Ttl;
-use edge_mdns::host::{Host, Service, ServiceAnswers};
 use edge_mdns::io::{Mdns, PORT, bind};
-use edge_mdns::{HostAnswers, HostAnswersMdnsHandler, MdnsError};
+use edge_mdns::{
+    ChainedHandler, HostAnswers, HostAnswersMdnsHandler, HostQuestions, MdnsError, MdnsHandler, MdnsRequest,
+    MdnsResponse,
+};
 use edge_nal::UdpSplit;
 use edge_nal_embassy::{Udp, UdpBuffers};
 use embassy_futures::select::{Either, select};
@@ -27,15 +33,15 @@ use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::{CriticalSectionRawMutex, NoopRawMutex};
 use embassy_sync::signal::Signal;
 use embassy_time::{Duration, Timer};
-use povpoi_peer::advert::{self, Advert, SERVICE, TRANSPORT};
+use povpoi_app::peers::Sighting;
+use povpoi_peer::advert::Advert;
 use static_cell::StaticCell;
+
+use self::records::{AdvertAnswers, Browse, read_services};
 
 /// How often the poi re-announces itself: the node's interval, well inside the 120 s after
 /// which a peer is taken for gone.
 pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(15);
-
-/// How long other hosts may cache the records: the usual DNS-SD 2 minutes.
-const TTL_SECS: u32 = 120;
 
 /// One mDNS packet received: the Ethernet MTU's UDP payload (a phone's query with a list of
 /// known answers can be that long).
@@ -82,8 +88,9 @@ impl Responder {
         self.advert.lock(|cell| cell.borrow().clone())
     }
 
-    /// Answers queries and announces on the stack's address `ip` until the poi stops.
-    pub async fn run(&self, stack: Stack<'static>, ip: Ipv4Addr) -> ! {
+    /// Answers queries and announces on the stack's address `ip` until the poi stops; every
+    /// poi heard goes to `heard`.
+    pub async fn run(&self, stack: Stack<'static>, ip: Ipv4Addr, heard: &dyn Fn(Sighting)) -> ! {
         static SOCKET_BUFFERS: StaticCell<UdpBuffers<1, SEND_BYTES, RECEIVE_BYTES, 2>> = StaticCell::new();
         static RECV: StaticCell<VecBufAccess<NoopRawMutex, RECEIVE_BYTES>> = StaticCell::new();
         static SEND: StaticCell<VecBufAccess<NoopRawMutex, SEND_BYTES>> = StaticCell::new();
@@ -112,15 +119,21 @@ impl Responder {
                 &announce,
             );
             let answers = HostAnswersMdnsHandler::new(Answers { responder: self, ip });
+            let handler = ChainedHandler::new(Listener { heard }, answers);
+            let rng = esp_hal::rng::Rng::new();
             let reannounce = async {
                 loop {
+                    // Peers answer the query at once; their own announcements come later.
+                    if let Err(e) = mdns.query(|buf| Browse.query(rng.random() as u16, buf)).await {
+                        log::debug!("mDNS query: {e:?}");
+                    }
                     // Either the interval passed or the advert changed: a new seq either way.
                     select(Timer::after(ANNOUNCE_EVERY), self.changed.wait()).await;
                     self.next_seq();
                     announce.signal(());
                 }
             };
-            match select(mdns.run(answers), reannounce).await {
+            match select(mdns.run(handler), reannounce).await {
                 Either::First(Err(e)) => log::warn!("mDNS responder stopped: {e:?}; restarting"),
                 Either::First(Ok(())) | Either::Second(()) => {}
             }
@@ -143,22 +156,23 @@ impl HostAnswers for Answers<'_> {
     {
         // A copy, so the lock is not held while the packet is composed.
         let (advert, seq) = self.responder.snapshot();
-        let instance = advert::instance_name(advert.device_id);
-        let hostname = advert::host_label(advert.device_id);
-        let records = advert::txt_records(&advert.announcement(), seq);
-        let txt = records.each_ref().map(|(key, value)| (*key, value.as_str()));
-        let host =
-            Host { hostname: &hostname, ipv4: self.ip, ipv6: Ipv6Addr::UNSPECIFIED, ttl: Ttl::from_secs(TTL_SECS) };
-        let service = Service {
-            name: &instance,
-            priority: 0,
-            weight: 0,
-            service: SERVICE,
-            protocol: TRANSPORT,
-            port: advert.port,
-            service_subtypes: &[],
-            txt_kvs: &txt,
-        };
-        ServiceAnswers::new(&host, &service).visit(f)
+        AdvertAnswers { advert: &advert, seq, ip: self.ip }.visit(f)
+    }
+}
+
+/// Reads other poi's services from mDNS answers; never answers itself.
+struct Listener<'h> {
+    heard: &'h dyn Fn(Sighting),
+}
+
+impl MdnsHandler for Listener<'_> {
+    fn handle<'a>(&mut self, request: MdnsRequest<'_>, _: &'a mut [u8]) -> Result<MdnsResponse<'a>, MdnsError> {
+        if let MdnsRequest::Request { data, legacy: false, .. } = request {
+            // A packet that is not a well-formed answer tells nothing about peers.
+            for seen in read_services(data).unwrap_or_default() {
+                (self.heard)(seen);
+            }
+        }
+        Ok(MdnsResponse::None)
     }
 }

@@ -10,6 +10,7 @@ use alloc::vec::Vec;
 use core::net::SocketAddr;
 
 use povpoi_core::device::DeviceId;
+use povpoi_peer::advert::Heard;
 use serde::Serialize;
 
 /// Most peers remembered; the least recently seen offline one goes first.
@@ -34,6 +35,12 @@ pub struct Sighting {
 }
 
 impl Sighting {
+    /// A peer as its mDNS TXT records describe it (`heard`), its API at `addr`.
+    pub fn heard(heard: Heard, addr: SocketAddr) -> Sighting {
+        let Heard { device_id, device_name, sync_group, protocol, digest } = heard;
+        Sighting { device_id, device_name, sync_group, protocol, digest, addr }
+    }
+
     /// A peer that called this poi, from the API at `addr`, saying who it is (`device`,
     /// `group`, `protocol`) in its session's first message: the name and digest the table
     /// already has for it (`known`) are kept, since a call does not carry them.

@@ -385,17 +385,11 @@ fn check_addrs_are_local(addrs: &[IpAddr]) -> Result<(), DiscoveryError> {
 fn sighting_from(service: &ResolvedService) -> Result<Sighting, &'static str> {
     let heard = advert::read_txt(|key| service.get_property_val_str(key))?;
     let ip = best_addr(service.get_addresses()).ok_or("no address")?;
-    Ok(Sighting {
-        device_id: heard.device_id,
-        device_name: heard.device_name,
-        sync_group: heard.sync_group,
-        protocol: heard.protocol,
-        digest: heard.digest,
-        addr: match ip {
-            ScopedAddr::V4(ip) => SocketAddr::new(IpAddr::V4(ip), service.get_port()),
-            ScopedAddr::V6(ip, scope) => SocketAddr::V6(SocketAddrV6::new(ip, service.get_port(), 0, scope)),
-        },
-    })
+    let addr = match ip {
+        ScopedAddr::V4(ip) => SocketAddr::new(IpAddr::V4(ip), service.get_port()),
+        ScopedAddr::V6(ip, scope) => SocketAddr::V6(SocketAddrV6::new(ip, service.get_port(), 0, scope)),
+    };
+    Ok(Sighting::heard(heard, addr))
 }
 
 enum ScopedAddr {

@@ -711,13 +711,14 @@ impl<S: Storage> Replica<S> {
         }
         for repair in &delta.repairs {
             let floor = delta.floor.get(repair.category);
-            let live: BTreeSet<Dot> = repair.live.iter().copied().collect();
+            // Searched in place: repairs are rare (a peer fell behind a compaction), and a set
+            // built here would be one more set type's code in a board's flash.
             for (key, sibs) in self.state.entries.iter_mut() {
                 if key.category() != repair.category {
                     continue;
                 }
                 let len = sibs.len();
-                sibs.retain(|r| !floor.covers(r.dot) || live.contains(&r.dot));
+                sibs.retain(|r| !floor.covers(r.dot) || repair.live.contains(&r.dot));
                 if sibs.len() != len {
                     report.records_merged += (len - sibs.len()) as u32;
                     affected.insert(*key);
@@ -794,16 +795,13 @@ impl<S: Storage> Replica<S> {
     /// Keeps received blobs that the library needs and that verify against their hash and
     /// size; silently ignores unneeded ones. Returns how many were kept.
     pub fn store_blobs(&mut self, blobs: Vec<Blob>) -> Result<u32, Error> {
-        let wanted: BTreeMap<BlobHash, usize> = self
-            .records()
-            .filter_map(|r| match &r.value {
-                Value::Image(meta) => Some((meta.pixels(), meta.byte_len())),
-                _ => None,
-            })
-            .collect();
+        // A scan of the records per blob rather than a map built once: a batch holds at most
+        // 64 blobs (one on a board), and a map's code costs a board flash it lacks.
         let mut kept = 0;
         for blob in blobs {
-            let fits = wanted.get(&blob.hash) == Some(&blob.bytes.len());
+            let fits = self.records().any(|r| {
+                matches!(&r.value, Value::Image(meta) if meta.pixels() == blob.hash && meta.byte_len() == blob.bytes.len())
+            });
             if !fits || !blob.hash.verifies(&blob.bytes) || self.image_pixels(&blob.hash)?.is_some() {
                 continue;
             }
