@@ -63,7 +63,7 @@ pub const IN_STEP_US: u64 = 1_000;
 /// A peer whose offset is known no better than this is left out.
 const USABLE_ERROR_US: u64 = 25_000;
 /// A step to another timeline is planned once the offset to it is known this well (or from
-/// [`DECIDE_SAMPLES`] samples, whatever their delay); consensus slews in the rest.
+/// `DECIDE_SAMPLES` samples, whatever their delay); consensus slews in the rest.
 pub const STEP_ERROR_US: u64 = 5_000;
 /// Samples after which a step is planned even on a slow path.
 const DECIDE_SAMPLES: usize = 8;
