@@ -1,7 +1,8 @@
 //! Real `povpoi node` processes in private network namespaces, finding each other with real
 //! mDNS (no `--peer`), syncing over real HTTP across a bridge: the spec's quick start,
 //! push-on-change, a partition that heals, a relay through a middle poi, a SIGKILL in the
-//! middle of a transfer, and the pairing key.
+//! middle of a transfer, and the pairing key; and the board firmware's mDNS browsing
+//! (`firmware/src/mdns/records.rs`, compiled here) against a node's mDNS library.
 //!
 //! Needs root (CAP_NET_ADMIN) and iproute2; otherwise each test fails, unless
 //! `POVPOI_SKIP_NETNS=1` is set, when it prints a skip notice. No packet leaves the
@@ -10,8 +11,17 @@
 #[macro_use]
 mod support;
 
-use std::net::SocketAddr;
+extern crate alloc;
+
+#[path = "../../../firmware/src/mdns/records.rs"]
+#[allow(dead_code)]
+mod board_mdns;
+
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use edge_mdns::HostQuestions;
+use povpoi_app::peers::Sighting;
 
 use serde_json::{Value, json};
 use support::*;
@@ -401,4 +411,67 @@ fn pairing_key_keeps_outsiders_out() {
     // D has no key: its own peer endpoints stay open.
     assert_eq!(c.get_json(d, "/api/sync/data").0, 200);
     note("test", started.elapsed());
+}
+
+/// The mDNS group and port.
+const MDNS: (Ipv4Addr, u16) = (Ipv4Addr::new(224, 0, 0, 251), 5353);
+
+/// A board's browsing against a real node: the board's PTR query, sent from a namespace on
+/// the node's bridge where no node runs, gets the answer of the node's mDNS library
+/// (mdns-sd), and the board's reader takes it as that poi, at its address and port.
+#[test]
+fn a_boards_mdns_query_finds_a_node_and_reads_it_as_that_peer() {
+    let started = Instant::now();
+    let mut lab = lab_or_skip!(1, &[&[0], &[0]]);
+    let node = lab.start(0);
+    let c = &lab.client;
+    let config = c.get_ok(node, "/api/device/config");
+    let (ns, ip) = (lab.net().nodes[1].ns.clone(), lab.net().nodes[1].ips[0]);
+    let asker = std::thread::spawn(move || browse_from(&ns, ip, Duration::from_secs(20)));
+    let heard = asker.join().expect("the browsing thread").unwrap_or_else(|e| panic!("{e}"));
+    let id = config["deviceId"].as_str().unwrap();
+    let peer = heard
+        .iter()
+        .find(|s| s.device_id.to_string() == id)
+        .unwrap_or_else(|| panic!("the node {id} is not among {heard:?}"));
+    assert_eq!(peer.addr, node, "{peer:?}");
+    assert_eq!(
+        (peer.device_name.as_str(), peer.sync_group.as_str(), peer.protocol),
+        (config["deviceName"].as_str().unwrap(), config["syncGroup"].as_str().unwrap(), 3),
+        "{peer:?}"
+    );
+    assert_eq!(peer.digest, c.get_ok(node, "/api/sync/status")["libraryDigest"].as_str().unwrap(), "{peer:?}");
+    note("test", started.elapsed());
+}
+
+/// In the namespace `ns`, on its address `ip`: sends the board's query each second and
+/// reads every mDNS packet with the board's reader until one describes a poi, for at most
+/// `within`.
+fn browse_from(ns: &str, ip: Ipv4Addr, within: Duration) -> Result<Vec<Sighting>, String> {
+    let path = format!("/var/run/netns/{ns}");
+    let file = std::fs::File::open(&path).map_err(|e| format!("cannot open {path}: {e}"))?;
+    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| format!("setns {path}: {e}"))?;
+    let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, MDNS.1)).map_err(|e| format!("bind 5353: {e}"))?;
+    socket.join_multicast_v4(&MDNS.0, &ip).map_err(|e| format!("join {}: {e}", MDNS.0))?;
+    socket.set_read_timeout(Some(Duration::from_millis(200))).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + within;
+    let (mut query, mut packet) = ([0u8; 512], [0u8; 9000]);
+    let mut sent = 0;
+    while Instant::now() < deadline {
+        let len = board_mdns::Browse.query(sent, &mut query).map_err(|e| format!("query: {e:?}"))?;
+        socket.send_to(&query[..len], MDNS).map_err(|e| format!("send the query: {e}"))?;
+        sent += 1;
+        let second = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < second {
+            let Ok((len, _)) = socket.recv_from(&mut packet) else { continue };
+            match board_mdns::read_services(&packet[..len]) {
+                Ok(heard) if !heard.is_empty() => {
+                    println!("  a poi heard after {sent} queries, in a {len}-byte packet");
+                    return Ok(heard);
+                }
+                _ => {}
+            }
+        }
+    }
+    Err(format!("no mDNS answer described a poi within {within:?} ({sent} queries sent)"))
 }
