@@ -7,18 +7,8 @@
 //! would be refused. So a board takes the time of a request whose signature checks out
 //! before judging its freshness, and only ever moves forward: a replayed old message cannot
 //! set it back, and a newer genuine one puts right a time taken from an older one.
-//!
-//! Once a time is known, a forward step is taken only within the freshness window (5
-//! minutes): a peer whose clock is further ahead is refused as stale, as a poi with a real
-//! clock would refuse it, instead of carrying the board ahead so far that every other peer
-//! is refused until a restart and its edits are stamped in the future.
-
-use povpoi_peer::auth::MAX_CLOCK_SKEW_MS;
 
 use crate::app::Now;
-
-/// Largest forward step, µs, taken once a time is known: the freshness window.
-pub const MAX_STEP_US: u64 = MAX_CLOCK_SKEW_MS * 1_000;
 
 /// Real time as a poi without a real-time clock knows it: its own clock plus what it
 /// learned from its peers.
@@ -36,11 +26,10 @@ impl LearnedTime {
     }
 
     /// `wall_ms` is the time of a request signed with the group's key, which arrived at own
-    /// time `own_us`: taken when it is later than the time known, by at most [`MAX_STEP_US`]
-    /// once one is known. Returns whether it was.
+    /// time `own_us`: taken when it is later than the time known. Returns whether it was.
     pub fn vouched(&mut self, wall_ms: u64, own_us: u64) -> bool {
         let offset = wall_ms.saturating_mul(1_000).saturating_sub(own_us);
-        if self.offset_us.is_some_and(|known| known >= offset || offset - known > MAX_STEP_US) {
+        if self.offset_us.is_some_and(|known| known >= offset) {
             return false;
         }
         self.offset_us = Some(offset);
@@ -65,21 +54,5 @@ mod tests {
         // A newer one moves it forward.
         assert!(time.vouched(1_800_000_010_000, 7_000_000));
         assert_eq!(time.now(7_000_000).wall_us, 1_800_000_010_000_000);
-    }
-
-    #[test]
-    fn a_known_time_steps_forward_at_most_the_freshness_window() {
-        let mut time = LearnedTime::default();
-        // The first time vouched for is taken however far it is from the epoch.
-        assert!(time.vouched(1_800_000_000_000, 0));
-        // 5 minutes ahead, less the second that passed here: taken.
-        assert!(time.vouched(1_800_000_301_000, 1_000_000));
-        assert_eq!(time.now(1_000_000).wall_us, 1_800_000_301_000_000);
-        // 5 minutes and 1 ms ahead of that: not taken, the known time stays.
-        assert!(!time.vouched(1_800_000_601_001, 1_000_000));
-        assert_eq!(time.now(1_000_000).wall_us, 1_800_000_301_000_000);
-        // A day ahead: not taken either.
-        assert!(!time.vouched(1_800_086_400_000, 2_000_000));
-        assert_eq!(time.now(2_000_000).wall_us, 1_800_000_302_000_000);
     }
 }
