@@ -37,7 +37,7 @@ use povpoi_app::peers::Sighting;
 use povpoi_peer::advert::Advert;
 use static_cell::StaticCell;
 
-use self::records::{AdvertAnswers, Browse, read_services};
+use self::records::{AdvertAnswers, Browse, TTL_SECS, read_services};
 
 /// How often the poi re-announces itself: the node's interval, well inside the 120 s after
 /// which a peer is taken for gone.
@@ -156,7 +156,7 @@ impl HostAnswers for Answers<'_> {
     {
         // A copy, so the lock is not held while the packet is composed.
         let (advert, seq) = self.responder.snapshot();
-        AdvertAnswers { advert: &advert, seq, ip: self.ip }.visit(f)
+        AdvertAnswers { advert: &advert, seq, ip: self.ip, ttl_secs: TTL_SECS }.visit(f)
     }
 }
 

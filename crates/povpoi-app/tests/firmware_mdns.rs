@@ -44,7 +44,7 @@ fn announcement(answers: impl HostAnswers) -> Vec<u8> {
 #[test]
 fn what_a_board_announces_another_reads_back_as_that_peer() {
     let advert = advert();
-    let packet = announcement(AdvertAnswers { advert: &advert, seq: 41, ip: IP });
+    let packet = announcement(AdvertAnswers { advert: &advert, seq: 41, ip: IP, ttl_secs: records::TTL_SECS });
     println!("announcement: {} bytes", packet.len());
     let heard = read_services(&packet).unwrap();
     assert_eq!(
@@ -61,15 +61,37 @@ fn what_a_board_announces_another_reads_back_as_that_peer() {
 }
 
 #[test]
+fn a_boards_answer_to_the_query_reads_back_as_that_peer() {
+    // The board's query, answered by the board's responder: PTR in the answers, SRV, TXT and
+    // A in the additional section.
+    let mut query = [0u8; 512];
+    let len = Browse.query(0, &mut query).unwrap();
+    let advert = advert();
+    let mut handler = HostAnswersMdnsHandler::new(AdvertAnswers { advert: &advert, seq: 3, ip: IP, ttl_secs: 120 });
+    let mut buf = [0u8; 1500];
+    let request = MdnsRequest::Request { legacy: false, multicast: true, data: &query[..len] };
+    let MdnsResponse::Reply { data, .. } = handler.handle(request, &mut buf).unwrap() else {
+        panic!("the query got no answer")
+    };
+    let heard = read_services(data).unwrap();
+    assert_eq!(heard.len(), 1, "{heard:?}");
+    assert_eq!((heard[0].device_id, heard[0].addr), (ID, SocketAddr::new(IP.into(), 80)));
+}
+
+#[test]
 fn queries_damaged_packets_and_other_services_give_no_peer() {
     let advert = advert();
-    let packet = announcement(AdvertAnswers { advert: &advert, seq: 1, ip: IP });
+    let packet = announcement(AdvertAnswers { advert: &advert, seq: 1, ip: IP, ttl_secs: records::TTL_SECS });
 
     // The board's own query for the others is a question, not an answer.
     let mut buf = [0u8; 512];
     let len = Browse.query(7, &mut buf).unwrap();
     assert!(len > 12, "a query was composed");
     assert_eq!(read_services(&buf[..len]).unwrap(), []);
+
+    // A goodbye (TTL 0) describes no peer.
+    let goodbye = announcement(AdvertAnswers { advert: &advert, seq: 2, ip: IP, ttl_secs: 0 });
+    assert_eq!(read_services(&goodbye).unwrap(), []);
 
     // Cut short anywhere: an error or no peer, never a wrong one.
     for end in 0..packet.len() {

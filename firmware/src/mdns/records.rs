@@ -27,6 +27,8 @@ pub struct AdvertAnswers<'a> {
     pub seq: u32,
     /// The poi's address.
     pub ip: Ipv4Addr,
+    /// How long others may cache the records, s: [`TTL_SECS`], or 0 to say goodbye.
+    pub ttl_secs: u32,
 }
 
 impl HostAnswers for AdvertAnswers<'_> {
@@ -40,8 +42,12 @@ impl HostAnswers for AdvertAnswers<'_> {
         let hostname = advert::host_label(advert.device_id);
         let records = advert::txt_records(&advert.announcement(), self.seq);
         let txt = records.each_ref().map(|(key, value)| (*key, value.as_str()));
-        let host =
-            Host { hostname: &hostname, ipv4: self.ip, ipv6: Ipv6Addr::UNSPECIFIED, ttl: Ttl::from_secs(TTL_SECS) };
+        let host = Host {
+            hostname: &hostname,
+            ipv4: self.ip,
+            ipv6: Ipv6Addr::UNSPECIFIED,
+            ttl: Ttl::from_secs(self.ttl_secs),
+        };
         let service = Service {
             name: &instance,
             priority: 0,
@@ -70,7 +76,8 @@ impl HostQuestions for Browse {
 }
 
 /// The povpoi services an mDNS answer describes whole (TXT, SRV and the target's A record
-/// in the same packet, as both the node's mDNS library and this responder send them).
+/// in the same packet, as both the node's mDNS library and this responder send them). A
+/// goodbye (TTL 0, sent by a node that stops) describes no peer.
 pub fn read_services(data: &[u8]) -> Result<Vec<Sighting>, MdnsError> {
     let message = Message::from_octets(data)?;
     if !message.header().qr() {
@@ -89,6 +96,7 @@ pub fn read_services(data: &[u8]) -> Result<Vec<Sighting>, MdnsError> {
             Rtype::TXT => {
                 if let Some(txt) = record.into_record::<Txt<&[u8]>>()?
                     && ours(txt.owner())
+                    && txt.ttl().as_secs() > 0
                 {
                     txts.push((*txt.owner(), txt.data().clone()));
                 }
@@ -96,6 +104,7 @@ pub fn read_services(data: &[u8]) -> Result<Vec<Sighting>, MdnsError> {
             Rtype::SRV => {
                 if let Some(srv) = record.into_record::<Srv<ParsedName<&[u8]>>>()?
                     && ours(srv.owner())
+                    && srv.ttl().as_secs() > 0
                 {
                     srvs.push((*srv.owner(), srv.data().port(), *srv.data().target()));
                 }
@@ -116,7 +125,9 @@ pub fn read_services(data: &[u8]) -> Result<Vec<Sighting>, MdnsError> {
         let Some((_, ip)) = hosts.iter().find(|(name, _)| name == target) else { continue };
         let pairs: Vec<(&str, &str)> =
             txt.iter().filter_map(|entry| core::str::from_utf8(entry).ok()?.split_once('=')).collect();
-        if let Ok(heard) = advert::read_txt(|key| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)) {
+        // DNS-SD keys are case-insensitive.
+        let text = |key: &str| pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| *v);
+        if let Ok(heard) = advert::read_txt(text) {
             found.push(Sighting::heard(heard, SocketAddr::new((*ip).into(), *port)));
         }
     }

@@ -711,14 +711,16 @@ impl<S: Storage> Replica<S> {
         }
         for repair in &delta.repairs {
             let floor = delta.floor.get(repair.category);
-            // Searched in place: repairs are rare (a peer fell behind a compaction), and a set
-            // built here would be one more set type's code in a board's flash.
+            // A sorted vector searched by halves: a set type here would be one more set's code
+            // in a board's flash, and a linear search is quadratic in a peer-sized list.
+            let mut live = repair.live.clone();
+            live.sort_unstable();
             for (key, sibs) in self.state.entries.iter_mut() {
                 if key.category() != repair.category {
                     continue;
                 }
                 let len = sibs.len();
-                sibs.retain(|r| !floor.covers(r.dot) || repair.live.contains(&r.dot));
+                sibs.retain(|r| !floor.covers(r.dot) || live.binary_search(&r.dot).is_ok());
                 if sibs.len() != len {
                     report.records_merged += (len - sibs.len()) as u32;
                     affected.insert(*key);

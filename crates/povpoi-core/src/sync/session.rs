@@ -170,13 +170,15 @@ impl Session {
         let mut batch = Vec::new();
         let mut bytes = 0;
         while let Some(hash) = pending.first().copied() {
+            // Checked before reading the next blob, so a poi short of RAM never holds two.
+            if batch.len() >= self.blobs_per_message {
+                break;
+            }
             let Some(pixels) = replica.image_pixels(&hash)? else {
                 pending.remove(0);
                 continue;
             };
-            if !batch.is_empty()
-                && (bytes + pixels.len() > MAX_BLOB_BYTES_PER_MESSAGE || batch.len() >= self.blobs_per_message)
-            {
+            if !batch.is_empty() && bytes + pixels.len() > MAX_BLOB_BYTES_PER_MESSAGE {
                 break;
             }
             bytes += pixels.len();
