@@ -178,6 +178,10 @@ async fn main(spawner: Spawner) -> ! {
                 port: net::HTTP_PORT,
                 real_time: false,
                 replay_capacity: 128,
+                // What a message the board reads or is sent can carry, less room for the
+                // message around the pixels (a postcard header, a seal, a signature).
+                max_fetched_blob_bytes: sync_client::MAX_ANSWER_BYTES - 1024,
+                max_pushed_blob_bytes: http::MAX_BODY_BYTES - 1024,
             };
             let clock = ClockService::new(device_id, rng.random(), rng.random(), Instant::now().as_micros());
             let app = App::new(config, *library, clock);

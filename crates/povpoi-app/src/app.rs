@@ -57,6 +57,11 @@ pub struct Config {
     /// Nonces of signed requests remembered at once (the replay window is 10 minutes): a
     /// full window refuses signed requests rather than forget one. About 80 bytes each.
     pub replay_capacity: usize,
+    /// Largest image pixels, bytes, its own sessions fetch (what one answer it reads holds).
+    pub max_fetched_blob_bytes: usize,
+    /// Largest image pixels, bytes, it asks a pushing peer for (what one request body it
+    /// takes holds); larger ones it fetches itself.
+    pub max_pushed_blob_bytes: usize,
 }
 
 /// The spec's default auto-sync interval, ms: what a poi uses until told otherwise.
@@ -98,7 +103,8 @@ pub struct App<S: Storage> {
 
 impl<S: Storage> App<S> {
     /// The application over `replica`, with `clock` founded at start.
-    pub fn new(config: Config, replica: Replica<S>, clock: ClockService) -> App<S> {
+    pub fn new(config: Config, mut replica: Replica<S>, clock: ClockService) -> App<S> {
+        replica.want_blobs_up_to(config.max_pushed_blob_bytes);
         let stage = Stage::new(&Wanted::read(&replica));
         let clock_key = config.group_key.as_ref().map(|k| k.clock_key(replica.group()));
         let digest = povpoi_peer::advert::library_digest(replica.group(), replica.knowledge());
@@ -243,11 +249,12 @@ impl<S: Storage> App<S> {
         self.online_peers(now).filter(|p| every || p.digest != digest).map(|p| (p.device_id, p.addr)).collect()
     }
 
-    /// Starts a session: its state and first message. It moves one blob per message
-    /// ([`Session::one_blob_at_a_time`]): a board's heap holds one image, not a 128 KiB batch.
+    /// Starts a session: its state and first message. It moves one blob per message, none
+    /// over [`Config::max_fetched_blob_bytes`] ([`Session::one_blob_at_a_time`]): a board's
+    /// heap holds one image, not a 128 KiB batch.
     pub fn start_session(&self, options: SyncOptions) -> (Session, SyncRequest) {
         let (session, first) = Session::start(&self.replica, options);
-        (session.one_blob_at_a_time(), first)
+        (session.one_blob_at_a_time(self.config.max_fetched_blob_bytes), first)
     }
 
     /// Merges a peer's answer into the library (saving it); returns the session's next
@@ -549,6 +556,8 @@ mod tests {
             port: 8080,
             real_time: true,
             replay_capacity: 64,
+            max_fetched_blob_bytes: usize::MAX,
+            max_pushed_blob_bytes: usize::MAX,
         };
         App::new(config, replica, ClockService::new(device, 1, 2, 0))
     }

@@ -52,6 +52,8 @@ fn config(device: DeviceId) -> Config {
         port: 80,
         real_time: true,
         replay_capacity: 128,
+        max_fetched_blob_bytes: usize::MAX,
+        max_pushed_blob_bytes: usize::MAX,
     }
 }
 

@@ -485,7 +485,7 @@ fn one_blob_at_a_time_moves_every_image_both_ways_one_blob_per_message() {
         sent.push(b.add_image(&format!("b{n}"), 40, 8, &pixels(40, 8, 10 + n), 1_000).unwrap());
     }
     let (session, mut request) = Session::start(&a, SyncOptions::default());
-    let mut session = session.one_blob_at_a_time();
+    let mut session = session.one_blob_at_a_time(usize::MAX);
     let (mut fetches, mut stores) = (0, 0);
     for _ in 0..100 {
         match &request {
@@ -512,4 +512,59 @@ fn one_blob_at_a_time_moves_every_image_both_ways_one_blob_per_message() {
         assert_eq!(b.image_pixels(&meta.pixels()).unwrap(), a.image_pixels(&meta.pixels()).unwrap());
         assert!(a.image_pixels(&meta.pixels()).unwrap().is_some());
     }
+}
+
+/// Runs a session from `a` to `b`, `a` fetching one blob at a time up to `max_fetched` bytes;
+/// returns the requests `a` sent.
+fn small_session(a: &mut Poi, b: &mut Poi, max_fetched: usize) -> Vec<Request> {
+    let (session, mut request) = Session::start(a, SyncOptions::default());
+    let mut session = session.one_blob_at_a_time(max_fetched);
+    let mut sent = Vec::new();
+    for _ in 0..100 {
+        sent.push(request.clone());
+        let response = b.respond(wire::from_bytes(&wire::to_bytes(&request)).unwrap(), 2_000);
+        match session.on_response(a, wire::from_bytes(&wire::to_bytes(&response)).unwrap(), 2_000).unwrap() {
+            Some(next) => request = next,
+            None => return sent,
+        }
+    }
+    panic!("session did not finish in 100 messages");
+}
+
+#[test]
+fn a_poi_short_of_ram_skips_blobs_over_its_limits_and_still_gets_the_rest() {
+    let (mut board, mut node) = (poi(1), poi(2));
+    // 960 bytes, 3,840 bytes and 1,920 bytes of pixels.
+    let small = node.add_image("small", 40, 8, &pixels(40, 8, 1), 1_000).unwrap();
+    let large = node.add_image("large", 40, 32, &pixels(40, 32, 2), 1_000).unwrap();
+    let middle = node.add_image("middle", 40, 16, &pixels(40, 16, 3), 1_000).unwrap();
+    let has = |p: &Poi, id| !p.missing_blobs().contains(&p.image(id).unwrap().pixels());
+
+    // Its own session fetches those up to 2,000 bytes; the large one does not stop the others.
+    let sent = small_session(&mut board, &mut node, 2_000);
+    let fetches = sent.iter().filter(|r| matches!(r, Request::Fetch(_))).count();
+    assert_eq!(fetches, 2, "Fetch requests");
+    assert!(has(&board, small) && has(&board, middle) && !has(&board, large));
+    assert_eq!(board.missing_blobs_up_to(2_000), []);
+    assert_eq!(board.missing_blobs().len(), 1);
+
+    // Pushed to it, it asks only for those up to 1,000 bytes: the push carries what its
+    // request limit takes, and its own sessions fetch the rest.
+    let (mut board, mut node) = (poi(3), poi(4));
+    let small = node.add_image("small", 40, 8, &pixels(40, 8, 1), 1_000).unwrap();
+    let large = node.add_image("large", 40, 32, &pixels(40, 32, 2), 1_000).unwrap();
+    board.want_blobs_up_to(1_000);
+    let sent = small_session(&mut node, &mut board, usize::MAX);
+    let stored: Vec<usize> = sent
+        .iter()
+        .filter_map(|r| match r {
+            Request::Store(blobs) => Some(blobs.iter().map(|b| b.bytes.len()).sum()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stored, [960], "bytes of each Store");
+    assert!(has(&board, small) && !has(&board, large));
+    small_session(&mut board, &mut node, 4_000);
+    assert!(has(&board, large), "its own session fetched the large one");
+    assert_eq!(view(&board), view(&node));
 }

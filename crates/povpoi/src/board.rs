@@ -174,6 +174,9 @@ fn open(args: &Args) -> Result<Board, String> {
         port: args.listen.port(),
         real_time: !args.no_real_time,
         replay_capacity: 128,
+        // Its HTTP server takes bodies up to BODY_LIMIT, and reqwest reads any answer.
+        max_fetched_blob_bytes: usize::MAX,
+        max_pushed_blob_bytes: BODY_LIMIT - 1024,
     };
     let own = OwnClock::new(args.clock_offset_ms, 0.0);
     let clock = povpoi_app::clock::ClockService::new(device_id, rand::random(), rand::random(), own.now_us());

@@ -125,6 +125,9 @@ pub struct Replica<S: Storage> {
     reports: u64,
     /// Blobs held in storage (a sorted vector, for the same reason as `State::entries`).
     present: LiteMap<BlobHash, ()>,
+    /// Blobs over this many bytes are left out of what this replica asks peers to push
+    /// ([`Replica::want_blobs_up_to`]).
+    wanted_blob_bytes: usize,
 }
 
 impl<S: Storage> Replica<S> {
@@ -148,7 +151,8 @@ impl<S: Storage> Replica<S> {
             }
         };
         let present = storage.blob_hashes()?.into_iter().map(|hash| (hash, ())).collect();
-        let mut replica = Replica { storage, state, peers: BTreeMap::new(), reports: 0, present };
+        let mut replica =
+            Replica { storage, state, peers: BTreeMap::new(), reports: 0, present, wanted_blob_bytes: usize::MAX };
         if !fresh {
             replica.collect_garbage()?;
         }
@@ -374,7 +378,24 @@ impl<S: Storage> Replica<S> {
 
     /// Blobs referenced by the library that this replica does not hold yet.
     pub fn missing_blobs(&self) -> Vec<BlobHash> {
-        self.referenced_blobs().keys().filter(|h| !self.present.contains_key(h)).copied().collect()
+        self.missing_blobs_up_to(usize::MAX)
+    }
+
+    /// [`Replica::missing_blobs`] of at most `max_bytes` each.
+    pub fn missing_blobs_up_to(&self, max_bytes: usize) -> Vec<BlobHash> {
+        self.referenced_blobs_up_to(max_bytes).keys().filter(|h| !self.present.contains_key(h)).copied().collect()
+    }
+
+    /// Leaves blobs over `max_bytes` out of the lists this replica answers a pushing peer
+    /// with (`Begun.want`, `Want`): a poi whose request bodies are limited (a board) fetches
+    /// larger ones in sessions of its own, where each answer carries one blob.
+    pub fn want_blobs_up_to(&mut self, max_bytes: usize) {
+        self.wanted_blob_bytes = max_bytes;
+    }
+
+    /// The blobs a pushing peer is asked for: missing ones within [`Replica::want_blobs_up_to`].
+    pub(super) fn wanted_blobs(&self) -> Vec<BlobHash> {
+        self.missing_blobs_up_to(self.wanted_blob_bytes)
     }
 
     // ----- local edits -----
@@ -819,9 +840,13 @@ impl<S: Storage> Replica<S> {
     /// A sorted vector, as the held set (`present`) is: one set type's code in a
     /// board's flash image, not two.
     fn referenced_blobs(&self) -> LiteMap<BlobHash, ()> {
+        self.referenced_blobs_up_to(usize::MAX)
+    }
+
+    fn referenced_blobs_up_to(&self, max_bytes: usize) -> LiteMap<BlobHash, ()> {
         self.records()
             .filter_map(|r| match &r.value {
-                Value::Image(meta) => Some((meta.pixels(), ())),
+                Value::Image(meta) if meta.byte_len() <= max_bytes => Some((meta.pixels(), ())),
                 _ => None,
             })
             .collect()

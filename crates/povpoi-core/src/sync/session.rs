@@ -67,6 +67,8 @@ pub struct Session {
     report: SessionReport,
     /// Blobs asked or sent per message at most (see [`Session::one_blob_at_a_time`]).
     blobs_per_message: usize,
+    /// Blobs over this many bytes are not fetched.
+    max_blob_bytes: usize,
 }
 
 impl Session {
@@ -78,16 +80,19 @@ impl Session {
             unavailable: LiteMap::new(),
             report: SessionReport::default(),
             blobs_per_message: MAX_FETCH_HASHES,
+            max_blob_bytes: usize::MAX,
         };
         (session, Request::Begin { summary: replica.summary(), options })
     }
 
     /// Asks for one blob per `Fetch` and sends one per `Store`, so that no message of the
-    /// session holds more than one image's pixels: for a poi whose RAM has room for one
-    /// image but not for a 128 KiB batch. The messages are the protocol's own; only their
-    /// count grows.
-    pub fn one_blob_at_a_time(mut self) -> Session {
+    /// session holds more than one image's pixels, and fetches none over `max_blob_bytes`
+    /// (they stay missing, and do not hold up the smaller ones): for a poi whose RAM has
+    /// room for one image but not for a 128 KiB batch. The messages are the protocol's own;
+    /// only their count grows.
+    pub fn one_blob_at_a_time(mut self, max_blob_bytes: usize) -> Session {
         self.blobs_per_message = 1;
+        self.max_blob_bytes = max_blob_bytes;
         self
     }
 
@@ -198,7 +203,7 @@ impl Session {
             return None;
         }
         let asked: Vec<BlobHash> = replica
-            .missing_blobs()
+            .missing_blobs_up_to(self.max_blob_bytes)
             .into_iter()
             .filter(|h| !self.unavailable.contains_key(h))
             .take(self.blobs_per_message)
@@ -244,7 +249,7 @@ impl<S: Storage> Replica<S> {
                         !d.records.is_empty() || !d.repairs.is_empty() || self.peer_lacks(&peer.knowledge, categories)
                     });
                 let want = if options.direction.pushes() && categories.images {
-                    self.missing_blobs().into_iter().take(MAX_FETCH_HASHES).collect()
+                    self.wanted_blobs().into_iter().take(MAX_FETCH_HASHES).collect()
                 } else {
                     Vec::new()
                 };
@@ -252,7 +257,7 @@ impl<S: Storage> Replica<S> {
             }
             Request::Push(delta) => {
                 self.apply_delta(delta, now_ms)?;
-                Response::Want(self.missing_blobs().into_iter().take(MAX_FETCH_HASHES).collect())
+                Response::Want(self.wanted_blobs().into_iter().take(MAX_FETCH_HASHES).collect())
             }
             Request::Fetch(hashes) => {
                 let hashes = &hashes[..hashes.len().min(MAX_FETCH_HASHES)];
