@@ -10,9 +10,10 @@
 //!
 //! - Other poi are heard on the same socket: their announcements (every 15 s, nodes and
 //!   boards alike) and the answers to the query for `_povpoi._tcp.local` this poi sends at
-//!   start and with every announcement of its own. Each service whose TXT, SRV and A records
-//!   arrive in one packet is read with [`povpoi_peer::advert::read_txt`] and handed to the `heard`
-//!   callback of [`Responder::run`] (the application's peer table).
+//!   start and then with its own announcements at doubling intervals. Each service whose
+//!   TXT, SRV and A records arrive in one packet is read with
+//!   [`povpoi_peer::advert::read_txt`] and handed to the `heard` callback of
+//!   [`Responder::run`] (the application's peer table).
 
 pub mod records;
 
@@ -120,13 +121,19 @@ impl Responder {
             );
             let answers = HostAnswersMdnsHandler::new(Answers { responder: self, ip });
             let handler = ChainedHandler::new(Listener { heard }, answers);
-            let rng = esp_hal::rng::Rng::new();
             let reannounce = async {
+                let mut cycle: u32 = 0;
                 loop {
-                    // Peers answer the query at once; their own announcements come later.
-                    if let Err(e) = mdns.query(|buf| Browse.query(rng.random() as u16, buf)).await {
+                    // Peers answer the query at once; their own announcements come later. Asked
+                    // at cycles 0, 1, 2, 4, 8, ... (RFC 6762 5.2: intervals at least doubling),
+                    // as every poi's announcements keep the table full after that. Id 0 as
+                    // RFC 6762 18.1 asks of a multicast query.
+                    if (cycle == 0 || cycle.is_power_of_two())
+                        && let Err(e) = mdns.query(|buf| Browse.query(0, buf)).await
+                    {
                         log::debug!("mDNS query: {e:?}");
                     }
+                    cycle = cycle.saturating_add(1);
                     // Either the interval passed or the advert changed: a new seq either way.
                     select(Timer::after(ANNOUNCE_EVERY), self.changed.wait()).await;
                     self.next_seq();
