@@ -3,7 +3,8 @@
 //! crates/povpoi-core-riscv). Measured here on x86-64, whose pointers and collection headers
 //! are twice RV32's, so the board's share is at most this.
 //!
-//! One test in this binary: the allocator's counters are global.
+//! One test in this binary: the allocator's counters are global. It also measures what a
+//! board's own session adds at its peak, fetching the largest image a board fetches.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -11,7 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use povpoi_app::clock::ClockService;
 use povpoi_app::{App, Config, Now};
 use povpoi_core::device::{DeviceId, ReplicaId};
-use povpoi_core::sync::{Identity, MemoryStorage, Replica};
+use povpoi_core::sync::{Identity, MemoryStorage, Replica, SyncOptions};
+use povpoi_core::wire;
 use povpoi_flash::FlashStore;
 use povpoi_flash::ram::RamFlash;
 
@@ -19,10 +21,20 @@ use povpoi_flash::ram::RamFlash;
 struct Counting;
 
 static HELD: AtomicUsize = AtomicUsize::new(0);
+/// The most held since [`start_peak`].
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// Starts measuring the peak from what is held now.
+fn start_peak() -> usize {
+    let now = HELD.load(Relaxed);
+    PEAK.store(now, Relaxed);
+    now
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        HELD.fetch_add(layout.size(), Relaxed);
+        let held = HELD.fetch_add(layout.size(), Relaxed) + layout.size();
+        PEAK.fetch_max(held, Relaxed);
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.alloc(layout) }
     }
@@ -52,10 +64,14 @@ fn config(device: DeviceId) -> Config {
         port: 80,
         real_time: true,
         replay_capacity: 128,
-        max_fetched_blob_bytes: usize::MAX,
-        max_pushed_blob_bytes: usize::MAX,
+        // A board's (firmware/src/main.rs): a 24 KiB answer and an 8 KiB body, less 1 KiB.
+        max_fetched_blob_bytes: FETCH_LIMIT,
+        max_pushed_blob_bytes: 7 * 1024,
     }
 }
+
+/// The largest image pixels a board fetches.
+const FETCH_LIMIT: usize = 23 * 1024;
 
 #[test]
 fn a_board_holds_200_images_sync_state_in_its_64_kib_heap() {
@@ -99,4 +115,54 @@ fn a_board_holds_200_images_sync_state_in_its_64_kib_heap() {
     assert_eq!(app.replica().image_count(), 200);
     // x86-64's pointers and collection headers are twice RV32's: what fits here fits a board.
     assert!(held <= 64 * 1024, "{held}");
+
+    // That board's own session with a peer holding one image of the largest size a board
+    // fetches (its App config: a 24 KiB answer, less 1 KiB). The peer answers in this
+    // process; only the board's side of each step is measured: from the answer's bytes as
+    // they arrive to the next request's bytes as they leave (decoding, merging, saving).
+    let peer_identity =
+        Identity { replica: ReplicaId(2), device: DeviceId([2, 0, 0, 0, 0, 2]), group: "default".into() };
+    let mut peer = Replica::open(MemoryStorage::default(), peer_identity).unwrap();
+    let (width, height) = (FETCH_LIMIT / (32 * 3), 32);
+    let pixels: Vec<u8> = (0..width * height * 3).map(|k| (k * 13) as u8).collect();
+    peer.add_image("largest", width as u32, height as u32, &pixels, 5_000).unwrap();
+    let (mut session, request) = app.start_session(SyncOptions::default());
+    let mut outgoing = wire::to_bytes(&request);
+    drop(request);
+    let (mut steps, mut largest_answer, mut worst, mut first) = (0, 0, 0, 0);
+    let mut last;
+    loop {
+        let answer = wire::to_bytes(&peer.respond(wire::from_bytes(&outgoing).unwrap(), 6_000));
+        drop(outgoing);
+        largest_answer = largest_answer.max(answer.len());
+        // The answer is the board's from here: it arrived in its heap.
+        let before = start_peak() - answer.capacity();
+        let next = app.merge(&mut session, wire::from_bytes(&answer).unwrap(), now).unwrap();
+        drop(answer);
+        let bytes = next.as_ref().map(wire::to_bytes);
+        drop(next);
+        let step = PEAK.load(Relaxed) - before;
+        if steps == 0 {
+            first = step;
+        }
+        last = step;
+        worst = worst.max(step);
+        steps += 1;
+        match bytes {
+            Some(bytes) => outgoing = bytes,
+            None => break,
+        }
+    }
+    assert_eq!(app.replica().image_count(), 201);
+    assert_eq!(app.replica().missing_blobs(), [], "the largest image arrived");
+    println!(
+        "its own session fetching a {}-byte image: {steps} steps, answers up to {largest_answer} bytes; \
+         over the board at rest: {first} bytes building the Push of its 200 records, {last} taking the \
+         image, at most {worst} (so {} in all) (x86-64)",
+        pixels.len(),
+        held + worst
+    );
+    // Not within 64 KiB beside 200 images (docs/FIRMWARE.md, Budgets): a regression guard
+    // only, at a few times the largest message.
+    assert!(worst <= 4 * largest_answer + 16 * 1024, "{worst}");
 }
