@@ -34,11 +34,11 @@ const SESSION_CHECK: Duration = Duration::from_secs(1);
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Largest answer read, bytes. The answer and what it decodes to are in the application's
-/// heap at once, beside the library: 24 KiB holds a 200x32 image (19,200 bytes of pixels),
-/// or the records of a first session with a peer holding ~200 images.
+/// heap at once, beside the library: 24 KiB holds a 245x32 image (23,520 bytes of pixels;
+/// the App's `max_fetched_blob_bytes` keeps larger ones from being asked for).
 pub const MAX_ANSWER_BYTES: usize = 24 * 1024;
 
-/// Room for an answer's status line and headers (the node sends about 250 bytes).
+/// Room for an answer's status line and headers (the node sends a handful of short ones).
 const HEAD_BYTES: usize = 1024;
 
 /// Most headers read from an answer.

@@ -484,11 +484,10 @@ fn one_blob_at_a_time_moves_every_image_both_ways_one_blob_per_message() {
         sent.push(a.add_image(&format!("a{n}"), 40, 8, &pixels(40, 8, n), 1_000).unwrap());
         sent.push(b.add_image(&format!("b{n}"), 40, 8, &pixels(40, 8, 10 + n), 1_000).unwrap());
     }
-    let (session, mut request) = Session::start(&a, SyncOptions::default());
-    let mut session = session.one_blob_at_a_time(usize::MAX);
+    let (report, requests) = small_session(&mut a, &mut b, usize::MAX);
     let (mut fetches, mut stores) = (0, 0);
-    for _ in 0..100 {
-        match &request {
+    for request in &requests {
+        match request {
             Request::Fetch(hashes) => {
                 assert_eq!(hashes.len(), 1, "a Fetch asked for {} blobs", hashes.len());
                 fetches += 1;
@@ -499,14 +498,9 @@ fn one_blob_at_a_time_moves_every_image_both_ways_one_blob_per_message() {
             }
             _ => {}
         }
-        let response = b.respond(wire::from_bytes(&wire::to_bytes(&request)).unwrap(), 2_000);
-        match session.on_response(&mut a, wire::from_bytes(&wire::to_bytes(&response)).unwrap(), 2_000).unwrap() {
-            Some(next) => request = next,
-            None => break,
-        }
     }
     assert_eq!((fetches, stores), (3, 3));
-    assert_eq!((session.report().blobs_received, session.report().blobs_sent), (3, 3));
+    assert_eq!((report.blobs_received, report.blobs_sent), (3, 3));
     for id in sent {
         let meta = a.image(id).unwrap().clone();
         assert_eq!(b.image_pixels(&meta.pixels()).unwrap(), a.image_pixels(&meta.pixels()).unwrap());
@@ -515,8 +509,8 @@ fn one_blob_at_a_time_moves_every_image_both_ways_one_blob_per_message() {
 }
 
 /// Runs a session from `a` to `b`, `a` fetching one blob at a time up to `max_fetched` bytes;
-/// returns the requests `a` sent.
-fn small_session(a: &mut Poi, b: &mut Poi, max_fetched: usize) -> Vec<Request> {
+/// returns its report and the requests `a` sent.
+fn small_session(a: &mut Poi, b: &mut Poi, max_fetched: usize) -> (SessionReport, Vec<Request>) {
     let (session, mut request) = Session::start(a, SyncOptions::default());
     let mut session = session.one_blob_at_a_time(max_fetched);
     let mut sent = Vec::new();
@@ -525,7 +519,7 @@ fn small_session(a: &mut Poi, b: &mut Poi, max_fetched: usize) -> Vec<Request> {
         let response = b.respond(wire::from_bytes(&wire::to_bytes(&request)).unwrap(), 2_000);
         match session.on_response(a, wire::from_bytes(&wire::to_bytes(&response)).unwrap(), 2_000).unwrap() {
             Some(next) => request = next,
-            None => return sent,
+            None => return (*session.report(), sent),
         }
     }
     panic!("session did not finish in 100 messages");
@@ -541,7 +535,7 @@ fn a_poi_short_of_ram_skips_blobs_over_its_limits_and_still_gets_the_rest() {
     let has = |p: &Poi, id| !p.missing_blobs().contains(&p.image(id).unwrap().pixels());
 
     // Its own session fetches those up to 2,000 bytes; the large one does not stop the others.
-    let sent = small_session(&mut board, &mut node, 2_000);
+    let (_, sent) = small_session(&mut board, &mut node, 2_000);
     let fetches = sent.iter().filter(|r| matches!(r, Request::Fetch(_))).count();
     assert_eq!(fetches, 2, "Fetch requests");
     assert!(has(&board, small) && has(&board, middle) && !has(&board, large));
@@ -554,7 +548,7 @@ fn a_poi_short_of_ram_skips_blobs_over_its_limits_and_still_gets_the_rest() {
     let small = node.add_image("small", 40, 8, &pixels(40, 8, 1), 1_000).unwrap();
     let large = node.add_image("large", 40, 32, &pixels(40, 32, 2), 1_000).unwrap();
     board.want_blobs_up_to(1_000);
-    let sent = small_session(&mut node, &mut board, usize::MAX);
+    let (_, sent) = small_session(&mut node, &mut board, usize::MAX);
     let stored: Vec<usize> = sent
         .iter()
         .filter_map(|r| match r {
