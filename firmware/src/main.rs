@@ -23,6 +23,7 @@ use esp_hal::{Async, dma_rx_buffer, dma_tx_buffer};
 use esp_radio::wifi::{Interface, WifiController};
 use povpoi_app::clock::ClockService;
 use povpoi_app::peers::{Sighting, Source};
+use povpoi_app::sessions::AppLock;
 use povpoi_app::{App, Config};
 use povpoi_core::device::{DeviceId, ReplicaId};
 use povpoi_core::model::Rgb;

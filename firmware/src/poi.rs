@@ -16,6 +16,7 @@ use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use embassy_time::{Duration, Instant, Timer};
 use esp_hal::rng::{Rng, Trng};
 use povpoi_app::clock::RECEIVE_BUFFER;
+use povpoi_app::sessions::AppLock;
 use povpoi_app::{App, Now};
 use povpoi_core::model::Mode;
 use povpoi_core::render::{ColorOrder, DEFAULT_LEDS, Finish};
@@ -39,11 +40,15 @@ impl Shared {
     pub fn new(app: Poi) -> Shared {
         Shared { app: Mutex::new(RefCell::new(app)) }
     }
+}
+
+impl AppLock for Shared {
+    type Storage = &'static Store;
 
     /// Runs `f` on the application with the clocks read now. The board has no battery-backed
     /// clock: real time is what the application learned from peers' signed requests
     /// ([`povpoi_app::time::LearnedTime`]), its uptime until then.
-    pub fn with<R>(&self, f: impl FnOnce(&mut Poi, Now) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut Poi, Now) -> R) -> R {
         self.app.lock(|cell| {
             let mut app = cell.borrow_mut();
             let now = app.learned_now(Instant::now().as_micros());

@@ -1,12 +1,12 @@
-//! The sync sessions this board starts: push-on-change after its own edits, and catching up
-//! with a peer whose advertised library digest differs ([`povpoi_app::App::sessions_due`]).
-//! A session is the shared one ([`povpoi_peer::session::drive`], one blob per message on a
-//! board); this module carries its messages as HTTP/1.1 requests over the sync client's
+//! The sync sessions this board starts: push-on-change after its own edits, periodic
+//! rounds, and catching up with a peer whose advertised library digest differs. Which are
+//! due and how each runs is the shared application's ([`povpoi_app::sessions::run_due`]);
+//! this module carries a session's messages as HTTP/1.1 requests over the sync client's
 //! connection pool, one connection per message (`Connection: close`), and parses the
 //! answer's head with httparse.
 //!
-//! The peers are those the application knows: the ones that called this board (a node's
-//! own sessions, a relayed command) or sent it show clock datagrams, until they time out.
+//! The peers are those the application knows: heard over mDNS, or that called this board
+//! or sent it show clock datagrams, until they time out.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -17,12 +17,13 @@ use embassy_time::{Duration, Timer, with_timeout};
 use embedded_io_async::{Read, Write};
 use embedded_nal_async::TcpConnect;
 use esp_hal::rng::Trng;
+use povpoi_app::sessions::{self, AppLock};
 use povpoi_core::device::DeviceId;
-use povpoi_core::sync::{Request as SyncRequest, Response as SyncResponse, Session, SyncOptions};
+use povpoi_core::sync::{Request as SyncRequest, Response as SyncResponse};
 use povpoi_core::wire;
 use povpoi_peer::auth::HEADER_SIGNATURE;
 use povpoi_peer::exchange::{AnswerError, SYNC_PATH};
-use povpoi_peer::session::{self, Link, Progress, Replicas};
+use povpoi_peer::session::Link;
 
 use crate::net::SyncClient;
 use crate::poi::Shared;
@@ -81,31 +82,22 @@ pub enum LinkError {
     Decode(povpoi_core::sync::Error),
 }
 
-/// Starts the sessions the application asks for, one peer after another, forever.
+/// Starts the sessions the application asks for ([`sessions::run_due`]), forever.
 pub async fn run(shared: &'static Shared, client: SyncClient) -> ! {
     loop {
         Timer::after(SESSION_CHECK).await;
-        let due = shared.with(|app, now| app.sessions_due(now));
-        for (peer, addr) in due {
-            let started = shared.with(|_, now| now);
-            let mut link = HttpLink { shared, client: &client, addr, peer };
-            let mut replicas = BoardReplicas(shared);
-            let mut progress = Progress::default();
-            let outcome = session::drive(&mut link, &mut replicas, peer, SyncOptions::default(), &mut progress).await;
-            match &outcome {
-                Ok(()) => log::info!(
-                    "sync with {peer} at {addr}: {} round trips, {} bytes, {} blobs in, {} out",
-                    progress.round_trips,
-                    progress.bytes,
-                    progress.report.blobs_received,
-                    progress.report.blobs_sent
-                ),
-                Err(e) => {
-                    log::warn!("sync with {peer} at {addr} failed after {} round trips: {e}", progress.round_trips)
-                }
-            }
-            shared.with(|app, now| app.session_ended(peer, addr, started, outcome.is_ok(), now));
-        }
+        let link_to = |peer, addr| HttpLink { shared, client: &client, addr, peer };
+        sessions::run_due(shared, link_to, |peer, addr, progress, outcome| match outcome {
+            Ok(()) => log::info!(
+                "sync with {peer} at {addr}: {} round trips, {} bytes, {} blobs in, {} out",
+                progress.round_trips,
+                progress.bytes,
+                progress.report.blobs_received,
+                progress.report.blobs_sent
+            ),
+            Err(e) => log::warn!("sync with {peer} at {addr} failed after {} round trips: {e}", progress.round_trips),
+        })
+        .await;
     }
 }
 
@@ -215,23 +207,5 @@ impl HttpLink<'_> {
             connection.read_exact(&mut body[start..]).await.map_err(|_| LinkError::Broken(self.addr))?;
             return Ok(Answer { status, signature, head_bytes, body });
         }
-    }
-}
-
-/// The board's library as a session needs it.
-struct BoardReplicas(&'static Shared);
-
-impl Replicas for BoardReplicas {
-    async fn start(&mut self, options: SyncOptions) -> (Session, SyncRequest) {
-        self.0.with(|app, _| app.start_session(options))
-    }
-
-    async fn merge(
-        &mut self,
-        mut session: Session,
-        answer: SyncResponse,
-    ) -> (Session, Result<Option<SyncRequest>, povpoi_core::sync::Error>) {
-        let next = self.0.with(|app, now| app.merge(&mut session, answer, now));
-        (session, next)
     }
 }

@@ -10,6 +10,7 @@ pub mod app;
 pub mod clock;
 pub mod peers;
 pub mod rules;
+pub mod sessions;
 pub mod stage;
 pub mod time;
 

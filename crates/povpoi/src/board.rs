@@ -18,9 +18,10 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use povpoi_app::peers::Source;
+use povpoi_app::sessions::{self, AppLock};
 use povpoi_app::{App, Config, Now};
 use povpoi_core::device::{DeviceId, ReplicaId};
-use povpoi_core::sync::{Identity, Replica, Request as SyncRequest, Response as SyncResponse, Session, SyncOptions};
+use povpoi_core::sync::{Identity, Replica, Request as SyncRequest, Response as SyncResponse};
 use povpoi_core::wire;
 use povpoi_flash::FlashStore;
 use povpoi_flash::ram::{RamFlash, SECTOR};
@@ -29,7 +30,7 @@ use povpoi_node::show_clock::{OwnClock, host_time_us};
 use povpoi_peer::auth::HEADER_SIGNATURE;
 use povpoi_peer::exchange::SYNC_PATH;
 use povpoi_peer::key::GroupKey;
-use povpoi_peer::session::{self, Link, Progress, Replicas};
+use povpoi_peer::session::Link;
 use tokio::net::{TcpListener, UdpSocket};
 
 /// The shipped partition table's `povpoi` partition (firmware/partitions.csv), KiB.
@@ -92,6 +93,15 @@ impl Board {
         self.own.now_us()
     }
 
+    /// The clocks now.
+    fn now(&self) -> Now {
+        self.with(|_, now| now)
+    }
+}
+
+impl AppLock for Board {
+    type Storage = FlashStore<RamFlash>;
+
     /// Runs `f` on the application with the clocks read now (under the lock: without a
     /// real-time clock, the application holds what it learned of real time).
     fn with<R>(&self, f: impl FnOnce(&mut App<FlashStore<RamFlash>>, Now) -> R) -> R {
@@ -100,11 +110,6 @@ impl Board {
         let now =
             if app.config().real_time { Now { wall_us: host_time_us(), own_us } } else { app.learned_now(own_us) };
         f(&mut app, now)
-    }
-
-    /// The clocks now.
-    fn now(&self) -> Now {
-        self.with(|_, now| now)
     }
 }
 
@@ -271,24 +276,18 @@ async fn probe_peers(board: Arc<Board>, addrs: Vec<SocketAddr>) {
 }
 
 /// Starts the sessions [`App::sessions_due`] asks for, one peer after another, as the
-/// board's sync task does.
+/// board's sync task does ([`sessions::run_due`]).
 async fn sync_sessions(board: Arc<Board>) {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("an HTTP client");
     loop {
         tokio::time::sleep(SESSION_CHECK).await;
-        let due = board.with(|app, now| app.sessions_due(now));
-        for (peer, addr) in due {
-            let started = board.now();
-            let mut link = HttpLink { board: &board, http: &http, addr, peer };
-            let mut replicas = BoardReplicas(&board);
-            let mut progress = Progress::default();
-            let options = SyncOptions::default();
-            let outcome = session::drive(&mut link, &mut replicas, peer, options, &mut progress).await;
-            if let Err(e) = &outcome {
+        let link_to = |peer, addr| HttpLink { board: &board, http: &http, addr, peer };
+        sessions::run_due(&*board, link_to, |peer, addr, _, outcome| {
+            if let Err(e) = outcome {
                 eprintln!("povpoi board: sync with {peer} at {addr} failed: {e}");
             }
-            board.with(|app, now| app.session_ended(peer, addr, started, outcome.is_ok(), now));
-        }
+        })
+        .await;
     }
 }
 
@@ -322,23 +321,5 @@ impl Link for HttpLink<'_> {
         let plain = out.check.open_answer(status, signature.as_deref(), bytes).map_err(|e| format!("answer {e}"))?;
         let answer = wire::from_bytes(&plain).map_err(|e| format!("bad answer: {e}"))?;
         Ok((answer, out.check.sent + on_wire))
-    }
-}
-
-/// The board's library as a session needs it: locked only to start and to merge.
-struct BoardReplicas<'a>(&'a Board);
-
-impl Replicas for BoardReplicas<'_> {
-    async fn start(&mut self, options: SyncOptions) -> (Session, SyncRequest) {
-        self.0.app().start_session(options)
-    }
-
-    async fn merge(
-        &mut self,
-        mut session: Session,
-        answer: SyncResponse,
-    ) -> (Session, Result<Option<SyncRequest>, povpoi_core::sync::Error>) {
-        let next = self.0.with(|app, now| app.merge(&mut session, answer, now));
-        (session, next)
     }
 }

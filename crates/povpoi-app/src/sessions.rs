@@ -1,0 +1,59 @@
+//! The sync sessions a poi starts, written once for every platform: which are due
+//! ([`App::sessions_due`]), each driven by [`povpoi_peer::session::drive`] over the
+//! platform's link, and its end told to the application ([`App::session_ended`]). The
+//! platform brings its lock around the application ([`AppLock`]) and its HTTP client (a
+//! [`Link`] per peer).
+
+use core::net::SocketAddr;
+
+use povpoi_core::device::DeviceId;
+use povpoi_core::sync::{self, Request, Response, Session, Storage, SyncOptions};
+use povpoi_peer::session::{self, DriveError, Link, Progress, Replicas};
+
+use crate::app::{App, Now};
+
+/// A platform's lock around its application, with its clocks read under it.
+pub trait AppLock {
+    /// The application's storage.
+    type Storage: Storage;
+    /// Runs `f` on the application with the clocks read now.
+    fn with<R>(&self, f: impl FnOnce(&mut App<Self::Storage>, Now) -> R) -> R;
+}
+
+/// The application's library as a session it starts needs it: locked only to start and to
+/// merge each answer, never while a message travels.
+struct LockedReplicas<'a, L>(&'a L);
+
+impl<L: AppLock> Replicas for LockedReplicas<'_, L> {
+    async fn start(&mut self, options: SyncOptions) -> (Session, Request) {
+        self.0.with(|app, _| app.start_session(options))
+    }
+
+    async fn merge(
+        &mut self,
+        mut session: Session,
+        answer: Response,
+    ) -> (Session, Result<Option<Request>, sync::Error>) {
+        let next = self.0.with(|app, now| app.merge(&mut session, answer, now));
+        (session, next)
+    }
+}
+
+/// Runs the sessions due now, one peer after another, each over `link_to(peer, addr)`;
+/// `ended` hears each outcome (for the platform's log) once the application took it.
+pub async fn run_due<L: AppLock, K: Link>(
+    lock: &L,
+    mut link_to: impl FnMut(DeviceId, SocketAddr) -> K,
+    mut ended: impl FnMut(DeviceId, SocketAddr, &Progress, Result<(), DriveError<K::Error>>),
+) {
+    let due = lock.with(|app, now| app.sessions_due(now));
+    for (peer, addr) in due {
+        let started = lock.with(|_, now| now);
+        let mut link = link_to(peer, addr);
+        let mut progress = Progress::default();
+        let outcome =
+            session::drive(&mut link, &mut LockedReplicas(lock), peer, SyncOptions::default(), &mut progress).await;
+        lock.with(|app, now| app.session_ended(peer, addr, started, outcome.is_ok(), now));
+        ended(peer, addr, &progress, outcome);
+    }
+}
