@@ -97,6 +97,10 @@ struct Inner<F: MultiwriteNorFlash> {
     blobs: Vec<(BlobHash, u16)>,
     relocate_every: u32,
     saves: u32,
+    /// The blob read last and its sectors, so that reading it in parts (a player reading
+    /// an image column by column) walks its headers once. Forgotten whenever a value's
+    /// sectors may be given back (a kill) or RAM is rebuilt.
+    located: Option<(BlobHash, Value)>,
     /// A flash operation failed part way: what RAM knows is rebuilt from flash first.
     stale: bool,
     snapshot_damaged: bool,
@@ -184,6 +188,7 @@ impl<F: MultiwriteNorFlash> FlashStore<F> {
             blobs: Vec::new(),
             relocate_every: options.relocate_every,
             saves: 0,
+            located: None,
             stale: false,
             snapshot_damaged: false,
             settings_damaged: false,
@@ -357,6 +362,7 @@ impl<F: MultiwriteNorFlash> Inner<F> {
     /// Voids the header of `sector` by writing zeros over it: a value whose first chunk is
     /// void is gone, and an erase, which only sets bits, cannot make it sound again.
     fn kill(&mut self, sector: u16) -> Result<(), StorageError> {
+        self.located = None;
         let at = self.address(sector);
         let killed = self.flash.write(at, &[0; HEADER_LEN]).map_err(|e| flash_error("cannot void a sector", e));
         self.watch(killed)
@@ -382,6 +388,7 @@ impl<F: MultiwriteNorFlash> Inner<F> {
         self.state = None;
         self.settings = None;
         self.blobs.clear();
+        self.located = None;
         let mut current: Option<(Kind, [u8; 32])> = None;
         for (kind, id, _, first) in firsts {
             let Some(value) = self.walk(first)? else { continue };
@@ -532,6 +539,29 @@ impl<F: MultiwriteNorFlash> Inner<F> {
         Ok(out)
     }
 
+    /// Fills `out` with `value`'s bytes from `offset` on (the caller checked the range),
+    /// reading whole flash words a few at a time through a small buffer.
+    fn read_part(&mut self, value: &Value, offset: usize, out: &mut [u8]) -> Result<(), StorageError> {
+        const STEP: usize = 64;
+        let (payload, word) = (self.payload(), word::<F>());
+        let mut buf = [0u8; STEP + MAX_WORD];
+        let mut done = 0;
+        while done < out.len() {
+            let at = offset + done;
+            let (sector, within) = (value.sectors[at / payload], at % payload);
+            // A sector's payload ends at its end, a word boundary: the rounded-up read stays in it.
+            let n = (out.len() - done).min(payload - within).min(STEP);
+            let skip = within % word;
+            let from = self.address(sector) + (HEADER_LEN + within - skip) as u32;
+            let len = (skip + n).next_multiple_of(word);
+            let read = self.flash.read(from, &mut buf[..len]).map_err(|e| flash_error("cannot read a sector", e));
+            self.watch(read)?;
+            out[done..done + n].copy_from_slice(&buf[skip..skip + n]);
+            done += n;
+        }
+        Ok(())
+    }
+
     fn save_settings(&mut self, map: BTreeMap<String, Vec<u8>>) -> Result<(), StorageError> {
         const WHAT: &str = "cannot save the settings";
         let bytes = encode_settings(&map);
@@ -671,6 +701,27 @@ impl<F: MultiwriteNorFlash> Storage for &FlashStore<F> {
         inner.fresh()?;
         Ok(inner.blobs.iter().map(|(h, _)| *h).collect())
     }
+
+    fn read_blob_part(&self, hash: &BlobHash, offset: usize, out: &mut [u8]) -> Result<bool, StorageError> {
+        let mut inner = self.inner.borrow_mut();
+        inner.fresh()?;
+        let value = match inner.located.take() {
+            Some((h, value)) if h == *hash => value,
+            _ => {
+                let Ok(i) = inner.blob_index(hash) else { return Ok(false) };
+                let first = inner.blobs[i].1;
+                // Damaged since it was opened: as good as gone.
+                let Some(value) = inner.walk(first)? else { return Ok(false) };
+                value
+            }
+        };
+        let fits = offset.checked_add(out.len()).is_some_and(|end| end <= value.head.len as usize);
+        if fits {
+            inner.read_part(&value, offset, out)?;
+        }
+        inner.located = Some((*hash, value));
+        Ok(fits)
+    }
 }
 
 /// An owned store: the same as through a reference.
@@ -697,5 +748,9 @@ impl<F: MultiwriteNorFlash> Storage for FlashStore<F> {
 
     fn blob_hashes(&self) -> Result<Vec<BlobHash>, StorageError> {
         <&Self as Storage>::blob_hashes(&self)
+    }
+
+    fn read_blob_part(&self, hash: &BlobHash, offset: usize, out: &mut [u8]) -> Result<bool, StorageError> {
+        <&Self as Storage>::read_blob_part(&self, hash, offset, out)
     }
 }

@@ -203,6 +203,62 @@ fn sectors_are_taken_in_turn_across_restarts() {
 }
 
 #[test]
+fn parts_of_a_blob_read_back_at_any_offset_and_across_sectors() {
+    let mut store = new_store(64);
+    let (a, a_bytes) = blob(1, IMAGE_LEN);
+    let (b, b_bytes) = blob(2, 301);
+    store.save_blob(&a, &a_bytes).unwrap();
+    store.save_blob(&b, &b_bytes).unwrap();
+    // Unaligned starts and lengths, a part crossing a sector's end, the last byte, and a
+    // part longer than the store's read buffer.
+    for (offset, len) in [(0, 1), (1, 3), (5, 96), (P - 2, 7), (3 * P - 61, 200), (IMAGE_LEN - 1, 1), (7, 1000)] {
+        let mut out = vec![0; len];
+        assert!(store.read_blob_part(&a, offset, &mut out).unwrap(), "{offset}+{len}");
+        assert_eq!(out, a_bytes[offset..offset + len], "{offset}+{len}");
+    }
+    let mut out = [0; 4];
+    assert!(store.read_blob_part(&b, 297, &mut out).unwrap());
+    assert_eq!(out, b_bytes[297..]);
+    // Past the end or not stored: nothing read, no error.
+    assert!(!store.read_blob_part(&b, 298, &mut out).unwrap());
+    assert!(!store.read_blob_part(&a, usize::MAX, &mut out).unwrap());
+    assert!(!store.read_blob_part(&BlobHash([7; 32]), 0, &mut out).unwrap());
+    // The blob's sectors are walked once, not at every part: a 48-byte part within a sector
+    // is one read.
+    assert!(store.read_blob_part(&a, 100, &mut [0; 48]).unwrap());
+    let reads = store.flash().stats.reads;
+    assert!(store.read_blob_part(&a, 200, &mut [0; 48]).unwrap());
+    assert_eq!(store.flash().stats.reads, reads + 1);
+    // A blob removed is not read from the sectors it held, and one saved again reads back.
+    store.remove_blob(&a).unwrap();
+    assert!(!store.read_blob_part(&a, 0, &mut out).unwrap());
+    let (c, c_bytes) = blob(3, IMAGE_LEN);
+    store.save_blob(&c, &c_bytes).unwrap();
+    store.save_blob(&a, &a_bytes).unwrap();
+    let mut whole = vec![0; IMAGE_LEN];
+    assert!(store.read_blob_part(&a, 0, &mut whole).unwrap());
+    assert_eq!(whole, a_bytes);
+}
+
+#[test]
+fn a_part_read_follows_a_blob_that_moved() {
+    let options = Options { relocate_every: 1 };
+    // A small region, so that the sectors a move gives back are soon taken again.
+    let mut store = open(RamFlash::new(START as usize + 14 * SECTOR), 14, options);
+    let (a, a_bytes) = blob(1, 2 * P + 1);
+    store.save_blob(&a, &a_bytes).unwrap();
+    let mut out = [0; 8];
+    assert!(store.read_blob_part(&a, P, &mut out).unwrap());
+    // Each snapshot save moves the blob; its old sectors are erased and reused by the next.
+    for round in 0..8u8 {
+        store.save_state(&[round; 5000]).unwrap();
+        let mut out = [0; 40];
+        assert!(store.read_blob_part(&a, P - 20, &mut out).unwrap());
+        assert_eq!(out, a_bytes[P - 20..P + 20], "after move {round}");
+    }
+}
+
+#[test]
 fn every_so_many_saves_the_blob_unmoved_longest_moves() {
     let options = Options { relocate_every: 2 };
     let mut store = open(RamFlash::new(START as usize + 40 * SECTOR), 40, options);

@@ -54,6 +54,21 @@ pub trait Storage {
     fn remove_blob(&mut self, hash: &BlobHash) -> Result<(), StorageError>;
     /// Every stored blob's hash.
     fn blob_hashes(&self) -> Result<Vec<BlobHash>, StorageError>;
+
+    /// Fills `out` with the blob's bytes from `offset` on, unverified; `Ok(false)` when the
+    /// blob is not stored or is shorter. A player reads an image a few columns at a time
+    /// through this, where RAM cannot hold it whole: stores that can read a part without
+    /// the rest (flash) override it; this one loads the blob whole.
+    fn read_blob_part(&self, hash: &BlobHash, offset: usize, out: &mut [u8]) -> Result<bool, StorageError> {
+        let Some(bytes) = self.load_blob(hash)? else { return Ok(false) };
+        match offset.checked_add(out.len()).and_then(|end| bytes.get(offset..end)) {
+            Some(part) => {
+                out.copy_from_slice(part);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
 }
 
 /// Storage in RAM: for a poi without flash storage, for tests and for the simulation.

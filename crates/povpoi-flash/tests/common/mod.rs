@@ -48,6 +48,8 @@ pub struct Stats {
     /// Words written over a word with a 0 bit where the new one has a 1: flash stores the
     /// AND of both, not what was written (a bug, unless a power cut left the old word).
     pub overwrites: u64,
+    /// Read calls.
+    pub reads: u64,
 }
 
 /// NOR flash in RAM: erase sets bytes to 0xFF, a write can only clear bits.
@@ -133,6 +135,7 @@ impl ReadNorFlash for RamFlash {
             return Err(PowerCut);
         }
         assert!((offset as usize).is_multiple_of(WORD) && bytes.len().is_multiple_of(WORD), "unaligned read");
+        self.stats.reads += 1;
         bytes.copy_from_slice(&self.bytes[offset as usize..offset as usize + bytes.len()]);
         Ok(())
     }
