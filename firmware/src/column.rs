@@ -1,16 +1,17 @@
-//! The column clock: at each column start in show time (column `k` at `k / fps` s), render the
-//! column with `povpoi_core::render` and send it to the strip.
+//! The column clock: at each column start in show time (column `k` at `k / fps` s), draw the
+//! column and send it to the strip.
 //!
 //! What plays, at which rate and brightness, and what "now" is in show time come from a
-//! [`ColumnSource`]: the shared application (`crate::poi`), whose show clock gives the show
-//! time, or [`Dark`] on a board without storage.
+//! [`ColumnSource`]: the shared application (`crate::poi`, through
+//! [`povpoi_app::App::draw_column`], which reads image pixels from the flash a few columns at
+//! a time), or [`Dark`] on a board without storage.
 
 use alloc::vec;
 
 use embassy_time::{Duration, Instant, Timer};
-use povpoi_app::stage::{column_start, next_column_start};
+use povpoi_app::stage::next_column_start;
 use povpoi_core::model::Rgb;
-use povpoi_core::render::{ColorOrder, DEFAULT_LEDS, Finish, Program, Renderer};
+use povpoi_core::render::{ColorOrder, DEFAULT_LEDS, Finish, Renderer};
 
 use crate::apa102::Apa102;
 
@@ -20,19 +21,7 @@ pub const FALLBACK_FPS: u16 = 50;
 /// Highest column rate the clock runs at: the model's frame rates are 1-255.
 pub const MAX_FPS: u16 = 255;
 
-/// One column's inputs.
-pub struct Frame<'a> {
-    /// What plays.
-    pub program: Program<'a>,
-    /// Columns per second (1-255).
-    pub framerate: u16,
-    /// Brightness and gamma.
-    pub finish: Finish,
-    /// The strip's channel order.
-    pub order: ColorOrder,
-}
-
-/// Where the column clock gets what to show; the shared application's player implements it.
+/// Where the column clock gets what to show; the shared application implements it.
 pub trait ColumnSource {
     /// LEDs on the strip (1-144).
     fn leds(&self) -> u16;
@@ -40,9 +29,9 @@ pub trait ColumnSource {
     fn show_time_us(&self, own_us: u64) -> u64 {
         own_us
     }
-    /// Calls `draw` with the frame that plays at this board's clock reading `own_us`. `draw`
-    /// must not call back into the source (it may hold the application's lock).
-    fn with_frame(&self, own_us: u64, draw: &mut dyn FnMut(&Frame<'_>));
+    /// Draws into `out` the column playing at this board's clock reading `own_us`; returns
+    /// its frame rate (columns per second) and the brightness and gamma to finish it with.
+    fn draw(&self, own_us: u64, renderer: &Renderer, out: &mut [Rgb]) -> (u16, Finish);
 }
 
 /// Plays nothing, at the fallback rate: what a board without storage (so without the
@@ -55,13 +44,9 @@ impl ColumnSource for Dark {
         DEFAULT_LEDS
     }
 
-    fn with_frame(&self, _own_us: u64, draw: &mut dyn FnMut(&Frame<'_>)) {
-        draw(&Frame {
-            program: Program::Idle,
-            framerate: FALLBACK_FPS,
-            finish: Finish { brightness: 0, gamma: true },
-            order: ColorOrder::default(),
-        });
+    fn draw(&self, _own_us: u64, _renderer: &Renderer, out: &mut [Rgb]) -> (u16, Finish) {
+        out.fill(Rgb::default());
+        (FALLBACK_FPS, Finish { brightness: 0, gamma: true })
     }
 }
 
@@ -79,18 +64,10 @@ pub async fn run(source: &impl ColumnSource, strip: &mut Apa102) -> ! {
     loop {
         let own_us = Instant::now().as_micros();
         let show_us = source.show_time_us(own_us);
-        let mut order = ColorOrder::default();
-        let mut fps = FALLBACK_FPS;
-        source.with_frame(own_us, &mut |frame| {
-            fps = frame.framerate.clamp(1, MAX_FPS);
-            // Drawn as at the column's middle, as the node does, whatever the wake-up delay.
-            let start = column_start(show_us, fps);
-            let middle_ms = (start + 500_000 / u64::from(fps)) / 1_000;
-            renderer.render(&frame.program, middle_ms, fps, 0, &mut column);
-            frame.finish.apply(&mut column);
-            order = frame.order;
-        });
-        strip.show(&column, order).await;
+        let (fps, finish) = source.draw(own_us, &renderer, &mut column);
+        let fps = fps.clamp(1, MAX_FPS);
+        finish.apply(&mut column);
+        strip.show(&column, ColorOrder::default()).await;
         let now = source.show_time_us(Instant::now().as_micros());
         let next = next_column_start(show_us.max(now), fps);
         Timer::after(Duration::from_micros(next.saturating_sub(now))).await;

@@ -16,13 +16,14 @@ use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use embassy_time::{Duration, Instant, Timer};
 use esp_hal::rng::{Rng, Trng};
 use povpoi_app::clock::RECEIVE_BUFFER;
+use povpoi_app::columns::ImageWindow;
 use povpoi_app::sessions::AppLock;
 use povpoi_app::{App, Now};
-use povpoi_core::model::Mode;
-use povpoi_core::render::{ColorOrder, DEFAULT_LEDS, Finish};
+use povpoi_core::model::Rgb;
+use povpoi_core::render::{DEFAULT_LEDS, Finish, Renderer};
 use povpoi_peer::advert::Advert;
 
-use crate::column::{ColumnSource, Dark, Frame};
+use crate::column::{ColumnSource, Dark};
 use crate::http::{ApiError, Application, NoStorage, Request, Response};
 use crate::mdns::Responder;
 use crate::storage::Store;
@@ -33,12 +34,15 @@ pub type Poi = App<&'static Store>;
 /// The application, shared by the board's tasks.
 pub struct Shared {
     app: Mutex<NoopRawMutex, RefCell<Poi>>,
+    /// The columns of the image playing, read from the flash, and how many reads failed
+    /// (only the column clock uses them).
+    window: Mutex<NoopRawMutex, RefCell<(ImageWindow, u32)>>,
 }
 
 impl Shared {
     /// The application.
     pub fn new(app: Poi) -> Shared {
-        Shared { app: Mutex::new(RefCell::new(app)) }
+        Shared { app: Mutex::new(RefCell::new(app)), window: Mutex::new(RefCell::new((ImageWindow::new(), 0))) }
     }
 }
 
@@ -97,10 +101,10 @@ impl ColumnSource for Served {
         }
     }
 
-    fn with_frame(&self, own_us: u64, draw: &mut dyn FnMut(&Frame<'_>)) {
+    fn draw(&self, own_us: u64, renderer: &Renderer, out: &mut [Rgb]) -> (u16, Finish) {
         match self {
-            Served::Poi(shared) => shared.with_frame(own_us, draw),
-            Served::NoStorage => Dark.with_frame(own_us, draw),
+            Served::Poi(shared) => shared.draw(own_us, renderer, out),
+            Served::NoStorage => Dark.draw(own_us, renderer, out),
         }
     }
 }
@@ -114,20 +118,19 @@ impl ColumnSource for Shared {
         self.with(|app, _| app.clock().now(own_us))
     }
 
-    fn with_frame(&self, own_us: u64, draw: &mut dyn FnMut(&Frame<'_>)) {
-        self.app.lock(|cell| {
-            let mut app = cell.borrow_mut();
-            let now = app.learned_now(own_us);
-            app.play(now);
-            let stage = app.stage();
-            let mode = stage.selection.current().0.mode;
-            draw(&Frame {
-                program: stage.pattern_program(),
-                framerate: *stage.framerate.current(),
-                finish: Finish { brightness: *stage.brightness.current(), gamma: mode != Mode::Live },
-                order: ColorOrder::default(),
-            });
-        });
+    fn draw(&self, own_us: u64, renderer: &Renderer, out: &mut [Rgb]) -> (u16, Finish) {
+        self.window.lock(|cell| {
+            let (window, failures) = &mut *cell.borrow_mut();
+            let drawn = self.with(|app, _| app.draw_column(app.learned_now(own_us), renderer, window, out));
+            if let Some(e) = drawn.error {
+                // A flash that fails every column would flood the log: the first, then every 1,000th.
+                if failures.is_multiple_of(1000) {
+                    log::warn!("image pixels ({} failed reads): {e}", *failures + 1);
+                }
+                *failures = failures.wrapping_add(1);
+            }
+            (drawn.framerate, drawn.finish)
+        })
     }
 }
 

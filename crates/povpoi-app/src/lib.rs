@@ -8,6 +8,7 @@ pub mod answers;
 pub mod api;
 pub mod app;
 pub mod clock;
+pub mod columns;
 pub mod peers;
 pub mod rules;
 pub mod sessions;

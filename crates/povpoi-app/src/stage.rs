@@ -148,6 +148,16 @@ pub fn next_column_start(now: u64, framerate: u16) -> u64 {
     (((k + 1) * 1_000_000).div_ceil(fps)) as u64
 }
 
+/// Show time (ms) at which a sequence selected with `cue` began, at show time `now_us`: its
+/// cue, so every poi of the timeline is at the same item. A cue "now" (an edit of the
+/// protocol before cues) or one not reached yet (set on a timeline this poi has not joined,
+/// or before the whole troupe restarted) counts as show time 0, which every poi of a
+/// timeline shares too. Asked each column: once a poi steps onto its group's timeline, the
+/// cue is behind it and the phase follows the cue.
+pub fn sequence_start(cue: Cue, now_us: u64) -> u64 {
+    if cue != Cue::NOW && cue.0 <= now_us { cue.0 / 1_000 } else { 0 }
+}
+
 /// A switch that took effect at its cue: the show time and host time of its first column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CueShown {

@@ -23,7 +23,7 @@ use povpoi_core::render::{
 use povpoi_core::show::Cue;
 
 pub use povpoi_app::stage::CueShown;
-use povpoi_app::stage::{Stage, Wanted, column_start};
+use povpoi_app::stage::{Stage, Wanted, column_start, sequence_start};
 
 use crate::config::PowerMode;
 use crate::node::NodeState;
@@ -500,16 +500,6 @@ fn run(
         }
         nap_until(state, wake, stop);
     }
-}
-
-/// Show time (ms) at which a sequence selected with `cue` began, at show time `now_us`: its
-/// cue, so every poi of the timeline is at the same item. A cue "now" (an edit of the
-/// protocol before cues) or one not reached yet (set on a timeline this poi has not joined,
-/// or before the whole troupe restarted) counts as show time 0, which every poi of a
-/// timeline shares too. Asked each column: once a poi steps onto its group's timeline, the
-/// cue is behind it and the phase follows the cue.
-fn sequence_start(cue: Cue, now_us: u64) -> u64 {
-    if cue != Cue::NOW && cue.0 <= now_us { cue.0 / 1_000 } else { 0 }
 }
 
 /// Sleeps until show time `deadline` (µs), at most [`LONGEST_NAP_US`] at a time so the stop

@@ -6,7 +6,7 @@
 //! behaviour can be tried without one.
 //!
 //! What a board does not do here: mDNS (peers come from `--peer`, or call in), the
-//! LED strip, Wi-Fi. Its library lives in RAM and is gone when it stops.
+//! LED strip (its columns are drawn and dropped), Wi-Fi. Its library lives in RAM and is gone when it stops.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,10 +17,13 @@ use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
+use povpoi_app::columns::ImageWindow;
 use povpoi_app::peers::Source;
 use povpoi_app::sessions::{self, AppLock};
 use povpoi_app::{App, Config, Now};
 use povpoi_core::device::{DeviceId, ReplicaId};
+use povpoi_core::model::Rgb;
+use povpoi_core::render::{DEFAULT_LEDS, Renderer};
 use povpoi_core::sync::{Identity, Replica, Request as SyncRequest, Response as SyncResponse};
 use povpoi_core::wire;
 use povpoi_flash::FlashStore;
@@ -240,11 +243,22 @@ async fn show_clock(board: Arc<Board>, socket: UdpSocket) {
     }
 }
 
-/// Lets what plays follow show time at every column start, as the board's column clock does.
+/// The board's column clock without its strip: at every column start it draws the column
+/// as the firmware does ([`App::draw_column`], image pixels read from the flash store a few
+/// columns at a time), so cues take effect and the flash is read as on a board.
 async fn play(board: Arc<Board>) {
+    let renderer = Renderer::new(DEFAULT_LEDS).expect("32 LEDs are valid");
+    let mut window = ImageWindow::new();
+    let mut column = vec![Rgb::default(); renderer.leds()];
+    let mut failures = 0u64;
     loop {
         let wait = board.with(|app, now| {
-            app.play(now);
+            if let Some(e) = app.draw_column(now, &renderer, &mut window, &mut column).error {
+                if failures.is_multiple_of(1000) {
+                    eprintln!("povpoi board: image pixels ({} failed reads): {e}", failures + 1);
+                }
+                failures += 1;
+            }
             app.until_next_column(now)
         });
         // A long column (1 fps) still notices a change of frame rate soon.
