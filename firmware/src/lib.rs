@@ -28,6 +28,7 @@ pub mod mdns;
 pub mod net;
 pub mod poi;
 pub mod settings;
+pub mod setup;
 pub mod storage;
 pub mod sync_client;
 pub mod teensy;

@@ -9,6 +9,7 @@ use alloc::boxed::Box;
 use alloc::string::String;
 
 use embassy_executor::Spawner;
+use embassy_futures::select::{Either, select};
 use embassy_net::{Runner, Stack};
 use embassy_time::{Duration, Instant, Timer};
 use esp_backtrace as _;
@@ -35,8 +36,9 @@ use povpoi_firmware::column;
 use povpoi_firmware::http;
 use povpoi_firmware::mdns::Responder;
 use povpoi_firmware::net::{self, HTTP_CONNECTIONS};
-use povpoi_firmware::poi::{self, Served, Shared};
+use povpoi_firmware::poi::{self, Http, Served, Shared};
 use povpoi_firmware::settings::{self, BuildWifiSettings, FlashWifiSettings, WifiSettings};
+use povpoi_firmware::setup::{self, OnAir};
 use povpoi_firmware::storage::{self, Library};
 use povpoi_firmware::sync_client;
 use povpoi_firmware::teensy::{self, TeensyLink};
@@ -207,9 +209,13 @@ async fn main(spawner: Spawner) -> ! {
     ));
     spawner.spawn(mdns_responder(responder, stack, ip, served).expect("one mDNS responder"));
 
-    let served: &'static Served = Box::leak(Box::new(served));
+    let on_air = match &link {
+        Link::Station { ssid } => OnAir { station: true, ssid: setup::text(ssid).into() },
+        Link::AccessPoint { ssid } => OnAir { station: false, ssid: ssid.as_str().into() },
+    };
+    let http: &'static Http = Box::leak(Box::new(Http { served, store, on_air }));
     for id in 0..HTTP_CONNECTIONS {
-        spawner.spawn(http_connection(id, stack, served).expect("HTTP_CONNECTIONS connection tasks"));
+        spawner.spawn(http_connection(id, stack, http).expect("HTTP_CONNECTIONS connection tasks"));
     }
     match served {
         Served::Poi(shared) => {
@@ -229,7 +235,12 @@ async fn main(spawner: Spawner) -> ! {
             heap::APP_HEAP_BYTES,
             heap::RADIO_HEAP_BYTES
         );
-        Timer::after(Duration::from_secs(60)).await;
+        // A Wi-Fi setting changed: restart a second later, once its answer has gone out.
+        if let Either::First(()) = select(poi::RESTART.wait(), Timer::after(Duration::from_secs(60))).await {
+            log::info!("Wi-Fi settings changed: restarting in 1 s");
+            Timer::after(Duration::from_secs(1)).await;
+            esp_hal::system::software_reset()
+        }
     }
 }
 
@@ -307,8 +318,8 @@ async fn mdns_responder(
 }
 
 #[embassy_executor::task(pool_size = HTTP_CONNECTIONS)]
-async fn http_connection(id: usize, stack: Stack<'static>, served: &'static Served) -> ! {
-    http::serve(id, stack, served).await
+async fn http_connection(id: usize, stack: Stack<'static>, http: &'static Http) -> ! {
+    http::serve(id, stack, http).await
 }
 
 #[embassy_executor::task]

@@ -12,7 +12,8 @@ use core::net::SocketAddr;
 use embassy_net::udp::UdpSocket;
 use embassy_net::{IpAddress, IpEndpoint};
 use embassy_sync::blocking_mutex::Mutex;
-use embassy_sync::blocking_mutex::raw::NoopRawMutex;
+use embassy_sync::blocking_mutex::raw::{CriticalSectionRawMutex, NoopRawMutex};
+use embassy_sync::signal::Signal;
 use embassy_time::{Duration, Instant, Timer};
 use esp_hal::rng::{Rng, Trng};
 use povpoi_app::clock::RECEIVE_BUFFER;
@@ -26,6 +27,8 @@ use povpoi_peer::advert::Advert;
 use crate::column::{ColumnSource, Dark};
 use crate::http::{ApiError, Application, NoStorage, Request, Response};
 use crate::mdns::Responder;
+use crate::settings::{BuildWifiSettings, FlashWifiSettings};
+use crate::setup::{self, OnAir};
 use crate::storage::Store;
 
 /// The application over the flash store.
@@ -68,6 +71,42 @@ impl Application for Shared {
             return ApiError::new(503, "no entropy source for sealing answers: the radio is off").response();
         };
         self.with(|app, now| app.handle(&request, now, &mut rng))
+    }
+}
+
+/// Set when a Wi-Fi setting changed: the poi restarts once the answer is sent
+/// (`main`'s restart task), to join the network set or open its access point.
+pub static RESTART: Signal<CriticalSectionRawMutex, ()> = Signal::new();
+
+/// What the HTTP server calls: the board's own Wi-Fi setup ([`setup`]), then what it serves.
+pub struct Http {
+    /// The application, or the 503s of a poi without storage.
+    pub served: Served,
+    /// Where Wi-Fi settings are kept; `None`: nothing set can be kept.
+    pub store: Option<&'static Store>,
+    /// The network the poi is on.
+    pub on_air: OnAir,
+}
+
+impl Application for Http {
+    async fn handle(&self, request: Request<'_>) -> Response {
+        if !setup::serves(request.path) {
+            return self.served.handle(request).await;
+        }
+        if setup::guarded(request.path)
+            && let Served::Poi(shared) = self.served
+            && let Err(refusal) = shared.with(|app, _| app.authorize(&request))
+        {
+            return refusal;
+        }
+        let answer = match self.store {
+            Some(store) => setup::answer(&request, &mut FlashWifiSettings::new(store), &self.on_air),
+            None => setup::answer(&request, &mut BuildWifiSettings::from_build(), &self.on_air),
+        };
+        if answer.restart {
+            RESTART.signal(());
+        }
+        answer.response
     }
 }
 

@@ -361,11 +361,7 @@ impl<S: Storage> App<S> {
             };
         }
         let open = method == "GET" && matches!(path, "/api/status" | "/api/sync/status" | "/api/device/config");
-        if !open && self.config.group_key.is_some() && !self.has_bearer_key(request) {
-            let mut refusal =
-                ApiError::new(401, "this poi's sync group has a pairing key: send it as `Authorization: Bearer <key>`")
-                    .response();
-            refusal.headers.push(("www-authenticate", "Bearer".into()));
+        if !open && let Err(refusal) = self.authorize(request) {
             return Ok(refusal);
         }
         match (method, path) {
@@ -406,6 +402,20 @@ impl<S: Storage> App<S> {
             | (_, "/api/brightness" | "/api/framerate" | "/api/mode") => Err(not_allowed()),
             _ => Err(ApiError::not_found("no such endpoint")),
         }
+    }
+
+    /// Whether `request` may change this poi or read more than its status: always in an open
+    /// group; with a pairing key only when it carries it as a bearer. The refusal is the 401
+    /// to send. Endpoints a platform serves itself (a board's Wi-Fi setup) ask this too.
+    pub fn authorize(&self, request: &Request<'_>) -> Result<(), Response> {
+        if self.config.group_key.is_none() || self.has_bearer_key(request) {
+            return Ok(());
+        }
+        let mut refusal =
+            ApiError::new(401, "this poi's sync group has a pairing key: send it as `Authorization: Bearer <key>`")
+                .response();
+        refusal.headers.push(("www-authenticate", "Bearer".into()));
+        Err(refusal)
     }
 
     fn has_bearer_key(&self, request: &Request<'_>) -> bool {

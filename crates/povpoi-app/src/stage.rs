@@ -136,16 +136,28 @@ impl Stage {
 /// Show time at which the column playing at `now` began, at `framerate` columns a second:
 /// column `k` starts at show time `k / framerate` s on every poi.
 pub fn column_start(now: u64, framerate: u16) -> u64 {
-    let fps = u128::from(framerate.max(1));
-    let k = u128::from(now) * fps / 1_000_000;
-    ((k * 1_000_000).div_ceil(fps)) as u64
+    let fps = u64::from(framerate.max(1));
+    start_of(columns_before(now, fps), fps)
 }
 
 /// Show time at which the column after the one playing at `now` begins.
 pub fn next_column_start(now: u64, framerate: u16) -> u64 {
-    let fps = u128::from(framerate.max(1));
-    let k = u128::from(now) * fps / 1_000_000;
-    (((k + 1) * 1_000_000).div_ceil(fps)) as u64
+    let fps = u64::from(framerate.max(1));
+    start_of(columns_before(now, fps) + 1, fps)
+}
+
+// Both below without 128-bit numbers, which a 32-bit core divides in a library routine
+// (2.4 KB of a board's flash, and slow at every column): with now = 10^6 q + r, the
+// columns begun are q fps + r fps / 10^6, and no product passes 2^64.
+
+/// Columns begun at show time `now`: `now * fps / 10^6`, rounded down.
+fn columns_before(now: u64, fps: u64) -> u64 {
+    now / 1_000_000 * fps + now % 1_000_000 * fps / 1_000_000
+}
+
+/// Show time column `k` starts at: `k * 10^6 / fps`, rounded up.
+fn start_of(k: u64, fps: u64) -> u64 {
+    k / fps * 1_000_000 + (k % fps * 1_000_000).div_ceil(fps)
 }
 
 /// Show time (ms) at which a sequence selected with `cue` began, at show time `now_us`: its
@@ -188,6 +200,26 @@ mod tests {
         assert!(stage.advance(5_000_000));
         assert_eq!((*stage.brightness.current(), stage.latest_cue()), (40, Cue(5_000_000)));
         assert_eq!(stage.next_cue(), None);
+    }
+
+    #[test]
+    fn column_starts_are_the_wide_arithmetics() {
+        use rand::{Rng, SeedableRng, rngs::StdRng};
+        let mut rng = StdRng::seed_from_u64(5);
+        for i in 0..200_000u32 {
+            let fps = if i % 2 == 0 { rng.random_range(1..=255) } else { rng.random() };
+            // Any show time up to a thousand years, and some near column boundaries.
+            let now = match i % 3 {
+                0 => rng.random_range(0..31_536_000_000_000_000),
+                1 => rng.random_range(0..10_000_000),
+                _ => (u64::from(rng.random::<u32>()) * 1_000_000).div_ceil(u64::from(fps.max(1))),
+            };
+            let wide = u128::from(fps.max(1));
+            let k = u128::from(now) * wide / 1_000_000;
+            let start = (k * 1_000_000).div_ceil(wide) as u64;
+            let next = ((k + 1) * 1_000_000).div_ceil(wide) as u64;
+            assert_eq!((column_start(now, fps), next_column_start(now, fps)), (start, next), "{now} µs at {fps}");
+        }
     }
 
     #[test]

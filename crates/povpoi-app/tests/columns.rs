@@ -38,8 +38,8 @@ fn config() -> Config {
 }
 
 fn store() -> &'static Store {
-    let size = SECTORS * SECTOR as u32;
-    Box::leak(Box::new(FlashStore::open(RamFlash::new(size as usize), 0..size).unwrap()))
+    let flash = RamFlash::new(SECTORS as usize);
+    Box::leak(Box::new(FlashStore::open(flash, 0..SECTORS * SECTOR as u32).unwrap()))
 }
 
 fn noise(rng: &mut StdRng, width: u16, height: u16) -> Vec<u8> {

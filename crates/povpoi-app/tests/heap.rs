@@ -15,7 +15,7 @@ use povpoi_core::device::{DeviceId, ReplicaId};
 use povpoi_core::sync::{Identity, MemoryStorage, Replica, SyncOptions};
 use povpoi_core::wire;
 use povpoi_flash::FlashStore;
-use povpoi_flash::ram::RamFlash;
+use povpoi_flash::ram::{RamFlash, SECTOR};
 
 /// The system allocator, counting the bytes held.
 struct Counting;
@@ -97,7 +97,7 @@ fn a_board_holds_200_images_sync_state_in_its_64_kib_heap() {
     // read back from its snapshot, the application. Small pictures, so that the partition
     // holds all 200 and the store indexes 200 blobs (an image's sync state does not depend
     // on its size).
-    let store = FlashStore::open(RamFlash::new(PARTITION as usize), 0..PARTITION).unwrap();
+    let store = FlashStore::open(RamFlash::new(PARTITION as usize / SECTOR), 0..PARTITION).unwrap();
     let mut replica = Replica::open(&store, identity.clone()).unwrap();
     for i in 0..200u64 {
         let pixels: Vec<u8> = (0..8 * 8 * 3).map(|k| (k as u64 * 7 + i) as u8).collect();

@@ -382,7 +382,8 @@ impl<F: MultiwriteNorFlash> Inner<F> {
             }
         }
         // Per value, newest save first: the first whole one is current.
-        firsts.sort_by(|a, b| (a.0, a.1, b.2).cmp(&(b.0, b.1, a.2)));
+        // Unstable (less flash than a stable sort): the sector decides any tie.
+        firsts.sort_unstable_by(|a, b| (a.0, a.1, b.2, a.3).cmp(&(b.0, b.1, a.2, b.3)));
         self.used.fill(0);
         self.free = self.sectors;
         self.state = None;

@@ -247,8 +247,9 @@ impl<S: Storage> Replica<S> {
         let mut all: Vec<(ImageId, &ImageMeta)> = self.images_by_id().collect();
         if let Some(Value::ImageOrder(order)) = self.visible(&Key::ImageOrder).map(|r| &r.value) {
             let place: LiteMap<ImageId, usize> = order.iter().enumerate().map(|(n, id)| (*id, n)).collect();
-            // Stable: the unplaced keep their id order, after the placed.
-            all.sort_by_key(|(id, _)| place.get(id).copied().unwrap_or(usize::MAX));
+            // The unplaced keep their id order, after the placed. Unstable with the id in the
+            // key: the same order as a stable sort, without a stable sort's code (flash).
+            all.sort_unstable_by_key(|(id, _)| (place.get(id).copied().unwrap_or(usize::MAX), *id));
         }
         all.into_iter()
     }
@@ -355,7 +356,8 @@ impl<S: Storage> Replica<S> {
             if copies.is_empty() {
                 return None;
             }
-            copies.sort_by_key(|r| r.precedence());
+            // Precedence ends with the dot, which no two copies share: no ties to keep in order.
+            copies.sort_unstable_by_key(|r| r.precedence());
             Some(Conflict { key: *key, winner, copies })
         })
     }

@@ -1,0 +1,210 @@
+//! The ESP32-C3/C6 firmware's Wi-Fi setup (`firmware/src/setup.rs`, with the settings it
+//! keeps, `firmware/src/settings.rs`; neither uses esp-hal), compiled here on the host and
+//! run over a flash store on a RAM flash: the page a phone opens on the access point, a
+//! network set that is there after the restart, and bad input refused with a 4xx that says
+//! what to fix while the flash stays as it was.
+
+extern crate alloc;
+
+#[path = "../../../firmware/src/settings.rs"]
+#[allow(dead_code)]
+mod settings;
+#[path = "../../../firmware/src/setup.rs"]
+mod setup;
+
+use std::io::Read;
+
+use povpoi_app::api::Request;
+use povpoi_app::clock::ClockService;
+use povpoi_app::{App, Config};
+use povpoi_core::device::{DeviceId, ReplicaId};
+use povpoi_core::sync::{Identity, MemoryStorage, Replica};
+use povpoi_flash::FlashStore;
+use povpoi_flash::ram::{RamFlash, SECTOR};
+use povpoi_peer::key::GroupKey;
+use serde_json::{Value, json};
+use settings::{BuildWifiSettings, FlashWifiSettings, WifiSettings};
+use setup::{Answer, OnAir};
+
+const SECTORS: u32 = 16;
+
+fn new_store() -> FlashStore<RamFlash> {
+    FlashStore::open(RamFlash::new(SECTORS as usize), 0..SECTORS * SECTOR as u32).unwrap()
+}
+
+/// The same flash after the restart that follows a change.
+fn restart(store: FlashStore<RamFlash>) -> FlashStore<RamFlash> {
+    let bytes = store.into_flash().bytes().to_vec();
+    let mut flash = RamFlash::new(SECTORS as usize);
+    embedded_storage::nor_flash::NorFlash::write(&mut flash, 0, &bytes).unwrap();
+    FlashStore::open(flash, 0..SECTORS * SECTOR as u32).unwrap()
+}
+
+fn access_point() -> OnAir {
+    OnAir { station: false, ssid: "povpoi-AB12".into() }
+}
+
+fn ask(settings: &mut dyn WifiSettings, method: &str, path: &str, body: &str) -> Answer {
+    let request = Request {
+        method,
+        path,
+        query: None,
+        headers: &[],
+        body: body.as_bytes(),
+        from: "192.168.4.50:50000".parse().unwrap(),
+    };
+    assert!(setup::serves(path), "{path}");
+    setup::answer(&request, settings, &access_point())
+}
+
+fn json_of(answer: &Answer) -> Value {
+    assert_eq!(answer.response.content_type, "application/json");
+    serde_json::from_slice(&answer.response.body).unwrap()
+}
+
+#[test]
+fn the_page_is_the_gzipped_setup_form() {
+    let store = new_store();
+    let page = ask(&mut FlashWifiSettings::new(&store), "GET", "/", "");
+    assert_eq!((page.response.status, page.restart), (200, false));
+    assert_eq!(page.response.content_type, "text/html; charset=utf-8");
+    assert_eq!(page.response.headers, vec![("content-encoding", "gzip".to_string())]);
+    let mut html = String::new();
+    flate2::read::GzDecoder::new(&page.response.body[..]).read_to_string(&mut html).unwrap();
+    assert_eq!(
+        html,
+        include_str!("../../../firmware/src/setup/page.html"),
+        "page.html.gz is not page.html: run `gzip -9nk --force firmware/src/setup/page.html`"
+    );
+    for wanted in ["/api/wifi/status", "/api/wifi/connect", "/api/wifi/disconnect", "name=ssid", "name=password"] {
+        assert!(html.contains(wanted), "{wanted}");
+    }
+    assert!(!setup::serves("/api/status") && !setup::guarded("/") && setup::guarded("/api/wifi/connect"));
+}
+
+#[test]
+fn a_network_set_from_the_access_point_is_joined_after_the_restart() {
+    let store = new_store();
+    let status = ask(&mut FlashWifiSettings::new(&store), "GET", "/api/wifi/status", "");
+    assert_eq!(json_of(&status), json!({"mode": "accessPoint", "ssid": "povpoi-AB12", "stored": null}));
+
+    let body = r#"{"ssid": "Studio 5 ☂", "password": "its password"}"#;
+    let set = ask(&mut FlashWifiSettings::new(&store), "POST", "/api/wifi/connect", body);
+    assert_eq!((set.response.status, set.restart), (200, true));
+    assert_eq!(json_of(&set), json!({"status": "ok", "ssid": "Studio 5 ☂", "restart": true}));
+
+    let store = restart(store);
+    let wifi = FlashWifiSettings::new(&store);
+    let (ssid, password) = wifi.station().unwrap();
+    assert_eq!((&ssid[..], &password[..]), ("Studio 5 ☂".as_bytes(), &b"its password"[..]));
+    let status = ask(&mut FlashWifiSettings::new(&store), "GET", "/api/wifi/status", "");
+    assert_eq!(json_of(&status)["stored"], "Studio 5 ☂");
+
+    // Forgetting it: the access point opens after the restart.
+    let forget = ask(&mut FlashWifiSettings::new(&store), "POST", "/api/wifi/disconnect", "{}");
+    assert_eq!((json_of(&forget), forget.restart), (json!({"status": "ok", "ssid": null, "restart": true}), true));
+    let store = restart(store);
+    assert_eq!(FlashWifiSettings::new(&store).station(), None);
+}
+
+#[test]
+fn bad_input_is_refused_with_what_to_fix_and_the_flash_unchanged() {
+    let store = new_store();
+    FlashWifiSettings::new(&store).set_station(b"studio", b"its password").unwrap();
+    let before = store.flash().bytes().to_vec();
+    let cases = [
+        ("POST", "/api/wifi/connect", r#"{"ssid": "stage", "password": "short"}"#, 400, "8-63 bytes"),
+        (
+            "POST",
+            "/api/wifi/connect",
+            &format!(r#"{{"ssid": "{}", "password": "long enough"}}"#, "n".repeat(33)),
+            400,
+            "1-32 bytes",
+        ),
+        ("POST", "/api/wifi/connect", r#"{"ssid": "", "password": "long enough"}"#, 400, "ssid is empty"),
+        ("POST", "/api/wifi/connect", r#"{"ssid": "stage"}"#, 400, "password is missing"),
+        (
+            "POST",
+            "/api/wifi/connect",
+            r#"{"ssid": 5, "password": "long enough"}"#,
+            400,
+            "ssid is missing: send it as text",
+        ),
+        (
+            "POST",
+            "/api/wifi/connect",
+            r#"{"ssid": "a", "password": "long enough", "pass": 1}"#,
+            400,
+            "unknown field \"pass\"",
+        ),
+        ("POST", "/api/wifi/connect", r#"["stage", "long enough"]"#, 400, "JSON object"),
+        ("POST", "/api/wifi/connect", "ssid=stage", 400, "JSON object"),
+        ("POST", "/api/wifi/connect", "", 400, "empty"),
+        ("GET", "/api/wifi/connect", "", 405, "method"),
+        ("POST", "/api/wifi/status", "", 405, "method"),
+        ("PUT", "/", "", 405, "method"),
+        ("GET", "/api/wifi/scan", "", 501, "type the network's name"),
+        ("GET", "/api/wifi/other", "", 404, "no such endpoint"),
+    ];
+    for (method, path, body, status, says) in cases {
+        let answer = ask(&mut FlashWifiSettings::new(&store), method, path, body);
+        let error = json_of(&answer)["error"].as_str().unwrap_or_default().to_string();
+        assert_eq!((answer.response.status, answer.restart), (status, false), "{method} {path} {body}: {error}");
+        assert!(error.contains(says), "{method} {path} {body}: {error:?} does not say {says:?}");
+    }
+    assert_eq!(store.flash().bytes(), &before[..], "nothing written");
+    assert_eq!(&FlashWifiSettings::new(&store).station().unwrap().0[..], b"studio");
+}
+
+#[test]
+fn without_storage_nothing_can_be_set() {
+    let mut build = BuildWifiSettings::new(None);
+    let answer = ask(&mut build, "POST", "/api/wifi/connect", r#"{"ssid": "stage", "password": "long enough"}"#);
+    assert_eq!((answer.response.status, answer.restart), (503, false));
+    assert!(json_of(&answer)["error"].as_str().unwrap().contains("no storage"));
+}
+
+/// In a group with a pairing key, the board asks the application before it answers a
+/// guarded setup path (`poi::Http`): without the key as a bearer, a 401.
+#[test]
+fn a_keyed_poi_refuses_setup_without_its_key() {
+    let device = DeviceId([2, 0, 0, 0, 0, 1]);
+    let key = "spin the fire 42";
+    let identity = Identity { replica: ReplicaId(1), device, group: "g".into() };
+    let replica = Replica::open(MemoryStorage::default(), identity).unwrap();
+    let config = Config {
+        device_id: device,
+        device_name: device.default_name(),
+        group_key: Some(GroupKey::new(key).unwrap()),
+        independent: false,
+        auto_sync: false,
+        sync_interval: 0,
+        peer_timeout_s: 120,
+        port: 80,
+        real_time: true,
+        replay_capacity: 16,
+        max_fetched_blob_bytes: usize::MAX,
+        max_pushed_blob_bytes: usize::MAX,
+    };
+    let app = App::new(config, replica, ClockService::new(device, 1, 2, 0));
+    let bearer = format!("Bearer {key}");
+    let wrong: &[(&str, &[u8])] = &[("Authorization", b"Bearer not the key")];
+    let right: &[(&str, &[u8])] = &[("authorization", bearer.as_bytes())];
+    for (headers, admitted) in [(&[][..], false), (wrong, false), (right, true)] {
+        let request = Request {
+            method: "POST",
+            path: "/api/wifi/connect",
+            query: None,
+            headers,
+            body: b"{}",
+            from: "192.168.4.50:50000".parse().unwrap(),
+        };
+        match app.authorize(&request) {
+            Ok(()) => assert!(admitted),
+            Err(refusal) => {
+                assert!(!admitted);
+                assert_eq!(refusal.status, 401);
+            }
+        }
+    }
+}

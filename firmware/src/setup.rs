@@ -1,0 +1,145 @@
+//! Wi-Fi setup over HTTP, served by the board itself (a Linux node leaves Wi-Fi to its
+//! system and answers `/api/wifi/*` with 501): the page a phone opens at `http://192.168.4.1/`
+//! on the poi's access point, and the spec's `/api/wifi/status`, `/connect` and
+//! `/disconnect`. A network set is kept in the flash ([`WifiSettings`]) and joined after the
+//! restart that follows the answer.
+//!
+//! Host-independent (no esp-hal here): `crates/povpoi-app/tests/firmware_setup.rs` compiles
+//! this file and `settings.rs` on the host and runs the endpoints over a RAM flash.
+
+use alloc::format;
+use alloc::string::String;
+
+use povpoi_app::api::{ApiError, Request, Response};
+use povpoi_app::rules::parse_json;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::settings::{SettingsError, WifiSettings};
+
+/// The setup page (`GET /`, `setup/page.html`): the network's name and password, and the
+/// pairing key when the group has one. Sent gzipped, as kept (`gzip -9n`; 813 bytes of
+/// flash rather than 1,451): every browser takes it so. The host test checks that it is
+/// `page.html`'s.
+pub const PAGE_GZIP: &[u8] = include_bytes!("setup/page.html.gz");
+
+/// The network the poi is on now.
+#[derive(Clone, Debug)]
+pub struct OnAir {
+    /// Joined a network as a station (else its own access point).
+    pub station: bool,
+    /// That network's name, or the access point's.
+    pub ssid: String,
+}
+
+/// A setup request's answer, and whether the poi restarts once it is sent (to join the
+/// network set, or to open its access point).
+pub struct Answer {
+    /// What to send.
+    pub response: Response,
+    /// Restart after sending it.
+    pub restart: bool,
+}
+
+/// Whether the board answers `path` here rather than in the shared application.
+pub fn serves(path: &str) -> bool {
+    path == "/" || path.starts_with("/api/wifi/")
+}
+
+/// Whether `path` needs the pairing key, where the group has one: all but the page itself.
+pub fn guarded(path: &str) -> bool {
+    path.starts_with("/api/wifi/")
+}
+
+#[derive(Serialize)]
+struct Status<'a> {
+    /// `station` or `accessPoint`.
+    mode: &'a str,
+    ssid: &'a str,
+    /// The network kept in the flash, joined at the next start.
+    stored: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Saved {
+    status: &'static str,
+    /// The network to be joined after the restart; `None`: the access point opens.
+    ssid: Option<String>,
+    restart: bool,
+}
+
+/// What a request asks for: an answer, or a saved change the restart applies (the network
+/// joined after it, `None` for the access point).
+enum Outcome {
+    Send(Response),
+    Restart(Option<String>),
+}
+
+/// Answers a request for one of the paths [`serves`] names.
+pub fn answer(request: &Request<'_>, settings: &mut dyn WifiSettings, on_air: &OnAir) -> Answer {
+    let outcome = match (request.method, request.path) {
+        ("GET", "/") => {
+            let mut page = Response::octets(PAGE_GZIP.into());
+            page.content_type = "text/html; charset=utf-8";
+            page.headers.push(("content-encoding", "gzip".into()));
+            Ok(Outcome::Send(page))
+        }
+        ("GET", "/api/wifi/status") => {
+            let stored = settings.station().map(|(ssid, _)| text(&ssid).into());
+            let mode = if on_air.station { "station" } else { "accessPoint" };
+            Ok(Outcome::Send(Response::json(200, &Status { mode, ssid: &on_air.ssid, stored })))
+        }
+        ("POST", "/api/wifi/connect") => connect(request.body, settings),
+        ("POST", "/api/wifi/disconnect") => {
+            settings.set_station(b"", b"").map_err(refused).map(|()| Outcome::Restart(None))
+        }
+        ("GET" | "POST", "/api/wifi/scan") => {
+            Err(ApiError::new(501, "this board does not scan for networks yet: type the network's name"))
+        }
+        (_, "/" | "/api/wifi/status" | "/api/wifi/connect" | "/api/wifi/disconnect" | "/api/wifi/scan") => {
+            Err(ApiError::new(405, "method not allowed"))
+        }
+        _ => Err(ApiError::not_found("no such endpoint")),
+    };
+    match outcome {
+        Ok(Outcome::Send(response)) => Answer { response, restart: false },
+        Ok(Outcome::Restart(ssid)) => {
+            Answer { response: Response::json(200, &Saved { status: "ok", ssid, restart: true }), restart: true }
+        }
+        Err(e) => Answer { response: e.response(), restart: false },
+    }
+}
+
+/// `{ssid, password}`: both text, checked as WPA2 asks; saved together.
+fn connect(body: &[u8], settings: &mut dyn WifiSettings) -> Result<Outcome, ApiError> {
+    let fields: serde_json::Map<String, Value> = parse_json(body)?;
+    if let Some(key) = fields.keys().find(|k| !matches!(k.as_str(), "ssid" | "password")) {
+        return Err(ApiError::bad_request(format!("unknown field {key:?}: send {{ssid, password}}")));
+    }
+    let text = |name: &str| match fields.get(name) {
+        Some(Value::String(s)) => Ok(s.as_str()),
+        _ => Err(ApiError::bad_request(format!("{name} is missing: send it as text"))),
+    };
+    let (ssid, password) = (text("ssid")?, text("password")?);
+    if ssid.is_empty() {
+        // An empty name would forget the network: that is /api/wifi/disconnect.
+        return Err(ApiError::bad_request("ssid is empty: an SSID is 1-32 bytes"));
+    }
+    settings.set_station(ssid.as_bytes(), password.as_bytes()).map_err(refused)?;
+    Ok(Outcome::Restart(Some(ssid.into())))
+}
+
+/// An SSID as text (802.11 allows any bytes; a phone shows such a one as it can).
+pub fn text(ssid: &[u8]) -> &str {
+    core::str::from_utf8(ssid).unwrap_or("(a name that is not UTF-8)")
+}
+
+fn refused(e: SettingsError) -> ApiError {
+    let status = match &e {
+        SettingsError::Ssid | SettingsError::Passphrase => 400,
+        SettingsError::NoStorage => 503,
+        SettingsError::Storage(s) if s.disk_full => 507,
+        SettingsError::Storage(_) => 500,
+    };
+    ApiError::new(status, format!("{e}"))
+}
