@@ -1,6 +1,6 @@
 //! One poi's full copy of the library, its local edits and how it merges a peer's.
 
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::BTreeMap;
 
 use alloc::string::String;
 use alloc::vec;
@@ -716,15 +716,19 @@ impl<S: Storage> Replica<S> {
 
         let before_sync_state = (self.state.knowledge.clone(), self.state.floor.clone());
         let repaired: Vec<Category> = delta.repairs.iter().map(|r| r.category).collect();
-        let touched: BTreeSet<Key> = delta
+        // Sorted vectors, not a B-tree set and map: each B-tree type is kilobytes of a
+        // board's flash, and these are built once per merge and only searched.
+        let mut touched: Vec<Key> = delta
             .records
             .iter()
             .map(|r| r.key)
             .chain(self.state.entries.keys().filter(|k| repaired.contains(&k.category())).copied())
             .collect();
-        let before: BTreeMap<Key, Option<Record>> = touched.iter().map(|k| (*k, self.visible(k).cloned())).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        let before: Vec<Option<Record>> = touched.iter().map(|k| self.visible(k).cloned()).collect();
         let mut report = MergeReport::default();
-        let mut affected = touched;
+        let mut affected = touched.clone();
 
         for record in delta.records {
             self.state.hlc.observe(record.stamp, now_ms);
@@ -746,7 +750,7 @@ impl<S: Storage> Replica<S> {
                 sibs.retain(|r| !floor.covers(r.dot) || live.binary_search(&r.dot).is_ok());
                 if sibs.len() != len {
                     report.records_merged += (len - sibs.len()) as u32;
-                    affected.insert(*key);
+                    affected.push(*key);
                 }
             }
             self.state.entries.retain(|_, sibs| !sibs.is_empty());
@@ -758,8 +762,10 @@ impl<S: Storage> Replica<S> {
             self.state.floor.get_mut(category).join(delta.floor.get(category));
         }
 
+        affected.sort_unstable();
+        affected.dedup();
         for key in &affected {
-            let was = before.get(key).cloned().flatten();
+            let was = touched.binary_search(key).ok().and_then(|i| before[i].clone());
             let now = self.visible(key);
             match (key.category(), &was, now) {
                 (Category::Settings, _, Some(now)) if was.as_ref().map(|w| &w.value) != Some(&now.value) => {
