@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use povpoi_core::device::DeviceId;
-use povpoi_core::render::{ColorOrder, DEFAULT_LEDS, MAX_LEDS};
+use povpoi_core::render::{ColorOrder, DEFAULT_LEDS};
 use povpoi_peer::key::GroupKey;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -19,12 +19,11 @@ use crate::storage::write_atomically;
 const CONFIG_FILE: &str = "config.json";
 /// Default auto-sync interval, as in the existing system (a board's too).
 pub use povpoi_app::DEFAULT_SYNC_INTERVAL_MS;
-/// Shortest accepted auto-sync interval: the push-on-change path makes faster polling useless.
-pub const MIN_SYNC_INTERVAL_MS: u64 = 1_000;
-/// Longest accepted auto-sync interval (one day).
-pub const MAX_SYNC_INTERVAL_MS: u64 = 86_400_000;
-/// Longest device name and sync group (bytes); they travel in mDNS TXT records.
-pub const MAX_LABEL_LEN: usize = 63;
+/// The settings' checks, shared with the boards.
+pub use povpoi_app::device::{
+    COLOR_ORDERS, InvalidSetting, MAX_LABEL_LEN, MAX_SYNC_INTERVAL_MS, MIN_SYNC_INTERVAL_MS, check_interval,
+    check_label, check_led_count, color_order_name, parse_color_order,
+};
 
 /// How a pair plays: mirrored (shared mode, brightness, frame rate) or each on its own.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,77 +188,6 @@ impl DeviceConfig {
         let path = dir.join(CONFIG_FILE);
         write_atomically(&path, &bytes)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display())))
-    }
-}
-
-/// A setting outside what a poi takes; the message names the field and what it takes.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum InvalidSetting {
-    /// A name or group that is empty or blank.
-    #[error("{0} must not be empty")]
-    Empty(&'static str),
-    /// A name or group longer than [`MAX_LABEL_LEN`] bytes.
-    #[error("{0} must be at most {MAX_LABEL_LEN} bytes")]
-    TooLong(&'static str),
-    /// A name or group with control characters.
-    #[error("{0} must not contain control characters")]
-    ControlCharacters(&'static str),
-    /// An LED count outside 1-[`MAX_LEDS`].
-    #[error("ledCount must be an integer 1-{MAX_LEDS}, not {0}")]
-    LedCount(u64),
-    /// A colour order that is not one of [`COLOR_ORDERS`].
-    #[error("colorOrder must be one of {orders}, not {0:?}", orders = COLOR_ORDERS.join(", "))]
-    ColorOrder(String),
-    /// An auto-sync interval outside its range.
-    #[error("syncInterval must be {MIN_SYNC_INTERVAL_MS}-{MAX_SYNC_INTERVAL_MS} ms")]
-    SyncInterval(u64),
-}
-
-/// Checks a device name or group: 1-63 bytes of printable text (it goes into mDNS TXT).
-pub fn check_label(field: &'static str, value: &str) -> Result<(), InvalidSetting> {
-    if value.trim().is_empty() {
-        return Err(InvalidSetting::Empty(field));
-    }
-    if value.len() > MAX_LABEL_LEN {
-        return Err(InvalidSetting::TooLong(field));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(InvalidSetting::ControlCharacters(field));
-    }
-    Ok(())
-}
-
-/// Checks an LED count.
-pub fn check_led_count(leds: u64) -> Result<(), InvalidSetting> {
-    if (1..=u64::from(MAX_LEDS)).contains(&leds) { Ok(()) } else { Err(InvalidSetting::LedCount(leds)) }
-}
-
-/// The colour orders `colorOrder` takes, as the API writes them.
-pub const COLOR_ORDERS: [&str; 6] = ["RGB", "RBG", "GRB", "GBR", "BRG", "BGR"];
-
-/// A colour order's name as the API writes it (`"BGR"`).
-pub fn color_order_name(order: ColorOrder) -> &'static str {
-    match order {
-        ColorOrder::Rgb => "RGB",
-        ColorOrder::Rbg => "RBG",
-        ColorOrder::Grb => "GRB",
-        ColorOrder::Gbr => "GBR",
-        ColorOrder::Brg => "BRG",
-        ColorOrder::Bgr => "BGR",
-    }
-}
-
-/// A colour order from its name, in any case.
-pub fn parse_color_order(name: &str) -> Result<ColorOrder, InvalidSetting> {
-    name.parse().map_err(|_| InvalidSetting::ColorOrder(name.into()))
-}
-
-/// Checks an auto-sync interval.
-pub fn check_interval(ms: u64) -> Result<(), InvalidSetting> {
-    if (MIN_SYNC_INTERVAL_MS..=MAX_SYNC_INTERVAL_MS).contains(&ms) {
-        Ok(())
-    } else {
-        Err(InvalidSetting::SyncInterval(ms))
     }
 }
 

@@ -2,21 +2,19 @@
 //! `/api/identify`: flash this poi's strip so a performer can find it.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use povpoi_app::answers;
-use serde::{Deserialize, Deserializer, Serialize};
+use povpoi_app::device::{Change, ConfigChange};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::control::int_in;
 use super::{ApiError, AppState, JsonBody, RawBody, ok, parse_json};
-use povpoi_peer::key::GroupKey;
 
 use crate::config;
 use crate::events::Event;
 use crate::library::Origin;
-use povpoi_core::render::MAX_LEDS;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/api/device/config", get(get_config).post(set_config)).route("/api/identify", post(identify))
@@ -89,88 +87,30 @@ async fn get_config(State(node): State<AppState>) -> Json<Value> {
     }))
 }
 
-/// Any of the fields; unknown ones are refused so a typo is not silently ignored.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ConfigChange {
-    device_name: Option<String>,
-    sync_group: Option<String>,
-    auto_sync: Option<bool>,
-    sync_interval: Option<u64>,
-    /// A string sets the key, `null` or `""` removes it.
-    #[serde(default, deserialize_with = "present")]
-    group_key: Option<Option<String>>,
-    /// Needed to change or remove a key that is set.
-    current_group_key: Option<String>,
-    /// LEDs on the strip, 1-144 (checked here, so the error names the range).
-    led_count: Option<Value>,
-    /// `"RGB"`... `"BGR"`, any case.
-    color_order: Option<Value>,
-}
-
-/// Tells a field sent as `null` (Some(None)) from one not sent (None).
-fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(deserializer).map(Some)
-}
-
 async fn set_config(
     State(node): State<AppState>,
     JsonBody(change): JsonBody<ConfigChange>,
 ) -> Result<Json<Value>, ApiError> {
-    if let Some(name) = &change.device_name {
-        config::check_label("deviceName", name)?;
-    }
-    if let Some(group) = &change.sync_group {
-        config::check_label("syncGroup", group)?;
-    }
-    if let Some(interval) = change.sync_interval {
-        config::check_interval(interval)?;
-    }
-    let led_count = int_in(change.led_count.as_ref(), "ledCount", 1, u64::from(MAX_LEDS))?.map(|n| n as u16);
-    let color_order = match change.color_order.as_ref().filter(|v| !v.is_null()) {
-        None => None,
-        Some(Value::String(name)) => Some(config::parse_color_order(name)?),
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "colorOrder must be one of {} (a string), not {other}",
-                config::COLOR_ORDERS.join(", ")
-            )));
-        }
-    };
-    let new_key = match &change.group_key {
-        None => None,
-        Some(None) => Some(None),
-        Some(Some(text)) if text.is_empty() => Some(None),
-        Some(Some(text)) => Some(Some(GroupKey::new(text).map_err(|e| ApiError::bad_request(e.to_string()))?)),
-    };
-    if new_key.is_some() {
-        let current = node.config().group_key.clone();
-        if let Some(current) = current
-            && !change.current_group_key.as_deref().is_some_and(|given| current.matches(given))
-        {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "a pairing key is set: send currentGroupKey to change or remove it",
-            ));
-        }
-    }
+    let current_key = node.config().group_key.clone();
+    let Change { device_name, sync_group, auto_sync, sync_interval, group_key: new_key, led_count, color_order } =
+        change.check(current_key.as_ref())?;
     let old_group = node.config().sync_group.clone();
     let key_changed = new_key.is_some();
-    let rekeyed = key_changed || change.sync_group.as_ref().is_some_and(|g| *g != old_group);
-    let regroup = change.sync_group.clone().filter(|group| node.library.read(|poi| poi.group() != group));
+    let rekeyed = key_changed || sync_group.as_ref().is_some_and(|g| *g != old_group);
+    let regroup = sync_group.clone().filter(|group| node.library.read(|poi| poi.group() != group));
     // The config first: on a failed save nothing changed, and a library left behind by a
     // failed regroup below is put back in line with the config at the next start.
     node.update_config(|c| {
-        if let Some(name) = change.device_name {
+        if let Some(name) = device_name {
             c.device_name = name;
         }
-        if let Some(group) = change.sync_group {
+        if let Some(group) = sync_group {
             c.sync_group = group;
         }
-        if let Some(auto) = change.auto_sync {
+        if let Some(auto) = auto_sync {
             c.auto_sync = auto;
         }
-        if let Some(interval) = change.sync_interval {
+        if let Some(interval) = sync_interval {
             c.sync_interval = interval;
         }
         if let Some(key) = new_key {
