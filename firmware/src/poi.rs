@@ -90,14 +90,14 @@ pub struct Http {
 
 impl Application for Http {
     async fn handle(&self, request: Request<'_>) -> Response {
-        if !setup::serves(request.path) {
-            return self.served.handle(request).await;
-        }
-        if setup::guarded(request.path)
-            && let Served::Poi(shared) = self.served
-            && let Err(refusal) = shared.with(|app, _| app.authorize(&request))
-        {
-            return refusal;
+        let authorize = |request: &Request<'_>| match self.served {
+            Served::Poi(shared) => shared.with(|app, _| app.authorize(request)),
+            Served::NoStorage => Ok(()),
+        };
+        match setup::route(&request, authorize) {
+            setup::Route::App => return self.served.handle(request).await,
+            setup::Route::Refused(refusal) => return refusal,
+            setup::Route::Setup => {}
         }
         let answer = match self.store {
             Some(store) => setup::answer(&request, &mut FlashWifiSettings::new(store), &self.on_air),

@@ -41,14 +41,31 @@ pub struct Answer {
     pub restart: bool,
 }
 
-/// Whether the board answers `path` here rather than in the shared application.
-pub fn serves(path: &str) -> bool {
-    path == "/" || path.starts_with("/api/wifi/")
+/// Who answers a request.
+pub enum Route {
+    /// The shared application.
+    App,
+    /// The board itself, with [`answer`].
+    Setup,
+    /// Nobody: the group's pairing key was not given. The refusal to send.
+    Refused(Response),
 }
 
-/// Whether `path` needs the pairing key, where the group has one: all but the page itself.
-pub fn guarded(path: &str) -> bool {
-    path.starts_with("/api/wifi/")
+/// Who answers `request`: the board the page and `/api/wifi/*`, these but the page only
+/// once `authorize` (the application's check of a keyed group's bearer) lets them through,
+/// and the application everything else.
+pub fn route(request: &Request<'_>, authorize: impl FnOnce(&Request<'_>) -> Result<(), Response>) -> Route {
+    let path = request.path;
+    if path == "/" {
+        return Route::Setup;
+    }
+    if !path.starts_with("/api/wifi/") {
+        return Route::App;
+    }
+    match authorize(request) {
+        Ok(()) => Route::Setup,
+        Err(refusal) => Route::Refused(refusal),
+    }
 }
 
 #[derive(Serialize)]
@@ -75,9 +92,18 @@ enum Outcome {
     Restart(Option<String>),
 }
 
-/// Answers a request for one of the paths [`serves`] names.
+/// Answers a request [`route`] gave the board.
 pub fn answer(request: &Request<'_>, settings: &mut dyn WifiSettings, on_air: &OnAir) -> Answer {
+    let changes = matches!(request.path, "/api/wifi/connect" | "/api/wifi/disconnect");
+    let json =
+        request.header_str("content-type").is_some_and(|t| t.to_ascii_lowercase().starts_with("application/json"));
     let outcome = match (request.method, request.path) {
+        // A page on any site can send a form or text to the poi (no preflight), not JSON:
+        // without this, any web page a phone on the network opens could move the poi to
+        // another network.
+        ("POST", _) if changes && !json => {
+            Err(ApiError::new(415, "send the body as JSON, with Content-Type: application/json"))
+        }
         ("GET", "/") => {
             let mut page = Response::octets(PAGE_GZIP.into());
             page.content_type = "text/html; charset=utf-8";

@@ -99,6 +99,8 @@ pub struct App<S: Storage> {
     next_round_us: u64,
     /// Real time as learned from peers, for a platform without a real-time clock.
     time: LearnedTime,
+    /// Changes of the library since start (see [`App::library_changes`]).
+    changes: u64,
 }
 
 impl<S: Storage> App<S> {
@@ -121,6 +123,7 @@ impl<S: Storage> App<S> {
             unpushed: false,
             next_round_us: 0,
             time: LearnedTime::default(),
+            changes: 0,
         }
     }
 
@@ -158,6 +161,12 @@ impl<S: Storage> App<S> {
     /// The library digest it advertises.
     pub fn digest(&self) -> &str {
         &self.digest
+    }
+
+    /// How often the library may have changed since start (every edit, merge and answered
+    /// message counts): what a cache read from the library holds is stale once this moves.
+    pub fn library_changes(&self) -> u64 {
+        self.changes
     }
 
     /// The last switch that took effect at its cue.
@@ -222,6 +231,7 @@ impl<S: Storage> App<S> {
     /// The library changed: the digest follows, and what plays is cued (read from the
     /// library here, not at every column).
     fn changed(&mut self, now: Now) {
+        self.changes += 1;
         self.digest = povpoi_peer::advert::library_digest(self.replica.group(), self.replica.knowledge());
         let show = self.clock.now(now.own_us);
         let column = column_start(show, *self.stage.framerate.current());

@@ -1,9 +1,10 @@
 //! What one column shows on a poi that cannot hold an image in RAM (a board: a 400x32 image
 //! is 38,400 bytes of a 64 KiB heap): the pixels stay in storage, and the image playing is
 //! read a window of [`WINDOW_COLUMNS`] columns at a time ([`ImageWindow`]), one read per
-//! row. [`App::draw_column`] draws from it exactly what a node draws from the whole image.
+//! row. [`App::draw_column`] draws from it what a node draws from the whole image (a node
+//! whose power mode caps the frame rate or brightness below the group's draws those capped;
+//! a board has no power modes).
 
-use alloc::string::String;
 use alloc::vec::Vec;
 
 use povpoi_core::hash::BlobHash;
@@ -26,14 +27,15 @@ pub const WINDOW_COLUMNS: u16 = 16;
 pub struct ImageWindow {
     /// The pixels held (content-addressed: the same hash is the same bytes).
     pixels: Option<BlobHash>,
+    /// The shape they were read for: images may share pixels in different shapes.
+    shape: (u16, u16),
     first: u16,
     count: u16,
-    height: u16,
     bytes: Vec<u8>,
     /// Refills so far, for a log or a measurement.
     refills: u64,
-    /// Image mode's index resolved against the library at this digest.
-    resolved: Option<(String, u16, Option<ImageId>)>,
+    /// Image mode's index resolved against the library after this many changes of it.
+    resolved: Option<(u64, u16, Option<ImageId>)>,
 }
 
 impl ImageWindow {
@@ -57,7 +59,9 @@ impl ImageWindow {
     ) -> Result<Option<&[u8]>, StorageError> {
         let (width, height) = (image.width(), image.height());
         let rows = usize::from(height);
-        let held = self.pixels == Some(image.pixels()) && (self.first..self.first + self.count).contains(&x);
+        let held = self.pixels == Some(image.pixels())
+            && self.shape == (width, height)
+            && (self.first..self.first + self.count).contains(&x);
         if !held {
             self.pixels = None;
             self.refills += 1;
@@ -74,7 +78,7 @@ impl ImageWindow {
                     self.bytes[(c * rows + y) * 3..][..3].copy_from_slice(rgb);
                 }
             }
-            (self.pixels, self.first, self.count, self.height) = (Some(image.pixels()), x, count, height);
+            (self.pixels, self.shape, self.first, self.count) = (Some(image.pixels()), (width, height), x, count);
         }
         let at = usize::from(x - self.first) * rows * 3;
         Ok(Some(&self.bytes[at..at + rows * 3]))
@@ -83,11 +87,12 @@ impl ImageWindow {
     /// The image image mode's `index` names in `app`'s library order, looked up again only
     /// when the library changed (ordering the library at every column is too slow).
     fn image_at<S: Storage>(&mut self, app: &App<S>, index: u16) -> Option<ImageId> {
-        match &self.resolved {
-            Some((digest, i, id)) if digest == app.digest() && *i == index => *id,
+        let changes = app.library_changes();
+        match self.resolved {
+            Some((seen, i, id)) if seen == changes && i == index => id,
             _ => {
                 let id = app.replica().images().nth(usize::from(index)).map(|(id, _)| id);
-                self.resolved = Some((app.digest().into(), index, id));
+                self.resolved = Some((changes, index, id));
                 id
             }
         }
@@ -134,7 +139,8 @@ impl<S: Storage> App<S> {
         let (selection, cue) = *stage.selection.current();
         let finish = Finish { brightness: *stage.brightness.current(), gamma: selection.mode != Mode::Live };
         let sequence = match selection.mode {
-            Mode::Sequence => sequence_of(stage, selection).map(|q| (q, sequence_start(cue, show_us))),
+            // As of the column's middle, as a node asks it.
+            Mode::Sequence => sequence_of(stage, selection).map(|q| (q, sequence_start(cue, t_ms * 1_000))),
             _ => None,
         };
         // The one image this column may need: image mode's, or the sequence item's.

@@ -63,7 +63,8 @@ impl Content for Whole {
     }
 }
 
-/// A library of a 400x32 and a 37x64 image and a pattern, on flash.
+/// A library of a 400x32 image, a 37x64 one, the 400x32 one's pixels as 200x64 (one blob
+/// in two shapes) and a pattern, on flash.
 fn library(store: &'static Store) -> (Replica<&'static Store>, Whole) {
     let mut rng = StdRng::seed_from_u64(7);
     let identity = Identity { replica: ReplicaId(1), device: DEVICE, group: "default".into() };
@@ -74,6 +75,9 @@ fn library(store: &'static Store) -> (Replica<&'static Store>, Whole) {
         let id = replica.add_image(name, u32::from(width), u32::from(height), &pixels, 1_000).unwrap();
         images.push((id, width, height, pixels));
     }
+    let pixels = images[0].3.clone();
+    let id = replica.add_image("reshaped.png", 200, 64, &pixels, 1_000).unwrap();
+    images.push((id, 200, 64, pixels));
     let pattern = Pattern::new(PatternKind::Comet, Rgb::new(255, 40, 0), Rgb::new(0, 0, 90), 80).unwrap();
     replica.set_pattern(2, pattern, 1_000, Cue::NOW).unwrap();
     (replica, Whole { images, pattern: (2, pattern) })
@@ -93,7 +97,8 @@ fn drawn_whole(app: &App<&'static Store>, whole: &Whole, own_us: u64, out: &mut 
         }
         Mode::Sequence => Program::Sequence {
             sequence: stage.sequences[usize::from(selection.index)].current().as_ref().unwrap(),
-            started_ms: sequence_start(cue, show_us),
+            // As the node's player asks it: at the column's middle.
+            started_ms: sequence_start(cue, t_ms * 1_000),
             content: whole,
         },
         other => panic!("not drawn here: {other:?}"),
@@ -164,7 +169,18 @@ fn image_columns_read_from_flash_are_the_whole_images_columns() {
     let times: Vec<u64> = (0..300).map(|_| rng.random_range(21_000_000..60_000_000)).collect();
     columns_match(&mut app, &whole, &mut window, times.into_iter());
 
+    // The first image's pixels as 200x64 right after the first image, at a column the
+    // window holds (12-27, then 18): the window holds columns of one shape (another's
+    // would be read out of its bounds).
+    select(&mut app, Mode::Image, 0, 60_000_000);
+    columns_match(&mut app, &whole, &mut window, in_turn(60_100_000, 120, 5));
+    select(&mut app, Mode::Image, 2, 60_140_000);
+    columns_match(&mut app, &whole, &mut window, in_turn(60_150_000, 120, 240));
+    select(&mut app, Mode::Image, 0, 64_000_000);
+    columns_match(&mut app, &whole, &mut window, in_turn(64_100_000, 120, 40));
+
     // Its pixels gone from the flash (a sync that has not brought them yet): dark, no error.
+    select(&mut app, Mode::Image, 1, 69_000_000);
     let hash = app.replica().image(whole.images[1].0).unwrap().pixels();
     (&*store).remove_blob(&hash).unwrap();
     let mut board = [Rgb::new(1, 1, 1); 32];
@@ -176,11 +192,13 @@ fn image_columns_read_from_flash_are_the_whole_images_columns() {
 fn sequences_read_the_column_of_the_item_playing() {
     let store = store();
     let (mut replica, whole) = library(store);
-    let (wide, tall) = (whole.images[0].0, whole.images[1].0);
+    let (wide, tall, reshaped) = (whole.images[0].0, whole.images[1].0, whole.images[2].0);
     let items = [
         (SequenceTarget::Image(wide), 700),
         (SequenceTarget::Pattern(2), 300),
         (SequenceTarget::Image(tall), 500),
+        (SequenceTarget::Image(reshaped), 400),
+        (SequenceTarget::Image(wide), 300),
         // An empty slot: dark.
         (SequenceTarget::Pattern(5), 200),
     ];
@@ -190,7 +208,7 @@ fn sequences_read_the_column_of_the_item_playing() {
     let mut app = App::new(config(), replica, ClockService::new(DEVICE, 1, 2, 0));
     select(&mut app, Mode::Sequence, 0, 3_000_000);
     let mut window = ImageWindow::new();
-    // Four times round the 1.7 s sequence.
-    columns_match(&mut app, &whole, &mut window, in_turn(3_100_000, 90, 620));
-    println!("sequence, 620 columns at 90 fps: {} window refills", window.refills());
+    // Three times round the 2.4 s sequence.
+    columns_match(&mut app, &whole, &mut window, in_turn(3_100_000, 90, 650));
+    println!("sequence, 650 columns at 90 fps: {} window refills", window.refills());
 }

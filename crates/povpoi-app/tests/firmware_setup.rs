@@ -44,16 +44,28 @@ fn access_point() -> OnAir {
     OnAir { station: false, ssid: "povpoi-AB12".into() }
 }
 
+/// A request as the page sends it (JSON bodies say so).
 fn ask(settings: &mut dyn WifiSettings, method: &str, path: &str, body: &str) -> Answer {
+    let json: &[(&str, &[u8])] = &[("Content-Type", b"application/json")];
+    ask_with(settings, method, path, body, if method == "POST" { json } else { &[] })
+}
+
+fn ask_with(
+    settings: &mut dyn WifiSettings,
+    method: &str,
+    path: &str,
+    body: &str,
+    headers: &[(&str, &[u8])],
+) -> Answer {
     let request = Request {
         method,
         path,
         query: None,
-        headers: &[],
+        headers,
         body: body.as_bytes(),
         from: "192.168.4.50:50000".parse().unwrap(),
     };
-    assert!(setup::serves(path), "{path}");
+    assert!(matches!(setup::route(&request, |_| Ok(())), setup::Route::Setup), "{path}");
     setup::answer(&request, settings, &access_point())
 }
 
@@ -79,7 +91,6 @@ fn the_page_is_the_gzipped_setup_form() {
     for wanted in ["/api/wifi/status", "/api/wifi/connect", "/api/wifi/disconnect", "name=ssid", "name=password"] {
         assert!(html.contains(wanted), "{wanted}");
     }
-    assert!(!setup::serves("/api/status") && !setup::guarded("/") && setup::guarded("/api/wifi/connect"));
 }
 
 #[test]
@@ -152,6 +163,17 @@ fn bad_input_is_refused_with_what_to_fix_and_the_flash_unchanged() {
         assert_eq!((answer.response.status, answer.restart), (status, false), "{method} {path} {body}: {error}");
         assert!(error.contains(says), "{method} {path} {body}: {error:?} does not say {says:?}");
     }
+    // A form or plain text, as a page on another site can send without asking: refused.
+    let body = r#"{"ssid": "elsewhere", "password": "long enough"}"#;
+    for content_type in [&b"text/plain"[..], b"application/x-www-form-urlencoded"] {
+        for path in ["/api/wifi/connect", "/api/wifi/disconnect"] {
+            let answer =
+                ask_with(&mut FlashWifiSettings::new(&store), "POST", path, body, &[("content-type", content_type)]);
+            assert_eq!((answer.response.status, answer.restart), (415, false), "{path}");
+        }
+    }
+    let answer = ask_with(&mut FlashWifiSettings::new(&store), "POST", "/api/wifi/connect", body, &[]);
+    assert_eq!(answer.response.status, 415);
     assert_eq!(store.flash().bytes(), &before[..], "nothing written");
     assert_eq!(&FlashWifiSettings::new(&store).station().unwrap().0[..], b"studio");
 }
@@ -162,6 +184,34 @@ fn without_storage_nothing_can_be_set() {
     let answer = ask(&mut build, "POST", "/api/wifi/connect", r#"{"ssid": "stage", "password": "long enough"}"#);
     assert_eq!((answer.response.status, answer.restart), (503, false));
     assert!(json_of(&answer)["error"].as_str().unwrap().contains("no storage"));
+}
+
+/// The board answers the page and `/api/wifi/*` itself, the latter only once the
+/// application's check lets them through; everything else goes to the application.
+#[test]
+fn only_the_setup_paths_are_the_boards_and_only_the_page_is_open() {
+    let refusal = || povpoi_app::api::ApiError::new(401, "key").response();
+    let request = |path: &'static str| Request {
+        method: "POST",
+        path,
+        query: None,
+        headers: &[],
+        body: b"",
+        from: "192.168.4.50:50000".parse().unwrap(),
+    };
+    for path in ["/", "/api/wifi/connect", "/api/wifi/disconnect", "/api/wifi/status", "/api/wifi/../x"] {
+        assert!(matches!(setup::route(&request(path), |_| Ok(())), setup::Route::Setup), "{path}");
+    }
+    for path in ["/api/status", "/api/wifi", "/index.html", "/api/sync/v1", "//api/wifi/connect"] {
+        assert!(matches!(setup::route(&request(path), |_| Err(refusal())), setup::Route::App), "{path}");
+    }
+    assert!(matches!(setup::route(&request("/"), |_| Err(refusal())), setup::Route::Setup));
+    for path in ["/api/wifi/connect", "/api/wifi/status", "/api/wifi/scan"] {
+        match setup::route(&request(path), |_| Err(refusal())) {
+            setup::Route::Refused(r) => assert_eq!(r.status, 401, "{path}"),
+            _ => panic!("{path} not refused"),
+        }
+    }
 }
 
 /// In a group with a pairing key, the board asks the application before it answers a
@@ -199,12 +249,14 @@ fn a_keyed_poi_refuses_setup_without_its_key() {
             body: b"{}",
             from: "192.168.4.50:50000".parse().unwrap(),
         };
-        match app.authorize(&request) {
-            Ok(()) => assert!(admitted),
-            Err(refusal) => {
+        // As `poi::Http` routes it.
+        match setup::route(&request, |r| app.authorize(r)) {
+            setup::Route::Setup => assert!(admitted),
+            setup::Route::Refused(refusal) => {
                 assert!(!admitted);
                 assert_eq!(refusal.status, 401);
             }
+            setup::Route::App => panic!("not the board's"),
         }
     }
 }
