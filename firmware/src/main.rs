@@ -169,14 +169,16 @@ async fn main(spawner: Spawner) -> ! {
     // the LEDs go through.
     let served = match library {
         Some(library) => {
+            // A library implies a store: what `POST /api/device/config` kept.
+            let kept = store.map(setup::kept).unwrap_or_default();
             let config = Config {
                 device_id,
-                device_name: device_id.default_name(),
+                device_name: kept.device_name.unwrap_or_else(|| device_id.default_name()),
                 group_key,
                 independent: false,
                 // Push-on-change and catching up with peers (crate::sync_client).
-                auto_sync: true,
-                sync_interval: povpoi_app::DEFAULT_SYNC_INTERVAL_MS,
+                auto_sync: kept.auto_sync.unwrap_or(true),
+                sync_interval: kept.sync_interval.unwrap_or(povpoi_app::DEFAULT_SYNC_INTERVAL_MS),
                 peer_timeout_s: 120,
                 port: net::HTTP_PORT,
                 real_time: false,

@@ -97,6 +97,14 @@ impl Application for Http {
         match setup::route(&request, authorize) {
             setup::Route::App => return self.served.handle(request).await,
             setup::Route::Refused(refusal) => return refusal,
+            setup::Route::Config => {
+                return match (self.served, self.store) {
+                    (Served::Poi(shared), Some(store)) => {
+                        shared.with(|app, now| app.change_config(request.body, now, |c| setup::keep(store, c)))
+                    }
+                    _ => self.served.handle(request).await,
+                };
+            }
             setup::Route::Setup => {}
         }
         let answer = match self.store {

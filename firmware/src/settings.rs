@@ -55,6 +55,10 @@ pub mod key {
     pub const DEVICE_NAME: &str = "device.name";
     /// The sync group, UTF-8. Absent: [`super::DEFAULT_SYNC_GROUP`].
     pub const SYNC_GROUP: &str = "sync.group";
+    /// Whether the poi starts sync sessions by itself, one byte 0 or 1. Absent: on.
+    pub const AUTO_SYNC: &str = "sync.auto";
+    /// Milliseconds between periodic sync rounds, a little-endian u64. Absent: the spec's 30 s.
+    pub const SYNC_INTERVAL: &str = "sync.interval";
     /// The group's pairing key (the node's `groupKey`), its raw bytes. Absent: unsigned peers.
     pub const PAIRING_KEY: &str = "pairing.key";
     /// LEDs on the strip, a little-endian u16 (1-144).

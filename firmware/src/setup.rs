@@ -1,8 +1,11 @@
-//! Wi-Fi setup over HTTP, served by the board itself (a Linux node leaves Wi-Fi to its
-//! system and answers `/api/wifi/*` with 501): the page a phone opens at `http://192.168.4.1/`
-//! on the poi's access point, and the spec's `/api/wifi/status`, `/connect` and
-//! `/disconnect`. A network set is kept in the flash ([`WifiSettings`]) and joined after the
-//! restart that follows the answer.
+//! The board's own settings over HTTP. Wi-Fi setup, served by the board itself (a Linux
+//! node leaves Wi-Fi to its system and answers `/api/wifi/*` with 501): the page a phone
+//! opens at `http://192.168.4.1/` on the poi's access point, and the spec's
+//! `/api/wifi/status`, `/connect` and `/disconnect`; a network set is kept in the flash
+//! ([`WifiSettings`]) and joined after the restart that follows the answer. And
+//! `POST /api/device/config`, checked and applied by the shared application
+//! (`App::change_config`) once [`keep`] saved it in the flash, read back at start by
+//! [`kept`].
 //!
 //! Host-independent (no esp-hal here): `crates/povpoi-app/tests/firmware_setup.rs` compiles
 //! this file and `settings.rs` on the host and runs the endpoints over a RAM flash.
@@ -15,7 +18,13 @@ use povpoi_app::rules::parse_json;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::settings::{SettingsError, WifiSettings};
+use alloc::vec::Vec;
+use embedded_storage::nor_flash::MultiwriteNorFlash;
+use povpoi_app::device::{Change, check_interval, check_label};
+use povpoi_core::sync::StorageError;
+use povpoi_flash::FlashStore;
+
+use crate::settings::{SettingsError, WifiSettings, key};
 
 /// The setup page (`GET /`, `setup/page.html`): the network's name and password, and the
 /// pairing key when the group has one. Sent gzipped, as kept (`gzip -9n`; 813 bytes of
@@ -47,6 +56,8 @@ pub enum Route {
     App,
     /// The board itself, with [`answer`].
     Setup,
+    /// `POST /api/device/config`: the application's `change_config`, kept with [`keep`].
+    Config,
     /// Nobody: the group's pairing key was not given. The refusal to send.
     Refused(Response),
 }
@@ -59,10 +70,12 @@ pub fn route(request: &Request<'_>, authorize: impl FnOnce(&Request<'_>) -> Resu
     if path == "/" {
         return Route::Setup;
     }
-    if !path.starts_with("/api/wifi/") {
+    let config = request.method == "POST" && path == "/api/device/config";
+    if !config && !path.starts_with("/api/wifi/") {
         return Route::App;
     }
     match authorize(request) {
+        Ok(()) if config => Route::Config,
         Ok(()) => Route::Setup,
         Err(refusal) => Route::Refused(refusal),
     }
@@ -153,6 +166,65 @@ fn connect(body: &[u8], settings: &mut dyn WifiSettings) -> Result<Outcome, ApiE
     }
     settings.set_station(ssid.as_bytes(), password.as_bytes()).map_err(refused)?;
     Ok(Outcome::Restart(Some(ssid.into())))
+}
+
+/// Saves a checked change of the device configuration in the flash, every setting it
+/// changes in one atomic save.
+pub fn keep<F: MultiwriteNorFlash>(store: &FlashStore<F>, change: &Change) -> Result<(), StorageError> {
+    let auto = change.auto_sync.map(|on| [u8::from(on)]);
+    let interval = change.sync_interval.map(u64::to_le_bytes);
+    let group_key = change.group_key.clone().map(|key| key.map(String::from));
+    let mut changes: Vec<(&str, Option<&[u8]>)> = Vec::new();
+    if let Some(name) = &change.device_name {
+        changes.push((key::DEVICE_NAME, Some(name.as_bytes())));
+    }
+    if let Some(group) = &change.sync_group {
+        changes.push((key::SYNC_GROUP, Some(group.as_bytes())));
+    }
+    if let Some(auto) = &auto {
+        changes.push((key::AUTO_SYNC, Some(auto)));
+    }
+    if let Some(interval) = &interval {
+        changes.push((key::SYNC_INTERVAL, Some(interval)));
+    }
+    if let Some(group_key) = &group_key {
+        changes.push((key::PAIRING_KEY, group_key.as_ref().map(|k| k.as_bytes())));
+    }
+    store.update_settings(&changes)
+}
+
+/// The device configuration kept in the flash; `None` where unset or not valid (logged).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Kept {
+    /// The name people see.
+    pub device_name: Option<String>,
+    /// Whether it syncs by itself.
+    pub auto_sync: Option<bool>,
+    /// Milliseconds between periodic rounds.
+    pub sync_interval: Option<u64>,
+}
+
+/// Reads what [`keep`] saved (the group and the pairing key are read where the library and
+/// the application are made: `settings::sync_group`, `settings::pairing_key`).
+pub fn kept<F: MultiwriteNorFlash>(store: &FlashStore<F>) -> Kept {
+    let get = |key: &str| {
+        store.setting(key).unwrap_or_else(|e| {
+            log::warn!("cannot read setting {key}: {e}");
+            None
+        })
+    };
+    let device_name = get(key::DEVICE_NAME)
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .filter(|name| check_label("deviceName", name).is_ok());
+    let auto_sync = get(key::AUTO_SYNC).and_then(|b| match b[..] {
+        [0] => Some(false),
+        [1] => Some(true),
+        _ => None,
+    });
+    let sync_interval = get(key::SYNC_INTERVAL)
+        .and_then(|b| b.try_into().ok().map(u64::from_le_bytes))
+        .filter(|ms| check_interval(*ms).is_ok());
+    Kept { device_name, auto_sync, sync_interval }
 }
 
 /// An SSID as text (802.11 allows any bytes; a phone shows such a one as it can).

@@ -163,6 +163,32 @@ impl<S: Storage> App<S> {
         &self.digest
     }
 
+    /// Applies a checked change of this poi's own settings (saved by the platform first:
+    /// [`App::change_config`]). A new sync group is the library's too.
+    pub(crate) fn take_change(&mut self, change: crate::device::Change, now: Now) -> Result<(), ApiError> {
+        if let Some(group) = &change.sync_group
+            && group != self.replica.group()
+        {
+            self.replica.set_group(group)?;
+        }
+        if let Some(name) = change.device_name {
+            self.config.device_name = name;
+        }
+        if let Some(auto) = change.auto_sync {
+            self.config.auto_sync = auto;
+        }
+        if let Some(interval) = change.sync_interval {
+            self.config.sync_interval = interval;
+            self.next_round_us = 0;
+        }
+        if let Some(key) = change.group_key {
+            self.config.group_key = key;
+        }
+        self.clock_key = self.config.group_key.as_ref().map(|k| k.clock_key(self.replica.group()));
+        self.changed(now);
+        Ok(())
+    }
+
     /// How often the library may have changed since start (every edit, merge and answered
     /// message counts): what a cache read from the library holds is stale once this moves.
     pub fn library_changes(&self) -> u64 {

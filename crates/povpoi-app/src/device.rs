@@ -205,3 +205,42 @@ impl ConfigChange {
         })
     }
 }
+
+/// `{"status": "ok", "message": ...}`, as a node answers a saved configuration.
+#[derive(serde::Serialize)]
+struct Saved {
+    status: &'static str,
+    message: &'static str,
+}
+
+impl<S: povpoi_core::sync::Storage> crate::App<S> {
+    /// Answers `POST /api/device/config` on a board: checks the change, has `keep` save it
+    /// (the board's flash settings; nothing changes when it fails), then applies it: the
+    /// name, the sync group (the library's too), automatic sync and its interval, the
+    /// pairing key. The strip's LED count and colour order are not set this way on a board.
+    pub fn change_config(
+        &mut self,
+        body: &[u8],
+        now: crate::Now,
+        keep: impl FnOnce(&Change) -> Result<(), povpoi_core::sync::StorageError>,
+    ) -> crate::api::Response {
+        match self.apply_change(body, now, keep) {
+            Ok(()) => crate::api::Response::json(200, &Saved { status: "ok", message: "configuration saved" }),
+            Err(e) => e.response(),
+        }
+    }
+
+    fn apply_change(
+        &mut self,
+        body: &[u8],
+        now: crate::Now,
+        keep: impl FnOnce(&Change) -> Result<(), povpoi_core::sync::StorageError>,
+    ) -> Result<(), ApiError> {
+        let change = ConfigChange::read(body)?.check(self.config().group_key.as_ref())?;
+        if change.led_count.is_some() || change.color_order.is_some() {
+            return Err(ApiError::bad_request("ledCount and colorOrder are not set through the API on a board"));
+        }
+        keep(&change).map_err(|e| ApiError::from(povpoi_core::sync::Error::Storage(e)))?;
+        self.take_change(change, now)
+    }
+}

@@ -202,6 +202,10 @@ fn only_the_setup_paths_are_the_boards_and_only_the_page_is_open() {
     for path in ["/", "/api/wifi/connect", "/api/wifi/disconnect", "/api/wifi/status", "/api/wifi/../x"] {
         assert!(matches!(setup::route(&request(path), |_| Ok(())), setup::Route::Setup), "{path}");
     }
+    assert!(matches!(setup::route(&request("/api/device/config"), |_| Ok(())), setup::Route::Config));
+    assert!(matches!(setup::route(&request("/api/device/config"), |_| Err(refusal())), setup::Route::Refused(_)));
+    let get = Request { method: "GET", ..request("/api/device/config") };
+    assert!(matches!(setup::route(&get, |_| Err(refusal())), setup::Route::App), "GET is the application's");
     for path in ["/api/status", "/api/wifi", "/index.html", "/api/sync/v1", "//api/wifi/connect"] {
         assert!(matches!(setup::route(&request(path), |_| Err(refusal())), setup::Route::App), "{path}");
     }
@@ -256,7 +260,88 @@ fn a_keyed_poi_refuses_setup_without_its_key() {
                 assert!(!admitted);
                 assert_eq!(refusal.status, 401);
             }
-            setup::Route::App => panic!("not the board's"),
+            setup::Route::App | setup::Route::Config => panic!("not the board's setup"),
         }
     }
+}
+
+fn board_config(device: DeviceId) -> Config {
+    Config {
+        device_id: device,
+        device_name: device.default_name(),
+        group_key: None,
+        independent: false,
+        auto_sync: true,
+        sync_interval: povpoi_app::DEFAULT_SYNC_INTERVAL_MS,
+        peer_timeout_s: 120,
+        port: 80,
+        real_time: true,
+        replay_capacity: 16,
+        max_fetched_blob_bytes: usize::MAX,
+        max_pushed_blob_bytes: usize::MAX,
+    }
+}
+
+fn post_config(app: &mut App<&FlashStore<RamFlash>>, store: &FlashStore<RamFlash>, body: &str) -> (u16, Value) {
+    let now = povpoi_app::Now { wall_us: 1_800_000_000_000_000, own_us: 5_000_000 };
+    let answer = app.change_config(body.as_bytes(), now, |change| setup::keep(store, change));
+    (answer.status, serde_json::from_slice(&answer.body).unwrap())
+}
+
+/// `POST /api/device/config` on a board: checked and applied by the application, kept in
+/// the flash by `setup::keep`, read back after a restart; refused changes keep nothing.
+#[test]
+fn a_device_config_set_on_a_board_is_applied_and_kept_across_a_restart() {
+    let device = DeviceId([2, 0, 0, 0, 0, 1]);
+    let store = new_store();
+    let identity = Identity { replica: ReplicaId(1), device, group: "default".into() };
+    let mut app =
+        App::new(board_config(device), Replica::open(&store, identity).unwrap(), ClockService::new(device, 1, 2, 0));
+    assert_eq!(setup::kept(&store), setup::Kept::default());
+
+    let body = r#"{"deviceName": "Left poi", "syncGroup": "troupe", "autoSync": false, "syncInterval": 5000, "groupKey": "spin the fire 42"}"#;
+    assert_eq!(post_config(&mut app, &store, body), (200, json!({"status": "ok", "message": "configuration saved"})));
+    let c = app.config();
+    assert_eq!((c.device_name.as_str(), c.auto_sync, c.sync_interval), ("Left poi", false, 5000));
+    assert!(c.group_key.as_ref().is_some_and(|k| k.matches("spin the fire 42")));
+    assert_eq!(app.replica().group(), "troupe");
+
+    // Keyed now: changing the key needs the current one; a strip setting is not the API's
+    // on a board; a bad name is a 400. None of them writes to the flash.
+    let before = store.flash().bytes().to_vec();
+    for (body, status, says) in [
+        (r#"{"groupKey": "another key 1234"}"#, 403, "currentGroupKey"),
+        (r#"{"ledCount": 64}"#, 400, "not set through the API on a board"),
+        (r#"{"deviceName": ""}"#, 400, "deviceName must not be empty"),
+        (r#"{"syncInterval": 10}"#, 400, "syncInterval must be"),
+        (r#"{"devicename": "x"}"#, 400, "unknown field"),
+    ] {
+        let (got, answer) = post_config(&mut app, &store, body);
+        assert_eq!(got, status, "{body}: {answer}");
+        assert!(answer["error"].as_str().unwrap().contains(says), "{body}: {answer}");
+    }
+    assert_eq!(store.flash().bytes(), &before[..]);
+    assert_eq!(app.config().device_name, "Left poi");
+
+    drop(app);
+    let store = restart(store);
+    let kept = setup::kept(&store);
+    assert_eq!(
+        kept,
+        setup::Kept { device_name: Some("Left poi".into()), auto_sync: Some(false), sync_interval: Some(5000) }
+    );
+    assert_eq!(settings::sync_group(&store), "troupe");
+    assert!(settings::pairing_key(&store).is_some_and(|k| k.matches("spin the fire 42")));
+
+    // The key removed with the current one: the board is open again after a restart.
+    let identity = Identity { replica: ReplicaId(1), device, group: "troupe".into() };
+    let mut config = board_config(device);
+    config.group_key = settings::pairing_key(&store);
+    let mut app = App::new(config, Replica::open(&store, identity).unwrap(), ClockService::new(device, 1, 2, 0));
+    let body = r#"{"groupKey": null, "currentGroupKey": "spin the fire 42"}"#;
+    assert_eq!(post_config(&mut app, &store, body).0, 200);
+    assert!(app.config().group_key.is_none());
+    drop(app);
+    let store = restart(store);
+    assert!(settings::pairing_key(&store).is_none());
 }

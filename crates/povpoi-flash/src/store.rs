@@ -1,6 +1,5 @@
 //! The store: values split in chunks over self-describing sectors.
 
-use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;
@@ -92,7 +91,7 @@ struct Inner<F: MultiwriteNorFlash> {
     state: Option<Value>,
     settings: Option<Value>,
     /// The settings as saved, decoded.
-    settings_map: BTreeMap<String, Vec<u8>>,
+    settings_map: Settings,
     /// Each blob's first sector, sorted by hash: the rest is found through the headers.
     blobs: Vec<(BlobHash, u16)>,
     relocate_every: u32,
@@ -119,8 +118,22 @@ fn disk_full(what: &str) -> StorageError {
     StorageError::disk_full(format!("{what}: not enough free flash"))
 }
 
+/// Settings by key, sorted by key: a vector, not a B-tree map, as a board's flash has no
+/// room for one more B-tree type's code and a poi keeps a dozen settings.
+type Settings = Vec<(String, Vec<u8>)>;
+
+/// Sets `key` to `value`, or removes it for `None`, keeping the keys sorted.
+fn put_setting(map: &mut Settings, key: &str, value: Option<&[u8]>) {
+    match (map.binary_search_by(|(k, _)| k.as_str().cmp(key)), value) {
+        (Ok(i), Some(value)) => map[i].1 = value.to_vec(),
+        (Ok(i), None) => drop(map.remove(i)),
+        (Err(i), Some(value)) => map.insert(i, (key.into(), value.to_vec())),
+        (Err(_), None) => {}
+    }
+}
+
 /// `count u16 | (key_len u8 | key | value_len u16 | value) × count`, keys in order.
-fn encode_settings(map: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
+fn encode_settings(map: &Settings) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(&(map.len() as u16).to_le_bytes());
     for (key, value) in map {
@@ -132,19 +145,19 @@ fn encode_settings(map: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
     out
 }
 
-fn decode_settings(mut bytes: &[u8]) -> Option<BTreeMap<String, Vec<u8>>> {
+fn decode_settings(mut bytes: &[u8]) -> Option<Settings> {
     fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
         let (head, rest) = bytes.split_at_checked(n)?;
         *bytes = rest;
         Some(head)
     }
     let count = u16::from_le_bytes(take(&mut bytes, 2)?.try_into().ok()?);
-    let mut map = BTreeMap::new();
+    let mut map = Settings::new();
     for _ in 0..count {
         let key_len = usize::from(take(&mut bytes, 1)?[0]);
-        let key = String::from_utf8(take(&mut bytes, key_len)?.to_vec()).ok()?;
+        let key = core::str::from_utf8(take(&mut bytes, key_len)?).ok()?;
         let value_len = usize::from(u16::from_le_bytes(take(&mut bytes, 2)?.try_into().ok()?));
-        map.insert(key, take(&mut bytes, value_len)?.to_vec());
+        put_setting(&mut map, key, Some(take(&mut bytes, value_len)?));
     }
     bytes.is_empty().then_some(map)
 }
@@ -184,7 +197,7 @@ impl<F: MultiwriteNorFlash> FlashStore<F> {
             next_seq: 0,
             state: None,
             settings: None,
-            settings_map: BTreeMap::new(),
+            settings_map: Settings::new(),
             blobs: Vec::new(),
             relocate_every: options.relocate_every,
             saves: 0,
@@ -234,7 +247,8 @@ impl<F: MultiwriteNorFlash> FlashStore<F> {
     pub fn setting(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         let mut inner = self.inner.borrow_mut();
         inner.fresh()?;
-        Ok(inner.settings_map.get(key).cloned())
+        let map = &inner.settings_map;
+        Ok(map.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok().map(|i| map[i].1.clone()))
     }
 
     /// Sets setting `key` (at most [`MAX_SETTING_KEY_LEN`] bytes) to `value` (at most
@@ -266,10 +280,7 @@ impl<F: MultiwriteNorFlash> FlashStore<F> {
         inner.fresh()?;
         let mut map = inner.settings_map.clone();
         for (key, value) in changes {
-            match value {
-                Some(value) => map.insert((*key).into(), value.to_vec()),
-                None => map.remove(*key),
-            };
+            put_setting(&mut map, key, *value);
         }
         if map == inner.settings_map {
             return Ok(());
@@ -413,7 +424,7 @@ impl<F: MultiwriteNorFlash> Inner<F> {
         }
         self.next_seq = newest.map_or(0, |(seq, _)| seq + 1);
         self.cursor = newest.map_or(0, |(_, s)| (u32::from(s) + 1) % self.sectors);
-        self.settings_map = BTreeMap::new();
+        self.settings_map = Settings::new();
         self.settings_damaged = false;
         if let Some(value) = self.settings.clone() {
             let bytes = self.read_value(&value)?;
@@ -563,7 +574,7 @@ impl<F: MultiwriteNorFlash> Inner<F> {
         Ok(())
     }
 
-    fn save_settings(&mut self, map: BTreeMap<String, Vec<u8>>) -> Result<(), StorageError> {
+    fn save_settings(&mut self, map: Settings) -> Result<(), StorageError> {
         const WHAT: &str = "cannot save the settings";
         let bytes = encode_settings(&map);
         let n = self.sectors_for(bytes.len());

@@ -209,7 +209,17 @@ async fn request(
         body: &body,
         from,
     };
-    let answer = board.with(|app, now| app.handle(&request, now, &mut rand::rng()));
+    let answer = board.with(|app, now| {
+        // A device configuration is the firmware's to keep in its flash settings; here it
+        // lives as long as the process, as the whole RAM flash does.
+        if request.method == "POST" && request.path == "/api/device/config" {
+            return match app.authorize(&request) {
+                Ok(()) => app.change_config(request.body, now, |_| Ok(())),
+                Err(refusal) => refusal,
+            };
+        }
+        app.handle(&request, now, &mut rand::rng())
+    });
     let mut response = Response::builder().status(answer.status).header("content-type", answer.content_type);
     for (name, value) in &answer.headers {
         response = response.header(*name, value);
