@@ -2,6 +2,8 @@
 //! one a node draws from the whole image in RAM, in image mode and in sequences, on a
 //! flash store as the board keeps it.
 
+mod common;
+
 use povpoi_app::clock::ClockService;
 use povpoi_app::columns::{ImageWindow, WINDOW_COLUMNS};
 use povpoi_app::stage::{column_start, sequence_start};
@@ -21,20 +23,7 @@ const SECTORS: u32 = 96;
 const DEVICE: DeviceId = DeviceId([2, 0, 0, 0, 0, 1]);
 
 fn config() -> Config {
-    Config {
-        device_id: DEVICE,
-        device_name: DEVICE.default_name(),
-        group_key: None,
-        independent: true,
-        auto_sync: false,
-        sync_interval: 0,
-        peer_timeout_s: 120,
-        port: 80,
-        real_time: true,
-        replay_capacity: 128,
-        max_fetched_blob_bytes: usize::MAX,
-        max_pushed_blob_bytes: usize::MAX,
-    }
+    Config { independent: true, auto_sync: false, sync_interval: 0, ..common::board_config(DEVICE) }
 }
 
 fn store() -> &'static Store {

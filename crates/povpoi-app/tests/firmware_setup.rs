@@ -6,6 +6,8 @@
 
 extern crate alloc;
 
+mod common;
+
 #[path = "../../../firmware/src/settings.rs"]
 #[allow(dead_code)]
 mod settings;
@@ -14,6 +16,7 @@ mod setup;
 
 use std::io::Read;
 
+use common::board_config;
 use povpoi_app::api::Request;
 use povpoi_app::clock::ClockService;
 use povpoi_app::{App, Config};
@@ -226,20 +229,7 @@ fn a_keyed_poi_refuses_setup_without_its_key() {
     let key = "spin the fire 42";
     let identity = Identity { replica: ReplicaId(1), device, group: "g".into() };
     let replica = Replica::open(MemoryStorage::default(), identity).unwrap();
-    let config = Config {
-        device_id: device,
-        device_name: device.default_name(),
-        group_key: Some(GroupKey::new(key).unwrap()),
-        independent: false,
-        auto_sync: false,
-        sync_interval: 0,
-        peer_timeout_s: 120,
-        port: 80,
-        real_time: true,
-        replay_capacity: 16,
-        max_fetched_blob_bytes: usize::MAX,
-        max_pushed_blob_bytes: usize::MAX,
-    };
+    let config = Config { group_key: Some(GroupKey::new(key).unwrap()), ..board_config(device) };
     let app = App::new(config, replica, ClockService::new(device, 1, 2, 0));
     let bearer = format!("Bearer {key}");
     let wrong: &[(&str, &[u8])] = &[("Authorization", b"Bearer not the key")];
@@ -262,23 +252,6 @@ fn a_keyed_poi_refuses_setup_without_its_key() {
             }
             setup::Route::App | setup::Route::Config => panic!("not the board's setup"),
         }
-    }
-}
-
-fn board_config(device: DeviceId) -> Config {
-    Config {
-        device_id: device,
-        device_name: device.default_name(),
-        group_key: None,
-        independent: false,
-        auto_sync: true,
-        sync_interval: povpoi_app::DEFAULT_SYNC_INTERVAL_MS,
-        peer_timeout_s: 120,
-        port: 80,
-        real_time: true,
-        replay_capacity: 16,
-        max_fetched_blob_bytes: usize::MAX,
-        max_pushed_blob_bytes: usize::MAX,
     }
 }
 

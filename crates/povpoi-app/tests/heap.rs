@@ -6,6 +6,8 @@
 //! One test in this binary: the allocator's counters are global. It also measures what a
 //! board's own session adds at its peak, fetching the largest image a board fetches.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
@@ -54,19 +56,11 @@ const PARTITION: u32 = 2_496 * 1024;
 
 fn config(device: DeviceId) -> Config {
     Config {
-        device_id: device,
-        device_name: device.default_name(),
-        group_key: None,
-        independent: false,
-        auto_sync: true,
         sync_interval: 0,
-        peer_timeout_s: 120,
-        port: 80,
-        real_time: true,
-        replay_capacity: 128,
         // A board's (firmware/src/main.rs): a 24 KiB answer and an 8 KiB body, less 1 KiB.
         max_fetched_blob_bytes: FETCH_LIMIT,
         max_pushed_blob_bytes: 7 * 1024,
+        ..common::board_config(device)
     }
 }
 
