@@ -26,6 +26,7 @@ use povpoi_core::sync::{Identity, MemoryStorage, Replica, Session, Storage, Stor
 use povpoi_core::wire;
 use riscv_rt::entry;
 
+mod board;
 // Shared with build.rs, which uses other parts of it.
 #[allow(dead_code)]
 mod cases;
@@ -408,6 +409,23 @@ fn main() -> ! {
         };
         say!("| {name} | {} | {} |", per_column(case, true, overhead), per_column(case, false, overhead));
     }
+
+    let drawn = board::draw_image_columns(800, &cases::pixels(32), |call| {
+        let before = instret();
+        call();
+        instret() - before - overhead
+    });
+    say!(
+        "\na board's column (App::draw_column, a 400x32 image read from a RAM flash store 16 columns at a time, 800 columns at 250 fps): {} instructions per column, of which {} letting cues take effect (App::play); {} window refills",
+        drawn.per_column,
+        drawn.play,
+        drawn.refills
+    );
+    checks.check(
+        "a board's columns drawn from flash equal the renderer's of the whole image",
+        drawn.wrong == 0,
+        || alloc::format!("{} of 800 columns differ", drawn.wrong),
+    );
 
     let held = sync_state_heap(200);
     say!("\nheap held by a replica with the sync state of 200 images: {held} B (budget 65,536 B)");
