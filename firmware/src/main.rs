@@ -185,7 +185,7 @@ async fn main(spawner: Spawner) -> ! {
                 replay_capacity: 128,
                 // What a message the board reads or is sent can carry, less room for the
                 // message around the pixels (a postcard header, a seal, a signature).
-                max_fetched_blob_bytes: sync_client::MAX_ANSWER_BYTES - 1024,
+                max_fetched_blob_bytes: sync_client::MAX_FETCHED_BLOB_BYTES,
                 max_pushed_blob_bytes: http::MAX_BODY_BYTES - 1024,
             };
             let clock = ClockService::new(device_id, rng.random(), rng.random(), Instant::now().as_micros());

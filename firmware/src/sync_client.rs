@@ -34,10 +34,17 @@ const SESSION_CHECK: Duration = Duration::from_secs(1);
 /// Longest wait for one message: connecting, sending it and reading the whole answer.
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Largest answer read, bytes. The answer and what it decodes to are in the application's
-/// heap at once, beside the library: 24 KiB holds a 245x32 image (23,520 bytes of pixels;
-/// the App's `max_fetched_blob_bytes` keeps larger ones from being asked for).
+/// Largest answer read, bytes: room for an answer of many records. The answer and what it
+/// decodes to are in the application's heap at once, beside the library.
 pub const MAX_ANSWER_BYTES: usize = 24 * 1024;
+
+/// Largest image pixels the board's own sessions fetch (the App's
+/// `max_fetched_blob_bytes`), one image per answer: 16 KiB, a 170x32 image. Taking one holds
+/// the answer and its decoded copy at once; beside the 60 images the `povpoi` partition
+/// holds, that step stays within the 64 KiB heap with 13 KiB to spare
+/// (`crates/povpoi-app/tests/heap.rs`, x86-64), where 23 KiB passed it. Larger images wait
+/// for pixels streamed into the flash.
+pub const MAX_FETCHED_BLOB_BYTES: usize = 16 * 1024;
 
 /// Room for an answer's status line and headers (the node sends a handful of short ones).
 const HEAD_BYTES: usize = 1024;

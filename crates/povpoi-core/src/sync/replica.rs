@@ -1,6 +1,5 @@
 //! One poi's full copy of the library, its local edits and how it merges a peer's.
 
-use alloc::collections::BTreeMap;
 
 use alloc::string::String;
 use alloc::vec;
@@ -120,7 +119,7 @@ pub struct Replica<S: Storage> {
     /// decides when tombstones can go. Kept in RAM only; after a restart compaction waits
     /// for peers to report again. At most [`MAX_REMEMBERED_PEERS`], the one heard from
     /// longest ago forgotten first (a forgotten peer is put right by a repair later).
-    peers: BTreeMap<ReplicaId, (Knowledge, u64)>,
+    peers: LiteMap<ReplicaId, (Knowledge, u64)>,
     /// Reports taken so far, to order `peers` by age.
     reports: u64,
     /// Blobs held in storage (a sorted vector, for the same reason as `State::entries`).
@@ -152,7 +151,7 @@ impl<S: Storage> Replica<S> {
         };
         let present = storage.blob_hashes()?.into_iter().map(|hash| (hash, ())).collect();
         let mut replica =
-            Replica { storage, state, peers: BTreeMap::new(), reports: 0, present, wanted_blob_bytes: usize::MAX };
+            Replica { storage, state, peers: LiteMap::new(), reports: 0, present, wanted_blob_bytes: usize::MAX };
         if !fresh {
             replica.collect_garbage()?;
         }
@@ -906,9 +905,9 @@ fn winner(siblings: &[Record]) -> Option<&Record> {
 }
 
 fn encode_snapshot(state: &State) -> Vec<u8> {
-    let mut bytes = vec![SNAPSHOT_FORMAT];
-    bytes.extend(postcard::to_allocvec(state).expect("in-memory state always encodes"));
-    bytes
+    let mut bytes = crate::wire::sized_for(state, 1);
+    bytes.push(SNAPSHOT_FORMAT);
+    postcard::to_extend(state, bytes).expect("in-memory state always encodes")
 }
 
 fn decode_snapshot(bytes: &[u8]) -> Result<State, Error> {
@@ -992,6 +991,7 @@ mod v1 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::collections::BTreeMap;
     use crate::sync::MemoryStorage;
 
     fn replica(n: u64) -> Replica<MemoryStorage> {
