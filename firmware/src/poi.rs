@@ -100,7 +100,7 @@ impl Application for Http {
             setup::Route::Config => {
                 return match (self.served, self.store) {
                     (Served::Poi(shared), Some(store)) => {
-                        shared.with(|app, now| app.change_config(request.body, now, |c| setup::keep(store, c)))
+                        shared.with(|app, now| app.change_config(&request, now, |c| setup::keep(store, c)))
                     }
                     _ => self.served.handle(request).await,
                 };

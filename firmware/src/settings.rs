@@ -59,7 +59,8 @@ pub mod key {
     pub const AUTO_SYNC: &str = "sync.auto";
     /// Milliseconds between periodic sync rounds, a little-endian u64. Absent: the spec's 30 s.
     pub const SYNC_INTERVAL: &str = "sync.interval";
-    /// The group's pairing key (the node's `groupKey`), its raw bytes. Absent: unsigned peers.
+    /// The group's pairing key (the node's `groupKey`), its raw bytes. Empty: removed, the
+    /// poi is open. Absent: the key given at build time, if any.
     pub const PAIRING_KEY: &str = "pairing.key";
     /// LEDs on the strip, a little-endian u16 (1-144).
     pub const LED_COUNT: &str = "leds";
@@ -281,6 +282,10 @@ pub fn pairing_key<F: MultiwriteNorFlash>(store: &FlashStore<F>) -> Option<Group
         log::warn!("cannot read the pairing key: {e}; trying the build's");
         None
     });
+    if stored.as_ref().is_some_and(|bytes| bytes.is_empty()) {
+        // Removed through the API: the build's key is not taken back.
+        return None;
+    }
     // Bytes that are not text become U+FFFD, which no key holds: refused (and logged) below.
     let text = match &stored {
         Some(bytes) => String::from_utf8_lossy(bytes),

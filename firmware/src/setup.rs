@@ -188,7 +188,8 @@ pub fn keep<F: MultiwriteNorFlash>(store: &FlashStore<F>, change: &Change) -> Re
         changes.push((key::SYNC_INTERVAL, Some(interval)));
     }
     if let Some(group_key) = &group_key {
-        changes.push((key::PAIRING_KEY, group_key.as_ref().map(|k| k.as_bytes())));
+        // Removed is kept as empty, not as absent: absent falls back to the build's key.
+        changes.push((key::PAIRING_KEY, Some(group_key.as_ref().map_or(&b""[..], |k| k.as_bytes()))));
     }
     store.update_settings(&changes)
 }

@@ -126,5 +126,12 @@ pub fn open_library(
     replica: ReplicaId,
 ) -> Result<Box<Library>, povpoi_core::sync::Error> {
     let identity = Identity { replica, device, group: group.into() };
-    Replica::open(store, identity).map(Box::new)
+    let mut library = Replica::open(store, identity)?;
+    if library.group() != group {
+        // The group kept in the settings is the one asked for: a change whose library save
+        // failed (App::change_config) is finished here.
+        log::warn!("library: group {:?} is not the settings' {group:?}; moving it", library.group());
+        library.set_group(group)?;
+    }
+    Ok(Box::new(library))
 }

@@ -166,10 +166,10 @@ impl<S: Storage> App<S> {
     /// Applies a checked change of this poi's own settings (saved by the platform first:
     /// [`App::change_config`]). A new sync group is the library's too.
     pub(crate) fn take_change(&mut self, change: crate::device::Change, now: Now) -> Result<(), ApiError> {
-        if let Some(group) = &change.sync_group
-            && group != self.replica.group()
-        {
-            self.replica.set_group(group)?;
+        let regroup = change.sync_group.filter(|group| group != self.replica.group());
+        if change.group_key.is_some() || regroup.is_some() {
+            // Peers that refused the old key or group may take the new one at once.
+            self.peers.clear_refusals();
         }
         if let Some(name) = change.device_name {
             self.config.device_name = name;
@@ -184,9 +184,14 @@ impl<S: Storage> App<S> {
         if let Some(key) = change.group_key {
             self.config.group_key = key;
         }
+        // Last, as the one that can fail (saving the library).
+        let regrouped = match regroup {
+            Some(group) => self.replica.set_group(&group),
+            None => Ok(()),
+        };
         self.clock_key = self.config.group_key.as_ref().map(|k| k.clock_key(self.replica.group()));
         self.changed(now);
-        Ok(())
+        regrouped.map_err(ApiError::from)
     }
 
     /// How often the library may have changed since start (every edit, merge and answered

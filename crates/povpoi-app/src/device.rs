@@ -214,17 +214,27 @@ struct Saved {
 }
 
 impl<S: povpoi_core::sync::Storage> crate::App<S> {
-    /// Answers `POST /api/device/config` on a board: checks the change, has `keep` save it
-    /// (the board's flash settings; nothing changes when it fails), then applies it: the
-    /// name, the sync group (the library's too), automatic sync and its interval, the
-    /// pairing key. The strip's LED count and colour order are not set this way on a board.
+    /// Answers `POST /api/device/config` on a board (a JSON body only, 415 otherwise):
+    /// checks the change, has `keep` save it (the board's flash settings; nothing changes
+    /// when it fails), then applies it: the name, automatic sync and its interval, the
+    /// pairing key, and last the sync group (the library's too: should saving that fail,
+    /// the board puts the library in line with the kept group at its next start). The
+    /// strip's LED count and colour order are not set this way on a board.
     pub fn change_config(
         &mut self,
-        body: &[u8],
+        request: &crate::api::Request<'_>,
         now: crate::Now,
         keep: impl FnOnce(&Change) -> Result<(), povpoi_core::sync::StorageError>,
     ) -> crate::api::Response {
-        match self.apply_change(body, now, keep) {
+        // A page on any site can post a form or text to the poi without the browser asking
+        // first, but not JSON: without this, any page a phone on the network opens could
+        // set a pairing key nobody here knows and lock the poi.
+        let json =
+            request.header_str("content-type").is_some_and(|t| t.to_ascii_lowercase().starts_with("application/json"));
+        if !json {
+            return ApiError::new(415, "send the body as JSON, with Content-Type: application/json").response();
+        }
+        match self.apply_change(request.body, now, keep) {
             Ok(()) => crate::api::Response::json(200, &Saved { status: "ok", message: "configuration saved" }),
             Err(e) => e.response(),
         }

@@ -256,8 +256,26 @@ fn a_keyed_poi_refuses_setup_without_its_key() {
 }
 
 fn post_config(app: &mut App<&FlashStore<RamFlash>>, store: &FlashStore<RamFlash>, body: &str) -> (u16, Value) {
+    post_config_as(app, store, body, b"application/json")
+}
+
+fn post_config_as(
+    app: &mut App<&FlashStore<RamFlash>>,
+    store: &FlashStore<RamFlash>,
+    body: &str,
+    content_type: &[u8],
+) -> (u16, Value) {
     let now = povpoi_app::Now { wall_us: 1_800_000_000_000_000, own_us: 5_000_000 };
-    let answer = app.change_config(body.as_bytes(), now, |change| setup::keep(store, change));
+    let headers: &[(&str, &[u8])] = &[("Content-Type", content_type)];
+    let request = Request {
+        method: "POST",
+        path: "/api/device/config",
+        query: None,
+        headers,
+        body: body.as_bytes(),
+        from: "192.168.4.50:50000".parse().unwrap(),
+    };
+    let answer = app.change_config(&request, now, |change| setup::keep(store, change));
     (answer.status, serde_json::from_slice(&answer.body).unwrap())
 }
 
@@ -271,6 +289,15 @@ fn a_device_config_set_on_a_board_is_applied_and_kept_across_a_restart() {
     let mut app =
         App::new(board_config(device), Replica::open(&store, identity).unwrap(), ClockService::new(device, 1, 2, 0));
     assert_eq!(setup::kept(&store), setup::Kept::default());
+
+    // What a form on another site can send (no preflight): a key nobody here knows, refused.
+    let before = store.flash().bytes().to_vec();
+    for content_type in [&b"text/plain"[..], b"application/x-www-form-urlencoded", b""] {
+        let (status, answer) = post_config_as(&mut app, &store, r#"{"groupKey":"attacker key=x"}"#, content_type);
+        assert_eq!(status, 415, "{answer}");
+    }
+    assert!(app.config().group_key.is_none());
+    assert_eq!(store.flash().bytes(), &before[..]);
 
     let body = r#"{"deviceName": "Left poi", "syncGroup": "troupe", "autoSync": false, "syncInterval": 5000, "groupKey": "spin the fire 42"}"#;
     assert_eq!(post_config(&mut app, &store, body), (200, json!({"status": "ok", "message": "configuration saved"})));
@@ -317,4 +344,6 @@ fn a_device_config_set_on_a_board_is_applied_and_kept_across_a_restart() {
     drop(app);
     let store = restart(store);
     assert!(settings::pairing_key(&store).is_none());
+    // Kept as removed, not as unset: a board built with POVPOI_GROUP_KEY stays open.
+    assert_eq!(store.setting(settings::key::PAIRING_KEY).unwrap(), Some(Vec::new()));
 }

@@ -214,7 +214,7 @@ async fn request(
         // lives as long as the process, as the whole RAM flash does.
         if request.method == "POST" && request.path == "/api/device/config" {
             return match app.authorize(&request) {
-                Ok(()) => app.change_config(request.body, now, |_| Ok(())),
+                Ok(()) => app.change_config(&request, now, |_| Ok(())),
                 Err(refusal) => refusal,
             };
         }

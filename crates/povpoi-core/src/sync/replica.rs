@@ -1,6 +1,5 @@
 //! One poi's full copy of the library, its local edits and how it merges a peer's.
 
-
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -991,8 +990,8 @@ mod v1 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::collections::BTreeMap;
     use crate::sync::MemoryStorage;
+    use alloc::collections::BTreeMap;
 
     fn replica(n: u64) -> Replica<MemoryStorage> {
         let identity =
