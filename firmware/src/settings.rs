@@ -213,13 +213,8 @@ impl<'a, F: MultiwriteNorFlash> FlashWifiSettings<'a, F> {
         Ok(true)
     }
 
-    /// Setting `key`, or `None` when unset or unreadable (logged: the poi then starts as if
-    /// it were unset, and can be set up again from its access point).
     fn get(&self, key: &str) -> Option<HeapVec<u8>> {
-        self.store.setting(key).unwrap_or_else(|e| {
-            log::warn!("cannot read setting {key}: {e}");
-            None
-        })
+        read(self.store, key)
     }
 }
 
@@ -257,6 +252,15 @@ impl<F: MultiwriteNorFlash> WifiSettings for FlashWifiSettings<'_, F> {
         passphrase(password)?;
         self.store.set_setting(key::ACCESS_POINT_PASSWORD, password).map_err(SettingsError::Storage)
     }
+}
+
+/// Setting `key` of `store`, or `None` when unset or unreadable (logged: the poi then starts
+/// as if it were unset, and can be set up again from its access point).
+pub fn read<F: MultiwriteNorFlash>(store: &FlashStore<F>, key: &str) -> Option<HeapVec<u8>> {
+    store.setting(key).unwrap_or_else(|e| {
+        log::warn!("cannot read setting {key}: {e}");
+        None
+    })
 }
 
 /// The sync group named in `store`'s settings, or [`DEFAULT_SYNC_GROUP`].

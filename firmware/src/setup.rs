@@ -108,13 +108,10 @@ enum Outcome {
 /// Answers a request [`route`] gave the board.
 pub fn answer(request: &Request<'_>, settings: &mut dyn WifiSettings, on_air: &OnAir) -> Answer {
     let changes = matches!(request.path, "/api/wifi/connect" | "/api/wifi/disconnect");
-    let json =
-        request.header_str("content-type").is_some_and(|t| t.to_ascii_lowercase().starts_with("application/json"));
     let outcome = match (request.method, request.path) {
-        // A page on any site can send a form or text to the poi (no preflight), not JSON:
-        // without this, any web page a phone on the network opens could move the poi to
-        // another network.
-        ("POST", _) if changes && !json => {
+        // Without this, any web page a phone on the network opens could move the poi to
+        // another network (see `Request::sends_json`).
+        ("POST", _) if changes && !request.sends_json() => {
             Err(ApiError::new(415, "send the body as JSON, with Content-Type: application/json"))
         }
         ("GET", "/") => {
@@ -208,12 +205,7 @@ pub struct Kept {
 /// Reads what [`keep`] saved (the group and the pairing key are read where the library and
 /// the application are made: `settings::sync_group`, `settings::pairing_key`).
 pub fn kept<F: MultiwriteNorFlash>(store: &FlashStore<F>) -> Kept {
-    let get = |key: &str| {
-        store.setting(key).unwrap_or_else(|e| {
-            log::warn!("cannot read setting {key}: {e}");
-            None
-        })
-    };
+    let get = |key: &str| crate::settings::read(store, key);
     let device_name = get(key::DEVICE_NAME)
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .filter(|name| check_label("deviceName", name).is_ok());

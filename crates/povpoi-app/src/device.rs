@@ -226,12 +226,9 @@ impl<S: povpoi_core::sync::Storage> crate::App<S> {
         now: crate::Now,
         keep: impl FnOnce(&Change) -> Result<(), povpoi_core::sync::StorageError>,
     ) -> crate::api::Response {
-        // A page on any site can post a form or text to the poi without the browser asking
-        // first, but not JSON: without this, any page a phone on the network opens could
-        // set a pairing key nobody here knows and lock the poi.
-        let json =
-            request.header_str("content-type").is_some_and(|t| t.to_ascii_lowercase().starts_with("application/json"));
-        if !json {
+        // Without this, any page a phone on the network opens could set a pairing key nobody
+        // here knows and lock the poi (see `Request::sends_json`).
+        if !request.sends_json() {
             return ApiError::new(415, "send the body as JSON, with Content-Type: application/json").response();
         }
         match self.apply_change(request.body, now, keep) {
