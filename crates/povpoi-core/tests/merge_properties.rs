@@ -3,7 +3,9 @@
 use povpoi_core::device::{DeviceId, ReplicaId};
 use povpoi_core::model::{Pattern, PatternKind, Rgb};
 use povpoi_core::show::Cue;
-use povpoi_core::sync::{Categories, Delta, Identity, Knowledge, MemoryStorage, Record, Replica};
+use std::collections::BTreeMap;
+
+use povpoi_core::sync::{Categories, Delta, Identity, Knowledge, MemoryStorage, PartCursor, Record, Replica};
 use proptest::prelude::*;
 
 type Poi = Replica<MemoryStorage>;
@@ -16,10 +18,30 @@ fn poi(n: u8) -> Poi {
 /// One step of three poi: an edit on one of them, or one poi taking another's delta.
 #[derive(Clone, Debug)]
 enum Step {
-    Brightness { poi: usize, value: u8 },
-    Pattern { poi: usize, slot: u8, speed: u8 },
-    ClearPattern { poi: usize, slot: u8 },
-    Merge { from: usize, into: usize },
+    Brightness {
+        poi: usize,
+        value: u8,
+    },
+    Pattern {
+        poi: usize,
+        slot: u8,
+        speed: u8,
+    },
+    ClearPattern {
+        poi: usize,
+        slot: u8,
+    },
+    Merge {
+        from: usize,
+        into: usize,
+    },
+    /// The next part of a delta sent in parts from one poi to another (the first part if
+    /// none is under way), parts of about `bytes` of records.
+    Part {
+        from: usize,
+        into: usize,
+        bytes: usize,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -31,8 +53,44 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
+/// Edits and merges as [`step`], with deltas also moving in parts, other steps between them.
+fn step_with_parts() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => step(),
+        2 => (0..3usize, 0..3usize, 1..120usize).prop_map(|(from, into, bytes)| Step::Part { from, into, bytes }),
+    ]
+}
+
+/// Deltas under way in parts, by (from, into): the receiver's knowledge they are computed
+/// against and where the next part starts.
+type InFlight = BTreeMap<(usize, usize), (Knowledge, PartCursor)>;
+
+/// Sends the next part from `from` to `into`; returns whether it was the last.
+fn send_part(pois: &mut [Poi], in_flight: &mut InFlight, (from, into): (usize, usize), bytes: usize, now: u64) -> bool {
+    let (theirs, after) = match in_flight.remove(&(from, into)) {
+        Some((theirs, cursor)) => (theirs, Some(cursor)),
+        None => (pois[into].knowledge().clone(), None),
+    };
+    let to = pois[into].replica_id();
+    let (delta, next) = pois[from].delta_part(&theirs, Categories::ALL, to, after.as_ref(), bytes);
+    pois[into].apply_delta(delta, now).unwrap();
+    match next {
+        Some(cursor) => {
+            in_flight.insert((from, into), (theirs, cursor));
+            false
+        }
+        None => true,
+    }
+}
+
 fn play(steps: &[Step]) -> Vec<Poi> {
+    play_in_parts(steps).0
+}
+
+/// Plays `steps`; returns the poi and the deltas left under way in parts.
+fn play_in_parts(steps: &[Step]) -> (Vec<Poi>, InFlight) {
     let mut pois: Vec<Poi> = (1..=3).map(poi).collect();
+    let mut in_flight = InFlight::new();
     for (t, step) in steps.iter().enumerate() {
         let now = 1_000 + t as u64;
         match *step {
@@ -48,10 +106,13 @@ fn play(steps: &[Step]) -> Vec<Poi> {
                 let delta = pois[from].delta_for(pois[into].knowledge(), Categories::ALL);
                 pois[into].apply_delta(delta, now).unwrap();
             }
-            Step::Merge { .. } => {}
+            Step::Part { from, into, bytes } if from != into => {
+                send_part(&mut pois, &mut in_flight, (from, into), bytes, now);
+            }
+            Step::Merge { .. } | Step::Part { .. } => {}
         }
     }
-    pois
+    (pois, in_flight)
 }
 
 fn everything(p: &Poi) -> Delta {
@@ -101,5 +162,34 @@ proptest! {
         prop_assert_eq!(visible(&pois[1]), visible(&pois[2]));
         prop_assert_eq!(state(&pois[0]), state(&pois[1]));
         prop_assert_eq!(state(&pois[1]), state(&pois[2]));
+    }
+
+    /// Deltas sent in parts, with edits and other merges between the parts and some never
+    /// finished (a session cut off), lose nothing: once every poi has sent every other
+    /// everything in parts, all agree with a replica that took each one's whole history.
+    #[test]
+    fn deltas_in_parts_with_edits_between_them_converge_as_whole_ones(
+        steps in prop::collection::vec(step_with_parts(), 0..60),
+        bytes in 1..200usize,
+    ) {
+        let (mut pois, cut_off) = play_in_parts(&steps);
+        let mut reference = poi(9);
+        for p in &pois {
+            reference.apply_delta(everything(p), 5_000).unwrap();
+        }
+        drop(cut_off);
+        for _ in 0..2 {
+            for from in 0..3 {
+                for into in 0..3 {
+                    if from != into {
+                        let mut in_flight = InFlight::new();
+                        while !send_part(&mut pois, &mut in_flight, (from, into), bytes, 9_000) {}
+                    }
+                }
+            }
+        }
+        prop_assert_eq!(state(&pois[0]), state(&pois[1]));
+        prop_assert_eq!(state(&pois[1]), state(&pois[2]));
+        prop_assert_eq!(state(&pois[0]), state(&reference));
     }
 }

@@ -514,7 +514,7 @@ fn small_session(a: &mut Poi, b: &mut Poi, max_fetched: usize) -> (SessionReport
     let (session, mut request) = Session::start(a, SyncOptions::default());
     let mut session = session.one_blob_at_a_time(max_fetched);
     let mut sent = Vec::new();
-    for _ in 0..100 {
+    for _ in 0..1_000 {
         sent.push(request.clone());
         let response = b.respond(wire::from_bytes(&wire::to_bytes(&request)).unwrap(), 2_000);
         match session.on_response(a, wire::from_bytes(&wire::to_bytes(&response)).unwrap(), 2_000).unwrap() {
@@ -522,7 +522,7 @@ fn small_session(a: &mut Poi, b: &mut Poi, max_fetched: usize) -> (SessionReport
             None => return (*session.report(), sent),
         }
     }
-    panic!("session did not finish in 100 messages");
+    panic!("session did not finish in 1,000 messages");
 }
 
 #[test]
@@ -561,4 +561,138 @@ fn a_poi_short_of_ram_skips_blobs_over_its_limits_and_still_gets_the_rest() {
     small_session(&mut board, &mut node, 4_000);
     assert!(has(&board, large), "its own session fetched the large one");
     assert_eq!(view(&board), view(&node));
+}
+
+/// A poi with 200 images and a pattern per slot: more records than one board body holds.
+fn large_library(n: u8) -> Poi {
+    let mut a = poi(n);
+    for i in 0..200u32 {
+        a.add_image(&format!("picture number {i:03}"), 2, 2, &pixels(2, 2, i as u8), 1_000 + u64::from(i)).unwrap();
+    }
+    for slot in 0..18 {
+        let pattern = Pattern::new(PatternKind::Comet, Rgb::new(slot, 0, 0), Rgb::default(), 9).unwrap();
+        a.set_pattern(slot, pattern, 2_000, Cue::NOW).unwrap();
+    }
+    a
+}
+
+/// A board's request body limit (firmware/src/http.rs).
+const BOARD_BODY_BYTES: usize = 8 * 1024;
+
+#[test]
+fn a_large_delta_goes_in_push_parts_that_each_fit_a_boards_request_body() {
+    let (mut a, mut b) = (large_library(1), poi(2));
+    b.set_brightness(77, 1_500, Cue::NOW).unwrap();
+    let (report, sent) = small_session(&mut a, &mut b, usize::MAX);
+    let pushes: Vec<usize> =
+        sent.iter().filter(|r| matches!(r, Request::Push(_))).map(|r| wire::to_bytes(r).len()).collect();
+    println!("200 images and 18 patterns pushed in {} parts of {pushes:?} bytes", pushes.len());
+    assert!(pushes.len() >= 3, "{pushes:?}");
+    assert!(pushes.iter().all(|&n| n <= BOARD_BODY_BYTES - 1024), "{pushes:?}");
+    assert_eq!(report.records_sent, 218);
+    assert_eq!(b.records().filter(|r| r.dot.replica == a.replica_id()).count(), 218);
+    assert_eq!(b.knowledge(), &{
+        let mut k = a.knowledge().clone();
+        k.settings = b.knowledge().settings.clone();
+        k
+    });
+    assert_eq!(b.images().count(), 200);
+    // Each part's `Want` lists at most 64 of the blobs it misses, which the next session
+    // finishes.
+    assert!(b.missing_blobs().len() < 64, "{}", b.missing_blobs().len());
+    small_session(&mut a, &mut b, usize::MAX);
+    assert_eq!(b.missing_blobs(), []);
+
+    // In one part, the same records would not fit such a body.
+    let (mut a, mut c) = (large_library(1), poi(3));
+    let (mut session, _) = Session::start(&a, SyncOptions::default());
+    session = session.push_parts_of(usize::MAX);
+    let begun = c.respond(Request::Begin { summary: a.summary(), options: SyncOptions::default() }, 2_000);
+    let push = session.on_response(&mut a, begun, 2_000).unwrap().unwrap();
+    assert!(matches!(push, Request::Push(_)));
+    assert!(wire::to_bytes(&push).len() > BOARD_BODY_BYTES);
+}
+
+#[test]
+fn a_session_cut_off_between_push_parts_leaves_nothing_counted_as_seen_that_did_not_arrive() {
+    let (mut a, mut b) = (large_library(1), poi(2));
+    let before = b.knowledge().clone();
+    let (mut session, begin) = Session::start(&a, SyncOptions::default());
+    let begun = b.respond(begin, 2_000);
+    let Some(Request::Push(first)) = session.on_response(&mut a, begun, 2_000).unwrap() else {
+        panic!("expected a Push")
+    };
+    let held = first.records.len();
+    assert!(held > 0 && held < 218, "{held}");
+    assert!(matches!(b.respond(Request::Push(first), 2_000), Response::Want(_)));
+    // The session stops here: the records are held, but none counts as seen, so the next
+    // session offers them all again and only the rest are new.
+    assert_eq!(b.records().count(), held);
+    assert_eq!(b.knowledge(), &before);
+    let report = sync(&mut a, &mut b, 3_000);
+    assert_eq!(report.records_sent, 218);
+    assert_eq!(b.records().count(), 218);
+    assert_eq!(b.knowledge(), a.knowledge());
+    assert_eq!(view(&b), view(&a));
+    // Now in step: a further session moves no record.
+    assert_eq!(sync(&mut a, &mut b, 4_000).records_sent, 0);
+}
+
+#[test]
+fn an_edit_made_between_push_parts_goes_with_the_last_part() {
+    let (mut a, mut b) = (large_library(1), poi(2));
+    let (session, begin) = Session::start(&a, SyncOptions::default());
+    let mut session = session.push_parts_of(1);
+    let mut request = Some(begin);
+    let mut response = None;
+    let mut parts = 0;
+    while let Some(req) = request.take() {
+        if let Request::Push(delta) = &req {
+            parts += 1;
+            if parts == 30 {
+                // Pattern slots sort after the images, so the parts are past slot 0 only
+                // once the 200 images went; a key they passed: image 0, renamed now.
+                assert!(delta.records.iter().all(|r| matches!(r.key, Key::Image(_))));
+                let first = a.images().next().unwrap().0;
+                a.rename_image(first, "renamed between parts", 2_500).unwrap();
+            }
+        }
+        response = Some(b.respond(req, 3_000));
+        request = session.on_response(&mut a, response.clone().unwrap(), 3_000).unwrap();
+    }
+    assert!(matches!(response, Some(Response::Want(_) | Response::Blobs { .. } | Response::Stored(_))));
+    assert!(parts > 200, "{parts} parts");
+    assert!(image_names(&b).contains(&"renamed between parts".to_string()));
+    assert_eq!(b.knowledge(), a.knowledge());
+    assert_eq!(view(&b), view(&a));
+}
+
+#[test]
+fn the_last_push_part_is_taken_only_by_the_replica_that_took_the_earlier_parts() {
+    let (mut a, mut b, mut c) = (large_library(1), poi(2), poi(3));
+    let (session, begin) = Session::start(&a, SyncOptions::default());
+    let mut session = session.push_parts_of(2_000);
+    let mut request = Some(begin);
+    let mut last_part = None;
+    while let Some(req) = request.take() {
+        if let Request::Push(delta) = &req {
+            if delta.to.is_some() {
+                last_part = Some(delta.clone());
+            }
+        }
+        let response = b.respond(req, 3_000);
+        request = session.on_response(&mut a, response, 3_000).unwrap();
+    }
+    let last_part = last_part.expect("a last part naming its receiver");
+    assert_eq!(last_part.to, Some(b.replica_id()));
+    assert_eq!(b.knowledge(), a.knowledge());
+    // Its knowledge counts records c never got: c, which has seen its base, refuses it.
+    let before = view(&c);
+    assert!(matches!(c.respond(Request::Push(last_part.clone()), 4_000), Response::Refused(_)));
+    assert_eq!(view(&c), before);
+    assert_eq!(c.knowledge(), poi(3).knowledge());
+    // Taken again by b, it changes nothing.
+    let before = (view(&b), b.knowledge().clone());
+    assert!(matches!(b.respond(Request::Push(last_part), 4_000), Response::Want(_)));
+    assert_eq!((view(&b), b.knowledge().clone()), before);
 }

@@ -18,7 +18,7 @@ fn hex(bytes: &[u8]) -> String {
 fn summary() -> Summary {
     let vv: VersionVector = [(ReplicaId(1), 3)].into_iter().collect();
     Summary {
-        protocol: 3,
+        protocol: 4,
         group: "ab".into(),
         device: DeviceId([0xA1, 0xB2, 0xC3, 0xD4, 0xE5, 0xF6]),
         replica: ReplicaId(1),
@@ -30,7 +30,7 @@ fn summary() -> Summary {
 fn begin_request_bytes() {
     let request = Request::Begin { summary: summary(), options: SyncOptions::default() };
     let bytes = wire::to_bytes(&request);
-    assert_eq!(hex(&bytes), "00 03 02 61 62 a1 b2 c3 d4 e5 f6 01 01 01 03 00 01 01 03 00 01 01 01");
+    assert_eq!(hex(&bytes), "00 04 02 61 62 a1 b2 c3 d4 e5 f6 01 01 01 03 00 01 01 03 00 01 01 01");
     assert_eq!(wire::from_bytes::<Request>(&bytes).unwrap(), request);
 }
 
@@ -55,14 +55,15 @@ fn begun_response_with_one_setting_record_bytes() {
         knowledge: s.knowledge.clone(),
         floor: Knowledge::default(),
         repairs: vec![],
+        to: None,
     };
     let response = Response::Begun { summary: s, delta: Some(Box::new(delta)), want: vec![] };
     let bytes = wire::to_bytes(&response);
     assert_eq!(
         hex(&bytes),
-        "00 03 02 61 62 a1 b2 c3 d4 e5 f6 01 01 01 03 00 01 01 03 \
+        "00 04 02 61 62 a1 b2 c3 d4 e5 f6 01 01 01 03 00 01 01 03 \
          01 02 61 62 01 00 00 01 00 00 00 01 05 01 03 80 d0 95 ff bc 31 00 01 01 03 05 02 05 90 e9 dd b4 0d \
-         01 01 03 00 01 01 03 00 00 00 00 \
+         01 01 03 00 01 01 03 00 00 00 00 00 \
          00"
     );
     assert_eq!(wire::from_bytes::<Response>(&bytes).unwrap(), response);
@@ -71,7 +72,7 @@ fn begun_response_with_one_setting_record_bytes() {
 #[test]
 fn a_selection_by_image_id_is_value_7_after_the_unchanged_older_variants() {
     use povpoi_core::model::ImageId;
-    assert_eq!(povpoi_core::sync::PROTOCOL_VERSION, 3);
+    assert_eq!(povpoi_core::sync::PROTOCOL_VERSION, 4);
     let id = ImageId { origin: ReplicaId(1), seq: 2 };
     assert_eq!(hex(&wire::to_bytes(&Value::SelectedImage(id))), "07 01 02");
     assert_eq!(hex(&wire::to_bytes(&Value::Deleted)), "06");

@@ -7,7 +7,9 @@ use std::rc::Rc;
 use povpoi_core::device::{DeviceId, ReplicaId};
 use povpoi_core::model::{Mode, Pattern, PatternKind, Rgb, Selection, Sequence, SequenceItem, SequenceTarget};
 use povpoi_core::show::Cue;
-use povpoi_core::sync::{Categories, Direction, Error, Identity, Key, Replica, Session, SyncOptions};
+use povpoi_core::sync::{
+    Categories, Direction, Error, Identity, Key, MAX_PUSH_RECORD_BYTES, Replica, Session, SyncOptions,
+};
 use povpoi_core::wire;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -302,6 +304,9 @@ impl World {
             return Ok(());
         }
         let options = self.random_options();
+        // Half the sessions push in parts of one or a few items, so that cuts, crashes and
+        // edits fall between parts too.
+        let push_bytes = if self.rng.random_bool(0.5) { self.rng.random_range(1..300) } else { MAX_PUSH_RECORD_BYTES };
         self.stats.sessions += 1;
         let now = (self.now(a), self.now(b));
         let (fail_a, fail_b) = (self.nodes[a].fail_saves.clone(), self.nodes[b].fail_saves.clone());
@@ -317,7 +322,7 @@ impl World {
             Leg::Request => fail_b.set(1),
             Leg::Response => fail_a.set(1),
         };
-        let outcome = transport::run_session(init, resp, options, now, &mut link, &mut crash_switch);
+        let outcome = transport::run_session(init, resp, options, now, push_bytes, &mut link, &mut crash_switch);
         self.log(|| format!("sync {a} -> {b} {options:?}: {:?} {:?}", outcome.report, outcome.stopped));
         match outcome.stopped {
             None => self.stats.sessions_completed += 1,
@@ -333,6 +338,7 @@ impl World {
     /// Delivers a message from an earlier session again, long after it was sent.
     fn replay_stale(&mut self) -> Result<(), String> {
         if self.stash.is_empty() {
+            self.log(|| "no stale message to replay".into());
             return Ok(());
         }
         self.stats.replayed += 1;

@@ -1,7 +1,9 @@
 //! Carrying a sync session's messages between two in-process replicas, encoded with the
 //! real wire format, through a link that may lose or duplicate them.
 
-use povpoi_core::sync::{Error, Replica, Request, Response, Session, SessionReport, Storage, SyncOptions};
+use povpoi_core::sync::{
+    Error, MAX_PUSH_RECORD_BYTES, Replica, Request, Response, Session, SessionReport, Storage, SyncOptions,
+};
 use povpoi_core::wire;
 
 /// What happens to one message on the link.
@@ -76,17 +78,20 @@ pub enum Stop {
 /// Longest session accepted before the transport gives up (a run-away guard).
 const MAX_MESSAGES: usize = 10_000;
 
-/// Runs one session from `a` to `b`; `now_a`/`now_b` are each side's wall clock.
+/// Runs one session from `a` to `b`; `now_a`/`now_b` are each side's wall clock, and `a`
+/// pushes its records in parts of at most `push_bytes`.
 pub fn run_session<S: Storage>(
     a: &mut Replica<S>,
     b: &mut Replica<S>,
     options: SyncOptions,
     (now_a, now_b): (u64, u64),
+    push_bytes: usize,
     link: &mut dyn Link,
     crash_switch: &mut dyn FnMut(Leg),
 ) -> Outcome {
     let mut traffic = Traffic::default();
-    let (mut session, mut request) = Session::start(a, options);
+    let (session, mut request) = Session::start(a, options);
+    let mut session = session.push_parts_of(push_bytes);
     let stop = |stop, traffic| Outcome { report: None, traffic, stopped: Some(stop) };
     while traffic.messages < MAX_MESSAGES {
         let bytes = wire::to_bytes(&request);
@@ -146,7 +151,7 @@ pub fn sync<S: Storage>(
     options: SyncOptions,
     now: u64,
 ) -> Result<(SessionReport, Traffic), Error> {
-    let outcome = run_session(a, b, options, (now, now), &mut Reliable, &mut |_| {});
+    let outcome = run_session(a, b, options, (now, now), MAX_PUSH_RECORD_BYTES, &mut Reliable, &mut |_| {});
     match (outcome.report, outcome.stopped) {
         (Some(report), _) => Ok((report, outcome.traffic)),
         (None, Some(Stop::Failed(e))) => Err(e),

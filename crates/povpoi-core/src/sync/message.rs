@@ -130,6 +130,11 @@ pub struct Delta {
     pub floor: Knowledge,
     /// Repairs for categories where the receiver is behind a compaction.
     pub repairs: Vec<Repair>,
+    /// The one replica that may take this delta, on the last part of a delta sent in parts
+    /// ([`Replica::delta_part`](super::Replica::delta_part)): its knowledge counts records
+    /// that went in the earlier parts, which only that receiver took. `None`: any replica
+    /// that has seen `base` may.
+    pub to: Option<ReplicaId>,
 }
 
 /// The pixels of one image.

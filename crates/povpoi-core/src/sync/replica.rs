@@ -105,6 +105,15 @@ fn entries_from_pairs<'de, D: serde::Deserializer<'de>>(reader: D) -> Result<Lit
     Ok(pairs.into_iter().collect())
 }
 
+/// Where the next part of a delta sent in parts starts ([`Replica::delta_part`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartCursor {
+    /// The first key the next part may hold.
+    next: Key,
+    /// The sender's knowledge when the first part was made.
+    seen_at_start: Knowledge,
+}
+
 /// A poi's replicated library: images, patterns, sequences and shared settings.
 ///
 /// Every method that changes it saves a snapshot through its [`Storage`] before returning,
@@ -629,7 +638,12 @@ impl<S: Storage> Replica<S> {
             let floor = self.state.floor.get_mut(category);
             for sibs in self.state.entries.iter_mut().filter(|(k, _)| k.category() == category).map(|(_, s)| s) {
                 sibs.retain(|r| {
-                    let done = r.value.is_deleted() && stable.covers(r.dot);
+                    // Its whole context, not only its dot: a record taken from a part of a
+                    // delta ([`Replica::delta_part`]) is held before its dot counts as seen,
+                    // so a tombstone can supersede a dot some poi has not counted yet; gone
+                    // before they all count it, the record could come back to one that
+                    // never held the tombstone.
+                    let done = r.value.is_deleted() && stable.dominates(&r.context);
                     if done {
                         floor.join(&r.context);
                         compacted = true;
@@ -658,11 +672,67 @@ impl<S: Storage> Replica<S> {
 
     /// The records a peer that has seen `theirs` lacks, in the given categories.
     pub fn delta_for(&self, theirs: &Knowledge, categories: Categories) -> Delta {
-        let records = self
-            .records()
-            .filter(|r| categories.contains(r.key.category()) && !theirs.get(r.key.category()).covers(r.dot))
-            .cloned()
-            .collect();
+        self.delta_part(theirs, categories, self.state.replica, None, usize::MAX).0
+    }
+
+    /// One part of [`Replica::delta_for`] for the replica `to`, so that no message holds
+    /// more than about `max_bytes` of records however many the peer lacks: the records of
+    /// whole keys from `after`'s key on (all keys for the first part, `None`), at least one
+    /// key's, and where the next part starts, or `None` for the last part.
+    ///
+    /// A part before the last carries an empty knowledge and floor and no repairs: its
+    /// receiver keeps the records and adopts nothing, so a session that stops between
+    /// parts leaves no dot counted as seen that did not arrive (the next session sends them
+    /// again, and they are skipped). The last part is a whole delta's tail: knowledge,
+    /// floor and repairs, and also every record this replica made or merged since the first
+    /// part whose key the parts had passed (a record new here always has a dot the
+    /// knowledge of the first part did not cover). Unless it is also the first, the last
+    /// part names `to`: no other replica took the earlier parts, so no other may take it.
+    pub fn delta_part(
+        &self,
+        theirs: &Knowledge,
+        categories: Categories,
+        to: ReplicaId,
+        after: Option<&PartCursor>,
+        max_bytes: usize,
+    ) -> (Delta, Option<PartCursor>) {
+        let lacking =
+            |r: &&Record| categories.contains(r.key.category()) && !theirs.get(r.key.category()).covers(r.dot);
+        let start = after.map_or(0, |c| self.state.entries.find_index(&c.next).unwrap_or_else(|i| i));
+        let mut records = Vec::new();
+        let mut bytes = 0;
+        let mut next = None;
+        for (key, sibs) in self.state.entries.iter().skip(start) {
+            let lacked: Vec<&Record> = sibs.iter().filter(lacking).collect();
+            let size: usize = lacked.iter().map(|r| crate::wire::encoded_len(*r)).sum();
+            if bytes > 0 && bytes + size > max_bytes {
+                next = Some(*key);
+                break;
+            }
+            bytes += size;
+            records.extend(lacked.into_iter().cloned());
+        }
+        let base = theirs.clone();
+        if let Some(next) = next {
+            let seen_at_start = after.map_or_else(|| self.state.knowledge.clone(), |c| c.seen_at_start.clone());
+            let delta = Delta {
+                group: self.state.group.clone(),
+                replica: self.state.replica,
+                categories,
+                base,
+                records,
+                knowledge: Knowledge::default(),
+                floor: Knowledge::default(),
+                repairs: Vec::new(),
+                to: None,
+            };
+            return (delta, Some(PartCursor { next, seen_at_start }));
+        }
+        if let Some(cursor) = after {
+            let new = |r: &&Record| !cursor.seen_at_start.get(r.key.category()).covers(r.dot);
+            let passed = self.state.entries.iter().take(start).flat_map(|(_, sibs)| sibs.iter());
+            records.extend(passed.filter(lacking).filter(new).cloned());
+        }
         let repairs = categories
             .iter()
             .filter(|c| !theirs.get(*c).dominates(self.state.floor.get(*c)))
@@ -676,22 +746,27 @@ impl<S: Storage> Replica<S> {
                 Repair { category, live }
             })
             .collect();
-        Delta {
+        let delta = Delta {
             group: self.state.group.clone(),
             replica: self.state.replica,
             categories,
-            base: theirs.clone(),
+            base,
             records,
             knowledge: self.state.knowledge.clone(),
             floor: self.state.floor.clone(),
             repairs,
-        }
+            to: after.map(|_| to),
+        };
+        (delta, None)
     }
 
     /// Merges a peer's delta. The whole delta is checked first: a bad one changes nothing.
     pub fn apply_delta(&mut self, delta: Delta, now_ms: u64) -> Result<MergeReport, Error> {
         if delta.group != self.state.group {
             return Err(Error::GroupMismatch { ours: self.state.group.clone(), theirs: delta.group });
+        }
+        if delta.to.is_some_and(|to| to != self.state.replica) {
+            return Err(Error::Protocol("the last part of a delta sent to another replica"));
         }
         for record in &delta.records {
             record.validate().map_err(Error::BadRecord)?;

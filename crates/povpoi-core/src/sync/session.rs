@@ -12,16 +12,22 @@ use alloc::vec::Vec;
 use super::PROTOCOL_VERSION;
 use super::error::Error;
 use super::message::{Blob, Request, Response, Summary, SyncOptions};
-use super::replica::{MergeReport, Replica};
+use super::replica::{MergeReport, PartCursor, Replica};
 use super::storage::Storage;
+use super::version::Knowledge;
 use litemap::LiteMap;
 
+use crate::device::ReplicaId;
 use crate::hash::BlobHash;
 
 /// Most blob hashes asked for in one `Fetch`.
 pub const MAX_FETCH_HASHES: usize = 64;
 /// Rough cap on the pixel bytes in one `Blobs` or `Store` message (one blob always goes).
 pub const MAX_BLOB_BYTES_PER_MESSAGE: usize = 128 * 1024;
+/// Most bytes of records in one `Push` (one item's records always go): a delta larger than
+/// this goes in parts, so that a `Push` fits a board's 8 KiB request body with its
+/// summaries and seal, and no poi holds a whole library's records in one message.
+pub const MAX_PUSH_RECORD_BYTES: usize = 6 * 1024;
 
 /// What a session moved, from the initiator's side.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -69,6 +75,11 @@ pub struct Session {
     blobs_per_message: usize,
     /// Blobs over this many bytes are not fetched.
     max_blob_bytes: usize,
+    /// Bytes of records per `Push` at most (see [`MAX_PUSH_RECORD_BYTES`]).
+    push_bytes: usize,
+    /// The peer, its knowledge and where the next part of the `Push` starts, while parts
+    /// remain.
+    pushing: Option<(ReplicaId, Knowledge, PartCursor)>,
 }
 
 impl Session {
@@ -81,6 +92,8 @@ impl Session {
             report: SessionReport::default(),
             blobs_per_message: MAX_FETCH_HASHES,
             max_blob_bytes: usize::MAX,
+            push_bytes: MAX_PUSH_RECORD_BYTES,
+            pushing: None,
         };
         (session, Request::Begin { summary: replica.summary(), options })
     }
@@ -93,6 +106,13 @@ impl Session {
     pub fn one_blob_at_a_time(mut self, max_blob_bytes: usize) -> Session {
         self.blobs_per_message = 1;
         self.max_blob_bytes = max_blob_bytes;
+        self
+    }
+
+    /// Sends the records in `Push` parts of at most `max_bytes` (one item's records always
+    /// go) instead of [`MAX_PUSH_RECORD_BYTES`].
+    pub fn push_parts_of(mut self, max_bytes: usize) -> Session {
+        self.push_bytes = max_bytes;
         self
     }
 
@@ -123,10 +143,7 @@ impl Session {
                 let push =
                     self.options.direction.pushes() && replica.peer_lacks(&summary.knowledge, self.options.categories);
                 let next = if push {
-                    let delta = replica.delta_for(&summary.knowledge, self.options.categories);
-                    self.report.records_sent += delta.records.len() as u32;
-                    self.stage = Stage::AwaitWant;
-                    Some(Request::Push(delta))
+                    Some(self.next_push(replica, summary.replica, summary.knowledge, None))
                 } else if self.options.direction.pushes() && self.options.categories.images {
                     self.next_store(replica, want.into_iter().take(MAX_FETCH_HASHES).collect())?
                 } else {
@@ -191,10 +208,30 @@ impl Session {
             pending.remove(0);
         }
         if batch.is_empty() {
-            return Ok(self.next_fetch(replica));
+            return Ok(match self.pushing.take() {
+                // The blobs the last part's records need went first: the peer shows them.
+                Some((peer, theirs, cursor)) => Some(self.next_push(replica, peer, theirs, Some(cursor))),
+                None => self.next_fetch(replica),
+            });
         }
         self.stage = Stage::AwaitStored { pending, sent: batch.len() as u32 };
         Ok(Some(Request::Store(batch)))
+    }
+
+    /// The next part of the records the peer `peer`, which had seen `theirs`, lacks.
+    fn next_push<S: Storage>(
+        &mut self,
+        replica: &Replica<S>,
+        peer: ReplicaId,
+        theirs: Knowledge,
+        after: Option<PartCursor>,
+    ) -> Request {
+        let categories = self.options.categories;
+        let (delta, next) = replica.delta_part(&theirs, categories, peer, after.as_ref(), self.push_bytes);
+        self.report.records_sent += delta.records.len() as u32;
+        self.pushing = next.map(|cursor| (peer, theirs, cursor));
+        self.stage = Stage::AwaitWant;
+        Request::Push(delta)
     }
 
     /// Asks for the next blobs this replica misses, or ends the session.

@@ -21,8 +21,12 @@ pub fn to_bytes<T: Serialize>(message: &T) -> Vec<u8> {
 /// up to three times the message at the peak, which a board's 64 KiB heap cannot spare
 /// (a 200-image snapshot is 13.5 KB). Counting first costs a second pass over the value.
 pub(crate) fn sized_for<T: Serialize>(value: &T, extra: usize) -> Vec<u8> {
-    let size = postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default()).unwrap_or(0);
-    Vec::with_capacity(size + extra)
+    Vec::with_capacity(encoded_len(value) + extra)
+}
+
+/// The length of `value` encoded, found without encoding it.
+pub(crate) fn encoded_len<T: Serialize>(value: &T) -> usize {
+    postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default()).unwrap_or(0)
 }
 
 /// Decodes a peer message; malformed or trailing bytes are a protocol error.
