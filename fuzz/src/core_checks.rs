@@ -168,7 +168,7 @@ pub fn replica_snapshot(data: &[u8]) {
     let _ = poi.missing_blobs();
     let _ = serde_json::to_vec(&SyncData::of(&poi, "fuzz")).expect("a listing serialises");
     let delta = poi.delta_for(&Knowledge::default(), Categories::ALL);
-    round_trips(&Request::Push(delta));
+    round_trips(&Request::Push(Box::new(delta)));
     let _ = poi.set_brightness(9, NOW_MS, Cue::NOW);
     reopens(poi);
 }

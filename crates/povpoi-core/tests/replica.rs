@@ -675,10 +675,10 @@ fn the_last_push_part_is_taken_only_by_the_replica_that_took_the_earlier_parts()
     let mut request = Some(begin);
     let mut last_part = None;
     while let Some(req) = request.take() {
-        if let Request::Push(delta) = &req {
-            if delta.to.is_some() {
-                last_part = Some(delta.clone());
-            }
+        if let Request::Push(delta) = &req
+            && delta.to.is_some()
+        {
+            last_part = Some(delta.clone());
         }
         let response = b.respond(req, 3_000);
         request = session.on_response(&mut a, response, 3_000).unwrap();

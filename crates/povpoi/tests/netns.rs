@@ -22,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use edge_mdns::HostQuestions;
 use povpoi_app::peers::Sighting;
+use povpoi_core::sync::PROTOCOL_VERSION;
 
 use serde_json::{Value, json};
 use support::*;
@@ -437,7 +438,7 @@ fn a_boards_mdns_query_finds_a_node_and_reads_it_as_that_peer() {
     assert_eq!(peer.addr, node, "{peer:?}");
     assert_eq!(
         (peer.device_name.as_str(), peer.sync_group.as_str(), peer.protocol),
-        (config["deviceName"].as_str().unwrap(), config["syncGroup"].as_str().unwrap(), 3),
+        (config["deviceName"].as_str().unwrap(), config["syncGroup"].as_str().unwrap(), PROTOCOL_VERSION),
         "{peer:?}"
     );
     assert_eq!(peer.digest, c.get_ok(node, "/api/sync/status")["libraryDigest"].as_str().unwrap(), "{peer:?}");

@@ -158,7 +158,7 @@ pub enum Request {
         options: SyncOptions,
     },
     /// Records the responder lacks; the answer lists the blobs it then misses.
-    Push(Delta),
+    Push(Box<Delta>),
     /// Asks for blobs by hash.
     Fetch(Vec<BlobHash>),
     /// Delivers blobs the responder asked for.

@@ -231,7 +231,7 @@ impl Session {
         self.report.records_sent += delta.records.len() as u32;
         self.pushing = next.map(|cursor| (peer, theirs, cursor));
         self.stage = Stage::AwaitWant;
-        Request::Push(delta)
+        Request::Push(Box::new(delta))
     }
 
     /// Asks for the next blobs this replica misses, or ends the session.
@@ -293,7 +293,7 @@ impl<S: Storage> Replica<S> {
                 Response::Begun { summary: self.summary(), delta: delta.map(Box::new), want }
             }
             Request::Push(delta) => {
-                self.apply_delta(delta, now_ms)?;
+                self.apply_delta(*delta, now_ms)?;
                 Response::Want(self.wanted_blobs().into_iter().take(MAX_FETCH_HASHES).collect())
             }
             Request::Fetch(hashes) => {
