@@ -1,6 +1,7 @@
 //! A board's column: `povpoi_app::App::draw_column` over the flash store (on a RAM flash
 //! with the ESP32's geometry), as the firmware's column clock calls it, drawing an image
-//! whose pixels stay in the flash, a window of 16 columns at a time.
+//! whose pixels stay in the flash, a window of 16 columns at a time. And a board's heap
+//! through its own sync session, after a restart with a library in its flash.
 
 use povpoi_app::clock::ClockService;
 use povpoi_app::columns::ImageWindow;
@@ -10,7 +11,8 @@ use povpoi_core::device::{DeviceId, ReplicaId};
 use povpoi_core::model::{Mode, Rgb, Selection};
 use povpoi_core::render::{ImageView, Program, Renderer};
 use povpoi_core::show::Cue;
-use povpoi_core::sync::{Identity, Replica};
+use povpoi_core::sync::{Identity, MemoryStorage, Replica, SyncOptions};
+use povpoi_core::wire;
 use povpoi_flash::FlashStore;
 use povpoi_flash::ram::{RamFlash, SECTOR};
 
@@ -36,21 +38,7 @@ pub fn draw_image_columns(columns: u32, pixels: &[u8], mut measure: impl FnMut(&
     replica.add_image("wide.png", 400, 32, pixels, 1_000).unwrap();
     replica.set_framerate(250, 1_000, Cue::NOW).unwrap();
     replica.set_selection(Selection { mode: Mode::Image, index: 0 }, 1_000, Cue::NOW).unwrap();
-    let config = Config {
-        device_id: device,
-        device_name: device.default_name(),
-        group_key: None,
-        independent: true,
-        auto_sync: false,
-        sync_interval: 0,
-        peer_timeout_s: 120,
-        port: 80,
-        real_time: true,
-        replay_capacity: 16,
-        max_fetched_blob_bytes: usize::MAX,
-        max_pushed_blob_bytes: usize::MAX,
-    };
-    let mut app = App::new(config, replica, ClockService::new(device, 1, 2, 0));
+    let mut app = App::new(config(device, usize::MAX), replica, ClockService::new(device, 1, 2, 0));
     let renderer = Renderer::new(32).unwrap();
     let whole = Program::Image(ImageView { width: 400, height: 32, pixels });
     let mut window = ImageWindow::new();
@@ -72,4 +60,110 @@ pub fn draw_image_columns(columns: u32, pixels: &[u8], mut measure: impl FnMut(&
     }
     let n = u64::from(columns);
     Drawn { per_column: spent / n, play: playing / n, refills: window.refills(), wrong }
+}
+
+/// A board's application settings, fetching blobs of at most `fetched` bytes.
+fn config(device: DeviceId, fetched: usize) -> Config {
+    Config {
+        device_id: device,
+        device_name: device.default_name(),
+        group_key: None,
+        independent: true,
+        auto_sync: false,
+        sync_interval: 0,
+        peer_timeout_s: 120,
+        port: 80,
+        real_time: true,
+        replay_capacity: 16,
+        max_fetched_blob_bytes: fetched,
+        max_pushed_blob_bytes: 7 * 1024,
+    }
+}
+
+/// The heap allocator's counters.
+pub trait Meter {
+    /// Bytes held now.
+    fn used(&self) -> usize;
+    /// Starts counting the peak from now; returns the bytes held now.
+    fn start_peak(&self) -> usize;
+    /// The most held since [`Meter::start_peak`].
+    fn peak(&self) -> usize;
+}
+
+/// A board's heap through its own session, in bytes.
+pub struct SessionHeap {
+    /// Store index, replica and application after a restart.
+    pub at_rest: usize,
+    /// The most one step of the session added: from an answer's bytes arriving to the next
+    /// request's bytes leaving.
+    pub worst_step: usize,
+    /// The first step's: taking the peer's summary, pushing the first part of its records.
+    pub first_step: usize,
+    /// Push parts sent.
+    pub parts: usize,
+}
+
+/// The shipped partition table's `povpoi` partition (firmware/partitions.csv), bytes.
+const PARTITION: u32 = 2_496 * 1024;
+
+/// A board that restarted with `images` images in its flash runs its own session with a
+/// peer that holds one image of `fetched` bytes, the largest a board fetches. The peer
+/// answers in this program; only the board's side of each step is counted, as
+/// crates/povpoi-app/tests/heap.rs does on the host.
+pub fn session_heap(images: u32, fetched: usize, meter: &dyn Meter) -> SessionHeap {
+    let device = DeviceId([2, 0, 0, 0, 0, 1]);
+    let identity = Identity { replica: ReplicaId(1), device, group: "default".into() };
+    let store = FlashStore::open(RamFlash::new(PARTITION as usize / SECTOR), 0..PARTITION).unwrap();
+    let mut replica = Replica::open(&store, identity.clone()).unwrap();
+    for i in 0..images {
+        let pixels: alloc::vec::Vec<u8> = (0..8 * 8 * 3).map(|k| (k as u32 * 7 + i) as u8).collect();
+        replica.add_image(&alloc::format!("image {i:03}.png"), 8, 8, &pixels, 1_000 + u64::from(i)).unwrap();
+    }
+    drop(replica);
+    let flash = store.into_flash();
+    let before = meter.used();
+    let store = FlashStore::open(flash, 0..PARTITION).unwrap();
+    let replica = Replica::open(&store, identity).unwrap();
+    let mut app = App::new(config(device, fetched), replica, ClockService::new(device, 1, 2, 0));
+    let now = Now { wall_us: 1_800_000_000_000_000, own_us: 1_000_000 };
+    app.play(now);
+    let at_rest = meter.used() - before;
+
+    let peer_identity =
+        Identity { replica: ReplicaId(2), device: DeviceId([2, 0, 0, 0, 0, 2]), group: "default".into() };
+    let mut peer = Replica::open(MemoryStorage::default(), peer_identity).unwrap();
+    let (width, height) = (fetched / (32 * 3), 32);
+    let pixels: alloc::vec::Vec<u8> = (0..width * height * 3).map(|k| (k * 13) as u8).collect();
+    peer.add_image("largest", width as u32, height as u32, &pixels, 5_000).unwrap();
+    drop(pixels);
+    let (mut session, request) = app.start_session(SyncOptions::default());
+    let mut outgoing = wire::to_bytes(&request);
+    drop(request);
+    let (mut worst, mut first_step, mut parts, mut steps) = (0, 0, 0, 0);
+    loop {
+        if outgoing.first() == Some(&1) {
+            parts += 1; // Request::Push
+        }
+        let answer = wire::to_bytes(&peer.respond(wire::from_bytes(&outgoing).unwrap(), 6_000));
+        drop(outgoing);
+        let start = meter.start_peak() - answer.capacity();
+        let decoded = wire::from_bytes(&answer).unwrap();
+        drop(answer);
+        let next = app.merge(&mut session, decoded, now).unwrap();
+        let bytes = next.as_ref().map(wire::to_bytes);
+        drop(next);
+        let step = meter.peak() - start;
+        if steps == 0 {
+            first_step = step;
+        }
+        worst = worst.max(step);
+        steps += 1;
+        match bytes {
+            Some(bytes) => outgoing = bytes,
+            None => break,
+        }
+    }
+    assert_eq!(app.replica().image_count(), images as usize + 1);
+    assert!(app.replica().missing_blobs().is_empty());
+    SessionHeap { at_rest, worst_step: worst, first_step, parts }
 }

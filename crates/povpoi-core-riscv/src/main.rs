@@ -64,6 +64,21 @@ impl Counted {
     }
 }
 
+impl board::Meter for Counted {
+    fn used(&self) -> usize {
+        Counted::used(self)
+    }
+
+    fn start_peak(&self) -> usize {
+        self.reset_peak();
+        Counted::used(self)
+    }
+
+    fn peak(&self) -> usize {
+        Counted::peak(self)
+    }
+}
+
 unsafe impl GlobalAlloc for Counted {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded unchanged.
@@ -432,6 +447,22 @@ fn main() -> ! {
     checks.check("a replica with 200 images' sync state fits the 64 KiB heap budget", held <= 64 * 1024, || {
         alloc::format!("{held} B")
     });
+    for images in [60, 200] {
+        let heap = board::session_heap(images, 16 * 1024, &HEAP);
+        let total = heap.at_rest + heap.worst_step;
+        say!(
+            "a board restarted with {images} images, then its own session fetching a 16 KiB image: {} B at rest, {} B more at most in a step ({} taking the summary and pushing the first of {} parts), {total} B in all",
+            heap.at_rest,
+            heap.worst_step,
+            heap.first_step,
+            heap.parts
+        );
+        if images == 60 {
+            checks.check("a board with 60 images runs its own session within 64 KiB", total <= 64 * 1024, || {
+                alloc::format!("{total} B")
+            });
+        }
+    }
     let (at_rest, peak) = reopened_heap(200);
     say!("heap of the same reopened after a restart: {at_rest} B at rest, {peak} B at the peak of opening");
     checks.check("a reopened 200-image replica alone peaks under 64 KiB while opening", peak <= 64 * 1024, || {
