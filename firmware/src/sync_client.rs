@@ -152,7 +152,8 @@ impl Link for HttpLink<'_> {
             .check
             .open_answer(answer.status, answer.signature.as_deref(), answer.body)
             .map_err(LinkError::NotTaken)?;
-        let answer = wire::from_bytes(&plain).map_err(LinkError::Decode)?;
+        // Decoded in its own buffer: an image's pixels are held once (the heap, FIRMWARE.md).
+        let answer = wire::response_from_vec(plain).map_err(LinkError::Decode)?;
         Ok((answer, on_wire))
     }
 }

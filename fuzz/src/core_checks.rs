@@ -118,8 +118,11 @@ fn refusal_changes_nothing(before: &MemoryStorage, poi: &Replica<MemoryStorage>,
 /// message re-encodes to an equal one. A request is answered by a replica; an answer that
 /// refuses a Push, Fetch or Store left the responder's storage unchanged. An answer is taken
 /// by a session at each of its stages (after 0-3 real exchanges with a peer) without a
-/// panic. Whatever either leaves behind reopens to the same records.
+/// panic. Whatever either leaves behind reopens to the same records. Decoded in place
+/// (`wire::response_from_vec`, a board's way), an answer is the one `from_bytes` reads.
 pub fn peer_message(data: &[u8]) {
+    let in_place = wire::response_from_vec(data.to_vec());
+    assert_eq!(in_place.as_ref().ok(), wire::from_bytes::<Response>(data).as_ref().ok(), "decoded in place");
     if let Ok(request) = wire::from_bytes::<Request>(data) {
         round_trips(&request);
         let before = seeded_storage();

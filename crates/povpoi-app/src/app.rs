@@ -14,7 +14,9 @@ use povpoi_core::sync::{
     PROTOCOL_VERSION, Replica, Request as SyncRequest, Response as SyncResponse, Session, Storage, SyncOptions,
 };
 use povpoi_core::wire;
-use povpoi_peer::auth::{HEADER_DEVICE, HEADER_PORT, HEADER_SEALED, HEADER_SIGNATURE, RequestAuth, Signed};
+use povpoi_peer::auth::{
+    HEADER_DEVICE, HEADER_PORT, HEADER_SEALED, HEADER_SIGNATURE, RequestAuth, SEAL_OVERHEAD, Signed,
+};
 use povpoi_peer::exchange::{self, Caller, Outgoing, SYNC_PATH, SignedExchange};
 use povpoi_peer::key::GroupKey;
 use povpoi_peer::replay::NonceWindow;
@@ -524,7 +526,11 @@ impl<S: Storage> App<S> {
         }
         let answer = self.replica.respond(message, now.wall_ms());
         self.changed(now);
-        let (body, signature) = respond::answer(signed.as_ref(), wire::to_bytes(&answer), rng);
+        // Encoded with room for the seal, and the answer let go first: an answer of one
+        // image's pixels is then held twice at most, not four times (a board's heap).
+        let plain = wire::to_bytes_with_room(&answer, SEAL_OVERHEAD);
+        drop(answer);
+        let (body, signature) = respond::answer(signed.as_ref(), plain, rng);
         let mut response = Response::octets(body);
         if let Some(signature) = signature {
             response.headers.push((HEADER_SIGNATURE, signature));

@@ -146,10 +146,8 @@ fn board_session(images: u64, now: Now) -> (usize, usize) {
         largest_answer = largest_answer.max(answer.len());
         // The answer is the board's from here: it arrived in its heap.
         let before = start_peak() - answer.capacity();
-        // Decoded, then the bytes let go before the merge, as the firmware's sync client
-        // does (its `exchange` returns the decoded answer only).
-        let decoded = wire::from_bytes(&answer).unwrap();
-        drop(answer);
+        // Decoded in its own buffer, as the firmware's sync client does.
+        let decoded = wire::response_from_vec(answer).unwrap();
         let next = app.merge(&mut session, decoded, now).unwrap();
         let bytes = next.as_ref().map(wire::to_bytes);
         drop(next);

@@ -147,8 +147,8 @@ pub fn session_heap(images: u32, fetched: usize, meter: &dyn Meter) -> SessionHe
         let answer = wire::to_bytes(&peer.respond(wire::from_bytes(&outgoing).unwrap(), 6_000));
         drop(outgoing);
         let start = meter.start_peak() - answer.capacity();
-        let decoded = wire::from_bytes(&answer).unwrap();
-        drop(answer);
+        // Decoded in its own buffer, as the firmware's sync client does.
+        let decoded = wire::response_from_vec(answer).unwrap();
         let next = app.merge(&mut session, decoded, now).unwrap();
         let bytes = next.as_ref().map(wire::to_bytes);
         drop(next);

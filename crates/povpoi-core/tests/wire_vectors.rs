@@ -122,3 +122,35 @@ fn clock_answer_bytes_with_a_plan_and_the_key_tag() {
     );
     assert_eq!(packet::decode(&bytes, Some(&key), to), Ok(answer));
 }
+
+#[test]
+fn an_answer_of_one_blob_is_decoded_in_its_own_buffer_and_others_as_from_bytes() {
+    use povpoi_core::hash::BlobHash;
+    use povpoi_core::sync::Blob;
+    let blob = |n: u8, len: usize| Blob { hash: BlobHash([n; 32]), bytes: (0..len).map(|i| i as u8 ^ n).collect() };
+    let one = Response::Blobs { blobs: vec![blob(1, 38_400)], missing: vec![BlobHash([9; 32])] };
+    let bytes = wire::to_bytes(&one);
+    let at = bytes.as_ptr();
+    let decoded = wire::response_from_vec(bytes).unwrap();
+    assert_eq!(decoded, one);
+    let Response::Blobs { blobs, .. } = &decoded else { unreachable!() };
+    assert_eq!(blobs[0].bytes.as_ptr(), at, "the pixels stay in the answer's buffer");
+
+    let others = [
+        Response::Blobs { blobs: vec![blob(1, 30), blob(2, 40)], missing: vec![] },
+        Response::Blobs { blobs: vec![], missing: vec![BlobHash([3; 32])] },
+        Response::Want(vec![BlobHash([4; 32])]),
+        Response::Stored(2),
+        Response::Refused("no".into()),
+    ];
+    for response in others {
+        assert_eq!(wire::response_from_vec(wire::to_bytes(&response)).unwrap(), response);
+    }
+    // Trailing or missing bytes are refused as by `from_bytes`.
+    let mut long = wire::to_bytes(&one);
+    long.push(0);
+    assert!(wire::response_from_vec(long).is_err());
+    let mut short = wire::to_bytes(&one);
+    short.truncate(short.len() - 1);
+    assert!(wire::response_from_vec(short).is_err());
+}

@@ -12,8 +12,8 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use rand_core::CryptoRng;
@@ -258,28 +258,61 @@ fn seal_aad(way: Way, request_nonce: &str) -> Vec<u8> {
     [way.label(), b"\n", request_nonce.as_bytes()].concat()
 }
 
+/// Bytes a sealed body has beyond its plain text: the nonce and the tag.
+pub const SEAL_OVERHEAD: usize = SEAL_NONCE_LEN + SEAL_TAG_LEN;
+
 /// Encrypts a body of the exchange whose request carried `request_nonce`: a fresh random
 /// 24-byte nonce, then the ciphertext and its 16-byte tag.
 pub fn seal(key: &GroupKey, way: Way, request_nonce: &str, plain: &[u8], rng: &mut impl CryptoRng) -> Vec<u8> {
+    let mut body = Vec::with_capacity(plain.len() + SEAL_OVERHEAD);
+    body.extend_from_slice(plain);
+    seal_vec(key, way, request_nonce, body, rng)
+}
+
+/// [`seal`] in `plain`'s own buffer: with [`SEAL_OVERHEAD`] bytes of spare capacity no second
+/// copy is made, so a board seals an answer of one image's pixels holding it once.
+pub fn seal_vec(
+    key: &GroupKey,
+    way: Way,
+    request_nonce: &str,
+    mut plain: Vec<u8>,
+    rng: &mut impl CryptoRng,
+) -> Vec<u8> {
     let mut nonce = [0u8; SEAL_NONCE_LEN];
     rng.fill_bytes(&mut nonce);
     let aad = seal_aad(way, request_nonce);
-    let sealed = body_cipher(key)
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: plain, aad: &aad })
+    let tag = body_cipher(key)
+        .encrypt_in_place_detached(XNonce::from_slice(&nonce), &aad, &mut plain)
         .expect("XChaCha20-Poly1305 encrypts any in-memory buffer");
-    [nonce.as_slice(), &sealed].concat()
+    let len = plain.len();
+    plain.resize(len + SEAL_NONCE_LEN, 0);
+    plain.copy_within(..len, SEAL_NONCE_LEN);
+    plain[..SEAL_NONCE_LEN].copy_from_slice(&nonce);
+    plain.extend_from_slice(&tag);
+    plain
 }
 
 /// Decrypts what [`seal`] made for the same exchange and direction.
 pub fn open(key: &GroupKey, way: Way, request_nonce: &str, sealed: &[u8]) -> Result<Vec<u8>, AuthError> {
-    if sealed.len() < SEAL_NONCE_LEN + SEAL_TAG_LEN {
+    open_vec(key, way, request_nonce, sealed.to_vec())
+}
+
+/// [`open`] in `sealed`'s own buffer, which becomes the plain text: no second copy.
+pub fn open_vec(key: &GroupKey, way: Way, request_nonce: &str, mut sealed: Vec<u8>) -> Result<Vec<u8>, AuthError> {
+    if sealed.len() < SEAL_OVERHEAD {
         return Err(AuthError::Malformed("sealed body shorter than its nonce and tag"));
     }
-    let (nonce, ciphertext) = sealed.split_at(SEAL_NONCE_LEN);
+    let tag_at = sealed.len() - SEAL_TAG_LEN;
+    let (head, tag) = sealed.split_at_mut(tag_at);
+    let (nonce, ciphertext) = head.split_at_mut(SEAL_NONCE_LEN);
     let aad = seal_aad(way, request_nonce);
     body_cipher(key)
-        .decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: &aad })
-        .map_err(|_| AuthError::Unsealable)
+        .decrypt_in_place_detached(XNonce::from_slice(nonce), &aad, ciphertext, Tag::from_slice(tag))
+        .map_err(|_| AuthError::Unsealable)?;
+    sealed.truncate(tag_at);
+    sealed.copy_within(SEAL_NONCE_LEN.., 0);
+    sealed.truncate(tag_at - SEAL_NONCE_LEN);
+    Ok(sealed)
 }
 
 /// The headers present and in form: a 32-hex-digit nonce and a signature of 64 hex digits
@@ -382,6 +415,27 @@ pub(crate) mod tests {
         assert_eq!(verify_response(&k, "aa", 200, b"forged", Some(&sig)), Err(AuthError::BadSignature));
         assert_eq!(verify_response(&k, "aa", 400, b"answer", Some(&sig)), Err(AuthError::BadSignature));
         assert_eq!(verify_response(&k, "aa", 200, b"answer", None), Err(AuthError::Missing));
+    }
+
+    #[test]
+    fn sealing_and_opening_in_place_keep_the_aead_layout_and_use_no_second_buffer() {
+        use chacha20poly1305::aead::{Aead, Payload};
+        let k = key("pairing secret");
+        let plain = b"one image's pixels ".repeat(200);
+        let mut buffer = Vec::with_capacity(plain.len() + SEAL_OVERHEAD);
+        buffer.extend_from_slice(&plain);
+        let at = buffer.as_ptr();
+        let sealed = seal_vec(&k, Way::Answer, "aa", buffer, &mut rand::rng());
+        assert_eq!(sealed.as_ptr(), at, "sealed in the same buffer");
+        // What the one-shot AEAD makes (peers built before this sealed that way): the nonce,
+        // then the ciphertext and its tag.
+        let (nonce, rest) = sealed.split_at(SEAL_NONCE_LEN);
+        let aad = seal_aad(Way::Answer, "aa");
+        let whole = body_cipher(&k).encrypt(XNonce::from_slice(nonce), Payload { msg: &plain, aad: &aad }).unwrap();
+        assert_eq!(rest, whole.as_slice());
+        let opened = open_vec(&k, Way::Answer, "aa", sealed).unwrap();
+        assert_eq!(opened.as_ptr(), at, "opened in the same buffer");
+        assert_eq!(opened, plain);
     }
 
     #[test]

@@ -120,7 +120,7 @@ impl AnswerCheck {
     pub fn open_answer(&self, status: u16, signature: Option<&str>, body: Vec<u8>) -> Result<Vec<u8>, AnswerError> {
         let Some((key, nonce)) = &self.guard else { return Ok(body) };
         auth::verify_response(key, nonce, status, &body, signature).map_err(AnswerError::NotAuthentic)?;
-        auth::open(key, Way::Answer, nonce, &body).map_err(AnswerError::Unopenable)
+        auth::open_vec(key, Way::Answer, nonce, body).map_err(AnswerError::Unopenable)
     }
 }
 
@@ -170,9 +170,9 @@ impl SignedExchange {
         auth::open(&self.key, Way::Request, &self.nonce, body).map_err(OpenError::Auth)
     }
 
-    /// An answer's body, sealed.
-    pub fn seal(&self, plain: &[u8], rng: &mut impl CryptoRng) -> Vec<u8> {
-        auth::seal(&self.key, Way::Answer, &self.nonce, plain, rng)
+    /// An answer's body, sealed in its own buffer ([`auth::seal_vec`]).
+    pub fn seal(&self, plain: Vec<u8>, rng: &mut impl CryptoRng) -> Vec<u8> {
+        auth::seal_vec(&self.key, Way::Answer, &self.nonce, plain, rng)
     }
 
     /// The signature header's value for an answer with `status` and (sealed) `body`.
@@ -214,7 +214,7 @@ mod tests {
         let exchange = SignedExchange::new(key.clone(), admitted.nonce.clone());
         let plain =
             exchange.open(header(out, HEADER_SEALED).map(str::as_bytes), &out.body).map_err(|e| e.to_string())?;
-        let sealed = exchange.seal(reply, &mut rand::rng());
+        let sealed = exchange.seal(reply.to_vec(), &mut rand::rng());
         let signature = exchange.sign(200, &sealed);
         Ok((plain, signature, sealed))
     }

@@ -76,7 +76,7 @@ impl<'a> Admitted<'a> {
 pub fn answer(signed: Option<&SignedExchange>, plain: Vec<u8>, rng: &mut impl CryptoRng) -> (Vec<u8>, Option<String>) {
     match signed {
         Some(signed) => {
-            let body = signed.seal(&plain, rng);
+            let body = signed.seal(plain, rng);
             let signature = signed.sign(200, &body);
             (body, Some(signature))
         }

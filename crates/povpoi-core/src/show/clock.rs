@@ -24,8 +24,9 @@
 //!   mean of theirs, so the group keeps the timeline when
 //!   any poi leaves, and a poi cut off from all keeps the group's rate (holdover).
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
+use litemap::LiteMap;
 
 use super::filter::{PeerFilter, Sample, Skew};
 use super::mapping::ShowMapping;
@@ -217,7 +218,7 @@ pub struct ShowClock {
     timeline: u32,
     mapping: ShowMapping,
     plan: Option<Plan>,
-    peers: BTreeMap<DeviceId, PeerClock>,
+    peers: LiteMap<DeviceId, PeerClock>,
     outstanding: Vec<Outstanding>,
     steps: Vec<Step>,
     answered: VecDeque<(DeviceId, u32)>,
@@ -246,7 +247,7 @@ impl ShowClock {
             timeline,
             mapping: ShowMapping::starting_at(own, own + u64::from(timeline) % FOUNDING_SPREAD_US),
             plan: None,
-            peers: BTreeMap::new(),
+            peers: LiteMap::new(),
             outstanding: Vec::new(),
             steps: Vec::new(),
             answered: VecDeque::new(),
@@ -532,7 +533,7 @@ impl ShowClock {
     fn consider(&mut self, plan: Plan, own: u64) {
         if plan.target != self.timeline && self.plan.is_none_or(|current| better(&plan, &current)) {
             if self.plan.is_none_or(|current| current.target != plan.target) {
-                for peer in self.peers.values_mut() {
+                for (_, peer) in self.peers.iter_mut() {
                     let soonest = peer.last_probe.map_or(own, |t| t + BURST_PERIOD_US).max(own);
                     peer.next_probe = peer.next_probe.min(soonest);
                 }

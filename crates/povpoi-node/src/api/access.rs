@@ -120,7 +120,7 @@ impl SignedExchange {
 
     /// An answer's body, sealed.
     pub(crate) fn seal(&self, plain: &[u8]) -> Vec<u8> {
-        self.0.seal(plain, &mut rand::rng())
+        self.0.seal(plain.to_vec(), &mut rand::rng())
     }
 
     /// Signs an answer with `status` and (sealed) `body`.
