@@ -304,8 +304,9 @@ impl World {
             return Ok(());
         }
         let options = self.random_options();
-        // Half the sessions push in parts of one or a few items, so that cuts, crashes and
-        // edits fall between parts too.
+        // Half the sessions push in parts of one or a few items, so that lost messages,
+        // crashes and stale replays fall between parts too. (A session runs whole here, so
+        // no edit falls between its parts: povpoi-core's merge_properties has those.)
         let push_bytes = if self.rng.random_bool(0.5) { self.rng.random_range(1..300) } else { MAX_PUSH_RECORD_BYTES };
         self.stats.sessions += 1;
         let now = (self.now(a), self.now(b));

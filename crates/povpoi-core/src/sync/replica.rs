@@ -108,10 +108,12 @@ fn entries_from_pairs<'de, D: serde::Deserializer<'de>>(reader: D) -> Result<Lit
 /// Where the next part of a delta sent in parts starts ([`Replica::delta_part`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartCursor {
-    /// The first key the next part may hold.
-    next: Key,
-    /// The sender's knowledge when the first part was made.
+    /// The first key the next part may hold; `None` once the parts passed every item.
+    next: Option<Key>,
+    /// The sender's knowledge when this pass over the items began.
     seen_at_start: Knowledge,
+    /// Records whose dots this covers went in an earlier pass.
+    sent_before: Option<Knowledge>,
 }
 
 /// A poi's replicated library: images, patterns, sequences and shared settings.
@@ -676,18 +678,23 @@ impl<S: Storage> Replica<S> {
     }
 
     /// One part of [`Replica::delta_for`] for the replica `to`, so that no message holds
-    /// more than about `max_bytes` of records however many the peer lacks: the records of
-    /// whole keys from `after`'s key on (all keys for the first part, `None`), at least one
-    /// key's, and where the next part starts, or `None` for the last part.
+    /// much more than `max_bytes` of records however many the peer lacks: the records of
+    /// whole items from `after` on (from the first item for the first part, `None`), at
+    /// least one item's, and where the next part starts, or `None` for the last part.
     ///
     /// A part before the last carries an empty knowledge and floor and no repairs: its
     /// receiver keeps the records and adopts nothing, so a session that stops between
     /// parts leaves no dot counted as seen that did not arrive (the next session sends them
     /// again, and they are skipped). The last part is a whole delta's tail: knowledge,
-    /// floor and repairs, and also every record this replica made or merged since the first
-    /// part whose key the parts had passed (a record new here always has a dot the
-    /// knowledge of the first part did not cover). Unless it is also the first, the last
-    /// part names `to`: no other replica took the earlier parts, so no other may take it.
+    /// floor and repairs; every settings record the peer lacks (only the last part carries
+    /// them: a responder in independent mode drops settings from a part, and adopts
+    /// settings knowledge only with the part that carries them); and every record on an
+    /// item the parts had passed whose dot this replica counts now and did not count when
+    /// the pass began (what it made or merged meanwhile: a record new here always has a dot
+    /// its knowledge did not cover). When those do not fit, a new pass over the items sends
+    /// them in parts first.
+    /// Unless it is also the first, the last part names `to`: no other replica took the
+    /// earlier parts, so no other may take it.
     pub fn delta_part(
         &self,
         theirs: &Knowledge,
@@ -696,43 +703,73 @@ impl<S: Storage> Replica<S> {
         after: Option<&PartCursor>,
         max_bytes: usize,
     ) -> (Delta, Option<PartCursor>) {
-        let lacking =
-            |r: &&Record| categories.contains(r.key.category()) && !theirs.get(r.key.category()).covers(r.dot);
-        let start = after.map_or(0, |c| self.state.entries.find_index(&c.next).unwrap_or_else(|i| i));
-        let mut records = Vec::new();
-        let mut bytes = 0;
-        let mut next = None;
-        for (key, sibs) in self.state.entries.iter().skip(start) {
-            let lacked: Vec<&Record> = sibs.iter().filter(lacking).collect();
-            let size: usize = lacked.iter().map(|r| crate::wire::encoded_len(*r)).sum();
-            if bytes > 0 && bytes + size > max_bytes {
-                next = Some(*key);
-                break;
-            }
-            bytes += size;
-            records.extend(lacked.into_iter().cloned());
-        }
-        let base = theirs.clone();
-        if let Some(next) = next {
-            let seen_at_start = after.map_or_else(|| self.state.knowledge.clone(), |c| c.seen_at_start.clone());
-            let delta = Delta {
-                group: self.state.group.clone(),
-                replica: self.state.replica,
-                categories,
-                base,
-                records,
-                knowledge: Knowledge::default(),
-                floor: Knowledge::default(),
-                repairs: Vec::new(),
-                to: None,
+        let entries = &self.state.entries;
+        let lacking = |r: &Record| categories.contains(r.key.category()) && !theirs.get(r.key.category()).covers(r.dot);
+        let size = |records: &[&Record]| records.iter().map(|r| crate::wire::encoded_len(*r)).sum::<usize>();
+        let mut pass = after.cloned().unwrap_or_else(|| PartCursor {
+            next: entries.iter().next().map(|(key, _)| *key),
+            seen_at_start: self.state.knowledge.clone(),
+            sent_before: None,
+        });
+        let part = |records: Vec<&Record>| Delta {
+            group: self.state.group.clone(),
+            replica: self.state.replica,
+            categories,
+            base: theirs.clone(),
+            records: records.into_iter().cloned().collect(),
+            knowledge: Knowledge::default(),
+            floor: Knowledge::default(),
+            repairs: Vec::new(),
+            to: None,
+        };
+        let (records, settings) = loop {
+            let start = pass.next.map_or(entries.len(), |key| entries.find_index(&key).unwrap_or_else(|i| i));
+            let sent = pass.sent_before.as_ref();
+            let wanted = |r: &&Record| {
+                r.key.category() != Category::Settings
+                    && lacking(r)
+                    && !sent.is_some_and(|k| k.get(r.key.category()).covers(r.dot))
             };
-            return (delta, Some(PartCursor { next, seen_at_start }));
-        }
-        if let Some(cursor) = after {
-            let new = |r: &&Record| !cursor.seen_at_start.get(r.key.category()).covers(r.dot);
-            let passed = self.state.entries.iter().take(start).flat_map(|(_, sibs)| sibs.iter());
-            records.extend(passed.filter(lacking).filter(new).cloned());
-        }
+            let mut records = Vec::new();
+            let mut bytes = 0;
+            for (key, sibs) in entries.iter().skip(start) {
+                let lacked: Vec<&Record> = sibs.iter().filter(wanted).collect();
+                let more = size(&lacked);
+                if bytes > 0 && bytes + more > max_bytes {
+                    return (part(records), Some(PartCursor { next: Some(*key), ..pass }));
+                }
+                bytes += more;
+                records.extend(lacked);
+            }
+            let passed = entries.iter().take(start).flat_map(|(_, sibs)| sibs.iter());
+            // Counted now and not then: new here. (A record held but not counted, taken
+            // from a part of someone's delta, was held then too, or is not claimed below.)
+            let new: Vec<&Record> = passed
+                .filter(wanted)
+                .filter(|r| {
+                    let category = r.key.category();
+                    !pass.seen_at_start.get(category).covers(r.dot) && self.state.knowledge.get(category).covers(r.dot)
+                })
+                .collect();
+            let settings: Vec<&Record> =
+                self.records().filter(|r| r.key.category() == Category::Settings && lacking(r)).collect();
+            if bytes + size(&new) + size(&settings) <= max_bytes || (records.is_empty() && new.is_empty()) {
+                records.extend(new);
+                break (records, settings);
+            }
+            if !records.is_empty() {
+                return (part(records), Some(PartCursor { next: None, ..pass }));
+            }
+            // Only records made or merged during the pass are left, more than fit: they go
+            // in a pass of their own, which leaves out what the earlier passes sent.
+            pass = PartCursor {
+                next: entries.iter().next().map(|(key, _)| *key),
+                seen_at_start: self.state.knowledge.clone(),
+                sent_before: Some(pass.seen_at_start),
+            };
+        };
+        let mut records: Vec<Record> = records.into_iter().cloned().collect();
+        records.extend(settings.into_iter().cloned());
         let repairs = categories
             .iter()
             .filter(|c| !theirs.get(*c).dominates(self.state.floor.get(*c)))
@@ -750,7 +787,7 @@ impl<S: Storage> Replica<S> {
             group: self.state.group.clone(),
             replica: self.state.replica,
             categories,
-            base,
+            base: theirs.clone(),
             records,
             knowledge: self.state.knowledge.clone(),
             floor: self.state.floor.clone(),
