@@ -99,8 +99,14 @@ pub struct SessionHeap {
     pub worst_step: usize,
     /// The first step's: taking the peer's summary, pushing the first part of its records.
     pub first_step: usize,
+    /// The last step's: taking the image.
+    pub last_step: usize,
     /// Push parts sent.
     pub parts: usize,
+    /// Steps (round trips) of the session.
+    pub steps: usize,
+    /// The longest answer, bytes.
+    pub largest_answer: usize,
 }
 
 /// The shipped partition table's `povpoi` partition (firmware/partitions.csv), bytes.
@@ -109,7 +115,7 @@ const PARTITION: u32 = 2_496 * 1024;
 /// A board that restarted with `images` images in its flash runs its own session with a
 /// peer that holds one image of `fetched` bytes, the largest a board fetches. The peer
 /// answers in this program; only the board's side of each step is counted, as
-/// crates/povpoi-app/tests/heap.rs does on the host.
+/// the host's heap test (crates/povpoi-app/tests/heap.rs, which runs this same function).
 pub fn session_heap(images: u32, fetched: usize, meter: &dyn Meter) -> SessionHeap {
     let device = DeviceId([2, 0, 0, 0, 0, 1]);
     let identity = Identity { replica: ReplicaId(1), device, group: "default".into() };
@@ -124,7 +130,9 @@ pub fn session_heap(images: u32, fetched: usize, meter: &dyn Meter) -> SessionHe
     let before = meter.used();
     let store = FlashStore::open(flash, 0..PARTITION).unwrap();
     let replica = Replica::open(&store, identity).unwrap();
-    let mut app = App::new(config(device, fetched), replica, ClockService::new(device, 1, 2, 0));
+    // As firmware/src/main.rs sets it up (its real time learned, here given).
+    let config = Config { independent: false, auto_sync: true, replay_capacity: 128, ..config(device, fetched) };
+    let mut app = App::new(config, replica, ClockService::new(device, 1, 2, 0));
     let now = Now { wall_us: 1_800_000_000_000_000, own_us: 1_000_000 };
     app.play(now);
     let at_rest = meter.used() - before;
@@ -139,13 +147,15 @@ pub fn session_heap(images: u32, fetched: usize, meter: &dyn Meter) -> SessionHe
     let (mut session, request) = app.start_session(SyncOptions::default());
     let mut outgoing = wire::to_bytes(&request);
     drop(request);
-    let (mut worst, mut first_step, mut parts, mut steps) = (0, 0, 0, 0);
+    let (mut worst, mut first_step, mut parts, mut steps, mut largest_answer) = (0, 0, 0, 0, 0);
+    let mut last_step;
     loop {
         if outgoing.first() == Some(&1) {
             parts += 1; // Request::Push
         }
         let answer = wire::to_bytes(&peer.respond(wire::from_bytes(&outgoing).unwrap(), 6_000));
         drop(outgoing);
+        largest_answer = largest_answer.max(answer.len());
         let start = meter.start_peak() - answer.capacity();
         // Decoded in its own buffer, as the firmware's sync client does.
         let decoded = wire::response_from_vec(answer).unwrap();
@@ -156,6 +166,7 @@ pub fn session_heap(images: u32, fetched: usize, meter: &dyn Meter) -> SessionHe
         if steps == 0 {
             first_step = step;
         }
+        last_step = step;
         worst = worst.max(step);
         steps += 1;
         match bytes {
@@ -165,5 +176,5 @@ pub fn session_heap(images: u32, fetched: usize, meter: &dyn Meter) -> SessionHe
     }
     assert_eq!(app.replica().image_count(), images as usize + 1);
     assert!(app.replica().missing_blobs().is_empty());
-    SessionHeap { at_rest, worst_step: worst, first_step, parts }
+    SessionHeap { at_rest, worst_step: worst, first_step, last_step, parts, steps, largest_answer }
 }
