@@ -451,11 +451,14 @@ fn main() -> ! {
         let heap = board::session_heap(images, 16 * 1024, &HEAP);
         let total = heap.at_rest + heap.worst_step;
         say!(
-            "a board restarted with {images} images, then its own session fetching a 16 KiB image: {} B at rest, {} B more at most in a step ({} taking the summary and pushing the first of {} parts), {total} B in all",
+            "a board restarted with {images} images, then its own session fetching a 16 KiB image ({} steps, answers up to {} B): {} B at rest, {} B more at most in a step ({} taking the summary and pushing the first of {} parts, {} taking the image), {total} B in all",
+            heap.steps,
+            heap.largest_answer,
             heap.at_rest,
             heap.worst_step,
             heap.first_step,
-            heap.parts
+            heap.parts,
+            heap.last_step
         );
         if images == 60 {
             checks.check("a board with 60 images runs its own session within 64 KiB", total <= 64 * 1024, || {
