@@ -784,15 +784,12 @@ impl<S: Storage> Replica<S> {
             })
             .collect();
         let delta = Delta {
-            group: self.state.group.clone(),
-            replica: self.state.replica,
-            categories,
-            base: theirs.clone(),
             records,
             knowledge: self.state.knowledge.clone(),
             floor: self.state.floor.clone(),
             repairs,
             to: after.map(|_| to),
+            ..part(Vec::new())
         };
         (delta, None)
     }
