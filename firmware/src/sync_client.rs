@@ -39,12 +39,16 @@ const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_ANSWER_BYTES: usize = 24 * 1024;
 
 /// Largest image pixels the board's own sessions fetch (the App's
-/// `max_fetched_blob_bytes`), one image per answer: 16 KiB, a 170x32 image. Taking one holds
-/// the answer and its decoded copy at once; beside the 60 images the `povpoi` partition
-/// holds, that step stays within the 64 KiB heap with 13 KiB to spare
-/// (`crates/povpoi-app/tests/heap.rs`, x86-64), where 23 KiB passed it. Larger images wait
-/// for pixels streamed into the flash.
+/// `max_fetched_blob_bytes`), one image per answer: 16 KiB, a 170x32 image. The answer is
+/// decoded in its own buffer, so taking one holds its bytes once (docs/FIRMWARE.md, Budgets).
+/// Larger images wait for pixels streamed into the flash.
 pub const MAX_FETCHED_BLOB_BYTES: usize = 16 * 1024;
+
+/// Bytes of records, at most, in one `Push` part of the board's own sessions (the App's
+/// `max_push_part_bytes`; crates/povpoi-core-riscv/src/board.rs measures with the same).
+/// A part's records are held decoded beside their encoding: with 200 images, 6 KiB parts
+/// made the board's largest step (docs/FIRMWARE.md, Budgets).
+pub const MAX_PUSH_PART_BYTES: usize = 2 * 1024;
 
 /// Room for an answer's status line and headers (the node sends a handful of short ones).
 const HEAD_BYTES: usize = 1024;

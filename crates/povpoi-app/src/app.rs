@@ -11,7 +11,8 @@ use core::net::SocketAddr;
 use povpoi_core::device::DeviceId;
 use povpoi_core::show::{ClockKey, Cue, lead_us};
 use povpoi_core::sync::{
-    PROTOCOL_VERSION, Replica, Request as SyncRequest, Response as SyncResponse, Session, Storage, SyncOptions,
+    MAX_PUSH_RECORD_BYTES, PROTOCOL_VERSION, Replica, Request as SyncRequest, Response as SyncResponse, Session,
+    Storage, SyncOptions,
 };
 use povpoi_core::wire;
 use povpoi_peer::auth::{
@@ -64,6 +65,11 @@ pub struct Config {
     /// Largest image pixels, bytes, it asks a pushing peer for (what one request body it
     /// takes holds); larger ones it fetches itself.
     pub max_pushed_blob_bytes: usize,
+    /// Bytes of records, at most, in one `Push` part its own sessions send
+    /// ([`povpoi_core::sync::MAX_PUSH_RECORD_BYTES`] at most): a part's records are held
+    /// decoded beside their encoding, about three times their size, so a board sends smaller
+    /// parts than a node.
+    pub max_push_part_bytes: usize,
 }
 
 /// The spec's default auto-sync interval, ms: what a poi uses until told otherwise.
@@ -297,7 +303,8 @@ impl<S: Storage> App<S> {
     /// heap holds one image, not a 128 KiB batch.
     pub fn start_session(&self, options: SyncOptions) -> (Session, SyncRequest) {
         let (session, first) = Session::start(&self.replica, options);
-        (session.one_blob_at_a_time(self.config.max_fetched_blob_bytes), first)
+        let session = session.one_blob_at_a_time(self.config.max_fetched_blob_bytes);
+        (session.push_parts_of(self.config.max_push_part_bytes.min(MAX_PUSH_RECORD_BYTES)), first)
     }
 
     /// Merges a peer's answer into the library (saving it); returns the session's next
@@ -615,6 +622,7 @@ mod tests {
             replay_capacity: 64,
             max_fetched_blob_bytes: usize::MAX,
             max_pushed_blob_bytes: usize::MAX,
+            max_push_part_bytes: povpoi_core::sync::MAX_PUSH_RECORD_BYTES,
         };
         App::new(config, replica, ClockService::new(device, 1, 2, 0))
     }

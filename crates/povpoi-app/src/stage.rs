@@ -5,7 +5,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use povpoi_core::model::{ImageId, PATTERN_SLOTS, Pattern, SEQUENCE_SLOTS, Selection, Sequence};
+use povpoi_core::model::{PATTERN_SLOTS, Pattern, SEQUENCE_SLOTS, Selection, Sequence};
 use povpoi_core::show::{Cue, Staged};
 use povpoi_core::sync::{Key, Replica, Storage};
 
@@ -22,8 +22,6 @@ pub struct Wanted {
     pub patterns: Vec<(Option<Pattern>, Cue)>,
     /// Each sequence slot and its cue.
     pub sequences: Vec<(Option<Sequence>, Cue)>,
-    /// The images, in library order (image mode selects by position).
-    pub image_ids: Vec<ImageId>,
 }
 
 impl Wanted {
@@ -37,7 +35,6 @@ impl Wanted {
             selection: (settings.selection, cue(Key::Selection)),
             patterns: (0..PATTERN_SLOTS).map(|s| (replica.pattern(s).copied(), cue(Key::Pattern(s)))).collect(),
             sequences: (0..SEQUENCE_SLOTS).map(|s| (replica.sequence(s).cloned(), cue(Key::Sequence(s)))).collect(),
-            image_ids: replica.images().map(|(id, _)| id).collect(),
         }
     }
 }

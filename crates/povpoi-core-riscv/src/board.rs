@@ -77,8 +77,13 @@ fn config(device: DeviceId, fetched: usize) -> Config {
         replay_capacity: 16,
         max_fetched_blob_bytes: fetched,
         max_pushed_blob_bytes: 7 * 1024,
+        max_push_part_bytes: PUSH_PART_BYTES,
     }
 }
+
+/// Bytes of records in one `Push` part of a board's own sessions: firmware/src/sync_client.rs,
+/// `MAX_PUSH_PART_BYTES` (a separate crate for another target: the value is copied).
+pub const PUSH_PART_BYTES: usize = 2 * 1024;
 
 /// The heap allocator's counters.
 pub trait Meter {

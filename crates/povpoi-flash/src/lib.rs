@@ -5,6 +5,7 @@
 
 extern crate alloc;
 
+mod index;
 pub mod ram;
 mod sector;
 mod store;

@@ -13,6 +13,7 @@ use povpoi_core::hash::BlobHash;
 use povpoi_core::sync::{Storage, StorageError};
 use sha2::{Digest, Sha256};
 
+use crate::index::BlobIndex;
 use crate::sector::{HEADER_LEN, Header, Kind, NO_NEXT, chunks};
 
 /// Longest setting key, in bytes.
@@ -92,8 +93,8 @@ struct Inner<F: MultiwriteNorFlash> {
     settings: Option<Value>,
     /// The settings as saved, decoded.
     settings_map: Settings,
-    /// Each blob's first sector, sorted by hash: the rest is found through the headers.
-    blobs: Vec<(BlobHash, u16)>,
+    /// Each blob's first sector: the rest is found through the headers.
+    blobs: BlobIndex,
     relocate_every: u32,
     saves: u32,
     /// The blob read last and its sectors, so that reading it in parts (a player reading
@@ -198,7 +199,7 @@ impl<F: MultiwriteNorFlash> FlashStore<F> {
             state: None,
             settings: None,
             settings_map: Settings::new(),
-            blobs: Vec::new(),
+            blobs: BlobIndex::default(),
             relocate_every: options.relocate_every,
             saves: 0,
             located: None,
@@ -419,7 +420,7 @@ impl<F: MultiwriteNorFlash> Inner<F> {
             match kind {
                 Kind::State => self.state = Some(value),
                 Kind::Settings => self.settings = Some(value),
-                Kind::Blob => self.blobs.push((BlobHash(id), first)),
+                Kind::Blob => self.blobs.set(BlobHash(id), first),
             }
         }
         self.next_seq = newest.map_or(0, |(seq, _)| seq + 1);
@@ -590,24 +591,18 @@ impl<F: MultiwriteNorFlash> Inner<F> {
         self.replace(&new, old.as_ref())
     }
 
-    fn blob_index(&self, hash: &BlobHash) -> Result<usize, usize> {
-        self.blobs.binary_search_by(|(h, _)| h.cmp(hash))
-    }
-
     fn save_blob(&mut self, hash: &BlobHash, len: usize, source: Source<'_>, what: &str) -> Result<(), StorageError> {
-        let old = match self.blob_index(hash) {
-            Ok(i) => self.walk(self.blobs[i].1)?,
-            Err(_) => None,
+        let known = self.blobs.get(hash);
+        let old = match known {
+            Some(first) => self.walk(first)?,
+            None => None,
         };
-        if old.is_none() && self.blob_index(hash).is_ok() {
+        if old.is_none() && known.is_some() {
             // Damaged since the store was opened: its sectors are found again by a rebuild.
             self.stale = true;
         }
         let new = self.put(Kind::Blob, hash.0, hash.0, len, source, what)?;
-        match self.blob_index(hash) {
-            Ok(i) => self.blobs[i].1 = new.sectors[0],
-            Err(i) => self.blobs.insert(i, (*hash, new.sectors[0])),
-        }
+        self.blobs.set(*hash, new.sectors[0]);
         self.replace(&new, old.as_ref())
     }
 
@@ -616,8 +611,8 @@ impl<F: MultiwriteNorFlash> Inner<F> {
     /// while snapshot saves wear out the few left free.
     fn relocate_oldest(&mut self) -> Result<(), StorageError> {
         let mut oldest: Option<(u64, BlobHash, u16)> = None;
-        for i in 0..self.blobs.len() {
-            let (hash, first) = self.blobs[i];
+        for i in 0.. {
+            let Some((hash, first)) = self.blobs.iter().nth(i) else { break };
             if let Some(h) = self.read_header(first)?
                 && oldest.is_none_or(|(seq, _, _)| h.seq < seq)
             {
@@ -676,8 +671,7 @@ impl<F: MultiwriteNorFlash> Storage for &FlashStore<F> {
     fn load_blob(&self, hash: &BlobHash) -> Result<Option<Vec<u8>>, StorageError> {
         let mut inner = self.inner.borrow_mut();
         inner.fresh()?;
-        let Ok(i) = inner.blob_index(hash) else { return Ok(None) };
-        let first = inner.blobs[i].1;
+        let Some(first) = inner.blobs.get(hash) else { return Ok(None) };
         match inner.walk(first)? {
             Some(value) => inner.read_value(&value).map(Some),
             // Damaged since it was opened: as good as gone.
@@ -698,8 +692,7 @@ impl<F: MultiwriteNorFlash> Storage for &FlashStore<F> {
     fn remove_blob(&mut self, hash: &BlobHash) -> Result<(), StorageError> {
         let mut inner = self.inner.borrow_mut();
         inner.fresh()?;
-        let Ok(i) = inner.blob_index(hash) else { return Ok(()) };
-        let (_, first) = inner.blobs.remove(i);
+        let Some(first) = inner.blobs.remove(hash) else { return Ok(()) };
         match inner.walk(first)? {
             Some(old) => inner.set_used(&old.sectors, false),
             // Damaged since the store was opened: its sectors are found again by a rebuild.
@@ -711,7 +704,13 @@ impl<F: MultiwriteNorFlash> Storage for &FlashStore<F> {
     fn blob_hashes(&self) -> Result<Vec<BlobHash>, StorageError> {
         let mut inner = self.inner.borrow_mut();
         inner.fresh()?;
-        Ok(inner.blobs.iter().map(|(h, _)| *h).collect())
+        Ok(inner.blobs.iter().map(|(h, _)| h).collect())
+    }
+
+    fn has_blob(&self, hash: &BlobHash) -> Result<bool, StorageError> {
+        let mut inner = self.inner.borrow_mut();
+        inner.fresh()?;
+        Ok(inner.blobs.get(hash).is_some())
     }
 
     fn read_blob_part(&self, hash: &BlobHash, offset: usize, out: &mut [u8]) -> Result<bool, StorageError> {
@@ -720,8 +719,7 @@ impl<F: MultiwriteNorFlash> Storage for &FlashStore<F> {
         let value = match inner.located.take() {
             Some((h, value)) if h == *hash => value,
             _ => {
-                let Ok(i) = inner.blob_index(hash) else { return Ok(false) };
-                let first = inner.blobs[i].1;
+                let Some(first) = inner.blobs.get(hash) else { return Ok(false) };
                 // Damaged since it was opened: as good as gone.
                 let Some(value) = inner.walk(first)? else { return Ok(false) };
                 value
@@ -760,6 +758,10 @@ impl<F: MultiwriteNorFlash> Storage for FlashStore<F> {
 
     fn blob_hashes(&self) -> Result<Vec<BlobHash>, StorageError> {
         <&Self as Storage>::blob_hashes(&self)
+    }
+
+    fn has_blob(&self, hash: &BlobHash) -> Result<bool, StorageError> {
+        <&Self as Storage>::has_blob(&self, hash)
     }
 
     fn read_blob_part(&self, hash: &BlobHash, offset: usize, out: &mut [u8]) -> Result<bool, StorageError> {

@@ -26,6 +26,7 @@ pub use povpoi_app::stage::CueShown;
 use povpoi_app::stage::{Stage, Wanted, column_start, sequence_start};
 
 use crate::config::PowerMode;
+use crate::library::Poi;
 use crate::node::NodeState;
 use crate::output::{Output, Show, ShowImage};
 use crate::show_clock::host_time_us;
@@ -99,6 +100,11 @@ impl Identify {
 }
 
 /// The column of the identify flash, lit or dark.
+/// The images in library order (image mode selects by position).
+fn image_ids(replica: &Poi) -> Vec<ImageId> {
+    replica.images().map(|(id, _)| id).collect()
+}
+
 fn identify_column(column: &mut [Rgb], lit: bool) {
     let level = if lit { IDENTIFY_LEVEL } else { 0 };
     column.fill(Rgb::new(level, level, level));
@@ -164,11 +170,11 @@ impl Content for Playing {
 
 impl Playing {
     fn new(state: &NodeState) -> Playing {
-        let wanted = state.library.read(Wanted::read);
+        let (wanted, image_ids) = state.library.read(|r| (Wanted::read(r), image_ids(r)));
         let mut playing = Playing {
             stage: Stage::new(&wanted),
             power: state.config().power_mode,
-            image_ids: wanted.image_ids,
+            image_ids,
             images: HashMap::new(),
             incomplete: false,
             show: Show::default(),
@@ -183,9 +189,9 @@ impl Playing {
     /// Takes in a change of the library or of the power mode; returns whether a cued field
     /// changed what shows already (its cue has passed).
     fn reload(&mut self, state: &NodeState, show_us: u64) -> bool {
-        let wanted = state.library.read(Wanted::read);
+        let (wanted, image_ids) = state.library.read(|r| (Wanted::read(r), image_ids(r)));
         self.power = state.config().power_mode;
-        self.image_ids = wanted.image_ids.clone();
+        self.image_ids = image_ids;
         let changed = self.stage.set(&wanted, show_us);
         self.load_images(state);
         self.refresh();

@@ -534,6 +534,11 @@ impl Storage for DirStorage {
         }
         Ok(hashes)
     }
+
+    fn has_blob(&self, hash: &BlobHash) -> Result<bool, StorageError> {
+        let path = self.blob_path(hash);
+        path.try_exists().map_err(|e| storage_error("cannot look for", &path, e))
+    }
 }
 
 /// A blob file name back to its hash; anything else in the folder is not a blob.

@@ -45,4 +45,7 @@ impl Storage for SimStorage {
     fn blob_hashes(&self) -> Result<Vec<BlobHash>, StorageError> {
         self.mem.blob_hashes()
     }
+    fn has_blob(&self, hash: &BlobHash) -> Result<bool, StorageError> {
+        self.mem.has_blob(hash)
+    }
 }
