@@ -116,16 +116,15 @@ fn a_board_holds_200_images_sync_state_in_its_64_kib_heap() {
         );
         heap
     };
-    let heap = session(200);
-    // x86-64's pointers and collection headers are twice RV32's: what fits here fits a board.
-    assert!(heap.at_rest <= 64 * 1024, "{}", heap.at_rest);
-    // Not within 64 KiB beside 200 images (docs/FIRMWARE.md, Budgets): a regression guard
-    // only, at a few times the largest message.
-    assert!(heap.worst_step <= 4 * (FETCH_LIMIT + 1024) + 16 * 1024, "{}", heap.worst_step);
-    assert_eq!(heap.parts, 3, "the 200 records go in parts");
-    // The 60 images of 400x32 the shipped partition holds: the board and its session fit.
-    let heap = session(60);
-    assert!(heap.at_rest + heap.worst_step <= 64 * 1024, "{} + {}", heap.at_rest, heap.worst_step);
-    // The image's bytes are held once: decoded in the answer's own buffer.
-    assert!(heap.last_step <= FETCH_LIMIT + 6 * 1024, "{}", heap.last_step);
+    // x86-64's pointers and collection headers are twice RV32's: the budget itself is
+    // checked on RV32 (the QEMU run: 200 images and their session within 64 KiB).
+    for images in [200, 60] {
+        let heap = session(images);
+        assert!(heap.at_rest <= 64 * 1024, "{}", heap.at_rest);
+        assert!(heap.parts >= 2, "a board pushes its records in parts");
+        // No step holds more than the image beside the board at rest, and the image once
+        // (decoded in the answer's own buffer): not a second list of the blobs, a doubled
+        // index, nor a whole push of 200 records.
+        assert!(heap.worst_step <= FETCH_LIMIT + 1024, "{images} images: {}", heap.worst_step);
+    }
 }
