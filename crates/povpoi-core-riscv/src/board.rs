@@ -99,6 +99,8 @@ pub trait Meter {
 pub struct SessionHeap {
     /// Store index, replica and application after a restart.
     pub at_rest: usize,
+    /// The most they held while opening (the snapshot read and decoded).
+    pub opening: usize,
     /// The most one step of the session added: from an answer's bytes arriving to the next
     /// request's bytes leaving.
     pub worst_step: usize,
@@ -132,7 +134,7 @@ pub fn session_heap(images: u32, fetched: usize, meter: &dyn Meter) -> SessionHe
     }
     drop(replica);
     let flash = store.into_flash();
-    let before = meter.used();
+    let before = meter.start_peak();
     let store = FlashStore::open(flash, 0..PARTITION).unwrap();
     let replica = Replica::open(&store, identity).unwrap();
     // As firmware/src/main.rs sets it up (its real time learned, here given).
@@ -141,6 +143,7 @@ pub fn session_heap(images: u32, fetched: usize, meter: &dyn Meter) -> SessionHe
     let now = Now { wall_us: 1_800_000_000_000_000, own_us: 1_000_000 };
     app.play(now);
     let at_rest = meter.used() - before;
+    let opening = meter.peak() - before;
 
     let peer_identity =
         Identity { replica: ReplicaId(2), device: DeviceId([2, 0, 0, 0, 0, 2]), group: "default".into() };
@@ -181,5 +184,5 @@ pub fn session_heap(images: u32, fetched: usize, meter: &dyn Meter) -> SessionHe
     }
     assert_eq!(app.replica().image_count(), images as usize + 1);
     assert!(app.replica().missing_blobs().is_empty());
-    SessionHeap { at_rest, worst_step: worst, first_step, last_step, parts, steps, largest_answer }
+    SessionHeap { at_rest, opening, worst_step: worst, first_step, last_step, parts, steps, largest_answer }
 }

@@ -455,7 +455,8 @@ fn main() -> ! {
         let heap = board::session_heap(images, 16 * 1024, &HEAP);
         let total = heap.at_rest + heap.worst_step;
         say!(
-            "a board restarted with {images} images, then its own session fetching a 16 KiB image ({} steps, answers up to {} B): {} B at rest, {} B more at most in a step ({} taking the summary and pushing the first of {} parts, {} taking the image), {total} B in all",
+            "a board restarted with {images} images ({} B at the peak of opening), then its own session fetching a 16 KiB image ({} steps, answers up to {} B): {} B at rest, {} B more at most in a step ({} taking the summary and pushing the first of {} parts, {} taking the image), {total} B in all",
+            heap.opening,
             heap.steps,
             heap.largest_answer,
             heap.at_rest,
@@ -466,6 +467,8 @@ fn main() -> ! {
         );
         let what = alloc::format!("a board with {images} images runs its own session within 64 KiB");
         checks.check(&what, total <= 64 * 1024, || alloc::format!("{total} B"));
+        let what = alloc::format!("a board opens its {images}-image library within 64 KiB");
+        checks.check(&what, heap.opening <= 64 * 1024, || alloc::format!("{} B", heap.opening));
     }
     let (at_rest, peak) = reopened_heap(200);
     say!("heap of the same reopened after a restart: {at_rest} B at rest, {peak} B at the peak of opening");
