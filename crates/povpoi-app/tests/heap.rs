@@ -98,10 +98,11 @@ fn a_board_holds_200_images_sync_state_in_its_64_kib_heap() {
 
     // A board after a restart with 200, then 60 images in its flash, and its own session
     // with a peer holding one image of the largest size a board fetches.
-    let session = |images: u32| {
-        let heap = board::session_heap(images, FETCH_LIMIT, &Meter);
+    let session = |images: u32, key: Option<&str>| {
+        let heap = board::session_heap(images, FETCH_LIMIT, key, &Meter);
+        let group = if key.is_some() { "a keyed" } else { "an open" };
         println!(
-            "a board after a restart with {images} images: store, replica and App hold {} bytes; its own session \
+            "a board after a restart with {images} images: store, replica and App hold {} bytes; its own session in {group} group \
              fetching an image of at most {FETCH_LIMIT} bytes: {} steps, answers up to {} bytes; over the board at rest: {} \
              bytes taking the summary and pushing the first of {} parts, {} taking the image, at most {} (so {} in \
              all) (x86-64)",
@@ -118,8 +119,8 @@ fn a_board_holds_200_images_sync_state_in_its_64_kib_heap() {
     };
     // x86-64's pointers and collection headers are twice RV32's: the budget itself is
     // checked on RV32 (the QEMU run: 200 images and their session within 64 KiB).
-    for images in [200, 60] {
-        let heap = session(images);
+    for (images, key) in [(200, None), (60, None), (200, Some("pairing-key-1"))] {
+        let heap = session(images, key);
         assert!(heap.at_rest <= 64 * 1024, "{}", heap.at_rest);
         assert!(heap.parts >= 2, "a board pushes its records in parts");
         // No step holds more than the image beside the board at rest, and the image once

@@ -3,9 +3,12 @@
 //! whose pixels stay in the flash, a window of 16 columns at a time. And a board's heap
 //! through its own sync session, after a restart with a library in its flash.
 
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use povpoi_app::clock::ClockService;
 use povpoi_app::columns::ImageWindow;
 use povpoi_app::stage::column_start;
+
+use povpoi_app::api::Request;
 use povpoi_app::{App, Config, Now};
 use povpoi_core::device::{DeviceId, ReplicaId};
 use povpoi_core::model::{Mode, Rgb, Selection};
@@ -15,6 +18,11 @@ use povpoi_core::sync::{Identity, MemoryStorage, Replica, SyncOptions};
 use povpoi_core::wire;
 use povpoi_flash::FlashStore;
 use povpoi_flash::ram::{RamFlash, SECTOR};
+use povpoi_peer::auth::HEADER_SIGNATURE;
+use povpoi_peer::exchange::SYNC_PATH;
+use povpoi_peer::key::GroupKey;
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::SeedableRng;
 
 /// What drawing `columns` columns of a 400x32 image in turn at 250 fps cost.
 pub struct Drawn {
@@ -120,10 +128,12 @@ pub struct SessionHeap {
 const PARTITION: u32 = 2_496 * 1024;
 
 /// A board that restarted with `images` images in its flash runs its own session with a
-/// peer that holds one image of `fetched` bytes, the largest a board fetches. The peer
-/// answers in this program; only the board's side of each step is counted, as
-/// the host's heap test (crates/povpoi-app/tests/heap.rs, which runs this same function).
-pub fn session_heap(images: u32, fetched: usize, meter: &dyn Meter) -> SessionHeap {
+/// peer that holds one image of `fetched` bytes, the largest a board fetches; with `key`,
+/// in a keyed group (each request sealed and signed, each answer checked and opened, as
+/// firmware/src/sync_client.rs does). The peer, an `App` too, answers in this program; only
+/// the board's side of each step is counted, as the host's heap test
+/// (crates/povpoi-app/tests/heap.rs, which runs this same function).
+pub fn session_heap(images: u32, fetched: usize, key: Option<&str>, meter: &dyn Meter) -> SessionHeap {
     let device = DeviceId([2, 0, 0, 0, 0, 1]);
     let identity = Identity { replica: ReplicaId(1), device, group: "default".into() };
     let store = FlashStore::open(RamFlash::new(PARTITION as usize / SECTOR), 0..PARTITION).unwrap();
@@ -134,42 +144,76 @@ pub fn session_heap(images: u32, fetched: usize, meter: &dyn Meter) -> SessionHe
     }
     drop(replica);
     let flash = store.into_flash();
+    let group_key = key.map(|k| GroupKey::new(k).unwrap());
     let before = meter.start_peak();
     let store = FlashStore::open(flash, 0..PARTITION).unwrap();
     let replica = Replica::open(&store, identity).unwrap();
     // As firmware/src/main.rs sets it up (its real time learned, here given).
-    let config = Config { independent: false, auto_sync: true, replay_capacity: 128, ..config(device, fetched) };
-    let mut app = App::new(config, replica, ClockService::new(device, 1, 2, 0));
+    let settings = Config {
+        independent: false,
+        auto_sync: true,
+        replay_capacity: 128,
+        group_key: group_key.clone(),
+        ..config(device, fetched)
+    };
+    let mut app = App::new(settings, replica, ClockService::new(device, 1, 2, 0));
     let now = Now { wall_us: 1_800_000_000_000_000, own_us: 1_000_000 };
     app.play(now);
     let at_rest = meter.used() - before;
     let opening = meter.peak() - before;
 
-    let peer_identity =
-        Identity { replica: ReplicaId(2), device: DeviceId([2, 0, 0, 0, 0, 2]), group: "default".into() };
+    let peer_device = DeviceId([2, 0, 0, 0, 0, 2]);
+    let peer_identity = Identity { replica: ReplicaId(2), device: peer_device, group: "default".into() };
     let mut peer = Replica::open(MemoryStorage::default(), peer_identity).unwrap();
     let (width, height) = (fetched / (32 * 3), 32);
     let pixels: alloc::vec::Vec<u8> = (0..width * height * 3).map(|k| (k * 13) as u8).collect();
     peer.add_image("largest", width as u32, height as u32, &pixels, 5_000).unwrap();
     drop(pixels);
+    // A node's window: every step of the session is a signed request.
+    let peer_config = Config {
+        group_key,
+        max_pushed_blob_bytes: usize::MAX,
+        replay_capacity: 1_024,
+        ..config(peer_device, usize::MAX)
+    };
+    let mut peer = App::new(peer_config, peer, ClockService::new(peer_device, 3, 4, 0));
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let from = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 80);
+
     let (mut session, request) = app.start_session(SyncOptions::default());
-    let mut outgoing = wire::to_bytes(&request);
+    let bytes = wire::to_bytes(&request);
     drop(request);
+    let mut out = app.outgoing(peer_device, SYNC_PATH, &bytes, now, &mut rng);
+    drop(bytes);
     let (mut worst, mut first_step, mut parts, mut steps, mut largest_answer) = (0, 0, 0, 0, 0);
     let mut last_step;
     loop {
-        if outgoing.first() == Some(&1) {
-            parts += 1; // Request::Push
-        }
-        let answer = wire::to_bytes(&peer.respond(wire::from_bytes(&outgoing).unwrap(), 6_000));
-        drop(outgoing);
-        largest_answer = largest_answer.max(answer.len());
-        let start = meter.start_peak() - answer.capacity();
+        let headers: alloc::vec::Vec<(&str, &[u8])> = out.headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+        let asked = Request { method: "POST", path: SYNC_PATH, query: None, headers: &headers, body: &out.body, from };
+        let answer = peer.handle(&asked, now, &mut rng);
+        drop(headers);
+        assert_eq!(answer.status, 200, "{:?}", core::str::from_utf8(&answer.body));
+        let signature = answer.headers.iter().find(|(n, _)| *n == HEADER_SIGNATURE).map(|(_, v)| v.clone());
+        let body = answer.body;
+        drop(answer.headers);
+        largest_answer = largest_answer.max(body.len());
+        // From the answer's bytes arriving, the request's still held, as the sync client
+        // holds them until the answer is checked.
+        let start = meter.start_peak() - body.capacity() - out.body.capacity();
+        let plain = out.check.open_answer(200, signature.as_deref(), body).unwrap();
+        drop(signature);
+        drop(out);
         // Decoded in its own buffer, as the firmware's sync client does.
-        let decoded = wire::response_from_vec(answer).unwrap();
+        let decoded = wire::response_from_vec(plain).unwrap();
         let next = app.merge(&mut session, decoded, now).unwrap();
-        let bytes = next.as_ref().map(wire::to_bytes);
-        drop(next);
+        let sealed = next.map(|next| {
+            let bytes = wire::to_bytes(&next);
+            drop(next);
+            if bytes.first() == Some(&1) {
+                parts += 1; // Request::Push
+            }
+            app.outgoing(peer_device, SYNC_PATH, &bytes, now, &mut rng)
+        });
         let step = meter.peak() - start;
         if steps == 0 {
             first_step = step;
@@ -177,8 +221,8 @@ pub fn session_heap(images: u32, fetched: usize, meter: &dyn Meter) -> SessionHe
         last_step = step;
         worst = worst.max(step);
         steps += 1;
-        match bytes {
-            Some(bytes) => outgoing = bytes,
+        match sealed {
+            Some(sealed) => out = sealed,
             None => break,
         }
     }
