@@ -183,9 +183,10 @@ async fn main(spawner: Spawner) -> ! {
                 port: net::HTTP_PORT,
                 real_time: false,
                 replay_capacity: 128,
-                // What a message the board reads or is sent can carry, less room for the
-                // message around the pixels (a postcard header, a seal, a signature).
-                max_fetched_blob_bytes: sync_client::MAX_FETCHED_BLOB_BYTES,
+                // Fetched: set again before each round from the free heap
+                // (`sync_client::fetch_limit`). Pushed: what a request body carries, less room
+                // for the message around the pixels (a postcard header, a seal, a signature).
+                max_fetched_blob_bytes: sync_client::MIN_FETCHED_BLOB_BYTES,
                 max_pushed_blob_bytes: http::MAX_BODY_BYTES - 1024,
                 max_push_part_bytes: sync_client::MAX_PUSH_PART_BYTES,
             };

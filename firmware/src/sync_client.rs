@@ -25,6 +25,7 @@ use povpoi_peer::auth::HEADER_SIGNATURE;
 use povpoi_peer::exchange::{AnswerError, SYNC_PATH};
 use povpoi_peer::session::Link;
 
+use crate::http;
 use crate::net::SyncClient;
 use crate::poi::Shared;
 
@@ -34,15 +35,32 @@ const SESSION_CHECK: Duration = Duration::from_secs(1);
 /// Longest wait for one message: connecting, sending it and reading the whole answer.
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Largest answer read, bytes: room for an answer of many records. The answer and what it
-/// decodes to are in the application's heap at once, beside the library.
+/// Largest answer read to a message other than a `Fetch`, bytes: room for an answer of many
+/// records. The answer and what it decodes to are in the application's heap at once, beside
+/// the library.
 pub const MAX_ANSWER_BYTES: usize = 24 * 1024;
 
-/// Largest image pixels the board's own sessions fetch (the App's
-/// `max_fetched_blob_bytes`), one image per answer: 16 KiB, a 170x32 image. The answer is
-/// decoded in its own buffer, so taking one holds its bytes once (docs/FIRMWARE.md, Budgets).
-/// Larger images wait for pixels streamed into the flash.
-pub const MAX_FETCHED_BLOB_BYTES: usize = 16 * 1024;
+/// Largest image pixels the board's own sessions fetch when its heap has room
+/// ([`fetch_limit`]): a 400x32 image, the widest the spec's poi show.
+pub const MAX_FETCHED_BLOB_BYTES: usize = 400 * 32 * 3;
+
+/// Image pixels the board's own sessions fetch whatever the heap holds: 16 KiB, a 170x32
+/// image, measured to fit beside 200 images' library (docs/FIRMWARE.md, Budgets).
+pub const MIN_FETCHED_BLOB_BYTES: usize = 16 * 1024;
+
+/// Heap kept free beside a fetched image: a request body arriving meanwhile, and the step's
+/// own work (under 1 KiB measured, docs/FIRMWARE.md).
+const FETCH_RESERVE_BYTES: usize = http::MAX_BODY_BYTES + 2 * 1024;
+
+/// Room an answer takes beyond its pixels: its encoding and a seal.
+const ANSWER_OVERHEAD_BYTES: usize = 1024;
+
+/// The largest image pixels the next sessions fetch, with `free` bytes of heap free: one
+/// answer holds an image once (decoded in its own buffer), so a board with a small library
+/// takes 400x32 images, and one with a large library at least 170x32 ones.
+pub fn fetch_limit(free: usize) -> usize {
+    free.saturating_sub(FETCH_RESERVE_BYTES).clamp(MIN_FETCHED_BLOB_BYTES, MAX_FETCHED_BLOB_BYTES)
+}
 
 /// Bytes of records, at most, in one `Push` part of the board's own sessions (the App's
 /// `max_push_part_bytes`; crates/povpoi-core-riscv/src/board.rs measures with the same).
@@ -74,9 +92,17 @@ pub enum LinkError {
     /// The answer's head is not HTTP/1.1, lacks a length, or is over [`HEAD_BYTES`].
     #[error("answer head not understood: {0}")]
     BadHead(&'static str),
-    /// The answer is larger than this board reads.
-    #[error("answer of {0} bytes is more than the {MAX_ANSWER_BYTES} this board can hold")]
-    TooLarge(usize),
+    /// The answer is larger than this board reads to that message.
+    #[error("answer of {length} bytes is more than the {most} this board takes to that message")]
+    TooLarge {
+        /// Its length.
+        length: usize,
+        /// The most taken.
+        most: usize,
+    },
+    /// No free block of the heap holds the answer.
+    #[error("no room in the heap for an answer of {0} bytes")]
+    NoRoom(usize),
     /// The peer answered with an error status.
     #[error("peer answered {status}: {body}")]
     Status {
@@ -97,7 +123,9 @@ pub enum LinkError {
 pub async fn run(shared: &'static Shared, client: SyncClient) -> ! {
     loop {
         Timer::after(SESSION_CHECK).await;
-        let link_to = |peer, addr| HttpLink { shared, client: &client, addr, peer };
+        let fetched = fetch_limit(esp_alloc::HEAP.free());
+        shared.with(|app, _| app.set_max_fetched_blob_bytes(fetched));
+        let link_to = |peer, addr| HttpLink { shared, client: &client, addr, peer, fetched };
         sessions::run_due(shared, link_to, |peer, addr, progress, outcome| match outcome {
             Ok(()) => log::info!(
                 "sync with {peer} at {addr}: {} round trips, {} bytes, {} blobs in, {} out",
@@ -118,6 +146,8 @@ struct HttpLink<'a> {
     client: &'a SyncClient,
     addr: SocketAddr,
     peer: DeviceId,
+    /// Image pixels fetched at most, as the session was told.
+    fetched: usize,
 }
 
 impl Link for HttpLink<'_> {
@@ -142,7 +172,12 @@ impl Link for HttpLink<'_> {
         }
         head.push_str("\r\n");
         let sent = head.len() + out.body.len();
-        let answer = with_timeout(MESSAGE_TIMEOUT, self.post(head.as_bytes(), &out.body))
+        // An answer of pixels may be as large as the session fetches; others, of records, not.
+        let most = match request {
+            SyncRequest::Fetch(_) => MAX_ANSWER_BYTES.max(self.fetched + ANSWER_OVERHEAD_BYTES),
+            _ => MAX_ANSWER_BYTES,
+        };
+        let answer = with_timeout(MESSAGE_TIMEOUT, self.post(head.as_bytes(), &out.body, most))
             .await
             .map_err(|_| LinkError::TimedOut(self.addr))??;
         let on_wire = (sent + answer.head_bytes + answer.body.len()) as u64;
@@ -172,7 +207,7 @@ struct Answer {
 
 impl HttpLink<'_> {
     /// Sends one request on a new connection and reads its whole answer.
-    async fn post(&self, head: &[u8], body: &[u8]) -> Result<Answer, LinkError> {
+    async fn post(&self, head: &[u8], body: &[u8], most: usize) -> Result<Answer, LinkError> {
         let broken = |_| LinkError::Broken(self.addr);
         let mut connection = self.client.connect(self.addr).await.map_err(|_| LinkError::Connect(self.addr))?;
         connection.write_all(head).await.map_err(broken)?;
@@ -208,11 +243,13 @@ impl HttpLink<'_> {
             let length: usize = header("content-length")
                 .and_then(|v| v.trim().parse().ok())
                 .ok_or(LinkError::BadHead("no content-length"))?;
-            if length > MAX_ANSWER_BYTES {
-                return Err(LinkError::TooLarge(length));
+            if length > most {
+                return Err(LinkError::TooLarge { length, most });
             }
             let signature = header(HEADER_SIGNATURE).map(String::from);
-            let mut body = Vec::with_capacity(length);
+            let mut body = Vec::new();
+            // Free room is not one free block: refused here rather than stopping the board.
+            body.try_reserve_exact(length).map_err(|_| LinkError::NoRoom(length))?;
             body.extend_from_slice(&buf[head_bytes..filled.min(head_bytes + length)]);
             let start = body.len();
             body.resize(length, 0);

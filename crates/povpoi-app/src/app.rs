@@ -141,6 +141,12 @@ impl<S: Storage> App<S> {
         self.time.now(own_us)
     }
 
+    /// Sets the largest image pixels its next sessions fetch ([`Config::max_fetched_blob_bytes`]):
+    /// a board's room for one image depends on how much its library holds.
+    pub fn set_max_fetched_blob_bytes(&mut self, bytes: usize) {
+        self.config.max_fetched_blob_bytes = bytes;
+    }
+
     /// Its own settings.
     pub fn config(&self) -> &Config {
         &self.config
