@@ -27,9 +27,11 @@
 //! reserve: a blob is refused up front (a "disk full" error, HTTP 507) unless it fits with
 //! room left for the snapshot save, the reserve and a margin.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use povpoi_core::hash::BlobHash;
@@ -64,6 +66,9 @@ pub struct DirStorage {
     restored: AtomicBool,
     /// Set while `state.bin` is that damaged file: the next save replaces it in place.
     damaged_current: AtomicBool,
+    /// The blob files, as listed at open and changed since by this store: the replica asks
+    /// after every image's blob per sync message and per listing, a file system call each.
+    held: Mutex<BTreeSet<BlobHash>>,
 }
 
 /// What a snapshot file holds.
@@ -89,12 +94,34 @@ impl DirStorage {
             snapshot_len: 0.into(),
             restored: false.into(),
             damaged_current: false.into(),
+            held: Mutex::new(BTreeSet::new()),
         };
         storage.quarantine_damaged()?;
+        let listed = storage.list_blobs().map_err(|e| io::Error::other(e.message))?;
+        *storage.held() = listed.into_iter().collect();
         let snapshot = fs::metadata(storage.root.join(STATE_FILE)).map_or(0, |m| m.len());
         storage.snapshot_len.store(snapshot, Ordering::Relaxed);
         storage.refill_reserve();
         Ok(storage)
+    }
+
+    /// The blob files held, as this store knows them.
+    fn held(&self) -> std::sync::MutexGuard<'_, BTreeSet<BlobHash>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every blob file in the folder.
+    fn list_blobs(&self) -> Result<Vec<BlobHash>, StorageError> {
+        let dir = self.root.join(BLOB_DIR);
+        let entries = fs::read_dir(&dir).map_err(|e| storage_error("cannot list", &dir, e))?;
+        let mut hashes = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| storage_error("cannot list", &dir, e))?;
+            if let Some(hash) = entry.file_name().to_str().and_then(parse_hash) {
+                hashes.push(hash);
+            }
+        }
+        Ok(hashes)
     }
 
     /// Bytes held in the reserve for saves on a full disk.
@@ -199,6 +226,7 @@ impl DirStorage {
 
     /// Moves a damaged blob to `DIR/quarantine/`, keeping it for inspection.
     fn quarantine(&self, hash: &BlobHash) -> io::Result<()> {
+        self.held().remove(hash);
         let moved = self.quarantine_path(&hash.to_string()).and_then(|target| {
             fs::rename(self.blob_path(hash), &target)?;
             Ok(target)
@@ -507,7 +535,9 @@ impl Storage for DirStorage {
         self.check_room(bytes.len() as u64, &path)?;
         // Straight to the disk, never through the reserve: new content must not take it.
         write_atomically_after(&path, bytes, || Ok(()))
-            .map_err(|e| storage_error("cannot save an image's pixels to", &path, e))
+            .map_err(|e| storage_error("cannot save an image's pixels to", &path, e))?;
+        self.held().insert(*hash);
+        Ok(())
     }
 
     fn remove_blob(&mut self, hash: &BlobHash) -> Result<(), StorageError> {
@@ -515,6 +545,7 @@ impl Storage for DirStorage {
         match fs::remove_file(&path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(storage_error("cannot remove", &path, e)),
             _ => {
+                self.held().remove(hash);
                 // Space just freed goes to the reserve first, if it was given up.
                 self.refill_reserve();
                 Ok(())
@@ -523,21 +554,11 @@ impl Storage for DirStorage {
     }
 
     fn blob_hashes(&self) -> Result<Vec<BlobHash>, StorageError> {
-        let dir = self.root.join(BLOB_DIR);
-        let entries = fs::read_dir(&dir).map_err(|e| storage_error("cannot list", &dir, e))?;
-        let mut hashes = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| storage_error("cannot list", &dir, e))?;
-            if let Some(hash) = entry.file_name().to_str().and_then(parse_hash) {
-                hashes.push(hash);
-            }
-        }
-        Ok(hashes)
+        Ok(self.held().iter().copied().collect())
     }
 
     fn has_blob(&self, hash: &BlobHash) -> Result<bool, StorageError> {
-        let path = self.blob_path(hash);
-        path.try_exists().map_err(|e| storage_error("cannot look for", &path, e))
+        Ok(self.held().contains(hash))
     }
 }
 
@@ -854,5 +875,30 @@ mod tests {
         let id = poi.add_image("x", 1, 1, &[1, 2, 3], 1_000).unwrap();
         poi.delete_image(id, 2_000).unwrap();
         assert_eq!(fs::read_dir(dir.path().join("blobs")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn the_blobs_held_follow_saves_removals_and_damage_and_are_listed_again_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (BlobHash::of(&[1, 2, 3]), BlobHash::of(&[4, 5, 6]));
+        let mut store = DirStorage::open(dir.path()).unwrap();
+        store.save_blob(&a, &[1, 2, 3]).unwrap();
+        store.save_blob(&b, &[4, 5, 6]).unwrap();
+        assert!(store.has_blob(&a).unwrap() && store.has_blob(&b).unwrap());
+        store.remove_blob(&a).unwrap();
+        assert!(!store.has_blob(&a).unwrap());
+        assert_eq!(store.blob_hashes().unwrap(), [b]);
+        drop(store);
+
+        // Written by someone else while closed: listed at open. Damaged: set aside at open.
+        fs::write(dir.path().join("blobs").join(a.to_string()), [1, 2, 3]).unwrap();
+        fs::write(dir.path().join("blobs").join(b.to_string()), [9, 9, 9]).unwrap();
+        let store = DirStorage::open(dir.path()).unwrap();
+        assert_eq!(store.blob_hashes().unwrap(), [a]);
+        assert!(store.has_blob(&a).unwrap() && !store.has_blob(&b).unwrap());
+        // Damaged after open: dropped when read.
+        fs::write(dir.path().join("blobs").join(a.to_string()), [0, 0, 0]).unwrap();
+        assert_eq!(store.load_blob(&a).unwrap(), None);
+        assert!(!store.has_blob(&a).unwrap());
     }
 }
