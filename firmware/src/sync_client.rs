@@ -177,9 +177,20 @@ impl Link for HttpLink<'_> {
             SyncRequest::Fetch(_) => MAX_ANSWER_BYTES.max(self.fetched + ANSWER_OVERHEAD_BYTES),
             _ => MAX_ANSWER_BYTES,
         };
-        let answer = with_timeout(MESSAGE_TIMEOUT, self.post(head.as_bytes(), &out.body, most))
+        let answer = match with_timeout(MESSAGE_TIMEOUT, self.post(head.as_bytes(), &out.body, most))
             .await
-            .map_err(|_| LinkError::TimedOut(self.addr))??;
+            .map_err(|_| LinkError::TimedOut(self.addr))?
+        {
+            // Pixels this board has no room for now: as if none came back, so the session
+            // stops asking for them and goes on with the others (a later round tries again).
+            Err(e @ (LinkError::TooLarge { .. } | LinkError::NoRoom(_)))
+                if matches!(request, SyncRequest::Fetch(_)) =>
+            {
+                log::warn!("sync with {}: image left missing for now: {e}", self.peer);
+                return Ok((SyncResponse::Blobs { blobs: Vec::new(), missing: Vec::new() }, sent as u64));
+            }
+            answer => answer?,
+        };
         let on_wire = (sent + answer.head_bytes + answer.body.len()) as u64;
         if answer.status != 200 {
             // The node's error answers are short JSON; anything else is not worth the flash

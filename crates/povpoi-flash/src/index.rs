@@ -70,6 +70,11 @@ impl BlobIndex {
         Some(first)
     }
 
+    /// How many blobs it lists.
+    pub(crate) fn len(&self) -> usize {
+        self.chunks.iter().map(Vec::len).sum()
+    }
+
     /// Every blob's hash and first sector, by hash.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (BlobHash, u16)> + '_ {
         self.chunks.iter().flatten().copied()
@@ -112,6 +117,7 @@ mod tests {
                 prop_assert!(index.chunks.iter().all(|c| !c.is_empty() && c.len() <= CHUNK));
             }
             prop_assert_eq!(index.iter().collect::<Vec<_>>(), map.iter().map(|(h, f)| (*h, *f)).collect::<Vec<_>>());
+            prop_assert_eq!(index.len(), map.len());
             for n in 0..=255 {
                 prop_assert_eq!(index.get(&hash(n)), map.get(&hash(n)).copied());
             }

@@ -99,12 +99,12 @@ impl Identify {
     }
 }
 
-/// The column of the identify flash, lit or dark.
 /// The images in library order (image mode selects by position).
 fn image_ids(replica: &Poi) -> Vec<ImageId> {
     replica.images().map(|(id, _)| id).collect()
 }
 
+/// The column of the identify flash, lit or dark.
 fn identify_column(column: &mut [Rgb], lit: bool) {
     let level = if lit { IDENTIFY_LEVEL } else { 0 };
     column.fill(Rgb::new(level, level, level));
