@@ -189,6 +189,8 @@ async fn main(spawner: Spawner) -> ! {
                 max_fetched_blob_bytes: sync_client::MIN_FETCHED_BLOB_BYTES,
                 max_pushed_blob_bytes: http::MAX_BODY_BYTES - 1024,
                 max_push_part_bytes: sync_client::MAX_PUSH_PART_BYTES,
+                // A peer lacking many of its records gets them from its own sessions.
+                max_answered_delta_bytes: sync_client::MAX_PUSH_PART_BYTES,
             };
             let clock = ClockService::new(device_id, rng.random(), rng.random(), Instant::now().as_micros());
             let app = App::new(config, *library, clock);

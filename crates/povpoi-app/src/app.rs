@@ -70,6 +70,9 @@ pub struct Config {
     /// decoded beside their encoding, about three times their size, so a board sends smaller
     /// parts than a node.
     pub max_push_part_bytes: usize,
+    /// Bytes of records, at most, in the delta of its answer to a peer's `Begin`; a larger
+    /// one is left out and goes in its own sessions, in parts (`usize::MAX` on a node).
+    pub max_answered_delta_bytes: usize,
 }
 
 /// The spec's default auto-sync interval, ms: what a poi uses until told otherwise.
@@ -115,6 +118,7 @@ impl<S: Storage> App<S> {
     /// The application over `replica`, with `clock` founded at start.
     pub fn new(config: Config, mut replica: Replica<S>, clock: ClockService) -> App<S> {
         replica.want_blobs_up_to(config.max_pushed_blob_bytes);
+        replica.answer_deltas_up_to(config.max_answered_delta_bytes);
         let stage = Stage::new(&Wanted::read(&replica));
         let clock_key = config.group_key.as_ref().map(|k| k.clock_key(replica.group()));
         let digest = povpoi_peer::advert::library_digest(replica.group(), replica.knowledge());
@@ -629,6 +633,7 @@ mod tests {
             max_fetched_blob_bytes: usize::MAX,
             max_pushed_blob_bytes: usize::MAX,
             max_push_part_bytes: povpoi_core::sync::MAX_PUSH_RECORD_BYTES,
+            max_answered_delta_bytes: usize::MAX,
         };
         App::new(config, replica, ClockService::new(device, 1, 2, 0))
     }

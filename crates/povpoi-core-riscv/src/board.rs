@@ -86,6 +86,7 @@ fn config(device: DeviceId, fetched: usize) -> Config {
         max_fetched_blob_bytes: fetched,
         max_pushed_blob_bytes: 7 * 1024,
         max_push_part_bytes: PUSH_PART_BYTES,
+        max_answered_delta_bytes: PUSH_PART_BYTES,
     }
 }
 
@@ -229,4 +230,80 @@ pub fn session_heap(images: u32, fetched: usize, key: Option<&str>, meter: &dyn 
     assert_eq!(app.replica().image_count(), images as usize + 1);
     assert!(app.replica().missing_blobs().is_empty());
     SessionHeap { at_rest, opening, worst_step: worst, first_step, last_step, parts, steps, largest_answer }
+}
+
+/// What a board's heap goes through answering a peer's session.
+pub struct ResponderHeap {
+    /// Store index, replica and application after a restart.
+    pub at_rest: usize,
+    /// The most one request added, from its body arriving to its answer's bytes made.
+    pub worst_step: usize,
+    /// `Push` parts taken.
+    pub parts: usize,
+}
+
+/// A board that restarted with `images` images answers the session of a peer (a node: its
+/// 6 KiB `Push` parts) that has `pushed` images more, in an open group: the request's body
+/// is held as the HTTP server holds it while `App::handle` answers.
+pub fn responder_heap(images: u32, pushed: u32, meter: &dyn Meter) -> ResponderHeap {
+    let device = DeviceId([2, 0, 0, 0, 0, 1]);
+    let identity = Identity { replica: ReplicaId(1), device, group: "default".into() };
+    let store = FlashStore::open(RamFlash::new(PARTITION as usize / SECTOR), 0..PARTITION).unwrap();
+    let mut replica = Replica::open(&store, identity.clone()).unwrap();
+    for i in 0..images {
+        let pixels: alloc::vec::Vec<u8> = (0..8 * 8 * 3).map(|k| (k as u32 * 7 + i) as u8).collect();
+        replica.add_image(&alloc::format!("image {i:03}.png"), 8, 8, &pixels, 1_000 + u64::from(i)).unwrap();
+    }
+    drop(replica);
+    let flash = store.into_flash();
+    let before = meter.used();
+    let store = FlashStore::open(flash, 0..PARTITION).unwrap();
+    let replica = Replica::open(&store, identity).unwrap();
+    let settings = Config { independent: false, auto_sync: true, replay_capacity: 128, ..config(device, 16 * 1024) };
+    let mut board = App::new(settings, replica, ClockService::new(device, 1, 2, 0));
+    let now = Now { wall_us: 1_800_000_000_000_000, own_us: 1_000_000 };
+    board.play(now);
+    let at_rest = meter.used() - before;
+
+    let peer_device = DeviceId([2, 0, 0, 0, 0, 2]);
+    let peer_identity = Identity { replica: ReplicaId(2), device: peer_device, group: "default".into() };
+    let mut peer = Replica::open(MemoryStorage::default(), peer_identity).unwrap();
+    for i in 0..pushed {
+        let pixels: alloc::vec::Vec<u8> = (0..8 * 8 * 3).map(|k| (k as u32 * 11 + i) as u8).collect();
+        peer.add_image(&alloc::format!("node image {i:03}.png"), 8, 8, &pixels, 2_000 + u64::from(i)).unwrap();
+    }
+    let peer_config = Config {
+        max_pushed_blob_bytes: usize::MAX,
+        max_push_part_bytes: povpoi_core::sync::MAX_PUSH_RECORD_BYTES,
+        ..config(peer_device, usize::MAX)
+    };
+    let mut peer = App::new(peer_config, peer, ClockService::new(peer_device, 3, 4, 0));
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let from = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 8080);
+
+    let (mut session, request) = peer.start_session(SyncOptions::default());
+    let (mut worst, mut parts) = (0, 0);
+    let mut next = Some(request);
+    while let Some(request) = next.take() {
+        let bytes = wire::to_bytes(&request);
+        drop(request);
+        if bytes.first() == Some(&1) {
+            parts += 1; // Request::Push
+        }
+        let out = peer.outgoing(device, SYNC_PATH, &bytes, now, &mut rng);
+        drop(bytes);
+        let headers: alloc::vec::Vec<(&str, &[u8])> = out.headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+        // The body arrives in the server's buffer, then the board answers.
+        let body = out.body.clone();
+        let start = meter.start_peak() - body.capacity();
+        let asked = Request { method: "POST", path: SYNC_PATH, query: None, headers: &headers, body: &body, from };
+        let answer = board.handle(&asked, now, &mut rng);
+        drop(body);
+        worst = worst.max(meter.peak() - start);
+        assert_eq!(answer.status, 200, "{:?}", core::str::from_utf8(&answer.body));
+        let reply = wire::response_from_vec(answer.body).unwrap();
+        next = peer.merge(&mut session, reply, now).unwrap();
+    }
+    assert_eq!(board.replica().image_count(), (images + pushed) as usize);
+    ResponderHeap { at_rest, worst_step: worst, parts }
 }

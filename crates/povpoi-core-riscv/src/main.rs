@@ -478,6 +478,18 @@ fn main() -> ! {
             checks.check(&what, heap.opening <= 64 * 1024, || alloc::format!("{} B", heap.opening));
         }
     }
+    // Answering a node's session that pushes images' records in 6 KiB parts, until the
+    // board holds 200 images.
+    for (images, pushed) in [(199, 1), (140, 60), (100, 100)] {
+        let answered = board::responder_heap(images, pushed, &HEAP);
+        let total = answered.at_rest + answered.worst_step;
+        say!(
+            "a board restarted with {images} images answering a node's session that pushes {pushed} more in {} parts: {} B at rest, {} B more at most in a step, {total} B in all",
+            answered.parts,
+            answered.at_rest,
+            answered.worst_step,
+        );
+    }
     let (at_rest, peak) = reopened_heap(200);
     say!("heap of the same reopened after a restart: {at_rest} B at rest, {peak} B at the peak of opening");
     checks.check("a reopened 200-image replica alone peaks under 64 KiB while opening", peak <= 64 * 1024, || {

@@ -696,3 +696,28 @@ fn the_last_push_part_is_taken_only_by_the_replica_that_took_the_earlier_parts()
     assert!(matches!(b.respond(Request::Push(last_part), 4_000), Response::Want(_)));
     assert_eq!((view(&b), b.knowledge().clone()), before);
 }
+
+#[test]
+fn a_responder_that_answers_small_deltas_only_leaves_a_large_one_for_its_own_session() {
+    let (mut board, mut node) = (poi(1), poi(2));
+    board.answer_deltas_up_to(2 * 1024);
+    for i in 0..50u8 {
+        board.add_image(&format!("image {i:02}"), 2, 2, &pixels(2, 2, i), 1_000 + u64::from(i)).unwrap();
+    }
+    // The node's session: the board's 50 records are over 2 KiB, so its answer leaves them
+    // out (and never builds them whole); the node's own edit still reaches the board.
+    node.set_brightness(77, 2_000, Cue::NOW).unwrap();
+    let report = sync(&mut node, &mut board, 2_100);
+    assert_eq!(report.pulled.records_merged, 0);
+    assert_eq!(node.image_count(), 0);
+    assert_eq!(board.settings().brightness, 77);
+    // The board's own session pushes them, in parts.
+    sync(&mut board, &mut node, 2_200);
+    assert_eq!(view(&node), view(&board));
+    assert_eq!(node.image_count(), 50);
+    // A delta within the limit is answered as before.
+    board.set_brightness(12, 3_000, Cue::NOW).unwrap();
+    let report = sync(&mut node, &mut board, 3_100);
+    assert_eq!(report.pulled.records_merged, 1);
+    assert_eq!(view(&node), view(&board));
+}

@@ -186,6 +186,7 @@ fn open(args: &Args) -> Result<Board, String> {
         max_fetched_blob_bytes: usize::MAX,
         max_pushed_blob_bytes: BODY_LIMIT - 1024,
         max_push_part_bytes: povpoi_core::sync::MAX_PUSH_RECORD_BYTES,
+        max_answered_delta_bytes: usize::MAX,
     };
     let own = OwnClock::new(args.clock_offset_ms, 0.0);
     let clock = povpoi_app::clock::ClockService::new(device_id, rand::random(), rand::random(), own.now_us());

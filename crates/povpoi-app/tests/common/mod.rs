@@ -20,5 +20,6 @@ pub fn board_config(device: DeviceId) -> Config {
         max_fetched_blob_bytes: usize::MAX,
         max_pushed_blob_bytes: usize::MAX,
         max_push_part_bytes: povpoi_core::sync::MAX_PUSH_RECORD_BYTES,
+        max_answered_delta_bytes: usize::MAX,
     }
 }

@@ -151,6 +151,9 @@ pub struct Replica<S: Storage> {
     /// Blobs over this many bytes are left out of what this replica asks peers to push
     /// ([`Replica::want_blobs_up_to`]).
     wanted_blob_bytes: usize,
+    /// A `Begun` answer's delta larger than this many bytes of records is left out
+    /// ([`Replica::answer_deltas_up_to`]).
+    pub(super) answered_delta_bytes: usize,
 }
 
 impl<S: Storage> Replica<S> {
@@ -173,7 +176,14 @@ impl<S: Storage> Replica<S> {
                 (state, true)
             }
         };
-        let mut replica = Replica { storage, state, peers: LiteMap::new(), reports: 0, wanted_blob_bytes: usize::MAX };
+        let mut replica = Replica {
+            storage,
+            state,
+            peers: LiteMap::new(),
+            reports: 0,
+            wanted_blob_bytes: usize::MAX,
+            answered_delta_bytes: usize::MAX,
+        };
         if !fresh {
             replica.collect_garbage()?;
         }
@@ -440,6 +450,13 @@ impl<S: Storage> Replica<S> {
     /// larger ones in sessions of its own, where each answer carries one blob.
     pub fn want_blobs_up_to(&mut self, max_bytes: usize) {
         self.wanted_blob_bytes = max_bytes;
+    }
+
+    /// Leaves out of a `Begun` answer a delta of more than `max_bytes` of records: a poi whose
+    /// heap cannot hold a large delta beside its library (a board) sends those records in
+    /// sessions of its own, in `Push` parts, instead.
+    pub fn answer_deltas_up_to(&mut self, max_bytes: usize) {
+        self.answered_delta_bytes = max_bytes;
     }
 
     /// The blobs a pushing peer is asked for: missing ones within [`Replica::want_blobs_up_to`].

@@ -281,8 +281,15 @@ impl<S: Storage> Replica<S> {
                 check_peer(self, &peer)?;
                 self.note_peer(&peer)?;
                 let categories = options.categories;
-                let delta =
-                    options.direction.pulls().then(|| self.delta_for(&peer.knowledge, categories)).filter(|d| {
+                // Built a part at a time, so one larger than this replica answers with is never
+                // held whole: it is left out, and goes in this replica's own sessions instead.
+                let limit = self.answered_delta_bytes;
+                let delta = options
+                    .direction
+                    .pulls()
+                    .then(|| self.delta_part(&peer.knowledge, categories, peer.replica, None, limit))
+                    .and_then(|(delta, rest)| rest.is_none().then_some(delta))
+                    .filter(|d| {
                         !d.records.is_empty() || !d.repairs.is_empty() || self.peer_lacks(&peer.knowledge, categories)
                     });
                 let want = if options.direction.pushes() && categories.images {
