@@ -128,15 +128,15 @@ pub struct SessionHeap {
 /// The shipped partition table's `povpoi` partition (firmware/partitions.csv), bytes.
 const PARTITION: u32 = 2_496 * 1024;
 
-/// A board that restarted with `images` images in its flash runs its own session with a
-/// peer that holds one image of `fetched` bytes, the largest a board fetches; with `key`,
-/// in a keyed group (each request sealed and signed, each answer checked and opened, as
-/// firmware/src/sync_client.rs does). The peer, an `App` too, answers in this program; only
-/// the board's side of each step is counted, as the host's heap test
-/// (crates/povpoi-app/tests/heap.rs, which runs this same function).
-pub fn session_heap(images: u32, fetched: usize, key: Option<&str>, meter: &dyn Meter) -> SessionHeap {
+/// The measured board's device id and replica identity.
+fn board_identity() -> (DeviceId, Identity) {
     let device = DeviceId([2, 0, 0, 0, 0, 1]);
-    let identity = Identity { replica: ReplicaId(1), device, group: "default".into() };
+    (device, Identity { replica: ReplicaId(1), device, group: "default".into() })
+}
+
+/// A flash of the shipped partition's size holding a library of `images` 8x8 images (an
+/// image's sync state does not depend on its size), as a board finds it after a restart.
+fn library_flash(images: u32, identity: &Identity) -> RamFlash {
     let store = FlashStore::open(RamFlash::new(PARTITION as usize / SECTOR), 0..PARTITION).unwrap();
     let mut replica = Replica::open(&store, identity.clone()).unwrap();
     for i in 0..images {
@@ -144,7 +144,18 @@ pub fn session_heap(images: u32, fetched: usize, key: Option<&str>, meter: &dyn 
         replica.add_image(&alloc::format!("image {i:03}.png"), 8, 8, &pixels, 1_000 + u64::from(i)).unwrap();
     }
     drop(replica);
-    let flash = store.into_flash();
+    store.into_flash()
+}
+
+/// A board that restarted with `images` images in its flash runs its own session with a
+/// peer that holds one image of `fetched` bytes, the largest a board fetches; with `key`,
+/// in a keyed group (each request sealed and signed, each answer checked and opened, as
+/// firmware/src/sync_client.rs does). The peer, an `App` too, answers in this program; only
+/// the board's side of each step is counted, as the host's heap test
+/// (crates/povpoi-app/tests/heap.rs, which runs this same function).
+pub fn session_heap(images: u32, fetched: usize, key: Option<&str>, meter: &dyn Meter) -> SessionHeap {
+    let (device, identity) = board_identity();
+    let flash = library_flash(images, &identity);
     let group_key = key.map(|k| GroupKey::new(k).unwrap());
     let before = meter.start_peak();
     let store = FlashStore::open(flash, 0..PARTITION).unwrap();
@@ -246,16 +257,8 @@ pub struct ResponderHeap {
 /// 6 KiB `Push` parts) that has `pushed` images more, in an open group: the request's body
 /// is held as the HTTP server holds it while `App::handle` answers.
 pub fn responder_heap(images: u32, pushed: u32, meter: &dyn Meter) -> ResponderHeap {
-    let device = DeviceId([2, 0, 0, 0, 0, 1]);
-    let identity = Identity { replica: ReplicaId(1), device, group: "default".into() };
-    let store = FlashStore::open(RamFlash::new(PARTITION as usize / SECTOR), 0..PARTITION).unwrap();
-    let mut replica = Replica::open(&store, identity.clone()).unwrap();
-    for i in 0..images {
-        let pixels: alloc::vec::Vec<u8> = (0..8 * 8 * 3).map(|k| (k as u32 * 7 + i) as u8).collect();
-        replica.add_image(&alloc::format!("image {i:03}.png"), 8, 8, &pixels, 1_000 + u64::from(i)).unwrap();
-    }
-    drop(replica);
-    let flash = store.into_flash();
+    let (device, identity) = board_identity();
+    let flash = library_flash(images, &identity);
     let before = meter.used();
     let store = FlashStore::open(flash, 0..PARTITION).unwrap();
     let replica = Replica::open(&store, identity).unwrap();

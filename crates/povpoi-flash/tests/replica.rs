@@ -6,7 +6,7 @@ use common::{IMAGE_LEN, RamFlash, SECTOR, pattern};
 use povpoi_core::device::{DeviceId, ReplicaId};
 use povpoi_core::show::Cue;
 use povpoi_core::sync::{Error, Identity, Replica, Storage};
-use povpoi_flash::FlashStore;
+use povpoi_flash::{FlashStore, HEADER_LEN};
 
 fn identity() -> Identity {
     Identity { replica: ReplicaId(42), device: DeviceId([1, 2, 3, 4, 5, 6]), group: "g".into() }
@@ -31,6 +31,27 @@ fn library<S: Storage>(poi: &mut Replica<S>) -> Vec<(String, u16, u16, Vec<u8>)>
             (m.name().to_string(), m.width(), m.height(), pixels)
         })
         .collect()
+}
+
+#[test]
+fn a_blob_whose_sectors_break_while_the_store_is_open_is_wanted_again() {
+    let sectors = 64;
+    let flash = RamFlash::new(sectors * SECTOR);
+    let rot = flash.rot.clone();
+    let mut poi = Replica::open(FlashStore::open(flash, 0..(sectors * SECTOR) as u32).unwrap(), identity()).unwrap();
+    let pixels = pattern(7, IMAGE_LEN);
+    let id = poi.add_image("wide", 400, 32, &pixels, 1_000).unwrap();
+    let hash = poi.image(id).unwrap().pixels();
+    assert!(poi.missing_blobs().is_empty());
+    // The header of the image's first sector (the one whose payload starts with its pixels).
+    let first = {
+        let flash = poi.storage().flash();
+        (0..sectors).find(|s| flash.bytes[s * SECTOR + HEADER_LEN..][..64] == pixels[..64]).unwrap()
+    };
+    rot.borrow_mut().push(first * SECTOR);
+    assert_eq!(poi.image_pixels(&hash).unwrap(), None);
+    assert!(!poi.storage().has_blob(&hash).unwrap());
+    assert_eq!(poi.missing_blobs(), [hash], "forgotten, so fetched again");
 }
 
 #[test]

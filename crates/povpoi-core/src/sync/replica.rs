@@ -1183,7 +1183,7 @@ mod v1 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::{MemoryStorage, StorageError};
+    use crate::sync::MemoryStorage;
     use alloc::collections::BTreeMap;
     use alloc::vec;
 
@@ -1207,51 +1207,6 @@ mod tests {
 
     const IMAGE_0: Selection = Selection { mode: Mode::Image, index: 0 };
     const IDLE: Selection = Selection { mode: Mode::Idle, index: 0 };
-
-    /// Memory that still lists a blob it can no longer read, as a flash store whose sectors
-    /// broke after it opened does.
-    #[derive(Default)]
-    struct Unreadable {
-        mem: MemoryStorage,
-        lost: Option<BlobHash>,
-    }
-
-    impl Storage for Unreadable {
-        fn load_state(&self) -> Result<Option<Vec<u8>>, StorageError> {
-            self.mem.load_state()
-        }
-        fn save_state(&mut self, snapshot: &[u8]) -> Result<(), StorageError> {
-            self.mem.save_state(snapshot)
-        }
-        fn load_blob(&self, hash: &BlobHash) -> Result<Option<Vec<u8>>, StorageError> {
-            if self.lost == Some(*hash) { Ok(None) } else { self.mem.load_blob(hash) }
-        }
-        fn save_blob(&mut self, hash: &BlobHash, bytes: &[u8]) -> Result<(), StorageError> {
-            self.mem.save_blob(hash, bytes)
-        }
-        fn remove_blob(&mut self, hash: &BlobHash) -> Result<(), StorageError> {
-            self.mem.remove_blob(hash)
-        }
-        fn blob_hashes(&self) -> Result<Vec<BlobHash>, StorageError> {
-            self.mem.blob_hashes()
-        }
-        fn has_blob(&self, hash: &BlobHash) -> Result<bool, StorageError> {
-            self.mem.has_blob(hash)
-        }
-    }
-
-    #[test]
-    fn a_blob_listed_but_unreadable_is_forgotten_and_wanted_again() {
-        let identity = Identity { replica: ReplicaId(1), device: DeviceId([2, 0, 0, 0, 0, 1]), group: "g".into() };
-        let mut poi = Replica::open(Unreadable::default(), identity).unwrap();
-        let id = poi.add_image("x", 1, 1, &[1, 2, 3], 1_000).unwrap();
-        let hash = poi.image(id).unwrap().pixels();
-        assert!(poi.missing_blobs().is_empty());
-        poi.storage.lost = Some(hash);
-        assert_eq!(poi.image_pixels(&hash).unwrap(), None);
-        assert!(!poi.storage().has_blob(&hash).unwrap());
-        assert_eq!(poi.missing_blobs(), [hash]);
-    }
 
     #[test]
     fn a_snapshot_read_back_holds_its_items_in_order_even_when_saved_out_of_order() {

@@ -5,6 +5,9 @@
 use embedded_storage::nor_flash::{
     ErrorType, MultiwriteNorFlash, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
 };
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -62,6 +65,9 @@ pub struct RamFlash {
     pub erase_counts: Vec<u32>,
     cut: Option<(u64, Tear, ChaCha8Rng)>,
     dead: bool,
+    /// Offsets whose lowest bit reads flipped from now on: a cell gone bad under an open
+    /// store (shared, so a test sets it while the store owns the flash).
+    pub rot: Rc<RefCell<Vec<usize>>>,
 }
 
 impl RamFlash {
@@ -73,7 +79,7 @@ impl RamFlash {
     /// A flash holding `bytes`, as after a restart.
     pub fn from_bytes(bytes: Vec<u8>) -> RamFlash {
         let erase_counts = vec![0; bytes.len() / SECTOR];
-        RamFlash { bytes, stats: Stats::default(), ops: 0, erase_counts, cut: None, dead: false }
+        RamFlash { bytes, stats: Stats::default(), ops: 0, erase_counts, cut: None, dead: false, rot: Rc::default() }
     }
 
     /// Loses power at the `op`-th write or sector erase (counting from 0), leaving it torn.
@@ -137,6 +143,11 @@ impl ReadNorFlash for RamFlash {
         assert!((offset as usize).is_multiple_of(WORD) && bytes.len().is_multiple_of(WORD), "unaligned read");
         self.stats.reads += 1;
         bytes.copy_from_slice(&self.bytes[offset as usize..offset as usize + bytes.len()]);
+        for &at in self.rot.borrow().iter() {
+            if let Some(byte) = at.checked_sub(offset as usize).and_then(|i| bytes.get_mut(i)) {
+                *byte ^= 1;
+            }
+        }
         Ok(())
     }
 
