@@ -96,9 +96,8 @@ impl DirStorage {
             damaged_current: false.into(),
             held: Mutex::new(BTreeSet::new()),
         };
-        storage.quarantine_damaged()?;
-        let listed = storage.list_blobs().map_err(|e| io::Error::other(e.message))?;
-        *storage.held() = listed.into_iter().collect();
+        // The blobs found sound are the ones held: one walk of the folder does both.
+        *storage.held() = storage.quarantine_damaged()?;
         let snapshot = fs::metadata(storage.root.join(STATE_FILE)).map_or(0, |m| m.len());
         storage.snapshot_len.store(snapshot, Ordering::Relaxed);
         storage.refill_reserve();
@@ -108,20 +107,6 @@ impl DirStorage {
     /// The blob files held, as this store knows them.
     fn held(&self) -> std::sync::MutexGuard<'_, BTreeSet<BlobHash>> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Every blob file in the folder.
-    fn list_blobs(&self) -> Result<Vec<BlobHash>, StorageError> {
-        let dir = self.root.join(BLOB_DIR);
-        let entries = fs::read_dir(&dir).map_err(|e| storage_error("cannot list", &dir, e))?;
-        let mut hashes = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| storage_error("cannot list", &dir, e))?;
-            if let Some(hash) = entry.file_name().to_str().and_then(parse_hash) {
-                hashes.push(hash);
-            }
-        }
-        Ok(hashes)
     }
 
     /// Bytes held in the reserve for saves on a full disk.
@@ -195,19 +180,23 @@ impl DirStorage {
     }
 
     /// Checks every blob against its name and moves the damaged ones aside, so a file
-    /// rotted on the card is never served and is fetched again from a peer.
-    fn quarantine_damaged(&self) -> io::Result<()> {
+    /// rotted on the card is never served and is fetched again from a peer; returns the
+    /// sound ones.
+    fn quarantine_damaged(&self) -> io::Result<BTreeSet<BlobHash>> {
+        let mut sound_blobs = BTreeSet::new();
         for entry in fs::read_dir(self.root.join(BLOB_DIR))? {
             let path = entry?.path();
             let Some(hash) = path.file_name().and_then(|n| n.to_str()).and_then(parse_hash) else { continue };
             // An unreadable blob (bad sector) is as lost as a damaged one: set it aside
             // rather than refuse to start.
             let sound = fs::read(&path).is_ok_and(|bytes| hash.verifies(&bytes));
-            if !sound {
+            if sound {
+                sound_blobs.insert(hash);
+            } else {
                 self.quarantine(&hash)?;
             }
         }
-        Ok(())
+        Ok(sound_blobs)
     }
 
     /// Sets a damaged snapshot aside in the quarantine: moved there, or copied while it

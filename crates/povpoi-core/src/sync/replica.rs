@@ -404,15 +404,12 @@ impl<S: Storage> Replica<S> {
             Some(bytes) if hash.verifies(&bytes) => Ok(Some(bytes)),
             // Damaged, or listed but unreadable (a flash store's sectors broken since it
             // opened): forgotten, so it counts as missing and is fetched again.
-            Some(_) => {
-                self.storage.remove_blob(hash)?;
+            found => {
+                if found.is_some() || self.holds(hash) {
+                    self.storage.remove_blob(hash)?;
+                }
                 Ok(None)
             }
-            None if self.holds(hash) => {
-                self.storage.remove_blob(hash)?;
-                Ok(None)
-            }
-            None => Ok(None),
         }
     }
 
