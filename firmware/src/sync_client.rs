@@ -146,7 +146,8 @@ struct HttpLink<'a> {
     client: &'a SyncClient,
     addr: SocketAddr,
     peer: DeviceId,
-    /// Image pixels fetched at most, as the session was told.
+    /// Image pixels fetched at most, as the session was told (the App's config holds the
+    /// same; reading it through the lock here cost the C6 image 1,040 B it does not have).
     fetched: usize,
 }
 
