@@ -65,10 +65,10 @@ pub struct Config {
     /// Largest image pixels, bytes, it asks a pushing peer for (what one request body it
     /// takes holds); larger ones it fetches itself.
     pub max_pushed_blob_bytes: usize,
-    /// Bytes of records, at most, in one `Push` part its own sessions send
-    /// ([`povpoi_core::sync::MAX_PUSH_RECORD_BYTES`] at most): a part's records are held
-    /// decoded beside their encoding, about three times their size, so a board sends smaller
-    /// parts than a node.
+    /// Bytes of records, at most, in one `Push` part its own sessions send and in one its
+    /// summary asks peers to send it ([`povpoi_core::sync::MAX_PUSH_RECORD_BYTES`] at most): a
+    /// part's records are held decoded beside their encoding, about three times their size,
+    /// both when building and when taking one, so a board uses smaller parts than a node.
     pub max_push_part_bytes: usize,
     /// Bytes of records, at most, in the delta of its answer to a peer's `Begin`; a larger
     /// one is left out and goes in its own sessions, in parts (`usize::MAX` on a node).
@@ -119,6 +119,7 @@ impl<S: Storage> App<S> {
     pub fn new(config: Config, mut replica: Replica<S>, clock: ClockService) -> App<S> {
         replica.want_blobs_up_to(config.max_pushed_blob_bytes);
         replica.answer_deltas_up_to(config.max_answered_delta_bytes);
+        replica.take_parts_up_to(config.max_push_part_bytes);
         let stage = Stage::new(&Wanted::read(&replica));
         let clock_key = config.group_key.as_ref().map(|k| k.clock_key(replica.group()));
         let digest = povpoi_peer::advert::library_digest(replica.group(), replica.knowledge());

@@ -133,4 +133,17 @@ fn a_board_holds_200_images_sync_state_in_its_64_kib_heap() {
         // index, nor a whole push of 200 records.
         assert!(heap.worst_step <= fetched + 1024, "{images} images: {}", heap.worst_step);
     }
+
+    // A node's session pushing records to a board: the node's own parts would be 6 KiB (one
+    // for 60 images' records); the board's summary asks for 2 KiB, which it takes beside its
+    // library (the RV32 totals are checked in the QEMU run).
+    for (images, pushed, at_least) in [(140, 60, 2), (100, 100, 4)] {
+        let answered = board::responder_heap(images, pushed, &Meter);
+        println!(
+            "a board with {images} images taking {pushed} more from a node's session in {} parts: {} bytes at rest, {} \
+             more at most in a step (x86-64)",
+            answered.parts, answered.at_rest, answered.worst_step
+        );
+        assert!(answered.parts >= at_least, "{} parts", answered.parts);
+    }
 }

@@ -478,8 +478,8 @@ fn main() -> ! {
             checks.check(&what, heap.opening <= 64 * 1024, || alloc::format!("{} B", heap.opening));
         }
     }
-    // Answering a node's session that pushes images' records in 6 KiB parts, until the
-    // board holds 200 images.
+    // Answering a node's session that pushes images' records until the board holds 200
+    // images: the node would cut 6 KiB parts, the board's summary asks for 2 KiB.
     for (images, pushed) in [(199, 1), (140, 60), (100, 100)] {
         let answered = board::responder_heap(images, pushed, &HEAP);
         let total = answered.at_rest + answered.worst_step;
@@ -489,6 +489,9 @@ fn main() -> ! {
             answered.at_rest,
             answered.worst_step,
         );
+        let what =
+            alloc::format!("a board with {images} images takes {pushed} more from a node's session within 64 KiB");
+        checks.check(&what, total <= 64 * 1024, || alloc::format!("{total} B"));
     }
     let (at_rest, peak) = reopened_heap(200);
     say!("heap of the same reopened after a restart: {at_rest} B at rest, {peak} B at the peak of opening");

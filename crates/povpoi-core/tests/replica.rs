@@ -6,8 +6,8 @@ use povpoi_core::hash::BlobHash;
 use povpoi_core::model::{Pattern, PatternKind, Rgb};
 use povpoi_core::show::Cue;
 use povpoi_core::sync::{
-    Blob, Categories, Direction, Error, Identity, Key, MemoryStorage, Record, Replica, Request, Response, Session,
-    SessionReport, SyncOptions, Value,
+    Blob, Categories, Delta, Direction, Error, Identity, Key, MIN_PART_BYTES, MemoryStorage, Record, Replica, Request,
+    Response, Session, SessionReport, SyncOptions, Value,
 };
 use povpoi_core::wire;
 
@@ -425,6 +425,7 @@ fn strangers_knowledge_is_remembered_only_so_far() {
             device: DeviceId([2, 0, 0, 0, 0, 9]),
             replica: stranger,
             knowledge,
+            part_bytes: povpoi_core::sync::MAX_PUSH_RECORD_BYTES as u32,
         };
         let request = Request::Begin { summary, options: SyncOptions::default() };
         let request: Request = wire::from_bytes(&wire::to_bytes(&request)).unwrap();
@@ -607,10 +608,44 @@ fn a_large_delta_goes_in_push_parts_that_each_fit_a_boards_request_body() {
     let (mut a, mut c) = (large_library(1), poi(3));
     let (mut session, _) = Session::start(&a, SyncOptions::default());
     session = session.push_parts_of(usize::MAX);
-    let begun = c.respond(Request::Begin { summary: a.summary(), options: SyncOptions::default() }, 2_000);
+    let mut begun = c.respond(Request::Begin { summary: a.summary(), options: SyncOptions::default() }, 2_000);
+    if let Response::Begun { summary, .. } = &mut begun {
+        summary.part_bytes = u32::MAX; // a receiver that would take any part
+    }
     let push = session.on_response(&mut a, begun, 2_000).unwrap().unwrap();
     assert!(matches!(push, Request::Push(_)));
     assert!(wire::to_bytes(&push).len() > BOARD_BODY_BYTES);
+}
+
+/// Bytes of records in each `Push` of a session, as the parts are cut.
+fn part_sizes(sent: &[Request]) -> Vec<usize> {
+    let records = |d: &Delta| d.records.iter().map(|r| wire::to_bytes(r).len()).sum();
+    sent.iter().filter_map(|r| if let Request::Push(d) = r { Some(records(d)) } else { None }).collect()
+}
+
+#[test]
+fn a_receiver_that_takes_small_parts_is_pushed_parts_of_its_size() {
+    // The pusher's own limit is the default, 6 KiB; the receiver's summary asks for 2 KiB.
+    let (mut a, mut b) = (large_library(1), poi(2));
+    b.take_parts_up_to(2 * 1024);
+    assert_eq!(b.summary().part_bytes, 2048);
+    let (report, sent) = small_session(&mut a, &mut b, usize::MAX);
+    let parts = part_sizes(&sent);
+    println!("{} records pushed to a 2 KiB receiver in parts of {parts:?} bytes", report.records_sent);
+    assert!(parts.iter().all(|&n| n <= 2 * 1024), "{parts:?}");
+    let (mut c, mut d) = (large_library(1), poi(3));
+    let wide = part_sizes(&small_session(&mut c, &mut d, usize::MAX).1);
+    assert!(wide.iter().any(|&n| n > 2 * 1024) && parts.len() > 2 * wide.len(), "{wide:?} against {parts:?}");
+    assert_eq!(report.records_sent, 218);
+    assert_eq!(view(&b), view(&a));
+
+    // Under the floor, a summary's limit counts as 1 KiB: a peer cannot ask for a part per record.
+    let (mut a, mut b) = (large_library(1), poi(2));
+    b.take_parts_up_to(10);
+    let parts = part_sizes(&small_session(&mut a, &mut b, usize::MAX).1);
+    assert!(parts.iter().all(|&n| n <= MIN_PART_BYTES), "{parts:?}");
+    assert!(parts.iter().filter(|&&n| n > MIN_PART_BYTES / 2).count() > parts.len() / 2, "{parts:?}");
+    assert_eq!(view(&b), view(&a));
 }
 
 #[test]

@@ -18,11 +18,12 @@ fn hex(bytes: &[u8]) -> String {
 fn summary() -> Summary {
     let vv: VersionVector = [(ReplicaId(1), 3)].into_iter().collect();
     Summary {
-        protocol: 4,
+        protocol: 5,
         group: "ab".into(),
         device: DeviceId([0xA1, 0xB2, 0xC3, 0xD4, 0xE5, 0xF6]),
         replica: ReplicaId(1),
         knowledge: Knowledge { images: vv.clone(), patterns: VersionVector::default(), settings: vv },
+        part_bytes: 2048,
     }
 }
 
@@ -30,7 +31,7 @@ fn summary() -> Summary {
 fn begin_request_bytes() {
     let request = Request::Begin { summary: summary(), options: SyncOptions::default() };
     let bytes = wire::to_bytes(&request);
-    assert_eq!(hex(&bytes), "00 04 02 61 62 a1 b2 c3 d4 e5 f6 01 01 01 03 00 01 01 03 00 01 01 01");
+    assert_eq!(hex(&bytes), "00 05 02 61 62 a1 b2 c3 d4 e5 f6 01 01 01 03 00 01 01 03 80 10 00 01 01 01");
     assert_eq!(wire::from_bytes::<Request>(&bytes).unwrap(), request);
 }
 
@@ -61,7 +62,7 @@ fn begun_response_with_one_setting_record_bytes() {
     let bytes = wire::to_bytes(&response);
     assert_eq!(
         hex(&bytes),
-        "00 04 02 61 62 a1 b2 c3 d4 e5 f6 01 01 01 03 00 01 01 03 \
+        "00 05 02 61 62 a1 b2 c3 d4 e5 f6 01 01 01 03 00 01 01 03 80 10 \
          01 02 61 62 01 00 00 01 00 00 00 01 05 01 03 80 d0 95 ff bc 31 00 01 01 03 05 02 05 90 e9 dd b4 0d \
          01 01 03 00 01 01 03 00 00 00 00 00 \
          00"
@@ -72,7 +73,7 @@ fn begun_response_with_one_setting_record_bytes() {
 #[test]
 fn a_selection_by_image_id_is_value_7_after_the_unchanged_older_variants() {
     use povpoi_core::model::ImageId;
-    assert_eq!(povpoi_core::sync::PROTOCOL_VERSION, 4);
+    assert_eq!(povpoi_core::sync::PROTOCOL_VERSION, 5);
     let id = ImageId { origin: ReplicaId(1), seq: 2 };
     assert_eq!(hex(&wire::to_bytes(&Value::SelectedImage(id))), "07 01 02");
     assert_eq!(hex(&wire::to_bytes(&Value::Deleted)), "06");
@@ -153,4 +154,17 @@ fn an_answer_of_one_blob_is_decoded_in_its_own_buffer_and_others_as_from_bytes()
     let mut short = wire::to_bytes(&one);
     short.truncate(short.len() - 1);
     assert!(wire::response_from_vec(short).is_err());
+}
+
+#[test]
+fn a_begin_of_protocol_4_is_refused_by_its_version_not_as_garbage() {
+    // Version 4's summary had no `part_bytes`: its Begin does not decode as version 5's.
+    let v4 = [0x00, 0x04, 0x02, 0x61, 0x62, 0xa1, 0xb2, 0xc3, 0xd4, 0xe5, 0xf6, 1, 1, 1, 3, 0, 1, 1, 3, 0, 1, 1, 1];
+    let err = wire::from_bytes::<Request>(&v4).unwrap_err();
+    assert!(matches!(err, povpoi_core::sync::Error::UnsupportedProtocol(4)), "{err:?}");
+    assert_eq!(err.to_string(), "peer speaks sync protocol version 4, this poi version 5");
+    // Damage after a summary of this version stays a plain decoding error.
+    let mut ours = wire::to_bytes(&Request::Begin { summary: summary(), options: SyncOptions::default() });
+    ours.push(0);
+    assert!(matches!(wire::from_bytes::<Request>(&ours), Err(povpoi_core::sync::Error::Protocol(_))));
 }

@@ -439,6 +439,7 @@ fn strangers_begin(group: &str, n: u64) -> Vec<u8> {
         device: DeviceId([2, 0x5e, 0, 0, (n >> 8) as u8, n as u8]),
         replica: ReplicaId(0x5e00_0000 + n),
         knowledge: Knowledge { images: huge(1 << 20), patterns: huge(2 << 20), settings: huge(3 << 20) },
+        part_bytes: povpoi_core::sync::MAX_PUSH_RECORD_BYTES as u32,
     };
     povpoi_core::wire::to_bytes(&Request::Begin { summary, options: SyncOptions::default() })
 }

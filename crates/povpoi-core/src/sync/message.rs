@@ -92,6 +92,9 @@ pub struct Summary {
     pub replica: ReplicaId,
     /// Everything the replica has seen, per category.
     pub knowledge: Knowledge,
+    /// Bytes of records the replica takes in one `Push` part at most: a peer pushing to it
+    /// cuts its parts to this (values under [`super::MIN_PART_BYTES`] count as that).
+    pub part_bytes: u32,
 }
 
 /// Lets a peer that fell behind a compaction drop versions whose tombstones are gone.

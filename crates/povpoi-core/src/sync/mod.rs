@@ -20,11 +20,14 @@ pub use error::Error;
 pub use message::{Blob, Categories, Delta, Direction, Repair, Request, Response, Summary, SyncOptions};
 pub use record::{InvalidRecord, Key, Record, Value};
 pub use replica::{Conflict, Identity, MAX_REMEMBERED_PEERS, MergeReport, PartCursor, Replica};
-pub use session::{MAX_BLOB_BYTES_PER_MESSAGE, MAX_FETCH_HASHES, MAX_PUSH_RECORD_BYTES, Session, SessionReport};
+pub use session::{
+    MAX_BLOB_BYTES_PER_MESSAGE, MAX_FETCH_HASHES, MAX_PUSH_RECORD_BYTES, MIN_PART_BYTES, Session, SessionReport,
+};
 pub use storage::{MemoryStorage, Storage, StorageError};
 pub use version::{Category, Dot, Knowledge, MAX_VERSION_VECTOR_ENTRIES, VersionVector};
 
 /// Version of the peer sync protocol; peers of another version refuse to sync. 3: a
 /// selection can name an image by id ([`Value::SelectedImage`]). 4: a `Push` may come in
-/// parts ([`Delta::to`]), and a record under the floor is never taken back.
-pub const PROTOCOL_VERSION: u16 = 4;
+/// parts ([`Delta::to`]), and a record under the floor is never taken back. 5: a summary
+/// names the largest `Push` part its replica takes ([`Summary::part_bytes`]).
+pub const PROTOCOL_VERSION: u16 = 5;

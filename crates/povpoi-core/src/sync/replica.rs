@@ -10,6 +10,7 @@ use super::PROTOCOL_VERSION;
 use super::error::Error;
 use super::message::{Blob, Categories, Delta, Repair, Summary};
 use super::record::{Key, Record, Value};
+use super::session::MAX_PUSH_RECORD_BYTES;
 use super::storage::Storage;
 use super::version::{Category, Dot, Knowledge, VersionVector};
 use crate::clock::{Hlc, Stamp};
@@ -154,6 +155,9 @@ pub struct Replica<S: Storage> {
     /// A `Begun` answer's delta larger than this many bytes of records is left out
     /// ([`Replica::answer_deltas_up_to`]).
     pub(super) answered_delta_bytes: usize,
+    /// The largest `Push` part this replica takes, named in its summary
+    /// ([`Replica::take_parts_up_to`]).
+    part_bytes: u32,
 }
 
 impl<S: Storage> Replica<S> {
@@ -183,6 +187,7 @@ impl<S: Storage> Replica<S> {
             reports: 0,
             wanted_blob_bytes: usize::MAX,
             answered_delta_bytes: usize::MAX,
+            part_bytes: MAX_PUSH_RECORD_BYTES as u32,
         };
         if !fresh {
             replica.collect_garbage()?;
@@ -251,6 +256,7 @@ impl<S: Storage> Replica<S> {
             device: self.state.device,
             replica: self.state.replica,
             knowledge: self.state.knowledge.clone(),
+            part_bytes: self.part_bytes,
         }
     }
 
@@ -454,6 +460,13 @@ impl<S: Storage> Replica<S> {
     /// sessions of its own, in `Push` parts, instead.
     pub fn answer_deltas_up_to(&mut self, max_bytes: usize) {
         self.answered_delta_bytes = max_bytes;
+    }
+
+    /// Asks peers, through this replica's summary, to push records in parts of at most
+    /// `max_bytes` (a board holds a part's records decoded beside their bytes); at most
+    /// [`MAX_PUSH_RECORD_BYTES`], the default.
+    pub fn take_parts_up_to(&mut self, max_bytes: usize) {
+        self.part_bytes = max_bytes.min(MAX_PUSH_RECORD_BYTES) as u32;
     }
 
     /// The blobs a pushing peer is asked for: missing ones within [`Replica::want_blobs_up_to`].

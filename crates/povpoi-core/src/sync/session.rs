@@ -28,6 +28,9 @@ pub const MAX_BLOB_BYTES_PER_MESSAGE: usize = 128 * 1024;
 /// this goes in parts, so that a `Push` fits a board's 8 KiB request body with its
 /// summaries and seal, and no poi holds a whole library's records in one message.
 pub const MAX_PUSH_RECORD_BYTES: usize = 6 * 1024;
+/// The smallest `Push` part a peer's [`Summary::part_bytes`](super::Summary::part_bytes)
+/// can ask for: a smaller value counts as this, so a peer cannot make a session crawl.
+pub const MIN_PART_BYTES: usize = 1024;
 
 /// What a session moved, from the initiator's side.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -110,7 +113,7 @@ impl Session {
     }
 
     /// Sends the records in `Push` parts of at most `max_bytes` (one item's records always
-    /// go) instead of [`MAX_PUSH_RECORD_BYTES`].
+    /// go) instead of [`MAX_PUSH_RECORD_BYTES`]; smaller still if the peer's summary asks.
     pub fn push_parts_of(mut self, max_bytes: usize) -> Session {
         self.push_bytes = max_bytes;
         self
@@ -134,6 +137,9 @@ impl Session {
             (Stage::AwaitBegun, Response::Begun { summary, delta, want }) => {
                 check_peer(replica, &summary)?;
                 replica.note_peer(&summary)?;
+                // The peer holds each part's records decoded: its parts, not ours, if smaller.
+                let theirs = usize::try_from(summary.part_bytes).unwrap_or(usize::MAX).max(MIN_PART_BYTES);
+                self.push_bytes = self.push_bytes.min(theirs);
                 if let Some(delta) = delta {
                     if !self.options.direction.pulls() || delta.replica != summary.replica {
                         return Err(Error::Protocol("peer sent records that were not asked for"));

@@ -37,13 +37,25 @@ pub(crate) fn encoded_len<T: Serialize>(value: &T) -> usize {
     postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default()).unwrap_or(0)
 }
 
-/// Decodes a peer message; malformed or trailing bytes are a protocol error.
+/// Decodes a peer message; malformed or trailing bytes are a protocol error, and a `Begin`
+/// or `Begun` that does not decode because its summary is of another protocol version says
+/// which version it is.
 pub fn from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     match postcard::take_from_bytes(bytes) {
         Ok((message, [])) => Ok(message),
+        _ if let Some(version) = other_version(bytes) => Err(Error::UnsupportedProtocol(version)),
         Ok(_) => Err(Error::Protocol("trailing bytes after the message")),
         Err(_) => Err(Error::Protocol("message could not be decoded")),
     }
+}
+
+/// The protocol version a `Begin` or `Begun` (variant 0 of both, led by the summary's
+/// version) names, when it is not ours: another version may lay out its summary otherwise,
+/// so it is read before the rest.
+fn other_version(bytes: &[u8]) -> Option<u16> {
+    let [0, rest @ ..] = bytes else { return None };
+    let (version, _) = postcard::take_from_bytes::<u16>(rest).ok()?;
+    (version != crate::sync::PROTOCOL_VERSION).then_some(version)
 }
 
 /// [`from_bytes`] for a [`Response`] given by value: an answer carrying one blob (what a
