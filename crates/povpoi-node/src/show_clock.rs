@@ -72,6 +72,13 @@ pub fn host_time_us() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
+/// Microseconds by the host's monotonic clock (`CLOCK_MONOTONIC`), which `Instant` reads
+/// but does not show.
+pub fn host_monotonic_us() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map_or(0, |t| (t.tv_sec() as u64).saturating_mul(1_000_000) + t.tv_nsec() as u64 / 1_000)
+}
+
 /// The show clock as the node's tasks share it.
 pub struct ShowTime {
     own: OwnClock,
@@ -112,9 +119,12 @@ impl ShowTime {
         self.with(|clock, own| clock.now(own))
     }
 
-    /// Show time and the host's real-time clock, read at the same instant (µs).
-    pub fn read(&self) -> (u64, u64) {
-        self.with(|clock, own| (clock.now(own), host_time_us()))
+    /// Show time, the host's real-time clock and its monotonic clock, read at the same
+    /// instant (µs). The monotonic one (since boot, one clock for every process) is what an
+    /// adjustment of the real-time clock does not move: tests measure jumps of show time
+    /// against it.
+    pub fn read(&self) -> (u64, u64, u64) {
+        self.with(|clock, own| (clock.now(own), host_time_us(), host_monotonic_us()))
     }
 
     /// Where the clock stands.
@@ -230,7 +240,7 @@ fn report(state: &NodeState, last: &mut (Standing, u32, Instant)) {
         return;
     }
     *last = (status.standing, status.timeline, Instant::now());
-    let (show, host) = state.show.read();
+    let (show, host, _) = state.show.read();
     state.events.send(Event::Clock {
         standing: standing_name(status.standing),
         timeline: format!("{:08x}", status.timeline),

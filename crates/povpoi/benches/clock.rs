@@ -10,7 +10,7 @@
 //!   minutes, then 60 s cut off from each other, next to the same pair never synced;
 //! - sixteen poi: time to agree, spread, and how long a change on one takes to be seen on all.
 //!
-//! Spread is read from `GET /api/clock` (`showTimeUs - hostTimeUs`, read at one instant by
+//! Spread is read from `GET /api/clock` (`showTimeUs - hostMonotonicUs`, read at one instant by
 //! each node; all nodes share this machine's clock). `cargo bench -p povpoi --bench clock`;
 //! `POVPOI_BENCH_QUICK=1` shortens every phase. Numbers go to docs/BENCHMARKS.md; nothing
 //! here asserts a time.
@@ -73,7 +73,7 @@ impl Http {
 }
 
 fn offset(v: &Value) -> Option<i64> {
-    Some(v["showTimeUs"].as_i64()? - v["hostTimeUs"].as_i64()?)
+    Some(v["showTimeUs"].as_i64()? - v["hostMonotonicUs"].as_i64()?)
 }
 
 fn spread(clocks: &[Value]) -> Option<u64> {

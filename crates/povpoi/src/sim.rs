@@ -216,14 +216,14 @@ pub fn multipart_upload(filename: &str, bytes: &[u8]) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
-/// Every poi's show time minus its host clock, read at one instant by each (µs): equal on
+/// Every poi's show time minus its host's monotonic clock, read at one instant by each (µs): equal on
 /// two poi of this machine when their show times agree.
 async fn clock_offsets(http: &reqwest::Client, addrs: &[SocketAddr]) -> Result<Vec<(i64, Value)>, String> {
     let mut all = Vec::new();
     for addr in addrs {
         let v = get_json(http, format!("http://{addr}/api/clock")).await?;
         let show = v["showTimeUs"].as_i64().ok_or("no showTimeUs in /api/clock")?;
-        let host = v["hostTimeUs"].as_i64().ok_or("no hostTimeUs in /api/clock")?;
+        let host = v["hostMonotonicUs"].as_i64().ok_or("no hostMonotonicUs in /api/clock")?;
         all.push((show - host, v));
     }
     Ok(all)

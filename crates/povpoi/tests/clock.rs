@@ -21,10 +21,11 @@ fn clock(c: &Client, addr: SocketAddr) -> Value {
     c.get_ok(addr, "/api/clock")
 }
 
-/// Show time minus the host's clock, read at one instant by the node: equal on two nodes of
-/// this machine when their show times agree.
+/// Show time minus the host's monotonic clock, read at one instant by the node: equal on two
+/// nodes of this machine when their show times agree. Not the real-time `hostTimeUs`: a step
+/// of the machine's real-time clock while a test watches would read as show time jumping.
 fn offset_us(v: &Value) -> i64 {
-    v["showTimeUs"].as_i64().unwrap() - v["hostTimeUs"].as_i64().unwrap()
+    v["showTimeUs"].as_i64().unwrap() - v["hostMonotonicUs"].as_i64().unwrap()
 }
 
 fn spread_us(offsets: &[i64]) -> u64 {
