@@ -250,6 +250,15 @@ async fn main(spawner: Spawner) -> ! {
     }
 }
 
+/// Where esp-backtrace ends a panic once it has printed it and its backtrace (its feature
+/// "custom-halt"): a reset instead of its endless loop, so that a poi which hits a bug or
+/// runs out of heap mid-show comes back by itself, a few seconds later, with its library from
+/// the flash (power-cut safe), rather than staying dark until someone power-cycles it.
+#[unsafe(no_mangle)]
+fn custom_halt() -> ! {
+    esp_hal::system::software_reset()
+}
+
 /// Opens the library in the store, logging what it holds; `None` (logged) if it cannot be
 /// read, and the poi then runs without one.
 fn open_library(store: &'static storage::Store, device: DeviceId, rng: &Rng) -> Option<Box<Library>> {

@@ -112,6 +112,8 @@ pub struct App<S: Storage> {
     time: LearnedTime,
     /// Changes of the library since start (see [`App::library_changes`]).
     changes: u64,
+    /// A message of its own sessions is in flight ([`App::set_exchanging`]).
+    exchanging: bool,
 }
 
 impl<S: Storage> App<S> {
@@ -137,6 +139,7 @@ impl<S: Storage> App<S> {
             next_round_us: 0,
             time: LearnedTime::default(),
             changes: 0,
+            exchanging: false,
         }
     }
 
@@ -144,6 +147,15 @@ impl<S: Storage> App<S> {
     /// learned from peers' signed requests (see [`LearnedTime`]).
     pub fn learned_now(&self, own_us: u64) -> Now {
         self.time.now(own_us)
+    }
+
+    /// Tells the application that a message of its own session is in flight (`true`) or
+    /// answered and merged (`false`). While one is, a peer's sync message is answered 503: a
+    /// board's heap holds its own session's step (an image, at 200 images 63.5 KB of 64 KiB)
+    /// or a peer's, not both, and the peer's session is retried (docs/PROTOCOL.md, section
+    /// 10). A node never sets it.
+    pub fn set_exchanging(&mut self, on: bool) {
+        self.exchanging = on;
     }
 
     /// Sets the largest image pixels its next sessions fetch ([`Config::max_fetched_blob_bytes`]):
@@ -417,6 +429,7 @@ impl<S: Storage> App<S> {
         let (method, path) = (request.method, request.path);
         if path == SYNC_PATH {
             return match method {
+                "POST" if self.exchanging => Err(ApiError::new(503, "busy with its own sync: try again")),
                 "POST" => self.sync_message(request, now, rng),
                 _ => Err(not_allowed()),
             };
@@ -697,6 +710,35 @@ mod tests {
         app.config.sync_interval = 0;
         app.peer_seen(&seen(app.digest()), Source::Mdns, at(30));
         assert_eq!(app.sessions_due(at(30)), [], "no rounds with an interval of 0");
+    }
+
+    #[test]
+    fn a_board_with_a_message_of_its_own_in_flight_answers_peers_503_and_then_syncs() {
+        let (mut board, mut node) = (poi(1, None), poi(2, None));
+        node.replica.set_brightness(99, NOW.wall_us / 1_000 + 1, Cue(0)).unwrap();
+        let (mut session, mut message) = node.start_session(SyncOptions::default());
+        let send = |node: &App<MemoryStorage>, board: &mut App<MemoryStorage>, message: &SyncRequest| {
+            let out = node.outgoing(board.config.device_id, SYNC_PATH, &wire::to_bytes(message), NOW, &mut rand::rng());
+            let headers: Vec<(&str, &[u8])> = out.headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+            ask(board, "POST", SYNC_PATH, &headers, &out.body)
+        };
+        board.set_exchanging(true);
+        let busy = send(&node, &mut board, &message);
+        assert_eq!(busy.status, 503);
+        assert!(json_of(&busy)["error"].as_str().unwrap().contains("try again"), "{}", json_of(&busy));
+        assert_eq!(board.online_peers(NOW).count(), 0, "the message was not read: its caller is not listed");
+        // Answered and merged: the node's session, tried again, goes through.
+        board.set_exchanging(false);
+        loop {
+            let answer = send(&node, &mut board, &message);
+            assert_eq!(answer.status, 200, "{:?}", core::str::from_utf8(&answer.body));
+            match node.merge(&mut session, wire::from_bytes(&answer.body).unwrap(), NOW).unwrap() {
+                Some(next) => message = next,
+                None => break,
+            }
+        }
+        assert_eq!(board.replica.settings().brightness, 99);
+        assert_eq!(board.online_peers(NOW).count(), 1, "now the caller is listed");
     }
 
     #[test]
