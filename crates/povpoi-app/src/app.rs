@@ -254,12 +254,15 @@ impl<S: Storage> App<S> {
         if self.config.independent {
             return Cue(self.clock.now(now.own_us));
         }
-        let online = self.online_peers(now).next().is_some();
+        let online = self.online_peers().next().is_some();
         Cue(self.clock.now(now.own_us) + lead_us(online, 0))
     }
 
-    fn online_peers(&self, now: Now) -> impl Iterator<Item = &crate::peers::Peer> {
-        self.peers.online_in(self.replica.group(), PROTOCOL_VERSION, now.own_us)
+    /// The group's online peers, including those auto-sync holds back for a while: a peer
+    /// whose session failed (busy, or slow to answer) still counts for the show clock and
+    /// the cue lead.
+    fn online_peers(&self) -> impl Iterator<Item = &crate::peers::Peer> {
+        self.peers.online_in(self.replica.group(), PROTOCOL_VERSION)
     }
 
     /// Lets what plays follow the show clock: call at every column start (or more often).
@@ -318,7 +321,10 @@ impl<S: Storage> App<S> {
         }
         let every = core::mem::take(&mut self.unpushed) || round;
         let digest = self.digest.clone();
-        self.online_peers(now).filter(|p| every || p.digest != digest).map(|p| (p.device_id, p.addr)).collect()
+        self.online_peers()
+            .filter(|p| !p.held_back(now.own_us) && (every || p.digest != digest))
+            .map(|p| (p.device_id, p.addr))
+            .collect()
     }
 
     /// Starts a session: its state and first message. It moves one blob per message, none
@@ -377,7 +383,7 @@ impl<S: Storage> App<S> {
     /// The probes due now, each with the address it goes to; `nonce` gives fresh random
     /// nonces. Call when a datagram arrived or [`App::next_probe_due`] came.
     pub fn due_probes(&mut self, now: Now, nonce: impl FnMut() -> u32) -> Vec<(SocketAddr, Vec<u8>)> {
-        let peers: Vec<(DeviceId, SocketAddr)> = self.online_peers(now).map(|p| (p.device_id, p.addr)).collect();
+        let peers: Vec<(DeviceId, SocketAddr)> = self.online_peers().map(|p| (p.device_id, p.addr)).collect();
         let ids: Vec<DeviceId> = peers.iter().map(|(id, _)| *id).collect();
         self.clock.set_peers(&ids, now.own_us);
         let probes = self.clock.probes(now.own_us, self.clock_key.as_ref(), nonce);
@@ -401,7 +407,7 @@ impl<S: Storage> App<S> {
     /// Handles one show clock datagram that arrived at `arrived` (own clock); returns what
     /// to send back to `from`, if anything.
     pub fn datagram(&mut self, bytes: &[u8], from: SocketAddr, arrived: u64, now: Now) -> Option<Vec<u8>> {
-        let known = self.online_peers(now).any(|p| p.addr.ip() == from.ip());
+        let known = self.online_peers().any(|p| p.addr.ip() == from.ip());
         let d = Datagram { bytes, from, at: arrived, known };
         let taken_before = self.clock.counters.answers_taken;
         let Taken { reply, .. } = self.clock.take(d, now.own_us, self.clock_key.as_ref());
@@ -713,6 +719,35 @@ mod tests {
     }
 
     #[test]
+    fn a_peer_held_back_from_auto_sync_still_counts_for_the_show_clock() {
+        let mut app = poi(1, None);
+        let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 8080);
+        let peer = DeviceId([2, 0, 0, 0, 0, 2]);
+        let sighting = Sighting {
+            device_id: peer,
+            device_name: "peer".into(),
+            sync_group: "g".into(),
+            protocol: PROTOCOL_VERSION,
+            digest: "other".into(),
+            addr,
+        };
+        let at = |ms: u64| Now { wall_us: NOW.wall_us + ms * 1_000, own_us: NOW.own_us + ms * 1_000 };
+        app.peer_seen(&sighting, Source::Mdns, at(0));
+        assert_eq!(app.sessions_due(at(0)), [(peer, addr)]);
+        // Its session failed (it was busy, say): auto-sync leaves it alone for 2 s...
+        app.session_ended(peer, addr, at(0), false, at(100));
+        let mut probed = 0;
+        for ms in (200..2_000).step_by(100) {
+            assert_eq!(app.sessions_due(at(ms)), [], "held back at {ms} ms");
+            probed += app.due_probes(at(ms), || 7).iter().filter(|(to, _)| *to == addr).count();
+        }
+        // ...but the show clock goes on probing it, and an edit's cue leaves it time.
+        assert!(probed >= 2, "{probed} probes in 1.8 s");
+        assert!(app.cue(at(2_000)).0 > app.clock().now(at(2_000).own_us), "a lead for the peer");
+        assert_eq!(app.sessions_due(at(2_200)), [(peer, addr)], "tried again after 2 s");
+    }
+
+    #[test]
     fn a_board_with_a_message_of_its_own_in_flight_answers_peers_503_and_then_syncs() {
         let (mut board, mut node) = (poi(1, None), poi(2, None));
         node.replica.set_brightness(99, NOW.wall_us / 1_000 + 1, Cue(0)).unwrap();
@@ -726,7 +761,7 @@ mod tests {
         let busy = send(&node, &mut board, &message);
         assert_eq!(busy.status, 503);
         assert!(json_of(&busy)["error"].as_str().unwrap().contains("try again"), "{}", json_of(&busy));
-        assert_eq!(board.online_peers(NOW).count(), 0, "the message was not read: its caller is not listed");
+        assert_eq!(board.online_peers().count(), 0, "the message was not read: its caller is not listed");
         // Answered and merged: the node's session, tried again, goes through.
         board.set_exchanging(false);
         loop {
@@ -738,7 +773,7 @@ mod tests {
             }
         }
         assert_eq!(board.replica.settings().brightness, 99);
-        assert_eq!(board.online_peers(NOW).count(), 1, "now the caller is listed");
+        assert_eq!(board.online_peers().count(), 1, "now the caller is listed");
     }
 
     #[test]
@@ -786,7 +821,7 @@ mod tests {
         assert_eq!(board.replica.settings().brightness, 99);
         assert_eq!(board.digest(), node.digest());
         // The caller gave its port: it is the board's peer now, online in the group.
-        assert_eq!(board.online_peers(NOW).map(|p| p.addr.port()).collect::<Vec<_>>(), vec![8080]);
+        assert_eq!(board.online_peers().map(|p| p.addr.port()).collect::<Vec<_>>(), vec![8080]);
 
         // Unsigned and without the key: refused before anything is read.
         let caller = Caller { device: "02:00:00:00:00:02", port: "8080", group: "g", key: None };

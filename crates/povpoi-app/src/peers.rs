@@ -152,6 +152,13 @@ pub struct Peer {
     confirmed: Option<SocketAddr>,
 }
 
+impl Peer {
+    /// Whether auto-sync leaves it alone at monotonic time `mono_us` (see [`Peers::back_off`]).
+    pub fn held_back(&self, mono_us: u64) -> bool {
+        self.refused_until.is_some_and(|until| until > mono_us)
+    }
+}
+
 /// What changed in the table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
@@ -299,12 +306,10 @@ impl Peers {
         self.0.iter()
     }
 
-    /// Online peers of `group` speaking `protocol` that auto-sync may ask now.
-    pub fn online_in(&self, group: &str, protocol: u16, mono_us: u64) -> impl Iterator<Item = &Peer> {
-        self.0
-            .iter()
-            .filter(move |p| p.online && p.sync_group == group && p.protocol == protocol)
-            .filter(move |p| p.refused_until.is_none_or(|until| until <= mono_us))
+    /// Online peers of `group` speaking `protocol`, whether or not auto-sync holds one back
+    /// ([`Peer::held_back`]): the show clock probes and hears them all.
+    pub fn online_in(&self, group: &str, protocol: u16) -> impl Iterator<Item = &Peer> {
+        self.0.iter().filter(move |p| p.online && p.sync_group == group && p.protocol == protocol)
     }
 
     /// Leaves a peer out of auto-sync for a while after a session begun at `since_us` was

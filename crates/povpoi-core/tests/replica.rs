@@ -642,6 +642,18 @@ fn a_receiver_that_takes_small_parts_is_pushed_parts_of_its_size() {
     // Under the floor, a summary's limit counts as 1 KiB: a peer cannot ask for a part per record.
     let (mut a, mut b) = (large_library(1), poi(2));
     b.take_parts_up_to(10);
+    assert_eq!(b.summary().part_bytes, MIN_PART_BYTES as u32, "a replica names no less");
+    let (session, begin) = Session::start(&a, SyncOptions::default());
+    let mut begun = b.respond(begin, 2_000);
+    if let Response::Begun { summary, .. } = &mut begun {
+        summary.part_bytes = 10; // as another implementation might ask
+    }
+    let mut session = session;
+    let Some(Request::Push(first)) = session.on_response(&mut a, begun, 2_000).unwrap() else {
+        panic!("expected a Push")
+    };
+    assert!(part_sizes(&[Request::Push(first.clone())])[0] > MIN_PART_BYTES / 2, "cut at 1 KiB, not 10 B");
+    assert!(matches!(b.respond(Request::Push(first), 2_000), Response::Want(_)));
     let parts = part_sizes(&small_session(&mut a, &mut b, usize::MAX).1);
     assert!(parts.iter().all(|&n| n <= MIN_PART_BYTES), "{parts:?}");
     assert!(parts.iter().filter(|&&n| n > MIN_PART_BYTES / 2).count() > parts.len() / 2, "{parts:?}");

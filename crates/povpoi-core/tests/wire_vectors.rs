@@ -163,6 +163,11 @@ fn a_begin_of_protocol_4_is_refused_by_its_version_not_as_garbage() {
     let err = wire::from_bytes::<Request>(&v4).unwrap_err();
     assert!(matches!(err, povpoi_core::sync::Error::UnsupportedProtocol(4)), "{err:?}");
     assert_eq!(err.to_string(), "peer speaks sync protocol version 4, this poi version 5");
+    // The same for an answer: version 4's `Begun` with no delta and no wants.
+    let mut v4_begun = v4[..19].to_vec();
+    v4_begun.extend([0, 0]);
+    let err = wire::from_bytes::<Response>(&v4_begun).unwrap_err();
+    assert!(matches!(err, povpoi_core::sync::Error::UnsupportedProtocol(4)), "{err:?}");
     // Damage after a summary of this version stays a plain decoding error.
     let mut ours = wire::to_bytes(&Request::Begin { summary: summary(), options: SyncOptions::default() });
     ours.push(0);

@@ -752,7 +752,7 @@ async fn auto_sync(state: Arc<NodeState>, mut stopping: watch::Receiver<bool>) {
             continue;
         }
         let group = state.config().sync_group.clone();
-        let peers = state.peers.online_in(&group, PROTOCOL_VERSION);
+        let peers = state.peers.due_in(&group, PROTOCOL_VERSION);
         // On the timer, a peer whose advertised digest equals ours is skipped unasked.
         let trigger = if trigger == "kick" { "meet" } else { trigger };
         let noticed = (trigger == "change").then_some(noticed);

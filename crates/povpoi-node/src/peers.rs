@@ -81,10 +81,17 @@ impl PeerTable {
         self.lock().list().cloned().collect()
     }
 
-    /// Online peers of `group` speaking `protocol` that auto-sync may ask now.
+    /// Online peers of `group` speaking `protocol`, those auto-sync leaves alone for now
+    /// included: the show clock probes them all and a cue's lead counts them.
     pub fn online_in(&self, group: &str, protocol: u16) -> Vec<Peer> {
+        self.lock().online_in(group, protocol).cloned().collect()
+    }
+
+    /// The same, less those auto-sync leaves alone for now ([`Peers::back_off`]): the peers
+    /// a round of sessions asks.
+    pub fn due_in(&self, group: &str, protocol: u16) -> Vec<Peer> {
         let mono = self.mono_us();
-        self.lock().online_in(group, protocol, mono).cloned().collect()
+        self.lock().online_in(group, protocol).filter(|p| !p.held_back(mono)).cloned().collect()
     }
 
     /// Leaves a peer out of auto-sync for a while after a session begun at `since` was
@@ -144,8 +151,9 @@ mod tests {
         assert_eq!(table.back_off(one, Instant::now(), ms, long), ms);
         // Seen again meanwhile (its next announcement): still left alone, no new "up".
         assert_eq!(table.saw(&sighting(1), Source::Mdns, 2), Change::None);
-        let ids = |t: &PeerTable| t.online_in("g", 1).iter().map(|p| p.device_id).collect::<Vec<_>>();
+        let ids = |t: &PeerTable| t.due_in("g", 1).iter().map(|p| p.device_id).collect::<Vec<_>>();
         assert_eq!(ids(&table), vec![two]);
+        assert_eq!(table.online_in("g", 1).len(), 2, "still online: the show clock probes it");
         std::thread::sleep(Duration::from_millis(40));
         assert_eq!(ids(&table).len(), 2, "asked again once the period is over");
         assert_eq!(table.back_off(one, Instant::now(), ms, long), ms * 2, "setbacks in a row double it");

@@ -330,7 +330,7 @@ pub async fn sync_with_online_peers(
     deadline: Duration,
 ) -> Vec<HistoryEntry> {
     let group = node.config().sync_group.clone();
-    let peers = node.peers.online_in(&group, povpoi_core::sync::PROTOCOL_VERSION);
+    let peers = node.peers.due_in(&group, povpoi_core::sync::PROTOCOL_VERSION);
     let sessions = peers.iter().map(|peer| sync_with(node, peer.addr, Some(peer), options, trigger, deadline));
     futures_util::future::join_all(sessions).await
 }

@@ -10,7 +10,7 @@ use super::PROTOCOL_VERSION;
 use super::error::Error;
 use super::message::{Blob, Categories, Delta, Repair, Summary};
 use super::record::{Key, Record, Value};
-use super::session::MAX_PUSH_RECORD_BYTES;
+use super::session::{MAX_PUSH_RECORD_BYTES, MIN_PART_BYTES};
 use super::storage::Storage;
 use super::version::{Category, Dot, Knowledge, VersionVector};
 use crate::clock::{Hlc, Stamp};
@@ -463,10 +463,10 @@ impl<S: Storage> Replica<S> {
     }
 
     /// Asks peers, through this replica's summary, to push records in parts of at most
-    /// `max_bytes` (a board holds a part's records decoded beside their bytes); at most
-    /// [`MAX_PUSH_RECORD_BYTES`], the default.
+    /// `max_bytes` (a board holds a part's records decoded beside their bytes): between
+    /// [`MIN_PART_BYTES`], the least a peer heeds, and [`MAX_PUSH_RECORD_BYTES`], the default.
     pub fn take_parts_up_to(&mut self, max_bytes: usize) {
-        self.part_bytes = max_bytes.min(MAX_PUSH_RECORD_BYTES) as u32;
+        self.part_bytes = max_bytes.clamp(MIN_PART_BYTES, MAX_PUSH_RECORD_BYTES) as u32;
     }
 
     /// The blobs a pushing peer is asked for: missing ones within [`Replica::want_blobs_up_to`].

@@ -43,9 +43,11 @@ pub(crate) fn encoded_len<T: Serialize>(value: &T) -> usize {
 pub fn from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     match postcard::take_from_bytes(bytes) {
         Ok((message, [])) => Ok(message),
-        _ if let Some(version) = other_version(bytes) => Err(Error::UnsupportedProtocol(version)),
-        Ok(_) => Err(Error::Protocol("trailing bytes after the message")),
-        Err(_) => Err(Error::Protocol("message could not be decoded")),
+        outcome => Err(match other_version(bytes) {
+            Some(version) => Error::UnsupportedProtocol(version),
+            None if outcome.is_ok() => Error::Protocol("trailing bytes after the message"),
+            None => Error::Protocol("message could not be decoded"),
+        }),
     }
 }
 
