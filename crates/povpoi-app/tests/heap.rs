@@ -102,7 +102,7 @@ fn a_board_holds_200_images_sync_state_in_its_64_kib_heap() {
     // A board after a restart with 200, then 60 images in its flash, and its own session
     // with a peer holding one image of the size it fetches.
     let session = |images: u32, fetched: usize, key: Option<&str>| {
-        let heap = board::session_heap(images, fetched, key, &Meter);
+        let heap = board::session_heap(images, fetched, 0, key, &Meter);
         let group = if key.is_some() { "a keyed" } else { "an open" };
         println!(
             "a board after a restart with {images} images: store, replica and App hold {} bytes; its own session in {group} group \

@@ -123,6 +123,8 @@ pub struct SessionHeap {
     pub steps: usize,
     /// The longest answer, bytes.
     pub largest_answer: usize,
+    /// The peer's images whose records came in its answer.
+    pub pulled: u32,
 }
 
 /// The shipped partition table's `povpoi` partition (firmware/partitions.csv), bytes.
@@ -148,12 +150,13 @@ fn library_flash(images: u32, identity: &Identity) -> RamFlash {
 }
 
 /// A board that restarted with `images` images in its flash runs its own session with a
-/// peer that holds one image of `fetched` bytes, the largest a board fetches; with `key`,
+/// peer that holds one image of `fetched` bytes, the largest a board fetches, and `pulled`
+/// 8x8 ones more (their records come in the peer's `Begun` answer); with `key`,
 /// in a keyed group (each request sealed and signed, each answer checked and opened, as
 /// firmware/src/sync_client.rs does). The peer, an `App` too, answers in this program; only
 /// the board's side of each step is counted, as the host's heap test
 /// (crates/povpoi-app/tests/heap.rs, which runs this same function).
-pub fn session_heap(images: u32, fetched: usize, key: Option<&str>, meter: &dyn Meter) -> SessionHeap {
+pub fn session_heap(images: u32, fetched: usize, pulled: u32, key: Option<&str>, meter: &dyn Meter) -> SessionHeap {
     let (device, identity) = board_identity();
     let flash = library_flash(images, &identity);
     let group_key = key.map(|k| GroupKey::new(k).unwrap());
@@ -181,10 +184,16 @@ pub fn session_heap(images: u32, fetched: usize, key: Option<&str>, meter: &dyn 
     let pixels: alloc::vec::Vec<u8> = (0..width * height * 3).map(|k| (k * 13) as u8).collect();
     peer.add_image("largest", width as u32, height as u32, &pixels, 5_000).unwrap();
     drop(pixels);
+    for i in 0..pulled {
+        let pixels: alloc::vec::Vec<u8> = (0..8 * 8 * 3).map(|k| (k as u32 * 11 + i) as u8).collect();
+        peer.add_image(&alloc::format!("node image {i:03}.png"), 8, 8, &pixels, 6_000 + u64::from(i)).unwrap();
+    }
     // A node's window: every step of the session is a signed request.
     let peer_config = Config {
         group_key,
         max_pushed_blob_bytes: usize::MAX,
+        max_push_part_bytes: povpoi_core::sync::MAX_PUSH_RECORD_BYTES,
+        max_answered_delta_bytes: usize::MAX,
         replay_capacity: 1_024,
         ..config(peer_device, usize::MAX)
     };
@@ -238,9 +247,12 @@ pub fn session_heap(images: u32, fetched: usize, key: Option<&str>, meter: &dyn 
             None => break,
         }
     }
-    assert_eq!(app.replica().image_count(), images as usize + 1);
+    // The peer's records all came, or (over the board's part size) none: the peer pushes those.
+    let held = app.replica().image_count() as u32;
+    assert!(held == images + pulled + 1 || (pulled > 0 && held == images), "{held}");
     assert!(app.replica().missing_blobs().is_empty());
-    SessionHeap { at_rest, opening, worst_step: worst, first_step, last_step, parts, steps, largest_answer }
+    let pulled = held - images;
+    SessionHeap { at_rest, opening, worst_step: worst, first_step, last_step, parts, steps, largest_answer, pulled }
 }
 
 /// What a board's heap goes through answering a peer's session.

@@ -455,7 +455,7 @@ fn main() -> ! {
     // fetches when its heap has room (firmware/src/sync_client.rs, `fetch_limit`).
     let key = Some("pairing-key-1");
     for (images, fetched, key) in [(60, 16_384, None), (200, 16_384, None), (200, 16_384, key), (60, 38_400, key)] {
-        let heap = board::session_heap(images, fetched, key, &HEAP);
+        let heap = board::session_heap(images, fetched, 0, key, &HEAP);
         let total = heap.at_rest + heap.worst_step;
         let group = if key.is_some() { "a keyed" } else { "an open" };
         say!(
@@ -477,6 +477,23 @@ fn main() -> ! {
             let what = alloc::format!("a board opens its {images}-image library within 64 KiB");
             checks.check(&what, heap.opening <= 64 * 1024, || alloc::format!("{} B", heap.opening));
         }
+    }
+    // The board's own session with a node that has more images (and the 16 KiB one): their
+    // records come in the node's `Begun` answer when they fit the board's 2 KiB part size,
+    // else the node pushes them in parts (the answering cases below).
+    for (images, more) in [(180, 20), (140, 60), (100, 100)] {
+        let heap = board::session_heap(images, 16_384, more, None, &HEAP);
+        let total = heap.at_rest + heap.worst_step;
+        say!(
+            "a board restarted with {images} images, its own session with a node holding {} more: {} of their records in the answer, {} B at rest, {} B more at most in a step ({} taking the answer), {total} B in all",
+            more + 1,
+            heap.pulled,
+            heap.at_rest,
+            heap.worst_step,
+            heap.first_step,
+        );
+        let what = alloc::format!("a board with {images} images meets a node with {more} more within 64 KiB");
+        checks.check(&what, total <= 64 * 1024, || alloc::format!("{total} B"));
     }
     // Answering a node's session that pushes images' records until the board holds 200
     // images: the node would cut 6 KiB parts, the board's summary asks for 2 KiB.

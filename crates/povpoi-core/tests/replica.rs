@@ -745,6 +745,33 @@ fn the_last_push_part_is_taken_only_by_the_replica_that_took_the_earlier_parts()
 }
 
 #[test]
+fn an_initiator_that_takes_small_parts_gets_a_large_delta_pushed_in_parts_not_in_the_answer() {
+    let (mut board, mut node) = (poi(1), poi(2));
+    board.take_parts_up_to(2 * 1024);
+    for i in 0..50u8 {
+        node.add_image(&format!("image {i:02}"), 2, 2, &pixels(2, 2, i), 1_000 + u64::from(i)).unwrap();
+    }
+    // The board's session: the node's 50 records are over the board's 2 KiB, so the node's
+    // answer leaves them out; the board's own edit still reaches the node.
+    board.set_brightness(33, 2_000, Cue::NOW).unwrap();
+    let report = sync(&mut board, &mut node, 2_100);
+    assert_eq!(report.pulled.records_merged, 0);
+    assert_eq!(board.image_count(), 0);
+    assert_eq!(node.settings().brightness, 33);
+    // The node's own session pushes them, in parts of the board's size.
+    let (pushed, sent) = small_session(&mut node, &mut board, usize::MAX);
+    assert_eq!(pushed.records_sent, 50);
+    let parts = part_sizes(&sent);
+    assert!(parts.len() >= 2 && parts.iter().all(|&n| n <= 2 * 1024), "{parts:?}");
+    assert_eq!(view(&board), view(&node));
+    // A delta within the board's size comes in the answer, and a node (6 KiB) gets any.
+    node.set_brightness(12, 3_000, Cue::NOW).unwrap();
+    assert_eq!(sync(&mut board, &mut node, 3_100).pulled.records_merged, 1);
+    let mut other = poi(3);
+    assert_eq!(sync(&mut other, &mut node, 3_200).pulled.records_merged, 51);
+}
+
+#[test]
 fn a_responder_that_answers_small_deltas_only_leaves_a_large_one_for_its_own_session() {
     let (mut board, mut node) = (poi(1), poi(2));
     board.answer_deltas_up_to(2 * 1024);

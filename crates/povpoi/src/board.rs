@@ -185,8 +185,10 @@ fn open(args: &Args) -> Result<Board, String> {
         // Its HTTP server takes bodies up to BODY_LIMIT, and reqwest reads any answer.
         max_fetched_blob_bytes: usize::MAX,
         max_pushed_blob_bytes: BODY_LIMIT - 1024,
-        max_push_part_bytes: povpoi_core::sync::MAX_PUSH_RECORD_BYTES,
-        max_answered_delta_bytes: usize::MAX,
+        // Records move as on the firmware (firmware/src/main.rs): 2 KiB parts each way, its
+        // summary asking a node for the same, and a larger delta left out of its answers.
+        max_push_part_bytes: 2 * 1024,
+        max_answered_delta_bytes: 2 * 1024,
     };
     let own = OwnClock::new(args.clock_offset_ms, 0.0);
     let clock = povpoi_app::clock::ClockService::new(device_id, rand::random(), rand::random(), own.now_us());

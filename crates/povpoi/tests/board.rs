@@ -164,3 +164,41 @@ fn a_board_fetches_a_nodes_images_one_per_message_in_its_own_session() {
     println!("  3 images in {trips} round trips, {} bytes; ids {ids:?}", fetched["bytes"]);
     note("test", started.elapsed());
 }
+
+/// Protocol 5 between processes: the board's summary asks for 2 KiB `Push` parts, so a node
+/// with 40 images' records (about 3 KB) leaves them out of its answer to the board's session
+/// and pushes them in its own, in parts.
+#[test]
+fn a_node_pushes_many_records_to_a_board_in_parts_of_the_boards_size() {
+    let started = Instant::now();
+    let mut lab = Lab::loopback(2);
+    let node = lab.start(0);
+    let c = &lab.client;
+    for n in 0..40u32 {
+        c.upload_ok(node, Some(&format!("picture {n:02}.png")), 4, 4, &pixels(n, 4, 4));
+    }
+    let board = lab.start_with(1, NodeSpec { board: true, ..lab.spec(1) });
+    let c = &lab.client;
+    note("the 40 images reached the board", lab.wait_converged(&[0, 1], Duration::from_secs(60)));
+    assert_eq!(c.get_ok(board, "/api/status")["count"], json!(40));
+
+    let board_id = device_id(c, board);
+    let history = c.get_ok(node, "/api/sync/history");
+    let pushed = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e["role"] == json!("initiator")
+                && e["peerId"] == json!(board_id)
+                && e["ok"] == json!(true)
+                && e["recordsSent"].as_u64() >= Some(40)
+        })
+        .unwrap_or_else(|| panic!("no session of the node's pushed the 40 records: {history}"));
+    // Begin, then for each part a Push and a Store of the blobs it wants: one 6 KiB part
+    // would take 3 round trips.
+    let trips = pushed["roundTrips"].as_u64().unwrap();
+    assert!(trips >= 5, "40 records in {trips} round trips: {pushed}");
+    println!("  40 records pushed in {trips} round trips, {} bytes", pushed["bytes"]);
+    note("test", started.elapsed());
+}

@@ -289,7 +289,14 @@ impl<S: Storage> Replica<S> {
                 let categories = options.categories;
                 // Built a part at a time, so one larger than this replica answers with is never
                 // held whole: it is left out, and goes in this replica's own sessions instead.
-                let limit = self.answered_delta_bytes;
+                // A peer that takes smaller `Push` parts than the protocol's (a board) takes no
+                // larger delta here either.
+                let takes = usize::try_from(peer.part_bytes).unwrap_or(usize::MAX).max(MIN_PART_BYTES);
+                let limit = if takes < MAX_PUSH_RECORD_BYTES {
+                    self.answered_delta_bytes.min(takes)
+                } else {
+                    self.answered_delta_bytes
+                };
                 let delta = options
                     .direction
                     .pulls()
