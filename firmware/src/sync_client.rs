@@ -158,8 +158,7 @@ impl Link for HttpLink<'_> {
         // Peers' sync messages wait (503) until this one's answer is merged: the heap has
         // room for one session's step, not two (`App::set_exchanging`). The answer is merged
         // right after this returns, with no await between, so the flag may drop here.
-        self.shared.with(|app, _| app.set_exchanging(true));
-        let _in_flight = InFlight(self.shared);
+        let _in_flight = sessions::InFlight::start(self.shared);
         let body = wire::to_bytes(request);
         let mut rng = Trng::try_new().map_err(|_| LinkError::NoEntropy)?;
         let out = self.shared.with(|app, now| app.outgoing(self.peer, SYNC_PATH, &body, now, &mut rng));
@@ -211,16 +210,6 @@ impl Link for HttpLink<'_> {
         // Decoded in its own buffer: an image's pixels are held once (the heap, FIRMWARE.md).
         let answer = wire::response_from_vec(plain).map_err(LinkError::Decode)?;
         Ok((answer, on_wire))
-    }
-}
-
-/// Clears the application's in-flight flag when dropped: on every return of an exchange,
-/// and when its timeout drops it midway.
-struct InFlight(&'static Shared);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.with(|app, _| app.set_exchanging(false));
     }
 }
 

@@ -20,6 +20,24 @@ pub trait AppLock {
     fn with<R>(&self, f: impl FnOnce(&mut App<Self::Storage>, Now) -> R) -> R;
 }
 
+/// Marks a message of the poi's own session as in flight ([`App::set_exchanging`]) until
+/// dropped: on every return of a link's exchange, and when a timeout drops it midway.
+pub struct InFlight<'a, L: AppLock>(&'a L);
+
+impl<'a, L: AppLock> InFlight<'a, L> {
+    /// Sets the flag; the guard clears it.
+    pub fn start(lock: &'a L) -> Self {
+        lock.with(|app, _| app.set_exchanging(true));
+        InFlight(lock)
+    }
+}
+
+impl<L: AppLock> Drop for InFlight<'_, L> {
+    fn drop(&mut self) {
+        self.0.with(|app, _| app.set_exchanging(false));
+    }
+}
+
 /// The application's library as a session it starts needs it: locked only to start and to
 /// merge each answer, never while a message travels.
 struct LockedReplicas<'a, L>(&'a L);

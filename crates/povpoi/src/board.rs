@@ -319,15 +319,6 @@ async fn sync_sessions(board: Arc<Board>) {
     }
 }
 
-/// Clears the in-flight flag when an exchange returns or is dropped midway.
-struct InFlight<'a>(&'a Board);
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.with(|app, _| app.set_exchanging(false));
-    }
-}
-
 /// A session's messages over HTTP to the peer `peer` at `addr`.
 struct HttpLink<'a> {
     board: &'a Board,
@@ -342,8 +333,7 @@ impl Link for HttpLink<'_> {
     async fn exchange(&mut self, request: &SyncRequest) -> Result<(SyncResponse, u64), String> {
         // As on the firmware: peers' sync messages are answered 503 while this one is in
         // flight (`App::set_exchanging`), although a laptop's heap would hold both.
-        self.board.with(|app, _| app.set_exchanging(true));
-        let _in_flight = InFlight(self.board);
+        let _in_flight = sessions::InFlight::start(self.board);
         let body = wire::to_bytes(request);
         let out = self.board.with(|app, now| app.outgoing(self.peer, SYNC_PATH, &body, now, &mut rand::rng()));
         let mut call = self.http.post(format!("http://{}{SYNC_PATH}", self.addr));

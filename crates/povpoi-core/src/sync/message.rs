@@ -97,6 +97,14 @@ pub struct Summary {
     pub part_bytes: u32,
 }
 
+impl Summary {
+    /// The `Push` part size this replica takes, as a peer heeds it: [`Summary::part_bytes`],
+    /// at least [`super::MIN_PART_BYTES`].
+    pub fn parts_taken(&self) -> usize {
+        usize::try_from(self.part_bytes).unwrap_or(usize::MAX).max(super::MIN_PART_BYTES)
+    }
+}
+
 /// Lets a peer that fell behind a compaction drop versions whose tombstones are gone.
 ///
 /// Sent for a category when the receiver's knowledge does not cover the sender's floor

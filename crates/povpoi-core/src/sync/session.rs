@@ -138,8 +138,7 @@ impl Session {
                 check_peer(replica, &summary)?;
                 replica.note_peer(&summary)?;
                 // The peer holds each part's records decoded: its parts, not ours, if smaller.
-                let theirs = usize::try_from(summary.part_bytes).unwrap_or(usize::MAX).max(MIN_PART_BYTES);
-                self.push_bytes = self.push_bytes.min(theirs);
+                self.push_bytes = self.push_bytes.min(summary.parts_taken());
                 if let Some(delta) = delta {
                     if !self.options.direction.pulls() || delta.replica != summary.replica {
                         return Err(Error::Protocol("peer sent records that were not asked for"));
@@ -291,7 +290,7 @@ impl<S: Storage> Replica<S> {
                 // held whole: it is left out, and goes in this replica's own sessions instead.
                 // A peer that takes smaller `Push` parts than the protocol's (a board) takes no
                 // larger delta here either.
-                let takes = usize::try_from(peer.part_bytes).unwrap_or(usize::MAX).max(MIN_PART_BYTES);
+                let takes = peer.parts_taken();
                 let limit = if takes < MAX_PUSH_RECORD_BYTES {
                     self.answered_delta_bytes.min(takes)
                 } else {
