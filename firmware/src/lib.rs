@@ -12,24 +12,43 @@
 #![no_std]
 #![warn(missing_docs)]
 
+// Without a chip feature the crate is empty: that build only runs build.rs, which builds
+// each chip's image in a cargo invocation of its own (docs/FIRMWARE.md, Building).
+#[cfg(feature = "chip")]
 extern crate alloc;
 
 #[cfg(all(feature = "esp32c3", feature = "esp32c6"))]
 compile_error!("build one chip at a time: `cargo esp32c3` or `cargo esp32c6` (docs/FIRMWARE.md)");
-#[cfg(not(any(feature = "esp32c3", feature = "esp32c6")))]
-compile_error!("pick a chip: `cargo esp32c3` or `cargo esp32c6`, or ./build for both (docs/FIRMWARE.md)");
+#[cfg(all(feature = "chip", not(any(feature = "esp32c3", feature = "esp32c6"))))]
+compile_error!(
+    "pick a chip: `cargo esp32c3` or `cargo esp32c6`, or `cargo build --release` for both (docs/FIRMWARE.md)"
+);
 
+#[cfg(feature = "chip")]
 pub mod apa102;
+#[cfg(feature = "chip")]
 pub mod column;
+#[cfg(feature = "chip")]
 pub mod dhcp_server;
+#[cfg(feature = "chip")]
 pub mod heap;
+#[cfg(feature = "chip")]
 pub mod http;
+#[cfg(feature = "chip")]
 pub mod mdns;
+#[cfg(feature = "chip")]
 pub mod net;
+#[cfg(feature = "chip")]
 pub mod poi;
+#[cfg(feature = "chip")]
 pub mod settings;
+#[cfg(feature = "chip")]
 pub mod setup;
+#[cfg(feature = "chip")]
 pub mod storage;
+#[cfg(feature = "chip")]
 pub mod sync_client;
+#[cfg(feature = "chip")]
 pub mod teensy;
+#[cfg(feature = "chip")]
 pub mod wifi;
