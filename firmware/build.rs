@@ -18,8 +18,16 @@ const CHIPS: [(&str, &str, &str); 2] =
 /// What the images are built from, besides this package's own files.
 const SHARED_CRATES: [&str; 4] = ["povpoi-core", "povpoi-peer", "povpoi-app", "povpoi-flash"];
 
-/// Build-time settings the firmware reads with `option_env!` (docs/FIRMWARE.md).
-const BUILD_ENV: [&str; 4] = ["POVPOI_WIFI_SSID", "POVPOI_WIFI_PASSWORD", "POVPOI_GROUP_KEY", "ESP_LOG"];
+/// Build-time settings the firmware reads with `option_env!` (docs/FIRMWARE.md),
+/// and the per-target flags that turn frame pointers on for debugging (docs/FIRMWARE.md).
+const BUILD_ENV: [&str; 6] = [
+    "POVPOI_WIFI_SSID",
+    "POVPOI_WIFI_PASSWORD",
+    "POVPOI_GROUP_KEY",
+    "ESP_LOG",
+    "CARGO_TARGET_RISCV32IMC_UNKNOWN_NONE_ELF_RUSTFLAGS",
+    "CARGO_TARGET_RISCV32IMAC_UNKNOWN_NONE_ELF_RUSTFLAGS",
+];
 
 fn main() {
     if env::var_os("CARGO_FEATURE_CHIP").is_some() {

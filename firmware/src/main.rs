@@ -250,7 +250,7 @@ async fn main(spawner: Spawner) -> ! {
     }
 }
 
-/// Where esp-backtrace ends a panic once it has printed it and its backtrace (its feature
+/// Where esp-backtrace ends a panic once it has printed it and a dump of the stack (its feature
 /// "custom-halt"): a reset instead of its endless loop, so that a poi which hits a bug or
 /// runs out of heap mid-show comes back by itself, a few seconds later, with its library from
 /// the flash (power-cut safe), rather than staying dark until someone power-cycles it.

@@ -158,18 +158,98 @@ impl fmt::Debug for Image {
 impl Image {
     /// The image as sent: cut or padded to [`wire_size`], colour bytes through [`safe_u8`].
     pub fn to_wire(&self) -> Image {
-        let (w, h) = (usize::from(self.width), usize::from(self.height));
+        let w = usize::from(self.width);
         let (ww, wh) = wire_size(self.width, self.height);
         let mut pixels = Vec::with_capacity(3 * usize::from(ww) * usize::from(wh));
         for y in 0..usize::from(wh) {
-            for x in 0..usize::from(ww) {
-                // Columns past the source are the padding: a repeat of its last column.
-                let at = 3 * (y * w + x.min(w.saturating_sub(1)));
-                let p = if w > 0 && y < h { self.pixels.get(at..at + 3) } else { None };
-                pixels.extend(p.unwrap_or(&[0; 3]).iter().map(|&b| safe_u8(b)));
-            }
+            let row = self.pixels.get(3 * y * w..3 * (y + 1) * w).unwrap_or(&[]);
+            wire_row(row, w, w, usize::from(ww), &mut pixels);
         }
         Image { width: ww, height: wh, pixels }
+    }
+}
+
+/// Widest image the Teensy plays whole: it counts columns in 8 bits (spec section 4), so
+/// it would show the first 256 columns of a wider one and wrap.
+pub const BOARD_MAX_COLUMNS: u16 = 256;
+
+/// An image upload (command `0x02`) for the Teensy, written a row at a time, so that a
+/// sender that reads the image from storage never holds it whole (a board's 256 x 32
+/// frame is 24,585 bytes). An image wider than [`BOARD_MAX_COLUMNS`] is squeezed to it,
+/// nearest column, so the whole picture still goes round, slightly narrower; then it is
+/// sent as [`Command::image`] sends one ([`wire_size`], [`safe_u8`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageFrame {
+    source_width: u16,
+    played_width: u16,
+    width: u16,
+    height: u16,
+}
+
+impl ImageFrame {
+    /// The frame of an image of `width` x `height`.
+    pub fn new(width: u16, height: u16) -> ImageFrame {
+        let played_width = width.min(BOARD_MAX_COLUMNS);
+        let (w, h) = wire_size(played_width, height);
+        ImageFrame { source_width: width, played_width, width: w, height: h }
+    }
+
+    /// Rows sent: rows `0..rows()` of the image, each given to [`ImageFrame::row`].
+    pub fn rows(&self) -> u16 {
+        self.height
+    }
+
+    /// The frame's first bytes: start, command, pixel byte count, width and height.
+    pub fn head(&self) -> [u8; 8] {
+        // Below 0xFE00 by wire_size.
+        let count = (3 * usize::from(self.width) * usize::from(self.height)) as u16;
+        let [c0, c1] = count.to_be_bytes();
+        let [w0, w1] = self.width.to_le_bytes();
+        let [h0, h1] = self.height.to_le_bytes();
+        [START, IMAGE, c0, c1, w0, w1, h0, h1]
+    }
+
+    /// Appends one row's bytes, given the image's row (`3 * width` bytes, RGB).
+    pub fn row(&self, source_row: &[u8], out: &mut Vec<u8>) {
+        wire_row(
+            source_row,
+            usize::from(self.source_width),
+            usize::from(self.played_width),
+            usize::from(self.width),
+            out,
+        );
+    }
+
+    /// The whole frame's length in bytes, [`END`] included.
+    pub fn len(&self) -> usize {
+        8 + 3 * usize::from(self.width) * usize::from(self.height) + 1
+    }
+
+    /// Never: a frame has at least its head and end.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The whole frame of an image held in memory (`3 * width * height` bytes, RGB).
+    pub fn encode(&self, pixels: &[u8], out: &mut Vec<u8>) {
+        out.reserve(self.len());
+        out.extend_from_slice(&self.head());
+        let row_bytes = 3 * usize::from(self.source_width);
+        for y in 0..usize::from(self.height) {
+            self.row(pixels.get(y * row_bytes..(y + 1) * row_bytes).unwrap_or(&[]), out);
+        }
+        out.push(END);
+    }
+}
+
+/// One row of an image as sent, `wire_width` columns: the `played` columns taken from the
+/// `source` columns by nearest column, then the last one repeated as padding ([`wire_size`]);
+/// columns the row lacks are black.
+fn wire_row(row: &[u8], source: usize, played: usize, wire_width: usize, out: &mut Vec<u8>) {
+    for x in 0..wire_width {
+        let column = x.min(played.saturating_sub(1)) * source / played.max(1);
+        let pixel = row.get(3 * column..3 * column + 3).unwrap_or(&[0; 3]);
+        out.extend(pixel.iter().map(|&b| safe_u8(b)));
     }
 }
 
@@ -836,6 +916,36 @@ mod tests {
                     }
                 }
             }
+        }
+
+        #[test]
+        fn an_image_frame_written_row_by_row_is_the_image_squeezed_to_the_column_counter(
+            w in 1..=MAX_WIDTH, h in 1..=MAX_HEIGHT, seed in any::<u64>(),
+        ) {
+            let src = pixels(3 * usize::from(w) * usize::from(h), seed);
+            let frame = ImageFrame::new(w, h);
+            let (row_bytes, mut streamed) = (3 * usize::from(w), frame.head().to_vec());
+            for y in 0..usize::from(frame.rows()) {
+                frame.row(&src[y * row_bytes..(y + 1) * row_bytes], &mut streamed);
+            }
+            streamed.push(END);
+            let mut whole = Vec::new();
+            frame.encode(&src, &mut whole);
+            prop_assert_eq!(&streamed, &whole);
+            prop_assert_eq!(streamed.len(), frame.len());
+
+            // The same bytes as the command of the image squeezed, nearest column, to 256.
+            let played = w.min(BOARD_MAX_COLUMNS);
+            let mut squeezed = Vec::new();
+            for y in 0..usize::from(h) {
+                for x in 0..usize::from(played) {
+                    let from = 3 * (y * usize::from(w) + x * usize::from(w) / usize::from(played));
+                    squeezed.extend_from_slice(&src[from..from + 3]);
+                }
+            }
+            let mut meant = Vec::new();
+            Command::image(played, h, &squeezed).encode(&mut meant);
+            prop_assert_eq!(streamed, meant);
         }
 
         #[test]
