@@ -14,6 +14,7 @@ pub mod peers;
 pub mod rules;
 pub mod sessions;
 pub mod stage;
+pub mod teensy;
 pub mod time;
 
 pub use app::{App, Config, DEFAULT_SYNC_INTERVAL_MS, Now};

@@ -4,10 +4,11 @@
 
 mod common;
 
+use common::now;
 use povpoi_app::clock::ClockService;
 use povpoi_app::columns::{ImageWindow, WINDOW_COLUMNS};
 use povpoi_app::stage::{column_start, sequence_start};
-use povpoi_app::{App, Config, Now};
+use povpoi_app::{App, Config};
 use povpoi_core::device::{DeviceId, ReplicaId};
 use povpoi_core::model::{ImageId, Mode, Pattern, PatternKind, Rgb, Sequence, SequenceItem, SequenceTarget};
 use povpoi_core::render::{Content, ImageView, Program, Renderer};
@@ -117,24 +118,9 @@ fn in_turn(from_us: u64, fps: u64, count: u64) -> impl Iterator<Item = u64> {
     (0..count).map(move |k| from_us + (k * 1_000_000).div_ceil(fps) + k % 7 * 100)
 }
 
-fn now(own_us: u64) -> Now {
-    Now { wall_us: 1_800_000_000_000_000 + own_us, own_us }
-}
-
 /// Selects through the API, as a phone would.
 fn select(app: &mut App<&'static Store>, mode: Mode, index: u16, own_us: u64) {
-    let body = format!(r#"{{"mode":{},"index":{index}}}"#, mode as u8);
-    let from = "127.0.0.1:9".parse().unwrap();
-    let request = povpoi_app::api::Request {
-        method: "POST",
-        path: "/api/mode",
-        query: None,
-        headers: &[],
-        body: body.as_bytes(),
-        from,
-    };
-    let answer = app.handle(&request, now(own_us), &mut rand::rng());
-    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    common::post(app, "/api/mode", &format!(r#"{{"mode":{},"index":{index}}}"#, mode as u8), own_us);
 }
 
 #[test]

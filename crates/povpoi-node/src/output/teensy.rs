@@ -1,61 +1,31 @@
 //! The `teensy` output: the existing Teensy 4.1 board on a serial port, told what plays and
 //! left to render it itself (a mirroring output).
 //!
-//! On each change of the show it sends only what the board does not have yet, in this
-//! order: changed pattern slots (`0x03`), changed sequence slots (`0x04`), the image if it
-//! changed (`0x02`), brightness (`0x06`), frame rate (`0x07`), in live mode the live column
-//! (`0x05`), and the mode last (`0x01`), so the board switches only once what it switches
-//! to is there. The bytes, and how they dodge the board's `0xFE` defect, are
-//! [`povpoi_core::wire::teensy`]'s.
-//!
-//! Each command waits for the board's ack, 500 ms plus one and a half times the command's
-//! time on the wire. Images go at most 256 columns wide (see below), so a 400 x 32 image is
-//! sent as 256 x 32: 24,585 bytes, 2.1 s at 115200 baud, a 3.7 s wait; the largest upload,
-//! 256 x 64, is 49,161 bytes, 4.3 s, a 6.9 s wait. A missing ack is logged and the link
-//! goes on: the board may have taken the command and lost the ack, and the next change
-//! resends nothing that the board was already sent. After two missing acks in a row the
-//! rest of that change is sent without waiting, so an unplugged board holds the player up
-//! for a second, not for a timeout per command. Live columns are not waited for: the
-//! firmware does not ack them, and waiting would cap a live stream at a couple of columns
-//! a second.
-//!
-//! The board counts columns in 8 bits (spec section 4), so it would show only the first 256
-//! columns of a wider image and wrap: an image wider than 256 columns is sent squeezed to 256
-//! (nearest column), so the whole picture still goes round, slightly narrower.
-//!
-//! The board has no command to empty a slot. When the mode selects an empty slot (or image
-//! mode has no image), the link sends idle, which is what the renderer shows for it,
-//! instead of letting the board play whatever it kept in that slot.
+//! What to send, in which order, and when to wait for an ack are the shared rules of
+//! [`povpoi_app::teensy`] (a board's UART link follows them too); this is the serial port
+//! and the waiting. The bytes, and how they dodge the board's `0xFE` defect, are
+//! [`povpoi_core::wire::teensy`]'s: images go at most 256 columns wide, squeezed
+//! ([`ImageFrame`]), so a 400 x 32 image is sent as 256 x 32: 24,585 bytes, 2.1 s at 115200
+//! baud, a 3.7 s wait; the largest upload, 256 x 64, is 49,161 bytes, 4.3 s, a 6.9 s wait.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::termios::{self, BaudRate, ControlFlags, FlushArg, InputFlags, SetArg, SpecialCharacterIndices};
-use povpoi_core::model::{Mode, PATTERN_SLOTS, Pattern, Rgb, SEQUENCE_SLOTS, Sequence};
-use povpoi_core::wire::teensy::{Command, IMAGE_SLOT, Reply, ReplyParser, Status};
+use povpoi_app::teensy::{ACK_TIMEOUT_US, MISSES_BEFORE_BLIND, Mirror, Step, ack_timeout_us};
+use povpoi_core::model::Rgb;
+use povpoi_core::wire::teensy::{Command, ImageFrame, Reply, ReplyParser, Status};
 
 use super::{Output, Show, ShowImage};
 
-/// The link's speed; 8 data bits, no parity, one stop bit.
-pub const BAUD: u32 = 115_200;
+pub use povpoi_app::teensy::BAUD;
 /// Wait for the ack of a short command.
-pub const ACK_TIMEOUT: Duration = Duration::from_millis(500);
-/// Missing acks in a row after which the rest of a change is sent without waiting.
-const MISSES_BEFORE_BLIND: u32 = 2;
-
-/// How long to wait for the ack of a command of `bytes` bytes: [`ACK_TIMEOUT`] plus one
-/// and a half times its time on the wire (10 bits a byte with start and stop bit), since
-/// a USB serial adapter and the board's parsing add their own delays.
-pub fn ack_timeout(bytes: usize) -> Duration {
-    let wire_us = bytes as u64 * 10 * 1_000_000 / u64::from(BAUD);
-    ACK_TIMEOUT + Duration::from_micros(wire_us * 3 / 2)
-}
+pub const ACK_TIMEOUT: Duration = Duration::from_micros(ACK_TIMEOUT_US);
 
 /// The board on a serial port, or any byte stream that stands in for one. Reads must
 /// return (with 0 bytes, `WouldBlock` or `TimedOut`) within a short time when nothing
@@ -65,20 +35,8 @@ pub struct TeensyLink<P> {
     name: String,
     parser: ReplyParser,
     replies: VecDeque<Reply>,
-    board: Board,
+    board: Mirror<ShowImage>,
     misses: u32,
-}
-
-/// What the board was sent, so a change sends only the difference.
-#[derive(Default)]
-struct Board {
-    patterns: Vec<Option<Pattern>>,
-    sequences: Vec<Option<Sequence>>,
-    image: Option<ShowImage>,
-    brightness: Option<u8>,
-    framerate: Option<u16>,
-    live: Option<Vec<Rgb>>,
-    selection: Option<(u8, u8)>,
 }
 
 impl TeensyLink<File> {
@@ -132,7 +90,7 @@ impl<P: Read + Write> TeensyLink<P> {
             name: name.into(),
             parser: ReplyParser::default(),
             replies: VecDeque::new(),
-            board: Board::default(),
+            board: Mirror::default(),
             misses: 0,
         }
     }
@@ -150,63 +108,43 @@ impl<P: Read + Write> TeensyLink<P> {
     /// Sends what of `show` the board does not have yet.
     pub fn mirror(&mut self, show: &Show) -> io::Result<()> {
         self.misses = 0;
-        for (slot, pattern) in show.patterns.iter().enumerate().take(usize::from(PATTERN_SLOTS)) {
-            if let Some(p) = pattern
-                && !matches!(self.board.patterns.get(slot), Some(Some(had)) if had == p)
-            {
-                self.send(&Command::pattern(slot as u8, p))?;
-                set_slot(&mut self.board.patterns, slot, *p);
-            }
-        }
-        for (slot, sequence) in show.sequences.iter().enumerate().take(usize::from(SEQUENCE_SLOTS)) {
-            if let Some(s) = sequence
-                && !matches!(self.board.sequences.get(slot), Some(Some(had)) if had == s)
-            {
-                self.send(&Command::sequence(slot as u8, s))?;
-                set_slot(&mut self.board.sequences, slot, s.clone());
-            }
-        }
-        if let Some(image) = &show.image
-            && !self.board.image.as_ref().is_some_and(|had| same_image(had, image))
-        {
-            let (width, pixels) = fit_column_counter(image);
-            self.send(&Command::image(width, image.height, &pixels))?;
-            self.board.image = Some(image.clone());
-        }
-        if self.board.brightness != Some(show.brightness) {
-            self.send(&Command::Brightness(show.brightness))?;
-            self.board.brightness = Some(show.brightness);
-        }
-        if self.board.framerate != Some(show.framerate) {
-            self.send(&Command::FrameRate(show.framerate))?;
-            self.board.framerate = Some(show.framerate);
-        }
-        if show.mode == Mode::Live {
-            let column = show.live.clone().unwrap_or_default();
-            if self.board.live.as_ref() != Some(&column) {
-                self.send(&Command::live(&column))?;
-                self.board.live = Some(column);
-            }
-        }
-        let selection = selection(show);
-        if self.board.selection != Some(selection) {
-            self.send(&Command::SetMode { mode: selection.0, index: selection.1 })?;
-            self.board.selection = Some(selection);
+        let show = povpoi_app::teensy::Show {
+            mode: show.mode,
+            index: show.index,
+            brightness: show.brightness,
+            framerate: show.framerate,
+            patterns: &show.patterns,
+            sequences: &show.sequences,
+            image: show.image.as_ref(),
+            live: show.live.as_deref(),
+        };
+        while let Some(step) = self.board.next(&show) {
+            let mut frame = Vec::new();
+            let code = match (&step, step.command()) {
+                (Step::Image(image), _) => {
+                    ImageFrame::new(image.width, image.height).encode(&image.pixels, &mut frame);
+                    povpoi_core::wire::teensy::IMAGE
+                }
+                (_, Some(command)) => {
+                    command.encode(&mut frame);
+                    command.code()
+                }
+                (_, None) => unreachable!("only an image step has no command"),
+            };
+            self.send(&frame, code, step.acked())?;
+            self.board.sent(step);
         }
         Ok(())
     }
 
-    /// Writes one command and, unless it is a live column, waits for its ack.
-    fn send(&mut self, command: &Command) -> io::Result<()> {
-        let len = self.write(command)?;
-        if matches!(command, Command::Live(_)) {
+    /// Writes one frame and, if the board acks its command, waits for the ack.
+    fn send(&mut self, frame: &[u8], code: u8, acked: bool) -> io::Result<()> {
+        self.port.write_all(frame)?;
+        self.port.flush()?;
+        if !acked || self.misses >= MISSES_BEFORE_BLIND {
             return Ok(());
         }
-        if self.misses >= MISSES_BEFORE_BLIND {
-            return Ok(());
-        }
-        let code = command.code();
-        let deadline = Instant::now() + ack_timeout(len);
+        let deadline = Instant::now() + Duration::from_micros(ack_timeout_us(frame.len()));
         if self.wait_for(deadline, |r| *r == Reply::Ack(code))?.is_some() {
             self.misses = 0;
             return Ok(());
@@ -275,81 +213,5 @@ impl<P: Read + Write + Send> Output for TeensyLink<P> {
 
     fn show_changed(&mut self, show: &Show) -> io::Result<()> {
         self.mirror(show)
-    }
-}
-
-fn set_slot<T>(slots: &mut Vec<Option<T>>, slot: usize, value: T) {
-    if slots.len() <= slot {
-        slots.resize_with(slot + 1, || None);
-    }
-    slots[slot] = Some(value);
-}
-
-/// Whether two images are the same picture; the pointer check spares comparing 77 KB of
-/// pixels on every change of brightness.
-fn same_image(a: &ShowImage, b: &ShowImage) -> bool {
-    a.width == b.width && a.height == b.height && (Arc::ptr_eq(&a.pixels, &b.pixels) || a.pixels == b.pixels)
-}
-
-/// The mode and the board's slot for it: uploads land in image slot 0; an empty slot
-/// plays as idle (see the module doc).
-fn selection(show: &Show) -> (u8, u8) {
-    let index = usize::from(show.index);
-    let slot = u8::try_from(show.index).unwrap_or(u8::MAX);
-    match show.mode {
-        Mode::Image if show.image.is_some() => (Mode::Image as u8, IMAGE_SLOT),
-        Mode::Pattern if matches!(show.patterns.get(index), Some(Some(_))) => (Mode::Pattern as u8, slot),
-        Mode::Sequence if matches!(show.sequences.get(index), Some(Some(_))) => (Mode::Sequence as u8, slot),
-        Mode::Live => (Mode::Live as u8, 0),
-        _ => (Mode::Idle as u8, 0),
-    }
-}
-
-/// Widest image the board's 8-bit column counter plays whole.
-pub const BOARD_MAX_COLUMNS: u16 = 256;
-
-/// The image's width and pixels as the board can play them: squeezed to
-/// [`BOARD_MAX_COLUMNS`] by taking the nearest column when wider.
-fn fit_column_counter(image: &ShowImage) -> (u16, Vec<u8>) {
-    let (w, h) = (usize::from(image.width), usize::from(image.height));
-    if image.width <= BOARD_MAX_COLUMNS {
-        return (image.width, image.pixels.to_vec());
-    }
-    let target = usize::from(BOARD_MAX_COLUMNS);
-    let mut out = Vec::with_capacity(target * h * 3);
-    for y in 0..h {
-        for x in 0..target {
-            let from = (y * w + x * w / target) * 3;
-            out.extend_from_slice(image.pixels.get(from..from + 3).unwrap_or(&[0, 0, 0]));
-        }
-    }
-    (BOARD_MAX_COLUMNS, out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timeouts_grow_with_the_command() {
-        assert_eq!(ack_timeout(0), ACK_TIMEOUT);
-        // A 400 x 32 image goes as 256 x 32: 24,585 bytes, 2.13 s on the wire.
-        let image = ack_timeout(8 + 256 * 32 * 3 + 1);
-        assert!(image > Duration::from_millis(3690) && image < Duration::from_millis(3710), "{image:?}");
-        // The largest upload, 256 x 64: 49,161 bytes, 4.27 s.
-        let largest = ack_timeout(8 + 256 * 64 * 3 + 1);
-        assert!(largest > Duration::from_millis(6890) && largest < Duration::from_millis(6910), "{largest:?}");
-    }
-
-    #[test]
-    fn empty_slots_play_as_idle() {
-        let mut show = Show { mode: Mode::Pattern, index: 3, patterns: vec![None; 18], ..Show::default() };
-        assert_eq!(selection(&show), (0, 0));
-        show.patterns[3] = Some(Pattern::default());
-        assert_eq!(selection(&show), (2, 3));
-        show.mode = Mode::Image;
-        assert_eq!(selection(&show), (0, 0));
-        show.image = Some(ShowImage { width: 1, height: 1, pixels: Arc::new(vec![0; 3]) });
-        assert_eq!(selection(&show), (1, IMAGE_SLOT), "the upload slot, whatever the list index");
     }
 }

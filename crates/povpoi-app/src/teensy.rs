@@ -1,0 +1,294 @@
+//! What the existing Teensy 4.1 board (spec section 4), which renders itself, is sent so
+//! that it plays what this poi plays: a node's `teensy:` output and a board's UART link
+//! both ask a [`Mirror`] for the next command and send it.
+//!
+//! On each change of the show only what the Teensy does not have yet is sent, in this
+//! order: changed pattern slots (`0x03`), changed sequence slots (`0x04`), the image if it
+//! changed (`0x02`, written by the caller with [`ImageFrame`], which squeezes it to the
+//! Teensy's 256-column counter), brightness (`0x06`), frame rate (`0x07`), in live mode the
+//! live column (`0x05`), and the mode last (`0x01`), so the Teensy switches only once what
+//! it switches to is there. The Teensy has no command to empty a slot: when the mode
+//! selects an empty slot (or image mode has no image), it is sent idle, which is what the
+//! renderer shows for it, rather than left to play whatever it kept in that slot.
+//!
+//! Each command but a live column waits for the Teensy's ack ([`ack_timeout_us`]); after
+//! [`MISSES_BEFORE_BLIND`] missing acks in a row the rest of a change goes without waiting,
+//! so an unplugged Teensy holds the show up for a second, not a timeout per command. A
+//! missing ack does not resend: the Teensy may have taken the command and lost the ack.
+
+use alloc::vec::Vec;
+
+use povpoi_core::hash::BlobHash;
+use povpoi_core::model::{Mode, PATTERN_SLOTS, Pattern, Rgb, SEQUENCE_SLOTS, Sequence, SequenceTarget};
+use povpoi_core::sync::{Storage, StorageError};
+#[cfg(doc)]
+use povpoi_core::wire::teensy::ImageFrame;
+use povpoi_core::wire::teensy::{Command, IMAGE_SLOT};
+
+use crate::App;
+
+/// The link's speed (spec section 4); 8 data bits, no parity, one stop bit.
+pub const BAUD: u32 = 115_200;
+/// Wait for the ack of a short command, µs.
+pub const ACK_TIMEOUT_US: u64 = 500_000;
+/// Missing acks in a row after which the rest of a change is sent without waiting.
+pub const MISSES_BEFORE_BLIND: u32 = 2;
+
+/// How long to wait for the ack of a command of `bytes` bytes, µs: [`ACK_TIMEOUT_US`] plus
+/// one and a half times its time on the wire (10 bits a byte with start and stop bit), as
+/// a USB serial adapter and the Teensy's parsing add their own delays. A 256 x 32 image
+/// (24,585 bytes, 2.1 s at 115200 baud) waits 3.7 s.
+pub fn ack_timeout_us(bytes: usize) -> u64 {
+    let wire_us = bytes as u64 * 10 * 1_000_000 / u64::from(BAUD);
+    ACK_TIMEOUT_US + wire_us * 3 / 2
+}
+
+/// What plays, as the Teensy needs it. `I` is what names an image and its pixels: a node's
+/// pixels in memory, a board's [`StoredImage`].
+#[derive(Clone, Copy, Debug)]
+pub struct Show<'a, I> {
+    /// Mode (idle, image, pattern, sequence, live).
+    pub mode: Mode,
+    /// Slot of the mode: image index in list order, pattern slot, sequence slot.
+    pub index: u16,
+    /// Global brightness, 0-255.
+    pub brightness: u8,
+    /// Columns per second.
+    pub framerate: u16,
+    /// The pattern slots.
+    pub patterns: &'a [Option<Pattern>],
+    /// The sequence slots.
+    pub sequences: &'a [Option<Sequence>],
+    /// The image playing (image mode), or the first image of the sequence playing whose
+    /// pixels are here (the Teensy holds one image).
+    pub image: Option<&'a I>,
+    /// The live column (live mode).
+    pub live: Option<&'a [Rgb]>,
+}
+
+/// One command for the Teensy, and what it was sent once it is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step<I> {
+    /// A pattern slot (`0x03`).
+    Pattern(u8, Pattern),
+    /// A sequence slot (`0x04`).
+    Sequence(u8, Sequence),
+    /// The image (`0x02`), which the caller writes with [`ImageFrame`].
+    Image(I),
+    /// Global brightness (`0x06`).
+    Brightness(u8),
+    /// Frame rate (`0x07`).
+    FrameRate(u16),
+    /// The live column (`0x05`); not acked.
+    Live(Vec<Rgb>),
+    /// Mode and slot (`0x01`), always last.
+    Select(u8, u8),
+}
+
+impl<I> Step<I> {
+    /// The command to send, `None` for an image (its frame is written row by row).
+    pub fn command(&self) -> Option<Command> {
+        Some(match self {
+            Step::Pattern(slot, p) => Command::pattern(*slot, p),
+            Step::Sequence(slot, s) => Command::sequence(*slot, s),
+            Step::Image(_) => return None,
+            Step::Brightness(v) => Command::Brightness(*v),
+            Step::FrameRate(fps) => Command::FrameRate(*fps),
+            Step::Live(column) => Command::live(column),
+            Step::Select(mode, index) => Command::SetMode { mode: *mode, index: *index },
+        })
+    }
+
+    /// Whether the Teensy acks it (all but a live column).
+    pub fn acked(&self) -> bool {
+        !matches!(self, Step::Live(_))
+    }
+}
+
+/// What the Teensy was sent, so a change sends only the difference.
+#[derive(Clone, Debug)]
+pub struct Mirror<I> {
+    patterns: Vec<Option<Pattern>>,
+    sequences: Vec<Option<Sequence>>,
+    image: Option<I>,
+    brightness: Option<u8>,
+    framerate: Option<u16>,
+    live: Option<Vec<Rgb>>,
+    selection: Option<(u8, u8)>,
+}
+
+impl<I> Default for Mirror<I> {
+    fn default() -> Self {
+        Mirror {
+            patterns: Vec::new(),
+            sequences: Vec::new(),
+            image: None,
+            brightness: None,
+            framerate: None,
+            live: None,
+            selection: None,
+        }
+    }
+}
+
+impl<I: Clone + PartialEq> Mirror<I> {
+    /// The next command `show` needs the Teensy to be sent, `None` once it has everything.
+    /// Call [`Mirror::sent`] once it is sent.
+    pub fn next(&self, show: &Show<'_, I>) -> Option<Step<I>> {
+        let slots = show.patterns.iter().enumerate().take(usize::from(PATTERN_SLOTS));
+        for (slot, pattern) in slots {
+            if let Some(p) = pattern
+                && !matches!(self.patterns.get(slot), Some(Some(had)) if had == p)
+            {
+                return Some(Step::Pattern(slot as u8, *p));
+            }
+        }
+        for (slot, sequence) in show.sequences.iter().enumerate().take(usize::from(SEQUENCE_SLOTS)) {
+            if let Some(s) = sequence
+                && !matches!(self.sequences.get(slot), Some(Some(had)) if had == s)
+            {
+                return Some(Step::Sequence(slot as u8, s.clone()));
+            }
+        }
+        if let Some(image) = show.image
+            && self.image.as_ref() != Some(image)
+        {
+            return Some(Step::Image(image.clone()));
+        }
+        if self.brightness != Some(show.brightness) {
+            return Some(Step::Brightness(show.brightness));
+        }
+        if self.framerate != Some(show.framerate) {
+            return Some(Step::FrameRate(show.framerate));
+        }
+        if show.mode == Mode::Live {
+            let column = show.live.unwrap_or_default();
+            if self.live.as_deref() != Some(column) {
+                return Some(Step::Live(column.to_vec()));
+            }
+        }
+        let selection = selection(show);
+        (self.selection != Some(selection)).then_some(Step::Select(selection.0, selection.1))
+    }
+
+    /// Records that `step` was sent (acked or not: see the module doc).
+    pub fn sent(&mut self, step: Step<I>) {
+        match step {
+            Step::Pattern(slot, p) => set_slot(&mut self.patterns, usize::from(slot), p),
+            Step::Sequence(slot, s) => set_slot(&mut self.sequences, usize::from(slot), s),
+            Step::Image(image) => self.image = Some(image),
+            Step::Brightness(v) => self.brightness = Some(v),
+            Step::FrameRate(fps) => self.framerate = Some(fps),
+            Step::Live(column) => self.live = Some(column),
+            Step::Select(mode, index) => self.selection = Some((mode, index)),
+        }
+    }
+}
+
+fn set_slot<T>(slots: &mut Vec<Option<T>>, slot: usize, value: T) {
+    if slots.len() <= slot {
+        slots.resize_with(slot + 1, || None);
+    }
+    slots[slot] = Some(value);
+}
+
+/// The mode and the Teensy's slot for it: uploads land in image slot 0; an empty slot
+/// plays as idle (see the module doc).
+fn selection<I>(show: &Show<'_, I>) -> (u8, u8) {
+    let index = usize::from(show.index);
+    let slot = u8::try_from(show.index).unwrap_or(u8::MAX);
+    match show.mode {
+        Mode::Image if show.image.is_some() => (Mode::Image as u8, IMAGE_SLOT),
+        Mode::Pattern if matches!(show.patterns.get(index), Some(Some(_))) => (Mode::Pattern as u8, slot),
+        Mode::Sequence if matches!(show.sequences.get(index), Some(Some(_))) => (Mode::Sequence as u8, slot),
+        Mode::Live => (Mode::Live as u8, 0),
+        _ => (Mode::Idle as u8, 0),
+    }
+}
+
+/// An image whose pixels are in storage: what a board sends the Teensy, a row at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredImage {
+    /// Its pixels' blob.
+    pub pixels: BlobHash,
+    /// Columns.
+    pub width: u16,
+    /// Rows.
+    pub height: u16,
+}
+
+impl StoredImage {
+    /// Reads row `y` (`3 * width` bytes) into `row`; `false` if the pixels are not stored.
+    pub fn read_row<S: Storage>(&self, storage: &S, y: u16, row: &mut [u8]) -> Result<bool, StorageError> {
+        let offset = usize::from(y) * usize::from(self.width) * 3;
+        storage.read_blob_part(&self.pixels, offset, row)
+    }
+}
+
+/// What plays on a poi that keeps its images in storage, owned, so the application's lock
+/// need not be held while the Teensy is sent it ([`Playing::show`]).
+#[derive(Clone, Debug)]
+pub struct Playing {
+    mode: Mode,
+    index: u16,
+    brightness: u8,
+    framerate: u16,
+    patterns: Vec<Option<Pattern>>,
+    sequences: Vec<Option<Sequence>>,
+    image: Option<StoredImage>,
+}
+
+impl Playing {
+    /// The show for [`Mirror::next`].
+    pub fn show(&self) -> Show<'_, StoredImage> {
+        Show {
+            mode: self.mode,
+            index: self.index,
+            brightness: self.brightness,
+            framerate: self.framerate,
+            patterns: &self.patterns,
+            sequences: &self.sequences,
+            image: self.image.as_ref(),
+            live: None,
+        }
+    }
+}
+
+impl<S: Storage> App<S> {
+    /// What shows now, for the Teensy: the stage's current brightness, frame rate,
+    /// selection and slots, and the image of image mode (by library order) or else the
+    /// sequence's first image, if its pixels are stored. No live column: a board takes none.
+    pub fn teensy_playing(&self) -> Playing {
+        let stage = self.stage();
+        let (selection, _) = *stage.selection.current();
+        let sequences: Vec<Option<Sequence>> = stage.sequences.iter().map(|q| q.current().clone()).collect();
+        let replica = self.replica();
+        let chosen = match selection.mode {
+            Mode::Image => replica.images().nth(usize::from(selection.index)).map(|(id, _)| id),
+            Mode::Sequence => sequences.get(usize::from(selection.index)).and_then(Option::as_ref).and_then(|q| {
+                // In item order, so every look picks the same one.
+                q.items().iter().find_map(|item| match item.target {
+                    SequenceTarget::Image(id) => replica
+                        .image(id)
+                        .filter(|meta| replica.storage().has_blob(&meta.pixels()).unwrap_or(false))
+                        .map(|_| id),
+                    SequenceTarget::Pattern(_) => None,
+                })
+            }),
+            _ => None,
+        };
+        let image = chosen
+            .and_then(|id| replica.image(id))
+            .filter(|meta| replica.storage().has_blob(&meta.pixels()).unwrap_or(false))
+            .map(|meta| StoredImage { pixels: meta.pixels(), width: meta.width(), height: meta.height() });
+        Playing {
+            mode: selection.mode,
+            index: selection.index,
+            brightness: *stage.brightness.current(),
+            framerate: *stage.framerate.current(),
+            patterns: stage.patterns.iter().map(|p| *p.current()).collect(),
+            sequences,
+            image,
+        }
+    }
+}
