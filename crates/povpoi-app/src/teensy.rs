@@ -16,16 +16,16 @@
 //! so an unplugged Teensy holds the show up for a second, not a timeout per command. A
 //! missing ack does not resend: the Teensy may have taken the command and lost the ack.
 
+use alloc::vec;
 use alloc::vec::Vec;
 
 use povpoi_core::hash::BlobHash;
 use povpoi_core::model::{Mode, PATTERN_SLOTS, Pattern, Rgb, SEQUENCE_SLOTS, Sequence, SequenceTarget};
 use povpoi_core::sync::{Storage, StorageError};
-#[cfg(doc)]
-use povpoi_core::wire::teensy::ImageFrame;
-use povpoi_core::wire::teensy::{Command, IMAGE_SLOT};
+use povpoi_core::wire::teensy::{Command, END, IMAGE, IMAGE_SLOT, ImageFrame};
 
 use crate::App;
+use crate::sessions::AppLock;
 
 /// The link's speed (spec section 4); 8 data bits, no parity, one stop bit.
 pub const BAUD: u32 = 115_200;
@@ -291,4 +291,81 @@ impl<S: Storage> App<S> {
             image,
         }
     }
+}
+
+/// The serial link to a Teensy as a platform provides it (a board's UART).
+pub trait Port {
+    /// Writes `bytes` out, all of them (a link that fails logs it: the mirror goes on).
+    fn write(&mut self, bytes: &[u8]) -> impl Future<Output = ()>;
+    /// Forgets the acks heard so far: they answer commands whose wait is over.
+    fn forget_acks(&mut self);
+    /// Waits up to `timeout_us` for the ack of command `code`; whether it came.
+    fn ack(&mut self, code: u8, timeout_us: u64) -> impl Future<Output = bool>;
+}
+
+/// What one [`send_changes`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// Commands sent.
+    pub commands: u32,
+    /// Of them, acked commands whose ack did not come (or was not waited for, once
+    /// [`MISSES_BEFORE_BLIND`] were missing in a row).
+    pub unacked: u32,
+    /// Rows of the image that storage could not give (sent black).
+    pub rows_unread: u32,
+}
+
+/// Sends the Teensy what plays on the application behind `lock` that it lacks, until it
+/// lacks nothing; the application is locked only to look and to read each image row, never
+/// while bytes travel.
+pub async fn send_changes<L: AppLock>(lock: &L, mirror: &mut Mirror<StoredImage>, port: &mut impl Port) -> Sent {
+    let mut sent = Sent::default();
+    let mut misses = 0;
+    let mut frame = Vec::new();
+    while let Some(step) = lock.with(|app, _| mirror.next(&app.teensy_playing().show())) {
+        port.forget_acks();
+        let (code, bytes) = match (&step, step.command()) {
+            (Step::Image(image), _) => (IMAGE, send_image(lock, image, port, &mut sent).await),
+            (_, Some(command)) => {
+                frame.clear();
+                command.encode(&mut frame);
+                port.write(&frame).await;
+                (command.code(), frame.len())
+            }
+            (_, None) => unreachable!("only an image step has no command"),
+        };
+        sent.commands += 1;
+        if step.acked() {
+            if misses < MISSES_BEFORE_BLIND && port.ack(code, ack_timeout_us(bytes)).await {
+                misses = 0;
+            } else {
+                misses += 1;
+                sent.unacked += 1;
+            }
+        }
+        mirror.sent(step);
+    }
+    sent
+}
+
+/// Writes the upload of `image` a row at a time, each row read from storage; returns the
+/// frame's length. A row storage cannot give (the pixels removed meanwhile) goes black,
+/// so the Teensy still gets a whole frame.
+async fn send_image<L: AppLock>(lock: &L, image: &StoredImage, port: &mut impl Port, sent: &mut Sent) -> usize {
+    let frame = ImageFrame::new(image.width, image.height);
+    port.write(&frame.head()).await;
+    let mut row = vec![0; 3 * usize::from(image.width)];
+    let mut out = Vec::new();
+    for y in 0..frame.rows() {
+        let read = lock.with(|app, _| image.read_row(app.replica().storage(), y, &mut row));
+        if read != Ok(true) {
+            row.fill(0);
+            sent.rows_unread += 1;
+        }
+        out.clear();
+        frame.row(&row, &mut out);
+        port.write(&out).await;
+    }
+    port.write(&[END]).await;
+    frame.len()
 }

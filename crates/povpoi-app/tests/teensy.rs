@@ -4,15 +4,18 @@
 
 mod common;
 
+use std::cell::RefCell;
+
 use common::{now, post};
 use povpoi_app::clock::ClockService;
-use povpoi_app::teensy::{Mirror, Step, StoredImage, ack_timeout_us};
-use povpoi_app::{App, Config};
+use povpoi_app::sessions::AppLock;
+use povpoi_app::teensy::{Mirror, Port, StoredImage, ack_timeout_us, send_changes};
+use povpoi_app::{App, Config, Now};
 use povpoi_core::device::{DeviceId, ReplicaId};
 use povpoi_core::model::{Mode, Pattern, PatternKind, Rgb, Sequence, SequenceItem, SequenceTarget};
 use povpoi_core::show::Cue;
 use povpoi_core::sync::{Identity, Replica, Storage};
-use povpoi_core::wire::teensy::{Command, END, ImageFrame, Receiver};
+use povpoi_core::wire::teensy::{Command, ImageFrame, Receiver};
 use povpoi_flash::FlashStore;
 use povpoi_flash::ram::{RamFlash, SECTOR};
 
@@ -33,32 +36,50 @@ fn pixels(width: u16, height: u16, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-/// Sends the Teensy everything `app` plays that it lacks, as the board's link does (each
-/// image row read from flash), and returns the commands the Teensy's parser got.
-fn mirror(app: &App<&'static Store>, mirror: &mut Mirror<StoredImage>) -> Vec<Command> {
-    let playing = app.teensy_playing();
-    let show = playing.show();
-    let (mut wire, mut sent) = (Vec::new(), 0);
-    while let Some(step) = mirror.next(&show) {
-        match (&step, step.command()) {
-            (Step::Image(image), _) => {
-                let frame = ImageFrame::new(image.width, image.height);
-                wire.extend_from_slice(&frame.head());
-                let mut row = vec![0; 3 * usize::from(image.width)];
-                for y in 0..frame.rows() {
-                    assert!(image.read_row(app.replica().storage(), y, &mut row).unwrap(), "row {y} is stored");
-                    frame.row(&row, &mut wire);
-                }
-                wire.push(END);
-            }
-            (_, Some(command)) => command.encode(&mut wire),
-            (_, None) => unreachable!(),
-        }
-        mirror.sent(step);
-        sent += 1;
-        assert!(sent < 50, "the mirror keeps finding differences");
+/// The application behind a lock, as a board's tasks share it.
+struct Locked(RefCell<App<&'static Store>>);
+
+impl AppLock for Locked {
+    type Storage = &'static Store;
+
+    fn with<R>(&self, f: impl FnOnce(&mut App<&'static Store>, Now) -> R) -> R {
+        f(&mut self.0.borrow_mut(), now(0))
     }
-    Receiver::default().feed(&wire).into_iter().map(|c| c.expect("a well-formed frame")).collect()
+}
+
+/// A serial port to a Teensy that acks every command at once, or never.
+#[derive(Default)]
+struct FakePort {
+    wire: Vec<u8>,
+    answers: bool,
+    waits: u32,
+}
+
+impl Port for FakePort {
+    async fn write(&mut self, bytes: &[u8]) {
+        self.wire.extend_from_slice(bytes);
+    }
+
+    fn forget_acks(&mut self) {}
+
+    async fn ack(&mut self, _code: u8, timeout_us: u64) -> bool {
+        assert!(timeout_us >= 500_000);
+        self.waits += 1;
+        self.answers
+    }
+}
+
+/// Sends the Teensy everything the application plays that it lacks, as a board's link
+/// does, and returns the commands the Teensy's parser got and what the driver counted.
+fn mirror(app: &Locked, mirror: &mut Mirror<StoredImage>) -> Vec<Command> {
+    let mut port = FakePort { answers: true, ..FakePort::default() };
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let sent = runtime.block_on(send_changes(app, mirror, &mut port));
+    let got: Vec<Command> =
+        Receiver::default().feed(&port.wire).into_iter().map(|c| c.expect("a well-formed frame")).collect();
+    assert_eq!((sent.commands as usize, sent.unacked, sent.rows_unread), (got.len(), 0, 0));
+    assert_eq!(port.waits as usize, got.len(), "every command here is acked");
+    got
 }
 
 /// The image the Teensy should get: squeezed to 256 columns, nearest column, then as sent.
@@ -96,12 +117,16 @@ fn a_board_mirrors_what_plays_to_the_teensy_from_its_flash() {
     replica.set_brightness(120, 1_000, Cue::NOW).unwrap();
     replica.set_framerate(60, 1_000, Cue::NOW).unwrap();
     let config = Config { independent: true, auto_sync: false, ..common::board_config(DEVICE) };
-    let mut app = App::new(config, replica, ClockService::new(DEVICE, 1, 2, 0));
+    let app = Locked(RefCell::new(App::new(config, replica, ClockService::new(DEVICE, 1, 2, 0))));
     let mut teensy = Mirror::default();
+    let post = |path: &str, body: &str, own_us: u64| {
+        let mut app = app.0.borrow_mut();
+        post(&mut app, path, body, own_us);
+        app.play(now(own_us + 1_000_000));
+    };
 
     // Image mode, the 400x32 image: everything, the mode last.
-    post(&mut app, "/api/mode", r#"{"mode":1,"index":0}"#, 1_000_000);
-    app.play(now(2_000_000));
+    post("/api/mode", r#"{"mode":1,"index":0}"#, 1_000_000);
     assert_eq!(
         mirror(&app, &mut teensy),
         [
@@ -116,24 +141,49 @@ fn a_board_mirrors_what_plays_to_the_teensy_from_its_flash() {
     assert_eq!(mirror(&app, &mut teensy), [], "nothing changed, nothing sent");
 
     // A brightness change: only that.
-    post(&mut app, "/api/brightness", r#"{"brightness":40}"#, 3_000_000);
-    app.play(now(4_000_000));
+    post("/api/brightness", r#"{"brightness":40}"#, 3_000_000);
     assert_eq!(mirror(&app, &mut teensy), [Command::Brightness(40)]);
 
     // The sequence: its first image that is stored, then the mode.
-    post(&mut app, "/api/mode", r#"{"mode":3,"index":1}"#, 5_000_000);
-    app.play(now(6_000_000));
+    post("/api/mode", r#"{"mode":3,"index":1}"#, 5_000_000);
     assert_eq!(mirror(&app, &mut teensy), [squeezed(20, 8, &small), Command::set_mode(Mode::Sequence, 1)]);
 
     // Image mode on an image whose pixels are not stored (yet): idle, no image sent.
-    let hash = app.replica().image(wide_id).unwrap().pixels();
+    let hash = app.0.borrow().replica().image(wide_id).unwrap().pixels();
     (&*store).remove_blob(&hash).unwrap();
-    post(&mut app, "/api/mode", r#"{"mode":1,"index":0}"#, 7_000_000);
-    app.play(now(8_000_000));
+    post("/api/mode", r#"{"mode":1,"index":0}"#, 7_000_000);
     assert_eq!(mirror(&app, &mut teensy), [Command::set_mode(Mode::Idle, 0)]);
-    post(&mut app, "/api/mode", r#"{"mode":2,"index":2}"#, 9_000_000);
-    app.play(now(10_000_000));
+    post("/api/mode", r#"{"mode":2,"index":2}"#, 9_000_000);
     assert_eq!(mirror(&app, &mut teensy), [Command::set_mode(Mode::Pattern, 2)]);
+}
+
+#[test]
+fn a_silent_teensy_is_waited_for_twice_per_change_then_sent_the_rest() {
+    let store = store();
+    let identity = Identity { replica: ReplicaId(4), device: DEVICE, group: "default".into() };
+    let mut replica = Replica::open(store, identity).unwrap();
+    replica.add_image("small.png", 20, 8, &pixels(20, 8, 3), 1_000).unwrap();
+    let comet = Pattern::new(PatternKind::Comet, Rgb::new(255, 40, 0), Rgb::new(0, 0, 90), 80).unwrap();
+    replica.set_pattern(0, comet, 1_000, Cue::NOW).unwrap();
+    replica.set_pattern(1, comet, 1_000, Cue::NOW).unwrap();
+    let config = Config { independent: true, auto_sync: false, ..common::board_config(DEVICE) };
+    let app = Locked(RefCell::new(App::new(config, replica, ClockService::new(DEVICE, 1, 2, 0))));
+    post(&mut app.0.borrow_mut(), "/api/mode", r#"{"mode":1,"index":0}"#, 1_000_000);
+    app.0.borrow_mut().play(now(2_000_000));
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let mut teensy = Mirror::default();
+    let mut port = FakePort::default();
+    let sent = runtime.block_on(send_changes(&app, &mut teensy, &mut port));
+    // Two patterns, the image, brightness, frame rate, the mode: all sent, two waited for.
+    assert_eq!((sent.commands, sent.unacked, port.waits), (6, 6, 2));
+    let got = Receiver::default().feed(&port.wire);
+    assert_eq!(got.len(), 6);
+    assert_eq!(got[5], Ok(Command::set_mode(Mode::Image, 0)));
+    // The next change starts waiting again.
+    post(&mut app.0.borrow_mut(), "/api/brightness", r#"{"brightness":9}"#, 3_000_000);
+    app.0.borrow_mut().play(now(4_000_000));
+    let sent = runtime.block_on(send_changes(&app, &mut teensy, &mut port));
+    assert_eq!((sent.commands, sent.unacked, port.waits), (1, 1, 3));
 }
 
 #[test]
