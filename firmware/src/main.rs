@@ -30,7 +30,6 @@ use povpoi_core::device::{DeviceId, ReplicaId};
 use povpoi_core::model::Rgb;
 use povpoi_core::render::{ColorOrder, DEFAULT_LEDS};
 use povpoi_core::sync::Storage;
-use povpoi_core::wire::teensy::Command;
 use povpoi_firmware::apa102::{self, Apa102};
 use povpoi_firmware::column;
 use povpoi_firmware::http;
@@ -87,9 +86,7 @@ async fn main(spawner: Spawner) -> ! {
         .into_async();
     let (rx, tx) = uart.split();
     spawner.spawn(teensy_replies(rx).expect("one reply reader"));
-    let mut teensy = TeensyLink::new(tx);
-    // A status request shows in the log whether a Teensy answers on the link.
-    teensy.send(&Command::StatusRequest).await;
+    let teensy = TeensyLink::new(tx);
 
     // Wi-Fi: the station interface's MAC is the device id, as on the existing system.
     let mut controller =
@@ -232,6 +229,7 @@ async fn main(spawner: Spawner) -> ! {
     }
     if let Served::Poi(shared) = served {
         spawner.spawn(sync_sessions(shared, net::sync_client(stack)).expect("one sync client"));
+        spawner.spawn(teensy_mirror(shared, teensy).expect("one Teensy mirror"));
     }
 
     loop {
@@ -293,7 +291,12 @@ async fn column_clock(served: Served, mut strip: Apa102) -> ! {
 
 #[embassy_executor::task]
 async fn teensy_replies(rx: UartRx<'static, Async>) -> ! {
-    teensy::log_replies(rx).await
+    teensy::read_replies(rx).await
+}
+
+#[embassy_executor::task]
+async fn teensy_mirror(shared: &'static Shared, link: TeensyLink) -> ! {
+    teensy::mirror(shared, link).await
 }
 
 #[embassy_executor::task]
