@@ -5,10 +5,13 @@
 //! to `povpoi node` processes and other boards over real HTTP and UDP, so a board's
 //! behaviour can be tried without one.
 //!
+//! With `--teensy DEVICE` it mirrors what plays to a Teensy on that serial port through the
+//! same shared code as the firmware's UART link ([`povpoi_app::teensy::send_changes`]).
 //! What a board does not do here: mDNS (peers come from `--peer`, or call in), the
 //! LED strip (its columns are drawn and dropped), Wi-Fi. Its library lives in RAM and is gone when it stops.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -29,6 +32,7 @@ use povpoi_core::wire;
 use povpoi_flash::FlashStore;
 use povpoi_flash::ram::{RamFlash, SECTOR};
 use povpoi_node::config::random_device_id;
+use povpoi_node::output::teensy::TeensyLink;
 use povpoi_node::show_clock::{OwnClock, host_time_us};
 use povpoi_peer::auth::HEADER_SIGNATURE;
 use povpoi_peer::exchange::SYNC_PATH;
@@ -79,6 +83,10 @@ pub struct Args {
     /// epoch and is learned from peers' signed requests.
     #[arg(long)]
     pub no_real_time: bool,
+    /// The serial device of a Teensy to mirror what plays to, as the board's UART link does
+    /// (/dev/ttyACM0, /dev/ttyUSB0...).
+    #[arg(long, value_name = "DEVICE")]
+    pub teensy: Option<PathBuf>,
 }
 
 /// The board's application and its clocks, shared by its tasks.
@@ -145,6 +153,14 @@ async fn serve(args: Args) -> Result<(), String> {
             app.replica().group(),
             args.flash_kib
         );
+    }
+    if let Some(device) = &args.teensy {
+        let link = TeensyLink::open(device).map_err(|e| format!("--teensy: {e}"))?;
+        let board = board.clone();
+        std::thread::Builder::new()
+            .name("teensy".into())
+            .spawn(move || mirror_to_teensy(&board, link))
+            .map_err(|e| format!("cannot start the Teensy link's thread: {e}"))?;
     }
     tokio::spawn(show_clock(board.clone(), udp));
     tokio::spawn(play(board.clone()));
@@ -277,6 +293,34 @@ async fn play(board: Arc<Board>) {
         });
         // A long column (1 fps) still notices a change of frame rate soon.
         tokio::time::sleep(Duration::from_micros(wait).min(LONGEST_NAP)).await;
+    }
+}
+
+/// Mirrors what plays to the Teensy as the firmware's link does (firmware/src/teensy.rs):
+/// once it answers a status request (asked every 10 s until then), the shared
+/// [`povpoi_app::teensy::send_changes`] every 20 ms. On a thread of its own: the serial
+/// port's reads block.
+fn mirror_to_teensy(board: &Board, mut link: TeensyLink<std::fs::File>) {
+    loop {
+        match link.status() {
+            Ok(Some(_)) => break,
+            Ok(None) => {}
+            Err(e) => eprintln!("povpoi board: Teensy link: {e}"),
+        }
+        std::thread::sleep(Duration::from_secs(10));
+    }
+    eprintln!("povpoi board: the Teensy answers; mirroring what plays to it");
+    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return eprintln!("povpoi board: no runtime for the Teensy link: {e}"),
+    };
+    let mut mirror = povpoi_app::teensy::Mirror::default();
+    loop {
+        let sent = runtime.block_on(povpoi_app::teensy::send_changes(board, &mut mirror, &mut link));
+        if sent.commands > 0 {
+            eprintln!("povpoi board: Teensy sent {} commands, {} without an ack", sent.commands, sent.unacked);
+        }
+        std::thread::sleep(LONGEST_NAP);
     }
 }
 

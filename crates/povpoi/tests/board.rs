@@ -1,13 +1,18 @@
 //! The board firmware's application (`povpoi board`: povpoi-app over the flash store on a
 //! RAM flash) and a real `povpoi node`, separate processes on 127.0.0.1 that know each other
-//! by address: content and settings sync both ways, the show clocks agree, and a cue set on
-//! one poi switches both at the same show time.
+//! by address: content and settings sync both ways, the show clocks agree, a cue set on
+//! one poi switches both at the same show time, and the board mirrors what plays to a
+//! Teensy on a serial port (a pseudo-terminal).
 
 #[macro_use]
 mod support;
 
+use std::fs::File;
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use povpoi_core::wire::teensy::{Command, Receiver, Reply, Status};
 use serde_json::{Value, json};
 use support::*;
 
@@ -200,5 +205,81 @@ fn a_node_pushes_many_records_to_a_board_in_parts_of_the_boards_size() {
     let trips = pushed["roundTrips"].as_u64().unwrap();
     assert!(trips >= 5, "40 records in {trips} round trips: {pushed}");
     println!("  40 records pushed in {trips} round trips, {} bytes", pushed["bytes"]);
+    note("test", started.elapsed());
+}
+
+/// A Teensy on the master side of a pseudo-terminal: cuts frames as its firmware does,
+/// acks every command, answers status requests, and keeps what it decoded.
+fn fake_teensy(mut master: File) -> Arc<Mutex<Vec<Command>>> {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let log = got.clone();
+    std::thread::spawn(move || {
+        let (mut receiver, mut buf) = (Receiver::default(), [0u8; 4096]);
+        // Ends when the test ends (the test holds the slave side open until then).
+        while let Ok(n) = master.read(&mut buf) {
+            for command in receiver.feed(&buf[..n]).into_iter().flatten() {
+                let reply = match command {
+                    Command::StatusRequest => Reply::Status(Status::default()),
+                    ref other => Reply::Ack(other.code()),
+                };
+                let mut out = Vec::new();
+                reply.encode(&mut out);
+                let _ = master.write_all(&out);
+                log.lock().unwrap().push(command);
+            }
+        }
+    });
+    got
+}
+
+/// The board firmware's Teensy link, through `povpoi board --teensy`: the shared mirror
+/// (`povpoi_app::teensy::send_changes`) sends what plays on the board, an image synced from
+/// the node squeezed to the Teensy's 256 columns and read from the board's flash a row at a
+/// time, then the mode; a brightness set on the node follows alone.
+#[test]
+fn a_board_mirrors_what_plays_to_a_teensy_on_its_serial_port() {
+    let started = Instant::now();
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let slave = nix::unistd::ttyname(&pty.slave).expect("ttyname");
+    let teensy = fake_teensy(File::from(pty.master));
+    let mut lab = Lab::loopback(2);
+    let node = lab.start(0);
+    let spec = NodeSpec { board: true, args: vec!["--teensy".into(), slave.display().to_string()], ..lab.spec(1) };
+    let board = lab.start_with(1, spec);
+    note("node and board saw each other", lab.wait_meet(&[(0, 1)], Duration::from_secs(15)));
+    let c = &lab.client;
+
+    let (w, h) = (300, 32);
+    let px = pixels(11, w, h);
+    c.upload_ok(node, None, w, h, &px);
+    c.post_ok(node, "/api/mode", &json!({"mode": 1, "index": 0}));
+    let image_mode = Command::set_mode(povpoi_core::model::Mode::Image, 0);
+    let got = wait_for("the Teensy is set to image mode", Duration::from_secs(30), || {
+        let got = teensy.lock().unwrap().clone();
+        got.contains(&image_mode).then_some(got)
+    });
+    note("the Teensy plays the node's image", started.elapsed());
+    assert_eq!(got.first(), Some(&Command::StatusRequest), "asked first whether a Teensy answers: {got:?}");
+    // The image as a node's Teensy output sends it: 256 columns, nearest column of 300.
+    let mut squeezed = Vec::new();
+    for y in 0..h {
+        for x in 0..256 {
+            let from = 3 * (y * w + x * w / 256);
+            squeezed.extend_from_slice(&px[from..from + 3]);
+        }
+    }
+    let image = Command::image(256, 32, &squeezed).to_wire();
+    let at = got.iter().position(|c| *c == image).expect("the squeezed image reached the Teensy");
+    assert!(at < got.iter().position(|c| *c == image_mode).unwrap(), "the image before the mode: {got:?}");
+    assert_eq!(c.get_ok(board, "/api/status")["mode"], json!(1));
+
+    let before = teensy.lock().unwrap().len();
+    c.post_ok(node, "/api/brightness", &json!({"brightness": 77}));
+    let after = wait_for("the Teensy gets the brightness", Duration::from_secs(30), || {
+        let got = teensy.lock().unwrap().clone();
+        got.contains(&Command::Brightness(77)).then_some(got)
+    });
+    assert_eq!(after[before..], [Command::Brightness(77)], "only what changed");
+    drop(pty.slave);
     note("test", started.elapsed());
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::termios::{self, BaudRate, ControlFlags, FlushArg, InputFlags, SetArg, SpecialCharacterIndices};
-use povpoi_app::teensy::{ACK_TIMEOUT_US, MISSES_BEFORE_BLIND, Mirror, Step, ack_timeout_us};
+use povpoi_app::teensy::{ACK_TIMEOUT_US, MISSES_BEFORE_BLIND, Mirror, Port, Step, ack_timeout_us};
 use povpoi_core::model::Rgb;
 use povpoi_core::wire::teensy::{Command, ImageFrame, Reply, ReplyParser, Status};
 
@@ -42,26 +42,32 @@ pub struct TeensyLink<P> {
 impl TeensyLink<File> {
     /// Opens a serial device and sets it to raw 115200 8N1.
     pub fn open(device: &Path) -> Result<Self, super::OpenError> {
-        let hint = "check the device name (ls /dev/ttyACM* /dev/ttyUSB*), that the board is plugged in, \
-                    and that this user may use it (group dialout)";
-        // Non-blocking only for the open itself: a port that waits for carrier would hang it.
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags((OFlag::O_NOCTTY | OFlag::O_NONBLOCK).bits())
-            .open(device)
-            .map_err(|source| super::OpenError {
-                action: format!("cannot open the Teensy serial port {}", device.display()),
-                source,
-                advice: Some(hint.into()),
-            })?;
-        configure(&file).map_err(|e| super::OpenError {
-            action: format!("cannot set {} to raw {BAUD} baud 8N1", device.display()),
-            source: e.into(),
-            advice: Some(format!("is it a serial port? {hint}")),
-        })?;
-        Ok(TeensyLink::new(file, format!("teensy {}", device.display())))
+        Ok(TeensyLink::new(open_port(device)?, format!("teensy {}", device.display())))
     }
+}
+
+/// Opens the serial device a Teensy is on, raw 115200 8N1, with reads that give up after
+/// 100 ms (`povpoi board --teensy` mirrors through it too).
+pub fn open_port(device: &Path) -> Result<File, super::OpenError> {
+    let hint = "check the device name (ls /dev/ttyACM* /dev/ttyUSB*), that the board is plugged in, \
+                and that this user may use it (group dialout)";
+    // Non-blocking only for the open itself: a port that waits for carrier would hang it.
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags((OFlag::O_NOCTTY | OFlag::O_NONBLOCK).bits())
+        .open(device)
+        .map_err(|source| super::OpenError {
+            action: format!("cannot open the Teensy serial port {}", device.display()),
+            source,
+            advice: Some(hint.into()),
+        })?;
+    configure(&file).map_err(|e| super::OpenError {
+        action: format!("cannot set {} to raw {BAUD} baud 8N1", device.display()),
+        source: e.into(),
+        advice: Some(format!("is it a serial port? {hint}")),
+    })?;
+    Ok(file)
 }
 
 /// Raw 115200 8N1, no flow control, reads that give up after 100 ms, blocking writes.
@@ -195,6 +201,27 @@ impl<P: Read + Write> TeensyLink<P> {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+/// The link under the shared application's mirror ([`povpoi_app::teensy::send_changes`]),
+/// as `povpoi board --teensy` runs it: the board firmware's UART, on this machine.
+impl<P: Read + Write> Port for TeensyLink<P> {
+    async fn write(&mut self, bytes: &[u8]) {
+        let written = self.port.write_all(bytes).and_then(|()| self.port.flush());
+        if let Err(e) = written {
+            tracing::warn!(output = %self.name, "write failed: {e}");
+        }
+    }
+
+    fn forget_acks(&mut self) {
+        self.replies.clear();
+    }
+
+    /// Blocks the thread while it waits: run it on a thread of its own.
+    async fn ack(&mut self, code: u8, timeout_us: u64) -> bool {
+        let deadline = Instant::now() + Duration::from_micros(timeout_us);
+        matches!(self.wait_for(deadline, |r| *r == Reply::Ack(code)), Ok(Some(_)))
     }
 }
 
