@@ -16,7 +16,6 @@
 //! so an unplugged Teensy holds the show up for a second, not a timeout per command. A
 //! missing ack does not resend: the Teensy may have taken the command and lost the ack.
 
-use alloc::vec;
 use alloc::vec::Vec;
 
 use povpoi_core::hash::BlobHash;
@@ -218,10 +217,11 @@ pub struct StoredImage {
 }
 
 impl StoredImage {
-    /// Reads row `y` (`3 * width` bytes) into `row`; `false` if the pixels are not stored.
-    pub fn read_row<S: Storage>(&self, storage: &S, y: u16, row: &mut [u8]) -> Result<bool, StorageError> {
-        let offset = usize::from(y) * usize::from(self.width) * 3;
-        storage.read_blob_part(&self.pixels, offset, row)
+    /// Reads row `y`'s pixels from column `x` on into `out` (3 bytes a pixel); `false` if
+    /// the pixels are not stored.
+    pub fn read<S: Storage>(&self, storage: &S, x: u16, y: u16, out: &mut [u8]) -> Result<bool, StorageError> {
+        let offset = (usize::from(y) * usize::from(self.width) + usize::from(x)) * 3;
+        storage.read_blob_part(&self.pixels, offset, out)
     }
 }
 
@@ -348,23 +348,45 @@ pub async fn send_changes<L: AppLock>(lock: &L, mirror: &mut Mirror<StoredImage>
     sent
 }
 
-/// Writes the upload of `image` a row at a time, each row read from storage; returns the
-/// frame's length. A row storage cannot give (the pixels removed meanwhile) goes black,
-/// so the Teensy still gets a whole frame.
+/// Sent columns an image is written in at a time.
+const CHUNK: usize = 32;
+/// Image columns read at a time: the most [`CHUNK`] sent columns show of an image squeezed
+/// from the widest the model holds (400 columns to 256: at most 50).
+const SPAN: usize = 64;
+
+/// Writes the upload of `image` [`CHUNK`] columns of a row at a time, each read from
+/// storage, so no part of it is held on the heap; returns the frame's length. A row storage
+/// cannot give (the pixels removed meanwhile) goes black, so the Teensy still gets a whole
+/// frame.
 async fn send_image<L: AppLock>(lock: &L, image: &StoredImage, port: &mut impl Port, sent: &mut Sent) -> usize {
     let frame = ImageFrame::new(image.width, image.height);
     port.write(&frame.head()).await;
-    let mut row = vec![0; 3 * usize::from(image.width)];
-    let mut out = Vec::new();
+    let (mut span, mut out) = ([0u8; 3 * SPAN], [0u8; 3 * CHUNK]);
+    let width = usize::from(frame.width());
     for y in 0..frame.rows() {
-        let read = lock.with(|app, _| image.read_row(app.replica().storage(), y, &mut row));
-        if read != Ok(true) {
-            row.fill(0);
-            sent.rows_unread += 1;
+        let mut unread = false;
+        for start in (0..width).step_by(CHUNK) {
+            let columns = (start..width.min(start + CHUNK)).map(|x| frame.source_column(x as u16));
+            let first = frame.source_column(start as u16);
+            let last = columns.clone().next_back().unwrap_or(first);
+            let wanted = usize::from(last - first + 1).min(SPAN);
+            let read = lock.with(|app, _| image.read(app.replica().storage(), first, y, &mut span[..3 * wanted]));
+            if read != Ok(true) {
+                span.fill(0);
+                unread = true;
+            }
+            let mut n = 0;
+            for column in columns {
+                let at = 3 * usize::from(column - first);
+                let pixel = span.get(at..at + 3).unwrap_or(&[0; 3]);
+                for (o, &b) in out[n..n + 3].iter_mut().zip(pixel) {
+                    *o = povpoi_core::wire::teensy::safe_u8(b);
+                }
+                n += 3;
+            }
+            port.write(&out[..n]).await;
         }
-        out.clear();
-        frame.row(&row, &mut out);
-        port.write(&out).await;
+        sent.rows_unread += u32::from(unread);
     }
     port.write(&[END]).await;
     frame.len()

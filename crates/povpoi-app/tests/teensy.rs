@@ -186,6 +186,33 @@ fn a_silent_teensy_is_waited_for_twice_per_change_then_sent_the_rest() {
     assert_eq!((sent.commands, sent.unacked, port.waits), (1, 1, 3));
 }
 
+/// Widths around the chunks (32 columns), the padded width (254 goes as 255), the counter's
+/// 256, squeezed ones, and a 64-row image too big for one frame (cut to 32 rows).
+#[test]
+fn every_image_shape_goes_out_in_chunks_as_the_whole_image_would() {
+    for (w, h) in
+        [(1, 1), (31, 8), (33, 8), (64, 3), (254, 8), (255, 2), (256, 32), (257, 8), (300, 32), (399, 5), (400, 64)]
+    {
+        let store = store();
+        let identity = Identity { replica: ReplicaId(5), device: DEVICE, group: "default".into() };
+        let mut replica = Replica::open(store, identity).unwrap();
+        let px = pixels(w, h, w as u8);
+        replica.add_image("shape.png", u32::from(w), u32::from(h), &px, 1_000).unwrap();
+        let config = Config { independent: true, auto_sync: false, ..common::board_config(DEVICE) };
+        let app = Locked(RefCell::new(App::new(config, replica, ClockService::new(DEVICE, 1, 2, 0))));
+        post(&mut app.0.borrow_mut(), "/api/mode", r#"{"mode":1,"index":0}"#, 1_000_000);
+        app.0.borrow_mut().play(now(2_000_000));
+        let got = mirror(&app, &mut Mirror::default());
+        let mut whole = Vec::new();
+        ImageFrame::new(w, h).encode(&px, &mut whole);
+        let whole = Receiver::default().feed(&whole).remove(0).unwrap();
+        assert!(got.contains(&whole), "{w}x{h}: {got:?}");
+        if h <= 32 {
+            assert!(got.contains(&squeezed(w, h, &px)), "{w}x{h}");
+        }
+    }
+}
+
 #[test]
 fn ack_waits_grow_with_the_command() {
     assert_eq!(ack_timeout_us(0), 500_000);

@@ -199,6 +199,18 @@ impl ImageFrame {
         self.height
     }
 
+    /// Columns sent.
+    pub fn width(&self) -> u16 {
+        self.width
+    }
+
+    /// The image's column that sent column `x` shows (nearest column of a squeezed image,
+    /// the last column for the padding): for a sender that reads a few columns at a time.
+    pub fn source_column(&self, x: u16) -> u16 {
+        // Below source_width, so it fits.
+        column_of(usize::from(x), usize::from(self.source_width), usize::from(self.played_width)) as u16
+    }
+
     /// The frame's first bytes: start, command, pixel byte count, width and height.
     pub fn head(&self) -> [u8; 8] {
         // Below 0xFE00 by wire_size.
@@ -247,10 +259,16 @@ impl ImageFrame {
 /// columns the row lacks are black.
 fn wire_row(row: &[u8], source: usize, played: usize, wire_width: usize, out: &mut Vec<u8>) {
     for x in 0..wire_width {
-        let column = x.min(played.saturating_sub(1)) * source / played.max(1);
+        let column = column_of(x, source, played);
         let pixel = row.get(3 * column..3 * column + 3).unwrap_or(&[0; 3]);
         out.extend(pixel.iter().map(|&b| safe_u8(b)));
     }
+}
+
+/// The `source` column that sent column `x` shows when the image plays `played` columns
+/// wide: nearest column, and past the end the last one (the padding).
+fn column_of(x: usize, source: usize, played: usize) -> usize {
+    x.min(played.saturating_sub(1)) * source / played.max(1)
 }
 
 /// One sequence item on the link.
