@@ -20,8 +20,9 @@ use alloc::vec::Vec;
 
 use povpoi_core::hash::BlobHash;
 use povpoi_core::model::{Mode, PATTERN_SLOTS, Pattern, Rgb, SEQUENCE_SLOTS, Sequence, SequenceTarget};
+use povpoi_core::show::Staged;
 use povpoi_core::sync::{Storage, StorageError};
-use povpoi_core::wire::teensy::{Command, END, IMAGE, IMAGE_SLOT, ImageFrame};
+use povpoi_core::wire::teensy::{Command, END, IMAGE, IMAGE_SLOT, ImageFrame, sequence_item};
 
 use crate::App;
 use crate::sessions::AppLock;
@@ -42,9 +43,37 @@ pub fn ack_timeout_us(bytes: usize) -> u64 {
     ACK_TIMEOUT_US + wire_us * 3 / 2
 }
 
+/// A platform's pattern or sequence slots, read where they are (a board's heap has no room
+/// for a copy).
+pub trait Slots<T> {
+    /// How many slots there are.
+    fn count(&self) -> usize;
+    /// Slot `i`'s content, `None` if empty.
+    fn slot(&self, i: usize) -> Option<&T>;
+}
+
+impl<T> Slots<T> for Vec<Option<T>> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn slot(&self, i: usize) -> Option<&T> {
+        self.get(i).and_then(Option::as_ref)
+    }
+}
+
+impl<T: Clone + PartialEq> Slots<T> for Vec<Staged<Option<T>>> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn slot(&self, i: usize) -> Option<&T> {
+        self.get(i).and_then(|s| s.current().as_ref())
+    }
+}
+
 /// What plays, as the Teensy needs it. `I` is what names an image and its pixels: a node's
 /// pixels in memory, a board's [`StoredImage`].
-#[derive(Clone, Copy, Debug)]
 pub struct Show<'a, I> {
     /// Mode (idle, image, pattern, sequence, live).
     pub mode: Mode,
@@ -55,12 +84,12 @@ pub struct Show<'a, I> {
     /// Columns per second.
     pub framerate: u16,
     /// The pattern slots.
-    pub patterns: &'a [Option<Pattern>],
+    pub patterns: &'a dyn Slots<Pattern>,
     /// The sequence slots.
-    pub sequences: &'a [Option<Sequence>],
+    pub sequences: &'a dyn Slots<Sequence>,
     /// The image playing (image mode), or the first image of the sequence playing whose
     /// pixels are here (the Teensy holds one image).
-    pub image: Option<&'a I>,
+    pub image: Option<I>,
     /// The live column (live mode).
     pub live: Option<&'a [Rgb]>,
 }
@@ -104,11 +133,13 @@ impl<I> Step<I> {
     }
 }
 
-/// What the Teensy was sent, so a change sends only the difference.
+/// What the Teensy was sent, so a change sends only the difference. Sequences are kept as
+/// a [`fingerprint`] of what was sent of them: five of ten items each would take a board
+/// 1.3 KB of heap, for good.
 #[derive(Clone, Debug)]
 pub struct Mirror<I> {
     patterns: Vec<Option<Pattern>>,
-    sequences: Vec<Option<Sequence>>,
+    sequences: Vec<Option<u64>>,
     image: Option<I>,
     brightness: Option<u8>,
     framerate: Option<u16>,
@@ -134,22 +165,21 @@ impl<I: Clone + PartialEq> Mirror<I> {
     /// The next command `show` needs the Teensy to be sent, `None` once it has everything.
     /// Call [`Mirror::sent`] once it is sent.
     pub fn next(&self, show: &Show<'_, I>) -> Option<Step<I>> {
-        let slots = show.patterns.iter().enumerate().take(usize::from(PATTERN_SLOTS));
-        for (slot, pattern) in slots {
-            if let Some(p) = pattern
+        for slot in 0..show.patterns.count().min(usize::from(PATTERN_SLOTS)) {
+            if let Some(p) = show.patterns.slot(slot)
                 && !matches!(self.patterns.get(slot), Some(Some(had)) if had == p)
             {
                 return Some(Step::Pattern(slot as u8, *p));
             }
         }
-        for (slot, sequence) in show.sequences.iter().enumerate().take(usize::from(SEQUENCE_SLOTS)) {
-            if let Some(s) = sequence
-                && !matches!(self.sequences.get(slot), Some(Some(had)) if had == s)
+        for slot in 0..show.sequences.count().min(usize::from(SEQUENCE_SLOTS)) {
+            if let Some(s) = show.sequences.slot(slot)
+                && self.sequences.get(slot).copied().flatten() != Some(fingerprint(s))
             {
                 return Some(Step::Sequence(slot as u8, s.clone()));
             }
         }
-        if let Some(image) = show.image
+        if let Some(image) = &show.image
             && self.image.as_ref() != Some(image)
         {
             return Some(Step::Image(image.clone()));
@@ -174,7 +204,7 @@ impl<I: Clone + PartialEq> Mirror<I> {
     pub fn sent(&mut self, step: Step<I>) {
         match step {
             Step::Pattern(slot, p) => set_slot(&mut self.patterns, usize::from(slot), p),
-            Step::Sequence(slot, s) => set_slot(&mut self.sequences, usize::from(slot), s),
+            Step::Sequence(slot, s) => set_slot(&mut self.sequences, usize::from(slot), fingerprint(&s)),
             Step::Image(image) => self.image = Some(image),
             Step::Brightness(v) => self.brightness = Some(v),
             Step::FrameRate(fps) => self.framerate = Some(fps),
@@ -182,6 +212,19 @@ impl<I: Clone + PartialEq> Mirror<I> {
             Step::Select(mode, index) => self.selection = Some((mode, index)),
         }
     }
+}
+
+/// What the Teensy is sent of a sequence, as 64 bits (FNV-1a over each item's byte and
+/// duration and the loop flag): two sequences that send the same bytes need no resend.
+pub fn fingerprint(sequence: &Sequence) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    let mut eat = |byte: u8| hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    eat(u8::from(sequence.looped()));
+    for item in sequence.items() {
+        eat(sequence_item(item.target));
+        item.duration_ms.to_be_bytes().into_iter().for_each(&mut eat);
+    }
+    hash
 }
 
 fn set_slot<T>(slots: &mut Vec<Option<T>>, slot: usize, value: T) {
@@ -198,8 +241,8 @@ fn selection<I>(show: &Show<'_, I>) -> (u8, u8) {
     let slot = u8::try_from(show.index).unwrap_or(u8::MAX);
     match show.mode {
         Mode::Image if show.image.is_some() => (Mode::Image as u8, IMAGE_SLOT),
-        Mode::Pattern if matches!(show.patterns.get(index), Some(Some(_))) => (Mode::Pattern as u8, slot),
-        Mode::Sequence if matches!(show.sequences.get(index), Some(Some(_))) => (Mode::Sequence as u8, slot),
+        Mode::Pattern if show.patterns.slot(index).is_some() => (Mode::Pattern as u8, slot),
+        Mode::Sequence if show.sequences.slot(index).is_some() => (Mode::Sequence as u8, slot),
         Mode::Live => (Mode::Live as u8, 0),
         _ => (Mode::Idle as u8, 0),
     }
@@ -225,70 +268,41 @@ impl StoredImage {
     }
 }
 
-/// What plays on a poi that keeps its images in storage, owned, so the application's lock
-/// need not be held while the Teensy is sent it ([`Playing::show`]).
-#[derive(Clone, Debug)]
-pub struct Playing {
-    mode: Mode,
-    index: u16,
-    brightness: u8,
-    framerate: u16,
-    patterns: Vec<Option<Pattern>>,
-    sequences: Vec<Option<Sequence>>,
-    image: Option<StoredImage>,
-}
-
-impl Playing {
-    /// The show for [`Mirror::next`].
-    pub fn show(&self) -> Show<'_, StoredImage> {
-        Show {
-            mode: self.mode,
-            index: self.index,
-            brightness: self.brightness,
-            framerate: self.framerate,
-            patterns: &self.patterns,
-            sequences: &self.sequences,
-            image: self.image.as_ref(),
-            live: None,
-        }
-    }
-}
-
 impl<S: Storage> App<S> {
-    /// What shows now, for the Teensy: the stage's current brightness, frame rate,
-    /// selection and slots, and the image of image mode (by library order) or else the
-    /// sequence's first image, if its pixels are stored. No live column: a board takes none.
-    pub fn teensy_playing(&self) -> Playing {
+    /// What shows now, for the Teensy, read where it is: the stage's current brightness,
+    /// frame rate, selection and slots, and the image of image mode (by library order) or
+    /// else the sequence's first image, if its pixels are stored. No live column: a board
+    /// takes none.
+    pub fn teensy_show(&self) -> Show<'_, StoredImage> {
         let stage = self.stage();
         let (selection, _) = *stage.selection.current();
-        let sequences: Vec<Option<Sequence>> = stage.sequences.iter().map(|q| q.current().clone()).collect();
         let replica = self.replica();
-        let chosen = match selection.mode {
-            Mode::Image => replica.images().nth(usize::from(selection.index)).map(|(id, _)| id),
-            Mode::Sequence => sequences.get(usize::from(selection.index)).and_then(Option::as_ref).and_then(|q| {
-                // In item order, so every look picks the same one.
+        let stored = |id| {
+            replica
+                .image(id)
+                .filter(|meta| replica.storage().has_blob(&meta.pixels()).unwrap_or(false))
+                .map(|meta| StoredImage { pixels: meta.pixels(), width: meta.width(), height: meta.height() })
+        };
+        let image = match selection.mode {
+            Mode::Image => replica.images().nth(usize::from(selection.index)).and_then(|(id, _)| stored(id)),
+            // In item order, so every look picks the same one.
+            Mode::Sequence => stage.sequences.slot(usize::from(selection.index)).and_then(|q| {
                 q.items().iter().find_map(|item| match item.target {
-                    SequenceTarget::Image(id) => replica
-                        .image(id)
-                        .filter(|meta| replica.storage().has_blob(&meta.pixels()).unwrap_or(false))
-                        .map(|_| id),
+                    SequenceTarget::Image(id) => stored(id),
                     SequenceTarget::Pattern(_) => None,
                 })
             }),
             _ => None,
         };
-        let image = chosen
-            .and_then(|id| replica.image(id))
-            .filter(|meta| replica.storage().has_blob(&meta.pixels()).unwrap_or(false))
-            .map(|meta| StoredImage { pixels: meta.pixels(), width: meta.width(), height: meta.height() });
-        Playing {
+        Show {
             mode: selection.mode,
             index: selection.index,
             brightness: *stage.brightness.current(),
             framerate: *stage.framerate.current(),
-            patterns: stage.patterns.iter().map(|p| *p.current()).collect(),
-            sequences,
+            patterns: &stage.patterns,
+            sequences: &stage.sequences,
             image,
+            live: None,
         }
     }
 }
@@ -322,7 +336,7 @@ pub async fn send_changes<L: AppLock>(lock: &L, mirror: &mut Mirror<StoredImage>
     let mut sent = Sent::default();
     let mut misses = 0;
     let mut frame = Vec::new();
-    while let Some(step) = lock.with(|app, _| mirror.next(&app.teensy_playing().show())) {
+    while let Some(step) = lock.with(|app, _| mirror.next(&app.teensy_show())) {
         port.forget_acks();
         let (code, bytes) = match (&step, step.command()) {
             (Step::Image(image), _) => (IMAGE, send_image(lock, image, port, &mut sent).await),

@@ -322,3 +322,99 @@ pub fn responder_heap(images: u32, pushed: u32, meter: &dyn Meter) -> ResponderH
     assert_eq!(board.replica().image_count(), (images + pushed) as usize);
     ResponderHeap { at_rest, worst_step: worst, parts }
 }
+
+/// What a board's heap goes through mirroring what plays to a Teensy.
+pub struct TeensyHeap {
+    /// Store index, replica and application after a restart.
+    pub at_rest: usize,
+    /// The most the mirror added while it sent everything.
+    pub peak: usize,
+    /// What it holds after (what the Teensy was sent, for the next change's difference).
+    pub held: usize,
+    /// Commands sent.
+    pub commands: u32,
+    /// Bytes sent.
+    pub bytes: usize,
+}
+
+/// The application behind a lock, as the firmware's tasks share it.
+struct Locked<'a>(core::cell::RefCell<App<&'a FlashStore<RamFlash>>>);
+
+impl<'a> povpoi_app::sessions::AppLock for Locked<'a> {
+    type Storage = &'a FlashStore<RamFlash>;
+
+    fn with<R>(&self, f: impl FnOnce(&mut App<&'a FlashStore<RamFlash>>, Now) -> R) -> R {
+        f(&mut self.0.borrow_mut(), Now { wall_us: 1_800_000_000_000_000, own_us: 2_000_000 })
+    }
+}
+
+/// A Teensy that acks at once; counts what it was sent.
+struct CountingPort(usize);
+
+impl povpoi_app::teensy::Port for CountingPort {
+    async fn write(&mut self, bytes: &[u8]) {
+        self.0 += bytes.len();
+    }
+
+    fn forget_acks(&mut self) {}
+
+    async fn ack(&mut self, _code: u8, _timeout_us: u64) -> bool {
+        true
+    }
+}
+
+/// Runs a future that never waits (every await here is ready at once).
+fn run_ready<F: core::future::Future>(future: F) -> F::Output {
+    let mut future = core::pin::pin!(future);
+    let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+    loop {
+        if let core::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+    }
+}
+
+/// A board that restarted with `images` 8x8 images, a 400x32 one playing, all 18 pattern
+/// slots and 5 sequences of 10 items set, mirrors it all to a Teensy
+/// (`povpoi_app::teensy::send_changes`, as firmware/src/teensy.rs runs it).
+pub fn teensy_heap(images: u32, meter: &dyn Meter) -> TeensyHeap {
+    use povpoi_core::model::{Pattern, PatternKind, Sequence, SequenceItem, SequenceTarget};
+    let (device, identity) = board_identity();
+    let flash = library_flash(images, &identity);
+    let store = FlashStore::open(flash, 0..PARTITION).unwrap();
+    {
+        let mut replica = Replica::open(&store, identity.clone()).unwrap();
+        let pixels: alloc::vec::Vec<u8> = (0..400 * 32 * 3).map(|k| (k * 7) as u8).collect();
+        let wide = replica.add_image("wide.png", 400, 32, &pixels, 9_000).unwrap();
+        drop(pixels);
+        for slot in 0..18 {
+            let p = Pattern::new(PatternKind::Comet, Rgb::new(slot, 2, 3), Rgb::new(4, 5, 6), 80).unwrap();
+            replica.set_pattern(slot, p, 9_000, Cue::NOW).unwrap();
+        }
+        for slot in 0..5 {
+            let items = (0..10)
+                .map(|i| SequenceItem {
+                    target: if i == 0 { SequenceTarget::Image(wide) } else { SequenceTarget::Pattern(i) },
+                    duration_ms: 500,
+                })
+                .collect();
+            replica.set_sequence(slot, Sequence::new(items, true).unwrap(), 9_000, Cue::NOW).unwrap();
+        }
+        replica.select_image(wide, 9_000, Cue::NOW).unwrap();
+    }
+    let before = meter.used();
+    let replica = Replica::open(&store, identity).unwrap();
+    let app = App::new(config(device, 16 * 1024), replica, ClockService::new(device, 1, 2, 0));
+    let board = Locked(core::cell::RefCell::new(app));
+    board.0.borrow_mut().play(Now { wall_us: 1_800_000_000_000_000, own_us: 2_000_000 });
+    let at_rest = meter.used() - before;
+    let start = meter.start_peak();
+    let mut mirror = povpoi_app::teensy::Mirror::default();
+    let mut port = CountingPort(0);
+    let sent = run_ready(povpoi_app::teensy::send_changes(&board, &mut mirror, &mut port));
+    let peak = meter.peak() - start;
+    let held = meter.used() - start;
+    assert_eq!(sent.rows_unread, 0);
+    drop(mirror);
+    TeensyHeap { at_rest, peak, held, commands: sent.commands, bytes: port.0 }
+}

@@ -447,6 +447,8 @@ fn main() -> ! {
     );
 
     let held = sync_state_heap(200);
+    // The most any session case below needs, for the Teensy mirror's share after them.
+    let mut worst_session = 0;
     say!("\nheap held by a replica with the sync state of 200 images: {held} B (budget 65,536 B)");
     checks.check("a replica with 200 images' sync state fits the 64 KiB heap budget", held <= 64 * 1024, || {
         alloc::format!("{held} B")
@@ -457,6 +459,7 @@ fn main() -> ! {
     for (images, fetched, key) in [(60, 16_384, None), (200, 16_384, None), (200, 16_384, key), (60, 38_400, key)] {
         let heap = board::session_heap(images, fetched, 0, key, &HEAP);
         let total = heap.at_rest + heap.worst_step;
+        worst_session = worst_session.max(total);
         let group = if key.is_some() { "a keyed" } else { "an open" };
         say!(
             "a board restarted with {images} images ({} B at the peak of opening), then its own session in {group} group fetching an image of {fetched} B ({} steps, answers up to {} B): {} B at rest, {} B more at most in a step ({} taking the summary and pushing the first of {} parts, {} taking the image), {total} B in all",
@@ -484,6 +487,7 @@ fn main() -> ! {
     for (images, more) in [(180, 20), (140, 60), (100, 100)] {
         let heap = board::session_heap(images, 16_384, more, None, &HEAP);
         let total = heap.at_rest + heap.worst_step;
+        worst_session = worst_session.max(total);
         say!(
             "a board restarted with {images} images, its own session with a node holding {} more: {} of their records in the answer, {} B at rest, {} B more at most in a step ({} taking the answer), {total} B in all",
             more + 1,
@@ -500,6 +504,7 @@ fn main() -> ! {
     for (images, pushed) in [(199, 1), (140, 60), (100, 100)] {
         let answered = board::responder_heap(images, pushed, &HEAP);
         let total = answered.at_rest + answered.worst_step;
+        worst_session = worst_session.max(total);
         say!(
             "a board restarted with {images} images answering a node's session that pushes {pushed} more in {} parts: {} B at rest, {} B more at most in a step, {total} B in all",
             answered.parts,
@@ -510,6 +515,27 @@ fn main() -> ! {
             alloc::format!("a board with {images} images takes {pushed} more from a node's session within 64 KiB");
         checks.check(&what, total <= 64 * 1024, || alloc::format!("{total} B"));
     }
+    // The Teensy mirror: everything sent at once, the image a chunk at a time from flash.
+    let mirrored = board::teensy_heap(200, &HEAP);
+    let total = mirrored.at_rest + mirrored.peak;
+    say!(
+        "a board restarted with 200 images mirroring to a Teensy 18 patterns, 5 sequences of 10 items and a 400x32 image ({} commands, {} B): {} B at rest, {} B more at most, {} B kept after (what the Teensy was sent), {total} B in all",
+        mirrored.commands,
+        mirrored.bytes,
+        mirrored.at_rest,
+        mirrored.peak,
+        mirrored.held,
+    );
+    checks.check("a board with 200 images mirrors to a Teensy within 64 KiB", total <= 64 * 1024, || {
+        alloc::format!("{total} B")
+    });
+    // What the mirror keeps is held while sessions run; its peak is inside the application's
+    // lock (no await), so it never meets another task's peak, only what they hold meanwhile.
+    let with_teensy = worst_session + mirrored.held;
+    say!("the largest session case above with a Teensy mirrored too: {with_teensy} B");
+    checks.check("the largest session case fits 64 KiB beside the Teensy mirror", with_teensy <= 64 * 1024, || {
+        alloc::format!("{with_teensy} B")
+    });
     let (at_rest, peak) = reopened_heap(200);
     say!("heap of the same reopened after a restart: {at_rest} B at rest, {peak} B at the peak of opening");
     checks.check("a reopened 200-image replica alone peaks under 64 KiB while opening", peak <= 64 * 1024, || {

@@ -121,7 +121,7 @@ impl<P: Read + Write> TeensyLink<P> {
             framerate: show.framerate,
             patterns: &show.patterns,
             sequences: &show.sequences,
-            image: show.image.as_ref(),
+            image: show.image.clone(),
             live: show.live.as_deref(),
         };
         while let Some(step) = self.board.next(&show) {
