@@ -24,29 +24,31 @@ compile_error!(
     "pick a chip: `cargo esp32c3` or `cargo esp32c6`, or `cargo build --release` for both (docs/FIRMWARE.md)"
 );
 
-/// Declares the firmware's modules, all of them the chip build's.
-macro_rules! chip_modules {
-    ($($module:ident),* $(,)?) => {
-        $(
-            #[cfg(feature = "chip")]
-            pub mod $module;
-        )*
-    };
-}
-
-chip_modules!(
-    apa102,
-    column,
-    dhcp_server,
-    heap,
-    http,
-    mdns,
-    net,
-    poi,
-    settings,
-    setup,
-    storage,
-    sync_client,
-    teensy,
-    wifi
-);
+#[cfg(feature = "chip")]
+pub mod apa102;
+#[cfg(feature = "chip")]
+pub mod column;
+#[cfg(feature = "chip")]
+pub mod dhcp_server;
+#[cfg(feature = "chip")]
+pub mod heap;
+#[cfg(feature = "chip")]
+pub mod http;
+#[cfg(feature = "chip")]
+pub mod mdns;
+#[cfg(feature = "chip")]
+pub mod net;
+#[cfg(feature = "chip")]
+pub mod poi;
+#[cfg(feature = "chip")]
+pub mod settings;
+#[cfg(feature = "chip")]
+pub mod setup;
+#[cfg(feature = "chip")]
+pub mod storage;
+#[cfg(feature = "chip")]
+pub mod sync_client;
+#[cfg(feature = "chip")]
+pub mod teensy;
+#[cfg(feature = "chip")]
+pub mod wifi;
