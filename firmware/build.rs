@@ -2,10 +2,11 @@
 //!
 //! esp-hal takes exactly one chip feature, and stable Cargo unifies features across all the
 //! targets of one invocation, so two `--target`s in one build would give both chips both
-//! features (docs/FIRMWARE.md, Building). Instead, a build with no chip feature (the crate
-//! is then empty) runs one cargo invocation per chip from here, each with its own
+//! features (docs/FIRMWARE.md, Building). Instead, a release build with no chip feature (the
+//! crate is then empty) runs one cargo invocation per chip from here, each with its own
 //! `--target` and chip feature, into `target/images/` (a target directory of their own:
-//! this build holds the lock on its own). With a chip feature this script does nothing.
+//! this build holds the lock on its own). With a chip feature, or in another profile than
+//! release (`cargo check`, an editor's checks), this script does nothing.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -18,41 +19,43 @@ const CHIPS: [(&str, &str, &str); 2] =
 /// What the images are built from, besides this package's own files.
 const SHARED_CRATES: [&str; 4] = ["povpoi-core", "povpoi-peer", "povpoi-app", "povpoi-flash"];
 
-/// Build-time settings the firmware reads with `option_env!` (docs/FIRMWARE.md),
-/// and the per-target flags that turn frame pointers on for debugging (docs/FIRMWARE.md).
-const BUILD_ENV: [&str; 6] = [
+/// Build-time settings the firmware reads with `option_env!` (docs/FIRMWARE.md), and the
+/// compiler flags for every target or for each chip's (frame pointers for debugging).
+const BUILD_ENV: [&str; 7] = [
     "POVPOI_WIFI_SSID",
     "POVPOI_WIFI_PASSWORD",
     "POVPOI_GROUP_KEY",
     "ESP_LOG",
+    "RUSTFLAGS",
     "CARGO_TARGET_RISCV32IMC_UNKNOWN_NONE_ELF_RUSTFLAGS",
     "CARGO_TARGET_RISCV32IMAC_UNKNOWN_NONE_ELF_RUSTFLAGS",
 ];
 
+/// Set by the cargo running this script for its own build: the nested builds are plain
+/// ones that read the config themselves (not this target's flags, not `cargo clippy`'s or
+/// `cargo fix`'s compiler wrapper).
+const OUTER_ENV: [&str; 5] =
+    ["CARGO_ENCODED_RUSTFLAGS", "CARGO_TARGET_DIR", "RUSTC_WORKSPACE_WRAPPER", "CLIPPY_ARGS", "__CARGO_FIX_PLZ"];
+
 fn main() {
-    if env::var_os("CARGO_FEATURE_CHIP").is_some() {
+    // Building two images on each `cargo check` would cost minutes for nothing.
+    if env::var_os("CARGO_FEATURE_CHIP").is_some() || env::var("PROFILE").as_deref() != Ok("release") {
         return;
     }
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    watch_sources(&manifest);
+    let images = target_dir(&manifest).join("images");
+    watch_sources(&manifest, &images);
 
     let cargo = env::var_os("CARGO").expect("cargo sets CARGO");
-    let images = target_dir().join("images");
-    let release = env::var("PROFILE").as_deref() == Ok("release");
     for (feature, target, name) in CHIPS {
         let mut build = Command::new(&cargo);
-        build.current_dir(&manifest).args(["build", "--target", target, "--features", feature, "--target-dir"]);
-        build.arg(&images);
-        if release {
-            build.arg("--release");
+        build.current_dir(&manifest).args(["build", "--release", "--target", target, "--features", feature]);
+        build.arg("--target-dir").arg(&images);
+        for variable in OUTER_ENV {
+            build.env_remove(variable);
         }
-        // This build's flags were computed for its own target; the nested build reads the
-        // config itself. Its stdout goes to stderr: a build script's stdout is read by cargo
-        // as instructions.
-        build
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .env_remove("CARGO_TARGET_DIR")
-            .stdout(Stdio::from(std::io::stderr()));
+        // A build script's stdout is read by cargo as instructions.
+        build.stdout(Stdio::from(std::io::stderr()));
         match build.status() {
             Ok(status) if status.success() => {}
             Ok(_) => fail(&format!(
@@ -60,9 +63,7 @@ fn main() {
             )),
             Err(e) => fail(&format!("could not run cargo to build the {name} image: {e}")),
         }
-        let profile = if release { "release" } else { "debug" };
-        let image = images.join(target).join(profile).join("povpoi-firmware");
-        println!("cargo:warning={name} image: {}", image.display());
+        println!("cargo:warning={name} image: {}", image(&images, target).display());
     }
 }
 
@@ -72,19 +73,20 @@ fn fail(message: &str) -> ! {
     std::process::exit(1);
 }
 
-/// The target directory of this build: `OUT_DIR` is `<target dir>/<target>/<profile>/build/
-/// <package>-<hash>/out` (the config always names a target).
-fn target_dir() -> PathBuf {
-    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    out.ancestors()
-        .nth(5)
-        .map(Path::to_path_buf)
-        .expect("OUT_DIR is <target dir>/<target>/<profile>/build/<package>/out")
+/// Where this package's builds go: `CARGO_TARGET_DIR` if set, else `target/` here (where
+/// `./size-report` looks).
+fn target_dir(manifest: &Path) -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR").map_or_else(|| manifest.join("target"), |dir| manifest.join(dir))
 }
 
-/// Runs this script again when anything the images are built from changes; the nested
-/// builds themselves then rebuild only what changed.
-fn watch_sources(manifest: &Path) {
+/// The image a chip's build leaves.
+fn image(images: &Path, target: &str) -> PathBuf {
+    images.join(target).join("release").join("povpoi-firmware")
+}
+
+/// Runs this script again when anything the images are built from changes, or an image is
+/// gone; the nested builds themselves then rebuild only what changed.
+fn watch_sources(manifest: &Path, images: &Path) {
     for own in ["src", "Cargo.toml", "Cargo.lock", ".cargo/config.toml"] {
         println!("cargo:rerun-if-changed={}", manifest.join(own).display());
     }
@@ -97,5 +99,8 @@ fn watch_sources(manifest: &Path) {
     }
     for name in BUILD_ENV {
         println!("cargo:rerun-if-env-changed={name}");
+    }
+    for (_, target, _) in CHIPS {
+        println!("cargo:rerun-if-changed={}", image(images, target).display());
     }
 }
