@@ -86,7 +86,9 @@ async fn main(spawner: Spawner) -> ! {
         .into_async();
     let (rx, tx) = uart.split();
     spawner.spawn(teensy_replies(rx).expect("one reply reader"));
-    let teensy = TeensyLink::new(tx);
+    let mut teensy = TeensyLink::new(tx);
+    // Before Wi-Fi: the log shows at once whether a Teensy answers on the link.
+    teensy::ask(&mut teensy).await;
 
     // Wi-Fi: the station interface's MAC is the device id, as on the existing system.
     let mut controller =

@@ -14,7 +14,7 @@ use embassy_time::{Duration, Timer, with_timeout};
 use esp_hal::Async;
 use esp_hal::uart::{UartRx, UartTx};
 use povpoi_app::sessions::AppLock;
-use povpoi_app::teensy::{Mirror, Port, send_changes};
+use povpoi_app::teensy::{Mirroring, Port, send_changes};
 use povpoi_core::wire::teensy::{Command, Reply, ReplyParser};
 
 pub use povpoi_app::teensy::BAUD;
@@ -22,8 +22,6 @@ pub use povpoi_app::teensy::BAUD;
 /// How often the mirror looks for a change of what plays: a cue reaches the Teensy at most
 /// this late (plus its time on the wire).
 const LOOK_EVERY: Duration = Duration::from_millis(20);
-/// How long to wait for the Teensy's answer to a status request before asking again.
-const STATUS_WAIT: Duration = Duration::from_secs(1);
 /// Between status requests to a Teensy that has not answered yet.
 const ASK_EVERY: Duration = Duration::from_secs(10);
 
@@ -70,21 +68,22 @@ impl Port for TeensyLink {
     }
 }
 
-/// Mirrors what plays on `app` to the Teensy for as long as the poi runs, once one answers
-/// a status request (asked at start and every 10 s until then): a board with no Teensy
-/// wired sends nothing more.
-pub async fn mirror(app: &impl AppLock, mut link: TeensyLink) -> ! {
+/// Asks the Teensy for its status: its answer shows in the log, and starts the mirror.
+pub async fn ask(link: &mut TeensyLink) {
     let mut frame = alloc::vec::Vec::new();
     Command::StatusRequest.encode(&mut frame);
-    loop {
-        link.write(&frame).await;
-        if with_timeout(STATUS_WAIT, HEARD.wait()).await.is_ok() {
-            break;
-        }
-        Timer::after(ASK_EVERY).await;
+    link.write(&frame).await;
+}
+
+/// Mirrors what plays on `app` to the Teensy for as long as the poi runs, once one answers
+/// a status request (the first asked at start, by `main`, then every 10 s until one
+/// answers): a board with no Teensy wired sends nothing more.
+pub async fn mirror(app: &impl AppLock, mut link: TeensyLink) -> ! {
+    while with_timeout(ASK_EVERY, HEARD.wait()).await.is_err() {
+        ask(&mut link).await;
     }
     log::info!("Teensy: answering; mirroring what plays to it");
-    let mut mirror = Mirror::default();
+    let mut mirror = Mirroring::default();
     loop {
         let sent = send_changes(app, &mut mirror, &mut link).await;
         if sent.commands > 0 {

@@ -34,8 +34,8 @@ pub struct ImageWindow {
     bytes: Vec<u8>,
     /// Refills so far, for a log or a measurement.
     refills: u64,
-    /// Image mode's index resolved against the library after this many changes of it.
-    resolved: Option<(u64, u16, Option<ImageId>)>,
+    /// Image mode's index resolved against the library.
+    image_at: ImageAt,
 }
 
 impl ImageWindow {
@@ -83,15 +83,25 @@ impl ImageWindow {
         let at = usize::from(x - self.first) * rows * 3;
         Ok(Some(&self.bytes[at..at + rows * 3]))
     }
+}
 
-    /// The image image mode's `index` names in `app`'s library order, looked up again only
-    /// when the library changed (ordering the library at every column is too slow).
-    fn image_at<S: Storage>(&mut self, app: &App<S>, index: u16) -> Option<ImageId> {
+/// Which image image mode's index names in the library's order, looked up again only when
+/// the library changed: ordering the library (with an order set, 200 images sorted on the
+/// heap) at every column, or at every look of the Teensy mirror, is too slow.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ImageAt {
+    /// The index resolved after this many changes of the library, and the image found.
+    resolved: Option<(u64, u16, Option<ImageId>)>,
+}
+
+impl ImageAt {
+    /// The image at `index` of `app`'s library order.
+    pub fn get<S: Storage>(&mut self, app: &App<S>, index: u16) -> Option<ImageId> {
         let changes = app.library_changes();
         match self.resolved {
             Some((seen, i, id)) if seen == changes && i == index => id,
             _ => {
-                let id = app.replica().images().nth(usize::from(index)).map(|(id, _)| id);
+                let id = app.replica().image_at(usize::from(index));
                 self.resolved = Some((changes, index, id));
                 id
             }
@@ -145,7 +155,7 @@ impl<S: Storage> App<S> {
         };
         // The one image this column may need: image mode's, or the sequence item's.
         let image_id = match (selection.mode, sequence) {
-            (Mode::Image, _) => window.image_at(self, selection.index),
+            (Mode::Image, _) => window.image_at.get(self, selection.index),
             (_, Some((q, started_ms))) => match sequence_item(q, t_ms.saturating_sub(started_ms)) {
                 Some(SequenceTarget::Image(id)) => Some(id),
                 _ => None,

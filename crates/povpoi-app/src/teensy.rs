@@ -19,12 +19,13 @@
 use alloc::vec::Vec;
 
 use povpoi_core::hash::BlobHash;
-use povpoi_core::model::{Mode, PATTERN_SLOTS, Pattern, Rgb, SEQUENCE_SLOTS, Sequence, SequenceTarget};
+use povpoi_core::model::{MAX_WIDTH, Mode, PATTERN_SLOTS, Pattern, Rgb, SEQUENCE_SLOTS, Sequence, SequenceTarget};
 use povpoi_core::show::Staged;
 use povpoi_core::sync::{Storage, StorageError};
-use povpoi_core::wire::teensy::{Command, END, IMAGE, IMAGE_SLOT, ImageFrame, sequence_item};
+use povpoi_core::wire::teensy::{BOARD_MAX_COLUMNS, Command, END, IMAGE, IMAGE_SLOT, ImageFrame, sequence_item};
 
 use crate::App;
+use crate::columns::ImageAt;
 use crate::sessions::AppLock;
 
 /// The link's speed (spec section 4); 8 data bits, no parity, one stop bit.
@@ -200,6 +201,11 @@ impl<I: Clone + PartialEq> Mirror<I> {
         (self.selection != Some(selection)).then_some(Step::Select(selection.0, selection.1))
     }
 
+    /// Forgets which image the Teensy has, so the next look sends it again.
+    pub fn forget_image(&mut self) {
+        self.image = None;
+    }
+
     /// Records that `step` was sent (acked or not: see the module doc).
     pub fn sent(&mut self, step: Step<I>) {
         match step {
@@ -248,7 +254,7 @@ fn selection<I>(show: &Show<'_, I>) -> (u8, u8) {
     }
 }
 
-/// An image whose pixels are in storage: what a board sends the Teensy, a row at a time.
+/// An image whose pixels are in storage: what a board sends the Teensy, read as it goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StoredImage {
     /// Its pixels' blob.
@@ -273,7 +279,8 @@ impl<S: Storage> App<S> {
     /// frame rate, selection and slots, and the image of image mode (by library order) or
     /// else the sequence's first image, if its pixels are stored. No live column: a board
     /// takes none.
-    pub fn teensy_show(&self) -> Show<'_, StoredImage> {
+    /// `image_at` keeps image mode's lookup between looks.
+    pub fn teensy_show(&self, image_at: &mut ImageAt) -> Show<'_, StoredImage> {
         let stage = self.stage();
         let (selection, _) = *stage.selection.current();
         let replica = self.replica();
@@ -284,7 +291,7 @@ impl<S: Storage> App<S> {
                 .map(|meta| StoredImage { pixels: meta.pixels(), width: meta.width(), height: meta.height() })
         };
         let image = match selection.mode {
-            Mode::Image => replica.images().nth(usize::from(selection.index)).and_then(|(id, _)| stored(id)),
+            Mode::Image => image_at.get(self, selection.index).and_then(stored),
             // In item order, so every look picks the same one.
             Mode::Sequence => stage.sequences.slot(usize::from(selection.index)).and_then(|q| {
                 q.items().iter().find_map(|item| match item.target {
@@ -329,27 +336,63 @@ pub struct Sent {
     pub rows_unread: u32,
 }
 
+/// What a poi that keeps its images in storage keeps between two [`send_changes`].
+#[derive(Debug, Default)]
+pub struct Mirroring {
+    mirror: Mirror<StoredImage>,
+    image_at: ImageAt,
+}
+
+/// What goes out for one step, decided under the application's lock.
+enum Out {
+    /// An encoded command in the frame buffer: its code, and whether the Teensy acks it.
+    Frame(u8, bool),
+    /// The image, read from storage as it goes.
+    Image(StoredImage),
+}
+
 /// Sends the Teensy what plays on the application behind `lock` that it lacks, until it
-/// lacks nothing; the application is locked only to look and to read each image row, never
-/// while bytes travel.
-pub async fn send_changes<L: AppLock>(lock: &L, mirror: &mut Mirror<StoredImage>, port: &mut impl Port) -> Sent {
+/// lacks nothing. Each step is decided, encoded and recorded as sent under the lock; only
+/// its few encoded bytes are held while they travel (an image is read as it goes), so what
+/// the mirror holds on the heap across an await is that frame alone.
+pub async fn send_changes<L: AppLock>(lock: &L, state: &mut Mirroring, port: &mut impl Port) -> Sent {
     let mut sent = Sent::default();
     let mut misses = 0;
     let mut frame = Vec::new();
-    while let Some(step) = lock.with(|app, _| mirror.next(&app.teensy_show())) {
+    loop {
+        let next = lock.with(|app, _| {
+            let step = state.mirror.next(&app.teensy_show(&mut state.image_at))?;
+            let out = match (&step, step.command()) {
+                (Step::Image(image), _) => Out::Image(*image),
+                (_, Some(command)) => {
+                    frame.clear();
+                    command.encode(&mut frame);
+                    Out::Frame(command.code(), step.acked())
+                }
+                (_, None) => unreachable!("only an image step has no command"),
+            };
+            state.mirror.sent(step);
+            Some(out)
+        });
+        let Some(out) = next else { break };
         port.forget_acks();
-        let (code, bytes) = match (&step, step.command()) {
-            (Step::Image(image), _) => (IMAGE, send_image(lock, image, port, &mut sent).await),
-            (_, Some(command)) => {
-                frame.clear();
-                command.encode(&mut frame);
-                port.write(&frame).await;
-                (command.code(), frame.len())
+        let (code, bytes, acked) = match out {
+            Out::Image(image) => {
+                let unread = sent.rows_unread;
+                let bytes = send_image(lock, &image, port, &mut sent).await;
+                // Rows went dark: send it again at the next look.
+                if sent.rows_unread > unread {
+                    state.mirror.forget_image();
+                }
+                (IMAGE, bytes, true)
             }
-            (_, None) => unreachable!("only an image step has no command"),
+            Out::Frame(code, acked) => {
+                port.write(&frame).await;
+                (code, frame.len(), acked)
+            }
         };
         sent.commands += 1;
-        if step.acked() {
+        if acked {
             if misses < MISSES_BEFORE_BLIND && port.ack(code, ack_timeout_us(bytes)).await {
                 misses = 0;
             } else {
@@ -357,7 +400,6 @@ pub async fn send_changes<L: AppLock>(lock: &L, mirror: &mut Mirror<StoredImage>
                 sent.unacked += 1;
             }
         }
-        mirror.sent(step);
     }
     sent
 }
@@ -367,6 +409,7 @@ const CHUNK: usize = 32;
 /// Image columns read at a time: the most [`CHUNK`] sent columns show of an image squeezed
 /// from the widest the model holds (400 columns to 256: at most 50).
 const SPAN: usize = 64;
+const _: () = assert!((CHUNK - 1) * MAX_WIDTH as usize / BOARD_MAX_COLUMNS as usize + 2 <= SPAN);
 
 /// Writes the upload of `image` [`CHUNK`] columns of a row at a time, each read from
 /// storage, so no part of it is held on the heap; returns the frame's length. A row storage
@@ -404,4 +447,41 @@ async fn send_image<L: AppLock>(lock: &L, image: &StoredImage, port: &mut impl P
     }
     port.write(&[END]).await;
     frame.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::vec;
+
+    use super::*;
+
+    #[test]
+    fn an_empty_slot_or_a_missing_image_plays_as_idle() {
+        let empty: Vec<Option<Pattern>> = vec![None; 18];
+        let mut filled = empty.clone();
+        filled[3] = Some(Pattern::default());
+        let sequences: Vec<Option<Sequence>> = vec![None; 5];
+        let show = |mode, patterns: &Vec<Option<Pattern>>, image: Option<u8>| {
+            let show = Show {
+                mode,
+                index: 3,
+                brightness: 9,
+                framerate: 50,
+                patterns,
+                sequences: &sequences,
+                image,
+                live: None,
+            };
+            selection(&show)
+        };
+        assert_eq!(show(Mode::Pattern, &empty, None), (Mode::Idle as u8, 0));
+        assert_eq!(show(Mode::Pattern, &filled, None), (Mode::Pattern as u8, 3));
+        assert_eq!(show(Mode::Sequence, &filled, None), (Mode::Idle as u8, 0));
+        assert_eq!(show(Mode::Image, &filled, None), (Mode::Idle as u8, 0));
+        assert_eq!(
+            show(Mode::Image, &filled, Some(1)),
+            (Mode::Image as u8, IMAGE_SLOT),
+            "the upload slot, whatever the index"
+        );
+    }
 }

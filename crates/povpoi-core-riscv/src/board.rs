@@ -374,8 +374,8 @@ fn run_ready<F: core::future::Future>(future: F) -> F::Output {
     }
 }
 
-/// A board that restarted with `images` 8x8 images, a 400x32 one playing, all 18 pattern
-/// slots and 5 sequences of 10 items set, mirrors it all to a Teensy
+/// A board that restarted with `images` 8x8 images in an order set by hand, a 400x32 one
+/// playing, all 18 pattern slots and 5 sequences of 10 items set, mirrors it all to a Teensy
 /// (`povpoi_app::teensy::send_changes`, as firmware/src/teensy.rs runs it).
 pub fn teensy_heap(images: u32, meter: &dyn Meter) -> TeensyHeap {
     use povpoi_core::model::{Pattern, PatternKind, Sequence, SequenceItem, SequenceTarget};
@@ -401,6 +401,10 @@ pub fn teensy_heap(images: u32, meter: &dyn Meter) -> TeensyHeap {
             replica.set_sequence(slot, Sequence::new(items, true).unwrap(), 9_000, Cue::NOW).unwrap();
         }
         replica.select_image(wide, 9_000, Cue::NOW).unwrap();
+        // An order set by hand: the library's order is then sorted on the heap when read.
+        let mut order: alloc::vec::Vec<_> = replica.images().map(|(id, _)| id).collect();
+        order.reverse();
+        replica.set_image_order(order, 9_000).unwrap();
     }
     let before = meter.used();
     let replica = Replica::open(&store, identity).unwrap();
@@ -409,7 +413,7 @@ pub fn teensy_heap(images: u32, meter: &dyn Meter) -> TeensyHeap {
     board.0.borrow_mut().play(Now { wall_us: 1_800_000_000_000_000, own_us: 2_000_000 });
     let at_rest = meter.used() - before;
     let start = meter.start_peak();
-    let mut mirror = povpoi_app::teensy::Mirror::default();
+    let mut mirror = povpoi_app::teensy::Mirroring::default();
     let mut port = CountingPort(0);
     let sent = run_ready(povpoi_app::teensy::send_changes(&board, &mut mirror, &mut port));
     let peak = meter.peak() - start;

@@ -314,7 +314,7 @@ fn mirror_to_teensy(board: &Board, mut link: TeensyLink<std::fs::File>) {
         Ok(runtime) => runtime,
         Err(e) => return eprintln!("povpoi board: no runtime for the Teensy link: {e}"),
     };
-    let mut mirror = povpoi_app::teensy::Mirror::default();
+    let mut mirror = povpoi_app::teensy::Mirroring::default();
     loop {
         let sent = runtime.block_on(povpoi_app::teensy::send_changes(board, &mut mirror, &mut link));
         if sent.commands > 0 {

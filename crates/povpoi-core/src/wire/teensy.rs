@@ -173,7 +173,7 @@ impl Image {
 /// it would show the first 256 columns of a wider one and wrap.
 pub const BOARD_MAX_COLUMNS: u16 = 256;
 
-/// An image upload (command `0x02`) for the Teensy, written a row at a time, so that a
+/// An image upload (command `0x02`) for the Teensy, written a row (or part of one) at a time, so that a
 /// sender that reads the image from storage never holds it whole (a board's 256 x 32
 /// frame is 24,585 bytes). An image wider than [`BOARD_MAX_COLUMNS`] is squeezed to it,
 /// nearest column, so the whole picture still goes round, slightly narrower; then it is
