@@ -10,7 +10,7 @@ use core::ops::Range;
 
 use embedded_storage::nor_flash::MultiwriteNorFlash;
 use povpoi_core::hash::BlobHash;
-use povpoi_core::sync::{Storage, StorageError};
+use povpoi_core::sync::{Encoder, Storage, StorageError};
 use sha2::{Digest, Sha256};
 
 use crate::index::BlobIndex;
@@ -69,6 +69,109 @@ enum Source<'a> {
     Bytes(&'a [u8]),
     /// The payloads of these sectors, chunk for chunk: a blob moving.
     Sectors(&'a [u16]),
+}
+
+/// Payload bytes a [`ChunkWriter`] gathers before writing them: a whole number of words of
+/// any supported flash.
+const PENDING: usize = 2 * MAX_WORD;
+
+/// Writes a value's payload to its sectors as it arrives ([`Inner::put_streamed`]).
+struct ChunkWriter<'a, F: MultiwriteNorFlash> {
+    inner: &'a mut Inner<F>,
+    sectors: &'a [u16],
+    /// The first chunk's header; the others differ in their index and next sector.
+    head: Header,
+    /// The chunk being written, whether its sector is erased, and how many of its payload
+    /// bytes came.
+    chunk: u16,
+    erased: bool,
+    filled: usize,
+    /// Payload bytes not written yet, from the last whole word written on.
+    pending: [u8; PENDING],
+    held: usize,
+    total: usize,
+    failed: Option<StorageError>,
+    what: &'a str,
+}
+
+impl<F: MultiwriteNorFlash> ChunkWriter<'_, F> {
+    /// Takes the next bytes of the value.
+    fn push(&mut self, mut piece: &[u8]) {
+        let payload = self.inner.payload();
+        while !piece.is_empty() && self.failed.is_none() {
+            if usize::from(self.chunk) >= self.sectors.len() {
+                self.fail(format!("{}: the value grew while it was written", self.what));
+                return;
+            }
+            self.erase();
+            let take = (payload - self.filled).min(piece.len()).min(PENDING - self.held);
+            self.pending[self.held..self.held + take].copy_from_slice(&piece[..take]);
+            (self.held, self.filled, self.total) = (self.held + take, self.filled + take, self.total + take);
+            piece = &piece[take..];
+            if self.filled == payload {
+                self.end_chunk();
+            } else if self.held == PENDING {
+                self.flush();
+            }
+        }
+    }
+
+    /// Erases the sector of the chunk being written, once.
+    fn erase(&mut self) {
+        if !self.erased && self.failed.is_none() {
+            let at = self.inner.address(self.sectors[usize::from(self.chunk)]);
+            let erased = self.inner.flash.erase(at, at + F::ERASE_SIZE as u32);
+            self.check(erased);
+            self.erased = true;
+        }
+    }
+
+    /// Writes the bytes held, the last word padded with 0xFF as an erased flash reads.
+    fn flush(&mut self) {
+        if self.held == 0 || self.failed.is_some() {
+            return;
+        }
+        let word = word::<F>();
+        let padded = self.held.next_multiple_of(word);
+        self.pending[self.held..padded].fill(0xFF);
+        let sector = self.sectors[usize::from(self.chunk)];
+        let at = self.inner.address(sector) + (HEADER_LEN + self.filled - self.held) as u32;
+        let written = self.inner.flash.write(at, &self.pending[..padded]);
+        self.check(written);
+        self.held = 0;
+    }
+
+    /// Ends the chunk being written: its payload, then its header unless it is the first
+    /// (whose header ends the whole save).
+    fn end_chunk(&mut self) {
+        self.erase();
+        self.flush();
+        if self.chunk > 0 && self.failed.is_none() {
+            let at = self.inner.address(self.sectors[usize::from(self.chunk)]);
+            let header = self.header(self.chunk).encode();
+            let written = self.inner.flash.write(at, &header);
+            self.check(written);
+        }
+        (self.chunk, self.erased, self.filled) = (self.chunk + 1, false, 0);
+    }
+
+    /// Chunk `index`'s header.
+    fn header(&self, index: u16) -> Header {
+        let next = self.sectors.get(usize::from(index) + 1).copied().unwrap_or(NO_NEXT);
+        Header { index, next, ..self.head.clone() }
+    }
+
+    fn check<E: Debug>(&mut self, result: Result<(), E>) {
+        if let Err(e) = result {
+            self.fail(format!("{}: flash error {e:?}", self.what));
+        }
+    }
+
+    fn fail(&mut self, message: String) {
+        if self.failed.is_none() {
+            self.failed = Some(StorageError::new(message));
+        }
+    }
 }
 
 /// A whole value on flash: its first chunk's header and its sectors in order.
@@ -526,6 +629,66 @@ impl<F: MultiwriteNorFlash> Inner<F> {
         Ok(Value { head, sectors })
     }
 
+    /// Writes a new save of value `(kind, id)`: the `len` bytes `encode` gives its sink,
+    /// each piece written to its sector as it comes, so the value is never held whole (a
+    /// board's 200-image snapshot is 13.5 KB). Each chunk's header follows its payload, and
+    /// the first chunk's header comes last of all: until it is whole, the new save is not
+    /// whole either, as with [`Inner::put`].
+    fn put_streamed(
+        &mut self,
+        kind: Kind,
+        sha256: [u8; 32],
+        len: usize,
+        encode: &mut Encoder<'_>,
+        what: &str,
+    ) -> Result<Value, StorageError> {
+        let n = self.sectors_for(len);
+        let (Ok(len32), Ok(count)) = (u32::try_from(len), u16::try_from(n)) else { return Err(disk_full(what)) };
+        let sectors = self.allocate(n);
+        let seq = self.next_seq;
+        // Taken even if the save fails: no two attempts share a number.
+        self.next_seq += 1;
+        let head = Header {
+            kind,
+            id: [0; 32],
+            seq,
+            len: len32,
+            index: 0,
+            count,
+            next: sectors.get(1).copied().unwrap_or(NO_NEXT),
+            sha256,
+        };
+        let mut out = ChunkWriter {
+            inner: self,
+            sectors: &sectors,
+            head: head.clone(),
+            chunk: 0,
+            erased: false,
+            filled: 0,
+            pending: [0xFF; PENDING],
+            held: 0,
+            total: 0,
+            failed: None,
+            what,
+        };
+        encode(&mut |piece| out.push(piece));
+        // The last chunk ends here, unless its last byte ended it (an empty value is one
+        // empty chunk).
+        if out.filled > 0 || out.total == 0 {
+            out.end_chunk();
+        }
+        if out.total != len || usize::from(out.chunk) != sectors.len() {
+            out.fail(format!("{what}: the value changed while it was written"));
+        }
+        if let Some(e) = out.failed.take() {
+            return self.watch(Err(e));
+        }
+        let at = self.address(sectors[0]);
+        let written = self.flash.write(at, &head.encode()).map_err(|e| flash_error(what, e));
+        self.watch(written)?;
+        Ok(Value { head, sectors })
+    }
+
     /// RAM's view, and the flash, after `new` replaced `old`: the old save is voided only
     /// now, so a power cut before leaves both whole and the newer one wins.
     fn replace(&mut self, new: &Value, old: Option<&Value>) -> Result<(), StorageError> {
@@ -646,18 +809,26 @@ impl<F: MultiwriteNorFlash> Storage for &FlashStore<F> {
     }
 
     fn save_state(&mut self, snapshot: &[u8]) -> Result<(), StorageError> {
+        self.save_state_from(snapshot.len(), &mut |sink| sink(snapshot))
+    }
+
+    /// Hashes the snapshot in a first pass (its header comes first and names its hash),
+    /// then writes it as it comes in a second: never held whole.
+    fn save_state_from(&mut self, len: usize, encode: &mut Encoder<'_>) -> Result<(), StorageError> {
         const WHAT: &str = "cannot save the library snapshot";
         let mut inner = self.inner.borrow_mut();
         inner.fresh()?;
-        let n = inner.sectors_for(snapshot.len());
+        let n = inner.sectors_for(len);
         let old_n = inner.state_sectors();
         // A growing snapshot may not take the room the next save of its size needs: that
         // save may be the delete that frees space.
         if n > inner.free || (n > old_n && inner.free - n + old_n < n) {
             return Err(disk_full(WHAT));
         }
-        let sha256 = Sha256::digest(snapshot).into();
-        let new = inner.put(Kind::State, [0; 32], sha256, snapshot.len(), Source::Bytes(snapshot), WHAT)?;
+        let mut hasher = Sha256::new();
+        encode(&mut |piece| hasher.update(piece));
+        let sha256 = hasher.finalize().into();
+        let new = inner.put_streamed(Kind::State, sha256, len, encode, WHAT)?;
         let old = inner.state.replace(new.clone());
         inner.replace(&new, old.as_ref())?;
         inner.saves = inner.saves.wrapping_add(1);
@@ -746,6 +917,10 @@ impl<F: MultiwriteNorFlash> Storage for FlashStore<F> {
 
     fn save_state(&mut self, snapshot: &[u8]) -> Result<(), StorageError> {
         <&Self as Storage>::save_state(&mut &*self, snapshot)
+    }
+
+    fn save_state_from(&mut self, len: usize, encode: &mut Encoder<'_>) -> Result<(), StorageError> {
+        <&Self as Storage>::save_state_from(&mut &*self, len, encode)
     }
 
     fn load_blob(&self, hash: &BlobHash) -> Result<Option<Vec<u8>>, StorageError> {

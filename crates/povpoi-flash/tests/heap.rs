@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use common::{IMAGE_LEN, RamFlash, pattern};
 use povpoi_core::device::{DeviceId, ReplicaId};
 use povpoi_core::hash::BlobHash;
+use povpoi_core::show::Cue;
 use povpoi_core::sync::{Identity, MemoryStorage, Replica, Storage};
 use povpoi_flash::{FlashStore, Options};
 
@@ -146,12 +147,12 @@ fn replica_heap(region: u32, images: u64, size: (u32, u32), identity: Identity) 
     let flash = store.into_flash();
 
     let before = NOW.load(Relaxed);
-    let (peak, resident) = peak_of(|| {
+    let (peak, (resident, store)) = peak_of(|| {
         // Both on the heap, as the firmware keeps them (its tasks' futures are static RAM).
         let store = Box::new(FlashStore::open(flash, 0..region).unwrap());
-        let poi = Box::new(Replica::open(&*store, identity).unwrap());
+        let poi = Box::new(Replica::open(&*store, identity.clone()).unwrap());
         assert_eq!(poi.images().count() as u64, images);
-        NOW.load(Relaxed) - before
+        (NOW.load(Relaxed) - before, store)
     });
     eprintln!(
         "{} KiB region: store and replica of {images} images of {}x{}, opened as the firmware does: {resident} bytes at rest, {peak} at the peak of opening",
@@ -159,6 +160,15 @@ fn replica_heap(region: u32, images: u64, size: (u32, u32), identity: Identity) 
         size.0,
         size.1
     );
+    // An edit saves the snapshot as it is encoded, never whole.
+    let mut poi = Replica::open(&*store, identity).unwrap();
+    let snapshot = store.load_state().unwrap().unwrap().len();
+    let (edit, ()) = peak_of(|| poi.set_brightness(77, 9_000, Cue::NOW).unwrap());
+    eprintln!(
+        "{} KiB region, {images} images: an edit saving the {snapshot}-byte snapshot peaks at {edit} bytes",
+        region / 1024
+    );
+    assert!(edit < snapshot, "{edit} of {snapshot}: the snapshot was held whole");
     // Host sizes: a 32-bit MCU's pointers and Vec headers are half as big.
     if images <= 60 {
         assert!(resident < 32 * 1024, "{resident}");

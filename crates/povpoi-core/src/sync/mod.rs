@@ -23,7 +23,7 @@ pub use replica::{Conflict, Identity, MAX_REMEMBERED_PEERS, MergeReport, PartCur
 pub use session::{
     MAX_BLOB_BYTES_PER_MESSAGE, MAX_FETCH_HASHES, MAX_PUSH_RECORD_BYTES, MIN_PART_BYTES, Session, SessionReport,
 };
-pub use storage::{MemoryStorage, Storage, StorageError};
+pub use storage::{Encoder, MemoryStorage, Storage, StorageError};
 pub use version::{Category, Dot, Knowledge, MAX_VERSION_VECTOR_ENTRIES, VersionVector};
 
 /// Version of the peer sync protocol; peers of another version refuse to sync. 3: a

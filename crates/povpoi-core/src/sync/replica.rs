@@ -176,7 +176,7 @@ impl<S: Storage> Replica<S> {
                     knowledge: Knowledge::default(),
                     floor: Knowledge::default(),
                 };
-                storage.save_state(&encode_snapshot(&state))?;
+                save_snapshot(&mut storage, &state)?;
                 (state, true)
             }
         };
@@ -1039,7 +1039,7 @@ impl<S: Storage> Replica<S> {
     /// Saves the state; on failure, returns to the last saved state. Once the state is
     /// saved the change stands: removing unused blobs is best effort (retried next time).
     fn commit(&mut self) -> Result<(), Error> {
-        if let Err(e) = self.storage.save_state(&encode_snapshot(&self.state)) {
+        if let Err(e) = save_snapshot(&mut self.storage, &self.state) {
             self.rollback()?;
             return Err(e.into());
         }
@@ -1121,6 +1121,38 @@ fn winner(siblings: &[Record]) -> Option<&Record> {
     siblings.iter().filter(|r| !r.value.is_deleted()).max_by_key(|r| r.precedence())
 }
 
+/// Saves `state` as its encoding comes ([`Storage::save_state_from`]): never encoded whole
+/// unless the storage collects it.
+fn save_snapshot<S: Storage>(storage: &mut S, state: &State) -> Result<(), crate::sync::StorageError> {
+    storage.save_state_from(1 + crate::wire::encoded_len(state), &mut |sink| {
+        sink(&[SNAPSHOT_FORMAT]);
+        // Cannot fail: the sink takes everything.
+        let _ = postcard::serialize_with_flavor(state, Sink(sink));
+    })
+}
+
+/// A postcard output that hands each piece to a sink.
+struct Sink<'a>(&'a mut dyn FnMut(&[u8]));
+
+impl postcard::ser_flavors::Flavor for Sink<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        (self.0)(&[byte]);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        (self.0)(bytes);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
 fn encode_snapshot(state: &State) -> Vec<u8> {
     let mut bytes = crate::wire::sized_for(state, 1);
     bytes.push(SNAPSHOT_FORMAT);

@@ -33,6 +33,10 @@ impl core::fmt::Display for StorageError {
     }
 }
 
+/// Gives a value's bytes, in pieces, to the sink it is called with: the same bytes at
+/// every call ([`Storage::save_state_from`]).
+pub type Encoder<'a> = dyn FnMut(&mut dyn FnMut(&[u8])) + 'a;
+
 /// Durable storage for one replica: a state snapshot and content-addressed blobs.
 ///
 /// Contract the replica relies on:
@@ -46,6 +50,15 @@ pub trait Storage {
     fn load_state(&self) -> Result<Option<Vec<u8>>, StorageError>;
     /// Replaces the snapshot, atomically.
     fn save_state(&mut self, snapshot: &[u8]) -> Result<(), StorageError>;
+    /// Replaces the snapshot with the `len` bytes `encode` gives its sink, as
+    /// [`Storage::save_state`] does. `encode` may be called more than once and gives the
+    /// same bytes each time: a store that writes them as they come (a board's flash) never
+    /// holds the snapshot whole, 13.5 KB at 200 images. By default they are collected.
+    fn save_state_from(&mut self, len: usize, encode: &mut Encoder<'_>) -> Result<(), StorageError> {
+        let mut snapshot = Vec::with_capacity(len);
+        encode(&mut |piece| snapshot.extend_from_slice(piece));
+        self.save_state(&snapshot)
+    }
     /// The bytes stored under `hash`, if any.
     fn load_blob(&self, hash: &BlobHash) -> Result<Option<Vec<u8>>, StorageError>;
     /// Stores `bytes` under `hash` (already verified by the caller).
