@@ -558,6 +558,27 @@ impl<F: MultiwriteNorFlash> Inner<F> {
         chunks(len, self.payload()) as u32
     }
 
+    /// The sectors of a new save of `len` bytes of value `(kind, id)`, and its chunk 0's
+    /// header.
+    fn begin_save(
+        &mut self,
+        kind: Kind,
+        id: [u8; 32],
+        sha256: [u8; 32],
+        len: usize,
+        what: &str,
+    ) -> Result<(Vec<u16>, Header), StorageError> {
+        let n = self.sectors_for(len);
+        let (Ok(len32), Ok(count)) = (u32::try_from(len), u16::try_from(n)) else { return Err(disk_full(what)) };
+        let sectors = self.allocate(n);
+        let seq = self.next_seq;
+        // Taken even if the save fails: no two attempts share a number.
+        self.next_seq += 1;
+        let next = sectors.get(1).copied().unwrap_or(NO_NEXT);
+        let head = Header { kind, id, seq, len: len32, index: 0, count, next, sha256 };
+        Ok((sectors, head))
+    }
+
     /// Writes a new save of value `(kind, id)`, `len` bytes from `source`, to free sectors.
     /// The last chunk is written first and the first chunk's header last: until that header
     /// is whole, the new save is not whole either.
@@ -570,23 +591,18 @@ impl<F: MultiwriteNorFlash> Inner<F> {
         source: Source<'_>,
         what: &str,
     ) -> Result<Value, StorageError> {
-        let n = self.sectors_for(len);
-        let (Ok(len32), Ok(count)) = (u32::try_from(len), u16::try_from(n)) else { return Err(disk_full(what)) };
-        let sectors = self.allocate(n);
-        let seq = self.next_seq;
-        // Taken even if the save fails: no two attempts share a number.
-        self.next_seq += 1;
+        let (sectors, head) = self.begin_save(kind, id, sha256, len, what)?;
         let payload = self.payload();
         let word = word::<F>();
         let mut copied = match source {
             Source::Sectors(_) => vec![0; payload],
             Source::Bytes(_) => Vec::new(),
         };
-        for index in (0..count).rev() {
+        for index in (0..head.count).rev() {
             let i = usize::from(index);
             let chunk_len = len.saturating_sub(i * payload).min(payload);
             let next = sectors.get(i + 1).copied().unwrap_or(NO_NEXT);
-            let header = Header { kind, id, seq, len: len32, index, count, next, sha256 };
+            let header = Header { index, next, ..head.clone() };
             let at = self.address(sectors[i]);
             let chunk = match source {
                 Source::Bytes(bytes) => &bytes[i * payload..][..chunk_len],
@@ -616,16 +632,6 @@ impl<F: MultiwriteNorFlash> Inner<F> {
             .map_err(|e| flash_error(what, e));
             self.watch(written)?;
         }
-        let head = Header {
-            kind,
-            id,
-            seq,
-            len: len32,
-            index: 0,
-            count,
-            next: sectors.get(1).copied().unwrap_or(NO_NEXT),
-            sha256,
-        };
         Ok(Value { head, sectors })
     }
 
@@ -642,22 +648,7 @@ impl<F: MultiwriteNorFlash> Inner<F> {
         encode: &mut Encoder<'_>,
         what: &str,
     ) -> Result<Value, StorageError> {
-        let n = self.sectors_for(len);
-        let (Ok(len32), Ok(count)) = (u32::try_from(len), u16::try_from(n)) else { return Err(disk_full(what)) };
-        let sectors = self.allocate(n);
-        let seq = self.next_seq;
-        // Taken even if the save fails: no two attempts share a number.
-        self.next_seq += 1;
-        let head = Header {
-            kind,
-            id: [0; 32],
-            seq,
-            len: len32,
-            index: 0,
-            count,
-            next: sectors.get(1).copied().unwrap_or(NO_NEXT),
-            sha256,
-        };
+        let (sectors, head) = self.begin_save(kind, [0; 32], sha256, len, what)?;
         let mut out = ChunkWriter {
             inner: self,
             sectors: &sectors,
