@@ -71,9 +71,14 @@ enum Source<'a> {
     Sectors(&'a [u16]),
 }
 
-/// Payload bytes a [`ChunkWriter`] gathers before writing them: a whole number of words of
-/// any supported flash.
-const PENDING: usize = 2 * MAX_WORD;
+/// Most payload bytes a [`ChunkWriter`] gathers before writing them: one page of an SPI
+/// NOR flash (its program unit), and a whole number of words of any supported flash.
+const PENDING: usize = 256;
+
+/// A [`ChunkWriter`]'s gathered bytes, word-aligned: a flash driver copies an unaligned
+/// buffer through a bounce buffer of its own (esp-storage: 4 KiB of stack).
+#[repr(align(4))]
+struct Pending([u8; PENDING]);
 
 /// Writes a value's payload to its sectors as it arrives ([`Inner::put_streamed`]).
 struct ChunkWriter<'a, F: MultiwriteNorFlash> {
@@ -86,11 +91,16 @@ struct ChunkWriter<'a, F: MultiwriteNorFlash> {
     chunk: u16,
     erased: bool,
     filled: usize,
-    /// Payload bytes not written yet, from the last whole word written on.
-    pending: [u8; PENDING],
+    /// Payload bytes not written yet, from the last whole word written on, and how many.
+    pending: Pending,
     held: usize,
+    /// Bytes taken so far, and their hash: the save is whole only if it matches the one
+    /// its headers name.
     total: usize,
+    hash: Sha256,
+    /// The first failure, which ends the save.
     failed: Option<StorageError>,
+    /// What is being saved, for error messages.
     what: &'a str,
 }
 
@@ -104,13 +114,16 @@ impl<F: MultiwriteNorFlash> ChunkWriter<'_, F> {
                 return;
             }
             self.erase();
-            let take = (payload - self.filled).min(piece.len()).min(PENDING - self.held);
-            self.pending[self.held..self.held + take].copy_from_slice(&piece[..take]);
+            // Gathered up to the next page boundary of the flash, so no write crosses one.
+            let page_room = PENDING - (HEADER_LEN + self.filled - self.held) % PENDING;
+            let take = (payload - self.filled).min(piece.len()).min(page_room - self.held);
+            self.pending.0[self.held..self.held + take].copy_from_slice(&piece[..take]);
+            self.hash.update(&piece[..take]);
             (self.held, self.filled, self.total) = (self.held + take, self.filled + take, self.total + take);
             piece = &piece[take..];
             if self.filled == payload {
                 self.end_chunk();
-            } else if self.held == PENDING {
+            } else if self.held == page_room {
                 self.flush();
             }
         }
@@ -133,10 +146,10 @@ impl<F: MultiwriteNorFlash> ChunkWriter<'_, F> {
         }
         let word = word::<F>();
         let padded = self.held.next_multiple_of(word);
-        self.pending[self.held..padded].fill(0xFF);
+        self.pending.0[self.held..padded].fill(0xFF);
         let sector = self.sectors[usize::from(self.chunk)];
         let at = self.inner.address(sector) + (HEADER_LEN + self.filled - self.held) as u32;
-        let written = self.inner.flash.write(at, &self.pending[..padded]);
+        let written = self.inner.flash.write(at, &self.pending.0[..padded]);
         self.check(written);
         self.held = 0;
     }
@@ -161,12 +174,14 @@ impl<F: MultiwriteNorFlash> ChunkWriter<'_, F> {
         Header { index, next, ..self.head.clone() }
     }
 
+    /// Ends the save with a flash error, if `result` is one.
     fn check<E: Debug>(&mut self, result: Result<(), E>) {
         if let Err(e) = result {
             self.fail(format!("{}: flash error {e:?}", self.what));
         }
     }
 
+    /// Ends the save (the first failure is the one reported).
     fn fail(&mut self, message: String) {
         if self.failed.is_none() {
             self.failed = Some(StorageError::new(message));
@@ -279,6 +294,7 @@ impl<F: MultiwriteNorFlash> FlashStore<F> {
         let sector = F::ERASE_SIZE as u32;
         let word = word::<F>();
         let sound_geometry = word <= MAX_WORD
+            && PENDING.is_multiple_of(word)
             && HEADER_LEN.is_multiple_of(word)
             && F::ERASE_SIZE.is_multiple_of(word)
             && F::ERASE_SIZE > HEADER_LEN
@@ -656,9 +672,10 @@ impl<F: MultiwriteNorFlash> Inner<F> {
             chunk: 0,
             erased: false,
             filled: 0,
-            pending: [0xFF; PENDING],
+            pending: Pending([0xFF; PENDING]),
             held: 0,
             total: 0,
+            hash: Sha256::new(),
             failed: None,
             what,
         };
@@ -668,7 +685,8 @@ impl<F: MultiwriteNorFlash> Inner<F> {
         if out.filled > 0 || out.total == 0 {
             out.end_chunk();
         }
-        if out.total != len || usize::from(out.chunk) != sectors.len() {
+        let same = out.total == len && usize::from(out.chunk) == sectors.len();
+        if !same || <[u8; 32]>::from(core::mem::take(&mut out.hash).finalize()) != head.sha256 {
             out.fail(format!("{what}: the value changed while it was written"));
         }
         if let Some(e) = out.failed.take() {
@@ -804,7 +822,8 @@ impl<F: MultiwriteNorFlash> Storage for &FlashStore<F> {
     }
 
     /// Hashes the snapshot in a first pass (its header comes first and names its hash),
-    /// then writes it as it comes in a second: never held whole.
+    /// then writes it as it comes in a second, checked against that hash before the save
+    /// is committed: never held whole.
     fn save_state_from(&mut self, len: usize, encode: &mut Encoder<'_>) -> Result<(), StorageError> {
         const WHAT: &str = "cannot save the library snapshot";
         let mut inner = self.inner.borrow_mut();
@@ -816,8 +835,14 @@ impl<F: MultiwriteNorFlash> Storage for &FlashStore<F> {
         if n > inner.free || (n > old_n && inner.free - n + old_n < n) {
             return Err(disk_full(WHAT));
         }
-        let mut hasher = Sha256::new();
-        encode(&mut |piece| hasher.update(piece));
+        let (mut hasher, mut counted) = (Sha256::new(), 0);
+        encode(&mut |piece| {
+            hasher.update(piece);
+            counted += piece.len();
+        });
+        if counted != len {
+            return Err(StorageError::new(format!("{WHAT}: {counted} bytes encoded, {len} announced")));
+        }
         let sha256 = hasher.finalize().into();
         let new = inner.put_streamed(Kind::State, sha256, len, encode, WHAT)?;
         let old = inner.state.replace(new.clone());

@@ -1125,25 +1125,56 @@ fn winner(siblings: &[Record]) -> Option<&Record> {
 /// unless the storage collects it.
 fn save_snapshot<S: Storage>(storage: &mut S, state: &State) -> Result<(), crate::sync::StorageError> {
     storage.save_state_from(1 + crate::wire::encoded_len(state), &mut |sink| {
-        sink(&[SNAPSHOT_FORMAT]);
+        let mut out = Sink { sink, staged: [0; SINK_STAGE], held: 0 };
+        out.put(&[SNAPSHOT_FORMAT]);
         // Cannot fail: the sink takes everything.
-        let _ = postcard::serialize_with_flavor(state, Sink(sink));
+        let _ = postcard::serialize_with_flavor(state, &mut out);
+        out.flush();
     })
 }
 
-/// A postcard output that hands each piece to a sink.
-struct Sink<'a>(&'a mut dyn FnMut(&[u8]));
+/// Bytes a [`Sink`] gathers before handing them on: postcard writes an id or hash a byte
+/// at a time.
+const SINK_STAGE: usize = 64;
 
-impl postcard::ser_flavors::Flavor for Sink<'_> {
+/// A postcard output that hands the bytes to a sink in pieces of up to [`SINK_STAGE`].
+struct Sink<'a> {
+    sink: &'a mut dyn FnMut(&[u8]),
+    staged: [u8; SINK_STAGE],
+    held: usize,
+}
+
+impl Sink<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        if self.held + bytes.len() > SINK_STAGE {
+            self.flush();
+        }
+        if bytes.len() >= SINK_STAGE {
+            (self.sink)(bytes);
+        } else {
+            self.staged[self.held..self.held + bytes.len()].copy_from_slice(bytes);
+            self.held += bytes.len();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.held > 0 {
+            (self.sink)(&self.staged[..self.held]);
+            self.held = 0;
+        }
+    }
+}
+
+impl postcard::ser_flavors::Flavor for &mut Sink<'_> {
     type Output = ();
 
     fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
-        (self.0)(&[byte]);
+        self.put(&[byte]);
         Ok(())
     }
 
     fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
-        (self.0)(bytes);
+        self.put(bytes);
         Ok(())
     }
 

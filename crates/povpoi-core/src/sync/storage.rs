@@ -34,7 +34,8 @@ impl core::fmt::Display for StorageError {
 }
 
 /// Gives a value's bytes, in pieces, to the sink it is called with: the same bytes at
-/// every call ([`Storage::save_state_from`]).
+/// every call ([`Storage::save_state_from`]). It must not use the storage it is given to
+/// (a store may be busy writing while it runs).
 pub type Encoder<'a> = dyn FnMut(&mut dyn FnMut(&[u8])) + 'a;
 
 /// Durable storage for one replica: a state snapshot and content-addressed blobs.
@@ -57,6 +58,7 @@ pub trait Storage {
     fn save_state_from(&mut self, len: usize, encode: &mut Encoder<'_>) -> Result<(), StorageError> {
         let mut snapshot = Vec::with_capacity(len);
         encode(&mut |piece| snapshot.extend_from_slice(piece));
+        debug_assert_eq!(snapshot.len(), len, "the encoder gave another length than announced");
         self.save_state(&snapshot)
     }
     /// The bytes stored under `hash`, if any.
