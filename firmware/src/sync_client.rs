@@ -40,13 +40,7 @@ const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 /// the library.
 pub const MAX_ANSWER_BYTES: usize = 24 * 1024;
 
-/// Largest image pixels the board's own sessions fetch when its heap has room
-/// ([`fetch_limit`]): a 400x32 image, the widest the spec's poi show.
-pub const MAX_FETCHED_BLOB_BYTES: usize = 400 * 32 * 3;
-
-/// Image pixels the board's own sessions fetch whatever the heap holds: 16 KiB, a 170x32
-/// image, measured to fit beside 200 images' library (docs/FIRMWARE.md, Budgets).
-pub const MIN_FETCHED_BLOB_BYTES: usize = 16 * 1024;
+pub use povpoi_app::sessions::{MAX_FETCHED_BLOB_BYTES, MIN_FETCHED_BLOB_BYTES};
 
 /// Heap kept free beside a fetched image: a request body arriving meanwhile, and the step's
 /// own work (under 1 KiB measured, docs/FIRMWARE.md).
@@ -55,11 +49,10 @@ const FETCH_RESERVE_BYTES: usize = http::MAX_BODY_BYTES + 2 * 1024;
 /// Room an answer takes beyond its pixels: its encoding and a seal.
 const ANSWER_OVERHEAD_BYTES: usize = 1024;
 
-/// The largest image pixels the next sessions fetch, with `free` bytes of heap free: one
-/// answer holds an image once (decoded in its own buffer), so a board with a small library
-/// takes 400x32 images, and one with a large library at least 170x32 ones.
+/// The largest image pixels the next sessions fetch, with `free` bytes of heap free
+/// ([`povpoi_app::sessions::fetch_limit`], keeping a request body's room and the step's).
 pub fn fetch_limit(free: usize) -> usize {
-    free.saturating_sub(FETCH_RESERVE_BYTES).clamp(MIN_FETCHED_BLOB_BYTES, MAX_FETCHED_BLOB_BYTES)
+    povpoi_app::sessions::fetch_limit(free, FETCH_RESERVE_BYTES)
 }
 
 /// Bytes of records, at most, in one `Push` part of the board's own sessions (the App's

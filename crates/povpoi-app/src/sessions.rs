@@ -38,6 +38,29 @@ impl<L: AppLock> Drop for InFlight<'_, L> {
     }
 }
 
+/// Largest image pixels a board's own sessions fetch when its heap has room: a 400x32
+/// image, the widest the spec's poi show.
+pub const MAX_FETCHED_BLOB_BYTES: usize = 400 * 32 * 3;
+
+/// Image pixels a board's own sessions fetch while its heap has room for them beside what
+/// it holds: 16 KiB, a 170x32 image, measured to fit beside 200 images' library
+/// (docs/FIRMWARE.md, Budgets).
+pub const MIN_FETCHED_BLOB_BYTES: usize = 16 * 1024;
+
+/// Heap a fetch takes beyond the image's bytes: its answer's encoding and the step's own
+/// work (575 B measured beside 200 images), with room to spare.
+pub const FETCH_STEP_BYTES: usize = 2 * 1024;
+
+/// The largest image pixels a board's next sessions fetch, with `free` bytes of heap free
+/// and `reserve` of them kept for what may arrive meanwhile: an answer holds an image once,
+/// so a small library takes 400x32 images and a large one 16 KiB ones, or with less than
+/// that free (a reordered library of 200 images) what still fits, so that an image too large
+/// for the heap is not fetched only to be dropped.
+pub fn fetch_limit(free: usize, reserve: usize) -> usize {
+    let floor = MIN_FETCHED_BLOB_BYTES.min(free.saturating_sub(FETCH_STEP_BYTES));
+    free.saturating_sub(reserve).clamp(floor, MAX_FETCHED_BLOB_BYTES)
+}
+
 /// The application's library as a session it starts needs it: locked only to start and to
 /// merge each answer, never while a message travels.
 struct LockedReplicas<'a, L>(&'a L);
@@ -73,5 +96,22 @@ pub async fn run_due<L: AppLock, K: Link>(
             session::drive(&mut link, &mut LockedReplicas(lock), peer, SyncOptions::default(), &mut progress).await;
         lock.with(|app, now| app.session_ended(peer, addr, started, outcome.is_ok(), now));
         ended(peer, addr, &progress, outcome);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_board_fetches_what_its_heap_holds() {
+        let reserve = 10 * 1024;
+        // Beside 60 images: a 400x32 image.
+        assert_eq!(fetch_limit(50_872, reserve), MAX_FETCHED_BLOB_BYTES);
+        // Beside 200 images (46,568 B at rest): the 16 KiB floor, as measured to fit.
+        assert_eq!(fetch_limit(65_536 - 46_568, reserve), MIN_FETCHED_BLOB_BYTES);
+        // Beside 200 reordered images (49,944 B): what fits, not 16 KiB.
+        assert_eq!(fetch_limit(65_536 - 49_944, reserve), 65_536 - 49_944 - FETCH_STEP_BYTES);
+        assert_eq!(fetch_limit(1_000, reserve), 0);
     }
 }

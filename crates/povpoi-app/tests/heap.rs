@@ -102,7 +102,7 @@ fn a_board_holds_200_images_sync_state_in_its_64_kib_heap() {
     // A board after a restart with 200, then 60 images in its flash, and its own session
     // with a peer holding one image of the size it fetches.
     let session = |images: u32, fetched: usize, key: Option<&str>| {
-        let heap = board::session_heap(images, fetched, 0, key, &Meter);
+        let heap = board::session_heap(images, false, fetched, 0, key, &Meter);
         let group = if key.is_some() { "a keyed" } else { "an open" };
         println!(
             "a board after a restart with {images} images: store, replica and App hold {} bytes; its own session in {group} group \
@@ -138,7 +138,7 @@ fn a_board_holds_200_images_sync_state_in_its_64_kib_heap() {
     // for 60 images' records); the board's summary asks for 2 KiB, which it takes beside its
     // library (the RV32 totals are checked in the QEMU run).
     for (images, pushed, at_least) in [(140, 60, 2), (100, 100, 4)] {
-        let answered = board::responder_heap(images, pushed, &Meter);
+        let answered = board::responder_heap(images, false, pushed, &Meter);
         println!(
             "a board with {images} images taking {pushed} more from a node's session in {} parts: {} bytes at rest, {} \
              more at most in a step (x86-64)",

@@ -137,13 +137,19 @@ fn board_identity() -> (DeviceId, Identity) {
 }
 
 /// A flash of the shipped partition's size holding a library of `images` 8x8 images (an
-/// image's sync state does not depend on its size), as a board finds it after a restart.
-fn library_flash(images: u32, identity: &Identity) -> RamFlash {
+/// image's sync state does not depend on its size), as a board finds it after a restart;
+/// `ordered`: in an order set by hand (its record is kept beside them, 16 bytes an image).
+fn library_flash(images: u32, ordered: bool, identity: &Identity) -> RamFlash {
     let store = FlashStore::open(RamFlash::new(PARTITION as usize / SECTOR), 0..PARTITION).unwrap();
     let mut replica = Replica::open(&store, identity.clone()).unwrap();
     for i in 0..images {
         let pixels: alloc::vec::Vec<u8> = (0..8 * 8 * 3).map(|k| (k as u32 * 7 + i) as u8).collect();
         replica.add_image(&alloc::format!("image {i:03}.png"), 8, 8, &pixels, 1_000 + u64::from(i)).unwrap();
+    }
+    if ordered {
+        let mut order: alloc::vec::Vec<_> = replica.images().map(|(id, _)| id).collect();
+        order.reverse();
+        replica.set_image_order(order, 9_000).unwrap();
     }
     drop(replica);
     store.into_flash()
@@ -156,9 +162,16 @@ fn library_flash(images: u32, identity: &Identity) -> RamFlash {
 /// firmware/src/sync_client.rs does). The peer, an `App` too, answers in this program; only
 /// the board's side of each step is counted, as the host's heap test
 /// (crates/povpoi-app/tests/heap.rs, which runs this same function).
-pub fn session_heap(images: u32, fetched: usize, pulled: u32, key: Option<&str>, meter: &dyn Meter) -> SessionHeap {
+pub fn session_heap(
+    images: u32,
+    ordered: bool,
+    fetched: usize,
+    pulled: u32,
+    key: Option<&str>,
+    meter: &dyn Meter,
+) -> SessionHeap {
     let (device, identity) = board_identity();
-    let flash = library_flash(images, &identity);
+    let flash = library_flash(images, ordered, &identity);
     let group_key = key.map(|k| GroupKey::new(k).unwrap());
     let before = meter.start_peak();
     let store = FlashStore::open(flash, 0..PARTITION).unwrap();
@@ -268,9 +281,9 @@ pub struct ResponderHeap {
 /// A board that restarted with `images` images answers the session of a peer (a node: its
 /// 6 KiB `Push` parts) that has `pushed` images more, in an open group: the request's body
 /// is held as the HTTP server holds it while `App::handle` answers.
-pub fn responder_heap(images: u32, pushed: u32, meter: &dyn Meter) -> ResponderHeap {
+pub fn responder_heap(images: u32, ordered: bool, pushed: u32, meter: &dyn Meter) -> ResponderHeap {
     let (device, identity) = board_identity();
-    let flash = library_flash(images, &identity);
+    let flash = library_flash(images, ordered, &identity);
     let before = meter.used();
     let store = FlashStore::open(flash, 0..PARTITION).unwrap();
     let replica = Replica::open(&store, identity).unwrap();
@@ -380,7 +393,7 @@ fn run_ready<F: core::future::Future>(future: F) -> F::Output {
 pub fn teensy_heap(images: u32, meter: &dyn Meter) -> TeensyHeap {
     use povpoi_core::model::{Pattern, PatternKind, Sequence, SequenceItem, SequenceTarget};
     let (device, identity) = board_identity();
-    let flash = library_flash(images, &identity);
+    let flash = library_flash(images, false, &identity);
     let store = FlashStore::open(flash, 0..PARTITION).unwrap();
     {
         let mut replica = Replica::open(&store, identity.clone()).unwrap();
