@@ -818,30 +818,27 @@ impl<F: MultiwriteNorFlash> Storage for &FlashStore<F> {
     }
 
     fn save_state(&mut self, snapshot: &[u8]) -> Result<(), StorageError> {
-        self.save_state_from(snapshot.len(), &mut |sink| sink(snapshot))
+        self.save_state_from(&mut |sink| sink(snapshot))
     }
 
-    /// Hashes the snapshot in a first pass (its header comes first and names its hash),
-    /// then writes it as it comes in a second, checked against that hash before the save
-    /// is committed: never held whole.
-    fn save_state_from(&mut self, len: usize, encode: &mut Encoder<'_>) -> Result<(), StorageError> {
+    /// Hashes and counts the snapshot in a first pass (its headers come first and name its
+    /// hash and length), then writes it as it comes in a second, checked against them
+    /// before the save is committed: never held whole.
+    fn save_state_from(&mut self, encode: &mut Encoder<'_>) -> Result<(), StorageError> {
         const WHAT: &str = "cannot save the library snapshot";
         let mut inner = self.inner.borrow_mut();
         inner.fresh()?;
+        let (mut hasher, mut len) = (Sha256::new(), 0);
+        encode(&mut |piece| {
+            hasher.update(piece);
+            len += piece.len();
+        });
         let n = inner.sectors_for(len);
         let old_n = inner.state_sectors();
         // A growing snapshot may not take the room the next save of its size needs: that
         // save may be the delete that frees space.
         if n > inner.free || (n > old_n && inner.free - n + old_n < n) {
             return Err(disk_full(WHAT));
-        }
-        let (mut hasher, mut counted) = (Sha256::new(), 0);
-        encode(&mut |piece| {
-            hasher.update(piece);
-            counted += piece.len();
-        });
-        if counted != len {
-            return Err(StorageError::new(format!("{WHAT}: {counted} bytes encoded, {len} announced")));
         }
         let sha256 = hasher.finalize().into();
         let new = inner.put_streamed(Kind::State, sha256, len, encode, WHAT)?;
@@ -935,8 +932,8 @@ impl<F: MultiwriteNorFlash> Storage for FlashStore<F> {
         <&Self as Storage>::save_state(&mut &*self, snapshot)
     }
 
-    fn save_state_from(&mut self, len: usize, encode: &mut Encoder<'_>) -> Result<(), StorageError> {
-        <&Self as Storage>::save_state_from(&mut &*self, len, encode)
+    fn save_state_from(&mut self, encode: &mut Encoder<'_>) -> Result<(), StorageError> {
+        <&Self as Storage>::save_state_from(&mut &*self, encode)
     }
 
     fn load_blob(&self, hash: &BlobHash) -> Result<Option<Vec<u8>>, StorageError> {

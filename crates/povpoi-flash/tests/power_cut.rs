@@ -158,9 +158,7 @@ fn workload() -> Vec<Op> {
 fn run(store: &mut FlashStore<RamFlash>, op: &Op) -> Result<(), StorageError> {
     match op {
         Op::State(bytes) => store.save_state(bytes),
-        Op::StateInPieces(bytes, n) => {
-            store.save_state_from(bytes.len(), &mut |sink| bytes.chunks(*n).for_each(&mut *sink))
-        }
+        Op::StateInPieces(bytes, n) => store.save_state_from(&mut |sink| bytes.chunks(*n).for_each(&mut *sink)),
         Op::Blob(bytes) => store.save_blob(&BlobHash::of(bytes), bytes),
         Op::Remove(hash) => store.remove_blob(hash),
         Op::Set(key, value) => store.set_setting(key, value),

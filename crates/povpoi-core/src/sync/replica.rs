@@ -1124,7 +1124,7 @@ fn winner(siblings: &[Record]) -> Option<&Record> {
 /// Saves `state` as its encoding comes ([`Storage::save_state_from`]): never encoded whole
 /// unless the storage collects it.
 fn save_snapshot<S: Storage>(storage: &mut S, state: &State) -> Result<(), crate::sync::StorageError> {
-    storage.save_state_from(1 + crate::wire::encoded_len(state), &mut |sink| {
+    storage.save_state_from(&mut |sink| {
         let mut out = Sink { sink, staged: [0; SINK_STAGE], held: 0 };
         out.put(&[SNAPSHOT_FORMAT]);
         // Cannot fail: the sink takes everything.

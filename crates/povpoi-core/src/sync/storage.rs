@@ -51,14 +51,13 @@ pub trait Storage {
     fn load_state(&self) -> Result<Option<Vec<u8>>, StorageError>;
     /// Replaces the snapshot, atomically.
     fn save_state(&mut self, snapshot: &[u8]) -> Result<(), StorageError>;
-    /// Replaces the snapshot with the `len` bytes `encode` gives its sink, as
+    /// Replaces the snapshot with the bytes `encode` gives its sink, as
     /// [`Storage::save_state`] does. `encode` may be called more than once and gives the
     /// same bytes each time: a store that writes them as they come (a board's flash) never
     /// holds the snapshot whole, 13.5 KB at 200 images. By default they are collected.
-    fn save_state_from(&mut self, len: usize, encode: &mut Encoder<'_>) -> Result<(), StorageError> {
-        let mut snapshot = Vec::with_capacity(len);
+    fn save_state_from(&mut self, encode: &mut Encoder<'_>) -> Result<(), StorageError> {
+        let mut snapshot = Vec::new();
         encode(&mut |piece| snapshot.extend_from_slice(piece));
-        debug_assert_eq!(snapshot.len(), len, "the encoder gave another length than announced");
         self.save_state(&snapshot)
     }
     /// The bytes stored under `hash`, if any.
