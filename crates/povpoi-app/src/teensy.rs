@@ -423,30 +423,25 @@ async fn send_image<L: AppLock>(lock: &L, image: &StoredImage, port: &mut impl P
     for y in 0..frame.rows() {
         let mut unread = false;
         for start in (0..width).step_by(CHUNK) {
-            let columns = (start..width.min(start + CHUNK)).map(|x| frame.source_column(x as u16));
-            let first = frame.source_column(start as u16);
-            let last = columns.clone().next_back().unwrap_or(first);
-            let wanted = usize::from(last - first + 1).min(SPAN);
+            let sent = start as u16..width.min(start + CHUNK) as u16;
+            let first = frame.source_column(sent.start);
+            let wanted = usize::from(frame.source_column(sent.end - 1) - first + 1).min(SPAN);
             let read = lock.with(|app, _| image.read(app.replica().storage(), first, y, &mut span[..3 * wanted]));
             if read != Ok(true) {
                 span.fill(0);
                 unread = true;
             }
             let mut n = 0;
-            for column in columns {
-                let at = 3 * usize::from(column - first);
-                let pixel = span.get(at..at + 3).unwrap_or(&[0; 3]);
-                for (o, &b) in out[n..n + 3].iter_mut().zip(pixel) {
-                    *o = povpoi_core::wire::teensy::safe_u8(b);
-                }
+            frame.columns(sent, &span[..3 * wanted], |pixel| {
+                out[n..n + 3].copy_from_slice(&pixel);
                 n += 3;
-            }
+            });
             port.write(&out[..n]).await;
         }
         sent.rows_unread += u32::from(unread);
     }
     port.write(&[END]).await;
-    frame.len()
+    frame.encoded_len()
 }
 
 #[cfg(test)]

@@ -215,10 +215,10 @@ fn every_image_shape_goes_out_in_chunks_as_the_whole_image_would() {
 fn ack_waits_grow_with_the_command() {
     assert_eq!(ack_timeout_us(0), 500_000);
     // A 400 x 32 image goes as 256 x 32: 24,585 bytes, 2.13 s on the wire.
-    let image = ImageFrame::new(400, 32).len();
+    let image = ImageFrame::new(400, 32).encoded_len();
     assert_eq!(image, 24_585);
     assert!((3_690_000..3_710_000).contains(&ack_timeout_us(image)), "{}", ack_timeout_us(image));
     // The largest upload, 256 x 64: 49,161 bytes, 4.27 s.
-    let largest = ImageFrame::new(256, 64).len();
+    let largest = ImageFrame::new(256, 64).encoded_len();
     assert!((6_890_000..6_910_000).contains(&ack_timeout_us(largest)), "{}", ack_timeout_us(largest));
 }

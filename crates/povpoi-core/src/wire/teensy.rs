@@ -42,6 +42,7 @@
 
 use alloc::vec::Vec;
 use core::fmt;
+use core::ops::Range;
 
 use crate::model::{MAX_HEIGHT, MAX_SEQUENCE_ITEMS, MAX_WIDTH, Mode, Pattern, Rgb, Sequence, SequenceTarget};
 
@@ -223,28 +224,27 @@ impl ImageFrame {
 
     /// Appends one row's bytes, given the image's row (`3 * width` bytes, RGB).
     pub fn row(&self, source_row: &[u8], out: &mut Vec<u8>) {
-        wire_row(
-            source_row,
-            usize::from(self.source_width),
-            usize::from(self.played_width),
-            usize::from(self.width),
-            out,
-        );
+        self.columns(0..self.width, source_row, |pixel| out.extend_from_slice(&pixel));
+    }
+
+    /// Gives `put` the pixels of sent columns `sent` of a row, as sent, given the row's
+    /// pixels from [`ImageFrame::source_column`]`(sent.start)` on (3 bytes a pixel; pixels
+    /// `span` lacks are black): for a sender that reads a few columns at a time.
+    pub fn columns(&self, sent: Range<u16>, span: &[u8], put: impl FnMut([u8; 3])) {
+        let first = usize::from(self.source_column(sent.start));
+        let sent = usize::from(sent.start)..usize::from(sent.end);
+        let (source, played) = (usize::from(self.source_width), usize::from(self.played_width));
+        wire_pixels(sent, first, span, source, played, put);
     }
 
     /// The whole frame's length in bytes, [`END`] included.
-    pub fn len(&self) -> usize {
+    pub fn encoded_len(&self) -> usize {
         8 + 3 * usize::from(self.width) * usize::from(self.height) + 1
-    }
-
-    /// Never: a frame has at least its head and end.
-    pub fn is_empty(&self) -> bool {
-        false
     }
 
     /// The whole frame of an image held in memory (`3 * width * height` bytes, RGB).
     pub fn encode(&self, pixels: &[u8], out: &mut Vec<u8>) {
-        out.reserve(self.len());
+        out.reserve(self.encoded_len());
         out.extend_from_slice(&self.head());
         let row_bytes = 3 * usize::from(self.source_width);
         for y in 0..usize::from(self.height) {
@@ -258,10 +258,23 @@ impl ImageFrame {
 /// `source` columns by nearest column, then the last one repeated as padding ([`wire_size`]);
 /// columns the row lacks are black.
 fn wire_row(row: &[u8], source: usize, played: usize, wire_width: usize, out: &mut Vec<u8>) {
-    for x in 0..wire_width {
-        let column = column_of(x, source, played);
-        let pixel = row.get(3 * column..3 * column + 3).unwrap_or(&[0; 3]);
-        out.extend(pixel.iter().map(|&b| safe_u8(b)));
+    wire_pixels(0..wire_width, 0, row, source, played, |pixel| out.extend_from_slice(&pixel));
+}
+
+/// Sent columns `sent` of a row as sent ([`wire_row`]), from `span`, the row's pixels from
+/// column `first` on.
+fn wire_pixels(
+    sent: Range<usize>,
+    first: usize,
+    span: &[u8],
+    source: usize,
+    played: usize,
+    mut put: impl FnMut([u8; 3]),
+) {
+    for x in sent {
+        let at = 3 * (column_of(x, source, played) - first);
+        let pixel = span.get(at..at + 3).unwrap_or(&[0; 3]);
+        put([safe_u8(pixel[0]), safe_u8(pixel[1]), safe_u8(pixel[2])]);
     }
 }
 
@@ -950,7 +963,7 @@ mod tests {
             let mut whole = Vec::new();
             frame.encode(&src, &mut whole);
             prop_assert_eq!(&streamed, &whole);
-            prop_assert_eq!(streamed.len(), frame.len());
+            prop_assert_eq!(streamed.len(), frame.encoded_len());
 
             // The same bytes as the command of the image squeezed, nearest column, to 256.
             let played = w.min(BOARD_MAX_COLUMNS);
