@@ -19,7 +19,9 @@
 use alloc::vec::Vec;
 
 use povpoi_core::hash::BlobHash;
-use povpoi_core::model::{MAX_WIDTH, Mode, PATTERN_SLOTS, Pattern, Rgb, SEQUENCE_SLOTS, Sequence, SequenceTarget};
+use povpoi_core::model::{
+    ImageId, MAX_WIDTH, Mode, PATTERN_SLOTS, Pattern, Rgb, SEQUENCE_SLOTS, Sequence, SequenceTarget,
+};
 use povpoi_core::show::Staged;
 use povpoi_core::sync::{Storage, StorageError};
 use povpoi_core::wire::teensy::{BOARD_MAX_COLUMNS, Command, END, IMAGE, IMAGE_SLOT, ImageFrame, sequence_item};
@@ -42,6 +44,27 @@ pub const MISSES_BEFORE_BLIND: u32 = 2;
 pub fn ack_timeout_us(bytes: usize) -> u64 {
     let wire_us = bytes as u64 * 10 * 1_000_000 / u64::from(BAUD);
     ACK_TIMEOUT_US + wire_us * 3 / 2
+}
+
+/// Which acks one change waits for: each, until [`MISSES_BEFORE_BLIND`] are missing in a
+/// row; the rest of the change then goes without waiting.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AckWaits {
+    misses: u32,
+}
+
+impl AckWaits {
+    /// Whether to wait for the next ack.
+    pub fn waiting(&self) -> bool {
+        self.misses < MISSES_BEFORE_BLIND
+    }
+
+    /// Records whether an ack waited for came; `true` when this miss is the one after
+    /// which the change goes on without waiting.
+    pub fn heard(&mut self, came: bool) -> bool {
+        self.misses = if came { 0 } else { self.misses + 1 };
+        self.misses == MISSES_BEFORE_BLIND
+    }
 }
 
 /// A platform's pattern or sequence slots, read where they are (a board's heap has no room
@@ -254,6 +277,25 @@ fn selection<I>(show: &Show<'_, I>) -> (u8, u8) {
     }
 }
 
+/// The image the Teensy holds for what plays (it has one image slot): image mode's image
+/// (`of_mode`), or else the first image of the `sequence` playing, in item order so that
+/// every look picks the same one; only one whose pixels are `here`.
+pub fn image_for_teensy(
+    mode: Mode,
+    of_mode: Option<ImageId>,
+    sequence: Option<&Sequence>,
+    here: impl Fn(ImageId) -> bool,
+) -> Option<ImageId> {
+    match mode {
+        Mode::Image => of_mode.filter(|id| here(*id)),
+        Mode::Sequence => sequence?.items().iter().find_map(|item| match item.target {
+            SequenceTarget::Image(id) if here(id) => Some(id),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
 /// An image whose pixels are in storage: what a board sends the Teensy, read as it goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StoredImage {
@@ -284,23 +326,13 @@ impl<S: Storage> App<S> {
         let stage = self.stage();
         let (selection, _) = *stage.selection.current();
         let replica = self.replica();
-        let stored = |id| {
-            replica
-                .image(id)
-                .filter(|meta| replica.storage().has_blob(&meta.pixels()).unwrap_or(false))
-                .map(|meta| StoredImage { pixels: meta.pixels(), width: meta.width(), height: meta.height() })
-        };
-        let image = match selection.mode {
-            Mode::Image => image_at.get(self, selection.index).and_then(stored),
-            // In item order, so every look picks the same one.
-            Mode::Sequence => stage.sequences.slot(usize::from(selection.index)).and_then(|q| {
-                q.items().iter().find_map(|item| match item.target {
-                    SequenceTarget::Image(id) => stored(id),
-                    SequenceTarget::Pattern(_) => None,
-                })
-            }),
-            _ => None,
-        };
+        let held =
+            |id| replica.image(id).is_some_and(|meta| replica.storage().has_blob(&meta.pixels()).unwrap_or(false));
+        let of_mode = if selection.mode == Mode::Image { image_at.get(self, selection.index) } else { None };
+        let sequence = stage.sequences.slot(usize::from(selection.index));
+        let image = image_for_teensy(selection.mode, of_mode, sequence, held)
+            .and_then(|id| replica.image(id))
+            .map(|meta| StoredImage { pixels: meta.pixels(), width: meta.width(), height: meta.height() });
         Show {
             mode: selection.mode,
             index: selection.index,
@@ -357,7 +389,7 @@ enum Out {
 /// the mirror holds on the heap across an await is that frame alone.
 pub async fn send_changes<L: AppLock>(lock: &L, state: &mut Mirroring, port: &mut impl Port) -> Sent {
     let mut sent = Sent::default();
-    let mut misses = 0;
+    let mut acks = AckWaits::default();
     let mut frame = Vec::new();
     loop {
         let next = lock.with(|app, _| {
@@ -393,12 +425,11 @@ pub async fn send_changes<L: AppLock>(lock: &L, state: &mut Mirroring, port: &mu
         };
         sent.commands += 1;
         if acked {
-            if misses < MISSES_BEFORE_BLIND && port.ack(code, ack_timeout_us(bytes)).await {
-                misses = 0;
-            } else {
-                misses += 1;
-                sent.unacked += 1;
+            let came = acks.waiting() && port.ack(code, ack_timeout_us(bytes)).await;
+            if acks.waiting() {
+                acks.heard(came);
             }
+            sent.unacked += u32::from(!came);
         }
     }
     sent

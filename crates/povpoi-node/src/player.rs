@@ -24,6 +24,7 @@ use povpoi_core::show::Cue;
 
 pub use povpoi_app::stage::CueShown;
 use povpoi_app::stage::{Stage, Wanted, column_start, sequence_start};
+use povpoi_app::teensy::image_for_teensy;
 
 use crate::config::PowerMode;
 use crate::library::Poi;
@@ -267,8 +268,11 @@ impl Playing {
             Mode::Image => self.image_ids.get(usize::from(selection.index)).copied(),
             _ => None,
         };
-        let in_order = self.images_of(selection, false);
         self.image_id = image_id;
+        let sequence = match selection.mode {
+            Mode::Sequence => self.stage.sequences.get(usize::from(selection.index)).and_then(|q| q.current().as_ref()),
+            _ => None,
+        };
         self.show = Show {
             mode: selection.mode,
             index: selection.index,
@@ -276,10 +280,7 @@ impl Playing {
             framerate: settings.framerate,
             patterns: self.stage.patterns.iter().map(|p| *p.current()).collect(),
             sequences: self.stage.sequences.iter().map(|q| q.current().clone()).collect(),
-            // The image of image mode, else the sequence's first image that is here (the
-            // Teensy holds one image); in item order, so every load picks the same one.
-            image: image_id
-                .or_else(|| in_order.iter().copied().find(|id| self.images.contains_key(id)))
+            image: image_for_teensy(selection.mode, image_id, sequence, |id| self.images.contains_key(&id))
                 .and_then(|id| self.images.get(&id).cloned()),
             live: None,
         };

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::termios::{self, BaudRate, ControlFlags, FlushArg, InputFlags, SetArg, SpecialCharacterIndices};
-use povpoi_app::teensy::{ACK_TIMEOUT_US, MISSES_BEFORE_BLIND, Mirror, Port, Step, ack_timeout_us};
+use povpoi_app::teensy::{ACK_TIMEOUT_US, AckWaits, Mirror, Port, Step, ack_timeout_us};
 use povpoi_core::model::Rgb;
 use povpoi_core::wire::teensy::{Command, ImageFrame, Reply, ReplyParser, Status};
 
@@ -36,7 +36,7 @@ pub struct TeensyLink<P> {
     parser: ReplyParser,
     replies: VecDeque<Reply>,
     board: Mirror<ShowImage>,
-    misses: u32,
+    acks: AckWaits,
 }
 
 impl TeensyLink<File> {
@@ -97,7 +97,7 @@ impl<P: Read + Write> TeensyLink<P> {
             parser: ReplyParser::default(),
             replies: VecDeque::new(),
             board: Mirror::default(),
-            misses: 0,
+            acks: AckWaits::default(),
         }
     }
 
@@ -113,7 +113,7 @@ impl<P: Read + Write> TeensyLink<P> {
 
     /// Sends what of `show` the board does not have yet.
     pub fn mirror(&mut self, show: &Show) -> io::Result<()> {
-        self.misses = 0;
+        self.acks = AckWaits::default();
         let show = povpoi_app::teensy::Show {
             mode: show.mode,
             index: show.index,
@@ -147,18 +147,14 @@ impl<P: Read + Write> TeensyLink<P> {
     fn send(&mut self, frame: &[u8], code: u8, acked: bool) -> io::Result<()> {
         self.port.write_all(frame)?;
         self.port.flush()?;
-        if !acked || self.misses >= MISSES_BEFORE_BLIND {
+        if !acked || !self.acks.waiting() {
             return Ok(());
         }
         let deadline = Instant::now() + Duration::from_micros(ack_timeout_us(frame.len()));
-        if self.wait_for(deadline, |r| *r == Reply::Ack(code))?.is_some() {
-            self.misses = 0;
-            return Ok(());
-        }
-        self.misses += 1;
-        if self.misses == MISSES_BEFORE_BLIND {
+        let came = self.wait_for(deadline, |r| *r == Reply::Ack(code))?.is_some();
+        if self.acks.heard(came) {
             tracing::warn!(output = %self.name, "the Teensy is not answering; sending the rest of this change without waiting");
-        } else {
+        } else if !came {
             tracing::warn!(output = %self.name, command = format_args!("{code:#04x}"), "no ack from the Teensy");
         }
         Ok(())
