@@ -1183,13 +1183,6 @@ impl postcard::ser_flavors::Flavor for &mut Sink<'_> {
     }
 }
 
-#[cfg(test)]
-fn encode_snapshot(state: &State) -> Vec<u8> {
-    let mut bytes = crate::wire::sized_for(state, 1);
-    bytes.push(SNAPSHOT_FORMAT);
-    postcard::to_extend(state, bytes).expect("in-memory state always encodes")
-}
-
 fn decode_snapshot(bytes: &[u8]) -> Result<State, Error> {
     let damaged = |_| Error::Protocol("stored snapshot is damaged");
     match bytes.split_first() {
@@ -1330,7 +1323,9 @@ mod tests {
         }
         poi.set_brightness(90, 2_000, Cue::NOW).unwrap();
         let state = &poi.state;
-        assert_eq!(decode_snapshot(&encode_snapshot(state)).unwrap(), *state);
+        // As the edit just saved it.
+        let saved = poi.storage().state.as_deref().unwrap();
+        assert_eq!(decode_snapshot(saved).unwrap(), *state);
         // The same fields with the items backwards, as a damaged or foreign snapshot could
         // hold them: read back sorted, as a map.
         let backwards: Vec<(&Key, &Siblings)> = state.entries.iter().rev().collect();
