@@ -6,8 +6,9 @@
 //! What the platform does itself: parse HTTP/1.1 (picoserve), keep at most
 //! [`crate::net::HTTP_CONNECTIONS`] connections, time out slow clients (picoserve's timeouts
 //! below), and refuse a body over [`MAX_BODY_BYTES`] with 413 before reading it. Streaming
-//! bodies (uploads bigger than that) and streamed responses (`/api/events`) are not offered
-//! yet.
+//! bodies (uploads bigger than that) and event streams (`/api/events`) are not offered yet;
+//! lists the application sends item by item (`GET /api/images`) go out chunked, each item
+//! read under the lock on its own ([`LISTING_CHUNK_BYTES`] at a time).
 
 use alloc::vec::Vec;
 use core::cell::Cell;
@@ -18,10 +19,12 @@ use embassy_net::{IpAddress, IpEndpoint, Stack};
 use embassy_time::Duration;
 use picoserve::io::Read;
 use picoserve::request::{Path, Request as PicoRequest};
+use picoserve::response::chunked::{ChunkWriter, ChunkedResponse, Chunks, ChunksWritten};
 use picoserve::response::{Content, Response as PicoResponse, ResponseWriter, StatusCode};
 use picoserve::routing::{PathRouterService, ServicePathRouter};
 use picoserve::{ResponseSent, Router};
 pub use povpoi_app::api::{ApiError, Request, Response};
+pub use povpoi_app::content::{Listing, ListingCut};
 
 /// Largest request body collected, in bytes: read into the application's heap, so the three
 /// connections at once hold at most 24 KB of its 64 KB.
@@ -42,6 +45,10 @@ pub const HEAD_BUFFER_BYTES: usize = 1280;
 pub trait Application {
     /// Answers one request.
     async fn handle(&self, request: Request<'_>) -> Response;
+
+    /// Appends the next part of a list that an answer sends item by item
+    /// ([`povpoi_app::App::list_next`]); `Ok(false)` once it ended.
+    fn list_next(&self, listing: &mut Listing, out: &mut Vec<u8>) -> Result<bool, ListingCut>;
 }
 
 /// Answers every request with 503: a poi whose flash holds no usable store (the error is
@@ -53,6 +60,11 @@ impl Application for NoStorage {
     async fn handle(&self, _request: Request<'_>) -> Response {
         ApiError::new(503, "this poi has no storage: flash it with firmware/partitions.csv (docs/FIRMWARE.md)")
             .response()
+    }
+
+    fn list_next(&self, _listing: &mut Listing, _out: &mut Vec<u8>) -> Result<bool, ListingCut> {
+        // Its answers list nothing.
+        Ok(false)
     }
 }
 
@@ -148,9 +160,62 @@ impl<A: Application> PathRouterService<()> for Service<'_, A> {
             }
         };
         let headers: Vec<(&str, &str)> = response.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let connection = request.body_connection.finalize().await?;
+        if let Some(listing) = response.listing {
+            let chunks = Listed { app: self.app, listing, content_type: response.content_type };
+            let reply = ChunkedResponse::new(chunks)
+                .into_response()
+                .with_status_code(StatusCode::new(response.status))
+                .with_headers(headers.as_slice());
+            return response_writer.write_response(connection, reply).await;
+        }
         let body = Body { content_type: response.content_type, bytes: response.body };
         let reply = PicoResponse::new(StatusCode::new(response.status), body).with_headers(headers.as_slice());
-        response_writer.write_response(request.body_connection.finalize().await?, reply).await
+        response_writer.write_response(connection, reply).await
+    }
+}
+
+/// Bytes of a listing gathered before they go out as one chunk: a few items, so the lock
+/// is taken once per item and the socket written once per kilobyte.
+pub const LISTING_CHUNK_BYTES: usize = 1024;
+
+/// A list sent item by item, each read under the application's lock on its own: the
+/// player and the sync run between items.
+struct Listed<A: 'static> {
+    app: &'static A,
+    listing: Listing,
+    content_type: &'static str,
+}
+
+impl<A: Application> Chunks for Listed<A> {
+    fn content_type(&self) -> &'static str {
+        self.content_type
+    }
+
+    async fn write_chunks<W: picoserve::io::Write>(
+        mut self,
+        mut writer: ChunkWriter<W>,
+    ) -> Result<ChunksWritten, W::Error> {
+        let mut chunk = Vec::new();
+        loop {
+            chunk.clear();
+            let mut more = true;
+            while more && chunk.len() < LISTING_CHUNK_BYTES {
+                match self.app.list_next(&mut self.listing, &mut chunk) {
+                    Ok(next) => more = next,
+                    Err(cut) => {
+                        // The JSON is left unclosed: no client takes a mixed list for whole.
+                        log::info!("listing cut off: {cut}");
+                        writer.write_chunk(&chunk).await?;
+                        return writer.finalize().await;
+                    }
+                }
+            }
+            writer.write_chunk(&chunk).await?;
+            if !more {
+                return writer.finalize().await;
+            }
+        }
     }
 }
 

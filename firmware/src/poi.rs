@@ -6,6 +6,7 @@
 //! One executor runs every task on one core, so the lock is a `RefCell` in a no-op mutex:
 //! nothing can take it while another task holds it, as no task awaits while holding it.
 
+use alloc::vec::Vec;
 use core::cell::RefCell;
 use core::net::SocketAddr;
 
@@ -25,7 +26,7 @@ use povpoi_core::render::{DEFAULT_LEDS, Finish, Renderer};
 use povpoi_peer::advert::Advert;
 
 use crate::column::{ColumnSource, Dark};
-use crate::http::{ApiError, Application, NoStorage, Request, Response};
+use crate::http::{ApiError, Application, Listing, ListingCut, NoStorage, Request, Response};
 use crate::mdns::Responder;
 use crate::settings::{BuildWifiSettings, FlashWifiSettings};
 use crate::setup::{self, OnAir};
@@ -72,6 +73,10 @@ impl Application for Shared {
         };
         self.with(|app, now| app.handle(&request, now, &mut rng))
     }
+
+    fn list_next(&self, listing: &mut Listing, out: &mut Vec<u8>) -> Result<bool, ListingCut> {
+        self.with(|app, _| app.list_next(listing, out))
+    }
 }
 
 /// Set when a Wi-Fi setting changed: the poi restarts once the answer is sent
@@ -116,6 +121,10 @@ impl Application for Http {
         }
         answer.response
     }
+
+    fn list_next(&self, listing: &mut Listing, out: &mut Vec<u8>) -> Result<bool, ListingCut> {
+        self.served.list_next(listing, out)
+    }
 }
 
 /// What the board serves: the application, or, without a usable store, 503s and a dark strip.
@@ -132,6 +141,13 @@ impl Application for Served {
         match self {
             Served::Poi(shared) => shared.handle(request).await,
             Served::NoStorage => NoStorage.handle(request).await,
+        }
+    }
+
+    fn list_next(&self, listing: &mut Listing, out: &mut Vec<u8>) -> Result<bool, ListingCut> {
+        match self {
+            Served::Poi(shared) => shared.list_next(listing, out),
+            Served::NoStorage => NoStorage.list_next(listing, out),
         }
     }
 }

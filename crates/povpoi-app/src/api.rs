@@ -57,18 +57,21 @@ pub struct Response {
     pub headers: Vec<(&'static str, String)>,
     /// The body.
     pub body: Vec<u8>,
+    /// A list sent item by item after `body` ([`App::list_next`](crate::App::list_next)),
+    /// chunked: its length is not known ahead.
+    pub listing: Option<crate::content::Listing>,
 }
 
 impl Response {
     /// A JSON answer of `value` with `status`.
     pub fn json(status: u16, value: &impl Serialize) -> Response {
         let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
-        Response { status, content_type: "application/json", headers: Vec::new(), body }
+        Response { status, content_type: "application/json", headers: Vec::new(), body, listing: None }
     }
 
     /// A `200` binary answer.
     pub fn octets(body: Vec<u8>) -> Response {
-        Response { status: 200, content_type: "application/octet-stream", headers: Vec::new(), body }
+        Response { status: 200, content_type: "application/octet-stream", headers: Vec::new(), body, listing: None }
     }
 }
 

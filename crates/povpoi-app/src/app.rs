@@ -287,6 +287,19 @@ impl<S: Storage> App<S> {
         next_column_start(show, *self.stage.framerate.current()) - show
     }
 
+    /// Runs an edit of the library, cued now (patterns, sequences, what plays); once it
+    /// succeeded, the change goes to the online peers.
+    pub(crate) fn edit<T>(
+        &mut self,
+        now: Now,
+        f: impl FnOnce(&mut Replica<S>, Cue) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let cue = self.cue(now);
+        let done = f(&mut self.replica, cue)?;
+        self.edited(now);
+        Ok(done)
+    }
+
     /// This poi's library changed by an edit of its own: it goes to the online peers.
     fn edited(&mut self, now: Now) {
         self.unpushed = true;
@@ -480,7 +493,7 @@ impl<S: Storage> App<S> {
             }
             (_, "/api/status" | "/api/sync/status" | "/api/device/config" | "/api/clock")
             | (_, "/api/brightness" | "/api/framerate" | "/api/mode") => Err(not_allowed()),
-            _ => Err(ApiError::not_found("no such endpoint")),
+            _ => self.content(request, now).unwrap_or_else(|| Err(ApiError::not_found("no such endpoint"))),
         }
     }
 
@@ -621,7 +634,7 @@ impl<S: Storage> App<S> {
     }
 }
 
-fn not_allowed() -> ApiError {
+pub(crate) fn not_allowed() -> ApiError {
     ApiError::new(405, "this endpoint does not take that method")
 }
 

@@ -9,6 +9,7 @@ pub mod api;
 pub mod app;
 pub mod clock;
 pub mod columns;
+pub mod content;
 pub mod device;
 pub mod peers;
 pub mod rules;

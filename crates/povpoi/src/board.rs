@@ -238,7 +238,13 @@ async fn request(
                 Err(refusal) => refusal,
             };
         }
-        app.handle(&request, now, &mut rand::rng())
+        let mut answer = app.handle(&request, now, &mut rand::rng());
+        // A list the firmware sends item by item, chunked, is read here whole under the one
+        // lock (the host has the memory): it cannot be cut off by a change.
+        if let Some(mut listing) = answer.listing.take() {
+            while let Ok(true) = app.list_next(&mut listing, &mut answer.body) {}
+        }
+        answer
     });
     let mut response = Response::builder().status(answer.status).header("content-type", answer.content_type);
     for (name, value) in &answer.headers {

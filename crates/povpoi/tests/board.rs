@@ -208,6 +208,74 @@ fn a_node_pushes_many_records_to_a_board_in_parts_of_the_boards_size() {
     note("test", started.elapsed());
 }
 
+/// Content edited on a board's API (pattern and sequence slots, an image's name, the
+/// library's order, a deletion) reaches the node, and the board lists and refuses content
+/// as the node does: one shared set of rules and answers.
+#[test]
+fn a_board_edits_content_and_lists_it_as_a_node_does() {
+    use reqwest::Method;
+    let started = Instant::now();
+    let mut lab = Lab::loopback(2);
+    let node = lab.start(0);
+    let board = lab.start_with(1, NodeSpec { board: true, ..lab.spec(1) });
+    let c = &lab.client;
+    let ids: Vec<String> =
+        (0..3).map(|n| c.upload_ok(node, Some(&format!("pic {n}")), 8, 32, &pixels(30 + n, 8, 32))).collect();
+    lab.wait_converged(&[0, 1], Duration::from_secs(30));
+    wait_until("the board holds every image's pixels", Duration::from_secs(30), || {
+        images(c, board).iter().all(|i| i["available"] == json!(true))
+    });
+
+    // Edits on the board.
+    let pattern = json!({"type": 2, "color1": {"r": 9, "g": 8, "b": 7}, "speed": 40});
+    let (code, put) = c.send_json(Method::PUT, board, "/api/patterns/3", &pattern);
+    assert_eq!((code, put["index"].clone(), put["type"].clone()), (200, json!(3), json!(2)), "{put}");
+    let sequence = json!({"items": [{"image": ids[1], "durationMs": 500}, {"pattern": 3, "durationMs": 250}]});
+    let (code, put) = c.send_json(Method::PUT, board, "/api/sequences/1", &sequence);
+    assert_eq!((code, put["items"].as_array().map(Vec::len)), (200, Some(2)), "{put}");
+    let (code, renamed) =
+        c.send_json(Method::PATCH, board, &format!("/api/images/{}", ids[0]), &json!({"name": "hoop"}));
+    assert_eq!((code, renamed["name"].clone()), (200, json!("hoop")), "{renamed}");
+    let order = json!({"ids": [ids[2], ids[0], ids[1]]});
+    let (code, listed) = c.send_json(Method::PUT, board, "/api/images/order", &order);
+    let listed_ids: Vec<Value> = listed["images"].as_array().unwrap().iter().map(|i| i["id"].clone()).collect();
+    assert_eq!((code, listed_ids), (200, vec![json!(ids[2]), json!(ids[0]), json!(ids[1])]));
+    let (code, deleted) = c.send_json(Method::DELETE, board, &format!("/api/images/{}", ids[2]), &json!({}));
+    assert_eq!(code, 200, "{deleted}");
+
+    // They reach the node; both list the same.
+    let took = wait_until("the node has the board's edits", Duration::from_secs(20), || {
+        let node_images = images(c, node);
+        node_images.len() == 2 && node_images[0]["name"] == json!("hoop")
+    });
+    note("the board's content edits reached the node", took);
+    lab.wait_converged(&[0, 1], Duration::from_secs(20));
+    for path in ["/api/images", "/api/patterns", "/api/sequences", "/api/sd/list", "/api/sequences/1"] {
+        assert_eq!(c.get_ok(board, path), c.get_ok(node, path), "GET {path}");
+    }
+    assert_eq!(c.get_ok(node, "/api/patterns/3")["color1"], json!({"r": 9, "g": 8, "b": 7}));
+
+    // Bad input: the same refusal, word for word, from both.
+    let asks = [
+        (Method::PUT, "/api/patterns/18", json!({"type": 1})),
+        (Method::PUT, "/api/patterns/2", json!({"type": 99})),
+        (Method::PUT, "/api/sequences/0", json!({"items": [{"image": ids[2], "durationMs": 5}]})),
+        (Method::PUT, "/api/sequences/0", json!({"items": []})),
+        (Method::PATCH, "/api/images/nope", json!({"name": "x"})),
+        (Method::DELETE, "/api/images/0123456789abcdef-99", json!({})),
+        (Method::DELETE, "/api/patterns/4", json!({})),
+        (Method::POST, "/api/sd/load", json!({"filename": "no such"})),
+    ];
+    for (method, path, body) in asks {
+        let on_board = c.send_json(method.clone(), board, path, &body);
+        let on_node = c.send_json(method.clone(), node, path, &body);
+        assert!(on_board.0 >= 400 && on_board.1["error"].is_string(), "{method} {path} on the board: {on_board:?}");
+        assert_eq!(on_board, on_node, "{method} {path}");
+    }
+    println!("  {} images, pattern 3 and sequence 1 alike on both", images(c, node).len());
+    note("test", started.elapsed());
+}
+
 /// A Teensy on the master side of a pseudo-terminal: cuts frames as its firmware does,
 /// acks every command, answers status requests, and keeps what it decoded.
 fn fake_teensy(mut master: File) -> Arc<Mutex<Vec<Command>>> {

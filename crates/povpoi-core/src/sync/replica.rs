@@ -426,7 +426,7 @@ impl<S: Storage> Replica<S> {
             // Damaged, or listed but unreadable (a flash store's sectors broken since it
             // opened): forgotten, so it counts as missing and is fetched again.
             found => {
-                if found.is_some() || self.holds(hash) {
+                if found.is_some() || self.holds_blob(hash) {
                     self.storage.remove_blob(hash)?;
                 }
                 Ok(None)
@@ -434,8 +434,9 @@ impl<S: Storage> Replica<S> {
         }
     }
 
-    /// Whether the storage holds the blob; one it cannot ask counts as not held.
-    fn holds(&self, hash: &BlobHash) -> bool {
+    /// Whether the storage holds the blob (an image's pixels); one it cannot ask counts as
+    /// not held.
+    pub fn holds_blob(&self, hash: &BlobHash) -> bool {
         self.storage.has_blob(hash).unwrap_or(false)
     }
 
@@ -454,7 +455,7 @@ impl<S: Storage> Replica<S> {
         let missing: LiteMap<BlobHash, ()> = self
             .records()
             .filter_map(|r| match &r.value {
-                Value::Image(meta) if meta.byte_len() <= max_bytes && !self.holds(&meta.pixels()) => {
+                Value::Image(meta) if meta.byte_len() <= max_bytes && !self.holds_blob(&meta.pixels()) => {
                     Some((meta.pixels(), ()))
                 }
                 _ => None,

@@ -14,17 +14,17 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use povpoi_core::model::{
-    ImageId, ImageMeta, MAX_HEIGHT, MAX_SEQUENCE_ITEMS, MAX_WIDTH, Mode, PATTERN_SLOTS, Pattern, PatternKind,
-    SEQUENCE_SLOTS, Selection, Sequence, SequenceItem, SequenceTarget, validate_name,
+use povpoi_app::content::{
+    self, Done, FileRequest, ImageEntry, Loaded, OrderRequest, PatternEntry, PatternFields, PatternStored, Patterns,
+    RenameRequest, SequenceEntry, SequenceRequest, Sequences,
 };
-use povpoi_core::sync::Key;
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use povpoi_core::model::{
+    ImageId, ImageMeta, MAX_HEIGHT, MAX_WIDTH, Mode, PATTERN_SLOTS, Pattern, SEQUENCE_SLOTS, Selection,
+};
+use serde_json::{Value, json};
 
-use super::control::{color, int_in, required_int};
-use super::{ApiError, AppState, JsonBody};
-use crate::library::{Origin, Poi, now_ms};
+use super::{ApiError, AppState, JsonBody, RawBody};
+use crate::library::{Origin, now_ms};
 
 /// Largest upload accepted: a 400 x 64 image is 75 KiB, so this leaves room for any form.
 pub const UPLOAD_BODY_LIMIT: usize = 16 * 1024 * 1024;
@@ -53,70 +53,20 @@ fn segment(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError
     path.map(|Path(s)| s).map_err(|e| ApiError::bad_request(format!("bad path: {}", e.body_text())))
 }
 
-/// Checks a user-given image name with the core's rules (the same every way in), naming it.
 fn check_name(name: &str) -> Result<(), ApiError> {
-    validate_name(name).map_err(|e| ApiError::bad_request(format!("name {name:?}: {e}")))
-}
-
-// ----- images -----
-
-/// The listing shape of one image; `index` is its position, what `/api/mode` selects.
-fn image_json(
-    poi: &Poi,
-    index: usize,
-    id: ImageId,
-    meta: &ImageMeta,
-    missing: &[povpoi_core::hash::BlobHash],
-) -> Value {
-    json!({
-        "id": id.to_string(),
-        "name": meta.name(),
-        "width": meta.width(),
-        "height": meta.height(),
-        "size": meta.byte_len(),
-        "timestamp": poi.visible(&Key::Image(id)).map_or(0, |r| r.stamp.millis),
-        "index": index,
-        "pixels": meta.pixels().to_string(),
-        "available": !missing.contains(&meta.pixels()),
-    })
+    Ok(content::check_name(name)?)
 }
 
 pub(super) fn parse_image_id(text: &str) -> Result<ImageId, ApiError> {
-    text.parse().map_err(|_| {
-        ApiError::bad_request(format!("{text:?} is not an image id (like 0123456789abcdef-1): see GET /api/images"))
-    })
+    Ok(content::parse_image_id(text)?)
 }
 
 pub(super) fn no_image(id: impl std::fmt::Display) -> ApiError {
-    ApiError::not_found(format!("no image {id}: see GET /api/images"))
+    content::no_image(id).into()
 }
 
-/// An image by id: its position and listing.
-fn find_image(poi: &Poi, id: ImageId) -> Option<Value> {
-    let missing = poi.missing_blobs();
-    poi.images()
-        .enumerate()
-        .find(|(_, (i, _))| *i == id)
-        .map(|(index, (id, meta))| image_json(poi, index, id, meta, &missing))
-}
-
-/// What a `filename` of the SD endpoints names: an image id, else the one image of that name.
-fn resolve_file(poi: &Poi, filename: &str) -> Result<(usize, ImageId), ApiError> {
-    if let Ok(id) = filename.parse::<ImageId>()
-        && let Some(index) = poi.images().position(|(i, _)| i == id)
-    {
-        return Ok((index, id));
-    }
-    let named: Vec<(usize, ImageId)> =
-        poi.images().enumerate().filter(|(_, (_, meta))| meta.name() == filename).map(|(n, (id, _))| (n, id)).collect();
-    match named.as_slice() {
-        [] => Err(ApiError::not_found(format!("no image named {filename:?}: see GET /api/sd/list"))),
-        [one] => Ok(*one),
-        _ => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("{} images are named {filename:?}: name one by its id (GET /api/images)", named.len()),
-        )),
-    }
+fn parse_slot(text: &str, what: &str, slots: u8) -> Result<u8, ApiError> {
+    Ok(content::parse_slot(text, what, slots)?)
 }
 
 /// Maps a multipart failure to a JSON error (413 past the body limit).
@@ -312,19 +262,15 @@ async fn store_image(
 }
 
 async fn list_images(State(node): State<AppState>) -> Json<Value> {
-    let images: Vec<Value> = node.library.read(|poi| {
-        let missing = poi.missing_blobs();
-        poi.images().enumerate().map(|(index, (id, meta))| image_json(poi, index, id, meta, &missing)).collect()
-    });
-    Json(json!({ "images": images }))
+    Json(json!({ "images": node.library.read(content::image_entries) }))
 }
 
 async fn get_image(
     State(node): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ImageEntry>, ApiError> {
     let id = parse_image_id(&segment(path)?)?;
-    node.library.read(|poi| find_image(poi, id)).map(Json).ok_or_else(|| no_image(id))
+    node.library.read(|poi| content::find_image(poi, id)).map(Json).ok_or_else(|| no_image(id))
 }
 
 async fn image_pixels(
@@ -343,40 +289,19 @@ async fn image_pixels(
     Ok((StatusCode::OK, [("content-type", "application/octet-stream")], pixels).into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RenameRequest {
-    name: String,
-}
-
 async fn rename_image(
     State(node): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     JsonBody(ask): JsonBody<RenameRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ImageEntry>, ApiError> {
     let id = parse_image_id(&segment(path)?)?;
-    check_name(&ask.name)?;
-    if node.library.read(|poi| poi.image(id).is_none()) {
-        return Err(no_image(id));
-    }
-    let image = node
-        .library
-        .write(Origin::Local, move |poi| -> Result<Option<Value>, povpoi_core::sync::Error> {
-            poi.rename_image(id, &ask.name, now_ms())?;
-            Ok(find_image(poi, id))
-        })
-        .await?;
-    image.map(Json).ok_or_else(|| no_image(id))
+    let entry =
+        node.library.write(Origin::Local, move |poi| content::rename_image(poi, id, &ask.name, now_ms())).await?;
+    Ok(Json(entry))
 }
 
 /// Largest `PUT /api/images/order` body: the longest order, with room for spaces.
 const ORDER_BODY_LIMIT: usize = 256 * 1024;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OrderRequest {
-    ids: Vec<String>,
-}
 
 /// `PUT /api/images/order {"ids": [...]}`: lists the images in this order (on every poi of
 /// the group); images left out follow. Answers the new listing.
@@ -384,7 +309,7 @@ async fn order_images(
     State(node): State<AppState>,
     JsonBody(ask): JsonBody<OrderRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let ids = ask.ids.iter().map(|text| parse_image_id(text)).collect::<Result<Vec<_>, _>>()?;
+    let ids = ask.ids()?;
     node.library.write(Origin::Local, move |poi| poi.set_image_order(ids, now_ms())).await?;
     Ok(list_images(State(node)).await)
 }
@@ -392,13 +317,9 @@ async fn order_images(
 async fn delete_image(
     State(node): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Done>, ApiError> {
     let id = parse_image_id(&segment(path)?)?;
-    if node.library.read(|poi| poi.image(id).is_none()) {
-        return Err(no_image(id));
-    }
-    node.library.write(Origin::Local, move |poi| poi.delete_image(id, now_ms())).await?;
-    Ok(Json(json!({ "status": "ok", "message": format!("image {id} deleted") })))
+    Ok(Json(node.library.write(Origin::Local, move |poi| content::delete_image(poi, id, now_ms())).await?))
 }
 
 // ----- the SD view -----
@@ -431,86 +352,16 @@ async fn sd_info(State(node): State<AppState>) -> Result<Json<Value>, ApiError> 
     })))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileRequest {
-    filename: String,
+async fn sd_delete(State(node): State<AppState>, JsonBody(ask): JsonBody<FileRequest>) -> Result<Json<Done>, ApiError> {
+    Ok(Json(node.library.write(Origin::Local, move |poi| content::delete_file(poi, &ask.filename, now_ms())).await?))
 }
 
-async fn sd_delete(
-    State(node): State<AppState>,
-    JsonBody(ask): JsonBody<FileRequest>,
-) -> Result<Json<Value>, ApiError> {
-    let (_, id) = node.library.read(|poi| resolve_file(poi, &ask.filename))?;
-    node.library.write(Origin::Local, move |poi| poi.delete_image(id, now_ms())).await?;
-    Ok(Json(json!({ "status": "ok", "message": format!("{} deleted", ask.filename) })))
-}
-
-async fn sd_load(State(node): State<AppState>, JsonBody(ask): JsonBody<FileRequest>) -> Result<Json<Value>, ApiError> {
-    let (index, _) = node.library.read(|poi| resolve_file(poi, &ask.filename))?;
-    let index = u16::try_from(index).map_err(|_| ApiError::bad_request("image index beyond 65535"))?;
-    let selection = Selection { mode: Mode::Image, index };
+async fn sd_load(State(node): State<AppState>, JsonBody(ask): JsonBody<FileRequest>) -> Result<Json<Loaded>, ApiError> {
     let cue = node.cue();
-    node.library.write(Origin::Local, move |poi| poi.set_selection(selection, now_ms(), cue)).await?;
-    Ok(Json(json!({ "status": "ok", "mode": Mode::Image as u8, "index": index })))
+    Ok(Json(node.library.write(Origin::Local, move |poi| content::load_file(poi, &ask.filename, now_ms(), cue)).await?))
 }
 
 // ----- patterns -----
-
-/// The pattern fields of `PUT /api/patterns/{index}`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PatternFields {
-    #[serde(rename = "type")]
-    kind: Option<Value>,
-    color1: Option<Value>,
-    color2: Option<Value>,
-    speed: Option<Value>,
-}
-
-impl PatternFields {
-    /// The pattern, with the existing system's defaults for what is not given.
-    fn pattern(&self) -> Result<Pattern, ApiError> {
-        let base = Pattern::default();
-        let last_kind = PatternKind::ALL.len() as u64 - 1;
-        let kind = int_in(self.kind.as_ref(), "type", 0, last_kind)?
-            .map_or(base.kind(), |k| PatternKind::from_id(k as u8).unwrap_or(base.kind()));
-        let speed = int_in(self.speed.as_ref(), "speed", 1, 255)?.map_or(base.speed(), |s| s as u8);
-        let color1 = color(self.color1.as_ref(), "color1")?.unwrap_or(base.color1());
-        let color2 = color(self.color2.as_ref(), "color2")?.unwrap_or(base.color2());
-        Ok(Pattern::new(kind, color1, color2, speed)?)
-    }
-}
-
-/// The body of `POST /api/pattern`: the slot and the pattern fields.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PatternRequest {
-    index: Option<Value>,
-    #[serde(rename = "type")]
-    kind: Option<Value>,
-    color1: Option<Value>,
-    color2: Option<Value>,
-    speed: Option<Value>,
-}
-
-pub(super) fn pattern_json(slot: u8, pattern: &Pattern) -> Value {
-    json!({
-        "index": slot,
-        "type": pattern.kind().id(),
-        "name": pattern.kind().name(),
-        "color1": pattern.color1(),
-        "color2": pattern.color2(),
-        "speed": pattern.speed(),
-    })
-}
-
-fn parse_slot(text: &str, what: &str, slots: u8) -> Result<u8, ApiError> {
-    text.parse::<u8>()
-        .ok()
-        .filter(|s| *s < slots)
-        .ok_or_else(|| ApiError::bad_request(format!("{what} slot {text:?} is not a number 0-{}", slots - 1)))
-}
 
 async fn store_pattern(node: &AppState, slot: u8, pattern: Pattern) -> Result<(), ApiError> {
     let cue = node.cue();
@@ -518,31 +369,23 @@ async fn store_pattern(node: &AppState, slot: u8, pattern: Pattern) -> Result<()
     Ok(())
 }
 
-async fn post_pattern(
-    State(node): State<AppState>,
-    JsonBody(ask): JsonBody<PatternRequest>,
-) -> Result<Json<Value>, ApiError> {
-    let slot = required_int(ask.index.as_ref(), "index", 0, u64::from(PATTERN_SLOTS) - 1)? as u8;
-    let PatternRequest { kind, color1, color2, speed, .. } = ask;
-    let pattern = PatternFields { kind, color1, color2, speed }.pattern()?;
+async fn post_pattern(State(node): State<AppState>, RawBody(body): RawBody) -> Result<Json<PatternStored>, ApiError> {
+    let (slot, pattern) = content::pattern_posted(&body)?;
     store_pattern(&node, slot, pattern).await?;
-    Ok(Json(json!({ "status": "ok", "index": slot })))
+    Ok(Json(PatternStored { status: "ok", index: slot }))
 }
 
-async fn list_patterns(State(node): State<AppState>) -> Json<Value> {
-    let patterns: Vec<Value> = node
-        .library
-        .read(|poi| (0..PATTERN_SLOTS).filter_map(|slot| poi.pattern(slot).map(|p| pattern_json(slot, p))).collect());
-    Json(json!({ "patterns": patterns }))
+async fn list_patterns(State(node): State<AppState>) -> Json<Patterns> {
+    Json(Patterns { patterns: node.library.read(content::pattern_entries) })
 }
 
 async fn get_pattern(
     State(node): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PatternEntry>, ApiError> {
     let slot = parse_slot(&segment(path)?, "pattern", PATTERN_SLOTS)?;
     node.library
-        .read(|poi| poi.pattern(slot).map(|p| pattern_json(slot, p)))
+        .read(|poi| poi.pattern(slot).map(|p| content::pattern_entry(slot, p)))
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("pattern slot {slot} is empty")))
 }
@@ -551,93 +394,35 @@ async fn put_pattern(
     State(node): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     JsonBody(ask): JsonBody<PatternFields>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PatternEntry>, ApiError> {
     let slot = parse_slot(&segment(path)?, "pattern", PATTERN_SLOTS)?;
     let pattern = ask.pattern()?;
     store_pattern(&node, slot, pattern).await?;
-    Ok(Json(pattern_json(slot, &pattern)))
+    Ok(Json(content::pattern_entry(slot, &pattern)))
 }
 
 async fn delete_pattern(
     State(node): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Done>, ApiError> {
     let slot = parse_slot(&segment(path)?, "pattern", PATTERN_SLOTS)?;
-    if node.library.read(|poi| poi.pattern(slot).is_none()) {
-        return Err(ApiError::not_found(format!("pattern slot {slot} is already empty")));
-    }
     let cue = node.cue();
-    node.library.write(Origin::Local, move |poi| poi.clear_pattern(slot, now_ms(), cue)).await?;
-    Ok(Json(json!({ "status": "ok", "message": format!("pattern slot {slot} cleared") })))
+    Ok(Json(node.library.write(Origin::Local, move |poi| content::clear_pattern(poi, slot, now_ms(), cue)).await?))
 }
 
 // ----- sequences -----
 
-pub(super) fn sequence_json(slot: u8, sequence: &Sequence) -> Value {
-    let items: Vec<Value> = sequence
-        .items()
-        .iter()
-        .map(|item| match item.target {
-            SequenceTarget::Image(id) => json!({ "image": id.to_string(), "durationMs": item.duration_ms }),
-            SequenceTarget::Pattern(slot) => json!({ "pattern": slot, "durationMs": item.duration_ms }),
-        })
-        .collect();
-    json!({ "index": slot, "loop": sequence.looped(), "items": items })
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SequenceRequest {
-    items: Vec<Map<String, Value>>,
-    #[serde(rename = "loop", default = "looped")]
-    looped: bool,
-}
-
-/// Sequences loop unless told otherwise: a show runs until it is changed.
-fn looped() -> bool {
-    true
-}
-
-/// One sequence item from `{image: "<id>"} | {pattern: slot}` plus `durationMs`.
-fn sequence_item(poi: &Poi, n: usize, item: &Map<String, Value>) -> Result<SequenceItem, ApiError> {
-    let bad = |what: String| ApiError::bad_request(format!("items[{n}]: {what}"));
-    if let Some(key) = item.keys().find(|k| !matches!(k.as_str(), "image" | "pattern" | "durationMs")) {
-        return Err(bad(format!(
-            "unknown field {key:?}: an item is {{image: id}} or {{pattern: slot}}, and durationMs"
-        )));
-    }
-    let duration = required_int(item.get("durationMs"), &format!("items[{n}].durationMs"), 1, u64::from(u16::MAX))?;
-    let target = match (item.get("image"), item.get("pattern")) {
-        (Some(Value::String(text)), None) => {
-            let id = text.parse::<ImageId>().map_err(|_| bad(format!("{text:?} is not an image id")))?;
-            if poi.image(id).is_none() {
-                return Err(bad(format!("no image {id} on this poi: see GET /api/images")));
-            }
-            SequenceTarget::Image(id)
-        }
-        (None, Some(slot)) => {
-            let slot = required_int(Some(slot), &format!("items[{n}].pattern"), 0, u64::from(PATTERN_SLOTS) - 1)?;
-            SequenceTarget::Pattern(slot as u8)
-        }
-        _ => return Err(bad("give either image (an image id string) or pattern (a slot 0-17)".into())),
-    };
-    Ok(SequenceItem { target, duration_ms: duration as u16 })
-}
-
-async fn list_sequences(State(node): State<AppState>) -> Json<Value> {
-    let sequences: Vec<Value> = node.library.read(|poi| {
-        (0..SEQUENCE_SLOTS).filter_map(|slot| poi.sequence(slot).map(|s| sequence_json(slot, s))).collect()
-    });
-    Json(json!({ "sequences": sequences }))
+async fn list_sequences(State(node): State<AppState>) -> Json<Sequences> {
+    Json(Sequences { sequences: node.library.read(content::sequence_entries) })
 }
 
 async fn get_sequence(
     State(node): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SequenceEntry>, ApiError> {
     let slot = parse_slot(&segment(path)?, "sequence", SEQUENCE_SLOTS)?;
     node.library
-        .read(|poi| poi.sequence(slot).map(|s| sequence_json(slot, s)))
+        .read(|poi| poi.sequence(slot).map(|s| content::sequence_entry(slot, s)))
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("sequence slot {slot} is empty")))
 }
@@ -646,33 +431,19 @@ async fn put_sequence(
     State(node): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     JsonBody(ask): JsonBody<SequenceRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SequenceEntry>, ApiError> {
     let slot = parse_slot(&segment(path)?, "sequence", SEQUENCE_SLOTS)?;
-    if ask.items.is_empty() || ask.items.len() > MAX_SEQUENCE_ITEMS {
-        return Err(ApiError::bad_request(format!(
-            "a sequence has 1-{MAX_SEQUENCE_ITEMS} items, not {}",
-            ask.items.len()
-        )));
-    }
-    let items = node.library.read(|poi| {
-        ask.items.iter().enumerate().map(|(n, item)| sequence_item(poi, n, item)).collect::<Result<Vec<_>, _>>()
-    })?;
-    let sequence = Sequence::new(items, ask.looped)?;
-    let answer = sequence_json(slot, &sequence);
     let cue = node.cue();
-    node.library.write(Origin::Local, move |poi| poi.set_sequence(slot, sequence, now_ms(), cue)).await?;
-    Ok(Json(answer))
+    let entry =
+        node.library.write(Origin::Local, move |poi| content::put_sequence(poi, slot, &ask, now_ms(), cue)).await?;
+    Ok(Json(entry))
 }
 
 async fn delete_sequence(
     State(node): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Done>, ApiError> {
     let slot = parse_slot(&segment(path)?, "sequence", SEQUENCE_SLOTS)?;
-    if node.library.read(|poi| poi.sequence(slot).is_none()) {
-        return Err(ApiError::not_found(format!("sequence slot {slot} is already empty")));
-    }
     let cue = node.cue();
-    node.library.write(Origin::Local, move |poi| poi.clear_sequence(slot, now_ms(), cue)).await?;
-    Ok(Json(json!({ "status": "ok", "message": format!("sequence slot {slot} cleared") })))
+    Ok(Json(node.library.write(Origin::Local, move |poi| content::clear_sequence(poi, slot, now_ms(), cue)).await?))
 }

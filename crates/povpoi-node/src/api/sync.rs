@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use povpoi_app::content;
 use povpoi_core::device::DeviceId;
 use povpoi_core::hash::BlobHash;
 use povpoi_core::model::{ImageId, Mode, Pattern, PatternKind, Rgb, Selection};
@@ -351,8 +352,8 @@ fn value_json(key: Key, value: &povpoi_core::sync::Value) -> Value {
             "width": meta.width(),
             "height": meta.height(),
         }),
-        (Key::Pattern(slot), V::Pattern(pattern)) => super::content::pattern_json(slot, pattern),
-        (Key::Sequence(slot), V::Sequence(sequence)) => super::content::sequence_json(slot, sequence),
+        (Key::Pattern(slot), V::Pattern(pattern)) => json!(content::pattern_entry(slot, pattern)),
+        (Key::Sequence(slot), V::Sequence(sequence)) => json!(content::sequence_entry(slot, sequence)),
         _ => Value::Null,
     }
 }

@@ -1,0 +1,651 @@
+//! Content: images, pattern slots and sequences as the API reads and edits them, whoever
+//! serves it. The rules (what a request may ask, in which words it is refused) and the
+//! answers' shapes live here once; a node runs them under its library lock, a board's
+//! [`App`] routes to them itself ([`App::content`]).
+//!
+//! Names and indices follow the existing system (shared/spec sections 2-3): the "SD"
+//! endpoints name images by their name (or id), patterns and sequences by slot.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use povpoi_core::model::{
+    ImageId, ImageMeta, MAX_SEQUENCE_ITEMS, Mode, PATTERN_SLOTS, Pattern, PatternKind, SEQUENCE_SLOTS, Selection,
+    Sequence, SequenceItem, SequenceTarget, validate_name,
+};
+use povpoi_core::show::Cue;
+use povpoi_core::sync::{Key, Replica, Storage};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::api::{ApiError, Request, Response};
+use crate::app::{App, Now, not_allowed};
+use crate::rules::{color, int_in, parse_json, required_int};
+
+// ----- answers -----
+
+/// One image as `/api/images` lists it; `index` is its position, what `/api/mode` selects.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ImageEntry {
+    /// The image id (`0123456789abcdef-1`).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Columns.
+    pub width: u16,
+    /// Rows (LEDs).
+    pub height: u16,
+    /// Bytes of pixels.
+    pub size: usize,
+    /// When it was last changed, ms since the Unix epoch.
+    pub timestamp: u64,
+    /// Its position in the library's order.
+    pub index: usize,
+    /// The hash of its pixels.
+    pub pixels: String,
+    /// Whether this poi holds its pixels (else they are still syncing to it).
+    pub available: bool,
+}
+
+/// One filled pattern slot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PatternEntry {
+    /// The slot.
+    pub index: u8,
+    /// The pattern kind's number.
+    #[serde(rename = "type")]
+    pub kind: u8,
+    /// The pattern kind's name.
+    pub name: &'static str,
+    /// First colour.
+    pub color1: povpoi_core::model::Rgb,
+    /// Second colour.
+    pub color2: povpoi_core::model::Rgb,
+    /// Speed, 1-255.
+    pub speed: u8,
+}
+
+/// One filled sequence slot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SequenceEntry {
+    /// The slot.
+    pub index: u8,
+    /// Whether it starts again after its last item.
+    #[serde(rename = "loop")]
+    pub looped: bool,
+    /// What it plays, in order.
+    pub items: Vec<StepEntry>,
+}
+
+/// One sequence item: an image or a pattern slot, for a while.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepEntry {
+    /// The image id, when it plays an image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The pattern slot, when it plays a pattern.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<u8>,
+    /// How long it plays, ms.
+    pub duration_ms: u16,
+}
+
+/// `{"status": "ok", "message": ...}`: a deletion done.
+#[derive(Serialize)]
+pub struct Done {
+    /// `"ok"`.
+    pub status: &'static str,
+    /// What was done.
+    pub message: String,
+}
+
+impl Done {
+    /// The answer saying `message`.
+    pub fn saying(message: String) -> Done {
+        Done { status: "ok", message }
+    }
+}
+
+/// `{"status": "ok", "index": N}`: `POST /api/pattern`'s answer.
+#[derive(Serialize)]
+pub struct PatternStored {
+    /// `"ok"`.
+    pub status: &'static str,
+    /// The slot filled.
+    pub index: u8,
+}
+
+/// `{"status": "ok", "mode": 1, "index": N}`: `POST /api/sd/load`'s answer.
+#[derive(Serialize)]
+pub struct Loaded {
+    /// `"ok"`.
+    pub status: &'static str,
+    /// The image mode's number.
+    pub mode: u8,
+    /// The image's position.
+    pub index: u16,
+}
+
+// ----- reading requests -----
+
+/// An image id from a path or a body, with a 400 that says where to find one.
+pub fn parse_image_id(text: &str) -> Result<ImageId, ApiError> {
+    text.parse().map_err(|_| {
+        ApiError::bad_request(format!("{text:?} is not an image id (like 0123456789abcdef-1): see GET /api/images"))
+    })
+}
+
+/// The 404 of an image not stored.
+pub fn no_image(id: impl core::fmt::Display) -> ApiError {
+    ApiError::not_found(format!("no image {id}: see GET /api/images"))
+}
+
+/// A slot number from a path (`what`: "pattern" or "sequence").
+pub fn parse_slot(text: &str, what: &str, slots: u8) -> Result<u8, ApiError> {
+    text.parse::<u8>()
+        .ok()
+        .filter(|s| *s < slots)
+        .ok_or_else(|| ApiError::bad_request(format!("{what} slot {text:?} is not a number 0-{}", slots - 1)))
+}
+
+/// Checks a user-given image name with the core's rules (the same every way in), naming it.
+pub fn check_name(name: &str) -> Result<(), ApiError> {
+    validate_name(name).map_err(|e| ApiError::bad_request(format!("name {name:?}: {e}")))
+}
+
+/// The pattern fields of `PUT /api/patterns/{index}` (and of `POST /api/pattern`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatternFields {
+    #[serde(rename = "type")]
+    kind: Option<Value>,
+    color1: Option<Value>,
+    color2: Option<Value>,
+    speed: Option<Value>,
+}
+
+impl PatternFields {
+    /// The pattern, with the existing system's defaults for what is not given.
+    pub fn pattern(&self) -> Result<Pattern, ApiError> {
+        let base = Pattern::default();
+        let last_kind = PatternKind::ALL.len() as u64 - 1;
+        let kind = int_in(self.kind.as_ref(), "type", 0, last_kind)?
+            .map_or(base.kind(), |k| PatternKind::from_id(k as u8).unwrap_or(base.kind()));
+        let speed = int_in(self.speed.as_ref(), "speed", 1, 255)?.map_or(base.speed(), |s| s as u8);
+        let color1 = color(self.color1.as_ref(), "color1")?.unwrap_or(base.color1());
+        let color2 = color(self.color2.as_ref(), "color2")?.unwrap_or(base.color2());
+        Ok(Pattern::new(kind, color1, color2, speed)?)
+    }
+}
+
+/// The body of `POST /api/pattern`: the slot and the pattern fields.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatternRequest {
+    index: Option<Value>,
+    #[serde(rename = "type")]
+    kind: Option<Value>,
+    color1: Option<Value>,
+    color2: Option<Value>,
+    speed: Option<Value>,
+}
+
+/// The slot and pattern `POST /api/pattern` asks for.
+pub fn pattern_posted(body: &[u8]) -> Result<(u8, Pattern), ApiError> {
+    let ask: PatternRequest = parse_json(body)?;
+    let slot = required_int(ask.index.as_ref(), "index", 0, u64::from(PATTERN_SLOTS) - 1)? as u8;
+    let PatternRequest { kind, color1, color2, speed, .. } = ask;
+    Ok((slot, PatternFields { kind, color1, color2, speed }.pattern()?))
+}
+
+/// The body of `PUT /api/sequences/{index}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SequenceRequest {
+    items: Vec<Map<String, Value>>,
+    #[serde(rename = "loop", default = "looped")]
+    looped: bool,
+}
+
+/// Sequences loop unless told otherwise: a show runs until it is changed.
+fn looped() -> bool {
+    true
+}
+
+impl SequenceRequest {
+    /// The sequence asked for, its images checked against `poi`'s library.
+    pub fn sequence<S: Storage>(&self, poi: &Replica<S>) -> Result<Sequence, ApiError> {
+        if self.items.is_empty() || self.items.len() > MAX_SEQUENCE_ITEMS {
+            return Err(ApiError::bad_request(format!(
+                "a sequence has 1-{MAX_SEQUENCE_ITEMS} items, not {}",
+                self.items.len()
+            )));
+        }
+        let items =
+            self.items.iter().enumerate().map(|(n, item)| sequence_item(poi, n, item)).collect::<Result<_, _>>()?;
+        Ok(Sequence::new(items, self.looped)?)
+    }
+}
+
+/// One sequence item from `{image: "<id>"} | {pattern: slot}` plus `durationMs`.
+fn sequence_item<S: Storage>(poi: &Replica<S>, n: usize, item: &Map<String, Value>) -> Result<SequenceItem, ApiError> {
+    let bad = |what: String| ApiError::bad_request(format!("items[{n}]: {what}"));
+    if let Some(key) = item.keys().find(|k| !matches!(k.as_str(), "image" | "pattern" | "durationMs")) {
+        return Err(bad(format!(
+            "unknown field {key:?}: an item is {{image: id}} or {{pattern: slot}}, and durationMs"
+        )));
+    }
+    let duration = required_int(item.get("durationMs"), &format!("items[{n}].durationMs"), 1, u64::from(u16::MAX))?;
+    let target = match (item.get("image"), item.get("pattern")) {
+        (Some(Value::String(text)), None) => {
+            let id = text.parse::<ImageId>().map_err(|_| bad(format!("{text:?} is not an image id")))?;
+            if poi.image(id).is_none() {
+                return Err(bad(format!("no image {id} on this poi: see GET /api/images")));
+            }
+            SequenceTarget::Image(id)
+        }
+        (None, Some(slot)) => {
+            let slot = required_int(Some(slot), &format!("items[{n}].pattern"), 0, u64::from(PATTERN_SLOTS) - 1)?;
+            SequenceTarget::Pattern(slot as u8)
+        }
+        _ => return Err(bad("give either image (an image id string) or pattern (a slot 0-17)".into())),
+    };
+    Ok(SequenceItem { target, duration_ms: duration as u16 })
+}
+
+/// The body of `PATCH /api/images/{id}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenameRequest {
+    /// The new name.
+    pub name: String,
+}
+
+/// The body of `PUT /api/images/order`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderRequest {
+    ids: Vec<String>,
+}
+
+impl OrderRequest {
+    /// The ids, in the order asked.
+    pub fn ids(&self) -> Result<Vec<ImageId>, ApiError> {
+        self.ids.iter().map(|text| parse_image_id(text)).collect()
+    }
+}
+
+/// The body of the SD endpoints that name one file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRequest {
+    /// An image's name, or its id.
+    pub filename: String,
+}
+
+// ----- reading the library -----
+
+/// The listing of the image at `index` of the library's order.
+pub fn image_entry<S: Storage>(poi: &Replica<S>, index: usize, id: ImageId, meta: &ImageMeta) -> ImageEntry {
+    ImageEntry {
+        id: id.to_string(),
+        name: meta.name().into(),
+        width: meta.width(),
+        height: meta.height(),
+        size: meta.byte_len(),
+        timestamp: poi.visible(&Key::Image(id)).map_or(0, |r| r.stamp.millis),
+        index,
+        pixels: meta.pixels().to_string(),
+        available: poi.holds_blob(&meta.pixels()),
+    }
+}
+
+/// Every image's listing, in the library's order.
+pub fn image_entries<S: Storage>(poi: &Replica<S>) -> Vec<ImageEntry> {
+    poi.images().enumerate().map(|(index, (id, meta))| image_entry(poi, index, id, meta)).collect()
+}
+
+/// An image's listing, by id.
+pub fn find_image<S: Storage>(poi: &Replica<S>, id: ImageId) -> Option<ImageEntry> {
+    let index = usize::from(poi.image_position(id)?);
+    Some(image_entry(poi, index, id, poi.image(id)?))
+}
+
+/// What a `filename` of the SD endpoints names: an image id, else the one image of that name.
+pub fn resolve_file<S: Storage>(poi: &Replica<S>, filename: &str) -> Result<(usize, ImageId), ApiError> {
+    if let Ok(id) = filename.parse::<ImageId>()
+        && let Some(index) = poi.image_position(id)
+    {
+        return Ok((usize::from(index), id));
+    }
+    let named: Vec<(usize, ImageId)> =
+        poi.images().enumerate().filter(|(_, (_, meta))| meta.name() == filename).map(|(n, (id, _))| (n, id)).collect();
+    match named.as_slice() {
+        [] => Err(ApiError::not_found(format!("no image named {filename:?}: see GET /api/sd/list"))),
+        [one] => Ok(*one),
+        _ => Err(ApiError::new(
+            409,
+            format!("{} images are named {filename:?}: name one by its id (GET /api/images)", named.len()),
+        )),
+    }
+}
+
+/// A pattern slot's listing.
+pub fn pattern_entry(slot: u8, pattern: &Pattern) -> PatternEntry {
+    PatternEntry {
+        index: slot,
+        kind: pattern.kind().id(),
+        name: pattern.kind().name(),
+        color1: pattern.color1(),
+        color2: pattern.color2(),
+        speed: pattern.speed(),
+    }
+}
+
+/// Every filled pattern slot's listing.
+pub fn pattern_entries<S: Storage>(poi: &Replica<S>) -> Vec<PatternEntry> {
+    (0..PATTERN_SLOTS).filter_map(|slot| poi.pattern(slot).map(|p| pattern_entry(slot, p))).collect()
+}
+
+/// A sequence slot's listing.
+pub fn sequence_entry(slot: u8, sequence: &Sequence) -> SequenceEntry {
+    let items = sequence
+        .items()
+        .iter()
+        .map(|item| {
+            let (image, pattern) = match item.target {
+                SequenceTarget::Image(id) => (Some(id.to_string()), None),
+                SequenceTarget::Pattern(slot) => (None, Some(slot)),
+            };
+            StepEntry { image, pattern, duration_ms: item.duration_ms }
+        })
+        .collect();
+    SequenceEntry { index: slot, looped: sequence.looped(), items }
+}
+
+/// Every filled sequence slot's listing.
+pub fn sequence_entries<S: Storage>(poi: &Replica<S>) -> Vec<SequenceEntry> {
+    (0..SEQUENCE_SLOTS).filter_map(|slot| poi.sequence(slot).map(|s| sequence_entry(slot, s))).collect()
+}
+
+// ----- editing the library -----
+
+/// Renames an image; answers its listing.
+pub fn rename_image<S: Storage>(
+    poi: &mut Replica<S>,
+    id: ImageId,
+    name: &str,
+    now_ms: u64,
+) -> Result<ImageEntry, ApiError> {
+    check_name(name)?;
+    if poi.image(id).is_none() {
+        return Err(no_image(id));
+    }
+    poi.rename_image(id, name, now_ms)?;
+    find_image(poi, id).ok_or_else(|| no_image(id))
+}
+
+/// Deletes an image.
+pub fn delete_image<S: Storage>(poi: &mut Replica<S>, id: ImageId, now_ms: u64) -> Result<Done, ApiError> {
+    if poi.image(id).is_none() {
+        return Err(no_image(id));
+    }
+    poi.delete_image(id, now_ms)?;
+    Ok(Done::saying(format!("image {id} deleted")))
+}
+
+/// Deletes the image an SD `filename` names.
+pub fn delete_file<S: Storage>(poi: &mut Replica<S>, filename: &str, now_ms: u64) -> Result<Done, ApiError> {
+    let (_, id) = resolve_file(poi, filename)?;
+    poi.delete_image(id, now_ms)?;
+    Ok(Done::saying(format!("{filename} deleted")))
+}
+
+/// Plays the image an SD `filename` names, from `cue`.
+pub fn load_file<S: Storage>(poi: &mut Replica<S>, filename: &str, now_ms: u64, cue: Cue) -> Result<Loaded, ApiError> {
+    let (index, _) = resolve_file(poi, filename)?;
+    let index = u16::try_from(index).map_err(|_| ApiError::bad_request("image index beyond 65535"))?;
+    poi.set_selection(Selection { mode: Mode::Image, index }, now_ms, cue)?;
+    Ok(Loaded { status: "ok", mode: Mode::Image as u8, index })
+}
+
+/// Empties a pattern slot, from `cue`.
+pub fn clear_pattern<S: Storage>(poi: &mut Replica<S>, slot: u8, now_ms: u64, cue: Cue) -> Result<Done, ApiError> {
+    if poi.pattern(slot).is_none() {
+        return Err(ApiError::not_found(format!("pattern slot {slot} is already empty")));
+    }
+    poi.clear_pattern(slot, now_ms, cue)?;
+    Ok(Done::saying(format!("pattern slot {slot} cleared")))
+}
+
+/// Fills a sequence slot as `ask` says, from `cue`; answers its listing.
+pub fn put_sequence<S: Storage>(
+    poi: &mut Replica<S>,
+    slot: u8,
+    ask: &SequenceRequest,
+    now_ms: u64,
+    cue: Cue,
+) -> Result<SequenceEntry, ApiError> {
+    let sequence = ask.sequence(poi)?;
+    let answer = sequence_entry(slot, &sequence);
+    poi.set_sequence(slot, sequence, now_ms, cue)?;
+    Ok(answer)
+}
+
+/// Empties a sequence slot, from `cue`.
+pub fn clear_sequence<S: Storage>(poi: &mut Replica<S>, slot: u8, now_ms: u64, cue: Cue) -> Result<Done, ApiError> {
+    if poi.sequence(slot).is_none() {
+        return Err(ApiError::not_found(format!("sequence slot {slot} is already empty")));
+    }
+    poi.clear_sequence(slot, now_ms, cue)?;
+    Ok(Done::saying(format!("sequence slot {slot} cleared")))
+}
+
+// ----- lists sent item by item -----
+
+/// Which list a [`Listing`] sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listed {
+    /// `GET /api/images`: `{"images": [ImageEntry...]}`.
+    Images,
+    /// `GET /api/sd/list`: `{"files": [name...]}`.
+    FileNames,
+}
+
+/// A list answered item by item, as the library changes nothing meanwhile: a board's heap
+/// holds one item at a time, not the 44 KB that 200 images list to. The platform calls
+/// [`App::list_next`] until it says the list ended, sending what each call wrote; a change
+/// of the library under way cuts the answer off (no final chunk), so a client never takes
+/// a mixed list for whole.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listing {
+    listed: Listed,
+    /// The library digest when the list began.
+    digest: String,
+    /// Items written so far, and the next position to look at.
+    written: usize,
+    /// Whether the head and the tail were written.
+    opened: bool,
+    closed: bool,
+}
+
+impl Listing {
+    /// What this listing sends.
+    pub fn listed(&self) -> Listed {
+        self.listed
+    }
+}
+
+/// The library changed while a [`Listing`] was sent: the answer is to be cut off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListingCut;
+
+impl core::fmt::Display for ListingCut {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("the library changed while it was listed")
+    }
+}
+
+impl<S: Storage> App<S> {
+    /// Begins a listing of what the library holds now.
+    fn listing(&self, listed: Listed) -> Response {
+        let listing = Listing { listed, digest: self.digest().into(), written: 0, opened: false, closed: false };
+        Response { body: Vec::new(), listing: Some(listing), ..Response::json(200, &()) }
+    }
+
+    /// Appends the next part of `listing` to `out`: the list's head with its first item,
+    /// then one item per call, then its tail. `Ok(false)` once the tail was written.
+    pub fn list_next(&self, listing: &mut Listing, out: &mut Vec<u8>) -> Result<bool, ListingCut> {
+        if listing.closed {
+            return Ok(false);
+        }
+        if self.digest() != listing.digest {
+            return Err(ListingCut);
+        }
+        if !listing.opened {
+            listing.opened = true;
+            out.extend_from_slice(match listing.listed {
+                Listed::Images => b"{\"images\":[",
+                Listed::FileNames => b"{\"files\":[",
+            });
+        }
+        let poi = self.replica();
+        let index = listing.written;
+        // `image_at` finds one image without sorting the library: a board keeps no list.
+        let Some((id, meta)) = poi.image_at(index).and_then(|id| Some((id, poi.image(id)?))) else {
+            out.extend_from_slice(b"]}");
+            listing.closed = true;
+            return Ok(true);
+        };
+        if index > 0 {
+            out.push(b',');
+        }
+        let item = match listing.listed {
+            Listed::Images => serde_json::to_vec(&image_entry(poi, index, id, meta)),
+            Listed::FileNames => serde_json::to_vec(meta.name()),
+        };
+        out.extend_from_slice(&item.unwrap_or_default());
+        listing.written += 1;
+        Ok(true)
+    }
+
+    /// Answers a content request (`/api/images*`, `/api/pattern*`, `/api/sequences*`,
+    /// `/api/sd/*`); `None` for another path.
+    pub(crate) fn content(&mut self, request: &Request<'_>, now: Now) -> Option<Result<Response, ApiError>> {
+        let (method, path) = (request.method, request.path);
+        let ms = now.wall_us / 1_000;
+        let answer = match (method, path) {
+            ("GET", "/api/images") => Ok(self.listing(Listed::Images)),
+            ("GET", "/api/sd/list") => Ok(self.listing(Listed::FileNames)),
+            // An order set answers the new listing, as a node does.
+            ("PUT", "/api/images/order") => self
+                .edit(now, |poi, _| {
+                    let ids = parse_json::<OrderRequest>(request.body)?.ids()?;
+                    Ok(poi.set_image_order(ids, ms)?)
+                })
+                .map(|()| self.listing(Listed::Images)),
+            ("POST", "/api/sd/delete") => self.edit(now, |poi, _| {
+                let ask: FileRequest = parse_json(request.body)?;
+                Ok(Response::json(200, &delete_file(poi, &ask.filename, ms)?))
+            }),
+            ("POST", "/api/sd/load") => self.edit(now, |poi, cue| {
+                let ask: FileRequest = parse_json(request.body)?;
+                Ok(Response::json(200, &load_file(poi, &ask.filename, ms, cue)?))
+            }),
+            ("POST", "/api/pattern") => self.edit(now, |poi, cue| {
+                let (slot, pattern) = pattern_posted(request.body)?;
+                poi.set_pattern(slot, pattern, ms, cue)?;
+                Ok(Response::json(200, &PatternStored { status: "ok", index: slot }))
+            }),
+            ("GET", "/api/patterns") => {
+                Ok(Response::json(200, &Patterns { patterns: pattern_entries(self.replica()) }))
+            }
+            ("GET", "/api/sequences") => {
+                Ok(Response::json(200, &Sequences { sequences: sequence_entries(self.replica()) }))
+            }
+            (_, "/api/images" | "/api/sd/list" | "/api/images/order" | "/api/sd/delete" | "/api/sd/load")
+            | (_, "/api/pattern" | "/api/patterns" | "/api/sequences") => Err(not_allowed()),
+            _ => return self.content_item(request, now),
+        };
+        Some(answer)
+    }
+
+    /// One image, pattern slot or sequence slot, named in the path.
+    fn content_item(&mut self, request: &Request<'_>, now: Now) -> Option<Result<Response, ApiError>> {
+        let (method, path) = (request.method, request.path);
+        let ms = now.wall_us / 1_000;
+        if let Some(text) = path.strip_prefix("/api/images/") {
+            let id = match parse_image_id(text) {
+                Ok(id) => id,
+                Err(e) => return Some(Err(e)),
+            };
+            return Some(match method {
+                "GET" => {
+                    find_image(self.replica(), id).map(|entry| Response::json(200, &entry)).ok_or_else(|| no_image(id))
+                }
+                "PATCH" => self.edit(now, |poi, _| {
+                    let ask: RenameRequest = parse_json(request.body)?;
+                    Ok(Response::json(200, &rename_image(poi, id, &ask.name, ms)?))
+                }),
+                "DELETE" => self.edit(now, |poi, _| Ok(Response::json(200, &delete_image(poi, id, ms)?))),
+                _ => Err(not_allowed()),
+            });
+        }
+        if let Some(text) = path.strip_prefix("/api/patterns/") {
+            let slot = match parse_slot(text, "pattern", PATTERN_SLOTS) {
+                Ok(slot) => slot,
+                Err(e) => return Some(Err(e)),
+            };
+            return Some(match method {
+                "GET" => self
+                    .replica()
+                    .pattern(slot)
+                    .map(|p| Response::json(200, &pattern_entry(slot, p)))
+                    .ok_or_else(|| ApiError::not_found(format!("pattern slot {slot} is empty"))),
+                "PUT" => self.edit(now, |poi, cue| {
+                    let pattern = parse_json::<PatternFields>(request.body)?.pattern()?;
+                    poi.set_pattern(slot, pattern, ms, cue)?;
+                    Ok(Response::json(200, &pattern_entry(slot, &pattern)))
+                }),
+                "DELETE" => self.edit(now, |poi, cue| Ok(Response::json(200, &clear_pattern(poi, slot, ms, cue)?))),
+                _ => Err(not_allowed()),
+            });
+        }
+        if let Some(text) = path.strip_prefix("/api/sequences/") {
+            let slot = match parse_slot(text, "sequence", SEQUENCE_SLOTS) {
+                Ok(slot) => slot,
+                Err(e) => return Some(Err(e)),
+            };
+            return Some(match method {
+                "GET" => self
+                    .replica()
+                    .sequence(slot)
+                    .map(|s| Response::json(200, &sequence_entry(slot, s)))
+                    .ok_or_else(|| ApiError::not_found(format!("sequence slot {slot} is empty"))),
+                "PUT" => self.edit(now, |poi, cue| {
+                    let ask: SequenceRequest = parse_json(request.body)?;
+                    Ok(Response::json(200, &put_sequence(poi, slot, &ask, ms, cue)?))
+                }),
+                "DELETE" => self.edit(now, |poi, cue| Ok(Response::json(200, &clear_sequence(poi, slot, ms, cue)?))),
+                _ => Err(not_allowed()),
+            });
+        }
+        None
+    }
+}
+
+/// `{"patterns": [...]}`.
+#[derive(Serialize)]
+pub struct Patterns {
+    /// The filled slots.
+    pub patterns: Vec<PatternEntry>,
+}
+
+/// `{"sequences": [...]}`.
+#[derive(Serialize)]
+pub struct Sequences {
+    /// The filled slots.
+    pub sequences: Vec<SequenceEntry>,
+}
