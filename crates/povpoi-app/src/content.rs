@@ -649,3 +649,135 @@ pub struct Sequences {
     /// The filled slots.
     pub sequences: Vec<SequenceEntry>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::Config;
+    use crate::clock::ClockService;
+    use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+    use povpoi_core::device::{DeviceId, ReplicaId};
+    use povpoi_core::sync::{Identity, MemoryStorage};
+    use serde_json::json;
+
+    const NOW: Now = Now { wall_us: 1_800_000_000_000_000, own_us: 5_000_000 };
+
+    /// A poi holding `names` as 2x2 images.
+    fn poi(names: &[&str]) -> (App<MemoryStorage>, Vec<ImageId>) {
+        let device = DeviceId([2, 0, 0, 0, 0, 1]);
+        let id = Identity { replica: ReplicaId(1), device, group: "g".into() };
+        let mut replica = Replica::open(MemoryStorage::default(), id).unwrap();
+        let ids = names
+            .iter()
+            .enumerate()
+            .map(|(n, name)| replica.add_image(name, 2, 2, &[n as u8; 12], 1_000 + n as u64).unwrap())
+            .collect();
+        let config = Config {
+            device_id: device,
+            device_name: "poi".into(),
+            group_key: None,
+            independent: false,
+            auto_sync: true,
+            sync_interval: 0,
+            peer_timeout_s: 120,
+            port: 8080,
+            real_time: true,
+            replay_capacity: 64,
+            max_fetched_blob_bytes: usize::MAX,
+            max_pushed_blob_bytes: usize::MAX,
+            max_push_part_bytes: povpoi_core::sync::MAX_PUSH_RECORD_BYTES,
+            max_answered_delta_bytes: usize::MAX,
+        };
+        (App::new(config, replica, ClockService::new(device, 1, 2, 0)), ids)
+    }
+
+    fn ask(app: &mut App<MemoryStorage>, method: &str, path: &str, body: &[u8]) -> Response {
+        let from = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9)), 40_000);
+        let request = Request { method, path, query: None, headers: &[], body, from };
+        app.handle(&request, NOW, &mut rand::rng())
+    }
+
+    /// A listing sent whole, as the parts `list_next` gives.
+    fn sent(app: &App<MemoryStorage>, mut listing: Listing) -> Value {
+        let mut body = Vec::new();
+        while app.list_next(&mut listing, &mut body).unwrap() {}
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    #[test]
+    fn a_listing_sent_item_by_item_is_the_listing_in_the_librarys_order() {
+        let (mut app, ids) = poi(&["a", "b", "c"]);
+        let order = format!(r#"{{"ids": ["{}", "{}"]}}"#, ids[2], ids[0]);
+        let r = ask(&mut app, "PUT", "/api/images/order", order.as_bytes());
+        assert_eq!((r.status, r.body.is_empty()), (200, true));
+        let listed = sent(&app, r.listing.unwrap());
+        let whole = serde_json::to_value(image_entries(app.replica())).unwrap();
+        assert_eq!(listed, json!({ "images": whole }));
+        let names: Vec<&str> = whole.as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["c", "a", "b"]);
+        assert_eq!(whole[0]["index"], json!(0));
+        assert_eq!(whole[0]["available"], json!(true));
+
+        let listing = ask(&mut app, "GET", "/api/sd/list", b"").listing.unwrap();
+        assert_eq!(sent(&app, listing), json!({ "files": ["c", "a", "b"] }));
+        let (mut empty, _) = poi(&[]);
+        let listing = ask(&mut empty, "GET", "/api/images", b"").listing.unwrap();
+        assert_eq!(sent(&empty, listing), json!({ "images": [] }));
+    }
+
+    #[test]
+    fn a_listing_is_cut_off_when_the_library_changes_under_it() {
+        let (mut app, ids) = poi(&["a", "b"]);
+        let mut listing = ask(&mut app, "GET", "/api/images", b"").listing.unwrap();
+        let mut body = Vec::new();
+        assert_eq!(app.list_next(&mut listing, &mut body), Ok(true));
+        let r = ask(&mut app, "DELETE", &format!("/api/images/{}", ids[1]), b"");
+        assert_eq!(r.status, 200);
+        assert_eq!(app.list_next(&mut listing, &mut body), Err(ListingCut));
+        // A read changes nothing: a listing begun after it runs to its end.
+        let listing = ask(&mut app, "GET", "/api/images", b"").listing.unwrap();
+        ask(&mut app, "GET", "/api/patterns", b"");
+        assert_eq!(sent(&app, listing)["images"].as_array().map(Vec::len), Some(1));
+    }
+
+    #[test]
+    fn slots_are_filled_read_and_emptied_with_answers_that_say_what_to_fix() {
+        let (mut app, ids) = poi(&["a"]);
+        let body = |r: &Response| serde_json::from_slice::<Value>(&r.body).unwrap();
+        let r = ask(&mut app, "POST", "/api/pattern", br#"{"index": 4, "type": 3}"#);
+        assert_eq!((r.status, body(&r)), (200, json!({"status": "ok", "index": 4})));
+        let listed = body(&ask(&mut app, "GET", "/api/patterns", b""));
+        assert_eq!(listed["patterns"][0]["type"], json!(3));
+        let seq =
+            format!(r#"{{"items": [{{"image": "{}", "durationMs": 9}}, {{"pattern": 4, "durationMs": 7}}]}}"#, ids[0]);
+        let r = ask(&mut app, "PUT", "/api/sequences/2", seq.as_bytes());
+        let want = json!({"index": 2, "loop": true, "items": [
+            {"image": ids[0].to_string(), "durationMs": 9}, {"pattern": 4, "durationMs": 7}]});
+        assert_eq!((r.status, body(&r)), (200, want.clone()));
+        assert_eq!(body(&ask(&mut app, "GET", "/api/sequences/2", b"")), want);
+        let r = ask(&mut app, "DELETE", "/api/patterns/4", b"");
+        assert_eq!(body(&r)["message"], json!("pattern slot 4 cleared"));
+        let errors = [
+            ("GET", "/api/patterns/4", &b""[..], 404, "pattern slot 4 is empty"),
+            ("PUT", "/api/patterns/18", br#"{"type": 1}"#, 400, "pattern slot \"18\" is not a number 0-17"),
+            ("PUT", "/api/sequences/0", br#"{"items": []}"#, 400, "a sequence has 1-10 items, not 0"),
+            ("DELETE", "/api/sequences/3", b"", 404, "sequence slot 3 is already empty"),
+            ("POST", "/api/sd/delete", br#"{"filename": "zz"}"#, 404, "no image named \"zz\": see GET /api/sd/list"),
+            (
+                "PATCH",
+                "/api/images/x",
+                br#"{"name": "b"}"#,
+                400,
+                "\"x\" is not an image id (like 0123456789abcdef-1): see GET /api/images",
+            ),
+            ("POST", "/api/images", b"", 405, "this endpoint does not take that method"),
+        ];
+        for (method, path, sent, status, error) in errors {
+            let r = ask(&mut app, method, path, sent);
+            assert_eq!((r.status, body(&r)), (status, json!({ "error": error })), "{method} {path}");
+        }
+        let r = ask(&mut app, "POST", "/api/sd/load", br#"{"filename": "a"}"#);
+        assert_eq!(body(&r), json!({"status": "ok", "mode": 1, "index": 0}));
+        assert_eq!(app.replica().selected_image(), Some(ids[0]));
+    }
+}
