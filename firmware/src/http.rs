@@ -7,8 +7,8 @@
 //! [`crate::net::HTTP_CONNECTIONS`] connections, time out slow clients (picoserve's timeouts
 //! below), and refuse a body over [`MAX_BODY_BYTES`] with 413 before reading it. Streaming
 //! bodies (uploads bigger than that) and event streams (`/api/events`) are not offered yet;
-//! lists the application sends item by item (`GET /api/images`) go out chunked, each item
-//! read under the lock on its own ([`LISTING_CHUNK_BYTES`] at a time).
+//! lists the application sends item by item (`GET /api/images`) go out chunked, one item per
+//! chunk, each read under the lock on its own.
 
 use alloc::vec::Vec;
 use core::cell::Cell;
@@ -175,10 +175,6 @@ impl<A: Application> PathRouterService<()> for Service<'_, A> {
     }
 }
 
-/// Bytes of a listing gathered before they go out as one chunk: a few items, so the lock
-/// is taken once per item and the socket written once per kilobyte.
-pub const LISTING_CHUNK_BYTES: usize = 1024;
-
 /// A list sent item by item, each read under the application's lock on its own: the
 /// player and the sync run between items.
 struct Listed<A: 'static> {
@@ -196,24 +192,19 @@ impl<A: Application> Chunks for Listed<A> {
         mut self,
         mut writer: ChunkWriter<W>,
     ) -> Result<ChunksWritten, W::Error> {
+        // One item per chunk: gathering a kilobyte of them held 2.8 KB of heap at the peak
+        // (crates/povpoi-core-riscv), one holds about 1 KB.
         let mut chunk = Vec::new();
         loop {
             chunk.clear();
-            let mut more = true;
-            while more && chunk.len() < LISTING_CHUNK_BYTES {
-                match self.app.list_next(&mut self.listing, &mut chunk) {
-                    Ok(next) => more = next,
-                    Err(cut) => {
-                        // The JSON is left unclosed: no client takes a mixed list for whole.
-                        log::info!("listing cut off: {cut}");
-                        writer.write_chunk(&chunk).await?;
-                        return writer.finalize().await;
-                    }
+            match self.app.list_next(&mut self.listing, &mut chunk) {
+                Ok(true) => writer.write_chunk(&chunk).await?,
+                Ok(false) => return writer.finalize().await,
+                Err(cut) => {
+                    // The JSON is left unclosed: no client takes a mixed list for whole.
+                    log::info!("listing cut off: {cut}");
+                    return writer.finalize().await;
                 }
-            }
-            writer.write_chunk(&chunk).await?;
-            if !more {
-                return writer.finalize().await;
             }
         }
     }

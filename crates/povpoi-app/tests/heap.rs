@@ -146,4 +146,13 @@ fn a_board_holds_200_images_sync_state_in_its_64_kib_heap() {
         );
         assert!(answered.parts >= at_least, "{} parts", answered.parts);
     }
+
+    // A phone's listing of 200 images (41 KB of JSON) is sent an item at a time: never whole.
+    let listing = board::listing_heap(200, true, &Meter);
+    println!(
+        "a board with 200 reordered images listing them: {} bytes sent, {} more at most (x86-64)",
+        listing.bytes, listing.peak
+    );
+    assert_eq!(listing.listed, 200);
+    assert!(listing.bytes > 40_000 && listing.peak < 2 * 1024, "{} bytes at the peak", listing.peak);
 }

@@ -435,3 +435,45 @@ pub fn teensy_heap(images: u32, meter: &dyn Meter) -> TeensyHeap {
     drop(mirror);
     TeensyHeap { at_rest, peak, held, commands: sent.commands, bytes: port.0 }
 }
+
+/// What a board's heap goes through listing its images (`GET /api/images`).
+pub struct ListingHeap {
+    /// Store index, replica and application after a restart.
+    pub at_rest: usize,
+    /// The most the listing added while it was sent, chunk by chunk.
+    pub peak: usize,
+    /// Bytes of the listing.
+    pub bytes: usize,
+    /// Images listed (`"id":` fields counted in what was sent).
+    pub listed: usize,
+}
+
+/// A board that restarted with `images` images (`ordered`: in an order set by hand) answers
+/// `GET /api/images` as firmware/src/http.rs sends it: the application's answer, then
+/// [`App::list_next`] into one chunk buffer, sent (here: counted) after each call.
+pub fn listing_heap(images: u32, ordered: bool, meter: &dyn Meter) -> ListingHeap {
+    let (device, identity) = board_identity();
+    let flash = library_flash(images, ordered, &identity);
+    let before = meter.used();
+    let store = FlashStore::open(flash, 0..PARTITION).unwrap();
+    let replica = Replica::open(&store, identity).unwrap();
+    let board = App::new(config(device, 16 * 1024), replica, ClockService::new(device, 1, 2, 0));
+    let at_rest = meter.used() - before;
+    let mut board = board;
+    let now = Now { wall_us: 1_800_000_000_000_000, own_us: 1_000_000 };
+    let from = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 8080);
+    let start = meter.start_peak();
+    let asked = Request { method: "GET", path: "/api/images", query: None, headers: &[], body: &[], from };
+    let answer = board.handle(&asked, now, &mut ChaCha8Rng::seed_from_u64(3));
+    let mut listing = answer.listing.expect("GET /api/images is listed item by item");
+    let (mut bytes, mut listed, mut more) = (0, 0, true);
+    let mut chunk = alloc::vec::Vec::new();
+    while more {
+        chunk.clear();
+        more = board.list_next(&mut listing, &mut chunk).expect("nothing changes the library meanwhile");
+        bytes += chunk.len();
+        listed += chunk.windows(5).filter(|w| w == b"\"id\":").count();
+    }
+    drop(chunk);
+    ListingHeap { at_rest, peak: meter.peak() - start, bytes, listed }
+}

@@ -548,6 +548,29 @@ fn main() -> ! {
     checks.check("the largest session case fits 64 KiB beside the Teensy mirror", with_teensy <= 64 * 1024, || {
         alloc::format!("{with_teensy} B")
     });
+    // Listing the library, as a phone's browser asks for it: item by item, never whole.
+    for ordered in [false, true] {
+        let listing = board::listing_heap(200, ordered, &HEAP);
+        let total = listing.at_rest + listing.peak;
+        let kind = if ordered { " reordered" } else { "" };
+        say!(
+            "a board restarted with 200{kind} images answering GET /api/images ({} images, {} B sent an item a chunk): {} B at rest, {} B more at most, {total} B in all",
+            listing.listed,
+            listing.bytes,
+            listing.at_rest,
+            listing.peak,
+        );
+        let what = alloc::format!("a board lists its 200{kind} images within 64 KiB, every one of them");
+        checks.check(&what, total <= 64 * 1024 && listing.listed == 200, || {
+            alloc::format!("{total} B, {} listed", listing.listed)
+        });
+        // A phone's listing may come while the largest session runs and a Teensy is mirrored.
+        let beside = with_teensy + listing.peak;
+        let what =
+            alloc::format!("a board lists its 200{kind} images beside the largest session and the Teensy mirror");
+        checks.check(&what, beside <= 64 * 1024, || alloc::format!("{beside} B"));
+        say!("  beside the largest session case and the Teensy mirror: {beside} B");
+    }
     let (at_rest, peak) = reopened_heap(200);
     say!("heap of the same reopened after a restart: {at_rest} B at rest, {peak} B at the peak of opening");
     checks.check("a reopened 200-image replica alone peaks under 64 KiB while opening", peak <= 64 * 1024, || {
