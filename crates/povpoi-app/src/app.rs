@@ -639,7 +639,7 @@ pub(crate) fn not_allowed() -> ApiError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use alloc::vec;
     use core::net::{IpAddr, Ipv4Addr};
@@ -652,7 +652,12 @@ mod tests {
         let device = DeviceId([2, 0, 0, 0, 0, last]);
         let id = Identity { replica: ReplicaId(u64::from(last)), device, group: "g".into() };
         let replica = Replica::open(MemoryStorage::default(), id).unwrap();
-        let config = Config {
+        App::new(test_config(device, key), replica, ClockService::new(device, 1, 2, 0))
+    }
+
+    /// A node-like poi's settings (no limits of a board's heap), for tests.
+    pub(crate) fn test_config(device: DeviceId, key: Option<&str>) -> Config {
+        Config {
             device_id: device,
             device_name: "poi".into(),
             group_key: key.map(|k| GroupKey::new(k).unwrap()),
@@ -667,8 +672,7 @@ mod tests {
             max_pushed_blob_bytes: usize::MAX,
             max_push_part_bytes: povpoi_core::sync::MAX_PUSH_RECORD_BYTES,
             max_answered_delta_bytes: usize::MAX,
-        };
-        App::new(config, replica, ClockService::new(device, 1, 2, 0))
+        }
     }
 
     const NOW: Now = Now { wall_us: 1_800_000_000_000_000, own_us: 5_000_000 };

@@ -653,7 +653,7 @@ pub struct Sequences {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::Config;
+    use crate::app::tests::test_config;
     use crate::clock::ClockService;
     use core::net::{IpAddr, Ipv4Addr, SocketAddr};
     use povpoi_core::device::{DeviceId, ReplicaId};
@@ -672,23 +672,7 @@ mod tests {
             .enumerate()
             .map(|(n, name)| replica.add_image(name, 2, 2, &[n as u8; 12], 1_000 + n as u64).unwrap())
             .collect();
-        let config = Config {
-            device_id: device,
-            device_name: "poi".into(),
-            group_key: None,
-            independent: false,
-            auto_sync: true,
-            sync_interval: 0,
-            peer_timeout_s: 120,
-            port: 8080,
-            real_time: true,
-            replay_capacity: 64,
-            max_fetched_blob_bytes: usize::MAX,
-            max_pushed_blob_bytes: usize::MAX,
-            max_push_part_bytes: povpoi_core::sync::MAX_PUSH_RECORD_BYTES,
-            max_answered_delta_bytes: usize::MAX,
-        };
-        (App::new(config, replica, ClockService::new(device, 1, 2, 0)), ids)
+        (App::new(test_config(device, None), replica, ClockService::new(device, 1, 2, 0)), ids)
     }
 
     fn ask(app: &mut App<MemoryStorage>, method: &str, path: &str, body: &[u8]) -> Response {
