@@ -577,6 +577,10 @@ impl<S: Storage> App<S> {
         let (method, path) = (request.method, request.path);
         let ms = now.wall_us / 1_000;
         if let Some(text) = path.strip_prefix("/api/images/") {
+            if text.ends_with("/pixels") {
+                // A board holds no image whole in RAM to send; peers fetch pixels by sync.
+                return Some(Err(ApiError::new(501, "this poi does not send image pixels over HTTP: a node does")));
+            }
             let id = match parse_image_id(text) {
                 Ok(id) => id,
                 Err(e) => return Some(Err(e)),
@@ -755,6 +759,13 @@ mod tests {
                 "\"x\" is not an image id (like 0123456789abcdef-1): see GET /api/images",
             ),
             ("POST", "/api/images", b"", 405, "this endpoint does not take that method"),
+            (
+                "GET",
+                "/api/images/0123456789abcdef-1/pixels",
+                b"",
+                501,
+                "this poi does not send image pixels over HTTP: a node does",
+            ),
         ];
         for (method, path, sent, status, error) in errors {
             let r = ask(&mut app, method, path, sent);
