@@ -456,9 +456,11 @@ pub enum Listed {
 
 /// A list answered item by item, as the library changes nothing meanwhile: a board's heap
 /// holds one item at a time, not the 44 KB that 200 images list to. The platform calls
-/// [`App::list_next`] until it says the list ended, sending what each call wrote; a change
-/// of the library under way cuts the answer off (no final chunk), so a client never takes
-/// a mixed list for whole.
+/// [`App::list_next`] until it says the list ended, sending what each call wrote. A change
+/// of the library once the list began to go out cuts it off: the answer ends with its JSON
+/// unclosed, which a client's parser refuses, so no client takes a mixed list for whole
+/// (HTTP-level the answer still ends normally: picoserve's chunked writer has no other end).
+/// A change before anything went out just lists the library as it is then.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listing {
     listed: Listed,
@@ -501,15 +503,18 @@ impl<S: Storage> App<S> {
         if listing.closed {
             return Ok(false);
         }
-        if self.digest() != listing.digest {
-            return Err(ListingCut);
-        }
         if !listing.opened {
+            // Nothing went out yet: the list is of the library as it is now.
+            if self.digest() != listing.digest {
+                listing.digest = self.digest().into();
+            }
             listing.opened = true;
             out.extend_from_slice(match listing.listed {
                 Listed::Images => b"{\"images\":[",
                 Listed::FileNames => b"{\"files\":[",
             });
+        } else if self.digest() != listing.digest {
+            return Err(ListingCut);
         }
         let poi = self.replica();
         let index = listing.written;
@@ -572,67 +577,72 @@ impl<S: Storage> App<S> {
         Some(answer)
     }
 
-    /// One image, pattern slot or sequence slot, named in the path.
+    /// One image, pattern slot or sequence slot, named in the path. Checked in the node's
+    /// order: the body first (axum reads it before the handler runs), then the path.
     fn content_item(&mut self, request: &Request<'_>, now: Now) -> Option<Result<Response, ApiError>> {
-        let (method, path) = (request.method, request.path);
+        let (method, path, body) = (request.method, request.path, request.body);
         let ms = now.wall_us / 1_000;
-        if let Some(text) = path.strip_prefix("/api/images/") {
-            if text.ends_with("/pixels") {
-                // A board holds no image whole in RAM to send; peers fetch pixels by sync.
-                return Some(Err(ApiError::new(501, "this poi does not send image pixels over HTTP: a node does")));
-            }
-            let id = match parse_image_id(text) {
-                Ok(id) => id,
-                Err(e) => return Some(Err(e)),
-            };
+        if let Some(id) = path.strip_prefix("/api/images/").and_then(|rest| rest.strip_suffix("/pixels"))
+            && !id.is_empty()
+            && !id.contains('/')
+        {
+            // A board holds no image whole in RAM to send; peers fetch pixels by sync.
+            return Some(Err(ApiError::new(501, "this poi does not send image pixels over HTTP: a node does")));
+        }
+        // One segment after the prefix, as the node's routes match; anything else is theirs
+        // to 404.
+        let item = |prefix: &str| path.strip_prefix(prefix).filter(|rest| !rest.is_empty() && !rest.contains('/'));
+        if let Some(text) = item("/api/images/") {
             return Some(match method {
-                "GET" => {
+                "GET" => parse_image_id(text).and_then(|id| {
                     find_image(self.replica(), id).map(|entry| Response::json(200, &entry)).ok_or_else(|| no_image(id))
-                }
-                "PATCH" => self.edit(now, |poi, _| {
-                    let ask: RenameRequest = parse_json(request.body)?;
-                    Ok(Response::json(200, &rename_image(poi, id, &ask.name, ms)?))
                 }),
-                "DELETE" => self.edit(now, |poi, _| Ok(Response::json(200, &delete_image(poi, id, ms)?))),
+                "PATCH" => parse_json::<RenameRequest>(body).and_then(|ask| {
+                    let id = parse_image_id(text)?;
+                    self.edit(now, |poi, _| Ok(Response::json(200, &rename_image(poi, id, &ask.name, ms)?)))
+                }),
+                "DELETE" => parse_image_id(text)
+                    .and_then(|id| self.edit(now, |poi, _| Ok(Response::json(200, &delete_image(poi, id, ms)?)))),
                 _ => Err(not_allowed()),
             });
         }
-        if let Some(text) = path.strip_prefix("/api/patterns/") {
-            let slot = match parse_slot(text, "pattern", PATTERN_SLOTS) {
-                Ok(slot) => slot,
-                Err(e) => return Some(Err(e)),
-            };
+        if let Some(text) = item("/api/patterns/") {
+            let slot = || parse_slot(text, "pattern", PATTERN_SLOTS);
             return Some(match method {
-                "GET" => self
-                    .replica()
-                    .pattern(slot)
-                    .map(|p| Response::json(200, &pattern_entry(slot, p)))
-                    .ok_or_else(|| ApiError::not_found(format!("pattern slot {slot} is empty"))),
-                "PUT" => self.edit(now, |poi, cue| {
-                    let pattern = parse_json::<PatternFields>(request.body)?.pattern()?;
-                    poi.set_pattern(slot, pattern, ms, cue)?;
+                "GET" => slot().and_then(|slot| {
+                    self.replica()
+                        .pattern(slot)
+                        .map(|p| Response::json(200, &pattern_entry(slot, p)))
+                        .ok_or_else(|| ApiError::not_found(format!("pattern slot {slot} is empty")))
+                }),
+                "PUT" => parse_json::<PatternFields>(body).and_then(|ask| {
+                    let slot = slot()?;
+                    let pattern = ask.pattern()?;
+                    self.edit(now, |poi, cue| Ok(poi.set_pattern(slot, pattern, ms, cue)?))?;
                     Ok(Response::json(200, &pattern_entry(slot, &pattern)))
                 }),
-                "DELETE" => self.edit(now, |poi, cue| Ok(Response::json(200, &clear_pattern(poi, slot, ms, cue)?))),
+                "DELETE" => slot().and_then(|slot| {
+                    self.edit(now, |poi, cue| Ok(Response::json(200, &clear_pattern(poi, slot, ms, cue)?)))
+                }),
                 _ => Err(not_allowed()),
             });
         }
-        if let Some(text) = path.strip_prefix("/api/sequences/") {
-            let slot = match parse_slot(text, "sequence", SEQUENCE_SLOTS) {
-                Ok(slot) => slot,
-                Err(e) => return Some(Err(e)),
-            };
+        if let Some(text) = item("/api/sequences/") {
+            let slot = || parse_slot(text, "sequence", SEQUENCE_SLOTS);
             return Some(match method {
-                "GET" => self
-                    .replica()
-                    .sequence(slot)
-                    .map(|s| Response::json(200, &sequence_entry(slot, s)))
-                    .ok_or_else(|| ApiError::not_found(format!("sequence slot {slot} is empty"))),
-                "PUT" => self.edit(now, |poi, cue| {
-                    let ask: SequenceRequest = parse_json(request.body)?;
-                    Ok(Response::json(200, &put_sequence(poi, slot, &ask, ms, cue)?))
+                "GET" => slot().and_then(|slot| {
+                    self.replica()
+                        .sequence(slot)
+                        .map(|s| Response::json(200, &sequence_entry(slot, s)))
+                        .ok_or_else(|| ApiError::not_found(format!("sequence slot {slot} is empty")))
                 }),
-                "DELETE" => self.edit(now, |poi, cue| Ok(Response::json(200, &clear_sequence(poi, slot, ms, cue)?))),
+                "PUT" => parse_json::<SequenceRequest>(body).and_then(|ask| {
+                    let slot = slot()?;
+                    self.edit(now, |poi, cue| Ok(Response::json(200, &put_sequence(poi, slot, &ask, ms, cue)?)))
+                }),
+                "DELETE" => slot().and_then(|slot| {
+                    self.edit(now, |poi, cue| Ok(Response::json(200, &clear_sequence(poi, slot, ms, cue)?)))
+                }),
                 _ => Err(not_allowed()),
             });
         }
@@ -694,7 +704,7 @@ mod tests {
 
     #[test]
     fn a_listing_sent_item_by_item_is_the_listing_in_the_librarys_order() {
-        let (mut app, ids) = poi(&["a", "b", "c"]);
+        let (mut app, ids) = poi(&["a", "b", "c", "d", "e"]);
         let order = format!(r#"{{"ids": ["{}", "{}"]}}"#, ids[2], ids[0]);
         let r = ask(&mut app, "PUT", "/api/images/order", order.as_bytes());
         assert_eq!((r.status, r.body.is_empty()), (200, true));
@@ -702,12 +712,15 @@ mod tests {
         let whole = serde_json::to_value(image_entries(app.replica())).unwrap();
         assert_eq!(listed, json!({ "images": whole }));
         let names: Vec<&str> = whole.as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
-        assert_eq!(names, ["c", "a", "b"]);
+        // The placed first, the others after them in the order they are kept.
+        assert_eq!(names, ["c", "a", "b", "d", "e"]);
+        let indices: Vec<u64> = whole.as_array().unwrap().iter().map(|i| i["index"].as_u64().unwrap()).collect();
+        assert_eq!(indices, [0, 1, 2, 3, 4]);
         assert_eq!(whole[0]["index"], json!(0));
         assert_eq!(whole[0]["available"], json!(true));
 
         let listing = ask(&mut app, "GET", "/api/sd/list", b"").listing.unwrap();
-        assert_eq!(sent(&app, listing), json!({ "files": ["c", "a", "b"] }));
+        assert_eq!(sent(&app, listing), json!({ "files": ["c", "a", "b", "d", "e"] }));
         let (mut empty, _) = poi(&[]);
         let listing = ask(&mut empty, "GET", "/api/images", b"").listing.unwrap();
         assert_eq!(sent(&empty, listing), json!({ "images": [] }));
@@ -722,6 +735,11 @@ mod tests {
         let r = ask(&mut app, "DELETE", &format!("/api/images/{}", ids[1]), b"");
         assert_eq!(r.status, 200);
         assert_eq!(app.list_next(&mut listing, &mut body), Err(ListingCut));
+        // Nothing sent yet: the list is of the library as it is when it starts going out.
+        let listing = ask(&mut app, "GET", "/api/sd/list", b"").listing.unwrap();
+        assert_eq!(ask(&mut app, "DELETE", &format!("/api/images/{}", ids[0]), b"").status, 200);
+        assert_eq!(sent(&app, listing), json!({ "files": [] }));
+        let (mut app, _) = poi(&["a"]);
         // A read changes nothing: a listing begun after it runs to its end.
         let listing = ask(&mut app, "GET", "/api/images", b"").listing.unwrap();
         ask(&mut app, "GET", "/api/patterns", b"");
@@ -765,6 +783,16 @@ mod tests {
                 b"",
                 501,
                 "this poi does not send image pixels over HTTP: a node does",
+            ),
+            ("GET", "/api/images/", b"", 404, "no such endpoint"),
+            ("GET", "/api/patterns/3/x", b"", 404, "no such endpoint"),
+            // The body is read before the path, as on a node.
+            (
+                "PATCH",
+                "/api/images/x",
+                br#"{"nam": "b"}"#,
+                400,
+                "invalid JSON body: unknown field `nam`, expected `name` at line 1 column 6",
             ),
         ];
         for (method, path, sent, status, error) in errors {

@@ -242,6 +242,10 @@ fn a_board_edits_content_and_lists_it_as_a_node_does() {
     assert_eq!((code, listed_ids), (200, vec![json!(ids[2]), json!(ids[0]), json!(ids[1])]));
     let (code, deleted) = c.send_json(Method::DELETE, board, &format!("/api/images/{}", ids[2]), &json!({}));
     assert_eq!(code, 200, "{deleted}");
+    let posted = c.post_ok(board, "/api/pattern", &json!({"index": 5, "type": 1, "speed": 9}));
+    assert_eq!(posted, json!({"status": "ok", "index": 5}));
+    let (code, _) = c.send_json(Method::DELETE, board, "/api/patterns/5", &json!({}));
+    assert_eq!(code, 200);
 
     // They reach the node; both list the same.
     let took = wait_until("the node has the board's edits", Duration::from_secs(20), || {
@@ -250,7 +254,8 @@ fn a_board_edits_content_and_lists_it_as_a_node_does() {
     });
     note("the board's content edits reached the node", took);
     lab.wait_converged(&[0, 1], Duration::from_secs(20));
-    for path in ["/api/images", "/api/patterns", "/api/sequences", "/api/sd/list", "/api/sequences/1"] {
+    let one = format!("/api/images/{}", ids[0]);
+    for path in ["/api/images", "/api/patterns", "/api/sequences", "/api/sd/list", "/api/sequences/1", &one] {
         assert_eq!(c.get_ok(board, path), c.get_ok(node, path), "GET {path}");
     }
     assert_eq!(c.get_ok(node, "/api/patterns/3")["color1"], json!({"r": 9, "g": 8, "b": 7}));
@@ -265,6 +270,11 @@ fn a_board_edits_content_and_lists_it_as_a_node_does() {
         (Method::DELETE, "/api/images/0123456789abcdef-99", json!({})),
         (Method::DELETE, "/api/patterns/4", json!({})),
         (Method::POST, "/api/sd/load", json!({"filename": "no such"})),
+        (Method::POST, "/api/sd/delete", json!({"filename": "no such"})),
+        (Method::PATCH, "/api/images/nope", json!({"nam": "x"})),
+        (Method::POST, "/api/patterns", json!({})),
+        (Method::GET, "/api/images/", json!({})),
+        (Method::GET, "/api/sequences/1/x", json!({})),
     ];
     for (method, path, body) in asks {
         let on_board = c.send_json(method.clone(), board, path, &body);
