@@ -148,7 +148,7 @@ fn a_board_holds_200_images_sync_state_in_its_64_kib_heap() {
     }
 
     // A phone's listing of 200 images (41 KB of JSON) is sent an item at a time: never whole.
-    let listing = board::listing_heap(200, true, &Meter);
+    let listing = board::listing_heap(200, true, &Meter, || 0);
     println!(
         "a board with 200 reordered images listing them: {} bytes sent, {} more at most (x86-64)",
         listing.bytes, listing.peak

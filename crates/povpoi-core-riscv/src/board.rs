@@ -446,12 +446,15 @@ pub struct ListingHeap {
     pub bytes: usize,
     /// Images listed (`"id":` fields counted in what was sent).
     pub listed: usize,
+    /// What `counter` counted over the `list_next` calls (instructions, on RISC-V).
+    pub counted: u64,
 }
 
 /// A board that restarted with `images` images (`ordered`: in an order set by hand) answers
 /// `GET /api/images` as firmware/src/http.rs sends it: the application's answer, then
-/// [`App::list_next`] into one chunk buffer, sent (here: counted) after each call.
-pub fn listing_heap(images: u32, ordered: bool, meter: &dyn Meter) -> ListingHeap {
+/// [`App::list_next`] into one chunk buffer, sent (here: counted) after each call; `counter`
+/// is read around each call.
+pub fn listing_heap(images: u32, ordered: bool, meter: &dyn Meter, counter: fn() -> u64) -> ListingHeap {
     let (device, identity) = board_identity();
     let flash = library_flash(images, ordered, &identity);
     let before = meter.used();
@@ -466,14 +469,16 @@ pub fn listing_heap(images: u32, ordered: bool, meter: &dyn Meter) -> ListingHea
     let asked = Request { method: "GET", path: "/api/images", query: None, headers: &[], body: &[], from };
     let answer = board.handle(&asked, now, &mut ChaCha8Rng::seed_from_u64(3));
     let mut listing = answer.listing.expect("GET /api/images is listed item by item");
-    let (mut bytes, mut listed, mut more) = (0, 0, true);
+    let (mut bytes, mut listed, mut more, mut counted) = (0, 0, true, 0);
     let mut chunk = alloc::vec::Vec::new();
     while more {
         chunk.clear();
+        let before = counter();
         more = board.list_next(&mut listing, &mut chunk).expect("nothing changes the library meanwhile");
+        counted += counter() - before;
         bytes += chunk.len();
         listed += chunk.windows(5).filter(|w| w == b"\"id\":").count();
     }
     drop(chunk);
-    ListingHeap { at_rest, peak: meter.peak() - start, bytes, listed }
+    ListingHeap { at_rest, peak: meter.peak() - start, bytes, listed, counted }
 }

@@ -550,7 +550,7 @@ fn main() -> ! {
     });
     // Listing the library, as a phone's browser asks for it: item by item, never whole.
     for ordered in [false, true] {
-        let listing = board::listing_heap(200, ordered, &HEAP);
+        let listing = board::listing_heap(200, ordered, &HEAP, instret);
         let total = listing.at_rest + listing.peak;
         let kind = if ordered { " reordered" } else { "" };
         say!(
@@ -570,6 +570,11 @@ fn main() -> ! {
             alloc::format!("a board lists its 200{kind} images beside the largest session and the Teensy mirror");
         checks.check(&what, beside <= 64 * 1024, || alloc::format!("{beside} B"));
         say!("  beside the largest session case and the Teensy mirror: {beside} B");
+        say!(
+            "  {} instructions in App::list_next for the 200 images ({} an image)",
+            listing.counted,
+            listing.counted / 200
+        );
     }
     let (at_rest, peak) = reopened_heap(200);
     say!("heap of the same reopened after a restart: {at_rest} B at rest, {peak} B at the peak of opening");
