@@ -181,6 +181,52 @@ pub struct NodeState {
     stopping: watch::Receiver<bool>,
 }
 
+impl crate::show_clock::ClockParts for NodeState {
+    fn show(&self) -> &ShowTime {
+        &self.show
+    }
+
+    fn group(&self) -> (String, Option<povpoi_peer::key::GroupKey>) {
+        let config = self.config();
+        (config.sync_group.clone(), config.group_key.clone())
+    }
+
+    fn peers(&self) -> &PeerTable {
+        &self.peers
+    }
+
+    fn events(&self) -> &EventBus {
+        &self.events
+    }
+}
+
+impl crate::player::PlayerParts for NodeState {
+    fn library(&self) -> &Library {
+        &self.library
+    }
+
+    fn show(&self) -> &ShowTime {
+        &self.show
+    }
+
+    fn strip(&self) -> (crate::config::PowerMode, u16, povpoi_core::render::ColorOrder) {
+        let config = self.config();
+        (config.power_mode, config.led_count, config.color_order)
+    }
+
+    fn live(&self) -> &Mutex<Vec<Rgb>> {
+        &self.live
+    }
+
+    fn identify(&self) -> &Identify {
+        &self.identify
+    }
+
+    fn stats(&self) -> &PlayerStats {
+        &self.player_stats
+    }
+}
+
 impl NodeState {
     /// Resolves once the node is stopping (long-lived answers such as the event stream end then).
     pub async fn stopped(&self) {

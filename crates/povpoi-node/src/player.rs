@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use povpoi_core::model::Selection;
 use povpoi_core::model::{ImageId, Mode, Pattern, Rgb, SequenceTarget, Settings};
 use povpoi_core::render::{
-    AudioSource, ColumnCache, Constant, Content, Finish, ImageView, Program, Renderer, Silence, TestSignal,
+    AudioSource, ColorOrder, ColumnCache, Constant, Content, Finish, ImageView, Program, Renderer, Silence, TestSignal,
 };
 use povpoi_core::show::Cue;
 
@@ -27,10 +27,25 @@ use povpoi_app::stage::{Stage, Wanted, column_start, sequence_start};
 use povpoi_app::teensy::image_for_teensy;
 
 use crate::config::PowerMode;
-use crate::library::Poi;
-use crate::node::NodeState;
+use crate::library::{Library, Poi};
 use crate::output::{Output, Show, ShowImage};
-use crate::show_clock::host_time_us;
+use crate::show_clock::{ShowTime, host_time_us};
+
+/// The parts of a poi the player reads and reports to; the node hands over its state.
+pub trait PlayerParts: Send + Sync + 'static {
+    /// The replicated library: what plays, and the pixels.
+    fn library(&self) -> &Library;
+    /// The show clock columns are timed by.
+    fn show(&self) -> &ShowTime;
+    /// The strip's settings now: power mode, LEDs per column, colour order.
+    fn strip(&self) -> (PowerMode, u16, ColorOrder);
+    /// The column pushed for live mode.
+    fn live(&self) -> &Mutex<Vec<Rgb>>;
+    /// The identify flash.
+    fn identify(&self) -> &Identify;
+    /// The counters the player keeps.
+    fn stats(&self) -> &PlayerStats;
+}
 
 /// Where the audio-reactive patterns get their level (`--audio`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -170,11 +185,11 @@ impl Content for Playing {
 }
 
 impl Playing {
-    fn new(state: &NodeState) -> Playing {
-        let (wanted, image_ids) = state.library.read(|r| (Wanted::read(r), image_ids(r)));
+    fn new(state: &impl PlayerParts) -> Playing {
+        let (wanted, image_ids) = state.library().read(|r| (Wanted::read(r), image_ids(r)));
         let mut playing = Playing {
             stage: Stage::new(&wanted),
-            power: state.config().power_mode,
+            power: state.strip().0,
             image_ids,
             images: HashMap::new(),
             incomplete: false,
@@ -189,9 +204,9 @@ impl Playing {
 
     /// Takes in a change of the library or of the power mode; returns whether a cued field
     /// changed what shows already (its cue has passed).
-    fn reload(&mut self, state: &NodeState, show_us: u64) -> bool {
-        let (wanted, image_ids) = state.library.read(|r| (Wanted::read(r), image_ids(r)));
-        self.power = state.config().power_mode;
+    fn reload(&mut self, state: &impl PlayerParts, show_us: u64) -> bool {
+        let (wanted, image_ids) = state.library().read(|r| (Wanted::read(r), image_ids(r)));
+        self.power = state.strip().0;
         self.image_ids = image_ids;
         let changed = self.stage.set(&wanted, show_us);
         self.load_images(state);
@@ -222,7 +237,7 @@ impl Playing {
     }
 
     /// Reads the pixels the selections showing and waiting need (blocking: disk).
-    fn load_images(&mut self, state: &NodeState) {
+    fn load_images(&mut self, state: &impl PlayerParts) {
         let wanted: Vec<ImageId> = self
             .stage
             .selections()
@@ -233,7 +248,7 @@ impl Playing {
         self.images.retain(|id, _| wanted.contains(id));
         for &id in &wanted {
             if !self.images.contains_key(&id)
-                && let Some(image) = state.library.image_for_display(id)
+                && let Some(image) = state.library().image_for_display(id)
             {
                 self.images.insert(id, image);
             }
@@ -341,7 +356,7 @@ impl PlayerStats {
 impl Player {
     /// Starts playing on `outputs`, with a strip of `leds` LEDs.
     pub fn start(
-        state: Arc<NodeState>,
+        state: Arc<impl PlayerParts>,
         outputs: Vec<Box<dyn Output>>,
         renderer: Renderer,
         audio: AudioChoice,
@@ -350,7 +365,7 @@ impl Player {
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("povpoi-player".into())
-            .spawn(move || run(&state, outputs, renderer, audio.source(), &flag))
+            .spawn(move || run(state.as_ref(), outputs, renderer, audio.source(), &flag))
             .expect("cannot start the player thread");
         Player { stop, thread: Some(thread) }
     }
@@ -375,34 +390,31 @@ impl Drop for Player {
 }
 
 fn run(
-    state: &NodeState,
+    state: &impl PlayerParts,
     mut outputs: Vec<Box<dyn Output>>,
     mut renderer: Renderer,
     mut audio: Box<dyn AudioSource + Send>,
     stop: &AtomicBool,
 ) {
-    let mut changes = state.library.changes();
+    let mut changes = state.library().changes();
     let mut playing = Playing::new(state);
     let mut live = Vec::new();
     let mut sent: Option<Show> = None;
     let mut column = vec![Rgb::default(); renderer.leds()];
     // Finished colour ramps and the patterns' draws, kept from column to column.
     let mut cache = ColumnCache::new(finish_for(Mode::Live, 255));
-    let mut strip = (renderer.leds(), state.config().color_order);
+    let mut strip = (renderer.leds(), state.strip().2);
     let wants_columns = outputs.iter().any(|o| o.wants_columns());
-    let mut loaded_at = state.show.now_us();
+    let mut loaded_at = state.show().now_us();
     let mut retry_outputs_at = 0;
     // A cued switch waiting for its first column to go out, to be noted then.
     let mut switched: Option<Cue> = None;
     while !stop.load(Ordering::Relaxed) {
-        let now = state.show.now_us();
+        let now = state.show().now_us();
         // Changes take effect at the start of a column: the column that started before a
         // cue keeps what played, on every poi alike, however late this loop woke up.
         let at = if wants_columns { column_start(now, playing.show.framerate) } else { now };
-        let (power, leds, order) = {
-            let config = state.config();
-            (config.power_mode, config.led_count, config.color_order)
-        };
+        let (power, leds, order) = state.strip();
         // A new LED count or colour order applies from the next column, without a restart.
         if (usize::from(leds), order) != strip {
             match Renderer::new(leds) {
@@ -431,13 +443,13 @@ fn run(
             switched = (cue != Cue::NOW).then_some(cue);
         }
         if playing.show.mode == Mode::Live {
-            let pushed = state.live.lock().unwrap_or_else(|p| p.into_inner());
+            let pushed = state.live().lock().unwrap_or_else(|p| p.into_inner());
             if *pushed != live {
                 live.clone_from(&pushed);
             }
         }
         playing.show.live = (playing.show.mode == Mode::Live).then(|| live.clone());
-        let flash = state.identify.phase(Instant::now());
+        let flash = state.identify().phase(Instant::now());
         let flashing = flash.map(|lit| identify_show(&playing.show, lit));
         let show = flashing.as_ref().unwrap_or(&playing.show);
         if sent.as_ref() != Some(show) && now >= retry_outputs_at {
@@ -457,7 +469,7 @@ fn run(
                 retry_outputs_at = now + 1_000_000;
             }
             if !wants_columns && let Some(cue) = switched.take() {
-                state.player_stats.note_cue(CueShown { cue_us: cue.0, show_us: now, host_us: host_time_us() });
+                state.stats().note_cue(CueShown { cue_us: cue.0, show_us: now, host_us: host_time_us() });
             }
         }
 
@@ -486,11 +498,11 @@ fn run(
                     note_error(state, output.as_ref(), &e);
                 }
             }
-            state.player_stats.columns.fetch_add(1, Ordering::Relaxed);
+            state.stats().columns.fetch_add(1, Ordering::Relaxed);
             if let Some(cue) = switched.take() {
                 // The switch is the column start it was made at (with a new frame rate the
                 // column drawn may have begun under the new rate a little before it).
-                state.player_stats.note_cue(CueShown { cue_us: cue.0, show_us: at, host_us: host_time_us() });
+                state.stats().note_cue(CueShown { cue_us: cue.0, show_us: at, host_us: host_time_us() });
             }
             wake = ((k + 1) * 1_000_000).div_ceil(u128::from(fps)) as u64;
             // At a low frame rate the flash still goes on and off on time.
@@ -512,10 +524,10 @@ fn run(
 /// Sleeps until show time `deadline` (µs), at most [`LONGEST_NAP_US`] at a time so the stop
 /// flag, the library and the cues are looked at often, and at most a second in all (a frame
 /// at 1 fps).
-fn nap_until(state: &NodeState, deadline: u64, stop: &AtomicBool) {
+fn nap_until(state: &impl PlayerParts, deadline: u64, stop: &AtomicBool) {
     let started = std::time::Instant::now();
     loop {
-        let left = deadline.saturating_sub(state.show.now_us());
+        let left = deadline.saturating_sub(state.show().now_us());
         if left == 0 || stop.load(Ordering::Relaxed) || started.elapsed() >= Duration::from_secs(1) {
             return;
         }
@@ -523,8 +535,8 @@ fn nap_until(state: &NodeState, deadline: u64, stop: &AtomicBool) {
     }
 }
 
-fn note_error(state: &NodeState, output: &dyn Output, e: &std::io::Error) {
-    let count = state.player_stats.output_errors.fetch_add(1, Ordering::Relaxed);
+fn note_error(state: &impl PlayerParts, output: &dyn Output, e: &std::io::Error) {
+    let count = state.stats().output_errors.fetch_add(1, Ordering::Relaxed);
     // A strip unplugged mid-show fails every frame: log the first and then every 1,000th.
     if count.is_multiple_of(1000) {
         tracing::warn!(output = %output.describe(), error = %e, failures = count + 1, "output failed");

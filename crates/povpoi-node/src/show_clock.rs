@@ -21,8 +21,8 @@ use povpoi_peer::key::GroupKey;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
-use crate::events::Event;
-use crate::node::NodeState;
+use crate::events::{Event, EventBus};
+use crate::peers::PeerTable;
 
 /// How often the peers probed are brought up to date with the peer table.
 const PEER_REFRESH: Duration = Duration::from_secs(1);
@@ -143,6 +143,19 @@ impl ShowTime {
     }
 }
 
+/// The parts of a poi the show clock's socket reads and reports to; the node hands over its
+/// state.
+pub trait ClockParts: Send + Sync + 'static {
+    /// The show clock.
+    fn show(&self) -> &ShowTime;
+    /// The sync group, and its pairing key if it has one.
+    fn group(&self) -> (String, Option<GroupKey>);
+    /// The peer table: who is probed, who is answered.
+    fn peers(&self) -> &PeerTable;
+    /// Where steps and the clock's standing are announced.
+    fn events(&self) -> &EventBus;
+}
+
 /// The datagram key of the group, derived again only when the pairing key or group changes.
 #[derive(Default)]
 struct Keys {
@@ -152,9 +165,9 @@ struct Keys {
 }
 
 impl Keys {
-    fn current(&mut self, state: &NodeState) -> Option<ClockKey> {
-        let config = state.config();
-        let source = config.group_key.clone().map(|k| (k, config.sync_group.clone()));
+    fn current(&mut self, state: &impl ClockParts) -> Option<ClockKey> {
+        let (group, key) = state.group();
+        let source = key.map(|k| (k, group));
         if source != self.source {
             self.key = source.as_ref().map(|(k, group)| k.clock_key(group));
             self.source = source;
@@ -164,67 +177,68 @@ impl Keys {
 }
 
 /// Probes the group's online peers and answers probes on `socket` until the node stops.
-pub(crate) async fn serve(state: Arc<NodeState>, socket: UdpSocket, mut stopping: watch::Receiver<bool>) {
+pub(crate) async fn serve(state: Arc<impl ClockParts>, socket: UdpSocket, mut stopping: watch::Receiver<bool>) {
     let mut buf = vec![0u8; RECEIVE_BUFFER];
     let mut addrs: HashMap<DeviceId, SocketAddr> = HashMap::new();
     let mut refreshed = Instant::now() - PEER_REFRESH;
     let mut keys = Keys::default();
-    let mut reported = (Standing::Alone, state.show.status().timeline, Instant::now());
+    let mut reported = (Standing::Alone, state.show().status().timeline, Instant::now());
     loop {
         if refreshed.elapsed() >= PEER_REFRESH {
             refreshed = Instant::now();
-            let group = state.config().sync_group.clone();
+            let (group, _) = state.group();
             addrs =
-                state.peers.online_in(&group, PROTOCOL_VERSION).into_iter().map(|p| (p.device_id, p.addr)).collect();
+                state.peers().online_in(&group, PROTOCOL_VERSION).into_iter().map(|p| (p.device_id, p.addr)).collect();
             let ids: Vec<DeviceId> = addrs.keys().copied().collect();
-            state.show.with(|clock, own| clock.set_peers(&ids, own));
+            state.show().with(|clock, own| clock.set_peers(&ids, own));
         }
-        let key = keys.current(&state);
-        let probes = state.show.serve(|service, own| service.probes(own, key.as_ref(), rand::random));
+        let key = keys.current(state.as_ref());
+        let probes = state.show().serve(|service, own| service.probes(own, key.as_ref(), rand::random));
         for (peer, bytes) in probes {
             if let Some(addr) = addrs.get(&peer)
                 && socket.send_to(&bytes, addr).await.is_ok()
             {
-                state.show.lock().sent(bytes.len(), true);
+                state.show().lock().sent(bytes.len(), true);
             }
         }
-        let due = state.show.with(|clock, own| clock.next_due(own));
-        let wait = due.map_or(PEER_REFRESH, |d| state.show.own().until(d)).min(PEER_REFRESH);
+        let due = state.show().with(|clock, own| clock.next_due(own));
+        let wait = due.map_or(PEER_REFRESH, |d| state.show().own().until(d)).min(PEER_REFRESH);
         tokio::select! {
-            _ = crate::node::stopped(&mut stopping) => return,
+            // The guard `wait_for` gives is dropped at once: it is not `Send`.
+            () = async { drop(stopping.wait_for(|stop| *stop).await) } => return,
             received = socket.recv_from(&mut buf) => {
-                let at = state.show.own().now_us();
+                let at = state.show().own().now_us();
                 if let Ok((n, from)) = received {
                     let known = addrs.values().any(|a| a.ip() == from.ip());
                     let datagram = Datagram { bytes: &buf[..n], from, at, known };
-                    let taken = state.show.serve(|service, own| service.take(datagram, own, key.as_ref()));
+                    let taken = state.show().serve(|service, own| service.take(datagram, own, key.as_ref()));
                     for step in &taken.steps {
-                        announce_step(&state, step);
+                        announce_step(state.as_ref(), step);
                     }
                     if let Some(reply) = taken.reply
                         && socket.send_to(&reply, from).await.is_ok()
                     {
-                        state.show.lock().sent(reply.len(), false);
+                        state.show().lock().sent(reply.len(), false);
                     }
                 }
             }
             _ = tokio::time::sleep(wait) => {}
         }
-        if let Some(step) = state.show.with(|clock, own| clock.poll(own)) {
-            announce_step(&state, &step);
+        if let Some(step) = state.show().with(|clock, own| clock.poll(own)) {
+            announce_step(state.as_ref(), &step);
         }
-        report(&state, &mut reported);
+        report(state.as_ref(), &mut reported);
     }
 }
 
-fn announce_step(state: &NodeState, step: &Step) {
+fn announce_step(state: &impl ClockParts, step: &Step) {
     let (from, to) = (format!("{:08x}", step.from), format!("{:08x}", step.to));
     if step.from == step.to {
         tracing::warn!(timeline = to, by_us = step.by, "show clock stepped to catch up with its group");
     } else {
         tracing::info!(from, to, by_us = step.by, "show clock joined another timeline");
     }
-    state.events.send(Event::ClockStep {
+    state.events().send(Event::ClockStep {
         from_timeline: format!("{:08x}", step.from),
         to_timeline: format!("{:08x}", step.to),
         by_us: step.by,
@@ -234,14 +248,14 @@ fn announce_step(state: &NodeState, step: &Step) {
 }
 
 /// Tells watchers when the standing or the timeline changes, and every [`STATUS_EVERY`].
-fn report(state: &NodeState, last: &mut (Standing, u32, Instant)) {
-    let status = state.show.status();
+fn report(state: &impl ClockParts, last: &mut (Standing, u32, Instant)) {
+    let status = state.show().status();
     if (status.standing, status.timeline) == (last.0, last.1) && last.2.elapsed() < STATUS_EVERY {
         return;
     }
     *last = (status.standing, status.timeline, Instant::now());
-    let (show, host, _) = state.show.read();
-    state.events.send(Event::Clock {
+    let (show, host, _) = state.show().read();
+    state.events().send(Event::Clock {
         standing: standing_name(status.standing),
         timeline: format!("{:08x}", status.timeline),
         error_bound_us: status.error_bound,
