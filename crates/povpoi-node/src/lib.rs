@@ -19,6 +19,7 @@ pub mod player;
 pub mod replay;
 pub mod server;
 pub mod show_clock;
+mod shutdown;
 pub mod storage;
 pub mod sync_client;
 

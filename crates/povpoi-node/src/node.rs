@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use crate::config::{self, DeviceConfig, SyncMode};
 use crate::discovery::{ANNOUNCE_EVERY, Advert, Discovery, Sighting};
 use crate::events::{Event, EventBus};
-use crate::history::History;
+use crate::history::{History, HistoryEntry};
 use crate::library::{Library, now_ms};
 use crate::output::sim::SimStrip;
 use crate::output::{Output, OutputSpec};
@@ -181,6 +181,47 @@ pub struct NodeState {
     stopping: watch::Receiver<bool>,
 }
 
+impl sync_client::SessionParts for NodeState {
+    fn caller(&self) -> (String, String, Option<povpoi_peer::key::GroupKey>) {
+        let config = self.config();
+        (config.device_id.to_string(), config.sync_group.clone(), config.group_key.clone())
+    }
+
+    fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    fn library(&self) -> &Library {
+        &self.library
+    }
+
+    fn peers(&self) -> &PeerTable {
+        &self.peers
+    }
+
+    fn peer_seen(&self, seen: &Sighting, source: Source) {
+        NodeState::peer_seen(self, seen, source);
+    }
+
+    fn session_lock(&self, addr: SocketAddr) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.session_locks.lock().unwrap_or_else(|p| p.into_inner());
+        // Addresses synced with by hand come and go: drop the locks nobody holds.
+        if locks.len() > 64 {
+            locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+        }
+        locks.entry(addr).or_default().clone()
+    }
+
+    fn session_ended(&self, entry: &HistoryEntry) {
+        self.history.push(entry.clone());
+        self.events.send(Event::SyncFinished(entry.clone()));
+    }
+}
+
 impl crate::show_clock::ClockParts for NodeState {
     fn show(&self) -> &ShowTime {
         &self.show
@@ -230,7 +271,7 @@ impl crate::player::PlayerParts for NodeState {
 impl NodeState {
     /// Resolves once the node is stopping (long-lived answers such as the event stream end then).
     pub async fn stopped(&self) {
-        stopped(&mut self.stopping.clone()).await;
+        crate::shutdown::stopped(&mut self.stopping.clone()).await;
     }
 
     /// The device configuration (hold the guard briefly).
@@ -645,11 +686,6 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<File, StartError> {
     Ok(file)
 }
 
-/// Resolves once the node is told to stop.
-pub(crate) async fn stopped(stopping: &mut watch::Receiver<bool>) {
-    let _ = stopping.wait_for(|s| *s).await;
-}
-
 async fn serve(listener: TcpListener, state: Arc<NodeState>, stopping: watch::Receiver<bool>) {
     crate::server::serve(listener, api::router(state), stopping).await;
 }
@@ -666,7 +702,7 @@ async fn readvertise_on_change(state: Arc<NodeState>, mut stopping: watch::Recei
     let mut changes = state.library.changes();
     loop {
         tokio::select! {
-            _ = stopped(&mut stopping) => return,
+            _ = crate::shutdown::stopped(&mut stopping) => return,
             changed = changes.changed() => if changed.is_err() { return },
         }
         // Coalesce bursts: TXT updates are multicast to everyone.
@@ -695,40 +731,13 @@ async fn prune_thumbnails(state: Arc<NodeState>, mut stopping: watch::Receiver<b
         }
         starting = false;
         tokio::select! {
-            _ = stopped(&mut stopping) => return,
+            _ = crate::shutdown::stopped(&mut stopping) => return,
             changed = changes.changed() => if changed.is_err() { return },
         }
         // Coalesce bursts: a sync merges many records at once.
         tokio::time::sleep(Duration::from_millis(300)).await;
         changes.mark_unchanged();
     }
-}
-
-/// Why a probe did not learn who answers at an address.
-#[derive(Debug, thiserror::Error)]
-pub enum ProbeError {
-    /// Nothing answered.
-    #[error("{0}")]
-    Unreachable(#[source] reqwest::Error),
-    /// The answer was not read whole.
-    #[error(transparent)]
-    Answer(#[from] sync_client::ReadError),
-    /// What answered is not a povpoi node, or gave no device id.
-    #[error(transparent)]
-    NotPovpoi(#[from] povpoi_app::peers::NotAPoi),
-}
-
-/// Asks the node at `addr` who it is (`GET /api/sync/status`).
-pub(crate) async fn probe(state: &NodeState, addr: SocketAddr) -> Result<Sighting, ProbeError> {
-    let answer = state
-        .http
-        .get(format!("http://{addr}/api/sync/status"))
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await
-        .map_err(ProbeError::Unreachable)?;
-    let bytes = sync_client::read_capped(answer, 64 * 1024).await?;
-    Ok(povpoi_app::peers::read_sync_status(&bytes, addr)?)
 }
 
 async fn probe_manual_peers(state: Arc<NodeState>, mut stopping: watch::Receiver<bool>) {
@@ -741,14 +750,14 @@ async fn probe_manual_peers(state: Arc<NodeState>, mut stopping: watch::Receiver
             if !asked && state.peers.seen_within(addr, state.peer_timeout / 3) {
                 continue;
             }
-            match probe(&state, addr).await {
+            match sync_client::probe(&state.http, addr).await {
                 Ok(seen) if seen.device_id != state.config().device_id => state.peer_seen(&seen, Source::Manual),
                 Ok(_) => {}
                 Err(e) => tracing::debug!(%addr, error = %e, "peer address did not answer"),
             }
         }
         asked = tokio::select! {
-            _ = stopped(&mut stopping) => return,
+            _ = crate::shutdown::stopped(&mut stopping) => return,
             _ = tokio::time::sleep(PROBE_PERIOD) => false,
             _ = state.rediscover.notified() => true,
         };
@@ -759,7 +768,7 @@ async fn expire_peers(state: Arc<NodeState>, mut stopping: watch::Receiver<bool>
     let tick = (state.peer_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         tokio::select! {
-            _ = stopped(&mut stopping) => return,
+            _ = crate::shutdown::stopped(&mut stopping) => return,
             _ = tokio::time::sleep(tick) => {}
         }
         for id in state.peers.expire(state.peer_timeout) {
@@ -777,7 +786,7 @@ async fn auto_sync(state: Arc<NodeState>, mut stopping: watch::Receiver<bool>) {
         let due = last_round + Duration::from_millis(state.config().sync_interval);
         let mut noticed = tokio::time::Instant::now();
         let trigger = tokio::select! {
-            _ = stopped(&mut stopping) => return,
+            _ = crate::shutdown::stopped(&mut stopping) => return,
             changed = changes.changed() => {
                 if changed.is_err() { return }
                 noticed = tokio::time::Instant::now();
@@ -824,7 +833,8 @@ fn push_to(state: &Arc<NodeState>, peer: Peer, trigger: &'static str, noticed: O
             let options = state.auto_options();
             let deadline = sync_client::AUTO_SESSION_DEADLINE;
             let began = std::time::Instant::now();
-            let entry = sync_client::sync_with(&state, peer.addr, Some(&peer), options, trigger, deadline).await;
+            let entry =
+                sync_client::sync_with(state.as_ref(), peer.addr, Some(&peer), options, trigger, deadline).await;
             // A refusal is often a pairing key set on one poi a moment before the other:
             // asked again soon, then less and less often.
             let first = if entry.refused { REFUSED_BACK_OFF } else { STALLED_BACK_OFF };

@@ -176,7 +176,7 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, mut stopping: watc
         while open.lock().unwrap_or_else(|p| p.into_inner()).closing >= MAX_CLOSING {
             tokio::select! {
                 biased;
-                _ = crate::node::stopped(&mut stopping) => break 'accept,
+                _ = crate::shutdown::stopped(&mut stopping) => break 'accept,
                 () = closed.notified() => {}
                 // An evicted task the runtime never reaches must not stop the poi taking
                 // connections for good: then the cap gives a little instead.
@@ -188,7 +188,7 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, mut stopping: watc
         }
         let (stream, client) = tokio::select! {
             biased;
-            _ = crate::node::stopped(&mut stopping) => break,
+            _ = crate::shutdown::stopped(&mut stopping) => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {

@@ -204,8 +204,7 @@ pub(crate) async fn serve(state: Arc<impl ClockParts>, socket: UdpSocket, mut st
         let due = state.show().with(|clock, own| clock.next_due(own));
         let wait = due.map_or(PEER_REFRESH, |d| state.show().own().until(d)).min(PEER_REFRESH);
         tokio::select! {
-            // The guard `wait_for` gives is dropped at once: it is not `Send`.
-            () = async { drop(stopping.wait_for(|stop| *stop).await) } => return,
+            _ = crate::shutdown::stopped(&mut stopping) => return,
             received = socket.recv_from(&mut buf) => {
                 let at = state.show().own().now_us();
                 if let Ok((n, from)) = received {

@@ -3,6 +3,7 @@
 //! that run sessions with every online peer.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use povpoi_core::device::DeviceId;
@@ -10,13 +11,13 @@ use povpoi_core::sync::{Categories, Direction, Request, Response, Session, SyncO
 use povpoi_core::wire;
 use povpoi_peer::auth::HEADER_SIGNATURE;
 use povpoi_peer::exchange::{self, AnswerCheck, Caller, SYNC_PATH};
+use povpoi_peer::key::GroupKey;
 use povpoi_peer::session::{self, DriveError, Link, Progress, Replicas};
 
-use crate::events::Event;
 use crate::history::{HistoryEntry, Role};
+use crate::library::Library;
 use crate::library::{Origin, now_ms};
-use crate::node::NodeState;
-use crate::peers::{Peer, Source};
+use crate::peers::{Peer, PeerTable, Sighting, Source};
 
 /// Longest one session of auto-sync may take, waiting for its turn included, before it is
 /// abandoned (it resumes next time): a whole library's pixels on a slow link.
@@ -24,6 +25,26 @@ pub const AUTO_SESSION_DEADLINE: Duration = Duration::from_secs(120);
 /// Longest one request of a session may wait for its answer: a peer that takes longer is
 /// stuck, not slow (an answer carries at most 128 KiB of pixels).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The parts of a poi the sessions it starts use; the node hands over its state.
+pub trait SessionParts: Sync {
+    /// Who calls: its device id, sync group and pairing key.
+    fn caller(&self) -> (String, String, Option<GroupKey>);
+    /// The port its API listens on (a called peer may call back there).
+    fn port(&self) -> u16;
+    /// The HTTP client for peers.
+    fn http(&self) -> &reqwest::Client;
+    /// The replicated library.
+    fn library(&self) -> &Library;
+    /// The peer table.
+    fn peers(&self) -> &PeerTable;
+    /// A poi was met where one was not known (a session with an address).
+    fn peer_seen(&self, seen: &Sighting, source: Source);
+    /// The lock that lets one session at a time run with the poi at `addr`.
+    fn session_lock(&self, addr: SocketAddr) -> Arc<tokio::sync::Mutex<()>>;
+    /// A session ended: into the history and the event stream.
+    fn session_ended(&self, entry: &HistoryEntry);
+}
 
 /// Why a session stopped early.
 #[derive(Debug)]
@@ -63,22 +84,19 @@ pub(crate) struct Destination<'a> {
 /// A request to another poi, ready to send: when the group has a key, its body sealed and
 /// the request signed for `to`.
 pub(crate) fn peer_request(
-    node: &NodeState,
+    node: &impl SessionParts,
     method: reqwest::Method,
     to: Destination<'_>,
     path: &str,
     content_type: &str,
     body: &[u8],
 ) -> (reqwest::RequestBuilder, AnswerCheck) {
-    let (device, group, key) = {
-        let config = node.config();
-        (config.device_id.to_string(), config.sync_group.clone(), config.group_key.clone())
-    };
-    let port = node.addr.port().to_string();
+    let (device, group, key) = node.caller();
+    let port = node.port().to_string();
     let caller = Caller { device: &device, port: &port, group: &group, key: key.as_ref() };
     let outgoing = exchange::request(&caller, method.as_str(), path, to.device, body, now_ms(), &mut rand::rng());
     let mut builder =
-        node.http.request(method, format!("http://{}{path}", to.addr)).header("content-type", content_type);
+        node.http().request(method, format!("http://{}{path}", to.addr)).header("content-type", content_type);
     for (name, value) in &outgoing.headers {
         builder = builder.header(*name, value);
     }
@@ -114,7 +132,7 @@ pub(crate) async fn read_capped(mut answer: reqwest::Response, limit: usize) -> 
 /// Sends one message to the peer `receiver` (its device id) at `addr`; returns its answer
 /// and the bytes both ways.
 pub async fn send_message(
-    node: &NodeState,
+    node: &impl SessionParts,
     addr: SocketAddr,
     receiver: &str,
     request: &Request,
@@ -158,21 +176,14 @@ pub async fn send_message(
 /// a session already running with that peer included); the outcome goes into the history
 /// and the event stream, and is returned.
 pub async fn sync_with(
-    node: &NodeState,
+    node: &impl SessionParts,
     addr: SocketAddr,
     peer: Option<&Peer>,
     options: SyncOptions,
     trigger: &str,
     deadline: Duration,
 ) -> HistoryEntry {
-    let lock = {
-        let mut locks = node.session_locks.lock().unwrap_or_else(|p| p.into_inner());
-        // Addresses synced with by hand come and go: drop the locks nobody holds.
-        if locks.len() > 64 {
-            locks.retain(|_, lock| std::sync::Arc::strong_count(lock) > 1);
-        }
-        locks.entry(addr).or_default().clone()
-    };
+    let lock = node.session_lock(addr);
     let started = Instant::now();
     let turn = tokio::time::timeout(deadline, lock.lock()).await;
     let mut entry = HistoryEntry {
@@ -196,7 +207,7 @@ pub async fn sync_with(
             // A request is signed for the poi it goes to: learn who answers there first,
             // and list it as a peer.
             None => {
-                let seen = crate::node::probe(node, addr)
+                let seen = probe(node.http(), addr)
                     .await
                     .map_err(|e| SyncFailure::new(format!("cannot learn which poi answers at {addr}: {e}")))?;
                 node.peer_seen(&seen, Source::Contact);
@@ -218,11 +229,11 @@ pub async fn sync_with(
     match outcome {
         Ok(receiver) => {
             entry.ok = true;
-            node.peers.confirm(receiver, addr, now_ms());
+            node.peers().confirm(receiver, addr, now_ms());
             if options.direction == Direction::Bidirectional && options.categories == Categories::ALL {
                 // Both sides now hold what both had: the peer's digest is ours until it
                 // changes again. Not after a partial session: the two still differ.
-                node.peers.set_digest(receiver, node.library.digest());
+                node.peers().set_digest(receiver, node.library().digest());
             }
         }
         Err(SyncFailure { message, refused, stalled }) => {
@@ -236,19 +247,18 @@ pub async fn sync_with(
         peer = %addr, ok = entry.ok, received = entry.records_received, sent = entry.records_sent,
         blobs_in = entry.blobs_received, blobs_out = entry.blobs_sent, ms = entry.duration_ms, "sync session"
     );
-    node.history.push(entry.clone());
-    node.events.send(Event::SyncFinished(entry.clone()));
+    node.session_ended(&entry);
     entry
 }
 
 /// The session's messages over HTTP to the poi at `addr`.
-struct HttpLink<'a> {
-    node: &'a NodeState,
+struct HttpLink<'a, P> {
+    node: &'a P,
     addr: SocketAddr,
     receiver: String,
 }
 
-impl Link for HttpLink<'_> {
+impl<P: SessionParts> Link for HttpLink<'_, P> {
     type Error = SyncFailure;
     async fn exchange(&mut self, request: &Request) -> Result<(Response, u64), SyncFailure> {
         send_message(self.node, self.addr, &self.receiver, request).await
@@ -293,14 +303,14 @@ fn record(entry: &mut HistoryEntry, progress: &Progress) {
 }
 
 async fn drive(
-    node: &NodeState,
+    node: &impl SessionParts,
     addr: SocketAddr,
     receiver: DeviceId,
     options: SyncOptions,
     progress: &mut Progress,
 ) -> Result<(), SyncFailure> {
     let mut link = HttpLink { node, addr, receiver: receiver.to_string() };
-    let outcome = session::drive(&mut link, &mut LibrarySessions(&node.library), receiver, options, progress).await;
+    let outcome = session::drive(&mut link, &mut LibrarySessions(node.library()), receiver, options, progress).await;
     outcome.map_err(|e| match e {
         DriveError::Link(failure) => failure,
         DriveError::WrongPeer { answered } => {
@@ -324,13 +334,39 @@ pub fn direction_name(direction: Direction) -> &'static str {
 
 /// Syncs with every online peer of this poi's group, side by side, each within `deadline`.
 pub async fn sync_with_online_peers(
-    node: &NodeState,
+    node: &impl SessionParts,
     options: SyncOptions,
     trigger: &str,
     deadline: Duration,
 ) -> Vec<HistoryEntry> {
-    let group = node.config().sync_group.clone();
-    let peers = node.peers.due_in(&group, povpoi_core::sync::PROTOCOL_VERSION);
+    let (_, group, _) = node.caller();
+    let peers = node.peers().due_in(&group, povpoi_core::sync::PROTOCOL_VERSION);
     let sessions = peers.iter().map(|peer| sync_with(node, peer.addr, Some(peer), options, trigger, deadline));
     futures_util::future::join_all(sessions).await
+}
+
+/// Why a probe did not learn who answers at an address.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// Nothing answered.
+    #[error("{0}")]
+    Unreachable(#[source] reqwest::Error),
+    /// The answer was not read whole.
+    #[error(transparent)]
+    Answer(#[from] ReadError),
+    /// What answered is not a povpoi node, or gave no device id.
+    #[error(transparent)]
+    NotPovpoi(#[from] povpoi_app::peers::NotAPoi),
+}
+
+/// Asks the node at `addr` who it is (`GET /api/sync/status`).
+pub(crate) async fn probe(http: &reqwest::Client, addr: SocketAddr) -> Result<Sighting, ProbeError> {
+    let answer = http
+        .get(format!("http://{addr}/api/sync/status"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .map_err(ProbeError::Unreachable)?;
+    let bytes = read_capped(answer, 64 * 1024).await?;
+    Ok(povpoi_app::peers::read_sync_status(&bytes, addr)?)
 }

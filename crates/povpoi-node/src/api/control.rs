@@ -347,7 +347,8 @@ async fn peer_command(
     let path = format!("/api/{cmd}");
     let device = peer.device_id.to_string();
     let to = sync_client::Destination { addr: peer.addr, device: &device };
-    let (call, check) = sync_client::peer_request(&node, reqwest::Method::POST, to, &path, "application/json", &bytes);
+    let (call, check) =
+        sync_client::peer_request(node.as_ref(), reqwest::Method::POST, to, &path, "application/json", &bytes);
     let answer = call.timeout(PEER_COMMAND_TIMEOUT).send().await.map_err(|e| unreachable(e.to_string()))?;
     let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let signature = answer.headers().get(HEADER_SIGNATURE).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -397,7 +398,7 @@ async fn peer_status(node: &AppState, peer: &Peer) -> Option<Map<String, Value>>
     let device = peer.device_id.to_string();
     let to = sync_client::Destination { addr: peer.addr, device: &device };
     let (call, check) =
-        sync_client::peer_request(node, reqwest::Method::GET, to, "/api/status", "application/json", &[]);
+        sync_client::peer_request(node.as_ref(), reqwest::Method::GET, to, "/api/status", "application/json", &[]);
     let fetch = async {
         let answer = call.send().await.ok()?;
         let status = answer.status().as_u16();

@@ -128,17 +128,17 @@ async fn execute(
     let categories = Categories { images: ask.sync_images, patterns: ask.sync_patterns, settings: ask.sync_settings };
     let options = SyncOptions { direction, categories };
     let entries = if ask.peer_id == "auto" {
-        let entries = sync_client::sync_with_online_peers(&node, options, "manual", EXECUTE_DEADLINE).await;
+        let entries = sync_client::sync_with_online_peers(node.as_ref(), options, "manual", EXECUTE_DEADLINE).await;
         if entries.is_empty() {
             let group = node.config().sync_group.clone();
             return Err(ApiError::not_found(format!("no online peer in sync group {group:?}: try /api/sync/discover")));
         }
         entries
     } else if let Some(peer) = node.peers.find(&ask.peer_id) {
-        vec![sync_client::sync_with(&node, peer.addr, Some(&peer), options, "manual", EXECUTE_DEADLINE).await]
+        vec![sync_client::sync_with(node.as_ref(), peer.addr, Some(&peer), options, "manual", EXECUTE_DEADLINE).await]
     } else if let Ok(addr) = ask.peer_id.parse::<SocketAddr>() {
         // An address not met yet: the session learns who answers there and lists it.
-        vec![sync_client::sync_with(&node, addr, None, options, "manual", EXECUTE_DEADLINE).await]
+        vec![sync_client::sync_with(node.as_ref(), addr, None, options, "manual", EXECUTE_DEADLINE).await]
     } else {
         return Err(ApiError::not_found(format!(
             "no known peer {:?}: give a deviceId, name or address from /api/sync/status, or \"auto\"",
