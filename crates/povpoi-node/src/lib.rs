@@ -20,7 +20,9 @@ pub mod replay;
 pub mod server;
 pub mod show_clock;
 mod shutdown;
+pub mod state;
 pub mod storage;
 pub mod sync_client;
 
-pub use node::{Node, NodeOptions, NodeState};
+pub use node::{Node, NodeOptions};
+pub use state::NodeState;

@@ -13,13 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::extract::{ConnectInfo, Request};
 use http_body::{Frame, SizeHint};
-
-use crate::api::{ApiError, AppState};
 
 /// Most bytes of request bodies held at once, all clients together: two of the largest
 /// uploads (16 MiB) with room to spare, or five of the largest peer messages (8 MiB).
@@ -87,7 +82,7 @@ impl BodyBudget {
 /// What one request's body has taken from the budget; given back when the request is
 /// done (the body and whatever the handler made of it dropped).
 struct Held {
-    node: AppState,
+    budget: Arc<BodyBudget>,
     client: IpAddr,
     bytes: AtomicUsize,
     over: AtomicBool,
@@ -95,7 +90,7 @@ struct Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.node.bodies.give_back(self.client, *self.bytes.get_mut());
+        self.budget.give_back(self.client, *self.bytes.get_mut());
     }
 }
 
@@ -116,7 +111,7 @@ impl http_body::Body for Counted {
         };
         if let Some(data) = frame.data_ref() {
             let held = &self.held;
-            if !held.node.bodies.take(held.client, data.len()) {
+            if !held.budget.take(held.client, data.len()) {
                 held.over.store(true, Ordering::SeqCst);
                 return Poll::Ready(Some(Err(axum::Error::new("request bodies over the memory budget"))));
             }
@@ -134,30 +129,33 @@ impl http_body::Body for Counted {
     }
 }
 
-/// Middleware: counts every request body against [`BODY_BUDGET`] while the request is
-/// served; a request that would go over it gets `503` with a JSON error.
-pub(crate) async fn bounded_bodies(State(node): State<AppState>, request: Request, next: Next) -> Response {
+/// What one request's body took from the budget, counted as it arrives.
+pub(crate) struct BodyCount(Option<Arc<Held>>);
+
+impl BodyCount {
+    /// Whether the body would have gone over the budget (and was cut off there).
+    pub(crate) fn went_over(&self) -> bool {
+        self.0.as_ref().is_some_and(|held| held.over.load(Ordering::SeqCst))
+    }
+}
+
+/// Counts `request`'s body against `budget` (its [`BODY_BUDGET`], and half of it per
+/// client address) while the request is served: every chunk takes its bytes as it arrives,
+/// and a chunk over the budget ends the body with an error; all is given back once the
+/// request is done.
+pub(crate) fn counted(budget: &Arc<BodyBudget>, request: Request) -> (Request, BodyCount) {
     use http_body::Body as _;
     if request.body().is_end_stream() {
-        return next.run(request).await;
+        return (request, BodyCount(None));
     }
     let client = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip());
-    let held = Arc::new(Held { node: node.clone(), client, bytes: AtomicUsize::new(0), over: AtomicBool::new(false) });
+    let held =
+        Arc::new(Held { budget: budget.clone(), client, bytes: AtomicUsize::new(0), over: AtomicBool::new(false) });
     let request = request.map(|inner| Body::new(Counted { inner, held: held.clone() }));
-    let response = next.run(request).await;
-    if held.over.load(Ordering::SeqCst) {
-        let busy = ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "this poi is receiving too much at once: try again in a few seconds",
-        );
-        let mut response = busy.into_response();
-        response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
-        return response;
-    }
-    response
+    (request, BodyCount(Some(held)))
 }
 
 /// Sets up the allocator for a long-running node: few arenas, and large buffers mapped

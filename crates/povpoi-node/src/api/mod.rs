@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::node::NodeState;
+use crate::state::NodeState;
 
 mod access;
 mod backup;
@@ -61,9 +61,31 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(state.clone(), access::require_key))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::memory::bounded_bodies))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), bounded_bodies))
         .layer(axum::middleware::from_fn_with_state(state.clone(), access::refuse_unsigned_early))
         .with_state(state)
+}
+
+/// Middleware: counts every request body against the node's body budget
+/// ([`crate::memory`]) while the request is served; a request that would go over it gets
+/// `503` with a JSON error.
+async fn bounded_bodies(
+    axum::extract::State(node): axum::extract::State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (request, count) = crate::memory::counted(&node.bodies, request);
+    let response = next.run(request).await;
+    if count.went_over() {
+        let busy = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this poi is receiving too much at once: try again in a few seconds",
+        );
+        let mut response = busy.into_response();
+        response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+        return response;
+    }
+    response
 }
 
 /// An error answer: a status and a message that says what to fix.
