@@ -1,7 +1,7 @@
 //! One povpoi poi as a long-running process: its data directory ([`storage`], [`config`]),
 //! the HTTP API of the existing system and more ([`api`]), discovery of peers ([`discovery`],
 //! [`peers`]) and the sync sessions it starts ([`sync_client`]), the show clock it plays by
-//! ([`show_clock`]), all tied together in [`node`].
+//! ([`show_clock`]), what they share ([`state`]), all started by [`node`].
 
 #![warn(missing_docs)]
 

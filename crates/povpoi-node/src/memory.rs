@@ -1,4 +1,6 @@
-//! How much memory requests may make the node hold, and giving it back afterwards.
+//! How much memory requests may make the node hold, and giving it back afterwards. The
+//! API's middleware counts each body with [`counted`] and answers `503` for one over the
+//! budget.
 //!
 //! Every request body counts against one budget while its request is being served, and
 //! one client address may use at most half of it: a burst of large or held-open bodies

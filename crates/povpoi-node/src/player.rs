@@ -37,14 +37,25 @@ pub trait PlayerParts: Send + Sync + 'static {
     fn library(&self) -> &Library;
     /// The show clock columns are timed by.
     fn show(&self) -> &ShowTime;
-    /// The strip's settings now: power mode, LEDs per column, colour order.
-    fn strip(&self) -> (PowerMode, u16, ColorOrder);
+    /// The strip's settings now.
+    fn strip(&self) -> StripSettings;
     /// The column pushed for live mode.
     fn live(&self) -> &Mutex<Vec<Rgb>>;
     /// The identify flash.
     fn identify(&self) -> &Identify;
     /// The counters the player keeps.
     fn stats(&self) -> &PlayerStats;
+}
+
+/// The strip's settings, read together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StripSettings {
+    /// The power profile, which may cap brightness and frame rate.
+    pub power: PowerMode,
+    /// LEDs per column.
+    pub leds: u16,
+    /// The order the strip takes colours in.
+    pub order: ColorOrder,
 }
 
 /// Where the audio-reactive patterns get their level (`--audio`).
@@ -189,7 +200,7 @@ impl Playing {
         let (wanted, image_ids) = state.library().read(|r| (Wanted::read(r), image_ids(r)));
         let mut playing = Playing {
             stage: Stage::new(&wanted),
-            power: state.strip().0,
+            power: state.strip().power,
             image_ids,
             images: HashMap::new(),
             incomplete: false,
@@ -206,7 +217,7 @@ impl Playing {
     /// changed what shows already (its cue has passed).
     fn reload(&mut self, state: &impl PlayerParts, show_us: u64) -> bool {
         let (wanted, image_ids) = state.library().read(|r| (Wanted::read(r), image_ids(r)));
-        self.power = state.strip().0;
+        self.power = state.strip().power;
         self.image_ids = image_ids;
         let changed = self.stage.set(&wanted, show_us);
         self.load_images(state);
@@ -403,7 +414,7 @@ fn run(
     let mut column = vec![Rgb::default(); renderer.leds()];
     // Finished colour ramps and the patterns' draws, kept from column to column.
     let mut cache = ColumnCache::new(finish_for(Mode::Live, 255));
-    let mut strip = (renderer.leds(), state.strip().2);
+    let mut strip = (renderer.leds(), state.strip().order);
     let wants_columns = outputs.iter().any(|o| o.wants_columns());
     let mut loaded_at = state.show().now_us();
     let mut retry_outputs_at = 0;
@@ -414,7 +425,7 @@ fn run(
         // Changes take effect at the start of a column: the column that started before a
         // cue keeps what played, on every poi alike, however late this loop woke up.
         let at = if wants_columns { column_start(now, playing.show.framerate) } else { now };
-        let (power, leds, order) = state.strip();
+        let StripSettings { power, leds, order } = state.strip();
         // A new LED count or colour order applies from the next column, without a restart.
         if (usize::from(leds), order) != strip {
             match Renderer::new(leds) {

@@ -1,7 +1,8 @@
 //! What a running poi's tasks and handlers share ([`NodeState`]): its library, settings,
-//! peers, history, event stream, show clock, strip and counters; each task sees it through
-//! the narrow parts it uses (`player::PlayerParts`, `show_clock::ClockParts`,
-//! `sync_client::SessionParts`). `node` builds it and starts the tasks.
+//! peers, history, event stream, show clock, strip and counters. The player, the show
+//! clock's socket and the sync sessions see it through the few parts each uses
+//! (`player::PlayerParts`, `show_clock::ClockParts`, `sync_client::SessionParts`); the API
+//! and `node`'s timers take it whole. `node` builds it and starts the tasks.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -71,6 +72,8 @@ pub struct NodeState {
     pub addr: SocketAddr,
     /// The replicated library.
     pub library: Library,
+    /// The poi's own settings: read with [`NodeState::config`], changed (and saved) with
+    /// [`NodeState::update_config`].
     pub(crate) config: Mutex<DeviceConfig>,
     /// Known peers.
     pub peers: PeerTable,
@@ -84,7 +87,7 @@ pub struct NodeState {
     pub http: reqwest::Client,
     /// One outgoing session per peer address at a time; sessions with different peers run
     /// side by side, so a change reaches a troupe in about one session's time.
-    pub session_locks: Mutex<std::collections::HashMap<SocketAddr, Arc<tokio::sync::Mutex<()>>>>,
+    pub(crate) session_locks: Mutex<std::collections::HashMap<SocketAddr, Arc<tokio::sync::Mutex<()>>>>,
     /// The column shown in live mode (not replicated: it changes many times a second).
     pub live: Mutex<Vec<Rgb>>,
     /// Addresses added by hand (probed until they answer, kept across restarts).
@@ -110,15 +113,22 @@ pub struct NodeState {
     pub(crate) push_rounds: Mutex<VecDeque<u64>>,
     /// Per peer address: whether a session of auto-sync runs, and whether it is wanted again.
     pub(crate) workers: Mutex<std::collections::HashMap<SocketAddr, Arc<PushWorker>>>,
+    /// The mDNS advert and browser, once started.
     pub(crate) discovery: Mutex<Option<Discovery>>,
+    /// How long a peer unseen stays online.
     pub(crate) peer_timeout: Duration,
+    /// The stop signal ([`crate::shutdown`]).
     pub(crate) stopping: watch::Receiver<bool>,
 }
 
 impl sync_client::SessionParts for NodeState {
-    fn caller(&self) -> (String, String, Option<povpoi_peer::key::GroupKey>) {
+    fn caller(&self) -> sync_client::CallerId {
         let config = self.config();
-        (config.device_id.to_string(), config.sync_group.clone(), config.group_key.clone())
+        sync_client::CallerId {
+            device: config.device_id.to_string(),
+            group: config.sync_group.clone(),
+            key: config.group_key.clone(),
+        }
     }
 
     fn port(&self) -> u16 {
@@ -184,9 +194,9 @@ impl crate::player::PlayerParts for NodeState {
         &self.show
     }
 
-    fn strip(&self) -> (crate::config::PowerMode, u16, povpoi_core::render::ColorOrder) {
+    fn strip(&self) -> crate::player::StripSettings {
         let config = self.config();
-        (config.power_mode, config.led_count, config.color_order)
+        crate::player::StripSettings { power: config.power_mode, leds: config.led_count, order: config.color_order }
     }
 
     fn live(&self) -> &Mutex<Vec<Rgb>> {
@@ -257,6 +267,7 @@ impl NodeState {
         }
     }
 
+    /// Sends the mDNS advert again with what changed in it.
     pub(crate) fn readvertise(&self) {
         if let Some(discovery) = self.discovery.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
             && let Err(e) = discovery.update(&self.advert())
@@ -334,6 +345,8 @@ impl NodeState {
 /// The auto-sync task of one peer address.
 #[derive(Debug, Default)]
 pub(crate) struct PushWorker {
+    /// A session of auto-sync with the address runs.
     pub(crate) running: AtomicBool,
+    /// Another is wanted once it ends.
     pub(crate) again: AtomicBool,
 }

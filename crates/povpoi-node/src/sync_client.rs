@@ -15,8 +15,7 @@ use povpoi_peer::key::GroupKey;
 use povpoi_peer::session::{self, DriveError, Link, Progress, Replicas};
 
 use crate::history::{HistoryEntry, Role};
-use crate::library::Library;
-use crate::library::{Origin, now_ms};
+use crate::library::{Library, Origin, now_ms};
 use crate::peers::{Peer, PeerTable, Sighting, Source};
 
 /// Longest one session of auto-sync may take, waiting for its turn included, before it is
@@ -28,8 +27,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The parts of a poi the sessions it starts use; the node hands over its state.
 pub trait SessionParts: Sync {
-    /// Who calls: its device id, sync group and pairing key.
-    fn caller(&self) -> (String, String, Option<GroupKey>);
+    /// Who calls.
+    fn caller(&self) -> CallerId;
     /// The port its API listens on (a called peer may call back there).
     fn port(&self) -> u16;
     /// The HTTP client for peers.
@@ -44,6 +43,17 @@ pub trait SessionParts: Sync {
     fn session_lock(&self, addr: SocketAddr) -> Arc<tokio::sync::Mutex<()>>;
     /// A session ended: into the history and the event stream.
     fn session_ended(&self, entry: &HistoryEntry);
+}
+
+/// Who a poi is when it calls another.
+#[derive(Clone, Debug)]
+pub struct CallerId {
+    /// Its device id, as text.
+    pub device: String,
+    /// Its sync group.
+    pub group: String,
+    /// The group's pairing key, if it has one.
+    pub key: Option<GroupKey>,
 }
 
 /// Why a session stopped early.
@@ -91,7 +101,7 @@ pub(crate) fn peer_request(
     content_type: &str,
     body: &[u8],
 ) -> (reqwest::RequestBuilder, AnswerCheck) {
-    let (device, group, key) = node.caller();
+    let CallerId { device, group, key } = node.caller();
     let port = node.port().to_string();
     let caller = Caller { device: &device, port: &port, group: &group, key: key.as_ref() };
     let outgoing = exchange::request(&caller, method.as_str(), path, to.device, body, now_ms(), &mut rand::rng());
@@ -339,7 +349,7 @@ pub async fn sync_with_online_peers(
     trigger: &str,
     deadline: Duration,
 ) -> Vec<HistoryEntry> {
-    let (_, group, _) = node.caller();
+    let group = node.caller().group;
     let peers = node.peers().due_in(&group, povpoi_core::sync::PROTOCOL_VERSION);
     let sessions = peers.iter().map(|peer| sync_with(node, peer.addr, Some(peer), options, trigger, deadline));
     futures_util::future::join_all(sessions).await
