@@ -179,7 +179,7 @@ impl<A: Application> PathRouterService<()> for Service<'_, A> {
 /// player and the sync run between items.
 struct Listed<A: 'static> {
     app: &'static A,
-    listing: Listing,
+    listing: alloc::boxed::Box<Listing>,
     content_type: &'static str,
 }
 

@@ -59,7 +59,7 @@ pub struct Response {
     pub body: Vec<u8>,
     /// A list sent item by item after `body` ([`App::list_next`](crate::App::list_next)),
     /// chunked: its length is not known ahead.
-    pub listing: Option<crate::content::Listing>,
+    pub listing: Option<alloc::boxed::Box<crate::content::Listing>>,
 }
 
 impl Response {

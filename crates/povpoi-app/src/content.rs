@@ -15,7 +15,7 @@ use povpoi_core::model::{
     Sequence, SequenceItem, SequenceTarget, validate_name,
 };
 use povpoi_core::show::Cue;
-use povpoi_core::sync::{Key, Replica, Storage};
+use povpoi_core::sync::{ImageCursor, Key, Replica, Storage};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -466,8 +466,10 @@ pub struct Listing {
     listed: Listed,
     /// The library digest when the list began.
     digest: String,
-    /// Items written so far, and the next position to look at.
+    /// Items written so far.
     written: usize,
+    /// Where the walk through the library's order stands.
+    cursor: ImageCursor,
     /// Whether the head and the tail were written.
     opened: bool,
     closed: bool,
@@ -493,8 +495,15 @@ impl core::fmt::Display for ListingCut {
 impl<S: Storage> App<S> {
     /// Begins a listing of what the library holds now.
     fn listing(&self, listed: Listed) -> Response {
-        let listing = Listing { listed, digest: self.digest().into(), written: 0, opened: false, closed: false };
-        Response { body: Vec::new(), listing: Some(listing), ..Response::json(200, &()) }
+        let listing = Listing {
+            listed,
+            digest: self.digest().into(),
+            written: 0,
+            cursor: ImageCursor::default(),
+            opened: false,
+            closed: false,
+        };
+        Response { body: Vec::new(), listing: Some(alloc::boxed::Box::new(listing)), ..Response::json(200, &()) }
     }
 
     /// Appends the next part of `listing` to `out`: the list's head with its first item,
@@ -518,8 +527,11 @@ impl<S: Storage> App<S> {
         }
         let poi = self.replica();
         let index = listing.written;
-        // `image_at` finds one image without sorting the library: a board keeps no list.
-        let Some((id, meta)) = poi.image_at(index).and_then(|id| Some((id, poi.image(id)?))) else {
+        // One image found from where the last one was, without sorting the library: a board
+        // keeps no list.
+        let Some((id, meta, cursor)) =
+            poi.next_image(listing.cursor).and_then(|(id, cursor)| Some((id, poi.image(id)?, cursor)))
+        else {
             out.extend_from_slice(b"]}");
             listing.closed = true;
             return Ok(true);
@@ -533,6 +545,7 @@ impl<S: Storage> App<S> {
         };
         out.extend_from_slice(&item.unwrap_or_default());
         listing.written += 1;
+        listing.cursor = cursor;
         Ok(true)
     }
 
@@ -696,7 +709,7 @@ mod tests {
     }
 
     /// A listing sent whole, as the parts `list_next` gives.
-    fn sent(app: &App<MemoryStorage>, mut listing: Listing) -> Value {
+    fn sent(app: &App<MemoryStorage>, mut listing: alloc::boxed::Box<Listing>) -> Value {
         let mut body = Vec::new();
         while app.list_next(&mut listing, &mut body).unwrap() {}
         serde_json::from_slice(&body).unwrap()

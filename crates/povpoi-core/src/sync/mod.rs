@@ -19,7 +19,7 @@ mod version;
 pub use error::Error;
 pub use message::{Blob, Categories, Delta, Direction, Repair, Request, Response, Summary, SyncOptions};
 pub use record::{InvalidRecord, Key, Record, Value};
-pub use replica::{Conflict, Identity, MAX_REMEMBERED_PEERS, MergeReport, PartCursor, Replica};
+pub use replica::{Conflict, Identity, ImageCursor, MAX_REMEMBERED_PEERS, MergeReport, PartCursor, Replica};
 pub use session::{
     MAX_BLOB_BYTES_PER_MESSAGE, MAX_FETCH_HASHES, MAX_PUSH_RECORD_BYTES, MIN_PART_BYTES, Session, SessionReport,
 };

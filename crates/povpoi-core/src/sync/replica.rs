@@ -160,6 +160,15 @@ pub struct Replica<S: Storage> {
     part_bytes: u32,
 }
 
+/// Where a walk through a library's images stands ([`Replica::next_image`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImageCursor {
+    /// Entries of the image order looked at.
+    placed: usize,
+    /// The last image walked past that the order does not place.
+    last: Option<ImageId>,
+}
+
 impl<S: Storage> Replica<S> {
     /// Opens the replica kept in `storage`, or creates one as `identity` if it is empty.
     pub fn open(mut storage: S, identity: Identity) -> Result<Self, Error> {
@@ -308,6 +317,39 @@ impl<S: Storage> Replica<S> {
             return placed.clone().nth(index);
         }
         self.images_by_id().map(|(id, _)| id).filter(|id| !order.contains(id)).nth(index - count)
+    }
+
+    /// The image after `cursor` in [`Self::images`]' order, and where the walk then stands
+    /// (start from `ImageCursor::default()`): the same order, found an image at a time in
+    /// about a lookup each, without building it. A board lists 200 images so; the cursor
+    /// holds as long as the library does not change.
+    pub fn next_image(&self, mut cursor: ImageCursor) -> Option<(ImageId, ImageCursor)> {
+        let order: &[ImageId] = match self.visible(&Key::ImageOrder).map(|r| &r.value) {
+            Some(Value::ImageOrder(order)) => order,
+            _ => &[],
+        };
+        // The placed first, in their order (an order may name deleted images)...
+        while cursor.last.is_none()
+            && let Some(&id) = order.get(cursor.placed)
+        {
+            cursor.placed += 1;
+            if self.image(id).is_some() {
+                return Some((id, cursor));
+            }
+        }
+        // ...then the others by id, as they are kept: images' keys come first in the table.
+        let mut at = match cursor.last {
+            None => 0,
+            Some(last) => self.state.entries.find_index(&Key::Image(last)).map_or_else(|at| at, |at| at + 1),
+        };
+        while let Some((Key::Image(id), siblings)) = self.state.entries.get_indexed(at) {
+            at += 1;
+            if matches!(winner(siblings).map(|r| &r.value), Some(Value::Image(_))) && !order.contains(id) {
+                cursor.last = Some(*id);
+                return Some((*id, cursor));
+            }
+        }
+        None
     }
 
     /// How many images are stored (no ordering needed to count them).
@@ -1295,6 +1337,13 @@ mod tests {
             for i in 0..15 {
                 assert_eq!(poi.image_at(i), poi.images().nth(i).map(|(id, _)| id), "index {i}");
             }
+            let mut walked = Vec::new();
+            let mut cursor = ImageCursor::default();
+            while let Some((id, next)) = poi.next_image(cursor) {
+                walked.push(id);
+                cursor = next;
+            }
+            assert_eq!(walked, poi.images().map(|(id, _)| id).collect::<Vec<_>>(), "walked one at a time");
         };
         same(&poi);
         // Some placed, in another order; the rest after them by id.
