@@ -1,0 +1,165 @@
+//! The ESP32-C3/C6 firmware's HTTP service (`firmware/src/http/service.rs`: no embassy in it),
+//! compiled here on the host and served by picoserve on tokio over 127.0.0.1, with the
+//! shared application behind it as on a board. A real HTTP client (reqwest) reads what it
+//! sends: whole answers, a list sent an image per chunk, and a list cut off because the
+//! library changed while it went out.
+
+extern crate alloc;
+
+mod common;
+
+#[path = "../../../firmware/src/http/service.rs"]
+mod service;
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{board_config, now};
+use povpoi_app::App;
+use povpoi_app::api::{Request, Response};
+use povpoi_app::clock::ClockService;
+use povpoi_app::content::{Listing, ListingCut};
+use povpoi_core::device::{DeviceId, ReplicaId};
+use povpoi_core::model::ImageId;
+use povpoi_core::sync::{Identity, MemoryStorage, Replica};
+use serde_json::{Value, json};
+use service::{Application, Service};
+
+/// The application behind a lock, as a board's tasks share it; `delete_at` deletes an image
+/// once that many list items went out (a peer's edit arriving mid-list).
+struct Board {
+    app: Mutex<App<MemoryStorage>>,
+    items: AtomicUsize,
+    delete_at: Option<(usize, ImageId)>,
+}
+
+impl Application for Board {
+    async fn handle(&self, request: Request<'_>) -> Response {
+        self.app.lock().unwrap().handle(&request, now(1_000_000), &mut rand::rng())
+    }
+
+    fn list_next(&self, listing: &mut Listing, out: &mut Vec<u8>) -> Result<bool, ListingCut> {
+        let mut app = self.app.lock().unwrap();
+        let sent = self.items.fetch_add(1, Ordering::SeqCst);
+        if let Some((at, id)) = self.delete_at
+            && sent == at
+        {
+            let path = format!("/api/images/{id}");
+            let from = "10.0.0.2:9".parse().unwrap();
+            let delete = Request { method: "DELETE", path: &path, query: None, headers: &[], body: b"", from };
+            assert_eq!(app.handle(&delete, now(2_000_000), &mut rand::rng()).status, 200);
+        }
+        app.list_next(listing, out)
+    }
+}
+
+/// A board holding `images` 2x2 images, served on 127.0.0.1 by the firmware's service; its
+/// address. Connections are served one after another, as each of the firmware's
+/// connection tasks does.
+fn serve(images: u8, delete_at: Option<usize>) -> (SocketAddr, Vec<ImageId>) {
+    let device = DeviceId([2, 0, 0, 0, 0, 1]);
+    let identity = Identity { replica: ReplicaId(1), device, group: "default".into() };
+    let mut replica = Replica::open(MemoryStorage::default(), identity).unwrap();
+    let ids: Vec<ImageId> = (0..images)
+        .map(|n| replica.add_image(&format!("image {n}"), 2, 2, &[n; 12], 1_000 + u64::from(n)).unwrap())
+        .collect();
+    let app = App::new(board_config(device), replica, ClockService::new(device, 1, 2, 0));
+    let board: &'static Board = Box::leak(Box::new(Board {
+        app: Mutex::new(app),
+        items: AtomicUsize::new(0),
+        delete_at: delete_at.map(|at| (at, ids[ids.len() - 1])),
+    }));
+    (serve_app(board), ids)
+}
+
+/// Serves `app` on 127.0.0.1 through the firmware's service; its address.
+fn serve_app<A: Application + Sync>(app: &'static A) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let remote = Cell::new(SocketAddr::from(([0, 0, 0, 0], 0)));
+            let router = picoserve::Router::from_service(Service::new(app, &remote));
+            let config = picoserve::Config::new(picoserve::Timeouts {
+                start_read_request: picoserve::time::Duration::from_secs(5),
+                persistent_start_read_request: picoserve::time::Duration::from_secs(1),
+                read_request: picoserve::time::Duration::from_secs(5),
+                write: picoserve::time::Duration::from_secs(5),
+            })
+            .keep_connection_alive();
+            let mut head = [0u8; 1280];
+            // Bounded: a test makes a few requests, then the thread ends with the process.
+            for _ in 0..16 {
+                let (stream, from) = listener.accept().await.unwrap();
+                remote.set(from);
+                let _ = picoserve::Server::new_tokio(&router, &config, &mut head).serve(stream).await;
+            }
+        });
+    });
+    addr
+}
+
+/// An answer's body as JSON.
+async fn json(answer: reqwest::Response) -> Value {
+    serde_json::from_slice(&answer.bytes().await.unwrap()).unwrap()
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(10)).no_proxy().build().unwrap()
+}
+
+#[tokio::test]
+async fn the_firmware_sends_whole_answers_and_lists_an_image_per_chunk() {
+    let (addr, ids) = serve(7, None);
+    let http = client();
+    let status = json(http.get(format!("http://{addr}/api/status")).send().await.unwrap()).await;
+    assert_eq!(status["count"], json!(7));
+
+    let answer = http.get(format!("http://{addr}/api/images")).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["transfer-encoding"], "chunked");
+    assert_eq!(answer.headers()["content-type"], "application/json");
+    let listed = json(answer).await;
+    let listed = listed["images"].as_array().unwrap();
+    assert_eq!(listed.len(), 7);
+    for (n, (image, id)) in listed.iter().zip(&ids).enumerate() {
+        assert_eq!((image["id"].as_str(), image["index"].as_u64()), (Some(id.to_string().as_str()), Some(n as u64)));
+        assert_eq!(image["available"], json!(true));
+    }
+    let files = json(http.get(format!("http://{addr}/api/sd/list")).send().await.unwrap()).await;
+    assert_eq!(files["files"].as_array().map(Vec::len), Some(7));
+
+    // Errors come back whole, with the application's status and JSON.
+    let refused = http.put(format!("http://{addr}/api/patterns/18")).body(r#"{"type": 1}"#).send().await.unwrap();
+    assert_eq!(refused.status(), 400);
+    let error = json(refused).await;
+    assert_eq!(error, json!({"error": "pattern slot \"18\" is not a number 0-17"}));
+    // An empty library lists as an empty list.
+    let (empty, _) = serve(0, None);
+    let listed = json(http.get(format!("http://{empty}/api/images")).send().await.unwrap()).await;
+    assert_eq!(listed, json!({"images": []}));
+    // A board whose flash holds no store answers everything 503, saying what to do.
+    let broken = serve_app(&service::NoStorage);
+    let answer = http.get(format!("http://{broken}/api/images")).send().await.unwrap();
+    assert_eq!(answer.status(), 503);
+    assert!(json(answer).await["error"].as_str().unwrap().contains("partitions.csv"));
+}
+
+#[tokio::test]
+async fn a_list_the_library_changed_under_ends_with_json_no_client_takes_for_whole() {
+    // The fourth item's turn finds an image deleted since the list began.
+    let (addr, _) = serve(6, Some(3));
+    let answer = client().get(format!("http://{addr}/api/images")).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let body = answer.bytes().await.expect("the chunked answer itself ends normally");
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(text.starts_with(r#"{"images":[{"#), "{text}");
+    assert_eq!(text.matches(r#""id":"#).count(), 3, "three images went out before the change: {text}");
+    assert!(serde_json::from_slice::<Value>(&body).is_err(), "a cut list must not parse: {text}");
+}
