@@ -1,7 +1,7 @@
 //! Content: images, pattern slots and sequences as the API reads and edits them, whoever
 //! serves it. The rules (what a request may ask, in which words it is refused) and the
 //! answers' shapes live here once; a node runs them under its library lock, a board's
-//! [`App`] routes to them itself ([`App::content`]).
+//! [`App`] routes to them itself (`App::content`).
 //!
 //! Names and indices follow the existing system (shared/spec sections 2-3): the "SD"
 //! endpoints name images by their name (or id), patterns and sequences by slot.

@@ -1,5 +1,5 @@
 //! How much memory requests may make the node hold, and giving it back afterwards. The
-//! API's middleware counts each body with [`counted`] and answers `503` for one over the
+//! API's middleware counts each body with `counted` and answers `503` for one over the
 //! budget.
 //!
 //! Every request body counts against one budget while its request is being served, and
