@@ -475,13 +475,6 @@ pub struct Listing {
     closed: bool,
 }
 
-impl Listing {
-    /// What this listing sends.
-    pub fn listed(&self) -> Listed {
-        self.listed
-    }
-}
-
 /// The library changed while a [`Listing`] was sent: the answer is to be cut off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ListingCut;
@@ -503,7 +496,13 @@ impl<S: Storage> App<S> {
             opened: false,
             closed: false,
         };
-        Response { body: Vec::new(), listing: Some(alloc::boxed::Box::new(listing)), ..Response::json(200, &()) }
+        Response {
+            status: 200,
+            content_type: "application/json",
+            headers: Vec::new(),
+            body: Vec::new(),
+            listing: Some(alloc::boxed::Box::new(listing)),
+        }
     }
 
     /// Appends the next part of `listing` to `out`: the list's head with its first item,

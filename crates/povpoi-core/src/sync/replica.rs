@@ -307,16 +307,8 @@ impl<S: Storage> Replica<S> {
     /// The image at `index` of [`Self::images`]' order, found without building that order:
     /// with an order set, the sorted list of 200 images takes a board 10 KB of heap.
     pub fn image_at(&self, index: usize) -> Option<ImageId> {
-        let Some(Value::ImageOrder(order)) = self.visible(&Key::ImageOrder).map(|r| &r.value) else {
-            return self.images_by_id().nth(index).map(|(id, _)| id);
-        };
-        // An order holds no id twice (records are checked); it may name deleted images.
-        let placed = order.iter().copied().filter(|id| self.image(*id).is_some());
-        let count = placed.clone().count();
-        if index < count {
-            return placed.clone().nth(index);
-        }
-        self.images_by_id().map(|(id, _)| id).filter(|id| !order.contains(id)).nth(index - count)
+        let walk = core::iter::successors(self.next_image(ImageCursor::default()), |(_, at)| self.next_image(*at));
+        walk.map(|(id, _)| id).nth(index)
     }
 
     /// The image after `cursor` in [`Self::images`]' order, and where the walk then stands
