@@ -40,11 +40,11 @@ const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 /// the library.
 pub const MAX_ANSWER_BYTES: usize = 24 * 1024;
 
-pub use povpoi_app::sessions::{MAX_FETCHED_BLOB_BYTES, MIN_FETCHED_BLOB_BYTES};
+use povpoi_app::sessions::BOARD_FETCH_RESERVE_BYTES as FETCH_RESERVE_BYTES;
+pub use povpoi_app::sessions::MIN_FETCHED_BLOB_BYTES;
 
-/// Heap kept free beside a fetched image: a request body arriving meanwhile, and the step's
-/// own work (under 1 KiB measured, docs/FIRMWARE.md).
-const FETCH_RESERVE_BYTES: usize = http::MAX_BODY_BYTES + 2 * 1024;
+// The reserve counts one request body of this board's server.
+const _: () = assert!(FETCH_RESERVE_BYTES >= http::MAX_BODY_BYTES + povpoi_app::sessions::FETCH_STEP_BYTES);
 
 /// Room an answer takes beyond its pixels: its encoding and a seal.
 const ANSWER_OVERHEAD_BYTES: usize = 1024;

@@ -51,6 +51,11 @@ pub const MIN_FETCHED_BLOB_BYTES: usize = 16 * 1024;
 /// work (575 B measured beside 200 images), with room to spare.
 pub const FETCH_STEP_BYTES: usize = 2 * 1024;
 
+/// Heap a board keeps free beside an image it fetches: a request body of its HTTP server
+/// (8 KiB, `firmware/src/http/service.rs`, `MAX_BODY_BYTES`) arriving meanwhile, and the
+/// step's own work.
+pub const BOARD_FETCH_RESERVE_BYTES: usize = 8 * 1024 + FETCH_STEP_BYTES;
+
 /// The largest image pixels a board's next sessions fetch, with `free` bytes of heap free
 /// and `reserve` of them kept for what may arrive meanwhile: an answer holds an image once,
 /// so a small library takes 400x32 images and a large one 16 KiB ones, or with less than

@@ -488,7 +488,8 @@ fn main() -> ! {
     // images fetches what its free heap holds (`povpoi_app::sessions::fetch_limit`, keeping
     // a request body's room and 2 KiB as firmware/src/sync_client.rs does), not 16 KiB.
     let probe = board::session_heap(200, true, 1_024, 0, None, &HEAP);
-    let fetched = povpoi_app::sessions::fetch_limit(64 * 1024 - probe.at_rest, 10 * 1024);
+    let fetched =
+        povpoi_app::sessions::fetch_limit(64 * 1024 - probe.at_rest, povpoi_app::sessions::BOARD_FETCH_RESERVE_BYTES);
     let cases = [(180, false, 16_384, 20), (140, false, 16_384, 60), (100, false, 16_384, 100)];
     for (images, ordered, fetched, more) in cases.into_iter().chain([(200, true, fetched, 0), (180, true, 16_384, 20)])
     {

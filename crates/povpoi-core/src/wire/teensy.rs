@@ -164,7 +164,7 @@ impl Image {
         let mut pixels = Vec::with_capacity(3 * usize::from(ww) * usize::from(wh));
         for y in 0..usize::from(wh) {
             let row = self.pixels.get(3 * y * w..3 * (y + 1) * w).unwrap_or(&[]);
-            wire_row(row, w, w, usize::from(ww), &mut pixels);
+            wire_pixels(0..usize::from(ww), 0, row, w, w, |pixel| pixels.extend_from_slice(&pixel));
         }
         Image { width: ww, height: wh, pixels }
     }
@@ -254,15 +254,9 @@ impl ImageFrame {
     }
 }
 
-/// One row of an image as sent, `wire_width` columns: the `played` columns taken from the
-/// `source` columns by nearest column, then the last one repeated as padding ([`wire_size`]);
-/// columns the row lacks are black.
-fn wire_row(row: &[u8], source: usize, played: usize, wire_width: usize, out: &mut Vec<u8>) {
-    wire_pixels(0..wire_width, 0, row, source, played, |pixel| out.extend_from_slice(&pixel));
-}
-
-/// Sent columns `sent` of a row as sent ([`wire_row`]), from `span`, the row's pixels from
-/// column `first` on.
+/// Sent columns `sent` of a row as sent ([`Image::to_wire`]), from `span`, the row's pixels from
+/// column `first` on: the `played` columns taken from the `source` columns by nearest column,
+/// then the last one repeated as padding ([`wire_size`]); columns the row lacks are black.
 fn wire_pixels(
     sent: Range<usize>,
     first: usize,
