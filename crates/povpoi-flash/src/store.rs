@@ -80,12 +80,17 @@ const PENDING: usize = 256;
 #[repr(align(4))]
 struct Pending([u8; PENDING]);
 
-/// Writes a value's payload to its sectors as it arrives ([`Inner::put_streamed`]).
-struct ChunkWriter<'a, F: MultiwriteNorFlash> {
-    inner: &'a mut Inner<F>,
-    sectors: &'a [u16],
+/// Writes a value's payload to its sectors as it arrives: a snapshot
+/// ([`Inner::put_streamed`]), or a blob uploaded in pieces ([`Inner::upload`]). It holds no
+/// borrow of the store, so an upload's writer waits between pieces while the store serves
+/// others.
+struct ChunkWriter {
+    sectors: Vec<u16>,
     /// The first chunk's header; the others differ in their index and next sector.
     head: Header,
+    /// Whether each chunk's header is written as soon as the chunk is: an upload's headers
+    /// wait for the end, as they name the hash of the whole.
+    headers_as_it_goes: bool,
     /// The chunk being written, whether its sector is erased, and how many of its payload
     /// bytes came.
     chunk: u16,
@@ -94,26 +99,43 @@ struct ChunkWriter<'a, F: MultiwriteNorFlash> {
     /// Payload bytes not written yet, from the last whole word written on, and how many.
     pending: Pending,
     held: usize,
-    /// Bytes taken so far, and their hash: the save is whole only if it matches the one
-    /// its headers name.
+    /// Bytes taken so far, and their hash: a snapshot is whole only if it matches the one
+    /// its headers name; an upload is stored under it.
     total: usize,
     hash: Sha256,
     /// The first failure, which ends the save.
     failed: Option<StorageError>,
     /// What is being saved, for error messages.
-    what: &'a str,
+    what: &'static str,
 }
 
-impl<F: MultiwriteNorFlash> ChunkWriter<'_, F> {
+impl ChunkWriter {
+    fn new(sectors: Vec<u16>, head: Header, headers_as_it_goes: bool, what: &'static str) -> ChunkWriter {
+        ChunkWriter {
+            sectors,
+            head,
+            headers_as_it_goes,
+            chunk: 0,
+            erased: false,
+            filled: 0,
+            pending: Pending([0xFF; PENDING]),
+            held: 0,
+            total: 0,
+            hash: Sha256::new(),
+            failed: None,
+            what,
+        }
+    }
+
     /// Takes the next bytes of the value.
-    fn push(&mut self, mut piece: &[u8]) {
-        let payload = self.inner.payload();
+    fn push<F: MultiwriteNorFlash>(&mut self, inner: &mut Inner<F>, mut piece: &[u8]) {
+        let payload = inner.payload();
         while !piece.is_empty() && self.failed.is_none() {
             if usize::from(self.chunk) >= self.sectors.len() {
                 self.fail(format!("{}: the value grew while it was written", self.what));
                 return;
             }
-            self.erase();
+            self.erase(inner);
             // Gathered up to the next page boundary of the flash, so no write crosses one.
             let page_room = PENDING - (HEADER_LEN + self.filled - self.held) % PENDING;
             let take = (payload - self.filled).min(piece.len()).min(page_room - self.held);
@@ -122,25 +144,25 @@ impl<F: MultiwriteNorFlash> ChunkWriter<'_, F> {
             (self.held, self.filled, self.total) = (self.held + take, self.filled + take, self.total + take);
             piece = &piece[take..];
             if self.filled == payload {
-                self.end_chunk();
+                self.end_chunk(inner);
             } else if self.held == page_room {
-                self.flush();
+                self.flush(inner);
             }
         }
     }
 
     /// Erases the sector of the chunk being written, once.
-    fn erase(&mut self) {
+    fn erase<F: MultiwriteNorFlash>(&mut self, inner: &mut Inner<F>) {
         if !self.erased && self.failed.is_none() {
-            let at = self.inner.address(self.sectors[usize::from(self.chunk)]);
-            let erased = self.inner.flash.erase(at, at + F::ERASE_SIZE as u32);
+            let at = inner.address(self.sectors[usize::from(self.chunk)]);
+            let erased = inner.flash.erase(at, at + F::ERASE_SIZE as u32);
             self.check(erased);
             self.erased = true;
         }
     }
 
     /// Writes the bytes held, the last word padded with 0xFF as an erased flash reads.
-    fn flush(&mut self) {
+    fn flush<F: MultiwriteNorFlash>(&mut self, inner: &mut Inner<F>) {
         if self.held == 0 || self.failed.is_some() {
             return;
         }
@@ -148,30 +170,43 @@ impl<F: MultiwriteNorFlash> ChunkWriter<'_, F> {
         let padded = self.held.next_multiple_of(word);
         self.pending.0[self.held..padded].fill(0xFF);
         let sector = self.sectors[usize::from(self.chunk)];
-        let at = self.inner.address(sector) + (HEADER_LEN + self.filled - self.held) as u32;
-        let written = self.inner.flash.write(at, &self.pending.0[..padded]);
+        let at = inner.address(sector) + (HEADER_LEN + self.filled - self.held) as u32;
+        let written = inner.flash.write(at, &self.pending.0[..padded]);
         self.check(written);
         self.held = 0;
     }
 
     /// Ends the chunk being written: its payload, then its header unless it is the first
-    /// (whose header ends the whole save).
-    fn end_chunk(&mut self) {
-        self.erase();
-        self.flush();
-        if self.chunk > 0 && self.failed.is_none() {
-            let at = self.inner.address(self.sectors[usize::from(self.chunk)]);
-            let header = self.header(self.chunk).encode();
-            let written = self.inner.flash.write(at, &header);
-            self.check(written);
+    /// (whose header ends the whole save) or headers wait for the end.
+    fn end_chunk<F: MultiwriteNorFlash>(&mut self, inner: &mut Inner<F>) {
+        self.erase(inner);
+        self.flush(inner);
+        if self.chunk > 0 && self.headers_as_it_goes {
+            self.write_header(inner, self.chunk);
         }
         (self.chunk, self.erased, self.filled) = (self.chunk + 1, false, 0);
     }
 
-    /// Chunk `index`'s header.
-    fn header(&self, index: u16) -> Header {
-        let next = self.sectors.get(usize::from(index) + 1).copied().unwrap_or(NO_NEXT);
-        Header { index, next, ..self.head.clone() }
+    /// Ends the value: its last chunk, unless its last byte ended it (an empty value is
+    /// one empty chunk), then the failure if the bytes were not the `len` its headers name.
+    fn end<F: MultiwriteNorFlash>(&mut self, inner: &mut Inner<F>) {
+        if self.filled > 0 || self.total == 0 {
+            self.end_chunk(inner);
+        }
+        if self.total != self.head.len as usize || usize::from(self.chunk) != self.sectors.len() {
+            self.fail(format!("{}: the value changed while it was written", self.what));
+        }
+    }
+
+    /// Writes chunk `index`'s header.
+    fn write_header<F: MultiwriteNorFlash>(&mut self, inner: &mut Inner<F>, index: u16) {
+        if self.failed.is_none() {
+            let at = inner.address(self.sectors[usize::from(index)]);
+            let next = self.sectors.get(usize::from(index) + 1).copied().unwrap_or(NO_NEXT);
+            let header = Header { index, next, ..self.head.clone() };
+            let written = inner.flash.write(at, &header.encode());
+            self.check(written);
+        }
     }
 
     /// Ends the save with a flash error, if `result` is one.
@@ -219,11 +254,16 @@ struct Inner<F: MultiwriteNorFlash> {
     /// an image column by column) walks its headers once. Forgotten whenever a value's
     /// sectors may be given back (a kill) or RAM is rebuilt.
     located: Option<(BlobHash, Value)>,
+    /// The blob being uploaded, its sectors marked used meanwhile ([`Storage::begin_blob`]).
+    upload: Option<alloc::boxed::Box<ChunkWriter>>,
     /// A flash operation failed part way: what RAM knows is rebuilt from flash first.
     stale: bool,
     snapshot_damaged: bool,
     settings_damaged: bool,
 }
+
+/// Why an upload's next piece is refused when none is under way.
+const NO_UPLOAD: &str = "no image upload is under way here (another began, or a flash error ended it)";
 
 fn word<F: MultiwriteNorFlash>() -> usize {
     F::READ_SIZE.max(F::WRITE_SIZE)
@@ -322,6 +362,7 @@ impl<F: MultiwriteNorFlash> FlashStore<F> {
             relocate_every: options.relocate_every,
             saves: 0,
             located: None,
+            upload: None,
             stale: false,
             snapshot_damaged: false,
             settings_damaged: false,
@@ -521,6 +562,8 @@ impl<F: MultiwriteNorFlash> Inner<F> {
         self.settings = None;
         self.blobs.clear();
         self.located = None;
+        // Its sectors hold no header yet, so they count as free again: it cannot go on.
+        self.upload = None;
         let mut current: Option<(Kind, [u8; 32])> = None;
         for (kind, id, _, first) in firsts {
             let Some(value) = self.walk(first)? else { continue };
@@ -595,6 +638,13 @@ impl<F: MultiwriteNorFlash> Inner<F> {
         Ok((sectors, head))
     }
 
+    /// Gives back the sectors of the upload under way, if any: nothing of it was whole.
+    fn abandon_upload(&mut self) {
+        if let Some(out) = self.upload.take() {
+            self.set_used(&out.sectors, false);
+        }
+    }
+
     /// Writes a new save of value `(kind, id)`, `len` bytes from `source`, to free sectors.
     /// The last chunk is written first and the first chunk's header last: until that header
     /// is whole, the new save is not whole either.
@@ -662,46 +712,60 @@ impl<F: MultiwriteNorFlash> Inner<F> {
         sha256: [u8; 32],
         len: usize,
         encode: &mut Encoder<'_>,
-        what: &str,
+        what: &'static str,
     ) -> Result<Value, StorageError> {
         let (sectors, head) = self.begin_save(kind, [0; 32], sha256, len, what)?;
-        let mut out = ChunkWriter {
-            inner: self,
-            sectors: &sectors,
-            head: head.clone(),
-            chunk: 0,
-            erased: false,
-            filled: 0,
-            pending: Pending([0xFF; PENDING]),
-            held: 0,
-            total: 0,
-            hash: Sha256::new(),
-            failed: None,
-            what,
-        };
-        encode(&mut |piece| out.push(piece));
-        // The last chunk ends here, unless its last byte ended it (an empty value is one
-        // empty chunk).
-        if out.filled > 0 || out.total == 0 {
-            out.end_chunk();
-        }
-        let same = out.total == len && usize::from(out.chunk) == sectors.len();
-        if !same || <[u8; 32]>::from(core::mem::take(&mut out.hash).finalize()) != head.sha256 {
+        let mut out = ChunkWriter::new(sectors, head, true, what);
+        encode(&mut |piece| out.push(self, piece));
+        out.end(self);
+        if <[u8; 32]>::from(core::mem::take(&mut out.hash).finalize()) != out.head.sha256 {
             out.fail(format!("{what}: the value changed while it was written"));
         }
+        out.write_header(self, 0);
         if let Some(e) = out.failed.take() {
             return self.watch(Err(e));
         }
-        let at = self.address(sectors[0]);
-        let written = self.flash.write(at, &head.encode()).map_err(|e| flash_error(what, e));
-        self.watch(written)?;
-        Ok(Value { head, sectors })
+        Ok(Value { head: out.head, sectors: out.sectors })
+    }
+
+    /// Ends the upload under way: the headers, each naming the hash of the whole, the
+    /// first chunk's last, so that until it is written the upload is not whole; then the
+    /// blob replaces any older copy of the same bytes.
+    fn finish_upload(&mut self) -> Result<BlobHash, StorageError> {
+        let Some(mut out) = self.upload.take() else { return Err(StorageError::new(NO_UPLOAD)) };
+        out.end(self);
+        let hash: [u8; 32] = core::mem::take(&mut out.hash).finalize().into();
+        // Numbered now, not when it began: it is the newest save once its headers are written.
+        out.head = Header { id: hash, sha256: hash, seq: self.next_seq, ..out.head.clone() };
+        self.next_seq += 1;
+        for index in (0..out.sectors.len() as u16).rev() {
+            out.write_header(self, index);
+        }
+        if let Some(e) = out.failed.take() {
+            self.set_used(&out.sectors, false);
+            return self.watch(Err(e));
+        }
+        let hash = BlobHash(hash);
+        let old = match self.blobs.get(&hash) {
+            Some(first) => self.walk(first)?,
+            None => None,
+        };
+        let new = Value { head: out.head, sectors: out.sectors };
+        self.blobs.set(hash, new.sectors[0]);
+        self.retire(&new, old.as_ref())?;
+        Ok(hash)
     }
 
     /// RAM's view, and the flash, after `new` replaced `old`: the old save is voided only
     /// now, so a power cut before leaves both whole and the newer one wins.
     fn replace(&mut self, new: &Value, old: Option<&Value>) -> Result<(), StorageError> {
         self.set_used(&new.sectors, true);
+        self.retire(new, old)
+    }
+
+    /// [`Inner::replace`] for a `new` whose sectors are already marked used (an upload's,
+    /// taken when it began).
+    fn retire(&mut self, new: &Value, old: Option<&Value>) -> Result<(), StorageError> {
         if let Some(&last) = new.sectors.last() {
             self.cursor = (u32::from(last) + 1) % self.sectors;
         }
@@ -873,6 +937,50 @@ impl<F: MultiwriteNorFlash> Storage for &FlashStore<F> {
         inner.save_blob(hash, bytes.len(), Source::Bytes(bytes), WHAT)
     }
 
+    /// Takes the sectors now, marked used so no other save takes them meanwhile, and
+    /// leaves the room of the next snapshot save free as [`Storage::save_blob`] does. The
+    /// payload goes to them as it comes; their headers, which name the hash, only at the
+    /// end: a power cut before leaves sectors without a sound header, which count as free.
+    fn begin_blob(&mut self, len: usize) -> Result<(), StorageError> {
+        const WHAT: &str = "cannot save an uploaded image's pixels";
+        let mut inner = self.inner.borrow_mut();
+        inner.fresh()?;
+        inner.abandon_upload();
+        if inner.free < inner.sectors_for(len) + inner.reserve() {
+            return Err(disk_full(WHAT));
+        }
+        let (sectors, head) = inner.begin_save(Kind::Blob, [0; 32], [0; 32], len, WHAT)?;
+        inner.set_used(&sectors, true);
+        if let Some(&last) = sectors.last() {
+            inner.cursor = (u32::from(last) + 1) % inner.sectors;
+        }
+        inner.upload = Some(alloc::boxed::Box::new(ChunkWriter::new(sectors, head, false, WHAT)));
+        Ok(())
+    }
+
+    fn write_blob(&mut self, piece: &[u8]) -> Result<(), StorageError> {
+        let mut inner = self.inner.borrow_mut();
+        inner.fresh()?;
+        let Some(mut out) = inner.upload.take() else { return Err(StorageError::new(NO_UPLOAD)) };
+        out.push(&mut inner, piece);
+        if let Some(e) = out.failed.take() {
+            inner.set_used(&out.sectors, false);
+            return inner.watch(Err(e));
+        }
+        inner.upload = Some(out);
+        Ok(())
+    }
+
+    fn finish_blob(&mut self) -> Result<BlobHash, StorageError> {
+        let mut inner = self.inner.borrow_mut();
+        inner.fresh()?;
+        inner.finish_upload()
+    }
+
+    fn abandon_blob(&mut self) {
+        self.inner.borrow_mut().abandon_upload();
+    }
+
     fn remove_blob(&mut self, hash: &BlobHash) -> Result<(), StorageError> {
         let mut inner = self.inner.borrow_mut();
         inner.fresh()?;
@@ -942,6 +1050,22 @@ impl<F: MultiwriteNorFlash> Storage for FlashStore<F> {
 
     fn save_blob(&mut self, hash: &BlobHash, bytes: &[u8]) -> Result<(), StorageError> {
         <&Self as Storage>::save_blob(&mut &*self, hash, bytes)
+    }
+
+    fn begin_blob(&mut self, len: usize) -> Result<(), StorageError> {
+        <&Self as Storage>::begin_blob(&mut &*self, len)
+    }
+
+    fn write_blob(&mut self, piece: &[u8]) -> Result<(), StorageError> {
+        <&Self as Storage>::write_blob(&mut &*self, piece)
+    }
+
+    fn finish_blob(&mut self) -> Result<BlobHash, StorageError> {
+        <&Self as Storage>::finish_blob(&mut &*self)
+    }
+
+    fn abandon_blob(&mut self) {
+        <&Self as Storage>::abandon_blob(&mut &*self)
     }
 
     fn remove_blob(&mut self, hash: &BlobHash) -> Result<(), StorageError> {

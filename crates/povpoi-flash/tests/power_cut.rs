@@ -21,6 +21,10 @@ enum Op {
     /// The snapshot handed over in pieces of this many bytes, as a replica encodes it.
     StateInPieces(Vec<u8>, usize),
     Blob(Vec<u8>),
+    /// A blob uploaded in pieces of this many bytes, its hash known at the end.
+    Upload(Vec<u8>, usize),
+    /// An upload given up after half its bytes: nothing of it is kept.
+    UploadAbandoned(Vec<u8>),
     Remove(BlobHash),
     Set(&'static str, Vec<u8>),
     Unset(&'static str),
@@ -34,6 +38,10 @@ impl std::fmt::Debug for Op {
             Op::State(bytes) => write!(f, "save_state({} bytes)", bytes.len()),
             Op::StateInPieces(bytes, n) => write!(f, "save_state_from({} bytes, pieces of {n})", bytes.len()),
             Op::Blob(bytes) => write!(f, "save_blob({:?}, {} bytes)", BlobHash::of(bytes), bytes.len()),
+            Op::Upload(bytes, n) => {
+                write!(f, "upload({:?}, {} bytes, pieces of {n})", BlobHash::of(bytes), bytes.len())
+            }
+            Op::UploadAbandoned(bytes) => write!(f, "abandoned upload({} bytes)", bytes.len()),
             Op::Remove(hash) => write!(f, "remove_blob({hash:?})"),
             Op::Set(key, value) => write!(f, "set_setting({key}, {} bytes)", value.len()),
             Op::Unset(key) => write!(f, "remove_setting({key})"),
@@ -64,9 +72,10 @@ impl Model {
         let mut next = self.clone();
         match op {
             Op::State(bytes) | Op::StateInPieces(bytes, _) => next.state = Some(bytes.clone()),
-            Op::Blob(bytes) => {
+            Op::Blob(bytes) | Op::Upload(bytes, _) => {
                 next.blobs.insert(BlobHash::of(bytes), bytes.clone());
             }
+            Op::UploadAbandoned(_) => {}
             Op::Remove(hash) => {
                 next.blobs.remove(hash);
             }
@@ -151,6 +160,13 @@ fn workload() -> Vec<Op> {
         Op::Remove(BlobHash::of(&pattern(3, 500))),
         Op::State(pattern(401, 12_000)),
         Op::Set("name", b"poi-2".to_vec()),
+        Op::Remove(hash(4)),
+        Op::Remove(hash(1)),
+        Op::UploadAbandoned(pattern(21, IMAGE_LEN)),
+        Op::Upload(pattern(20, IMAGE_LEN), 700),
+        // The same bytes as a blob stored: the upload replaces it.
+        Op::Upload(pattern(5, IMAGE_LEN), 4096),
+        Op::State(pattern(403, 6000)),
     ]);
     ops
 }
@@ -160,6 +176,21 @@ fn run(store: &mut FlashStore<RamFlash>, op: &Op) -> Result<(), StorageError> {
         Op::State(bytes) => store.save_state(bytes),
         Op::StateInPieces(bytes, n) => store.save_state_from(&mut |sink| bytes.chunks(*n).for_each(&mut *sink)),
         Op::Blob(bytes) => store.save_blob(&BlobHash::of(bytes), bytes),
+        Op::Upload(bytes, n) => {
+            store.begin_blob(bytes.len())?;
+            for piece in bytes.chunks(*n) {
+                store.write_blob(piece)?;
+            }
+            let hash = store.finish_blob()?;
+            assert_eq!(hash, BlobHash::of(bytes), "the upload is stored under the hash of its bytes");
+            Ok(())
+        }
+        Op::UploadAbandoned(bytes) => {
+            store.begin_blob(bytes.len())?;
+            store.write_blob(&bytes[..bytes.len() / 2])?;
+            store.abandon_blob();
+            Ok(())
+        }
         Op::Remove(hash) => store.remove_blob(hash),
         Op::Set(key, value) => store.set_setting(key, value),
         Op::Unset(key) => store.remove_setting(key),
@@ -206,7 +237,7 @@ fn cut_everywhere(tear: Tear) {
     let refused_at: Vec<usize> = (0..ops.len()).filter(|i| refused[*i]).collect();
     assert_eq!(refused_at, vec![17], "the workload fills the store once");
     let started = Instant::now();
-    let (mut in_state, mut in_blob) = (0, 0);
+    let (mut in_state, mut in_blob, mut in_upload) = (0, 0, 0);
     for k in 0..total {
         let mut store = open(RamFlash::new(REGION.end as usize).cut_at(k, tear, k));
         let mut in_flight = None;
@@ -222,6 +253,7 @@ fn cut_everywhere(tear: Tear) {
         match ops[i] {
             Op::State(_) => in_state += 1,
             Op::Blob(_) => in_blob += 1,
+            Op::Upload(..) | Op::UploadAbandoned(_) => in_upload += 1,
             _ => {}
         }
         let bytes = store.into_flash().bytes;
@@ -257,10 +289,11 @@ fn cut_everywhere(tear: Tear) {
         assert_eq!(Model::read(&store), expected, "cut at {k}: after the restart");
     }
     eprintln!(
-        "{tear:?}: {total} cut points ({in_state} in snapshot saves, {in_blob} in blob saves) in {:.1} s",
+        "{tear:?}: {total} cut points ({in_state} in snapshot saves, {in_blob} in blob saves, {in_upload} in uploads) \
+         in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    assert!(in_state > 0 && in_blob > 0);
+    assert!(in_state > 0 && in_blob > 0 && in_upload > 0);
 }
 
 fn is_dead(store: &mut FlashStore<RamFlash>) -> bool {

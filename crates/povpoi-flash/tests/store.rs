@@ -373,3 +373,62 @@ fn a_blob_damaged_on_flash_is_gone_and_its_sectors_come_back() {
     store.save_blob(&a, &a_bytes).unwrap();
     assert_eq!(reopen(store, 32, layout()).load_blob(&a).unwrap(), Some(a_bytes));
 }
+
+#[test]
+fn an_upload_written_between_other_saves_is_stored_under_its_hash_and_survives_a_restart() {
+    let mut store = new_store(60);
+    let (hash, bytes) = blob(30, IMAGE_LEN);
+    let (other_hash, other) = blob(31, 3 * P + 5);
+    store.begin_blob(bytes.len()).unwrap();
+    let taken = store.usage().free_sectors;
+    assert_eq!(taken, 60 - 10, "the upload's 10 sectors are taken when it begins");
+    let (first, rest) = bytes.split_at(12_345);
+    for piece in first.chunks(999) {
+        store.write_blob(piece).unwrap();
+    }
+    // Other saves while the upload waits for its next piece take other sectors.
+    store.save_state(&pattern(32, 5000)).unwrap();
+    store.save_blob(&other_hash, &other).unwrap();
+    store.set_setting("name", b"poi").unwrap();
+    assert!(!store.has_blob(&hash).unwrap(), "not stored before it ends");
+    for piece in rest.chunks(4096) {
+        store.write_blob(piece).unwrap();
+    }
+    assert_eq!(store.finish_blob().unwrap(), hash);
+    assert_eq!(store.load_blob(&hash).unwrap().as_deref(), Some(&bytes[..]));
+    let free = store.usage().free_sectors;
+    let store = reopen(store, 60, layout());
+    assert_eq!(store.usage().free_sectors, free);
+    assert_eq!(store.load_blob(&hash).unwrap().as_deref(), Some(&bytes[..]));
+    assert_eq!(store.load_blob(&other_hash).unwrap().as_deref(), Some(&other[..]));
+    assert_eq!(store.load_state().unwrap(), Some(pattern(32, 5000)));
+    assert_eq!(store.setting("name").unwrap().as_deref(), Some(&b"poi"[..]));
+}
+
+#[test]
+fn an_upload_of_the_wrong_length_or_given_up_keeps_nothing_and_frees_its_sectors() {
+    let mut store = new_store(40);
+    let (_, bytes) = blob(40, IMAGE_LEN);
+    for (len, sent) in [(IMAGE_LEN, IMAGE_LEN - 1), (IMAGE_LEN - 1, IMAGE_LEN)] {
+        store.begin_blob(len).unwrap();
+        let sent = store.write_blob(&bytes[..sent]).and_then(|()| store.finish_blob());
+        assert!(sent.is_err(), "{len} announced: {sent:?}");
+        assert_eq!(store.usage().free_sectors, 40);
+        assert!(store.blob_hashes().unwrap().is_empty());
+    }
+    store.begin_blob(IMAGE_LEN).unwrap();
+    store.write_blob(&bytes[..100]).unwrap();
+    store.abandon_blob();
+    assert_eq!(store.usage().free_sectors, 40);
+    assert!(store.write_blob(&bytes[100..200]).is_err(), "nothing is under way any more");
+    // A second upload begun ends the first.
+    store.begin_blob(IMAGE_LEN).unwrap();
+    store.begin_blob(P).unwrap();
+    assert_eq!(store.usage().free_sectors, 39);
+    store.write_blob(&bytes[..P]).unwrap();
+    assert_eq!(store.finish_blob().unwrap(), BlobHash::of(&bytes[..P]));
+    // No room beside the next snapshot save's: refused, nothing taken.
+    let mut full = new_store(19);
+    assert!(full.begin_blob(IMAGE_LEN).unwrap_err().disk_full);
+    assert_eq!(full.usage().free_sectors, 19);
+}

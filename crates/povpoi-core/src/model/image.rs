@@ -104,6 +104,17 @@ impl ImageMeta {
     /// Describes the image whose canonical pixel bytes are `pixels` (RGB, row-major, row y
     /// drives LED y), checking the size limits and that the bytes match the dimensions.
     pub fn describe(name: &str, width: u32, height: u32, pixels: &[u8]) -> Result<Self, InvalidContent> {
+        let meta = Self::stored(name, width, height, BlobHash([0; 32]))?;
+        let expected = width as usize * height as usize * 3;
+        if pixels.len() != expected {
+            return Err(InvalidContent::PixelLength { expected, actual: pixels.len() });
+        }
+        Ok(ImageMeta { pixels: BlobHash::of(pixels), ..meta })
+    }
+
+    /// Describes an image whose pixels are already stored under `pixels` (an upload the
+    /// storage hashed as it wrote it), checking the name and size limits.
+    pub fn stored(name: &str, width: u32, height: u32, pixels: BlobHash) -> Result<Self, InvalidContent> {
         validate_name(name)?;
         if width == 0 || width > u32::from(MAX_WIDTH) {
             return Err(InvalidContent::ImageWidth(width));
@@ -111,11 +122,7 @@ impl ImageMeta {
         if height == 0 || height > u32::from(MAX_HEIGHT) {
             return Err(InvalidContent::ImageHeight(height));
         }
-        let expected = width as usize * height as usize * 3;
-        if pixels.len() != expected {
-            return Err(InvalidContent::PixelLength { expected, actual: pixels.len() });
-        }
-        Ok(ImageMeta { name: name.into(), width: width as u16, height: height as u16, pixels: BlobHash::of(pixels) })
+        Ok(ImageMeta { name: name.into(), width: width as u16, height: height as u16, pixels })
     }
 
     /// The same image under another name.

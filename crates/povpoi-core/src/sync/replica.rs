@@ -11,7 +11,7 @@ use super::error::Error;
 use super::message::{Blob, Categories, Delta, Repair, Summary};
 use super::record::{Key, Record, Value};
 use super::session::{MAX_PUSH_RECORD_BYTES, MIN_PART_BYTES};
-use super::storage::Storage;
+use super::storage::{Storage, StorageError};
 use super::version::{Category, Dot, Knowledge, VersionVector};
 use crate::clock::{Hlc, Stamp};
 use crate::device::{DeviceId, ReplicaId};
@@ -539,6 +539,31 @@ impl<S: Storage> Replica<S> {
         // A held copy may have rotted on flash since it was written: only a verified one counts.
         if self.image_pixels(&meta.pixels())?.is_none() {
             self.storage.save_blob(&meta.pixels(), pixels)?;
+        }
+        let id = self.next_image_id();
+        self.write(Key::Image(id), Value::Image(meta), now_ms)?;
+        Ok(id)
+    }
+
+    /// Stores a new image whose pixels the storage already holds under `pixels`: an upload
+    /// written as it arrived ([`Storage::finish_blob`]). Refused when they are not stored
+    /// or are not `width` x `height` x 3 bytes.
+    pub fn add_stored_image(
+        &mut self,
+        name: &str,
+        width: u32,
+        height: u32,
+        pixels: BlobHash,
+        now_ms: u64,
+    ) -> Result<ImageId, Error> {
+        let meta = ImageMeta::stored(name, width, height, pixels)?;
+        // The last byte read and the one after it not: the blob is exactly that long.
+        let len = meta.byte_len();
+        let mut edge = [0; 2];
+        let whole = self.storage.read_blob_part(&pixels, len - 1, &mut edge[..1])?
+            && !self.storage.read_blob_part(&pixels, len - 1, &mut edge)?;
+        if !whole {
+            return Err(Error::Storage(StorageError::new("the image's pixels are not stored whole")));
         }
         let id = self.next_image_id();
         self.write(Key::Image(id), Value::Image(meta), now_ms)?;

@@ -73,6 +73,27 @@ pub trait Storage {
     /// blobs, and a second copy of that index was 6 KiB of its heap at 200 images.
     fn has_blob(&self, hash: &BlobHash) -> Result<bool, StorageError>;
 
+    /// Begins saving a blob of `len` bytes that arrives in pieces ([`Storage::write_blob`])
+    /// and whose hash is known only at the end ([`Storage::finish_blob`]): an upload a board
+    /// writes to its flash as it comes, never holding it. One at a time: beginning another
+    /// abandons this one. By default a storage takes blobs whole only, and refuses.
+    fn begin_blob(&mut self, len: usize) -> Result<(), StorageError> {
+        let _ = len;
+        Err(StorageError::new("this storage takes an image's pixels whole only"))
+    }
+    /// Takes the next bytes of the blob begun with [`Storage::begin_blob`].
+    fn write_blob(&mut self, piece: &[u8]) -> Result<(), StorageError> {
+        let _ = piece;
+        Err(StorageError::new("no blob is being written"))
+    }
+    /// Ends the blob begun with [`Storage::begin_blob`], once all its bytes came: it is
+    /// stored, durably, under the hash returned.
+    fn finish_blob(&mut self) -> Result<BlobHash, StorageError> {
+        Err(StorageError::new("no blob is being written"))
+    }
+    /// Drops the blob being written, if any: nothing of it is kept.
+    fn abandon_blob(&mut self) {}
+
     /// Fills `out` with the blob's bytes from `offset` on, unverified; `Ok(false)` when the
     /// blob is not stored or is shorter. A player reads an image a few columns at a time
     /// through this, where RAM cannot hold it whole: stores that can read a part without
