@@ -47,10 +47,12 @@ fn main() {
     watch_sources(&manifest, &images);
 
     let cargo = env::var_os("CARGO").expect("cargo sets CARGO");
+    let trimmed_paths = trimmed_paths(&manifest);
     for (feature, target, name) in CHIPS {
         let mut build = Command::new(&cargo);
         build.current_dir(&manifest).args(["build", "--release", "--target", target, "--features", feature]);
         build.arg("--target-dir").arg(&images);
+        build.arg("--config").arg(&trimmed_paths);
         for variable in OUTER_ENV {
             build.env_remove(variable);
         }
@@ -77,6 +79,41 @@ fn fail(message: &str) -> ! {
 /// `./size-report` looks).
 fn target_dir(manifest: &Path) -> PathBuf {
     env::var_os("CARGO_TARGET_DIR").map_or_else(|| manifest.join("target"), |dir| manifest.join(dir))
+}
+
+/// The nested builds' `--config`: compiler flags that cut the machine's directories off
+/// the source paths the image keeps, so a panic names `esp-hal-1.2.2/src/lib.rs` rather
+/// than `/root/.cargo/registry/src/index.crates.io-.../esp-hal-1.2.2/src/lib.rs`. Panic
+/// locations keep one path per source file in flash: the prefixes were 10 KB of the C6's
+/// image. Joined to the rustflags of `.cargo/config.toml` (Cargo joins arrays of a key set
+/// in several places); a `RUSTFLAGS` set in the environment replaces both.
+fn trimmed_paths(manifest: &Path) -> String {
+    let mut prefixes: Vec<PathBuf> = Vec::new();
+    let cargo_home = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
+    // One directory per registry index (crates.io's is `index.crates.io-<hash>`).
+    if let Some(Ok(indexes)) = cargo_home.map(|home| std::fs::read_dir(home.join("registry").join("src"))) {
+        prefixes.extend(indexes.filter_map(|entry| Some(entry.ok()?.path())));
+    }
+    // The standard library's sources, named `/rustc/<commit>/library/...`.
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    if let Ok(out) = Command::new(rustc).arg("-vV").output() {
+        let version = String::from_utf8_lossy(&out.stdout).into_owned();
+        if let Some(hash) = version.lines().find_map(|line| line.strip_prefix("commit-hash: ")) {
+            prefixes.push(PathBuf::from("/rustc").join(hash.trim()));
+        }
+    }
+    // This checkout: `crates/povpoi-core/src/...`, `firmware/src/...`.
+    prefixes.extend(manifest.parent().map(Path::to_path_buf));
+    let flags: Vec<String> = prefixes
+        .iter()
+        .map(|prefix| {
+            let flag = format!("--remap-path-prefix={}/=", prefix.display());
+            format!("\"{}\"", flag.replace('\\', "\\\\").replace('"', "\\\""))
+        })
+        .collect();
+    format!("target.'cfg(target_arch = \"riscv32\")'.rustflags=[{}]", flags.join(", "))
 }
 
 /// The image a chip's build leaves.

@@ -24,6 +24,7 @@ use picoserve::routing::ServicePathRouter;
 mod service;
 pub use povpoi_app::api::{ApiError, Request, Response};
 pub use povpoi_app::content::{Listing, ListingCut};
+pub use povpoi_app::upload::Upload;
 pub use service::{Application, MAX_BODY_BYTES, MAX_HEADERS, NoStorage, Service};
 
 /// Room for the request line and headers, per connection: a phone browser's headers to a poi

@@ -190,6 +190,9 @@ async fn main(spawner: Spawner) -> ! {
                 max_push_part_bytes: sync_client::MAX_PUSH_PART_BYTES,
                 // A peer lacking many of its records gets them from its own sessions.
                 max_answered_delta_bytes: sync_client::MAX_PUSH_PART_BYTES,
+                // Uploads are written to the flash as they arrive, never held; an image its
+                // own sessions could not fetch again is not taken either.
+                max_uploaded_image_bytes: povpoi_app::sessions::MAX_FETCHED_BLOB_BYTES,
             };
             let clock = ClockService::new(device_id, rng.random(), rng.random(), Instant::now().as_micros());
             let app = App::new(config, *library, clock);

@@ -26,7 +26,7 @@ use povpoi_core::render::{DEFAULT_LEDS, Finish, Renderer};
 use povpoi_peer::advert::Advert;
 
 use crate::column::{ColumnSource, Dark};
-use crate::http::{ApiError, Application, Listing, ListingCut, NoStorage, Request, Response};
+use crate::http::{ApiError, Application, Listing, ListingCut, NoStorage, Request, Response, Upload};
 use crate::mdns::Responder;
 use crate::settings::{BuildWifiSettings, FlashWifiSettings};
 use crate::setup::{self, OnAir};
@@ -77,6 +77,22 @@ impl Application for Shared {
     fn list_next(&self, listing: &mut Listing, out: &mut Vec<u8>) -> Result<bool, ListingCut> {
         self.with(|app, _| app.list_next(listing, out))
     }
+
+    fn begin_upload<'b>(&self, request: &Request<'b>) -> Result<Upload<'b>, Response> {
+        self.with(|app, _| app.begin_upload(request))
+    }
+
+    fn upload_step(&self, upload: &mut Upload<'_>, input: &[u8], eof: bool) -> Result<usize, Response> {
+        self.with(|app, _| app.upload_step(upload, input, eof))
+    }
+
+    fn finish_upload(&self, upload: Upload<'_>) -> Response {
+        self.with(|app, now| app.finish_upload(upload, now))
+    }
+
+    fn abandon_upload(&self) {
+        self.with(|app, _| app.abandon_upload())
+    }
 }
 
 /// Set when a Wi-Fi setting changed: the poi restarts once the answer is sent
@@ -125,6 +141,22 @@ impl Application for Http {
     fn list_next(&self, listing: &mut Listing, out: &mut Vec<u8>) -> Result<bool, ListingCut> {
         self.served.list_next(listing, out)
     }
+
+    fn begin_upload<'b>(&self, request: &Request<'b>) -> Result<Upload<'b>, Response> {
+        self.served.begin_upload(request)
+    }
+
+    fn upload_step(&self, upload: &mut Upload<'_>, input: &[u8], eof: bool) -> Result<usize, Response> {
+        self.served.upload_step(upload, input, eof)
+    }
+
+    fn finish_upload(&self, upload: Upload<'_>) -> Response {
+        self.served.finish_upload(upload)
+    }
+
+    fn abandon_upload(&self) {
+        self.served.abandon_upload()
+    }
 }
 
 /// What the board serves: the application, or, without a usable store, 503s and a dark strip.
@@ -148,6 +180,34 @@ impl Application for Served {
         match self {
             Served::Poi(shared) => shared.list_next(listing, out),
             Served::NoStorage => NoStorage.list_next(listing, out),
+        }
+    }
+
+    fn begin_upload<'b>(&self, request: &Request<'b>) -> Result<Upload<'b>, Response> {
+        match self {
+            Served::Poi(shared) => shared.begin_upload(request),
+            Served::NoStorage => NoStorage.begin_upload(request),
+        }
+    }
+
+    fn upload_step(&self, upload: &mut Upload<'_>, input: &[u8], eof: bool) -> Result<usize, Response> {
+        match self {
+            Served::Poi(shared) => shared.upload_step(upload, input, eof),
+            Served::NoStorage => NoStorage.upload_step(upload, input, eof),
+        }
+    }
+
+    fn finish_upload(&self, upload: Upload<'_>) -> Response {
+        match self {
+            Served::Poi(shared) => shared.finish_upload(upload),
+            Served::NoStorage => NoStorage.finish_upload(upload),
+        }
+    }
+
+    fn abandon_upload(&self) {
+        match self {
+            Served::Poi(shared) => shared.abandon_upload(),
+            Served::NoStorage => NoStorage.abandon_upload(),
         }
     }
 }

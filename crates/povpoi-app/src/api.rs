@@ -137,6 +137,12 @@ impl From<povpoi_core::sync::Error> for ApiError {
     }
 }
 
+impl From<povpoi_core::sync::StorageError> for ApiError {
+    fn from(e: povpoi_core::sync::StorageError) -> ApiError {
+        povpoi_core::sync::Error::Storage(e).into()
+    }
+}
+
 impl From<InvalidContent> for ApiError {
     fn from(e: InvalidContent) -> ApiError {
         ApiError::bad_request(e.to_string())

@@ -73,6 +73,9 @@ pub struct Config {
     /// Bytes of records, at most, in the delta of its answer to a peer's `Begin`; a larger
     /// one is left out and goes in its own sessions, in parts (`usize::MAX` on a node).
     pub max_answered_delta_bytes: usize,
+    /// Largest image pixels, bytes, an upload may bring ([`crate::upload`]): what its own
+    /// sessions can send and fetch again.
+    pub max_uploaded_image_bytes: usize,
 }
 
 /// The spec's default auto-sync interval, ms: what a poi uses until told otherwise.
@@ -88,7 +91,7 @@ pub struct Now {
 }
 
 impl Now {
-    fn wall_ms(self) -> u64 {
+    pub(crate) fn wall_ms(self) -> u64 {
         self.wall_us / 1_000
     }
 }
@@ -289,6 +292,11 @@ impl<S: Storage> App<S> {
 
     /// Runs an edit of the library, cued now (patterns, sequences, what plays); once it
     /// succeeded, the change goes to the online peers.
+    /// Its storage, for an upload written as it arrives ([`crate::upload`]).
+    pub(crate) fn storage_mut(&mut self) -> &mut S {
+        self.replica.storage_mut()
+    }
+
     pub(crate) fn edit<T>(
         &mut self,
         now: Now,
@@ -493,6 +501,7 @@ impl<S: Storage> App<S> {
             }
             (_, "/api/status" | "/api/sync/status" | "/api/device/config" | "/api/clock")
             | (_, "/api/brightness" | "/api/framerate" | "/api/mode") => Err(not_allowed()),
+            (_, crate::upload::UPLOAD_PATH) => Ok(self.upload_whole(request, now)),
             _ => self.content(request, now).unwrap_or_else(|| Err(ApiError::not_found("no such endpoint"))),
         }
     }
@@ -672,6 +681,7 @@ pub(crate) mod tests {
             max_pushed_blob_bytes: usize::MAX,
             max_push_part_bytes: povpoi_core::sync::MAX_PUSH_RECORD_BYTES,
             max_answered_delta_bytes: usize::MAX,
+            max_uploaded_image_bytes: 400 * 64 * 3,
         }
     }
 

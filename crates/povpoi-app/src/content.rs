@@ -11,8 +11,8 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use povpoi_core::model::{
-    ImageId, ImageMeta, MAX_SEQUENCE_ITEMS, Mode, PATTERN_SLOTS, Pattern, PatternKind, SEQUENCE_SLOTS, Selection,
-    Sequence, SequenceItem, SequenceTarget, validate_name,
+    ImageId, ImageMeta, MAX_HEIGHT, MAX_SEQUENCE_ITEMS, MAX_WIDTH, Mode, PATTERN_SLOTS, Pattern, PatternKind,
+    SEQUENCE_SLOTS, Selection, Sequence, SequenceItem, SequenceTarget, validate_name,
 };
 use povpoi_core::show::Cue;
 use povpoi_core::sync::{ImageCursor, Key, Replica, Storage};
@@ -128,7 +128,113 @@ pub struct Loaded {
     pub index: u16,
 }
 
+/// `POST /api/image`'s answer: the image stored, and playing (mode 1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ImageStored {
+    /// `"ok"`.
+    pub status: &'static str,
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Columns.
+    pub width: u32,
+    /// Rows (LEDs).
+    pub height: u32,
+    /// Bytes of pixels.
+    pub size: usize,
+    /// Its position, what `/api/mode` selects.
+    pub index: usize,
+}
+
 // ----- reading requests -----
+
+/// An upload's file name as a path would name it: refused, whatever follows.
+pub fn check_upload_filename(filename: &str) -> Result<(), ApiError> {
+    if filename.contains(['/', '\\']) || filename.contains("..") || filename.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "file name {filename:?} looks like a path: send the bare name image_<width>x<height>.rgb"
+        )));
+    }
+    Ok(())
+}
+
+/// The size a raw RGB upload's name carries, `image_<W>x<H>.rgb`, within the display
+/// model's limits (413 past them, as the existing system answers).
+pub fn image_size(filename: &str) -> Result<(u32, u32), ApiError> {
+    let form = || {
+        ApiError::bad_request(format!(
+            "file name {filename:?} does not carry the size: name the raw RGB file image_<width>x<height>.rgb \
+             (e.g. image_20x32.rgb)"
+        ))
+    };
+    let size = filename.strip_prefix("image_").and_then(|s| s.strip_suffix(".rgb")).ok_or_else(form)?;
+    let (w, h) = size.split_once('x').ok_or_else(form)?;
+    // Numbers too long to parse count as too large.
+    let number = |s: &str| -> Result<u64, ApiError> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(form());
+        }
+        Ok(s.parse().unwrap_or(u64::MAX))
+    };
+    let (width, height) = (number(w)?, number(h)?);
+    if width > u64::from(MAX_WIDTH) || height > u64::from(MAX_HEIGHT) {
+        return Err(ApiError::new(
+            413,
+            format!("image {width}x{height} is too large: at most {MAX_WIDTH} columns by {MAX_HEIGHT} LEDs"),
+        ));
+    }
+    if width == 0 || height == 0 {
+        return Err(ApiError::bad_request(format!("image {width}x{height} is empty: width and height start at 1")));
+    }
+    Ok((width as u32, height as u32))
+}
+
+/// The 400 of a raw file whose length is not its name's size.
+pub fn wrong_length(held: usize, width: u32, height: u32) -> ApiError {
+    let expected = width as usize * height as usize * 3;
+    ApiError::bad_request(format!(
+        "the file holds {held} bytes but a {width}x{height} image is {expected} (width x height x 3 RGB bytes)"
+    ))
+}
+
+/// Whether a form's text field says yes: `true`, `1` or `on` (a checked HTML checkbox).
+pub fn form_flag(field: &str, text: &str) -> Result<bool, ApiError> {
+    match text.trim() {
+        "true" | "1" | "on" => Ok(true),
+        "false" | "0" | "off" | "" => Ok(false),
+        other => Err(ApiError::bad_request(format!("{field} must be true or false, not {other:?}"))),
+    }
+}
+
+/// An uploaded image's name: the form's `name` field, or else the file's name without
+/// its extension.
+pub fn upload_name(name: Option<String>, filename: &str) -> String {
+    match name.filter(|n| !n.is_empty()) {
+        Some(name) => name,
+        None => filename.rsplit_once('.').map_or(filename, |(stem, _)| stem).into(),
+    }
+}
+
+/// Adds an uploaded image with `add` (a node hands the pixels over, a board names those
+/// it wrote as they arrived: [`Replica::add_stored_image`]) and plays it from `cue`, as
+/// the existing upload did (mode 1).
+pub fn add_image<S: Storage>(
+    poi: &mut Replica<S>,
+    name: String,
+    (width, height): (u32, u32),
+    add: impl FnOnce(&mut Replica<S>, &str) -> Result<ImageId, povpoi_core::sync::Error>,
+    now_ms: u64,
+    cue: Cue,
+) -> Result<ImageStored, ApiError> {
+    check_name(&name)?;
+    let id = add(poi, &name)?;
+    let index = poi.images().position(|(i, _)| i == id).unwrap_or(0);
+    let index16 = u16::try_from(index).unwrap_or(u16::MAX);
+    poi.set_selection(Selection { mode: Mode::Image, index: index16 }, now_ms, cue)?;
+    let size = width as usize * height as usize * 3;
+    Ok(ImageStored { status: "ok", id: id.to_string(), name, width, height, size, index })
+}
 
 /// An image id from a path or a body, with a 400 that says where to find one.
 pub fn parse_image_id(text: &str) -> Result<ImageId, ApiError> {

@@ -17,5 +17,6 @@ pub mod sessions;
 pub mod stage;
 pub mod teensy;
 pub mod time;
+pub mod upload;
 
 pub use app::{App, Config, DEFAULT_SYNC_INTERVAL_MS, Now};

@@ -1,8 +1,8 @@
 //! The ESP32-C3/C6 firmware's HTTP service (`firmware/src/http/service.rs`: no embassy in it),
 //! compiled here on the host and served by picoserve on tokio over 127.0.0.1, with the
 //! shared application behind it as on a board. A real HTTP client (reqwest) reads what it
-//! sends: whole answers, a list sent an image per chunk, and a list cut off because the
-//! library changed while it went out.
+//! sends: whole answers, a list sent an image per chunk, a list cut off because the
+//! library changed while it went out, and uploads read into a flash store as they arrive.
 
 extern crate alloc;
 
@@ -22,9 +22,13 @@ use povpoi_app::App;
 use povpoi_app::api::{Request, Response};
 use povpoi_app::clock::ClockService;
 use povpoi_app::content::{Listing, ListingCut};
+use povpoi_app::upload::Upload;
 use povpoi_core::device::{DeviceId, ReplicaId};
+use povpoi_core::hash::BlobHash;
 use povpoi_core::model::ImageId;
-use povpoi_core::sync::{Identity, MemoryStorage, Replica};
+use povpoi_core::sync::{Identity, MemoryStorage, Replica, Storage};
+use povpoi_flash::FlashStore;
+use povpoi_flash::ram::{RamFlash, SECTOR};
 use serde_json::{Value, json};
 use service::{Application, Service};
 
@@ -54,6 +58,115 @@ impl Application for Board {
         }
         app.list_next(listing, out)
     }
+
+    fn begin_upload<'b>(&self, request: &Request<'b>) -> Result<Upload<'b>, Response> {
+        self.app.lock().unwrap().begin_upload(request)
+    }
+
+    fn upload_step(&self, upload: &mut Upload<'_>, input: &[u8], eof: bool) -> Result<usize, Response> {
+        self.app.lock().unwrap().upload_step(upload, input, eof)
+    }
+
+    fn finish_upload(&self, upload: Upload<'_>) -> Response {
+        self.app.lock().unwrap().finish_upload(upload, now(2_000_000))
+    }
+
+    fn abandon_upload(&self) {
+        self.app.lock().unwrap().abandon_upload()
+    }
+}
+
+type Store = FlashStore<RamFlash>;
+
+/// A board over a flash store, as the firmware keeps its library, counting the pieces an
+/// upload's body came in.
+struct FlashBoard {
+    app: Mutex<App<&'static Store>>,
+    pieces: AtomicUsize,
+}
+
+impl Application for FlashBoard {
+    async fn handle(&self, request: Request<'_>) -> Response {
+        self.app.lock().unwrap().handle(&request, now(1_000_000), &mut rand::rng())
+    }
+
+    fn list_next(&self, listing: &mut Listing, out: &mut Vec<u8>) -> Result<bool, ListingCut> {
+        self.app.lock().unwrap().list_next(listing, out)
+    }
+
+    fn begin_upload<'b>(&self, request: &Request<'b>) -> Result<Upload<'b>, Response> {
+        self.app.lock().unwrap().begin_upload(request)
+    }
+
+    fn upload_step(&self, upload: &mut Upload<'_>, input: &[u8], eof: bool) -> Result<usize, Response> {
+        self.pieces.fetch_add(1, Ordering::SeqCst);
+        self.app.lock().unwrap().upload_step(upload, input, eof)
+    }
+
+    fn finish_upload(&self, upload: Upload<'_>) -> Response {
+        self.app.lock().unwrap().finish_upload(upload, now(2_000_000))
+    }
+
+    fn abandon_upload(&self) {
+        self.app.lock().unwrap().abandon_upload()
+    }
+}
+
+/// An empty board over a flash store of 40 sectors, served by the firmware's service.
+fn serve_flash() -> (SocketAddr, &'static FlashBoard, &'static Store) {
+    let store: &'static Store =
+        Box::leak(Box::new(FlashStore::open(RamFlash::new(40), 0..40 * SECTOR as u32).unwrap()));
+    let device = DeviceId([2, 0, 0, 0, 0, 2]);
+    let identity = Identity { replica: ReplicaId(2), device, group: "default".into() };
+    let replica = Replica::open(store, identity).unwrap();
+    let config = povpoi_app::Config {
+        max_uploaded_image_bytes: povpoi_app::sessions::MAX_FETCHED_BLOB_BYTES,
+        ..board_config(device)
+    };
+    let app = App::new(config, replica, ClockService::new(device, 1, 2, 0));
+    let board: &'static FlashBoard =
+        Box::leak(Box::new(FlashBoard { app: Mutex::new(app), pieces: AtomicUsize::new(0) }));
+    (serve_here(board), board, store)
+}
+
+/// Serves `app` on 127.0.0.1 through the firmware's service from a task of this thread (a
+/// flash store is not shared between threads); the caller runs in a `LocalSet`.
+fn serve_here<A: Application>(app: &'static A) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    tokio::task::spawn_local(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        let remote = Cell::new(SocketAddr::from(([0, 0, 0, 0], 0)));
+        let router = picoserve::Router::from_service(Service::new(app, &remote));
+        let config = picoserve::Config::new(picoserve::Timeouts {
+            start_read_request: picoserve::time::Duration::from_secs(5),
+            persistent_start_read_request: picoserve::time::Duration::from_secs(1),
+            read_request: picoserve::time::Duration::from_secs(5),
+            write: picoserve::time::Duration::from_secs(5),
+        });
+        let mut head = [0u8; 1280];
+        // Bounded: the test makes a few requests, then the task ends with the runtime.
+        for _ in 0..16 {
+            let (stream, from) = listener.accept().await.unwrap();
+            remote.set(from);
+            let _ = picoserve::Server::new_tokio(&router, &config, &mut head).serve(stream).await;
+        }
+    });
+    addr
+}
+
+/// The existing system's upload form: one raw RGB file.
+fn form(filename: &str, pixels: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "firmware-http-test-boundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(pixels);
+    body.extend(format!("\r\n--{boundary}--\r\n").bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
 /// A board holding `images` 2x2 images, served on 127.0.0.1 by the firmware's service; its
@@ -162,4 +275,75 @@ async fn a_list_the_library_changed_under_ends_with_json_no_client_takes_for_who
     assert!(text.starts_with(r#"{"images":[{"#), "{text}");
     assert_eq!(text.matches(r#""id":"#).count(), 3, "three images went out before the change: {text}");
     assert!(serde_json::from_slice::<Value>(&body).is_err(), "a cut list must not parse: {text}");
+}
+
+#[tokio::test]
+async fn an_upload_larger_than_any_request_body_is_read_into_the_flash_as_it_arrives() {
+    tokio::task::LocalSet::new().run_until(upload_into_flash()).await;
+}
+
+async fn upload_into_flash() {
+    let (addr, board, store) = serve_flash();
+    let http = client();
+    let pixels: Vec<u8> = (0..400 * 32 * 3).map(|i| (i % 253) as u8).collect();
+    let (content_type, body) = form("image_400x32.rgb", &pixels);
+    assert!(body.len() > 4 * service::MAX_BODY_BYTES, "far more than a request body the board collects");
+    let answer = http
+        .post(format!("http://{addr}/api/image"))
+        .header("content-type", &content_type)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let stored = json(answer).await;
+    assert_eq!(
+        (&stored["name"], &stored["width"], &stored["size"]),
+        (&json!("image_400x32"), &json!(400), &json!(38_400))
+    );
+    assert!(
+        board.pieces.load(Ordering::SeqCst) >= body.len() / 1024,
+        "read a kilobyte or less at a time: {} pieces",
+        board.pieces.load(Ordering::SeqCst)
+    );
+    assert_eq!(store.load_blob(&BlobHash::of(&pixels)).unwrap(), Some(pixels.clone()));
+    let listed = json(http.get(format!("http://{addr}/api/images")).send().await.unwrap()).await;
+    assert_eq!(listed["images"][0]["id"], stored["id"]);
+    assert_eq!(listed["images"][0]["available"], json!(true));
+
+    // Refused uploads, whole or cut short, leave the store as it was.
+    let free = store.usage().free_sectors;
+    let (content_type, wrong) = form("image_400x32.rgb", &pixels[..38_000]);
+    let answer = http
+        .post(format!("http://{addr}/api/image"))
+        .header("content-type", &content_type)
+        .body(wrong)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    assert!(json(answer).await["error"].as_str().unwrap().contains("the file holds 38000 bytes"));
+    let (content_type, big) = form("image_400x64.rgb", &[0; 400 * 64 * 3]);
+    let answer = http
+        .post(format!("http://{addr}/api/image"))
+        .header("content-type", &content_type)
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 413);
+    // A body that stops half way: the connection closes under the board.
+    let (content_type, body) = form("image_400x32.rgb", &pixels);
+    let head = format!(
+        "POST /api/image HTTP/1.1\r\nHost: poi\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stream, head.as_bytes()).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stream, &body[..20_000]).await.unwrap();
+    drop(stream);
+    // Connections are served one after another: this answer comes once the broken one ended.
+    assert_eq!(json(http.get(format!("http://{addr}/api/status")).send().await.unwrap()).await["count"], json!(1));
+    assert!(board.pieces.load(Ordering::SeqCst) > 2 * body.len() / 1024, "the broken upload was read");
+    assert_eq!(store.usage().free_sectors, free, "nothing of a refused or broken upload is kept");
 }

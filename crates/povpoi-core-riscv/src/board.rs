@@ -87,6 +87,7 @@ fn config(device: DeviceId, fetched: usize) -> Config {
         max_pushed_blob_bytes: 7 * 1024,
         max_push_part_bytes: PUSH_PART_BYTES,
         max_answered_delta_bytes: PUSH_PART_BYTES,
+        max_uploaded_image_bytes: povpoi_app::sessions::MAX_FETCHED_BLOB_BYTES,
     }
 }
 
@@ -207,6 +208,7 @@ pub fn session_heap(
         max_pushed_blob_bytes: usize::MAX,
         max_push_part_bytes: povpoi_core::sync::MAX_PUSH_RECORD_BYTES,
         max_answered_delta_bytes: usize::MAX,
+        max_uploaded_image_bytes: usize::MAX,
         replay_capacity: 1_024,
         ..config(peer_device, usize::MAX)
     };

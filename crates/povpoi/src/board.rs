@@ -205,6 +205,8 @@ fn open(args: &Args) -> Result<Board, String> {
         // summary asking a node for the same, and a larger delta left out of its answers.
         max_push_part_bytes: 2 * 1024,
         max_answered_delta_bytes: 2 * 1024,
+        // What the firmware takes: the largest image its sessions fetch.
+        max_uploaded_image_bytes: povpoi_app::sessions::MAX_FETCHED_BLOB_BYTES,
     };
     let own = OwnClock::new(args.clock_offset_ms, 0.0);
     let clock = povpoi_app::clock::ClockService::new(device_id, rand::random(), rand::random(), own.now_us());

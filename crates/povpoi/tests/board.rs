@@ -170,6 +170,33 @@ fn a_board_fetches_a_nodes_images_one_per_message_in_its_own_session() {
     note("test", started.elapsed());
 }
 
+#[test]
+fn an_image_uploaded_to_a_board_plays_there_and_reaches_a_node_whole() {
+    let started = Instant::now();
+    let mut lab = Lab::loopback(2);
+    let node = lab.start(0);
+    let board = lab.start_with(1, NodeSpec { board: true, ..lab.spec(1) });
+    let c = &lab.client;
+    // 400x32, the largest a board takes: far more than the 8 KiB bodies its firmware collects.
+    let image = pixels(77, 400, 32);
+    let id = c.upload_ok(board, Some("from the board"), 400, 32, &image);
+    assert_eq!(c.get_ok(board, "/api/status")["mode"], json!(1), "an upload plays, as on a node");
+    note("the image reached the node", lab.wait_converged(&[0, 1], Duration::from_secs(30)));
+    let listed = c.get_ok(node, "/api/images");
+    let entry = &listed["images"][0];
+    assert_eq!((&entry["id"], &entry["name"], &entry["available"]), (&json!(id), &json!("from the board"), &json!(true)));
+    let (status, bytes) = c.get_bytes(node, &format!("/api/images/{id}/pixels"));
+    assert_eq!((status, bytes == image), (200, true), "the node holds the board's pixels, byte for byte");
+    // What a board cannot hold or convert is refused, and nothing of it is kept.
+    let (status, answer) = c.upload_image(board, 400, 64, &pixels(78, 400, 64));
+    assert_eq!(status, 413, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("a node takes up to 400x64"), "{answer}");
+    let (status, answer) = c.upload_image(board, 20, 32, &pixels(79, 20, 31));
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(c.get_ok(board, "/api/status")["count"], json!(1));
+    note("test", started.elapsed());
+}
+
 /// Protocol 5 between processes: the board's summary asks for 2 KiB `Push` parts, so a node
 /// with 40 images' records (about 3 KB) leaves them out of its answer to the board's session
 /// and pushes them in its own, in parts.

@@ -17,6 +17,7 @@ use picoserve::response::{Content, Response as PicoResponse, ResponseWriter, Sta
 use picoserve::routing::PathRouterService;
 use povpoi_app::api::{ApiError, Request, Response};
 use povpoi_app::content::{Listing, ListingCut};
+use povpoi_app::upload::{UPLOAD_PATH, Upload};
 
 /// Largest request body collected, in bytes: read into the application's heap, so the three
 /// connections at once hold at most 24 KB of its 64 KB.
@@ -36,6 +37,61 @@ pub trait Application {
     /// Appends the next part of a list that an answer sends item by item
     /// ([`povpoi_app::App::list_next`]); `Ok(false)` once it ended.
     fn list_next(&self, listing: &mut Listing, out: &mut Vec<u8>) -> Result<bool, ListingCut>;
+
+    /// Starts reading an image upload ([`povpoi_app::App::begin_upload`]).
+    fn begin_upload<'b>(&self, request: &Request<'b>) -> Result<Upload<'b>, Response>;
+
+    /// Reads the next bytes of an upload ([`povpoi_app::App::upload_step`]).
+    fn upload_step(&self, upload: &mut Upload<'_>, input: &[u8], eof: bool) -> Result<usize, Response>;
+
+    /// Ends an upload whose body ended ([`povpoi_app::App::finish_upload`]).
+    fn finish_upload(&self, upload: Upload<'_>) -> Response;
+
+    /// Gives up an upload whose body never came whole ([`povpoi_app::App::abandon_upload`]).
+    fn abandon_upload(&self);
+}
+
+/// Bytes of an upload's body read at once: on the heap while it is read (a connection
+/// task's future is static RAM, and the C6 has little of it left).
+const UPLOAD_READ_BYTES: usize = 1024;
+
+/// Reads an upload's body into the application a piece at a time, under its lock for each
+/// piece only (the player and the sync run between pieces): the pixels go to the flash as
+/// they come, so an image of 38,400 bytes never is on the heap.
+async fn upload<A: Application, R: Read>(app: &A, request: &Request<'_>, mut body: R, length: usize) -> Response {
+    // Boxed: held across the reads, it would otherwise be part of each connection task's
+    // future, which is static RAM (its parser keeps a 256-byte header line).
+    let mut upload = match app.begin_upload(request) {
+        Ok(upload) => alloc::boxed::Box::new(upload),
+        Err(refusal) => return refusal,
+    };
+    let mut buffer = Vec::new();
+    if buffer.try_reserve_exact(UPLOAD_READ_BYTES.max(upload.min_buffer())).is_err() {
+        app.abandon_upload();
+        return ApiError::new(507, "not enough memory to read the upload").response();
+    }
+    buffer.resize(buffer.capacity(), 0);
+    let (mut start, mut end, mut left) = (0, 0, length);
+    loop {
+        match app.upload_step(&mut upload, &buffer[start..end], left == 0) {
+            Ok(used) => start += used,
+            Err(refusal) => return refusal,
+        }
+        if upload.finished() || left == 0 {
+            // A form that did not end is refused by the application, and nothing kept.
+            return app.finish_upload(*upload);
+        }
+        buffer.copy_within(start..end, 0);
+        (start, end) = (0, end - start);
+        let room = (buffer.len() - end).min(left);
+        match body.read(&mut buffer[end..end + room]).await {
+            Ok(n) if n > 0 => (end, left) = (end + n, left - n),
+            _ => {
+                app.abandon_upload();
+                return ApiError::bad_request("the request body ended early").response();
+            }
+        }
+    }
 }
 
 /// Answers every request with 503: a poi whose flash holds no usable store (the error is
@@ -43,16 +99,34 @@ pub trait Application {
 #[derive(Clone, Copy, Debug)]
 pub struct NoStorage;
 
+/// The 503 of a poi without storage.
+fn no_storage() -> Response {
+    ApiError::new(503, "this poi has no storage: flash it with firmware/partitions.csv (docs/FIRMWARE.md)").response()
+}
+
 impl Application for NoStorage {
     async fn handle(&self, _request: Request<'_>) -> Response {
-        ApiError::new(503, "this poi has no storage: flash it with firmware/partitions.csv (docs/FIRMWARE.md)")
-            .response()
+        no_storage()
     }
 
     fn list_next(&self, _listing: &mut Listing, _out: &mut Vec<u8>) -> Result<bool, ListingCut> {
         // Its answers list nothing.
         Ok(false)
     }
+
+    fn begin_upload<'b>(&self, _request: &Request<'b>) -> Result<Upload<'b>, Response> {
+        Err(no_storage())
+    }
+
+    fn upload_step(&self, _upload: &mut Upload<'_>, _input: &[u8], _eof: bool) -> Result<usize, Response> {
+        Ok(0)
+    }
+
+    fn finish_upload(&self, _upload: Upload<'_>) -> Response {
+        no_storage()
+    }
+
+    fn abandon_upload(&self) {}
 }
 
 /// The one picoserve service: collects the request and calls the application.
@@ -78,10 +152,26 @@ impl<A: Application> PathRouterService<()> for Service<'_, A> {
         response_writer: W,
     ) -> Result<ResponseSent, W::Error> {
         let parts = request.parts;
+        let headers: heapless::Vec<(&str, &[u8]), MAX_HEADERS> = parts
+            .headers()
+            .iter()
+            .filter_map(|(name, value)| Some((core::str::from_utf8(name.as_raw()).ok()?, value.as_raw())))
+            .take(MAX_HEADERS)
+            .collect();
+        let request_of = |body| Request {
+            method: parts.method(),
+            path: parts.path().encoded(),
+            query: parts.query().map(|q| q.0),
+            headers: &headers,
+            body,
+            from: self.remote.get(),
+        };
         let response = {
             let body = request.body_connection.body();
             let length = body.content_length();
-            if length > MAX_BODY_BYTES {
+            if parts.method() == "POST" && parts.path().encoded() == UPLOAD_PATH {
+                upload(self.app, &request_of(b""), body.reader(), length).await
+            } else if length > MAX_BODY_BYTES {
                 ApiError::new(413, "request body too large for this poi").response()
             } else {
                 let mut bytes = Vec::new();
@@ -90,25 +180,7 @@ impl<A: Application> PathRouterService<()> for Service<'_, A> {
                 } else {
                     bytes.resize(length, 0);
                     match body.reader().read_exact(&mut bytes).await {
-                        Ok(()) => {
-                            let headers: heapless::Vec<(&str, &[u8]), MAX_HEADERS> = parts
-                                .headers()
-                                .iter()
-                                .filter_map(|(name, value)| {
-                                    Some((core::str::from_utf8(name.as_raw()).ok()?, value.as_raw()))
-                                })
-                                .take(MAX_HEADERS)
-                                .collect();
-                            let request = Request {
-                                method: parts.method(),
-                                path: parts.path().encoded(),
-                                query: parts.query().map(|q| q.0),
-                                headers: &headers,
-                                body: &bytes,
-                                from: self.remote.get(),
-                            };
-                            self.app.handle(request).await
-                        }
+                        Ok(()) => self.app.handle(request_of(&bytes)).await,
                         Err(_) => ApiError::bad_request("the request body ended early").response(),
                     }
                 }

@@ -22,6 +22,7 @@ pub fn board_config(device: DeviceId) -> Config {
         max_pushed_blob_bytes: usize::MAX,
         max_push_part_bytes: povpoi_core::sync::MAX_PUSH_RECORD_BYTES,
         max_answered_delta_bytes: usize::MAX,
+        max_uploaded_image_bytes: usize::MAX,
     }
 }
 

@@ -214,6 +214,12 @@ impl<S: Storage> Replica<S> {
         &self.storage
     }
 
+    /// Its storage, to write an upload's pixels as they arrive ([`Storage::begin_blob`])
+    /// before [`Replica::add_stored_image`] records them.
+    pub fn storage_mut(&mut self) -> &mut S {
+        &mut self.storage
+    }
+
     /// This copy's replica id.
     pub fn replica_id(&self) -> ReplicaId {
         self.state.replica

@@ -18,9 +18,7 @@ use povpoi_app::content::{
     self, Done, FileRequest, ImageEntry, Loaded, OrderRequest, PatternEntry, PatternFields, PatternStored, Patterns,
     RenameRequest, SequenceEntry, SequenceRequest, Sequences,
 };
-use povpoi_core::model::{
-    ImageId, ImageMeta, MAX_HEIGHT, MAX_WIDTH, Mode, PATTERN_SLOTS, Pattern, SEQUENCE_SLOTS, Selection,
-};
+use povpoi_core::model::{ImageId, ImageMeta, MAX_HEIGHT, PATTERN_SLOTS, Pattern, SEQUENCE_SLOTS};
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState, JsonBody, RawBody};
@@ -53,10 +51,6 @@ fn segment(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError
     path.map(|Path(s)| s).map_err(|e| ApiError::bad_request(format!("bad path: {}", e.body_text())))
 }
 
-fn check_name(name: &str) -> Result<(), ApiError> {
-    Ok(content::check_name(name)?)
-}
-
 pub(super) fn parse_image_id(text: &str) -> Result<ImageId, ApiError> {
     Ok(content::parse_image_id(text)?)
 }
@@ -81,25 +75,6 @@ fn multipart_error(e: &MultipartError) -> ApiError {
     }
 }
 
-/// Reads `image_<W>x<H>.rgb` into (W, H); numbers too long to parse count as too large.
-fn size_from_filename(filename: &str) -> Result<(u64, u64), ApiError> {
-    let form = || {
-        ApiError::bad_request(format!(
-            "file name {filename:?} does not carry the size: name the raw RGB file image_<width>x<height>.rgb \
-             (e.g. image_20x32.rgb)"
-        ))
-    };
-    let size = filename.strip_prefix("image_").and_then(|s| s.strip_suffix(".rgb")).ok_or_else(form)?;
-    let (w, h) = size.split_once('x').ok_or_else(form)?;
-    let number = |s: &str| -> Result<u64, ApiError> {
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(form());
-        }
-        Ok(s.parse().unwrap_or(u64::MAX))
-    };
-    Ok((number(w)?, number(h)?))
-}
-
 /// Whether a form part carries a file name multer could not decode (not UTF-8).
 fn has_raw_filename(headers: &axum::http::HeaderMap) -> bool {
     headers.get("content-disposition").is_some_and(|v| {
@@ -108,22 +83,13 @@ fn has_raw_filename(headers: &axum::http::HeaderMap) -> bool {
     })
 }
 
-/// Whether a form's text field says yes: `true`, `1` or `on` (a checked HTML checkbox).
-fn form_flag(field: &str, text: &str) -> Result<bool, ApiError> {
-    match text.trim() {
-        "true" | "1" | "on" => Ok(true),
-        "false" | "0" | "off" | "" => Ok(false),
-        other => Err(ApiError::bad_request(format!("{field} must be true or false, not {other:?}"))),
-    }
-}
-
 /// `POST /api/image`: one file (a picture, or raw RGB named `image_WxH.rgb`), and optional
 /// text fields `name`, and the converter's `flipH`, `flipV`, `rotate` (0, 90, 180, 270) and
 /// `contrast`, as `povpoi convert` takes them.
 async fn upload(
     State(node): State<AppState>,
     form: Result<Multipart, MultipartRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<content::ImageStored>, ApiError> {
     let mut form = form.map_err(|_| {
         ApiError::bad_request("send the image as multipart/form-data with one file field (image_<width>x<height>.rgb)")
     })?;
@@ -151,9 +117,9 @@ async fn upload(
                     .map_err(|_| ApiError::bad_request(format!("the {field} field is not UTF-8 text")))?;
                 match field.as_str() {
                     "name" => name = Some(text),
-                    "flipH" => options.flip_h = form_flag(&field, &text)?,
-                    "flipV" => options.flip_v = form_flag(&field, &text)?,
-                    "contrast" => options.contrast = form_flag(&field, &text)?,
+                    "flipH" => options.flip_h = content::form_flag(&field, &text)?,
+                    "flipV" => options.flip_v = content::form_flag(&field, &text)?,
+                    "contrast" => options.contrast = content::form_flag(&field, &text)?,
                     _ => options.rotate = text.parse().map_err(|e| ApiError::bad_request(format!("rotate: {e}")))?,
                 }
                 transformed = options.flip_h || options.flip_v || options.contrast || options.rotate.degrees() != 0;
@@ -167,37 +133,16 @@ async fn upload(
             "no file in the form: send one file field holding image_<width>x<height>.rgb",
         ));
     };
-    if filename.contains(['/', '\\']) || filename.contains("..") || filename.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(format!(
-            "file name {filename:?} looks like a path: send the bare name image_<width>x<height>.rgb"
-        )));
-    }
+    content::check_upload_filename(&filename)?;
     // A raw file with picture options goes through the converter too (it reads image_WxH.rgb).
     if transformed || !filename.to_ascii_lowercase().ends_with(".rgb") {
         return store_converted(&node, filename, pixels, name, options).await;
     }
-    let (width, height) = size_from_filename(&filename)?;
-    if width > u64::from(MAX_WIDTH) || height > u64::from(MAX_HEIGHT) {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("image {width}x{height} is too large: at most {MAX_WIDTH} columns by {MAX_HEIGHT} LEDs"),
-        ));
+    let (width, height) = content::image_size(&filename)?;
+    if pixels.len() != width as usize * height as usize * 3 {
+        return Err(content::wrong_length(pixels.len(), width, height).into());
     }
-    if width == 0 || height == 0 {
-        return Err(ApiError::bad_request(format!("image {width}x{height} is empty: width and height start at 1")));
-    }
-    let expected = width * height * 3;
-    if pixels.len() as u64 != expected {
-        return Err(ApiError::bad_request(format!(
-            "the file holds {} bytes but a {width}x{height} image is {expected} (width x height x 3 RGB bytes)",
-            pixels.len()
-        )));
-    }
-    let name = match name.filter(|n| !n.is_empty()) {
-        Some(name) => name,
-        None => filename.strip_suffix(".rgb").unwrap_or(&filename).to_owned(),
-    };
-    store_image(&node, name, width as u32, height as u32, pixels.to_vec()).await
+    store_image(&node, content::upload_name(name, &filename), width, height, pixels.to_vec()).await
 }
 
 /// A picture in any format `povpoi-media` reads (PNG, JPEG, GIF, BMP, WebP, `.pov`), scaled
@@ -208,7 +153,7 @@ async fn store_converted(
     bytes: Bytes,
     name: Option<String>,
     options: povpoi_media::ConvertOptions,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<content::ImageStored>, ApiError> {
     let file = filename.clone();
     let _turn = super::HEAVY_WORK.acquire().await.map_err(|e| ApiError::internal(e.to_string()))?;
     let picture = tokio::task::spawn_blocking(move || povpoi_media::convert(&bytes, &file, &options))
@@ -219,10 +164,7 @@ async fn store_converted(
             let why = e.to_string();
             ApiError::bad_request(if why.starts_with(&filename) { why } else { format!("{filename}: {why}") })
         })?;
-    let name = match name.filter(|n| !n.is_empty()) {
-        Some(name) => name,
-        None => filename.rsplit_once('.').map_or(filename.as_str(), |(stem, _)| stem).to_owned(),
-    };
+    let name = content::upload_name(name, &filename);
     let (width, height) = (u32::from(picture.width()), u32::from(picture.height()));
     store_image(node, name, width, height, picture.into_pixels()).await
 }
@@ -234,31 +176,18 @@ async fn store_image(
     width: u32,
     height: u32,
     pixels: Vec<u8>,
-) -> Result<Json<Value>, ApiError> {
-    check_name(&name)?;
-    let expected = pixels.len();
-    let stored = name.clone();
+) -> Result<Json<content::ImageStored>, ApiError> {
     let cue = node.cue();
-    let (id, index) = node
+    let stored = node
         .library
-        .write(Origin::Local, move |poi| -> Result<(ImageId, usize), povpoi_core::sync::Error> {
+        .write(Origin::Local, move |poi| {
             let now = now_ms();
-            let id = poi.add_image(&stored, width, height, &pixels, now)?;
-            let index = poi.images().position(|(i, _)| i == id).unwrap_or(0);
-            let index16 = u16::try_from(index).unwrap_or(u16::MAX);
-            poi.set_selection(Selection { mode: Mode::Image, index: index16 }, now, cue)?;
-            Ok((id, index))
+            let add =
+                |poi: &mut povpoi_core::sync::Replica<_>, name: &str| poi.add_image(name, width, height, &pixels, now);
+            content::add_image(poi, name, (width, height), add, now, cue)
         })
         .await?;
-    Ok(Json(json!({
-        "status": "ok",
-        "id": id.to_string(),
-        "name": name,
-        "width": width,
-        "height": height,
-        "size": expected,
-        "index": index,
-    })))
+    Ok(Json(stored))
 }
 
 async fn list_images(State(node): State<AppState>) -> Json<Value> {
