@@ -184,7 +184,10 @@ fn an_image_uploaded_to_a_board_plays_there_and_reaches_a_node_whole() {
     note("the image reached the node", lab.wait_converged(&[0, 1], Duration::from_secs(30)));
     let listed = c.get_ok(node, "/api/images");
     let entry = &listed["images"][0];
-    assert_eq!((&entry["id"], &entry["name"], &entry["available"]), (&json!(id), &json!("from the board"), &json!(true)));
+    assert_eq!(
+        (&entry["id"], &entry["name"], &entry["available"]),
+        (&json!(id), &json!("from the board"), &json!(true))
+    );
     let (status, bytes) = c.get_bytes(node, &format!("/api/images/{id}/pixels"));
     assert_eq!((status, bytes == image), (200, true), "the node holds the board's pixels, byte for byte");
     // What a board cannot hold or convert is refused, and nothing of it is kept.
