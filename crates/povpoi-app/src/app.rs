@@ -116,7 +116,10 @@ pub struct App<S: Storage> {
     /// Changes of the library since start (see [`App::library_changes`]).
     changes: u64,
     /// A message of its own sessions is in flight ([`App::set_exchanging`]).
-    exchanging: bool,
+    pub(crate) exchanging: bool,
+    /// An image upload is being read ([`App::begin_upload`]): its own sessions wait, as an
+    /// upload and a session's step together would not fit a board's heap.
+    pub(crate) uploading: bool,
 }
 
 impl<S: Storage> App<S> {
@@ -143,6 +146,7 @@ impl<S: Storage> App<S> {
             time: LearnedTime::default(),
             changes: 0,
             exchanging: false,
+            uploading: false,
         }
     }
 
@@ -333,7 +337,7 @@ impl<S: Storage> App<S> {
     /// whose advertised digest differs from ours. Each session, once ended, goes to
     /// [`App::session_ended`].
     pub fn sessions_due(&mut self, now: Now) -> Vec<(DeviceId, SocketAddr)> {
-        if !self.config.auto_sync {
+        if !self.config.auto_sync || self.uploading {
             return Vec::new();
         }
         let round = self.config.sync_interval > 0 && now.own_us >= self.next_round_us;
@@ -367,6 +371,11 @@ impl<S: Storage> App<S> {
     ) -> Result<Option<SyncRequest>, povpoi_core::sync::Error> {
         let next = session.on_response(&mut self.replica, answer, now.wall_ms());
         self.changed(now);
+        if self.uploading && matches!(next, Ok(Some(_))) {
+            // Taken, but no further message while an upload is read; the peer is synced again
+            // once it is stored (a failed session is retried after 2 s).
+            return Err(povpoi_core::sync::Error::Refused("paused for an image upload on this poi".into()));
+        }
         next
     }
 

@@ -104,10 +104,16 @@ impl<S: Storage> App<S> {
     /// [`App::upload_step`]): the caller must hold the group's key where there is one, and
     /// send a multipart form no longer than the largest image this poi takes
     /// ([`crate::Config::max_uploaded_image_bytes`]) and its fields.
+    /// While a message of its own sessions is in flight the upload is refused (503, try
+    /// again), and while an upload is read its sessions send nothing: a board's heap holds
+    /// one or the other beside its library.
     pub fn begin_upload<'b>(&mut self, request: &Request<'b>) -> Result<Upload<'b>, Response> {
         self.authorize(request)?;
         if request.method != "POST" {
             return Err(crate::app::not_allowed().response());
+        }
+        if self.exchanging {
+            return Err(ApiError::new(503, "busy with its own sync: try again").response());
         }
         let content_type: &'b [u8] = request
             .headers
@@ -119,6 +125,7 @@ impl<S: Storage> App<S> {
         let parser =
             Parser::from_content_type(content_type).ok().filter(|_| form).ok_or_else(|| not_a_form().response())?;
         let limit = self.config().max_uploaded_image_bytes + FORM_OVERHEAD_BYTES;
+        self.uploading = true;
         Ok(Upload { parser, field: None, filename: None, part: Part::Ignored, file: None, name: None, taken: 0, limit })
     }
 
@@ -127,7 +134,7 @@ impl<S: Storage> App<S> {
     /// A refusal has given up the upload: nothing of it is kept.
     pub fn upload_step(&mut self, upload: &mut Upload<'_>, input: &[u8], eof: bool) -> Result<usize, Response> {
         self.read_form(upload, input, eof).map_err(|e| {
-            self.storage_mut().abandon_blob();
+            self.abandon_upload();
             e.response()
         })
     }
@@ -248,6 +255,7 @@ impl<S: Storage> App<S> {
     /// Ends an upload whose body ended: the image is added and plays (mode 1), or the
     /// refusal says why and nothing of it is kept.
     pub fn finish_upload(&mut self, upload: Upload<'_>, now: Now) -> Response {
+        self.uploading = false;
         match self.store_upload(upload, now) {
             Ok(stored) => Response::json(200, &stored),
             Err(e) => {
@@ -282,6 +290,7 @@ impl<S: Storage> App<S> {
     /// Gives up an upload whose body never ended (its connection closed): nothing of it
     /// is kept.
     pub fn abandon_upload(&mut self) {
+        self.uploading = false;
         self.storage_mut().abandon_blob();
     }
 

@@ -155,4 +155,14 @@ fn a_board_holds_200_images_sync_state_in_its_64_kib_heap() {
     );
     assert_eq!(listing.listed, 200);
     assert!(listing.bytes > 40_000 && listing.peak < 2 * 1024, "{} bytes at the peak", listing.peak);
+
+    // A phone's upload of a 400x32 image goes to the flash as it arrives: between its pieces
+    // the board holds its parser, a 1 KiB buffer and the store's writer, never the pixels.
+    let upload = board::upload_heap(200, &Meter);
+    println!(
+        "a board with 200 images taking a 400x32 upload: {} bytes held between pieces, {} more at most (x86-64)",
+        upload.held, upload.peak
+    );
+    assert!(upload.stored, "the upload is stored");
+    assert!(upload.held < 3 * 1024 && upload.peak < 38_400, "{} held, {} at the peak", upload.held, upload.peak);
 }

@@ -7,6 +7,7 @@ use common::{board_config, now};
 use povpoi_app::App;
 use povpoi_app::api::{Request, Response};
 use povpoi_app::clock::ClockService;
+use povpoi_app::peers::{Sighting, Source};
 use povpoi_app::sessions::MAX_FETCHED_BLOB_BYTES;
 use povpoi_core::device::{DeviceId, ReplicaId};
 use povpoi_core::hash::BlobHash;
@@ -231,4 +232,37 @@ fn an_upload_left_unfinished_gives_its_sectors_back_when_abandoned() {
     app.abandon_upload();
     assert_eq!(store.usage().free_sectors, free);
     assert_eq!(app.replica().images().count(), 0);
+}
+
+#[test]
+fn an_upload_and_the_boards_own_sync_messages_take_turns() {
+    let (mut app, _) = board(None);
+    let ct = content_type();
+    let headers = [("content-type", ct.as_bytes())];
+    let from = "10.0.0.5:9".parse().unwrap();
+    let request = Request { method: "POST", path: "/api/image", query: None, headers: &headers, body: b"", from };
+    // A peer to sync with, online: a round is due.
+    let peer = DeviceId([2, 0, 0, 0, 0, 9]);
+    let sighting = Sighting {
+        device_id: peer,
+        device_name: "node".into(),
+        sync_group: "default".into(),
+        protocol: povpoi_core::sync::PROTOCOL_VERSION,
+        digest: "other".into(),
+        addr: "10.0.0.9:80".parse().unwrap(),
+    };
+    app.peer_seen(&sighting, Source::Mdns, now(1_000_000));
+    // While a message of its own is in flight, an upload is refused: try again.
+    app.set_exchanging(true);
+    let busy = app.begin_upload(&request).err().expect("refused while a message is in flight");
+    assert_eq!(busy.status, 503);
+    app.set_exchanging(false);
+    // While one is read, no session starts.
+    let mut upload = app.begin_upload(&request).ok().unwrap();
+    assert!(app.sessions_due(now(40_000_000)).is_empty(), "no session while an upload is read");
+    let body = form(&[], "image_2x2.rgb", &pixels(2, 2));
+    app.upload_step(&mut upload, &body, true).unwrap();
+    assert!(upload.finished());
+    assert_eq!(app.finish_upload(upload, now(41_000_000)).status, 200);
+    assert_eq!(app.sessions_due(now(42_000_000)).len(), 1, "once stored, the peer is synced");
 }

@@ -484,3 +484,71 @@ pub fn listing_heap(images: u32, ordered: bool, meter: &dyn Meter, counter: fn()
     drop(chunk);
     ListingHeap { at_rest, peak: meter.peak() - start, bytes, listed, counted }
 }
+
+/// The heap of an image upload taken by a board: [`upload_heap`].
+pub struct UploadHeap {
+    /// Store index, replica and application after a restart.
+    pub at_rest: usize,
+    /// The most the upload added while it was read, stored and recorded (the last inside
+    /// the application's lock: the record's edit saves the snapshot, as every edit does).
+    pub peak: usize,
+    /// The most it held between pieces, when the lock is free for the player and the
+    /// sync: the boxed upload, the buffer, the store's writer.
+    pub held: usize,
+    /// Pieces of the body read.
+    pub pieces: usize,
+    /// Whether the board answered 200 and holds the pixels.
+    pub stored: bool,
+}
+
+/// A board that restarted with `images` images takes a 400x32 upload (38,400 bytes of
+/// pixels) as firmware/src/http/service.rs reads it: the application's [`povpoi_app::upload::Upload`]
+/// boxed, a 1 KiB buffer, each piece handed to [`App::upload_step`], then
+/// [`App::finish_upload`] (the pixels' headers, the new record, the snapshot saved).
+pub fn upload_heap(images: u32, meter: &dyn Meter) -> UploadHeap {
+    const BOUNDARY: &str = "qemu-upload-boundary";
+    let pixels: alloc::vec::Vec<u8> = (0..400 * 32 * 3).map(|i| (i * 13 % 256) as u8).collect();
+    let mut body = alloc::format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"image_400x32.rgb\"\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(&pixels);
+    body.extend_from_slice(alloc::format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    let content_type = alloc::format!("multipart/form-data; boundary={BOUNDARY}");
+    let (device, identity) = board_identity();
+    let flash = library_flash(images, false, &identity);
+    let before = meter.used();
+    let store = FlashStore::open(flash, 0..PARTITION).unwrap();
+    let replica = Replica::open(&store, identity).unwrap();
+    let mut board = App::new(config(device, 16 * 1024), replica, ClockService::new(device, 1, 2, 0));
+    let at_rest = meter.used() - before;
+    let now = Now { wall_us: 1_800_000_000_000_000, own_us: 1_000_000 };
+    let from = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 8080);
+    let headers = [("content-type", content_type.as_bytes())];
+    let asked = Request { method: "POST", path: "/api/image", query: None, headers: &headers, body: &[], from };
+    let start = meter.start_peak();
+    let refused = |r: povpoi_app::api::Response| -> ! { panic!("{}", alloc::string::String::from_utf8_lossy(&r.body)) };
+    let mut upload = alloc::boxed::Box::new(board.begin_upload(&asked).unwrap_or_else(|r| refused(r)));
+    let mut buffer = alloc::vec![0u8; 1024];
+    let (mut start_at, mut end, mut sent, mut pieces, mut held) = (0, 0, 0, 0, 0);
+    let answer = loop {
+        let used =
+            board.upload_step(&mut upload, &buffer[start_at..end], sent == body.len()).unwrap_or_else(|r| refused(r));
+        start_at += used;
+        pieces += 1;
+        held = held.max(meter.used() - before - at_rest);
+        if upload.finished() || sent == body.len() {
+            break board.finish_upload(*upload, now);
+        }
+        buffer.copy_within(start_at..end, 0);
+        (start_at, end) = (0, end - start_at);
+        let n = (buffer.len() - end).min(body.len() - sent);
+        buffer[end..end + n].copy_from_slice(&body[sent..sent + n]);
+        (end, sent) = (end + n, sent + n);
+    };
+    drop(buffer);
+    let peak = meter.peak() - start;
+    let hash = povpoi_core::hash::BlobHash::of(&pixels);
+    let stored = answer.status == 200 && board.replica().images().any(|(_, meta)| meta.pixels() == hash);
+    UploadHeap { at_rest, peak, held, pieces, stored }
+}

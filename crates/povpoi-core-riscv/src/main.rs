@@ -550,8 +550,10 @@ fn main() -> ! {
         alloc::format!("{with_teensy} B")
     });
     // Listing the library, as a phone's browser asks for it: item by item, never whole.
+    let mut worst_listing = 0;
     for ordered in [false, true] {
         let listing = board::listing_heap(200, ordered, &HEAP, instret);
+        worst_listing = worst_listing.max(listing.peak);
         let total = listing.at_rest + listing.peak;
         let kind = if ordered { " reordered" } else { "" };
         say!(
@@ -577,6 +579,28 @@ fn main() -> ! {
             listing.counted / 200
         );
     }
+    // An upload from a phone: the pixels go to the flash as they arrive, never held.
+    let upload = board::upload_heap(200, &HEAP);
+    let total = upload.at_rest + upload.peak;
+    say!(
+        "a board restarted with 200 images taking a 400x32 upload (38400 B of pixels in {} pieces of 1 KiB or less): {} B at rest, {} B more at most (recording it, under the lock), {} B held between pieces, {total} B in all",
+        upload.pieces,
+        upload.at_rest,
+        upload.peak,
+        upload.held,
+    );
+    checks.check(
+        "a board with 200 images stores a 400x32 upload within 64 KiB",
+        total <= 64 * 1024 && upload.stored,
+        || alloc::format!("{total} B, stored: {}", upload.stored),
+    );
+    // An upload and the board's own session messages take turns (App::begin_upload), so it
+    // meets no session step; a phone's listing and the Teensy mirror may run beside it.
+    let beside = total + mirrored.held + worst_listing;
+    say!("  beside a listing and the Teensy mirror: {beside} B");
+    checks.check("a board takes an upload beside a listing and the Teensy mirror", beside <= 64 * 1024, || {
+        alloc::format!("{beside} B")
+    });
     let (at_rest, peak) = reopened_heap(200);
     say!("heap of the same reopened after a restart: {at_rest} B at rest, {peak} B at the peak of opening");
     checks.check("a reopened 200-image replica alone peaks under 64 KiB while opening", peak <= 64 * 1024, || {
