@@ -106,7 +106,9 @@ impl<S: Storage> App<S> {
     /// ([`crate::Config::max_uploaded_image_bytes`]) and its fields.
     /// While a message of its own sessions is in flight the upload is refused (503, try
     /// again), and while an upload is read its sessions send nothing: a board's heap holds
-    /// one or the other beside its library.
+    /// one or the other beside its library. One upload at a time: a second is refused
+    /// (503) until the first is stored or given up ([`App::abandon_upload`], which a
+    /// platform calls however the reading ends).
     pub fn begin_upload<'b>(&mut self, request: &Request<'b>) -> Result<Upload<'b>, Response> {
         self.authorize(request)?;
         if request.method != "POST" {
@@ -114,6 +116,11 @@ impl<S: Storage> App<S> {
         }
         if self.exchanging {
             return Err(ApiError::new(503, "busy with its own sync: try again").response());
+        }
+        if self.uploading {
+            return Err(
+                ApiError::new(503, "another image is being uploaded here: try again when it is stored").response()
+            );
         }
         let content_type: &'b [u8] = request
             .headers

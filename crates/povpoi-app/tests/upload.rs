@@ -260,6 +260,8 @@ fn an_upload_and_the_boards_own_sync_messages_take_turns() {
     // While one is read, no session starts.
     let mut upload = app.begin_upload(&request).ok().unwrap();
     assert!(app.sessions_due(now(40_000_000)).is_empty(), "no session while an upload is read");
+    let second = app.begin_upload(&request).err().expect("one upload at a time");
+    assert_eq!(second.status, 503);
     let body = form(&[], "image_2x2.rgb", &pixels(2, 2));
     app.upload_step(&mut upload, &body, true).unwrap();
     assert!(upload.finished());

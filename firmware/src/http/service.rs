@@ -51,6 +51,17 @@ pub trait Application {
     fn abandon_upload(&self);
 }
 
+/// Gives an upload up when its reading ends, whichever way: after the application's answer
+/// there is nothing left to give up, but a connection task's future dropped half way
+/// would otherwise leave the poi's own sync waiting for an upload that never ends.
+struct GivenUp<'a, A: Application>(&'a A);
+
+impl<A: Application> Drop for GivenUp<'_, A> {
+    fn drop(&mut self) {
+        self.0.abandon_upload();
+    }
+}
+
 /// Bytes of an upload's body read at once: on the heap while it is read (a connection
 /// task's future is static RAM, and the C6 has little of it left).
 const UPLOAD_READ_BYTES: usize = 1024;
@@ -65,6 +76,7 @@ async fn upload<A: Application, R: Read>(app: &A, request: &Request<'_>, mut bod
         Ok(upload) => alloc::boxed::Box::new(upload),
         Err(refusal) => return refusal,
     };
+    let _given_up_if_dropped = GivenUp(app);
     let mut buffer = Vec::new();
     if buffer.try_reserve_exact(UPLOAD_READ_BYTES.max(upload.min_buffer())).is_err() {
         app.abandon_upload();
