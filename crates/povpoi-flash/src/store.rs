@@ -202,9 +202,7 @@ impl ChunkWriter {
     fn write_header<F: MultiwriteNorFlash>(&mut self, inner: &mut Inner<F>, index: u16) {
         if self.failed.is_none() {
             let at = inner.address(self.sectors[usize::from(index)]);
-            let next = self.sectors.get(usize::from(index) + 1).copied().unwrap_or(NO_NEXT);
-            let header = Header { index, next, ..self.head.clone() };
-            let written = inner.flash.write(at, &header.encode());
+            let written = inner.flash.write(at, &chunk_header(&self.head, &self.sectors, index).encode());
             self.check(written);
         }
     }
@@ -264,6 +262,13 @@ struct Inner<F: MultiwriteNorFlash> {
 
 /// Why an upload's next piece is refused when none is under way.
 const NO_UPLOAD: &str = "no image upload is under way here (another began, or a flash error ended it)";
+
+/// Chunk `index`'s header for a value whose first chunk's header is `head`, in `sectors`:
+/// the same but for its index and the sector of the chunk after it.
+fn chunk_header(head: &Header, sectors: &[u16], index: u16) -> Header {
+    let next = sectors.get(usize::from(index) + 1).copied().unwrap_or(NO_NEXT);
+    Header { index, next, ..head.clone() }
+}
 
 fn word<F: MultiwriteNorFlash>() -> usize {
     F::READ_SIZE.max(F::WRITE_SIZE)
@@ -633,8 +638,8 @@ impl<F: MultiwriteNorFlash> Inner<F> {
         let seq = self.next_seq;
         // Taken even if the save fails: no two attempts share a number.
         self.next_seq += 1;
-        let next = sectors.get(1).copied().unwrap_or(NO_NEXT);
-        let head = Header { kind, id, seq, len: len32, index: 0, count, next, sha256 };
+        let head = Header { kind, id, seq, len: len32, index: 0, count, next: NO_NEXT, sha256 };
+        let head = chunk_header(&head, &sectors, 0);
         Ok((sectors, head))
     }
 
@@ -667,8 +672,7 @@ impl<F: MultiwriteNorFlash> Inner<F> {
         for index in (0..head.count).rev() {
             let i = usize::from(index);
             let chunk_len = len.saturating_sub(i * payload).min(payload);
-            let next = sectors.get(i + 1).copied().unwrap_or(NO_NEXT);
-            let header = Header { index, next, ..head.clone() };
+            let header = chunk_header(&head, &sectors, index);
             let at = self.address(sectors[i]);
             let chunk = match source {
                 Source::Bytes(bytes) => &bytes[i * payload..][..chunk_len],
