@@ -424,12 +424,13 @@ pub async fn send_changes<L: AppLock>(lock: &L, state: &mut Mirroring, port: &mu
             }
         };
         sent.commands += 1;
-        if acked {
-            let came = acks.waiting() && port.ack(code, ack_timeout_us(bytes)).await;
-            if acks.waiting() {
-                acks.heard(came);
-            }
+        if acked && acks.waiting() {
+            let came = port.ack(code, ack_timeout_us(bytes)).await;
+            acks.heard(came);
             sent.unacked += u32::from(!came);
+        } else if acked {
+            // Two missed in a row: the rest of the change goes unwaited, counted unacked.
+            sent.unacked += 1;
         }
     }
     sent

@@ -137,6 +137,13 @@ fn board_identity() -> (DeviceId, Identity) {
     (device, Identity { replica: ReplicaId(1), device, group: "default".into() })
 }
 
+/// Sets the library's order by hand: its images, last first.
+fn reverse_order<S: povpoi_core::sync::Storage>(replica: &mut Replica<S>) {
+    let mut order: alloc::vec::Vec<_> = replica.images().map(|(id, _)| id).collect();
+    order.reverse();
+    replica.set_image_order(order, 9_000).unwrap();
+}
+
 /// A flash of the shipped partition's size holding a library of `images` 8x8 images (an
 /// image's sync state does not depend on its size), as a board finds it after a restart;
 /// `ordered`: in an order set by hand (its record is kept beside them, 16 bytes an image).
@@ -148,9 +155,7 @@ fn library_flash(images: u32, ordered: bool, identity: &Identity) -> RamFlash {
         replica.add_image(&alloc::format!("image {i:03}.png"), 8, 8, &pixels, 1_000 + u64::from(i)).unwrap();
     }
     if ordered {
-        let mut order: alloc::vec::Vec<_> = replica.images().map(|(id, _)| id).collect();
-        order.reverse();
-        replica.set_image_order(order, 9_000).unwrap();
+        reverse_order(&mut replica);
     }
     drop(replica);
     store.into_flash()
@@ -417,9 +422,7 @@ pub fn teensy_heap(images: u32, meter: &dyn Meter) -> TeensyHeap {
         }
         replica.select_image(wide, 9_000, Cue::NOW).unwrap();
         // An order set by hand: the library's order is then sorted on the heap when read.
-        let mut order: alloc::vec::Vec<_> = replica.images().map(|(id, _)| id).collect();
-        order.reverse();
-        replica.set_image_order(order, 9_000).unwrap();
+        reverse_order(&mut replica);
     }
     let before = meter.used();
     let replica = Replica::open(&store, identity).unwrap();
