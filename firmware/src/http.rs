@@ -35,11 +35,13 @@ pub const HEAD_BUFFER_BYTES: usize = 1280;
 /// picoserve's routing, with every path going to the application.
 type AppRouter<'a, A> = Router<ServicePathRouter<Service<'a, A>>>;
 
-/// Connection timeouts: a phone on a weak link gets seconds, a stuck client is cut off.
+/// Connection timeouts: a phone on a weak link gets seconds, a stuck client is cut off. A
+/// request is read whole within [`service::READ_REQUEST_S`]: an upload's 38 KB come through
+/// a 1 KiB receive window and erase 10 flash sectors on the way.
 pub const CONFIG: picoserve::Config = picoserve::Config::new(picoserve::Timeouts {
     start_read_request: Duration::from_secs(5),
     persistent_start_read_request: Duration::from_secs(2),
-    read_request: Duration::from_secs(5),
+    read_request: Duration::from_secs(service::READ_REQUEST_S),
     write: Duration::from_secs(5),
 })
 .keep_connection_alive();

@@ -165,6 +165,11 @@ impl<S: Storage> App<S> {
         self.exchanging = on;
     }
 
+    /// Whether an image upload is being read ([`App::begin_upload`]): its own sessions wait.
+    pub fn is_uploading(&self) -> bool {
+        self.uploading
+    }
+
     /// Sets the largest image pixels its next sessions fetch ([`Config::max_fetched_blob_bytes`]):
     /// a board's room for one image depends on how much its library holds.
     pub fn set_max_fetched_blob_bytes(&mut self, bytes: usize) {
@@ -810,6 +815,33 @@ pub(crate) mod tests {
         }
         assert_eq!(board.replica.settings().brightness, 99);
         assert_eq!(board.online_peers().count(), 1, "now the caller is listed");
+    }
+
+    #[test]
+    fn a_session_under_way_when_an_upload_begins_sends_nothing_more() {
+        let (mut node, mut board) = (poi(1, None), poi(2, None));
+        // The board lacks two images: its session takes several messages.
+        for n in 0..2u8 {
+            node.replica.add_image(&alloc::format!("n{n}"), 1, 1, &[n; 3], NOW.wall_us / 1_000).unwrap();
+        }
+        let (mut session, message) = board.start_session(SyncOptions::default());
+        let out = board.outgoing(node.config.device_id, SYNC_PATH, &wire::to_bytes(&message), NOW, &mut rand::rng());
+        let headers: Vec<(&str, &[u8])> = out.headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+        let answer = ask(&mut node, "POST", SYNC_PATH, &headers, &out.body);
+        assert_eq!(answer.status, 200);
+        let content_type = b"multipart/form-data; boundary=xyz";
+        let from = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9)), 40_000);
+        let headers: [(&str, &[u8]); 1] = [("content-type", content_type)];
+        let upload = Request { method: "POST", path: "/api/image", query: None, headers: &headers, body: b"", from };
+        assert!(board.begin_upload(&upload).is_ok());
+        let refused = board.merge(&mut session, wire::from_bytes(&answer.body).unwrap(), NOW);
+        assert!(
+            matches!(&refused, Err(povpoi_core::sync::Error::Refused(why)) if why.contains("upload")),
+            "the answer is taken, no next message: {refused:?}"
+        );
+        assert_eq!(board.replica.images().count(), 2, "the answer's records were merged");
+        board.abandon_upload();
+        assert!(!board.is_uploading());
     }
 
     #[test]

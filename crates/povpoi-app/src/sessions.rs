@@ -94,6 +94,10 @@ pub async fn run_due<L: AppLock, K: Link>(
 ) {
     let due = lock.with(|app, now| app.sessions_due(now));
     for (peer, addr) in due {
+        // An upload began meanwhile: the rest wait for it (App::begin_upload).
+        if lock.with(|app, _| app.is_uploading()) {
+            break;
+        }
         let started = lock.with(|_, now| now);
         let mut link = link_to(peer, addr);
         let mut progress = Progress::default();

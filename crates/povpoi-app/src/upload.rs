@@ -216,7 +216,8 @@ impl<S: Storage> App<S> {
     /// What the part whose headers just ended is: the file (checked, and its storage
     /// begun), a field this poi reads, or one it ignores.
     fn open_part(&mut self, upload: &mut Upload<'_>) -> Result<Part, ApiError> {
-        let Some(filename) = upload.filename.take() else {
+        // A browser sends a file input left empty as a part with an empty file name.
+        let Some(filename) = upload.filename.take().filter(|name| !name.is_empty()) else {
             let field = match upload.field.as_deref() {
                 Some("name") => Field::Name,
                 Some("flipH") => Field::Flag("flipH"),

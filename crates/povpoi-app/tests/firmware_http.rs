@@ -346,4 +346,15 @@ async fn upload_into_flash() {
     assert_eq!(json(http.get(format!("http://{addr}/api/status")).send().await.unwrap()).await["count"], json!(1));
     assert!(board.pieces.load(Ordering::SeqCst) > 2 * body.len() / 1024, "the broken upload was read");
     assert_eq!(store.usage().free_sectors, free, "nothing of a refused or broken upload is kept");
+    // And the next upload goes through: nothing was left waiting.
+    let (content_type, small) = form("image_2x2.rgb", &[9; 12]);
+    let answer = http
+        .post(format!("http://{addr}/api/image"))
+        .header("content-type", &content_type)
+        .body(small)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(json(http.get(format!("http://{addr}/api/status")).send().await.unwrap()).await["count"], json!(2));
 }

@@ -164,5 +164,6 @@ fn a_board_holds_200_images_sync_state_in_its_64_kib_heap() {
         upload.held, upload.peak
     );
     assert!(upload.stored, "the upload is stored");
-    assert!(upload.held < 3 * 1024 && upload.peak < 38_400, "{} held, {} at the peak", upload.held, upload.peak);
+    // The peak is the record's edit (its snapshot saved as it is encoded), a few KB.
+    assert!(upload.held < 3 * 1024 && upload.peak < 16 * 1024, "{} held, {} at the peak", upload.held, upload.peak);
 }

@@ -211,9 +211,16 @@ fn a_refused_upload_keeps_nothing_and_says_what_to_fix() {
         }
     }
     // With a pairing key, only a caller holding it.
-    let (mut app, _) = board(Some("correct horse battery staple"));
+    let (mut app, store) = board(Some("correct horse battery staple"));
+    let free = store.usage().free_sectors;
     let answer = upload_in_pieces(&mut app, &header, &form(&[], "image_1x1.rgb", &pixels(1, 1)), 64);
     assert_eq!(answer.status, 401);
+    assert_eq!((store.usage().free_sectors, app.replica().images().count()), (free, 0));
+    // A file input left empty: no file.
+    let (mut app, _) = board(None);
+    let answer = upload_in_pieces(&mut app, &header, &form(&[], "", b""), 64);
+    assert_eq!(answer.status, 400);
+    assert!(json(&answer)["error"].as_str().unwrap().contains("no file in the form"));
 }
 
 #[test]

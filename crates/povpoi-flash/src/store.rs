@@ -103,8 +103,10 @@ struct ChunkWriter {
     /// its headers name; an upload is stored under it.
     total: usize,
     hash: Sha256,
-    /// The first failure, which ends the save.
+    /// The first failure, which ends the save, and whether it was the flash's (what RAM
+    /// knows is then rebuilt from the flash before the next operation).
     failed: Option<StorageError>,
+    flash_failed: bool,
     /// What is being saved, for error messages.
     what: &'static str,
 }
@@ -123,6 +125,7 @@ impl ChunkWriter {
             total: 0,
             hash: Sha256::new(),
             failed: None,
+            flash_failed: false,
             what,
         }
     }
@@ -210,6 +213,7 @@ impl ChunkWriter {
     /// Ends the save with a flash error, if `result` is one.
     fn check<E: Debug>(&mut self, result: Result<(), E>) {
         if let Err(e) = result {
+            self.flash_failed |= self.failed.is_none();
             self.fail(format!("{}: flash error {e:?}", self.what));
         }
     }
@@ -747,13 +751,19 @@ impl<F: MultiwriteNorFlash> Inner<F> {
         }
         if let Some(e) = out.failed.take() {
             self.set_used(&out.sectors, false);
-            return self.watch(Err(e));
+            self.stale |= out.flash_failed;
+            return Err(e);
         }
         let hash = BlobHash(hash);
-        let old = match self.blobs.get(&hash) {
+        let known = self.blobs.get(&hash);
+        let old = match known {
             Some(first) => self.walk(first)?,
             None => None,
         };
+        if old.is_none() && known.is_some() {
+            // Damaged since the store was opened: its sectors are found again by a rebuild.
+            self.stale = true;
+        }
         let new = Value { head: out.head, sectors: out.sectors };
         self.blobs.set(hash, new.sectors[0]);
         self.retire(&new, old.as_ref())?;
@@ -969,7 +979,8 @@ impl<F: MultiwriteNorFlash> Storage for &FlashStore<F> {
         out.push(&mut inner, piece);
         if let Some(e) = out.failed.take() {
             inner.set_used(&out.sectors, false);
-            return inner.watch(Err(e));
+            inner.stale |= out.flash_failed;
+            return Err(e);
         }
         inner.upload = Some(out);
         Ok(())

@@ -25,6 +25,11 @@ enum Op {
     Upload(Vec<u8>, usize),
     /// An upload given up after half its bytes: nothing of it is kept.
     UploadAbandoned(Vec<u8>),
+    /// An upload begun, and given these first bytes, left open across the ops that follow
+    /// (other saves go on meanwhile) until [`Op::UploadRest`].
+    UploadBegun(Vec<u8>, usize),
+    /// The rest of the open upload's bytes, and its end.
+    UploadRest(Vec<u8>, usize),
     Remove(BlobHash),
     Set(&'static str, Vec<u8>),
     Unset(&'static str),
@@ -42,6 +47,8 @@ impl std::fmt::Debug for Op {
                 write!(f, "upload({:?}, {} bytes, pieces of {n})", BlobHash::of(bytes), bytes.len())
             }
             Op::UploadAbandoned(bytes) => write!(f, "abandoned upload({} bytes)", bytes.len()),
+            Op::UploadBegun(bytes, n) => write!(f, "upload begun({} bytes, {n} given)", bytes.len()),
+            Op::UploadRest(bytes, n) => write!(f, "upload ended({:?}, from {n})", BlobHash::of(bytes)),
             Op::Remove(hash) => write!(f, "remove_blob({hash:?})"),
             Op::Set(key, value) => write!(f, "set_setting({key}, {} bytes)", value.len()),
             Op::Unset(key) => write!(f, "remove_setting({key})"),
@@ -72,10 +79,10 @@ impl Model {
         let mut next = self.clone();
         match op {
             Op::State(bytes) | Op::StateInPieces(bytes, _) => next.state = Some(bytes.clone()),
-            Op::Blob(bytes) | Op::Upload(bytes, _) => {
+            Op::Blob(bytes) | Op::Upload(bytes, _) | Op::UploadRest(bytes, _) => {
                 next.blobs.insert(BlobHash::of(bytes), bytes.clone());
             }
-            Op::UploadAbandoned(_) => {}
+            Op::UploadAbandoned(_) | Op::UploadBegun(..) => {}
             Op::Remove(hash) => {
                 next.blobs.remove(hash);
             }
@@ -163,6 +170,15 @@ fn workload() -> Vec<Op> {
         Op::Remove(hash(4)),
         Op::Remove(hash(1)),
         Op::UploadAbandoned(pattern(21, IMAGE_LEN)),
+        // Other saves, and a move, while an upload waits for its next piece.
+        Op::UploadBegun(pattern(22, IMAGE_LEN), 20_000),
+        Op::State(pattern(404, 5000)),
+        Op::Blob(pattern(23, 3000)),
+        Op::Set("leds", vec![64]),
+        Op::State(pattern(405, 5200)),
+        Op::UploadRest(pattern(22, IMAGE_LEN), 20_000),
+        Op::Remove(BlobHash::of(&pattern(22, IMAGE_LEN))),
+        Op::Remove(BlobHash::of(&pattern(23, 3000))),
         Op::Upload(pattern(20, IMAGE_LEN), 700),
         // The same bytes as a blob stored: the upload replaces it.
         Op::Upload(pattern(5, IMAGE_LEN), 4096),
@@ -189,6 +205,15 @@ fn run(store: &mut FlashStore<RamFlash>, op: &Op) -> Result<(), StorageError> {
             store.begin_blob(bytes.len())?;
             store.write_blob(&bytes[..bytes.len() / 2])?;
             store.abandon_blob();
+            Ok(())
+        }
+        Op::UploadBegun(bytes, n) => {
+            store.begin_blob(bytes.len())?;
+            store.write_blob(&bytes[..*n])
+        }
+        Op::UploadRest(bytes, n) => {
+            store.write_blob(&bytes[*n..])?;
+            assert_eq!(store.finish_blob()?, BlobHash::of(bytes));
             Ok(())
         }
         Op::Remove(hash) => store.remove_blob(hash),
@@ -253,7 +278,7 @@ fn cut_everywhere(tear: Tear) {
         match ops[i] {
             Op::State(_) => in_state += 1,
             Op::Blob(_) => in_blob += 1,
-            Op::Upload(..) | Op::UploadAbandoned(_) => in_upload += 1,
+            Op::Upload(..) | Op::UploadAbandoned(_) | Op::UploadBegun(..) | Op::UploadRest(..) => in_upload += 1,
             _ => {}
         }
         let bytes = store.into_flash().bytes;

@@ -62,6 +62,9 @@ impl<A: Application> Drop for GivenUp<'_, A> {
     }
 }
 
+/// Seconds a request, its body included, has to arrive whole (the server's read timeout).
+pub const READ_REQUEST_S: u64 = 20;
+
 /// Bytes of an upload's body read at once: on the heap while it is read (a connection
 /// task's future is static RAM, and the C6 has little of it left).
 const UPLOAD_READ_BYTES: usize = 1024;
@@ -100,7 +103,10 @@ async fn upload<A: Application, R: Read>(app: &A, request: &Request<'_>, mut bod
             Ok(n) if n > 0 => (end, left) = (end + n, left - n),
             _ => {
                 app.abandon_upload();
-                return ApiError::bad_request("the request body ended early").response();
+                let why = alloc::format!(
+                    "the upload stopped arriving: the connection closed, or it took over {READ_REQUEST_S} s"
+                );
+                return ApiError::bad_request(why).response();
             }
         }
     }
