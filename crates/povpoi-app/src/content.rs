@@ -10,6 +10,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
+use povpoi_core::hash::BlobHash;
 use povpoi_core::model::{
     ImageId, ImageMeta, MAX_HEIGHT, MAX_SEQUENCE_ITEMS, MAX_WIDTH, Mode, PATTERN_SLOTS, Pattern, PatternKind,
     SEQUENCE_SLOTS, Selection, Sequence, SequenceItem, SequenceTarget, validate_name,
@@ -558,7 +559,14 @@ pub enum Listed {
     Images,
     /// `GET /api/sd/list`: `{"files": [name...]}`.
     FileNames,
+    /// `GET /api/images/{id}/pixels`: the image's pixels (this many bytes stored under this
+    /// hash), [`PIXELS_PIECE`] bytes a part, read from storage as they go.
+    Pixels(BlobHash, usize),
 }
+
+/// Bytes of pixels a [`Listing`] of them sends a part: about a listed image's JSON, so a
+/// board's heap holds no more for them than for a list.
+pub const PIXELS_PIECE: usize = 256;
 
 /// A list answered item by item, as the library changes nothing meanwhile: a board's heap
 /// holds one item at a time, not the 44 KB that 200 images list to. The platform calls
@@ -566,7 +574,9 @@ pub enum Listed {
 /// of the library once the list began to go out cuts it off: the answer ends with its JSON
 /// unclosed, which a client's parser refuses, so no client takes a mixed list for whole
 /// (HTTP-level the answer still ends normally: picoserve's chunked writer has no other end).
-/// A change before anything went out just lists the library as it is then.
+/// A change before anything went out just lists the library as it is then. Pixels never
+/// change under their hash: only their becoming unreadable (the image deleted and its
+/// pixels collected) cuts them short.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listing {
     listed: Listed,
@@ -587,7 +597,7 @@ pub struct ListingCut;
 
 impl core::fmt::Display for ListingCut {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("the library changed while it was listed")
+        f.write_str("the library changed while it was listed, or the pixels sent became unreadable")
     }
 }
 
@@ -602,9 +612,13 @@ impl<S: Storage> App<S> {
             opened: false,
             closed: false,
         };
+        let content_type = match listed {
+            Listed::Pixels(..) => "application/octet-stream",
+            Listed::Images | Listed::FileNames => "application/json",
+        };
         Response {
             status: 200,
-            content_type: "application/json",
+            content_type,
             headers: Vec::new(),
             body: Vec::new(),
             listing: Some(alloc::boxed::Box::new(listing)),
@@ -617,6 +631,20 @@ impl<S: Storage> App<S> {
         if listing.closed {
             return Ok(false);
         }
+        if let Listed::Pixels(hash, len) = listing.listed {
+            if listing.written >= len {
+                listing.closed = true;
+                return Ok(false);
+            }
+            let (start, n) = (out.len(), (len - listing.written).min(PIXELS_PIECE));
+            out.resize(start + n, 0);
+            if !matches!(self.replica().storage().read_blob_part(&hash, listing.written, &mut out[start..]), Ok(true)) {
+                out.truncate(start);
+                return Err(ListingCut);
+            }
+            listing.written += n;
+            return Ok(true);
+        }
         if !listing.opened {
             // Nothing went out yet: the list is of the library as it is now.
             if self.digest() != listing.digest {
@@ -625,7 +653,7 @@ impl<S: Storage> App<S> {
             listing.opened = true;
             out.extend_from_slice(match listing.listed {
                 Listed::Images => b"{\"images\":[",
-                Listed::FileNames => b"{\"files\":[",
+                Listed::FileNames | Listed::Pixels(..) => b"{\"files\":[",
             });
         } else if self.digest() != listing.digest {
             return Err(ListingCut);
@@ -646,7 +674,7 @@ impl<S: Storage> App<S> {
         }
         let item = match listing.listed {
             Listed::Images => serde_json::to_vec(&image_entry(poi, index, id, meta)),
-            Listed::FileNames => serde_json::to_vec(meta.name()),
+            Listed::FileNames | Listed::Pixels(..) => serde_json::to_vec(meta.name()),
         };
         out.extend_from_slice(&item.unwrap_or_default());
         listing.written += 1;
@@ -704,8 +732,21 @@ impl<S: Storage> App<S> {
             && !id.is_empty()
             && !id.contains('/')
         {
-            // A board holds no image whole in RAM to send; peers fetch pixels by sync.
-            return Some(Err(ApiError::new(501, "this poi does not send image pixels over HTTP: a node does")));
+            if method != "GET" {
+                return Some(Err(not_allowed()));
+            }
+            // Read from storage a part at a time: a board holds no image whole in RAM.
+            return Some(parse_image_id(id).and_then(|id| {
+                let meta = self.replica().image(id).ok_or_else(|| no_image(id))?;
+                let (hash, len) = (meta.pixels(), meta.byte_len());
+                if !self.replica().holds_blob(&hash) {
+                    return Err(ApiError::new(
+                        409,
+                        format!("the pixels of image {id} are still syncing to this poi; try again soon"),
+                    ));
+                }
+                Ok(self.listing(Listed::Pixels(hash, len)))
+            }));
         }
         // One segment after the prefix, as the node's routes match; anything else is theirs
         // to 404.
@@ -821,6 +862,38 @@ mod tests {
     }
 
     #[test]
+    fn pixels_go_out_a_part_at_a_time_and_stop_short_when_they_become_unreadable() {
+        let device = DeviceId([2, 0, 0, 0, 0, 1]);
+        let identity = Identity { replica: ReplicaId(1), device, group: "g".into() };
+        let mut replica = Replica::open(MemoryStorage::default(), identity).unwrap();
+        let pixels: Vec<u8> = (0..40 * 8 * 3).map(|i| (i % 251) as u8).collect();
+        let id = replica.add_image("wide", 40, 8, &pixels, 1_000).unwrap();
+        let mut app = App::new(test_config(device, None), replica, ClockService::new(device, 1, 2, 0));
+        let path = alloc::format!("/api/images/{id}/pixels");
+        let answer = ask(&mut app, "GET", &path, b"");
+        assert_eq!((answer.status, answer.content_type), (200, "application/octet-stream"));
+        let mut listing = answer.listing.expect("sent a part at a time");
+        let (mut body, mut parts) = (Vec::new(), 0);
+        while app.list_next(&mut listing, &mut body).unwrap() {
+            parts += 1;
+        }
+        assert_eq!((body == pixels, parts), (true, pixels.len().div_ceil(PIXELS_PIECE)));
+        assert_eq!(ask(&mut app, "DELETE", &path, b"").status, 405);
+        // Gone from storage after the first part went out: cut short, not padded.
+        let mut listing = ask(&mut app, "GET", &path, b"").listing.unwrap();
+        let mut first = Vec::new();
+        assert!(app.list_next(&mut listing, &mut first).unwrap());
+        let hash = app.replica().image(id).unwrap().pixels();
+        app.storage_mut().remove_blob(&hash).unwrap();
+        let mut rest = Vec::new();
+        assert_eq!(app.list_next(&mut listing, &mut rest), Err(ListingCut));
+        assert!(rest.is_empty());
+        // Not held here: the node's 409.
+        let missing = ask(&mut app, "GET", &path, b"");
+        assert_eq!(missing.status, 409);
+    }
+
+    #[test]
     fn a_listing_sent_item_by_item_is_the_listing_in_the_librarys_order() {
         let (mut app, ids) = poi(&["a", "b", "c", "d", "e"]);
         let order = format!(r#"{{"ids": ["{}", "{}"]}}"#, ids[2], ids[0]);
@@ -899,8 +972,8 @@ mod tests {
                 "GET",
                 "/api/images/0123456789abcdef-1/pixels",
                 b"",
-                501,
-                "this poi does not send image pixels over HTTP: a node does",
+                404,
+                "no image 0123456789abcdef-1: see GET /api/images",
             ),
             ("GET", "/api/images/", b"", 404, "no such endpoint"),
             ("GET", "/api/patterns/3/x", b"", 404, "no such endpoint"),

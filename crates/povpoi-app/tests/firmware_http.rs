@@ -310,6 +310,13 @@ async fn upload_into_flash() {
     let listed = json(http.get(format!("http://{addr}/api/images")).send().await.unwrap()).await;
     assert_eq!(listed["images"][0]["id"], stored["id"]);
     assert_eq!(listed["images"][0]["available"], json!(true));
+    // And its pixels come back out of the flash, a part at a time.
+    let id = stored["id"].as_str().unwrap();
+    let answer = http.get(format!("http://{addr}/api/images/{id}/pixels")).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["content-type"], "application/octet-stream");
+    assert_eq!(answer.headers()["transfer-encoding"], "chunked");
+    assert!(answer.bytes().await.unwrap() == pixels, "the pixels read back byte for byte");
 
     // Refused uploads, whole or cut short, leave the store as it was.
     let free = store.usage().free_sectors;

@@ -190,6 +190,8 @@ fn an_image_uploaded_to_a_board_plays_there_and_reaches_a_node_whole() {
     );
     let (status, bytes) = c.get_bytes(node, &format!("/api/images/{id}/pixels"));
     assert_eq!((status, bytes == image), (200, true), "the node holds the board's pixels, byte for byte");
+    let (status, bytes) = c.get_bytes(board, &format!("/api/images/{id}/pixels"));
+    assert_eq!((status, bytes == image), (200, true), "the board sends them back from its flash");
     // What a board cannot hold or convert is refused, and nothing of it is kept.
     let (status, answer) = c.upload_image(board, 400, 64, &pixels(78, 400, 64));
     assert_eq!(status, 413, "{answer}");
