@@ -134,26 +134,32 @@ fn serve_flash() -> (SocketAddr, &'static FlashBoard, &'static Store) {
 fn serve_here<A: Application>(app: &'static A) -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    listener.set_nonblocking(true).unwrap();
-    tokio::task::spawn_local(async move {
-        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-        let remote = Cell::new(SocketAddr::from(([0, 0, 0, 0], 0)));
-        let router = picoserve::Router::from_service(Service::new(app, &remote));
-        let config = picoserve::Config::new(picoserve::Timeouts {
-            start_read_request: picoserve::time::Duration::from_secs(5),
-            persistent_start_read_request: picoserve::time::Duration::from_secs(1),
-            read_request: picoserve::time::Duration::from_secs(5),
-            write: picoserve::time::Duration::from_secs(5),
-        });
-        let mut head = [0u8; 1280];
-        // Bounded: the test makes a few requests, then the task ends with the runtime.
-        for _ in 0..16 {
-            let (stream, from) = listener.accept().await.unwrap();
-            remote.set(from);
-            let _ = picoserve::Server::new_tokio(&router, &config, &mut head).serve(stream).await;
-        }
-    });
+    // One request per connection: the test's raw connection is served in its turn.
+    tokio::task::spawn_local(accept(listener, app, false));
     addr
+}
+
+/// Serves connections from `listener` one after another, as each of the firmware's
+/// connection tasks does. Bounded: a test makes a few requests, then the loop ends with its
+/// runtime.
+async fn accept<A: Application>(listener: std::net::TcpListener, app: &'static A, keep_alive: bool) {
+    listener.set_nonblocking(true).unwrap();
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    let remote = Cell::new(SocketAddr::from(([0, 0, 0, 0], 0)));
+    let router = picoserve::Router::from_service(Service::new(app, &remote));
+    let config = picoserve::Config::new(picoserve::Timeouts {
+        start_read_request: picoserve::time::Duration::from_secs(5),
+        persistent_start_read_request: picoserve::time::Duration::from_secs(1),
+        read_request: picoserve::time::Duration::from_secs(5),
+        write: picoserve::time::Duration::from_secs(5),
+    });
+    let config = if keep_alive { config.keep_connection_alive() } else { config };
+    let mut head = [0u8; 1280];
+    for _ in 0..16 {
+        let (stream, from) = listener.accept().await.unwrap();
+        remote.set(from);
+        let _ = picoserve::Server::new_tokio(&router, &config, &mut head).serve(stream).await;
+    }
 }
 
 /// The existing system's upload form: one raw RGB file.
@@ -192,28 +198,9 @@ fn serve(images: u8, delete_at: Option<usize>) -> (SocketAddr, Vec<ImageId>) {
 fn serve_app<A: Application + Sync>(app: &'static A) -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    listener.set_nonblocking(true).unwrap();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            let remote = Cell::new(SocketAddr::from(([0, 0, 0, 0], 0)));
-            let router = picoserve::Router::from_service(Service::new(app, &remote));
-            let config = picoserve::Config::new(picoserve::Timeouts {
-                start_read_request: picoserve::time::Duration::from_secs(5),
-                persistent_start_read_request: picoserve::time::Duration::from_secs(1),
-                read_request: picoserve::time::Duration::from_secs(5),
-                write: picoserve::time::Duration::from_secs(5),
-            })
-            .keep_connection_alive();
-            let mut head = [0u8; 1280];
-            // Bounded: a test makes a few requests, then the thread ends with the process.
-            for _ in 0..16 {
-                let (stream, from) = listener.accept().await.unwrap();
-                remote.set(from);
-                let _ = picoserve::Server::new_tokio(&router, &config, &mut head).serve(stream).await;
-            }
-        });
+        runtime.block_on(accept(listener, app, true));
     });
     addr
 }
