@@ -90,6 +90,18 @@ pub struct DeviceConfig<'a> {
     pub sync_mode: &'static str,
 }
 
+/// `GET /api/device/config` on a board: the shared part, and its strip's length, which a
+/// board does not let change (a node puts its own settings beside the shared part).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BoardDeviceConfig<'a> {
+    /// What every poi answers.
+    #[serde(flatten)]
+    pub device: DeviceConfig<'a>,
+    /// LEDs on the strip: the height a picture is fitted to before it is uploaded here.
+    pub led_count: u16,
+}
+
 /// One peer in `GET /api/sync/status`.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -482,7 +482,13 @@ impl<S: Storage> App<S> {
         match (method, path) {
             ("GET", "/api/status") => Ok(Response::json(200, &self.status())),
             ("GET", "/api/sync/status") => Ok(Response::json(200, &self.sync_status())),
-            ("GET", "/api/device/config") => Ok(Response::json(200, &self.device_config())),
+            ("GET", "/api/device/config") => Ok(Response::json(
+                200,
+                &answers::BoardDeviceConfig {
+                    device: self.device_config(),
+                    led_count: povpoi_core::render::DEFAULT_LEDS,
+                },
+            )),
             ("GET", "/api/clock") => Ok(Response::json(200, &self.clock_json(now))),
             ("POST", "/api/brightness") => {
                 let brightness = rules::brightness_asked(request.body)?;

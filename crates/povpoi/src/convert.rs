@@ -19,6 +19,14 @@ pub struct Args {
     /// LEDs on the strip: the picture's height (1-64).
     #[arg(long, default_value_t = DEFAULT_LEDS, value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_HEIGHT)))]
     pub leds: u16,
+    #[command(flatten)]
+    pub shaping: Shaping,
+}
+
+/// How a picture is fitted to the strip, besides its height: `povpoi convert`'s and
+/// `povpoi upload`'s options alike.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Shaping {
     /// Widest result in columns (1-400); wider pictures are squeezed to it, not cropped.
     #[arg(long, default_value_t = MAX_WIDTH, value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_WIDTH)))]
     pub max_width: u16,
@@ -40,10 +48,11 @@ pub struct Args {
     pub filter: Filter,
 }
 
-impl Args {
-    fn options(&self) -> ConvertOptions {
+impl Shaping {
+    /// The converter's options for a strip of `leds` LEDs.
+    pub fn options(&self, leds: u16) -> ConvertOptions {
         ConvertOptions {
-            leds: self.leds,
+            leds,
             max_width: self.max_width,
             flip_h: self.flip_h,
             flip_v: self.flip_v,
@@ -52,6 +61,19 @@ impl Args {
             filter: self.filter,
         }
     }
+}
+
+/// A picture file read, decoded and fitted to a strip of `leds` LEDs; the converted picture,
+/// and the file's format and size for messages. Errors name the file.
+pub fn read_picture(path: &Path, leds: u16, shaping: &Shaping) -> Result<(Picture, String), String> {
+    let input = path.display();
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {input}: {e}"))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let format = detect(&bytes, &name).map_err(|e| format!("{input}: {e}"))?;
+    let decoded = decode(&bytes, &name).map_err(|e| format!("{input}: {e}"))?;
+    let (source_w, source_h) = decoded.dimensions();
+    let picture = convert_image(decoded, &shaping.options(leds)).map_err(|e| format!("{input}: {e}"))?;
+    Ok((picture, format!("{} {source_w}x{source_h}", format.name())))
 }
 
 /// What kind of file OUT asks for.
@@ -65,12 +87,7 @@ enum Output {
 pub fn run(args: &Args) -> Result<(), String> {
     let kind = output_kind(&args.output)?;
     let input = args.input.display();
-    let bytes = std::fs::read(&args.input).map_err(|e| format!("cannot read {input}: {e}"))?;
-    let name = args.input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let format = detect(&bytes, &name).map_err(|e| format!("{input}: {e}"))?;
-    let decoded = decode(&bytes, &name).map_err(|e| format!("{input}: {e}"))?;
-    let (source_w, source_h) = decoded.dimensions();
-    let picture = convert_image(decoded, &args.options()).map_err(|e| format!("{input}: {e}"))?;
+    let (picture, source) = read_picture(&args.input, args.leds, &args.shaping)?;
 
     let (path, data, note) = match kind {
         Output::Raw => {
@@ -82,12 +99,11 @@ pub fn run(args: &Args) -> Result<(), String> {
     };
     std::fs::write(&path, &data).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     println!(
-        "wrote {}: {}x{} ({} bytes) from {input} ({} {source_w}x{source_h})",
+        "wrote {}: {}x{} ({} bytes) from {input} ({source})",
         path.display(),
         picture.width(),
         picture.height(),
         data.len(),
-        format.name(),
     );
     if let Some(note) = note {
         println!("{note}");

@@ -6,6 +6,7 @@ mod node;
 mod preview;
 mod sim;
 mod sim_sync;
+mod upload;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +34,9 @@ enum Command {
     Convert(convert::Args),
     /// Draws what a spectator sees when the poi spins with a picture or a pattern (a PNG).
     Preview(preview::Args),
+    /// Uploads a picture to a poi, a node or a board, fitted here to its strip and sent as
+    /// raw image_WxH.rgb (a board converts nothing itself).
+    Upload(upload::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -43,6 +47,7 @@ fn main() -> std::process::ExitCode {
         Command::Sim(args) => sim::run(&args),
         Command::SimSync(args) => sim_sync::run(&args),
         Command::Convert(args) => convert::run(&args),
+        Command::Upload(args) => upload::run(&args),
         Command::Preview(args) => preview::run(&args),
     };
     match result {

@@ -202,6 +202,47 @@ fn an_image_uploaded_to_a_board_plays_there_and_reaches_a_node_whole() {
     note("test", started.elapsed());
 }
 
+#[test]
+fn povpoi_upload_fits_a_picture_to_a_boards_strip_and_sends_it_raw() {
+    let mut lab = Lab::loopback(1);
+    let board = lab.start_with(0, NodeSpec { board: true, ..lab.spec(0) });
+    let dir = tempfile::tempdir().unwrap();
+    // 80 x 40: fitted to the board's 32 LEDs (its device config says), 64 columns wide.
+    let picture =
+        povpoi_media::image::RgbImage::from_fn(80, 40, |x, y| povpoi_media::image::Rgb([x as u8 * 3, y as u8 * 6, 90]));
+    picture.save(dir.path().join("sun.png")).unwrap();
+    let upload = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_povpoi"))
+            .arg("upload")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("run povpoi upload")
+    };
+    let url = format!("http://{board}");
+    let out = upload(&[&url, "sun.png", "--name", "sun"]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.contains("\"sun\" (64x32, 6144 bytes, from PNG 80x40)"), "{stdout}");
+    let c = &lab.client;
+    let listed = c.get_ok(board, "/api/images");
+    let entry = &listed["images"][0];
+    assert_eq!((&entry["name"], &entry["width"], &entry["height"]), (&json!("sun"), &json!(64), &json!(32)));
+    // What goes wrong says what to do.
+    let wide = povpoi_media::image::RgbImage::from_fn(400, 40, |x, _| povpoi_media::image::Rgb([x as u8, 0, 0]));
+    wide.save(dir.path().join("wide.png")).unwrap();
+    // At 64 LEDs, 400x64: twice what a board stores.
+    let out = upload(&[&url, "wide.png", "--leds", "64"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("answered 413") && stderr.contains("--max-width"), "{stderr}");
+    let out = upload(&["http://127.0.0.1:9", "sun.png", "--leds", "32"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("cannot reach http://127.0.0.1:9"), "{stderr}");
+    let out = upload(&[&url, "missing.png"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read missing.png"));
+    assert_eq!(c.get_ok(board, "/api/status")["count"], json!(1), "nothing else was stored");
+}
+
 /// Protocol 5 between processes: the board's summary asks for 2 KiB `Push` parts, so a node
 /// with 40 images' records (about 3 KB) leaves them out of its answer to the board's session
 /// and pushes them in its own, in parts.

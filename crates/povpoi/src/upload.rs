@@ -1,0 +1,136 @@
+//! `povpoi upload`: a picture to a poi, fitted here to its strip and sent as the existing
+//! system's raw `image_WxH.rgb` upload. A board takes raw RGB only (it has no converter),
+//! so this is how a picture reaches one without a node; a node takes it the same way.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use povpoi_core::model::MAX_HEIGHT;
+use serde_json::Value;
+
+use crate::convert::{Shaping, read_picture};
+
+/// Options of `povpoi upload`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Args {
+    /// The poi, as http://HOST:PORT.
+    pub poi: String,
+    /// The picture: PNG, JPEG, GIF, BMP, WebP, either kind of .pov, or raw image_WxH.rgb.
+    pub picture: PathBuf,
+    /// Its name on the poi; by default the file's name without its extension.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The sync group's pairing key, if the poi's group has one.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// LEDs on the strip (1-64); by default the poi's own count, read from it.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_HEIGHT)))]
+    pub leds: Option<u16>,
+    #[command(flatten)]
+    pub shaping: Shaping,
+}
+
+/// Fits the picture to the poi's strip, uploads it and says what the poi answered.
+pub fn run(args: &Args) -> Result<(), String> {
+    let base = args.poi.trim_end_matches('/');
+    if !base.starts_with("http://") && !base.starts_with("https://") {
+        return Err(format!("{:?}: give the poi's address as http://HOST:PORT", args.poi));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
+    let leds = match args.leds {
+        Some(leds) => leds,
+        None => {
+            let config = runtime.block_on(ask(&client, base, args.key.as_deref(), None))?;
+            config["ledCount"]
+                .as_u64()
+                .and_then(|n| u16::try_from(n).ok())
+                .filter(|n| (1..=64).contains(n))
+                .ok_or_else(|| format!("{base} did not say how many LEDs its strip has (ledCount): pass --leds"))?
+        }
+    };
+    let (picture, source) = read_picture(&args.picture, leds, &args.shaping)?;
+    let (width, height) = (picture.width(), picture.height());
+    let name = match &args.name {
+        Some(name) => name.clone(),
+        None => args.picture.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+    };
+    let form = Form { name: &name, filename: &format!("image_{width}x{height}.rgb"), pixels: picture.pixels() };
+    let answer = runtime.block_on(ask(&client, base, args.key.as_deref(), Some(&form)))?;
+    println!(
+        "uploaded {} to {base} as {name:?} ({width}x{height}, {} bytes, from {source}): image {}, playing",
+        args.picture.display(),
+        picture.pixels().len(),
+        answer["id"].as_str().unwrap_or("?"),
+    );
+    Ok(())
+}
+
+/// The upload form: a `name` field, then the raw file.
+struct Form<'a> {
+    name: &'a str,
+    filename: &'a str,
+    pixels: &'a [u8],
+}
+
+impl Form<'_> {
+    /// The body as the existing web app sends it, and its content type.
+    fn encode(&self) -> (String, Vec<u8>) {
+        // Not in the name (checked by the poi: no control characters) nor in raw pixels'
+        // framing, which the poi finds by the boundary's line.
+        let boundary = "povpoi-upload-3f9c2a71";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n{}\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n",
+            self.name, self.filename
+        )
+        .into_bytes();
+        body.extend_from_slice(self.pixels);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        (format!("multipart/form-data; boundary={boundary}"), body)
+    }
+}
+
+/// `GET /api/device/config`, or the upload of `form`: the answer's JSON, or what to fix.
+async fn ask(
+    client: &reqwest::Client,
+    base: &str,
+    key: Option<&str>,
+    form: Option<&Form<'_>>,
+) -> Result<Value, String> {
+    let mut request = match form {
+        None => client.get(format!("{base}/api/device/config")),
+        Some(form) => {
+            let (content_type, body) = form.encode();
+            client.post(format!("{base}/api/image")).header("content-type", content_type).body(body)
+        }
+    };
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let answer = request.send().await.map_err(|e| format!("cannot reach {base}: {e}"))?;
+    let status = answer.status();
+    let body = answer.bytes().await.map_err(|e| format!("{base}: answer cut short: {e}"))?;
+    let json: Option<Value> = serde_json::from_slice(&body).ok();
+    if !status.is_success() {
+        let error = json
+            .as_ref()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        let hint = match status.as_u16() {
+            401 => " (pass the group's key with --key)",
+            413 => " (a board stores images up to 38,400 bytes: try a smaller --max-width)",
+            _ => "",
+        };
+        return Err(format!("{base} answered {status}: {error}{hint}"));
+    }
+    json.ok_or_else(|| format!("{base} answered {status} with no JSON"))
+}
