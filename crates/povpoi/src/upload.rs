@@ -56,6 +56,9 @@ pub fn run(args: &Args) -> Result<(), String> {
                 .ok_or_else(|| format!("{base} did not say how many LEDs its strip has (ledCount): pass --leds"))?
         }
     };
+    if args.name.as_deref().is_some_and(|name| name.chars().any(char::is_control)) {
+        return Err(format!("--name {:?}: a name has no line breaks or other control characters", args.name));
+    }
     let (picture, source) = read_picture(&args.picture, leds, &args.shaping)?;
     let (width, height) = (picture.width(), picture.height());
     let name = match &args.name {
@@ -83,8 +86,8 @@ struct Form<'a> {
 impl Form<'_> {
     /// The body as the existing web app sends it, and its content type.
     fn encode(&self) -> (String, Vec<u8>) {
-        // Not in the name (checked by the poi: no control characters) nor in raw pixels'
-        // framing, which the poi finds by the boundary's line.
+        // A name holds no line break (checked in `run`), so no boundary line; the pixels may
+        // hold anything but that exact line, which 22 random-looking bytes make unlikely.
         let boundary = "povpoi-upload-3f9c2a71";
         let mut body = format!(
             "--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n{}\r\n\
