@@ -86,9 +86,12 @@ struct Form<'a> {
 impl Form<'_> {
     /// The body as the existing web app sends it, and its content type.
     fn encode(&self) -> (String, Vec<u8>) {
-        // A name holds no line break (checked in `run`), so no boundary line; the pixels may
-        // hold anything but that exact line, which 22 random-looking bytes make unlikely.
-        let boundary = "povpoi-upload-3f9c2a71";
+        // One the pixels do not hold (a name holds no line break, checked in `run`): the
+        // poi finds the file's end by it.
+        let boundary = (0u32..)
+            .map(|n| format!("povpoi-upload-{n:08x}"))
+            .find(|b| !self.pixels.windows(b.len()).any(|w| w == b.as_bytes()))
+            .expect("some boundary is not in the pixels");
         let mut body = format!(
             "--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n{}\r\n\
              --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\n\
