@@ -204,18 +204,6 @@ where
     Ok(start.elapsed())
 }
 
-/// A multipart body with one file, as the existing web app sends `POST /api/image`.
-pub fn multipart_upload(filename: &str, bytes: &[u8]) -> (String, Vec<u8>) {
-    let boundary = "povpoi-sim-boundary-7d1f";
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
 /// Every poi's show time minus its host's monotonic clock, read at one instant by each (µs): equal on
 /// two poi of this machine when their show times agree.
 async fn clock_offsets(http: &reqwest::Client, addrs: &[SocketAddr]) -> Result<Vec<(i64, Value)>, String> {
@@ -320,7 +308,8 @@ async fn demo(http: &reqwest::Client, addrs: &[SocketAddr]) -> Result<(), String
     demo_clock(http, addrs).await?;
     let (w, h) = (40usize, 32usize);
     let pixels: Vec<u8> = (0..w * h).flat_map(|i| [(i % w * 6) as u8, (i / w * 8) as u8, 128]).collect();
-    let (content_type, body) = multipart_upload(&format!("image_{w}x{h}.rgb"), &pixels);
+    let form = crate::upload::Form { name: None, filename: &format!("image_{w}x{h}.rgb"), pixels: &pixels };
+    let (content_type, body) = form.encode();
     let first = addrs[0];
     let answer = http
         .post(format!("http://{first}/api/image"))

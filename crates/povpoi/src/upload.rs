@@ -65,7 +65,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         Some(name) => name.clone(),
         None => args.picture.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
     };
-    let form = Form { name: &name, filename: &format!("image_{width}x{height}.rgb"), pixels: picture.pixels() };
+    let form = Form { name: Some(&name), filename: &format!("image_{width}x{height}.rgb"), pixels: picture.pixels() };
     let answer = runtime.block_on(ask(&client, base, args.key.as_deref(), Some(&form)))?;
     println!(
         "uploaded {} to {base} as {name:?} ({width}x{height}, {} bytes, from {source}): image {}, playing",
@@ -76,29 +76,39 @@ pub fn run(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// The upload form: a `name` field, then the raw file.
-struct Form<'a> {
-    name: &'a str,
-    filename: &'a str,
-    pixels: &'a [u8],
+/// The upload form (`POST /api/image`): a `name` field if given, then the raw file.
+pub struct Form<'a> {
+    /// The image's name on the poi; without one, the poi names it after the file.
+    pub name: Option<&'a str>,
+    /// `image_WxH.rgb`.
+    pub filename: &'a str,
+    /// Raw RGB, row-major, row y for LED y.
+    pub pixels: &'a [u8],
 }
 
 impl Form<'_> {
     /// The body as the existing web app sends it, and its content type.
-    fn encode(&self) -> (String, Vec<u8>) {
+    pub fn encode(&self) -> (String, Vec<u8>) {
         // One the pixels do not hold (a name holds no line break, checked in `run`): the
         // poi finds the file's end by it.
         let boundary = (0u32..)
             .map(|n| format!("povpoi-upload-{n:08x}"))
             .find(|b| !self.pixels.windows(b.len()).any(|w| w == b.as_bytes()))
             .expect("some boundary is not in the pixels");
-        let mut body = format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n{}\r\n\
-             --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\n\
-             Content-Type: application/octet-stream\r\n\r\n",
-            self.name, self.filename
-        )
-        .into_bytes();
+        let mut body = Vec::new();
+        if let Some(name) = self.name {
+            body.extend(
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n{name}\r\n").bytes(),
+            );
+        }
+        body.extend(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n",
+                self.filename
+            )
+            .bytes(),
+        );
         body.extend_from_slice(self.pixels);
         body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
         (format!("multipart/form-data; boundary={boundary}"), body)
