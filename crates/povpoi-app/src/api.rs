@@ -26,14 +26,15 @@ pub struct Request<'a> {
     pub from: SocketAddr,
 }
 
-impl Request<'_> {
-    /// The first header called `name` (ASCII case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&[u8]> {
+impl<'a> Request<'a> {
+    /// The first header called `name` (ASCII case-insensitive), borrowed for as long as
+    /// the request's headers (an upload's parser keeps its `Content-Type`).
+    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
     }
 
     /// The first header called `name`, if it is text.
-    pub fn header_str(&self, name: &str) -> Option<&str> {
+    pub fn header_str(&self, name: &str) -> Option<&'a str> {
         self.header(name).and_then(|v| core::str::from_utf8(v).ok())
     }
 

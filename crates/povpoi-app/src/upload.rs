@@ -122,12 +122,7 @@ impl<S: Storage> App<S> {
                 ApiError::new(503, "another image is being uploaded here: try again when it is stored").response()
             );
         }
-        let content_type: &'b [u8] = request
-            .headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-            .map(|(_, v)| *v)
-            .ok_or_else(|| not_a_form().response())?;
+        let content_type = request.header("content-type").ok_or_else(|| not_a_form().response())?;
         let form = content_type.len() >= 19 && content_type[..19].eq_ignore_ascii_case(b"multipart/form-data");
         let parser =
             Parser::from_content_type(content_type).ok().filter(|_| form).ok_or_else(|| not_a_form().response())?;
