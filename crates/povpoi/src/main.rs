@@ -3,6 +3,7 @@
 mod board;
 mod convert;
 mod node;
+mod poi_client;
 mod preview;
 mod sim;
 mod sim_sync;

@@ -8,6 +8,8 @@ use povpoi_core::render::{Finish, MAX_LEDS, Program};
 use povpoi_media::preview::MAX_FPS;
 use povpoi_media::{ConvertOptions, PreviewOptions, convert, png_bytes, preview_program};
 
+use crate::poi_client::Poi;
+
 /// Options of `povpoi preview`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct Args {
@@ -129,38 +131,10 @@ fn from_node(node: &str, args: &Args) -> Result<(), String> {
     if !matches!(kind, "image" | "pattern" | "sequence") || item.is_empty() {
         return Err(format!("{:?}: {usage}", args.item));
     }
-    let base = node.trim_end_matches('/');
-    if !base.starts_with("http://") && !base.starts_with("https://") {
-        return Err(format!("--node {node:?}: give the poi's address as http://HOST:PORT"));
-    }
+    let poi = Poi::at(node, &format!("--node {node:?}"), args.key.as_deref(), std::time::Duration::from_secs(30))?;
+    let base = poi.base();
     let url = preview_url(base, kind, item, args);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let (status, body) = runtime.block_on(async {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(|e| e.to_string())?;
-        let mut request = client.get(&url);
-        if let Some(key) = &args.key {
-            request = request.bearer_auth(key);
-        }
-        let answer = request.send().await.map_err(|e| format!("cannot reach {base}: {e}"))?;
-        let status = answer.status();
-        let body = answer.bytes().await.map_err(|e| format!("{base}: answer cut short: {e}"))?;
-        Ok::<_, String>((status, body))
-    })?;
-    if !status.is_success() {
-        let error = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-        let hint = if status.as_u16() == 401 { " (pass the group's key with --key)" } else { "" };
-        return Err(format!("{base} answered {status}: {error}{hint}"));
-    }
+    let body = poi.call(|client, _| client.get(&url), "")?;
     std::fs::write(&args.output, &body).map_err(|e| format!("cannot write {}: {e}", args.output.display()))?;
     println!("wrote {}: the preview of {} on {base} ({} bytes)", args.output.display(), args.item, body.len());
     Ok(())

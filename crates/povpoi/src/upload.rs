@@ -9,6 +9,7 @@ use povpoi_core::model::MAX_HEIGHT;
 use serde_json::Value;
 
 use crate::convert::{Shaping, read_picture};
+use crate::poi_client::Poi;
 
 /// Options of `povpoi upload`.
 #[derive(clap::Args, Clone, Debug)]
@@ -32,23 +33,12 @@ pub struct Args {
 
 /// Fits the picture to the poi's strip, uploads it and says what the poi answered.
 pub fn run(args: &Args) -> Result<(), String> {
-    let base = args.poi.trim_end_matches('/');
-    if !base.starts_with("http://") && !base.starts_with("https://") {
-        return Err(format!("{:?}: give the poi's address as http://HOST:PORT", args.poi));
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
+    let poi = Poi::at(&args.poi, &format!("{:?}", args.poi), args.key.as_deref(), Duration::from_secs(60))?;
+    let base = poi.base();
     let leds = match args.leds {
         Some(leds) => leds,
         None => {
-            let config = runtime.block_on(ask(&client, base, args.key.as_deref(), None))?;
+            let config = json(base, &poi.call(|client, base| client.get(format!("{base}/api/device/config")), "")?)?;
             config["ledCount"]
                 .as_u64()
                 .and_then(|n| u16::try_from(n).ok())
@@ -66,7 +56,12 @@ pub fn run(args: &Args) -> Result<(), String> {
         None => args.picture.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
     };
     let form = Form { name: Some(&name), filename: &format!("image_{width}x{height}.rgb"), pixels: picture.pixels() };
-    let answer = runtime.block_on(ask(&client, base, args.key.as_deref(), Some(&form)))?;
+    let (content_type, body) = form.encode();
+    let sent = |client: &reqwest::Client, base: &str| {
+        client.post(format!("{base}/api/image")).header("content-type", content_type).body(body)
+    };
+    let answer =
+        json(base, &poi.call(sent, " (a board stores images up to 38,400 bytes: try a smaller --max-width)")?)?;
     println!(
         "uploaded {} to {base} as {name:?} ({width}x{height}, {} bytes, from {source}): image {}, playing",
         args.picture.display(),
@@ -74,6 +69,11 @@ pub fn run(args: &Args) -> Result<(), String> {
         answer["id"].as_str().unwrap_or("?"),
     );
     Ok(())
+}
+
+/// A poi's answer as JSON.
+fn json(base: &str, body: &[u8]) -> Result<Value, String> {
+    serde_json::from_slice(body).map_err(|_| format!("{base} answered with no JSON"))
 }
 
 /// The upload form (`POST /api/image`): a `name` field if given, then the raw file.
@@ -113,40 +113,4 @@ impl Form<'_> {
         body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
         (format!("multipart/form-data; boundary={boundary}"), body)
     }
-}
-
-/// `GET /api/device/config`, or the upload of `form`: the answer's JSON, or what to fix.
-async fn ask(
-    client: &reqwest::Client,
-    base: &str,
-    key: Option<&str>,
-    form: Option<&Form<'_>>,
-) -> Result<Value, String> {
-    let mut request = match form {
-        None => client.get(format!("{base}/api/device/config")),
-        Some(form) => {
-            let (content_type, body) = form.encode();
-            client.post(format!("{base}/api/image")).header("content-type", content_type).body(body)
-        }
-    };
-    if let Some(key) = key {
-        request = request.bearer_auth(key);
-    }
-    let answer = request.send().await.map_err(|e| format!("cannot reach {base}: {e}"))?;
-    let status = answer.status();
-    let body = answer.bytes().await.map_err(|e| format!("{base}: answer cut short: {e}"))?;
-    let json: Option<Value> = serde_json::from_slice(&body).ok();
-    if !status.is_success() {
-        let error = json
-            .as_ref()
-            .and_then(|v| v["error"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-        let hint = match status.as_u16() {
-            401 => " (pass the group's key with --key)",
-            413 => " (a board stores images up to 38,400 bytes: try a smaller --max-width)",
-            _ => "",
-        };
-        return Err(format!("{base} answered {status}: {error}{hint}"));
-    }
-    json.ok_or_else(|| format!("{base} answered {status} with no JSON"))
 }
