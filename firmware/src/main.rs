@@ -193,6 +193,7 @@ async fn main(spawner: Spawner) -> ! {
                 // Uploads are written to the flash as they arrive, never held; an image its
                 // own sessions could not fetch again is not taken either.
                 max_uploaded_image_bytes: povpoi_app::sessions::MAX_FETCHED_BLOB_BYTES,
+                wifi_setup: true,
             };
             let clock = ClockService::new(device_id, rng.random(), rng.random(), Instant::now().as_micros());
             let app = App::new(config, *library, clock);

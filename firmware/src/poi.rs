@@ -115,7 +115,7 @@ impl Application for Http {
             Served::Poi(shared) => shared.with(|app, _| app.authorize(request)),
             Served::NoStorage => Ok(()),
         };
-        match setup::route(&request, authorize) {
+        match setup::route(&request, self.on_air.station, authorize) {
             setup::Route::App => return self.served.handle(request).await,
             setup::Route::Refused(refusal) => return refusal,
             setup::Route::Config => {

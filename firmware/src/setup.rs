@@ -26,7 +26,7 @@ use povpoi_flash::FlashStore;
 
 use crate::settings::{SettingsError, WifiSettings, key};
 
-/// The setup page (`GET /`, `setup/page.html`): the network's name and password, and the
+/// The setup page (`GET /setup`, and `/` on the access point; `setup/page.html`): the network's name and password, and the
 /// pairing key when the group has one. Sent gzipped, as kept (`gzip -9n`; 813 bytes of
 /// flash rather than 1,451): every browser takes it so. The host test checks that it is
 /// `page.html`'s.
@@ -62,12 +62,18 @@ pub enum Route {
     Refused(Response),
 }
 
-/// Who answers `request`: the board the page and `/api/wifi/*`, these but the page only
-/// once `authorize` (the application's check of a keyed group's bearer) lets them through,
-/// and the application everything else.
-pub fn route(request: &Request<'_>, authorize: impl FnOnce(&Request<'_>) -> Result<(), Response>) -> Route {
+/// Who answers `request`: the board the setup page and `/api/wifi/*`, these but the page
+/// only once `authorize` (the application's check of a keyed group's bearer) lets them
+/// through, and the application everything else, the web app included. The page is at
+/// `/setup`, and at `/` too while the poi is on its own access point (`station` false): a
+/// phone that joined it for the first time lands on it. The web app is then at `/index.html`.
+pub fn route(
+    request: &Request<'_>,
+    station: bool,
+    authorize: impl FnOnce(&Request<'_>) -> Result<(), Response>,
+) -> Route {
     let path = request.path;
-    if path == "/" {
+    if path == "/setup" || (path == "/" && !station) {
         return Route::Setup;
     }
     let config = request.method == "POST" && path == "/api/device/config";
@@ -114,8 +120,9 @@ pub fn answer(request: &Request<'_>, settings: &mut dyn WifiSettings, on_air: &O
         ("POST", _) if changes && !request.sends_json() => {
             Err(ApiError::new(415, "send the body as JSON, with Content-Type: application/json"))
         }
-        ("GET", "/") => {
-            let mut page = Response::octets(PAGE_GZIP.into());
+        ("GET", "/" | "/setup") => {
+            let mut page = Response::octets(Vec::new());
+            page.body = alloc::borrow::Cow::Borrowed(PAGE_GZIP);
             page.content_type = "text/html; charset=utf-8";
             page.headers.push(("content-encoding", "gzip".into()));
             Ok(Outcome::Send(page))
@@ -132,7 +139,7 @@ pub fn answer(request: &Request<'_>, settings: &mut dyn WifiSettings, on_air: &O
         ("GET" | "POST", "/api/wifi/scan") => {
             Err(ApiError::new(501, "this board does not scan for networks yet: type the network's name"))
         }
-        (_, "/" | "/api/wifi/status" | "/api/wifi/connect" | "/api/wifi/disconnect" | "/api/wifi/scan") => {
+        (_, "/" | "/setup" | "/api/wifi/status" | "/api/wifi/connect" | "/api/wifi/disconnect" | "/api/wifi/scan") => {
             Err(ApiError::new(405, "method not allowed"))
         }
         _ => Err(ApiError::not_found("no such endpoint")),

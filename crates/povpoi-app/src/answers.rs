@@ -100,7 +100,23 @@ pub struct BoardDeviceConfig<'a> {
     pub device: DeviceConfig<'a>,
     /// LEDs on the strip: the height a picture is fitted to before it is uploaded here.
     pub led_count: u16,
+    /// What it serves beyond what every poi does ([`FEATURES`]): the web app shows only
+    /// what the poi it came from can do.
+    pub features: &'static [&'static str],
 }
+
+/// Every feature a poi may list in its device config's `features`, with what it means: the
+/// endpoints a node serves and a board does not (yet), and a board's own Wi-Fi setup.
+pub const FEATURES: [(&str, &str); 8] = [
+    ("convert", "POST /api/image takes pictures (PNG, JPEG, GIF, ...) and converter options, not only raw RGB"),
+    ("events", "GET /api/events: a stream of what changed"),
+    ("previews", "GET /api/preview/* and /api/thumbnail/*: rendered animations and thumbnails"),
+    ("peers", "/api/sync/peers, /history, /execute, /conflicts, /api/group, /api/identify, /api/multipoi/*"),
+    ("backup", "GET /api/backup and POST /api/restore"),
+    ("strip", "GET /api/strip: the LED columns as they are shown"),
+    ("power", "POST /api/power/mode"),
+    ("wifi", "the Wi-Fi setup page at /setup and /api/wifi/*"),
+];
 
 /// One peer in `GET /api/sync/status`.
 #[derive(Serialize)]

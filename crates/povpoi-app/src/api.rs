@@ -1,6 +1,7 @@
 //! Requests and answers as the application sees them, whatever server parsed them: a node's
 //! axum and a board's picoserve both hand over a [`Request`] and send back its [`Response`].
 
+use alloc::borrow::Cow;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
@@ -56,8 +57,9 @@ pub struct Response {
     pub content_type: &'static str,
     /// Other headers (`Content-Length` is the server's to add).
     pub headers: Vec<(&'static str, String)>,
-    /// The body.
-    pub body: Vec<u8>,
+    /// The body: built for this answer, or sent from the program image as it is (the web
+    /// app's files, which a board's heap could not hold a copy of).
+    pub body: Cow<'static, [u8]>,
     /// A list sent item by item after `body` ([`App::list_next`](crate::App::list_next)),
     /// chunked: its length is not known ahead.
     pub listing: Option<alloc::boxed::Box<crate::content::Listing>>,
@@ -67,12 +69,29 @@ impl Response {
     /// A JSON answer of `value` with `status`.
     pub fn json(status: u16, value: &impl Serialize) -> Response {
         let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
-        Response { status, content_type: "application/json", headers: Vec::new(), body, listing: None }
+        Response { status, content_type: "application/json", headers: Vec::new(), body: body.into(), listing: None }
     }
 
     /// A `200` binary answer.
     pub fn octets(body: Vec<u8>) -> Response {
-        Response { status: 200, content_type: "application/octet-stream", headers: Vec::new(), body, listing: None }
+        Response {
+            status: 200,
+            content_type: "application/octet-stream",
+            headers: Vec::new(),
+            body: body.into(),
+            listing: None,
+        }
+    }
+
+    /// A file of the web app ([`povpoi_ui`]), sent gzipped from the program image as it is.
+    pub fn asset(asset: &'static povpoi_ui::Asset) -> Response {
+        Response {
+            status: 200,
+            content_type: asset.content_type,
+            headers: alloc::vec![("content-encoding", "gzip".into()), ("cache-control", "no-cache".into())],
+            body: Cow::Borrowed(asset.gzipped),
+            listing: None,
+        }
     }
 }
 

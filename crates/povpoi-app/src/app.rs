@@ -76,6 +76,10 @@ pub struct Config {
     /// Largest image pixels, bytes, an upload may bring ([`crate::upload`]): what its own
     /// sessions can send and fetch again.
     pub max_uploaded_image_bytes: usize,
+    /// Whether the platform serves its own Wi-Fi setup (the page at `/setup` and
+    /// `/api/wifi/*`, a board's): its device config then lists the `wifi` feature, and the
+    /// web app links to the page.
+    pub wifi_setup: bool,
 }
 
 /// The spec's default auto-sync interval, ms: what a poi uses until told otherwise.
@@ -475,6 +479,10 @@ impl<S: Storage> App<S> {
                 _ => Err(not_allowed()),
             };
         }
+        // The web app's files are open to anyone, so the page can load and ask for the key.
+        if let Some(asset) = povpoi_ui::asset(path) {
+            return if method == "GET" { Ok(Response::asset(asset)) } else { Err(not_allowed()) };
+        }
         let open = method == "GET" && matches!(path, "/api/status" | "/api/sync/status" | "/api/device/config");
         if !open && let Err(refusal) = self.authorize(request) {
             return Ok(refusal);
@@ -487,6 +495,7 @@ impl<S: Storage> App<S> {
                 &answers::BoardDeviceConfig {
                     device: self.device_config(),
                     led_count: povpoi_core::render::DEFAULT_LEDS,
+                    features: if self.config.wifi_setup { &["wifi"] } else { &[] },
                 },
             )),
             ("GET", "/api/clock") => Ok(Response::json(200, &self.clock_json(now))),
@@ -702,6 +711,7 @@ pub(crate) mod tests {
             max_push_part_bytes: povpoi_core::sync::MAX_PUSH_RECORD_BYTES,
             max_answered_delta_bytes: usize::MAX,
             max_uploaded_image_bytes: 400 * 64 * 3,
+            wifi_setup: false,
         }
     }
 
@@ -729,6 +739,28 @@ pub(crate) mod tests {
         assert_eq!(ask(&mut app, "GET", "/api/nothing", &[], b"").status, 404);
         assert_eq!(ask(&mut app, "DELETE", "/api/status", &[], b"").status, 405);
         assert!(app.unpushed, "the edit waits for a push");
+    }
+
+    #[test]
+    fn the_web_app_is_served_open_and_the_features_say_what_else_is() {
+        let mut app = poi(1, Some("pairing-key-1"));
+        for asset in &povpoi_ui::ASSETS {
+            let r = ask(&mut app, "GET", asset.path, &[], b"");
+            assert_eq!((r.status, r.content_type), (200, asset.content_type), "{} without the key", asset.path);
+            assert!(r.headers.contains(&("content-encoding", "gzip".into())));
+            assert!(matches!(r.body, alloc::borrow::Cow::Borrowed(b) if core::ptr::eq(b, asset.gzipped)), "not copied");
+        }
+        assert_eq!(ask(&mut app, "POST", "/app.js", &[], b"").status, 405);
+        let key = [("Authorization", b"Bearer pairing-key-1".as_slice())];
+        assert_eq!(json_of(&ask(&mut app, "GET", "/api/device/config", &[], b""))["features"], json!([]));
+        // What the features name is what the application does not serve.
+        for path in ["/api/events", "/api/thumbnail/image/x", "/api/sync/peers", "/api/backup", "/api/strip"] {
+            assert_eq!(ask(&mut app, "GET", path, &key, b"").status, 404, "{path}");
+        }
+        app.config.wifi_setup = true;
+        assert_eq!(json_of(&ask(&mut app, "GET", "/api/device/config", &[], b""))["features"], json!(["wifi"]));
+        let known: Vec<&str> = answers::FEATURES.iter().map(|(name, _)| *name).collect();
+        assert!(known.contains(&"wifi"));
     }
 
     #[test]
@@ -880,7 +912,7 @@ pub(crate) mod tests {
             let answer = ask(&mut board, "POST", SYNC_PATH, &headers, &out.body);
             assert_eq!(answer.status, 200, "{:?}", core::str::from_utf8(&answer.body));
             let signature = answer.headers.iter().find(|(n, _)| *n == HEADER_SIGNATURE).map(|(_, v)| v.as_str());
-            let plain = out.check.open_answer(200, signature, answer.body.clone()).expect("signed and sealed");
+            let plain = out.check.open_answer(200, signature, answer.body.to_vec()).expect("signed and sealed");
             let reply: SyncResponse = wire::from_bytes(&plain).unwrap();
             rounds += 1;
             match node.merge(&mut session, reply, NOW).unwrap() {

@@ -620,7 +620,7 @@ impl<S: Storage> App<S> {
             status: 200,
             content_type,
             headers: Vec::new(),
-            body: Vec::new(),
+            body: Vec::new().into(),
             listing: Some(alloc::boxed::Box::new(listing)),
         }
     }

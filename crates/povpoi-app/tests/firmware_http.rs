@@ -121,6 +121,7 @@ fn serve_flash() -> (SocketAddr, &'static FlashBoard, &'static Store) {
     let replica = Replica::open(store, identity).unwrap();
     let config = povpoi_app::Config {
         max_uploaded_image_bytes: povpoi_app::sessions::MAX_FETCHED_BLOB_BYTES,
+        wifi_setup: false,
         ..board_config(device)
     };
     let app = App::new(config, replica, ClockService::new(device, 1, 2, 0));

@@ -68,7 +68,7 @@ fn ask_with(
         body: body.as_bytes(),
         from: "192.168.4.50:50000".parse().unwrap(),
     };
-    assert!(matches!(setup::route(&request, |_| Ok(())), setup::Route::Setup), "{path}");
+    assert!(matches!(setup::route(&request, false, |_| Ok(())), setup::Route::Setup), "{path}");
     setup::answer(&request, settings, &access_point())
 }
 
@@ -203,18 +203,24 @@ fn only_the_setup_paths_are_the_boards_and_only_the_page_is_open() {
         from: "192.168.4.50:50000".parse().unwrap(),
     };
     for path in ["/", "/api/wifi/connect", "/api/wifi/disconnect", "/api/wifi/status", "/api/wifi/../x"] {
-        assert!(matches!(setup::route(&request(path), |_| Ok(())), setup::Route::Setup), "{path}");
+        assert!(matches!(setup::route(&request(path), false, |_| Ok(())), setup::Route::Setup), "{path}");
     }
-    assert!(matches!(setup::route(&request("/api/device/config"), |_| Ok(())), setup::Route::Config));
-    assert!(matches!(setup::route(&request("/api/device/config"), |_| Err(refusal())), setup::Route::Refused(_)));
+    assert!(matches!(setup::route(&request("/api/device/config"), false, |_| Ok(())), setup::Route::Config));
+    assert!(matches!(
+        setup::route(&request("/api/device/config"), false, |_| Err(refusal())),
+        setup::Route::Refused(_)
+    ));
     let get = Request { method: "GET", ..request("/api/device/config") };
-    assert!(matches!(setup::route(&get, |_| Err(refusal())), setup::Route::App), "GET is the application's");
+    assert!(matches!(setup::route(&get, false, |_| Err(refusal())), setup::Route::App), "GET is the application's");
     for path in ["/api/status", "/api/wifi", "/index.html", "/api/sync/v1", "//api/wifi/connect"] {
-        assert!(matches!(setup::route(&request(path), |_| Err(refusal())), setup::Route::App), "{path}");
+        assert!(matches!(setup::route(&request(path), false, |_| Err(refusal())), setup::Route::App), "{path}");
     }
-    assert!(matches!(setup::route(&request("/"), |_| Err(refusal())), setup::Route::Setup));
+    assert!(matches!(setup::route(&request("/"), false, |_| Err(refusal())), setup::Route::Setup));
+    // Joined to a network, `/` is the web app's and the page moves to `/setup` alone.
+    assert!(matches!(setup::route(&request("/"), true, |_| Err(refusal())), setup::Route::App));
+    assert!(matches!(setup::route(&request("/setup"), true, |_| Err(refusal())), setup::Route::Setup));
     for path in ["/api/wifi/connect", "/api/wifi/status", "/api/wifi/scan"] {
-        match setup::route(&request(path), |_| Err(refusal())) {
+        match setup::route(&request(path), false, |_| Err(refusal())) {
             setup::Route::Refused(r) => assert_eq!(r.status, 401, "{path}"),
             _ => panic!("{path} not refused"),
         }
@@ -244,7 +250,7 @@ fn a_keyed_poi_refuses_setup_without_its_key() {
             from: "192.168.4.50:50000".parse().unwrap(),
         };
         // As `poi::Http` routes it.
-        match setup::route(&request, |r| app.authorize(r)) {
+        match setup::route(&request, false, |r| app.authorize(r)) {
             setup::Route::Setup => assert!(admitted),
             setup::Route::Refused(refusal) => {
                 assert!(!admitted);

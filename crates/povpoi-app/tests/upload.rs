@@ -31,6 +31,7 @@ fn board(key: Option<&str>) -> (Board, &'static FlashStore<RamFlash>) {
     let config = povpoi_app::Config {
         group_key: key.map(|k| povpoi_peer::key::GroupKey::new(k).unwrap()),
         max_uploaded_image_bytes: MAX_FETCHED_BLOB_BYTES,
+        wifi_setup: false,
         ..board_config(device)
     };
     (App::new(config, replica, ClockService::new(device, 1, 2, 0)), store)

@@ -88,6 +88,7 @@ fn config(device: DeviceId, fetched: usize) -> Config {
         max_push_part_bytes: PUSH_PART_BYTES,
         max_answered_delta_bytes: PUSH_PART_BYTES,
         max_uploaded_image_bytes: povpoi_app::sessions::MAX_FETCHED_BLOB_BYTES,
+        wifi_setup: false,
     }
 }
 
@@ -214,6 +215,7 @@ pub fn session_heap(
         max_push_part_bytes: povpoi_core::sync::MAX_PUSH_RECORD_BYTES,
         max_answered_delta_bytes: usize::MAX,
         max_uploaded_image_bytes: usize::MAX,
+        wifi_setup: false,
         replay_capacity: 1_024,
         ..config(peer_device, usize::MAX)
     };
@@ -235,7 +237,8 @@ pub fn session_heap(
         drop(headers);
         assert_eq!(answer.status, 200, "{:?}", core::str::from_utf8(&answer.body));
         let signature = answer.headers.iter().find(|(n, _)| *n == HEADER_SIGNATURE).map(|(_, v)| v.clone());
-        let body = answer.body;
+        // An answer built for this request: owned, so this takes it without a copy.
+        let body = answer.body.into_owned();
         drop(answer.headers);
         largest_answer = largest_answer.max(body.len());
         // From the answer's bytes arriving, the request's still held, as the sync client
@@ -336,7 +339,7 @@ pub fn responder_heap(images: u32, ordered: bool, pushed: u32, meter: &dyn Meter
         drop(body);
         worst = worst.max(meter.peak() - start);
         assert_eq!(answer.status, 200, "{:?}", core::str::from_utf8(&answer.body));
-        let reply = wire::response_from_vec(answer.body).unwrap();
+        let reply = wire::response_from_vec(answer.body.into_owned()).unwrap();
         next = peer.merge(&mut session, reply, now).unwrap();
     }
     assert_eq!(board.replica().image_count(), (images + pushed) as usize);

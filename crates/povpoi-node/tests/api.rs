@@ -297,6 +297,27 @@ async fn settings_status_live_power_and_wifi() {
     assert_eq!(live.len(), 144);
     assert_eq!((live[0].r, live[0].g, live[0].b), (1, 2, 3));
 
+    // The features a node lists are known ones, and each one's endpoint is served here;
+    // the Wi-Fi setup, which is a board's, is not listed.
+    let features = poi.get("/api/device/config").await["features"].clone();
+    let known: Vec<&str> = povpoi_app::answers::FEATURES.iter().map(|(name, _)| *name).collect();
+    let served = |feature: &str| match feature {
+        "events" => "/api/events",
+        "previews" => "/api/preview/pattern/draft",
+        "peers" => "/api/sync/peers",
+        "backup" => "/api/backup",
+        "strip" => "/api/strip",
+        "power" => "/api/power/mode",
+        _ => "/api/image",
+    };
+    assert_eq!(features.as_array().map(Vec::len), Some(7), "{features}");
+    for feature in features.as_array().unwrap() {
+        let feature = feature.as_str().unwrap();
+        assert!(known.contains(&feature) && feature != "wifi", "{feature}");
+        let (status, _) = poi.send(Method::HEAD, served(feature), None, Vec::new()).await;
+        assert_ne!(status, 404, "{feature}: {}", served(feature));
+    }
+
     for path in ["/api/wifi/status", "/api/wifi/scan", "/api/wifi/connect", "/api/wifi/disconnect"] {
         for method in [Method::GET, Method::POST] {
             let (status, body) = poi.raw(method, path, b"{}").await;

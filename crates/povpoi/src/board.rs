@@ -207,6 +207,7 @@ fn open(args: &Args) -> Result<Board, String> {
         max_answered_delta_bytes: 2 * 1024,
         // What the firmware takes: the largest image its sessions fetch.
         max_uploaded_image_bytes: povpoi_app::sessions::MAX_FETCHED_BLOB_BYTES,
+        wifi_setup: false,
     };
     let own = OwnClock::new(args.clock_offset_ms, 0.0);
     let clock = povpoi_app::clock::ClockService::new(device_id, rand::random(), rand::random(), own.now_us());
@@ -244,7 +245,7 @@ async fn request(
         // A list the firmware sends item by item, chunked, is read here whole under the one
         // lock (the host has the memory): it cannot be cut off by a change.
         if let Some(mut listing) = answer.listing.take() {
-            while let Ok(true) = app.list_next(&mut listing, &mut answer.body) {}
+            while let Ok(true) = app.list_next(&mut listing, answer.body.to_mut()) {}
         }
         answer
     });

@@ -255,10 +255,11 @@ impl<A: Application> Chunks for Listed<A> {
     }
 }
 
-/// A response body with the application's content type.
+/// A response body with the application's content type (a web app file straight from the
+/// flash, without a copy on the heap).
 struct Body {
     content_type: &'static str,
-    bytes: Vec<u8>,
+    bytes: alloc::borrow::Cow<'static, [u8]>,
 }
 
 impl Content for Body {

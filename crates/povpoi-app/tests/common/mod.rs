@@ -23,6 +23,7 @@ pub fn board_config(device: DeviceId) -> Config {
         max_push_part_bytes: povpoi_core::sync::MAX_PUSH_RECORD_BYTES,
         max_answered_delta_bytes: usize::MAX,
         max_uploaded_image_bytes: usize::MAX,
+        wifi_setup: false,
     }
 }
 

@@ -74,7 +74,12 @@ struct NodeDeviceConfig<'a> {
     peer_addresses: &'a [std::net::SocketAddr],
     led_count: u16,
     color_order: &'static str,
+    features: &'static [&'static str],
 }
+
+/// What a node serves beyond what every poi does ([`answers::FEATURES`]): all but a board's
+/// Wi-Fi setup (a node leaves Wi-Fi to its system).
+pub const NODE_FEATURES: [&str; 7] = ["convert", "events", "previews", "peers", "backup", "strip", "power"];
 
 async fn get_config(State(node): State<AppState>) -> Json<Value> {
     let c = node.config();
@@ -84,6 +89,7 @@ async fn get_config(State(node): State<AppState>) -> Json<Value> {
         peer_addresses: &c.manual_peers,
         led_count: c.led_count,
         color_order: config::color_order_name(c.color_order),
+        features: &NODE_FEATURES,
     }))
 }
 

@@ -26,6 +26,13 @@ function h(tag, props, ...kids) {
 
 const state = { status: {}, images: [], patterns: [], sequences: [], config: {}, conflicts: [], group: null };
 
+// What this poi serves beyond what every poi does: its device config's `features` (a node
+// lists all but "wifi"; a board few). The page shows only what the poi can do.
+const has = (feature) => (state.config.features || []).includes(feature);
+function showFeatures() {
+  for (const e of document.querySelectorAll("[data-feature]")) e.hidden = !has(e.dataset.feature);
+}
+
 // ----- messages -----
 
 let toastTimer = null;
@@ -115,10 +122,26 @@ async function blobUrl(path) {
 const thumbs = new Map();
 function thumb(id) {
   if (!thumbs.has(id)) {
+    const made = has("previews") ? blobUrl("/api/thumbnail/image/" + encodeURIComponent(id)) : drawnThumb(id);
     // A failure is not kept: the next redraw asks again.
-    thumbs.set(id, blobUrl("/api/thumbnail/image/" + encodeURIComponent(id)).catch(() => { thumbs.delete(id); return ""; }));
+    thumbs.set(id, made.catch(() => { thumbs.delete(id); return ""; }));
   }
   return thumbs.get(id);
+}
+// A poi that draws no thumbnails (a board) sends the image's raw pixels: drawn here.
+async function drawnThumb(id) {
+  const im = state.images.find((i) => i.id === id);
+  const res = await keyed("/api/images/" + encodeURIComponent(id) + "/pixels", {});
+  if (!res.ok) throw await failure(res, "pixels");
+  const rgb = new Uint8Array(await res.arrayBuffer());
+  if (!im || rgb.length !== im.width * im.height * 3) throw new Error("pixels of " + id + " are not " + (im && im.width) + " × " + (im && im.height));
+  const canvas = h("canvas", { width: im.width, height: im.height }), ctx = canvas.getContext("2d");
+  const out = ctx.createImageData(im.width, im.height);
+  for (let i = 0, o = 0; i < rgb.length; i += 3, o += 4) {
+    out.data[o] = rgb[i]; out.data[o + 1] = rgb[i + 1]; out.data[o + 2] = rgb[i + 2]; out.data[o + 3] = 255;
+  }
+  ctx.putImageData(out, 0, 0);
+  return URL.createObjectURL(await new Promise((resolve) => canvas.toBlob(resolve, "image/png")));
 }
 // An image's thumbnail; an image whose pixels are still arriving gets an empty frame.
 function thumbImg(id, cls) {
@@ -131,11 +154,12 @@ function thumbImg(id, cls) {
 
 function showTab() {
   const name = (location.hash || "#play").slice(1);
-  const tab = $(name) && $(name).classList.contains("tab") ? name : "play";
+  const link = document.querySelector("nav a[data-tab='" + name + "']");
+  const tab = $(name) && $(name).classList.contains("tab") && link && !link.hidden ? name : "play";
   for (const s of document.querySelectorAll("section.tab")) s.hidden = s.id !== tab;
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("on", a.dataset.tab === tab);
   if (tab === "library") patternChanged(editing.pattern);
-  if (tab === "group") loadGroup().catch(fail);
+  if (tab === "group" && has("peers")) loadGroup().catch(fail);
   if (tab === "sync") loadSync().catch(fail);
   if (tab === "settings") loadSettings().catch(fail);
 }
@@ -220,8 +244,8 @@ function eye() {
   return svg;
 }
 function tile(kind, item, picture, label, body, previewPath) {
-  const look = h("button", { type: "button", class: "look", title: "Preview", "aria-label": "preview " + label,
-    onclick: (ev) => { ev.stopPropagation(); showPreview(previewPath, label); } }, eye());
+  const look = has("previews") ? h("button", { type: "button", class: "look", title: "Preview", "aria-label": "preview " + label,
+    onclick: (ev) => { ev.stopPropagation(); showPreview(previewPath, label); } }, eye()) : null;
   return h("div", { class: "tile", role: "button", tabIndex: 0, "data-kind": kind, "data-key": item.id || String(item.index),
     onclick: () => play(body).catch(fail),
     onkeydown: (ev) => { if (ev.key === "Enter") play(body).catch(fail); } },
@@ -280,6 +304,7 @@ async function loadLibrary() {
 async function loadConfig() {
   state.config = await api("GET", "/api/device/config");
   const c = state.config;
+  showFeatures();
   $("name").textContent = c.deviceName;
   document.title = c.deviceName + " · povpoi";
   $("scope").value = c.syncMode;
@@ -296,8 +321,9 @@ async function loadConflicts() {
 }
 const visible = (id) => !$(id).hidden;
 function refresh() {
-  const jobs = [loadStatus(), loadLibrary(), loadConflicts()];
-  if (visible("group")) jobs.push(loadGroup());
+  const jobs = [loadStatus(), loadLibrary()];
+  if (has("peers")) jobs.push(loadConflicts());
+  if (visible("group") && has("peers")) jobs.push(loadGroup());
   if (visible("sync")) jobs.push(loadSync());
   return Promise.all(jobs).catch(fail);
 }
@@ -356,6 +382,41 @@ function sendForm(form) {
     xhr.send(form);
   });
 }
+// For a poi without a converter (a board, which takes raw RGB only): the picture made ready
+// here as a node's converter does it (povpoi-media's convert: rotate, flip, scale to the
+// LED count with the width in proportion up to 400 columns, double contrast), scaled by the
+// browser's own smoothing. A file already `image_WxH.rgb` goes as it is.
+const MAX_WIDTH = 400;
+async function rawRgb(file, f) {
+  if (/^image_\d+x\d+\.rgb$/.test(file.name)) return { blob: file, name: file.name };
+  let bitmap;
+  try { bitmap = await createImageBitmap(file); } catch (e) {
+    throw new Error(file.name + " is not a picture this browser can read: use PNG, JPEG, GIF, BMP or WebP");
+  }
+  const turn = Number(f.rotate.value), quarter = turn === 90 || turn === 270;
+  const w = quarter ? bitmap.height : bitmap.width, ht = quarter ? bitmap.width : bitmap.height;
+  const turned = h("canvas", { width: w, height: ht }), t = turned.getContext("2d");
+  t.fillRect(0, 0, w, ht);
+  t.translate(w / 2, ht / 2);
+  t.scale(f.flipH.checked ? -1 : 1, f.flipV.checked ? -1 : 1);
+  t.rotate(turn * Math.PI / 180);
+  t.drawImage(bitmap, -bitmap.width / 2, -bitmap.height / 2);
+  const leds = state.config.ledCount || 32;
+  const width = Math.min(MAX_WIDTH, Math.max(1, Math.floor((2 * w * leds + ht) / (2 * ht))));
+  const strip = h("canvas", { width, height: leds }), c = strip.getContext("2d");
+  c.imageSmoothingQuality = "high";
+  c.drawImage(turned, 0, 0, width, leds);
+  const rgba = c.getImageData(0, 0, width, leds).data, rgb = new Uint8Array(width * leds * 3);
+  for (let i = 0, o = 0; i < rgba.length; i += 4, o += 3) { rgb[o] = rgba[i]; rgb[o + 1] = rgba[i + 1]; rgb[o + 2] = rgba[i + 2]; }
+  if (f.contrast.checked) {
+    // Twice the contrast around the mean luma (ITU-R 601), as the converter does.
+    let sum = 0;
+    for (let o = 0; o < rgb.length; o += 3) sum += Math.floor((rgb[o] * 19595 + rgb[o + 1] * 38470 + rgb[o + 2] * 7471 + 0x8000) / 65536);
+    const n = width * leds, mean = Math.floor((sum + Math.floor(n / 2)) / n);
+    for (let o = 0; o < rgb.length; o++) rgb[o] = Math.min(255, Math.max(0, 2 * rgb[o] - mean));
+  }
+  return { blob: new Blob([rgb]), name: "image_" + width + "x" + leds + ".rgb" };
+}
 let uploading = false;
 $("upload").onsubmit = async (ev) => {
   ev.preventDefault();
@@ -364,10 +425,17 @@ $("upload").onsubmit = async (ev) => {
   const form = new FormData();
   const file = $("file").files[0];
   if (!file) return toast("Choose a picture first.", true);
-  for (const box of ["flipH", "flipV", "contrast"]) if (f[box].checked) form.append(box, "true");
-  if (f.rotate.value !== "0") form.append("rotate", f.rotate.value);
-  if (f.name.value.trim()) form.append("name", f.name.value.trim());
-  form.append("file", file, file.name);
+  let picture = { blob: file, name: file.name };
+  if (has("convert")) {
+    for (const box of ["flipH", "flipV", "contrast"]) if (f[box].checked) form.append(box, "true");
+    if (f.rotate.value !== "0") form.append("rotate", f.rotate.value);
+  } else {
+    try { picture = await rawRgb(file, f); } catch (e) { return fail(e); }
+  }
+  // Named after the picture, not after the raw file made from it.
+  const name = f.name.value.trim() || (has("convert") ? "" : file.name.replace(/\.[^.]*$/, ""));
+  if (name) form.append("name", name);
+  form.append("file", picture.blob, picture.name);
   uploading = true;
   button.disabled = true;
   button.textContent = "Uploading…";
@@ -436,7 +504,7 @@ function patternChanged(edited) {
   paintSwatch($("pswatch"), d);
   clearTimeout(liveTimer);
   // Drawn by the poi (one heavy job at a time there): only while the editor is on screen.
-  if ($("library").hidden) return;
+  if ($("library").hidden || !has("previews")) return;
   const q = new URLSearchParams({ type: d.type, color1: $("pc1").value.slice(1), color2: $("pc2").value.slice(1), speed: d.speed, size: 160 });
   const img = $("plive");
   if (img.dataset.shows === q.toString()) return;
@@ -582,12 +650,19 @@ $("scope").onchange = () => api("POST", "/api/multipoi/syncmode", { mode: $("sco
 // ----- sync -----
 
 async function loadSync() {
-  const [st, peers, history] = await Promise.all([api("GET", "/api/sync/status"), api("GET", "/api/sync/peers"), api("GET", "/api/sync/history")]);
-  const last = history[0];
+  const st = await api("GET", "/api/sync/status");
   $("syncstate").replaceChildren(
     h("div", {}, "Group ", h("strong", {}, st.syncGroup), st.protected ? " · key set" : " · no key"),
     h("div", {}, "Auto-sync " + (st.autoSync ? "every " + Math.round(st.syncInterval / 1000) + " s" : "off")),
-    h("div", {}, "Poi online: " + peers.online.length),
+    h("div", {}, "Poi online: " + st.peers.filter((p) => p.online).length));
+  $("online").replaceChildren(...st.peers.map((p) => h("li", { "data-device": p.deviceId },
+    h("span", { class: "grow" }, h("strong", {}, p.deviceName || p.ipAddress), " ",
+      h("span", { class: "pill" + (p.online ? " ok" : " bad") }, p.online ? "online" : "offline"), h("br"),
+      h("small", { class: "hint" }, p.ipAddress + ":" + p.port + " · group " + p.syncGroup + " · seen " + ago(p.lastSeen))))));
+  if (!has("peers")) return;
+  const [peers, history] = await Promise.all([api("GET", "/api/sync/peers"), api("GET", "/api/sync/history")]);
+  const last = history[0];
+  $("syncstate").append(
     h("div", { class: last && !last.ok ? "bad" : "" }, "Last sync: " + (last ? ago(last.at) + " with " + (last.peerName || last.ipAddress) + (last.ok ? ", ok" : ", failed: " + last.error) : "none yet")));
   $("peers").replaceChildren(...peers.addresses.map((a) => h("li", {}, h("span", { class: "grow" }, a),
     h("button", { type: "button", class: "danger", onclick: () => api("DELETE", "/api/sync/peers/" + encodeURIComponent(a)).then(loadSync, fail) }, "Remove"))));
@@ -647,6 +722,9 @@ async function loadSettings() {
   f.powerMode.value = c.powerMode;
   f.autoSync.checked = c.autoSync;
   f.syncSeconds.value = Math.round(c.syncInterval / 1000);
+  if (has("wifi")) api("GET", "/api/wifi/status").then((w) => {
+    $("wifistate").textContent = (w.mode === "station" ? "Joined " : "Own access point ") + w.ssid + ".";
+  }, fail);
   $("keystate").textContent = c.protected
     ? "A pairing key is set: peers and browsers need it. Set the same key on every poi of the group."
     : "No pairing key: anyone on this network can change this poi. Set the same key on every poi of the group.";
@@ -658,11 +736,14 @@ $("device").onsubmit = async (ev) => {
   ev.preventDefault();
   const f = ev.target;
   try {
-    await api("POST", "/api/device/config", {
+    const body = {
       deviceName: f.deviceName.value.trim(), syncGroup: f.syncGroup.value.trim(), autoSync: f.autoSync.checked,
-      syncInterval: Number(f.syncSeconds.value) * 1000, ledCount: Number(f.ledCount.value), colorOrder: f.colorOrder.value,
-    });
-    if (f.powerMode.value !== state.config.powerMode) await api("POST", "/api/power/mode", { mode: f.powerMode.value });
+      syncInterval: Number(f.syncSeconds.value) * 1000,
+    };
+    // A board's strip is set when it is built, not through the API.
+    if (has("strip")) Object.assign(body, { ledCount: Number(f.ledCount.value), colorOrder: f.colorOrder.value });
+    await api("POST", "/api/device/config", body);
+    if (has("power") && f.powerMode.value !== state.config.powerMode) await api("POST", "/api/power/mode", { mode: f.powerMode.value });
     toast("Settings saved");
     await loadSettings();
   } catch (e) { fail(e); }
@@ -802,10 +883,29 @@ async function drawStrip() {
   setTimeout(drawStrip, 100);
 }
 
+// ----- a poi without an event stream (a board): asked every few seconds instead -----
+
+let digest = null;
+async function poll() {
+  for (;;) {
+    try {
+      const [st, k] = await Promise.all([api("GET", "/api/sync/status"), api("GET", "/api/clock")]);
+      showClock(k.standing, k.errorBoundUs);
+      loadStatus().catch(() => {});
+      if (digest !== null && st.libraryDigest !== digest) later(0);
+      digest = st.libraryDigest;
+      if (visible("sync")) loadSync().catch(() => {});
+    } catch (e) { /* the poi restarts or the Wi-Fi dropped: ask again */ }
+    await new Promise((r) => setTimeout(r, 3000));
+  }
+}
+
 TYPES.forEach((t, i) => $("ptype").append(h("option", { value: i }, t)));
-showTab();
-loadConfig().catch(fail);
-refresh();
-api("GET", "/api/clock").then((k) => showClock(k.standing, k.errorBoundUs), () => {});
-followEvents();
-drawStrip();
+// The features first: they say what the rest may ask for.
+loadConfig().catch(fail).finally(() => {
+  showTab();
+  refresh();
+  api("GET", "/api/clock").then((k) => showClock(k.standing, k.errorBoundUs), () => {});
+  if (has("events")) followEvents(); else poll();
+  if (has("strip")) drawStrip();
+});
