@@ -425,21 +425,19 @@ $("upload").onsubmit = async (ev) => {
   const form = new FormData();
   const file = $("file").files[0];
   if (!file) return toast("Choose a picture first.", true);
-  let picture = { blob: file, name: file.name };
-  if (has("convert")) {
-    for (const box of ["flipH", "flipV", "contrast"]) if (f[box].checked) form.append(box, "true");
-    if (f.rotate.value !== "0") form.append("rotate", f.rotate.value);
-  } else {
-    try { picture = await rawRgb(file, f); } catch (e) { return fail(e); }
-  }
-  // Named after the picture, not after the raw file made from it.
-  const name = f.name.value.trim() || (has("convert") ? "" : file.name.replace(/\.[^.]*$/, ""));
-  if (name) form.append("name", name);
-  form.append("file", picture.blob, picture.name);
   uploading = true;
   button.disabled = true;
   button.textContent = "Uploading…";
   try {
+    let picture = { blob: file, name: file.name };
+    if (has("convert")) {
+      for (const box of ["flipH", "flipV", "contrast"]) if (f[box].checked) form.append(box, "true");
+      if (f.rotate.value !== "0") form.append("rotate", f.rotate.value);
+    } else picture = await rawRgb(file, f);
+    // Named after the picture, not after the raw file made from it.
+    const name = f.name.value.trim() || (has("convert") ? "" : file.name.replace(/\.[^.]*$/, ""));
+    if (name) form.append("name", name);
+    form.append("file", picture.blob, picture.name);
     let answer;
     try { answer = await sendForm(form); } catch (e) {
       if (!e.needKey || !(await askKey(Boolean(savedKey())))) throw e.needKey ? new Error("This poi needs its pairing key.") : e;

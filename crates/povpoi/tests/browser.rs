@@ -2,7 +2,8 @@
 //! node` processes on 127.0.0.1 and drives Chromium (the Debian package) with Playwright at
 //! phone size: upload with progress, the thumbnail on the other poi's page, play from the
 //! other poi, a pattern and a sequence, a conflict settled, a pairing key, an earlier image
-//! deleted while a later one plays, no console errors and no overflow at 360 px.
+//! deleted while a later one plays, no console errors and no overflow at 360 px. And the
+//! same app served by `povpoi board` beside a node.
 //!
 //! Needs `python3` with `playwright` (pip) and `/usr/bin/chromium` (`POVPOI_PYTHON`,
 //! `POVPOI_CHROMIUM` to use others); fails without them, unless `POVPOI_SKIP_BROWSER` is set.
@@ -38,6 +39,23 @@ fn missing() -> Option<String> {
 
 #[test]
 fn performers_app_in_chromium() {
+    run_in_chromium("test", "browser-screenshots", 20);
+}
+
+/// The same app served by `povpoi board` (the board firmware's application) beside a node:
+/// only what a board does is shown, pictures are converted in the browser (a board takes
+/// raw RGB) and mirrored exactly, thumbnails are drawn from the pixels, changes are polled
+/// for, and uploads, plays and settings reach the board and the node.
+#[test]
+fn performers_app_on_a_board_in_chromium() {
+    run_in_chromium("board", "browser-board-screenshots", 6);
+}
+
+/// Runs `app.py WHAT`, one browser run at a time (two Chromiums on a 2-core machine would
+/// slow each other past the script's waits), and checks it left `shots` screenshots.
+fn run_in_chromium(what: &str, folder: &str, shots: usize) {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(why) = missing() {
         if std::env::var_os("POVPOI_SKIP_BROWSER").is_some() {
             println!("SKIPPED (POVPOI_SKIP_BROWSER): {why}");
@@ -45,16 +63,16 @@ fn performers_app_in_chromium() {
         }
         panic!("cannot run the browser tests: {why}; set POVPOI_SKIP_BROWSER=1 to skip them on this machine");
     }
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-screenshots");
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(folder);
     let _ = std::fs::remove_dir_all(&out);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/app.py");
     let mut child = Command::new(python())
         .arg(&script)
-        .arg("test")
+        .arg(what)
         .args(["--povpoi", env!("CARGO_BIN_EXE_povpoi"), "--chromium", &chromium()])
         .arg("--out")
         .arg(&out)
-        // Its own process group, so a run stopped for taking too long takes its nodes and
+        // Its own process group, so a run stopped for taking too long takes its poi and
         // its browser with it.
         .process_group(0)
         .spawn()
@@ -72,6 +90,6 @@ fn performers_app_in_chromium() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(status.success(), "the browser checks failed ({status}); screenshots in {}", out.display());
-    let shots = std::fs::read_dir(&out).map(|d| d.count()).unwrap_or(0);
-    assert!(shots >= 20, "expected a screenshot of every step, found {shots} in {}", out.display());
+    let found = std::fs::read_dir(&out).map(|d| d.count()).unwrap_or(0);
+    assert!(found >= shots, "expected a screenshot of every step, found {found} in {}", out.display());
 }

@@ -3,6 +3,8 @@
 Chromium (the Debian package) driven by Playwright, at phone size.
 
     app.py test  --povpoi BIN --out DIR   the end-to-end checks (run by tests/browser.rs)
+    app.py board --povpoi BIN --out DIR   the same app served by `povpoi board` (the board
+                                          firmware's application) beside a node
     app.py bench --povpoi BIN --out DIR   tap-to-other-poi latency and the UI's transfer size
 
 Every step leaves a screenshot in DIR. Exits non-zero with the failing check on stderr.
@@ -62,11 +64,12 @@ class Poi:
         self.proc = None
         self.url = f"http://127.0.0.1:{port}"
 
+    def command(self):
+        return [self.binary, "node", "--data-dir", self.dir, "--listen", f"127.0.0.1:{self.port}", "--name", self.label,
+                "--group", self.group, "--no-mdns", "--peer", f"127.0.0.1:{self.peer_port}"]
+
     def start(self):
-        self.proc = subprocess.Popen(
-            [self.binary, "node", "--data-dir", self.dir, "--listen", f"127.0.0.1:{self.port}", "--name", self.label,
-             "--group", self.group, "--no-mdns", "--peer", f"127.0.0.1:{self.peer_port}"],
-            stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen(self.command(), stdout=self.log, stderr=self.log)
         deadline = time.time() + 20
         while time.time() < deadline:
             try:
@@ -99,6 +102,18 @@ class Poi:
     def get(self, path, key=None):
         return self.call("GET", path, key=key)
 
+    def bytes(self, path):
+        with urllib.request.urlopen(self.url + path, timeout=10) as res:
+            return res.read()
+
+
+class Board(Poi):
+    """One `povpoi board` process: the board firmware's application, on a RAM flash."""
+
+    def command(self):
+        return [self.binary, "board", "--listen", f"127.0.0.1:{self.port}", "--name", self.label,
+                "--group", self.group, "--peer", f"127.0.0.1:{self.peer_port}"]
+
 
 def wait(what, check, timeout=WAIT_MS / 1000):
     deadline = time.time() + timeout
@@ -121,8 +136,12 @@ class Run:
         self.root = tempfile.mkdtemp(prefix="povpoi-browser-")
         pa, pb = free_port(), free_port()
         group = f"browser-{os.getpid()}"
-        self.a = Poi(args.povpoi, self.root, "Left", pa, pb, group)
-        self.b = Poi(args.povpoi, self.root, "Right", pb, pa, group)
+        if args.what == "board":
+            self.a = Board(args.povpoi, self.root, "Board", pa, pb, group)
+            self.b = Poi(args.povpoi, self.root, "Node", pb, pa, group)
+        else:
+            self.a = Poi(args.povpoi, self.root, "Left", pa, pb, group)
+            self.b = Poi(args.povpoi, self.root, "Right", pb, pa, group)
         self.errors = []
         self.shots = 0
 
@@ -247,6 +266,10 @@ def test(run):
     pa = run.page(a)
     pb = run.page(b)
     run.shot(pa, "left-first-start")
+    # A node shows everything but a board's Wi-Fi setup.
+    shown = shown_features(pa)
+    if shown != ["backup", "convert", "peers", "power", "previews", "strip"]:
+        raise AssertionError(f"a node's page shows the parts for {shown}")
 
     # Upload on the left poi with progress: a thumbnail appears on the right poi's page.
     picture = os.path.join(run.root, "sunrise.png")
@@ -504,6 +527,114 @@ def test(run):
     print(f"browser end-to-end: all checks passed, {run.shots} screenshots in {run.out}")
 
 
+def shown_features(page):
+    """The features whose parts of the page are not hidden, each once, sorted."""
+    return page.evaluate("""() => [...new Set([...document.querySelectorAll('[data-feature]')]
+        .filter((e) => !e.hidden).map((e) => e.dataset.feature))].sort()""")
+
+
+def flipped(width, height, seed):
+    """png(width, height, seed)'s pixels, raw RGB, mirrored left to right."""
+    out = bytearray()
+    for y in range(height):
+        for x in reversed(range(width)):
+            out += bytes(((x * 7 + seed * 40) % 256, (y * 9 + seed * 90) % 256, ((x + y) * 3 + seed * 60) % 256))
+    return bytes(out)
+
+
+def test_board(run):
+    """The app served by a board: it shows only what a board does, converts pictures itself
+    (a board takes raw RGB), draws thumbnails from the pixels, follows changes by polling,
+    and what it does reaches a node."""
+    board, node = run.a, run.b
+    page = run.page(board)
+    run.shot(page, "board-first-start")
+    if shown_features(page) != []:
+        raise AssertionError(f"a board's page shows the parts for {shown_features(page)}")
+    if page.locator("nav a[data-tab=group]").is_visible() or page.locator(".tile .look").count():
+        raise AssertionError("a board's page offers the group tab or previews")
+
+    # A picture already 32 LEDs high, mirrored in the browser: the board keeps exactly the
+    # mirrored pixels, and the node receives them.
+    stripes = os.path.join(run.root, "stripes.png")
+    with open(stripes, "wb") as f:
+        f.write(png(64, 32, 3))
+    tab(page, "library")
+    page.check("#upload input[name=flipH]")
+    seen = upload(page, stripes, "Stripes")
+    if not seen["disabled"]:
+        raise AssertionError("the upload button stayed active during the upload")
+    images = board.get("/api/images")["images"]
+    if [i["name"] for i in images] != ["Stripes"]:
+        raise AssertionError(f"the board holds {[i['name'] for i in images]} after one upload (two taps)")
+    stored = images[0]
+    if (stored["width"], stored["height"]) != (64, 32):
+        raise AssertionError(f"Stripes is {stored['width']} x {stored['height']}, not 64 x 32")
+    pixels = board.bytes(f"/api/images/{stored['id']}/pixels")
+    if pixels != flipped(64, 32, 3):
+        raise AssertionError("the board's pixels are not the picture mirrored")
+    thumb = page.locator("#images li:has-text('Stripes') img")
+    page.wait_for_function("(img) => img.complete && img.naturalWidth === 64 && img.naturalHeight === 32", arg=thumb.element_handle())
+    run.shot(page, "board-uploaded-mirrored")
+
+    # A larger picture is fitted to the board's 32 LEDs in the browser: 80 x 40 -> 64 x 32.
+    wide = os.path.join(run.root, "wide.png")
+    with open(wide, "wb") as f:
+        f.write(png(80, 40, 5))
+    upload(page, wide, "Wide")
+    fitted = [i for i in board.get("/api/images")["images"] if i["name"] == "Wide"]
+    if [(i["width"], i["height"]) for i in fitted] != [(64, 32)]:
+        raise AssertionError(f"Wide was fitted to {fitted}")
+
+    # A file that is no picture: a clear error, nothing stored.
+    junk = os.path.join(run.root, "notes.png")
+    with open(junk, "wb") as f:
+        f.write(b"not a picture at all")
+    page.set_input_files("#file", junk)
+    page.click("#send")
+    page.wait_for_selector("#toast.err:has-text('not a picture this browser can read')")
+    if len(board.get("/api/images")["images"]) != 2:
+        raise AssertionError("a refused file changed the board's library")
+    run.shot(page, "board-refuses-junk")
+
+    # The node receives both, pixels and all.
+    wait("the node holds the board's images", lambda: sorted(
+        i["name"] for i in node.get("/api/images")["images"] if i["available"]) == ["Stripes", "Wide"])
+    if node.bytes(f"/api/images/{stored['id']}/pixels") != pixels:
+        raise AssertionError("the node's pixels of Stripes are not the board's")
+
+    # Played from the board's page: the board plays it, and so does the node (mirror mode).
+    tab(page, "play")
+    tile(page, "image", "Stripes").click()
+    wait("the board plays Stripes", lambda: board.get("/api/status").get("imageId") == stored["id"])
+    wait("the node plays Stripes", lambda: node.get("/api/status").get("imageId") == stored["id"])
+    page.evaluate("() => { const b = document.getElementById('brightness'); b.value = 40; b.dispatchEvent(new Event('change')); }")
+    wait("the board's brightness is 40", lambda: board.get("/api/status")["brightness"] == 40)
+
+    # A change made on the node shows on the board's page, which has no event stream.
+    node.call("PUT", "/api/patterns/4", {"type": 3, "color1": {"r": 255, "g": 0, "b": 0},
+                                          "color2": {"r": 0, "g": 0, "b": 255}, "speed": 80})
+    tile(page, "pattern", "4:").wait_for()
+    run.shot(page, "board-sees-nodes-pattern")
+
+    # The sync tab lists the node as online; settings save without the strip's fields.
+    tab(page, "sync")
+    page.wait_for_selector("#online li:has-text('Node'):has-text('online')")
+    run.shot(page, "board-sync")
+    tab(page, "settings")
+    page.fill("#device input[name=deviceName]", "Board two")
+    page.click("#device button.primary")
+    wait("the board is renamed", lambda: board.get("/api/device/config")["deviceName"] == "Board two")
+    run.shot(page, "board-settings")
+
+    narrow = run.page(board, viewport=NARROW)
+    for name in ("play", "library", "sync", "settings"):
+        tab(narrow, name)
+        no_overflow(narrow, f"board {name} at 360 px")
+    run.errors = [e for e in run.errors if "notes.png" not in e]
+    run.no_errors("board")
+
+
 def bench(run, rounds):
     a, b = run.a, run.b
     pa = run.page(a)
@@ -558,7 +689,7 @@ def bench(run, rounds):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["test", "bench"])
+    parser.add_argument("what", choices=["test", "board", "bench"])
     parser.add_argument("--povpoi", required=True, help="the povpoi binary")
     parser.add_argument("--out", required=True, help="folder for the screenshots")
     parser.add_argument("--chromium", default=os.environ.get("POVPOI_CHROMIUM", "/usr/bin/chromium"))
@@ -567,6 +698,8 @@ def main():
     with Run(args) as run:
         if args.what == "test":
             test(run)
+        elif args.what == "board":
+            test_board(run)
         else:
             bench(run, args.rounds)
 
