@@ -241,6 +241,15 @@ async fn the_firmware_sends_whole_answers_and_lists_an_image_per_chunk() {
     assert_eq!(refused.status(), 400);
     let error = json(refused).await;
     assert_eq!(error, json!({"error": "pattern slot \"18\" is not a number 0-17"}));
+    // The web app's files go out whole, gzipped as built, with their length.
+    for asset in &povpoi_ui::ASSETS {
+        let answer = http.get(format!("http://{addr}{}", asset.path)).send().await.unwrap();
+        assert_eq!(answer.status(), 200, "{}", asset.path);
+        assert_eq!(answer.headers()["content-encoding"], "gzip");
+        assert_eq!(answer.headers()["content-length"], asset.gzipped.len().to_string().as_str());
+        assert_eq!(answer.headers()["content-type"], asset.content_type);
+        assert_eq!(answer.bytes().await.unwrap(), asset.gzipped, "{}", asset.path);
+    }
     // An empty library lists as an empty list.
     let (empty, _) = serve(0, None);
     let listed = json(http.get(format!("http://{empty}/api/images")).send().await.unwrap()).await;
