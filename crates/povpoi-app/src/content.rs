@@ -631,30 +631,18 @@ impl<S: Storage> App<S> {
         if listing.closed {
             return Ok(false);
         }
-        if let Listed::Pixels(hash, len) = listing.listed {
-            if listing.written >= len {
-                listing.closed = true;
-                return Ok(false);
-            }
-            let (start, n) = (out.len(), (len - listing.written).min(PIXELS_PIECE));
-            out.resize(start + n, 0);
-            if !matches!(self.replica().storage().read_blob_part(&hash, listing.written, &mut out[start..]), Ok(true)) {
-                out.truncate(start);
-                return Err(ListingCut);
-            }
-            listing.written += n;
-            return Ok(true);
-        }
+        let images = match listing.listed {
+            Listed::Pixels(hash, len) => return self.pixels_next(hash, len, listing, out),
+            Listed::Images => true,
+            Listed::FileNames => false,
+        };
         if !listing.opened {
             // Nothing went out yet: the list is of the library as it is now.
             if self.digest() != listing.digest {
                 listing.digest = self.digest().into();
             }
             listing.opened = true;
-            out.extend_from_slice(match listing.listed {
-                Listed::Images => b"{\"images\":[",
-                Listed::FileNames | Listed::Pixels(..) => b"{\"files\":[",
-            });
+            out.extend_from_slice(if images { b"{\"images\":[" } else { b"{\"files\":[" });
         } else if self.digest() != listing.digest {
             return Err(ListingCut);
         }
@@ -672,13 +660,37 @@ impl<S: Storage> App<S> {
         if index > 0 {
             out.push(b',');
         }
-        let item = match listing.listed {
-            Listed::Images => serde_json::to_vec(&image_entry(poi, index, id, meta)),
-            Listed::FileNames | Listed::Pixels(..) => serde_json::to_vec(meta.name()),
+        let item = if images {
+            serde_json::to_vec(&image_entry(poi, index, id, meta))
+        } else {
+            serde_json::to_vec(meta.name())
         };
         out.extend_from_slice(&item.unwrap_or_default());
         listing.written += 1;
         listing.cursor = cursor;
+        Ok(true)
+    }
+
+    /// [`list_next`](Self::list_next) for an image's pixels: the next piece, read from
+    /// storage.
+    fn pixels_next(
+        &self,
+        hash: BlobHash,
+        len: usize,
+        listing: &mut Listing,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, ListingCut> {
+        if listing.written >= len {
+            listing.closed = true;
+            return Ok(false);
+        }
+        let (start, n) = (out.len(), (len - listing.written).min(PIXELS_PIECE));
+        out.resize(start + n, 0);
+        if !matches!(self.replica().storage().read_blob_part(&hash, listing.written, &mut out[start..]), Ok(true)) {
+            out.truncate(start);
+            return Err(ListingCut);
+        }
+        listing.written += n;
         Ok(true)
     }
 

@@ -780,14 +780,20 @@ impl<F: MultiwriteNorFlash> Inner<F> {
     /// [`Inner::replace`] for a `new` whose sectors are already marked used (an upload's,
     /// taken when it began).
     fn retire(&mut self, new: &Value, old: Option<&Value>) -> Result<(), StorageError> {
-        if let Some(&last) = new.sectors.last() {
-            self.cursor = (u32::from(last) + 1) % self.sectors;
-        }
+        self.move_cursor_past(&new.sectors);
         if let Some(old) = old {
             self.set_used(&old.sectors, false);
             self.kill(old.sectors[0])?;
         }
         Ok(())
+    }
+
+    /// The next save looks for room after `sectors`: writes go round the region, so every
+    /// sector is erased about as often as the others.
+    fn move_cursor_past(&mut self, sectors: &[u16]) {
+        if let Some(&last) = sectors.last() {
+            self.cursor = (u32::from(last) + 1) % self.sectors;
+        }
     }
 
     fn read_value(&mut self, value: &Value) -> Result<Vec<u8>, StorageError> {
@@ -965,9 +971,7 @@ impl<F: MultiwriteNorFlash> Storage for &FlashStore<F> {
         }
         let (sectors, head) = inner.begin_save(Kind::Blob, [0; 32], [0; 32], len, WHAT)?;
         inner.set_used(&sectors, true);
-        if let Some(&last) = sectors.last() {
-            inner.cursor = (u32::from(last) + 1) % inner.sectors;
-        }
+        inner.move_cursor_past(&sectors);
         inner.upload = Some(alloc::boxed::Box::new(ChunkWriter::new(sectors, head, false, WHAT)));
         Ok(())
     }
