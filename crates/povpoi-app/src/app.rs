@@ -190,6 +190,11 @@ impl<S: Storage> App<S> {
         &self.replica
     }
 
+    /// The replica, to edit (the caller sees to [`App::edited`]).
+    pub(crate) fn replica_mut(&mut self) -> &mut Replica<S> {
+        &mut self.replica
+    }
+
     /// The peer table.
     pub fn peers(&self) -> &Peers {
         &self.peers
@@ -322,7 +327,7 @@ impl<S: Storage> App<S> {
     }
 
     /// This poi's library changed by an edit of its own: it goes to the online peers.
-    fn edited(&mut self, now: Now) {
+    pub(crate) fn edited(&mut self, now: Now) {
         self.unpushed = true;
         self.changed(now);
     }

@@ -601,145 +601,204 @@ impl core::fmt::Display for ListingCut {
     }
 }
 
+/// Begins a listing of what the library holds now (the digest it is checked against is
+/// taken when the list opens, [`list_next`]).
+fn listing(listed: Listed) -> Response {
+    let listing = Listing {
+        listed,
+        digest: String::new(),
+        written: 0,
+        cursor: ImageCursor::default(),
+        opened: false,
+        closed: false,
+    };
+    let content_type = match listed {
+        Listed::Pixels(..) => "application/octet-stream",
+        Listed::Images | Listed::FileNames => "application/json",
+    };
+    Response {
+        status: 200,
+        content_type,
+        headers: Vec::new(),
+        body: Vec::new().into(),
+        listing: Some(alloc::boxed::Box::new(listing)),
+    }
+}
+
+impl Listing {
+    /// The hash of the pixels this lists, when it lists an image's pixels: a platform that
+    /// holds an image whole (a node) reads them at once, checked against it.
+    pub fn pixels(&self) -> Option<BlobHash> {
+        match self.listed {
+            Listed::Pixels(hash, _) => Some(hash),
+            Listed::Images | Listed::FileNames => None,
+        }
+    }
+}
+
+/// Appends the next part of `listing` of `poi`, whose library digest is `digest`, to `out`:
+/// the list's head with its first item, then one item per call, then its tail. `Ok(false)`
+/// once the tail was written.
+pub fn list_next<S: Storage>(
+    poi: &Replica<S>,
+    digest: &str,
+    listing: &mut Listing,
+    out: &mut Vec<u8>,
+) -> Result<bool, ListingCut> {
+    if listing.closed {
+        return Ok(false);
+    }
+    let images = match listing.listed {
+        Listed::Pixels(hash, len) => return pixels_next(poi, hash, len, listing, out),
+        Listed::Images => true,
+        Listed::FileNames => false,
+    };
+    if !listing.opened {
+        // Nothing went out yet: the list is of the library as it is now.
+        listing.digest = digest.into();
+        listing.opened = true;
+        out.extend_from_slice(if images { b"{\"images\":[" } else { b"{\"files\":[" });
+    } else if digest != listing.digest {
+        return Err(ListingCut);
+    }
+    let index = listing.written;
+    // One image found from where the last one was, without sorting the library: a board
+    // keeps no list.
+    let Some((id, meta, cursor)) =
+        poi.next_image(listing.cursor).and_then(|(id, cursor)| Some((id, poi.image(id)?, cursor)))
+    else {
+        out.extend_from_slice(b"]}");
+        listing.closed = true;
+        return Ok(true);
+    };
+    if index > 0 {
+        out.push(b',');
+    }
+    let item =
+        if images { serde_json::to_vec(&image_entry(poi, index, id, meta)) } else { serde_json::to_vec(meta.name()) };
+    out.extend_from_slice(&item.unwrap_or_default());
+    listing.written += 1;
+    listing.cursor = cursor;
+    Ok(true)
+}
+
+/// [`list_next`] for an image's pixels: the next piece, read from storage.
+fn pixels_next<S: Storage>(
+    poi: &Replica<S>,
+    hash: BlobHash,
+    len: usize,
+    listing: &mut Listing,
+    out: &mut Vec<u8>,
+) -> Result<bool, ListingCut> {
+    if listing.written >= len {
+        listing.closed = true;
+        return Ok(false);
+    }
+    let (start, n) = (out.len(), (len - listing.written).min(PIXELS_PIECE));
+    out.resize(start + n, 0);
+    if !matches!(poi.storage().read_blob_part(&hash, listing.written, &mut out[start..]), Ok(true)) {
+        out.truncate(start);
+        return Err(ListingCut);
+    }
+    listing.written += n;
+    Ok(true)
+}
+
 impl<S: Storage> App<S> {
-    /// Begins a listing of what the library holds now.
-    fn listing(&self, listed: Listed) -> Response {
-        let listing = Listing {
-            listed,
-            digest: self.digest().into(),
-            written: 0,
-            cursor: ImageCursor::default(),
-            opened: false,
-            closed: false,
-        };
-        let content_type = match listed {
-            Listed::Pixels(..) => "application/octet-stream",
-            Listed::Images | Listed::FileNames => "application/json",
-        };
-        Response {
-            status: 200,
-            content_type,
-            headers: Vec::new(),
-            body: Vec::new().into(),
-            listing: Some(alloc::boxed::Box::new(listing)),
-        }
-    }
-
-    /// Appends the next part of `listing` to `out`: the list's head with its first item,
-    /// then one item per call, then its tail. `Ok(false)` once the tail was written.
+    /// Appends the next part of `listing` to `out` ([`list_next`] over this poi's library).
     pub fn list_next(&self, listing: &mut Listing, out: &mut Vec<u8>) -> Result<bool, ListingCut> {
-        if listing.closed {
-            return Ok(false);
-        }
-        let images = match listing.listed {
-            Listed::Pixels(hash, len) => return self.pixels_next(hash, len, listing, out),
-            Listed::Images => true,
-            Listed::FileNames => false,
-        };
-        if !listing.opened {
-            // Nothing went out yet: the list is of the library as it is now.
-            if self.digest() != listing.digest {
-                listing.digest = self.digest().into();
-            }
-            listing.opened = true;
-            out.extend_from_slice(if images { b"{\"images\":[" } else { b"{\"files\":[" });
-        } else if self.digest() != listing.digest {
-            return Err(ListingCut);
-        }
-        let poi = self.replica();
-        let index = listing.written;
-        // One image found from where the last one was, without sorting the library: a board
-        // keeps no list.
-        let Some((id, meta, cursor)) =
-            poi.next_image(listing.cursor).and_then(|(id, cursor)| Some((id, poi.image(id)?, cursor)))
-        else {
-            out.extend_from_slice(b"]}");
-            listing.closed = true;
-            return Ok(true);
-        };
-        if index > 0 {
-            out.push(b',');
-        }
-        let item = if images {
-            serde_json::to_vec(&image_entry(poi, index, id, meta))
-        } else {
-            serde_json::to_vec(meta.name())
-        };
-        out.extend_from_slice(&item.unwrap_or_default());
-        listing.written += 1;
-        listing.cursor = cursor;
-        Ok(true)
-    }
-
-    /// [`list_next`](Self::list_next) for an image's pixels: the next piece, read from
-    /// storage.
-    fn pixels_next(
-        &self,
-        hash: BlobHash,
-        len: usize,
-        listing: &mut Listing,
-        out: &mut Vec<u8>,
-    ) -> Result<bool, ListingCut> {
-        if listing.written >= len {
-            listing.closed = true;
-            return Ok(false);
-        }
-        let (start, n) = (out.len(), (len - listing.written).min(PIXELS_PIECE));
-        out.resize(start + n, 0);
-        if !matches!(self.replica().storage().read_blob_part(&hash, listing.written, &mut out[start..]), Ok(true)) {
-            out.truncate(start);
-            return Err(ListingCut);
-        }
-        listing.written += n;
-        Ok(true)
+        list_next(self.replica(), self.digest(), listing, out)
     }
 
     /// Answers a content request (`/api/images*`, `/api/pattern*`, `/api/sequences*`,
     /// `/api/sd/*`); `None` for another path.
     pub(crate) fn content(&mut self, request: &Request<'_>, now: Now) -> Option<Result<Response, ApiError>> {
+        let cue = self.cue(now);
+        let answered = answer(self.replica_mut(), request, now.wall_ms(), cue)?;
+        if answered.edited {
+            self.edited(now);
+        }
+        Some(answered.response)
+    }
+}
+
+/// A content request's answer, and whether it edited the library (which then goes to the
+/// peers).
+#[derive(Debug)]
+pub struct Answered {
+    /// What to send; a list is sent a part at a time through [`list_next`].
+    pub response: Result<Response, ApiError>,
+    /// The library was edited.
+    pub edited: bool,
+}
+
+/// Answers a content request (`/api/images*`, `/api/pattern*`, `/api/sequences*`,
+/// `/api/sd/*`, all but the upload and `/api/sd/info`) over `poi`, edits stamped `ms` and
+/// what they select played at `cue`; `None` for another path. A node and a board route
+/// these requests here alike.
+pub fn answer<S: Storage>(poi: &mut Replica<S>, request: &Request<'_>, ms: u64, cue: Cue) -> Option<Answered> {
+    let mut content = Content { poi, ms, cue, edited: false };
+    let response = content.route(request)?;
+    Some(Answered { response, edited: content.edited })
+}
+
+/// One content request under way.
+struct Content<'a, S: Storage> {
+    poi: &'a mut Replica<S>,
+    ms: u64,
+    cue: Cue,
+    edited: bool,
+}
+
+impl<S: Storage> Content<'_, S> {
+    /// Runs an edit of the library; noted once it succeeded.
+    fn edit<T>(&mut self, f: impl FnOnce(&mut Replica<S>, Cue) -> Result<T, ApiError>) -> Result<T, ApiError> {
+        let done = f(self.poi, self.cue)?;
+        self.edited = true;
+        Ok(done)
+    }
+
+    fn route(&mut self, request: &Request<'_>) -> Option<Result<Response, ApiError>> {
         let (method, path) = (request.method, request.path);
-        let ms = now.wall_us / 1_000;
+        let ms = self.ms;
         let answer = match (method, path) {
-            ("GET", "/api/images") => Ok(self.listing(Listed::Images)),
-            ("GET", "/api/sd/list") => Ok(self.listing(Listed::FileNames)),
+            ("GET", "/api/images") => Ok(listing(Listed::Images)),
+            ("GET", "/api/sd/list") => Ok(listing(Listed::FileNames)),
             // An order set answers the new listing, as a node does.
             ("PUT", "/api/images/order") => self
-                .edit(now, |poi, _| {
+                .edit(|poi, _| {
                     let ids = parse_json::<OrderRequest>(request.body)?.ids()?;
                     Ok(poi.set_image_order(ids, ms)?)
                 })
-                .map(|()| self.listing(Listed::Images)),
-            ("POST", "/api/sd/delete") => self.edit(now, |poi, _| {
+                .map(|()| listing(Listed::Images)),
+            ("POST", "/api/sd/delete") => self.edit(|poi, _| {
                 let ask: FileRequest = parse_json(request.body)?;
                 Ok(Response::json(200, &delete_file(poi, &ask.filename, ms)?))
             }),
-            ("POST", "/api/sd/load") => self.edit(now, |poi, cue| {
+            ("POST", "/api/sd/load") => self.edit(|poi, cue| {
                 let ask: FileRequest = parse_json(request.body)?;
                 Ok(Response::json(200, &load_file(poi, &ask.filename, ms, cue)?))
             }),
-            ("POST", "/api/pattern") => self.edit(now, |poi, cue| {
+            ("POST", "/api/pattern") => self.edit(|poi, cue| {
                 let (slot, pattern) = pattern_posted(request.body)?;
                 poi.set_pattern(slot, pattern, ms, cue)?;
                 Ok(Response::json(200, &PatternStored { status: "ok", index: slot }))
             }),
-            ("GET", "/api/patterns") => {
-                Ok(Response::json(200, &Patterns { patterns: pattern_entries(self.replica()) }))
-            }
-            ("GET", "/api/sequences") => {
-                Ok(Response::json(200, &Sequences { sequences: sequence_entries(self.replica()) }))
-            }
+            ("GET", "/api/patterns") => Ok(Response::json(200, &Patterns { patterns: pattern_entries(self.poi) })),
+            ("GET", "/api/sequences") => Ok(Response::json(200, &Sequences { sequences: sequence_entries(self.poi) })),
             (_, "/api/images" | "/api/sd/list" | "/api/images/order" | "/api/sd/delete" | "/api/sd/load")
             | (_, "/api/pattern" | "/api/patterns" | "/api/sequences") => Err(not_allowed()),
-            _ => return self.content_item(request, now),
+            _ => return self.item(request),
         };
         Some(answer)
     }
 
-    /// One image, pattern slot or sequence slot, named in the path. Checked in the node's
-    /// order: the body first (axum reads it before the handler runs), then the path.
-    fn content_item(&mut self, request: &Request<'_>, now: Now) -> Option<Result<Response, ApiError>> {
+    /// One image, pattern slot or sequence slot, named in the path. The body is checked
+    /// first, then the path (as axum, which reads a body before the handler runs, did on a
+    /// node).
+    fn item(&mut self, request: &Request<'_>) -> Option<Result<Response, ApiError>> {
         let (method, path, body) = (request.method, request.path, request.body);
-        let ms = now.wall_us / 1_000;
+        let ms = self.ms;
         if let Some(id) = path.strip_prefix("/api/images/").and_then(|rest| rest.strip_suffix("/pixels"))
             && !id.is_empty()
             && !id.contains('/')
@@ -749,31 +808,27 @@ impl<S: Storage> App<S> {
             }
             // Read from storage a part at a time: a board holds no image whole in RAM.
             return Some(parse_image_id(id).and_then(|id| {
-                let meta = self.replica().image(id).ok_or_else(|| no_image(id))?;
+                let meta = self.poi.image(id).ok_or_else(|| no_image(id))?;
                 let (hash, len) = (meta.pixels(), meta.byte_len());
-                if !self.replica().holds_blob(&hash) {
-                    return Err(ApiError::new(
-                        409,
-                        format!("the pixels of image {id} are still syncing to this poi; try again soon"),
-                    ));
+                if !self.poi.holds_blob(&hash) {
+                    return Err(still_syncing(id));
                 }
-                Ok(self.listing(Listed::Pixels(hash, len)))
+                Ok(listing(Listed::Pixels(hash, len)))
             }));
         }
-        // One segment after the prefix, as the node's routes match; anything else is theirs
-        // to 404.
+        // One segment after the prefix; anything else is the platform's to 404.
         let item = |prefix: &str| path.strip_prefix(prefix).filter(|rest| !rest.is_empty() && !rest.contains('/'));
         if let Some(text) = item("/api/images/") {
             return Some(match method {
                 "GET" => parse_image_id(text).and_then(|id| {
-                    find_image(self.replica(), id).map(|entry| Response::json(200, &entry)).ok_or_else(|| no_image(id))
+                    find_image(self.poi, id).map(|entry| Response::json(200, &entry)).ok_or_else(|| no_image(id))
                 }),
                 "PATCH" => parse_json::<RenameRequest>(body).and_then(|ask| {
                     let id = parse_image_id(text)?;
-                    self.edit(now, |poi, _| Ok(Response::json(200, &rename_image(poi, id, &ask.name, ms)?)))
+                    self.edit(|poi, _| Ok(Response::json(200, &rename_image(poi, id, &ask.name, ms)?)))
                 }),
                 "DELETE" => parse_image_id(text)
-                    .and_then(|id| self.edit(now, |poi, _| Ok(Response::json(200, &delete_image(poi, id, ms)?)))),
+                    .and_then(|id| self.edit(|poi, _| Ok(Response::json(200, &delete_image(poi, id, ms)?)))),
                 _ => Err(not_allowed()),
             });
         }
@@ -781,7 +836,7 @@ impl<S: Storage> App<S> {
             let slot = || parse_slot(text, "pattern", PATTERN_SLOTS);
             return Some(match method {
                 "GET" => slot().and_then(|slot| {
-                    self.replica()
+                    self.poi
                         .pattern(slot)
                         .map(|p| Response::json(200, &pattern_entry(slot, p)))
                         .ok_or_else(|| ApiError::not_found(format!("pattern slot {slot} is empty")))
@@ -789,11 +844,11 @@ impl<S: Storage> App<S> {
                 "PUT" => parse_json::<PatternFields>(body).and_then(|ask| {
                     let slot = slot()?;
                     let pattern = ask.pattern()?;
-                    self.edit(now, |poi, cue| Ok(poi.set_pattern(slot, pattern, ms, cue)?))?;
+                    self.edit(|poi, cue| Ok(poi.set_pattern(slot, pattern, ms, cue)?))?;
                     Ok(Response::json(200, &pattern_entry(slot, &pattern)))
                 }),
                 "DELETE" => slot().and_then(|slot| {
-                    self.edit(now, |poi, cue| Ok(Response::json(200, &clear_pattern(poi, slot, ms, cue)?)))
+                    self.edit(|poi, cue| Ok(Response::json(200, &clear_pattern(poi, slot, ms, cue)?)))
                 }),
                 _ => Err(not_allowed()),
             });
@@ -802,23 +857,28 @@ impl<S: Storage> App<S> {
             let slot = || parse_slot(text, "sequence", SEQUENCE_SLOTS);
             return Some(match method {
                 "GET" => slot().and_then(|slot| {
-                    self.replica()
+                    self.poi
                         .sequence(slot)
                         .map(|s| Response::json(200, &sequence_entry(slot, s)))
                         .ok_or_else(|| ApiError::not_found(format!("sequence slot {slot} is empty")))
                 }),
                 "PUT" => parse_json::<SequenceRequest>(body).and_then(|ask| {
                     let slot = slot()?;
-                    self.edit(now, |poi, cue| Ok(Response::json(200, &put_sequence(poi, slot, &ask, ms, cue)?)))
+                    self.edit(|poi, cue| Ok(Response::json(200, &put_sequence(poi, slot, &ask, ms, cue)?)))
                 }),
                 "DELETE" => slot().and_then(|slot| {
-                    self.edit(now, |poi, cue| Ok(Response::json(200, &clear_sequence(poi, slot, ms, cue)?)))
+                    self.edit(|poi, cue| Ok(Response::json(200, &clear_sequence(poi, slot, ms, cue)?)))
                 }),
                 _ => Err(not_allowed()),
             });
         }
         None
     }
+}
+
+/// 409: an image is listed but its pixels have not arrived.
+pub fn still_syncing(id: ImageId) -> ApiError {
+    ApiError::new(409, format!("the pixels of image {id} are still syncing to this poi; try again soon"))
 }
 
 /// `{"patterns": [...]}`.

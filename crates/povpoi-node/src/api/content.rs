@@ -6,49 +6,44 @@
 //! no files: "SD" endpoints name images by their name (or id), and the data directory's
 //! filesystem stands for the card.
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
-use axum::extract::rejection::PathRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
-use povpoi_app::content::{
-    self, Done, FileRequest, ImageEntry, Loaded, OrderRequest, PatternEntry, PatternFields, PatternStored, Patterns,
-    RenameRequest, SequenceEntry, SequenceRequest, Sequences,
-};
-use povpoi_core::model::{ImageId, ImageMeta, MAX_HEIGHT, PATTERN_SLOTS, Pattern, SEQUENCE_SLOTS};
+use povpoi_app::content;
+use povpoi_core::model::{ImageId, MAX_HEIGHT};
 use serde_json::{Value, json};
 
-use super::{ApiError, AppState, JsonBody, RawBody};
+use super::{ApiError, AppState, RawBody};
 use crate::library::{Origin, now_ms};
 
 /// Largest upload accepted: a 400 x 64 image is 75 KiB, so this leaves room for any form.
 pub const UPLOAD_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
+/// Largest `PUT /api/images/order` body: the longest order (4,096 ids of about 22 bytes
+/// each), with room for spaces.
+const ORDER_BODY_LIMIT: usize = 256 * 1024;
+
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/image", post(upload).layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT)))
-        .route("/api/pattern", post(post_pattern))
-        .route("/api/sd/list", get(sd_list))
         .route("/api/sd/info", get(sd_info))
-        .route("/api/sd/delete", post(sd_delete))
-        .route("/api/sd/load", post(sd_load))
-        .route("/api/images", get(list_images))
-        // 4,096 ids of about 22 bytes each.
-        .route("/api/images/order", put(order_images).layer(DefaultBodyLimit::max(ORDER_BODY_LIMIT)))
-        .route("/api/images/{id}", get(get_image).patch(rename_image).delete(delete_image))
-        .route("/api/images/{id}/pixels", get(image_pixels))
-        .route("/api/patterns", get(list_patterns))
-        .route("/api/patterns/{index}", get(get_pattern).put(put_pattern).delete(delete_pattern))
-        .route("/api/sequences", get(list_sequences))
-        .route("/api/sequences/{index}", get(get_sequence).put(put_sequence).delete(delete_sequence))
-}
-
-/// A path segment as text, with a JSON 400 when it is not valid (bad percent-encoding).
-fn segment(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    path.map(|Path(s)| s).map_err(|e| ApiError::bad_request(format!("bad path: {}", e.body_text())))
+        // The rest is answered as on a board: `povpoi_app::content::answer`.
+        .route("/api/pattern", any(shared))
+        .route("/api/sd/list", any(shared))
+        .route("/api/sd/delete", any(shared))
+        .route("/api/sd/load", any(shared))
+        .route("/api/images", any(shared))
+        .route("/api/images/order", any(shared).layer(DefaultBodyLimit::max(ORDER_BODY_LIMIT)))
+        .route("/api/images/{id}", any(shared))
+        .route("/api/images/{id}/pixels", any(shared))
+        .route("/api/patterns", any(shared))
+        .route("/api/patterns/{index}", any(shared))
+        .route("/api/sequences", any(shared))
+        .route("/api/sequences/{index}", any(shared))
 }
 
 pub(super) fn parse_image_id(text: &str) -> Result<ImageId, ApiError> {
@@ -59,8 +54,55 @@ pub(super) fn no_image(id: impl std::fmt::Display) -> ApiError {
     content::no_image(id).into()
 }
 
-fn parse_slot(text: &str, what: &str, slots: u8) -> Result<u8, ApiError> {
-    Ok(content::parse_slot(text, what, slots)?)
+/// A content request the node answers as a board does ([`content::answer`]), under the
+/// library's lock off the async threads; a list is read whole there, and an image's pixels
+/// at once, checked against their hash.
+async fn shared(State(node): State<AppState>, method: Method, uri: Uri, RawBody(body): RawBody) -> Response {
+    let cue = node.cue();
+    // A HEAD is answered as its GET (the server sends no body).
+    let method = if method == Method::HEAD { "GET".to_owned() } else { method.as_str().to_owned() };
+    let path = uri.path().to_owned();
+    let answer = node
+        .library
+        .write(Origin::Local, move |poi| {
+            let request = povpoi_app::api::Request {
+                method: &method,
+                path: &path,
+                query: None,
+                headers: &[],
+                body: &body,
+                from: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+            };
+            let answered = content::answer(poi, &request, now_ms(), cue)?;
+            let mut response = answered.response.unwrap_or_else(|e| e.response());
+            let Some(mut listing) = response.listing.take() else { return Some(response) };
+            let body = response.body.to_mut();
+            match listing.pixels() {
+                Some(hash) => match poi.image_pixels(&hash) {
+                    Ok(Some(pixels)) => *body = pixels,
+                    // Found damaged when read, and put aside to be fetched again.
+                    Ok(None) => {
+                        let id = path.trim_start_matches("/api/images/").trim_end_matches("/pixels");
+                        return Some(content::parse_image_id(id).map_or_else(|e| e, content::still_syncing).response());
+                    }
+                    Err(e) => return Some(povpoi_app::api::ApiError::from(e).response()),
+                },
+                None => {
+                    let digest = crate::library::digest_of(poi);
+                    while let Ok(true) = content::list_next(poi, &digest, &mut listing, body) {}
+                }
+            }
+            Some(response)
+        })
+        .await;
+    let Some(answer) = answer else {
+        return ApiError::not_found("no such endpoint").into_response();
+    };
+    let mut response = Response::builder().status(answer.status).header("content-type", answer.content_type);
+    for (name, value) in &answer.headers {
+        response = response.header(*name, value);
+    }
+    response.body(Body::from(answer.body.into_owned())).unwrap_or_else(|_| Response::new(Body::empty()))
 }
 
 /// Maps a multipart failure to a JSON error (413 past the body limit).
@@ -190,74 +232,6 @@ async fn store_image(
     Ok(Json(stored))
 }
 
-async fn list_images(State(node): State<AppState>) -> Json<Value> {
-    Json(json!({ "images": node.library.read(content::image_entries) }))
-}
-
-async fn get_image(
-    State(node): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-) -> Result<Json<ImageEntry>, ApiError> {
-    let id = parse_image_id(&segment(path)?)?;
-    node.library.read(|poi| content::find_image(poi, id)).map(Json).ok_or_else(|| no_image(id))
-}
-
-async fn image_pixels(
-    State(node): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-) -> Result<Response, ApiError> {
-    let id = parse_image_id(&segment(path)?)?;
-    let hash = node.library.read(|poi| poi.image(id).map(ImageMeta::pixels)).ok_or_else(|| no_image(id))?;
-    let pixels = node.library.write(Origin::Local, move |poi| poi.image_pixels(&hash)).await?;
-    let pixels = pixels.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            format!("the pixels of image {id} are still syncing to this poi; try again soon"),
-        )
-    })?;
-    Ok((StatusCode::OK, [("content-type", "application/octet-stream")], pixels).into_response())
-}
-
-async fn rename_image(
-    State(node): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-    JsonBody(ask): JsonBody<RenameRequest>,
-) -> Result<Json<ImageEntry>, ApiError> {
-    let id = parse_image_id(&segment(path)?)?;
-    let entry =
-        node.library.write(Origin::Local, move |poi| content::rename_image(poi, id, &ask.name, now_ms())).await?;
-    Ok(Json(entry))
-}
-
-/// Largest `PUT /api/images/order` body: the longest order, with room for spaces.
-const ORDER_BODY_LIMIT: usize = 256 * 1024;
-
-/// `PUT /api/images/order {"ids": [...]}`: lists the images in this order (on every poi of
-/// the group); images left out follow. Answers the new listing.
-async fn order_images(
-    State(node): State<AppState>,
-    JsonBody(ask): JsonBody<OrderRequest>,
-) -> Result<Json<Value>, ApiError> {
-    let ids = ask.ids()?;
-    node.library.write(Origin::Local, move |poi| poi.set_image_order(ids, now_ms())).await?;
-    Ok(list_images(State(node)).await)
-}
-
-async fn delete_image(
-    State(node): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-) -> Result<Json<Done>, ApiError> {
-    let id = parse_image_id(&segment(path)?)?;
-    Ok(Json(node.library.write(Origin::Local, move |poi| content::delete_image(poi, id, now_ms())).await?))
-}
-
-// ----- the SD view -----
-
-async fn sd_list(State(node): State<AppState>) -> Json<Value> {
-    let files: Vec<String> = node.library.read(|poi| poi.images().map(|(_, meta)| meta.name().to_owned()).collect());
-    Json(json!({ "files": files }))
-}
-
 /// The existing system's `{present, totalSpace, freeSpace}` (bytes of the disk holding the
 /// data directory) plus `freeBytes`/`totalBytes` (the same, named unambiguously) and
 /// `reserveBytes`, the space held back so a delete works on a full disk (not in `free`).
@@ -279,100 +253,4 @@ async fn sd_info(State(node): State<AppState>) -> Result<Json<Value>, ApiError> 
         "freeBytes": space.free,
         "reserveBytes": reserve,
     })))
-}
-
-async fn sd_delete(State(node): State<AppState>, JsonBody(ask): JsonBody<FileRequest>) -> Result<Json<Done>, ApiError> {
-    Ok(Json(node.library.write(Origin::Local, move |poi| content::delete_file(poi, &ask.filename, now_ms())).await?))
-}
-
-async fn sd_load(State(node): State<AppState>, JsonBody(ask): JsonBody<FileRequest>) -> Result<Json<Loaded>, ApiError> {
-    let cue = node.cue();
-    Ok(Json(node.library.write(Origin::Local, move |poi| content::load_file(poi, &ask.filename, now_ms(), cue)).await?))
-}
-
-// ----- patterns -----
-
-async fn store_pattern(node: &AppState, slot: u8, pattern: Pattern) -> Result<(), ApiError> {
-    let cue = node.cue();
-    node.library.write(Origin::Local, move |poi| poi.set_pattern(slot, pattern, now_ms(), cue)).await?;
-    Ok(())
-}
-
-async fn post_pattern(State(node): State<AppState>, RawBody(body): RawBody) -> Result<Json<PatternStored>, ApiError> {
-    let (slot, pattern) = content::pattern_posted(&body)?;
-    store_pattern(&node, slot, pattern).await?;
-    Ok(Json(PatternStored { status: "ok", index: slot }))
-}
-
-async fn list_patterns(State(node): State<AppState>) -> Json<Patterns> {
-    Json(Patterns { patterns: node.library.read(content::pattern_entries) })
-}
-
-async fn get_pattern(
-    State(node): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-) -> Result<Json<PatternEntry>, ApiError> {
-    let slot = parse_slot(&segment(path)?, "pattern", PATTERN_SLOTS)?;
-    node.library
-        .read(|poi| poi.pattern(slot).map(|p| content::pattern_entry(slot, p)))
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("pattern slot {slot} is empty")))
-}
-
-async fn put_pattern(
-    State(node): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-    JsonBody(ask): JsonBody<PatternFields>,
-) -> Result<Json<PatternEntry>, ApiError> {
-    let slot = parse_slot(&segment(path)?, "pattern", PATTERN_SLOTS)?;
-    let pattern = ask.pattern()?;
-    store_pattern(&node, slot, pattern).await?;
-    Ok(Json(content::pattern_entry(slot, &pattern)))
-}
-
-async fn delete_pattern(
-    State(node): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-) -> Result<Json<Done>, ApiError> {
-    let slot = parse_slot(&segment(path)?, "pattern", PATTERN_SLOTS)?;
-    let cue = node.cue();
-    Ok(Json(node.library.write(Origin::Local, move |poi| content::clear_pattern(poi, slot, now_ms(), cue)).await?))
-}
-
-// ----- sequences -----
-
-async fn list_sequences(State(node): State<AppState>) -> Json<Sequences> {
-    Json(Sequences { sequences: node.library.read(content::sequence_entries) })
-}
-
-async fn get_sequence(
-    State(node): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-) -> Result<Json<SequenceEntry>, ApiError> {
-    let slot = parse_slot(&segment(path)?, "sequence", SEQUENCE_SLOTS)?;
-    node.library
-        .read(|poi| poi.sequence(slot).map(|s| content::sequence_entry(slot, s)))
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("sequence slot {slot} is empty")))
-}
-
-async fn put_sequence(
-    State(node): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-    JsonBody(ask): JsonBody<SequenceRequest>,
-) -> Result<Json<SequenceEntry>, ApiError> {
-    let slot = parse_slot(&segment(path)?, "sequence", SEQUENCE_SLOTS)?;
-    let cue = node.cue();
-    let entry =
-        node.library.write(Origin::Local, move |poi| content::put_sequence(poi, slot, &ask, now_ms(), cue)).await?;
-    Ok(Json(entry))
-}
-
-async fn delete_sequence(
-    State(node): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-) -> Result<Json<Done>, ApiError> {
-    let slot = parse_slot(&segment(path)?, "sequence", SEQUENCE_SLOTS)?;
-    let cue = node.cue();
-    Ok(Json(node.library.write(Origin::Local, move |poi| content::clear_sequence(poi, slot, now_ms(), cue)).await?))
 }
