@@ -28,7 +28,6 @@ use crate::answers;
 use crate::api::{ApiError, Request, Response};
 use crate::clock::{ClockService, Datagram, Taken};
 use crate::peers::{Peers, Sighting, Source};
-use crate::rules;
 use crate::stage::{CueShown, Stage, Wanted, column_start, next_column_start};
 use crate::time::LearnedTime;
 
@@ -504,37 +503,7 @@ impl<S: Storage> App<S> {
                 },
             )),
             ("GET", "/api/clock") => Ok(Response::json(200, &self.clock_json(now))),
-            ("POST", "/api/brightness") => {
-                let brightness = rules::brightness_asked(request.body)?;
-                let cue = self.cue(now);
-                self.replica.set_brightness(brightness, now.wall_ms(), cue)?;
-                self.edited(now);
-                Ok(Response::json(200, &answers::BrightnessSet { status: "ok", brightness }))
-            }
-            ("POST", "/api/framerate") => {
-                let framerate = rules::framerate_asked(request.body)?;
-                let cue = self.cue(now);
-                self.replica.set_framerate(framerate, now.wall_ms(), cue)?;
-                self.edited(now);
-                Ok(Response::json(200, &answers::FramerateSet { status: "ok", framerate }))
-            }
-            ("POST", "/api/mode") => {
-                let choice = rules::mode_asked(request.body)?;
-                let cue = self.cue(now);
-                let (selection, image) = rules::select(&mut self.replica, choice, now.wall_ms(), cue)?;
-                self.edited(now);
-                Ok(Response::json(
-                    200,
-                    &answers::ModeSet {
-                        status: "ok",
-                        mode: selection.mode as u8,
-                        index: selection.index,
-                        image_id: image.map(|id| id.to_string()),
-                    },
-                ))
-            }
-            (_, "/api/status" | "/api/sync/status" | "/api/device/config" | "/api/clock")
-            | (_, "/api/brightness" | "/api/framerate" | "/api/mode") => Err(not_allowed()),
+            (_, "/api/status" | "/api/sync/status" | "/api/device/config" | "/api/clock") => Err(not_allowed()),
             (_, crate::upload::UPLOAD_PATH) => Ok(self.upload_whole(request, now)),
             _ => self.content(request, now).unwrap_or_else(|| Err(ApiError::not_found("no such endpoint"))),
         }

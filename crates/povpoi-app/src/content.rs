@@ -20,9 +20,10 @@ use povpoi_core::sync::{ImageCursor, Key, Replica, Storage};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::answers;
 use crate::api::{ApiError, Request, Response};
 use crate::app::{App, Now, not_allowed};
-use crate::rules::{color, int_in, parse_json, required_int};
+use crate::rules::{self, color, int_in, parse_json, required_int};
 
 // ----- answers -----
 
@@ -710,8 +711,8 @@ impl<S: Storage> App<S> {
         list_next(self.replica(), self.digest(), listing, out)
     }
 
-    /// Answers a content request (`/api/images*`, `/api/pattern*`, `/api/sequences*`,
-    /// `/api/sd/*`); `None` for another path.
+    /// Answers a request that reads or edits the library ([`answer`]); `None` for another
+    /// path.
     pub(crate) fn content(&mut self, request: &Request<'_>, now: Now) -> Option<Result<Response, ApiError>> {
         let cue = self.cue(now);
         let answered = answer(self.replica_mut(), request, now.wall_ms(), cue)?;
@@ -732,10 +733,11 @@ pub struct Answered {
     pub edited: bool,
 }
 
-/// Answers a content request (`/api/images*`, `/api/pattern*`, `/api/sequences*`,
-/// `/api/sd/*`, all but the upload and `/api/sd/info`) over `poi`, edits stamped `ms` and
-/// what they select played at `cue`; `None` for another path. A node and a board route
-/// these requests here alike.
+/// Answers a request that reads or edits the library: content (`/api/images*`,
+/// `/api/pattern*`, `/api/sequences*`, `/api/sd/*`, all but the upload and `/api/sd/info`)
+/// and the replicated play settings (`/api/mode`, `/api/brightness`, `/api/framerate`),
+/// over `poi`, edits stamped `ms` and what they select played at `cue`; `None` for another
+/// path. A node and a board route these requests here alike.
 pub fn answer<S: Storage>(poi: &mut Replica<S>, request: &Request<'_>, ms: u64, cue: Cue) -> Option<Answered> {
     let mut content = Content { poi, ms, cue, edited: false };
     let response = content.route(request)?;
@@ -784,10 +786,34 @@ impl<S: Storage> Content<'_, S> {
                 poi.set_pattern(slot, pattern, ms, cue)?;
                 Ok(Response::json(200, &PatternStored { status: "ok", index: slot }))
             }),
+            ("POST", "/api/brightness") => self.edit(|poi, cue| {
+                let brightness = rules::brightness_asked(request.body)?;
+                poi.set_brightness(brightness, ms, cue)?;
+                Ok(Response::json(200, &answers::BrightnessSet { status: "ok", brightness }))
+            }),
+            ("POST", "/api/framerate") => self.edit(|poi, cue| {
+                let framerate = rules::framerate_asked(request.body)?;
+                poi.set_framerate(framerate, ms, cue)?;
+                Ok(Response::json(200, &answers::FramerateSet { status: "ok", framerate }))
+            }),
+            ("POST", "/api/mode") => self.edit(|poi, cue| {
+                let choice = rules::mode_asked(request.body)?;
+                let (selection, image) = rules::select(poi, choice, ms, cue)?;
+                Ok(Response::json(
+                    200,
+                    &answers::ModeSet {
+                        status: "ok",
+                        mode: selection.mode as u8,
+                        index: selection.index,
+                        image_id: image.map(|id| id.to_string()),
+                    },
+                ))
+            }),
             ("GET", "/api/patterns") => Ok(Response::json(200, &Patterns { patterns: pattern_entries(self.poi) })),
             ("GET", "/api/sequences") => Ok(Response::json(200, &Sequences { sequences: sequence_entries(self.poi) })),
             (_, "/api/images" | "/api/sd/list" | "/api/images/order" | "/api/sd/delete" | "/api/sd/load")
             | (_, "/api/pattern" | "/api/patterns" | "/api/sequences") => Err(not_allowed()),
+            (_, "/api/brightness" | "/api/framerate" | "/api/mode") => Err(not_allowed()),
             _ => return self.item(request),
         };
         Some(answer)

@@ -54,10 +54,10 @@ pub(super) fn no_image(id: impl std::fmt::Display) -> ApiError {
     content::no_image(id).into()
 }
 
-/// A content request the node answers as a board does ([`content::answer`]), under the
+/// A request that reads or edits the library, answered as on a board ([`content::answer`]), under the
 /// library's lock off the async threads; a list is read whole there, and an image's pixels
 /// at once, checked against their hash.
-async fn shared(State(node): State<AppState>, method: Method, uri: Uri, RawBody(body): RawBody) -> Response {
+pub(super) async fn shared(State(node): State<AppState>, method: Method, uri: Uri, RawBody(body): RawBody) -> Response {
     let cue = node.cue();
     // A HEAD is answered as its GET (the server sends no body).
     let method = if method == Method::HEAD { "GET".to_owned() } else { method.as_str().to_owned() };

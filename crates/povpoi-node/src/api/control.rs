@@ -25,7 +25,7 @@ use povpoi_app::answers;
 use povpoi_app::rules::{self, Choice};
 pub(super) use povpoi_app::rules::{color, int_in, required_int, shown};
 
-use super::{ApiError, AppState, JSON_BODY_LIMIT, JsonBody, RawBody};
+use super::{ApiError, AppState, JSON_BODY_LIMIT, JsonBody};
 use crate::config::{PowerMode, SyncMode};
 use crate::history::HistoryEntry;
 use crate::library::{Origin, now_ms};
@@ -42,9 +42,10 @@ const NO_WIFI: &str = "this poi runs on a Linux board and does not manage Wi-Fi;
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/status", get(status))
-        .route("/api/mode", post(set_mode))
-        .route("/api/brightness", post(set_brightness))
-        .route("/api/framerate", post(set_framerate))
+        // Replicated settings, answered as on a board (`povpoi_app::content::answer`).
+        .route("/api/mode", any(super::content::shared))
+        .route("/api/brightness", any(super::content::shared))
+        .route("/api/framerate", any(super::content::shared))
         .route("/api/power/mode", post(set_power_mode))
         .route("/api/live", post(live))
         .route("/api/multipoi/status", get(multipoi_status))
@@ -108,31 +109,6 @@ async fn status(State(node): State<AppState>) -> Json<Value> {
         leds: node.display.leds.get(),
         columns_shown: node.player_stats.columns.load(Ordering::Relaxed),
     }))
-}
-
-async fn set_mode(State(node): State<AppState>, RawBody(body): RawBody) -> Result<Json<Value>, ApiError> {
-    let choice = rules::mode_asked(&body)?;
-    let (selection, image) = select(&node, choice).await?;
-    Ok(Json(json!({
-        "status": "ok",
-        "mode": selection.mode as u8,
-        "index": selection.index,
-        "imageId": image_id_json(image),
-    })))
-}
-
-async fn set_brightness(State(node): State<AppState>, RawBody(body): RawBody) -> Result<Json<Value>, ApiError> {
-    let brightness = rules::brightness_asked(&body)?;
-    let cue = node.cue();
-    node.library.write(Origin::Local, move |poi| poi.set_brightness(brightness, now_ms(), cue)).await?;
-    Ok(Json(json!({ "status": "ok", "brightness": brightness })))
-}
-
-async fn set_framerate(State(node): State<AppState>, RawBody(body): RawBody) -> Result<Json<Value>, ApiError> {
-    let framerate = rules::framerate_asked(&body)?;
-    let cue = node.cue();
-    node.library.write(Origin::Local, move |poi| poi.set_framerate(framerate, now_ms(), cue)).await?;
-    Ok(Json(json!({ "status": "ok", "framerate": framerate })))
 }
 
 #[derive(Deserialize)]
