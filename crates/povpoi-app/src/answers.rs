@@ -113,7 +113,7 @@ pub const FEATURES: [(&str, &str); 8] = [
     ("previews", "GET /api/preview/* and /api/thumbnail/*: rendered animations and thumbnails"),
     ("peers", "/api/sync/peers, /history, /execute, /conflicts, /api/group, /api/identify, /api/multipoi/*"),
     ("backup", "GET /api/backup and POST /api/restore"),
-    ("strip", "GET /api/strip: the LED columns as they are shown"),
+    ("strip", "GET /api/strip (the LED columns as they are shown), and ledCount and colorOrder set through the API"),
     ("power", "POST /api/power/mode"),
     ("wifi", "the Wi-Fi setup page at /setup and /api/wifi/*"),
 ];

@@ -94,6 +94,10 @@ fn the_page_is_the_gzipped_setup_form() {
     for wanted in ["/api/wifi/status", "/api/wifi/connect", "/api/wifi/disconnect", "name=ssid", "name=password"] {
         assert!(html.contains(wanted), "{wanted}");
     }
+    assert!(html.contains("href=/index.html"), "the page links to the web app");
+    // The same page at /setup, where it stays once the poi joined a network.
+    let moved = ask(&mut FlashWifiSettings::new(&store), "GET", "/setup", "");
+    assert_eq!((moved.response.status, &moved.response.body[..]), (200, setup::PAGE_GZIP));
 }
 
 #[test]

@@ -163,13 +163,19 @@ fn decode_with_image(bytes: &[u8], image_format: ImageFormat, format: Format) ->
     let decoded = catch_unwind(AssertUnwindSafe(|| {
         // The header alone says how large the picture is: refused before any pixel buffer
         // exists, since some decoders allocate theirs before the limits are checked.
-        let decoder = reader.into_decoder().map_err(|e| image_error(e, format))?;
+        let mut decoder = reader.into_decoder().map_err(|e| image_error(e, format))?;
         let (width, height) = decoder.dimensions();
         if decoder.total_bytes().saturating_mul(buffers_held(image_format)) > MAX_DECODE_ALLOC {
             let reason = format!("{width}x{height} needs more than {} MiB to decode", MAX_DECODE_ALLOC >> 20);
             return Err(MediaError::TooLarge { reason });
         }
-        DynamicImage::from_decoder(decoder).map_err(|e| image_error(e, format))
+        // A phone stores a photo as its sensor saw it and says in EXIF how to turn it: the
+        // picture is taken upright, as a browser (the web app converting for a board) shows
+        // it. Unreadable EXIF leaves it as stored.
+        let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+        let mut image = DynamicImage::from_decoder(decoder).map_err(|e| image_error(e, format))?;
+        image.apply_orientation(orientation);
+        Ok(image)
     }))
     .map_err(|_| MediaError::Corrupt { format: format.name(), reason: "the decoder gave up".into() })?;
     let image = decoded?;

@@ -426,3 +426,34 @@ fn a_raw_file_too_long_to_scale_is_refused() {
     let refused = povpoi_media::convert(&long, "image_20000x1.rgb", &ConvertOptions::for_leds(32));
     assert!(matches!(refused, Err(MediaError::TooLarge { .. })), "{refused:?}");
 }
+
+/// `jpeg` with an EXIF segment saying "turn 90 degrees clockwise to show" (orientation 6),
+/// as a phone writes a photo taken upright.
+fn with_exif_orientation_6(jpeg: &[u8]) -> Vec<u8> {
+    let tiff: [u8; 26] = [
+        b'I', b'I', 0x2A, 0, 8, 0, 0, 0, // little-endian TIFF, first IFD at 8
+        1, 0, // one entry
+        0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0, // Orientation, SHORT, 1 value: 6
+        0, 0, 0, 0, // no next IFD
+    ];
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&tiff);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&(app1.len() as u16 + 2).to_be_bytes());
+    out.extend_from_slice(&app1);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+#[test]
+fn a_photo_is_turned_as_its_exif_says() {
+    let jpeg = encode(&marked(8, 4), ImageFormat::Jpeg);
+    assert_eq!(decode(&jpeg, "plain.jpg").unwrap().dimensions(), (8, 4), "no EXIF: as stored");
+    let turned = decode(&with_exif_orientation_6(&jpeg), "photo.jpg").unwrap();
+    assert_eq!(turned.dimensions(), (4, 8));
+    // Turned clockwise: the stored top-right corner (red 112) is now at the bottom right,
+    // the stored top-left (red 0) at the top right.
+    let red = |x, y| i32::from(turned.get_pixel(x, y).0[0]);
+    assert!((red(3, 7) - 112).abs() < 40 && red(3, 0) < 40, "{} {}", red(3, 7), red(3, 0));
+}

@@ -85,6 +85,26 @@ function askKey(wrong) {
 // Resolves when a key is entered (the event stream waits here instead of retrying).
 const keyEntered = () => new Promise((resolve) => keyWaiters.push(resolve));
 
+// A board answers three connections at a time, its peers' sessions among them (a node has
+// no such limit, and an event stream): to one, this page sends two requests at most at
+// once, each read whole before the next goes.
+const TURNS = 2;
+let running = 0;
+const waiting = [];
+async function inTurn(send) {
+  if (has("events")) return send();
+  while (running >= TURNS) await new Promise((r) => waiting.push(r));
+  running++;
+  try {
+    const res = await send();
+    if (res.status === 204 || res.status === 304) return res;
+    return new Response(await res.arrayBuffer(), { status: res.status, statusText: res.statusText, headers: res.headers });
+  } finally {
+    running--;
+    if (waiting.length) waiting.shift()();
+  }
+}
+
 // While this page changes the key, other calls wait for it (sent meanwhile, they would
 // carry a key the poi no longer takes).
 let keyChange = Promise.resolve();
@@ -95,9 +115,11 @@ let keyChange = Promise.resolve();
 async function keyed(path, opts, headers) {
   for (let attempt = 0; ; attempt++) {
     if (!headers) await keyChange;
-    const res = await fetch(path, { ...opts, headers: { ...(headers || auth()), ...opts.headers } });
+    const res = await inTurn(() => fetch(path, { ...opts, headers: { ...(headers || auth()), ...opts.headers } }));
     if (res.status !== 401 || attempt >= 3 || headers) return res;
-    if (!(await askKey(Boolean(savedKey())))) throw new Error("This poi needs its pairing key (Settings, or reload the page).");
+    if (!(await askKey(Boolean(savedKey())))) {
+      throw Object.assign(new Error("This poi needs its pairing key (Settings, or reload the page)."), { needKey: true });
+    }
   }
 }
 const failure = async (res, what) => new Error((await res.json().catch(() => ({}))).error || what + " failed: HTTP " + res.status);
@@ -390,22 +412,26 @@ const MAX_WIDTH = 400;
 async function rawRgb(file, f) {
   if (/^image_\d+x\d+\.rgb$/.test(file.name)) return { blob: file, name: file.name };
   let bitmap;
+  // Turned upright as the photo's EXIF says, as a node's converter does too.
   try { bitmap = await createImageBitmap(file); } catch (e) {
     throw new Error(file.name + " is not a picture this browser can read: use PNG, JPEG, GIF, BMP or WebP");
   }
   const turn = Number(f.rotate.value), quarter = turn === 90 || turn === 270;
   const w = quarter ? bitmap.height : bitmap.width, ht = quarter ? bitmap.width : bitmap.height;
-  const turned = h("canvas", { width: w, height: ht }), t = turned.getContext("2d");
-  t.fillRect(0, 0, w, ht);
-  t.translate(w / 2, ht / 2);
-  t.scale(f.flipH.checked ? -1 : 1, f.flipV.checked ? -1 : 1);
-  t.rotate(turn * Math.PI / 180);
-  t.drawImage(bitmap, -bitmap.width / 2, -bitmap.height / 2);
   const leds = state.config.ledCount || 32;
   const width = Math.min(MAX_WIDTH, Math.max(1, Math.floor((2 * w * leds + ht) / (2 * ht))));
+  // Turned, flipped and scaled in one draw onto the strip-sized canvas: a phone's photo at
+  // full size would pass the largest canvas some browsers allow (iOS: 16.7 megapixels).
+  // A quarter turn and a scale along the axes commute, so this is the converter's order.
   const strip = h("canvas", { width, height: leds }), c = strip.getContext("2d");
+  c.fillRect(0, 0, width, leds);
   c.imageSmoothingQuality = "high";
-  c.drawImage(turned, 0, 0, width, leds);
+  c.translate(width / 2, leds / 2);
+  c.scale(f.flipH.checked ? -1 : 1, f.flipV.checked ? -1 : 1);
+  c.rotate(turn * Math.PI / 180);
+  const [dw, dh] = quarter ? [leds, width] : [width, leds];
+  c.drawImage(bitmap, -dw / 2, -dh / 2, dw, dh);
+  bitmap.close();
   const rgba = c.getImageData(0, 0, width, leds).data, rgb = new Uint8Array(width * leds * 3);
   for (let i = 0, o = 0; i < rgba.length; i += 4, o += 3) { rgb[o] = rgba[i]; rgb[o + 1] = rgba[i + 1]; rgb[o + 2] = rgba[i + 2]; }
   if (f.contrast.checked) {
@@ -883,27 +909,44 @@ async function drawStrip() {
 
 // ----- a poi without an event stream (a board): asked every few seconds instead -----
 
+// The library's digest (open to anyone) says when to load the lists again: read before
+// them, so a change landing while they load is seen at the next round. A key dialog the
+// performer closed is not opened again by this loop: it waits for a key, as the event
+// stream does.
 let digest = null;
 async function poll() {
   for (;;) {
     try {
-      const [st, k] = await Promise.all([api("GET", "/api/sync/status"), api("GET", "/api/clock")]);
+      const st = await api("GET", "/api/sync/status");
+      if (st.libraryDigest !== digest) {
+        digest = st.libraryDigest;
+        await loadLibrary().catch((e) => { digest = null; throw e; });
+      }
+      await loadStatus();
+      const k = await api("GET", "/api/clock");
       showClock(k.standing, k.errorBoundUs);
-      loadStatus().catch(() => {});
-      if (digest !== null && st.libraryDigest !== digest) later(0);
-      digest = st.libraryDigest;
-      if (visible("sync")) loadSync().catch(() => {});
-    } catch (e) { /* the poi restarts or the Wi-Fi dropped: ask again */ }
+      if (visible("sync")) await loadSync();
+    } catch (e) {
+      // Otherwise the poi restarts or the Wi-Fi dropped: ask again.
+      if (e.needKey) await keyEntered();
+    }
     await new Promise((r) => setTimeout(r, 3000));
   }
 }
 
 TYPES.forEach((t, i) => $("ptype").append(h("option", { value: i }, t)));
-// The features first: they say what the rest may ask for.
-loadConfig().catch(fail).finally(() => {
+// The features first: they say what the rest may ask for (asked again until they come).
+async function start() {
+  for (;;) {
+    try { await loadConfig(); break; } catch (e) { fail(e); }
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  if (!has("convert")) $("file").accept = "image/*,.rgb";
   showTab();
+  if (!has("events")) return poll();
   refresh();
   api("GET", "/api/clock").then((k) => showClock(k.standing, k.errorBoundUs), () => {});
-  if (has("events")) followEvents(); else poll();
+  followEvents();
   if (has("strip")) drawStrip();
-});
+}
+start();

@@ -542,6 +542,20 @@ def flipped(width, height, seed):
     return bytes(out)
 
 
+def turned_flipped_contrasted(width, height, seed):
+    """png(width, height, seed) as the converter makes it with rotate 90, flip LEDs and more
+    contrast (no scaling: `height` is 64 columns' worth, `width` the 32 LEDs): raw RGB,
+    `height` x `width`."""
+    def old(x, y):
+        return ((x * 7 + seed * 40) % 256, (y * 9 + seed * 90) % 256, ((x + y) * 3 + seed * 60) % 256)
+    out_w, out_h = height, width
+    pixels = [old(out_h - 1 - y, height - 1 - x) for y in range(out_h) for x in range(out_w)]
+    lumas = [(r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16 for r, g, b in pixels]
+    n = len(pixels)
+    mean = (sum(lumas) + n // 2) // n
+    return bytes(min(255, max(0, 2 * c - mean)) for p in pixels for c in p)
+
+
 def test_board(run):
     """The app served by a board: it shows only what a board does, converts pictures itself
     (a board takes raw RGB), draws thumbnails from the pixels, follows changes by polling,
@@ -577,14 +591,32 @@ def test_board(run):
     page.wait_for_function("(img) => img.complete && img.naturalWidth === 64 && img.naturalHeight === 32", arg=thumb.element_handle())
     run.shot(page, "board-uploaded-mirrored")
 
-    # A larger picture is fitted to the board's 32 LEDs in the browser: 80 x 40 -> 64 x 32.
-    wide = os.path.join(run.root, "wide.png")
-    with open(wide, "wb") as f:
-        f.write(png(80, 40, 5))
-    upload(page, wide, "Wide")
-    fitted = [i for i in board.get("/api/images")["images"] if i["name"] == "Wide"]
-    if [(i["width"], i["height"]) for i in fitted] != [(64, 32)]:
-        raise AssertionError(f"Wide was fitted to {fitted}")
+    # Turned a quarter clockwise, LEDs flipped and contrast doubled, in the converter's
+    # order: 32 x 64 becomes exactly the 64 x 32 the converter makes.
+    tall = os.path.join(run.root, "tall.png")
+    with open(tall, "wb") as f:
+        f.write(png(32, 64, 4))
+    tab(page, "library")
+    page.select_option("#upload select[name=rotate]", "90")
+    page.check("#upload input[name=flipV]")
+    page.check("#upload input[name=contrast]")
+    upload(page, tall, "Tall")
+    turned = [i for i in board.get("/api/images")["images"] if i["name"] == "Tall"]
+    if [(i["width"], i["height"]) for i in turned] != [(64, 32)]:
+        raise AssertionError(f"Tall was made {turned}")
+    if board.bytes(f"/api/images/{turned[0]['id']}/pixels") != turned_flipped_contrasted(32, 64, 4):
+        raise AssertionError("Tall's pixels are not the picture turned, flipped and contrasted")
+
+    # Larger pictures are fitted to the board's 32 LEDs in the browser, the width rounded as
+    # the converter rounds it: 80 x 40 -> 64 x 32, 33 x 64 -> 17 x 32 (16.5 rounds up).
+    for name, (w, h), fitted in (("Wide", (80, 40), (64, 32)), ("Odd", (33, 64), (17, 32))):
+        path = os.path.join(run.root, name + ".png")
+        with open(path, "wb") as f:
+            f.write(png(w, h, 5))
+        upload(page, path, name)
+        made = [(i["width"], i["height"]) for i in board.get("/api/images")["images"] if i["name"] == name]
+        if made != [fitted]:
+            raise AssertionError(f"{name} ({w} x {h}) was fitted to {made}, not {fitted}")
 
     # A file that is no picture: a clear error, nothing stored.
     junk = os.path.join(run.root, "notes.png")
@@ -593,13 +625,13 @@ def test_board(run):
     page.set_input_files("#file", junk)
     page.click("#send")
     page.wait_for_selector("#toast.err:has-text('not a picture this browser can read')")
-    if len(board.get("/api/images")["images"]) != 2:
+    if len(board.get("/api/images")["images"]) != 4:
         raise AssertionError("a refused file changed the board's library")
     run.shot(page, "board-refuses-junk")
 
     # The node receives both, pixels and all.
     wait("the node holds the board's images", lambda: sorted(
-        i["name"] for i in node.get("/api/images")["images"] if i["available"]) == ["Stripes", "Wide"])
+        i["name"] for i in node.get("/api/images")["images"] if i["available"]) == ["Odd", "Stripes", "Tall", "Wide"])
     if node.bytes(f"/api/images/{stored['id']}/pixels") != pixels:
         raise AssertionError("the node's pixels of Stripes are not the board's")
 
