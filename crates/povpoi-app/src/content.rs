@@ -833,7 +833,7 @@ impl<S: Storage> Content<'_, S> {
                 return Some(Err(not_allowed()));
             }
             // Read from storage a part at a time: a board holds no image whole in RAM.
-            return Some(parse_image_id(id).and_then(|id| {
+            return Some(segment(id).and_then(|id| parse_image_id(&id)).and_then(|id| {
                 let meta = self.poi.image(id).ok_or_else(|| no_image(id))?;
                 let (hash, len) = (meta.pixels(), meta.byte_len());
                 if !self.poi.holds_blob(&hash) {
@@ -844,22 +844,27 @@ impl<S: Storage> Content<'_, S> {
         }
         // One segment after the prefix; anything else is the platform's to 404.
         let item = |prefix: &str| path.strip_prefix(prefix).filter(|rest| !rest.is_empty() && !rest.contains('/'));
-        if let Some(text) = item("/api/images/") {
+        let decoded = |prefix| item(prefix).map(segment);
+        if let Some(text) = decoded("/api/images/") {
+            let text = match text {
+                Ok(text) => text,
+                Err(e) => return Some(Err(e)),
+            };
             return Some(match method {
-                "GET" => parse_image_id(text).and_then(|id| {
+                "GET" => parse_image_id(&text).and_then(|id| {
                     find_image(self.poi, id).map(|entry| Response::json(200, &entry)).ok_or_else(|| no_image(id))
                 }),
                 "PATCH" => parse_json::<RenameRequest>(body).and_then(|ask| {
-                    let id = parse_image_id(text)?;
+                    let id = parse_image_id(&text)?;
                     self.edit(|poi, _| Ok(Response::json(200, &rename_image(poi, id, &ask.name, ms)?)))
                 }),
-                "DELETE" => parse_image_id(text)
+                "DELETE" => parse_image_id(&text)
                     .and_then(|id| self.edit(|poi, _| Ok(Response::json(200, &delete_image(poi, id, ms)?)))),
                 _ => Err(not_allowed()),
             });
         }
-        if let Some(text) = item("/api/patterns/") {
-            let slot = || parse_slot(text, "pattern", PATTERN_SLOTS);
+        if let Some(text) = decoded("/api/patterns/") {
+            let slot = || parse_slot(&text?, "pattern", PATTERN_SLOTS);
             return Some(match method {
                 "GET" => slot().and_then(|slot| {
                     self.poi
@@ -879,8 +884,8 @@ impl<S: Storage> Content<'_, S> {
                 _ => Err(not_allowed()),
             });
         }
-        if let Some(text) = item("/api/sequences/") {
-            let slot = || parse_slot(text, "sequence", SEQUENCE_SLOTS);
+        if let Some(text) = decoded("/api/sequences/") {
+            let slot = || parse_slot(&text?, "sequence", SEQUENCE_SLOTS);
             return Some(match method {
                 "GET" => slot().and_then(|slot| {
                     self.poi
@@ -900,6 +905,13 @@ impl<S: Storage> Content<'_, S> {
         }
         None
     }
+}
+
+/// A path segment percent-decoded (`My%20pic`), or a 400 when that is not UTF-8 text.
+fn segment(text: &str) -> Result<alloc::borrow::Cow<'_, str>, ApiError> {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .map_err(|_| ApiError::bad_request(format!("bad path: {text:?} is not UTF-8 text once percent-decoded")))
 }
 
 /// 409: an image is listed but its pixels have not arrived.
@@ -1050,6 +1062,13 @@ mod tests {
             {"image": ids[0].to_string(), "durationMs": 9}, {"pattern": 4, "durationMs": 7}]});
         assert_eq!((r.status, body(&r)), (200, want.clone()));
         assert_eq!(body(&ask(&mut app, "GET", "/api/sequences/2", b"")), want);
+        // Path segments are percent-decoded, as an HTTP router does.
+        assert_eq!(body(&ask(&mut app, "GET", "/api/sequences/%32", b"")), want);
+        let r = ask(&mut app, "GET", "/api/images/%FF", b"");
+        assert_eq!(
+            (r.status, body(&r)["error"].clone()),
+            (400, json!("bad path: \"%FF\" is not UTF-8 text once percent-decoded"))
+        );
         let r = ask(&mut app, "DELETE", "/api/patterns/4", b"");
         assert_eq!(body(&r)["message"], json!("pattern slot 4 cleared"));
         let errors = [
