@@ -44,11 +44,12 @@ fn performers_app_in_chromium() {
 
 /// The same app served by `povpoi board` (the board firmware's application) beside a node:
 /// only what a board does is shown, pictures are converted in the browser (a board takes
-/// raw RGB) and mirrored exactly, thumbnails are drawn from the pixels, changes are polled
-/// for, and uploads, plays and settings reach the board and the node.
+/// raw RGB) as the converter makes them, thumbnails are drawn from the pixels, changes are
+/// polled for, uploads, plays and settings reach the board and the node, and a pairing key
+/// turned down is not asked for again by the polling.
 #[test]
 fn performers_app_on_a_board_in_chromium() {
-    run_in_chromium("board", "browser-board-screenshots", 6);
+    run_in_chromium("board", "browser-board-screenshots", 8);
 }
 
 /// Runs `app.py WHAT`, one browser run at a time (two Chromiums on a 2-core machine would

@@ -666,6 +666,34 @@ def test_board(run):
     run.errors = [e for e in run.errors if "notes.png" not in e]
     run.no_errors("board")
 
+    # A pairing key set on the board: a page without it asks once; turned down, the dialog
+    # is not opened again by the polling; entered, the page works.
+    tab(page, "settings")
+    page.fill("#keyform input[name=key]", "board-key-4242")
+    page.click("#keyform button")
+    page.wait_for_selector("#toast:has-text('Pairing key set')")
+    wait("the board is protected", lambda: board.get("/api/device/config")["protected"])
+    ctx = run.browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    ctx.add_init_script("""(() => { window.keyPrompts = 0; const show = HTMLDialogElement.prototype.showModal;
+        HTMLDialogElement.prototype.showModal = function () { if (this.id === 'keydialog') window.keyPrompts++; return show.call(this); }; })()""")
+    before = len(run.errors)
+    fresh = run.watched(ctx, "board-fresh")
+    fresh.goto(board.url + "/")
+    fresh.wait_for_selector("#keydialog[open]")
+    fresh.click("#keycancel")
+    fresh.wait_for_timeout(7000)  # two rounds of polling
+    if fresh.evaluate("window.keyPrompts") != 1 or fresh.is_visible("#keydialog"):
+        raise AssertionError(f"turned down, the key was asked for {fresh.evaluate('window.keyPrompts')} times in 7 s")
+    run.shot(fresh, "board-key-turned-down")
+    fresh.reload()
+    fresh.wait_for_selector("#keydialog[open]")
+    fresh.fill("#keyinput", "board-key-4242")
+    fresh.click("#keyask button.primary")
+    fresh.wait_for_selector(".tile[data-kind=image]:has-text('Stripes')")
+    run.shot(fresh, "board-keyed-page-works")
+    run.errors[before:] = [e for e in run.errors[before:] if "HTTP 401 for" not in e and "status of 401" not in e]
+    run.no_errors("board with a key")
+
 
 def bench(run, rounds):
     a, b = run.a, run.b
