@@ -27,8 +27,9 @@ use crate::wifi::{ACCESS_POINT_ADDRESS, Link};
 pub const HTTP_PORT: u16 = 80;
 
 /// HTTP connections served at once. A browser loading the app opens up to six to one host but
-/// queues the rest on keep-alive connections; three serve the page and an event stream at once
-/// within the RAM budget (each costs ~4.5 KB of static RAM).
+/// queues the rest on keep-alive connections; the app then sends a board two requests at a
+/// time (it has no event stream), which leaves the third to a peer's session, within the
+/// RAM budget (each costs ~4.5 KB of static RAM).
 pub const HTTP_CONNECTIONS: usize = 3;
 
 /// Sync sessions this poi runs at once as the client (the rest wait their turn).
