@@ -120,13 +120,7 @@ pub fn answer(request: &Request<'_>, settings: &mut dyn WifiSettings, on_air: &O
         ("POST", _) if changes && !request.sends_json() => {
             Err(ApiError::new(415, "send the body as JSON, with Content-Type: application/json"))
         }
-        ("GET", "/" | "/setup") => {
-            let mut page = Response::octets(Vec::new());
-            page.body = alloc::borrow::Cow::Borrowed(PAGE_GZIP);
-            page.content_type = "text/html; charset=utf-8";
-            page.headers.push(("content-encoding", "gzip".into()));
-            Ok(Outcome::Send(page))
-        }
+        ("GET", "/" | "/setup") => Ok(Outcome::Send(Response::gzipped("text/html; charset=utf-8", PAGE_GZIP))),
         ("GET", "/api/wifi/status") => {
             let stored = settings.station().map(|(ssid, _)| text(&ssid).into());
             let mode = if on_air.station { "station" } else { "accessPoint" };

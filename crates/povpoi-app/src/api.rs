@@ -83,15 +83,24 @@ impl Response {
         }
     }
 
-    /// A file of the web app ([`povpoi_ui`]), sent gzipped from the program image as it is.
-    pub fn asset(asset: &'static povpoi_ui::Asset) -> Response {
+    /// A `200` of bytes gzipped when building, sent from the program image as they are
+    /// (no copy on a board's heap).
+    pub fn gzipped(content_type: &'static str, bytes: &'static [u8]) -> Response {
         Response {
             status: 200,
-            content_type: asset.content_type,
-            headers: alloc::vec![("content-encoding", "gzip".into()), ("cache-control", "no-cache".into())],
-            body: Cow::Borrowed(asset.gzipped),
+            content_type,
+            headers: alloc::vec![("content-encoding", "gzip".into())],
+            body: Cow::Borrowed(bytes),
             listing: None,
         }
+    }
+
+    /// A file of the web app ([`povpoi_ui`]): asked again at every load (a poi updated to a
+    /// new app is never shown with the old script).
+    pub fn asset(asset: &'static povpoi_ui::Asset) -> Response {
+        let mut response = Response::gzipped(asset.content_type, asset.gzipped);
+        response.headers.push(("cache-control", "no-cache".into()));
+        response
     }
 }
 
