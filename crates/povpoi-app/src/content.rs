@@ -683,6 +683,15 @@ pub fn list_next<S: Storage>(
     Ok(true)
 }
 
+/// Reads `response`'s listing, if it has one, into its body at once: for a platform that
+/// has the memory (a node, `povpoi board`). The library is borrowed throughout, so nothing
+/// can change it between items (the digest [`list_next`] compares is then any constant).
+pub fn list_whole<S: Storage>(poi: &Replica<S>, response: &mut Response) {
+    if let Some(mut listing) = response.listing.take() {
+        while let Ok(true) = list_next(poi, "", &mut listing, response.body.to_mut()) {}
+    }
+}
+
 /// [`list_next`] for an image's pixels: the next piece, read from storage.
 fn pixels_next<S: Storage>(
     poi: &Replica<S>,

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
@@ -244,16 +244,10 @@ async fn request(
         let mut answer = app.handle(&request, now, &mut rand::rng());
         // A list the firmware sends item by item, chunked, is read here whole under the one
         // lock (the host has the memory): it cannot be cut off by a change.
-        if let Some(mut listing) = answer.listing.take() {
-            while let Ok(true) = app.list_next(&mut listing, answer.body.to_mut()) {}
-        }
+        povpoi_app::content::list_whole(app.replica(), &mut answer);
         answer
     });
-    let mut response = Response::builder().status(answer.status).header("content-type", answer.content_type);
-    for (name, value) in &answer.headers {
-        response = response.header(*name, value);
-    }
-    response.body(Body::from(answer.body)).unwrap_or_else(|_| Response::new(Body::empty()))
+    povpoi_node::api::app_response(answer)
 }
 
 /// Probes peers and answers their probes on the HTTP port number, as the board's UDP task does.

@@ -6,7 +6,7 @@
 //! no files: "SD" endpoints name images by their name (or id), and the data directory's
 //! filesystem stands for the card.
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{Method, StatusCode, Uri};
@@ -75,11 +75,13 @@ pub(super) async fn shared(State(node): State<AppState>, method: Method, uri: Ur
             };
             let answered = content::answer(poi, &request, now_ms(), cue)?;
             let mut response = answered.response.unwrap_or_else(|e| e.response());
-            let Some(mut listing) = response.listing.take() else { return Some(response) };
-            let body = response.body.to_mut();
-            match listing.pixels() {
+            // An image's pixels at once, checked against their hash; a list item by item.
+            match response.listing.as_ref().and_then(|listing| listing.pixels()) {
                 Some(hash) => match poi.image_pixels(&hash) {
-                    Ok(Some(pixels)) => *body = pixels,
+                    Ok(Some(pixels)) => {
+                        response.listing = None;
+                        response.body = pixels.into();
+                    }
                     // Found damaged when read, and put aside to be fetched again.
                     Ok(None) => {
                         let id = path.trim_start_matches("/api/images/").trim_end_matches("/pixels");
@@ -87,22 +89,12 @@ pub(super) async fn shared(State(node): State<AppState>, method: Method, uri: Ur
                     }
                     Err(e) => return Some(povpoi_app::api::ApiError::from(e).response()),
                 },
-                None => {
-                    let digest = crate::library::digest_of(poi);
-                    while let Ok(true) = content::list_next(poi, &digest, &mut listing, body) {}
-                }
+                None => content::list_whole(poi, &mut response),
             }
             Some(response)
         })
         .await;
-    let Some(answer) = answer else {
-        return ApiError::not_found("no such endpoint").into_response();
-    };
-    let mut response = Response::builder().status(answer.status).header("content-type", answer.content_type);
-    for (name, value) in &answer.headers {
-        response = response.header(*name, value);
-    }
-    response.body(Body::from(answer.body.into_owned())).unwrap_or_else(|_| Response::new(Body::empty()))
+    answer.map_or_else(|| ApiError::not_found("no such endpoint").into_response(), super::app_response)
 }
 
 /// Maps a multipart failure to a JSON error (413 past the body limit).

@@ -66,6 +66,17 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The shared application's answer ([`povpoi_app::api::Response`], its listing already read)
+/// as axum's: a body borrowed from the program (the web app's files) is not copied.
+pub fn app_response(answer: povpoi_app::api::Response) -> Response {
+    let mut response =
+        axum::http::Response::builder().status(answer.status).header("content-type", answer.content_type);
+    for (name, value) in &answer.headers {
+        response = response.header(*name, value);
+    }
+    response.body(axum::body::Body::from(answer.body)).unwrap_or_else(|_| Response::new(axum::body::Body::empty()))
+}
+
 /// Middleware: counts every request body against the node's body budget
 /// ([`crate::memory`]) while the request is served; a request that would go over it gets
 /// `503` with a JSON error.
