@@ -207,6 +207,12 @@ fn serve_app<A: Application + Sync>(app: &'static A) -> SocketAddr {
 }
 
 /// An answer's body as JSON.
+/// Uploads `pixels` as the file `filename` in the existing system's form.
+async fn upload(http: &reqwest::Client, addr: SocketAddr, filename: &str, pixels: &[u8]) -> reqwest::Response {
+    let (content_type, body) = form(filename, pixels);
+    http.post(format!("http://{addr}/api/image")).header("content-type", &content_type).body(body).send().await.unwrap()
+}
+
 async fn json(answer: reqwest::Response) -> Value {
     serde_json::from_slice(&answer.bytes().await.unwrap()).unwrap()
 }
@@ -283,15 +289,9 @@ async fn upload_into_flash() {
     let (addr, board, store) = serve_flash();
     let http = client();
     let pixels: Vec<u8> = (0..400 * 32 * 3).map(|i| (i % 253) as u8).collect();
-    let (content_type, body) = form("image_400x32.rgb", &pixels);
-    assert!(body.len() > 4 * service::MAX_BODY_BYTES, "far more than a request body the board collects");
-    let answer = http
-        .post(format!("http://{addr}/api/image"))
-        .header("content-type", &content_type)
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+    let body_len = form("image_400x32.rgb", &pixels).1.len();
+    assert!(body_len > 4 * service::MAX_BODY_BYTES, "far more than a request body the board collects");
+    let answer = upload(&http, addr, "image_400x32.rgb", &pixels).await;
     assert_eq!(answer.status(), 200);
     let stored = json(answer).await;
     assert_eq!(
@@ -299,7 +299,7 @@ async fn upload_into_flash() {
         (&json!("image_400x32"), &json!(400), &json!(38_400))
     );
     assert!(
-        board.pieces.load(Ordering::SeqCst) >= body.len() / 1024,
+        board.pieces.load(Ordering::SeqCst) >= body_len / 1024,
         "read a kilobyte or less at a time: {} pieces",
         board.pieces.load(Ordering::SeqCst)
     );
@@ -317,24 +317,10 @@ async fn upload_into_flash() {
 
     // Refused uploads, whole or cut short, leave the store as it was.
     let free = store.usage().free_sectors;
-    let (content_type, wrong) = form("image_400x32.rgb", &pixels[..38_000]);
-    let answer = http
-        .post(format!("http://{addr}/api/image"))
-        .header("content-type", &content_type)
-        .body(wrong)
-        .send()
-        .await
-        .unwrap();
+    let answer = upload(&http, addr, "image_400x32.rgb", &pixels[..38_000]).await;
     assert_eq!(answer.status(), 400);
     assert!(json(answer).await["error"].as_str().unwrap().contains("the file holds 38000 bytes"));
-    let (content_type, big) = form("image_400x64.rgb", &[0; 400 * 64 * 3]);
-    let answer = http
-        .post(format!("http://{addr}/api/image"))
-        .header("content-type", &content_type)
-        .body(big)
-        .send()
-        .await
-        .unwrap();
+    let answer = upload(&http, addr, "image_400x64.rgb", &[0; 400 * 64 * 3]).await;
     assert_eq!(answer.status(), 413);
     // A body that stops half way: the connection closes under the board.
     let (content_type, body) = form("image_400x32.rgb", &pixels);
@@ -351,14 +337,7 @@ async fn upload_into_flash() {
     assert!(board.pieces.load(Ordering::SeqCst) > 2 * body.len() / 1024, "the broken upload was read");
     assert_eq!(store.usage().free_sectors, free, "nothing of a refused or broken upload is kept");
     // And the next upload goes through: nothing was left waiting.
-    let (content_type, small) = form("image_2x2.rgb", &[9; 12]);
-    let answer = http
-        .post(format!("http://{addr}/api/image"))
-        .header("content-type", &content_type)
-        .body(small)
-        .send()
-        .await
-        .unwrap();
+    let answer = upload(&http, addr, "image_2x2.rgb", &[9; 12]).await;
     assert_eq!(answer.status(), 200);
     assert_eq!(json(http.get(format!("http://{addr}/api/status")).send().await.unwrap()).await["count"], json!(2));
 }
