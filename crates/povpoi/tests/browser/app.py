@@ -187,6 +187,18 @@ class Run:
         page.on("pageerror", lambda e: self.errors.append(f"{label}: page error: {e}"))
         return page
 
+    def counting_key_prompts(self, label):
+        """A new phone-size page whose `window.keyPrompts` counts the key dialog's openings."""
+        ctx = self.browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+        ctx.add_init_script("""(() => { window.keyPrompts = 0; const show = HTMLDialogElement.prototype.showModal;
+            HTMLDialogElement.prototype.showModal = function () { if (this.id === 'keydialog') window.keyPrompts++; return show.call(this); }; })()""")
+        return self.watched(ctx, label)
+
+    def forgive_key_refusals(self, since):
+        """Drops the 401s logged since error `since`: a page without the key is refused until
+        it is entered; anything else stays an error."""
+        self.errors[since:] = [e for e in self.errors[since:] if "HTTP 401 for" not in e and "status of 401" not in e]
+
     def shot(self, page, name):
         self.shots += 1
         page.screenshot(path=os.path.join(self.out, f"{self.shots:02d}-{name}.png"), full_page=True)
@@ -457,11 +469,8 @@ def test(run):
     if pa.is_visible("#keydialog"):
         raise AssertionError("the page asked for the key again although this browser keeps it")
     run.shot(pa, "keyed-page-kept-key")
-    fresh_ctx = run.browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
-    fresh_ctx.add_init_script("""(() => { window.keyPrompts = 0; const show = HTMLDialogElement.prototype.showModal;
-        HTMLDialogElement.prototype.showModal = function () { if (this.id === 'keydialog') window.keyPrompts++; return show.call(this); }; })()""")
     before = len(run.errors)
-    fresh = run.watched(fresh_ctx, "fresh")
+    fresh = run.counting_key_prompts("fresh")
     fresh.goto(a.url + "/")
     fresh.wait_for_selector("#keydialog[open]")
     fresh.wait_for_timeout(800)
@@ -484,9 +493,7 @@ def test(run):
     wait("the keyed poi plays the tapped image", lambda: a.get("/api/status")["imageId"] == zebra)
     tile(fresh, "image", "Zebra right").and_(fresh.locator(".playing")).wait_for()
     run.shot(fresh, "keyed-page-works")
-    # A page without the key is refused (401) until the key is entered: the browser logs
-    # those refusals; anything else is an error.
-    run.errors[before:] = [e for e in run.errors[before:] if "HTTP 401 for" not in e and "status of 401" not in e]
+    run.forgive_key_refusals(before)
     run.no_errors("pairing key")
 
     # Settings through the form, and reordering through the list, on the keyed poi.
@@ -673,11 +680,8 @@ def test_board(run):
     page.click("#keyform button")
     page.wait_for_selector("#toast:has-text('Pairing key set')")
     wait("the board is protected", lambda: board.get("/api/device/config")["protected"])
-    ctx = run.browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
-    ctx.add_init_script("""(() => { window.keyPrompts = 0; const show = HTMLDialogElement.prototype.showModal;
-        HTMLDialogElement.prototype.showModal = function () { if (this.id === 'keydialog') window.keyPrompts++; return show.call(this); }; })()""")
     before = len(run.errors)
-    fresh = run.watched(ctx, "board-fresh")
+    fresh = run.counting_key_prompts("board-fresh")
     fresh.goto(board.url + "/")
     fresh.wait_for_selector("#keydialog[open]")
     fresh.click("#keycancel")
@@ -691,7 +695,7 @@ def test_board(run):
     fresh.click("#keyask button.primary")
     fresh.wait_for_selector(".tile[data-kind=image]:has-text('Stripes')")
     run.shot(fresh, "board-keyed-page-works")
-    run.errors[before:] = [e for e in run.errors[before:] if "HTTP 401 for" not in e and "status of 401" not in e]
+    run.forgive_key_refusals(before)
     run.no_errors("board with a key")
 
 
