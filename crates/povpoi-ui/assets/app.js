@@ -550,18 +550,13 @@ async function savePattern() {
   toast("Pattern slot " + slot + " saved");
   return slot;
 }
-// A slot editor's buttons: save, save and play (mode `mode`), clear the slot (`path` + slot;
-// `label` names it in the messages).
-function slotButtons(form, playButton, clearButton, slotSelect, save, mode, path, label) {
-  $(form).onsubmit = (ev) => { ev.preventDefault(); save().then(() => later(0), fail); };
-  $(playButton).onclick = () => save().then((slot) => play({ mode, index: slot })).then(() => later(0), fail);
-  $(clearButton).onclick = () => {
-    const slot = Number($(slotSelect).value);
-    if (!confirm("Clear " + label + " " + slot + " on every poi?")) return;
-    api("DELETE", path + slot).then(() => { toast(label[0].toUpperCase() + label.slice(1) + " " + slot + " cleared"); later(0); }, fail);
-  };
-}
-slotButtons("pattern", "pplay", "pclear", "pslot", savePattern, 2, "/api/patterns/", "pattern slot");
+$("pattern").onsubmit = (ev) => { ev.preventDefault(); savePattern().then(() => later(0), fail); };
+$("pplay").onclick = () => savePattern().then((slot) => play({ mode: 2, index: slot })).then(() => later(0), fail);
+$("pclear").onclick = () => {
+  const slot = Number($("pslot").value);
+  if (!confirm("Clear pattern slot " + slot + " on every poi?")) return;
+  api("DELETE", "/api/patterns/" + slot).then(() => { toast("Pattern slot " + slot + " cleared"); later(0); }, fail);
+};
 
 // ----- library: sequences -----
 
@@ -607,7 +602,13 @@ async function saveSequence() {
   toast("Sequence " + slot + " saved");
   return slot;
 }
-slotButtons("sequence", "splay", "sclear", "sslot", saveSequence, 3, "/api/sequences/", "sequence");
+$("sequence").onsubmit = (ev) => { ev.preventDefault(); saveSequence().then(() => later(0), fail); };
+$("splay").onclick = () => saveSequence().then((slot) => play({ mode: 3, index: slot })).then(() => later(0), fail);
+$("sclear").onclick = () => {
+  const slot = Number($("sslot").value);
+  if (!confirm("Clear sequence " + slot + " on every poi?")) return;
+  api("DELETE", "/api/sequences/" + slot).then(() => { toast("Sequence " + slot + " cleared"); later(0); }, fail);
+};
 
 // ----- the group -----
 
