@@ -15,15 +15,14 @@ use povpoi_core::sync::{
     Storage, SyncOptions,
 };
 use povpoi_core::wire;
-use povpoi_peer::auth::{
-    HEADER_DEVICE, HEADER_PORT, HEADER_SEALED, HEADER_SIGNATURE, RequestAuth, SEAL_OVERHEAD, Signed,
-};
+use povpoi_peer::auth::{HEADER_PORT, HEADER_SEALED, HEADER_SIGNATURE, RequestAuth, SEAL_OVERHEAD};
 use povpoi_peer::exchange::{self, Caller, Outgoing, SYNC_PATH, SignedExchange};
 use povpoi_peer::key::GroupKey;
 use povpoi_peer::replay::NonceWindow;
 use povpoi_peer::respond::{self, Admitted, Incoming};
 use rand_core::CryptoRng;
 
+use crate::access;
 use crate::answers;
 use crate::api::{ApiError, Request, Response};
 use crate::clock::{ClockService, Datagram, Taken};
@@ -487,8 +486,9 @@ impl<S: Storage> App<S> {
         if let Some(asset) = povpoi_ui::asset(path) {
             return if method == "GET" { Ok(Response::asset(asset)) } else { Err(not_allowed()) };
         }
-        let open = method == "GET" && matches!(path, "/api/status" | "/api/sync/status" | "/api/device/config");
-        if !open && let Err(refusal) = self.authorize(request) {
+        if !access::is_open(method, path)
+            && let Err(refusal) = self.authorize(request)
+        {
             return Ok(refusal);
         }
         match (method, path) {
@@ -516,19 +516,13 @@ impl<S: Storage> App<S> {
         if self.config.group_key.is_none() || self.has_bearer_key(request) {
             return Ok(());
         }
-        let mut refusal =
-            ApiError::new(401, "this poi's sync group has a pairing key: send it as `Authorization: Bearer <key>`")
-                .response();
+        let mut refusal = ApiError::new(401, access::KEY_WANTED).response();
         refusal.headers.push(("www-authenticate", "Bearer".into()));
         Err(refusal)
     }
 
     fn has_bearer_key(&self, request: &Request<'_>) -> bool {
-        let Some(key) = &self.config.group_key else { return false };
-        request
-            .header_str("authorization")
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|given| key.matches(given))
+        access::has_bearer_key(self.config.group_key.as_ref(), request.header_str("authorization"))
     }
 
     fn status(&self) -> answers::Status<'static> {
@@ -615,15 +609,8 @@ impl<S: Storage> App<S> {
             None => request.path.to_string(),
         };
         let me = self.config.device_id.to_string();
-        let signed = Signed {
-            method: request.method,
-            path: &path,
-            body: request.body,
-            device: request.header_str(HEADER_DEVICE).unwrap_or(""),
-            port: request.header_str(HEADER_PORT).unwrap_or(""),
-            receiver: &me,
-            group: self.replica.group(),
-        };
+        let header = |name: &str| request.header_str(name);
+        let signed = access::signed_request(request.method, &path, request.body, header, &me, self.replica.group());
         let (real_time, time) = (self.config.real_time, &mut self.time);
         let clock = |vouched: &RequestAuth| {
             if real_time {
@@ -639,10 +626,11 @@ impl<S: Storage> App<S> {
     /// A peer that calls us is a peer we can call back (networks without multicast), and
     /// whose clock datagrams are answered.
     fn note_caller(&mut self, request: &Request<'_>, device: DeviceId, group: &str, protocol: u16, now: Now) {
-        let Some(port) = request.header_str(HEADER_PORT).and_then(|p| p.parse::<u16>().ok()) else { return };
         let known = self.peers.list().find(|p| p.device_id == device);
-        let seen = Sighting::caller(known, device, group, protocol, SocketAddr::new(request.from.ip(), port));
-        self.peer_seen(&seen, Source::Contact, now);
+        let port = request.header_str(HEADER_PORT);
+        if let Some(seen) = Sighting::caller(known, device, group, protocol, request.from.ip(), port) {
+            self.peer_seen(&seen, Source::Contact, now);
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 extern crate alloc;
 
+pub mod access;
 pub mod answers;
 pub mod api;
 pub mod app;

@@ -7,7 +7,7 @@
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use core::net::SocketAddr;
+use core::net::{IpAddr, SocketAddr};
 
 use povpoi_core::device::DeviceId;
 use povpoi_peer::advert::Heard;
@@ -41,18 +41,28 @@ impl Sighting {
         Sighting { device_id, device_name, sync_group, protocol, digest, addr }
     }
 
-    /// A peer that called this poi, from the API at `addr`, saying who it is (`device`,
-    /// `group`, `protocol`) in its session's first message: the name and digest the table
-    /// already has for it (`known`) are kept, since a call does not carry them.
-    pub fn caller(known: Option<&Peer>, device: DeviceId, group: &str, protocol: u16, addr: SocketAddr) -> Sighting {
-        Sighting {
+    /// A peer that called this poi from `from`, saying who it is (`device`, `group`,
+    /// `protocol`) in its session's first message: its API is at `from` on the port its
+    /// `x-povpoi-port` header names (`port`; without one it cannot be called back, and
+    /// this is `None`). The name and digest the table already has for it (`known`) are
+    /// kept, since a call does not carry them.
+    pub fn caller(
+        known: Option<&Peer>,
+        device: DeviceId,
+        group: &str,
+        protocol: u16,
+        from: IpAddr,
+        port: Option<&str>,
+    ) -> Option<Sighting> {
+        let addr = SocketAddr::new(from, port?.parse().ok()?);
+        Some(Sighting {
             device_id: device,
             device_name: known.map_or_else(|| device.default_name(), |p| p.device_name.clone()),
             sync_group: group.into(),
             protocol,
             digest: known.map(|p| p.digest.clone()).unwrap_or_default(),
             addr,
-        }
+        })
     }
 }
 

@@ -343,6 +343,14 @@ async fn settings_status_live_power_and_wifi() {
         let (code, text) = poi.send(Method::GET, path, None, Vec::new()).await;
         assert_eq!(code, 200, "{path}");
         ui += &String::from_utf8(text).unwrap();
+        // A browser takes the bytes gzipped when building, as a board sends them.
+        let url = format!("http://{}{path}", poi.node.addr());
+        let gzipped = poi.http.get(url).header("accept-encoding", "gzip").send().await.unwrap();
+        let header = |name: &str| gzipped.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(header("content-encoding").as_deref(), Some("gzip"), "{path}");
+        assert_eq!(header("cache-control").as_deref(), Some("no-cache"), "{path}");
+        assert_eq!(header("vary").as_deref(), Some("accept-encoding"), "{path}");
+        assert_eq!(gzipped.bytes().await.unwrap(), povpoi_ui::asset(path).unwrap().gzipped, "{path}");
     }
     assert!(ui.contains("fetch(\"/api/events\""), "the page follows the event stream");
     assert!(ui.contains("Bearer "), "the page can send a pairing key");

@@ -1,10 +1,6 @@
-//! Who may use the API when the group has a pairing key.
-//!
-//! Without a key the API is open on the LAN, as the existing system's was. With one, the
-//! key guards everything that reads or changes the poi's content or settings: a peer signs
-//! its requests (HMAC, handled by the peer endpoints themselves), a person or script sends
-//! the key as `Authorization: Bearer <key>` (the web UI asks for it once). Left open: the
-//! page itself and what a peer or a user needs to find the poi and see that it is protected.
+//! Who may use the API when the group has a pairing key: the shared rules
+//! ([`povpoi_app::access`]) as axum middleware, and a peer's commands to any endpoint,
+//! signed and sealed (a node's own: a board takes none).
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -12,32 +8,17 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use povpoi_peer::auth::{AuthError, HEADER_DEVICE, HEADER_PORT, HEADER_SEALED, HEADER_SIGNATURE, RequestAuth, Signed};
+use povpoi_app::access::{self, is_open, is_peer_path};
+use povpoi_peer::auth::{AuthError, HEADER_SEALED, HEADER_SIGNATURE, RequestAuth};
 use povpoi_peer::exchange;
 
 use super::{ApiError, AppState};
 use crate::library::now_ms;
 
-/// Paths whose handlers check a peer's HMAC signature themselves (or a bearer key).
-pub(crate) fn is_peer_path(path: &str) -> bool {
-    matches!(path, povpoi_peer::exchange::SYNC_PATH | "/api/sync/data" | "/api/sync/push")
-        || path.starts_with("/api/blobs/")
-}
-
-/// Readable by anyone even when protected: nothing of the library's content is in them.
-fn is_open(method: &Method, path: &str) -> bool {
-    *method == Method::GET
-        && (super::ui::is_asset(path) || matches!(path, "/api/status" | "/api/sync/status" | "/api/device/config"))
-}
-
 /// Whether the request carries this poi's key as a bearer token.
 pub(crate) fn has_bearer_key(node: &AppState, headers: &HeaderMap) -> bool {
-    let Some(key) = node.config().group_key.clone() else { return false };
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| key.matches(given))
+    let key = node.config().group_key.clone();
+    access::has_bearer_key(key.as_ref(), headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))
 }
 
 fn refusal(uri: &Uri, e: AuthError) -> ApiError {
@@ -83,9 +64,7 @@ pub(crate) async fn authenticate(
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let auth = request_auth(headers).map_err(|e| refusal(uri, e))?;
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-    let device = header(HEADER_DEVICE).unwrap_or("");
-    let port = header(HEADER_PORT).unwrap_or("");
-    let signed = Signed { method: method.as_str(), path, body, device, port, receiver: &me, group: &group };
+    let signed = access::signed_request(method.as_str(), path, body, header, &me, &group);
     let admitted = node.replay.lock().unwrap_or_else(|p| p.into_inner()).admit(&key, &signed, auth.as_ref(), now_ms());
     if let Some(pending) = admitted.map_err(|e| refusal(uri, e))? {
         // An fsync takes milliseconds on a card: on a blocking thread, not the runtime's.
@@ -170,16 +149,17 @@ async fn peer_command(node: &AppState, request: Request, next: Next) -> Response
 pub(crate) async fn require_key(State(node): State<AppState>, request: Request, next: Next) -> Response {
     let protected = node.config().group_key.is_some();
     let path = request.uri().path();
-    if !protected || is_open(request.method(), path) || is_peer_path(path) || has_bearer_key(&node, request.headers()) {
+    if !protected
+        || is_open(request.method().as_str(), path)
+        || is_peer_path(path)
+        || has_bearer_key(&node, request.headers())
+    {
         return next.run(request).await;
     }
     if request.headers().contains_key(HEADER_SIGNATURE) {
         return peer_command(&node, request, next).await;
     }
-    let refusal = ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "this poi's sync group has a pairing key: send it as `Authorization: Bearer <key>`",
-    );
+    let refusal = ApiError::new(StatusCode::UNAUTHORIZED, access::KEY_WANTED);
     let mut response = refusal.into_response();
     response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
     response

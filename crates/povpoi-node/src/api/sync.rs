@@ -622,12 +622,11 @@ fn octets(bytes: Vec<u8>, signature: Option<String>) -> Response {
 
 /// A peer that calls us is a peer we can call back (networks without multicast).
 fn note_caller(node: &AppState, headers: &HeaderMap, from: SocketAddr, device: DeviceId, group: &str, protocol: u16) {
-    let Some(port) = headers.get(HEADER_PORT).and_then(|v| v.to_str().ok()).and_then(|p| p.parse::<u16>().ok()) else {
-        return;
-    };
     let known = node.peers.find(&device.to_string());
-    let seen = Sighting::caller(known.as_ref(), device, group, protocol, SocketAddr::new(from.ip(), port));
-    node.peer_seen(&seen, Source::Contact);
+    let port = headers.get(HEADER_PORT).and_then(|v| v.to_str().ok());
+    if let Some(seen) = Sighting::caller(known.as_ref(), device, group, protocol, from.ip(), port) {
+        node.peer_seen(&seen, Source::Contact);
+    }
 }
 
 async fn blob(

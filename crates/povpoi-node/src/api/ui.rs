@@ -5,17 +5,12 @@
 
 use axum::Router;
 use axum::extract::Path;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use super::{ApiError, AppState};
-
-/// Whether `path` is a file of the UI: open to anyone, so the page can load and ask for the
-/// pairing key.
-pub(super) fn is_asset(path: &str) -> bool {
-    povpoi_ui::asset(path).is_some()
-}
+use super::ApiError;
+use super::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/", get(|headers: HeaderMap| async move { serve("/", &headers) })).route(
@@ -24,6 +19,8 @@ pub(super) fn routes() -> Router<AppState> {
     )
 }
 
+/// The board's answer ([`povpoi_app::api::Response::asset`]: gzipped, asked again at every
+/// load), with the plain bytes instead for a client that does not take gzip.
 fn serve(path: &str, headers: &HeaderMap) -> Response {
     let (Some(asset), Some(plain)) = (povpoi_ui::asset(path), povpoi_ui::plain(path)) else {
         return ApiError::not_found("no such endpoint").into_response();
@@ -32,16 +29,11 @@ fn serve(path: &str, headers: &HeaderMap) -> Response {
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
-    // no-cache: a browser asks again each time (a 304-free poi answers in one packet or
-    // two), so a poi updated to a new UI is never shown with the old script.
-    let common = [(header::CONTENT_TYPE, asset.content_type), (header::CACHE_CONTROL, "no-cache")];
-    if takes_gzip {
-        let mut response = (common, asset.gzipped).into_response();
-        let h = response.headers_mut();
-        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-        response
-    } else {
-        (common, plain).into_response()
+    let mut answer = povpoi_app::api::Response::asset(asset);
+    if !takes_gzip {
+        answer.headers.retain(|(name, _)| *name != "content-encoding");
+        answer.body = plain.into();
     }
+    answer.headers.push(("vary", "accept-encoding".into()));
+    super::app_response(answer)
 }
