@@ -113,23 +113,19 @@ enum Outcome {
 
 /// Answers a request [`route`] gave the board.
 pub fn answer(request: &Request<'_>, settings: &mut dyn WifiSettings, on_air: &OnAir) -> Answer {
-    let changes = matches!(request.path, "/api/wifi/connect" | "/api/wifi/disconnect");
     let outcome = match (request.method, request.path) {
-        // Without this, any web page a phone on the network opens could move the poi to
-        // another network (see `Request::sends_json`).
-        ("POST", _) if changes && !request.sends_json() => {
-            Err(ApiError::new(415, "send the body as JSON, with Content-Type: application/json"))
-        }
         ("GET", "/" | "/setup") => Ok(Outcome::Send(Response::gzipped("text/html; charset=utf-8", PAGE_GZIP))),
         ("GET", "/api/wifi/status") => {
             let stored = settings.station().map(|(ssid, _)| text(&ssid).into());
             let mode = if on_air.station { "station" } else { "accessPoint" };
             Ok(Outcome::Send(Response::json(200, &Status { mode, ssid: &on_air.ssid, stored })))
         }
-        ("POST", "/api/wifi/connect") => connect(request.body, settings),
-        ("POST", "/api/wifi/disconnect") => {
-            settings.set_station(b"", b"").map_err(refused).map(|()| Outcome::Restart(None))
-        }
+        // JSON only: any web page a phone on the network opens could otherwise move the poi
+        // to another network (`rules::json_only`).
+        ("POST", "/api/wifi/connect") => request.json_only().and_then(|()| connect(request.body, settings)),
+        ("POST", "/api/wifi/disconnect") => request
+            .json_only()
+            .and_then(|()| settings.set_station(b"", b"").map_err(refused).map(|()| Outcome::Restart(None))),
         ("GET" | "POST", "/api/wifi/scan") => {
             Err(ApiError::new(501, "this board does not scan for networks yet: type the network's name"))
         }

@@ -39,12 +39,9 @@ impl<'a> Request<'a> {
         self.header(name).and_then(|v| core::str::from_utf8(v).ok())
     }
 
-    /// Whether the body says it is JSON (`Content-Type: application/json`, any case, any
-    /// parameters). A page on any site can post a form or text to a poi without the browser
-    /// asking first, but not JSON: endpoints whose change outlives a restart (a pairing
-    /// key, the network to join) take only this.
-    pub fn sends_json(&self) -> bool {
-        self.header("content-type").is_some_and(|t| t.len() >= 16 && t[..16].eq_ignore_ascii_case(b"application/json"))
+    /// `Ok` when the body is sent as JSON, the `415` otherwise ([`crate::rules::json_only`]).
+    pub fn json_only(&self) -> Result<(), ApiError> {
+        crate::rules::json_only(self.header("content-type"))
     }
 }
 

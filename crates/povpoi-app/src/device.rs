@@ -226,12 +226,7 @@ impl<S: povpoi_core::sync::Storage> crate::App<S> {
         now: crate::Now,
         keep: impl FnOnce(&Change) -> Result<(), povpoi_core::sync::StorageError>,
     ) -> crate::api::Response {
-        // Without this, any page a phone on the network opens could set a pairing key nobody
-        // here knows and lock the poi (see `Request::sends_json`).
-        if !request.sends_json() {
-            return ApiError::new(415, "send the body as JSON, with Content-Type: application/json").response();
-        }
-        match self.apply_change(request.body, now, keep) {
+        match request.json_only().and_then(|()| self.apply_change(request.body, now, keep)) {
             Ok(()) => crate::api::Response::json(200, &Saved { status: "ok", message: "configuration saved" }),
             Err(e) => e.response(),
         }

@@ -14,6 +14,18 @@ use serde_json::Value;
 
 use crate::api::ApiError;
 
+/// Takes only a body sent as JSON (`Content-Type: application/json`, any case, any
+/// parameters; 415 otherwise). A page on any site can post a form or text to a poi without
+/// the browser asking first, but not JSON: endpoints that decide whom a poi trusts or which
+/// network it joins (a pairing key, the network, peers given by address) take only this,
+/// so no page a phone on the network opens can lock a poi or move it.
+pub fn json_only(content_type: Option<&[u8]>) -> Result<(), ApiError> {
+    match content_type {
+        Some(t) if t.len() >= 16 && t[..16].eq_ignore_ascii_case(b"application/json") => Ok(()),
+        _ => Err(ApiError::new(415, "send the body as JSON, with Content-Type: application/json")),
+    }
+}
+
 /// Parses a JSON object body, saying where it is wrong.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {

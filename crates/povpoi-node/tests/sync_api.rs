@@ -35,7 +35,9 @@ impl Http {
     }
 
     async fn post_json(&self, addr: SocketAddr, path: &str, body: Value) -> (u16, Value) {
-        self.post(addr, path, serde_json::to_vec(&body).unwrap()).await
+        let request = self.0.post(format!("http://{addr}{path}")).header("content-type", "application/json");
+        let request = request.body(serde_json::to_vec(&body).unwrap());
+        self.send(request).await
     }
 
     /// A request carrying a pairing key as a bearer token, as the web UI sends it.
@@ -49,7 +51,7 @@ impl Http {
     ) -> (u16, Value) {
         let mut request = self.0.request(method, format!("http://{addr}{path}")).bearer_auth(key);
         if let Some(body) = body {
-            request = request.body(serde_json::to_vec(&body).unwrap());
+            request = request.header("content-type", "application/json").body(serde_json::to_vec(&body).unwrap());
         }
         self.send(request).await
     }
@@ -101,6 +103,23 @@ async fn config_is_validated_persisted_and_never_shows_the_key() {
     }
     assert!(is_error(&http.post(addr, "/api/device/config", "{\"deviceName\": ").await, 400));
     assert!(is_error(&http.post(addr, "/api/device/config", vec![0xff, 0xfe, 0x00]).await, 400));
+    // A page on another site may post text or a form without the browser asking first:
+    // not JSON, not taken, so no such page sets a pairing key that locks the poi.
+    for content_type in [None, Some("text/plain"), Some("application/x-www-form-urlencoded")] {
+        let mut post = http.0.post(format!("http://{addr}/api/device/config"));
+        if let Some(content_type) = content_type {
+            post = post.header("content-type", content_type);
+        }
+        let answer = http.send(post.body(r#"{"groupKey": "a drive-by key"}"#)).await;
+        assert!(is_error(&answer, 415), "{content_type:?}: {answer:?}");
+        let mut add = http.0.post(format!("http://{addr}/api/sync/peers"));
+        if let Some(content_type) = content_type {
+            add = add.header("content-type", content_type);
+        }
+        let answer = http.send(add.body(r#"{"address": "192.0.2.1:80"}"#)).await;
+        assert!(is_error(&answer, 415), "{content_type:?}: {answer:?}");
+    }
+    assert_eq!(http.get(addr, "/api/sync/peers").await.1["addresses"], json!([]));
     let (_, unchanged) = http.get(addr, "/api/device/config").await;
     assert_eq!(unchanged, config, "refused changes changed nothing");
 

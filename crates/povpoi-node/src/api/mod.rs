@@ -205,6 +205,11 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     }
 }
 
+/// `Ok` when the body is sent as JSON, the `415` otherwise ([`povpoi_app::rules::json_only`]).
+pub fn json_only(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    Ok(povpoi_app::rules::json_only(headers.get(axum::http::header::CONTENT_TYPE).map(|v| v.as_bytes()))?)
+}
+
 /// Parses a JSON body, saying where it is wrong (the rules: [`povpoi_app::rules::parse_json`]).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(povpoi_app::rules::parse_json(bytes)?)

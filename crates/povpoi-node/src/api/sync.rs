@@ -475,7 +475,12 @@ fn peer_address(text: &str) -> Result<SocketAddr, ApiError> {
         .map_err(|_| ApiError::bad_request(format!("address {text:?} is not IP:PORT (e.g. 192.168.4.2:80)")))
 }
 
-async fn add_peer(State(node): State<AppState>, JsonBody(ask): JsonBody<AddPeer>) -> Result<Json<Value>, ApiError> {
+async fn add_peer(
+    State(node): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(ask): JsonBody<AddPeer>,
+) -> Result<Json<Value>, ApiError> {
+    super::json_only(&headers)?;
     let addr = peer_address(&ask.address)?;
     if addr == node.addr {
         return Err(ApiError::bad_request("that is this poi's own address"));
