@@ -2,7 +2,8 @@
 //! node leaves Wi-Fi to its system and answers `/api/wifi/*` with 501): the page a phone
 //! opens at `http://192.168.4.1/` on the poi's access point, and the spec's
 //! `/api/wifi/status`, `/connect` and `/disconnect`; a network set is kept in the flash
-//! ([`WifiSettings`]) and joined after the restart that follows the answer. And
+//! ([`WifiSettings`]) and joined after the restart that follows the answer; and
+//! `/api/wifi/ap`, the poi's own access point's password. And
 //! `POST /api/device/config`, checked and applied by the shared application
 //! (`App::change_config`) once [`keep`] saved it in the flash, read back at start by
 //! [`kept`].
@@ -24,11 +25,11 @@ use povpoi_app::device::{Change, check_interval, check_label};
 use povpoi_core::sync::StorageError;
 use povpoi_flash::FlashStore;
 
-use crate::settings::{SettingsError, WifiSettings, key};
+use crate::settings::{DEFAULT_ACCESS_POINT_PASSWORD, SettingsError, WifiSettings, key};
 
 /// The setup page (`GET /setup`, and `/` on the access point; `setup/page.html`): the
-/// network's name and password, the pairing key when the group has one, and a link to the
-/// web app. Sent gzipped, as kept (`gzip -9n`; 838 bytes of flash rather than 1,500): every
+/// network's name and password, the pairing key when the group has one, the access point's
+/// own password, and a link to the web app. Sent gzipped, as kept (`gzip -9n`; 939 bytes of flash rather than 1,896): every
 /// browser takes it so. The host test checks that it is `page.html`'s.
 pub const PAGE_GZIP: &[u8] = include_bytes!("setup/page.html.gz");
 
@@ -88,18 +89,24 @@ pub fn route(
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Status<'a> {
     /// `station` or `accessPoint`.
     mode: &'a str,
     ssid: &'a str,
     /// The network kept in the flash, joined at the next start.
     stored: Option<String>,
+    /// Whether the access point still opens with the published password
+    /// ([`crate::settings::DEFAULT_ACCESS_POINT_PASSWORD`]): the page asks for one of the
+    /// poi's own.
+    access_point_password_is_default: bool,
 }
 
 #[derive(Serialize)]
 struct Saved {
     status: &'static str,
-    /// The network to be joined after the restart; `None`: the access point opens.
+    /// The network to be joined after the restart (`None`: the access point opens), or
+    /// without a restart the one joined now.
     ssid: Option<String>,
     restart: bool,
 }
@@ -118,7 +125,10 @@ pub fn answer(request: &Request<'_>, settings: &mut dyn WifiSettings, on_air: &O
         ("GET", "/api/wifi/status") => {
             let stored = settings.station().map(|(ssid, _)| text(&ssid).into());
             let mode = if on_air.station { "station" } else { "accessPoint" };
-            Ok(Outcome::Send(Response::json(200, &Status { mode, ssid: &on_air.ssid, stored })))
+            let access_point_password_is_default =
+                settings.access_point_password()[..] == *DEFAULT_ACCESS_POINT_PASSWORD.as_bytes();
+            let status = Status { mode, ssid: &on_air.ssid, stored, access_point_password_is_default };
+            Ok(Outcome::Send(Response::json(200, &status)))
         }
         // JSON only: any web page a phone on the network opens could otherwise move the poi
         // to another network (`rules::json_only`).
@@ -126,12 +136,20 @@ pub fn answer(request: &Request<'_>, settings: &mut dyn WifiSettings, on_air: &O
         ("POST", "/api/wifi/disconnect") => request
             .json_only()
             .and_then(|()| settings.set_station(b"", b"").map_err(refused).map(|()| Outcome::Restart(None))),
+        ("POST", "/api/wifi/ap") => request.json_only().and_then(|()| access_point(request.body, settings, on_air)),
         ("GET" | "POST", "/api/wifi/scan") => {
             Err(ApiError::new(501, "this board does not scan for networks yet: type the network's name"))
         }
-        (_, "/" | "/setup" | "/api/wifi/status" | "/api/wifi/connect" | "/api/wifi/disconnect" | "/api/wifi/scan") => {
-            Err(ApiError::new(405, "method not allowed"))
-        }
+        (
+            _,
+            "/"
+            | "/setup"
+            | "/api/wifi/status"
+            | "/api/wifi/connect"
+            | "/api/wifi/disconnect"
+            | "/api/wifi/ap"
+            | "/api/wifi/scan",
+        ) => Err(ApiError::new(405, "method not allowed")),
         _ => Err(ApiError::not_found("no such endpoint")),
     };
     match outcome {
@@ -143,23 +161,46 @@ pub fn answer(request: &Request<'_>, settings: &mut dyn WifiSettings, on_air: &O
     }
 }
 
+/// A JSON object of text fields, exactly `names` (`shape` says them in an error).
+fn text_fields<const N: usize>(body: &[u8], names: [&str; N], shape: &str) -> Result<[String; N], ApiError> {
+    let mut fields: serde_json::Map<String, Value> = parse_json(body)?;
+    if let Some(key) = fields.keys().find(|k| !names.contains(&k.as_str())) {
+        return Err(ApiError::bad_request(format!("unknown field {key:?}: send {shape}")));
+    }
+    let mut values = names.map(|_| String::new());
+    for (value, name) in values.iter_mut().zip(names) {
+        match fields.remove(name) {
+            Some(Value::String(s)) => *value = s,
+            _ => return Err(ApiError::bad_request(format!("{name} is missing: send it as text"))),
+        }
+    }
+    Ok(values)
+}
+
 /// `{ssid, password}`: both text, checked as WPA2 asks; saved together.
 fn connect(body: &[u8], settings: &mut dyn WifiSettings) -> Result<Outcome, ApiError> {
-    let fields: serde_json::Map<String, Value> = parse_json(body)?;
-    if let Some(key) = fields.keys().find(|k| !matches!(k.as_str(), "ssid" | "password")) {
-        return Err(ApiError::bad_request(format!("unknown field {key:?}: send {{ssid, password}}")));
-    }
-    let text = |name: &str| match fields.get(name) {
-        Some(Value::String(s)) => Ok(s.as_str()),
-        _ => Err(ApiError::bad_request(format!("{name} is missing: send it as text"))),
-    };
-    let (ssid, password) = (text("ssid")?, text("password")?);
+    let [ssid, password] = text_fields(body, ["ssid", "password"], "{ssid, password}")?;
     if ssid.is_empty() {
         // An empty name would forget the network: that is /api/wifi/disconnect.
         return Err(ApiError::bad_request("ssid is empty: an SSID is 1-32 bytes"));
     }
     settings.set_station(ssid.as_bytes(), password.as_bytes()).map_err(refused)?;
-    Ok(Outcome::Restart(Some(ssid.into())))
+    Ok(Outcome::Restart(Some(ssid)))
+}
+
+/// `{password}`: the poi's own access point's, 8-63 bytes, so that only people told it can
+/// join the poi's setup network (the published default is in every copy of these docs).
+/// On the access point now, the poi restarts to open it with the new one (the phone then
+/// joins again with it); joined to a network, it is used the next time the access point
+/// opens.
+fn access_point(body: &[u8], settings: &mut dyn WifiSettings, on_air: &OnAir) -> Result<Outcome, ApiError> {
+    let [password] = text_fields(body, ["password"], "{password}")?;
+    settings.set_access_point_password(password.as_bytes()).map_err(refused)?;
+    if on_air.station {
+        let saved = Saved { status: "ok", ssid: Some(on_air.ssid.clone()), restart: false };
+        return Ok(Outcome::Send(Response::json(200, &saved)));
+    }
+    Ok(Outcome::Restart(settings.station().map(|(ssid, _)| text(&ssid).into())))
 }
 
 /// Saves a checked change of the device configuration in the flash, every setting it

@@ -91,7 +91,7 @@ fn the_page_is_the_gzipped_setup_form() {
         include_str!("../../../firmware/src/setup/page.html"),
         "page.html.gz is not page.html: run `gzip -9nk --force firmware/src/setup/page.html`"
     );
-    for wanted in ["/api/wifi/status", "/api/wifi/connect", "/api/wifi/disconnect", "name=ssid", "name=password"] {
+    for wanted in ["/api/wifi/status", "/api/wifi/connect", "/api/wifi/disconnect", "/api/wifi/ap", "name=ssid"] {
         assert!(html.contains(wanted), "{wanted}");
     }
     assert!(html.contains("href=/index.html"), "the page links to the web app");
@@ -104,7 +104,9 @@ fn the_page_is_the_gzipped_setup_form() {
 fn a_network_set_from_the_access_point_is_joined_after_the_restart() {
     let store = new_store();
     let status = ask(&mut FlashWifiSettings::new(&store), "GET", "/api/wifi/status", "");
-    assert_eq!(json_of(&status), json!({"mode": "accessPoint", "ssid": "povpoi-AB12", "stored": null}));
+    let fresh =
+        json!({"mode": "accessPoint", "ssid": "povpoi-AB12", "stored": null, "accessPointPasswordIsDefault": true});
+    assert_eq!(json_of(&status), fresh);
 
     let body = r#"{"ssid": "Studio 5 ☂", "password": "its password"}"#;
     let set = ask(&mut FlashWifiSettings::new(&store), "POST", "/api/wifi/connect", body);
@@ -123,6 +125,32 @@ fn a_network_set_from_the_access_point_is_joined_after_the_restart() {
     assert_eq!((json_of(&forget), forget.restart), (json!({"status": "ok", "ssid": null, "restart": true}), true));
     let store = restart(store);
     assert_eq!(FlashWifiSettings::new(&store).station(), None);
+}
+
+#[test]
+fn the_access_point_gets_a_password_of_its_own() {
+    let store = new_store();
+    assert_eq!(&FlashWifiSettings::new(&store).access_point_password()[..], b"povpoi-setup");
+    // On the access point: the poi restarts to open it with the new password.
+    let body = r#"{"password": "our own secret"}"#;
+    let set = ask(&mut FlashWifiSettings::new(&store), "POST", "/api/wifi/ap", body);
+    assert_eq!((json_of(&set), set.restart), (json!({"status": "ok", "ssid": null, "restart": true}), true));
+    let store = restart(store);
+    assert_eq!(&FlashWifiSettings::new(&store).access_point_password()[..], b"our own secret");
+    let status = ask(&mut FlashWifiSettings::new(&store), "GET", "/api/wifi/status", "");
+    assert_eq!(json_of(&status)["accessPointPasswordIsDefault"], false);
+
+    // Joined to a network: kept for the next time the access point opens, no restart.
+    let json: &[(&str, &[u8])] = &[("content-type", b"application/json")];
+    let body = br#"{"password": "another secret"}"#;
+    let from = "192.168.1.50:50000".parse().unwrap();
+    let request = Request { method: "POST", path: "/api/wifi/ap", query: None, headers: json, body, from };
+    let joined = OnAir { station: true, ssid: "studio".into() };
+    let set = setup::answer(&request, &mut FlashWifiSettings::new(&store), &joined);
+    assert_eq!((json_of(&set), set.restart), (json!({"status": "ok", "ssid": "studio", "restart": false}), false));
+    let store = restart(store);
+    assert_eq!(&FlashWifiSettings::new(&store).access_point_password()[..], b"another secret");
+    assert!(FlashWifiSettings::new(&store).station().is_none(), "the network kept is not touched");
 }
 
 #[test]
@@ -158,6 +186,10 @@ fn bad_input_is_refused_with_what_to_fix_and_the_flash_unchanged() {
         ("POST", "/api/wifi/connect", r#"["stage", "long enough"]"#, 400, "JSON object"),
         ("POST", "/api/wifi/connect", "ssid=stage", 400, "JSON object"),
         ("POST", "/api/wifi/connect", "", 400, "empty"),
+        ("POST", "/api/wifi/ap", r#"{"password": "short"}"#, 400, "8-63 bytes"),
+        ("POST", "/api/wifi/ap", r#"{"password": "long enough", "ssid": "x"}"#, 400, "unknown field \"ssid\""),
+        ("POST", "/api/wifi/ap", r#"{"password": 12345678}"#, 400, "password is missing: send it as text"),
+        ("GET", "/api/wifi/ap", "", 405, "method"),
         ("GET", "/api/wifi/connect", "", 405, "method"),
         ("POST", "/api/wifi/status", "", 405, "method"),
         ("PUT", "/", "", 405, "method"),
@@ -173,7 +205,7 @@ fn bad_input_is_refused_with_what_to_fix_and_the_flash_unchanged() {
     // A form or plain text, as a page on another site can send without asking: refused.
     let body = r#"{"ssid": "elsewhere", "password": "long enough"}"#;
     for content_type in [&b"text/plain"[..], b"application/x-www-form-urlencoded"] {
-        for path in ["/api/wifi/connect", "/api/wifi/disconnect"] {
+        for path in ["/api/wifi/connect", "/api/wifi/disconnect", "/api/wifi/ap"] {
             let answer =
                 ask_with(&mut FlashWifiSettings::new(&store), "POST", path, body, &[("content-type", content_type)]);
             assert_eq!((answer.response.status, answer.restart), (415, false), "{path}");
