@@ -14,7 +14,7 @@ use povpoi_core::sync::{Storage, StorageError};
 
 use crate::App;
 use crate::app::Now;
-use crate::stage::{Stage, column_start, sequence_start};
+use crate::stage::{Stage, column_middle_ms, sequence_start};
 
 /// Columns an [`ImageWindow`] reads at once: at 32 LEDs a 1,536-byte window, refilled with
 /// 32 reads every 16 columns.
@@ -145,7 +145,7 @@ impl<S: Storage> App<S> {
         let show_us = self.clock().now(now.own_us);
         let stage = self.stage();
         let framerate = (*stage.framerate.current()).clamp(1, 255);
-        let t_ms = (column_start(show_us, framerate) + 500_000 / u64::from(framerate)) / 1_000;
+        let t_ms = column_middle_ms(show_us, framerate);
         let (selection, cue) = *stage.selection.current();
         let finish = Finish { brightness: *stage.brightness.current(), gamma: selection.mode != Mode::Live };
         let sequence = match selection.mode {

@@ -137,6 +137,13 @@ pub fn column_start(now: u64, framerate: u16) -> u64 {
     start_of(columns_before(now, fps), fps)
 }
 
+/// Show time (ms) a column playing at `now` is drawn as: its middle, so every poi draws the
+/// same column whatever the ms rounding of its renderer's clock.
+pub fn column_middle_ms(now: u64, framerate: u16) -> u64 {
+    let fps = u64::from(framerate.max(1));
+    (2 * columns_before(now, fps) + 1) * 500 / fps
+}
+
 /// Show time at which the column after the one playing at `now` begins.
 pub fn next_column_start(now: u64, framerate: u16) -> u64 {
     let fps = u64::from(framerate.max(1));
@@ -216,6 +223,8 @@ mod tests {
             let start = (k * 1_000_000).div_ceil(wide) as u64;
             let next = ((k + 1) * 1_000_000).div_ceil(wide) as u64;
             assert_eq!((column_start(now, fps), next_column_start(now, fps)), (start, next), "{now} µs at {fps}");
+            let middle = ((2 * k + 1) * 500 / wide) as u64;
+            assert_eq!(column_middle_ms(now, fps), middle, "{now} µs at {fps}");
         }
     }
 

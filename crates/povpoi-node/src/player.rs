@@ -486,11 +486,7 @@ fn run(
 
         let mut wake = now + LONGEST_NAP_US;
         if wants_columns {
-            let fps = u64::from(playing.show.framerate.max(1));
-            // Column k runs from show time k/fps s; it is drawn as at its middle, so every
-            // poi draws the same column whatever the ms rounding of the renderer's clock.
-            let k = u128::from(now.max(at)) * u128::from(fps) / 1_000_000;
-            let middle_ms = ((2 * k + 1) * 500 / u128::from(fps)) as u64;
+            let middle_ms = povpoi_app::stage::column_middle_ms(now.max(at), playing.show.framerate);
             let level = audio.level(middle_ms);
             cache.set_finish(finish_for(playing.show.mode, playing.show.brightness));
             renderer.render_cached(
@@ -515,7 +511,7 @@ fn run(
                 // column drawn may have begun under the new rate a little before it).
                 state.stats().note_cue(CueShown { cue_us: cue.0, show_us: at, host_us: host_time_us() });
             }
-            wake = ((k + 1) * 1_000_000).div_ceil(u128::from(fps)) as u64;
+            wake = povpoi_app::stage::next_column_start(now.max(at), playing.show.framerate);
             // At a low frame rate the flash still goes on and off on time.
             if flash.is_some() {
                 wake = wake.min(now + IDENTIFY_HALF_PERIOD.as_micros() as u64);
