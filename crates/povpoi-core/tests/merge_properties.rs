@@ -90,6 +90,20 @@ fn send_part(pois: &mut [Poi], in_flight: &mut InFlight, (from, into): (usize, u
     }
 }
 
+/// Every poi sends every other everything, in parts of about `bytes`, twice over.
+fn exchange_in_parts(pois: &mut [Poi], bytes: usize) {
+    for _ in 0..2 {
+        for from in 0..3 {
+            for into in 0..3 {
+                if from != into {
+                    let mut in_flight = InFlight::new();
+                    while !send_part(pois, &mut in_flight, (from, into), bytes, 9_000) {}
+                }
+            }
+        }
+    }
+}
+
 fn play(steps: &[Step]) -> Vec<Poi> {
     play_in_parts(steps).0
 }
@@ -189,16 +203,7 @@ proptest! {
             reference.apply_delta(everything(p), 5_000).unwrap();
         }
         drop(cut_off);
-        for _ in 0..2 {
-            for from in 0..3 {
-                for into in 0..3 {
-                    if from != into {
-                        let mut in_flight = InFlight::new();
-                        while !send_part(&mut pois, &mut in_flight, (from, into), bytes, 9_000) {}
-                    }
-                }
-            }
-        }
+        exchange_in_parts(&mut pois, bytes);
         // Each poi compacts on its own, once it heard that its peers saw a tombstone, so the
         // tombstones they still hold may differ; everything else agrees.
         let kept = |p: &Poi| {
@@ -209,5 +214,36 @@ proptest! {
         prop_assert_eq!(kept(&pois[0]), kept(&pois[1]));
         prop_assert_eq!(kept(&pois[1]), kept(&pois[2]));
         prop_assert_eq!(kept(&pois[0]), kept(&reference));
+    }
+}
+
+/// The case `deltas_in_parts_with_edits_between_them_converge_as_whole_ones` found (its
+/// regression file keeps it too). Poi 3 clears poi 1's pattern, compacts the tombstone once
+/// poi 1 reported seeing it, and sets the slot again; poi 1 takes the new pattern in a part
+/// (no floor: only a last part carries it), drops the tombstone for it, and tells poi 2,
+/// which held the first pattern and never met poi 3, that it has seen the tombstone. The
+/// new pattern must carry the deletion itself (its context covers poi 3's floor), or poi 2
+/// keeps the deleted pattern beside it for good: no repair comes to a poi whose knowledge
+/// covers the floor.
+#[test]
+fn an_edit_after_a_compacted_tombstone_still_deletes_what_the_tombstone_deleted() {
+    use Step::{ClearPattern, Hear, Part};
+    let steps = [
+        Step::Pattern { poi: 0, slot: 0, speed: 1 },
+        Part { from: 0, into: 1, bytes: 1 },
+        Part { from: 0, into: 2, bytes: 20 },
+        ClearPattern { poi: 2, slot: 0 },
+        Part { from: 2, into: 0, bytes: 14 },
+        Hear { poi: 2, from: 0 },
+        Step::Pattern { poi: 2, slot: 0, speed: 2 },
+        Part { from: 2, into: 0, bytes: 1 },
+    ];
+    let (mut pois, _cut_off) = play_in_parts(&steps);
+    exchange_in_parts(&mut pois, 1);
+    let second = Pattern::new(PatternKind::Comet, Rgb::new(2, 0, 0), Rgb::default(), 2).unwrap();
+    for (i, p) in pois.iter().enumerate() {
+        let held: Vec<&Record> = p.records().filter(|r| !r.value.is_deleted()).collect();
+        assert_eq!(held.len(), 1, "poi {}: {held:?}", i + 1);
+        assert_eq!(p.pattern(0), Some(&second), "poi {}", i + 1);
     }
 }

@@ -735,7 +735,10 @@ impl<S: Storage> Replica<S> {
         }
         let dot = Dot { replica: self.state.replica, seq: self.state.seq + 1 };
         let stamp = self.state.hlc.tick(now_ms);
-        let mut context = VersionVector::default();
+        // The floor too: a tombstone compacted here is no held sibling any more, yet what it
+        // deleted must stay deleted at a replica that never held it and takes this edit
+        // from one that dropped the tombstone for it (docs/PROTOCOL.md section 8).
+        let mut context = self.state.floor.get(key.category()).clone();
         for sibling in self.siblings(&key) {
             context.join(&sibling.context);
         }
