@@ -23,7 +23,7 @@ use povpoi_core::sync::{Request as SyncRequest, Response as SyncResponse};
 use povpoi_core::wire;
 use povpoi_peer::auth::HEADER_SIGNATURE;
 use povpoi_peer::exchange::{AnswerError, SYNC_PATH};
-use povpoi_peer::session::Link;
+use povpoi_peer::session::{Ended, Failure, Link};
 
 use crate::http;
 use crate::net::SyncClient;
@@ -110,6 +110,17 @@ pub enum LinkError {
     /// The answer is not a sync message.
     #[error("bad answer: {0}")]
     Decode(povpoi_core::sync::Error),
+}
+
+impl Failure for LinkError {
+    fn ended(&self) -> Ended {
+        match self {
+            LinkError::Connect(_) => Ended::Unreachable,
+            LinkError::TimedOut(_) => Ended::Stalled,
+            LinkError::Status { status, .. } => Ended::of_status(*status),
+            _ => Ended::Failed,
+        }
+    }
 }
 
 /// Starts the sessions the application asks for ([`sessions::run_due`]), forever.

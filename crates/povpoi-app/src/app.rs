@@ -20,6 +20,7 @@ use povpoi_peer::exchange::{self, Caller, Outgoing, SYNC_PATH, SignedExchange};
 use povpoi_peer::key::GroupKey;
 use povpoi_peer::replay::NonceWindow;
 use povpoi_peer::respond::{self, Admitted, Incoming};
+use povpoi_peer::session::Ended;
 use rand_core::CryptoRng;
 
 use crate::access;
@@ -408,16 +409,24 @@ impl<S: Storage> App<S> {
         exchange::request(&caller, "POST", path, &receiver.to_string(), body, now.wall_ms(), rng)
     }
 
-    /// A session with `peer` at `addr`, begun at `started`, ended fully (`ok`) or not: a full
+    /// A session with `peer` at `addr`, begun at `started`, `ended` so: the peer table's rule
+    /// ([`Peers::session_ended`]: backed off, offline or confirmed, as on a node). A full
     /// one leaves both with what both had, so the peer's digest is ours until it changes again.
-    pub fn session_ended(&mut self, peer: DeviceId, addr: SocketAddr, started: Now, ok: bool, now: Now) {
-        if ok {
-            self.peers.confirm(peer, addr, now.wall_ms(), now.own_us);
+    pub fn session_ended(
+        &mut self,
+        peer: DeviceId,
+        addr: SocketAddr,
+        started: Now,
+        ended: Ended,
+        now: Now,
+    ) -> crate::peers::Aftermath {
+        let longest_us = u64::from(self.config.peer_timeout_s) * 1_000_000;
+        let end = crate::peers::SessionEnd { peer, addr, began_us: started.own_us, ended };
+        let after = self.peers.session_ended(end, longest_us, now.wall_ms(), now.own_us);
+        if ended == Ended::Synced {
             self.peers.set_digest(peer, self.digest.clone());
-        } else {
-            // Refused or unanswered: asked again in 2 s, doubling up to a minute.
-            self.peers.back_off(peer, started.own_us, 2_000_000, 60_000_000, now.own_us);
         }
+        after
     }
 
     // ----- the show clock's datagrams -----
@@ -748,7 +757,7 @@ pub(crate) mod tests {
         ask(&mut app, "POST", "/api/brightness", &[], br#"{"brightness": 40}"#);
         assert_eq!(app.sessions_due(at(12)), [(peer, addr)], "an edit is pushed");
         // The push ended fully: the peer has what this poi has.
-        app.session_ended(peer, addr, at(12), true, at(12));
+        app.session_ended(peer, addr, at(12), Ended::Synced, at(12));
         assert_eq!(app.sessions_due(at(13)), []);
         app.peer_seen(&seen("another"), Source::Mdns, at(14));
         assert_eq!(app.sessions_due(at(14)), [(peer, addr)], "a differing digest");
@@ -774,7 +783,7 @@ pub(crate) mod tests {
         app.peer_seen(&sighting, Source::Mdns, at(0));
         assert_eq!(app.sessions_due(at(0)), [(peer, addr)]);
         // Its session failed (it was busy, say): auto-sync leaves it alone for 2 s...
-        app.session_ended(peer, addr, at(0), false, at(100));
+        app.session_ended(peer, addr, at(0), Ended::Failed, at(100));
         let mut probed = 0;
         for ms in (200..2_000).step_by(100) {
             assert_eq!(app.sessions_due(at(ms)), [], "held back at {ms} ms");

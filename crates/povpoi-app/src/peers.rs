@@ -11,6 +11,7 @@ use core::net::{IpAddr, SocketAddr};
 
 use povpoi_core::device::DeviceId;
 use povpoi_peer::advert::Heard;
+use povpoi_peer::session::Ended;
 use serde::Serialize;
 
 /// Most peers remembered; the least recently seen offline one goes first.
@@ -64,6 +65,38 @@ impl Sighting {
             addr,
         })
     }
+}
+
+/// First pause of auto-sync with a peer that refused this poi (another pairing key, or a
+/// key taken a moment later): asked again soon, then less and less often.
+pub const REFUSED_PAUSE_US: u64 = 2_000_000;
+/// First pause with a peer that answered too slowly.
+pub const STALLED_PAUSE_US: u64 = 5_000_000;
+/// First pause with a peer whose session broke off otherwise (an error answer: a board
+/// busy with its own session, a full disk; or an answer that could not be read): not asked
+/// again at once for a change that piles up meanwhile.
+pub const FAILED_PAUSE_US: u64 = 2_000_000;
+
+/// A session this poi started, as it ended ([`Peers::session_ended`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionEnd {
+    /// The peer.
+    pub peer: DeviceId,
+    /// The address the session ran at.
+    pub addr: SocketAddr,
+    /// When it began, monotonic µs.
+    pub began_us: u64,
+    /// How it ended.
+    pub ended: Ended,
+}
+
+/// What the end of a session did to its peer's entry ([`Peers::session_ended`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Aftermath {
+    /// How long auto-sync leaves it alone, µs (0: not at all).
+    pub paused_us: u64,
+    /// It just went offline.
+    pub went_offline: bool,
 }
 
 /// The answer of `GET /api/sync/status` that a prober reads.
@@ -337,6 +370,26 @@ impl Peers {
         period
     }
 
+    /// Auto-sync's rule after a session ended: a full one confirms the peer at its address;
+    /// a refusal, a stall or a failure leave it out of auto-sync for a while
+    /// ([`Peers::back_off`]: [`REFUSED_PAUSE_US`], [`STALLED_PAUSE_US`] or
+    /// [`FAILED_PAUSE_US`] first, doubling up to `longest_us`, the peer timeout); nothing
+    /// answering there marks it offline until it is seen again.
+    pub fn session_ended(&mut self, end: SessionEnd, longest_us: u64, now_ms: u64, mono_us: u64) -> Aftermath {
+        let SessionEnd { peer: id, addr, began_us, ended } = end;
+        let first_us = match ended {
+            Ended::Synced => {
+                self.confirm(id, addr, now_ms, mono_us);
+                return Aftermath::default();
+            }
+            Ended::Unreachable => return Aftermath { paused_us: 0, went_offline: self.offline(id) },
+            Ended::Refused => REFUSED_PAUSE_US,
+            Ended::Stalled => STALLED_PAUSE_US,
+            Ended::Failed => FAILED_PAUSE_US,
+        };
+        Aftermath { paused_us: self.back_off(id, began_us, first_us, longest_us, mono_us), went_offline: false }
+    }
+
     /// Forgets every refusal: this poi's key or group changed, so peers may take it now.
     pub fn clear_refusals(&mut self) {
         for peer in &mut self.0 {
@@ -353,5 +406,53 @@ impl Peers {
             .find(|p| Some(p.device_id) == by_id)
             .or_else(|| peers().find(|p| p.addr.to_string() == name || p.addr.ip().to_string() == name))
             .or_else(|| peers().find(|p| p.device_name == name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn after_a_session_a_peer_is_paused_offline_or_confirmed_by_how_it_ended() {
+        let addr = SocketAddr::from(([10, 0, 0, 2], 8080));
+        let peer = DeviceId([2, 0, 0, 0, 0, 2]);
+        let seen = Sighting {
+            device_id: peer,
+            device_name: "poi 2".into(),
+            sync_group: "g".into(),
+            protocol: 1,
+            digest: String::new(),
+            addr,
+        };
+        let mut peers = Peers::default();
+        peers.saw(&seen, Source::Mdns, 1, 0);
+        let longest = 120_000_000;
+        let end = |peers: &mut Peers, ended, mono_us| {
+            let end = SessionEnd { peer, addr, began_us: mono_us, ended };
+            peers.session_ended(end, longest, 1, mono_us)
+        };
+        let paused = |paused_us| Aftermath { paused_us, went_offline: false };
+        assert_eq!(end(&mut peers, Ended::Refused, 10), paused(REFUSED_PAUSE_US));
+        assert!(peers.list().next().unwrap().held_back(10 + REFUSED_PAUSE_US - 1));
+        assert!(!peers.list().next().unwrap().held_back(10 + REFUSED_PAUSE_US));
+        // Setbacks in a row double the pause, whatever their kind, up to the longest.
+        assert_eq!(end(&mut peers, Ended::Stalled, 20), paused(2 * STALLED_PAUSE_US));
+        assert_eq!(end(&mut peers, Ended::Failed, 30), paused(4 * FAILED_PAUSE_US));
+        for _ in 0..10 {
+            end(&mut peers, Ended::Stalled, 40);
+        }
+        assert_eq!(end(&mut peers, Ended::Stalled, 50), paused(longest));
+        // A full session starts the count over.
+        assert_eq!(end(&mut peers, Ended::Synced, 60), Aftermath::default());
+        assert_eq!(end(&mut peers, Ended::Failed, 70), paused(FAILED_PAUSE_US));
+        assert_eq!(end(&mut peers, Ended::Synced, 80), Aftermath::default());
+        assert_eq!(end(&mut peers, Ended::Stalled, 90), paused(STALLED_PAUSE_US));
+        // Nothing answering: offline (once), not paused; seen again, it is back.
+        let gone = Aftermath { paused_us: 0, went_offline: true };
+        assert_eq!(end(&mut peers, Ended::Unreachable, 100), gone);
+        assert_eq!(end(&mut peers, Ended::Unreachable, 110), Aftermath::default());
+        assert_eq!(peers.online_in("g", 1).count(), 0);
+        assert_eq!(peers.saw(&seen, Source::Mdns, 2, 120), Change::Up(peer));
     }
 }

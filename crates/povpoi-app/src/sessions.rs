@@ -8,7 +8,7 @@ use core::net::SocketAddr;
 
 use povpoi_core::device::DeviceId;
 use povpoi_core::sync::{self, Request, Response, Session, Storage, SyncOptions};
-use povpoi_peer::session::{self, DriveError, Link, Progress, Replicas};
+use povpoi_peer::session::{self, DriveError, Failure, Link, Progress, Replicas};
 
 use crate::app::{App, Now};
 
@@ -87,7 +87,7 @@ impl<L: AppLock> Replicas for LockedReplicas<'_, L> {
 
 /// Runs the sessions due now, one peer after another, each over `link_to(peer, addr)`;
 /// `ended` hears each outcome (for the platform's log) once the application took it.
-pub async fn run_due<L: AppLock, K: Link>(
+pub async fn run_due<L: AppLock, K: Link<Error: Failure>>(
     lock: &L,
     mut link_to: impl FnMut(DeviceId, SocketAddr) -> K,
     mut ended: impl FnMut(DeviceId, SocketAddr, &Progress, Result<(), DriveError<K::Error>>),
@@ -103,7 +103,8 @@ pub async fn run_due<L: AppLock, K: Link>(
         let mut progress = Progress::default();
         let outcome =
             session::drive(&mut link, &mut LockedReplicas(lock), peer, SyncOptions::default(), &mut progress).await;
-        lock.with(|app, now| app.session_ended(peer, addr, started, outcome.is_ok(), now));
+        let how = session::ended(&outcome, &progress);
+        lock.with(|app, now| app.session_ended(peer, addr, started, how, now));
         ended(peer, addr, &progress, outcome);
     }
 }

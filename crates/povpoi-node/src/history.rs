@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
+use povpoi_peer::session::Ended;
 use serde::Serialize;
 
 /// Sessions remembered.
@@ -56,6 +57,9 @@ pub struct HistoryEntry {
     /// The session ran out of time: the peer is backed off for a while.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub stalled: bool,
+    /// Nothing took the connection: the peer is offline until it is seen again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unreachable: bool,
     /// Records merged here from the peer.
     pub records_received: u32,
     /// Records sent to the peer.
@@ -76,6 +80,19 @@ pub struct HistoryEntry {
     pub round_trips: u32,
     /// Bytes sent plus received in message bodies.
     pub bytes: u64,
+}
+
+impl HistoryEntry {
+    /// How the session ended, as auto-sync tells endings apart.
+    pub fn ended(&self) -> Ended {
+        match self {
+            HistoryEntry { ok: true, .. } => Ended::Synced,
+            HistoryEntry { refused: true, .. } => Ended::Refused,
+            HistoryEntry { stalled: true, .. } => Ended::Stalled,
+            HistoryEntry { unreachable: true, .. } => Ended::Unreachable,
+            _ => Ended::Failed,
+        }
+    }
 }
 
 /// The last [`HISTORY_LEN`] sessions, newest last.

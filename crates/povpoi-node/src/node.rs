@@ -37,10 +37,6 @@ const PUSH_DEBOUNCE: Duration = Duration::from_millis(25);
 const NONCE_FILE: &str = "nonces";
 /// How often addresses added by hand and not seen lately are asked who they are.
 const PROBE_PERIOD: Duration = Duration::from_secs(5);
-/// First pause of auto-sync with a peer that refused this poi; it doubles while refusals go on.
-const REFUSED_BACK_OFF: Duration = Duration::from_secs(2);
-/// First pause of auto-sync with a peer that answered too slowly; it doubles while stalls go on.
-const STALLED_BACK_OFF: Duration = Duration::from_secs(5);
 
 /// How to run a node.
 #[derive(Clone, Debug)]
@@ -524,16 +520,17 @@ fn push_to(state: &Arc<NodeState>, peer: Peer, trigger: &'static str, noticed: O
             let began = std::time::Instant::now();
             let entry =
                 sync_client::sync_with(state.as_ref(), peer.addr, Some(&peer), options, trigger, deadline).await;
-            // A refusal is often a pairing key set on one poi a moment before the other:
-            // asked again soon, then less and less often.
-            let first = if entry.refused { REFUSED_BACK_OFF } else { STALLED_BACK_OFF };
-            if entry.refused || entry.stalled {
-                let period = state.peers.back_off(peer.device_id, began, first, state.peer_timeout);
-                tracing::info!(peer = %peer.addr, ?period, refused = entry.refused, "peer left out of auto-sync for a while");
+            // The shared rule (`Peers::session_ended`): a refusal (often a pairing key set on
+            // one poi a moment before the other), a stall or a failure pause the peer, asked
+            // again soon, then less and less often; nothing answering takes it offline.
+            let ended = entry.ended();
+            let after = state.peers.session_ended(peer.device_id, peer.addr, began, ended, state.peer_timeout);
+            if after.paused_us > 0 {
+                tracing::info!(peer = %peer.addr, paused_ms = after.paused_us / 1_000, ?ended, "peer left out of auto-sync for a while");
                 // Not asked again for the changes that piled up meanwhile: the first round
                 // after its pause carries them.
                 worker.again.store(false, Ordering::SeqCst);
-            } else if !entry.ok && entry.round_trips == 0 && state.peers.offline(peer.device_id) {
+            } else if after.went_offline {
                 state.events.send(Event::PeerDown { device_id: peer.device_id.to_string() });
             }
             if let (true, Some(noticed)) = (entry.ok, noticed) {

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use povpoi_core::device::DeviceId;
 
-pub use povpoi_app::peers::{Change, MAX_PEERS, Peer, Peers, Sighting, Source};
+pub use povpoi_app::peers::{Aftermath, Change, MAX_PEERS, Peer, Peers, SessionEnd, Sighting, Source};
+use povpoi_peer::session::Ended;
 
 /// The peer table, shared by discovery, the sync loop and the API.
 #[derive(Debug)]
@@ -100,6 +101,22 @@ impl PeerTable {
         let since = us(since.saturating_duration_since(self.start));
         let mono = self.mono_us();
         Duration::from_micros(self.lock().back_off(id, since, us(first), us(longest), mono))
+    }
+
+    /// Auto-sync's rule after a session with `id` at `addr`, begun at `since`, `ended` so
+    /// ([`Peers::session_ended`]); `longest` is the longest pause, the peer timeout.
+    pub fn session_ended(
+        &self,
+        id: DeviceId,
+        addr: SocketAddr,
+        since: Instant,
+        ended: Ended,
+        longest: Duration,
+    ) -> Aftermath {
+        let began_us = us(since.saturating_duration_since(self.start));
+        let mono = self.mono_us();
+        let end = SessionEnd { peer: id, addr, began_us, ended };
+        self.lock().session_ended(end, us(longest), crate::library::now_ms(), mono)
     }
 
     /// Forgets every refusal: this poi's key or group changed, so peers may take it now.

@@ -12,7 +12,7 @@ use povpoi_core::wire;
 use povpoi_peer::auth::HEADER_SIGNATURE;
 use povpoi_peer::exchange::{self, AnswerCheck, Caller, SYNC_PATH};
 use povpoi_peer::key::GroupKey;
-use povpoi_peer::session::{self, DriveError, Link, Progress, Replicas};
+use povpoi_peer::session::{self, DriveError, Ended, Link, LinkFailure, Progress, Replicas};
 
 use crate::history::{HistoryEntry, Role};
 use crate::library::{Library, Origin, now_ms};
@@ -54,27 +54,6 @@ pub struct CallerId {
     pub group: String,
     /// The group's pairing key, if it has one.
     pub key: Option<GroupKey>,
-}
-
-/// Why a session stopped early.
-#[derive(Debug)]
-pub struct SyncFailure {
-    /// What went wrong, for the history and the log.
-    pub message: String,
-    /// The peer answered but would not let us in (401/403: wrong or missing key, clock skew).
-    pub refused: bool,
-    /// The session ran out of time (no answer, or another one with the peer never ended).
-    pub stalled: bool,
-}
-
-impl SyncFailure {
-    fn new(message: String) -> SyncFailure {
-        SyncFailure { message, refused: false, stalled: false }
-    }
-
-    fn stalled(message: String) -> SyncFailure {
-        SyncFailure { message, refused: false, stalled: true }
-    }
 }
 
 /// Largest answer read from a peer: a sync answer is bounded by the peer's own request
@@ -146,39 +125,40 @@ pub async fn send_message(
     addr: SocketAddr,
     receiver: &str,
     request: &Request,
-) -> Result<(Response, u64), SyncFailure> {
+) -> Result<(Response, u64), LinkFailure> {
     let body = wire::to_bytes(request);
     let to = Destination { addr, device: receiver };
     let (call, check) = peer_request(node, reqwest::Method::POST, to, SYNC_PATH, "application/octet-stream", &body);
     let answer = call.timeout(REQUEST_TIMEOUT).send().await.map_err(|e| {
         if e.is_timeout() {
             // It took the connection but does not answer: stuck, to be backed off.
-            SyncFailure::stalled(format!("{addr} did not answer within {REQUEST_TIMEOUT:?}"))
+            LinkFailure::new(Ended::Stalled, format!("{addr} did not answer within {REQUEST_TIMEOUT:?}"))
         } else {
-            SyncFailure::new(format!("cannot reach {addr}: {e}"))
+            let kind = if e.is_connect() { Ended::Unreachable } else { Ended::Failed };
+            LinkFailure::new(kind, format!("cannot reach {addr}: {e}"))
         }
     })?;
     let status = answer.status();
     let signature = answer.headers().get(HEADER_SIGNATURE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let bytes = read_capped(answer, MAX_ANSWER_BYTES)
         .await
-        .map_err(|e| SyncFailure::new(format!("answer from {addr}: {e}")))?;
+        .map_err(|e| LinkFailure::new(Ended::Failed, format!("answer from {addr}: {e}")))?;
     let on_wire = bytes.len() as u64;
     if !status.is_success() {
         let message = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
             .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-        return Err(SyncFailure {
-            message: format!("{addr} answered {status}: {message}"),
-            refused: matches!(status.as_u16(), 401 | 403),
-            stalled: false,
-        });
+        return Err(LinkFailure::new(
+            Ended::of_status(status.as_u16()),
+            format!("{addr} answered {status}: {message}"),
+        ));
     }
     let bytes = check
         .open_answer(status.as_u16(), signature.as_deref(), bytes)
-        .map_err(|e| SyncFailure::new(format!("answer from {addr} {e}")))?;
-    let response = wire::from_bytes(&bytes).map_err(|e| SyncFailure::new(format!("bad answer from {addr}: {e}")))?;
+        .map_err(|e| LinkFailure::new(Ended::Failed, format!("answer from {addr} {e}")))?;
+    let response = wire::from_bytes(&bytes)
+        .map_err(|e| LinkFailure::new(Ended::Failed, format!("bad answer from {addr}: {e}")))?;
     Ok((response, check.sent + on_wire))
 }
 
@@ -210,16 +190,19 @@ pub async fn sync_with(
     let mut progress = Progress::default();
     let session = async {
         let Ok(_one_at_a_time_with_this_peer) = turn else {
-            return Err(SyncFailure::stalled(format!("a session with {addr} still running after {deadline:?}")));
+            return Err(LinkFailure::new(
+                Ended::Stalled,
+                format!("a session with {addr} still running after {deadline:?}"),
+            ));
         };
         let receiver = match peer {
             Some(peer) => peer.device_id,
             // A request is signed for the poi it goes to: learn who answers there first,
             // and list it as a peer.
             None => {
-                let seen = probe(node.http(), addr)
-                    .await
-                    .map_err(|e| SyncFailure::new(format!("cannot learn which poi answers at {addr}: {e}")))?;
+                let seen = probe(node.http(), addr).await.map_err(|e| {
+                    LinkFailure::new(Ended::Unreachable, format!("cannot learn which poi answers at {addr}: {e}"))
+                })?;
                 node.peer_seen(&seen, Source::Contact);
                 entry.peer_id = seen.device_id.to_string();
                 entry.peer_name = seen.device_name;
@@ -231,9 +214,10 @@ pub async fn sync_with(
     let outcome = tokio::time::timeout(deadline.saturating_sub(started.elapsed()), session).await;
     record(&mut entry, &progress);
     let outcome = outcome.unwrap_or_else(|_| {
-        Err(SyncFailure::stalled(format!(
-            "session with {addr} not done within {deadline:?}: stopped, it resumes next time"
-        )))
+        Err(LinkFailure::new(
+            Ended::Stalled,
+            format!("session with {addr} not done within {deadline:?}: stopped, it resumes next time"),
+        ))
     });
     entry.duration_ms = started.elapsed().as_millis() as u64;
     match outcome {
@@ -246,11 +230,12 @@ pub async fn sync_with(
                 node.peers().set_digest(receiver, node.library().digest());
             }
         }
-        Err(SyncFailure { message, refused, stalled }) => {
+        Err(LinkFailure { ended, message }) => {
             tracing::warn!(peer = %addr, error = %message, "sync failed");
             entry.error = Some(message);
-            entry.refused = refused;
-            entry.stalled = stalled;
+            entry.refused = ended == Ended::Refused;
+            entry.stalled = ended == Ended::Stalled;
+            entry.unreachable = ended == Ended::Unreachable;
         }
     }
     tracing::info!(
@@ -269,8 +254,8 @@ struct HttpLink<'a, P> {
 }
 
 impl<P: SessionParts> Link for HttpLink<'_, P> {
-    type Error = SyncFailure;
-    async fn exchange(&mut self, request: &Request) -> Result<(Response, u64), SyncFailure> {
+    type Error = LinkFailure;
+    async fn exchange(&mut self, request: &Request) -> Result<(Response, u64), LinkFailure> {
         send_message(self.node, self.addr, &self.receiver, request).await
     }
 }
@@ -318,18 +303,19 @@ async fn drive(
     receiver: DeviceId,
     options: SyncOptions,
     progress: &mut Progress,
-) -> Result<(), SyncFailure> {
+) -> Result<(), LinkFailure> {
     let mut link = HttpLink { node, addr, receiver: receiver.to_string() };
     let outcome = session::drive(&mut link, &mut LibrarySessions(node.library()), receiver, options, progress).await;
+    let ended = session::ended(&outcome, progress);
     outcome.map_err(|e| match e {
-        DriveError::Link(failure) => failure,
+        DriveError::Link(failure) => LinkFailure { ended, ..failure },
         DriveError::WrongPeer { answered } => {
-            SyncFailure::new(format!("the poi at {addr} is {answered}, not {receiver}"))
+            LinkFailure::new(Ended::Failed, format!("the poi at {addr} is {answered}, not {receiver}"))
         }
         DriveError::TooManyRoundTrips => {
-            SyncFailure::new(format!("gave up after {} round trips", session::MAX_ROUND_TRIPS))
+            LinkFailure::new(Ended::Failed, format!("gave up after {} round trips", session::MAX_ROUND_TRIPS))
         }
-        DriveError::Sync(e) => SyncFailure::new(e.to_string()),
+        DriveError::Sync(e) => LinkFailure::new(Ended::Failed, e.to_string()),
     })
 }
 

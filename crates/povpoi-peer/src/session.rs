@@ -2,6 +2,7 @@
 //! message by message until it ends, with the checks every platform must make (the peer is
 //! the poi it claims to be, the session ends within a bounded number of round trips).
 
+use alloc::string::String;
 use core::fmt;
 use core::future::Future;
 
@@ -41,6 +42,82 @@ pub struct Progress {
     pub bytes: u64,
     /// What the core counted: records and blobs each way.
     pub report: SessionReport,
+}
+
+/// How a session this poi started ended, as auto-sync tells endings apart to decide when it
+/// asks that peer again (`povpoi_app::peers::Peers::session_ended`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// Done: both hold what both had.
+    Synced,
+    /// The peer would not let this poi in (401 or 403: another pairing key, or none).
+    Refused,
+    /// No answer in time: the peer took the message but did not answer it.
+    Stalled,
+    /// Nothing took the connection, before any message was answered.
+    Unreachable,
+    /// Broken off otherwise: an error answer, or one that could not be read or merged.
+    Failed,
+}
+
+impl Ended {
+    /// How an error answer with HTTP `status` ends a session: a refusal for 401 and 403.
+    pub fn of_status(status: u16) -> Ended {
+        if matches!(status, 401 | 403) { Ended::Refused } else { Ended::Failed }
+    }
+}
+
+/// A link's error, told apart as auto-sync needs it.
+pub trait Failure {
+    /// Which way the message failed: [`Ended::Refused`], [`Ended::Stalled`],
+    /// [`Ended::Unreachable`] (no connection) or [`Ended::Failed`].
+    fn ended(&self) -> Ended;
+}
+
+/// A link's error as a platform's HTTP client reports it: which kind it is, and what
+/// happened in words for the log and the history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkFailure {
+    /// Its kind.
+    pub ended: Ended,
+    /// What happened.
+    pub message: String,
+}
+
+impl LinkFailure {
+    /// A failure of this kind.
+    pub fn new(ended: Ended, message: impl Into<String>) -> LinkFailure {
+        LinkFailure { ended, message: message.into() }
+    }
+}
+
+impl fmt::Display for LinkFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl core::error::Error for LinkFailure {}
+
+impl Failure for LinkFailure {
+    fn ended(&self) -> Ended {
+        self.ended
+    }
+}
+
+/// How a session [`drive`] ran ended, `progress` as it left it: a connection refused once
+/// messages were answered is a session broken off ([`Ended::Failed`]), not a peer gone.
+pub fn ended<E: Failure>(outcome: &Result<(), DriveError<E>>, progress: &Progress) -> Ended {
+    match outcome {
+        Ok(()) => Ended::Synced,
+        Err(DriveError::Link(e)) => match e.ended() {
+            Ended::Unreachable if progress.round_trips > 0 => Ended::Failed,
+            // A link reports failures only: one saying otherwise is taken as one.
+            Ended::Synced => Ended::Failed,
+            kind => kind,
+        },
+        Err(_) => Ended::Failed,
+    }
 }
 
 /// Why a session stopped before its end.
@@ -198,5 +275,23 @@ mod tests {
         let outcome = ready(drive(&mut link, &mut a, receiver, SyncOptions::default(), &mut progress));
         assert!(matches!(outcome, Err(DriveError::Link("link down"))));
         assert_eq!(progress.round_trips, 1);
+    }
+
+    #[test]
+    fn a_session_s_end_is_told_apart_as_auto_sync_needs_it() {
+        let failure = |ended| Err(DriveError::Link(LinkFailure::new(ended, "x")));
+        let after = |round_trips| Progress { round_trips, ..Progress::default() };
+        assert_eq!(ended::<LinkFailure>(&Ok(()), &after(3)), Ended::Synced);
+        assert_eq!(ended(&failure(Ended::Unreachable), &after(0)), Ended::Unreachable);
+        assert_eq!(ended(&failure(Ended::Unreachable), &after(2)), Ended::Failed, "gone mid-session");
+        assert_eq!(ended(&failure(Ended::Refused), &after(1)), Ended::Refused);
+        assert_eq!(ended(&failure(Ended::Stalled), &after(4)), Ended::Stalled);
+        assert_eq!(ended(&failure(Ended::Synced), &after(0)), Ended::Failed, "a link reports failures only");
+        let wrong = Err(DriveError::<LinkFailure>::WrongPeer { answered: DeviceId([2, 0, 0, 0, 0, 9]) });
+        assert_eq!(ended(&wrong, &after(1)), Ended::Failed);
+        assert_eq!(ended(&Err(DriveError::<LinkFailure>::TooManyRoundTrips), &after(0)), Ended::Failed);
+        let statuses = [401, 403, 409, 500, 503, 507].map(Ended::of_status);
+        use Ended::{Failed, Refused};
+        assert_eq!(statuses, [Refused, Refused, Failed, Failed, Failed, Failed]);
     }
 }

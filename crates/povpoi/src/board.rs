@@ -37,7 +37,7 @@ use povpoi_node::show_clock::{OwnClock, host_time_us};
 use povpoi_peer::auth::HEADER_SIGNATURE;
 use povpoi_peer::exchange::SYNC_PATH;
 use povpoi_peer::key::GroupKey;
-use povpoi_peer::session::Link;
+use povpoi_peer::session::{Ended, Link, LinkFailure};
 use tokio::net::{TcpListener, UdpSocket};
 
 /// The shipped partition table's `povpoi` partition (firmware/partitions.csv), KiB.
@@ -375,9 +375,9 @@ struct HttpLink<'a> {
 }
 
 impl Link for HttpLink<'_> {
-    type Error = String;
+    type Error = LinkFailure;
 
-    async fn exchange(&mut self, request: &SyncRequest) -> Result<(SyncResponse, u64), String> {
+    async fn exchange(&mut self, request: &SyncRequest) -> Result<(SyncResponse, u64), LinkFailure> {
         // As on the firmware: peers' sync messages are answered 503 while this one is in
         // flight (`App::set_exchanging`), although a laptop's heap would hold both.
         let _in_flight = sessions::InFlight::start(self.board);
@@ -388,16 +388,28 @@ impl Link for HttpLink<'_> {
         for (name, value) in &out.headers {
             call = call.header(*name, value);
         }
-        let answer = call.body(out.body).send().await.map_err(|e| format!("cannot reach {}: {e}", self.addr))?;
+        let answer = call.body(out.body).send().await.map_err(|e| {
+            let kind = if e.is_connect() {
+                Ended::Unreachable
+            } else if e.is_timeout() {
+                Ended::Stalled
+            } else {
+                Ended::Failed
+            };
+            LinkFailure::new(kind, format!("cannot reach {}: {e}", self.addr))
+        })?;
+        let failed = |message: String| LinkFailure::new(Ended::Failed, message);
         let status = answer.status().as_u16();
         let signature = answer.headers().get(HEADER_SIGNATURE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let bytes = answer.bytes().await.map_err(|e| format!("answer cut short: {e}"))?.to_vec();
+        let bytes = answer.bytes().await.map_err(|e| failed(format!("answer cut short: {e}")))?.to_vec();
         let on_wire = bytes.len() as u64;
         if status != 200 {
-            return Err(format!("{} answered {status}: {}", self.addr, String::from_utf8_lossy(&bytes)));
+            let message = format!("{} answered {status}: {}", self.addr, String::from_utf8_lossy(&bytes));
+            return Err(LinkFailure::new(Ended::of_status(status), message));
         }
-        let plain = out.check.open_answer(status, signature.as_deref(), bytes).map_err(|e| format!("answer {e}"))?;
-        let answer = wire::from_bytes(&plain).map_err(|e| format!("bad answer: {e}"))?;
+        let plain =
+            out.check.open_answer(status, signature.as_deref(), bytes).map_err(|e| failed(format!("answer {e}")))?;
+        let answer = wire::from_bytes(&plain).map_err(|e| failed(format!("bad answer: {e}")))?;
         Ok((answer, out.check.sent + on_wire))
     }
 }
