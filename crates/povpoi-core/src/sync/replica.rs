@@ -12,7 +12,7 @@ use super::message::{Blob, Categories, Delta, Repair, Summary};
 use super::record::{Key, Record, Value};
 use super::session::{MAX_PUSH_RECORD_BYTES, MIN_PART_BYTES};
 use super::storage::{Storage, StorageError};
-use super::version::{Category, Dot, Knowledge, VersionVector};
+use super::version::{Category, Dot, Knowledge};
 use crate::clock::{Hlc, Stamp};
 use crate::device::{DeviceId, ReplicaId};
 use crate::hash::BlobHash;
