@@ -149,8 +149,8 @@ pub fn answer(request: &Request<'_>, settings: &mut dyn WifiSettings, on_air: &O
             | "/api/wifi/disconnect"
             | "/api/wifi/ap"
             | "/api/wifi/scan",
-        ) => Err(ApiError::new(405, "method not allowed")),
-        _ => Err(ApiError::not_found("no such endpoint")),
+        ) => Err(ApiError::not_allowed()),
+        _ => Err(ApiError::no_endpoint()),
     };
     match outcome {
         Ok(Outcome::Send(response)) => Answer { response, restart: false },

@@ -127,6 +127,16 @@ impl ApiError {
         ApiError::new(404, message)
     }
 
+    /// 404 for a path no endpoint has.
+    pub fn no_endpoint() -> ApiError {
+        ApiError::not_found("no such endpoint")
+    }
+
+    /// 405 for a method the endpoint does not take.
+    pub fn not_allowed() -> ApiError {
+        ApiError::new(405, "this endpoint does not take that method")
+    }
+
     /// The JSON answer.
     pub fn response(&self) -> Response {
         Response::json(self.status, &crate::answers::Error { error: &self.message })

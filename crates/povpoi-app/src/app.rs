@@ -488,12 +488,12 @@ impl<S: Storage> App<S> {
             return match method {
                 "POST" if self.exchanging => Err(ApiError::new(503, "busy with its own sync: try again")),
                 "POST" => self.sync_message(request, now, rng),
-                _ => Err(not_allowed()),
+                _ => Err(ApiError::not_allowed()),
             };
         }
         // The web app's files are open to anyone, so the page can load and ask for the key.
         if let Some(asset) = povpoi_ui::asset(path) {
-            return if method == "GET" { Ok(Response::asset(asset)) } else { Err(not_allowed()) };
+            return if method == "GET" { Ok(Response::asset(asset)) } else { Err(ApiError::not_allowed()) };
         }
         if !access::is_open(method, path)
             && let Err(refusal) = self.authorize(request)
@@ -512,9 +512,11 @@ impl<S: Storage> App<S> {
                 },
             )),
             ("GET", "/api/clock") => Ok(Response::json(200, &self.clock_json(now))),
-            (_, "/api/status" | "/api/sync/status" | "/api/device/config" | "/api/clock") => Err(not_allowed()),
+            (_, "/api/status" | "/api/sync/status" | "/api/device/config" | "/api/clock") => {
+                Err(ApiError::not_allowed())
+            }
             (_, crate::upload::UPLOAD_PATH) => Ok(self.upload_whole(request, now)),
-            _ => self.content(request, now).unwrap_or_else(|| Err(ApiError::not_found("no such endpoint"))),
+            _ => self.content(request, now).unwrap_or_else(|| Err(ApiError::no_endpoint())),
         }
     }
 
@@ -641,10 +643,6 @@ impl<S: Storage> App<S> {
             self.peer_seen(&seen, Source::Contact, now);
         }
     }
-}
-
-pub(crate) fn not_allowed() -> ApiError {
-    ApiError::new(405, "this endpoint does not take that method")
 }
 
 #[cfg(test)]

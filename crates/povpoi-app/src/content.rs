@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 
 use crate::answers;
 use crate::api::{ApiError, Request, Response};
-use crate::app::{App, Now, not_allowed};
+use crate::app::{App, Now};
 use crate::rules::{self, color, int_in, parse_json, required_int};
 
 // ----- answers -----
@@ -821,8 +821,8 @@ impl<S: Storage> Content<'_, S> {
             ("GET", "/api/patterns") => Ok(Response::json(200, &Patterns { patterns: pattern_entries(self.poi) })),
             ("GET", "/api/sequences") => Ok(Response::json(200, &Sequences { sequences: sequence_entries(self.poi) })),
             (_, "/api/images" | "/api/sd/list" | "/api/images/order" | "/api/sd/delete" | "/api/sd/load")
-            | (_, "/api/pattern" | "/api/patterns" | "/api/sequences") => Err(not_allowed()),
-            (_, "/api/brightness" | "/api/framerate" | "/api/mode") => Err(not_allowed()),
+            | (_, "/api/pattern" | "/api/patterns" | "/api/sequences") => Err(ApiError::not_allowed()),
+            (_, "/api/brightness" | "/api/framerate" | "/api/mode") => Err(ApiError::not_allowed()),
             _ => return self.item(request),
         };
         Some(answer)
@@ -839,7 +839,7 @@ impl<S: Storage> Content<'_, S> {
             && !id.contains('/')
         {
             if method != "GET" {
-                return Some(Err(not_allowed()));
+                return Some(Err(ApiError::not_allowed()));
             }
             // Read from storage a part at a time: a board holds no image whole in RAM.
             return Some(segment(id).and_then(|id| parse_image_id(&id)).and_then(|id| {
@@ -869,7 +869,7 @@ impl<S: Storage> Content<'_, S> {
                 }),
                 "DELETE" => parse_image_id(&text)
                     .and_then(|id| self.edit(|poi, _| Ok(Response::json(200, &delete_image(poi, id, ms)?)))),
-                _ => Err(not_allowed()),
+                _ => Err(ApiError::not_allowed()),
             });
         }
         if let Some(text) = decoded("/api/patterns/") {
@@ -890,7 +890,7 @@ impl<S: Storage> Content<'_, S> {
                 "DELETE" => slot().and_then(|slot| {
                     self.edit(|poi, cue| Ok(Response::json(200, &clear_pattern(poi, slot, ms, cue)?)))
                 }),
-                _ => Err(not_allowed()),
+                _ => Err(ApiError::not_allowed()),
             });
         }
         if let Some(text) = decoded("/api/sequences/") {
@@ -909,7 +909,7 @@ impl<S: Storage> Content<'_, S> {
                 "DELETE" => slot().and_then(|slot| {
                     self.edit(|poi, cue| Ok(Response::json(200, &clear_sequence(poi, slot, ms, cue)?)))
                 }),
-                _ => Err(not_allowed()),
+                _ => Err(ApiError::not_allowed()),
             });
         }
         None

@@ -112,7 +112,7 @@ impl<S: Storage> App<S> {
     pub fn begin_upload<'b>(&mut self, request: &Request<'b>) -> Result<Upload<'b>, Response> {
         self.authorize(request)?;
         if request.method != "POST" {
-            return Err(crate::app::not_allowed().response());
+            return Err(ApiError::not_allowed().response());
         }
         if self.exchanging {
             return Err(ApiError::new(503, "busy with its own sync: try again").response());

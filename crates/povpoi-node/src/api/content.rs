@@ -94,7 +94,7 @@ pub(super) async fn shared(State(node): State<AppState>, method: Method, uri: Ur
             Some(response)
         })
         .await;
-    answer.map_or_else(|| ApiError::not_found("no such endpoint").into_response(), super::app_response)
+    answer.map_or_else(|| ApiError::from(povpoi_app::api::ApiError::no_endpoint()).into_response(), super::app_response)
 }
 
 /// Maps a multipart failure to a JSON error (413 past the body limit).

@@ -55,10 +55,8 @@ pub fn router(state: AppState) -> Router {
         .merge(thumbnail::routes())
         .merge(backup::routes())
         .merge(ui::routes())
-        .fallback(|| async { ApiError::not_found("no such endpoint") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "this endpoint does not take that method")
-        })
+        .fallback(|| async { ApiError::from(povpoi_app::api::ApiError::no_endpoint()) })
+        .method_not_allowed_fallback(|| async { ApiError::from(povpoi_app::api::ApiError::not_allowed()) })
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(state.clone(), access::require_key))
         .layer(axum::middleware::from_fn_with_state(state.clone(), bounded_bodies))

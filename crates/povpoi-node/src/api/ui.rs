@@ -23,7 +23,7 @@ pub(super) fn routes() -> Router<AppState> {
 /// load), with the plain bytes instead for a client that does not take gzip.
 fn serve(path: &str, headers: &HeaderMap) -> Response {
     let (Some(asset), Some(plain)) = (povpoi_ui::asset(path), povpoi_ui::plain(path)) else {
-        return ApiError::not_found("no such endpoint").into_response();
+        return ApiError::from(povpoi_app::api::ApiError::no_endpoint()).into_response();
     };
     let takes_gzip = headers
         .get(header::ACCEPT_ENCODING)
