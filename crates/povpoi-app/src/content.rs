@@ -151,6 +151,31 @@ pub struct ImageStored {
 
 // ----- reading requests -----
 
+/// The 400 of an upload whose body is not the form `POST /api/image` takes.
+pub fn not_a_form() -> ApiError {
+    ApiError::bad_request("send the image as multipart/form-data with one file field (image_<width>x<height>.rgb)")
+}
+
+/// The 400 of an upload form with a second file.
+pub fn one_file_only() -> ApiError {
+    ApiError::bad_request("send one file per upload")
+}
+
+/// The 400 of an upload form without a file.
+pub fn no_file() -> ApiError {
+    ApiError::bad_request("no file in the form: send one file field holding image_<width>x<height>.rgb")
+}
+
+/// The 400 of an upload form whose `what` (a field, the file name) is not UTF-8 text.
+pub fn not_text(what: &str) -> ApiError {
+    ApiError::bad_request(format!("the {what} is not UTF-8 text"))
+}
+
+/// The 400 of a multipart body that does not parse, saying where (`why`).
+pub fn malformed_form(why: impl core::fmt::Display) -> ApiError {
+    ApiError::bad_request(format!("malformed multipart form: {why}"))
+}
+
 /// An upload's file name as a path would name it: refused, whatever follows.
 pub fn check_upload_filename(filename: &str) -> Result<(), ApiError> {
     if filename.contains(['/', '\\']) || filename.contains("..") || filename.chars().any(char::is_control) {

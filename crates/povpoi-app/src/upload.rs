@@ -84,19 +84,13 @@ impl Upload<'_> {
     }
 }
 
-/// The 400 of a body that is not the form.
-fn not_a_form() -> ApiError {
-    ApiError::bad_request("send the image as multipart/form-data with one file field (image_<width>x<height>.rgb)")
-}
-
 fn malformed(e: nostd_multipart::Error) -> ApiError {
-    ApiError::bad_request(alloc::format!("malformed multipart form: {e}"))
+    content::malformed_form(e)
 }
 
 /// A form parameter's decoded text, or the 400 naming it.
 fn text(value: nostd_multipart::ParamValue<'_>, what: &str) -> Result<String, ApiError> {
-    String::from_utf8(value.bytes().collect())
-        .map_err(|_| ApiError::bad_request(alloc::format!("the {what} is not UTF-8 text")))
+    String::from_utf8(value.bytes().collect()).map_err(|_| content::not_text(what))
 }
 
 impl<S: Storage> App<S> {
@@ -122,10 +116,12 @@ impl<S: Storage> App<S> {
                 ApiError::new(503, "another image is being uploaded here: try again when it is stored").response()
             );
         }
-        let content_type = request.header("content-type").ok_or_else(|| not_a_form().response())?;
+        let content_type = request.header("content-type").ok_or_else(|| content::not_a_form().response())?;
         let form = content_type.len() >= 19 && content_type[..19].eq_ignore_ascii_case(b"multipart/form-data");
-        let parser =
-            Parser::from_content_type(content_type).ok().filter(|_| form).ok_or_else(|| not_a_form().response())?;
+        let parser = Parser::from_content_type(content_type)
+            .ok()
+            .filter(|_| form)
+            .ok_or_else(|| content::not_a_form().response())?;
         let limit = self.config().max_uploaded_image_bytes + FORM_OVERHEAD_BYTES;
         self.uploading = true;
         Ok(Upload { parser, field: None, filename: None, part: Part::Ignored, file: None, name: None, taken: 0, limit })
@@ -188,8 +184,8 @@ impl<S: Storage> App<S> {
                 Event::PartEnd => {
                     if let Part::Field(field, value) = core::mem::replace(&mut upload.part, Part::Ignored) {
                         let name = upload.field.as_deref().unwrap_or_default();
-                        let value = String::from_utf8(value)
-                            .map_err(|_| ApiError::bad_request(alloc::format!("the {name} field is not UTF-8 text")))?;
+                        let value =
+                            String::from_utf8(value).map_err(|_| content::not_text(&alloc::format!("{name} field")))?;
                         match field {
                             Field::Name => upload.name = Some(value),
                             Field::Flag(flag) => {
@@ -224,7 +220,7 @@ impl<S: Storage> App<S> {
             return Ok(Part::Field(field, Vec::new()));
         };
         if upload.file.is_some() {
-            return Err(ApiError::bad_request("send one file per upload"));
+            return Err(content::one_file_only());
         }
         content::check_upload_filename(&filename)?;
         if !filename.to_ascii_lowercase().ends_with(".rgb") {
@@ -273,9 +269,7 @@ impl<S: Storage> App<S> {
             return Err(malformed(nostd_multipart::Error::UnexpectedEof));
         }
         let Some(file) = upload.file else {
-            return Err(ApiError::bad_request(
-                "no file in the form: send one file field holding image_<width>x<height>.rgb",
-            ));
+            return Err(content::no_file());
         };
         if file.received != file.expected {
             return Err(content::wrong_length(file.received, file.size.0, file.size.1));

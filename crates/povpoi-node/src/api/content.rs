@@ -105,7 +105,7 @@ fn multipart_error(e: &MultipartError) -> ApiError {
             format!("upload too large: at most {} KiB", UPLOAD_BODY_LIMIT / 1024),
         )
     } else {
-        ApiError::bad_request(format!("malformed multipart form: {}", e.body_text()))
+        content::malformed_form(e.body_text()).into()
     }
 }
 
@@ -124,9 +124,7 @@ async fn upload(
     State(node): State<AppState>,
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<content::ImageStored>, ApiError> {
-    let mut form = form.map_err(|_| {
-        ApiError::bad_request("send the image as multipart/form-data with one file field (image_<width>x<height>.rgb)")
-    })?;
+    let mut form = form.map_err(|_| ApiError::from(content::not_a_form()))?;
     let mut file: Option<(String, Bytes)> = None;
     let mut name: Option<String> = None;
     let mut options = povpoi_media::ConvertOptions::for_leds(node.display.leds.get().min(MAX_HEIGHT));
@@ -134,21 +132,21 @@ async fn upload(
     while let Some(field) = form.next_field().await.map_err(|e| multipart_error(&e))? {
         let filename = field.file_name().map(str::to_owned);
         if filename.is_none() && has_raw_filename(field.headers()) {
-            return Err(ApiError::bad_request("the file name is not UTF-8 text"));
+            return Err(content::not_text("file name").into());
         }
         let field_name = field.name().map(str::to_owned);
         let bytes = field.bytes().await.map_err(|e| multipart_error(&e))?;
         match filename {
             Some(filename) => {
                 if file.is_some() {
-                    return Err(ApiError::bad_request("send one file per upload"));
+                    return Err(content::one_file_only().into());
                 }
                 file = Some((filename, bytes));
             }
             None if matches!(field_name.as_deref(), Some("name" | "flipH" | "flipV" | "rotate" | "contrast")) => {
                 let field = field_name.unwrap_or_default();
-                let text = String::from_utf8(bytes.to_vec())
-                    .map_err(|_| ApiError::bad_request(format!("the {field} field is not UTF-8 text")))?;
+                let text =
+                    String::from_utf8(bytes.to_vec()).map_err(|_| content::not_text(&format!("{field} field")))?;
                 match field.as_str() {
                     "name" => name = Some(text),
                     "flipH" => options.flip_h = content::form_flag(&field, &text)?,
@@ -163,9 +161,7 @@ async fn upload(
         }
     }
     let Some((filename, pixels)) = file else {
-        return Err(ApiError::bad_request(
-            "no file in the form: send one file field holding image_<width>x<height>.rgb",
-        ));
+        return Err(content::no_file().into());
     };
     content::check_upload_filename(&filename)?;
     // A raw file with picture options goes through the converter too (it reads image_WxH.rgb).
