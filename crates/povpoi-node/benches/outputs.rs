@@ -80,7 +80,7 @@ async fn fastest_fire(http: &reqwest::Client, node: &Node) {
 /// Columns the node's player showed per second over [`WINDOW`], and the output errors it
 /// counted meanwhile.
 async fn player_rate(node: &Node) -> (f64, u64) {
-    let stats = &node.state().player_stats;
+    let stats = &node.player_stats();
     let (columns, errors) = (stats.columns.load(Ordering::Relaxed), stats.output_errors.load(Ordering::Relaxed));
     let start = Instant::now();
     tokio::time::sleep(WINDOW).await;
@@ -174,7 +174,7 @@ fn main() {
             let dir = tempfile::tempdir().unwrap();
             let node = start_node(&dir.path().join("poi"), OutputSpec::Sim, leds).await;
             fastest_fire(&http, &node).await;
-            let strip = node.state().display.strip.clone().unwrap();
+            let strip = node.display().strip.clone().unwrap();
             let before = strip.since(u64::MAX).1;
             let (rate, errors) = player_rate(&node).await;
             let kept = strip.since(u64::MAX).1 - before;
@@ -217,7 +217,7 @@ fn main() {
         };
         post(&http, &node, "/api/live", column(0)).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let errors = node.state().player_stats.output_errors.load(Ordering::Relaxed);
+        let errors = node.player_stats().output_errors.load(Ordering::Relaxed);
         let (got, start) = (board.load(Ordering::Relaxed), Instant::now());
         let mut posted = 0u64;
         while start.elapsed() < WINDOW {
@@ -226,7 +226,7 @@ fn main() {
         }
         let seconds = start.elapsed().as_secs_f64();
         let reached = board.load(Ordering::Relaxed) - got;
-        let errors = node.state().player_stats.output_errors.load(Ordering::Relaxed) - errors;
+        let errors = node.player_stats().output_errors.load(Ordering::Relaxed) - errors;
         println!(
             "| teensy (pty, fake board), live columns posted to /api/live | 32 | {:.1} reached the board ({:.0} posted/s) | {errors} | {:.0}/s at 115200 baud on a real line |",
             reached as f64 / seconds,

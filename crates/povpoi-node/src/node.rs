@@ -314,9 +314,24 @@ impl Node {
         self.state.addr
     }
 
-    /// The shared state (for tests and the command).
-    pub fn state(&self) -> &Arc<NodeState> {
-        &self.state
+    /// The replicated library.
+    pub fn library(&self) -> &crate::library::Library {
+        &self.state.library
+    }
+
+    /// The strip and output this poi plays on.
+    pub fn display(&self) -> &crate::state::Display {
+        &self.state.display
+    }
+
+    /// The frame loop's counters.
+    pub fn player_stats(&self) -> &crate::player::PlayerStats {
+        &self.state.player_stats
+    }
+
+    /// The column live mode shows now.
+    pub fn live_column(&self) -> Vec<povpoi_core::model::Rgb> {
+        self.state.live.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Stops serving and syncing, says goodbye on mDNS, and waits for the tasks.

@@ -64,51 +64,52 @@ pub struct Display {
     pub strip: Option<SimStrip>,
 }
 
-/// Everything the node's tasks and handlers share.
+/// Everything the node's tasks and handlers share, within the crate: from outside, a
+/// [`crate::node::Node`] gives narrow handles (its library, display, counters).
 pub struct NodeState {
     /// The data directory.
-    pub data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// The address the API really listens on.
-    pub addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     /// The replicated library.
-    pub library: Library,
+    pub(crate) library: Library,
     /// The poi's own settings: read with [`NodeState::config`], changed (and saved) with
     /// [`NodeState::update_config`].
     pub(crate) config: Mutex<DeviceConfig>,
     /// Known peers.
-    pub peers: PeerTable,
+    pub(crate) peers: PeerTable,
     /// Sessions this poi started.
-    pub history: History,
+    pub(crate) history: History,
     /// The event stream.
-    pub events: EventBus,
+    pub(crate) events: EventBus,
     /// Nonces of accepted peer requests.
-    pub replay: Mutex<ReplayGuard>,
+    pub(crate) replay: Mutex<ReplayGuard>,
     /// HTTP client for peers.
-    pub http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     /// One outgoing session per peer address at a time; sessions with different peers run
     /// side by side, so a change reaches a troupe in about one session's time.
     pub(crate) session_locks: Mutex<std::collections::HashMap<SocketAddr, Arc<tokio::sync::Mutex<()>>>>,
     /// The column shown in live mode (not replicated: it changes many times a second).
-    pub live: Mutex<Vec<Rgb>>,
+    pub(crate) live: Mutex<Vec<Rgb>>,
     /// Addresses added by hand (probed until they answer, kept across restarts).
-    pub manual_peers: Mutex<Vec<SocketAddr>>,
+    pub(crate) manual_peers: Mutex<Vec<SocketAddr>>,
     /// Wakes the sync loop: settings changed or a sync was asked for.
-    pub kick: Notify,
+    pub(crate) kick: Notify,
     /// Wakes the prober and discovery to look again now.
-    pub rediscover: Notify,
+    pub(crate) rediscover: Notify,
     /// The strip and output this poi plays on.
-    pub display: Display,
+    pub(crate) display: Display,
     /// The frame loop's counters.
-    pub player_stats: PlayerStats,
+    pub(crate) player_stats: PlayerStats,
     /// The identify flash (`POST /api/identify`).
-    pub identify: Identify,
+    pub(crate) identify: Identify,
     /// The show clock the player renders by.
-    pub show: ShowTime,
+    pub(crate) show: ShowTime,
     /// The request bodies held now (see [`crate::memory`]).
-    pub bodies: Arc<crate::memory::BodyBudget>,
+    pub(crate) bodies: Arc<crate::memory::BodyBudget>,
     /// Counts pairing-key changes: an event stream opened under one key ends when it changes,
     /// so a browser that lacks the new key stops hearing what the poi does.
-    pub key_changes: tokio::sync::watch::Sender<u64>,
+    pub(crate) key_changes: tokio::sync::watch::Sender<u64>,
     /// How long the last pushes of a change to a peer took, µs.
     pub(crate) push_rounds: Mutex<VecDeque<u64>>,
     /// Per peer address: whether a session of auto-sync runs, and whether it is wanted again.

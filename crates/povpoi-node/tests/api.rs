@@ -293,7 +293,7 @@ async fn settings_status_live_power_and_wifi() {
     let column: Vec<Value> = (0..144).map(|_| json!({ "r": 1, "g": 2, "b": 3 })).collect();
     poi.ok(Method::POST, "/api/live", json!({ "pixels": column })).await;
     assert_eq!(poi.get("/api/sync/status").await["libraryDigest"], digest, "live columns are not replicated edits");
-    let live = poi.node.state().live.lock().unwrap().clone();
+    let live = poi.node.live_column();
     assert_eq!(live.len(), 144);
     assert_eq!((live[0].r, live[0].g, live[0].b), (1, 2, 3));
 

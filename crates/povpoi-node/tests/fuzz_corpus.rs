@@ -38,7 +38,7 @@ async fn start_node(dir: &std::path::Path) -> (Node, reqwest::Client, String) {
 async fn multipart_upload() {
     let dir = tempfile::tempdir().unwrap();
     let (node, http, base) = start_node(dir.path()).await;
-    let images = || node.state().library.read(|poi| poi.images().count());
+    let images = || node.library().read(|poi| poi.images().count());
     let mut failed = Vec::new();
     for (path, data) in replay::inputs("multipart_upload") {
         let (content_type, body) = node_checks::upload_request(&data);
@@ -68,7 +68,7 @@ async fn multipart_upload() {
 async fn legacy_api() {
     let dir = tempfile::tempdir().unwrap();
     let (node, http, base) = start_node(dir.path()).await;
-    let records = || node.state().library.read(|poi| poi.records().cloned().collect::<Vec<_>>());
+    let records = || node.library().read(|poi| poi.records().cloned().collect::<Vec<_>>());
     let mut failed = Vec::new();
     for (path, data) in replay::inputs("legacy_api") {
         let (method, route, body) = node_checks::api_request(&data);

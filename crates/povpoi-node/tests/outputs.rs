@@ -404,7 +404,7 @@ async fn settled_columns(strip: &SimStrip) -> Vec<Vec<Rgb>> {
 async fn a_live_column_reaches_the_strip_without_gamma() {
     let dir = tempfile::tempdir().unwrap();
     let node = loopback_node(dir.path(), OutputSpec::Sim).await;
-    let strip = node.state().display.strip.clone().expect("the sim strip");
+    let strip = node.display().strip.clone().expect("the sim strip");
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let post = |path: &'static str, body: serde_json::Value| {
         http.post(format!("http://{}{path}", node.addr())).body(body.to_string()).send()
@@ -480,7 +480,7 @@ async fn a_node_on_the_apa102_output_appends_frames_to_a_regular_file() {
     std::fs::write(&capture, b"").unwrap();
     let output = OutputSpec::Apa102 { device: capture.clone(), clock_hz: DEFAULT_CLOCK_HZ, order: None };
     let node = loopback_node(&dir.path().join("poi"), output).await;
-    assert!(node.state().display.output.contains("no SPI"), "{}", node.state().display.output);
+    assert!(node.display().output.contains("no SPI"), "{}", node.display().output);
     let frame_of = |column: &[Rgb]| {
         let mut frame = Vec::new();
         povpoi_core::wire::apa102::encode(column, ColorOrder::Bgr, povpoi_core::wire::apa102::MAX_GLOBAL, &mut frame);

@@ -468,7 +468,7 @@ async fn an_image_selected_on_one_poi_plays_on_the_other() {
         .body(form);
     let (status, answer) = http.send(upload).await;
     assert_eq!(status, 200, "{answer}");
-    let strip = b.state().display.strip.clone().expect("B plays on the sim strip");
+    let strip = b.display().strip.clone().expect("B plays on the sim strip");
     let mut lit = [Rgb::new(200, 40, 0)];
     Finish { brightness: 128, gamma: true }.apply(&mut lit);
     let lit = lit[0];
