@@ -182,10 +182,10 @@ pub struct Peer {
     pub online: bool,
     /// How it was found.
     pub source: Source,
-    /// Until when (monotonic µs) auto-sync leaves it alone: it refused this poi (another
-    /// key, say), or its last sessions got no answer (backed off).
+    /// Until when (monotonic µs) auto-sync leaves it alone: its last session was refused
+    /// (another key, say), got no answer in time or broke off ([`Peers::session_ended`]).
     refused_until: Option<u64>,
-    /// Sessions in a row that were refused or got no answer in time: the back-off grows
+    /// Sessions in a row that were refused, got no answer in time or broke off: the back-off grows
     /// with them.
     setbacks: u32,
     /// When (monotonic µs) it last called this poi in and passed its checks.
@@ -356,7 +356,7 @@ impl Peers {
     }
 
     /// Leaves a peer out of auto-sync for a while after a session begun at `since_us` was
-    /// refused (another key, say) or got no answer in time: `first_us`, doubling with each
+    /// refused (another key, say), got no answer in time or broke off: `first_us`, doubling with each
     /// setback in a row up to `longest_us`. A peer is still tried now and then, and one that
     /// called in since (so it takes this poi now) is not held back. Returns the period, µs.
     pub fn back_off(&mut self, id: DeviceId, since_us: u64, first_us: u64, longest_us: u64, mono_us: u64) -> u64 {

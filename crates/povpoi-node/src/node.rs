@@ -12,6 +12,7 @@ use std::time::Duration;
 use povpoi_core::device::ReplicaId;
 use povpoi_core::render::Renderer;
 use povpoi_core::sync::{Identity, PROTOCOL_VERSION};
+use povpoi_peer::session::Ended;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -542,9 +543,12 @@ fn push_to(state: &Arc<NodeState>, peer: Peer, trigger: &'static str, noticed: O
             let after = state.peers.session_ended(peer.device_id, peer.addr, began, ended, state.peer_timeout);
             if after.paused_us > 0 {
                 tracing::info!(peer = %peer.addr, paused_ms = after.paused_us / 1_000, ?ended, "peer left out of auto-sync for a while");
-                // Not asked again for the changes that piled up meanwhile: the first round
-                // after its pause carries them.
-                worker.again.store(false, Ordering::SeqCst);
+                // A peer that refused or stalled is not asked again for the changes that
+                // piled up meanwhile: the first round after its pause carries them. One
+                // whose session broke off otherwise is, at once, as before its pause.
+                if ended != Ended::Failed {
+                    worker.again.store(false, Ordering::SeqCst);
+                }
             } else if after.went_offline {
                 state.events.send(Event::PeerDown { device_id: peer.device_id.to_string() });
             }

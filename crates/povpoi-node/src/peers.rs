@@ -96,7 +96,8 @@ impl PeerTable {
     }
 
     /// Leaves a peer out of auto-sync for a while after a session begun at `since` was
-    /// refused or got no answer in time (see [`Peers::back_off`]). Returns the period.
+    /// refused, got no answer in time or broke off (see [`Peers::back_off`]; auto-sync asks
+    /// [`PeerTable::session_ended`], which picks the first period). Returns the period.
     pub fn back_off(&self, id: DeviceId, since: Instant, first: Duration, longest: Duration) -> Duration {
         let since = us(since.saturating_duration_since(self.start));
         let mono = self.mono_us();

@@ -310,7 +310,7 @@ async fn drive(
     outcome.map_err(|e| match e {
         DriveError::Link(failure) => LinkFailure { ended, ..failure },
         DriveError::WrongPeer { answered } => {
-            LinkFailure::new(Ended::Failed, format!("the poi at {addr} is {answered}, not {receiver}"))
+            LinkFailure::new(ended, format!("the poi at {addr} is {answered}, not {receiver}"))
         }
         DriveError::TooManyRoundTrips => {
             LinkFailure::new(Ended::Failed, format!("gave up after {} round trips", session::MAX_ROUND_TRIPS))
@@ -328,7 +328,8 @@ pub fn direction_name(direction: Direction) -> &'static str {
     }
 }
 
-/// Syncs with every online peer of this poi's group, side by side, each within `deadline`.
+/// Syncs with every online peer of this poi's group (a person asked: those auto-sync pauses
+/// too), side by side, each within `deadline`.
 pub async fn sync_with_online_peers(
     node: &impl SessionParts,
     options: SyncOptions,
@@ -336,7 +337,7 @@ pub async fn sync_with_online_peers(
     deadline: Duration,
 ) -> Vec<HistoryEntry> {
     let group = node.caller().group;
-    let peers = node.peers().due_in(&group, povpoi_core::sync::PROTOCOL_VERSION);
+    let peers = node.peers().online_in(&group, povpoi_core::sync::PROTOCOL_VERSION);
     let sessions = peers.iter().map(|peer| sync_with(node, peer.addr, Some(peer), options, trigger, deadline));
     futures_util::future::join_all(sessions).await
 }

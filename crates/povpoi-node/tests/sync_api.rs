@@ -35,9 +35,13 @@ impl Http {
     }
 
     async fn post_json(&self, addr: SocketAddr, path: &str, body: Value) -> (u16, Value) {
+        self.post_as_json(addr, path, serde_json::to_vec(&body).unwrap()).await
+    }
+
+    /// Any bytes, said to be JSON.
+    async fn post_as_json(&self, addr: SocketAddr, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
         let request = self.0.post(format!("http://{addr}{path}")).header("content-type", "application/json");
-        let request = request.body(serde_json::to_vec(&body).unwrap());
-        self.send(request).await
+        self.send(request.body(body)).await
     }
 
     /// A request carrying a pairing key as a bearer token, as the web UI sends it.
@@ -101,8 +105,8 @@ async fn config_is_validated_persisted_and_never_shows_the_key() {
     ] {
         assert!(is_error(&http.post_json(addr, "/api/device/config", bad.clone()).await, 400), "{bad} accepted");
     }
-    assert!(is_error(&http.post(addr, "/api/device/config", "{\"deviceName\": ").await, 400));
-    assert!(is_error(&http.post(addr, "/api/device/config", vec![0xff, 0xfe, 0x00]).await, 400));
+    assert!(is_error(&http.post_as_json(addr, "/api/device/config", "{\"deviceName\": ").await, 400));
+    assert!(is_error(&http.post_as_json(addr, "/api/device/config", vec![0xff, 0xfe, 0x00]).await, 400));
     // A page on another site may post text or a form without the browser asking first:
     // not JSON, not taken, so no such page sets a pairing key that locks the poi.
     for content_type in [None, Some("text/plain"), Some("application/x-www-form-urlencoded")] {
@@ -118,7 +122,17 @@ async fn config_is_validated_persisted_and_never_shows_the_key() {
         }
         let answer = http.send(add.body(r#"{"address": "192.0.2.1:80"}"#)).await;
         assert!(is_error(&answer, 415), "{content_type:?}: {answer:?}");
+        // Nor may such a page have the poi sync with an address of its choosing.
+        let mut execute = http.0.post(format!("http://{addr}/api/sync/execute"));
+        if let Some(content_type) = content_type {
+            execute = execute.header("content-type", content_type);
+        }
+        let answer = http.send(execute.body(r#"{"peerId": "192.0.2.1:80"}"#)).await;
+        assert!(is_error(&answer, 415), "{content_type:?}: {answer:?}");
     }
+    // The content type is checked first, as on a board: a body that is no JSON either gets 415.
+    let (status, _) = http.send(http.0.post(format!("http://{addr}/api/device/config")).body("{")).await;
+    assert_eq!(status, 415);
     assert_eq!(http.get(addr, "/api/sync/peers").await.1["addresses"], json!([]));
     let (_, unchanged) = http.get(addr, "/api/device/config").await;
     assert_eq!(unchanged, config, "refused changes changed nothing");

@@ -106,10 +106,12 @@ impl Failure for LinkFailure {
 }
 
 /// How a session [`drive`] ran ended, `progress` as it left it: a connection refused once
-/// messages were answered is a session broken off ([`Ended::Failed`]), not a peer gone.
+/// messages were answered is a session broken off ([`Ended::Failed`]), not a peer gone;
+/// another poi answering at the peer's address is the peer gone from there.
 pub fn ended<E: Failure>(outcome: &Result<(), DriveError<E>>, progress: &Progress) -> Ended {
     match outcome {
         Ok(()) => Ended::Synced,
+        Err(DriveError::WrongPeer { .. }) => Ended::Unreachable,
         Err(DriveError::Link(e)) => match e.ended() {
             Ended::Unreachable if progress.round_trips > 0 => Ended::Failed,
             // A link reports failures only: one saying otherwise is taken as one.
@@ -288,7 +290,7 @@ mod tests {
         assert_eq!(ended(&failure(Ended::Stalled), &after(4)), Ended::Stalled);
         assert_eq!(ended(&failure(Ended::Synced), &after(0)), Ended::Failed, "a link reports failures only");
         let wrong = Err(DriveError::<LinkFailure>::WrongPeer { answered: DeviceId([2, 0, 0, 0, 0, 9]) });
-        assert_eq!(ended(&wrong, &after(1)), Ended::Failed);
+        assert_eq!(ended(&wrong, &after(0)), Ended::Unreachable, "another poi at its address");
         assert_eq!(ended(&Err(DriveError::<LinkFailure>::TooManyRoundTrips), &after(0)), Ended::Failed);
         let statuses = [401, 403, 409, 500, 503, 507].map(Ended::of_status);
         use Ended::{Failed, Refused};

@@ -101,8 +101,9 @@ pub struct Record {
     pub dot: Dot,
     /// When it was made, in hybrid logical time; only picks a winner among concurrent edits.
     pub stamp: Stamp,
-    /// Every edit of this item the editor had seen, this one included: the record
-    /// supersedes exactly the edits whose dots this covers.
+    /// Every edit of this item the editor had seen, this one included (for an item other
+    /// than an image, also its replica's floor: the edits its compacted tombstones deleted):
+    /// the record supersedes exactly the edits of this item whose dots this covers.
     pub context: VersionVector,
     /// What was written.
     pub value: Value,

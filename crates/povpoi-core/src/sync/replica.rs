@@ -12,7 +12,7 @@ use super::message::{Blob, Categories, Delta, Repair, Summary};
 use super::record::{Key, Record, Value};
 use super::session::{MAX_PUSH_RECORD_BYTES, MIN_PART_BYTES};
 use super::storage::{Storage, StorageError};
-use super::version::{Category, Dot, Knowledge};
+use super::version::{Category, Dot, Knowledge, VersionVector};
 use crate::clock::{Hlc, Stamp};
 use crate::device::{DeviceId, ReplicaId};
 use crate::hash::BlobHash;
@@ -737,8 +737,13 @@ impl<S: Storage> Replica<S> {
         let stamp = self.state.hlc.tick(now_ms);
         // The floor too: a tombstone compacted here is no held sibling any more, yet what it
         // deleted must stay deleted at a replica that never held it and takes this edit
-        // from one that dropped the tombstone for it (docs/PROTOCOL.md section 8).
-        let mut context = self.state.floor.get(key.category()).clone();
+        // from one that dropped the tombstone for it (docs/PROTOCOL.md section 8). Not for
+        // an image: its key is its creating dot, and once deleted it is never written again,
+        // so a board's 200 images keep contexts of one or two entries.
+        let mut context = match key {
+            Key::Image(_) => VersionVector::default(),
+            _ => self.state.floor.get(key.category()).clone(),
+        };
         for sibling in self.siblings(&key) {
             context.join(&sibling.context);
         }

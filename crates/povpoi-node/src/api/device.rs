@@ -2,7 +2,6 @@
 //! `/api/identify`: flash this poi's strip so a performer can find it.
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use povpoi_app::answers;
@@ -11,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::control::int_in;
-use super::{ApiError, AppState, JsonBody, RawBody, ok, parse_json};
+use super::{ApiError, AppState, JsonOnly, RawBody, ok, parse_json};
 
 use crate::config;
 use crate::events::Event;
@@ -96,10 +95,8 @@ async fn get_config(State(node): State<AppState>) -> Json<Value> {
 
 async fn set_config(
     State(node): State<AppState>,
-    headers: HeaderMap,
-    JsonBody(change): JsonBody<ConfigChange>,
+    JsonOnly(change): JsonOnly<ConfigChange>,
 ) -> Result<Json<Value>, ApiError> {
-    super::json_only(&headers)?;
     let current_key = node.config().group_key.clone();
     let Change { device_name, sync_group, auto_sync, sync_interval, group_key: new_key, led_count, color_order } =
         change.check(current_key.as_ref())?;

@@ -203,9 +203,20 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     }
 }
 
-/// `Ok` when the body is sent as JSON, the `415` otherwise ([`povpoi_app::rules::json_only`]).
-pub fn json_only(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
-    Ok(povpoi_app::rules::json_only(headers.get(axum::http::header::CONTENT_TYPE).map(|v| v.as_bytes()))?)
+/// A JSON object body taken only when sent as JSON: `415` otherwise, before the body is
+/// read ([`povpoi_app::rules::json_only`]: for the endpoints that decide whom a poi trusts,
+/// which no page on another site may reach).
+pub struct JsonOnly<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonOnly<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let content_type = request.headers().get(axum::http::header::CONTENT_TYPE).map(|v| v.as_bytes());
+        povpoi_app::rules::json_only(content_type)?;
+        let JsonBody(value) = JsonBody::from_request(request, state).await?;
+        Ok(JsonOnly(value))
+    }
 }
 
 /// Parses a JSON body, saying where it is wrong (the rules: [`povpoi_app::rules::parse_json`]).

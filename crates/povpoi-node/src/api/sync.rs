@@ -28,7 +28,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::access::{SignedExchange, authenticate};
-use super::{ApiError, AppState, JsonBody, RawBody, parse_json};
+use super::{ApiError, AppState, JsonBody, JsonOnly, RawBody, parse_json};
 use crate::config::SyncMode;
 use crate::discovery::Sighting;
 use crate::history::HistoryEntry;
@@ -113,7 +113,7 @@ struct ExecuteRequest {
 
 async fn execute(
     State(node): State<AppState>,
-    JsonBody(ask): JsonBody<ExecuteRequest>,
+    JsonOnly(ask): JsonOnly<ExecuteRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let direction = match ask.direction.as_deref().unwrap_or("bidirectional") {
         "bidirectional" => Direction::Bidirectional,
@@ -475,12 +475,7 @@ fn peer_address(text: &str) -> Result<SocketAddr, ApiError> {
         .map_err(|_| ApiError::bad_request(format!("address {text:?} is not IP:PORT (e.g. 192.168.4.2:80)")))
 }
 
-async fn add_peer(
-    State(node): State<AppState>,
-    headers: HeaderMap,
-    JsonBody(ask): JsonBody<AddPeer>,
-) -> Result<Json<Value>, ApiError> {
-    super::json_only(&headers)?;
+async fn add_peer(State(node): State<AppState>, JsonOnly(ask): JsonOnly<AddPeer>) -> Result<Json<Value>, ApiError> {
     let addr = peer_address(&ask.address)?;
     if addr == node.addr {
         return Err(ApiError::bad_request("that is this poi's own address"));
