@@ -315,6 +315,12 @@ impl Node {
         self.state.addr
     }
 
+    /// The node's whole HTTP API as a router, for a caller in the same process that sends it
+    /// requests without a socket (the fuzz targets).
+    pub fn router(&self) -> axum::Router {
+        crate::api::router(self.state.clone())
+    }
+
     /// The replicated library.
     pub fn library(&self) -> &crate::library::Library {
         &self.state.library
