@@ -607,6 +607,14 @@ async fn a_stuck_peer_holds_nobody_up() {
     let sessions_asked = asked.load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(sessions_asked, 1, "while it is stuck, the peer is not asked again at every change");
 
+    // Auto-sync pauses it now (5 s), but "sync now" asks it too: a person pressed it.
+    let (status, answer) = http.post_json(a.addr(), "/api/sync/execute", json!({"peerId": "auto"})).await;
+    assert_eq!(status, 200, "B synced: {answer}");
+    let asked_at: Vec<&str> =
+        answer["sessions"].as_array().unwrap().iter().filter_map(|e| e["ipAddress"].as_str()).collect();
+    assert!(asked_at.contains(&stuck.to_string().as_str()), "the paused peer was asked: {answer}");
+    assert!(asked_at.contains(&b.addr().to_string().as_str()), "{answer}");
+
     // Five people press "sync now" at once: every call answers before the client gives up
     // (10 s), naming the peer that stalled.
     let calls = (0..5).map(|_| http.post_json(a.addr(), "/api/sync/execute", json!({"peerId": stuck.to_string()})));
