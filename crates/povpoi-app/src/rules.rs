@@ -20,10 +20,31 @@ use crate::api::ApiError;
 /// network it joins (a pairing key, the network, peers given by address) take only this,
 /// so no page a phone on the network opens can lock a poi or move it.
 pub fn json_only(content_type: Option<&[u8]>) -> Result<(), ApiError> {
-    match content_type {
-        Some(t) if t.len() >= 16 && t[..16].eq_ignore_ascii_case(b"application/json") => Ok(()),
-        _ => Err(ApiError::new(415, "send the body as JSON, with Content-Type: application/json")),
+    match is_media_type(content_type, b"application/json") {
+        true => Ok(()),
+        false => Err(ApiError::new(415, "send the body as JSON, with Content-Type: application/json")),
     }
+}
+
+/// Takes only a body sent as a file's raw bytes (`Content-Type: application/octet-stream`,
+/// any case, any parameters; 415 otherwise), for the endpoints that take a whole file to
+/// write into the library (a backup): for the same reason as [`json_only`], no page on
+/// another site can send that type without the browser asking the poi first.
+pub fn octets_only(content_type: Option<&[u8]>) -> Result<(), ApiError> {
+    match is_media_type(content_type, b"application/octet-stream") {
+        true => Ok(()),
+        false => {
+            Err(ApiError::new(415, "send the file's bytes as the body, with Content-Type: application/octet-stream"))
+        }
+    }
+}
+
+/// Whether a `Content-Type` header names `media` (any case), alone or followed by parameters.
+fn is_media_type(content_type: Option<&[u8]>, media: &[u8]) -> bool {
+    let Some(t) = content_type else { return false };
+    t.len() >= media.len()
+        && t[..media.len()].eq_ignore_ascii_case(media)
+        && t[media.len()..].first().is_none_or(|b| *b == b';' || b.is_ascii_whitespace())
 }
 
 /// Parses a JSON object body, saying where it is wrong.
@@ -203,6 +224,26 @@ pub fn select<S: Storage>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_is_taken_only_as_the_type_its_endpoint_names() {
+        for taken in ["application/json", "Application/JSON; charset=utf-8", "application/json ;x=1"] {
+            assert!(json_only(Some(taken.as_bytes())).is_ok(), "{taken}");
+        }
+        for refused in
+            ["text/plain", "application/jsonp", "multipart/form-data; boundary=x", "application/octet-stream"]
+        {
+            assert_eq!(json_only(Some(refused.as_bytes())).unwrap_err().status, 415, "{refused}");
+        }
+        assert_eq!(json_only(None).unwrap_err().status, 415);
+        for taken in ["application/octet-stream", "APPLICATION/Octet-Stream;x=1"] {
+            assert!(octets_only(Some(taken.as_bytes())).is_ok(), "{taken}");
+        }
+        for refused in ["text/plain", "application/x-www-form-urlencoded", "application/json", "application/octet"] {
+            assert_eq!(octets_only(Some(refused.as_bytes())).unwrap_err().status, 415, "{refused}");
+        }
+        assert_eq!(octets_only(None).unwrap_err().status, 415);
+    }
 
     #[test]
     fn bodies_are_read_with_errors_that_say_what_to_fix() {

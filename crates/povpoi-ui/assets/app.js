@@ -127,7 +127,8 @@ const failure = async (res, what) => new Error((await res.json().catch(() => ({}
 // One call: JSON in and out, the server's `error` text as the thrown message.
 async function api(method, path, body, headers) {
   const opts = { method, headers: {} };
-  if (body instanceof Blob || body instanceof ArrayBuffer) opts.body = body;
+  // A file's bytes say so: a poi takes them only as octet-stream (a page on another site cannot send that).
+  if (body instanceof Blob || body instanceof ArrayBuffer) { opts.body = body; opts.headers["content-type"] = "application/octet-stream"; }
   else if (body !== undefined) { opts.body = JSON.stringify(body); opts.headers["content-type"] = "application/json"; }
   const res = await keyed(path, opts, headers);
   if (!res.ok) throw await failure(res, method + " " + path);
