@@ -20,10 +20,7 @@ use crate::api::ApiError;
 /// network it joins (a pairing key, the network, peers given by address) take only this,
 /// so no page a phone on the network opens can lock a poi or move it.
 pub fn json_only(content_type: Option<&[u8]>) -> Result<(), ApiError> {
-    match is_media_type(content_type, b"application/json") {
-        true => Ok(()),
-        false => Err(ApiError::new(415, "send the body as JSON, with Content-Type: application/json")),
-    }
+    sent_as(content_type, "application/json", "send the body as JSON, with Content-Type: application/json")
 }
 
 /// Takes only a body sent as a file's raw bytes (`Content-Type: application/octet-stream`,
@@ -31,20 +28,20 @@ pub fn json_only(content_type: Option<&[u8]>) -> Result<(), ApiError> {
 /// write into the library (a backup): for the same reason as [`json_only`], no page on
 /// another site can send that type without the browser asking the poi first.
 pub fn octets_only(content_type: Option<&[u8]>) -> Result<(), ApiError> {
-    match is_media_type(content_type, b"application/octet-stream") {
-        true => Ok(()),
-        false => {
-            Err(ApiError::new(415, "send the file's bytes as the body, with Content-Type: application/octet-stream"))
-        }
-    }
+    let fix = "send the file's bytes as the body, with Content-Type: application/octet-stream";
+    sent_as(content_type, "application/octet-stream", fix)
 }
 
-/// Whether a `Content-Type` header names `media` (any case), alone or followed by parameters.
-fn is_media_type(content_type: Option<&[u8]>, media: &[u8]) -> bool {
-    let Some(t) = content_type else { return false };
-    t.len() >= media.len()
-        && t[..media.len()].eq_ignore_ascii_case(media)
-        && t[media.len()..].first().is_none_or(|b| *b == b';' || b.is_ascii_whitespace())
+/// `Ok` when a `Content-Type` header names `media` (any case), alone or followed by
+/// parameters; the `415` saying `fix` otherwise.
+fn sent_as(content_type: Option<&[u8]>, media: &str, fix: &'static str) -> Result<(), ApiError> {
+    let media = media.as_bytes();
+    let named = content_type.is_some_and(|t| {
+        t.len() >= media.len()
+            && t[..media.len()].eq_ignore_ascii_case(media)
+            && t[media.len()..].first().is_none_or(|b| *b == b';' || b.is_ascii_whitespace())
+    });
+    if named { Ok(()) } else { Err(ApiError::new(415, fix)) }
 }
 
 /// Parses a JSON object body, saying where it is wrong.

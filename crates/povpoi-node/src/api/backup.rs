@@ -434,7 +434,7 @@ struct Restored {
 /// (others stay as they are), sets brightness and frame rate. The body is taken only as
 /// `application/octet-stream`, checked before it is read ([`povpoi_app::rules::octets_only`]).
 async fn restore(State(node): State<AppState>, request: axum::extract::Request) -> Result<Json<Value>, ApiError> {
-    povpoi_app::rules::octets_only(request.headers().get(header::CONTENT_TYPE).map(|v| v.as_bytes()))?;
+    povpoi_app::rules::octets_only(super::content_type(&request))?;
     let RawBody(file) = RawBody::from_request(request, &()).await.map_err(|e| {
         if e.status == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(e.status, format!("a backup is at most {} MiB", RESTORE_BODY_LIMIT / (1024 * 1024)))

@@ -212,11 +212,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonOnly<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let content_type = request.headers().get(axum::http::header::CONTENT_TYPE).map(|v| v.as_bytes());
-        povpoi_app::rules::json_only(content_type)?;
+        povpoi_app::rules::json_only(content_type(&request))?;
         let JsonBody(value) = JsonBody::from_request(request, state).await?;
         Ok(JsonOnly(value))
     }
+}
+
+/// A request's `Content-Type` header, for the rules that take a body only as one type.
+fn content_type(request: &Request) -> Option<&[u8]> {
+    request.headers().get(axum::http::header::CONTENT_TYPE).map(|v| v.as_bytes())
 }
 
 /// Parses a JSON body, saying where it is wrong (the rules: [`povpoi_app::rules::parse_json`]).
